@@ -1,0 +1,82 @@
+import ArgumentParser
+import Checkpoint
+import Compression
+import EdgeFormat
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `compress`: checkpoint in, `.edge` out; plus inspect and export.
+struct Compress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Compress a language model checkpoint into a compact .edge file.",
+        discussion: """
+        Inputs: a Hugging Face folder (config.json + model.safetensors or sharded shards + index), \
+        a .safetensors file beside its config.json, a llama.cpp .gguf file, or an .edge file.
+        Example: compress --recipe Recipes/int8-prune50.json Fixtures/tiny-llama out.edge
+        """,
+        version: toolchainVersion,
+        subcommands: [Convert.self, Inspect.self, Export.self],
+        defaultSubcommand: Convert.self
+    )
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Run a recipe over a checkpoint and write an .edge file (the default command)."
+    )
+
+    @Option(name: .long, help: "Recipe JSON file (see Recipes/ and docs/recipes.md).")
+    var recipe: String
+
+    @Option(name: .long, help: "Calibration text for passes that need it.")
+    var data: String?
+
+    @Flag(name: .long, help: "Print a JSON summary on stdout instead of text.")
+    var json = false
+
+    @Argument(help: "Input checkpoint: HF folder, .safetensors, .gguf or .edge.")
+    var input: String
+
+    @Argument(help: "Output .edge file (written atomically).")
+    var output: String
+
+    func validate() throws {
+        if let data, !FileManager.default.fileExists(atPath: data) {
+            throw ValidationError("--data \(data): no such file")
+        }
+    }
+
+    func run() throws {
+        let recipe = try Recipe.load(path: self.recipe)
+        let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)
+        let bar = ProgressBar(label: "compress")
+        let summary = try pipeline.run(input: input, output: output) { done, total, item in
+            bar.update(done: done, total: total, item: item)
+        }
+        bar.finish()
+        if json {
+            let o: JSONValue = .object([
+                "output": .string(summary.output), "bytes": .number(Double(summary.bytes)),
+                "parameters": .number(Double(summary.parameters)), "bits_per_weight": .number(summary.bitsPerWeight),
+                "seconds": .number(summary.seconds), "recipe": .string(recipe.name), "passes": .array(summary.records),
+            ])
+            print(o.prettyText())
+        } else {
+            print(String(format: "%@: %@ bytes, %.2f bits/weight over %@ weights, recipe %@, %.1fs",
+                         summary.output, "\(summary.bytes)", summary.bitsPerWeight, "\(summary.parameters)", recipe.name, summary.seconds))
+        }
+    }
+}
+
+// Remove temporary output files on Ctrl-C / SIGTERM so an interrupted run leaves no partial output.
+for sig in [SIGINT, SIGTERM] {
+    signal(sig) { s in
+        AtomicOutput.removeAllPending()
+        _exit(128 + s)
+    }
+}
+Compress.main()

@@ -1,0 +1,78 @@
+import EdgeFormat
+import Foundation
+
+/// Where a pass sits in a pipeline; a recipe must list passes in non-decreasing stage order.
+public enum PassStage: Int, Comparable, Sendable {
+    case prune = 0, quantize = 1, pack = 2
+    public static func < (a: PassStage, b: PassStage) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// One tensor flowing through the pipeline. Passes see float values (after quantization, the
+/// dequantized values) and may set the final encoding.
+public struct WorkTensor {
+    public let name: String
+    public let shape: [Int]
+    /// Current values, row-major [out, in].
+    public var values: [Float]
+    /// Set once a pass has fixed the stored encoding (quantize, cast). Nil means f32.
+    public var encoded: EncodedTensor?
+    /// Which recipe pass encoded it (for error messages).
+    public var encodedBy: Int?
+
+    public init(name: String, shape: [Int], values: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+
+    public var rows: Int { shape.count == 2 ? shape[0] : 1 }
+    public var cols: Int { shape.count == 2 ? shape[1] : shape.reduce(1, *) }
+
+    /// Fraction of values that are exactly zero.
+    public var sparsity: Double {
+        guard !values.isEmpty else { return 0 }
+        var zeros = 0
+        for v in values where v == 0 { zeros += 1 }
+        return Double(zeros) / Double(values.count)
+    }
+}
+
+/// What a pass may need beyond the tensor: the model config and, for statistics, the whole graph.
+public struct PassContext {
+    public let config: ModelConfig
+    /// Index of this pass in the recipe (for messages: `passes[i]`).
+    public let index: Int
+    /// The recipe file (for messages).
+    public let recipeFile: String
+}
+
+/// A compression pass: one file each, one recipe stage each. Parsed from its recipe object,
+/// it may gather global statistics in `prepare`, then transforms selected tensors one at a time
+/// in `apply` (so the pipeline streams the model), and finally describes what it did.
+public protocol Pass {
+    /// The `"pass"` value in recipes.
+    static var id: String { get }
+    static var stage: PassStage { get }
+    /// Parses the pass's fields (the caller rejects unknown fields afterwards).
+    init(fields: inout RecipeFields) throws
+    /// Which tensors it touches.
+    var selector: TensorSelector { get }
+    /// Whole-model statistics before any tensor is transformed (default: none). Reads tensors lazily.
+    mutating func prepare(graph: ModelGraph, context: PassContext) throws
+    /// Transforms one selected tensor.
+    mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws
+    /// What the pass did, recorded in the output's provenance.
+    func record() -> JSONValue
+}
+
+extension Pass {
+    public mutating func prepare(graph: ModelGraph, context: PassContext) throws {}
+}
+
+/// A pass failed on a tensor (e.g. a value its encoding cannot represent).
+public struct PassError: Error, CustomStringConvertible {
+    public let pass: String
+    public let tensor: String
+    public let why: String
+    public var description: String { "pass '\(pass)': tensor '\(tensor)': \(why)" }
+}

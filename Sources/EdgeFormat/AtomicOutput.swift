@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a file atomically: bytes go to a temporary file in the destination's folder, which is
+/// renamed over the destination only by `commit()`. If the writer is dropped without `commit()`
+/// (an error, a signal handler calling `AtomicOutput.removeAllPending()`), the temporary file is
+/// removed and the destination is untouched.
+public final class AtomicOutput {
+    public let destination: String
+    public let temporaryPath: String
+    private var handle: UnsafeMutablePointer<FILE>?
+    private var committed = false
+    public private(set) var bytesWritten: Int = 0
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var pending: Set<String> = []
+
+    /// Opens a temporary file beside `destination`.
+    /// - Parameter protecting: paths that must never be overwritten (the inputs); refusing them is the caller's first line of defence.
+    public init(destination: String, protecting inputs: [String] = []) throws {
+        let dest = URL(fileURLWithPath: destination).standardizedFileURL
+        for input in inputs {
+            let a = URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath().path
+            if a == dest.resolvingSymlinksInPath().path {
+                throw FormatError.io(file: destination, what: "refusing to overwrite the input file")
+            }
+        }
+        self.destination = dest.path
+        let dir = dest.deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw FormatError.io(file: destination, what: "output folder \(dir) does not exist")
+        }
+        temporaryPath = dir + "/." + dest.lastPathComponent + ".tmp-\(getpid())"
+        guard let h = fopen(temporaryPath, "wb") else {
+            throw FormatError.io(file: destination, what: "cannot create \(temporaryPath): \(String(cString: strerror(errno)))")
+        }
+        handle = h
+        Self.lock.lock(); Self.pending.insert(temporaryPath); Self.lock.unlock()
+    }
+
+    deinit { abandon() }
+
+    /// Appends bytes.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let handle else { throw FormatError.io(file: destination, what: "write after close") }
+        guard bytes.count > 0 else { return }
+        if fwrite(bytes.baseAddress, 1, bytes.count, handle) != bytes.count {
+            throw FormatError.io(file: destination, what: "write failed: \(String(cString: strerror(errno)))")
+        }
+        bytesWritten += bytes.count
+    }
+
+    public func write(_ data: Data) throws { try data.withUnsafeBytes { try write($0) } }
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    /// Appends zero bytes until the file length is a multiple of `alignment`.
+    public func pad(to alignment: Int) throws {
+        let r = bytesWritten % alignment
+        if r != 0 { try write([UInt8](repeating: 0, count: alignment - r)) }
+    }
+
+    /// Overwrites bytes at `offset` (already written), e.g. a header patched at the end.
+    public func patch(at offset: Int, _ bytes: [UInt8]) throws {
+        guard let handle, offset >= 0, offset + bytes.count <= bytesWritten else {
+            throw FormatError.io(file: destination, what: "patch outside written range")
+        }
+        fflush(handle)
+        fseeko(handle, off_t(offset), SEEK_SET)
+        _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, handle) }
+        fseeko(handle, 0, SEEK_END)
+    }
+
+    /// Flushes, syncs and renames the temporary file over the destination.
+    public func commit() throws {
+        guard let h = handle else { throw FormatError.io(file: destination, what: "commit after close") }
+        let ok = fflush(h) == 0 && fsync(fileno(h)) == 0
+        fclose(h)
+        handle = nil
+        guard ok else {
+            unlink(temporaryPath)
+            throw FormatError.io(file: destination, what: "flush failed: \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporaryPath, destination) == 0 else {
+            let msg = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw FormatError.io(file: destination, what: "cannot move output into place: \(msg)")
+        }
+        committed = true
+        Self.lock.lock(); Self.pending.remove(temporaryPath); Self.lock.unlock()
+    }
+
+    /// Closes and deletes the temporary file (no-op after `commit()`).
+    public func abandon() {
+        if let h = handle { fclose(h); handle = nil }
+        if !committed {
+            unlink(temporaryPath)
+            Self.lock.lock(); Self.pending.remove(temporaryPath); Self.lock.unlock()
+        }
+    }
+
+    /// Removes every temporary file not yet committed; for signal handlers (SIGINT/SIGTERM).
+    public static func removeAllPending() {
+        lock.lock(); let paths = pending; lock.unlock()
+        for p in paths { unlink(p) }
+    }
+}

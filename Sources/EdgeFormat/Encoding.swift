@@ -1,0 +1,206 @@
+import EdgeKernels
+import Foundation
+
+/// How a tensor's bytes encode its values. Layouts are specified byte by byte in
+/// docs/edge-format.md ("Encodings"); `EncodedTensor` builds them and `decode` reads them back.
+public enum Encoding: String, Codable, Sendable, CaseIterable {
+    /// IEEE binary32, row-major.
+    case f32
+    /// IEEE binary16, row-major.
+    case f16
+    /// int8 per output channel (row): symmetric (int8, w = s*q) or asymmetric (uint8, w = s*(q - z)).
+    case q8
+    /// int4 in groups of `group_size` along the input dimension, f16 scale per group (+ u8 zero if asymmetric).
+    case q4
+    /// Reserved for the sparse encodings (a later format revision fills them); readers refuse them today.
+    case csr, bitmask, nm
+
+    /// Whether this version can encode and decode it.
+    public var isImplemented: Bool {
+        switch self {
+        case .f32, .f16, .q8, .q4: return true
+        case .csr, .bitmask, .nm: return false
+        }
+    }
+}
+
+/// Encoding parameters stored in the tensor table beside the encoding name.
+public struct EncodingParams: Codable, Equatable, Sendable {
+    /// q8/q4: symmetric (no zero points) or asymmetric.
+    public var symmetric: Bool?
+    /// q4: inputs per group.
+    public var groupSize: Int?
+
+    public init(symmetric: Bool? = nil, groupSize: Int? = nil) {
+        self.symmetric = symmetric
+        self.groupSize = groupSize
+    }
+
+    enum CodingKeys: String, CodingKey { case symmetric, groupSize = "group_size" }
+}
+
+/// Rounds `n` up to a multiple of 64 (every sub-array of an encoding starts 64-byte aligned).
+@inline(__always) public func align64(_ n: Int) -> Int { (n + 63) & ~63 }
+
+/// A tensor in its final byte layout, ready for the writer.
+public struct EncodedTensor: Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var encoding: Encoding
+    public var params: EncodingParams
+    /// Exactly the bytes stored in the file for this tensor (before optional deflate).
+    public var payload: [UInt8]
+
+    public init(name: String, shape: [Int], encoding: Encoding, params: EncodingParams = .init(), payload: [UInt8]) {
+        self.name = name
+        self.shape = shape
+        self.encoding = encoding
+        self.params = params
+        self.payload = payload
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    // MARK: builders
+
+    /// f32 layout: `count` little-endian binary32 values.
+    public static func f32(name: String, shape: [Int], values: [Float]) -> EncodedTensor {
+        precondition(values.count == shape.reduce(1, *))
+        var bytes = [UInt8](repeating: 0, count: values.count * 4)
+        bytes.withUnsafeMutableBytes { dst in
+            values.withUnsafeBytes { src in dst.copyMemory(from: src) }  // x86-64 and arm64 are little-endian
+        }
+        return EncodedTensor(name: name, shape: shape, encoding: .f32, payload: bytes)
+    }
+
+    /// f16 layout: `count` little-endian binary16 values (round to nearest even).
+    public static func f16(name: String, shape: [Int], values: [Float]) -> EncodedTensor {
+        precondition(values.count == shape.reduce(1, *))
+        var bytes = [UInt8](repeating: 0, count: values.count * 2)
+        bytes.withUnsafeMutableBytes { dst in
+            values.withUnsafeBufferPointer { edge_f32_to_f16_row($0.baseAddress, dst.baseAddress, values.count) }
+        }
+        return EncodedTensor(name: name, shape: shape, encoding: .f16, payload: bytes)
+    }
+
+    /// q8 layout for a [rows, cols] tensor: `q` (rows*cols bytes, row-major), pad to 64,
+    /// `scale` (rows f32), and if asymmetric: pad to 64, `zero` (rows u8).
+    /// - Parameters:
+    ///   - q: symmetric: int8 bit patterns in -127...127; asymmetric: uint8 0...255.
+    ///   - zeros: nil for symmetric.
+    public static func q8(name: String, rows: Int, cols: Int, q: [UInt8], scales: [Float], zeros: [UInt8]?) -> EncodedTensor {
+        precondition(q.count == rows * cols && scales.count == rows && (zeros == nil || zeros!.count == rows))
+        let layout = Q8Layout(rows: rows, cols: cols, symmetric: zeros == nil)
+        var bytes = [UInt8](repeating: 0, count: layout.totalBytes)
+        bytes.replaceSubrange(0 ..< q.count, with: q)
+        bytes.withUnsafeMutableBytes { dst in
+            scales.withUnsafeBytes { (dst.baseAddress! + layout.scaleOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        if let zeros { bytes.replaceSubrange(layout.zeroOffset ..< layout.zeroOffset + rows, with: zeros) }
+        return EncodedTensor(name: name, shape: [rows, cols], encoding: .q8, params: .init(symmetric: zeros == nil), payload: bytes)
+    }
+
+    /// q4 layout for a [rows, cols] tensor with groups of `groupSize` inputs (the last group of a row
+    /// may be shorter): `q` (rows * ceil(cols/2) bytes; element j of a row in byte j/2, low nibble
+    /// for even j), pad to 64, `scale` (rows * groups f16), and if asymmetric: pad to 64, `zero`
+    /// (rows * groups u8, each 0...15). Symmetric stores u = q + 8 and w = s*(u - 8).
+    /// - Parameter u: one unsigned nibble value 0...15 per weight, row-major.
+    public static func q4(name: String, rows: Int, cols: Int, groupSize: Int, u: [UInt8], scales: [Float], zeros: [UInt8]?) -> EncodedTensor {
+        let layout = Q4Layout(rows: rows, cols: cols, groupSize: groupSize, symmetric: zeros == nil)
+        precondition(u.count == rows * cols && scales.count == rows * layout.groups && (zeros == nil || zeros!.count == rows * layout.groups))
+        var bytes = [UInt8](repeating: 0, count: layout.totalBytes)
+        for r in 0 ..< rows {
+            let src = r * cols, dst = r * layout.rowBytes
+            for j in 0 ..< cols {
+                let v = u[src + j] & 0x0F
+                if j & 1 == 0 { bytes[dst + j / 2] |= v } else { bytes[dst + j / 2] |= v << 4 }
+            }
+        }
+        bytes.withUnsafeMutableBytes { dst in
+            scales.withUnsafeBufferPointer { edge_f32_to_f16_row($0.baseAddress, dst.baseAddress! + layout.scaleOffset, scales.count) }
+        }
+        if let zeros { bytes.replaceSubrange(layout.zeroOffset ..< layout.zeroOffset + zeros.count, with: zeros) }
+        return EncodedTensor(name: name, shape: [rows, cols], encoding: .q4,
+                             params: .init(symmetric: zeros == nil, groupSize: groupSize), payload: bytes)
+    }
+}
+
+/// Byte offsets inside a q8 payload.
+public struct Q8Layout: Equatable, Sendable {
+    public let rows: Int, cols: Int, symmetric: Bool
+    public init(rows: Int, cols: Int, symmetric: Bool) { self.rows = rows; self.cols = cols; self.symmetric = symmetric }
+    public var scaleOffset: Int { align64(rows * cols) }
+    public var zeroOffset: Int { align64(scaleOffset + rows * 4) }
+    public var totalBytes: Int { symmetric ? scaleOffset + rows * 4 : zeroOffset + rows }
+}
+
+/// Byte offsets inside a q4 payload.
+public struct Q4Layout: Equatable, Sendable {
+    public let rows: Int, cols: Int, groupSize: Int, symmetric: Bool
+    public init(rows: Int, cols: Int, groupSize: Int, symmetric: Bool) {
+        self.rows = rows; self.cols = cols; self.groupSize = groupSize; self.symmetric = symmetric
+    }
+    public var groups: Int { (cols + groupSize - 1) / groupSize }
+    public var rowBytes: Int { (cols + 1) / 2 }
+    public var scaleOffset: Int { align64(rows * rowBytes) }
+    public var zeroOffset: Int { align64(scaleOffset + rows * groups * 2) }
+    public var totalBytes: Int { symmetric ? scaleOffset + rows * groups * 2 : zeroOffset + rows * groups }
+}
+
+/// Expected payload size for an encoding, or nil if the shape/params are not valid for it.
+/// Shapes beyond 2^40 per dimension or 2^48 elements (and q4 groups beyond 2^40) give nil, so the
+/// layout arithmetic below cannot overflow on hostile input.
+public func expectedPayloadBytes(encoding: Encoding, shape: [Int], params: EncodingParams) -> Int? {
+    guard let count = Checked.product(shape), count <= 1 << 48, shape.allSatisfy({ $0 <= 1 << 40 }) else { return nil }
+    switch encoding {
+    case .f32: return Checked.mul(count, 4)
+    case .f16: return Checked.mul(count, 2)
+    case .q8:
+        guard shape.count == 2, let sym = params.symmetric else { return nil }
+        return Q8Layout(rows: shape[0], cols: shape[1], symmetric: sym).totalBytes
+    case .q4:
+        guard shape.count == 2, let sym = params.symmetric, let g = params.groupSize, g > 0, g <= 1 << 40, g % 2 == 0 else { return nil }
+        return Q4Layout(rows: shape[0], cols: shape[1], groupSize: g, symmetric: sym).totalBytes
+    case .csr, .bitmask, .nm: return nil
+    }
+}
+
+/// Decodes (dequantizes) a payload to float32 values, row-major. The caller has validated the size
+/// with `expectedPayloadBytes`.
+public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> [Float] {
+    let count = shape.reduce(1, *)
+    var out = [Float](repeating: 0, count: count)
+    switch encoding {
+    case .f32:
+        out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p[0 ..< count * 4])) }
+    case .f16:
+        out.withUnsafeMutableBufferPointer { edge_f16_to_f32_row(p.baseAddress, $0.baseAddress, count) }
+    case .q8:
+        let rows = shape[0], cols = shape[1], sym = params.symmetric ?? true
+        let l = Q8Layout(rows: rows, cols: cols, symmetric: sym)
+        for r in 0 ..< rows {
+            let s = Float(bitPattern: p.loadUnaligned(fromByteOffset: l.scaleOffset + 4 * r, as: UInt32.self))
+            let z: Float = sym ? 0 : Float(p[l.zeroOffset + r])
+            for j in 0 ..< cols {
+                let b = p[r * cols + j]
+                out[r * cols + j] = sym ? s * Float(Int8(bitPattern: b)) : s * (Float(b) - z)
+            }
+        }
+    case .q4:
+        let rows = shape[0], cols = shape[1], sym = params.symmetric ?? true, g = params.groupSize ?? 32
+        let l = Q4Layout(rows: rows, cols: cols, groupSize: g, symmetric: sym)
+        for r in 0 ..< rows {
+            for j in 0 ..< cols {
+                let byte = p[r * l.rowBytes + j / 2]
+                let u = j & 1 == 0 ? byte & 0x0F : byte >> 4
+                let gi = r * l.groups + j / g
+                let s = edge_f16_to_f32(p.loadUnaligned(fromByteOffset: l.scaleOffset + 2 * gi, as: UInt16.self))
+                let z: Float = sym ? 8 : Float(p[l.zeroOffset + gi])
+                out[r * cols + j] = s * (Float(u) - z)
+            }
+        }
+    case .csr, .bitmask, .nm:
+        preconditionFailure("decodePayload: \(encoding) is not implemented")
+    }
+    return out
+}

@@ -1,0 +1,346 @@
+import Foundation
+
+/// An arbitrary JSON value: recipes, pass records and metrics stored in an `.edge` file's
+/// provenance, and the tree the `.edge` header is decoded from.
+///
+/// Numbers are IEEE binary64 (integers are exact up to 2^53). Objects are unordered; every
+/// serialization (`jsonData()`, or any `JSONEncoder` with `.sortedKeys`) writes keys in sorted
+/// order, so equal values give identical bytes. `parse(_:)` is strict: it refuses duplicate keys,
+/// invalid UTF-8, non-finite numbers, trailing bytes and nesting deeper than `maxDepth`.
+public enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// Deepest nesting `parse(_:)` accepts (objects and arrays), so hostile input cannot exhaust the stack.
+    public static let maxDepth = 128
+
+    // MARK: accessors
+
+    /// The member `key` of an object; nil for a missing key or a non-object.
+    public subscript(key: String) -> JSONValue? {
+        if case let .object(o) = self { return o[key] }
+        return nil
+    }
+
+    /// Element `index` of an array; nil when out of range or not an array.
+    public subscript(index: Int) -> JSONValue? {
+        if case let .array(a) = self, a.indices.contains(index) { return a[index] }
+        return nil
+    }
+
+    /// The members of an object, nil otherwise.
+    public var objectValue: [String: JSONValue]? { if case let .object(o) = self { return o }; return nil }
+    /// The elements of an array, nil otherwise.
+    public var arrayValue: [JSONValue]? { if case let .array(a) = self { return a }; return nil }
+    /// The string, nil otherwise.
+    public var stringValue: String? { if case let .string(s) = self { return s }; return nil }
+    /// The boolean, nil otherwise.
+    public var boolValue: Bool? { if case let .bool(b) = self { return b }; return nil }
+    /// The number, nil otherwise.
+    public var doubleValue: Double? { if case let .number(d) = self { return d }; return nil }
+    /// The number when it is an integer that binary64 holds exactly (|n| <= 2^53), nil otherwise.
+    public var intValue: Int? {
+        guard case let .number(d) = self, d.rounded(.towardZero) == d, abs(d) <= 9_007_199_254_740_992 else { return nil }
+        return Int(d)
+    }
+    /// Whether this is `.null`.
+    public var isNull: Bool { self == .null }
+
+    // MARK: conversions
+
+    /// The JSON form of any `Encodable` value (through `JSONEncoder`).
+    /// - Throws: the encoder's `EncodingError` (e.g. a non-finite number).
+    public init<T: Encodable>(encoding value: T) throws {
+        let data = try JSONEncoder().encode(value)
+        self = try data.withUnsafeBytes { try JSONValue.parse($0) }
+    }
+
+    /// Decodes a `Decodable` type from this tree. Numbers must be representable in the requested
+    /// type (an `Int` field refuses 1.5 or 1e30); errors are `DecodingError`s whose coding path
+    /// names the field (format one with `JSONValue.describe(_:)`).
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try T(from: _JSONValueDecoder(value: self, codingPath: []))
+    }
+
+    /// Compact UTF-8 JSON with sorted keys: equal values give identical bytes.
+    /// - Throws: `EncodingError.invalidValue` for a non-finite number, naming its path.
+    public func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try e.encode(self)
+    }
+
+    /// `jsonData()` as a string; "null" if it cannot be encoded (only non-finite numbers cannot).
+    public var compactString: String {
+        guard let d = try? jsonData() else { return "null" }
+        return String(decoding: d, as: UTF8.self)
+    }
+
+    /// A one-line account of a decoding error: the field path ("tensors[3].offset", "" for the
+    /// root) and the reason.
+    public static func describe(_ error: DecodingError) -> (field: String, why: String) {
+        func path(_ p: [CodingKey]) -> String {
+            var s = ""
+            for k in p {
+                if let i = k.intValue { s += "[\(i)]" } else { s += s.isEmpty ? k.stringValue : "." + k.stringValue }
+            }
+            return s
+        }
+        switch error {
+        case let .keyNotFound(key, c):
+            let base = path(c.codingPath)
+            return (base.isEmpty ? key.stringValue : base + "." + key.stringValue, "is missing")
+        case let .valueNotFound(t, c): return (path(c.codingPath), "is null; expected \(t)")
+        case let .typeMismatch(_, c): return (path(c.codingPath), c.debugDescription)
+        case let .dataCorrupted(c): return (path(c.codingPath), c.debugDescription)
+        @unknown default: return ("", "\(error)")
+        }
+    }
+}
+
+// MARK: literals
+
+extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    public init(nilLiteral: ()) { self = .null }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// A later duplicate key replaces an earlier one.
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, b in b }))
+    }
+}
+
+// MARK: Codable
+
+extension JSONValue: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null; return }
+        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
+        if let d = try? c.decode(Double.self) { self = .number(d); return }
+        if let s = try? c.decode(String.self) { self = .string(s); return }
+        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
+        if let o = try? c.decode([String: JSONValue].self) { self = .object(o); return }
+        throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value")
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case let .bool(b): try c.encode(b)
+        case let .number(d):
+            guard d.isFinite else {
+                throw EncodingError.invalidValue(d, .init(codingPath: encoder.codingPath, debugDescription: "JSON cannot hold the non-finite number \(d)"))
+            }
+            try c.encode(d)
+        case let .string(s): try c.encode(s)
+        case let .array(a): try c.encode(a)
+        case let .object(o): try c.encode(o)
+        }
+    }
+}
+
+// MARK: strict parser
+
+/// Why `JSONValue.parse` refused its input, with the byte offset in the parsed buffer.
+public struct JSONParseError: Error, CustomStringConvertible, Equatable {
+    /// Byte offset (from the start of the parsed bytes) where the problem was found.
+    public let offset: Int
+    /// What is wrong there.
+    public let why: String
+    public var description: String { "invalid JSON at byte \(offset): \(why)" }
+}
+
+extension JSONValue {
+    /// Parses RFC 8259 JSON from UTF-8 bytes, strictly (see the type's description).
+    /// - Throws: `JSONParseError` with the byte offset of the problem.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw JSONParseError(offset: 0, why: "the bytes are not valid UTF-8")
+        }
+        var p = _JSONParser(bytes: bytes)
+        p.skipSpace()
+        let v = try p.value(depth: 0)
+        p.skipSpace()
+        guard p.i == bytes.count else { throw p.fail("unexpected bytes after the JSON value") }
+        return v
+    }
+
+    /// Parses RFC 8259 JSON from `data` (see `parse(_:)` on raw bytes).
+    public static func parse(_ data: Data) throws -> JSONValue {
+        try data.withUnsafeBytes { try parse($0) }
+    }
+}
+
+/// Recursive-descent parser over validated UTF-8 bytes.
+private struct _JSONParser {
+    let bytes: UnsafeRawBufferPointer
+    var i = 0
+
+    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    func fail(_ why: String) -> JSONParseError { JSONParseError(offset: i, why: why) }
+
+    var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
+
+    mutating func skipSpace() {
+        while let c = peek, c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D { i += 1 }
+    }
+
+    mutating func expect(_ word: String) throws {
+        for b in word.utf8 {
+            guard peek == b else { throw fail("expected '\(word)'") }
+            i += 1
+        }
+    }
+
+    mutating func value(depth: Int) throws -> JSONValue {
+        guard depth < JSONValue.maxDepth else { throw fail("nesting deeper than \(JSONValue.maxDepth) levels") }
+        guard let c = peek else { throw fail("unexpected end of input") }
+        switch c {
+        case UInt8(ascii: "{"): return try object(depth: depth)
+        case UInt8(ascii: "["): return try array(depth: depth)
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expect("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0") ... UInt8(ascii: "9"): return .number(try number())
+        default: throw fail("unexpected character '\(Character(Unicode.Scalar(c)))'")
+        }
+    }
+
+    mutating func object(depth: Int) throws -> JSONValue {
+        i += 1
+        var out: [String: JSONValue] = [:]
+        skipSpace()
+        if peek == UInt8(ascii: "}") { i += 1; return .object(out) }
+        while true {
+            skipSpace()
+            guard peek == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let keyOffset = i
+            let key = try string()
+            skipSpace()
+            guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(key)\"") }
+            i += 1
+            skipSpace()
+            let v = try value(depth: depth + 1)
+            guard out.updateValue(v, forKey: key) == nil else {
+                throw JSONParseError(offset: keyOffset, why: "duplicate key \"\(key)\"")
+            }
+            skipSpace()
+            guard let c = peek else { throw fail("unexpected end of input in an object") }
+            i += 1
+            if c == UInt8(ascii: "}") { return .object(out) }
+            guard c == UInt8(ascii: ",") else { i -= 1; throw fail("expected ',' or '}' in an object") }
+        }
+    }
+
+    mutating func array(depth: Int) throws -> JSONValue {
+        i += 1
+        var out: [JSONValue] = []
+        skipSpace()
+        if peek == UInt8(ascii: "]") { i += 1; return .array(out) }
+        while true {
+            skipSpace()
+            out.append(try value(depth: depth + 1))
+            skipSpace()
+            guard let c = peek else { throw fail("unexpected end of input in an array") }
+            i += 1
+            if c == UInt8(ascii: "]") { return .array(out) }
+            guard c == UInt8(ascii: ",") else { i -= 1; throw fail("expected ',' or ']' in an array") }
+        }
+    }
+
+    mutating func hex4() throws -> UInt32 {
+        var v: UInt32 = 0
+        for _ in 0 ..< 4 {
+            guard let c = peek else { throw fail("unexpected end of input in a \\u escape") }
+            let d: UInt8
+            switch c {
+            case UInt8(ascii: "0") ... UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a") ... UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A") ... UInt8(ascii: "F"): d = c - UInt8(ascii: "A") + 10
+            default: throw fail("bad hex digit in a \\u escape")
+            }
+            v = v << 4 | UInt32(d)
+            i += 1
+        }
+        return v
+    }
+
+    mutating func string() throws -> String {
+        i += 1
+        var out: [UInt8] = []
+        while true {
+            guard let c = peek else { throw fail("unterminated string") }
+            if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
+            if c < 0x20 { throw fail("control character 0x\(String(c, radix: 16)) inside a string") }
+            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+            i += 1
+            guard let e = peek else { throw fail("unterminated escape") }
+            i += 1
+            switch e {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4()
+                if (0xD800 ..< 0xDC00).contains(scalar) {
+                    guard peek == UInt8(ascii: "\\") else { throw fail("unpaired surrogate in a \\u escape") }
+                    i += 1
+                    guard peek == UInt8(ascii: "u") else { throw fail("unpaired surrogate in a \\u escape") }
+                    i += 1
+                    let low = try hex4()
+                    guard (0xDC00 ..< 0xE000).contains(low) else { throw fail("unpaired surrogate in a \\u escape") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let u = Unicode.Scalar(scalar) else { throw fail("unpaired surrogate in a \\u escape") }
+                out.append(contentsOf: Array(String(Character(u)).utf8))
+            default:
+                i -= 1
+                throw fail("unknown escape '\\\(Character(Unicode.Scalar(e)))'")
+            }
+        }
+    }
+
+    mutating func digits() -> Int {
+        let start = i
+        while let c = peek, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") { i += 1 }
+        return i - start
+    }
+
+    mutating func number() throws -> Double {
+        let start = i
+        if peek == UInt8(ascii: "-") { i += 1 }
+        if peek == UInt8(ascii: "0") {
+            i += 1
+            if let c = peek, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") { throw fail("leading zero in a number") }
+        } else if digits() == 0 { throw fail("expected a digit") }
+        if peek == UInt8(ascii: ".") {
+            i += 1
+            guard digits() > 0 else { throw fail("expected a digit after '.'") }
+        }
+        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            i += 1
+            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { throw fail("expected a digit in the exponent") }
+        }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start ..< i]), as: UTF8.self)
+        guard let d = Double(text), d.isFinite else {
+            throw JSONParseError(offset: start, why: "number \(text) is out of range")
+        }
+        return d
+    }
+}

@@ -1,0 +1,495 @@
+// AVX2 + FMA + F16C kernels (x86-64). Every function carries its own target attribute, so the file
+// builds with the default flags and runs only where dispatch.c found the features.
+//
+// GEMM shape: Y[t, r] = dot(W[r, :], X[t, :]) with both operands contiguous along k, so the
+// micro-kernel keeps MT tokens x NR rows of 8-lane partial dot products in registers, streams k,
+// and reduces horizontally once per tile. Columns are blocked by EDGE_KC; quantized and f16 weights
+// are first dequantized, one block of NR rows x EDGE_KC columns, into an L1-resident f32 buffer
+// that every token then reuses, so the conversion cost is paid once per weight, not once per token.
+#if defined(__x86_64__)
+#include "dispatch.h"
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+enum { MT = 4, NR = 3 };  // f32 tile: tokens x rows (12 accumulators + 3 weights + 1 activation = 16 ymm)
+enum { QMT = 4, QNR = 2 };  // int8 x int8 tile (8 accumulators, plus widened operands and products)
+
+static const int32_t k_mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/// Lane mask with the first n (0...8) lanes set.
+AVX2_INLINE __m256i mask8(size_t n) { return _mm256_loadu_si256((const __m256i *)(k_mask_table + 8 - n)); }
+/// Lane mask with the first n (0...4) lanes set.
+AVX2_INLINE __m128i mask4(size_t n) { return _mm_loadu_si128((const __m128i *)(k_mask_table + 8 - n)); }
+
+/// [sum(a), sum(b), sum(c), sum(d)].
+AVX2_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+AVX2_INLINE __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+}
+
+AVX2_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2_INLINE float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// Writes (or adds to) y[0..n) from the first n (1...4) lanes of s.
+AVX2_INLINE void store_n(float *y, __m128 s, int n, bool accumulate) {
+    if (n == 4) {
+        if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(y));
+        _mm_storeu_ps(y, s);
+    } else {
+        __m128i m = mask4((size_t)n);
+        if (accumulate) s = _mm_add_ps(s, _mm_maskload_ps(y, m));
+        _mm_maskstore_ps(y, m, s);
+    }
+}
+
+// ---- f32 micro-kernel -----------------------------------------------------------------------
+
+/// y[t*ldy + r] (+)= dot(w[r*ldw ..], x[t*ldx ..]) over kc columns, t < mt, r < nr.
+/// Called with constant mt/nr, so the loops unroll and the accumulators live in registers.
+AVX2_INLINE void tile_f32(const int mt, const int nr, const float *w, size_t ldw, const float *x, size_t ldx,
+                          float *y, size_t ldy, size_t kc, bool accumulate) {
+    __m256 acc[MT][NR];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 wv[NR];
+        for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w + r * ldw + k);
+        for (int t = 0; t < mt; t++) {
+            __m256 xv = _mm256_loadu_ps(x + t * ldx + k);
+            for (int r = 0; r < nr; r++) acc[t][r] = _mm256_fmadd_ps(wv[r], xv, acc[t][r]);
+        }
+    }
+    if (k < kc) {
+        __m256i m = mask8(kc - k);
+        __m256 wv[NR];
+        for (int r = 0; r < nr; r++) wv[r] = _mm256_maskload_ps(w + r * ldw + k, m);
+        for (int t = 0; t < mt; t++) {
+            __m256 xv = _mm256_maskload_ps(x + t * ldx + k, m);
+            for (int r = 0; r < nr; r++) acc[t][r] = _mm256_fmadd_ps(wv[r], xv, acc[t][r]);
+        }
+    }
+    __m256 z = _mm256_setzero_ps();
+    for (int t = 0; t < mt; t++) {
+        __m128 s = hsum4(acc[t][0], nr > 1 ? acc[t][1] : z, nr > 2 ? acc[t][2] : z, z);
+        store_n(y + t * ldy, s, nr, accumulate);
+    }
+}
+
+#define TILE_CASE(a, b) \
+    case (a) * 8 + (b): tile_f32(a, b, w, ldw, x, ldx, y, ldy, kc, accumulate); break;
+
+static AVX2 void tile_f32_any(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y, size_t ldy,
+                              size_t kc, bool accumulate) {
+    switch (mt * 8 + nr) {
+        TILE_CASE(4, 3) TILE_CASE(4, 2) TILE_CASE(4, 1)
+        TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
+        TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
+        TILE_CASE(1, 3) TILE_CASE(1, 2) TILE_CASE(1, 1)
+    }
+}
+#undef TILE_CASE
+
+// ---- Weight sources and their dequantization to f32 ----------------------------------------
+
+enum wkind { W_F32, W_F16, W_Q8, W_Q4 };
+
+/// Where a GEMM's weights come from and how to turn them into f32.
+typedef struct {
+    enum wkind kind;
+    const void *W;
+    const float *scale;        // q8: per row
+    const uint16_t *scale_f16; // q4: per (row, group)
+    const uint8_t *zero;       // q8: per row / q4: per (row, group); NULL = symmetric
+    size_t group_size, groups, row_bytes;
+} wsource;
+
+/// dst[0..kc) = f32 weights of row r, columns [k0, k0 + kc).
+static AVX2 void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0, size_t kc, float *dst) {
+    size_t i = 0;
+    switch (s->kind) {
+    case W_F32: break;
+    case W_F16: {
+        const uint16_t *src = (const uint16_t *)s->W + r * cols + k0;
+        for (; i + 8 <= kc; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+        for (; i < kc; i++) dst[i] = edge_f16_to_f32(src[i]);
+        break;
+    }
+    case W_Q8: {
+        const uint8_t *src = (const uint8_t *)s->W + r * cols + k0;
+        float sc = s->scale[r];
+        __m256 vs = _mm256_set1_ps(sc);
+        if (s->zero) {
+            int z = s->zero[r];
+            __m256i vz = _mm256_set1_epi32(z);
+            for (; i + 8 <= kc; i += 8) {
+                __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+                _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz))));
+            }
+            for (; i < kc; i++) dst[i] = sc * (float)((int)src[i] - z);
+        } else {
+            for (; i + 8 <= kc; i += 8) {
+                __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+                _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)));
+            }
+            for (; i < kc; i++) dst[i] = sc * (float)(int8_t)src[i];
+        }
+        break;
+    }
+    case W_Q4: {
+        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
+        const __m128i lo4 = _mm_set1_epi8(0x0F);
+        size_t end = k0 + kc;
+        for (size_t j = k0; j < end;) {
+            size_t g = j / s->group_size;
+            size_t ge = (g + 1) * s->group_size;
+            if (ge > end) ge = end;
+            size_t gi = r * s->groups + g;
+            float sc = edge_f16_to_f32(s->scale_f16[gi]);
+            int z = s->zero ? (int)s->zero[gi] : 8;
+            __m256 vs = _mm256_set1_ps(sc);
+            __m256i vz = _mm256_set1_epi32(z);
+            if ((j & 1) && j < ge) { dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z); j++; }
+            for (; j + 8 <= ge; j += 8) {  // j even: 8 nibbles = 4 whole bytes
+                int32_t b4;
+                memcpy(&b4, row + j / 2, 4);
+                __m128i b = _mm_cvtsi32_si128(b4);
+                __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+                __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(u), vz);
+                _mm256_storeu_ps(dst + (j - k0), _mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)));
+            }
+            for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z);
+        }
+        break;
+    }
+    }
+}
+
+/// The blocked GEMM over any weight source: column blocks outside, NR-row blocks (dequantized into
+/// an L1 buffer) in the middle, MT-token tiles inside.
+static AVX2 void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    float buf[NR * EDGE_KC];
+    size_t kstep = edge_column_block(cols);
+    for (size_t k0 = 0; k0 < cols; k0 += kstep) {
+        size_t kc = cols - k0 < kstep ? cols - k0 : kstep;
+        for (size_t r = r0; r < r1; r += NR) {
+            int nr = r1 - r < NR ? (int)(r1 - r) : NR;
+            const float *w;
+            size_t ldw;
+            if (s->kind == W_F32) {
+                w = (const float *)s->W + r * cols + k0;
+                ldw = cols;
+            } else {
+                for (int i = 0; i < nr; i++) dequant_row(s, cols, r + i, k0, kc, buf + i * EDGE_KC);
+                w = buf;
+                ldw = EDGE_KC;
+            }
+            for (size_t t = 0; t < T; t += MT) {
+                int mt = T - t < MT ? (int)(T - t) : MT;
+                tile_f32_any(mt, nr, w, ldw, X + t * cols + k0, cols, Y + t * rows + r, rows, kc, k0 > 0);
+            }
+        }
+    }
+}
+
+static AVX2 void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    wsource s = {.kind = W_F32, .W = W};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+static AVX2 void matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    wsource s = {.kind = W_F16, .W = W};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+static AVX2 void matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    wsource s = {.kind = W_Q8, .W = Wq, .scale = scale, .zero = zero};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+static AVX2 void matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                               const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (group_size == 0) return;
+    wsource s = {.kind = W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
+                 .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+// ---- int8 x int8 ----------------------------------------------------------------------------
+
+/// 16 int8 at p (n < 16: the first n, zero-padded) widened to int16.
+AVX2_INLINE __m256i load16_i8(const int8_t *p, size_t n) {
+    if (n >= 16) return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+    int8_t tmp[16] = {0};
+    memcpy(tmp, p, n);
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)tmp));
+}
+
+/// y[t*ldy + r] = ((float)sum_k w[r][k] x[t][k] * ws[r]) * xs[t]; exact int32 sums via vpmaddwd.
+AVX2_INLINE void tile_q8q8(const int mt, const int nr, const int8_t *w, const int8_t *x, size_t cols,
+                           const float *ws, const float *xs, float *y, size_t ldy) {
+    __m256i acc[QMT][QNR];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_si256();
+    for (size_t k = 0; k < cols; k += 16) {
+        size_t n = cols - k;
+        __m256i wv[QNR];
+        for (int r = 0; r < nr; r++) wv[r] = load16_i8(w + r * cols + k, n);
+        for (int t = 0; t < mt; t++) {
+            __m256i xv = load16_i8(x + t * cols + k, n);
+            for (int r = 0; r < nr; r++) acc[t][r] = _mm256_add_epi32(acc[t][r], _mm256_madd_epi16(wv[r], xv));
+        }
+    }
+    __m256i z = _mm256_setzero_si256();
+    __m128i m = mask4((size_t)nr);
+    __m128 vws = _mm_maskload_ps(ws, m);
+    for (int t = 0; t < mt; t++) {
+        __m128i s = hsum4_epi32(acc[t][0], nr > 1 ? acc[t][1] : z, z, z);
+        __m128 v = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(s), vws), _mm_set1_ps(xs[t]));
+        _mm_maskstore_ps(y + t * ldy, m, v);
+    }
+}
+
+#define Q_CASE(a, b) \
+    case (a) * 8 + (b): tile_q8q8(a, b, w, x, cols, ws, xs, y, ldy); break;
+
+static AVX2 void tile_q8q8_any(int mt, int nr, const int8_t *w, const int8_t *x, size_t cols, const float *ws,
+                               const float *xs, float *y, size_t ldy) {
+    switch (mt * 8 + nr) {
+        Q_CASE(4, 2) Q_CASE(4, 1) Q_CASE(3, 2) Q_CASE(3, 1) Q_CASE(2, 2) Q_CASE(2, 1) Q_CASE(1, 2) Q_CASE(1, 1)
+    }
+}
+#undef Q_CASE
+
+static AVX2 void matmul_q8_q8(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                              size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += QNR) {
+        int nr = r1 - r < QNR ? (int)(r1 - r) : QNR;
+        for (size_t t = 0; t < T; t += QMT) {
+            int mt = T - t < QMT ? (int)(T - t) : QMT;
+            tile_q8q8_any(mt, nr, Wq + r * cols, Xq + t * cols, cols, wscale + r, xscale + t, Y + t * rows + r, rows);
+        }
+    }
+}
+
+static AVX2 void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 vmax = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);  // NaN ignored
+    float amax = hmax(vmax);
+    for (; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        if (a > amax) amax = a;
+    }
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_max_ps(_mm256_min_ps(hi, v), lo);  // operand order sends NaN to -127, as the reference does
+        __m256i q = _mm256_cvtps_epi32(v);
+        __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(xq + i), _mm_packs_epi16(q16, q16));
+    }
+    for (; i < n; i++) {
+        float v = nearbyintf(x[i] * id);
+        if (v > 127.0f) v = 127.0f;
+        if (!(v >= -127.0f)) v = -127.0f;
+        xq[i] = (int8_t)v;
+    }
+    *xscale = d;
+}
+
+// ---- Element-wise ---------------------------------------------------------------------------
+
+/// exp(x) to ~2 ulp for x in [-87.3, 88]; above: exp(88); below (and -Inf): 0; NaN: NaN.
+AVX2_INLINE __m256 exp256(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.0f), lo = _mm256_set1_ps(-87.33654f);
+    __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);  // below-range lanes -> 0, NaN stays NaN
+    x = _mm256_max_ps(lo, _mm256_min_ps(hi, x));  // this operand order lets NaN through
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+static AVX2 float dot_f32(const float *a, const float *b, size_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    if (i < n) {
+        __m256i m = mask8(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum(_mm256_add_ps(s0, s1));
+}
+
+static AVX2 void scale_f32(float *x, float s, size_t n) {
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+    for (; i < n; i++) x[i] *= s;
+}
+
+static AVX2 void rmsnorm(const float *x, const float *w, float *out, size_t n, float eps) {
+    float ss = dot_f32(x, x, n);
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    __m256 vi = _mm256_set1_ps(inv);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), vi)));
+    for (; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+static AVX2 void layernorm(const float *x, const float *w, const float *b, float *out, size_t n, float eps) {
+    __m256 s = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    float sum = hsum(s);
+    for (; i < n; i++) sum += x[i];
+    float mean = sum / (float)n;
+    __m256 vm = _mm256_set1_ps(mean);
+    s = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        s = _mm256_fmadd_ps(d, d, s);
+    }
+    float var = hsum(s);
+    for (; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float inv = 1.0f / sqrtf(var / (float)n + eps);
+    __m256 vi = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vi);
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) out[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+static AVX2 void softmax(float *x, size_t n) {
+    if (n == 0) return;
+    size_t i = 0;
+    __m256 vm = _mm256_set1_ps(x[0]);
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float m = hmax(vm);
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    vm = _mm256_set1_ps(m);
+    __m256 vs = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    if (i < n) {
+        __m256i mk = mask8(n - i);
+        __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, mk), vm)), _mm256_castsi256_ps(mk));
+        _mm256_maskstore_ps(x + i, mk, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    scale_f32(x, 1.0f / hsum(vs), n);
+}
+
+/// x / (1 + exp(-a)), i.e. x * sigmoid(a).
+AVX2_INLINE __m256 mul_sigmoid(__m256 x, __m256 a) {
+    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), a));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+static AVX2 void gelu_tanh(float *x, size_t n) {
+    // 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+    const __m256 k2 = _mm256_set1_ps(2.0f * 0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
+    size_t i = 0;
+    for (; i < n; i += 8) {
+        size_t left = n - i;
+        __m256i mk = mask8(left < 8 ? left : 8);
+        __m256 v = _mm256_maskload_ps(x + i, mk);
+        __m256 a = _mm256_mul_ps(k2, _mm256_fmadd_ps(_mm256_mul_ps(c, v), _mm256_mul_ps(v, v), v));
+        _mm256_maskstore_ps(x + i, mk, mul_sigmoid(v, a));
+    }
+}
+
+static AVX2 void silu_mul(const float *gate, const float *up, float *out, size_t n) {
+    for (size_t i = 0; i < n; i += 8) {
+        size_t left = n - i;
+        __m256i mk = mask8(left < 8 ? left : 8);
+        __m256 g = _mm256_maskload_ps(gate + i, mk);
+        __m256 r = _mm256_mul_ps(mul_sigmoid(g, g), _mm256_maskload_ps(up + i, mk));
+        _mm256_maskstore_ps(out + i, mk, r);
+    }
+}
+
+static AVX2 void add_f32(float *a, const float *b, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++) a[i] += b[i];
+}
+
+static AVX2 void axpy_f32(float *y, float a, const float *x, size_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+void edge_fill_table_avx2(edge_kernel_table *t) {
+    t->level = EDGE_KERNELS_AVX2;
+    t->vnni = false;
+    t->matmul_f32 = matmul_f32;
+    t->matmul_f16 = matmul_f16;
+    t->matmul_q8_f32 = matmul_q8_f32;
+    t->quantize_row_q8 = quantize_row_q8;
+    t->matmul_q8_q8 = matmul_q8_q8;
+    t->matmul_q4_f32 = matmul_q4_f32;
+    t->rmsnorm = rmsnorm;
+    t->layernorm = layernorm;
+    t->softmax = softmax;
+    t->gelu_tanh = gelu_tanh;
+    t->silu_mul = silu_mul;
+    t->add = add_f32;
+    t->axpy = axpy_f32;
+    t->scale = scale_f32;
+    t->dot_f32 = dot_f32;
+}
+#endif

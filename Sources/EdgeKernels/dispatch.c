@@ -1,0 +1,161 @@
+// Run-time dispatch: one table per SIMD level, built once from the CPU's features (and the OS's
+// support for the wider register state), the active one chosen at first use and switchable with
+// edge_kernels_force. Every public `edge_X` forwards through the active table.
+#include "dispatch.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+/// XCR0 (which register state the OS saves on context switches); 0 when OSXSAVE is off.
+static uint64_t read_xcr0(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static bool cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    uint64_t xcr0 = read_xcr0();
+    bool ymm_state = (xcr0 & 0x6) == 0x6;  // SSE + AVX state
+    return ymm_state && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+static bool cpu_has_avx512(void) {
+    uint64_t xcr0 = read_xcr0();
+    bool zmm_state = (xcr0 & 0xE6) == 0xE6;  // SSE, AVX, opmask, ZMM0-15 upper halves, ZMM16-31
+    return cpu_has_avx2() && zmm_state && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+static bool cpu_has_avx512_vnni(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+#endif
+
+/// Tables by level (index = edge_kernel_level), filled once; `available[i]` says whether this CPU runs table i.
+static edge_kernel_table g_tables[5];
+static bool g_available[5];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static _Atomic(const edge_kernel_table *) g_active;
+
+static edge_kernel_level best_level(void) {
+    for (int l = EDGE_KERNELS_NEON; l > EDGE_KERNELS_REF; l--)
+        if (g_available[l]) return (edge_kernel_level)l;
+    return EDGE_KERNELS_REF;
+}
+
+/// The EDGE_KERNELS environment variable's level when it names an available one, else the best.
+static edge_kernel_level auto_level(void) {
+    const char *env = getenv("EDGE_KERNELS");
+    if (env) {
+        for (int l = EDGE_KERNELS_REF; l <= EDGE_KERNELS_NEON; l++)
+            if (strcmp(env, edge_kernels_level_name((edge_kernel_level)l)) == 0 && g_available[l])
+                return (edge_kernel_level)l;
+    }
+    return best_level();
+}
+
+static void build_tables(void) {
+    edge_fill_table_ref(&g_tables[EDGE_KERNELS_REF]);
+    g_available[EDGE_KERNELS_REF] = true;
+#if defined(__x86_64__)
+    if (cpu_has_avx2()) {
+        g_tables[EDGE_KERNELS_AVX2] = g_tables[EDGE_KERNELS_REF];
+        edge_fill_table_avx2(&g_tables[EDGE_KERNELS_AVX2]);
+        g_available[EDGE_KERNELS_AVX2] = true;
+        if (cpu_has_avx512()) {
+            g_tables[EDGE_KERNELS_AVX512] = g_tables[EDGE_KERNELS_AVX2];
+            edge_fill_table_avx512(&g_tables[EDGE_KERNELS_AVX512], cpu_has_avx512_vnni());
+            g_available[EDGE_KERNELS_AVX512] = true;
+        }
+    }
+#endif
+#if defined(__aarch64__)
+    g_tables[EDGE_KERNELS_NEON] = g_tables[EDGE_KERNELS_REF];
+    edge_fill_table_neon(&g_tables[EDGE_KERNELS_NEON]);
+    g_available[EDGE_KERNELS_NEON] = true;
+#endif
+    atomic_store_explicit(&g_active, &g_tables[auto_level()], memory_order_release);
+}
+
+static inline const edge_kernel_table *table(void) {
+    const edge_kernel_table *t = atomic_load_explicit(&g_active, memory_order_acquire);
+    if (t) return t;
+    pthread_once(&g_once, build_tables);
+    return atomic_load_explicit(&g_active, memory_order_acquire);
+}
+
+bool edge_kernels_available(edge_kernel_level level) {
+    pthread_once(&g_once, build_tables);
+    if (level == EDGE_KERNELS_AUTO) return true;
+    if ((int)level < EDGE_KERNELS_REF || (int)level > EDGE_KERNELS_NEON) return false;
+    return g_available[level];
+}
+
+bool edge_kernels_force(edge_kernel_level level) {
+    if (!edge_kernels_available(level)) return false;
+    if (level == EDGE_KERNELS_AUTO) level = auto_level();
+    atomic_store_explicit(&g_active, &g_tables[level], memory_order_release);
+    return true;
+}
+
+edge_kernel_level edge_kernels_level(void) { return table()->level; }
+
+bool edge_kernels_uses_vnni(void) { return table()->vnni; }
+
+const char *edge_kernels_level_name(edge_kernel_level level) {
+    switch (level) {
+    case EDGE_KERNELS_AUTO: return "auto";
+    case EDGE_KERNELS_REF: return "ref";
+    case EDGE_KERNELS_AVX2: return "avx2";
+    case EDGE_KERNELS_AVX512: return "avx512";
+    case EDGE_KERNELS_NEON: return "neon";
+    }
+    return "?";
+}
+
+// ---- Forwarders -----------------------------------------------------------------------------
+
+void edge_matvec_f32(const float *W, const float *x, float *y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_f32(W, x, y, 1, rows, cols, r0, r1);
+}
+void edge_matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_f32(W, X, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_f16(W, X, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                        size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_q8_f32(Wq, scale, zero, X, Y, T, rows, cols, r0, r1);
+}
+void edge_quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
+    table()->quantize_row_q8(x, xq, xscale, n);
+}
+void edge_matmul_q8_q8(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                       size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_q8_q8(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_q4_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);
+}
+void edge_rmsnorm(const float *x, const float *w, float *out, size_t n, float eps) { table()->rmsnorm(x, w, out, n, eps); }
+void edge_layernorm(const float *x, const float *w, const float *b, float *out, size_t n, float eps) {
+    table()->layernorm(x, w, b, out, n, eps);
+}
+void edge_softmax(float *x, size_t n) { table()->softmax(x, n); }
+void edge_rope(float *q, size_t head_dim, size_t n_heads, size_t pos, float theta) {
+    edge_rope_ref(q, head_dim, n_heads, pos, theta);  // O(head_dim) trig per head and token: not worth SIMD
+}
+void edge_gelu_tanh(float *x, size_t n) { table()->gelu_tanh(x, n); }
+void edge_silu_mul(const float *gate, const float *up, float *out, size_t n) { table()->silu_mul(gate, up, out, n); }
+void edge_add(float *a, const float *b, size_t n) { table()->add(a, b, n); }
+void edge_axpy(float *y, float a, const float *x, size_t n) { table()->axpy(y, a, x, n); }
+void edge_scale(float *x, float s, size_t n) { table()->scale(x, s, n); }
+float edge_dot_f32(const float *a, const float *b, size_t n) { return table()->dot_f32(a, b, n); }

@@ -1,0 +1,63 @@
+// Private to EdgeKernels: the dispatch table every SIMD level fills, and the shared constants.
+#ifndef EDGE_KERNELS_DISPATCH_H
+#define EDGE_KERNELS_DISPATCH_H
+
+#include "EdgeKernels.h"
+
+/// One function pointer per dispatched kernel; signatures as in EdgeKernelsMath.h.
+/// (edge_matvec_f32 goes through matmul_f32 with T = 1.)
+typedef struct edge_kernel_table {
+    edge_kernel_level level;
+    bool vnni;
+    void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_f16)(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_q8_f32)(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                          size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*quantize_row_q8)(const float *x, int8_t *xq, float *xscale, size_t n);
+    void (*matmul_q8_q8)(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_q4_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*rmsnorm)(const float *x, const float *w, float *out, size_t n, float eps);
+    void (*layernorm)(const float *x, const float *w, const float *b, float *out, size_t n, float eps);
+    void (*softmax)(float *x, size_t n);
+    void (*gelu_tanh)(float *x, size_t n);
+    void (*silu_mul)(const float *gate, const float *up, float *out, size_t n);
+    void (*add)(float *a, const float *b, size_t n);
+    void (*axpy)(float *y, float a, const float *x, size_t n);
+    void (*scale)(float *x, float s, size_t n);
+    float (*dot_f32)(const float *a, const float *b, size_t n);
+} edge_kernel_table;
+
+/// Fills `t` with the scalar reference kernels (the starting point of every other table).
+void edge_fill_table_ref(edge_kernel_table *t);
+#if defined(__x86_64__)
+/// Overwrites the entries AVX2 + FMA + F16C speeds up.
+void edge_fill_table_avx2(edge_kernel_table *t);
+/// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
+void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
+#endif
+#if defined(__aarch64__)
+/// Overwrites the entries Advanced SIMD speeds up.
+void edge_fill_table_neon(edge_kernel_table *t);
+#endif
+
+/// Most columns per cache block in the blocked GEMM drivers: a block of weight rows (dequantized
+/// to f32 where needed) stays in L1 while every token's slice of X streams past it.
+#define EDGE_KC 1024
+
+/// The column block for a row of `cols`: cols split into equal blocks of at most EDGE_KC, rounded
+/// up to a multiple of 16 (so blocks start on whole bytes of q4 rows and full SIMD vectors).
+static inline size_t edge_column_block(size_t cols) {
+    size_t blocks = (cols + EDGE_KC - 1) / EDGE_KC;
+    if (blocks == 0) return EDGE_KC;
+    return ((cols + blocks - 1) / blocks + 15) & ~(size_t)15;
+}
+
+/// Q4 element j of a row: low nibble of byte j/2 for even j, high nibble for odd j.
+static inline unsigned edge_q4_nibble(const uint8_t *row, size_t j) {
+    uint8_t b = row[j >> 1];
+    return (j & 1) ? (unsigned)(b >> 4) : (unsigned)(b & 0x0F);
+}
+
+#endif

@@ -1,0 +1,52 @@
+// EdgeKernels: the numeric kernels shared by the runtime and the compressor.
+// Every kernel has a scalar reference (`*_ref`); SIMD variants are reached through
+// dispatch tables filled from CPU features detected at run time.
+#ifndef EDGE_KERNELS_H
+#define EDGE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- Number conversions (IEEE binary16 and bfloat16 <-> binary32) -------------------------
+/// binary16 bits -> float (exact; handles subnormals, Inf, NaN).
+float edge_f16_to_f32(uint16_t h);
+/// float -> binary16 bits, round to nearest even; overflow gives Inf, NaN stays NaN.
+uint16_t edge_f32_to_f16(float f);
+/// bfloat16 bits -> float (exact).
+float edge_bf16_to_f32(uint16_t h);
+/// float -> bfloat16 bits, round to nearest even; NaN stays NaN.
+uint16_t edge_f32_to_bf16(float f);
+
+/// Row conversions; `src` may be unaligned (bytes read little-endian).
+void edge_f16_to_f32_row(const void *src, float *dst, size_t n);
+void edge_bf16_to_f32_row(const void *src, float *dst, size_t n);
+void edge_f32_to_f16_row(const float *src, void *dst, size_t n);
+void edge_f32_to_bf16_row(const float *src, void *dst, size_t n);
+
+/// Counts the values of `x` that are NaN or +-Inf; writes the index of the first to `first` (or n).
+size_t edge_count_nonfinite(const float *x, size_t n, size_t *first);
+
+// ---- SHA-256 (FIPS 180-4), for provenance ---------------------------------------------------
+typedef struct {
+    uint32_t state[8];
+    uint64_t bitlen;
+    uint8_t buffer[64];
+    size_t buflen;
+} edge_sha256_ctx;
+
+void edge_sha256_init(edge_sha256_ctx *ctx);
+void edge_sha256_update(edge_sha256_ctx *ctx, const void *data, size_t len);
+void edge_sha256_final(edge_sha256_ctx *ctx, uint8_t out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+
+// ---- Matrix products, norms, softmax, RoPE, activations (dispatched SIMD) -------------------
+#include "EdgeKernelsMath.h"
+
+#endif

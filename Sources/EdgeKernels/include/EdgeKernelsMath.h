@@ -1,0 +1,146 @@
+// EdgeKernelsMath: matrix products over every weight encoding, norms, softmax, RoPE and the
+// element-wise ops of the supported architectures.
+//
+// Conventions (all kernels):
+// - Row-major. Weights W are [rows = out features, cols = in features]; activations X are
+//   [T, cols] (T tokens); outputs Y are [T, rows], so Y[t*rows + r] = dot(W[r, :], X[t, :]).
+// - A row range [r0, r1) (0 <= r0 <= r1 <= rows) selects the output rows computed, so callers can
+//   split rows across threads: a call writes Y[t*rows + r] for r in [r0, r1) and nothing else.
+// - Pointers need no particular alignment (beyond their element type) and lengths may be anything,
+//   zero included; cols == 0 gives zeros.
+// - `edge_X` goes through the dispatch table (the SIMD level chosen at first use); `edge_X_ref` is
+//   the plain scalar reference, the oracle the tests compare every variant with.
+#ifndef EDGE_KERNELS_MATH_H
+#define EDGE_KERNELS_MATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- Dispatch -------------------------------------------------------------------------------
+/// A SIMD level of the kernels. The active level is chosen at first use: the best the CPU and OS
+/// support, unless the environment variable EDGE_KERNELS=ref|avx2|avx512|neon names an available one.
+typedef enum edge_kernel_level {
+    /// Re-run the automatic choice (CPU features, then EDGE_KERNELS); only meaningful for `edge_kernels_force`.
+    EDGE_KERNELS_AUTO = 0,
+    /// Portable scalar C (the `_ref` kernels).
+    EDGE_KERNELS_REF = 1,
+    /// x86-64 AVX2 + FMA + F16C.
+    EDGE_KERNELS_AVX2 = 2,
+    /// x86-64 AVX-512 F/BW/VL (+ VNNI for int8 x int8 where the CPU has it).
+    EDGE_KERNELS_AVX512 = 3,
+    /// AArch64 Advanced SIMD.
+    EDGE_KERNELS_NEON = 4,
+} edge_kernel_level;
+
+/// Makes `level` the active one for every later call (process-wide). Returns false, changing
+/// nothing, when this CPU/OS/build cannot run it. Not meant to race with running kernels.
+bool edge_kernels_force(edge_kernel_level level);
+/// Whether this CPU/OS/build can run `level` (EDGE_KERNELS_AUTO and EDGE_KERNELS_REF: always).
+bool edge_kernels_available(edge_kernel_level level);
+/// The active level (never EDGE_KERNELS_AUTO).
+edge_kernel_level edge_kernels_level(void);
+/// "auto", "ref", "avx2", "avx512" or "neon" ("?" for anything else); a static string.
+const char *edge_kernels_level_name(edge_kernel_level level);
+/// Whether the active level computes int8 x int8 products with VNNI dot-product instructions.
+bool edge_kernels_uses_vnni(void);
+
+// ---- Matrix products ------------------------------------------------------------------------
+/// y[r] = dot(W[r, :], x) for r in [r0, r1). W is [rows, cols] f32, x has cols values.
+void edge_matvec_f32(const float *W, const float *x, float *y, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matvec_f32_ref(const float *W, const float *x, float *y, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// Y[t, r] = dot(W[r, :], X[t, :]) for t < T, r in [r0, r1). W [rows, cols] f32, X [T, cols], Y [T, rows].
+void edge_matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_f32_ref(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// As edge_matmul_f32 with W stored as IEEE binary16 bits (converted exactly on the fly).
+void edge_matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_f16_ref(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// int8 per-row weights x f32 activations. Wq is [rows, cols] bytes, scale has rows values.
+/// zero == NULL: symmetric, bytes are int8 q and w = scale[r] * q.
+/// zero != NULL (rows values): asymmetric, bytes are uint8 u and w = scale[r] * (u - zero[r]).
+/// (The q8 payload of docs/edge-format.md, Q8Layout in Encoding.swift.)
+void edge_matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                        size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_q8_f32_ref(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// Symmetric per-row activation quantization: *xscale = max|x| / 127 and
+/// xq[i] = round-to-nearest-even(x[i] / *xscale) in -127...127 (all zero, scale 0, for an all-zero row).
+/// Every level gives bit-identical results.
+void edge_quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n);
+void edge_quantize_row_q8_ref(const float *x, int8_t *xq, float *xscale, size_t n);
+
+/// int8 x int8: Y[t, r] = ((float)sum_k Wq[r, k] * Xq[t, k] * wscale[r]) * xscale[t], the integer sum
+/// exact, so every level gives bit-identical results. Symmetric weights (int8, as in the q8 payload
+/// with zero == NULL); Xq/xscale from edge_quantize_row_q8 (one row per token). Values must be in
+/// -127...127 (what both quantizers produce) and cols <= 65536 (the int32 sums cannot overflow).
+void edge_matmul_q8_q8(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                       size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_q8_q8_ref(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// int4 groups x f32 activations, the q4 payload of docs/edge-format.md (Q4Layout in Encoding.swift):
+/// row r starts at byte r * ceil(cols/2) of Wq; element j of a row is in byte j/2, the low nibble for
+/// even j. Groups of group_size (> 0) elements along cols, the last one possibly short; groups per
+/// row G = ceil(cols / group_size). scale_f16[r*G + g] is a binary16 scale; zero == NULL means zero
+/// point 8 (symmetric), else zero[r*G + g] (0...15). w = scale * (u - zero).
+void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+// ---- Norms, softmax, positions, activations (one row / vector per call) ---------------------
+/// RMSNorm (Llama): out[i] = w[i] * (x[i] / sqrt(mean(x^2) + eps)). out may alias x.
+void edge_rmsnorm(const float *x, const float *w, float *out, size_t n, float eps);
+void edge_rmsnorm_ref(const float *x, const float *w, float *out, size_t n, float eps);
+
+/// LayerNorm (GPT-2): out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i], biased variance. out may alias x.
+void edge_layernorm(const float *x, const float *w, const float *b, float *out, size_t n, float eps);
+void edge_layernorm_ref(const float *x, const float *w, const float *b, float *out, size_t n, float eps);
+
+/// In-place softmax, max-subtracted; -Inf entries (masked positions) become exactly 0.
+void edge_softmax(float *x, size_t n);
+void edge_softmax_ref(float *x, size_t n);
+
+/// Rotary position embedding in place for one token: q is [n_heads, head_dim] (head_dim even),
+/// Hugging Face rotate_half convention: element i pairs with i + head_dim/2 for i < head_dim/2,
+/// angle = pos * inv_freq[i], inv_freq[i] = theta^(-2i/head_dim) (computed in float like HF).
+/// (a, b) -> (a cos - b sin, b cos + a sin). Scalar at every level.
+void edge_rope(float *q, size_t head_dim, size_t n_heads, size_t pos, float theta);
+void edge_rope_ref(float *q, size_t head_dim, size_t n_heads, size_t pos, float theta);
+
+/// GPT-2 "gelu_new" in place: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void edge_gelu_tanh(float *x, size_t n);
+void edge_gelu_tanh_ref(float *x, size_t n);
+
+/// SwiGLU: out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may alias gate or up.
+void edge_silu_mul(const float *gate, const float *up, float *out, size_t n);
+void edge_silu_mul_ref(const float *gate, const float *up, float *out, size_t n);
+
+/// a[i] += b[i] (residual connections, biases).
+void edge_add(float *a, const float *b, size_t n);
+void edge_add_ref(float *a, const float *b, size_t n);
+
+/// y[i] += a * x[i] (attention: weighted sum of value rows).
+void edge_axpy(float *y, float a, const float *x, size_t n);
+void edge_axpy_ref(float *y, float a, const float *x, size_t n);
+
+/// x[i] *= s.
+void edge_scale(float *x, float s, size_t n);
+void edge_scale_ref(float *x, float s, size_t n);
+
+/// sum_i a[i] * b[i] in float (attention scores).
+float edge_dot_f32(const float *a, const float *b, size_t n);
+float edge_dot_f32_ref(const float *a, const float *b, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

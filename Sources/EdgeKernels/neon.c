@@ -1,0 +1,319 @@
+// AArch64 Advanced SIMD kernels (baseline on every arm64 CPU, so no run-time check). Same
+// structure as avx2.c: MT tokens x NR rows of 4-lane partial dot products per tile, EDGE_KC
+// column blocks, non-f32 weights dequantized per NR x EDGE_KC block into an L1 buffer. Column
+// tails (fewer than 4 or 16 left) are finished with scalar code. Kernels without a NEON version
+// here (softmax, layernorm, gelu, silu) keep the reference ones.
+#if defined(__aarch64__)
+#include "dispatch.h"
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+enum { MT = 4, NR = 4 };  // tokens x rows: 16 accumulators + 4 weights + 1 activation of 32 q-registers
+
+// ---- f32 micro-kernel -----------------------------------------------------------------------
+
+/// y[t*ldy + r] (+)= dot(w[r*ldw ..], x[t*ldx ..]) over kc columns, t < mt, r < nr (constants at each use).
+static inline __attribute__((always_inline)) void tile_f32(const int mt, const int nr, const float *w, size_t ldw,
+                                                           const float *x, size_t ldx, float *y, size_t ldy, size_t kc,
+                                                           bool accumulate) {
+    float32x4_t acc[MT][NR];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = vdupq_n_f32(0.0f);
+    size_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        float32x4_t wv[NR];
+        for (int r = 0; r < nr; r++) wv[r] = vld1q_f32(w + r * ldw + k);
+        for (int t = 0; t < mt; t++) {
+            float32x4_t xv = vld1q_f32(x + t * ldx + k);
+            for (int r = 0; r < nr; r++) acc[t][r] = vfmaq_f32(acc[t][r], wv[r], xv);
+        }
+    }
+    for (int t = 0; t < mt; t++) {
+        float *yt = y + t * ldy;
+        for (int r = 0; r < nr; r++) {
+            float s = vaddvq_f32(acc[t][r]);
+            for (size_t kk = k; kk < kc; kk++) s += w[r * ldw + kk] * x[t * ldx + kk];
+            yt[r] = accumulate ? yt[r] + s : s;
+        }
+    }
+}
+
+#define TILE_CASE(a, b) \
+    case (a) * 8 + (b): tile_f32(a, b, w, ldw, x, ldx, y, ldy, kc, accumulate); break;
+
+static void tile_f32_any(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y, size_t ldy,
+                         size_t kc, bool accumulate) {
+    switch (mt * 8 + nr) {
+        TILE_CASE(4, 4) TILE_CASE(4, 3) TILE_CASE(4, 2) TILE_CASE(4, 1)
+        TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
+        TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
+        TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2) TILE_CASE(1, 1)
+    }
+}
+#undef TILE_CASE
+
+// ---- Weight sources and their dequantization to f32 ----------------------------------------
+
+enum wkind { W_F32, W_F16, W_Q8, W_Q4 };
+
+/// Where a GEMM's weights come from and how to turn them into f32.
+typedef struct {
+    enum wkind kind;
+    const void *W;
+    const float *scale;        // q8: per row
+    const uint16_t *scale_f16; // q4: per (row, group)
+    const uint8_t *zero;       // q8: per row / q4: per (row, group); NULL = symmetric
+    size_t group_size, groups, row_bytes;
+} wsource;
+
+/// dst[0..kc) = f32 weights of row r, columns [k0, k0 + kc).
+static void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0, size_t kc, float *dst) {
+    size_t i = 0;
+    switch (s->kind) {
+    case W_F32: break;
+    case W_F16: {
+        const uint16_t *src = (const uint16_t *)s->W + r * cols + k0;
+        for (; i + 4 <= kc; i += 4) vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+        for (; i < kc; i++) dst[i] = edge_f16_to_f32(src[i]);
+        break;
+    }
+    case W_Q8: {
+        const uint8_t *src = (const uint8_t *)s->W + r * cols + k0;
+        float sc = s->scale[r];
+        if (s->zero) {
+            int z = s->zero[r];
+            int16x8_t vz = vdupq_n_s16((int16_t)z);
+            for (; i + 8 <= kc; i += 8) {
+                int16x8_t q = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(src + i))), vz);
+                vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), sc));
+                vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q))), sc));
+            }
+            for (; i < kc; i++) dst[i] = sc * (float)((int)src[i] - z);
+        } else {
+            for (; i + 8 <= kc; i += 8) {
+                int16x8_t q = vmovl_s8(vld1_s8((const int8_t *)src + i));
+                vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), sc));
+                vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q))), sc));
+            }
+            for (; i < kc; i++) dst[i] = sc * (float)(int8_t)src[i];
+        }
+        break;
+    }
+    case W_Q4: {
+        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
+        size_t end = k0 + kc;
+        for (size_t j = k0; j < end;) {
+            size_t g = j / s->group_size;
+            size_t ge = (g + 1) * s->group_size;
+            if (ge > end) ge = end;
+            size_t gi = r * s->groups + g;
+            float sc = edge_f16_to_f32(s->scale_f16[gi]);
+            int z = s->zero ? (int)s->zero[gi] : 8;
+            int16x8_t vz = vdupq_n_s16((int16_t)z);
+            if ((j & 1) && j < ge) { dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z); j++; }
+            for (; j + 16 <= ge; j += 16) {  // j even: 16 nibbles = 8 whole bytes
+                uint8x8_t b = vld1_u8(row + j / 2);
+                uint8x8x2_t u = vzip_u8(vand_u8(b, vdup_n_u8(0x0F)), vshr_n_u8(b, 4));  // element order
+                int16x8_t q0 = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(u.val[0])), vz);
+                int16x8_t q1 = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(u.val[1])), vz);
+                float *d = dst + (j - k0);
+                vst1q_f32(d, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q0))), sc));
+                vst1q_f32(d + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q0))), sc));
+                vst1q_f32(d + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q1))), sc));
+                vst1q_f32(d + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q1))), sc));
+            }
+            for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z);
+        }
+        break;
+    }
+    }
+}
+
+/// The blocked GEMM over any weight source: column blocks outside, NR-row blocks (dequantized into
+/// an L1 buffer) in the middle, MT-token tiles inside.
+static void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    float buf[NR * EDGE_KC];
+    size_t kstep = edge_column_block(cols);
+    for (size_t k0 = 0; k0 < cols; k0 += kstep) {
+        size_t kc = cols - k0 < kstep ? cols - k0 : kstep;
+        for (size_t r = r0; r < r1; r += NR) {
+            int nr = r1 - r < NR ? (int)(r1 - r) : NR;
+            const float *w;
+            size_t ldw;
+            if (s->kind == W_F32) {
+                w = (const float *)s->W + r * cols + k0;
+                ldw = cols;
+            } else {
+                for (int i = 0; i < nr; i++) dequant_row(s, cols, r + i, k0, kc, buf + i * EDGE_KC);
+                w = buf;
+                ldw = EDGE_KC;
+            }
+            for (size_t t = 0; t < T; t += MT) {
+                int mt = T - t < MT ? (int)(T - t) : MT;
+                tile_f32_any(mt, nr, w, ldw, X + t * cols + k0, cols, Y + t * rows + r, rows, kc, k0 > 0);
+            }
+        }
+    }
+}
+
+static void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    wsource s = {.kind = W_F32, .W = W};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+static void matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    wsource s = {.kind = W_F16, .W = W};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+static void matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                          size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    wsource s = {.kind = W_Q8, .W = Wq, .scale = scale, .zero = zero};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+static void matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (group_size == 0) return;
+    wsource s = {.kind = W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
+                 .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
+    gemm(&s, X, Y, T, rows, cols, r0, r1);
+}
+
+// ---- int8 x int8 ----------------------------------------------------------------------------
+
+/// y[t*ldy + r] = ((float)sum_k w[r][k] x[t][k] * ws[r]) * xs[t]; exact int32 sums (vmull + vpadal).
+static inline __attribute__((always_inline)) void tile_q8q8(const int mt, const int nr, const int8_t *w, const int8_t *x,
+                                                            size_t cols, const float *ws, const float *xs, float *y,
+                                                            size_t ldy) {
+    int32x4_t acc[MT][NR];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = vdupq_n_s32(0);
+    size_t k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        int8x16_t wv[NR];
+        for (int r = 0; r < nr; r++) wv[r] = vld1q_s8(w + r * cols + k);
+        for (int t = 0; t < mt; t++) {
+            int8x16_t xv = vld1q_s8(x + t * cols + k);
+            for (int r = 0; r < nr; r++) {
+                acc[t][r] = vpadalq_s16(acc[t][r], vmull_s8(vget_low_s8(wv[r]), vget_low_s8(xv)));
+                acc[t][r] = vpadalq_s16(acc[t][r], vmull_high_s8(wv[r], xv));
+            }
+        }
+    }
+    for (int t = 0; t < mt; t++) {
+        for (int r = 0; r < nr; r++) {
+            int32_t s = vaddvq_s32(acc[t][r]);
+            for (size_t kk = k; kk < cols; kk++) s += (int32_t)w[r * cols + kk] * (int32_t)x[t * cols + kk];
+            y[t * ldy + r] = ((float)s * ws[r]) * xs[t];
+        }
+    }
+}
+
+#define Q_CASE(a, b) \
+    case (a) * 8 + (b): tile_q8q8(a, b, w, x, cols, ws, xs, y, ldy); break;
+
+static void tile_q8q8_any(int mt, int nr, const int8_t *w, const int8_t *x, size_t cols, const float *ws,
+                          const float *xs, float *y, size_t ldy) {
+    switch (mt * 8 + nr) {
+        Q_CASE(4, 4) Q_CASE(4, 3) Q_CASE(4, 2) Q_CASE(4, 1) Q_CASE(3, 4) Q_CASE(3, 3) Q_CASE(3, 2) Q_CASE(3, 1)
+        Q_CASE(2, 4) Q_CASE(2, 3) Q_CASE(2, 2) Q_CASE(2, 1) Q_CASE(1, 4) Q_CASE(1, 3) Q_CASE(1, 2) Q_CASE(1, 1)
+    }
+}
+#undef Q_CASE
+
+static void matmul_q8_q8(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += NR) {
+        int nr = r1 - r < NR ? (int)(r1 - r) : NR;
+        for (size_t t = 0; t < T; t += MT) {
+            int mt = T - t < MT ? (int)(T - t) : MT;
+            tile_q8q8_any(mt, nr, Wq + r * cols, Xq + t * cols, cols, wscale + r, xscale + t, Y + t * rows + r, rows);
+        }
+    }
+}
+
+static void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
+    float amax = 0.0f;
+    size_t i = 0;
+    if (n >= 4) {
+        float32x4_t vmax = vdupq_n_f32(0.0f);
+        for (; i + 4 <= n; i += 4) vmax = vmaxnmq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));  // maxnm ignores NaN
+        amax = vmaxnmvq_f32(vmax);
+    }
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax) amax = a;
+    }
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] * id);
+        if (v > 127.0f) v = 127.0f;
+        if (!(v >= -127.0f)) v = -127.0f;
+        xq[i] = (int8_t)v;
+    }
+    *xscale = d;
+}
+
+// ---- Element-wise ---------------------------------------------------------------------------
+
+static float dot_f32(const float *a, const float *b, size_t n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void rmsnorm(const float *x, const float *w, float *out, size_t n, float eps) {
+    float inv = 1.0f / sqrtf(dot_f32(x, x, n) / (float)n + eps);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vmulq_f32(vld1q_f32(w + i), vmulq_n_f32(vld1q_f32(x + i), inv)));
+    for (; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+static void add_f32(float *a, const float *b, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(a + i, vaddq_f32(vld1q_f32(a + i), vld1q_f32(b + i)));
+    for (; i < n; i++) a[i] += b[i];
+}
+
+static void axpy_f32(float *y, float a, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void scale_f32(float *x, float s, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), s));
+    for (; i < n; i++) x[i] *= s;
+}
+
+void edge_fill_table_neon(edge_kernel_table *t) {
+    t->level = EDGE_KERNELS_NEON;
+    t->vnni = false;
+    t->matmul_f32 = matmul_f32;
+    t->matmul_f16 = matmul_f16;
+    t->matmul_q8_f32 = matmul_q8_f32;
+    t->quantize_row_q8 = quantize_row_q8;
+    t->matmul_q8_q8 = matmul_q8_q8;
+    t->matmul_q4_f32 = matmul_q4_f32;
+    t->rmsnorm = rmsnorm;
+    t->add = add_f32;
+    t->axpy = axpy_f32;
+    t->scale = scale_f32;
+    t->dot_f32 = dot_f32;
+}
+#endif

@@ -1,0 +1,221 @@
+// Scalar reference kernels: the oracle every SIMD variant is tested against, and the fallback
+// level. Plain loops, float accumulation, no cleverness.
+#include "dispatch.h"
+#include <math.h>
+#include <string.h>
+
+// ---- Matrix products ------------------------------------------------------------------------
+
+// W is (rows, cols), x is (cols), y is (rows)
+void edge_matvec_f32_ref(const float *W, const float *x, float *y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    (void)rows;
+    for (size_t r = r0; r < r1; r++) {
+        const float *w = W + r * cols;
+        float acc = 0.0f;
+        for (size_t k = 0; k < cols; k++) acc += w[k] * x[k];
+        y[r] = acc;
+    }
+}
+
+// W is (rows, cols), X is (T, cols), Y is (T, rows)
+void edge_matmul_f32_ref(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const float *w = W + r * cols;
+            float acc = 0.0f;
+            for (size_t k = 0; k < cols; k++) acc += w[k] * x[k];
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// W is (rows, cols) binary16, X is (T, cols), Y is (T, rows)
+void edge_matmul_f16_ref(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint16_t *w = W + r * cols;
+            float acc = 0.0f;
+            for (size_t k = 0; k < cols; k++) acc += edge_f16_to_f32(w[k]) * x[k];
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// Wq is (rows, cols) int8 (or uint8 with zero), scale/zero are (rows), X is (T, cols), Y is (T, rows)
+void edge_matmul_q8_f32_ref(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
+                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const int8_t *q = Wq + r * cols;
+            const uint8_t *u = (const uint8_t *)q;
+            float s = scale[r];
+            float acc = 0.0f;
+            for (size_t k = 0; k < cols; k++) {
+                int v = zero ? (int)u[k] - (int)zero[r] : (int)q[k];
+                acc += (s * (float)v) * x[k];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// x is (n) -> xq is (n) int8, *xscale
+void edge_quantize_row_q8_ref(const float *x, int8_t *xq, float *xscale, size_t n) {
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax) amax = a;
+    }
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] * id);  // default rounding mode: to nearest, ties to even
+        if (v > 127.0f) v = 127.0f;
+        if (!(v >= -127.0f)) v = -127.0f;  // NaN (from a NaN or Inf input) lands here, as in the SIMD min/max
+        xq[i] = (int8_t)v;
+    }
+    *xscale = d;
+}
+
+// Wq is (rows, cols) int8, wscale (rows), Xq is (T, cols) int8, xscale (T), Y is (T, rows)
+void edge_matmul_q8_q8_ref(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const int8_t *x = Xq + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const int8_t *w = Wq + r * cols;
+            int32_t acc = 0;
+            for (size_t k = 0; k < cols; k++) acc += (int32_t)w[k] * (int32_t)x[k];
+            Y[t * rows + r] = ((float)acc * wscale[r]) * xscale[t];
+        }
+    }
+}
+
+// Wq is (rows, ceil(cols/2)) nibbles, scale_f16/zero are (rows, groups), X is (T, cols), Y is (T, rows)
+void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (group_size == 0) return;
+    size_t groups = (cols + group_size - 1) / group_size;
+    size_t row_bytes = (cols + 1) / 2;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float acc = 0.0f;
+            for (size_t k = 0; k < cols; k++) {
+                size_t g = r * groups + k / group_size;
+                float s = edge_f16_to_f32(scale_f16[g]);
+                int z = zero ? (int)zero[g] : 8;
+                acc += (s * (float)((int)edge_q4_nibble(q, k) - z)) * x[k];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// ---- Norms, softmax, positions, activations -------------------------------------------------
+
+void edge_rmsnorm_ref(const float *x, const float *w, float *out, size_t n, float eps) {
+    float ss = 0.0f;
+    for (size_t i = 0; i < n; i++) ss += x[i] * x[i];
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (size_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+void edge_layernorm_ref(const float *x, const float *w, const float *b, float *out, size_t n, float eps) {
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) sum += x[i];
+    float mean = sum / (float)n;
+    float var = 0.0f;
+    for (size_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float inv = 1.0f / sqrtf(var / (float)n + eps);
+    for (size_t i = 0; i < n; i++) out[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+void edge_softmax_ref(float *x, size_t n) {
+    if (n == 0) return;
+    float m = x[0];
+    for (size_t i = 1; i < n; i++) if (x[i] > m) m = x[i];
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+// q is (n_heads, head_dim)
+void edge_rope_ref(float *q, size_t head_dim, size_t n_heads, size_t pos, float theta) {
+    size_t half = head_dim / 2;
+    for (size_t i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float angle = (float)pos * inv_freq;
+        float c = cosf(angle), s = sinf(angle);
+        for (size_t h = 0; h < n_heads; h++) {
+            float *v = q + h * head_dim;
+            float a = v[i], b = v[i + half];
+            v[i] = a * c - b * s;
+            v[i + half] = b * c + a * s;
+        }
+    }
+}
+
+void edge_gelu_tanh_ref(float *x, size_t n) {
+    const float k = 0.7978845608028654f;  // sqrt(2/pi)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void edge_silu_mul_ref(const float *gate, const float *up, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void edge_add_ref(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] += b[i];
+}
+
+void edge_axpy_ref(float *y, float a, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void edge_scale_ref(float *x, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+float edge_dot_f32_ref(const float *a, const float *b, size_t n) {
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++) acc += a[i] * b[i];
+    return acc;
+}
+
+// ---- Table ----------------------------------------------------------------------------------
+
+void edge_fill_table_ref(edge_kernel_table *t) {
+    memset(t, 0, sizeof *t);
+    t->level = EDGE_KERNELS_REF;
+    t->vnni = false;
+    t->matmul_f32 = edge_matmul_f32_ref;
+    t->matmul_f16 = edge_matmul_f16_ref;
+    t->matmul_q8_f32 = edge_matmul_q8_f32_ref;
+    t->quantize_row_q8 = edge_quantize_row_q8_ref;
+    t->matmul_q8_q8 = edge_matmul_q8_q8_ref;
+    t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
+    t->rmsnorm = edge_rmsnorm_ref;
+    t->layernorm = edge_layernorm_ref;
+    t->softmax = edge_softmax_ref;
+    t->gelu_tanh = edge_gelu_tanh_ref;
+    t->silu_mul = edge_silu_mul_ref;
+    t->add = edge_add_ref;
+    t->axpy = edge_axpy_ref;
+    t->scale = edge_scale_ref;
+    t->dot_f32 = edge_dot_f32_ref;
+}

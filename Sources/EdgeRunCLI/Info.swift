@@ -1,0 +1,58 @@
+import ArgumentParser
+import EdgeFormat
+import EdgeKernels
+import EdgeRuntime
+import Foundation
+
+/// `edge-run info MODEL`: validate an `.edge` file fully and summarize it.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Validate an .edge file (header, checksums, tensor set and shapes) and summarize it."
+    )
+
+    @Argument(help: "The .edge model file.")
+    var model: String
+
+    func run() throws {
+        let file = try EdgeFile(path: model)  // checks every checksum
+        let m = try EdgeModel(file: file)     // checks the tensor set, shapes and encodings against the config
+        let c = file.config
+        print("\(model): valid .edge v\(file.preamble.version), \(file.fileSize) bytes, \(file.tensors.count) tensors, \(file.blobs.count) blobs")
+        var arch = "\(c.architecture.rawValue): \(c.numLayers) layers, hidden \(c.hiddenSize), heads \(c.numHeads)"
+        if c.numKVHeads != c.numHeads { arch += " (kv \(c.numKVHeads))" }
+        arch += " x \(c.headDim), ffn \(c.intermediateSize), vocab \(c.vocabSize), max positions \(c.maxPositions)"
+        arch += c.tiedEmbeddings ? ", tied embeddings" : ", untied output"
+        if c.layers != nil { arch += ", per-layer sizes" }
+        print("model: \(arch)")
+
+        var byEncoding: [String: (tensors: Int, values: Int, bytes: Int)] = [:]
+        var values = 0, bytes = 0
+        for t in file.tensors {
+            let key = t.encoding.rawValue + Self.paramsLabel(t.params)
+            let e = byEncoding[key] ?? (0, 0, 0)
+            byEncoding[key] = (e.tensors + 1, e.values + t.count, e.bytes + t.payloadLength)
+            values += t.count
+            bytes += t.payloadLength
+        }
+        print(String(format: "weights: %d values in %d payload bytes, %.3f bits/weight", values, bytes, values > 0 ? Double(bytes * 8) / Double(values) : 0))
+        for (key, e) in byEncoding.sorted(by: { $0.key < $1.key }) {
+            print(String(format: "  %-16@ %4d tensors %12d values %.3f bits/weight", key as NSString, e.tensors, e.values, Double(e.bytes * 8) / Double(max(1, e.values))))
+        }
+        if let tok = m.tokenizer {
+            print("tokenizer: \(tok.vocabularySize) tokens, BOS \(m.addsBOS ? "\(m.bosTokenID.map(String.init) ?? "?") added" : "not added")")
+        } else {
+            print("tokenizer: none (perplexity and generate need blob 'tokenizer.json')")
+        }
+        let p = file.provenance
+        print("provenance: \(p.toolchain) from \(p.sourceFormat) \(p.sourcePath ?? "") sha256 \(p.sourceSHA256.prefix(16))…, \(p.passes.count) passes")
+        print("kernels: \(String(cString: edge_kernels_level_name(edge_kernels_level())))\(edge_kernels_uses_vnni() ? " + vnni" : ""), \(EdgeModel.defaultThreads) threads")
+    }
+
+    static func paramsLabel(_ p: EncodingParams) -> String {
+        var parts: [String] = []
+        if let s = p.symmetric { parts.append(s ? "sym" : "asym") }
+        if let g = p.groupSize { parts.append("g\(g)") }
+        return parts.isEmpty ? "" : " " + parts.joined(separator: " ")
+    }
+}

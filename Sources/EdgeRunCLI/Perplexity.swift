@@ -1,0 +1,67 @@
+import ArgumentParser
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+
+/// `edge-run perplexity MODEL --text FILE`: llama.cpp's perplexity convention with the bundled runtime.
+struct PerplexityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perplexity",
+        abstract: "Perplexity of a text file, as llama.cpp's llama-perplexity computes it.",
+        discussion: """
+        The text is tokenized whole (BOS first when the tokenizer adds one) and split into \
+        consecutive chunks of --ctx tokens; each chunk starts with BOS (when the tokenizer adds one) \
+        and only its second half is scored. Needs at least 2 x ctx tokens.
+        """
+    )
+
+    @Argument(help: "The .edge model file.")
+    var model: String
+
+    @Option(name: .long, help: "Text file to evaluate (UTF-8).")
+    var text: String
+
+    @Option(name: .long, help: "Tokens per chunk (default: 512, or the model's max_positions if smaller).")
+    var ctx: Int?
+
+    @Option(name: .long, help: "Evaluate at most this many chunks.")
+    var chunks: Int?
+
+    @OptionGroup var run: RunOptions
+
+    @Flag(name: .long, help: "Print the result as JSON on stdout.")
+    var json = false
+
+    func validate() throws {
+        if let ctx, ctx < 4 { throw ValidationError("--ctx must be at least 4 (got \(ctx))") }
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1 (got \(chunks))") }
+    }
+
+    func run() throws {
+        let m = try EdgeModel(path: model, threads: run.threads ?? EdgeModel.defaultThreads)
+        let content: String
+        do {
+            content = try String(contentsOfFile: text, encoding: .utf8)
+        } catch {
+            throw EdgeRunError(message: "\(text): cannot read as UTF-8 text")
+        }
+        let n = ctx ?? min(512, m.config.maxPositions)
+        let bar = ProgressBar(label: "perplexity")
+        let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks) { done, total in bar.update(done: done, total: total) }
+        bar.finish()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(r), as: UTF8.self))
+        } else {
+            print(String(format: "perplexity %.4f over %d scored tokens (%d chunks of %d, %d tokens), %.1f tokens/s, %.2f s",
+                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds))
+        }
+    }
+}
+
+/// A one-line failure of the CLI itself (not of the runtime or the format).
+struct EdgeRunError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}

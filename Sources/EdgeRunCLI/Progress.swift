@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A one-line progress bar with an ETA on stderr. Drawn only when stderr is a terminal and the
+/// work has run for more than a second, so short runs, pipes and logs stay clean.
+final class ProgressBar {
+    private let label: String
+    private let start = Date()
+    private let enabled: Bool
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    init(label: String) {
+        self.label = label
+        enabled = isatty(STDERR_FILENO) == 1
+    }
+
+    /// Redraws the bar for `done` of `total` units (at most ten times a second).
+    func update(done: Int, total: Int) {
+        guard enabled, total > 0 else { return }
+        let now = Date()
+        let elapsed = now.timeIntervalSince(start)
+        guard elapsed > 1, now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+        lastDraw = now
+        let width = 30
+        let frac = Double(done) / Double(total)
+        let filled = min(width, Int(frac * Double(width)))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let eta = done > 0 && done < total ? " eta \(Self.time(elapsed / frac - elapsed))" : ""
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) \(Self.time(elapsed))\(eta)".utf8))
+        drawn = true
+    }
+
+    /// Clears the bar if it was drawn.
+    func finish() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    static func time(_ s: Double) -> String {
+        s < 60 ? String(format: "%.1fs", s) : String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60)
+    }
+}
+
+/// Options every subcommand that runs the model shares.
+struct RunOptions: ParsableArguments {
+    @Option(name: .long, help: "Threads for matrix products and attention (default: the active processor count).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+}

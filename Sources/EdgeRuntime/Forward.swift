@@ -1,0 +1,194 @@
+import Dispatch
+import EdgeFormat
+import EdgeKernels
+import Foundation
+
+/// Keys and values of the positions seen so far, per layer: K and V are each [capacity, kv_dim(layer)]
+/// float32, position-major. A forward pass appends its tokens' keys and values; `reset()` starts over.
+public final class KVCache {
+    /// Positions it can hold.
+    public let capacity: Int
+    /// Positions filled (the position the next token gets).
+    public internal(set) var count = 0
+    let keys: [UnsafeMutablePointer<Float>]
+    let values: [UnsafeMutablePointer<Float>]
+
+    init(config: ModelConfig, capacity: Int) {
+        self.capacity = capacity
+        var k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
+        for l in 0 ..< config.numLayers {
+            let n = capacity * config.sizes(layer: l).numKVHeads * config.headDim
+            k.append(.allocate(capacity: n))
+            v.append(.allocate(capacity: n))
+        }
+        keys = k
+        values = v
+    }
+
+    deinit {
+        for p in keys { p.deallocate() }
+        for p in values { p.deallocate() }
+    }
+
+    /// Forgets every position (the next token gets position 0).
+    public func reset() { count = 0 }
+}
+
+/// Runs `body(c)` for c in 0..<chunks, concurrently when chunks > 1.
+@inline(__always) func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
+    if chunks <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+}
+
+extension EdgeModel {
+    /// A cache for up to `capacity` positions.
+    /// - Throws: `RuntimeError.badContext` unless 1 <= capacity <= config.maxPositions.
+    public func makeCache(capacity: Int) throws -> KVCache {
+        guard capacity >= 1, capacity <= config.maxPositions else {
+            throw RuntimeError.badContext(requested: capacity, limit: config.maxPositions,
+                                          why: "it must be between 1 and the model's max_positions")
+        }
+        return KVCache(config: config, capacity: capacity)
+    }
+
+    /// Logits of every position of `tokens`, run as one window from position 0: [tokens.count, vocab].
+    /// - Throws: as `forward`.
+    public func logits(_ tokens: [Int32]) throws -> [Float] {
+        try forward(tokens, cache: try makeCache(capacity: max(1, tokens.count)))
+    }
+
+    /// Runs `tokens` (T of them) at positions cache.count ..< cache.count + T, appending their keys
+    /// and values to `cache`, and returns the logits of the positions in `outputs`
+    /// (indices into `tokens`; all by default) as [outputs.count, vocab] row-major.
+    ///
+    /// Both architectures, pre-norm blocks:
+    /// x = embed(tokens) (+ learned positions, GPT-2); per layer
+    /// x += Wo · attn(RoPE(Wq·n1(x)), RoPE(Wk·n1(x)), Wv·n1(x)) (causal, grouped-query; RoPE for Llama, biases for GPT-2),
+    /// x += Wdown · act(n2(x)) with act = GELU-tanh(Wup·) (GPT-2) or silu(Wgate·) * Wup· (Llama);
+    /// logits = Wout · n(x), Wout = output.weight or token_embd.weight when tied.
+    /// - Throws: `RuntimeError.tokenOutOfRange`, `.contextFull` (nothing is computed then).
+    public func forward(_ tokens: [Int32], cache: KVCache, outputs: Range<Int>? = nil) throws -> [Float] {
+        let T = tokens.count
+        let outs = outputs ?? 0 ..< T
+        precondition(outs.lowerBound >= 0 && outs.upperBound <= T, "forward: outputs \(outs) outside 0..<\(T)")
+        guard T > 0 else { return [] }
+        let vocab = config.vocabSize
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw RuntimeError.tokenOutOfRange(token: bad, vocabSize: vocab)
+        }
+        let p0 = cache.count
+        guard p0 + T <= cache.capacity else { throw RuntimeError.contextFull(needed: p0 + T, capacity: cache.capacity) }
+
+        let h = config.hiddenSize, hd = config.headDim, eps = Float(config.normEps)
+        let gpt2 = config.architecture == .gpt2
+        let maxQ = blocks.map { $0.sizes.numHeads * hd }.max() ?? 0
+        let maxF = blocks.map { $0.sizes.intermediateSize }.max() ?? 0
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: T * h)     // residual stream (T, h)
+        let xn = UnsafeMutablePointer<Float>.allocate(capacity: T * h)    // normed (T, h)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: T * h)     // block output (T, h)
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: T * maxQ)  // queries (T, nh*hd)
+        let att = UnsafeMutablePointer<Float>.allocate(capacity: T * maxQ) // attention output (T, nh*hd)
+        let up = UnsafeMutablePointer<Float>.allocate(capacity: T * maxF) // (T, f)
+        let gate = UnsafeMutablePointer<Float>.allocate(capacity: gpt2 ? 0 : T * maxF)
+        defer { for p in [x, xn, y, q, att, up, gate] { p.deallocate() } }
+
+        // Embeddings: only the rows needed are decoded.
+        for t in 0 ..< T {
+            tokenEmbedding.row(Int(tokens[t]), into: x + t * h)
+            if let positionEmbedding {
+                positionEmbedding.row(p0 + t, into: y)
+                edge_add(x + t * h, y, h)
+            }
+        }
+
+        func norm(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ w: [Float], _ b: [Float]?) {
+            w.withUnsafeBufferPointer { wp in
+                if let b {
+                    b.withUnsafeBufferPointer { bp in
+                        for t in 0 ..< rows { edge_layernorm(src + t * h, wp.baseAddress, bp.baseAddress, dst + t * h, h, eps) }
+                    }
+                } else {
+                    for t in 0 ..< rows { edge_rmsnorm(src + t * h, wp.baseAddress, dst + t * h, h, eps) }
+                }
+            }
+        }
+        func addBias(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int, _ b: [Float]?) {
+            guard let b else { return }
+            b.withUnsafeBufferPointer { bp in for t in 0 ..< rows { edge_add(m + t * width, bp.baseAddress, width) } }
+        }
+
+        for (l, b) in blocks.enumerated() {
+            let nh = b.sizes.numHeads, nkv = b.sizes.numKVHeads, f = b.sizes.intermediateSize
+            let qd = nh * hd, kvd = nkv * hd
+            // Attention: n1, projections (K and V go straight into the cache), RoPE, causal softmax.
+            norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
+            let k = cache.keys[l] + p0 * kvd, v = cache.values[l] + p0 * kvd  // (T, kvd) each
+            b.q.matmul(xn, tokens: T, into: q, threads: threads)
+            b.k.matmul(xn, tokens: T, into: k, threads: threads)
+            b.v.matmul(xn, tokens: T, into: v, threads: threads)
+            addBias(q, rows: T, width: qd, b.qBias)
+            addBias(k, rows: T, width: kvd, b.kBias)
+            addBias(v, rows: T, width: kvd, b.vBias)
+            if !gpt2 {
+                let theta = Float(config.ropeTheta)
+                for t in 0 ..< T {
+                    edge_rope(q + t * qd, hd, nh, p0 + t, theta)
+                    edge_rope(k + t * kvd, hd, nkv, p0 + t, theta)
+                }
+            }
+            attention(q: q, keys: cache.keys[l], values: cache.values[l], out: att, tokens: T, start: p0,
+                      heads: nh, kvHeads: nkv, headDim: hd)
+            b.o.matmul(att, tokens: T, into: y, threads: threads)
+            addBias(y, rows: T, width: h, b.oBias)
+            edge_add(x, y, T * h)
+
+            // MLP: n2, up (and gate), activation, down.
+            norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
+            b.up.matmul(xn, tokens: T, into: up, threads: threads)
+            addBias(up, rows: T, width: f, b.upBias)
+            if let g = b.gate {
+                g.matmul(xn, tokens: T, into: gate, threads: threads)
+                edge_silu_mul(gate, up, up, T * f)
+            } else {
+                edge_gelu_tanh(up, T * f)
+            }
+            b.down.matmul(up, tokens: T, into: y, threads: threads)
+            addBias(y, rows: T, width: h, b.downBias)
+            edge_add(x, y, T * h)
+        }
+        cache.count = p0 + T
+
+        // Final norm and output head, only for the rows asked for.
+        let n = outs.count
+        var logits = [Float](repeating: 0, count: n * vocab)
+        guard n > 0 else { return logits }
+        norm(x + outs.lowerBound * h, xn, rows: n, outputNorm, outputNormBias)
+        logits.withUnsafeMutableBufferPointer { output.matmul(xn, tokens: n, into: $0.baseAddress!, threads: threads) }
+        return logits
+    }
+
+    /// Causal grouped-query attention for T new tokens at positions start..<start+T.
+    /// q, out: (T, heads*hd); keys, values: (capacity, kvHeads*hd) with positions 0..<start+T filled.
+    /// Query head i reads KV head i / (heads / kvHeads); scores are scaled by 1/sqrt(hd).
+    private func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
+                           out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int, kvHeads nkv: Int, headDim hd: Int) {
+        let qd = nh * hd, kvd = nkv * hd, group = nh / nkv
+        let scale = 1 / Float(hd).squareRoot()
+        let items = T * nh
+        let work = items * (p0 + T) * hd
+        let chunks = work < Linear.parallelThreshold ? 1 : min(threads, items)
+        parallelFor(chunks) { c in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: p0 + T)
+            defer { scores.deallocate() }
+            for item in c * items / chunks ..< (c + 1) * items / chunks {
+                let t = item / nh, head = item % nh, g = head / group
+                let n = p0 + t + 1
+                let qv = q + t * qd + head * hd
+                for s in 0 ..< n { scores[s] = edge_dot_f32(qv, keys + s * kvd + g * hd, hd) * scale }
+                edge_softmax(scores, n)
+                let o = out + t * qd + head * hd
+                o.update(repeating: 0, count: hd)
+                for s in 0 ..< n { edge_axpy(o, scores[s], values + s * kvd + g * hd, hd) }
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import EdgeFormat
+import Foundation
+
+/// What the runtime refuses or cannot do. `description` is the one line the CLI prints.
+public enum RuntimeError: Error, Equatable, CustomStringConvertible {
+    /// The model lacks a tensor its config requires.
+    case missingTensor(source: String, tensor: String)
+    /// A tensor's shape differs from the one its config implies.
+    case badShape(source: String, tensor: String, expected: [Int], actual: [Int])
+    /// A tensor's bytes, shape or params are unusable (`why` says which).
+    case badTensor(source: String, tensor: String, why: String)
+    /// A tensor uses an encoding this runtime cannot compute with.
+    case unsupportedEncoding(source: String, tensor: String, encoding: String)
+    /// The model's config breaks a rule (`why` names the field).
+    case badConfig(source: String, why: String)
+    /// A token id is outside the vocabulary.
+    case tokenOutOfRange(token: Int32, vocabSize: Int)
+    /// The tokens do not fit: the cache holds `capacity` positions and `needed` were asked for.
+    case contextFull(needed: Int, capacity: Int)
+    /// A context length outside 1...max_positions (or too small for the task) was asked for.
+    case badContext(requested: Int, limit: Int, why: String)
+    /// The text is too short for the evaluation asked for.
+    case textTooShort(tokens: Int, needed: Int, why: String)
+    /// The model carries no tokenizer (needed to turn text into tokens).
+    case noTokenizer(source: String)
+
+    public var description: String {
+        func at(_ s: String) -> String { s.isEmpty ? "" : "\(s): " }
+        switch self {
+        case let .missingTensor(s, t): return "\(at(s))tensor '\(t)' is missing; the model config requires it"
+        case let .badShape(s, t, e, a): return "\(at(s))tensor '\(t)' has shape \(a); the config implies \(e)"
+        case let .badTensor(s, t, why): return "\(at(s))tensor '\(t)' \(why)"
+        case let .unsupportedEncoding(s, t, e): return "\(at(s))tensor '\(t)' uses encoding '\(e)', which this runtime cannot compute with"
+        case let .badConfig(s, why): return "\(at(s))bad model config: \(why)"
+        case let .tokenOutOfRange(tok, n): return "token id \(tok) is outside the vocabulary 0..<\(n)"
+        case let .contextFull(n, c): return "context full: \(n) positions needed, the cache holds \(c)"
+        case let .badContext(r, l, why): return "context length \(r) is not usable (limit \(l)): \(why)"
+        case let .textTooShort(t, n, why): return "the text has \(t) tokens; \(n) are needed \(why)"
+        case let .noTokenizer(s): return "\(at(s))the model has no tokenizer (blob 'tokenizer.json')"
+        }
+    }
+}
+
+/// One transformer block's weights. Norm weights and biases are float32 (small); matrices stay encoded.
+/// Biases and norm biases are present for GPT-2 only; `gate` for Llama only.
+struct Block {
+    var attnNorm: [Float]                // (h)
+    var attnNormBias: [Float]?           // (h) gpt2
+    var q: Linear, k: Linear, v: Linear  // (nh*hd, h), (nkv*hd, h), (nkv*hd, h)
+    var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
+    var o: Linear                        // (h, nh*hd)
+    var oBias: [Float]?
+    var ffnNorm: [Float]                 // (h)
+    var ffnNormBias: [Float]?
+    var gate: Linear?                    // (f, h) llama
+    var up: Linear                       // (f, h)
+    var upBias: [Float]?
+    var down: Linear                     // (h, f)
+    var downBias: [Float]?
+    var sizes: ModelConfig.LayerSizes
+}
+
+/// A model ready to run: config, weights served from their encoded bytes, optional tokenizer.
+///
+/// Built from an `.edge` file (`init(file:)`) or from named tensors in memory (`init(config:tensors:)`),
+/// so the compressor evaluates a float checkpoint and a compressed file with the same forward pass.
+/// Instances are immutable after init apart from `threads`; run one forward at a time per `KVCache`.
+public final class EdgeModel: @unchecked Sendable {
+    /// Threads a matmul uses by default: the active processor count.
+    public static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// The architecture and sizes.
+    public let config: ModelConfig
+    /// The tokenizer, when the model carries one.
+    public let tokenizer: Tokenizer?
+    /// Whether a BOS token starts each sequence (the tokenizer's post-processor adds one, as
+    /// llama.cpp's `add_bos`); false when there is no tokenizer.
+    public let addsBOS: Bool
+    /// Where the weights come from (file path or a label), for messages.
+    public let source: String
+    /// Threads for matrix products and attention (at least 1).
+    public var threads: Int {
+        didSet { threads = max(1, threads) }
+    }
+
+    let tokenEmbedding: Linear       // (vocab, h)
+    let positionEmbedding: Linear?   // (maxPositions, h) gpt2
+    let blocks: [Block]
+    let outputNorm: [Float]          // (h)
+    let outputNormBias: [Float]?     // (h) gpt2
+    let output: Linear               // (vocab, h): output.weight, or token_embd.weight when tied
+
+    /// Opens the model in an `.edge` file. Weights are served from the file's mapping; the
+    /// tokenizer is read from the blob "tokenizer.json" when present.
+    /// - Throws: `EdgeFormatError` from the file, `RuntimeError` for missing or mis-shaped tensors,
+    ///   `TokenizerError` for an unreadable tokenizer.
+    public convenience init(file: EdgeFile, threads: Int = EdgeModel.defaultThreads) throws {
+        var tensors: [String: WeightSource] = [:]
+        for entry in file.tensors { tensors[entry.name] = try .file(file, entry) }
+        let tokenizer = try file.blob(named: "tokenizer.json").map {
+            try Tokenizer(json: $0, eosTokenID: file.config.eosTokenID.map(Int32.init))
+        }
+        try self.init(config: file.config, tensors: tensors, tokenizer: tokenizer, source: file.path, threads: threads)
+    }
+
+    /// Opens and validates the `.edge` file at `path` (checksums included) and builds the model.
+    /// - Throws: as `EdgeFile(path:)` and `init(file:)`.
+    public convenience init(path: String, threads: Int = EdgeModel.defaultThreads) throws {
+        try self.init(file: try EdgeFile(path: path), threads: threads)
+    }
+
+    /// Builds a model from canonical tensor names (`ModelConfig.expectedTensors()`).
+    /// - Parameters:
+    ///   - config: architecture and sizes (validated here).
+    ///   - tensors: every tensor the config requires; extra names are ignored.
+    ///   - tokenizer: optional, for text in and out.
+    ///   - source: a label for messages (a path).
+    ///   - threads: threads for matrix products.
+    /// - Throws: `RuntimeError` naming the first missing, mis-shaped or unusable tensor, or a bad config.
+    public init(config: ModelConfig, tensors: [String: WeightSource], tokenizer: Tokenizer? = nil,
+                source: String = "", threads: Int = EdgeModel.defaultThreads) throws {
+        do {
+            try config.validate(source: source)
+        } catch let FormatError.invalid(_, what) {
+            throw RuntimeError.badConfig(source: source, why: what)
+        }
+        var shapes: [String: [Int]] = [:]
+        for (name, shape) in config.expectedTensors() {
+            shapes[name] = shape
+            guard let t = tensors[name] else { throw RuntimeError.missingTensor(source: source, tensor: name) }
+            guard t.shape == shape else { throw RuntimeError.badShape(source: source, tensor: name, expected: shape, actual: t.shape) }
+        }
+        func linear(_ name: String) throws -> Linear { try Linear(name: name, source: tensors[name]!, origin: source) }
+        func vector(_ name: String) throws -> [Float] {
+            let t = tensors[name]!
+            _ = try t.checked(name: name, source: source)
+            let v = t.floats()
+            if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                throw RuntimeError.badTensor(source: source, tensor: name, why: "holds a non-finite value (\(v[bad])) at index \(bad)")
+            }
+            return v
+        }
+        func optionalVector(_ name: String) throws -> [Float]? { shapes[name] == nil ? nil : try vector(name) }
+
+        let gpt2 = config.architecture == .gpt2
+        tokenEmbedding = try linear(TensorName.tokenEmbedding)
+        positionEmbedding = gpt2 ? try linear(TensorName.positionEmbedding) : nil
+        var blocks: [Block] = []
+        for i in 0 ..< config.numLayers {
+            let b = TensorName.block(i)
+            blocks.append(Block(
+                attnNorm: try vector(b + "attn_norm.weight"), attnNormBias: try optionalVector(b + "attn_norm.bias"),
+                q: try linear(b + "attn_q.weight"), k: try linear(b + "attn_k.weight"), v: try linear(b + "attn_v.weight"),
+                qBias: try optionalVector(b + "attn_q.bias"), kBias: try optionalVector(b + "attn_k.bias"),
+                vBias: try optionalVector(b + "attn_v.bias"),
+                o: try linear(b + "attn_output.weight"), oBias: try optionalVector(b + "attn_output.bias"),
+                ffnNorm: try vector(b + "ffn_norm.weight"), ffnNormBias: try optionalVector(b + "ffn_norm.bias"),
+                gate: gpt2 ? nil : try linear(b + "ffn_gate.weight"),
+                up: try linear(b + "ffn_up.weight"), upBias: try optionalVector(b + "ffn_up.bias"),
+                down: try linear(b + "ffn_down.weight"), downBias: try optionalVector(b + "ffn_down.bias"),
+                sizes: config.sizes(layer: i)))
+        }
+        self.blocks = blocks
+        outputNorm = try vector(TensorName.outputNorm + ".weight")
+        outputNormBias = try optionalVector(TensorName.outputNorm + ".bias")
+        output = config.tiedEmbeddings ? tokenEmbedding : try linear(TensorName.output)
+        self.config = config
+        self.tokenizer = tokenizer
+        addsBOS = tokenizer?.bosTokenID != nil
+        self.source = source
+        self.threads = max(1, threads)
+    }
+
+    /// The BOS id put before a sequence when `addsBOS` (the tokenizer's, else the config's).
+    public var bosTokenID: Int32? { tokenizer?.bosTokenID ?? config.bosTokenID.map(Int32.init) }
+
+    /// Token ids for `text` as llama.cpp tokenizes for evaluation: BOS first when `addsBOS`.
+    /// - Throws: `RuntimeError.noTokenizer` when the model carries none.
+    public func tokenize(_ text: String) throws -> [Int32] {
+        guard let tokenizer else { throw RuntimeError.noTokenizer(source: source) }
+        let ids = tokenizer.encode(text)
+        if addsBOS, let bos = bosTokenID { return [bos] + ids }
+        return ids
+    }
+
+    /// Number of weights in the matrices and vectors the forward pass uses (tied output counted once).
+    public var parameterCount: Int {
+        config.expectedTensors().reduce(0) { $0 + $1.shape.reduce(1, *) }
+    }
+}

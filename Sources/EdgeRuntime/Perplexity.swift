@@ -1,0 +1,126 @@
+import Foundation
+
+/// The outcome of a perplexity run (llama.cpp's `llama-perplexity` convention).
+public struct PerplexityResult: Codable, Equatable, Sendable {
+    /// exp(mean negative log-likelihood of the scored tokens).
+    public var ppl: Double
+    /// Mean negative log-likelihood (nats per scored token).
+    public var nll: Double
+    /// Tokens in the text (BOS included when the model adds one).
+    public var tokens: Int
+    /// Context length of each chunk.
+    public var ctx: Int
+    /// Chunks evaluated: tokens / ctx (the remainder is not used).
+    public var chunks: Int
+    /// Tokens whose probability was scored: chunks * (ctx - ctx/2 - 1).
+    public var scoredTokens: Int
+    /// Wall-clock seconds of the forward passes.
+    public var seconds: Double
+    /// Evaluated tokens (chunks * ctx) per second.
+    public var tokensPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case ppl, nll, tokens, ctx, chunks, scoredTokens = "scored_tokens", seconds, tokensPerSecond = "tokens_per_second"
+    }
+}
+
+/// One evaluated chunk, handed to the caller of `perplexity` (for KL divergence, top-1 agreement).
+public struct PerplexityChunk {
+    /// Chunk number, from 0.
+    public var index: Int
+    /// The `ctx` tokens fed to the model (the first replaced by BOS when the model adds one).
+    public var tokens: [Int32]
+    /// Position of the first scored logit row: ctx / 2.
+    public var first: Int
+    /// Logits of positions first ..< ctx - 1, [ctx - 1 - first, vocab] row-major; row j predicts tokens[first + j + 1].
+    public var logits: [Float]
+    /// Negative log-likelihood of each scored token (same order as the rows of `logits`).
+    public var nll: [Double]
+}
+
+/// The chunking of `llama-perplexity` (examples/perplexity/perplexity.cpp, `perplexity()` without
+/// `--ppl-stride`): consecutive non-overlapping chunks of `ctx` tokens, the first token of each
+/// replaced by BOS when the vocabulary adds one, and in each chunk the logits at positions
+/// ctx/2 ..< ctx-1 scoring the tokens at ctx/2+1 ..< ctx. It refuses texts under 2*ctx tokens.
+public struct PerplexityPlan: Equatable, Sendable {
+    /// Context length per chunk.
+    public let ctx: Int
+    /// Number of chunks: tokens / ctx.
+    public let chunks: Int
+    /// First scored logit row in each chunk: ctx / 2.
+    public var first: Int { ctx / 2 }
+    /// Tokens scored per chunk: ctx - ctx/2 - 1.
+    public var scoredPerChunk: Int { ctx - first - 1 }
+    /// Tokens scored in all: chunks * scoredPerChunk.
+    public var scoredTokens: Int { chunks * scoredPerChunk }
+
+    /// Plans a run over `tokens` tokens with chunks of `ctx`.
+    /// - Parameter maxChunks: evaluate at most this many chunks (llama.cpp's `--chunks`).
+    /// - Throws: `RuntimeError.badContext` when ctx < 4, `.textTooShort` when tokens < 2 * ctx.
+    public init(tokens: Int, ctx: Int, maxChunks: Int? = nil) throws {
+        guard ctx >= 4 else { throw RuntimeError.badContext(requested: ctx, limit: 4, why: "perplexity needs at least 4 positions per chunk") }
+        guard tokens >= 2 * ctx else {
+            throw RuntimeError.textTooShort(tokens: tokens, needed: 2 * ctx, why: "to evaluate perplexity with a context of \(ctx)")
+        }
+        self.ctx = ctx
+        chunks = min(tokens / ctx, maxChunks ?? Int.max)
+    }
+}
+
+extension EdgeModel {
+    /// Perplexity of `text`, tokenized as llama.cpp does (BOS first when the model adds one).
+    /// - Throws: `RuntimeError.noTokenizer`, and as `perplexity(tokens:ctx:)`.
+    public func perplexity(text: String, ctx: Int, maxChunks: Int? = nil,
+                           onChunk: ((PerplexityChunk) throws -> Void)? = nil,
+                           progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> PerplexityResult {
+        try perplexity(tokens: try tokenize(text), ctx: ctx, maxChunks: maxChunks, onChunk: onChunk, progress: progress)
+    }
+
+    /// Perplexity of a token sequence by `PerplexityPlan` (llama.cpp's convention). Each chunk runs
+    /// as one window from position 0 with a fresh cache; log-softmax is accumulated in double.
+    /// - Parameters:
+    ///   - tokens: the whole text's tokens (with a leading BOS if the model adds one: see `tokenize`).
+    ///   - ctx: tokens per chunk (at most `config.maxPositions`).
+    ///   - maxChunks: stop after this many chunks.
+    ///   - onChunk: receives every chunk's scored logits as it is done.
+    ///   - progress: called after each chunk with (chunks done, chunks in all).
+    /// - Throws: `RuntimeError` (text too short, bad context, token out of range), or what `onChunk` throws.
+    public func perplexity(tokens: [Int32], ctx: Int, maxChunks: Int? = nil,
+                           onChunk: ((PerplexityChunk) throws -> Void)? = nil,
+                           progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> PerplexityResult {
+        let plan = try PerplexityPlan(tokens: tokens.count, ctx: ctx, maxChunks: maxChunks)
+        let cache = try makeCache(capacity: ctx)
+        let vocab = config.vocabSize, first = plan.first
+        var total = 0.0
+        let start = Date()
+        for i in 0 ..< plan.chunks {
+            var chunk = Array(tokens[i * ctx ..< (i + 1) * ctx])
+            if addsBOS, let bos = bosTokenID { chunk[0] = bos }
+            cache.reset()
+            let logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
+            var nll = [Double](repeating: 0, count: plan.scoredPerChunk)
+            logits.withUnsafeBufferPointer { lp in
+                for j in 0 ..< plan.scoredPerChunk {
+                    nll[j] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[j * vocab ..< (j + 1) * vocab]),
+                                                        target: Int(chunk[first + j + 1]))
+                }
+            }
+            total += nll.reduce(0, +)
+            try onChunk?(PerplexityChunk(index: i, tokens: chunk, first: first, logits: logits, nll: nll))
+            progress?(i + 1, plan.chunks)
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let mean = total / Double(plan.scoredTokens)
+        return PerplexityResult(ppl: exp(mean), nll: mean, tokens: tokens.count, ctx: ctx, chunks: plan.chunks,
+                                scoredTokens: plan.scoredTokens, seconds: seconds,
+                                tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0)
+    }
+
+    /// -log softmax(logits)[target], in double: log(sum exp(l - max)) + max - l[target].
+    public static func negativeLogLikelihood(_ logits: UnsafeBufferPointer<Float>, target: Int) -> Double {
+        let m = Double(logits.max() ?? 0)
+        var sum = 0.0
+        for l in logits { sum += exp(Double(l) - m) }
+        return log(sum) + m - Double(logits[target])
+    }
+}

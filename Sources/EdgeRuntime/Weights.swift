@@ -1,0 +1,227 @@
+import Dispatch
+import EdgeFormat
+import EdgeKernels
+import Foundation
+
+/// Where a tensor's values come from. The runtime computes straight from these bytes: an encoded
+/// payload is never expanded to float32 as a whole (only single rows, e.g. embedding lookups).
+public enum WeightSource: @unchecked Sendable {
+    /// Float32 values, row-major, with their shape (a float checkpoint held in memory).
+    case floats([Float], shape: [Int])
+    /// An encoded payload held in memory (e.g. a tensor the compressor has just encoded).
+    case encoded(EncodedTensor)
+    /// Payload bytes owned by `owner` (typically an `EdgeFile` mapping), described by `entry`.
+    /// The bytes stay valid as long as `owner` is alive; the weight keeps a reference to it.
+    case mapped(UnsafeRawBufferPointer, entry: TensorEntry, owner: AnyObject)
+
+    /// The payload of `entry` in `file` (inflated once if it is stored deflated).
+    /// - Throws: as `EdgeFile.payload(of:)`.
+    public static func file(_ file: EdgeFile, _ entry: TensorEntry) throws -> WeightSource {
+        .mapped(try file.payload(of: entry), entry: entry, owner: file)
+    }
+
+    /// Dimensions, outermost first.
+    public var shape: [Int] {
+        switch self {
+        case let .floats(_, shape): return shape
+        case let .encoded(t): return t.shape
+        case let .mapped(_, entry, _): return entry.shape
+        }
+    }
+
+    /// The encoding of the bytes.
+    public var encoding: Encoding {
+        switch self {
+        case .floats: return .f32
+        case let .encoded(t): return t.encoding
+        case let .mapped(_, entry, _): return entry.encoding
+        }
+    }
+
+    /// Encoding parameters (q8/q4).
+    public var params: EncodingParams {
+        switch self {
+        case .floats: return EncodingParams()
+        case let .encoded(t): return t.params
+        case let .mapped(_, entry, _): return entry.params
+        }
+    }
+
+    /// Calls `body` with the payload bytes (for `.floats`, the float32 values' bytes).
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case let .floats(values, _): return try values.withUnsafeBytes(body)
+        case let .encoded(t): return try t.payload.withUnsafeBytes(body)
+        case let .mapped(bytes, _, owner): return try withExtendedLifetime(owner) { try body(bytes) }
+        }
+    }
+
+    /// Checks that the byte count matches the shape and encoding; returns the element count.
+    /// - Throws: `RuntimeError.badTensor` naming `name` and both sizes.
+    func checked(name: String, source: String) throws -> Int {
+        guard let count = Checked.product(shape), shape.allSatisfy({ $0 >= 0 }) else {
+            throw RuntimeError.badTensor(source: source, tensor: name, why: "shape \(shape) is invalid")
+        }
+        guard encoding.isImplemented else {
+            throw RuntimeError.unsupportedEncoding(source: source, tensor: name, encoding: encoding.rawValue)
+        }
+        guard let expected = expectedPayloadBytes(encoding: encoding, shape: shape, params: params) else {
+            throw RuntimeError.badTensor(source: source, tensor: name,
+                                         why: "shape \(shape) with encoding \(encoding.rawValue) and params \(params) is not valid")
+        }
+        let actual = withBytes { $0.count }
+        guard actual == expected else {
+            throw RuntimeError.badTensor(source: source, tensor: name, why: "has \(actual) payload bytes; shape \(shape) as \(encoding.rawValue) needs \(expected)")
+        }
+        return count
+    }
+
+    /// All values as float32 (used for the small 1-D tensors: norms and biases).
+    func floats() -> [Float] {
+        if case let .floats(values, _) = self { return values }
+        return withBytes { decodePayload($0, encoding: encoding, shape: shape, params: params) }
+    }
+}
+
+/// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
+/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym).
+///
+/// `matmul` splits the output rows across threads: `threads` chunks of rows run with
+/// `DispatchQueue.concurrentPerform`; products too small to gain from threads run inline.
+public struct Linear: @unchecked Sendable {
+    /// Tensor name, for messages.
+    public let name: String
+    /// Output features.
+    public let rows: Int
+    /// Input features.
+    public let cols: Int
+    /// How the bytes encode the values.
+    public let encoding: Encoding
+    /// Encoding parameters.
+    public let params: EncodingParams
+    private let source: WeightSource
+
+    /// Wraps a 2-D tensor.
+    /// - Parameters:
+    ///   - name: tensor name (for messages).
+    ///   - source: the weight's bytes.
+    ///   - origin: file or checkpoint the tensor comes from (for messages).
+    /// - Throws: `RuntimeError.badTensor` if the tensor is not 2-D or its bytes do not match its
+    ///   shape, `.unsupportedEncoding` for an encoding this runtime cannot compute with.
+    public init(name: String, source: WeightSource, origin: String = "") throws {
+        _ = try source.checked(name: name, source: origin)
+        guard source.shape.count == 2 else {
+            throw RuntimeError.badTensor(source: origin, tensor: name, why: "has shape \(source.shape); a weight matrix needs 2 dimensions")
+        }
+        self.name = name
+        rows = source.shape[0]
+        cols = source.shape[1]
+        encoding = source.encoding
+        params = source.params
+        self.source = source
+    }
+
+    /// Products with fewer multiply-adds than this run on the calling thread.
+    static let parallelThreshold = 1 << 15
+
+    /// Y[t, r] = dot(W[r, :], X[t, :]) for t < `tokens`, every r.
+    /// - Parameters:
+    ///   - x: X, [tokens, cols] row-major.
+    ///   - y: Y, [tokens, rows] row-major (fully overwritten).
+    ///   - threads: how many row chunks to compute concurrently (at least 1).
+    public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
+        guard tokens > 0, rows > 0 else { return }
+        source.withBytes { bytes in
+            let work = rows.multipliedReportingOverflow(by: cols).partialValue &* tokens
+            let chunks = work < Linear.parallelThreshold ? 1 : max(1, min(threads, rows))
+            if chunks == 1 {
+                run(bytes, x, y, tokens, 0, rows)
+                return
+            }
+            // Row chunks in multiples of 8 so SIMD kernels see whole blocks.
+            let per = ((rows + chunks - 1) / chunks + 7) & ~7
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let r0 = min(rows, c * per), r1 = min(rows, r0 + per)
+                if r0 < r1 { run(bytes, x, y, tokens, r0, r1) }
+            }
+        }
+    }
+
+    /// Returns Y = X W^T for X [tokens, cols]; Y is [tokens, rows].
+    /// - Precondition: `x.count == tokens * cols`.
+    public func matmul(_ x: [Float], tokens: Int, threads: Int = EdgeModel.defaultThreads) -> [Float] {
+        precondition(x.count == tokens * cols, "Linear.matmul: \(name) needs \(tokens) x \(cols) inputs, got \(x.count)")
+        var y = [Float](repeating: 0, count: tokens * rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                matmul(xp.baseAddress!, tokens: tokens, into: yp.baseAddress!, threads: threads)
+            }
+        }
+        return y
+    }
+
+    /// Writes row `r` of W as float32 to `out` (cols values), decoding only that row.
+    /// - Precondition: `0 <= r < rows`.
+    public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "Linear.row: \(r) is outside 0..<\(rows) of \(name)")
+        let cols = self.cols
+        source.withBytes { p in
+            switch encoding {
+            case .f32:
+                (p.baseAddress! + r * cols * 4).withMemoryRebound(to: Float.self, capacity: cols) { out.update(from: $0, count: cols) }
+            case .f16:
+                edge_f16_to_f32_row(p.baseAddress! + r * cols * 2, out, cols)
+            case .q8:
+                let sym = params.symmetric ?? true
+                let l = Q8Layout(rows: rows, cols: cols, symmetric: sym)
+                let s = p.loadUnaligned(fromByteOffset: l.scaleOffset + 4 * r, as: Float.self)
+                let q = p.baseAddress! + r * cols
+                if sym {
+                    for j in 0 ..< cols { out[j] = s * Float(q.load(fromByteOffset: j, as: Int8.self)) }
+                } else {
+                    let z = Float(p[l.zeroOffset + r])
+                    for j in 0 ..< cols { out[j] = s * (Float(q.load(fromByteOffset: j, as: UInt8.self)) - z) }
+                }
+            case .q4:
+                let sym = params.symmetric ?? true, g = params.groupSize ?? 32
+                let l = Q4Layout(rows: rows, cols: cols, groupSize: g, symmetric: sym)
+                let q = p.baseAddress! + r * l.rowBytes
+                for gi in 0 ..< l.groups {
+                    let k = r * l.groups + gi
+                    let s = edge_f16_to_f32(p.loadUnaligned(fromByteOffset: l.scaleOffset + 2 * k, as: UInt16.self))
+                    let z: Float = sym ? 8 : Float(p[l.zeroOffset + k])
+                    for j in gi * g ..< min(cols, gi * g + g) {
+                        let byte = q.load(fromByteOffset: j / 2, as: UInt8.self)
+                        out[j] = s * (Float(j & 1 == 0 ? byte & 0x0F : byte >> 4) - z)
+                    }
+                }
+            case .csr, .bitmask, .nm:
+                preconditionFailure("Linear: \(encoding) was refused at init")
+            }
+        }
+    }
+
+    /// One kernel call for rows [r0, r1).
+    private func run(_ p: UnsafeRawBufferPointer, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                     _ T: Int, _ r0: Int, _ r1: Int) {
+        let base = p.baseAddress!
+        switch encoding {
+        case .f32:
+            edge_matmul_f32(base.assumingMemoryBound(to: Float.self), x, y, T, rows, cols, r0, r1)
+        case .f16:
+            edge_matmul_f16(base.assumingMemoryBound(to: UInt16.self), x, y, T, rows, cols, r0, r1)
+        case .q8:
+            let l = Q8Layout(rows: rows, cols: cols, symmetric: params.symmetric ?? true)
+            let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+            edge_matmul_q8_f32(base.assumingMemoryBound(to: Int8.self), (base + l.scaleOffset).assumingMemoryBound(to: Float.self),
+                               zero, x, y, T, rows, cols, r0, r1)
+        case .q4:
+            let l = Q4Layout(rows: rows, cols: cols, groupSize: params.groupSize ?? 32, symmetric: params.symmetric ?? true)
+            let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+            edge_matmul_q4_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self),
+                               zero, l.groupSize, x, y, T, rows, cols, r0, r1)
+        case .csr, .bitmask, .nm:
+            preconditionFailure("Linear: \(encoding) was refused at init")
+        }
+    }
+}

@@ -1,0 +1,237 @@
+@testable import EdgeFormat
+import Foundation
+import XCTest
+
+final class EdgeRoundTripTests: XCTestCase {
+    typealias S = EdgeTestSupport
+
+    func testRoundTripEveryEncodingWithAndWithoutDeflate() throws {
+        let dir = try S.scratchFolder()
+        let samples = S.everyEncoding()
+        for deflate in [false, true] {
+            let path = dir + "/m-\(deflate).edge"
+            try S.write(samples, to: path, deflate: deflate)
+            let f = try EdgeFile(path: path)
+            XCTAssertEqual(f.config, S.config)
+            XCTAssertEqual(f.provenance, S.provenance)
+            XCTAssertEqual(f.tensors.map(\.name), samples.map(\.tensor.name))
+            XCTAssertEqual(try f.blob(named: "tokenizer.json"), S.tokenizer)
+            XCTAssertNil(try f.blob(named: "absent"))
+            XCTAssertEqual(f.fileSize, try S.bytes(path).count)
+            for s in samples {
+                let e = try XCTUnwrap(f.entry(named: s.tensor.name))
+                XCTAssertEqual(e.shape, s.tensor.shape)
+                XCTAssertEqual(e.encoding, s.tensor.encoding)
+                XCTAssertEqual(e.params, s.tensor.params)
+                XCTAssertEqual(e.offset % 64, 0)
+                XCTAssertEqual(e.nnz, s.values.filter { $0 != 0 }.count)
+                XCTAssertEqual(Array(try f.payload(of: e)), s.tensor.payload, "payload of \(e.name), deflate \(deflate)")
+                XCTAssertEqual(try f.floats(of: e), s.values, "values of \(e.name), deflate \(deflate)")
+                // The mapped or inflated payload starts 64-byte aligned, as the runtime expects.
+                XCTAssertEqual(Int(bitPattern: try f.payload(of: e).baseAddress) % 64, 0)
+            }
+            let zeros = try XCTUnwrap(f.entry(named: "i.zeros"))
+            XCTAssertEqual(zeros.compression, deflate ? .deflate : .none)
+            XCTAssertEqual(zeros.rawLength, deflate ? 4096 : nil)
+            if deflate { XCTAssertLessThan(zeros.length, 200) }
+        }
+    }
+
+    func testDeflateIsOnlyUsedWhenItShrinks() throws {
+        let dir = try S.scratchFolder()
+        let path = dir + "/m.edge"
+        // 16 random bytes do not compress: the zlib stream would be longer than the payload.
+        let noise = S.f32("noise", [4], seed: 9)
+        try S.write([noise], to: path, deflate: true, blob: false)
+        let e = try XCTUnwrap(EdgeFile(path: path).entry(named: "noise"))
+        XCTAssertEqual(e.compression, .none)
+        XCTAssertNil(e.rawLength)
+    }
+
+    func testWritingTwiceGivesIdenticalBytes() throws {
+        let dir = try S.scratchFolder()
+        for deflate in [false, true] {
+            try S.write(S.everyEncoding(), to: dir + "/a.edge", deflate: deflate)
+            try S.write(S.everyEncoding(), to: dir + "/b.edge", deflate: deflate)
+            XCTAssertEqual(try S.bytes(dir + "/a.edge"), try S.bytes(dir + "/b.edge"), "deflate \(deflate)")
+        }
+    }
+
+    func testPreambleLayoutAndHeaderAtTheEnd() throws {
+        let dir = try S.scratchFolder()
+        let path = dir + "/m.edge"
+        try S.write([S.f32("w", [2, 2], seed: 1)], to: path, deflate: false, blob: false)
+        let b = try S.bytes(path)
+        XCTAssertEqual(Array(b[0 ..< 8]), [0x45, 0x44, 0x47, 0x45, 0x0D, 0x0A, 0x1A, 0x0A])
+        XCTAssertEqual(Array(b[8 ..< 16]), [1, 0, 0, 0, 0, 0, 0, 0])  // version 1, flags 0
+        // One 16-byte tensor at 64, padded to 128, then the header to the end of the file.
+        XCTAssertEqual(S.readU64(b, 16), 128)
+        XCTAssertEqual(S.readU64(b, 24), UInt64(b.count - 128))
+        XCTAssertEqual(Array(b[36 ..< 64]), [UInt8](repeating: 0, count: 28))
+        XCTAssertEqual(Array(b[80 ..< 128]), [UInt8](repeating: 0, count: 48))
+        let header = String(decoding: b[128...], as: UTF8.self)
+        XCTAssertTrue(header.hasPrefix(#"{"blobs":[],"config":{"#), header)
+        XCTAssertTrue(header.contains(#""tensors":[{"compression":"none","crc32":"#), header)
+        XCTAssertFalse(header.contains(": ") || header.contains(", ") || header.contains("\n"), "compact JSON: \(header)")
+    }
+
+    func testDroppingTheWriterUnfinishedLeavesNoFile() throws {
+        let dir = try S.scratchFolder()
+        let path = dir + "/m.edge"
+        do {
+            let w = try EdgeWriter(path: path, config: S.config, provenance: S.provenance)
+            try w.add(S.f32("w", [4, 4], seed: 1).tensor)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).count, 1, "the temporary file exists while writing")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "no temporary file is left behind")
+    }
+
+    func testAFailedWriteKeepsTheOldDestinationAndRefusesToFinish() throws {
+        let dir = try S.scratchFolder()
+        let path = dir + "/m.edge"
+        try S.write([S.f32("w", [2], seed: 1)], to: path, deflate: false)
+        let before = try S.bytes(path)
+        let w = try EdgeWriter(path: path, config: S.config, provenance: S.provenance)
+        try w.add(S.f32("w", [2], seed: 2).tensor)
+        XCTAssertThrowsError(try w.add(S.f32("w", [2], seed: 3).tensor)) {
+            XCTAssertEqual($0 as? EdgeFormatError, .duplicateName(file: path, item: .tensor("w")))
+        }
+        var bad = S.f32("x", [2, 2], seed: 1).tensor
+        bad.payload.removeLast()
+        XCTAssertThrowsError(try w.add(bad)) {
+            XCTAssertEqual($0 as? EdgeFormatError, .badLength(file: path, item: .tensor("x"), field: "payload", expected: 16, actual: 15))
+        }
+        XCTAssertThrowsError(try w.add(EncodedTensor(name: "s", shape: [2, 2], encoding: .csr, payload: []))) {
+            XCTAssertEqual($0 as? EdgeFormatError, .unsupportedEncoding(file: path, tensor: "s", encoding: "csr"))
+        }
+        XCTAssertEqual(try S.bytes(path), before, "the destination is untouched until finish()")
+        try w.finish()
+        XCTAssertThrowsError(try w.finish()) { XCTAssertTrue("\($0)".contains("already finished"), "\($0)") }
+        XCTAssertNotEqual(try S.bytes(path), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["m.edge"])
+    }
+
+    func testRefusesToOverwriteAnInput() throws {
+        let dir = try S.scratchFolder()
+        let input = dir + "/model.safetensors"
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: input))
+        XCTAssertThrowsError(try EdgeWriter(path: dir + "/./model.safetensors", protecting: [input], config: S.config, provenance: S.provenance)) {
+            guard case let .io(_, why)? = $0 as? EdgeFormatError else { return XCTFail("\($0)") }
+            XCTAssertTrue(why.contains("refusing to overwrite"), why)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: input)), Data("precious".utf8))
+    }
+
+    func testWriterRefusesBadConfigAndProvenance() throws {
+        let dir = try S.scratchFolder()
+        var cfg = S.config
+        cfg.hiddenSize = 0
+        XCTAssertThrowsError(try EdgeWriter(path: dir + "/a.edge", config: cfg, provenance: S.provenance)) {
+            guard case let .badConfig(_, why)? = $0 as? EdgeFormatError else { return XCTFail("\($0)") }
+            XCTAssertTrue(why.contains("hidden_size"), why)
+        }
+        var prov = S.provenance
+        prov.metrics = ["ppl": .number(.infinity)]
+        XCTAssertThrowsError(try EdgeWriter(path: dir + "/a.edge", config: S.config, provenance: prov)) {
+            guard case let .badProvenance(_, field, _)? = $0 as? EdgeFormatError else { return XCTFail("\($0)") }
+            XCTAssertEqual(field, "metrics.ppl")
+        }
+        prov = S.provenance
+        prov.sourceSHA256 = "abc"
+        XCTAssertThrowsError(try EdgeWriter(path: dir + "/a.edge", config: S.config, provenance: prov)) {
+            guard case let .badProvenance(_, field, _)? = $0 as? EdgeFormatError else { return XCTFail("\($0)") }
+            XCTAssertEqual(field, "source_sha256")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+    }
+
+    func testProvenanceCanBeUpdatedBeforeFinish() throws {
+        let dir = try S.scratchFolder()
+        let w = try EdgeWriter(path: dir + "/a.edge", config: S.config, provenance: S.provenance)
+        try w.add(S.f32("w", [3], seed: 1).tensor)
+        w.provenance.metrics = ["kl": 0.125]
+        try w.finish()
+        XCTAssertEqual(try EdgeFile(path: dir + "/a.edge").provenance.metrics, ["kl": 0.125])
+    }
+
+    func testPayloadOfAForeignEntryIsRefused() throws {
+        let dir = try S.scratchFolder()
+        try S.write([S.f32("w", [3], seed: 1)], to: dir + "/a.edge", deflate: false)
+        let f = try EdgeFile(path: dir + "/a.edge")
+        var e = try XCTUnwrap(f.entry(named: "w"))
+        e.shape = [1, 3]
+        XCTAssertThrowsError(try f.floats(of: e)) {
+            XCTAssertEqual($0 as? EdgeFormatError, .noSuchItem(file: dir + "/a.edge", item: .tensor("w")))
+        }
+    }
+
+    func testConcurrentPayloadReadsOfDeflatedTensors() throws {
+        let dir = try S.scratchFolder()
+        let samples = S.everyEncoding()
+        try S.write(samples, to: dir + "/a.edge", deflate: true)
+        let f = try EdgeFile(path: dir + "/a.edge")
+        let expected = samples.map(\.values)
+        let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 64)
+        defer { ok.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 64) { i in
+            let k = i % samples.count
+            let e = f.tensors[k]
+            ok[i] = (try? f.payload(of: e)).map { decodePayload($0, encoding: e.encoding, shape: e.shape, params: e.params) } == expected[k]
+        }
+        XCTAssertTrue(ok.allSatisfy { $0 })
+    }
+
+    /// The independent Python reader (scripts/edge_read.py, written from docs/edge-format.md with
+    /// numpy only) reads a file from this writer to the same values: the spec is enough.
+    func testIndependentPythonReaderAgrees() throws {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import numpy"]
+        probe.standardError = FileHandle.nullDevice
+        do { try probe.run(); probe.waitUntilExit() } catch { throw XCTSkip("python3 is not available") }
+        guard probe.terminationStatus == 0 else { throw XCTSkip("python3 with numpy is not available") }
+
+        let dir = try S.scratchFolder()
+        let script = S.packageRoot().appendingPathComponent("scripts/edge_read.py").path
+        let samples = S.everyEncoding()
+        for deflate in [false, true] {
+            let path = dir + "/m-\(deflate).edge"
+            try S.write(samples, to: path, deflate: deflate)
+            let (status, out, err) = try run(["python3", script, "--json", path])
+            XCTAssertEqual(status, 0, err)
+            let doc = try JSONValue.parse(Data(out.utf8))
+            XCTAssertEqual(doc["config"], try JSONValue(encoding: S.config))
+            XCTAssertEqual(doc["provenance"], try JSONValue(encoding: S.provenance))
+            XCTAssertEqual(doc["blobs"]?["tokenizer.json"]?.stringValue, String(decoding: S.tokenizer, as: UTF8.self))
+            for s in samples {
+                let t = try XCTUnwrap(doc["tensors"]?[s.tensor.name], s.tensor.name)
+                XCTAssertEqual(t["shape"], .array(s.tensor.shape.map { .number(Double($0)) }))
+                let values = try XCTUnwrap(t["values"]?.arrayValue).map { Float($0.doubleValue ?? .nan) }
+                XCTAssertEqual(values, s.values, "python values of \(s.tensor.name), deflate \(deflate)")
+            }
+        }
+        // The Python reader also refuses a corrupt tensor, naming it.
+        var b = try S.bytes(dir + "/m-false.edge")
+        let e = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "d.q8.sym"))
+        b[e.offset + 3] ^= 0x40
+        try S.put(b, dir + "/bad.edge")
+        let (status, _, err) = try run(["python3", script, "--json", dir + "/bad.edge"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("d.q8.sym") && err.contains("CRC32"), err)
+    }
+
+    private func run(_ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}

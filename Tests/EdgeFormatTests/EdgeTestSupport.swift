@@ -1,0 +1,190 @@
+@testable import EdgeFormat
+import Foundation
+import XCTest
+
+/// Shared fixtures for the `.edge` tests: a scratch folder, a tiny config, deterministic
+/// tensors of every encoding, and byte-level surgery on written files.
+enum EdgeTestSupport {
+    /// A fresh empty folder under the system temporary directory.
+    static func scratchFolder(_ name: String = #function) throws -> String {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        let dir = NSTemporaryDirectory() + "edge-tests-\(getpid())-\(safe)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// The package root (for scripts/).
+    static func packageRoot(file: String = #filePath) -> URL {
+        var url = URL(fileURLWithPath: file).deletingLastPathComponent()
+        while url.path != "/" {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+            url.deleteLastPathComponent()
+        }
+        return url
+    }
+
+    static let config = ModelConfig(architecture: .llama, vocabSize: 16, hiddenSize: 8, numLayers: 1, numHeads: 2,
+                                    numKVHeads: 1, headDim: 4, intermediateSize: 12, maxPositions: 32, normEps: 1e-5,
+                                    ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: 1, eosTokenID: 2)
+
+    static let provenance = Provenance(sourceSHA256: String(repeating: "ab", count: 32), sourceFormat: "safetensors",
+                                       sourcePath: "model.safetensors",
+                                       recipe: ["name": "test", "stages": [["pass": "quantize", "bits": 8]]],
+                                       passes: [["pass": "quantize", "tensors": 3, "ratio": 0.25]],
+                                       metrics: ["ppl_before": 12.5, "ppl_after": 12.75])
+
+    /// A small deterministic generator (xorshift64*), so test data never depends on the platform RNG.
+    struct Rand {
+        var s: UInt64
+        init(_ seed: UInt64) { s = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+        mutating func next() -> UInt64 {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+            return s &* 0x2545_F491_4F6C_DD1D
+        }
+        mutating func byte(_ range: ClosedRange<UInt8>) -> UInt8 {
+            range.lowerBound + UInt8(next() % UInt64(Int(range.upperBound) - Int(range.lowerBound) + 1))
+        }
+        mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
+    }
+
+    /// A tensor and the values an independent dequantizer (below, written from the spec) says it holds.
+    struct Sample {
+        var tensor: EncodedTensor
+        var values: [Float]
+    }
+
+    static func f32(_ name: String, _ shape: [Int], seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        let v = (0 ..< shape.reduce(1, *)).map { _ in r.float(-2, 2) }
+        return Sample(tensor: .f32(name: name, shape: shape, values: v), values: v)
+    }
+
+    static func f16(_ name: String, _ shape: [Int], seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        // Multiples of 1/64 in [-4, 4] are exact in binary16, so the expected values need no rounding model.
+        let v = (0 ..< shape.reduce(1, *)).map { _ in Float(Int(r.next() % 513) - 256) / 64 }
+        return Sample(tensor: .f16(name: name, shape: shape, values: v), values: v)
+    }
+
+    static func q8(_ name: String, rows: Int, cols: Int, symmetric: Bool, seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        let q = (0 ..< rows * cols).map { _ in symmetric ? UInt8(bitPattern: Int8(Int(r.byte(0 ... 254)) - 127)) : r.byte(0 ... 255) }
+        let scales = (0 ..< rows).map { _ in r.float(0.001, 0.1) }
+        let zeros = symmetric ? nil : (0 ..< rows).map { _ in r.byte(0 ... 255) }
+        var v = [Float](repeating: 0, count: rows * cols)
+        for i in 0 ..< rows {
+            for j in 0 ..< cols {
+                let b = q[i * cols + j]
+                v[i * cols + j] = symmetric ? scales[i] * Float(Int8(bitPattern: b)) : scales[i] * (Float(b) - Float(zeros![i]))
+            }
+        }
+        return Sample(tensor: .q8(name: name, rows: rows, cols: cols, q: q, scales: scales, zeros: zeros), values: v)
+    }
+
+    static func q4(_ name: String, rows: Int, cols: Int, groupSize: Int, symmetric: Bool, seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        let groups = (cols + groupSize - 1) / groupSize
+        let u = (0 ..< rows * cols).map { _ in r.byte(0 ... 15) }
+        // Scales exact in binary16 (k/1024), so the f16 round trip is the identity.
+        let scales = (0 ..< rows * groups).map { _ in Float(1 + r.next() % 200) / 1024 }
+        let zeros = symmetric ? nil : (0 ..< rows * groups).map { _ in r.byte(0 ... 15) }
+        var v = [Float](repeating: 0, count: rows * cols)
+        for i in 0 ..< rows {
+            for j in 0 ..< cols {
+                let g = i * groups + j / groupSize
+                let z = symmetric ? Float(8) : Float(zeros![g])
+                v[i * cols + j] = scales[g] * (Float(u[i * cols + j]) - z)
+            }
+        }
+        return Sample(tensor: .q4(name: name, rows: rows, cols: cols, groupSize: groupSize, u: u, scales: scales, zeros: zeros), values: v)
+    }
+
+    /// One tensor of every encoding and variant, with odd sizes.
+    static func everyEncoding() -> [Sample] {
+        [
+            f32("a.f32", [3, 5], seed: 1),
+            // Zeros compress: exercises the deflate path when it is enabled.
+            Sample(tensor: .f32(name: "i.zeros", shape: [64, 16], values: .init(repeating: 0, count: 1024)), values: .init(repeating: 0, count: 1024)),
+            f32("b.f32.vector", [7], seed: 2),
+            f16("c.f16", [5, 3], seed: 3),
+            q8("d.q8.sym", rows: 3, cols: 7, symmetric: true, seed: 4),
+            q8("e.q8.asym", rows: 5, cols: 13, symmetric: false, seed: 5),
+            q4("f.q4.sym", rows: 3, cols: 9, groupSize: 4, symmetric: true, seed: 6),
+            q4("g.q4.asym", rows: 4, cols: 33, groupSize: 32, symmetric: false, seed: 7),
+            q4("h.q4.onegroup", rows: 2, cols: 5, groupSize: 8, symmetric: false, seed: 8),
+        ]
+    }
+
+    static let tokenizer = Data(#"{"model":{"type":"BPE","vocab":{"a":0,"b":1}},"added_tokens":[]}"#.utf8)
+
+    /// Writes `samples` (and a tokenizer blob) to `path`.
+    static func write(_ samples: [Sample], to path: String, deflate: Bool, blob: Bool = true) throws {
+        let w = try EdgeWriter(path: path, config: config, provenance: provenance, deflate: deflate)
+        for s in samples { try w.add(s.tensor, nnz: s.values.filter { $0 != 0 }.count) }
+        if blob { try w.addBlob(name: "tokenizer.json", bytes: tokenizer) }
+        try w.finish()
+    }
+
+    /// The file's bytes.
+    static func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    /// Writes `bytes` to `path`.
+    static func put(_ bytes: [UInt8], _ path: String) throws {
+        guard let f = fopen(path, "wb") else { throw EdgeFormatError.io(file: path, why: "cannot create") }
+        defer { fclose(f) }
+        guard fwrite(bytes, 1, bytes.count, f) == bytes.count else { throw EdgeFormatError.io(file: path, why: "cannot write") }
+    }
+
+    static func readU64(_ b: [UInt8], _ at: Int) -> UInt64 { (0 ..< 8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * $1) } }
+
+    static func putLE<T: FixedWidthInteger>(_ v: T, into b: inout [UInt8], at: Int) {
+        for i in 0 ..< MemoryLayout<T>.size { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
+    }
+
+    /// Rewrites the header of the file at `path` through `edit`, fixing header_length and header_crc32
+    /// so that only the edit itself is wrong.
+    static func editHeader(_ path: String, _ edit: (inout JSONValue) -> Void) throws {
+        var b = try bytes(path)
+        let offset = Int(readU64(b, 16))
+        var tree = try b[offset...].withUnsafeBytes { try JSONValue.parse($0) }
+        edit(&tree)
+        try replaceHeader(path, &b, offset: offset, with: [UInt8](tree.jsonData()))
+    }
+
+    /// Replaces the header bytes with `header` (verbatim), fixing header_length and header_crc32.
+    static func replaceHeader(_ path: String, _ b: inout [UInt8], offset: Int, with header: [UInt8]) throws {
+        b.removeSubrange(offset...)
+        b += header
+        putLE(UInt64(header.count), into: &b, at: 24)
+        putLE(CRC32.checksum(header), into: &b, at: 32)
+        try put(b, path)
+    }
+
+    /// Applies `edit` to the members of tensor `name` in the header.
+    static func editTensor(_ path: String, _ name: String, _ edit: @escaping (inout [String: JSONValue]) -> Void) throws {
+        try editHeader(path) { tree in
+            guard case var .object(top) = tree, case var .array(ts) = top["tensors"]! else { return }
+            for i in ts.indices where ts[i]["name"] == .string(name) {
+                guard case var .object(o) = ts[i] else { continue }
+                edit(&o)
+                ts[i] = .object(o)
+            }
+            top["tensors"] = .array(ts)
+            tree = .object(top)
+        }
+    }
+
+    /// The error `EdgeFile(path:)` throws, failing the test if it throws something else or nothing.
+    static func openError(_ path: String, verify: Bool = true, file: StaticString = #filePath, line: UInt = #line) -> EdgeFormatError? {
+        do {
+            _ = try EdgeFile(path: path, verifyChecksums: verify)
+            XCTFail("expected \(path) to be refused", file: file, line: line)
+        } catch let e as EdgeFormatError {
+            XCTAssertFalse(e.description.contains("\n"), "error description must be one line: \(e)", file: file, line: line)
+            return e
+        } catch {
+            XCTFail("expected an EdgeFormatError, got \(type(of: error)): \(error)", file: file, line: line)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,236 @@
+import EdgeKernels
+import XCTest
+
+/// Every matrix product at every level this CPU runs, against its `_ref` kernel and against a dense
+/// double-precision product of the weights decoded in Swift, over odd shapes, inner row ranges and
+/// misaligned pointers.
+final class GEMMTests: XCTestCase {
+    /// Calls `body(T, rows, cols, r0, r1)` for the whole sweep.
+    private func sweep(cols: [Int] = Sweep.cols, _ body: (Int, Int, Int, Int, Int) -> Void) {
+        for c in cols {
+            for rows in Sweep.rows {
+                for T in Sweep.tokens {
+                    for (r0, r1) in Sweep.rowRanges(rows) { body(T, rows, c, r0, r1) }
+                }
+            }
+        }
+    }
+
+    func testMatvecF32() {
+        var rng = TestRNG(seed: 1)
+        let ran = forEachKernelLevel { level in
+            for cols in Sweep.cols {
+                for rows in Sweep.rows {
+                    let wv = rng.floats(rows * cols), xv = rng.floats(cols)
+                    let w = Misaligned(wv), x = Misaligned(xv)
+                    for (r0, r1) in Sweep.rowRanges(rows) {
+                        checkGEMM("matvec_f32", level: level, T: 1, rows: rows, cols: cols, r0: r0, r1: r1,
+                                  expected: denseProduct(wv, xv, T: 1, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                                  run: { edge_matvec_f32(w.pointer, x.pointer, $0, rows, cols, r0, r1) },
+                                  ref: { edge_matvec_f32_ref(w.pointer, x.pointer, $0, rows, cols, r0, r1) })
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(ran.contains("ref"))
+    }
+
+    func testMatmulF32() {
+        var rng = TestRNG(seed: 2)
+        forEachKernelLevel { level in
+            sweep { T, rows, cols, r0, r1 in
+                let wv = rng.floats(rows * cols), xv = rng.floats(T * cols)
+                let w = Misaligned(wv), x = Misaligned(xv)
+                checkGEMM("matmul_f32", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                          expected: denseProduct(wv, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                          run: { edge_matmul_f32(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                          ref: { edge_matmul_f32_ref(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+            }
+        }
+    }
+
+    /// Columns past one cache block (the drivers split at 1024) and uneven splits.
+    func testMatmulAcrossColumnBlocks() {
+        var rng = TestRNG(seed: 3)
+        forEachKernelLevel { level in
+            for cols in [1025, 2100] {
+                let T = 6, rows = 5
+                let wv = rng.floats(rows * cols), xv = rng.floats(T * cols)
+                let w = Misaligned(wv), x = Misaligned(xv)
+                checkGEMM("matmul_f32", level: level, T: T, rows: rows, cols: cols, r0: 1, r1: 5,
+                          expected: denseProduct(wv, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                          run: { edge_matmul_f32(w.pointer, x.pointer, $0, T, rows, cols, 1, 5) },
+                          ref: { edge_matmul_f32_ref(w.pointer, x.pointer, $0, T, rows, cols, 1, 5) })
+                let q = (0 ..< rows * cols).map { _ in UInt8(truncatingIfNeeded: rng.int(-127 ... 127)) }
+                let scales = rng.floats(rows, 0.001, 0.02)
+                let dense = (0 ..< rows * cols).map { scales[$0 / cols] * Float(Int8(bitPattern: q[$0])) }
+                let wq = Misaligned(q.map { Int8(bitPattern: $0) }), s = Misaligned(scales)
+                checkGEMM("matmul_q8_f32", level: level, T: T, rows: rows, cols: cols, r0: 0, r1: rows,
+                          expected: denseProduct(dense, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                          run: { edge_matmul_q8_f32(wq.pointer, s.pointer, nil, x.pointer, $0, T, rows, cols, 0, rows) },
+                          ref: { edge_matmul_q8_f32_ref(wq.pointer, s.pointer, nil, x.pointer, $0, T, rows, cols, 0, rows) })
+            }
+        }
+    }
+
+    func testMatmulF16() {
+        var rng = TestRNG(seed: 4)
+        forEachKernelLevel { level in
+            sweep { T, rows, cols, r0, r1 in
+                let bits = (0 ..< rows * cols).map { _ in f16Bits(rng.float(-2, 2)) }
+                let xv = rng.floats(T * cols)
+                let w = Misaligned(bits), x = Misaligned(xv)
+                checkGEMM("matmul_f16", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                          expected: denseProduct(bits.map(f16Value), xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                          run: { edge_matmul_f16(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                          ref: { edge_matmul_f16_ref(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+            }
+        }
+    }
+
+    func testMatmulQ8F32SymmetricAndAsymmetric() {
+        var rng = TestRNG(seed: 5)
+        forEachKernelLevel { level in
+            sweep { T, rows, cols, r0, r1 in
+                let bytes = (0 ..< rows * cols).map { _ in UInt8(rng.int(0 ... 255)) }
+                let scales = rng.floats(rows, 0.001, 0.05), zeros = (0 ..< rows).map { _ in UInt8(rng.int(0 ... 255)) }
+                let xv = rng.floats(T * cols)
+                let wq = Misaligned(bytes.map { Int8(bitPattern: $0) }), s = Misaligned(scales), z = Misaligned(zeros)
+                let x = Misaligned(xv)
+                let sym = (0 ..< rows * cols).map { scales[$0 / cols] * Float(Int8(bitPattern: bytes[$0])) }
+                checkGEMM("matmul_q8_f32 sym", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                          expected: denseProduct(sym, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                          run: { edge_matmul_q8_f32(wq.pointer, s.pointer, nil, x.pointer, $0, T, rows, cols, r0, r1) },
+                          ref: { edge_matmul_q8_f32_ref(wq.pointer, s.pointer, nil, x.pointer, $0, T, rows, cols, r0, r1) })
+                let asym = (0 ..< rows * cols).map { scales[$0 / cols] * Float(Int(bytes[$0]) - Int(zeros[$0 / cols])) }
+                checkGEMM("matmul_q8_f32 asym", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                          expected: denseProduct(asym, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                          run: { edge_matmul_q8_f32(wq.pointer, s.pointer, z.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                          ref: { edge_matmul_q8_f32_ref(wq.pointer, s.pointer, z.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+            }
+        }
+    }
+
+    /// Every level's quantizer is bit-identical to the reference, and the reference follows its spec:
+    /// scale = max|x| / 127, q = round-half-even(x / scale).
+    func testQuantizeRowQ8() {
+        var rng = TestRNG(seed: 6)
+        var inputs: [[Float]] = Sweep.cols.map { rng.floats($0, -3, 3) }
+        inputs.append([0, 0, 0, 0, 0])                   // all zero: scale 0, q 0
+        inputs.append([127, 0.5, -0.5, 1.5, 2.5, -127])  // exact ties at scale 1: half-even
+        forEachKernelLevel { level in
+            for x in inputs {
+                let n = x.count
+                let xb = Misaligned(x), q = Misaligned(repeating: Int8(99), count: n), qRef = Misaligned(repeating: Int8(99), count: n)
+                var s: Float = -1, sRef: Float = -1
+                edge_quantize_row_q8(xb.pointer, q.pointer, &s, n)
+                edge_quantize_row_q8_ref(xb.pointer, qRef.pointer, &sRef, n)
+                XCTAssertEqual(s, sRef, "[\(level)] n=\(n)")
+                XCTAssertEqual(q.array, qRef.array, "[\(level)] n=\(n)")
+                let amax = x.map(abs).max() ?? 0
+                XCTAssertEqual(sRef, amax / 127, "n=\(n)")
+                let inv: Float = sRef == 0 ? 0 : 1 / sRef
+                let want = x.map { Int8(($0 * inv).rounded(.toNearestOrEven)) }
+                XCTAssertEqual(qRef.array, want, "n=\(n)")
+            }
+        }
+        let ties = Misaligned([Float](arrayLiteral: 127, 0.5, -0.5, 1.5, 2.5, -127)), q = Misaligned(repeating: Int8(0), count: 6)
+        var s: Float = 0
+        edge_quantize_row_q8_ref(ties.pointer, q.pointer, &s, 6)
+        XCTAssertEqual(q.array, [127, 0, 0, 2, 2, -127])
+    }
+
+    func testMatmulQ8Q8IsExact() {
+        var rng = TestRNG(seed: 7)
+        forEachKernelLevel { level in
+            sweep { T, rows, cols, r0, r1 in
+                let wq = (0 ..< rows * cols).map { _ in Int8(rng.int(-127 ... 127)) }
+                let ws = rng.floats(rows, 0.001, 0.05)
+                let xv = rng.floats(T * cols, -4, 4)
+                var xq = [Int8](repeating: 0, count: T * cols), xs = [Float](repeating: 0, count: T)
+                for t in 0 ..< T {
+                    xv.withUnsafeBufferPointer { src in
+                        xq.withUnsafeMutableBufferPointer { dst in
+                            edge_quantize_row_q8_ref(src.baseAddress! + t * cols, dst.baseAddress! + t * cols, &xs[t], cols)
+                        }
+                    }
+                }
+                // Exact: ((float)isum * ws) * xs, as the header specifies.
+                var exact = [Double](repeating: 0, count: T * rows), scale = exact
+                for t in 0 ..< T {
+                    for r in 0 ..< rows {
+                        var isum: Int32 = 0
+                        for k in 0 ..< cols { isum += Int32(wq[r * cols + k]) * Int32(xq[t * cols + k]) }
+                        exact[t * rows + r] = Double((Float(isum) * ws[r]) * xs[t])
+                        scale[t * rows + r] = max(abs(exact[t * rows + r]), 1e-20)
+                    }
+                }
+                let w = Misaligned(wq), s = Misaligned(ws), x = Misaligned(xq), sx = Misaligned(xs)
+                checkGEMM("matmul_q8_q8", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                          expected: (exact, scale), tolerance: Double(Tolerance.q8q8),
+                          run: { edge_matmul_q8_q8(w.pointer, s.pointer, x.pointer, sx.pointer, $0, T, rows, cols, r0, r1) },
+                          ref: { edge_matmul_q8_q8_ref(w.pointer, s.pointer, x.pointer, sx.pointer, $0, T, rows, cols, r0, r1) })
+            }
+        }
+    }
+
+    /// Extreme int8 values: -127 * -127 everywhere (the largest products) stays exact.
+    func testMatmulQ8Q8Extremes() {
+        forEachKernelLevel { level in
+            for cols in [1, 63, 64, 65, 257, 1000] {
+                let rows = 5, T = 3
+                let w = Misaligned([Int8](repeating: -127, count: rows * cols)), x = Misaligned([Int8](repeating: -127, count: T * cols))
+                let s = Misaligned([Float](repeating: 1, count: rows)), sx = Misaligned([Float](repeating: 1, count: T))
+                let y = Misaligned(repeating: Float(0), count: T * rows)
+                edge_matmul_q8_q8(w.pointer, s.pointer, x.pointer, sx.pointer, y.pointer, T, rows, cols, 0, rows)
+                XCTAssertEqual(y.array, [Float](repeating: Float(127 * 127 * cols), count: T * rows), "[\(level)] cols=\(cols)")
+            }
+        }
+    }
+
+    func testMatmulQ4F32AllGroupSizes() {
+        var rng = TestRNG(seed: 8)
+        forEachKernelLevel { level in
+            for groupSize in [2, 8, 16, 32, 64, 128, 3, 6] {
+                sweep(cols: [1, 2, 3, 7, 15, 16, 17, 31, 33, 64, 65, 127, 200, 257]) { T, rows, cols, r0, r1 in
+                    let groups = (cols + groupSize - 1) / groupSize, rowBytes = (cols + 1) / 2
+                    let u = (0 ..< rows * cols).map { _ in UInt8(rng.int(0 ... 15)) }
+                    var packed = [UInt8](repeating: 0, count: rows * rowBytes)
+                    for r in 0 ..< rows {
+                        for j in 0 ..< cols { packed[r * rowBytes + j / 2] |= j % 2 == 0 ? u[r * cols + j] : u[r * cols + j] << 4 }
+                    }
+                    let scales = (0 ..< rows * groups).map { _ in f16Bits(rng.float(0.001, 0.1)) }
+                    let zeros = (0 ..< rows * groups).map { _ in UInt8(rng.int(0 ... 15)) }
+                    let xv = rng.floats(T * cols)
+                    let wq = Misaligned(packed), s = Misaligned(scales), z = Misaligned(zeros), x = Misaligned(xv)
+                    for symmetric in [true, false] {
+                        let dense = (0 ..< rows * cols).map { i -> Float in
+                            let gi = (i / cols) * groups + (i % cols) / groupSize
+                            return f16Value(scales[gi]) * Float(Int(u[i]) - (symmetric ? 8 : Int(zeros[gi])))
+                        }
+                        let zp = symmetric ? nil : UnsafePointer(z.pointer)
+                        checkGEMM("matmul_q4_f32 g=\(groupSize) sym=\(symmetric)", level: level, T: T, rows: rows, cols: cols,
+                                  r0: r0, r1: r1, expected: denseProduct(dense, xv, T: T, rows: rows, cols: cols),
+                                  tolerance: Tolerance.gemm,
+                                  run: { edge_matmul_q4_f32(wq.pointer, s.pointer, zp, groupSize, x.pointer, $0, T, rows, cols, r0, r1) },
+                                  ref: { edge_matmul_q4_f32_ref(wq.pointer, s.pointer, zp, groupSize, x.pointer, $0, T, rows, cols, r0, r1) })
+                    }
+                }
+            }
+        }
+    }
+
+    /// cols == 0 gives zeros; an empty row range or T == 0 writes nothing.
+    func testDegenerateShapes() {
+        forEachKernelLevel { level in
+            let w = Misaligned([Float](repeating: 1, count: 4)), x = Misaligned([Float](repeating: 1, count: 4))
+            let y = Misaligned(repeating: Float(7), count: 6)
+            edge_matmul_f32(w.pointer, x.pointer, y.pointer, 2, 3, 0, 0, 3)
+            XCTAssertEqual(y.array, [0, 0, 0, 0, 0, 0], "[\(level)] cols=0")
+            let y2 = Misaligned(repeating: Float(7), count: 6)
+            edge_matmul_f32(w.pointer, x.pointer, y2.pointer, 2, 3, 1, 2, 2)
+            edge_matmul_f32(w.pointer, x.pointer, y2.pointer, 0, 3, 1, 0, 3)
+            XCTAssertEqual(y2.array, [7, 7, 7, 7, 7, 7], "[\(level)] empty range / T=0")
+        }
+    }
+}

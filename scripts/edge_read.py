@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Independent reader for the .edge container (format v1), written from docs/edge-format.md alone.
+
+It needs only the Python standard library and numpy, shares no code with the Swift reader, and
+exists to show that the spec is enough to read a file: a Swift test writes a file, runs this
+script on it, and compares the dequantized values.
+
+Usage:
+    edge_read.py FILE            print the config and a table of tensors
+    edge_read.py --json FILE     print {"config", "provenance", "tensors": {name: {"shape",
+                                 "encoding", "values"}}, "blobs": {name: text}} as JSON
+                                 (non-finite values become null; non-UTF-8 blobs {"hex": ...})
+
+Exit status 0 on success, 1 with one line on stderr when the file breaks a rule of the spec.
+"""
+
+import json
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+MAGIC = b"EDGE\r\n\x1a\n"
+PREAMBLE = 64
+ALIGN = 64
+VERSION = 1
+MAX_HEADER = 64 << 20
+MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
+ENCODINGS = {"f32", "f16", "q8", "q4"}
+RESERVED = {"csr", "bitmask", "nm"}
+TOP_KEYS = {"format", "version", "config", "tensors", "blobs", "provenance"}
+TENSOR_KEYS = {"name", "shape", "encoding", "params", "offset", "length", "crc32", "compression", "raw_length", "nnz"}
+BLOB_KEYS = {"name", "offset", "length", "crc32", "compression", "raw_length"}
+PROVENANCE_KEYS = {"source_sha256", "source_format", "source_path", "recipe", "toolchain", "passes", "metrics"}
+
+
+class EdgeError(Exception):
+    """A rule of the spec is broken; the message is one line."""
+
+
+def align64(n):
+    return (n + 63) & ~63
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise EdgeError(f"header: duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def payload_length(t):
+    """Bytes the payload of tensor entry t must have (docs: "Encodings")."""
+    name, shape, enc, params = t["name"], t["shape"], t["encoding"], t.get("params") or {}
+    if enc in RESERVED:
+        raise EdgeError(f"tensor {name!r}: encoding {enc!r} is reserved and not supported")
+    if enc not in ENCODINGS:
+        raise EdgeError(f"tensor {name!r}: unknown encoding {enc!r}")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= MAX_RANK or not all(_is_int(d) and 1 <= d <= MAX_DIM for d in shape):
+        raise EdgeError(f"tensor {name!r}: bad shape {shape}")
+    count = int(np.prod(shape, dtype=object))
+    if count > MAX_ELEMENTS:
+        raise EdgeError(f"tensor {name!r}: shape {shape} has too many elements")
+    if set(params) - {"symmetric", "group_size"}:
+        raise EdgeError(f"tensor {name!r}: unknown params {sorted(set(params) - {'symmetric', 'group_size'})}")
+    if enc == "f32":
+        if params:
+            raise EdgeError(f"tensor {name!r}: f32 takes no params")
+        return 4 * count
+    if enc == "f16":
+        if params:
+            raise EdgeError(f"tensor {name!r}: f16 takes no params")
+        return 2 * count
+    if len(shape) != 2 or not isinstance(params.get("symmetric"), bool):
+        raise EdgeError(f"tensor {name!r}: {enc} needs shape [rows, cols] and params.symmetric")
+    rows, cols = shape
+    sym = params["symmetric"]
+    if enc == "q8":
+        if "group_size" in params:
+            raise EdgeError(f"tensor {name!r}: q8 takes no group_size")
+        scale_off = align64(rows * cols)
+        return scale_off + 4 * rows if sym else align64(scale_off + 4 * rows) + rows
+    g = params.get("group_size")
+    if not _is_int(g) or g < 2 or g > MAX_GROUP or g % 2:
+        raise EdgeError(f"tensor {name!r}: bad group_size {g}")
+    groups = (cols + g - 1) // g
+    scale_off = align64(rows * ((cols + 1) // 2))
+    return scale_off + 2 * rows * groups if sym else align64(scale_off + 2 * rows * groups) + rows * groups
+
+
+def dequantize(t, p):
+    """float32 values of tensor entry t from its (decompressed) payload bytes p."""
+    shape, enc, params = t["shape"], t["encoding"], t.get("params") or {}
+    if enc == "f32":
+        return np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(shape)
+    if enc == "f16":
+        return np.frombuffer(p, dtype="<f2").astype(np.float32).reshape(shape)
+    rows, cols = shape
+    sym = params["symmetric"]
+    if enc == "q8":
+        scale_off = align64(rows * cols)
+        q = np.frombuffer(p, dtype=np.int8 if sym else np.uint8, count=rows * cols).reshape(rows, cols).astype(np.float32)
+        s = np.frombuffer(p, dtype="<f4", count=rows, offset=scale_off).astype(np.float32)[:, None]
+        if sym:
+            return s * q
+        z = np.frombuffer(p, dtype=np.uint8, count=rows, offset=align64(scale_off + 4 * rows)).astype(np.float32)[:, None]
+        return s * (q - z)
+    g = params["group_size"]
+    groups = (cols + g - 1) // g
+    row_bytes = (cols + 1) // 2
+    packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
+    u = np.empty((rows, 2 * row_bytes), dtype=np.uint8)
+    u[:, 0::2] = packed & 0x0F   # element 2k: low nibble of byte k
+    u[:, 1::2] = packed >> 4     # element 2k+1: high nibble
+    u = u[:, :cols].astype(np.float32)
+    scale_off = align64(rows * row_bytes)
+    s = np.frombuffer(p, dtype="<f2", count=rows * groups, offset=scale_off).astype(np.float32).reshape(rows, groups)
+    if sym:
+        z = np.full((rows, groups), 8, dtype=np.float32)
+    else:
+        z = np.frombuffer(p, dtype=np.uint8, count=rows * groups, offset=align64(scale_off + 2 * rows * groups))
+        z = z.astype(np.float32).reshape(rows, groups)
+    gi = np.arange(cols) // g
+    return s[:, gi] * (u - z[:, gi])
+
+
+class EdgeReader:
+    """Reads and validates a whole .edge file (docs: "Validation")."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            self.data = f.read()
+        d = self.data
+        if d[:8] != MAGIC[: min(8, len(d))]:
+            raise EdgeError(f"not an .edge file (first bytes {d[:8].hex(' ')})")
+        if len(d) < PREAMBLE:
+            raise EdgeError(f"truncated: {len(d)} bytes, the preamble needs {PREAMBLE}")
+        version, flags, h_off, h_len, h_crc = struct.unpack_from("<IIQQI", d, 8)
+        if version == 0 or version > VERSION:
+            raise EdgeError(f"version {version}; this reader understands v{VERSION}")
+        if flags != 0:
+            raise EdgeError(f"flags 0x{flags:x}; v1 defines none")
+        if any(d[36:64]):
+            raise EdgeError("reserved preamble bytes are not zero")
+        if h_off < PREAMBLE or h_off % ALIGN or not 2 <= h_len <= MAX_HEADER:
+            raise EdgeError(f"bad header range {h_off}+{h_len}")
+        if h_off + h_len > len(d):
+            raise EdgeError(f"truncated: the header ends at {h_off + h_len}, the file has {len(d)} bytes")
+        if h_off + h_len != len(d):
+            raise EdgeError(f"{len(d) - h_off - h_len} bytes follow the header")
+        header_bytes = d[h_off:]
+        if zlib.crc32(header_bytes) != h_crc:
+            raise EdgeError(f"header CRC32 is 0x{zlib.crc32(header_bytes):08x}, the preamble says 0x{h_crc:08x}")
+        try:
+            h = json.loads(header_bytes.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise EdgeError(f"header is not valid UTF-8 JSON: {e}")
+        if not isinstance(h, dict) or set(h) != TOP_KEYS:
+            raise EdgeError(f"header keys are {sorted(h) if isinstance(h, dict) else h!r}; expected {sorted(TOP_KEYS)}")
+        if h["format"] != "edge" or h["version"] != version:
+            raise EdgeError("header format/version do not match the preamble")
+        prov = h["provenance"]
+        if not isinstance(prov, dict) or set(prov) - PROVENANCE_KEYS or not {"source_sha256", "source_format", "recipe", "toolchain", "passes", "metrics"} <= set(prov):
+            raise EdgeError("provenance keys are wrong")
+        self.header, self.config, self.provenance = h, h["config"], prov
+        self.tensors, self.blobs = h["tensors"], h["blobs"]
+
+        spans = []
+        for kind, items, keys in (("tensor", self.tensors, TENSOR_KEYS), ("blob", self.blobs, BLOB_KEYS)):
+            names = set()
+            for it in items:
+                required = keys - {"params", "raw_length", "nnz"}
+                if set(it) - keys or not required <= set(it):
+                    raise EdgeError(f"{kind} entry has keys {sorted(it)}")
+                name = it["name"]
+                if not name or name in names:
+                    raise EdgeError(f"{kind} {name!r}: empty or duplicate name")
+                names.add(name)
+                expected = payload_length(it) if kind == "tensor" else None
+                length, raw = it["length"], it.get("raw_length")
+                if it["compression"] == "none":
+                    if raw is not None or length < 1 or (expected is not None and length != expected):
+                        raise EdgeError(f"{kind} {name!r}: length {length}, expected {expected}")
+                elif it["compression"] == "deflate":
+                    if raw is None or raw < 1 or (expected is not None and raw != expected) or length < 1 or raw > 1032 * length:
+                        raise EdgeError(f"{kind} {name!r}: raw_length {raw}, expected {expected}")
+                else:
+                    raise EdgeError(f"{kind} {name!r}: unknown compression {it['compression']!r}")
+                off = it["offset"]
+                if off % ALIGN or off < PREAMBLE or off + length > h_off:
+                    raise EdgeError(f"{kind} {name!r}: offset {off} is unaligned or outside the data area")
+                spans.append((off, length, f"{kind} {name!r}"))
+        spans.sort()
+        expected_off, prev_end = PREAMBLE, PREAMBLE
+        for off, length, what in spans:
+            if off != expected_off:
+                raise EdgeError(f"{what}: offset {off}; the packing rule puts it at {expected_off}")
+            if any(d[prev_end:off]):
+                raise EdgeError(f"non-zero padding before {what}")
+            prev_end, expected_off = off + length, align64(off + length)
+        if h_off != expected_off or any(d[prev_end:h_off]):
+            raise EdgeError(f"header_offset {h_off}; the packing rule puts it at {expected_off}")
+        for kind, items in (("tensor", self.tensors), ("blob", self.blobs)):
+            for it in items:
+                crc = zlib.crc32(d[it["offset"]: it["offset"] + it["length"]])
+                if crc != it["crc32"]:
+                    raise EdgeError(f"{kind} {it['name']!r}: CRC32 is 0x{crc:08x}, the header says 0x{it['crc32']:08x}")
+
+    def stored(self, it):
+        """The item's bytes after undoing its compression."""
+        raw = self.data[it["offset"]: it["offset"] + it["length"]]
+        if it["compression"] == "deflate":
+            z = zlib.decompressobj()
+            out = z.decompress(raw)
+            if not z.eof or z.unused_data or len(out) != it["raw_length"]:
+                raise EdgeError(f"{it['name']!r}: the deflate stream does not inflate to {it['raw_length']} bytes")
+            return out
+        return raw
+
+    def values(self, t):
+        return dequantize(t, self.stored(t))
+
+
+def main(argv):
+    args = [a for a in argv[1:] if a != "--json"]
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        r = EdgeReader(args[0])
+        if "--json" in argv:
+            def finite(x):
+                return float(x) if np.isfinite(x) else None
+            blobs = {}
+            for b in r.blobs:
+                raw = r.stored(b)
+                try:
+                    blobs[b["name"]] = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    blobs[b["name"]] = {"hex": raw.hex()}
+            out = {
+                "config": r.config,
+                "provenance": r.provenance,
+                "tensors": {t["name"]: {"shape": t["shape"], "encoding": t["encoding"],
+                                        "values": [finite(x) for x in r.values(t).ravel()]} for t in r.tensors},
+                "blobs": blobs,
+            }
+            json.dump(out, sys.stdout, sort_keys=True, allow_nan=False)
+            print()
+        else:
+            print(json.dumps(r.config, sort_keys=True))
+            for t in r.tensors:
+                v = r.values(t)
+                print(f"{t['name']:40s} {t['encoding']:4s} {str(t['shape']):16s} {t['compression']:8s} "
+                      f"{t['length']:10d} bytes  mean|w| {float(np.abs(v).mean()):.6g}")
+    except (EdgeError, OSError, KeyError, TypeError) as e:
+        print(f"edge_read: {args[0]}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

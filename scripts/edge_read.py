@@ -12,6 +12,8 @@ Usage:
                                  (non-finite values become null; non-UTF-8 blobs {"hex": ...})
 
 Exit status 0 on success, 1 with one line on stderr when the file breaks a rule of the spec.
+It applies the structural rules (preamble, header checksum, strict JSON, keys, shapes, params,
+lengths, placement, CRC-32s, deflate); the model-config ranges it leaves to the model consumer.
 """
 
 import json

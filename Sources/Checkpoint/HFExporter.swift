@@ -40,7 +40,7 @@ public enum HFExporter {
             tensors: plan.map { SafetensorsWriter.Tensor(name: $0.name, dtype: dtype.safetensors, shape: $0.shape) },
             metadata: ["format": "pt"], protecting: inputs
         ) { t in
-            let v = try byName[t.name]!()
+            let v = try byName[t.name]!()  // every name written comes from `plan`
             done += 1
             progress?(done, plan.count)
             return v

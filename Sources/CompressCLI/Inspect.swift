@@ -47,7 +47,13 @@ struct Inspect: ParsableCommand {
             "config": try JSONValue(encoding: ckpt.config),
             "tokenizer": .bool(ckpt.tokenizerJSON != nil),
         ]
-        if !ckpt.sourceMetadata.isEmpty { summary["metadata"] = .object(ckpt.sourceMetadata.mapValues { .string($0) }) }
+        var provenance: Provenance?
+        if ckpt.format == .edge {
+            provenance = try EdgeFile(path: file, verifyChecksums: false).provenance
+            summary["provenance"] = try JSONValue(encoding: provenance!)
+        } else if !ckpt.sourceMetadata.isEmpty {
+            summary["metadata"] = .object(ckpt.sourceMetadata.mapValues { .string($0) })
+        }
         if json {
             print(JSONValue.object(summary).prettyText())
             return
@@ -55,7 +61,12 @@ struct Inspect: ParsableCommand {
         let c = ckpt.config
         print("\(file): \(ckpt.format.rawValue), \(c.architecture.rawValue), \(c.numLayers) layers, hidden \(c.hiddenSize), "
             + "heads \(c.numHeads)/\(c.numKVHeads) kv, vocab \(c.vocabSize)\(c.tiedEmbeddings ? ", tied embeddings" : "")")
-        for (k, v) in ckpt.sourceMetadata.sorted(by: { $0.key < $1.key }) { print("  \(k): \(v)") }
+        if let p = provenance {
+            print("  source: \(p.sourcePath ?? "?") (\(p.sourceFormat), sha256 \(p.sourceSHA256.prefix(16))…), \(p.toolchain), recipe \(p.recipe["name"]?.stringValue ?? "?")")
+            for record in p.passes { print("  pass " + passSummary(record)) }
+        } else {
+            for (k, v) in ckpt.sourceMetadata.sorted(by: { $0.key < $1.key }) { print("  \(k): \(v)") }
+        }
         let nameWidth = max(4, ckpt.tensors.map(\.name.count).max() ?? 4)
         print(pad("name", nameWidth) + "  " + pad("shape", 14) + "  " + pad("encoding", 10) + "  " + lpad("bytes", 12) + "  " + lpad("bits/w", 7) + "  " + lpad("sparsity", 8))
         for r in rows {
@@ -97,6 +108,22 @@ struct Export: ParsableCommand {
         bar.finish()
         print("\(outputDir): exported \(ckpt.tensors.count) tensors (\(dtype.rawValue)) from \(input)")
     }
+}
+
+/// One line per pass record: its name and the numbers that say what it did.
+private func passSummary(_ r: JSONValue) -> String {
+    let name = r["pass"]?.stringValue ?? "?"
+    var parts: [String] = []
+    for key in ["bits", "symmetric", "group_size", "sparsity", "scope", "dtype", "format", "tensors", "achieved_sparsity", "relative_rmse"] {
+        guard let v = r[key] else { continue }
+        switch v {
+        case let .number(d): parts.append("\(key) \(d == d.rounded() && abs(d) < 1e12 ? String(Int(d)) : String(format: "%.4g", d))")
+        case let .bool(b): parts.append("\(key) \(b)")
+        case let .string(s): parts.append("\(key) \(s)")
+        default: break
+        }
+    }
+    return name + ": " + parts.joined(separator: ", ")
 }
 
 private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }

@@ -37,57 +37,32 @@ public struct MagnitudePrune: Pass {
 
     public mutating func prepare(graph: ModelGraph, context: PassContext) throws {
         guard scope == .global else { return }
-        // Pass 1: histogram of the top 16 bits of |w| (monotonic in |w| for non-negative floats).
-        var histogram = [Int](repeating: 0, count: 1 << 16)
-        var n = 0
         let selected = graph.tensors.filter { selector.selects($0.name, numLayers: graph.config.numLayers) }
-        for t in selected {
-            let v = try t.floats()
-            for x in v { histogram[Int(x.magnitude.bitPattern >> 16)] += 1 }
-            n += v.count
+        var histogram = MagnitudeThreshold.Histogram()
+        for t in selected { histogram.add(try t.floats()) }
+        let k = Int((Double(histogram.count) * sparsity).rounded(.down))
+        (threshold, tieBudget) = try histogram.threshold(keepingSmallest: k) { collect in
+            for t in selected { collect(try t.floats()) }
         }
-        let k = Int((Double(n) * sparsity).rounded(.down))
-        guard k > 0 else { threshold = 0; tieBudget = 0; return }
-        var below = 0, bin = 0
-        while below + histogram[bin] < k { below += histogram[bin]; bin += 1 }
-        // Pass 2: exact order statistic inside the bin that holds the k-th smallest.
-        var inBin: [Float] = []
-        for t in selected {
-            for x in try t.floats() where Int(x.magnitude.bitPattern >> 16) == bin { inBin.append(x.magnitude) }
-        }
-        inBin.sort()
-        let need = k - below  // how many of this bin to prune (>= 1)
-        threshold = inBin[need - 1]
-        let lessInBin = inBin.prefix(need).filter { $0 < threshold }.count
-        tieBudget = need - lessInBin
     }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
         tensors += 1
         total += t.values.count
-        switch scope {
-        case .perTensor:
+        if scope == .perTensor {
             let k = Int((Double(t.values.count) * sparsity).rounded(.down))
-            guard k > 0 else { return }
-            let mags = t.values.map(\.magnitude).sorted()
-            let th = mags[k - 1]
-            var ties = k - mags.prefix(k).filter { $0 < th }.count
-            for i in t.values.indices {
-                let m = t.values[i].magnitude
-                if m < th || (m == th && ties > 0) {
-                    if m == th { ties -= 1 }
-                    t.values[i] = 0
-                    pruned += 1
-                }
-            }
-        case .global:
-            for i in t.values.indices {
-                let m = t.values[i].magnitude
-                if m < threshold || (m == threshold && tieBudget > 0 && sparsity > 0) {
-                    if m == threshold { tieBudget -= 1 }
-                    t.values[i] = 0
-                    pruned += 1
-                }
+            var histogram = MagnitudeThreshold.Histogram()
+            histogram.add(t.values)
+            let values = t.values
+            (threshold, tieBudget) = histogram.threshold(keepingSmallest: k) { collect in collect(values) }
+        }
+        guard tieBudget > 0 || threshold > 0 else { return }
+        for i in t.values.indices {
+            let m = t.values[i].magnitude
+            if m < threshold || (m == threshold && tieBudget > 0) {
+                if m == threshold { tieBudget -= 1 }
+                t.values[i] = 0
+                pruned += 1
             }
         }
     }
@@ -99,5 +74,41 @@ public struct MagnitudePrune: Pass {
             "pruned": .number(Double(pruned)),
             "achieved_sparsity": .number(total > 0 ? Double(pruned) / Double(total) : 0),
         ])
+    }
+}
+
+/// Finds the k-th smallest |w| over one or many tensors in two streaming passes: a histogram of
+/// the top 16 bits of |w| (monotonic in |w| for non-negative floats) locates the bin holding it,
+/// then only that bin's values are sorted. O(n) time, O(bin) extra memory.
+enum MagnitudeThreshold {
+    struct Histogram {
+        var bins = [Int](repeating: 0, count: 1 << 16)
+        var count = 0
+
+        mutating func add(_ values: [Float]) {
+            bins.withUnsafeMutableBufferPointer { b in
+                for x in values { b[Int(x.magnitude.bitPattern >> 16)] += 1 }
+            }
+            count += values.count
+        }
+
+        /// (t, ties): pruning every |w| < t and the first `ties` values with |w| == t (in stream
+        /// order) removes exactly k values. (0, 0) when k is 0.
+        /// - Parameter stream: replays the same values, in the same order, to `collect`.
+        func threshold(keepingSmallest k: Int, stream: (([Float]) -> Void) throws -> Void) rethrows -> (Float, Int) {
+            guard k > 0 else { return (0, 0) }
+            var below = 0, bin = 0
+            while below + bins[bin] < k { below += bins[bin]; bin += 1 }
+            var inBin: [Float] = []
+            inBin.reserveCapacity(bins[bin])
+            try stream { values in
+                for x in values where Int(x.magnitude.bitPattern >> 16) == bin { inBin.append(x.magnitude) }
+            }
+            inBin.sort()
+            let need = k - below  // 1...bins[bin]
+            let t = inBin[need - 1]
+            let less = inBin.prefix(need).reduce(0) { $0 + ($1 < t ? 1 : 0) }
+            return (t, need - less)
+        }
     }
 }

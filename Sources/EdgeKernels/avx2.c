@@ -52,14 +52,9 @@ AVX2_INLINE float hmax(__m256 v) {
 
 /// Writes (or adds to) y[0..n) from the first n (1...4) lanes of s.
 AVX2_INLINE void store_n(float *y, __m128 s, int n, bool accumulate) {
-    if (n == 4) {
-        if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(y));
-        _mm_storeu_ps(y, s);
-    } else {
-        __m128i m = mask4((size_t)n);
-        if (accumulate) s = _mm_add_ps(s, _mm_maskload_ps(y, m));
-        _mm_maskstore_ps(y, m, s);
-    }
+    __m128i m = mask4((size_t)n);
+    if (accumulate) s = _mm_add_ps(s, _mm_maskload_ps(y, m));
+    _mm_maskstore_ps(y, m, s);
 }
 
 // ---- f32 micro-kernel -----------------------------------------------------------------------

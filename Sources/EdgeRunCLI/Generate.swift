@@ -30,7 +30,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("ignore-eos"), help: "Keep going after the end-of-sequence token.")
     var ignoreEOS = false
 
-    @OptionGroup var run: RunOptions
+    @OptionGroup var runtime: RunOptions
 
     func validate() throws {
         if n < 1 { throw ValidationError("-n must be at least 1 (got \(n))") }
@@ -39,7 +39,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try EdgeModel(path: model, threads: run.threads ?? EdgeModel.defaultThreads)
+        let m = try EdgeModel(path: model, threads: runtime.threads ?? EdgeModel.defaultThreads)
         let options = GenerationOptions(maxTokens: n, temperature: temperature, topK: topK, seed: seed, stopAtEOS: !ignoreEOS)
         FileHandle.standardOutput.write(Data(prompt.utf8))
         _ = try m.generate(text: prompt, options: options) { FileHandle.standardOutput.write(Data($0.utf8)) }

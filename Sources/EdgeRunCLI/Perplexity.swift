@@ -27,7 +27,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate at most this many chunks.")
     var chunks: Int?
 
-    @OptionGroup var run: RunOptions
+    @OptionGroup var runtime: RunOptions
 
     @Flag(name: .long, help: "Print the result as JSON on stdout.")
     var json = false
@@ -38,7 +38,7 @@ struct PerplexityCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try EdgeModel(path: model, threads: run.threads ?? EdgeModel.defaultThreads)
+        let m = try EdgeModel(path: model, threads: runtime.threads ?? EdgeModel.defaultThreads)
         let content: String
         do {
             content = try String(contentsOfFile: text, encoding: .utf8)
@@ -47,7 +47,7 @@ struct PerplexityCommand: ParsableCommand {
         }
         let n = ctx ?? min(512, m.config.maxPositions)
         let bar = ProgressBar(label: "perplexity")
-        let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks) { done, total in bar.update(done: done, total: total) }
+        let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks, progress: { done, total in bar.update(done: done, total: total) })
         bar.finish()
         if json {
             let encoder = JSONEncoder()

@@ -97,9 +97,7 @@ public final class EdgeModel: @unchecked Sendable {
     public convenience init(file: EdgeFile, threads: Int = EdgeModel.defaultThreads) throws {
         var tensors: [String: WeightSource] = [:]
         for entry in file.tensors { tensors[entry.name] = try .file(file, entry) }
-        let tokenizer = try file.blob(named: "tokenizer.json").map {
-            try Tokenizer(json: $0, eosTokenID: file.config.eosTokenID.map(Int32.init))
-        }
+        let tokenizer = try file.blob(named: "tokenizer.json").map { try Tokenizer(json: $0) }
         try self.init(config: file.config, tensors: tensors, tokenizer: tokenizer, source: file.path, threads: threads)
     }
 

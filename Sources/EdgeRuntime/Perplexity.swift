@@ -88,8 +88,8 @@ extension EdgeModel {
     public func perplexity(tokens: [Int32], ctx: Int, maxChunks: Int? = nil,
                            onChunk: ((PerplexityChunk) throws -> Void)? = nil,
                            progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> PerplexityResult {
-        let plan = try PerplexityPlan(tokens: tokens.count, ctx: ctx, maxChunks: maxChunks)
         let cache = try makeCache(capacity: ctx)
+        let plan = try PerplexityPlan(tokens: tokens.count, ctx: ctx, maxChunks: maxChunks)
         let vocab = config.vocabSize, first = plan.first
         var total = 0.0
         let start = Date()

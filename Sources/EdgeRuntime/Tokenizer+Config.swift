@@ -4,7 +4,6 @@ import Foundation
 struct _JSONObject {
     let members: [(key: [UInt8], value: _JSON)]
     let path: String
-    let source: String
 
     func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
@@ -17,13 +16,13 @@ struct _JSONObject {
     }
 
     private func wrongType(_ key: String, _ expected: String) -> TokenizerError {
-        TokenizerError.wrongType(source: source, field: field(key), expected: expected)
+        TokenizerError.wrongType(field: field(key), expected: expected)
     }
 
     func object(_ key: String) throws -> _JSONObject? {
         guard let v = value(key) else { return nil }
         guard case let .object(m) = v else { throw wrongType(key, "an object") }
-        return _JSONObject(members: m, path: field(key), source: source)
+        return _JSONObject(members: m, path: field(key))
     }
 
     func string(_ key: String) throws -> String? {
@@ -33,7 +32,7 @@ struct _JSONObject {
     }
 
     func requiredString(_ key: String) throws -> String {
-        guard let s = try string(key) else { throw TokenizerError.missingField(source: source, field: field(key)) }
+        guard let s = try string(key) else { throw TokenizerError.missingField(field: field(key)) }
         return s
     }
 
@@ -53,19 +52,19 @@ struct _JSONObject {
     func element(_ a: [_JSON], _ key: String, _ index: Int) throws -> _JSONObject {
         let f = "\(field(key))[\(index)]"
         guard case let .object(m) = a[index] else {
-            throw TokenizerError.wrongType(source: source, field: f, expected: "an object")
+            throw TokenizerError.wrongType(field: f, expected: "an object")
         }
-        return _JSONObject(members: m, path: f, source: source)
+        return _JSONObject(members: m, path: f)
     }
 
     /// A token id: an integer in 0...Int32.max.
     /// - Parameter f: the field's path, built only for an error.
     func id(_ v: _JSON?, field f: @autoclosure () -> String) throws -> Int32 {
         guard case let .int(n) = v else {
-            throw TokenizerError.wrongType(source: source, field: f(), expected: "an integer token id")
+            throw TokenizerError.wrongType(field: f(), expected: "an integer token id")
         }
         guard let id = Int32(exactly: n), id >= 0 else {
-            throw TokenizerError.invalidValue(source: source, field: f(), reason: "token id \(n) is out of range 0...\(Int32.max)")
+            throw TokenizerError.invalidValue(field: f(), reason: "token id \(n) is out of range 0...\(Int32.max)")
         }
         return id
     }
@@ -96,37 +95,34 @@ struct _TokenizerConfig {
     /// First special token of a TemplateProcessing post-processor's "single" template, if any.
     var templateBOS: Int32?
 
-    static let source = "tokenizer.json"
-
     init(json: Data) throws {
-        let source = Self.source
         let bytes = [UInt8](json)
         guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw TokenizerError.invalidJSON(source: source, reason: "the bytes are not valid UTF-8")
+            throw TokenizerError.invalidJSON(reason: "the bytes are not valid UTF-8")
         }
         let parsed: _JSON
         do {
             parsed = try _JSON.parse(bytes)
         } catch let e as _JSONSyntaxError {
-            throw TokenizerError.invalidJSON(source: source, reason: "\(e.why) at byte \(e.offset)")
+            throw TokenizerError.invalidJSON(reason: "\(e.why) at byte \(e.offset)")
         }
         guard case let .object(members) = parsed else {
-            throw TokenizerError.invalidJSON(source: source, reason: "the top level is not an object")
+            throw TokenizerError.invalidJSON(reason: "the top level is not an object")
         }
-        let root = _JSONObject(members: members, path: "", source: source)
+        let root = _JSONObject(members: members, path: "")
 
         // Components other than the model first: they are cheap to check and most likely to be refused.
         normalizeNFC = try Self.normalizer(root.object("normalizer"))
         let pre = try root.object("pre_tokenizer")
-        guard let pre else { throw TokenizerError.missingField(source: source, field: "pre_tokenizer") }
+        guard let pre else { throw TokenizerError.missingField(field: "pre_tokenizer") }
         var steps: [(_JSONObject, String)] = []
         try Self.flatten(pre, into: &steps)
         for (step, type) in steps where !["ByteLevel", "Digits", "Split"].contains(type) {
-            throw TokenizerError.unsupported(source: source, field: step.field("type"), value: type)
+            throw TokenizerError.unsupported(field: step.field("type"), value: type)
         }
         guard let last = steps.last, last.1 == "ByteLevel" else {
             throw TokenizerError.unsupported(
-                source: source, field: "pre_tokenizer",
+                field: "pre_tokenizer",
                 value: steps.map(\.1).joined(separator: ", ") + " (byte-level BPE needs ByteLevel as the last step)")
         }
         splitSteps = []
@@ -138,7 +134,7 @@ struct _TokenizerConfig {
             case "Split":
                 splitSteps.append(try Self.split(step))
             default:  // "ByteLevel" before the last step
-                throw TokenizerError.unsupported(source: source, field: step.field("type"),
+                throw TokenizerError.unsupported(field: step.field("type"),
                                                  value: "\(type) before the last pre-tokenizer step")
             }
         }
@@ -148,12 +144,12 @@ struct _TokenizerConfig {
         if let decoder = try root.object("decoder") {
             let type = try decoder.requiredString("type")
             guard type == "ByteLevel" else {
-                throw TokenizerError.unsupported(source: source, field: decoder.field("type"), value: type)
+                throw TokenizerError.unsupported(field: decoder.field("type"), value: type)
             }
         }
 
         guard let model = try root.object("model") else {
-            throw TokenizerError.missingField(source: source, field: "model")
+            throw TokenizerError.missingField(field: "model")
         }
         let (bpe, vocabTokens) = try Self.bpe(model)
         self.model = bpe
@@ -190,7 +186,7 @@ struct _TokenizerConfig {
             for i in list.indices { nfc = try normalizer(n.element(list, "normalizers", i)) || nfc }
             return nfc
         default:
-            throw TokenizerError.unsupported(source: source, field: n.field("type"), value: type)
+            throw TokenizerError.unsupported(field: n.field("type"), value: type)
         }
     }
 
@@ -207,28 +203,28 @@ struct _TokenizerConfig {
 
     private static func split(_ step: _JSONObject) throws -> _SplitStep {
         guard let pattern = try step.object("pattern") else {
-            throw TokenizerError.missingField(source: source, field: step.field("pattern"))
+            throw TokenizerError.missingField(field: step.field("pattern"))
         }
         let behaviorName = try step.requiredString("behavior")
         guard let behavior = _SplitBehavior(rawValue: behaviorName) else {
-            throw TokenizerError.unsupported(source: source, field: step.field("behavior"), value: behaviorName)
+            throw TokenizerError.unsupported(field: step.field("behavior"), value: behaviorName)
         }
         let invert = try step.bool("invert", default: false)
         if let literal = try pattern.string("String") {
             guard !literal.isEmpty else {
-                throw TokenizerError.invalidValue(source: source, field: pattern.field("String"), reason: "empty pattern")
+                throw TokenizerError.invalidValue(field: pattern.field("String"), reason: "empty pattern")
             }
             return _SplitStep(pattern: .literal(Array(literal.unicodeScalars)), behavior: behavior, invert: invert)
         }
         guard let regex = try pattern.string("Regex") else {
-            throw TokenizerError.missingField(source: source, field: pattern.field("Regex"))
+            throw TokenizerError.missingField(field: pattern.field("Regex"))
         }
         if regex == _gpt2Pattern { return _SplitStep(pattern: .gpt2, behavior: behavior, invert: invert) }
         do {
             let compiled = try NSRegularExpression(pattern: _icuPattern(regex))
             return _SplitStep(pattern: .regex(compiled), behavior: behavior, invert: invert)
         } catch {
-            throw TokenizerError.invalidValue(source: source, field: pattern.field("Regex"),
+            throw TokenizerError.invalidValue(field: pattern.field("Regex"),
                                               reason: "the regex does not compile")
         }
     }
@@ -236,22 +232,22 @@ struct _TokenizerConfig {
     /// The BPE model and its id -> token table.
     private static func bpe(_ m: _JSONObject) throws -> (_BPEModel, [Int32: [UInt8]]) {
         let type = try m.string("type") ?? "BPE"
-        guard type == "BPE" else { throw TokenizerError.unsupported(source: source, field: m.field("type"), value: type) }
+        guard type == "BPE" else { throw TokenizerError.unsupported(field: m.field("type"), value: type) }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let v = try m.string(key), !v.isEmpty {
-                throw TokenizerError.unsupported(source: source, field: m.field(key), value: v)
+                throw TokenizerError.unsupported(field: m.field(key), value: v)
             }
         }
         if try m.bool("byte_fallback", default: false) {
-            throw TokenizerError.unsupported(source: source, field: m.field("byte_fallback"), value: "true")
+            throw TokenizerError.unsupported(field: m.field("byte_fallback"), value: "true")
         }
         switch m.value("dropout") {
-        case let .double(d) where d > 0: throw TokenizerError.unsupported(source: source, field: m.field("dropout"), value: "\(d)")
-        case let .int(n) where n > 0: throw TokenizerError.unsupported(source: source, field: m.field("dropout"), value: "\(n)")
+        case let .double(d) where d > 0: throw TokenizerError.unsupported(field: m.field("dropout"), value: "\(d)")
+        case let .int(n) where n > 0: throw TokenizerError.unsupported(field: m.field("dropout"), value: "\(n)")
         default: break
         }
         guard let vocabObject = try m.object("vocab") else {
-            throw TokenizerError.missingField(source: source, field: m.field("vocab"))
+            throw TokenizerError.missingField(field: m.field("vocab"))
         }
         var vocab: [[UInt8]: Int32] = [:]
         vocab.reserveCapacity(vocabObject.members.count)
@@ -269,14 +265,14 @@ struct _TokenizerConfig {
         for (rank, entry) in mergeList.enumerated() {
             func f() -> String { "\(m.field("merges"))[\(rank)]" }
             func badMerge() -> TokenizerError {
-                TokenizerError.wrongType(source: source, field: f(), expected: "\"a b\" or [\"a\", \"b\"]")
+                TokenizerError.wrongType(field: f(), expected: "\"a b\" or [\"a\", \"b\"]")
             }
             let l: [UInt8], r: [UInt8]
             switch entry {
             case let .string(line):
                 guard let space = line.firstIndex(of: 0x20) else {
                     let text = String(decoding: line, as: UTF8.self)
-                    throw TokenizerError.invalidValue(source: source, field: f(), reason: "merge \(text.debugDescription) has no space")
+                    throw TokenizerError.invalidValue(field: f(), reason: "merge \(text.debugDescription) has no space")
                 }
                 l = Array(line[..<space])
                 r = Array(line[(space + 1)...])
@@ -289,7 +285,7 @@ struct _TokenizerConfig {
             }
             guard let lid = vocab[l], let rid = vocab[r], let nid = vocab[l + r] else {
                 let missing = String(decoding: vocab[l] == nil ? l : vocab[r] == nil ? r : l + r, as: UTF8.self)
-                throw TokenizerError.invalidValue(source: source, field: f(),
+                throw TokenizerError.invalidValue(field: f(),
                                                   reason: "\(missing.debugDescription) is not in the vocabulary")
             }
             // A repeated pair keeps its last rank, as Hugging Face's merge map does.
@@ -299,7 +295,7 @@ struct _TokenizerConfig {
         var unkID: Int32?
         if let unk = try m.string("unk_token") {
             guard let id = vocab[Array(unk.utf8)] else {
-                throw TokenizerError.invalidValue(source: source, field: m.field("unk_token"),
+                throw TokenizerError.invalidValue(field: m.field("unk_token"),
                                                   reason: "\(unk.debugDescription) is not in the vocabulary")
             }
             unkID = id
@@ -310,15 +306,31 @@ struct _TokenizerConfig {
         return (model, tokens)
     }
 
-    /// The BOS a TemplateProcessing post-processor puts first, e.g. Llama-3's `<|begin_of_text|>`.
+    /// The id a post-processor puts first when asked to add special tokens: the first special token
+    /// of TemplateProcessing's "single" template (Llama-3's `<|begin_of_text|>`), or the `cls` of
+    /// RobertaProcessing / BertProcessing; searched through Sequence post-processors.
     private static func templateBOS(_ p: _JSONObject?) throws -> Int32? {
-        guard let p, try p.string("type") == "TemplateProcessing",
-              let single = try p.array("single"), !single.isEmpty,
-              let special = try p.element(single, "single", 0).object("SpecialToken"),
-              let name = try special.string("id"),
-              let map = try p.object("special_tokens"), let entry = try map.object(name),
-              let ids = try entry.array("ids"), let id = ids.first
-        else { return nil }
-        return try p.id(id, field: "post_processor.special_tokens[\(name.debugDescription)].ids[0]")
+        guard let p else { return nil }
+        switch try p.string("type") {
+        case "Sequence":
+            let list = try p.array("processors") ?? []
+            for i in list.indices {
+                if let id = try templateBOS(p.element(list, "processors", i)) { return id }
+            }
+            return nil
+        case "TemplateProcessing":
+            guard let single = try p.array("single"), !single.isEmpty,
+                  let special = try p.element(single, "single", 0).object("SpecialToken"),
+                  let name = try special.string("id"),
+                  let map = try p.object("special_tokens"), let entry = try map.object(name),
+                  let ids = try entry.array("ids"), let id = ids.first
+            else { return nil }
+            return try p.id(id, field: "\(entry.path).ids[0]")
+        case "RobertaProcessing", "BertProcessing":
+            guard let cls = try p.array("cls"), cls.count == 2 else { return nil }
+            return try p.id(cls[1], field: p.field("cls") + "[1]")
+        default:
+            return nil
+        }
     }
 }

@@ -237,25 +237,3 @@ private struct _JSONReader {
         return .double(d)
     }
 }
-
-/// Appends `s` to `out` as a JSON string literal (quotes and escapes included).
-func _appendJSONString(_ s: String, to out: inout String) {
-    out.append("\"")
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out.append("\\\"")
-        case "\\": out.append("\\\\")
-        case "\n": out.append("\\n")
-        case "\r": out.append("\\r")
-        case "\t": out.append("\\t")
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    out.append("\"")
-}

@@ -56,13 +56,14 @@ public final class Tokenizer: @unchecked Sendable {
         rawMatcher = _AddedTokenMatcher(config.addedTokens.filter { !$0.normalized }, nfc: false)
         normalizedMatcher = _AddedTokenMatcher(config.addedTokens.filter(\.normalized), nfc: config.normalizeNFC)
         vocabularySize = Int(config.tokens.keys.max() ?? -1) + 1
-        for (name, id) in [("bosTokenID", bosTokenID), ("eosTokenID", eosTokenID)] {
+        let bos = bosTokenID ?? config.templateBOS
+        let bosField = bosTokenID == nil ? "post_processor" : "bosTokenID"
+        for (field, id) in [(bosField, bos), ("eosTokenID", eosTokenID)] {
             if let id, config.tokens[id] == nil {
-                throw TokenizerError.invalidValue(source: _TokenizerConfig.source, field: name,
-                                                  reason: "id \(id) is not a token of this tokenizer")
+                throw TokenizerError.invalidValue(field: field, reason: "id \(id) is not a token of this tokenizer")
             }
         }
-        self.bosTokenID = bosTokenID ?? config.templateBOS
+        self.bosTokenID = bos
         self.eosTokenID = eosTokenID
     }
 

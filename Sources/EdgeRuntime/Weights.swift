@@ -122,7 +122,7 @@ public struct Linear: @unchecked Sendable {
     }
 
     /// Products with fewer multiply-adds than this run on the calling thread.
-    static let parallelThreshold = 1 << 15
+    static let parallelThreshold = 1 << 18
 
     /// Y[t, r] = dot(W[r, :], X[t, :]) for t < `tokens`, every r.
     /// - Parameters:

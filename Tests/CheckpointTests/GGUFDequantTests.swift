@@ -29,7 +29,7 @@ final class GGUFDequantTests: XCTestCase {
 
     /// Fixtures/gguf-vectors/<TYPE>.json: raw block bytes and gguf-py's values.
     func testFixtureVectors() throws {
-        let dir = packageRoot().appendingPathComponent("Fixtures/gguf-vectors")
+        let dir = GGUFBuilder.fixtures.appendingPathComponent("gguf-vectors")
         let names = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"]
         for name in names {
             let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name + ".json"))) as? [String: Any])
@@ -99,7 +99,7 @@ final class GGUFDequantTests: XCTestCase {
                 for i in stride(from: 1, to: bytes.count, by: 2) { bytes[i] &= 0x3F }
                 var b = GGUFBuilder()
                 b.tensors = [GGUFBuilder.Tensor(name: "t", ne: [Int64(cols), Int64(rows)], type: type.rawValue, data: bytes)]
-                let g = try GGUFFile(path: writeTemp(b.bytes()))
+                let g = try GGUFFile(path: GGUFBuilder.writeTemp(b.bytes()))
                 let t = g.tensors[0]
                 let all = try g.floats(t)
                 XCTAssertEqual(all.count, rows * cols)

@@ -67,22 +67,24 @@ struct GGUFBuilder {
     }
 }
 
-/// Writes `bytes` to a fresh temporary file and returns its path.
-func writeTemp(_ bytes: [UInt8], _ name: String = "t.gguf") throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let url = dir.appendingPathComponent(name)
-    try Data(bytes).write(to: url)
-    return url.path
-}
-
-/// The package root (for Fixtures/), found by walking up from this file.
-func packageRoot() -> URL {
-    var u = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    while !FileManager.default.fileExists(atPath: u.appendingPathComponent("Package.swift").path) {
-        u = u.deletingLastPathComponent()
+extension GGUFBuilder {
+    /// Writes `bytes` to a fresh temporary file and returns its path.
+    static func writeTemp(_ bytes: [UInt8], _ name: String = "t.gguf") throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-tests-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let url = dir.appendingPathComponent("\(UUID().uuidString)-\(name)")
+        try Data(bytes).write(to: url)
+        return url.path
     }
-    return u
+
+    /// The package's Fixtures/ folder, found by walking up from this file to Package.swift.
+    static var fixtures: URL {
+        var u = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: u.appendingPathComponent("Package.swift").path) {
+            u = u.deletingLastPathComponent()
+        }
+        return u.appendingPathComponent("Fixtures")
+    }
 }
 
 final class GGUFFileTests: XCTestCase {
@@ -96,12 +98,12 @@ final class GGUFFileTests: XCTestCase {
         return b
     }
 
-    private func parse(_ b: GGUFBuilder) throws -> GGUFFile { try GGUFFile(path: writeTemp(b.bytes())) }
+    private func parse(_ b: GGUFBuilder) throws -> GGUFFile { try GGUFFile(path: GGUFBuilder.writeTemp(b.bytes())) }
 
     /// Parsing must throw a `CheckpointError` whose one-line description contains every `fragment`.
     private func assertRefused(_ bytes: [UInt8], _ fragments: [String], case matches: (CheckpointError) -> Bool,
                                file: StaticString = #filePath, line: UInt = #line) throws {
-        let path = try writeTemp(bytes)
+        let path = try GGUFBuilder.writeTemp(bytes)
         do {
             _ = try GGUFFile(path: path)
             XCTFail("accepted", file: file, line: line)
@@ -361,17 +363,29 @@ final class GGUFFileTests: XCTestCase {
         }
     }
 
+    /// SplitMix64, so the corruption sweep is the same on every run.
+    private struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
     /// Random mutations of a valid file are refused with an error or parsed; never a trap.
     func testRandomCorruptionNeverTraps() throws {
         let good = base().bytes()
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix(state: 20240605)
         for _ in 0 ..< 300 {
             var b = good
             for _ in 0 ..< Int.random(in: 1 ... 4, using: &rng) {
                 b[Int.random(in: 0 ..< b.count, using: &rng)] = UInt8.random(in: 0 ... 255, using: &rng)
             }
             if Bool.random(using: &rng) { b = Array(b.prefix(Int.random(in: 0 ... b.count, using: &rng))) }
-            if let g = try? GGUFFile(path: writeTemp(b)) {
+            if let g = try? GGUFFile(path: GGUFBuilder.writeTemp(b)) {
                 for t in g.tensors where GGUFDequant.supports(t.type) { _ = try g.floats(t) }
             }
         }

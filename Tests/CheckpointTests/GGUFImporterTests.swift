@@ -4,7 +4,7 @@ import Foundation
 import XCTest
 
 final class GGUFImporterTests: XCTestCase {
-    private var fixtures: URL { packageRoot().appendingPathComponent("Fixtures") }
+    private var fixtures: URL { GGUFBuilder.fixtures }
 
     private func json(_ url: URL) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
@@ -94,7 +94,7 @@ final class GGUFImporterTests: XCTestCase {
     func testOpenDispatchesGGUFByExtensionAndByMagic() throws {
         let src = fixtures.appendingPathComponent("tiny-llama.gguf")
         XCTAssertEqual(try Checkpoint.open(src.path).format, .gguf)
-        let renamed = try writeTemp(Array(Data(contentsOf: src)), "model.bin")
+        let renamed = try GGUFBuilder.writeTemp(Array(Data(contentsOf: src)), "model.bin")
         XCTAssertEqual(try Checkpoint.open(renamed).config.numLayers, 2)
     }
 
@@ -135,7 +135,7 @@ final class GGUFImporterTests: XCTestCase {
         return b
     }
 
-    private func load(_ b: GGUFBuilder) throws -> Checkpoint { try GGUFImporter.load(path: writeTemp(b.bytes())) }
+    private func load(_ b: GGUFBuilder) throws -> Checkpoint { try GGUFImporter.load(path: GGUFBuilder.writeTemp(b.bytes())) }
 
     private func assertConfigError(_ b: GGUFBuilder, field: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try load(b), file: file, line: line) { e in
@@ -297,6 +297,9 @@ final class GGUFImporterTests: XCTestCase {
         XCTAssertEqual(seq.map { $0["type"] as? String }, ["Split", "ByteLevel"])
         XCTAssertEqual((seq[0]["pattern"] as? [String: String])?["Regex"], TokenizerJSON.llama3Pattern)
         XCTAssertEqual(seq[1]["use_regex"] as? Bool, false)
+        // Same as the Llama-3 style reference document the runtime's tokenizer is tested with.
+        let ref = try json(fixtures.appendingPathComponent("tokenizer-reference/tiny-llama3-tokenizer.json"))
+        XCTAssertEqual(l3 as? NSDictionary, ref["pre_tokenizer"] as? NSDictionary)
 
         let (sm, _) = try pre("smollm")
         let smSeq = try XCTUnwrap((sm as? [String: Any])?["pretokenizers"] as? [[String: Any]])

@@ -111,6 +111,18 @@ final class HFImporterTests: XCTestCase {
         XCTAssertEqual(byIndex.tensors.last?.name, TensorName.output)
     }
 
+    /// `Checkpoint.open` reaches this importer for a folder, a .safetensors file and an index file.
+    func testCheckpointOpenDispatches() throws {
+        let sharded = HFTest.fixtures.appendingPathComponent("tiny-llama-untied-sharded")
+        for path in [HFTest.fixtures.appendingPathComponent("tiny-gpt2").path,
+                     HFTest.fixtures.appendingPathComponent("tiny-llama/model.safetensors").path,
+                     sharded.appendingPathComponent("model.safetensors.index.json").path] {
+            let ckpt = try Checkpoint.open(path)
+            XCTAssertEqual(ckpt.format, .safetensors)
+            XCTAssertEqual(ckpt.path, path)
+        }
+    }
+
     /// F16 storage converts exactly: every value is the F32 fixture's value rounded to f16.
     func testF16FixtureIsF32RoundedToHalf() throws {
         let f32 = try HFImporter.load(folder: HFTest.fixtures.appendingPathComponent("tiny-llama").path)

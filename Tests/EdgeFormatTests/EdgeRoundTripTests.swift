@@ -6,7 +6,7 @@ final class EdgeRoundTripTests: XCTestCase {
     typealias S = EdgeTestSupport
 
     func testRoundTripEveryEncodingWithAndWithoutDeflate() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let samples = S.everyEncoding()
         for deflate in [false, true] {
             let path = dir + "/m-\(deflate).edge"
@@ -38,7 +38,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testDeflateIsOnlyUsedWhenItShrinks() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let path = dir + "/m.edge"
         // 16 random bytes do not compress: the zlib stream would be longer than the payload.
         let noise = S.f32("noise", [4], seed: 9)
@@ -49,7 +49,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testWritingTwiceGivesIdenticalBytes() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         for deflate in [false, true] {
             try S.write(S.everyEncoding(), to: dir + "/a.edge", deflate: deflate)
             try S.write(S.everyEncoding(), to: dir + "/b.edge", deflate: deflate)
@@ -58,7 +58,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testPreambleLayoutAndHeaderAtTheEnd() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let path = dir + "/m.edge"
         try S.write([S.f32("w", [2, 2], seed: 1)], to: path, deflate: false, blob: false)
         let b = try S.bytes(path)
@@ -76,7 +76,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testDroppingTheWriterUnfinishedLeavesNoFile() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let path = dir + "/m.edge"
         do {
             let w = try EdgeWriter(path: path, config: S.config, provenance: S.provenance)
@@ -88,7 +88,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testAFailedWriteKeepsTheOldDestinationAndRefusesToFinish() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let path = dir + "/m.edge"
         try S.write([S.f32("w", [2], seed: 1)], to: path, deflate: false)
         let before = try S.bytes(path)
@@ -113,7 +113,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testRefusesToOverwriteAnInput() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let input = dir + "/model.safetensors"
         try Data("precious".utf8).write(to: URL(fileURLWithPath: input))
         XCTAssertThrowsError(try EdgeWriter(path: dir + "/./model.safetensors", protecting: [input], config: S.config, provenance: S.provenance)) {
@@ -124,7 +124,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testWriterRefusesBadConfigAndProvenance() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         var cfg = S.config
         cfg.hiddenSize = 0
         XCTAssertThrowsError(try EdgeWriter(path: dir + "/a.edge", config: cfg, provenance: S.provenance)) {
@@ -147,7 +147,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testProvenanceCanBeUpdatedBeforeFinish() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let w = try EdgeWriter(path: dir + "/a.edge", config: S.config, provenance: S.provenance)
         try w.add(S.f32("w", [3], seed: 1).tensor)
         w.provenance.metrics = ["kl": 0.125]
@@ -156,7 +156,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testPayloadOfAForeignEntryIsRefused() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         try S.write([S.f32("w", [3], seed: 1)], to: dir + "/a.edge", deflate: false)
         let f = try EdgeFile(path: dir + "/a.edge")
         var e = try XCTUnwrap(f.entry(named: "w"))
@@ -167,7 +167,7 @@ final class EdgeRoundTripTests: XCTestCase {
     }
 
     func testConcurrentPayloadReadsOfDeflatedTensors() throws {
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let samples = S.everyEncoding()
         try S.write(samples, to: dir + "/a.edge", deflate: true)
         let f = try EdgeFile(path: dir + "/a.edge")
@@ -192,7 +192,7 @@ final class EdgeRoundTripTests: XCTestCase {
         do { try probe.run(); probe.waitUntilExit() } catch { throw XCTSkip("python3 is not available") }
         guard probe.terminationStatus == 0 else { throw XCTSkip("python3 with numpy is not available") }
 
-        let dir = try S.scratchFolder()
+        let dir = try S.scratchFolder(self)
         let script = S.packageRoot().appendingPathComponent("scripts/edge_read.py").path
         let samples = S.everyEncoding()
         for deflate in [false, true] {

@@ -5,11 +5,12 @@ import XCTest
 /// Shared fixtures for the `.edge` tests: a scratch folder, a tiny config, deterministic
 /// tensors of every encoding, and byte-level surgery on written files.
 enum EdgeTestSupport {
-    /// A fresh empty folder under the system temporary directory.
-    static func scratchFolder(_ name: String = #function) throws -> String {
-        let safe = name.filter { $0.isLetter || $0.isNumber }
+    /// A fresh empty folder under the system temporary directory, removed when `test` ends.
+    static func scratchFolder(_ test: XCTestCase) throws -> String {
+        let safe = test.name.filter { $0.isLetter || $0.isNumber }
         let dir = NSTemporaryDirectory() + "edge-tests-\(getpid())-\(safe)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         return dir
     }
 

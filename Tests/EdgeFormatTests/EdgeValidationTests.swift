@@ -15,7 +15,7 @@ final class EdgeValidationTests: XCTestCase {
     var packedOriginal: [UInt8] = []
 
     override func setUpWithError() throws {
-        dir = try S.scratchFolder(name)
+        dir = try S.scratchFolder(self)
         path = dir + "/m.edge"
         packed = dir + "/packed.edge"
         try S.write(S.everyEncoding(), to: path, deflate: false)

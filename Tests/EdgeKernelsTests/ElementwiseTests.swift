@@ -126,30 +126,30 @@ final class ElementwiseTests: XCTestCase {
             for n in sizes {
                 let xv = rng.floats(n, -8, 8), wv = rng.floats(n), bv = rng.floats(n), uv = rng.floats(n)
                 let x = Misaligned(xv), w = Misaligned(wv), b = Misaligned(bv), u = Misaligned(uv)
-                func compare(_ what: String, _ tol: Float = Tolerance.elementwise, _ f: (UnsafeMutablePointer<Float>) -> Void,
-                             _ g: (UnsafeMutablePointer<Float>) -> Void, start: [Float]? = nil) {
+                func compare(_ what: String, tol: Float = Tolerance.elementwise, start: [Float]? = nil,
+                             _ f: (UnsafeMutablePointer<Float>) -> Void, _ g: (UnsafeMutablePointer<Float>) -> Void) {
                     let o = Misaligned(start ?? [Float](repeating: 0, count: n)), oRef = Misaligned(start ?? [Float](repeating: 0, count: n))
                     f(o.pointer)
                     g(oRef.pointer)
                     assertClose(o.array, oRef.array.map(Double.init), tol: tol, "\(what) [\(level)] n=\(n)")
                 }
                 compare("rmsnorm", { edge_rmsnorm(x.pointer, w.pointer, $0, n, 1e-5) }, { edge_rmsnorm_ref(x.pointer, w.pointer, $0, n, 1e-5) })
-                compare("layernorm", Tolerance.elementwise * 4,
+                compare("layernorm", tol: Tolerance.elementwise * 4,
                         { edge_layernorm(x.pointer, w.pointer, b.pointer, $0, n, 1e-5) },
                         { edge_layernorm_ref(x.pointer, w.pointer, b.pointer, $0, n, 1e-5) })
                 var masked = xv
                 if n > 3 { masked[2] = -.infinity }
-                compare("softmax", { edge_softmax($0, n) }, { edge_softmax_ref($0, n) }, start: masked)
+                compare("softmax", start: masked, { edge_softmax($0, n) }, { edge_softmax_ref($0, n) })
                 if n > 3 {
                     let o = Misaligned(masked)
                     edge_softmax(o.pointer, n)
                     XCTAssertEqual(o.array[2], 0, "softmax [\(level)] masked entry")
                 }
-                compare("gelu_tanh", { edge_gelu_tanh($0, n) }, { edge_gelu_tanh_ref($0, n) }, start: xv)
+                compare("gelu_tanh", start: xv, { edge_gelu_tanh($0, n) }, { edge_gelu_tanh_ref($0, n) })
                 compare("silu_mul", { edge_silu_mul(x.pointer, u.pointer, $0, n) }, { edge_silu_mul_ref(x.pointer, u.pointer, $0, n) })
-                compare("add", 0, { edge_add($0, w.pointer, n) }, { edge_add_ref($0, w.pointer, n) }, start: xv)
-                compare("axpy", { edge_axpy($0, 0.3, w.pointer, n) }, { edge_axpy_ref($0, 0.3, w.pointer, n) }, start: xv)
-                compare("scale", 0, { edge_scale($0, 0.7, n) }, { edge_scale_ref($0, 0.7, n) }, start: xv)
+                compare("add", tol: 0, start: xv, { edge_add($0, w.pointer, n) }, { edge_add_ref($0, w.pointer, n) })
+                compare("axpy", start: xv, { edge_axpy($0, 0.3, w.pointer, n) }, { edge_axpy_ref($0, 0.3, w.pointer, n) })
+                compare("scale", tol: 0, start: xv, { edge_scale($0, 0.7, n) }, { edge_scale_ref($0, 0.7, n) })
                 let d = edge_dot_f32(x.pointer, w.pointer, n), dRef = edge_dot_f32_ref(x.pointer, w.pointer, n)
                 let bound = (0 ..< n).reduce(Float(0)) { $0 + abs(xv[$1] * wv[$1]) }
                 XCTAssertLessThanOrEqual(abs(d - dRef), Float(Tolerance.gemm) * bound + 1e-30, "dot [\(level)] n=\(n)")

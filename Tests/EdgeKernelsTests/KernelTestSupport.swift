@@ -47,7 +47,7 @@ enum Tolerance {
     /// Element-wise kernels of a SIMD level vs the reference: relative, with an absolute floor of the same size.
     static let elementwise: Float = 2e-6
     /// Reference kernels vs a double-precision Swift computation: relative, with the same absolute floor.
-    static let math = 2e-6
+    static let math: Float = 2e-6
 }
 
 /// The levels the tests sweep; each runs only where `edge_kernels_force` accepts it.

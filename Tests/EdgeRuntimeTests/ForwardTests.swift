@@ -84,6 +84,59 @@ final class ForwardTests: XCTestCase {
         XCTAssertLessThan(relativeError(y3, expected), 1e-5)
     }
 
+    /// Per-layer sizes (structured pruning): layer 1 physically shrunk to query heads 0-1, KV head 0
+    /// and MLP neurons 0..<64 gives the logits of the full model with those parts' outputs zeroed
+    /// (attn_output columns of heads 2-3, ffn_down columns 64..<128).
+    func testPerLayerSizesMatchZeroedFullModel() throws {
+        let fixture = try FixtureCheckpoint("tiny-llama")
+        let c = fixture.config, h = c.hiddenSize, hd = c.headDim, f = c.intermediateSize
+        XCTAssertEqual([c.numHeads, c.numKVHeads, f], [4, 2, 128])
+        let b = TensorName.block(1)
+        func rows(_ name: String, _ n: Int) -> WeightSource {
+            let t = fixture.tensors[b + name]!
+            return .floats(Array(t.values[0 ..< n * t.shape[1]]), shape: [n, t.shape[1]])
+        }
+        func columns(_ name: String, _ n: Int) -> WeightSource {
+            let t = fixture.tensors[b + name]!
+            return .floats((0 ..< t.shape[0]).flatMap { r in t.values[r * t.shape[1] ..< r * t.shape[1] + n] }, shape: [t.shape[0], n])
+        }
+        func zeroColumns(_ name: String, from n: Int) -> WeightSource {
+            let t = fixture.tensors[b + name]!
+            var v = t.values
+            for r in 0 ..< t.shape[0] { for j in n ..< t.shape[1] { v[r * t.shape[1] + j] = 0 } }
+            return .floats(v, shape: t.shape)
+        }
+        var pruned = fixture.floatSources, zeroed = fixture.floatSources
+        pruned[b + "attn_q.weight"] = rows("attn_q.weight", 2 * hd)
+        pruned[b + "attn_k.weight"] = rows("attn_k.weight", hd)
+        pruned[b + "attn_v.weight"] = rows("attn_v.weight", hd)
+        pruned[b + "attn_output.weight"] = columns("attn_output.weight", 2 * hd)
+        pruned[b + "ffn_gate.weight"] = rows("ffn_gate.weight", 64)
+        pruned[b + "ffn_up.weight"] = rows("ffn_up.weight", 64)
+        pruned[b + "ffn_down.weight"] = columns("ffn_down.weight", 64)
+        zeroed[b + "attn_output.weight"] = zeroColumns("attn_output.weight", from: 2 * hd)
+        zeroed[b + "ffn_down.weight"] = zeroColumns("ffn_down.weight", from: 64)
+        var prunedConfig = c
+        prunedConfig.layers = [c.sizes(layer: 0), .init(numHeads: 2, numKVHeads: 1, intermediateSize: 64)]
+        XCTAssertEqual(h, 64)
+
+        let tokens = try sampleTokens(fixture)
+        let a = try EdgeModel(config: prunedConfig, tensors: pruned).logits(tokens)
+        let z = try EdgeModel(config: c, tensors: zeroed).logits(tokens)
+        XCTAssertLessThan(relativeError(a, z), 1e-5)
+        let full = try EdgeModel(config: c, tensors: fixture.floatSources).logits(tokens)
+        XCTAssertGreaterThan(relativeError(full, z), 1e-3, "the pruned parts must matter")
+        // The shrunk model also round-trips through an .edge file.
+        let path = try temporaryFolder(self).appendingPathComponent("pruned.edge").path
+        let w = try EdgeWriter(path: path, config: prunedConfig, provenance: Provenance(sourceSHA256: String(repeating: "a", count: 64), sourceFormat: "test"))
+        for (name, shape) in prunedConfig.expectedTensors() {
+            guard case let .floats(values, _) = pruned[name]! else { return XCTFail(name) }
+            try w.add(.f32(name: name, shape: shape, values: values))
+        }
+        try w.finish()
+        XCTAssertEqual(try EdgeModel(path: path).logits(tokens), a)
+    }
+
     func testRefusesMissingAndMisshapenTensors() throws {
         let fixture = try FixtureCheckpoint("tiny-llama")
         var tensors = fixture.floatSources

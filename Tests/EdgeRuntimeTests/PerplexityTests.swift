@@ -28,7 +28,7 @@ final class PerplexityTests: XCTestCase {
         let tokens = tokenizer.encode(text)
         let ctx = 32
         var chunks: [PerplexityChunk] = []
-        let r = try model.perplexity(text: text, ctx: ctx, maxChunks: 5) { chunks.append($0) }
+        let r = try model.perplexity(text: text, ctx: ctx, maxChunks: 5, onChunk: { chunks.append($0) })
         XCTAssertEqual(r.tokens, tokens.count)
         XCTAssertEqual(r.chunks, 5)
         XCTAssertEqual(r.scoredTokens, 5 * (ctx - ctx / 2 - 1))
@@ -64,7 +64,7 @@ final class PerplexityTests: XCTestCase {
         XCTAssertEqual(try model.tokenize("We"), [0] + tokenizer.encode("We"))
         let tokens = [Int32(0)] + body  // as tokenize gives: BOS first
         var firsts: [[Int32]] = []
-        let r = try model.perplexity(tokens: tokens, ctx: 20) { firsts.append($0.tokens) }
+        let r = try model.perplexity(tokens: tokens, ctx: 20, onChunk: { firsts.append($0.tokens) })
         XCTAssertEqual(r.chunks, 3)
         XCTAssertEqual(r.scoredTokens, 3 * 9)
         for (i, c) in firsts.enumerated() {

@@ -194,6 +194,24 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer(json: data, bosTokenID: 512)) { error in
             XCTAssertEqual("\(error)", "tokenizer.json: bosTokenID: id 512 is not a token of this tokenizer")
         }
+        // Llama-3.1 wraps its TemplateProcessing in a Sequence; RoBERTa-style processors name a `cls`.
+        func template(_ bos: Int) -> [String: Any] {
+            ["type": "TemplateProcessing",
+             "single": [["SpecialToken": ["id": "<s>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+             "special_tokens": ["<s>": ["id": "<s>", "ids": [bos], "tokens": ["<s>"]]]]
+        }
+        let sequence = try Tokenizer(json: document {
+            $0["post_processor"] = ["type": "Sequence", "processors": [["type": "ByteLevel"], template(4)]]
+        })
+        XCTAssertEqual(sequence.bosTokenID, 4)
+        let roberta = try Tokenizer(json: document {
+            $0["post_processor"] = ["type": "RobertaProcessing", "cls": ["<s>", 4], "sep": ["<s>", 4]]
+        })
+        XCTAssertEqual(roberta.bosTokenID, 4)
+        XCTAssertNil(try Tokenizer(json: document { $0["post_processor"] = ["type": "ByteLevel"] }).bosTokenID)
+        try assertRefused("tokenizer.json: post_processor: id 99 is not a token of this tokenizer") {
+            $0["post_processor"] = template(99)
+        }
     }
 
     /// Pushing ids one at a time never prints half a character and adds up to `decode`.
@@ -222,39 +240,6 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(stream.push(rocket[3]), "🚀")
         XCTAssertEqual(stream.push(rocket[0]), "")
         XCTAssertEqual(stream.finish(), "\u{FFFD}")
-    }
-
-    /// A GGUF's tokenizer metadata turned into tokenizer.json gives SmolLM2's reference ids.
-    func testGGUFMetadataDocument() throws {
-        struct Document: Decodable {
-            struct Model: Decodable { var merges: [String] }
-            struct Added: Decodable { var id: Int32 }
-            var model: Model
-            var added_tokens: [Added]
-        }
-        let doc = try JSONDecoder().decode(Document.self, from: Data(contentsOf: fixtures.appendingPathComponent(smolLM2Path)))
-        let smol = try loadTokenizer(smolLM2Path)
-        let tokens = try (0..<Int32(smol.vocabularySize)).map { try XCTUnwrap(smol.token($0)) }
-        let control = Set(doc.added_tokens.map(\.id))
-        XCTAssertEqual(control, Set(0...16))
-        let types = tokens.indices.map { control.contains(Int32($0)) ? Int32(3) : 1 }
-        let merges = doc.model.merges
-        let json = try Tokenizer.tokenizerJSON(ggufModel: "gpt2", pre: "smollm", tokens: tokens, tokenTypes: types, merges: merges)
-        let tok = try Tokenizer(json: json)
-        let reference = try loadJSON("tokenizer-reference/smollm2.json")
-        for c in try XCTUnwrap(reference["cases"] as? [[String: Any]]) {
-            assertIDs(tok.encode(try XCTUnwrap(c["text"] as? String)), int32s(c["ids"]), "gguf smollm2")
-        }
-        XCTAssertTrue(tok.isSpecial(16))
-        XCTAssertThrowsError(try Tokenizer.tokenizerJSON(ggufModel: "llama", pre: "default", tokens: [], tokenTypes: [], merges: [])) {
-            XCTAssertEqual("\($0)", "GGUF: tokenizer.ggml.model 'llama' is not supported")
-        }
-        XCTAssertThrowsError(try Tokenizer.tokenizerJSON(ggufModel: "gpt2", pre: "qwen2", tokens: [], tokenTypes: [], merges: [])) {
-            XCTAssertEqual("\($0)", "GGUF: tokenizer.ggml.pre 'qwen2' is not supported")
-        }
-        XCTAssertThrowsError(try Tokenizer.tokenizerJSON(ggufModel: "gpt2", pre: "gpt-2", tokens: ["a"], tokenTypes: [1, 1], merges: [])) {
-            XCTAssertEqual("\($0)", "GGUF: tokenizer.ggml.token_type: 2 entries for 1 tokens")
-        }
     }
 
     // MARK: errors

@@ -1,0 +1,119 @@
+import Checkpoint
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+import XCTest
+
+/// End-to-end tests of the built `edge-run` binary on files the `compress` binary writes.
+final class EdgeRunCLITests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("edge-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tmp)
+    }
+
+    /// The CLI's perplexity of an f32 `.edge` equals the runtime's over the float checkpoint in
+    /// memory (the compressor's "before" path), and follows the chunking convention.
+    func testPerplexityOfFileEqualsInMemoryCheckpoint() throws {
+        for fixture in ["tiny-gpt2", "tiny-llama"] {
+            let edge = try convert(fixture, recipe: "f32")
+            let text = root.appendingPathComponent("Fixtures/text/us-declaration.txt").path
+            let r = try run("edge-run", ["perplexity", edge, "--text", text, "--ctx", "64", "--chunks", "4", "--json", "--threads", "2"])
+            XCTAssertEqual(r.code, 0, r.stderr)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let ppl = try XCTUnwrap(json["ppl"] as? Double), tokens = try XCTUnwrap(json["tokens"] as? Int)
+            XCTAssertGreaterThan(tokens, 4 * 64)
+            XCTAssertEqual(json["chunks"] as? Int, 4)
+            XCTAssertEqual(json["scored_tokens"] as? Int, 4 * 31)
+
+            let ckpt = try Checkpoint.open(root.appendingPathComponent("Fixtures/\(fixture)").path)
+            var sources: [String: WeightSource] = [:]
+            for t in ckpt.tensors { sources[t.name] = .floats(try t.floats(), shape: t.shape) }
+            let model = try EdgeModel(config: ckpt.config, tensors: sources, tokenizer: try Tokenizer(json: XCTUnwrap(ckpt.tokenizerJSON)))
+            let mine = try model.perplexity(text: String(contentsOfFile: text, encoding: .utf8), ctx: 64, maxChunks: 4)
+            XCTAssertEqual(mine.tokens, tokens)
+            XCTAssertEqual(mine.ppl, ppl, accuracy: ppl * 1e-9, fixture)
+        }
+    }
+
+    func testInfoAndGenerate() throws {
+        let edge = try convert("tiny-llama", recipe: "int8")
+        let info = try run("edge-run", ["info", edge])
+        XCTAssertEqual(info.code, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("valid .edge v1"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("llama: 2 layers"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("q8 sym"), info.stdout)
+
+        let a = try run("edge-run", ["generate", edge, "--prompt", "We the People", "-n", "6"])
+        XCTAssertEqual(a.code, 0, a.stderr)
+        XCTAssertTrue(a.stdout.hasPrefix("We the People"))
+        XCTAssertGreaterThan(a.stdout.count, "We the People\n".count)
+        XCTAssertEqual(try run("edge-run", ["generate", edge, "--prompt", "We the People", "-n", "6"]).stdout, a.stdout, "greedy is deterministic")
+        let s1 = try run("edge-run", ["generate", edge, "--prompt", "We", "-n", "6", "--temperature", "1", "--seed", "9"])
+        let s2 = try run("edge-run", ["generate", edge, "--prompt", "We", "-n", "6", "--temperature", "1", "--seed", "9"])
+        XCTAssertEqual(s1.code, 0, s1.stderr)
+        XCTAssertEqual(s1.stdout, s2.stdout, "a seed fixes the sample")
+    }
+
+    func testErrorsAreOneLine() throws {
+        let edge = try convert("tiny-gpt2", recipe: "f32")
+        let short = tmp.appendingPathComponent("short.txt")
+        try "We the People".write(to: short, atomically: true, encoding: .utf8)
+        // Runtime failures: exactly one line. Argument errors: ArgumentParser's "Error: ..." line, then usage.
+        for (args, parts, oneLine) in [
+            (["perplexity", edge, "--text", short.path, "--ctx", "64"], ["tokens", "128"], true),
+            (["perplexity", edge, "--text", short.path, "--ctx", "1024"], ["1024", "128"], true),
+            (["perplexity", edge, "--text", tmp.appendingPathComponent("none.txt").path], ["none.txt"], true),
+            (["info", short.path], ["short.txt", "not an .edge file"], true),
+            (["generate", edge, "--prompt", "x", "--threads", "0"], ["--threads must be at least 1"], false),
+        ] {
+            let r = try run("edge-run", args)
+            XCTAssertNotEqual(r.code, 0, "\(args)")
+            let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+            if oneLine { XCTAssertEqual(lines.count, 1, "\(args): \(r.stderr)") }
+            XCTAssertTrue(lines.first?.hasPrefix("Error: ") ?? false, "\(args): \(r.stderr)")
+            for p in parts { XCTAssertTrue(lines.first?.contains(p) ?? false, "\(args): '\(r.stderr)' lacks '\(p)'") }
+            XCTAssertFalse(r.stderr.contains("Fatal error"))
+        }
+    }
+
+    // MARK: helpers
+
+    var root: URL {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        return URL(fileURLWithPath: ".")
+    }
+
+    /// `compress --recipe Recipes/<recipe>.json Fixtures/<fixture> tmp/<fixture>-<recipe>.edge`.
+    func convert(_ fixture: String, recipe: String) throws -> String {
+        let out = tmp.appendingPathComponent("\(fixture)-\(recipe).edge").path
+        let r = try run("compress", ["--recipe", root.appendingPathComponent("Recipes/\(recipe).json").path,
+                                     root.appendingPathComponent("Fixtures/\(fixture)").path, out])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        return out
+    }
+
+    func run(_ tool: String, _ args: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { dir = bundle.bundleURL.deletingLastPathComponent() }
+        let p = Process()
+        p.executableURL = dir.appendingPathComponent(tool)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}

@@ -18,7 +18,7 @@ struct Compress: ParsableCommand {
         Example: compress --recipe Recipes/int8-prune50.json Fixtures/tiny-llama out.edge
         """,
         version: toolchainVersion,
-        subcommands: [Convert.self, Inspect.self, Export.self],
+        subcommands: [Convert.self, Inspect.self, Export.self, Verify.self],
         defaultSubcommand: Convert.self
     )
 }
@@ -38,6 +38,9 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Print a JSON summary on stdout instead of text.")
     var json = false
 
+    @Flag(name: .long, help: "Deflate tensor payloads (smaller download; the runtime inflates at load). Same as \"deflate\": true in the recipe.")
+    var deflate = false
+
     @Argument(help: "Input checkpoint: HF folder, .safetensors, .gguf or .edge.")
     var input: String
 
@@ -51,7 +54,8 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        let recipe = try Recipe.load(path: self.recipe)
+        var recipe = try Recipe.load(path: self.recipe)
+        if deflate { recipe.deflate = true }
         let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)
         let bar = ProgressBar(label: "compress")
         let summary = try pipeline.run(input: input, output: output) { done, total, item in

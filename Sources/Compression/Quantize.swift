@@ -73,80 +73,40 @@ public struct Quantize: Pass {
         t.encodedBy = context.index
     }
 
-    /// int8 per row. Symmetric: s = max|w|/127, q = round(w/s) in -127...127.
-    /// Asymmetric: the range [min(w,0), max(w,0)] maps to 0...255 with integer zero point z.
+    /// int8 per row, round to nearest (see `QuantGrid` for the grids).
     static func quantizeQ8(name: String, values: [Float], rows: Int, cols: Int, symmetric: Bool,
                            dequantized deq: inout [Float]) -> EncodedTensor {
-        var q = [UInt8](repeating: 0, count: rows * cols)
-        var scales = [Float](repeating: 0, count: rows)
-        var zeros: [UInt8]? = symmetric ? nil : [UInt8](repeating: 0, count: rows)
+        let layout = GroupLayout(rows: rows, cols: cols, bits: 8, groupSize: nil, symmetric: symmetric)
+        let grids = layout.fitGrids(values)
+        var codes = [Float](repeating: 0, count: rows * cols)
         for r in 0 ..< rows {
-            let base = r * cols
-            var lo: Float = 0, hi: Float = 0
-            for j in 0 ..< cols { lo = min(lo, values[base + j]); hi = max(hi, values[base + j]) }
-            if symmetric {
-                let s = max(hi, -lo) / 127
-                scales[r] = s
-                let inv: Float = s > 0 ? 1 / s : 0
-                for j in 0 ..< cols {
-                    let v = max(-127, min(127, (values[base + j] * inv).rounded(.toNearestOrEven)))
-                    q[base + j] = UInt8(bitPattern: Int8(v))
-                    deq[base + j] = s * v
-                }
-            } else {
-                let s = (hi - lo) / 255
-                scales[r] = s
-                let inv: Float = s > 0 ? 1 / s : 0
-                let z = max(0, min(255, (-lo * inv).rounded(.toNearestOrEven)))
-                zeros![r] = UInt8(z)
-                for j in 0 ..< cols {
-                    let v = max(0, min(255, (values[base + j] * inv).rounded(.toNearestOrEven) + z))
-                    q[base + j] = UInt8(v)
-                    deq[base + j] = s * (v - z)
-                }
+            let g = grids[r]
+            for j in 0 ..< cols {
+                codes[r * cols + j] = g.code(values[r * cols + j])
+                deq[r * cols + j] = g.value(codes[r * cols + j])
             }
         }
-        return .q8(name: name, rows: rows, cols: cols, q: q, scales: scales, zeros: zeros)
+        return layout.encode(name: name, codes: codes, grids: grids)
     }
 
-    /// int4 in groups along the input dimension; scales are stored as f16, and the codes are
-    /// computed against the f16-rounded scale so that decode(encode(w)) is what was measured.
+    /// int4 in groups along the input dimension, round to nearest. Scales are stored as f16, and
+    /// codes are computed against the f16-rounded scale, so decode(encode(w)) is what was measured.
     static func quantizeQ4(name: String, values: [Float], rows: Int, cols: Int, groupSize g: Int, symmetric: Bool,
                            dequantized deq: inout [Float]) throws -> EncodedTensor {
-        let groups = (cols + g - 1) / g
-        var u = [UInt8](repeating: 0, count: rows * cols)
-        var scales = [Float](repeating: 0, count: rows * groups)
-        var zeros: [UInt8]? = symmetric ? nil : [UInt8](repeating: 0, count: rows * groups)
+        let layout = GroupLayout(rows: rows, cols: cols, bits: 4, groupSize: g, symmetric: symmetric)
+        let grids = layout.fitGrids(values)
+        if let bad = grids.firstIndex(where: { !$0.scale.isFinite }) {
+            throw PassError(pass: id, tensor: name, why: "row \(bad / layout.groups) group \(bad % layout.groups): scale does not fit in f16")
+        }
+        var codes = [Float](repeating: 0, count: rows * cols)
         for r in 0 ..< rows {
-            for gi in 0 ..< groups {
-                let start = r * cols + gi * g, end = r * cols + min(cols, (gi + 1) * g)
-                var lo: Float = 0, hi: Float = 0
-                for i in start ..< end { lo = min(lo, values[i]); hi = max(hi, values[i]) }
-                let raw = symmetric ? max(hi, -lo) / 7 : (hi - lo) / 15
-                let s = edge_f16_to_f32(edge_f32_to_f16(raw))
-                guard s.isFinite, raw == 0 || s > 0 else {
-                    throw PassError(pass: id, tensor: name, why: "row \(r) group \(gi): scale \(raw) does not fit in f16")
-                }
-                scales[r * groups + gi] = s
-                let inv: Float = s > 0 ? 1 / s : 0
-                if symmetric {
-                    for i in start ..< end {
-                        let v = max(-8, min(7, (values[i] * inv).rounded(.toNearestOrEven)))
-                        u[i] = UInt8(v + 8)
-                        deq[i] = s * v
-                    }
-                } else {
-                    let z = max(0, min(15, (-lo * inv).rounded(.toNearestOrEven)))
-                    zeros![r * groups + gi] = UInt8(z)
-                    for i in start ..< end {
-                        let v = max(0, min(15, (values[i] * inv).rounded(.toNearestOrEven) + z))
-                        u[i] = UInt8(v)
-                        deq[i] = s * (v - z)
-                    }
-                }
+            for j in 0 ..< cols {
+                let grid = grids[r * layout.groups + j / g]
+                codes[r * cols + j] = grid.code(values[r * cols + j])
+                deq[r * cols + j] = grid.value(codes[r * cols + j])
             }
         }
-        return .q4(name: name, rows: rows, cols: cols, groupSize: g, u: u, scales: scales, zeros: zeros)
+        return layout.encode(name: name, codes: codes, grids: grids)
     }
 
     public func record() -> JSONValue {
@@ -158,5 +118,75 @@ public struct Quantize: Pass {
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
         return .object(o)
+    }
+}
+
+/// One quantization grid: w ~ scale * (code - zero) with integer codes in qmin...qmax. The grid
+/// always contains 0 exactly (integer zero point), so pruned weights stay zero.
+struct QuantGrid {
+    var scale: Float
+    var zero: Float
+    var qmin: Float
+    var qmax: Float
+
+    /// The grid for values in [lo, hi]. Symmetric grids are centred on 0 (int8: -127...127,
+    /// int4: -8...7 with scale max|w|/7); asymmetric ones span [min(lo,0), max(hi,0)] over 0...2^bits-1.
+    /// - Parameter f16Scale: round the scale to binary16 first (the q4 layout stores f16 scales).
+    static func fit(lo: Float, hi: Float, bits: Int, symmetric: Bool, f16Scale: Bool) -> QuantGrid {
+        let lo = min(lo, 0), hi = max(hi, 0)
+        var g: QuantGrid
+        if symmetric {
+            let half: Float = bits == 8 ? 127 : 7
+            g = QuantGrid(scale: max(hi, -lo) / half, zero: 0, qmin: bits == 8 ? -127 : -8, qmax: bits == 8 ? 127 : 7)
+        } else {
+            let top = Float((1 << bits) - 1)
+            g = QuantGrid(scale: (hi - lo) / top, zero: 0, qmin: 0, qmax: top)
+        }
+        if f16Scale { g.scale = edge_f16_to_f32(edge_f32_to_f16(g.scale)) }
+        if !symmetric, g.scale > 0 { g.zero = max(g.qmin, min(g.qmax, (-lo / g.scale).rounded(.toNearestOrEven))) }
+        return g
+    }
+
+    @inline(__always) func code(_ x: Float) -> Float {
+        guard scale > 0 else { return zero }
+        return max(qmin, min(qmax, (x / scale).rounded(.toNearestOrEven) + zero))
+    }
+
+    @inline(__always) func value(_ code: Float) -> Float { scale * (code - zero) }
+}
+
+/// The grids of a [rows, cols] tensor: one per row (int8) or per (row, group of inputs) (int4),
+/// and the payload built from integer codes.
+struct GroupLayout {
+    let rows: Int, cols: Int, bits: Int, groupSize: Int?, symmetric: Bool
+
+    var group: Int { groupSize ?? cols }
+    var groups: Int { (cols + group - 1) / max(1, group) }
+
+    /// Grid for element (r, j) is `grids[r * groups + j / group]`.
+    func fitGrids(_ values: [Float]) -> [QuantGrid] {
+        var grids: [QuantGrid] = []
+        grids.reserveCapacity(rows * groups)
+        for r in 0 ..< rows {
+            for gi in 0 ..< groups {
+                let start = r * cols + gi * group, end = r * cols + min(cols, (gi + 1) * group)
+                var lo: Float = 0, hi: Float = 0
+                for i in start ..< end { lo = min(lo, values[i]); hi = max(hi, values[i]) }
+                grids.append(.fit(lo: lo, hi: hi, bits: bits, symmetric: symmetric, f16Scale: bits == 4))
+            }
+        }
+        return grids
+    }
+
+    /// The q8 or q4 payload for integer `codes` (row-major) on `grids`.
+    func encode(name: String, codes: [Float], grids: [QuantGrid]) -> EncodedTensor {
+        if bits == 8 {
+            let q = codes.map { symmetric ? UInt8(bitPattern: Int8($0)) : UInt8($0) }
+            return .q8(name: name, rows: rows, cols: cols, q: q, scales: grids.map(\.scale),
+                       zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
+        }
+        let u = codes.map { UInt8(symmetric ? $0 + 8 : $0) }
+        return .q4(name: name, rows: rows, cols: cols, groupSize: group, u: u, scales: grids.map(\.scale),
+                   zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
     }
 }

@@ -62,6 +62,17 @@ final class CLITests: XCTestCase {
         }
     }
 
+    func testDeflateShrinksAndDecodesTheSame() throws {
+        let plain = tmp.appendingPathComponent("plain.edge").path, packed = tmp.appendingPathComponent("packed.edge").path
+        XCTAssertEqual(try compress(["--recipe", recipePath("f32"), fixturePath("tiny-gpt2"), plain]).code, 0)
+        XCTAssertEqual(try compress(["--recipe", recipePath("f32"), "--deflate", fixturePath("tiny-gpt2"), packed]).code, 0)
+        let a = try Checkpoint.open(plain), b = try Checkpoint.open(packed)
+        for (x, y) in zip(a.tensors, b.tensors) { XCTAssertEqual(try x.floats(), try y.floats(), x.name) }
+        XCTAssertEqual(a.tokenizerJSON, b.tokenizerJSON)
+        let size = { (p: String) in try FileManager.default.attributesOfItem(atPath: p)[.size] as! Int }
+        XCTAssertLessThan(try size(packed), try size(plain), "the tokenizer blob at least deflates")
+    }
+
     func testBadRecipeIsOneLineAndLeavesNoOutput() throws {
         let recipe = tmp.appendingPathComponent("bad.json")
         try #"{"passes":[{"pass":"magnitude_prune","sparsity":1.7}]}"#.write(to: recipe, atomically: true, encoding: .utf8)

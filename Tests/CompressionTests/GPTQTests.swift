@@ -1,0 +1,97 @@
+@testable import Compression
+import EdgeFormat
+import XCTest
+
+final class GPTQTests: XCTestCase {
+    /// Correlated inputs (as real activations are), and a few dominant input channels.
+    private func inputs(tokens: Int, cols: Int, seed: UInt64) -> [Float] {
+        var g = SplitMix(seed)
+        let mix = (0 ..< cols * 4).map { _ in Float(g.nextDouble() * 2 - 1) }
+        var x = [Float](repeating: 0, count: tokens * cols)
+        for t in 0 ..< tokens {
+            let z = (0 ..< 4).map { _ in Float(g.nextDouble() * 2 - 1) }
+            for j in 0 ..< cols {
+                var v = Float(g.nextDouble() * 2 - 1) * 0.3
+                for k in 0 ..< 4 { v += mix[j * 4 + k] * z[k] }
+                x[t * cols + j] = v * (j % 7 == 0 ? 4 : 1)
+            }
+        }
+        return x
+    }
+
+    private func outputError(_ w: [Float], _ q: [Float], _ x: [Float], rows: Int, cols: Int, tokens: Int) -> Double {
+        var e = 0.0
+        for t in 0 ..< tokens {
+            for r in 0 ..< rows {
+                var s = 0.0
+                for j in 0 ..< cols { s += Double(w[r * cols + j] - q[r * cols + j]) * Double(x[t * cols + j]) }
+                e += s * s
+            }
+        }
+        return e
+    }
+
+    func testCholeskyOfInverse() throws {
+        let n = 5
+        var g = SplitMix(3)
+        let b = (0 ..< n * n).map { _ in g.nextDouble() - 0.5 }
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0 ..< n { for j in 0 ..< n { for k in 0 ..< n { a[i * n + j] += b[i * n + k] * b[j * n + k] } }; a[i * n + i] += 0.5 }
+        let u = try GPTQ.upperCholeskyOfInverse(a, n: n)
+        // U^T U A = I
+        for i in 0 ..< n {
+            for j in 0 ..< n {
+                var s = 0.0
+                for k in 0 ..< n {
+                    var utu = 0.0
+                    for m in 0 ..< n { utu += u[m * n + i] * u[m * n + k] }
+                    s += utu * a[k * n + j]
+                }
+                XCTAssertEqual(s, i == j ? 1 : 0, accuracy: 1e-9)
+            }
+            for j in 0 ..< i { XCTAssertEqual(u[i * n + j], 0) }
+        }
+        XCTAssertThrowsError(try GPTQ.cholesky([1, 2, 2, 1], n: 2))
+    }
+
+    func testLowerOutputErrorThanRoundToNearest() throws {
+        let tokens = 256
+        for (rows, cols, bits, group, sym, actOrder) in [(16, 64, 4, 32, true, false), (12, 96, 4, 32, false, true),
+                                                        (8, 70, 4, 16, false, false), (16, 64, 8, 0, true, false)] {
+            let x = inputs(tokens: tokens, cols: cols, seed: UInt64(cols))
+            var g = SplitMix(UInt64(rows * 7))
+            let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
+            var hess = GPTQ.Hessian(cols: cols)
+            x.withUnsafeBufferPointer { hess.add($0, tokens: tokens) }
+            let opts = GPTQ.Options(bits: bits, groupSize: group == 0 ? nil : group, symmetric: sym, actOrder: actOrder)
+            let r = try GPTQ.quantize(weights: w, rows: rows, cols: cols, hessian: hess.matrix(), options: opts)
+            var rtn = [Float](repeating: 0, count: w.count)
+            if bits == 8 {
+                _ = Quantize.quantizeQ8(name: "w", values: w, rows: rows, cols: cols, symmetric: sym, dequantized: &rtn)
+            } else {
+                _ = try Quantize.quantizeQ4(name: "w", values: w, rows: rows, cols: cols, groupSize: group, symmetric: sym, dequantized: &rtn)
+            }
+            let eg = outputError(w, r.dequantized, x, rows: rows, cols: cols, tokens: tokens)
+            let er = outputError(w, rtn, x, rows: rows, cols: cols, tokens: tokens)
+            XCTAssertLessThan(eg, er * 0.9, "bits \(bits) group \(group) sym \(sym) act \(actOrder): gptq \(eg) rtn \(er)")
+            // the payload decodes to exactly what GPTQ reports
+            let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: group == 0 ? nil : group, symmetric: sym)
+            let enc = layout.encode(name: "w", codes: r.codes, grids: r.grids)
+            let back = enc.payload.withUnsafeBytes { decodePayload($0, encoding: enc.encoding, shape: enc.shape, params: enc.params) }
+            XCTAssertEqual(back, r.dequantized)
+        }
+    }
+
+    func testPrunedWeightsStayZero() throws {
+        let rows = 8, cols = 64, tokens = 128
+        let x = inputs(tokens: tokens, cols: cols, seed: 11)
+        var g = SplitMix(5)
+        var w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
+        for i in stride(from: 0, to: w.count, by: 2) { w[i] = 0 }
+        var hess = GPTQ.Hessian(cols: cols)
+        x.withUnsafeBufferPointer { hess.add($0, tokens: tokens) }
+        let r = try GPTQ.quantize(weights: w, rows: rows, cols: cols, hessian: hess.matrix(),
+                                  options: .init(bits: 4, groupSize: 32, symmetric: false))
+        for i in stride(from: 0, to: w.count, by: 2) { XCTAssertEqual(r.dequantized[i], 0) }
+    }
+}

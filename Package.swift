@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "EdgeKernels", path: "Sources/EdgeKernels"),
         .target(name: "EdgeFormat", dependencies: ["CZlib", "EdgeKernels"]),
         .target(name: "EdgeRuntime", dependencies: ["EdgeFormat", "EdgeKernels"]),
-        .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeRuntime", "EdgeKernels"]),
+        .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels"]),
         .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels"]),
         .executableTarget(name: "CompressCLI", dependencies: [
             "Compression", .product(name: "ArgumentParser", package: "swift-argument-parser"),

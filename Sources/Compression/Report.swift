@@ -1,0 +1,178 @@
+import EdgeFormat
+import Foundation
+
+/// One recipe's line in a device-artifacts report.
+public struct ReportRow: Equatable, Sendable {
+    public var recipe: String
+    public var artifact: String
+    public var bytes: Int
+    public var bitsPerWeight: Double
+    /// Artifact bytes / float checkpoint bytes.
+    public var ratio: Double
+    public var pplBefore: Double
+    public var pplAfter: Double
+    public var kl: Double
+    public var top1Agreement: Double
+    public var compressSeconds: Double
+    public var budgetOK: Bool
+    public var violations: [String]
+    public var sha256: String
+
+    public var json: JSONValue {
+        .object([
+            "recipe": .string(recipe), "artifact": .string(artifact), "bytes": .number(Double(bytes)),
+            "bits_per_weight": .number(bitsPerWeight), "ratio": .number(ratio), "ppl_before": .number(pplBefore),
+            "ppl_after": .number(pplAfter), "kl": .number(kl), "top1_agreement": .number(top1Agreement),
+            "compress_seconds": .number(compressSeconds), "budget_ok": .bool(budgetOK),
+            "violations": .array(violations.map { .string($0) }), "sha256": .string(sha256),
+        ])
+    }
+}
+
+/// Builds the device-artifacts report (JSON, Markdown, a Pareto plot as SVG) from what
+/// `scripts/device-artifacts.sh` leaves in its output folder: for each recipe R, `R.edge`,
+/// `R.verify.json` (`compress verify --json`) and `R.compress.json` (`compress --json`).
+public enum Report {
+    public struct Failure: Error, CustomStringConvertible {
+        public let file: String
+        public let why: String
+        public var description: String { "\(file): \(why)" }
+    }
+
+    /// Reads every `*.verify.json` in `folder` (sorted by recipe name).
+    public static func rows(folder: String) throws -> [ReportRow] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".verify.json") }.sorted()
+        guard !names.isEmpty else { throw Failure(file: folder, why: "no *.verify.json files (run compress verify --json for each recipe first)") }
+        return try names.map { name -> ReportRow in
+            let recipe = String(name.dropLast(".verify.json".count))
+            let verifyPath = folder + "/" + name
+            let v = try readJSON(verifyPath)
+            func num(_ path: String...) throws -> Double {
+                var cur: JSONValue? = v
+                for k in path { cur = cur?[k] }
+                guard let d = cur?.doubleValue else {
+                    throw Failure(file: verifyPath, why: "missing number '\(path.joined(separator: "."))'")
+                }
+                return d
+            }
+            let artifact = folder + "/" + recipe + ".edge"
+            guard let file = MappedFile.openIfPresent(artifact) else { throw Failure(file: artifact, why: "missing artifact") }
+            var seconds = 0.0
+            let compressPath = folder + "/" + recipe + ".compress.json"
+            if FileManager.default.fileExists(atPath: compressPath) { seconds = try readJSON(compressPath)["seconds"]?.doubleValue ?? 0 }
+            let beforeBytes = try num("before", "bytes"), afterBytes = try num("after", "bytes")
+            return ReportRow(
+                recipe: recipe, artifact: recipe + ".edge", bytes: Int(afterBytes), bitsPerWeight: try num("after", "bits_per_weight"),
+                ratio: beforeBytes > 0 ? afterBytes / beforeBytes : 0, pplBefore: try num("before", "ppl"), pplAfter: try num("after", "ppl"),
+                kl: try num("kl"), top1Agreement: try num("top1_agreement"), compressSeconds: seconds,
+                budgetOK: v["budget"]?["ok"]?.boolValue ?? true,
+                violations: v["budget"]?["violations"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                sha256: SHA256.hex(file.bytes))
+        }.sorted { $0.bytes > $1.bytes }
+    }
+
+    static func readJSON(_ path: String) throws -> JSONValue {
+        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(file: path, why: "cannot be read") }
+        do { return try data.withUnsafeBytes { try JSONValue.parse($0) } } catch { throw Failure(file: path, why: "\(error)") }
+    }
+
+    /// report.json: `{"model", "text", "rows": [...], "budget_ok"}`.
+    public static func json(rows: [ReportRow], model: String, text: String) -> JSONValue {
+        .object(["model": .string(model), "text": .string(text), "rows": .array(rows.map(\.json)),
+                 "budget_ok": .bool(rows.allSatisfy(\.budgetOK))])
+    }
+
+    /// report.md: a GitHub-flavoured Markdown table, one row per recipe.
+    public static func markdown(rows: [ReportRow], model: String, text: String) -> String {
+        var s = "# Device artifacts: \(model)\n\nPerplexity on `\(text)`; before = the float model, after = the `.edge` artifact, same runtime.\n\n"
+        s += "| recipe | bytes | bits/weight | x float | ppl before | ppl after | Δppl | KL | top-1 | compress s | budget | sha256 |\n"
+        s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n"
+        for r in rows {
+            let budget = r.budgetOK ? "ok" : "**FAIL**: " + r.violations.joined(separator: "; ")
+            s += "| \(r.recipe) | \(r.bytes) | \(f(r.bitsPerWeight, 2)) | \(f(r.ratio, 3)) | \(f(r.pplBefore, 3)) | \(f(r.pplAfter, 3)) | "
+            s += "\(f((r.pplAfter / r.pplBefore - 1) * 100, 2))% | \(f(r.kl, 4)) | \(f(r.top1Agreement * 100, 1))% | \(f(r.compressSeconds, 1)) | \(budget) | `\(r.sha256.prefix(12))` |\n"
+        }
+        return s
+    }
+
+    /// pareto.svg: perplexity (y) against artifact size in MB (x), each recipe a labelled point,
+    /// the float model as a reference line.
+    public static func svg(rows: [ReportRow], model: String) -> String {
+        let w = 720.0, h = 440.0, left = 80.0, right = 30.0, top = 50.0, bottom = 60.0
+        let sizes = rows.map { Double($0.bytes) / 1e6 }, ppls = rows.map(\.pplAfter)
+        let before = rows.first?.pplBefore ?? 0
+        let (x0, x1) = niceRange(min: 0, max: (sizes.max() ?? 1) * 1.1)
+        let (y0, y1) = niceRange(min: min(ppls.min() ?? 0, before) * 0.97, max: max(ppls.max() ?? 1, before) * 1.03)
+        func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (w - left - right) }
+        func py(_ y: Double) -> Double { h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom) }
+        var s = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" viewBox="0 0 \(Int(w)) \(Int(h))" font-family="Helvetica, Arial, sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(w / 2)" y="24" text-anchor="middle" font-size="15" font-weight="bold">\(escape(model)): perplexity vs size</text>
+
+        """
+        for t in ticks(x0, x1) {
+            s += "<line x1=\"\(px(t))\" y1=\"\(top)\" x2=\"\(px(t))\" y2=\"\(h - bottom)\" stroke=\"#eee\"/>"
+            s += "<text x=\"\(px(t))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(f(t, tickDigits(x0, x1)))</text>\n"
+        }
+        for t in ticks(y0, y1) {
+            s += "<line x1=\"\(left)\" y1=\"\(py(t))\" x2=\"\(w - right)\" y2=\"\(py(t))\" stroke=\"#eee\"/>"
+            s += "<text x=\"\(left - 6)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(f(t, tickDigits(y0, y1)))</text>\n"
+        }
+        s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>"
+        s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 18)\" text-anchor=\"middle\">artifact size (MB, 10^6 bytes)</text>\n"
+        s += "<text x=\"18\" y=\"\((top + h - bottom) / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \((top + h - bottom) / 2))\">perplexity (lower is better)</text>\n"
+        if before > 0 {
+            s += "<line x1=\"\(left)\" y1=\"\(py(before))\" x2=\"\(w - right)\" y2=\"\(py(before))\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>"
+            s += "<text x=\"\(left + 6)\" y=\"\(py(before) - 5)\" fill=\"#555\">float model: ppl \(f(before, 3))</text>\n"
+        }
+        // Labels alternate above and below their points (in size order) so neighbours do not collide.
+        for (n, i) in rows.indices.sorted(by: { sizes[$0] < sizes[$1] }).enumerated() {
+            let r = rows[i]
+            let color = r.budgetOK ? "#1f77b4" : "#d62728"
+            let dy = n % 2 == 0 ? -10.0 : 20.0
+            s += "<circle cx=\"\(px(sizes[i]))\" cy=\"\(py(ppls[i]))\" r=\"5\" fill=\"\(color)\"/>"
+            s += "<text x=\"\(px(sizes[i]))\" y=\"\(py(ppls[i]) + dy)\" text-anchor=\"middle\" fill=\"\(color)\">\(escape(r.recipe)) (\(f(r.bitsPerWeight, 2)) b/w\(r.budgetOK ? "" : ", over budget"))</text>\n"
+        }
+        s += "</svg>\n"
+        return s
+    }
+
+    static func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// A range widened to whole multiples of a 1-2-5 step.
+    static func niceRange(min lo: Double, max hi: Double) -> (Double, Double) {
+        let hi = hi > lo ? hi : lo + 1
+        let step = niceStep((hi - lo) / 5)
+        return ((lo / step).rounded(.down) * step, (hi / step).rounded(.up) * step)
+    }
+
+    static func niceStep(_ raw: Double) -> Double {
+        let p = pow(10, (log10(raw)).rounded(.down))
+        let m = raw / p
+        return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p
+    }
+
+    /// Decimals that tell the ticks of [lo, hi] apart.
+    static func tickDigits(_ lo: Double, _ hi: Double) -> Int {
+        max(0, Int(-log10(niceStep((hi - lo) / 5)).rounded(.down)))
+    }
+
+    static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
+        let step = niceStep((hi - lo) / 5)
+        var t: [Double] = []
+        var v = (lo / step).rounded(.up) * step
+        while v <= hi + step * 1e-9 { t.append(v); v += step }
+        return t
+    }
+}
+
+extension MappedFile {
+    /// Maps `path`, or nil if it cannot be opened.
+    static func openIfPresent(_ path: String) -> MappedFile? { try? MappedFile(path: path) }
+}

@@ -1,0 +1,51 @@
+@testable import Compression
+import XCTest
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+final class ReportTests: XCTestCase {
+    /// A row for a model of `bytes / 125_000` weights... expressed directly: bits/weight = bytes * 8 / weights.
+    private func row(_ name: String, bytes: Int, ppl: Double, ok: Bool = true, weights: Double = 1e6) -> ReportRow {
+        ReportRow(recipe: name, artifact: name + ".edge", bytes: bytes, bitsPerWeight: Double(bytes) * 8 / weights, ratio: Double(bytes) / 4e6,
+                  pplBefore: 10, pplAfter: ppl, kl: 0.01, top1Agreement: 0.95, compressSeconds: 1.5, budgetOK: ok,
+                  violations: ok ? [] : ["size 9 > max 1"], sha256: String(repeating: "a", count: 64))
+    }
+
+    func testMarkdownHasOneRowPerRecipeAndFlagsFailures() {
+        let md = Report.markdown(rows: [row("int8", bytes: 1_000_000, ppl: 10.05), row("int4", bytes: 600_000, ppl: 11, ok: false)],
+                                 model: "m", text: "t.txt")
+        let lines = md.split(separator: "\n")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("| int") }.count, 2)
+        XCTAssertTrue(md.contains("| int8 | 1000000 | 8.00 | 0.250 | 10.000 | 10.050 | 0.50% |"), md)
+        XCTAssertTrue(md.contains("**FAIL**: size 9 > max 1"))
+        // every table line has the same number of cells as the header
+        let cells = lines.filter { $0.hasPrefix("|") }.map { $0.filter { $0 == "|" }.count }
+        XCTAssertEqual(Set(cells).count, 1)
+    }
+
+    func testJSONBudgetSummary() {
+        XCTAssertEqual(Report.json(rows: [row("a", bytes: 1, ppl: 10)], model: "m", text: "t")["budget_ok"], .bool(true))
+        XCTAssertEqual(Report.json(rows: [row("a", bytes: 1, ppl: 10), row("b", bytes: 1, ppl: 10, ok: false)], model: "m", text: "t")["budget_ok"], .bool(false))
+    }
+
+    func testSVGIsWellFormedWithAxesAndLabels() throws {
+        let svg = Report.svg(rows: [row("int8", bytes: 137_000_000, ppl: 7.4), row("int8-prune50", bytes: 90_000_000, ppl: 9.1, ok: false, weights: 1e9)],
+                             model: "SmolLM2 <135M>")
+        let doc = try XMLDocument(xmlString: svg)
+        XCTAssertEqual(doc.rootElement()?.name, "svg")
+        XCTAssertTrue(svg.contains("SmolLM2 &lt;135M&gt;"))
+        XCTAssertTrue(svg.contains("artifact size (MB"))
+        XCTAssertTrue(svg.contains("perplexity"))
+        XCTAssertTrue(svg.contains("int8-prune50 (0.72 b/w, over budget)"))
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2)
+    }
+
+    func testNiceTicks() {
+        XCTAssertEqual(Report.niceStep(0.23), 0.5)
+        XCTAssertEqual(Report.niceStep(17), 20)
+        XCTAssertEqual(Report.ticks(0, 1), [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0])
+        XCTAssertEqual(Report.tickDigits(0, 0.2), 2)
+        XCTAssertEqual(Report.tickDigits(0, 200), 0)
+    }
+}

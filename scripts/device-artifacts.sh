@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Compresses MODEL with each recipe, verifies every artifact against the float model, and writes
+# into OUT_DIR: the .edge files, report.json, report.md, pareto.svg, and a release build of the
+# runtime (edge-run) with its checksum. Exits non-zero if any recipe misses its budget (after the
+# report is written) or anything fails.
+#
+# Usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c]
+#                                    [--ctx N] [--chunks N] [--no-runtime]
+#   MODEL: a Hugging Face folder, .safetensors, .gguf or .edge; recipes are names of files in
+#   Recipes/ or paths to recipe .json files.
+#   Defaults: --text Fixtures/text/us-constitution.txt, --recipes int8,int8-prune50,int4-g64
+#   (those present in Recipes/), --ctx 512 (capped by the model's context), all chunks.
+#   EDGE_BIN=folder with built release binaries skips the build.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+die() { echo "device-artifacts: $*" >&2; exit 1; }
+[ $# -ge 2 ] || die "usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c] [--ctx N] [--chunks N] [--no-runtime]"
+model=$1; out=$2; shift 2
+text=$root/Fixtures/text/us-constitution.txt; data=""; recipes=""; ctx=512; chunks=""; runtime=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --text) text=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --recipes) recipes=$2; shift 2 ;;
+    --ctx) ctx=$2; shift 2 ;;
+    --chunks) chunks=$2; shift 2 ;;
+    --no-runtime) runtime=0; shift ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+[ -e "$model" ] || die "$model: no such file or folder"
+[ -f "$text" ] || die "$text: no such file"
+if [ -z "$recipes" ]; then
+  recipes=$(for r in int8 int8-prune50 int4-g64; do if [ -f "$root/Recipes/$r.json" ]; then printf "%s," "$r"; fi; done)
+  recipes=${recipes%,}
+fi
+mkdir -p "$out"
+
+if [ -n "${EDGE_BIN:-}" ]; then bin=$EDGE_BIN; else
+  (cd "$root" && swift build -c release --product compress >/dev/null)
+  bin=$(cd "$root" && swift build -c release --show-bin-path)
+fi
+
+IFS=, read -ra rs <<< "$recipes"
+for r in "${rs[@]}"; do
+  # a recipe is a name in Recipes/ or a path to a .json file
+  if [[ $r == *.json ]]; then recipe=$r; r=$(basename "$r" .json); else recipe=$root/Recipes/$r.json; fi
+  [ -f "$recipe" ] || die "recipe $r: no file $recipe"
+  echo "== $r" >&2
+  args=(--recipe "$recipe" --json)
+  [ -n "$data" ] && args+=(--data "$data")
+  "$bin/compress" "${args[@]}" "$model" "$out/$r.edge" > "$out/$r.compress.json"
+  vargs=(verify "$model" "$out/$r.edge" --text "$text" --ctx "$ctx" --json)
+  [ -n "$chunks" ] && vargs+=(--chunks "$chunks")
+  set +e
+  "$bin/compress" "${vargs[@]}" > "$out/$r.verify.json"
+  code=$?
+  set -e
+  # 3 = budget exceeded: recorded in the verify JSON and failed by the report below.
+  [ $code -eq 0 ] || [ $code -eq 3 ] || die "verify of $r failed (exit $code)"
+done
+
+if [ $runtime -eq 1 ]; then
+  echo "== runtime" >&2
+  (cd "$root" && swift build -c release --product edge-run --static-swift-stdlib >/dev/null 2>&1) \
+    || (cd "$root" && swift build -c release --product edge-run >/dev/null)
+  cp "$(cd "$root" && swift build -c release --show-bin-path)/edge-run" "$out/edge-run"
+  (cd "$out" && sha256sum edge-run > edge-run.sha256)
+fi
+
+"$bin/compress" report "$out" --model "$(basename "$model")" --text "$(basename "$text")"

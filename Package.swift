@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "EdgeFormatTests", dependencies: ["EdgeFormat"]),
         .testTarget(name: "EdgeRuntimeTests", dependencies: ["EdgeRuntime"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "EdgeFormat"]),
-        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Checkpoint", "EdgeFormat"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "EdgeRuntime"]),
         .testTarget(name: "CLITests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "CompressCLI"]),
     ],
     swiftLanguageModes: [.v5]

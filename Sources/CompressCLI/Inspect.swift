@@ -24,15 +24,18 @@ struct Inspect: ParsableCommand {
             bar.update(done: i, total: ckpt.tensors.count, item: t.name)
             let v = try t.floats()
             let zeros = v.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
+            let pattern = t.shape.count == 2 && zeros > 0 ? NMPattern.detect(values: v, rows: t.shape[0], cols: t.shape[1]) : nil
             totalBytes += t.storedBytes
             totalParams += v.count
             totalZeros += zeros
-            rows.append(.object([
+            var row: [String: JSONValue] = [
                 "name": .string(t.name), "shape": .array(t.shape.map { .number(Double($0)) }),
                 "encoding": .string(t.storage), "bytes": .number(Double(t.storedBytes)),
                 "sparsity": .number(v.isEmpty ? 0 : Double(zeros) / Double(v.count)),
                 "bits_per_weight": .number(v.isEmpty ? 0 : Double(t.storedBytes) * 8 / Double(v.count)),
-            ]))
+            ]
+            if let pattern { row["pattern"] = .string("\(pattern.n):\(pattern.m)") }
+            rows.append(.object(row))
         }
         bar.finish()
         let fileBytes = ckpt.files.reduce(0) { $0 + $1.size }
@@ -68,14 +71,15 @@ struct Inspect: ParsableCommand {
             for (k, v) in ckpt.sourceMetadata.sorted(by: { $0.key < $1.key }) { print("  \(k): \(v)") }
         }
         let nameWidth = max(4, ckpt.tensors.map(\.name.count).max() ?? 4)
-        print(pad("name", nameWidth) + "  " + pad("shape", 14) + "  " + pad("encoding", 10) + "  " + lpad("bytes", 12) + "  " + lpad("bits/w", 7) + "  " + lpad("sparsity", 8))
+        print(pad("name", nameWidth) + "  " + pad("shape", 14) + "  " + pad("encoding", 10) + "  " + lpad("bytes", 12) + "  " + lpad("bits/w", 7) + "  " + lpad("sparsity", 8) + "  pattern")
         for r in rows {
             guard case let .object(o) = r else { continue }
             let shape = (o["shape"]?.arrayValue ?? []).map { "\(Int($0.doubleValue ?? 0))" }.joined(separator: "x")
             print(pad(o["name"]?.stringValue ?? "", nameWidth) + "  " + pad(shape, 14) + "  " + pad(o["encoding"]?.stringValue ?? "", 10)
                 + "  " + lpad("\(Int(o["bytes"]?.doubleValue ?? 0))", 12)
                 + "  " + lpad(String(format: "%.2f", o["bits_per_weight"]?.doubleValue ?? 0), 7)
-                + "  " + lpad(String(format: "%.1f%%", (o["sparsity"]?.doubleValue ?? 0) * 100), 8))
+                + "  " + lpad(String(format: "%.1f%%", (o["sparsity"]?.doubleValue ?? 0) * 100), 8)
+                + "  " + (o["pattern"]?.stringValue ?? ""))
         }
         print(String(format: "total: %d weights, %d tensor bytes, %d file bytes, %.3f bits/weight, sparsity %.1f%%",
                      totalParams, totalBytes, fileBytes, totalParams > 0 ? Double(fileBytes) * 8 / Double(totalParams) : 0,
@@ -114,7 +118,8 @@ struct Export: ParsableCommand {
 private func passSummary(_ r: JSONValue) -> String {
     let name = r["pass"]?.stringValue ?? "?"
     var parts: [String] = []
-    for key in ["bits", "symmetric", "group_size", "sparsity", "scope", "dtype", "format", "tensors", "achieved_sparsity", "relative_rmse"] {
+    for key in ["bits", "symmetric", "group_size", "method", "sparsity", "pattern", "scope", "mlp", "heads", "ranking", "dtype", "format",
+                "tensors", "achieved_sparsity", "relative_rmse", "removed_neurons", "removed_heads", "weights_before", "weights_after"] {
         guard let v = r[key] else { continue }
         switch v {
         case let .number(d): parts.append("\(key) \(d == d.rounded() && abs(d) < 1e12 ? String(Int(d)) : String(format: "%.4g", d))")

@@ -7,6 +7,12 @@ import Foundation
 import Glibc
 #endif
 
+/// A wrong argument, reported as one line (ArgumentParser's ValidationError adds the usage text).
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
 /// `compress`: checkpoint in, `.edge` out; plus inspect and export.
 struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +24,7 @@ struct Compress: ParsableCommand {
         Example: compress --recipe Recipes/int8-prune50.json Fixtures/tiny-llama out.edge
         """,
         version: toolchainVersion,
-        subcommands: [Convert.self, Inspect.self, Export.self, Verify.self],
+        subcommands: [Convert.self, Inspect.self, Export.self, Verify.self, ReportCommand.self],
         defaultSubcommand: Convert.self
     )
 }
@@ -47,18 +53,14 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output .edge file (written atomically).")
     var output: String
 
-    func validate() throws {
-        if let data, !FileManager.default.fileExists(atPath: data) {
-            throw ValidationError("--data \(data): no such file")
-        }
-    }
-
     func run() throws {
+        // Checked here, not in validate(): a ValidationError prints the usage too, and a bad path deserves one line.
+        if let data, !FileManager.default.fileExists(atPath: data) { throw UsageError("--data \(data): no such file") }
         var recipe = try Recipe.load(path: self.recipe)
         if deflate { recipe.deflate = true }
         let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)
         let bar = ProgressBar(label: "compress")
-        let summary = try pipeline.run(input: input, output: output) { done, total, item in
+        let summary = try pipeline.run(input: input, output: output, calibrationText: data) { done, total, item in
             bar.update(done: done, total: total, item: item)
         }
         bar.finish()

@@ -1,19 +1,24 @@
 import EdgeFormat
 import Foundation
 
-/// Unstructured magnitude pruning: zeroes the `sparsity` fraction of smallest-|w| weights, per
-/// tensor or against one global threshold across all selected tensors.
+/// Magnitude pruning: zeroes the `sparsity` fraction of smallest-|w| weights, per tensor or against
+/// one global threshold across all selected tensors; or, with a `pattern` N:M, keeps the N largest
+/// |w| of every group of M consecutive inputs of each row (see `NMPattern`; sparsity 1 - N/M).
 ///
-/// Recipe: `{"pass": "magnitude_prune", "sparsity": 0.5, "scope": "per_tensor" | "global", <selector>}`;
-/// the selector defaults to the linear weights of the transformer blocks (`kinds: ["linear"]`).
+/// Recipe: `{"pass": "magnitude_prune", "sparsity": 0.5, "scope": "per_tensor" | "global", <selector>}`
+/// or `{"pass": "magnitude_prune", "pattern": "2:4", <selector>}` (`pattern` and `sparsity` are
+/// mutually exclusive); the selector defaults to the linear weights (`kinds: ["linear"]`).
 public struct MagnitudePrune: Pass {
     public static let id = "magnitude_prune"
     public static let stage = PassStage.prune
 
     public enum Scope: String { case perTensor = "per_tensor", global }
 
+    /// The fraction pruned; with a pattern, the implied 1 - N/M.
     public let sparsity: Double
     public let scope: Scope
+    /// N:M semi-structured pruning instead of a threshold.
+    public let pattern: NMPattern?
     public let selector: TensorSelector
 
     /// Global scope: prune |w| < threshold, and |w| == threshold while `tieBudget` lasts (tensor order).
@@ -26,12 +31,43 @@ public struct MagnitudePrune: Pass {
     public init(sparsity: Double, scope: Scope = .perTensor, selector: TensorSelector = TensorSelector(kinds: [.linear])) {
         self.sparsity = sparsity
         self.scope = scope
+        self.pattern = nil
         self.selector = selector
     }
 
+    /// N:M pruning of the selected tensors.
+    public init(pattern: NMPattern, selector: TensorSelector = TensorSelector(kinds: [.linear])) {
+        self.sparsity = pattern.sparsity
+        self.scope = .perTensor
+        self.pattern = pattern
+        self.selector = selector
+    }
+
+    /// Reads a number's presence without its range check (done by `double` with the right message).
+    private static let anyNumber = -Double.greatestFiniteMagnitude ... Double.greatestFiniteMagnitude
+
     public init(fields f: inout RecipeFields) throws {
-        sparsity = try f.double("sparsity", default: nil, range: 0 ... 1, openUpper: true)
-        scope = Scope(rawValue: try f.string("scope", default: "per_tensor", allowed: ["per_tensor", "global"]))!
+        if let text = try f.optionalString("pattern") {
+            guard let p = NMPattern(parsing: text) else {
+                throw f.error("pattern", "is '\(text)'; expected \"N:M\" with integers 1 <= N < M <= \(NMPattern.maxM), e.g. \"2:4\"")
+            }
+            if try f.optionalDouble("sparsity", range: Self.anyNumber) != nil {
+                throw f.error("sparsity", "cannot be combined with 'pattern' (\(p) implies sparsity \(fmt(p.sparsity))); give one of them")
+            }
+            if try f.optionalString("scope") != nil {
+                throw f.error("scope", "cannot be combined with 'pattern' (N:M groups are per row)")
+            }
+            pattern = p
+            sparsity = p.sparsity
+            scope = .perTensor
+        } else {
+            pattern = nil
+            if try f.optionalDouble("sparsity", range: Self.anyNumber) == nil {
+                throw f.error("sparsity", "is required (or give 'pattern', e.g. \"2:4\")")
+            }
+            sparsity = try f.double("sparsity", default: nil, range: 0 ... 1, openUpper: true)
+            scope = Scope(rawValue: try f.string("scope", default: "per_tensor", allowed: ["per_tensor", "global"]))!
+        }
         selector = try f.selector(defaultKinds: [.linear])
     }
 
@@ -49,6 +85,10 @@ public struct MagnitudePrune: Pass {
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
         tensors += 1
         total += t.values.count
+        if let pattern {
+            pruned += pattern.apply(to: &t.values, rows: t.rows, cols: t.cols)
+            return
+        }
         if scope == .perTensor {
             let k = Int((Double(t.values.count) * sparsity).rounded(.down))
             var histogram = MagnitudeThreshold.Histogram()
@@ -67,13 +107,17 @@ public struct MagnitudePrune: Pass {
         }
     }
 
+    /// `pruned` counts the positions set to zero (including values that were zero already); with a
+    /// pattern, `achieved_sparsity` is 1 - N/M up to the partial last groups.
     public func record() -> JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             "pass": .string(Self.id), "sparsity": .number(sparsity), "scope": .string(scope.rawValue),
             "selector": selector.record, "tensors": .number(Double(tensors)), "weights": .number(Double(total)),
             "pruned": .number(Double(pruned)),
             "achieved_sparsity": .number(total > 0 ? Double(pruned) / Double(total) : 0),
-        ])
+        ]
+        if let pattern { o["pattern"] = .string(pattern.description) }
+        return .object(o)
     }
 }
 

@@ -11,7 +11,9 @@ public enum PassStage: Int, Comparable, Sendable {
 /// dequantized values) and may set the final encoding.
 public struct WorkTensor {
     public let name: String
-    public let shape: [Int]
+    /// Current shape; a pass that physically shrinks a tensor (structured pruning) updates it
+    /// together with `values`.
+    public var shape: [Int]
     /// Current values, row-major [out, in].
     public var values: [Float]
     /// Set once a pass has fixed the stored encoding (quantize, cast). Nil means f32.
@@ -39,11 +41,15 @@ public struct WorkTensor {
 
 /// What a pass may need beyond the tensor: the model config and, for statistics, the whole graph.
 public struct PassContext {
+    /// The config as this pass sees it: after the `transform(config:)` of every earlier pass.
     public let config: ModelConfig
     /// Index of this pass in the recipe (for messages: `passes[i]`).
     public let index: Int
     /// The recipe file (for messages).
     public let recipeFile: String
+    /// Statistics of the float model's activations over the calibration text (`--data`), when a
+    /// pass of the recipe asked for them (`calibrationNeeds`).
+    public var calibration: CalibrationStats? = nil
 }
 
 /// A compression pass: one file each, one recipe stage each. Parsed from its recipe object,
@@ -57,8 +63,15 @@ public protocol Pass {
     init(fields: inout RecipeFields) throws
     /// Which tensors it touches.
     var selector: TensorSelector { get }
+    /// What it needs to know about the activations of the tensors it selects (default: nothing);
+    /// a recipe with such a pass needs calibration text.
+    var calibrationNeeds: CalibrationNeeds { get }
     /// Whole-model statistics before any tensor is transformed (default: none). Reads tensors lazily.
     mutating func prepare(graph: ModelGraph, context: PassContext) throws
+    /// Changes the model config after `prepare` and before any tensor is written (default: none),
+    /// e.g. the per-layer sizes after structured pruning. Tensors this pass shrinks in `apply`
+    /// must then have the shapes `config.expectedTensors()` gives.
+    mutating func transform(config: inout ModelConfig) throws
     /// Transforms one selected tensor.
     mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws
     /// What the pass did, recorded in the output's provenance.
@@ -67,6 +80,8 @@ public protocol Pass {
 
 extension Pass {
     public mutating func prepare(graph: ModelGraph, context: PassContext) throws {}
+    public mutating func transform(config: inout ModelConfig) throws {}
+    public var calibrationNeeds: CalibrationNeeds { [] }
 }
 
 /// A pass failed on a tensor (e.g. a value its encoding cannot represent).

@@ -17,11 +17,17 @@ public struct Quantize: Pass {
     public let groupSize: Int?
     public let method: String
     public let selector: TensorSelector
+    /// GPTQ: fraction of the mean Hessian diagonal added as damping.
+    public let damp: Double
+    /// GPTQ: quantize columns in order of decreasing Hessian diagonal.
+    public let actOrder: Bool
 
     private var tensors = 0
     private var weights = 0
     private var sumSquaredError = 0.0
     private var sumSquares = 0.0
+    /// GPTQ: tensors it had no input statistics for (embeddings), quantized round-to-nearest.
+    private var rtnFallbacks: [String] = []
 
     public init(bits: Int, symmetric: Bool, groupSize: Int? = nil,
                 selector: TensorSelector = TensorSelector(kinds: [.linear, .embedding, .output])) {
@@ -30,6 +36,8 @@ public struct Quantize: Pass {
         self.groupSize = groupSize
         self.method = "rtn"
         self.selector = selector
+        damp = 0.01
+        actOrder = false
     }
 
     public init(fields f: inout RecipeFields) throws {
@@ -44,9 +52,18 @@ public struct Quantize: Pass {
             guard [16, 32, 64, 128, 256].contains(g) else { throw f.error("group_size", "is \(g); expected one of: 16, 32, 64, 128, 256") }
         }
         groupSize = g
-        method = try f.string("method", default: "rtn", allowed: ["rtn"])
+        method = try f.string("method", default: "rtn", allowed: ["rtn", "gptq"])
+        if method == "gptq" {
+            damp = try f.double("damp", default: 0.01, range: 0 ... 1)
+            actOrder = try f.bool("act_order", default: false)
+        } else {
+            damp = 0.01
+            actOrder = false
+        }
         selector = try f.selector(defaultKinds: [.linear, .embedding, .output])
     }
+
+    public var calibrationNeeds: CalibrationNeeds { method == "gptq" ? .hessians : [] }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
         guard t.shape.count == 2 else {
@@ -55,9 +72,29 @@ public struct Quantize: Pass {
         let rows = t.shape[0], cols = t.shape[1]
         let enc: EncodedTensor
         var deq = [Float](repeating: 0, count: t.values.count)
-        if bits == 8 {
+        // GPTQ needs the statistics of the inputs a matrix multiplies; an embedding is looked up,
+        // not multiplied (a tied one is also the output head, but its rows must serve both), so it
+        // is rounded to nearest.
+        let gptqHessian = method == "gptq" && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
+        if let h = gptqHessian, h.count == cols * cols {
+            let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, actOrder: actOrder)
+            let r: (codes: [Float], grids: [QuantGrid], dequantized: [Float])
+            do {
+                r = try GPTQ.quantize(weights: t.values, rows: rows, cols: cols, hessian: h, options: opts)
+            } catch {
+                throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
+            }
+            if bits == 4, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
+                throw PassError(pass: Self.id, tensor: t.name, why: "group \(bad): scale does not fit in f16")
+            }
+            deq = r.dequantized
+            enc = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize, symmetric: symmetric)
+                .encode(name: t.name, codes: r.codes, grids: r.grids)
+        } else if bits == 8 {
+            if method == "gptq" { rtnFallbacks.append(t.name) }
             enc = Self.quantizeQ8(name: t.name, values: t.values, rows: rows, cols: cols, symmetric: symmetric, dequantized: &deq)
         } else {
+            if method == "gptq" { rtnFallbacks.append(t.name) }
             enc = try Self.quantizeQ4(name: t.name, values: t.values, rows: rows, cols: cols, groupSize: groupSize!,
                                       symmetric: symmetric, dequantized: &deq)
         }
@@ -117,6 +154,11 @@ public struct Quantize: Pass {
             "relative_rmse": .number(sumSquares > 0 ? (sumSquaredError / sumSquares).squareRoot() : 0),
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
+        if method == "gptq" {
+            o["damp"] = .number(damp)
+            o["act_order"] = .bool(actOrder)
+            o["round_to_nearest"] = .array(rtnFallbacks.map { .string($0) })
+        }
         return .object(o)
     }
 }

@@ -18,6 +18,14 @@ public struct Budget: Equatable, Sendable {
     public var maxBytes: Int?
 }
 
+/// Calibration settings of a recipe (`"calibration": {"tokens": 8192, "ctx": 512}`).
+public struct CalibrationOptions: Equatable, Sendable {
+    /// Run at most this many tokens of the calibration text.
+    public var tokens = 8192
+    /// Window length (capped by the model's context).
+    public var ctx = 512
+}
+
 /// A compression recipe: an ordered list of passes plus output options. Parsed strictly:
 /// unknown fields, wrong types and out-of-range values are errors naming the field.
 public struct Recipe {
@@ -29,10 +37,14 @@ public struct Recipe {
     public var deflate: Bool
     /// The recipe exactly as given (normalized JSON), recorded in the output's provenance.
     public var json: JSONValue
+    /// How much calibration text to run, for passes that need activation statistics.
+    public var calibration: CalibrationOptions
 
     /// All pass types a recipe may name, by their `"pass"` value.
     public static let passTypes: [String: any Pass.Type] = [
         MagnitudePrune.id: MagnitudePrune.self,
+        WandaPrune.id: WandaPrune.self,
+        StructuredPrune.id: StructuredPrune.self,
         Quantize.id: Quantize.self,
         Cast.id: Cast.self,
         Pack.id: Pack.self,
@@ -58,6 +70,12 @@ public struct Recipe {
         let name = try root.string("name", default: URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent)
         let description = try root.optionalString("description")
         let deflate = try root.bool("deflate", default: false)
+        var calibration = CalibrationOptions()
+        if var c = try root.object("calibration") {
+            calibration.tokens = try c.int("tokens", default: calibration.tokens, range: 16 ... 1 << 24)
+            calibration.ctx = try c.int("ctx", default: calibration.ctx, range: 16 ... 1 << 16)
+            try c.finish()
+        }
         var budget: Budget?
         if var b = try root.object("budget") {
             budget = Budget(maxPPLIncrease: try b.optionalDouble("max_ppl_increase", range: 0 ... 1000),
@@ -76,7 +94,14 @@ public struct Recipe {
         }
         try root.finish()
         try checkOrder(passes, file: file)
-        return Recipe(name: name, description: description, passes: passes, budget: budget, deflate: deflate, json: json)
+        return Recipe(name: name, description: description, passes: passes, budget: budget, deflate: deflate, json: json,
+                      calibration: calibration)
+    }
+
+    /// The first pass that needs calibration text (index and id), if any.
+    public var firstCalibrationPass: (index: Int, id: String)? {
+        for (i, p) in passes.enumerated() where !p.calibrationNeeds.isEmpty { return (i, type(of: p).id) }
+        return nil
     }
 
     /// Refuses pass orders that make no sense: pruning after quantization, packing before the end, two packs.

@@ -3,8 +3,9 @@ import Foundation
 /// An opened, fully validated `.edge` file (docs/edge-format.md). The file is memory-mapped;
 /// uncompressed payloads are served straight from the mapping, deflated ones are inflated on
 /// first use. Opening checks the preamble, the header checksum, every header field, every
-/// tensor's shape, encoding and length, the placement of every item, and (unless
-/// `verifyChecksums` is false) the CRC32 of every item; nothing is trusted before that.
+/// tensor's shape, encoding and length, the placement of every item, (unless `verifyChecksums` is
+/// false) the CRC32 of every item, and the structure of every uncompressed csr/bitmask payload
+/// (deflated ones are checked when inflated); nothing is trusted before that.
 ///
 /// Thread-safe: any thread may read payloads concurrently.
 public final class EdgeFile: @unchecked Sendable {
@@ -48,6 +49,9 @@ public final class EdgeFile: @unchecked Sendable {
         header = try EdgeFile.readHeader(mappedFile, preamble)
         (tensorIndex, blobIndex) = try EdgeFile.validate(header, mappedFile, preamble)
         if verifyChecksums { try verify() }
+        for t in header.tensors where t.encoding.isSparse && t.compression == .none {
+            try checkSparse(t, storedBytes(offset: t.offset, length: t.length))
+        }
     }
 
     deinit {
@@ -76,6 +80,12 @@ public final class EdgeFile: @unchecked Sendable {
         if let cached = inflated[t.name] { lock.unlock(); return UnsafeRawBufferPointer(cached) }
         lock.unlock()
         let buffer = try inflate(stored, item: .tensor(t.name), offset: t.offset, length: t.payloadLength)
+        do {
+            try checkSparse(t, UnsafeRawBufferPointer(buffer))
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
         lock.lock()
         defer { lock.unlock() }
         if let raced = inflated[t.name] {
@@ -99,6 +109,7 @@ public final class EdgeFile: @unchecked Sendable {
         }
         let buffer = try inflate(storedBytes(offset: t.offset, length: t.length), item: .tensor(t.name), offset: t.offset, length: t.payloadLength)
         defer { buffer.deallocate() }
+        try checkSparse(t, UnsafeRawBufferPointer(buffer))
         return decodePayload(UnsafeRawBufferPointer(buffer), encoding: t.encoding, shape: t.shape, params: t.params)
     }
 
@@ -126,6 +137,15 @@ public final class EdgeFile: @unchecked Sendable {
     /// Stored bytes of an item; validation guaranteed the range lies inside the file.
     private func storedBytes(offset: Int, length: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: mappedFile.bytes[offset ..< offset + length])
+    }
+
+    /// Checks the structure of a csr/bitmask payload (row pointers, columns, mask bits); others pass.
+    /// - Throws: `.badTensor` naming the tensor, field "payload", and the first broken rule.
+    private func checkSparse(_ t: TensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
+        guard t.encoding.isSparse else { return }
+        if let why = sparsePayloadProblem(bytes, encoding: t.encoding, shape: t.shape, params: t.params, nnz: t.nnz) {
+            throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "payload", why: why)
+        }
     }
 
     private func check(_ item: EdgeItem, offset: Int, length: Int, crc: UInt32) throws {
@@ -266,7 +286,8 @@ public final class EdgeFile: @unchecked Sendable {
         for (i, t) in h.tensors.enumerated() {
             guard !t.name.isEmpty else { throw EdgeFormatError.badHeader(file: path, field: "tensors[\(i)].name", why: "is empty") }
             guard tensorIndex.updateValue(i, forKey: t.name) == nil else { throw EdgeFormatError.duplicateName(file: path, item: .tensor(t.name)) }
-            let expected = try TensorEntry.payloadLength(tensor: t.name, shape: t.shape, encoding: t.encoding, params: t.params, file: path)
+            let expected = try TensorEntry.payloadLength(tensor: t.name, shape: t.shape, encoding: t.encoding, params: t.params, file: path,
+                                                         nnz: t.nnz)
             try checkCompression(.tensor(t.name), t.compression, length: t.length, rawLength: t.rawLength, expected: expected)
             if let nnz = t.nnz, !(0 ... t.count).contains(nnz) {
                 throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "nnz", why: "is \(nnz); the tensor has \(t.count) values")

@@ -367,8 +367,10 @@ extension TensorEntry {
 
     /// Checks a tensor's shape, encoding and parameters against the v1 rules
     /// (docs/edge-format.md, "Validation") and returns the payload size they imply.
+    /// - Parameter nnz: the entry's number of stored values; required for csr and bitmask, whose size depends on it.
     /// - Throws: `EdgeFormatError.unsupportedEncoding` for the reserved encodings, `.badTensor` naming the field.
-    public static func payloadLength(tensor name: String, shape: [Int], encoding: Encoding, params: EncodingParams, file: String) throws -> Int {
+    public static func payloadLength(tensor name: String, shape: [Int], encoding: Encoding, params: EncodingParams, file: String,
+                                     nnz: Int? = nil) throws -> Int {
         func bad(_ field: String, _ why: String) -> EdgeFormatError { .badTensor(file: file, tensor: name, field: field, why: why) }
         guard encoding.isImplemented else { throw EdgeFormatError.unsupportedEncoding(file: file, tensor: name, encoding: encoding.rawValue) }
         guard (1 ... maxRank).contains(shape.count) else { throw bad("shape", "has \(shape.count) dimensions; expected 1...\(maxRank)") }
@@ -377,6 +379,10 @@ extension TensorEntry {
         }
         guard let count = Checked.product(shape), count <= maxElements else {
             throw bad("shape", "\(shape) has more than \(maxElements) elements")
+        }
+        if !encoding.isSparse {
+            guard params.valueEncoding == nil else { throw bad("params.value_encoding", "must be absent for \(encoding.rawValue)") }
+            guard params.indexWidth == nil else { throw bad("params.index_width", "must be absent for \(encoding.rawValue)") }
         }
         switch encoding {
         case .f32, .f16:
@@ -392,10 +398,34 @@ extension TensorEntry {
             guard g >= 2, g <= maxGroupSize, g % 2 == 0 else {
                 throw bad("params.group_size", "is \(g); expected an even number in 2...\(maxGroupSize)")
             }
-        case .csr, .bitmask, .nm:
+        case .csr, .bitmask:
+            let e = encoding.rawValue
+            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; \(e) needs [rows, cols]") }
+            guard let nnz else { throw bad("nnz", "is missing; \(e) needs it (its size depends on it)") }
+            guard (0 ... min(count, SparseLayout.maxNNZ)).contains(nnz) else {
+                throw bad("nnz", "is \(nnz); expected 0...\(min(count, SparseLayout.maxNNZ)) (the tensor has \(count) values, row pointers are u32)")
+            }
+            guard let ve = params.valueEncoding else { throw bad("params.value_encoding", "is missing; \(e) needs it (f32, f16 or q8)") }
+            guard [.f32, .f16, .q8].contains(ve) else { throw bad("params.value_encoding", "is \(ve.rawValue); expected f32, f16 or q8") }
+            guard params.groupSize == nil else { throw bad("params.group_size", "must be absent for \(e)") }
+            if ve == .q8 {
+                guard params.symmetric != nil else { throw bad("params.symmetric", "is missing; \(e) with q8 values needs it") }
+            } else {
+                guard params.symmetric == nil else { throw bad("params.symmetric", "must be absent for \(ve.rawValue) values") }
+            }
+            if encoding == .csr {
+                guard let w = params.indexWidth else { throw bad("params.index_width", "is missing; csr needs it (8 or 16)") }
+                guard w == 8 || w == 16 else { throw bad("params.index_width", "is \(w); expected 8 or 16") }
+                guard w == 8 || shape[1] <= SparseLayout.maxColumns16 else {
+                    throw bad("params.index_width", "is 16, but the tensor has \(shape[1]) columns (at most \(SparseLayout.maxColumns16))")
+                }
+            } else {
+                guard params.indexWidth == nil else { throw bad("params.index_width", "must be absent for bitmask") }
+            }
+        case .nm:
             throw EdgeFormatError.unsupportedEncoding(file: file, tensor: name, encoding: encoding.rawValue)
         }
-        guard let n = expectedPayloadBytes(encoding: encoding, shape: shape, params: params) else {
+        guard let n = expectedPayloadBytes(encoding: encoding, shape: shape, params: params, nnz: nnz) else {
             throw bad("params", "are not valid for \(encoding.rawValue) with shape \(shape)")
         }
         return n

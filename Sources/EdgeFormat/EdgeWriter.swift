@@ -59,7 +59,8 @@ public final class EdgeWriter {
     public var bytesWritten: Int { output.bytesWritten }
 
     /// Writes a tensor's payload now (its memory can be released as soon as this returns).
-    /// - Parameter nnz: the number of non-zero values, to record in the table (optional).
+    /// - Parameter nnz: the number of non-zero values, to record in the table (optional; for csr and
+    ///   bitmask it defaults to `t.nnz` and must equal it).
     /// - Throws: `EdgeFormatError.writerMisuse` for a duplicate or empty name, a payload whose size
     ///   the shape and encoding do not imply, or use after `finish()`; `.unsupportedEncoding`,
     ///   `.badTensor` for shapes and params the format refuses; `.io` if writing fails.
@@ -67,12 +68,19 @@ public final class EdgeWriter {
         try checkOpen()
         guard !t.name.isEmpty else { throw EdgeFormatError.writerMisuse(file: path, why: "a tensor has an empty name") }
         guard !tensorNames.contains(t.name) else { throw EdgeFormatError.duplicateName(file: path, item: .tensor(t.name)) }
-        let expected = try TensorEntry.payloadLength(tensor: t.name, shape: t.shape, encoding: t.encoding, params: t.params, file: path)
+        if let nnz, let own = t.nnz, t.encoding.isSparse, nnz != own {
+            throw EdgeFormatError.writerMisuse(file: path, why: "tensor '\(t.name)': nnz \(nnz) differs from the \(own) values its \(t.encoding.rawValue) payload stores")
+        }
+        let nnz = nnz ?? t.nnz
+        let expected = try TensorEntry.payloadLength(tensor: t.name, shape: t.shape, encoding: t.encoding, params: t.params, file: path, nnz: nnz)
         guard t.payload.count == expected else {
             throw EdgeFormatError.badLength(file: path, item: .tensor(t.name), field: "payload", expected: expected, actual: t.payload.count)
         }
         if let nnz, !(0 ... t.count).contains(nnz) {
             throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "nnz", why: "is \(nnz); the tensor has \(t.count) values")
+        }
+        if t.encoding.isSparse, let why = t.payload.withUnsafeBytes({ sparsePayloadProblem($0, encoding: t.encoding, shape: t.shape, params: t.params, nnz: nnz) }) {
+            throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "payload", why: why)
         }
         let (offset, stored, crc, compression) = try t.payload.withUnsafeBytes { try store($0, item: .tensor(t.name)) }
         tensorNames.insert(t.name)

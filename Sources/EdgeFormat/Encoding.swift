@@ -12,16 +12,25 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     case q8
     /// int4 in groups of `group_size` along the input dimension, f16 scale per group (+ u8 zero if asymmetric).
     case q4
-    /// Reserved for the sparse encodings (a later format revision fills them); readers refuse them today.
-    case csr, bitmask, nm
+    /// Sparse, compressed sparse rows: u32 row pointers, column indices (u8 gaps or u16 absolute),
+    /// the stored values in `value_encoding` (+ q8 scales/zeros). See `SparseLayout`.
+    case csr
+    /// Sparse, one presence bit per element: per-row bit masks, u32 row pointers, the stored values
+    /// in `value_encoding` (+ q8 scales/zeros). See `SparseLayout`.
+    case bitmask
+    /// Reserved for N:M structured sparsity (a later format revision fills it); readers refuse it today.
+    case nm
 
     /// Whether this version can encode and decode it.
     public var isImplemented: Bool {
         switch self {
-        case .f32, .f16, .q8, .q4: return true
-        case .csr, .bitmask, .nm: return false
+        case .f32, .f16, .q8, .q4, .csr, .bitmask: return true
+        case .nm: return false
         }
     }
+
+    /// Whether this is a sparse encoding (its size depends on the tensor entry's `nnz`).
+    public var isSparse: Bool { self == .csr || self == .bitmask }
 }
 
 /// Encoding parameters stored in the tensor table beside the encoding name.
@@ -30,13 +39,21 @@ public struct EncodingParams: Codable, Equatable, Sendable {
     public var symmetric: Bool?
     /// q4: inputs per group.
     public var groupSize: Int?
+    /// csr/bitmask: how the stored values are encoded (f32, f16 or q8).
+    public var valueEncoding: Encoding?
+    /// csr: bits per stored column index, 8 (gaps) or 16 (absolute columns).
+    public var indexWidth: Int?
 
-    public init(symmetric: Bool? = nil, groupSize: Int? = nil) {
+    public init(symmetric: Bool? = nil, groupSize: Int? = nil, valueEncoding: Encoding? = nil, indexWidth: Int? = nil) {
         self.symmetric = symmetric
         self.groupSize = groupSize
+        self.valueEncoding = valueEncoding
+        self.indexWidth = indexWidth
     }
 
-    enum CodingKeys: String, CodingKey { case symmetric, groupSize = "group_size" }
+    enum CodingKeys: String, CodingKey {
+        case symmetric, groupSize = "group_size", valueEncoding = "value_encoding", indexWidth = "index_width"
+    }
 }
 
 /// Rounds `n` up to a multiple of 64 (every sub-array of an encoding starts 64-byte aligned).
@@ -50,13 +67,16 @@ public struct EncodedTensor: Sendable {
     public var params: EncodingParams
     /// Exactly the bytes stored in the file for this tensor (before optional deflate).
     public var payload: [UInt8]
+    /// Number of stored (non-zero) values; set by the sparse builders, which the format requires it for.
+    public var nnz: Int?
 
-    public init(name: String, shape: [Int], encoding: Encoding, params: EncodingParams = .init(), payload: [UInt8]) {
+    public init(name: String, shape: [Int], encoding: Encoding, params: EncodingParams = .init(), payload: [UInt8], nnz: Int? = nil) {
         self.name = name
         self.shape = shape
         self.encoding = encoding
         self.params = params
         self.payload = payload
+        self.nnz = nnz
     }
 
     public var count: Int { shape.reduce(1, *) }
@@ -150,7 +170,8 @@ public struct Q4Layout: Equatable, Sendable {
 /// Expected payload size for an encoding, or nil if the shape/params are not valid for it.
 /// Shapes beyond 2^40 per dimension or 2^48 elements (and q4 groups beyond 2^40) give nil, so the
 /// layout arithmetic below cannot overflow on hostile input.
-public func expectedPayloadBytes(encoding: Encoding, shape: [Int], params: EncodingParams) -> Int? {
+/// - Parameter nnz: the number of stored values; required by the sparse encodings (nil gives nil for them).
+public func expectedPayloadBytes(encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int? = nil) -> Int? {
     guard let count = Checked.product(shape), count <= 1 << 48, shape.allSatisfy({ $0 <= 1 << 40 }) else { return nil }
     switch encoding {
     case .f32: return Checked.mul(count, 4)
@@ -161,12 +182,16 @@ public func expectedPayloadBytes(encoding: Encoding, shape: [Int], params: Encod
     case .q4:
         guard shape.count == 2, let sym = params.symmetric, let g = params.groupSize, g > 0, g <= 1 << 40, g % 2 == 0 else { return nil }
         return Q4Layout(rows: shape[0], cols: shape[1], groupSize: g, symmetric: sym).totalBytes
-    case .csr, .bitmask, .nm: return nil
+    case .csr, .bitmask:
+        guard shape.count == 2, let nnz, nnz >= 0, nnz <= count, nnz <= SparseLayout.maxNNZ,
+              let l = SparseLayout(encoding: encoding, rows: shape[0], cols: shape[1], params: params, nnz: nnz) else { return nil }
+        return l.totalBytes
+    case .nm: return nil
     }
 }
 
 /// Decodes (dequantizes) a payload to float32 values, row-major. The caller has validated the size
-/// with `expectedPayloadBytes`.
+/// with `expectedPayloadBytes` and, for the sparse encodings, the structure with `sparsePayloadProblem`.
 public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> [Float] {
     let count = shape.reduce(1, *)
     var out = [Float](repeating: 0, count: count)
@@ -199,7 +224,12 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
                 out[r * cols + j] = s * (Float(u) - z)
             }
         }
-    case .csr, .bitmask, .nm:
+    case .csr, .bitmask:
+        let l = SparseLayout(payload: p, encoding: encoding, shape: shape, params: params)
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0 ..< shape[0] { l.decodeRow(r, p, into: o.baseAddress! + r * shape[1]) }
+        }
+    case .nm:
         preconditionFailure("decodePayload: \(encoding) is not implemented")
     }
     return out

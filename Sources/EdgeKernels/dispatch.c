@@ -62,11 +62,13 @@ static edge_kernel_level auto_level(void) {
 
 static void build_tables(void) {
     edge_fill_table_ref(&g_tables[EDGE_KERNELS_REF]);
+    edge_fill_table_sparse_ref(&g_tables[EDGE_KERNELS_REF]);
     g_available[EDGE_KERNELS_REF] = true;
 #if defined(__x86_64__)
     if (cpu_has_avx2()) {
         g_tables[EDGE_KERNELS_AVX2] = g_tables[EDGE_KERNELS_REF];
         edge_fill_table_avx2(&g_tables[EDGE_KERNELS_AVX2]);
+        edge_fill_table_sparse_avx2(&g_tables[EDGE_KERNELS_AVX2]);
         g_available[EDGE_KERNELS_AVX2] = true;
         if (cpu_has_avx512()) {
             g_tables[EDGE_KERNELS_AVX512] = g_tables[EDGE_KERNELS_AVX2];
@@ -159,3 +161,32 @@ void edge_add(float *a, const float *b, size_t n) { table()->add(a, b, n); }
 void edge_axpy(float *y, float a, const float *x, size_t n) { table()->axpy(y, a, x, n); }
 void edge_scale(float *x, float s, size_t n) { table()->scale(x, s, n); }
 float edge_dot_f32(const float *a, const float *b, size_t n) { return table()->dot_f32(a, b, n); }
+
+// ---- Sparse forwarders (EdgeKernelsSparse.h) --------------------------------------------------
+
+void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                              const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1) {
+    table()->spmm_bitmask(EDGE_SPARSE_Q8, mask, row_ptr, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
+                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_bitmask(EDGE_SPARSE_F16, mask, row_ptr, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_bitmask_f32(const uint8_t *mask, const uint32_t *row_ptr, const float *values, const float *X, float *Y,
+                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_bitmask(EDGE_SPARSE_F32, mask, row_ptr, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_csr_q8_f32(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const int8_t *values,
+                          const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                          size_t cols, size_t r0, size_t r1) {
+    table()->spmm_csr(EDGE_SPARSE_Q8, row_ptr, col_idx, index_width, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_csr_f16(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const uint16_t *values,
+                       const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_csr(EDGE_SPARSE_F16, row_ptr, col_idx, index_width, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_csr_f32(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const float *values,
+                       const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_csr(EDGE_SPARSE_F32, row_ptr, col_idx, index_width, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}

@@ -4,6 +4,9 @@
 
 #include "EdgeKernels.h"
 
+/// How a sparse payload stores its values (scale/zero are used by EDGE_SPARSE_Q8 only).
+typedef enum edge_sparse_kind { EDGE_SPARSE_F32 = 0, EDGE_SPARSE_F16 = 1, EDGE_SPARSE_Q8 = 2 } edge_sparse_kind;
+
 /// One function pointer per dispatched kernel; signatures as in EdgeKernelsMath.h.
 /// (edge_matvec_f32 goes through matmul_f32 with T = 1.)
 typedef struct edge_kernel_table {
@@ -27,13 +30,31 @@ typedef struct edge_kernel_table {
     void (*axpy)(float *y, float a, const float *x, size_t n);
     void (*scale)(float *x, float s, size_t n);
     float (*dot_f32)(const float *a, const float *b, size_t n);
+    /// Sparse products (EdgeKernelsSparse.h), one entry per layout, the value encoding as an argument.
+    void (*spmm_bitmask)(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
+                         const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                         size_t cols, size_t r0, size_t r1);
+    void (*spmm_csr)(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
+                     const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
+                     size_t rows, size_t cols, size_t r0, size_t r1);
 } edge_kernel_table;
 
 /// Fills `t` with the scalar reference kernels (the starting point of every other table).
 void edge_fill_table_ref(edge_kernel_table *t);
+/// Fills the sparse entries of `t` with the scalar reference kernels (sparse_ref.c).
+void edge_fill_table_sparse_ref(edge_kernel_table *t);
+/// The reference sparse kernels behind the table entries (sparse_ref.c); the SIMD ones fall back to them.
+void edge_spmm_bitmask_any_ref(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
+                               const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                               size_t cols, size_t r0, size_t r1);
+void edge_spmm_csr_any_ref(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
+                           const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
+                           size_t rows, size_t cols, size_t r0, size_t r1);
 #if defined(__x86_64__)
 /// Overwrites the entries AVX2 + FMA + F16C speeds up.
 void edge_fill_table_avx2(edge_kernel_table *t);
+/// Overwrites the sparse entries with the AVX2 + FMA + F16C kernels (sparse_avx2.c).
+void edge_fill_table_sparse_avx2(edge_kernel_table *t);
 /// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
 #endif

@@ -116,12 +116,14 @@ extension EdgeModel {
             b.withUnsafeBufferPointer { bp in for t in 0 ..< rows { edge_add(m + t * width, bp.baseAddress, width) } }
         }
 
+        let observe = activationObserver
         for (l, b) in blocks.enumerated() {
             let nh = b.sizes.numHeads, nkv = b.sizes.numKVHeads, f = b.sizes.intermediateSize
             let qd = nh * hd, kvd = nkv * hd
             // Attention: n1, projections (K and V go straight into the cache), RoPE, causal softmax.
             norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
             let k = cache.keys[l] + p0 * kvd, v = cache.values[l] + p0 * kvd  // (T, kvd) each
+            observe?(b.q.name, xn, T, b.q.cols)
             b.q.matmul(xn, tokens: T, into: q, threads: threads)
             b.k.matmul(xn, tokens: T, into: k, threads: threads)
             b.v.matmul(xn, tokens: T, into: v, threads: threads)
@@ -137,12 +139,14 @@ extension EdgeModel {
             }
             attention(q: q, keys: cache.keys[l], values: cache.values[l], out: att, tokens: T, start: p0,
                       heads: nh, kvHeads: nkv, headDim: hd)
+            observe?(b.o.name, att, T, b.o.cols)
             b.o.matmul(att, tokens: T, into: y, threads: threads)
             addBias(y, rows: T, width: h, b.oBias)
             edge_add(x, y, T * h)
 
             // MLP: n2, up (and gate), activation, down.
             norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
+            observe?(b.up.name, xn, T, b.up.cols)
             b.up.matmul(xn, tokens: T, into: up, threads: threads)
             addBias(up, rows: T, width: f, b.upBias)
             if let g = b.gate {
@@ -151,6 +155,7 @@ extension EdgeModel {
             } else {
                 edge_gelu_tanh(up, T * f)
             }
+            observe?(b.down.name, up, T, b.down.cols)
             b.down.matmul(up, tokens: T, into: y, threads: threads)
             addBias(y, rows: T, width: h, b.downBias)
             edge_add(x, y, T * h)
@@ -162,32 +167,70 @@ extension EdgeModel {
         var logits = [Float](repeating: 0, count: n * vocab)
         guard n > 0 else { return logits }
         norm(x + outs.lowerBound * h, xn, rows: n, outputNorm, outputNormBias)
+        observe?(output.name, xn, n, output.cols)
         logits.withUnsafeMutableBufferPointer { output.matmul(xn, tokens: n, into: $0.baseAddress!, threads: threads) }
         return logits
     }
 
+    /// Query positions per attention tile: each tile's scores are one [tile, keys] block.
+    static let attentionTile = 64
+
     /// Causal grouped-query attention for T new tokens at positions start..<start+T.
     /// q, out: (T, heads*hd); keys, values: (capacity, kvHeads*hd) with positions 0..<start+T filled.
     /// Query head i reads KV head i / (heads / kvHeads); scores are scaled by 1/sqrt(hd).
+    ///
+    /// Blocked like a GEMM so the matrix kernels do the work: per KV head g, K_g is gathered once
+    /// into a contiguous (L, hd) matrix (L = start+T); then per tile of up to `attentionTile` queries
+    /// (positions up to p, keys 0...p visible) and per query head of the group,
+    /// S = (Q_tile / sqrt(hd)) K_g[0...p]^T (tile, n) by `edge_matmul_f32`, a causal softmax per row,
+    /// and O = S V_g[0...p] by `edge_matmul_f32` against V_g transposed (hd, n), gathered once per tile.
+    /// Work items (KV head, tile) go round-robin to `threads` chunks, most expensive first.
     private func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
                            out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int, kvHeads nkv: Int, headDim hd: Int) {
-        let qd = nh * hd, kvd = nkv * hd, group = nh / nkv
+        let qd = nh * hd, kvd = nkv * hd, group = nh / nkv, L = p0 + T
         let scale = 1 / Float(hd).squareRoot()
-        let items = T * nh
-        let work = items * (p0 + T) * hd
+        let tile = EdgeModel.attentionTile
+        let tiles = (T + tile - 1) / tile
+        // K_g for every KV head: (nkv, L, hd), contiguous per head.
+        let kg = UnsafeMutablePointer<Float>.allocate(capacity: nkv * L * hd)
+        defer { kg.deallocate() }
+        for g in 0 ..< nkv {
+            for s in 0 ..< L { (kg + (g * L + s) * hd).update(from: keys + s * kvd + g * hd, count: hd) }
+        }
+        // Items ordered by decreasing cost (last tiles see the most keys).
+        let items = nkv * tiles
+        let work = T * nh * L * hd
         let chunks = work < Linear.parallelThreshold ? 1 : min(threads, items)
         parallelFor(chunks) { c in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: p0 + T)
-            defer { scores.deallocate() }
-            for item in c * items / chunks ..< (c + 1) * items / chunks {
-                let t = item / nh, head = item % nh, g = head / group
-                let n = p0 + t + 1
-                let qv = q + t * qd + head * hd
-                for s in 0 ..< n { scores[s] = edge_dot_f32(qv, keys + s * kvd + g * hd, hd) * scale }
-                edge_softmax(scores, n)
-                let o = out + t * qd + head * hd
-                o.update(repeating: 0, count: hd)
-                for s in 0 ..< n { edge_axpy(o, scores[s], values + s * kvd + g * hd, hd) }
+            let qt = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)   // scaled queries (tile, hd)
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: tile * L)     // scores / probabilities (tile, n)
+            let vt = UnsafeMutablePointer<Float>.allocate(capacity: hd * L)      // V_g transposed (hd, n)
+            let o = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)    // head output (tile, hd)
+            defer { for p in [qt, s, vt, o] { p.deallocate() } }
+            var item = c
+            while item < items {
+                let ti = tiles - 1 - item / nkv, g = item % nkv
+                let t0 = ti * tile, rows = min(tile, T - t0)
+                let n = p0 + t0 + rows  // keys visible to the tile's last query
+                for j in 0 ..< n {
+                    let src = values + j * kvd + g * hd
+                    for d in 0 ..< hd { vt[d * n + j] = src[d] }
+                }
+                for head in g * group ..< (g + 1) * group {
+                    for i in 0 ..< rows {
+                        let src = q + (t0 + i) * qd + head * hd, dst = qt + i * hd
+                        for d in 0 ..< hd { dst[d] = src[d] * scale }
+                    }
+                    edge_matmul_f32(kg + g * L * hd, qt, s, rows, n, hd, 0, n)
+                    for i in 0 ..< rows {
+                        let visible = p0 + t0 + i + 1, row = s + i * n
+                        edge_softmax(row, visible)
+                        (row + visible).update(repeating: 0, count: n - visible)
+                    }
+                    edge_matmul_f32(vt, s, o, rows, hd, n, 0, hd)
+                    for i in 0 ..< rows { (out + (t0 + i) * qd + head * hd).update(from: o + i * hd, count: hd) }
+                }
+                item += chunks
             }
         }
     }

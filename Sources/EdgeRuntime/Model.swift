@@ -60,6 +60,9 @@ struct Block {
     var sizes: ModelConfig.LayerSizes
 }
 
+/// Sees a linear weight's input: (weight name, X [tokens, cols] row-major, tokens, cols).
+public typealias ActivationObserver = (_ weight: String, _ input: UnsafePointer<Float>, _ tokens: Int, _ cols: Int) -> Void
+
 /// A model ready to run: config, weights served from their encoded bytes, optional tokenizer.
 ///
 /// Built from an `.edge` file (`init(file:)`) or from named tensors in memory (`init(config:tensors:)`),
@@ -82,6 +85,11 @@ public final class EdgeModel: @unchecked Sendable {
     public var threads: Int {
         didSet { threads = max(1, threads) }
     }
+
+    /// Called before every linear product of `forward` with the weight's canonical name and its
+    /// input rows X [tokens, cols] (Q, K and V, and gate and up, share one input: it is reported
+    /// for the first of them). The compressor gathers calibration statistics through it; nil by default.
+    public var activationObserver: ActivationObserver?
 
     let tokenEmbedding: Linear       // (vocab, h)
     let positionEmbedding: Linear?   // (maxPositions, h) gpt2

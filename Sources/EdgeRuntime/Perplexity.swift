@@ -77,7 +77,8 @@ extension EdgeModel {
     }
 
     /// Perplexity of a token sequence by `PerplexityPlan` (llama.cpp's convention). Each chunk runs
-    /// as one window from position 0 with a fresh cache; log-softmax is accumulated in double.
+    /// as one window from position 0 with a fresh cache, computing logits only for its scored
+    /// positions; log-softmax is accumulated in double, its rows split across `threads`.
     /// - Parameters:
     ///   - tokens: the whole text's tokens (with a leading BOS if the model adds one: see `tokenize`).
     ///   - ctx: tokens per chunk (at most `config.maxPositions`).
@@ -98,11 +99,17 @@ extension EdgeModel {
             if addsBOS, let bos = bosTokenID { chunk[0] = bos }
             cache.reset()
             let logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
-            var nll = [Double](repeating: 0, count: plan.scoredPerChunk)
+            let scored = plan.scoredPerChunk
+            var nll = [Double](repeating: 0, count: scored)
             logits.withUnsafeBufferPointer { lp in
-                for j in 0 ..< plan.scoredPerChunk {
-                    nll[j] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[j * vocab ..< (j + 1) * vocab]),
-                                                        target: Int(chunk[first + j + 1]))
+                nll.withUnsafeMutableBufferPointer { np in
+                    let parts = min(threads, scored)
+                    parallelFor(parts) { c in
+                        for j in c * scored / parts ..< (c + 1) * scored / parts {
+                            np[j] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[j * vocab ..< (j + 1) * vocab]),
+                                                               target: Int(chunk[first + j + 1]))
+                        }
+                    }
                 }
             }
             total += nll.reduce(0, +)
@@ -116,11 +123,12 @@ extension EdgeModel {
                                 tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0)
     }
 
-    /// -log softmax(logits)[target], in double: log(sum exp(l - max)) + max - l[target].
+    /// -log softmax(logits)[target] = log(sum exp(l - max)) + max - l[target], as llama-perplexity
+    /// computes it: each exp in float, the sum in double.
     public static func negativeLogLikelihood(_ logits: UnsafeBufferPointer<Float>, target: Int) -> Double {
-        let m = Double(logits.max() ?? 0)
+        let m = logits.max() ?? 0
         var sum = 0.0
-        for l in logits { sum += exp(Double(l) - m) }
-        return log(sum) + m - Double(logits[target])
+        for l in logits { sum += Double(Foundation.exp(l - m)) }
+        return log(sum) + Double(m) - Double(logits[target])
     }
 }

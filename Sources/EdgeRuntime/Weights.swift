@@ -47,6 +47,15 @@ public enum WeightSource: @unchecked Sendable {
         }
     }
 
+    /// Number of stored values (required by the sparse encodings), if recorded.
+    public var nnz: Int? {
+        switch self {
+        case .floats: return nil
+        case let .encoded(t): return t.nnz
+        case let .mapped(_, entry, _): return entry.nnz
+        }
+    }
+
     /// Calls `body` with the payload bytes (for `.floats`, the float32 values' bytes).
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch self {
@@ -56,8 +65,9 @@ public enum WeightSource: @unchecked Sendable {
         }
     }
 
-    /// Checks that the byte count matches the shape and encoding; returns the element count.
-    /// - Throws: `RuntimeError.badTensor` naming `name` and both sizes.
+    /// Checks that the byte count matches the shape and encoding (and, for csr/bitmask, that the
+    /// row pointers, columns and mask bits are consistent); returns the element count.
+    /// - Throws: `RuntimeError.badTensor` naming `name` and both sizes or the broken rule.
     func checked(name: String, source: String) throws -> Int {
         guard let count = Checked.product(shape), shape.allSatisfy({ $0 >= 0 }) else {
             throw RuntimeError.badTensor(source: source, tensor: name, why: "shape \(shape) is invalid")
@@ -65,13 +75,17 @@ public enum WeightSource: @unchecked Sendable {
         guard encoding.isImplemented else {
             throw RuntimeError.unsupportedEncoding(source: source, tensor: name, encoding: encoding.rawValue)
         }
-        guard let expected = expectedPayloadBytes(encoding: encoding, shape: shape, params: params) else {
+        guard let expected = expectedPayloadBytes(encoding: encoding, shape: shape, params: params, nnz: nnz) else {
             throw RuntimeError.badTensor(source: source, tensor: name,
-                                         why: "shape \(shape) with encoding \(encoding.rawValue) and params \(params) is not valid")
+                                         why: "shape \(shape) with encoding \(encoding.rawValue), params \(params) and nnz \(nnz.map(String.init) ?? "absent") is not valid")
         }
         let actual = withBytes { $0.count }
         guard actual == expected else {
             throw RuntimeError.badTensor(source: source, tensor: name, why: "has \(actual) payload bytes; shape \(shape) as \(encoding.rawValue) needs \(expected)")
+        }
+        if encoding.isSparse,
+           let why = withBytes({ sparsePayloadProblem($0, encoding: encoding, shape: shape, params: params, nnz: nnz) }) {
+            throw RuntimeError.badTensor(source: source, tensor: name, why: why)
         }
         return count
     }
@@ -84,7 +98,8 @@ public enum WeightSource: @unchecked Sendable {
 }
 
 /// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
-/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym).
+/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, and
+/// csr / bitmask with f32, f16 or q8 values through the sparse kernels).
 ///
 /// `matmul` splits the output rows across threads: `threads` chunks of rows run with
 /// `DispatchQueue.concurrentPerform`; products too small to gain from threads run inline.
@@ -195,7 +210,9 @@ public struct Linear: @unchecked Sendable {
                         out[j] = s * (Float(j & 1 == 0 ? byte & 0x0F : byte >> 4) - z)
                     }
                 }
-            case .csr, .bitmask, .nm:
+            case .csr, .bitmask:
+                SparseLayout(payload: p, encoding: encoding, shape: [rows, cols], params: params).decodeRow(r, p, into: out)
+            case .nm:
                 preconditionFailure("Linear: \(encoding) was refused at init")
             }
         }
@@ -220,7 +237,35 @@ public struct Linear: @unchecked Sendable {
             let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
             edge_matmul_q4_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self),
                                zero, l.groupSize, x, y, T, rows, cols, r0, r1)
-        case .csr, .bitmask, .nm:
+        case .csr, .bitmask:
+            let l = SparseLayout(payload: p, encoding: encoding, shape: [rows, cols], params: params)
+            let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
+            let values = base + l.valueOffset
+            if l.valueEncoding == .q8 {
+                let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
+                let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+                let q = values.assumingMemoryBound(to: Int8.self)
+                if encoding == .bitmask {
+                    edge_spmm_bitmask_q8_f32(base.assumingMemoryBound(to: UInt8.self), rowPtr, q, scale, zero, x, y, T, rows, cols, r0, r1)
+                } else {
+                    edge_spmm_csr_q8_f32(rowPtr, base + l.indexOffset, l.indexWidth, q, scale, zero, x, y, T, rows, cols, r0, r1)
+                }
+            } else if l.valueEncoding == .f16 {
+                let v = values.assumingMemoryBound(to: UInt16.self)
+                if encoding == .bitmask {
+                    edge_spmm_bitmask_f16(base.assumingMemoryBound(to: UInt8.self), rowPtr, v, x, y, T, rows, cols, r0, r1)
+                } else {
+                    edge_spmm_csr_f16(rowPtr, base + l.indexOffset, l.indexWidth, v, x, y, T, rows, cols, r0, r1)
+                }
+            } else {
+                let v = values.assumingMemoryBound(to: Float.self)
+                if encoding == .bitmask {
+                    edge_spmm_bitmask_f32(base.assumingMemoryBound(to: UInt8.self), rowPtr, v, x, y, T, rows, cols, r0, r1)
+                } else {
+                    edge_spmm_csr_f32(rowPtr, base + l.indexOffset, l.indexWidth, v, x, y, T, rows, cols, r0, r1)
+                }
+            }
+        case .nm:
             preconditionFailure("Linear: \(encoding) was refused at init")
         }
     }

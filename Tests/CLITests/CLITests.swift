@@ -82,6 +82,17 @@ final class CLITests: XCTestCase {
         assertNoOutput(out)
     }
 
+    func testCalibrationPassesNeedData() throws {
+        let out = tmp.appendingPathComponent("w.edge").path
+        let r = try compress(["--recipe", recipePath("wanda50-int8"), fixturePath("tiny-llama"), out])
+        assertOneLineError(r, contains: ["passes[0]", "wanda_prune", "--data"])
+        assertNoOutput(out)
+        let ok = try compress(["--recipe", recipePath("wanda50-int8"), "--data", fixturePath("text/us-declaration.txt"), fixturePath("tiny-gpt2"), out])
+        XCTAssertEqual(ok.code, 0, ok.stderr)
+        let r2 = try compress(["--recipe", recipePath("gptq-int4-g64"), "--data", tmp.appendingPathComponent("none.txt").path, fixturePath("tiny-gpt2"), out])
+        assertOneLineError(r2, contains: ["none.txt"])
+    }
+
     func testMissingInput() throws {
         let out = tmp.appendingPathComponent("o.edge").path
         let r = try compress(["--recipe", recipePath("int8"), tmp.appendingPathComponent("nope").path, out])

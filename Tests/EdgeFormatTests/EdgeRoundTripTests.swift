@@ -102,8 +102,11 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertThrowsError(try w.add(bad)) {
             XCTAssertEqual($0 as? EdgeFormatError, .badLength(file: path, item: .tensor("x"), field: "payload", expected: 16, actual: 15))
         }
+        XCTAssertThrowsError(try w.add(EncodedTensor(name: "s", shape: [2, 2], encoding: .nm, payload: []))) {
+            XCTAssertEqual($0 as? EdgeFormatError, .unsupportedEncoding(file: path, tensor: "s", encoding: "nm"))
+        }
         XCTAssertThrowsError(try w.add(EncodedTensor(name: "s", shape: [2, 2], encoding: .csr, payload: []))) {
-            XCTAssertEqual($0 as? EdgeFormatError, .unsupportedEncoding(file: path, tensor: "s", encoding: "csr"))
+            XCTAssertEqual($0 as? EdgeFormatError, .badTensor(file: path, tensor: "s", field: "nnz", why: "is missing; csr needs it (its size depends on it)"))
         }
         XCTAssertEqual(try S.bytes(path), before, "the destination is untouched until finish()")
         try w.finish()

@@ -49,4 +49,7 @@ void edge_sha256_final(edge_sha256_ctx *ctx, uint8_t out[32]);
 // ---- Matrix products, norms, softmax, RoPE, activations (dispatched SIMD) -------------------
 #include "EdgeKernelsMath.h"
 
+// ---- Sparse (csr / bitmask) matrix products (dispatched SIMD) -------------------------------
+#include "EdgeKernelsSparse.h"
+
 #endif

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Compression
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+
+/// `compress verify IN OUT --text FILE`: perplexity before/after, KL divergence, top-1 agreement,
+/// sizes, and the recipe's budget.
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare a float checkpoint with the .edge file made from it: perplexity, KL, top-1 agreement, size, budget.",
+        discussion: """
+        Both models run through the same runtime forward pass over the same chunks of the text \
+        (llama.cpp's perplexity convention: chunks of --ctx tokens, the second half of each scored). \
+        Reported: perplexity of each, mean KL(before || after) per scored token in nats, the fraction of \
+        positions whose most likely next token agrees, file bytes, bits per weight and size ratio.
+        The budget is the "budget" of the recipe recorded in OUT, or of --recipe when given; when a limit \
+        is exceeded the report is still printed, and one "budget exceeded: ..." line goes to stderr.
+        Exit codes: 0 ok (within budget, or no budget), 1 error, 3 budget exceeded.
+        """
+    )
+
+    @Option(name: .long, help: "Evaluation text (UTF-8); it needs at least 2 * ctx tokens.")
+    var text: String
+
+    @Option(name: .long, help: "Tokens per chunk.")
+    var ctx = 512
+
+    @Option(name: .long, help: "Evaluate at most this many chunks (default: all).")
+    var chunks: Int?
+
+    @Option(name: .long, help: "Threads for the matrix products (default: all cores).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "Print the report as JSON on stdout.")
+    var json = false
+
+    @Option(name: .long, help: "Recipe file whose budget replaces the one recorded in OUT.")
+    var recipe: String?
+
+    @Argument(help: "The float input: HF folder, .safetensors, .gguf or .edge.")
+    var input: String
+
+    @Argument(help: "The .edge file made from it.")
+    var output: String
+
+    func run() throws {
+        let text = try Verifier.loadText(path: self.text)
+        // A --recipe replaces the recorded budget entirely (a recipe without a budget means none).
+        let budget = try recipe.map { try Recipe.load(path: $0).budget }
+        let verifier = try Verifier(input: input, output: output, threads: threads ?? EdgeModel.defaultThreads)
+        let bar = ProgressBar(label: "verify")
+        let report = try verifier.run(text: text, ctx: ctx, maxChunks: chunks,
+                                      budget: budget ?? verifier.embeddedBudget) { done, total in
+            bar.update(done: done, total: total)
+        }
+        bar.finish()
+        print(json ? report.json.prettyText() : Self.table(report, input: input, output: output))
+        if !report.budget.ok {
+            FileHandle.standardError.write(Data(("budget exceeded: " + report.budget.violations.joined(separator: "; ") + "\n").utf8))
+            throw ExitCode(3)
+        }
+    }
+
+    /// The text report: a small before/after table, then KL, top-1 agreement and the budget.
+    static func table(_ r: VerifyReport, input: String, output: String) -> String {
+        func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        func row(_ name: String, _ a: String, _ b: String, _ change: String) -> String {
+            name.padding(toLength: 8, withPad: " ", startingAt: 0) + lpad(a, 14) + lpad(b, 14) + "  " + change
+        }
+        var lines = [
+            "\(input) -> \(output): ctx \(r.ctx), \(r.chunks) chunks, \(r.scoredTokens) of \(r.tokens) tokens scored, "
+                + String(format: "%.1fs", r.seconds),
+            row("", "before", "after", "change"),
+            row("ppl", String(format: "%.4f", r.before.ppl), String(format: "%.4f", r.after.ppl),
+                String(format: "%+.2f%% (x%.4f)", r.pplIncrease * 100, r.after.ppl / r.before.ppl)),
+            row("bytes", "\(r.before.bytes)", "\(r.after.bytes)", String(format: "%.2fx smaller", r.sizeRatio)),
+            row("bits/w", String(format: "%.3f", r.before.bitsPerWeight), String(format: "%.3f", r.after.bitsPerWeight), ""),
+            String(format: "KL(before || after): %.6g nats/token", r.kl),
+            String(format: "top-1 agreement:     %.2f%%", r.top1Agreement * 100),
+        ]
+        var limits: [String] = []
+        if let m = r.budget.budget?.maxPPLIncrease { limits.append(String(format: "max ppl increase %.1f%%", m * 100)) }
+        if let m = r.budget.budget?.maxBytes { limits.append("max \(m) bytes") }
+        if limits.isEmpty {
+            lines.append("budget: none")
+        } else {
+            lines.append("budget (\(limits.joined(separator: ", "))): "
+                + (r.budget.ok ? "ok" : "EXCEEDED: " + r.budget.violations.joined(separator: "; ")))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,153 @@
+import Checkpoint
+import EdgeFormat
+import EdgeKernels
+import EdgeRuntime
+import Foundation
+
+/// What a pass wants to know about the inputs of its weights.
+public struct CalibrationNeeds: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// Per input column, the L2 norm of the activations (Wanda).
+    public static let columnNorms = CalibrationNeeds(rawValue: 1)
+    /// Per weight, H = (2/n) X^T X of its inputs (GPTQ).
+    public static let hessians = CalibrationNeeds(rawValue: 2)
+}
+
+/// Statistics of the inputs every linear weight sees while the float model runs over calibration
+/// text. Weights that read the same activations (Q/K/V; gate/up) share one accumulator ("site").
+public final class CalibrationStats {
+    /// Calibration tokens run through the model.
+    public private(set) var tokens = 0
+    private var sumSquares: [String: [Double]] = [:]
+    private var hessians: [String: [Double]] = [:]
+    private var hessianRows: [String: Int] = [:]
+    private let wanted: [String: CalibrationNeeds]
+
+    /// - Parameter wanted: per weight name, what to gather.
+    init(wanted: [String: CalibrationNeeds]) {
+        var bySite: [String: CalibrationNeeds] = [:]
+        for (name, needs) in wanted { bySite[Self.site(of: name), default: []].formUnion(needs) }
+        self.wanted = bySite
+    }
+
+    /// Weights fed by the same activations share a site.
+    static func site(of name: String) -> String {
+        guard let layer = TensorName.layer(of: name) else { return name }
+        let b = TensorName.block(layer)
+        if name.hasPrefix(b + "attn_q.") || name.hasPrefix(b + "attn_k.") || name.hasPrefix(b + "attn_v.") { return b + "attn_in" }
+        if name.hasPrefix(b + "ffn_gate.") || name.hasPrefix(b + "ffn_up.") { return b + "ffn_in" }
+        return name
+    }
+
+    /// L2 norm of input column j of `weight`, over all calibration tokens; nil if not gathered.
+    public func columnNorms(for weight: String) -> [Float]? {
+        sumSquares[Self.site(of: weight)].map { $0.map { Float($0.squareRoot()) } }
+    }
+
+    /// H = (2/n) X^T X for the inputs of `weight` ([cols, cols], row-major); nil if not gathered.
+    public func hessian(for weight: String) -> [Double]? {
+        guard let h = hessians[Self.site(of: weight)], tokens > 0 else { return nil }
+        let s = 2 / Double(tokens)
+        return h.map { $0 * s }
+    }
+
+    /// Adds `rows` activation rows X [rows, cols] seen by `weight`.
+    func observe(weight: String, x: UnsafePointer<Float>, rows: Int, cols: Int) {
+        let site = Self.site(of: weight)
+        guard let needs = wanted[site] else { return }
+        // Q, K and V (gate and up) multiply the same rows: count them once per forward call.
+        if seen[site] == UnsafeRawPointer(x) { return }
+        seen[site] = UnsafeRawPointer(x)
+        if needs.contains(.columnNorms) {
+            var acc = sumSquares[site] ?? [Double](repeating: 0, count: cols)
+            for t in 0 ..< rows {
+                let row = x + t * cols
+                for j in 0 ..< cols { acc[j] += Double(row[j]) * Double(row[j]) }
+            }
+            sumSquares[site] = acc
+        }
+        if needs.contains(.hessians) {
+            // X^T X for this chunk with the f32 GEMM (rows <= ctx, so f32 sums are short), accumulated in double.
+            var xt = [Float](repeating: 0, count: cols * rows)
+            for t in 0 ..< rows { for j in 0 ..< cols { xt[j * rows + t] = x[t * cols + j] } }
+            var g = [Float](repeating: 0, count: cols * cols)
+            xt.withUnsafeBufferPointer { p in
+                g.withUnsafeMutableBufferPointer { out in
+                    let chunks = max(1, min(EdgeModel.defaultThreads, cols / 64))
+                    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                        let r0 = cols * c / chunks, r1 = cols * (c + 1) / chunks
+                        edge_matmul_f32(p.baseAddress, p.baseAddress, out.baseAddress, cols, cols, rows, r0, r1)
+                    }
+                }
+            }
+            var acc = hessians[site] ?? [Double](repeating: 0, count: cols * cols)
+            for i in 0 ..< acc.count { acc[i] += Double(g[i]) }
+            hessians[site] = acc
+        }
+    }
+
+    /// Input buffers already counted in the current forward call, per site.
+    private var seen: [String: UnsafeRawPointer] = [:]
+
+    /// Ends a forward call: `n` more tokens, and buffers may be reused by the next call.
+    func endForward(tokens n: Int) {
+        tokens += n
+        seen.removeAll(keepingCapacity: true)
+    }
+
+}
+
+/// Runs the float model over calibration text and gathers what the passes asked for.
+public enum Calibration {
+    /// Failure to calibrate (text too short, no tokenizer).
+    public struct Failure: Error, CustomStringConvertible {
+        public let file: String
+        public let why: String
+        public var description: String { "\(file): \(why)" }
+    }
+
+    /// - Parameters:
+    ///   - graph: the model as it entered the pipeline (float weights).
+    ///   - textFile: calibration text (UTF-8).
+    ///   - wanted: per weight name, what to gather.
+    ///   - maxTokens: stop after this many tokens; ctx: window length.
+    ///   - progress: (windows done, windows in all).
+    public static func collect(graph: ModelGraph, textFile: String, wanted: [String: CalibrationNeeds], maxTokens: Int, ctx: Int,
+                               progress: ((Int, Int) -> Void)? = nil) throws -> CalibrationStats {
+        guard let data = FileManager.default.contents(atPath: textFile), let text = String(data: data, encoding: .utf8) else {
+            throw Failure(file: textFile, why: "calibration text cannot be read as UTF-8")
+        }
+        let model = try EdgeModel.floatModel(graph: graph)
+        let ids = try model.tokenize(text)
+        let window = min(ctx, graph.config.maxPositions)
+        guard ids.count >= min(window, 16) else {
+            throw Failure(file: textFile, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
+        }
+        let stats = CalibrationStats(wanted: wanted)
+        model.activationObserver = { weight, x, rows, cols in stats.observe(weight: weight, x: x, rows: rows, cols: cols) }
+        defer { model.activationObserver = nil }
+        let total = min(ids.count, maxTokens)
+        let windows = (total + window - 1) / window
+        for w in 0 ..< windows {
+            let chunk = Array(ids[(w * window) ..< min(total, (w + 1) * window)])
+            // The output head sees the final hidden state of every position it is asked for.
+            let outputs = wanted[TensorName.output] != nil ? 0 ..< chunk.count : chunk.count - 1 ..< chunk.count
+            _ = try model.forward(chunk, cache: try model.makeCache(capacity: chunk.count), outputs: outputs)
+            stats.endForward(tokens: chunk.count)
+            progress?(w + 1, windows)
+        }
+        return stats
+    }
+}
+
+extension EdgeModel {
+    /// The runtime over a graph's float weights (the "before" model of verify and calibration).
+    /// - Parameter fallbackTokenizer: used when the graph carries no tokenizer.
+    public static func floatModel(graph: ModelGraph, fallbackTokenizer: Tokenizer? = nil, threads: Int = EdgeModel.defaultThreads) throws -> EdgeModel {
+        var tensors: [String: WeightSource] = [:]
+        for t in graph.tensors { tensors[t.name] = .floats(try t.floats(), shape: t.shape) }
+        let tokenizer = try graph.tokenizerJSON.map { try Tokenizer(json: $0) } ?? fallbackTokenizer
+        return try EdgeModel(config: graph.config, tensors: tensors, tokenizer: tokenizer, source: graph.source.path, threads: threads)
+    }
+}

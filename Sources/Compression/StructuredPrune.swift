@@ -1,0 +1,264 @@
+import Checkpoint
+import EdgeFormat
+import Foundation
+
+/// Structured pruning: removes whole MLP neurons and whole attention heads from each selected
+/// layer and physically shrinks the tensors; the output config records the new per-layer sizes
+/// (`ModelConfig.layers`).
+///
+/// Heads go by KV group, so grouped-query attention stays consistent: a group is one KV head with
+/// the `num_heads / num_kv_heads` query heads that read it (GPT-2: one head). Each layer loses
+/// `round(heads * num_kv_heads)` groups (halves up, at most all but one) and
+/// `round(mlp * intermediate_size)` neurons (at most all but one), those with the smallest score.
+/// Ranking `l2`: the Euclidean norm of everything the unit owns, i.e. for a neuron its `ffn_gate`
+/// and `ffn_up` rows, `ffn_up.bias` entry and `ffn_down` column; for a group its query heads'
+/// `attn_q` rows and `attn_output` columns, its `attn_k` / `attn_v` rows, and their bias entries.
+/// Ties remove the lower index first.
+///
+/// Shrinks: `ffn_gate` / `ffn_up` rows and `ffn_up.bias` entries, `ffn_down` columns; `attn_q` rows
+/// (and bias) of removed query heads, `attn_k` / `attn_v` rows (and biases) of removed KV heads,
+/// `attn_output` columns. Output biases and norms keep their size.
+///
+/// Recipe: `{"pass": "structured_prune", "mlp": 0.25, "heads": 0.25, "ranking": "l2", <selector>}`.
+/// The selector (default `kinds: ["linear"]`) chooses layers: a layer's MLP is pruned when it
+/// selects all of that layer's MLP weights, its attention when it selects all of `attn_q`, `attn_k`,
+/// `attn_v` and `attn_output`; selecting only some of them is an error.
+public struct StructuredPrune: Pass {
+    public static let id = "structured_prune"
+    public static let stage = PassStage.prune
+
+    /// How units are scored before the lowest are removed.
+    public enum Ranking: String, Sendable { case l2 }
+
+    /// Fraction of intermediate neurons removed per layer, 0 <= mlp < 1.
+    public let mlp: Double
+    /// Fraction of attention heads removed per layer (rounded to whole KV groups), 0 <= heads < 1.
+    public let heads: Double
+    public let ranking: Ranking
+    /// The recipe's selector: which layers' MLPs and attentions are pruned (see the type's comment).
+    public let choice: TensorSelector
+
+    /// What `prepare` decided for one layer.
+    struct LayerPlan {
+        /// Sizes before this pass.
+        var before: ModelConfig.LayerSizes
+        /// Kept KV groups, ascending; nil when the attention is untouched.
+        var keptGroups: [Int]?
+        /// Kept intermediate neurons, ascending; nil when the MLP is untouched.
+        var keptNeurons: [Int]?
+
+        var after: ModelConfig.LayerSizes {
+            let groupSize = before.numHeads / before.numKVHeads
+            let kv = keptGroups?.count ?? before.numKVHeads
+            return ModelConfig.LayerSizes(numHeads: kv * groupSize, numKVHeads: kv,
+                                          intermediateSize: keptNeurons?.count ?? before.intermediateSize)
+        }
+    }
+
+    private var plans: [Int: LayerPlan] = [:]
+    private var headDim = 0
+    private var weightsBefore = 0
+    private var weightsAfter = 0
+
+    public init(mlp: Double, heads: Double, ranking: Ranking = .l2, selector: TensorSelector = TensorSelector(kinds: [.linear])) {
+        self.mlp = mlp
+        self.heads = heads
+        self.ranking = ranking
+        self.choice = selector
+    }
+
+    public init(fields f: inout RecipeFields) throws {
+        mlp = try f.double("mlp", default: 0, range: 0 ... 1, openUpper: true)
+        heads = try f.double("heads", default: 0, range: 0 ... 1, openUpper: true)
+        guard mlp > 0 || heads > 0 else {
+            throw f.error("mlp", "and 'heads' are both 0 (or missing): the pass would remove nothing; give a fraction > 0")
+        }
+        ranking = Ranking(rawValue: try f.string("ranking", default: "l2", allowed: ["l2"]))!
+        choice = try f.selector(defaultKinds: [.linear])
+    }
+
+    /// Every block weight and bias: `apply` shrinks those of the layers `prepare` chose and leaves
+    /// the rest alone (biases must follow their weights, whatever `kinds` the recipe names).
+    public var selector: TensorSelector { TensorSelector(kinds: [.linear, .bias], include: ["blk.*"]) }
+
+    public mutating func prepare(graph: ModelGraph, context: PassContext) throws {
+        let config = graph.config
+        headDim = config.headDim
+        plans = [:]
+        var byName: [String: SourceTensor] = [:]
+        for t in graph.tensors { byName[t.name] = t }
+        let gpt2 = config.architecture == .gpt2
+        for l in 0 ..< config.numLayers {
+            let b = TensorName.block(l)
+            let s = config.sizes(layer: l)
+            var plan = LayerPlan(before: s)
+            func weights(_ roles: [String]) -> [String] { roles.map { b + $0 + ".weight" } }
+            func values(_ name: String, rows: Int) throws -> (values: [Float], cols: Int) {
+                guard let t = byName[name] else { throw PassError(pass: Self.id, tensor: name, why: "is missing from the model") }
+                let v = try t.floats()
+                let cols = t.shape.count == 2 ? t.shape[1] : 1
+                guard t.shape.count <= 2, t.shape.first == rows, v.count == rows * cols else {
+                    throw PassError(pass: Self.id, tensor: name, why: "has shape \(t.shape); layer \(l)'s sizes imply \(rows) rows")
+                }
+                return (v, cols)
+            }
+            func rows(_ name: String, count: Int, per: Int, into score: inout [Double]) throws {
+                let (v, cols) = try values(name, rows: count * per)
+                for r in 0 ..< count * per {
+                    var sum = 0.0
+                    for x in v[r * cols ..< (r + 1) * cols] { sum += Double(x) * Double(x) }
+                    score[r / per] += sum
+                }
+            }
+            func columns(_ name: String, count: Int, per: Int, into score: inout [Double]) throws {
+                let rows = byName[name]?.shape.first ?? 0
+                let (v, cols) = try values(name, rows: rows)
+                guard cols == count * per else {
+                    throw PassError(pass: Self.id, tensor: name, why: "has \(cols) columns; layer \(l)'s sizes imply \(count * per)")
+                }
+                for r in 0 ..< rows {
+                    for c in 0 ..< cols { score[c / per] += Double(v[r * cols + c]) * Double(v[r * cols + c]) }
+                }
+            }
+
+            let mlpRoles = gpt2 ? ["ffn_up", "ffn_down"] : ["ffn_gate", "ffn_up", "ffn_down"]
+            let f = s.intermediateSize
+            let removeNeurons = min(f - 1, Int((mlp * Double(f)).rounded()))
+            if removeNeurons > 0, try chosen(weights(mlpRoles), layer: l, config: config, context: context) {
+                var score = [Double](repeating: 0, count: f)
+                for role in mlpRoles where role != "ffn_down" { try rows(b + role + ".weight", count: f, per: 1, into: &score) }
+                if gpt2 { try rows(b + "ffn_up.bias", count: f, per: 1, into: &score) }
+                try columns(b + "ffn_down.weight", count: f, per: 1, into: &score)
+                plan.keptNeurons = Self.keep(score, removing: removeNeurons)
+            }
+
+            let groups = s.numKVHeads, groupWidth = s.numHeads / s.numKVHeads * headDim
+            let removeGroups = min(groups - 1, Int((heads * Double(groups)).rounded()))
+            if removeGroups > 0, try chosen(weights(["attn_q", "attn_k", "attn_v", "attn_output"]), layer: l, config: config, context: context) {
+                var score = [Double](repeating: 0, count: groups)
+                try rows(b + "attn_q.weight", count: groups, per: groupWidth, into: &score)
+                try rows(b + "attn_k.weight", count: groups, per: headDim, into: &score)
+                try rows(b + "attn_v.weight", count: groups, per: headDim, into: &score)
+                if gpt2 {
+                    try rows(b + "attn_q.bias", count: groups, per: groupWidth, into: &score)
+                    try rows(b + "attn_k.bias", count: groups, per: headDim, into: &score)
+                    try rows(b + "attn_v.bias", count: groups, per: headDim, into: &score)
+                }
+                try columns(b + "attn_output.weight", count: groups, per: groupWidth, into: &score)
+                plan.keptGroups = Self.keep(score, removing: removeGroups)
+            }
+            if plan.keptGroups != nil || plan.keptNeurons != nil { plans[l] = plan }
+        }
+    }
+
+    /// Whether the recipe's selector picks all of `names` (true) or none (false); some is an error.
+    private func chosen(_ names: [String], layer: Int, config: ModelConfig, context: PassContext) throws -> Bool {
+        let picked = names.filter { choice.selects($0, numLayers: config.numLayers) }
+        if picked.isEmpty { return false }
+        if picked.count == names.count { return true }
+        let missing = names.first { !picked.contains($0) }!
+        throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)]",
+                          why: "selects '\(picked[0])' but not '\(missing)'; structured pruning removes units from all of \(names.joined(separator: ", ")) together (select all or none of them)")
+    }
+
+    /// The indices left after removing the `count` lowest scores (ties: lower index removed first), ascending.
+    static func keep(_ score: [Double], removing count: Int) -> [Int] {
+        let order = score.indices.sorted { score[$0] != score[$1] ? score[$0] < score[$1] : $0 < $1 }
+        return order.dropFirst(count).sorted()
+    }
+
+    public mutating func transform(config: inout ModelConfig) throws {
+        guard !plans.isEmpty else { return }
+        let current = config
+        config.layers = (0 ..< current.numLayers).map { plans[$0]?.after ?? current.sizes(layer: $0) }
+    }
+
+    public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
+        guard let l = TensorName.layer(of: t.name), let plan = plans[l] else { return }
+        let role = String(t.name.dropFirst(TensorName.block(l).count))
+        let s = plan.before
+        let groupWidth = s.numHeads / s.numKVHeads * headDim
+        let before = t.values.count
+        switch role {
+        case "attn_q.weight", "attn_q.bias":
+            guard let kept = plan.keptGroups else { return }
+            try Self.keepRows(&t, kept, of: s.numKVHeads, per: groupWidth)
+        case "attn_k.weight", "attn_k.bias", "attn_v.weight", "attn_v.bias":
+            guard let kept = plan.keptGroups else { return }
+            try Self.keepRows(&t, kept, of: s.numKVHeads, per: headDim)
+        case "attn_output.weight":
+            guard let kept = plan.keptGroups else { return }
+            try Self.keepColumns(&t, kept, of: s.numKVHeads, per: groupWidth)
+        case "ffn_gate.weight", "ffn_up.weight", "ffn_up.bias":
+            guard let kept = plan.keptNeurons else { return }
+            try Self.keepRows(&t, kept, of: s.intermediateSize, per: 1)
+        case "ffn_down.weight":
+            guard let kept = plan.keptNeurons else { return }
+            try Self.keepColumns(&t, kept, of: s.intermediateSize, per: 1)
+        default:
+            return
+        }
+        weightsBefore += before
+        weightsAfter += t.values.count
+    }
+
+    /// Keeps the row blocks `kept` (each `per` rows) of a matrix or vector with `units * per` rows.
+    static func keepRows(_ t: inout WorkTensor, _ kept: [Int], of units: Int, per: Int) throws {
+        try checkUnencoded(t)
+        let rows = t.shape.first ?? 0, cols = t.shape.count == 2 ? t.shape[1] : 1
+        guard t.shape.count <= 2, rows == units * per, t.values.count == rows * cols else {
+            throw PassError(pass: id, tensor: t.name, why: "has shape \(t.shape); expected \(units * per) rows")
+        }
+        var out: [Float] = []
+        out.reserveCapacity(kept.count * per * cols)
+        for u in kept { out += t.values[u * per * cols ..< (u + 1) * per * cols] }
+        t.values = out
+        t.shape[0] = kept.count * per
+    }
+
+    /// Keeps the column blocks `kept` (each `per` columns) of a matrix with `units * per` columns.
+    static func keepColumns(_ t: inout WorkTensor, _ kept: [Int], of units: Int, per: Int) throws {
+        try checkUnencoded(t)
+        guard t.shape.count == 2, t.shape[1] == units * per, t.values.count == t.shape[0] * t.shape[1] else {
+            throw PassError(pass: id, tensor: t.name, why: "has shape \(t.shape); expected a matrix with \(units * per) columns")
+        }
+        let rows = t.shape[0], cols = t.shape[1]
+        var out: [Float] = []
+        out.reserveCapacity(rows * kept.count * per)
+        for r in 0 ..< rows {
+            for u in kept { out += t.values[r * cols + u * per ..< r * cols + (u + 1) * per] }
+        }
+        t.values = out
+        t.shape[1] = kept.count * per
+    }
+
+    private static func checkUnencoded(_ t: WorkTensor) throws {
+        guard t.encoded == nil else {
+            throw PassError(pass: id, tensor: t.name, why: "is already encoded; structured pruning must come before quantization")
+        }
+    }
+
+    public func record() -> JSONValue {
+        var removedNeurons = 0, removedHeads = 0, removedGroups = 0
+        var layers: [JSONValue] = []
+        for l in plans.keys.sorted() {
+            let p = plans[l]!, a = p.after
+            removedNeurons += p.before.intermediateSize - a.intermediateSize
+            removedHeads += p.before.numHeads - a.numHeads
+            removedGroups += p.before.numKVHeads - a.numKVHeads
+            let removedKV = (0 ..< p.before.numKVHeads).filter { !(p.keptGroups ?? Array(0 ..< p.before.numKVHeads)).contains($0) }
+            layers.append(.object([
+                "layer": .number(Double(l)), "num_heads": .number(Double(a.numHeads)),
+                "num_kv_heads": .number(Double(a.numKVHeads)), "intermediate_size": .number(Double(a.intermediateSize)),
+                "removed_kv_heads": .array(removedKV.map { .number(Double($0)) }),
+            ]))
+        }
+        return .object([
+            "pass": .string(Self.id), "mlp": .number(mlp), "heads": .number(heads), "ranking": .string(ranking.rawValue),
+            "selector": choice.record, "layers": .array(layers),
+            "removed_neurons": .number(Double(removedNeurons)), "removed_heads": .number(Double(removedHeads)),
+            "removed_kv_heads": .number(Double(removedGroups)),
+            "weights_before": .number(Double(weightsBefore)), "weights_after": .number(Double(weightsAfter)),
+        ])
+    }
+}

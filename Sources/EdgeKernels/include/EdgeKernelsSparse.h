@@ -1,0 +1,66 @@
+// EdgeKernelsSparse: matrix products straight from the sparse payloads of docs/edge-format.md
+// ("csr" and "bitmask"; SparseLayout in Sources/EdgeFormat/SparseLayout.swift).
+//
+// Conventions as in EdgeKernelsMath.h: W is [rows, cols], X is [T, cols], Y is [T, rows] and a call
+// writes Y[t*rows + r] = dot(W[r, :], X[t, :]) for t < T, r in [r0, r1), nothing else.
+// W is given by its sub-arrays:
+// - mask (bitmask): rows * ceil(cols/8) bytes; bit j%8 of byte j/8 of row r (LSB first) says W[r, j] is stored.
+// - row_ptr: rows + 1 u32; the stored values of row r are values[row_ptr[r] .. row_ptr[r+1]).
+// - col_idx (csr): index_width 8: u8 gaps, column c_k = c_(k-1) + col_idx[k] + 1 with c_(-1) = -1 within a row;
+//   index_width 16: u16 absolute columns.
+// - values: f32, f16 (binary16 bits) or q8 (int8 with zero == NULL: w = scale[r] * q; uint8 with zero:
+//   w = scale[r] * (u - zero[r])), one per stored element, in row order.
+// The structure must be valid (the .edge reader checks it before any kernel sees it): row_ptr starts
+// at 0 and never decreases, mask popcounts match row_ptr, columns are in range and increasing.
+#ifndef EDGE_KERNELS_SPARSE_H
+#define EDGE_KERNELS_SPARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- bitmask --------------------------------------------------------------------------------
+/// bitmask with q8 values (per-row scale, optional zero point) x f32 activations.
+void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                              const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1);
+void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                                  const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                                  size_t r0, size_t r1);
+/// bitmask with f16 values x f32 activations.
+void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
+                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_bitmask_f16_ref(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// bitmask with f32 values x f32 activations.
+void edge_spmm_bitmask_f32(const uint8_t *mask, const uint32_t *row_ptr, const float *values, const float *X, float *Y,
+                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_bitmask_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, const float *values, const float *X, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+// ---- csr ------------------------------------------------------------------------------------
+/// csr (index_width 8 or 16) with q8 values x f32 activations.
+void edge_spmm_csr_q8_f32(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const int8_t *values,
+                          const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                          size_t cols, size_t r0, size_t r1);
+void edge_spmm_csr_q8_f32_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const int8_t *values,
+                              const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                              size_t cols, size_t r0, size_t r1);
+/// csr with f16 values x f32 activations.
+void edge_spmm_csr_f16(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const uint16_t *values,
+                       const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_csr_f16_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const uint16_t *values,
+                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// csr with f32 values x f32 activations.
+void edge_spmm_csr_f32(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const float *values,
+                       const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_csr_f32_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const float *values,
+                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

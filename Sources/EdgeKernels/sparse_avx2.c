@@ -1,0 +1,197 @@
+// AVX2 + FMA + F16C sparse kernels (x86-64), for the csr and bitmask payloads (EdgeKernelsSparse.h).
+//
+// Shape: a block of NR weight rows is expanded from its sparse form into an L1-resident f32 buffer
+// (bitmask: 8 columns per step, the mask byte selecting a lane permutation of the next 8 stored
+// values; csr: zero the row, scatter the stored values), then a register tile of MT tokens x NR rows
+// of 8-lane FMA accumulators streams the columns, exactly like the dense drivers in avx2.c. The
+// expansion is paid once per weight row, not once per token; the file stored bytes are never
+// expanded beyond one row block. Every function carries its own target attribute.
+#if defined(__x86_64__)
+#include "dispatch.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+enum { SMT = 4, SNR = 3 };  // tile: tokens x rows (12 accumulators + 3 weights + 1 activation = 16 ymm)
+
+static const int32_t k_lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/// For mask byte m: lane i takes source lane popcount(m & ((1 << i) - 1)) (the rank of bit i among the set bits).
+static uint8_t g_expand[256][8];
+
+static void build_expand_table(void) {
+    for (int m = 0; m < 256; m++)
+        for (int i = 0; i < 8; i++) g_expand[m][i] = (uint8_t)__builtin_popcount((unsigned)m & ((1u << i) - 1));
+}
+
+/// Lane mask with the first n (0...8) lanes set.
+AVX2_INLINE __m256i lanes(size_t n) { return _mm256_loadu_si256((const __m256i *)(k_lanes + 8 - n)); }
+
+AVX2_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// Stored value k decoded (as sparse_ref.c does); z < 0 means symmetric q8.
+AVX2_INLINE float value1(edge_sparse_kind kind, const void *values, size_t k, float s, int z) {
+    switch (kind) {
+    case EDGE_SPARSE_F32: return ((const float *)values)[k];
+    case EDGE_SPARSE_F16: return _cvtsh_ss(((const uint16_t *)values)[k]);
+    case EDGE_SPARSE_Q8:
+        if (z < 0) return s * (float)((const int8_t *)values)[k];
+        return s * (float)((int)((const uint8_t *)values)[k] - z);
+    }
+    return 0.0f;
+}
+
+/// Stored values k ... k+7 decoded (all 8 must exist).
+AVX2_INLINE __m256 value8(edge_sparse_kind kind, const void *values, size_t k, __m256 s, __m256 z, bool symmetric) {
+    switch (kind) {
+    case EDGE_SPARSE_F32: return _mm256_loadu_ps((const float *)values + k);
+    case EDGE_SPARSE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)values + k)));
+    case EDGE_SPARSE_Q8: {
+        __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)values + k));
+        if (symmetric) return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)));
+        return _mm256_mul_ps(s, _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), z));
+    }
+    }
+    return _mm256_setzero_ps();
+}
+
+/// Expands bitmask row r into out[0..cols).
+AVX2_INLINE void expand_bitmask_row(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
+                                    const float *scale, const uint8_t *zero, size_t rows, size_t cols, size_t r, float *out) {
+    size_t mb = (cols + 7) / 8, nnz = row_ptr[rows];
+    const uint8_t *m = mask + r * mb;
+    float s1 = kind == EDGE_SPARSE_Q8 ? scale[r] : 1.0f;
+    int z1 = kind == EDGE_SPARSE_Q8 && zero ? (int)zero[r] : -1;
+    __m256 s = _mm256_set1_ps(s1), z = _mm256_set1_ps((float)z1);
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    size_t k = row_ptr[r];
+    for (size_t b = 0; b < mb; b++) {
+        unsigned byte = m[b];
+        size_t j = b * 8;
+        if (j + 8 <= cols && k + 8 <= nnz) {
+            __m256 v = value8(kind, values, k, s, z, z1 < 0);
+            __m256i perm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)g_expand[byte]));
+            __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)byte), bit), bit);
+            _mm256_storeu_ps(out + j, _mm256_and_ps(_mm256_permutevar8x32_ps(v, perm), _mm256_castsi256_ps(set)));
+        } else {
+            size_t n = cols - j < 8 ? cols - j : 8;
+            for (size_t i = 0; i < n; i++) out[j + i] = (byte >> i) & 1 ? value1(kind, values, k + g_expand[byte][i], s1, z1) : 0.0f;
+        }
+        k += (size_t)__builtin_popcount(byte);
+    }
+}
+
+/// Expands csr row r into out[0..cols).
+AVX2_INLINE void expand_csr_row(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
+                                const void *values, const float *scale, const uint8_t *zero, size_t cols, size_t r, float *out) {
+    memset(out, 0, cols * sizeof(float));
+    float s = kind == EDGE_SPARSE_Q8 ? scale[r] : 1.0f;
+    int z = kind == EDGE_SPARSE_Q8 && zero ? (int)zero[r] : -1;
+    size_t k0 = row_ptr[r], k1 = row_ptr[r + 1];
+    if (index_width == 8) {
+        const uint8_t *gap = (const uint8_t *)col_idx;
+        size_t c = (size_t)-1;
+        for (size_t k = k0; k < k1; k++) {
+            c += (size_t)gap[k] + 1;
+            out[c] = value1(kind, values, k, s, z);
+        }
+    } else {
+        const uint16_t *col = (const uint16_t *)col_idx;
+        for (size_t k = k0; k < k1; k++) out[col[k]] = value1(kind, values, k, s, z);
+    }
+}
+
+/// Y[t0+i, r+j] = dot(w[j*cols ..], X[(t0+i)*cols ..]) for i < mt, j < nr (compile-time constants after inlining).
+AVX2_INLINE void tile(const float *w, const float *X, float *Y, size_t rows, size_t cols, size_t r, const int mt, const int nr) {
+    __m256 acc[SMT][SNR];
+    for (int i = 0; i < mt; i++)
+        for (int j = 0; j < nr; j++) acc[i][j] = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        __m256 wv[SNR];
+        for (int j = 0; j < nr; j++) wv[j] = _mm256_loadu_ps(w + j * cols + k);
+        for (int i = 0; i < mt; i++) {
+            __m256 xv = _mm256_loadu_ps(X + i * cols + k);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
+        }
+    }
+    if (k < cols) {
+        __m256i m = lanes(cols - k);
+        __m256 wv[SNR];
+        for (int j = 0; j < nr; j++) wv[j] = _mm256_maskload_ps(w + j * cols + k, m);
+        for (int i = 0; i < mt; i++) {
+            __m256 xv = _mm256_maskload_ps(X + i * cols + k, m);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < mt; i++)
+        for (int j = 0; j < nr; j++) Y[i * rows + r + j] = hsum8(acc[i][j]);
+}
+
+/// Every token against the nr expanded rows in `w` (rows r ... r+nr-1).
+AVX2 static void tokens_times_block(const float *w, size_t nr, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r) {
+    size_t t = 0;
+    for (; t + SMT <= T; t += SMT) {
+        const float *x = X + t * cols;
+        float *y = Y + t * rows;
+        if (nr == 3) tile(w, x, y, rows, cols, r, SMT, 3);
+        else if (nr == 2) tile(w, x, y, rows, cols, r, SMT, 2);
+        else tile(w, x, y, rows, cols, r, SMT, 1);
+    }
+    for (; t < T; t++) {
+        const float *x = X + t * cols;
+        float *y = Y + t * rows;
+        if (nr == 3) tile(w, x, y, rows, cols, r, 1, 3);
+        else if (nr == 2) tile(w, x, y, rows, cols, r, 1, 2);
+        else tile(w, x, y, rows, cols, r, 1, 1);
+    }
+}
+
+AVX2 static void spmm_bitmask(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
+                              const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                              size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    float *buf = cols ? malloc(SNR * cols * sizeof(float)) : NULL;
+    if (!buf) {
+        edge_spmm_bitmask_any_ref(kind, mask, row_ptr, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    for (size_t r = r0; r < r1; r += SNR) {
+        size_t nr = r1 - r < SNR ? r1 - r : SNR;
+        for (size_t j = 0; j < nr; j++) expand_bitmask_row(kind, mask, row_ptr, values, scale, zero, rows, cols, r + j, buf + j * cols);
+        tokens_times_block(buf, nr, X, Y, T, rows, cols, r);
+    }
+    free(buf);
+}
+
+AVX2 static void spmm_csr(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
+                          const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
+                          size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    float *buf = cols ? malloc(SNR * cols * sizeof(float)) : NULL;
+    if (!buf) {
+        edge_spmm_csr_any_ref(kind, row_ptr, col_idx, index_width, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    for (size_t r = r0; r < r1; r += SNR) {
+        size_t nr = r1 - r < SNR ? r1 - r : SNR;
+        for (size_t j = 0; j < nr; j++) expand_csr_row(kind, row_ptr, col_idx, index_width, values, scale, zero, cols, r + j, buf + j * cols);
+        tokens_times_block(buf, nr, X, Y, T, rows, cols, r);
+    }
+    free(buf);
+}
+
+void edge_fill_table_sparse_avx2(edge_kernel_table *t) {
+    build_expand_table();
+    t->spmm_bitmask = spmm_bitmask;
+    t->spmm_csr = spmm_csr;
+}
+#endif

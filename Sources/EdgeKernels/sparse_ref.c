@@ -1,0 +1,90 @@
+// Scalar reference kernels for the sparse payloads (EdgeKernelsSparse.h): the oracle the SIMD
+// variants are tested against. Each output is a sum over the stored elements of the row only, in
+// column order, of (w * x) with w decoded exactly as the dense reference kernels decode it.
+#include "dispatch.h"
+
+/// Stored value k decoded to float; q8 uses the row's scale s and zero point z (z < 0: symmetric).
+static inline float sparse_value(edge_sparse_kind kind, const void *values, size_t k, float s, int z) {
+    switch (kind) {
+    case EDGE_SPARSE_F32: return ((const float *)values)[k];
+    case EDGE_SPARSE_F16: return edge_f16_to_f32(((const uint16_t *)values)[k]);
+    case EDGE_SPARSE_Q8:
+        if (z < 0) return s * (float)((const int8_t *)values)[k];
+        return s * (float)((int)((const uint8_t *)values)[k] - z);
+    }
+    return 0.0f;
+}
+
+// mask is (rows, ceil(cols/8)), row_ptr (rows+1), values (nnz), X (T, cols), Y (T, rows)
+void edge_spmm_bitmask_any_ref(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
+                               const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                               size_t cols, size_t r0, size_t r1) {
+    size_t mb = (cols + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            float s = kind == EDGE_SPARSE_Q8 ? scale[r] : 1.0f;
+            int z = kind == EDGE_SPARSE_Q8 && zero ? (int)zero[r] : -1;
+            const uint8_t *m = mask + r * mb;
+            size_t k = row_ptr[r];
+            float acc = 0.0f;
+            for (size_t j = 0; j < cols; j++) {
+                if (m[j >> 3] & (1u << (j & 7))) acc += sparse_value(kind, values, k++, s, z) * x[j];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// row_ptr (rows+1), col_idx (nnz u8 gaps or u16 columns), values (nnz), X (T, cols), Y (T, rows)
+void edge_spmm_csr_any_ref(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
+                           const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
+                           size_t rows, size_t cols, size_t r0, size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            float s = kind == EDGE_SPARSE_Q8 ? scale[r] : 1.0f;
+            int z = kind == EDGE_SPARSE_Q8 && zero ? (int)zero[r] : -1;
+            float acc = 0.0f;
+            size_t c = (size_t)-1;
+            for (size_t k = row_ptr[r]; k < row_ptr[r + 1]; k++) {
+                if (index_width == 8) c += (size_t)((const uint8_t *)col_idx)[k] + 1;
+                else c = ((const uint16_t *)col_idx)[k];
+                acc += sparse_value(kind, values, k, s, z) * x[c];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                                  const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                                  size_t r0, size_t r1) {
+    edge_spmm_bitmask_any_ref(EDGE_SPARSE_Q8, mask, row_ptr, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_bitmask_f16_ref(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_bitmask_any_ref(EDGE_SPARSE_F16, mask, row_ptr, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_bitmask_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, const float *values, const float *X, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_bitmask_any_ref(EDGE_SPARSE_F32, mask, row_ptr, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_csr_q8_f32_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const int8_t *values,
+                              const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
+                              size_t cols, size_t r0, size_t r1) {
+    edge_spmm_csr_any_ref(EDGE_SPARSE_Q8, row_ptr, col_idx, index_width, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_csr_f16_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const uint16_t *values,
+                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_csr_any_ref(EDGE_SPARSE_F16, row_ptr, col_idx, index_width, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_csr_f32_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const float *values,
+                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_csr_any_ref(EDGE_SPARSE_F32, row_ptr, col_idx, index_width, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
+}
+
+void edge_fill_table_sparse_ref(edge_kernel_table *t) {
+    t->spmm_bitmask = edge_spmm_bitmask_any_ref;
+    t->spmm_csr = edge_spmm_csr_any_ref;
+}

@@ -1,0 +1,85 @@
+import Checkpoint
+@testable import Compression
+import EdgeFormat
+import EdgeKernels
+import EdgeRuntime
+import XCTest
+
+final class CalibrationTests: XCTestCase {
+    private var text: String { packageRoot().appendingPathComponent("Fixtures/text/us-declaration.txt").path }
+
+    /// Layer 0's attention input is rmsnorm(embedding rows): computed here without the runtime,
+    /// it must give the statistics the observer gathered.
+    func testLayer0StatisticsMatchAnIndependentComputation() throws {
+        let ckpt = try Checkpoint.open(packageRoot().appendingPathComponent("Fixtures/tiny-llama").path)
+        let graph = ModelGraph(ckpt)
+        let q = "blk.0.attn_q.weight"
+        let stats = try Calibration.collect(graph: graph, textFile: text, wanted: [q: [.columnNorms, .hessians]], maxTokens: 100, ctx: 50)
+        XCTAssertEqual(stats.tokens, 100)
+
+        let model = try EdgeModel.floatModel(graph: graph)
+        let ids = Array(try model.tokenize(String(contentsOfFile: text, encoding: .utf8)).prefix(100))
+        let h = graph.config.hiddenSize
+        let emb = try XCTUnwrap(graph.source.tensor(named: "token_embd.weight")).floats()
+        let w = try XCTUnwrap(graph.source.tensor(named: "blk.0.attn_norm.weight")).floats()
+        var x = [Double](repeating: 0, count: ids.count * h)
+        for (t, id) in ids.enumerated() {
+            let row: [Double] = emb[Int(id) * h ..< (Int(id) + 1) * h].map { Double($0) }
+            var ss = 0.0
+            for v in row { ss += v * v }
+            let rms = (ss / Double(h) + graph.config.normEps).squareRoot()
+            for j in 0 ..< h { x[t * h + j] = row[j] / rms * Double(w[j]) }
+        }
+        let norms = try XCTUnwrap(stats.columnNorms(for: q))
+        XCTAssertEqual(norms, try XCTUnwrap(stats.columnNorms(for: "blk.0.attn_v.weight")), "Q and V share their input")
+        let hess = try XCTUnwrap(stats.hessian(for: q))
+        for j in 0 ..< h {
+            var ref = 0.0
+            for t in 0 ..< ids.count { ref += x[t * h + j] * x[t * h + j] }
+            ref = ref.squareRoot()
+            XCTAssertEqual(Double(norms[j]), ref, accuracy: ref * 1e-4)
+            for k in [0, 7, j] {
+                var hr = 0.0
+                for t in 0 ..< ids.count { hr += x[t * h + j] * x[t * h + k] }
+                hr *= 2 / Double(ids.count)
+                XCTAssertEqual(hess[j * h + k], hr, accuracy: 1e-4 * max(1, abs(hr)))
+            }
+        }
+        XCTAssertNil(stats.hessian(for: "blk.1.ffn_down.weight"), "only what was asked for is gathered")
+    }
+
+    func testRecipeNeedingCalibrationWithoutDataFailsBeforeWork() throws {
+        let recipe = try Recipe.parse(Data(#"{"passes":[{"pass":"wanda_prune","sparsity":0.5}]}"#.utf8), file: "w.json")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).edge").path
+        XCTAssertThrowsError(try Pipeline(recipe: recipe, recipeFile: "w.json").run(input: "/nonexistent", output: out)) { e in
+            XCTAssertTrue("\(e)".contains("passes[0]") && "\(e)".contains("--data"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
+    func testWandaAndGPTQRunEndToEnd() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = packageRoot().appendingPathComponent("Fixtures/tiny-llama").path
+        for name in ["wanda50-int8", "gptq-int4-g64"] {
+            let file = packageRoot().appendingPathComponent("Recipes/\(name).json").path
+            var recipe = try Recipe.load(path: file)
+            recipe.calibration = CalibrationOptions(tokens: 256, ctx: 64)
+            let out = dir.appendingPathComponent(name + ".edge").path
+            let summary = try Pipeline(recipe: recipe, recipeFile: file).run(input: input, output: out, calibrationText: text)
+            let edge = try Checkpoint.open(out)
+            if name == "wanda50-int8" {
+                XCTAssertEqual(summary.records[0]["achieved_sparsity"]?.doubleValue ?? 0, 0.5, accuracy: 1e-9)
+                let q = try XCTUnwrap(edge.tensor(named: "blk.0.attn_q.weight")).floats()
+                for r in 0 ..< 64 { XCTAssertEqual(q[r * 64 ..< (r + 1) * 64].filter { $0 == 0 }.count, 32, "row \(r)") }
+            } else {
+                let rec = summary.records[0]
+                XCTAssertEqual(rec["method"]?.stringValue, "gptq")
+                XCTAssertEqual(rec["round_to_nearest"]?.arrayValue?.compactMap(\.stringValue), ["token_embd.weight"],
+                               "every linear weight had input statistics; only the embedding is rounded to nearest")
+                XCTAssertEqual(edge.tensor(named: "blk.1.ffn_down.weight")?.storage, "q4")
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+import XCTest
+
+/// `Linear` over csr and bitmask payloads gives the outputs and rows of the same values stored dense.
+final class SparseLinearTests: XCTestCase {
+    /// Deterministic values in -1...1 with about `sparsity` zeros; row 1 empty when there are 3+ rows.
+    private func values(rows: Int, cols: Int, sparsity: Double, seed: UInt64) -> [Float] {
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func next() -> UInt64 { s ^= s >> 12; s ^= s << 25; s ^= s >> 27; return s &* 0x2545_F491_4F6C_DD1D }
+        return (0 ..< rows * cols).map { i in
+            let zero = Double(next() % 1000) / 1000 < sparsity || (rows >= 3 && i / cols == 1)
+            let v = Float(next() >> 40) / Float(1 << 24) * 2 - 1
+            return zero ? 0 : v
+        }
+    }
+
+    private func q8(_ w: [Float], rows: Int, cols: Int, symmetric: Bool) -> EncodedTensor {
+        var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](), zeros = [UInt8]()
+        for r in 0 ..< rows {
+            let row = w[r * cols ..< (r + 1) * cols]
+            let s = (row.map(abs).max() ?? 0) / 127
+            scales.append(s)
+            zeros.append(symmetric ? 0 : 128)
+            for j in 0 ..< cols {
+                let c = s > 0 ? Int((w[r * cols + j] / s).rounded()) : 0
+                q[r * cols + j] = symmetric ? UInt8(bitPattern: Int8(c)) : UInt8(c + 128)
+            }
+        }
+        return .q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: symmetric ? nil : zeros)
+    }
+
+    func testSparseLinearMatchesDense() throws {
+        var seed: UInt64 = 5
+        for (rows, cols) in [(1, 1), (5, 17), (13, 64), (40, 300), (33, 1100)] {
+            for sparsity in [0.0, 0.5, 0.9, 1.0] {
+                seed += 1
+                let w = values(rows: rows, cols: cols, sparsity: sparsity, seed: seed)
+                let dense: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: w), .f16(name: "w", shape: [rows, cols], values: w),
+                                              q8(w, rows: rows, cols: cols, symmetric: true), q8(w, rows: rows, cols: cols, symmetric: false)]
+                for d in dense {
+                    let base = try Linear(name: "w", source: .encoded(d))
+                    for target in [Encoding.csr, .bitmask] {
+                        let p = try XCTUnwrap(d.packedSparse(as: target))
+                        let sparse = try Linear(name: "w", source: .encoded(p))
+                        XCTAssertEqual(sparse.encoding, target)
+                        let tag = "\(target) of \(d.encoding) sym \(String(describing: d.params.symmetric)) [\(rows), \(cols)] s \(sparsity)"
+                        for T in [1, 8] {
+                            let x = values(rows: T, cols: cols, sparsity: 0, seed: seed + 1000)
+                            for threads in [1, 4] {
+                                let want = base.matmul(x, tokens: T, threads: threads), got = sparse.matmul(x, tokens: T, threads: threads)
+                                for i in want.indices {
+                                    XCTAssertEqual(got[i], want[i], accuracy: 1e-5 * max(1, abs(want[i])), "\(tag) T \(T) threads \(threads) y[\(i)]")
+                                }
+                            }
+                        }
+                        var a = [Float](repeating: 1, count: cols), b = [Float](repeating: 2, count: cols)
+                        for r in 0 ..< rows {
+                            base.row(r, into: &a)
+                            sparse.row(r, into: &b)
+                            XCTAssertEqual(a, b, "\(tag) row \(r)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testLyingSparsePayloadIsRefusedAtInit() throws {
+        let w = values(rows: 4, cols: 9, sparsity: 0.5, seed: 3)
+        var p = try XCTUnwrap(EncodedTensor.f32(name: "w", shape: [4, 9], values: w).packedSparse(as: .bitmask))
+        p.payload[0] ^= 0x01  // mask popcount no longer matches the row pointers
+        XCTAssertThrowsError(try Linear(name: "blk.0.ffn_up.weight", source: .encoded(p), origin: "m.edge")) {
+            let d = "\($0)"
+            XCTAssertTrue(d.contains("blk.0.ffn_up.weight") && d.contains("bits set") && !d.contains("\n"), d)
+        }
+        var q = try XCTUnwrap(EncodedTensor.f32(name: "w", shape: [4, 9], values: w).packedSparse(as: .csr))
+        q.nnz = nil
+        XCTAssertThrowsError(try Linear(name: "w", source: .encoded(q))) { XCTAssertTrue("\($0)".contains("nnz"), "\($0)") }
+    }
+}

@@ -22,11 +22,13 @@ let package = Package(
         .target(name: "EdgeRuntime", dependencies: ["EdgeFormat", "EdgeKernels"]),
         .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels"]),
         .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels"]),
+        // Terminal helpers the two tools share (progress bar); depends on nothing of ours.
+        .target(name: "CLISupport"),
         .executableTarget(name: "CompressCLI", dependencies: [
-            "Compression", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compression", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "EdgeRunCLI", dependencies: [
-            "EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "EdgeRuntime", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "EdgeKernelsTests", dependencies: ["EdgeKernels"]),
         .testTarget(name: "EdgeFormatTests", dependencies: ["EdgeFormat"]),

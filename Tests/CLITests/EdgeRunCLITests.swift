@@ -84,14 +84,7 @@ final class EdgeRunCLITests: XCTestCase {
 
     // MARK: helpers
 
-    var root: URL {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: ".")
-    }
+    var root: URL { packageRoot() }
 
     /// `compress --recipe Recipes/<recipe>.json Fixtures/<fixture> tmp/<fixture>-<recipe>.edge`.
     func convert(_ fixture: String, recipe: String) throws -> String {
@@ -102,18 +95,5 @@ final class EdgeRunCLITests: XCTestCase {
         return out
     }
 
-    func run(_ tool: String, _ args: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { dir = bundle.bundleURL.deletingLastPathComponent() }
-        let p = Process()
-        p.executableURL = dir.appendingPathComponent(tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ tool: String, _ args: [String]) throws -> ToolResult { try runTool(tool, args) }
 }

@@ -14,30 +14,9 @@ final class SparsePackCLITests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    private var root: URL {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: ".")
-    }
+    private var root: URL { packageRoot() }
 
-    /// Runs a built tool (next to the test bundle) and returns its exit code, stdout and stderr.
-    private func run(_ tool: String, _ args: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { dir = bundle.bundleURL.deletingLastPathComponent() }
-        let p = Process()
-        p.executableURL = dir.appendingPathComponent(tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    private func run(_ tool: String, _ args: [String]) throws -> ToolResult { try runTool(tool, args) }
 
     /// Compresses Fixtures/tiny-llama with the recipe at `recipe` into tmp/`name`.
     private func compress(_ recipe: String, _ name: String) throws -> String {

@@ -138,22 +138,8 @@ final class VerifyCLITests: XCTestCase {
 
     // MARK: helpers
 
-    struct Result { var code: Int32; var stdout: String; var stderr: String }
 
-    func run(_ args: [String]) throws -> Result {
-        let p = Process()
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { dir = bundle.bundleURL.deletingLastPathComponent() }
-        p.executableURL = dir.appendingPathComponent("compress")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> ToolResult { try runTool("compress", args) }
 
     /// Converts a fixture with a recipe file; returns the `.edge` path.
     func convert(_ fixture: String, _ recipe: String) throws -> String {
@@ -175,7 +161,7 @@ final class VerifyCLITests: XCTestCase {
         return url.path
     }
 
-    func assertOneLineError(_ r: Result, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+    func assertOneLineError(_ r: ToolResult, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(r.code, 1, "expected exit 1: \(r.stderr)", file: file, line: line)
         let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
         XCTAssertEqual(lines.count, 1, "stderr should be one line: \(r.stderr)", file: file, line: line)

@@ -1,23 +1,27 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// A one-line progress bar on stderr. Drawn only when stderr is a terminal, and only once the work
-/// has run for more than a second, so short runs and logs stay clean.
-final class ProgressBar {
+/// A one-line progress bar with an ETA on stderr, shared by `compress` and `edge-run`. Drawn only
+/// when stderr is a terminal and the work has run for more than a second, so short runs, pipes
+/// and logs stay clean.
+public final class ProgressBar {
     private let label: String
     private let start = Date()
     private let enabled: Bool
     private var lastDraw = Date.distantPast
     private var drawn = false
 
-    init(label: String) {
+    public init(label: String) {
         self.label = label
         enabled = isatty(STDERR_FILENO) == 1
     }
 
-    func update(done: Int, total: Int, item: String = "") {
+    /// Redraws the bar for `done` of `total` units (at most ten times a second), naming `item`.
+    public func update(done: Int, total: Int, item: String = "") {
         guard enabled, total > 0 else { return }
         let now = Date()
         let elapsed = now.timeIntervalSince(start)
@@ -25,21 +29,17 @@ final class ProgressBar {
         lastDraw = now
         let width = 30
         let frac = Double(done) / Double(total)
-        let filled = Int(frac * Double(width))
+        let filled = min(width, Int(frac * Double(width)))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        var eta = ""
-        if done > 0, done < total {
-            let remaining = elapsed / frac - elapsed
-            eta = " eta \(Self.time(remaining))"
-        }
+        let eta = done > 0 && done < total ? " eta \(Self.time(elapsed / frac - elapsed))" : ""
         let shown = item.count > 32 ? "…" + item.suffix(31) : item
-        let line = "\(label) [\(bar)] \(done)/\(total) \(Self.time(elapsed))\(eta) \(shown)"
-        FileHandle.standardError.write(("\r\u{1B}[K" + line).data(using: .utf8)!)
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) \(Self.time(elapsed))\(eta) \(shown)".utf8))
         drawn = true
     }
 
-    func finish() {
-        if drawn { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+    /// Clears the bar if it was drawn.
+    public func finish() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 
     static func time(_ s: Double) -> String {

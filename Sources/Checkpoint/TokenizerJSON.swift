@@ -90,7 +90,17 @@ public enum TokenizerJSON {
         let pre = PreTokenizer(ggufName: preName)
         let warning = pre == nil ? "unknown tokenizer.ggml.pre '\(preName)': using GPT-2 pre-tokenization" : nil
         let pairs = try splitMerges(merges, file: file)
-        return Result(json: byteLevelBPE(tokens: tokens, tokenTypes: types, merges: pairs, preTokenizer: pre ?? .gpt2),
+        // llama.cpp adds BOS when tokenizer.ggml.add_bos_token is true (Llama 2/3, TinyLlama); the
+        // document says so with a TemplateProcessing post-processor, which the runtime reads.
+        var bos: Int?
+        if case .bool(true)? = metadata["tokenizer.ggml.add_bos_token"] {
+            guard let id = metadata["tokenizer.ggml.bos_token_id"]?.int, tokens.indices.contains(id) else {
+                throw CheckpointError.badConfig(file: file, field: "tokenizer.ggml.bos_token_id",
+                                                why: "is missing or outside the vocabulary, but tokenizer.ggml.add_bos_token is true")
+            }
+            bos = id
+        }
+        return Result(json: byteLevelBPE(tokens: tokens, tokenTypes: types, merges: pairs, preTokenizer: pre ?? .gpt2, addBOS: bos),
                       warning: warning)
     }
 
@@ -101,8 +111,9 @@ public enum TokenizerJSON {
     ///   - merges: merge pairs in rank order.
     ///   - preTokenizer: the pre-tokenizer family.
     /// A token string that occurs twice keeps its first id in `vocab`.
+    ///   - addBOS: the id of a BOS token every encoding starts with (a TemplateProcessing post-processor), or nil.
     public static func byteLevelBPE(tokens: [String], tokenTypes: [Int]?, merges: [(String, String)],
-                                    preTokenizer: PreTokenizer) -> Data {
+                                    preTokenizer: PreTokenizer, addBOS: Int? = nil) -> Data {
         var w = JSONWriter()
         w.raw(#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":["#)
         var first = true
@@ -128,7 +139,24 @@ public enum TokenizerJSON {
             w.string(llama3Pattern)
             w.raw(#"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}"#)
         }
-        w.raw(#","post_processor":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true}"#)
+        let byteLevelPost = #"{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true}"#
+        if let bos = addBOS {
+            w.raw(#","post_processor":{"type":"Sequence","processors":[\#(byteLevelPost),{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"#)
+            w.string(tokens[bos])
+            w.raw(#","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],"pair":[{"SpecialToken":{"id":"#)
+            w.string(tokens[bos])
+            w.raw(#","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"#)
+            w.string(tokens[bos])
+            w.raw(#","type_id":1}},{"Sequence":{"id":"B","type_id":1}}],"special_tokens":{"#)
+            w.string(tokens[bos])
+            w.raw(#":{"id":"#)
+            w.string(tokens[bos])
+            w.raw(#","ids":[\#(bos)],"tokens":["#)
+            w.string(tokens[bos])
+            w.raw("]}}}]}")
+        } else {
+            w.raw(#","post_processor":"# + byteLevelPost)
+        }
         w.raw(#","decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}"#)
         w.raw(#","model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":\#(preTokenizer == .llama3),"vocab":{"#)
         var seen = Set<String>()

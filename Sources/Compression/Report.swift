@@ -84,8 +84,8 @@ public enum Report {
 
     /// report.md: a GitHub-flavoured Markdown table, one row per recipe.
     public static func markdown(rows: [ReportRow], model: String, text: String) -> String {
-        var s = "# Device artifacts: \(model)\n\nPerplexity on `\(text)`; before = the float model, after = the `.edge` artifact, same runtime.\n\n"
-        s += "| recipe | bytes | bits/weight | x float | ppl before | ppl after | Δppl | KL | top-1 | compress s | budget | sha256 |\n"
+        var s = "# Device artifacts: \(model)\n\nPerplexity on `\(text)`; before = the input model run in float32, after = the `.edge` artifact, same runtime; x input = artifact bytes / input file bytes.\n\n"
+        s += "| recipe | bytes | bits/weight | x input | ppl before | ppl after | Δppl | KL | top-1 | compress s | budget | sha256 |\n"
         s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n"
         for r in rows {
             let budget = r.budgetOK ? "ok" : "**FAIL**: " + r.violations.joined(separator: "; ")
@@ -102,9 +102,16 @@ public enum Report {
         let sizes = rows.map { Double($0.bytes) / 1e6 }, ppls = rows.map(\.pplAfter)
         let before = rows.first?.pplBefore ?? 0
         let (x0, x1) = niceRange(min: 0, max: (sizes.max() ?? 1) * 1.1)
-        let (y0, y1) = niceRange(min: min(ppls.min() ?? 0, before) * 0.97, max: max(ppls.max() ?? 1, before) * 1.03)
+        let lo = min(ppls.min() ?? 1, before > 0 ? before : .infinity), hi = max(ppls.max() ?? 1, before)
+        // Perplexities spanning more than a decade read better on a log axis.
+        let logScale = lo > 0 && hi / lo > 8
+        let (y0, y1) = logScale ? (log10(lo) - 0.05, log10(hi) + 0.05) : niceRange(min: lo * 0.97, max: hi * 1.03)
+        let yTicks = logScale ? logTicks(lo: pow(10, y0), hi: pow(10, y1)).map(log10) : ticks(y0, y1)
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (w - left - right) }
-        func py(_ y: Double) -> Double { h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom) }
+        func py(_ y: Double) -> Double {
+            let v = logScale ? log10(max(y, 1e-300)) : y
+            return h - bottom - (v - y0) / (y1 - y0) * (h - top - bottom)
+        }
         var s = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" viewBox="0 0 \(Int(w)) \(Int(h))" font-family="Helvetica, Arial, sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
@@ -115,14 +122,16 @@ public enum Report {
             s += "<line x1=\"\(px(t))\" y1=\"\(top)\" x2=\"\(px(t))\" y2=\"\(h - bottom)\" stroke=\"#eee\"/>"
             s += "<text x=\"\(px(t))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(f(t, tickDigits(x0, x1)))</text>\n"
         }
-        for t in ticks(y0, y1) {
-            s += "<line x1=\"\(left)\" y1=\"\(py(t))\" x2=\"\(w - right)\" y2=\"\(py(t))\" stroke=\"#eee\"/>"
-            s += "<text x=\"\(left - 6)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(f(t, tickDigits(y0, y1)))</text>\n"
+        for t in yTicks {
+            let value = logScale ? pow(10, t) : t
+            let label = logScale ? (value < 10 ? f(value, value < 1 ? 2 : 1) : f(value, 0)) : f(t, tickDigits(y0, y1))
+            s += "<line x1=\"\(left)\" y1=\"\(py(value))\" x2=\"\(w - right)\" y2=\"\(py(value))\" stroke=\"#eee\"/>"
+            s += "<text x=\"\(left - 6)\" y=\"\(py(value) + 4)\" text-anchor=\"end\">\(label)</text>\n"
         }
         s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>"
         s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
         s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 18)\" text-anchor=\"middle\">artifact size (MB, 10^6 bytes)</text>\n"
-        s += "<text x=\"18\" y=\"\((top + h - bottom) / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \((top + h - bottom) / 2))\">perplexity (lower is better)</text>\n"
+        s += "<text x=\"18\" y=\"\((top + h - bottom) / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \((top + h - bottom) / 2))\">perplexity\(logScale ? ", log scale" : "") (lower is better)</text>\n"
         if before > 0 {
             s += "<line x1=\"\(left)\" y1=\"\(py(before))\" x2=\"\(w - right)\" y2=\"\(py(before))\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>"
             s += "<text x=\"\(left + 6)\" y=\"\(py(before) - 5)\" fill=\"#555\">float model: ppl \(f(before, 3))</text>\n"
@@ -161,6 +170,17 @@ public enum Report {
     /// Decimals that tell the ticks of [lo, hi] apart.
     static func tickDigits(_ lo: Double, _ hi: Double) -> Int {
         max(0, Int(-log10(niceStep((hi - lo) / 5)).rounded(.down)))
+    }
+
+    /// 1-2-5 ticks per decade inside [lo, hi] (lo > 0).
+    static func logTicks(lo: Double, hi: Double) -> [Double] {
+        var t: [Double] = []
+        var decade = pow(10, log10(lo).rounded(.down))
+        while decade <= hi {
+            for m in [1.0, 2, 5] where decade * m >= lo && decade * m <= hi { t.append(decade * m) }
+            decade *= 10
+        }
+        return t
     }
 
     static func ticks(_ lo: Double, _ hi: Double) -> [Double] {

@@ -322,6 +322,83 @@ static AVX2 void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size
     *xscale = d;
 }
 
+/// Int32 lane j = sum of w[k] * x[k] over bytes 4j...4j+3 of 32 int8 (values in -127...127): |x| as
+/// unsigned times w with x's sign, pairs summed to int16 (at most 2 * 127 * 127, no saturation), then quads.
+AVX2_INLINE __m256i dot32_i8(__m256i w, __m256i x, __m256i ax, __m256i ones) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, x)), ones);
+}
+
+/// One block of 32 columns for an mt x nr tile: w rows at w + r * ldw, x rows at x + t * ldx, the
+/// tokens' block scales at xs[t * ldxs]; acc[t][r] += (float)lanes * scale, fused.
+AVX2_INLINE void block_q8q8b32(const int mt, const int nr, const int8_t *w, size_t ldw, const int8_t *x, size_t ldx,
+                               const float *xs, size_t ldxs, __m256 acc[QMT][QNR]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i wv[QNR];
+    for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_si256((const __m256i *)(w + r * ldw));
+    for (int t = 0; t < mt; t++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(x + t * ldx));
+        __m256i ax = _mm256_sign_epi8(xv, xv);
+        __m256 vs = _mm256_set1_ps(xs[t * ldxs]);
+        for (int r = 0; r < nr; r++)
+            acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i8(wv[r], xv, ax, ones)), vs, acc[t][r]);
+    }
+}
+
+/// y[t*ldy + r] = ws[r] * sum_b xs[t*nb + b] * (block b of w[r] . x[t]), in the order of edge_matmul_q8_q8b32_ref.
+AVX2_INLINE void tile_q8q8b32(const int mt, const int nr, const int8_t *w, const int8_t *x, size_t cols, size_t nb,
+                              const float *ws, const float *xs, float *y, size_t ldy) {
+    __m256 acc[QMT][QNR];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
+    size_t full = cols / EDGE_Q8_BLOCK;
+    for (size_t b = 0; b < full; b++)
+        block_q8q8b32(mt, nr, w + b * EDGE_Q8_BLOCK, cols, x + b * EDGE_Q8_BLOCK, cols, xs + b, nb, acc);
+    if (full < nb) {  // short last block, zero-padded (zeros add nothing to the exact integer sums)
+        size_t k = full * EDGE_Q8_BLOCK, n = cols - k;
+        int8_t wt[QNR][EDGE_Q8_BLOCK] = {{0}}, xt[QMT][EDGE_Q8_BLOCK] = {{0}};
+        for (int r = 0; r < nr; r++) memcpy(wt[r], w + r * cols + k, n);
+        for (int t = 0; t < mt; t++) memcpy(xt[t], x + t * cols + k, n);
+        block_q8q8b32(mt, nr, wt[0], EDGE_Q8_BLOCK, xt[0], EDGE_Q8_BLOCK, xs + full, nb, acc);
+    }
+    __m256 zz = _mm256_setzero_ps();
+    __m128i m = mask4((size_t)nr);
+    __m128 vws = _mm_maskload_ps(ws, m);
+    for (int t = 0; t < mt; t++) {
+        __m128 s = hsum4(acc[t][0], nr > 1 ? acc[t][1] : zz, zz, zz);
+        _mm_maskstore_ps(y + t * ldy, m, _mm_mul_ps(s, vws));
+    }
+}
+
+#define Q_CASE(a, b) \
+    case (a) * 8 + (b): tile_q8q8b32(a, b, w, x, cols, nb, ws, xs, y, ldy); break;
+
+static AVX2 void tile_q8q8b32_any(int mt, int nr, const int8_t *w, const int8_t *x, size_t cols, size_t nb,
+                                  const float *ws, const float *xs, float *y, size_t ldy) {
+    switch (mt * 8 + nr) {
+        Q_CASE(4, 2) Q_CASE(4, 1) Q_CASE(3, 2) Q_CASE(3, 1) Q_CASE(2, 2) Q_CASE(2, 1) Q_CASE(1, 2) Q_CASE(1, 1)
+    }
+}
+#undef Q_CASE
+
+static AVX2 void matmul_q8_q8b32(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                                 size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
+    for (size_t r = r0; r < r1; r += QNR) {
+        int nr = r1 - r < QNR ? (int)(r1 - r) : QNR;
+        for (size_t t = 0; t < T; t += QMT) {
+            int mt = T - t < QMT ? (int)(T - t) : QMT;
+            tile_q8q8b32_any(mt, nr, Wq + r * cols, Xq + t * cols, cols, nb, wscale + r, xscale + t * nb,
+                             Y + t * rows + r, rows);
+        }
+    }
+}
+
+/// quantize_row_q8 on each block of 32 (edge_quantize_row_q8_b32).
+static AVX2 void quantize_row_q8_b32(const float *x, int8_t *xq, float *xscale, size_t n) {
+    for (size_t k = 0, b = 0; k < n; k += EDGE_Q8_BLOCK, b++)
+        quantize_row_q8(x + k, xq + k, xscale + b, n - k < EDGE_Q8_BLOCK ? n - k : EDGE_Q8_BLOCK);
+}
+
 // ---- Element-wise ---------------------------------------------------------------------------
 
 /// exp(x) to ~2 ulp for x in [-87.3, 88]; above: exp(88); below (and -Inf): 0; NaN: NaN.
@@ -476,6 +553,8 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->matmul_q8_f32 = matmul_q8_f32;
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;
+    t->quantize_row_q8_b32 = quantize_row_q8_b32;
+    t->matmul_q8_q8b32 = matmul_q8_q8b32;
     t->matmul_q4_f32 = matmul_q4_f32;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;

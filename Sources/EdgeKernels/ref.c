@@ -94,6 +94,37 @@ void edge_matmul_q8_q8_ref(const int8_t *Wq, const float *wscale, const int8_t *
     }
 }
 
+// x is (n) -> xq is (n) int8, xscale is (ceil(n/32)): edge_quantize_row_q8_ref on each block of 32
+void edge_quantize_row_q8_b32_ref(const float *x, int8_t *xq, float *xscale, size_t n) {
+    for (size_t k = 0, b = 0; k < n; k += EDGE_Q8_BLOCK, b++)
+        edge_quantize_row_q8_ref(x + k, xq + k, xscale + b, n - k < EDGE_Q8_BLOCK ? n - k : EDGE_Q8_BLOCK);
+}
+
+// Wq is (rows, cols) int8, wscale (rows), Xq is (T, cols) int8, xscale (T, nb), Y is (T, rows).
+// Eight float lanes per output, lane j taking columns 4j...4j+3 of every block (the SIMD order).
+void edge_matmul_q8_q8b32_ref(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                              size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
+    for (size_t t = 0; t < T; t++) {
+        const int8_t *x = Xq + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const int8_t *w = Wq + r * cols;
+            float lane[8] = {0};
+            for (size_t b = 0; b < nb; b++) {
+                float xs = xscale[t * nb + b];
+                for (size_t j = 0; j < 8; j++) {
+                    int32_t s = 0;
+                    for (size_t k = b * EDGE_Q8_BLOCK + 4 * j; k < b * EDGE_Q8_BLOCK + 4 * j + 4 && k < cols; k++)
+                        s += (int32_t)w[k] * (int32_t)x[k];
+                    lane[j] = fmaf((float)s, xs, lane[j]);
+                }
+            }
+            float sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+            Y[t * rows + r] = sum * wscale[r];
+        }
+    }
+}
+
 // Wq is (rows, ceil(cols/2)) nibbles, scale_f16/zero are (rows, groups), X is (T, cols), Y is (T, rows)
 void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
@@ -208,6 +239,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->matmul_q8_f32 = edge_matmul_q8_f32_ref;
     t->quantize_row_q8 = edge_quantize_row_q8_ref;
     t->matmul_q8_q8 = edge_matmul_q8_q8_ref;
+    t->quantize_row_q8_b32 = edge_quantize_row_q8_b32_ref;
+    t->matmul_q8_q8b32 = edge_matmul_q8_q8b32_ref;
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->rmsnorm = edge_rmsnorm_ref;
     t->layernorm = edge_layernorm_ref;

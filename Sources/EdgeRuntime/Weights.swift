@@ -144,21 +144,55 @@ public struct Linear: @unchecked Sendable {
     ///   - x: X, [tokens, cols] row-major.
     ///   - y: Y, [tokens, rows] row-major (fully overwritten).
     ///   - threads: how many row chunks to compute concurrently (at least 1).
+    ///
+    /// Symmetric dense q8 weights multiply int8 activations: X is quantized once per call in blocks
+    /// of 32 (`edge_quantize_row_q8_b32`) and every row chunk runs `edge_matmul_q8_q8b32`, unless
+    /// `EDGE_Q8_ACTIVATIONS=f32` asks for the f32-activation kernel.
     public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
-            let work = rows.multipliedReportingOverflow(by: cols).partialValue &* tokens
-            let chunks = work < Linear.parallelThreshold ? 1 : max(1, min(threads, rows))
-            if chunks == 1 {
-                run(bytes, x, y, tokens, 0, rows)
+            guard encoding == .q8, params.symmetric ?? true, Linear.q8BlockActivations else {
+                splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
-            // Row chunks in multiples of 8 so SIMD kernels see whole blocks.
-            let per = ((rows + chunks - 1) / chunks + 7) & ~7
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let r0 = min(rows, c * per), r1 = min(rows, r0 + per)
-                if r0 < r1 { run(bytes, x, y, tokens, r0, r1) }
+            let cols = self.cols, rows = self.rows
+            let blocks = (cols + Int(EDGE_Q8_BLOCK) - 1) / Int(EDGE_Q8_BLOCK)
+            let xq = UnsafeMutablePointer<Int8>.allocate(capacity: tokens * cols)
+            let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+            defer {
+                xq.deallocate()
+                xs.deallocate()
             }
+            for t in 0 ..< tokens { edge_quantize_row_q8_b32(x + t * cols, xq + t * cols, xs + t * blocks, cols) }
+            let base = bytes.baseAddress!
+            let l = Q8Layout(rows: rows, cols: cols, symmetric: true)
+            let wq = base.assumingMemoryBound(to: Int8.self)
+            let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
+            splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                edge_matmul_q8_q8b32(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
+            }
+        }
+    }
+
+    /// Whether symmetric q8 weights multiply block-quantized int8 activations (the default) rather
+    /// than f32 ones (environment variable `EDGE_Q8_ACTIVATIONS=f32`, for comparison).
+    static let q8BlockActivations = ProcessInfo.processInfo.environment["EDGE_Q8_ACTIVATIONS"] != "f32"
+
+    /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling
+    /// thread for small products, else up to `threads` chunks run concurrently.
+    private func splitRows(tokens: Int, threads: Int, _ body: (Int, Int) -> Void) {
+        let rows = self.rows
+        let work = rows.multipliedReportingOverflow(by: cols).partialValue &* tokens
+        let chunks = work < Linear.parallelThreshold ? 1 : max(1, min(threads, rows))
+        if chunks == 1 {
+            body(0, rows)
+            return
+        }
+        // Row chunks in multiples of 8 so SIMD kernels see whole blocks.
+        let per = ((rows + chunks - 1) / chunks + 7) & ~7
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let r0 = min(rows, c * per), r1 = min(rows, r0 + per)
+            if r0 < r1 { body(r0, r1) }
         }
     }
 

@@ -41,6 +41,15 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2)
     }
 
+    func testLogAxisForWideRanges() {
+        let wide = Report.svg(rows: [row("a", bytes: 1_000_000, ppl: 9.7), row("b", bytes: 900_000, ppl: 340)], model: "m")
+        XCTAssertTrue(wide.contains("log scale"))
+        XCTAssertTrue(wide.contains(">100<") && wide.contains(">20<"), "1-2-5 ticks per decade")
+        let narrow = Report.svg(rows: [row("a", bytes: 1_000_000, ppl: 9.7), row("b", bytes: 900_000, ppl: 11)], model: "m")
+        XCTAssertFalse(narrow.contains("log scale"))
+        XCTAssertEqual(Report.logTicks(lo: 8, hi: 350), [10, 20, 50, 100, 200])
+    }
+
     func testNiceTicks() {
         XCTAssertEqual(Report.niceStep(0.23), 0.5)
         XCTAssertEqual(Report.niceStep(17), 20)

@@ -86,6 +86,28 @@ void edge_matmul_q8_q8(const int8_t *Wq, const float *wscale, const int8_t *Xq, 
 void edge_matmul_q8_q8_ref(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
+/// Activation block size of edge_quantize_row_q8_b32 / edge_matmul_q8_q8b32 (as llama.cpp's Q8_0).
+#define EDGE_Q8_BLOCK 32
+
+/// Symmetric per-block activation quantization: edge_quantize_row_q8 on each block of EDGE_Q8_BLOCK
+/// values (the last one possibly short), so xscale[b] = max|x in block b| / 127 and
+/// xq = round-to-nearest-even(x * (1 / xscale[b])) in -127...127 (zeros, scale 0, for an all-zero
+/// block). Writes n values to xq and ceil(n / 32) scales to xscale. Every level gives bit-identical results.
+void edge_quantize_row_q8_b32(const float *x, int8_t *xq, float *xscale, size_t n);
+void edge_quantize_row_q8_b32_ref(const float *x, int8_t *xq, float *xscale, size_t n);
+
+/// int8 weights x int8 activations quantized in blocks of 32: with nb = ceil(cols / 32),
+/// Y[t, r] = wscale[r] * sum_b xscale[t*nb + b] * (sum_{k in block b} Wq[r, k] * Xq[t, k]).
+/// Symmetric weights (int8, the q8 payload with zero == NULL); Xq [T, cols] and xscale [T, nb] from
+/// edge_quantize_row_q8_b32, one row per token. Integer sums are exact; the float accumulation runs
+/// in a fixed order (eight lanes, lane j taking columns 4j...4j+3 of each block, fused multiply-add
+/// with the block scale, then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)), times wscale[r]), so every level
+/// gives bit-identical results. Values must be in -127...127 (what both quantizers produce).
+void edge_matmul_q8_q8b32(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                          size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_q8_q8b32_ref(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
+                              size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
 /// int4 groups x f32 activations, the q4 payload of docs/edge-format.md (Q4Layout in Encoding.swift):
 /// row r starts at byte r * ceil(cols/2) of Wq; element j of a row is in byte j/2, the low nibble for
 /// even j. Groups of group_size (> 0) elements along cols, the last one possibly short; groups per

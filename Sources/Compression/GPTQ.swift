@@ -1,4 +1,6 @@
 import EdgeFormat
+import EdgeKernels
+import EdgeRuntime
 import Foundation
 
 /// GPTQ (Frantar et al., 2022): quantizes a weight matrix column by column, spreading each
@@ -65,71 +67,100 @@ enum GPTQ {
 
     enum Failure: Error { case notPositiveDefinite }
 
-    /// Quantizes W [rows, cols] against Hessian H [cols, cols].
-    /// - Returns: integer codes (row-major), the grids (`GroupLayout` order) and the dequantized weights.
-    static func quantize(weights: [Float], rows: Int, cols: Int, hessian: [Double], options o: Options) throws
-        -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
-        precondition(weights.count == rows * cols && hessian.count == cols * cols)
-        let layout = GroupLayout(rows: rows, cols: cols, bits: o.bits, groupSize: o.groupSize, symmetric: o.symmetric)
+    /// What GPTQ needs from a Hessian, independent of the weights: the column order, which inputs
+    /// are dead (never active), and U (upper, U^T U = H_damped^-1) in that order. Weights that
+    /// share an input (Q/K/V, gate/up) share one factor.
+    struct Factor {
+        let cols: Int
+        let perm: [Int]
+        let dead: [Bool]
+        /// [cols, cols] row-major, permuted.
+        let u: [Float]
+    }
+
+    static func factor(hessian: [Double], cols: Int, damp: Double, actOrder: Bool) throws -> Factor {
+        precondition(hessian.count == cols * cols)
         var h = hessian
-        var w = weights
-        let mask = weights.map { $0 != 0 }
-        // Dead inputs (never active): their weights cannot matter; zero them, make H invertible.
+        var dead = [Bool](repeating: false, count: cols)
         for i in 0 ..< cols where h[i * cols + i] == 0 {
             h[i * cols + i] = 1
-            for r in 0 ..< rows { w[r * cols + i] = 0 }
+            dead[i] = true
         }
         var meanDiag = 0.0
         for i in 0 ..< cols { meanDiag += h[i * cols + i] }
         meanDiag /= Double(cols)
-        for i in 0 ..< cols { h[i * cols + i] += o.damp * meanDiag }
-
-        // Grids come from the weights before any error is spread (static groups), as the layout needs.
-        let grids = layout.fitGrids(w)
-
-        // Column order.
+        for i in 0 ..< cols { h[i * cols + i] += damp * meanDiag }
         var perm = Array(0 ..< cols)
-        if o.actOrder { perm.sort { h[$0 * cols + $0] > h[$1 * cols + $1] || (h[$0 * cols + $0] == h[$1 * cols + $1] && $0 < $1) } }
+        if actOrder { perm.sort { h[$0 * cols + $0] > h[$1 * cols + $1] || (h[$0 * cols + $0] == h[$1 * cols + $1] && $0 < $1) } }
         var hp = [Double](repeating: 0, count: cols * cols)
         for i in 0 ..< cols { for j in 0 ..< cols { hp[i * cols + j] = h[perm[i] * cols + perm[j]] } }
         let u = try upperCholeskyOfInverse(hp, n: cols)
+        return Factor(cols: cols, perm: perm, dead: dead, u: u.map { Float($0) })
+    }
 
-        // W in permuted column order, as double for the updates.
-        var wp = [Double](repeating: 0, count: rows * cols)
-        for r in 0 ..< rows { for j in 0 ..< cols { wp[r * cols + j] = Double(w[r * cols + perm[j]]) } }
+    /// Quantizes W [rows, cols] against Hessian H [cols, cols].
+    /// - Returns: integer codes (row-major), the grids (`GroupLayout` order) and the dequantized weights.
+    static func quantize(weights: [Float], rows: Int, cols: Int, hessian: [Double], options o: Options) throws
+        -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
+        let f = try factor(hessian: hessian, cols: cols, damp: o.damp, actOrder: o.actOrder)
+        return quantize(weights: weights, rows: rows, cols: cols, factor: f, options: o)
+    }
+
+    /// Quantizes W [rows, cols] with a precomputed factor. Float arithmetic, as the reference
+    /// implementation; the update of the columns after each block is one GEMM (`edge_matmul_f32`).
+    static func quantize(weights: [Float], rows: Int, cols: Int, factor f: Factor, options o: Options)
+        -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
+        precondition(weights.count == rows * cols && f.cols == cols)
+        let layout = GroupLayout(rows: rows, cols: cols, bits: o.bits, groupSize: o.groupSize, symmetric: o.symmetric)
+        var w = weights
+        let mask = weights.map { $0 != 0 }
+        for i in 0 ..< cols where f.dead[i] { for r in 0 ..< rows { w[r * cols + i] = 0 } }
+        // Grids come from the weights before any error is spread (static groups), as the layout needs.
+        let grids = layout.fitGrids(w)
+        let perm = f.perm, u = f.u
+        // W in permuted column order.
+        var wp = [Float](repeating: 0, count: rows * cols)
+        for r in 0 ..< rows { for j in 0 ..< cols { wp[r * cols + j] = w[r * cols + perm[j]] } }
         var codes = [Float](repeating: 0, count: rows * cols)
         var deq = [Float](repeating: 0, count: rows * cols)
         let group = layout.group, groups = layout.groups
 
         var i1 = 0
         while i1 < cols {
-            let i2 = min(cols, i1 + o.blockSize)
-            var err = [Double](repeating: 0, count: rows * (i2 - i1))
+            let i2 = min(cols, i1 + o.blockSize), b = i2 - i1
+            var err = [Float](repeating: 0, count: rows * b)  // [rows, b]
             for i in i1 ..< i2 {
                 let col = perm[i]
                 let d = u[i * cols + i]
                 for r in 0 ..< rows {
                     let x = wp[r * cols + i]
                     let grid = grids[r * groups + col / group]
-                    let c: Float = mask[r * cols + col] ? grid.code(Float(x)) : grid.zero
+                    let c: Float = mask[r * cols + col] ? grid.code(x) : grid.zero
                     codes[r * cols + col] = c
                     let q = grid.value(c)
                     deq[r * cols + col] = q
-                    let e = (x - Double(q)) / d
-                    err[r * (i2 - i1) + (i - i1)] = e
-                    // spread inside the block
+                    let e = (x - q) / d
+                    err[r * b + (i - i1)] = e
                     for j in (i + 1) ..< i2 { wp[r * cols + j] -= e * u[i * cols + j] }
                 }
             }
-            // lazy batch update of the columns after the block
-            if i2 < cols {
-                for r in 0 ..< rows {
-                    for k in i1 ..< i2 {
-                        let e = err[r * (i2 - i1) + (k - i1)]
-                        if e == 0 { continue }
-                        for j in i2 ..< cols { wp[r * cols + j] -= e * u[k * cols + j] }
+            // W[:, i2:] -= Err [rows, b] x U[i1:i2, i2:] [b, n], as Y[r, c] = dot(Ut[c, :], Err[r, :]).
+            let n = cols - i2
+            if n > 0 {
+                var ut = [Float](repeating: 0, count: n * b)
+                for k in 0 ..< b { for c in 0 ..< n { ut[c * b + k] = u[(i1 + k) * cols + i2 + c] } }
+                var y = [Float](repeating: 0, count: rows * n)
+                ut.withUnsafeBufferPointer { up in
+                    err.withUnsafeBufferPointer { ep in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            let chunks = max(1, min(EdgeModel.defaultThreads, n / 64))
+                            DispatchQueue.concurrentPerform(iterations: chunks) { ch in
+                                edge_matmul_f32(up.baseAddress, ep.baseAddress, yp.baseAddress, rows, n, b, n * ch / chunks, n * (ch + 1) / chunks)
+                            }
+                        }
                     }
                 }
+                for r in 0 ..< rows { for c in 0 ..< n { wp[r * cols + i2 + c] -= y[r * n + c] } }
             }
             i1 = i2
         }
@@ -140,23 +171,38 @@ enum GPTQ {
     /// torch: cholesky -> cholesky_inverse -> cholesky(upper=True)).
     static func upperCholeskyOfInverse(_ a: [Double], n: Int) throws -> [Double] {
         let l = try cholesky(a, n: n)
-        // A^-1 = L^-T L^-1: invert L (lower) by forward substitution.
+        // L^-1 row by row: row i = (e_i - sum_{k<i} L[i,k] row k) / L[i,i] (row-major, cache-friendly).
         var li = [Double](repeating: 0, count: n * n)
-        for j in 0 ..< n {
-            li[j * n + j] = 1 / l[j * n + j]
-            for i in (j + 1) ..< n {
-                var s = 0.0
-                for k in j ..< i { s += l[i * n + k] * li[k * n + j] }
-                li[i * n + j] = -s / l[i * n + i]
+        li.withUnsafeMutableBufferPointer { lip in
+            l.withUnsafeBufferPointer { lp in
+                for i in 0 ..< n {
+                    let row = lip.baseAddress! + i * n
+                    row[i] = 1
+                    for k in 0 ..< i {
+                        let c = lp[i * n + k]
+                        if c == 0 { continue }
+                        let rk = lip.baseAddress! + k * n
+                        for j in 0 ... k { row[j] -= c * rk[j] }
+                    }
+                    let d = lp[i * n + i]
+                    for j in 0 ... i { row[j] /= d }
+                }
             }
         }
+        // A^-1 = L^-T L^-1: inv[i][j] = sum_k li[k][i] li[k][j], accumulated over rows k (lower half, then mirrored).
         var inv = [Double](repeating: 0, count: n * n)
-        for i in 0 ..< n {
-            for j in 0 ... i {
-                var s = 0.0
-                for k in i ..< n { s += li[k * n + i] * li[k * n + j] }
-                inv[i * n + j] = s
-                inv[j * n + i] = s
+        inv.withUnsafeMutableBufferPointer { ip in
+            li.withUnsafeBufferPointer { lip in
+                for k in 0 ..< n {
+                    let rk = lip.baseAddress! + k * n
+                    for i in 0 ... k {
+                        let c = rk[i]
+                        if c == 0 { continue }
+                        let row = ip.baseAddress! + i * n
+                        for j in 0 ... i { row[j] += c * rk[j] }
+                    }
+                }
+                for i in 0 ..< n { for j in 0 ..< i { ip[j * n + i] = ip[i * n + j] } }
             }
         }
         let lt = try cholesky(inv, n: n)
@@ -168,18 +214,27 @@ enum GPTQ {
     /// Lower Cholesky factor L (L L^T = A).
     static func cholesky(_ a: [Double], n: Int) throws -> [Double] {
         var l = [Double](repeating: 0, count: n * n)
-        for j in 0 ..< n {
-            var s = a[j * n + j]
-            for k in 0 ..< j { s -= l[j * n + k] * l[j * n + k] }
-            guard s > 0, s.isFinite else { throw Failure.notPositiveDefinite }
-            let d = s.squareRoot()
-            l[j * n + j] = d
-            for i in (j + 1) ..< n {
-                var t = a[i * n + j]
-                for k in 0 ..< j { t -= l[i * n + k] * l[j * n + k] }
-                l[i * n + j] = t / d
+        var ok = true
+        l.withUnsafeMutableBufferPointer { lp in
+            a.withUnsafeBufferPointer { ap in
+                let L = lp.baseAddress!
+                for j in 0 ..< n {
+                    let rj = L + j * n
+                    var s = ap[j * n + j]
+                    for k in 0 ..< j { s -= rj[k] * rj[k] }
+                    guard s > 0, s.isFinite else { ok = false; return }
+                    let d = s.squareRoot()
+                    rj[j] = d
+                    for i in (j + 1) ..< n {
+                        let ri = L + i * n
+                        var t = ap[i * n + j]
+                        for k in 0 ..< j { t -= ri[k] * rj[k] }
+                        ri[j] = t / d
+                    }
+                }
             }
         }
+        guard ok else { throw Failure.notPositiveDefinite }
         return l
     }
 }

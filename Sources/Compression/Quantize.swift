@@ -28,6 +28,8 @@ public struct Quantize: Pass {
     private var sumSquares = 0.0
     /// GPTQ: tensors it had no input statistics for (embeddings), quantized round-to-nearest.
     private var rtnFallbacks: [String] = []
+    /// GPTQ factors by calibration site: Q/K/V (gate/up) share their input and so their factor.
+    private var factors: [String: GPTQ.Factor] = [:]
 
     public init(bits: Int, symmetric: Bool, groupSize: Int? = nil,
                 selector: TensorSelector = TensorSelector(kinds: [.linear, .embedding, .output])) {
@@ -78,12 +80,15 @@ public struct Quantize: Pass {
         let gptqHessian = method == "gptq" && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
         if let h = gptqHessian, h.count == cols * cols {
             let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, actOrder: actOrder)
-            let r: (codes: [Float], grids: [QuantGrid], dequantized: [Float])
-            do {
-                r = try GPTQ.quantize(weights: t.values, rows: rows, cols: cols, hessian: h, options: opts)
-            } catch {
-                throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
+            let site = CalibrationStats.site(of: t.name)
+            if factors[site] == nil {
+                do {
+                    factors = [site: try GPTQ.factor(hessian: h, cols: cols, damp: damp, actOrder: actOrder)]
+                } catch {
+                    throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
+                }
             }
+            let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: factors[site]!, options: opts)
             if bits == 4, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
                 throw PassError(pass: Self.id, tensor: t.name, why: "group \(bad): scale does not fit in f16")
             }

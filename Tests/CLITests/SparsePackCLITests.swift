@@ -55,8 +55,12 @@ final class SparsePackCLITests: XCTestCase {
 
         let text = root.appendingPathComponent("Fixtures/text/us-constitution.txt").path
         var ppl: [Double] = []
+        // f32 activations for both: the sparse q8 kernels take f32 activations, the dense one by default int8 blocks.
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDGE_Q8_ACTIVATIONS"] = "f32"
         for file in [sparse, dense] {
-            let r = try run("edge-run", ["perplexity", file, "--text", text, "--ctx", "64", "--chunks", "4", "--json", "--threads", "2"])
+            let r = try runTool("edge-run", ["perplexity", file, "--text", text, "--ctx", "64", "--chunks", "4", "--json", "--threads", "2"],
+                                environment: environment)
             XCTAssertEqual(r.code, 0, r.stderr)
             let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             ppl.append(try XCTUnwrap(json["ppl"] as? Double))

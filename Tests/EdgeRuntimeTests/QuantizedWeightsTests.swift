@@ -7,6 +7,9 @@ import XCTest
 /// the logits of the same weights dequantized to float32 and run as f32.
 final class QuantizedWeightsTests: XCTestCase {
     static let tolerance = 1e-4
+    /// Symmetric q8 also quantizes the activations (blocks of 32, edge_matmul_q8_q8b32): about 4e-3
+    /// (tiny-llama) and 9e-3 (tiny-gpt2) of the largest logit, each below the weights' own quantization error.
+    static let q8ActivationTolerance = 1.5e-2
 
     enum Scheme: CustomStringConvertible {
         case f16, q8(symmetric: Bool), q4(symmetric: Bool, group: Int)
@@ -16,6 +19,12 @@ final class QuantizedWeightsTests: XCTestCase {
             case let .q8(s): return "q8 \(s ? "sym" : "asym")"
             case let .q4(s, g): return "q4 \(s ? "sym" : "asym") g\(g)"
             }
+        }
+
+        /// Largest relative logit difference allowed against the dequantized weights run as f32.
+        var tolerance: Double {
+            if case .q8(symmetric: true) = self { return QuantizedWeightsTests.q8ActivationTolerance }
+            return QuantizedWeightsTests.tolerance
         }
     }
 
@@ -85,7 +94,7 @@ final class QuantizedWeightsTests: XCTestCase {
         let a = try EdgeModel(config: fixture.config, tensors: encoded).logits(tokens)
         let b = try EdgeModel(config: fixture.config, tensors: dequantized).logits(tokens)
         let err = relativeError(a, b)
-        XCTAssertLessThan(err, Self.tolerance, "\(fixtureName) \(scheme): encoded vs dequantized f32")
+        XCTAssertLessThan(err, scheme.tolerance, "\(fixtureName) \(scheme): encoded vs dequantized f32")
         let float = try EdgeModel(config: fixture.config, tensors: fixture.floatSources).logits(tokens)
         let quantError = relativeError(a, float)
         XCTAssertGreaterThan(quantError, err, "\(scheme): quantization error must show against the float model")

@@ -145,13 +145,14 @@ public struct Linear: @unchecked Sendable {
     ///   - y: Y, [tokens, rows] row-major (fully overwritten).
     ///   - threads: how many row chunks to compute concurrently (at least 1).
     ///
-    /// Symmetric dense q8 weights multiply int8 activations: X is quantized once per call in blocks
-    /// of 32 (`edge_quantize_row_q8_b32`) and every row chunk runs `edge_matmul_q8_q8b32`, unless
-    /// `EDGE_Q8_ACTIVATIONS=f32` asks for the f32-activation kernel.
+    /// Symmetric dense q8 weights multiply f32 activations (`edge_matmul_q8_f32`), or, when
+    /// `Linear.q8Activations` is `.q8` (`EDGE_Q8_ACTIVATIONS=q8`), int8 activations: X is quantized
+    /// once per call in blocks of 32 (`edge_quantize_row_q8_b32`) and every row chunk runs
+    /// `edge_matmul_q8_q8b32`: faster, at a small accuracy cost (docs/performance.md).
     public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
-            guard encoding == .q8, params.symmetric ?? true, Linear.q8BlockActivations else {
+            guard encoding == .q8, params.symmetric ?? true, Linear.q8Activations == .q8 else {
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
@@ -174,9 +175,18 @@ public struct Linear: @unchecked Sendable {
         }
     }
 
-    /// Whether symmetric q8 weights multiply block-quantized int8 activations (the default) rather
-    /// than f32 ones (environment variable `EDGE_Q8_ACTIVATIONS=f32`, for comparison).
-    static let q8BlockActivations = ProcessInfo.processInfo.environment["EDGE_Q8_ACTIVATIONS"] != "f32"
+    /// What symmetric dense q8 weights multiply.
+    public enum Q8Activations: String, Sendable {
+        /// f32 activations: the weights' quantization is the only error (the default).
+        case f32
+        /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
+        case q8
+    }
+
+    /// Process-wide choice for symmetric q8 weights; starts from the environment variable
+    /// `EDGE_Q8_ACTIVATIONS` (`q8` or `f32`, default f32). Set it before running a model.
+    nonisolated(unsafe) public static var q8Activations: Q8Activations =
+        Q8Activations(rawValue: ProcessInfo.processInfo.environment["EDGE_Q8_ACTIVATIONS"] ?? "") ?? .f32
 
     /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling
     /// thread for small products, else up to `threads` chunks run concurrently.

@@ -7,6 +7,9 @@ import XCTest
 /// runs `edge_matmul_q8_q8b32`: its output is bit-identical to the reference kernels called directly,
 /// whatever the thread count or the number of tokens per call.
 final class Q8ActivationTests: XCTestCase {
+    override func setUp() { Linear.q8Activations = .q8 }
+    override func tearDown() { Linear.q8Activations = .f32 }
+
     func testDenseSymmetricQ8LinearIsTheBlockKernel() throws {
         // 200 x 300 x 8 multiply-adds: above Linear's threading threshold; 300 columns end in a short block.
         let rows = 200, cols = 300, T = 8, nb = (cols + 31) / 32

@@ -21,7 +21,6 @@ public final class CalibrationStats {
     public private(set) var tokens = 0
     private var sumSquares: [String: [Double]] = [:]
     private var hessians: [String: [Double]] = [:]
-    private var hessianRows: [String: Int] = [:]
     private let wanted: [String: CalibrationNeeds]
 
     /// - Parameter wanted: per weight name, what to gather.

@@ -5,18 +5,7 @@ import Foundation
 import XCTest
 
 /// End-to-end tests of the built `compress` binary: exit codes, the one-line errors, atomic output.
-final class CLITests: XCTestCase {
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
-
+final class CLITests: TempDirTestCase {
     func testConvertEveryRecipeEveryFixture() throws {
         for fixture in ["tiny-llama", "tiny-gpt2", "tiny-llama-untied-sharded", "tiny-llama-f16", "tiny-llama.gguf", "tiny-gpt2.gguf"] {
             for recipe in ["f32", "f16", "int8", "int8-prune50"] {

@@ -4,16 +4,7 @@ import Foundation
 import XCTest
 
 /// scripts/device-artifacts.sh on a fixture: artifacts, report files, and the budget gate.
-final class DeviceArtifactsTests: XCTestCase {
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("da-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
-
+final class DeviceArtifactsTests: TempDirTestCase {
     private func script(_ args: [String]) throws -> ToolResult {
         var env = ProcessInfo.processInfo.environment
         env["EDGE_BIN"] = productsDirectory.path

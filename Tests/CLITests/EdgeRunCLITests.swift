@@ -5,18 +5,7 @@ import Foundation
 import XCTest
 
 /// End-to-end tests of the built `edge-run` binary on files the `compress` binary writes.
-final class EdgeRunCLITests: XCTestCase {
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("edge-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
-
+final class EdgeRunCLITests: TempDirTestCase {
     /// The CLI's perplexity of an f32 `.edge` equals the runtime's over the float checkpoint in
     /// memory (the compressor's "before" path), and follows the chunking convention.
     func testPerplexityOfFileEqualsInMemoryCheckpoint() throws {

@@ -4,16 +4,7 @@ import XCTest
 
 /// `compress` with the int8-prune50 recipe packs sparse layouts that `edge-run` computes with, giving
 /// the perplexity of the same recipe packed dense, in a smaller file.
-final class SparsePackCLITests: XCTestCase {
-    private var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sparse-pack-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
-
+final class SparsePackCLITests: TempDirTestCase {
     private var root: URL { packageRoot() }
 
     private func run(_ tool: String, _ args: [String]) throws -> ToolResult { try runTool(tool, args) }

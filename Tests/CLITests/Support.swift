@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// The package root (where Package.swift is), from this file's location.
 func packageRoot() -> URL {
@@ -48,4 +49,18 @@ func runTool(_ tool: String, _ args: [String], environment: [String: String]? = 
     group.wait()
     p.waitUntilExit()
     return ToolResult(code: p.terminationStatus, stdout: String(decoding: o.data, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A test case with a fresh temporary folder `tmp`, removed afterwards.
+class TempDirTestCase: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("\(type(of: self))-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tmp)
+    }
 }

@@ -3,18 +3,8 @@ import XCTest
 
 /// End-to-end tests of `compress verify`: the report (JSON and text), KL ordering across recipes,
 /// the budget's exit code, and one-line errors.
-final class VerifyCLITests: XCTestCase {
-    var tmp: URL!
+final class VerifyCLITests: TempDirTestCase {
     let text = fixturePath("text/us-constitution.txt")
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("verify-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
 
     func testF32AgainstItsOwnSourceIsExact() throws {
         for fixture in ["tiny-llama", "tiny-gpt2"] {
@@ -137,7 +127,6 @@ final class VerifyCLITests: XCTestCase {
     }
 
     // MARK: helpers
-
 
     func run(_ args: [String]) throws -> ToolResult { try runTool("compress", args) }
 

@@ -21,7 +21,9 @@ let package = Package(
         .target(name: "EdgeFormat", dependencies: ["CZlib", "EdgeKernels"]),
         .target(name: "EdgeRuntime", dependencies: ["EdgeFormat", "EdgeKernels"]),
         .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels"]),
-        .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels"]),
+        // Reverse-mode training of GPT-2 / Llama models (the distill pass and fixture training).
+        .target(name: "Training", dependencies: ["EdgeFormat", "EdgeKernels"]),
+        .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training"]),
         // Terminal helpers the two tools share (progress bar); depends on nothing of ours.
         .target(name: "CLISupport"),
         .executableTarget(name: "CompressCLI", dependencies: [
@@ -35,6 +37,7 @@ let package = Package(
         .testTarget(name: "EdgeRuntimeTests", dependencies: ["EdgeRuntime"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "EdgeFormat"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "EdgeRuntime"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "EdgeFormat", "EdgeRuntime", "Checkpoint"]),
         .testTarget(name: "CLITests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "CompressCLI"]),
     ],
     swiftLanguageModes: [.v5]

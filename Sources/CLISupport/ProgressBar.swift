@@ -32,7 +32,7 @@ public final class ProgressBar {
         let filled = min(width, Int(frac * Double(width)))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let eta = done > 0 && done < total ? " eta \(Self.time(elapsed / frac - elapsed))" : ""
-        let shown = item.count > 32 ? "…" + item.suffix(31) : item
+        let shown = item.count > 56 ? "…" + item.suffix(55) : item
         FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) \(Self.time(elapsed))\(eta) \(shown)".utf8))
         drawn = true
     }

@@ -25,7 +25,7 @@ struct Compress: ParsableCommand {
         Example: compress --recipe Recipes/int8-prune50.json Fixtures/tiny-llama out.edge
         """,
         version: toolchainVersion,
-        subcommands: [Convert.self, Inspect.self, Export.self, Verify.self, ReportCommand.self],
+        subcommands: [Convert.self, Inspect.self, Export.self, Verify.self, ReportCommand.self, TrainCommand.self],
         defaultSubcommand: Convert.self
     )
 }
@@ -41,6 +41,9 @@ struct Convert: ParsableCommand {
 
     @Option(name: .long, help: "Calibration text for passes that need it.")
     var data: String?
+
+    @Option(name: .long, help: "Folder for distillation checkpoints: an interrupted run started again with the same folder resumes where it stopped.")
+    var checkpointDir: String?
 
     @Flag(name: .long, help: "Print a JSON summary on stdout instead of text.")
     var json = false
@@ -61,7 +64,7 @@ struct Convert: ParsableCommand {
         if deflate { recipe.deflate = true }
         let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)
         let bar = ProgressBar(label: "compress")
-        let summary = try pipeline.run(input: input, output: output, calibrationText: data) { done, total, item in
+        let summary = try pipeline.run(input: input, output: output, calibrationText: data, checkpointDir: checkpointDir) { done, total, item in
             bar.update(done: done, total: total, item: item)
         }
         bar.finish()

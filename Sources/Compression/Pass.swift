@@ -3,7 +3,7 @@ import Foundation
 
 /// Where a pass sits in a pipeline; a recipe must list passes in non-decreasing stage order.
 public enum PassStage: Int, Comparable, Sendable {
-    case prune = 0, quantize = 1, pack = 2
+    case prune = 0, quantize = 1, distill = 2, pack = 3
     public static func < (a: PassStage, b: PassStage) -> Bool { a.rawValue < b.rawValue }
 }
 
@@ -50,6 +50,12 @@ public struct PassContext {
     /// Statistics of the float model's activations over the calibration text (`--data`), when a
     /// pass of the recipe asked for them (`calibrationNeeds`).
     public var calibration: CalibrationStats? = nil
+    /// Folder for training checkpoints (`--checkpoint-dir`), when given.
+    public var checkpointDir: String? = nil
+    /// Identifies the run (input, recipe, calibration text) for checkpoints.
+    public var fingerprint: String = ""
+    /// Progress of long passes: (done, total, what).
+    public var progress: ((Int, Int, String) -> Void)? = nil
 }
 
 /// A compression pass: one file each, one recipe stage each. Parsed from its recipe object,
@@ -66,6 +72,8 @@ public protocol Pass {
     /// What it needs to know about the activations of the tensors it selects (default: nothing);
     /// a recipe with such a pass needs calibration text.
     var calibrationNeeds: CalibrationNeeds { get }
+    /// Whether the pass needs the calibration text itself (default: when it needs statistics).
+    var needsCalibrationText: Bool { get }
     /// Whole-model statistics before any tensor is transformed (default: none). Reads tensors lazily.
     mutating func prepare(graph: ModelGraph, context: PassContext) throws
     /// Changes the model config after `prepare` and before any tensor is written (default: none),
@@ -82,6 +90,7 @@ extension Pass {
     public mutating func prepare(graph: ModelGraph, context: PassContext) throws {}
     public mutating func transform(config: inout ModelConfig) throws {}
     public var calibrationNeeds: CalibrationNeeds { [] }
+    public var needsCalibrationText: Bool { !calibrationNeeds.isEmpty }
 }
 
 /// A pass failed on a tensor (e.g. a value its encoding cannot represent).

@@ -1,5 +1,6 @@
 import Checkpoint
 import EdgeFormat
+import EdgeRuntime
 import Foundation
 
 /// Version string recorded in every output's provenance.
@@ -65,16 +66,38 @@ public struct Pipeline {
         var shapes: [[Int]]
     }
 
+    /// What passes need beyond the model: calibration statistics and text, checkpoints, progress.
+    struct Extras {
+        var calibration: CalibrationStats?
+        var text: String?
+        var checkpointDir: String?
+        var fingerprint = ""
+        var progress: ((Int, Int, String) -> Void)?
+    }
+
     /// Prepares the passes in recipe order. Pass i gathers its statistics over the model as passes
     /// 0..<i leave it (read lazily, see `view`) and sees the config their transforms produced.
-    func prepare(_ graph: ModelGraph, plan: [[Int]], calibration: CalibrationStats? = nil) throws -> Prepared {
+    /// A distill pass trains here (see `distill`).
+    func prepare(_ graph: ModelGraph, plan: [[Int]], extras: Extras = Extras()) throws -> Prepared {
         var passes = recipe.passes
         var contexts: [PassContext] = []
         var config = graph.config
         var view = graph
         for i in passes.indices {
-            let context = PassContext(config: config, index: i, recipeFile: recipeFile, calibration: calibration)
-            try passes[i].prepare(graph: view, context: context)
+            var context = PassContext(config: config, index: i, recipeFile: recipeFile, calibration: extras.calibration)
+            context.checkpointDir = extras.checkpointDir
+            context.fingerprint = extras.fingerprint
+            context.progress = extras.progress
+            if var d = passes[i] as? Distill {
+                guard let text = extras.text else {
+                    throw RecipeError(file: recipeFile, field: "passes[\(i)]", why: "'distill' needs calibration text: run with --data FILE")
+                }
+                try Self.distill(&d, graph: graph, through: Array(passes[..<i]), contexts: contexts, plan: plan, config: config,
+                                 text: text, context: context)
+                passes[i] = d
+            } else {
+                try passes[i].prepare(graph: view, context: context)
+            }
             try passes[i].transform(config: &config)
             contexts.append(context)
             if i + 1 < passes.count {
@@ -87,32 +110,78 @@ public struct Pipeline {
         return Prepared(passes: passes, contexts: contexts, config: config, shapes: shapes)
     }
 
+    /// Trains a distill pass. The student starts from the model as the pruning passes before it
+    /// leave it (latent float values, their zeros as fixed masks); the quantize-stage passes
+    /// before it become fake quantizers (copies of the passes, run on the latent values every
+    /// step); the teacher is the input model in float.
+    static func distill(_ d: inout Distill, graph: ModelGraph, through passes: [any Pass], contexts: [PassContext], plan: [[Int]],
+                        config: ModelConfig, text: String, context: PassContext) throws {
+        let latent = view(graph, through: passes, contexts: contexts, plan: plan, config: config, stages: [.prune])
+        var pruned = Set<String>()
+        var quantizers: [String: ([Float]) throws -> [Float]] = [:]
+        for (n, t) in latent.tensors.enumerated() {
+            let steps = plan[n].filter { $0 < passes.count }
+            if steps.contains(where: { type(of: passes[$0]).stage == .prune }) { pruned.insert(t.name) }
+            let q = steps.filter { type(of: passes[$0]).stage == .quantize }
+            guard !q.isEmpty else { continue }
+            let name = t.name, shape = t.shape
+            quantizers[name] = { values in
+                var w = WorkTensor(name: name, shape: shape, values: values)
+                var copies = passes
+                for j in q { try copies[j].apply(&w, context: contexts[j]) }
+                return w.values
+            }
+        }
+        let teacher = try EdgeModel.floatModel(graph: graph)
+        try d.train(student: latent, pruned: pruned, quantizers: quantizers, teacher: teacher, textFile: text, context: context)
+    }
+
     /// `graph` as `passes` (already prepared) leave it, still lazy: a tensor's values are produced
     /// on demand by running copies of the passes that select it (copies, so the records of the real
-    /// passes count each tensor once); shapes come from `config`.
+    /// passes count each tensor once); shapes come from `config`. `stages` limits the passes run.
     static func view(_ graph: ModelGraph, through passes: [any Pass], contexts: [PassContext], plan: [[Int]],
-                     config: ModelConfig) -> ModelGraph {
+                     config: ModelConfig, stages: Set<PassStage>? = nil) -> ModelGraph {
         var expected: [String: [Int]] = [:]
         for (name, shape) in config.expectedTensors() { expected[name] = shape }
         var out = graph
         out.config = config
         out.tensors = graph.tensors.enumerated().map { n, source in
-            let steps = plan[n].filter { $0 < passes.count }
+            let steps = plan[n].filter { i in i < passes.count && (stages?.contains(type(of: passes[i]).stage) ?? true) }
             guard !steps.isEmpty else { return source }
             return source.with(shape: expected[source.name] ?? source.shape) {
                 var t = WorkTensor(name: source.name, shape: source.shape, values: try source.floats())
                 var copies = passes
-                for j in steps { try copies[j].apply(&t, context: contexts[j]) }
+                try Self.run(&t, steps: steps, passes: &copies, contexts: contexts)
                 return t.values
             }
         }
         return out
     }
 
+    /// Runs `steps` (pass indices, in order) on a tensor. A tensor a distill pass trained takes its
+    /// trained values after the pruning passes and before the first other pass (so the quantize
+    /// passes encode the trained values).
+    static func run(_ t: inout WorkTensor, steps: [Int], passes: inout [any Pass], contexts: [PassContext]) throws {
+        var substituted = false
+        for i in steps {
+            if !substituted, type(of: passes[i]).stage != .prune {
+                substituted = true
+                let distill = steps.first { passes[$0] is Distill }.map { passes[$0] as! Distill }
+                if let v = distill?.trainedValues(t.name) {
+                    guard v.count == t.values.count else {
+                        throw PassError(pass: Distill.id, tensor: t.name, why: "trained \(v.count) values; the tensor has \(t.values.count)")
+                    }
+                    t.values = v
+                }
+            }
+            try passes[i].apply(&t, context: contexts[i])
+        }
+    }
+
     /// Runs tensor `n` of `graph` through its passes and checks it has the shape the output config expects.
     static func process(_ source: SourceTensor, index n: Int, plan: [[Int]], prepared p: inout Prepared) throws -> WorkTensor {
         var t = WorkTensor(name: source.name, shape: source.shape, values: try source.floats())
-        for i in plan[n] { try p.passes[i].apply(&t, context: p.contexts[i]) }
+        try run(&t, steps: plan[n], passes: &p.passes, contexts: p.contexts)
         let count = t.shape.reduce(1, *)
         guard t.shape == p.shapes[n], t.values.count == count else {
             throw PassError(pass: plan[n].last.map { type(of: p.passes[$0]).id } ?? "pipeline", tensor: t.name,
@@ -137,7 +206,8 @@ public struct Pipeline {
     ///   - calibrationText: text file for passes that need activation statistics (`--data`);
     ///     a recipe with such a pass and no text is refused before any work.
     ///   - progress: called with (steps done, step count, current item) for calibration windows, then tensors.
-    public func run(input: String, output: String, calibrationText: String? = nil,
+    ///   - checkpointDir: where a distill pass keeps its checkpoints (resuming from one there).
+    public func run(input: String, output: String, calibrationText: String? = nil, checkpointDir: String? = nil,
                     progress: ((Int, Int, String) -> Void)? = nil) throws -> CompressSummary {
         let start = Date()
         if calibrationText == nil, let (i, id) = recipe.firstCalibrationPass {
@@ -160,7 +230,12 @@ public struct Pipeline {
         protected.append(input)
         let sourceSHA = checkpoint.sourceSHA256()
 
-        var prepared = try prepare(graph, plan: plan, calibration: calibration)
+        var fingerprint = SHA256()
+        fingerprint.update(Data((sourceSHA + "|" + recipe.json.compactString + "|").utf8))
+        if let calibrationText, let d = FileManager.default.contents(atPath: calibrationText) { fingerprint.update(d) }
+        var prepared = try prepare(graph, plan: plan, extras: Extras(
+            calibration: calibration, text: calibrationText, checkpointDir: checkpointDir,
+            fingerprint: fingerprint.hexDigest(), progress: progress))
 
         var provenance = Provenance(sourceSHA256: sourceSHA, sourceFormat: checkpoint.format.rawValue,
                                     sourcePath: URL(fileURLWithPath: input).lastPathComponent, recipe: recipe.json,

@@ -47,6 +47,7 @@ public struct Recipe {
         StructuredPrune.id: StructuredPrune.self,
         Quantize.id: Quantize.self,
         Cast.id: Cast.self,
+        Distill.id: Distill.self,
         Pack.id: Pack.self,
     ]
 
@@ -100,7 +101,7 @@ public struct Recipe {
 
     /// The first pass that needs calibration text (index and id), if any.
     public var firstCalibrationPass: (index: Int, id: String)? {
-        for (i, p) in passes.enumerated() where !p.calibrationNeeds.isEmpty { return (i, type(of: p).id) }
+        for (i, p) in passes.enumerated() where p.needsCalibrationText { return (i, type(of: p).id) }
         return nil
     }
 
@@ -111,10 +112,17 @@ public struct Recipe {
             let stage = type(of: p).stage
             if let h = highest, stage < h.stage {
                 throw RecipeError(file: file, field: "passes[\(i)].pass",
-                                  why: "'\(type(of: p).id)' cannot come after passes[\(h.index)] '\(type(of: passes[h.index]).id)': order is prune, then quantize/cast, then pack")
+                                  why: "'\(type(of: p).id)' cannot come after passes[\(h.index)] '\(type(of: passes[h.index]).id)': order is prune, then quantize/cast, then distill, then pack")
             }
             if stage == .pack, let h = highest, h.stage == .pack {
                 throw RecipeError(file: file, field: "passes[\(i)].pass", why: "packs a second time (passes[\(h.index)] already packs)")
+            }
+            if stage == .distill, let h = highest, h.stage == .distill {
+                throw RecipeError(file: file, field: "passes[\(i)].pass", why: "distills a second time (passes[\(h.index)] already distills)")
+            }
+            if stage == .distill, let g = passes[..<i].firstIndex(where: { ($0 as? Quantize)?.method == "gptq" }) {
+                throw RecipeError(file: file, field: "passes[\(i)].pass",
+                                  why: "'distill' cannot follow passes[\(g)] (GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"")
             }
             if highest == nil || stage >= highest!.stage { highest = (stage, i) }
         }

@@ -10,6 +10,7 @@
 #include "dispatch.h"
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -180,36 +181,46 @@ static AVX2 void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0,
     }
 }
 
-/// The blocked GEMM over any weight source: column blocks outside, NR-row blocks (dequantized into
-/// an L1 buffer) in the middle, MT-token tiles inside.
+/// Rows per weight block: a block of RB rows x EDGE_KC columns (dequantized into a buffer when not
+/// f32) stays in L2 while every token tile passes over it, so activations stream from memory once
+/// per RB rows rather than once per NR rows.
+enum { RB = 48 };
+
+/// The blocked GEMM over any weight source: column blocks outside, RB-row blocks (dequantized once
+/// into an L2 buffer) in the middle, then MT-token tiles, then NR-row tiles inside.
 static AVX2 void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     if (T == 0 || r0 >= r1) return;
     if (cols == 0) {
         for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
         return;
     }
-    float buf[NR * EDGE_KC];
+    float *buf = s->kind == W_F32 ? NULL : (float *)malloc(sizeof(float) * RB * EDGE_KC);
+    if (s->kind != W_F32 && !buf) abort();
     size_t kstep = edge_column_block(cols);
     for (size_t k0 = 0; k0 < cols; k0 += kstep) {
         size_t kc = cols - k0 < kstep ? cols - k0 : kstep;
-        for (size_t r = r0; r < r1; r += NR) {
-            int nr = r1 - r < NR ? (int)(r1 - r) : NR;
-            const float *w;
+        for (size_t rb = r0; rb < r1; rb += RB) {
+            size_t rbn = r1 - rb < RB ? r1 - rb : RB;
+            const float *wb;
             size_t ldw;
             if (s->kind == W_F32) {
-                w = (const float *)s->W + r * cols + k0;
+                wb = (const float *)s->W + rb * cols + k0;
                 ldw = cols;
             } else {
-                for (int i = 0; i < nr; i++) dequant_row(s, cols, r + i, k0, kc, buf + i * EDGE_KC);
-                w = buf;
+                for (size_t i = 0; i < rbn; i++) dequant_row(s, cols, rb + i, k0, kc, buf + i * EDGE_KC);
+                wb = buf;
                 ldw = EDGE_KC;
             }
             for (size_t t = 0; t < T; t += MT) {
                 int mt = T - t < MT ? (int)(T - t) : MT;
-                tile_f32_any(mt, nr, w, ldw, X + t * cols + k0, cols, Y + t * rows + r, rows, kc, k0 > 0);
+                for (size_t r = 0; r < rbn; r += NR) {
+                    int nr = rbn - r < NR ? (int)(rbn - r) : NR;
+                    tile_f32_any(mt, nr, wb + r * ldw, ldw, X + t * cols + k0, cols, Y + t * rows + rb + r, rows, kc, k0 > 0);
+                }
             }
         }
     }
+    free(buf);
 }
 
 static AVX2 void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {

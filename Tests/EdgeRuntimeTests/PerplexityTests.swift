@@ -50,9 +50,10 @@ final class PerplexityTests: XCTestCase {
         }
         XCTAssertEqual(r.nll, nll / Double(r.scoredTokens), accuracy: 1e-9)
         XCTAssertEqual(r.ppl, exp(r.nll), accuracy: 1e-9)
-        // A random 512-token model: perplexity near the vocabulary size, certainly above 100.
-        XCTAssertGreaterThan(r.ppl, 100)
-        XCTAssertLessThan(r.ppl, 2000)
+        // A model trained on the Constitution (Fixtures/README.md): far better than the 512-token
+        // vocabulary's uniform guess on text it never saw, far from perfect.
+        XCTAssertGreaterThan(r.ppl, 5)
+        XCTAssertLessThan(r.ppl, 200)
     }
 
     func testBOSReplacesEachChunksFirstToken() throws {

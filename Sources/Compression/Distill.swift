@@ -1,0 +1,131 @@
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+import Training
+
+/// Teacher-student distillation: the float model as it entered the pipeline teaches the student,
+/// the model as the earlier passes left it. Trains the selected tensors on the calibration text
+/// (`--data`) with loss T^2 * KL(teacher_T || student_T) + alpha * CE, AdamW with warmup and cosine
+/// decay, gradient clipping and a fixed seed. Pruned weights stay zero (masks from the pruning
+/// passes); tensors a quantize pass encodes train through straight-through fake quantization and
+/// are quantized again, from the trained values, by that same pass when the file is written.
+///
+/// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
+/// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "seed": 0, "held_out": 0.1,
+/// "eval_every": 10, "checkpoint_every": 10, <selector>}`; the selector (which tensors train)
+/// defaults to the blocks' linear weights, norms and biases: embeddings and the output head stay frozen.
+public struct Distill: Pass {
+    public static let id = "distill"
+    public static let stage = PassStage.distill
+
+    public let options: TrainOptions
+    public let selector: TensorSelector
+    /// Trained values by tensor name, after `train`.
+    private(set) var trained: [String: [Float]] = [:]
+    private var report: TrainReport?
+    private var seconds = 0.0
+    private var written = 0
+
+    public init(options: TrainOptions = TrainOptions(), selector: TensorSelector = TensorSelector(kinds: [.linear, .norm, .bias])) {
+        self.options = options
+        self.selector = selector
+    }
+
+    public init(fields f: inout RecipeFields) throws {
+        var o = TrainOptions()
+        o.steps = try f.int("steps", default: o.steps, range: 1 ... 1_000_000)
+        o.batch = try f.int("batch", default: o.batch, range: 1 ... 4096)
+        o.length = try f.int("length", default: o.length, range: 8 ... 1 << 16)
+        o.lr = try f.double("lr", default: o.lr, range: 0 ... 1, openUpper: true)
+        o.warmup = try f.double("warmup", default: o.warmup, range: 0 ... 1)
+        o.weightDecay = try f.double("weight_decay", default: o.weightDecay, range: 0 ... 1)
+        o.clip = try f.double("clip", default: o.clip, range: 0 ... 1e6)
+        o.temperature = try f.double("temperature", default: o.temperature, range: 0.05 ... 100)
+        o.alpha = try f.double("alpha", default: o.alpha, range: 0 ... 100)
+        o.seed = UInt64(try f.int("seed", default: 0, range: 0 ... Int(Int32.max)))
+        o.heldOut = try f.double("held_out", default: o.heldOut, range: 0 ... 0.9)
+        o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
+        o.checkpointEvery = try f.int("checkpoint_every", default: o.checkpointEvery, range: 0 ... 1_000_000)
+        options = o
+        selector = try f.selector(defaultKinds: [.linear, .norm, .bias])
+    }
+
+    public var needsCalibrationText: Bool { true }
+
+    /// Trains. Called by the pipeline in place of `prepare`, with the student as the earlier passes
+    /// leave it before quantization (`latent`), the names of pruned tensors (their zeros stay
+    /// zero), fake quantizers, and the float teacher.
+    mutating func train(student latent: ModelGraph, pruned: Set<String>, quantizers: [String: ([Float]) throws -> [Float]],
+                        teacher: EdgeModel, textFile: String, context: PassContext) throws {
+        let start = Date()
+        let config = latent.config
+        guard let text = FileManager.default.contents(atPath: textFile).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw RecipeError(file: textFile, field: "--data", why: "cannot be read")
+        }
+        let tokens = try teacher.tokenize(text)
+        var values: [String: [Float]] = [:]
+        var trainable = Set<String>()
+        var masks: [String: [Bool]] = [:]
+        for t in latent.tensors {
+            let v = try t.floats()
+            values[t.name] = v
+            if selector.selects(t.name, numLayers: config.numLayers) {
+                trainable.insert(t.name)
+                if pruned.contains(t.name) { masks[t.name] = v.map { $0 != 0 } }
+            }
+        }
+        let model = try TrainModel<Float>(config: config, tensors: values, trainable: trainable, masks: masks,
+                                          threads: teacher.threads)
+        values = [:]
+        model.quantizers = quantizers
+        try model.refresh()
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(model: model, tokens: tokens, options: options) { window in try teacher.logits(window) }
+        } catch let e as TrainingError {
+            throw RecipeError(file: textFile, field: "--data", why: "is too short for distillation: \(e)")
+        }
+        let steps = options.steps
+        let r = try trainer.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
+            var item = "distill step \(p.step)/\(p.steps)"
+            if let l = p.loss { item += String(format: " loss %.3f", l.loss) }
+            if let ppl = p.heldOutPPL { item += String(format: " held-out ppl %.2f", ppl) }
+            context.progress?(p.step, steps, item)
+        }
+        for p in model.params where p.trainable { trained[p.name] = p.value.array }
+        report = r
+        seconds = Date().timeIntervalSince(start)
+    }
+
+    /// The trained values of a tensor, if this pass trained it.
+    func trainedValues(_ name: String) -> [Float]? { trained[name] }
+
+    public mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws {
+        // The pipeline substituted the trained values before the quantize passes ran.
+        if trained[tensor.name] != nil { written += 1 }
+    }
+
+    public func record() -> JSONValue {
+        var o: [String: JSONValue] = [
+            "pass": .string(Self.id), "selector": selector.record, "steps": .number(Double(options.steps)),
+            "batch": .number(Double(options.batch)), "lr": .number(options.lr), "warmup": .number(options.warmup),
+            "weight_decay": .number(options.weightDecay), "clip": .number(options.clip),
+            "temperature": .number(options.temperature), "alpha": .number(options.alpha), "seed": .number(Double(options.seed)),
+            "tensors": .number(Double(trained.count)), "seconds": .number(seconds),
+        ]
+        if let r = report {
+            o["length"] = .number(Double(r.length))
+            o["train_windows"] = .number(Double(r.trainWindows))
+            o["held_out_windows"] = .number(Double(r.heldOutWindows))
+            o["held_out_ppl_before"] = .number(r.heldOutBefore)
+            o["held_out_ppl_after"] = .number(r.heldOutAfter)
+            o["resumed_from_step"] = .number(Double(r.resumedFrom))
+            o["train_tokens_per_second"] = .number(r.tokensPerSecond)
+            if let last = r.log.last, last.step > 0 {
+                o["final_loss"] = .number(last.loss)
+                o["final_kl"] = .number(last.kl)
+            }
+        }
+        return .object(o)
+    }
+}

@@ -1,0 +1,74 @@
+import Checkpoint
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+import Training
+
+/// Trains every tensor of a model on text with the next-token cross-entropy (no teacher) and
+/// writes the result as a float32 `.edge` file: how the tiny test fixtures get weights that mean
+/// something, and the training-throughput benchmark (`compress train`).
+public enum TrainModelFile {
+    /// What a run produced.
+    public struct Summary {
+        public var output: String
+        public var report: TrainReport
+        public var seconds: Double
+    }
+
+    /// - Parameters:
+    ///   - input: any checkpoint `Checkpoint.open` reads (its weights are the starting point).
+    ///   - output: the `.edge` file to write (atomically, only on success).
+    ///   - textFile: training text; its tail is held out for perplexity.
+    ///   - checkpointDir: resume from / save checkpoints there.
+    ///   - shouldStop: ends the run early after the current step (a checkpoint is saved; no output is written).
+    /// - Throws: checkpoint, tokenizer, training and writing errors.
+    public static func run(input: String, output: String, textFile: String, options: TrainOptions, checkpointDir: String? = nil,
+                           progress: ((TrainProgress) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> Summary {
+        let start = Date()
+        let checkpoint = try Checkpoint.open(input)
+        let graph = ModelGraph(checkpoint)
+        guard let text = FileManager.default.contents(atPath: textFile).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw RecipeError(file: textFile, field: "--data", why: "cannot be read")
+        }
+        let runtime = try EdgeModel.floatModel(graph: graph)
+        let tokens = try runtime.tokenize(text)
+        var values: [String: [Float]] = [:]
+        for t in graph.tensors { values[t.name] = try t.floats() }
+        let model = try TrainModel<Float>(config: graph.config, tensors: values, trainable: Set(values.keys), threads: runtime.threads)
+        values = [:]
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(model: model, tokens: tokens, options: options, teacher: nil)
+        } catch let e as TrainingError {
+            throw RecipeError(file: textFile, field: "--data", why: "is too short to train on: \(e)")
+        }
+        var fingerprint = SHA256()
+        fingerprint.update(Data((checkpoint.sourceSHA256() + "|train|").utf8))
+        fingerprint.update(Data(text.utf8))
+        let report = try trainer.run(checkpointDir: checkpointDir, fingerprint: fingerprint.hexDigest(), progress: progress,
+                                     shouldStop: shouldStop)
+        if report.steps < options.steps { return Summary(output: output, report: report, seconds: Date().timeIntervalSince(start)) }
+
+        let optionsJSON = try JSONValue(encoding: options)
+        var provenance = Provenance(sourceSHA256: checkpoint.sourceSHA256(), sourceFormat: checkpoint.format.rawValue,
+                                    sourcePath: URL(fileURLWithPath: input).lastPathComponent,
+                                    recipe: .object(["name": .string("train"), "train": optionsJSON]), toolchain: toolchainVersion)
+        var record: [String: JSONValue] = ["pass": .string("train"), "text": .string(URL(fileURLWithPath: textFile).lastPathComponent)]
+        record["tokens"] = .number(Double(tokens.count))
+        record["steps"] = .number(Double(report.steps))
+        record["length"] = .number(Double(report.length))
+        record["held_out_ppl_before"] = .number(report.heldOutBefore)
+        record["held_out_ppl_after"] = .number(report.heldOutAfter)
+        provenance.passes = [.object(record)]
+        var protected = checkpoint.files.map(\.path)
+        protected.append(input)
+        let writer = try EdgeWriter(path: output, protecting: protected, config: graph.config, provenance: provenance, deflate: false)
+        for p in model.params {
+            let v = p.value.array
+            try writer.add(EncodedTensor.f32(name: p.name, shape: p.shape, values: v), nnz: v.reduce(0) { $0 + ($1 != 0 ? 1 : 0) })
+        }
+        if let tok = graph.tokenizerJSON { try writer.addBlob(name: "tokenizer.json", bytes: tok) }
+        try writer.finish()
+        return Summary(output: output, report: report, seconds: Date().timeIntervalSince(start))
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Loss of one batch, as means over the positions that carry each term.
+public struct LossValue: Equatable, Sendable {
+    /// The loss minimised: klWeight * T^2 * KL + alpha * CE.
+    public var loss: Double
+    /// Mean KL(teacher_T || student_T) per position (0 without a teacher).
+    public var kl: Double
+    /// Mean cross-entropy of the next token (nats).
+    public var ce: Double
+}
+
+/// Distillation loss over logits [N, vocab]: per position, T^2 * KL(softmax(t/T) || softmax(s/T))
+/// averaged over all N positions (when a teacher is given), plus alpha * the cross-entropy of
+/// `targets[i]` (skipped where it is negative) averaged over the positions that have a target.
+/// Replaces `logits` by dLoss/dlogits.
+public func distillationLoss<R: TrainScalar>(logits: Buf<R>, teacher: UnsafePointer<Float>?, targets: [Int32], vocab V: Int,
+                                             temperature T: Double, alpha: Double, threads: Int = 1) -> LossValue {
+    let N = targets.count
+    precondition(logits.count == N * V, "loss: logits hold \(logits.count) values, expected \(N) x \(V)")
+    let withCE = targets.filter { $0 >= 0 }.count
+    let klScale = teacher == nil ? 0 : 1 / Double(N)
+    let ceScale = withCE == 0 ? 0 : alpha / Double(withCE)
+    var kls = [Double](repeating: 0, count: N), ces = [Double](repeating: 0, count: N)
+    let chunks = N * V < 1 << 16 ? 1 : max(1, min(threads, N))
+    kls.withUnsafeMutableBufferPointer { klp in
+        ces.withUnsafeMutableBufferPointer { cep in
+            parallel(chunks) { c in
+                var ps = [Double](repeating: 0, count: V), pt = [Double](repeating: 0, count: V), p1 = [Double](repeating: 0, count: V)
+                for i in stride(from: c, to: N, by: chunks) {
+                    let z = logits.p + i * V
+                    // Cross-entropy at temperature 1.
+                    let target = Int(targets[i])
+                    if target >= 0 {
+                        softmax(z, count: V, temperature: 1, into: &p1)
+                        cep[i] = -Foundation.log(max(p1[target], Double.leastNormalMagnitude))
+                    }
+                    if let teacher {
+                        softmax(z, count: V, temperature: T, into: &ps)
+                        softmax(teacher + i * V, count: V, temperature: T, into: &pt)
+                        var kl = 0.0
+                        for j in 0 ..< V where pt[j] > 0 {
+                            kl += pt[j] * (Foundation.log(pt[j]) - Foundation.log(max(ps[j], Double.leastNormalMagnitude)))
+                        }
+                        klp[i] = kl
+                    }
+                    for j in 0 ..< V {
+                        var g = 0.0
+                        if teacher != nil { g += klScale * T * (ps[j] - pt[j]) }
+                        if target >= 0 { g += ceScale * (p1[j] - (j == target ? 1 : 0)) }
+                        z[j] = R(g)
+                    }
+                }
+            }
+        }
+    }
+    let kl = kls.reduce(0, +) / Double(N)
+    let ce = withCE == 0 ? 0 : ces.reduce(0, +) / Double(withCE)
+    return LossValue(loss: (teacher == nil ? 0 : T * T * kl) + alpha * ce, kl: kl, ce: ce)
+}
+
+/// softmax(z / T) in Double.
+@inline(__always) func softmax<S: BinaryFloatingPoint>(_ z: UnsafePointer<S>, count: Int, temperature T: Double, into p: inout [Double]) {
+    var m = -Double.infinity
+    for j in 0 ..< count { m = max(m, Double(z[j]) / T) }
+    var sum = 0.0
+    for j in 0 ..< count {
+        let e = Foundation.exp(Double(z[j]) / T - m)
+        p[j] = e
+        sum += e
+    }
+    for j in 0 ..< count { p[j] /= sum }
+}

@@ -1,0 +1,112 @@
+import Dispatch
+import EdgeKernels
+import Foundation
+
+/// The number type training runs in: Float for real work (matrix products through the runtime's
+/// C kernels), Double for gradient checks against finite differences (plain loops).
+public protocol TrainScalar: BinaryFloatingPoint, Sendable {
+    /// C[m, n] = A[m, k] · B[n, k]^T (row-major), or C += that when `accumulate`;
+    /// split over `threads` along n.
+    static func gemm(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ c: UnsafeMutablePointer<Self>,
+                     m: Int, n: Int, k: Int, accumulate: Bool, threads: Int)
+    static func exp(_ x: Self) -> Self
+    static func log(_ x: Self) -> Self
+    static func tanh(_ x: Self) -> Self
+    static func cos(_ x: Self) -> Self
+    static func sin(_ x: Self) -> Self
+    static func pow(_ x: Self, _ y: Self) -> Self
+}
+
+/// Products below this many multiply-adds run on one thread.
+let parallelWork = 1 << 18
+
+/// Runs `body(c)` for c in 0..<chunks, concurrently when chunks > 1.
+@inline(__always) func parallel(_ chunks: Int, _ body: (Int) -> Void) {
+    if chunks <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+}
+
+extension Float: TrainScalar {
+    public static func gemm(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                            m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if !accumulate { c.update(repeating: 0, count: m * n) }
+            return
+        }
+        let out = accumulate ? UnsafeMutablePointer<Float>.allocate(capacity: m * n) : c
+        let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
+        parallel(chunks) { i in
+            edge_matmul_f32(b, a, out, m, n, k, n * i / chunks, n * (i + 1) / chunks)
+        }
+        if accumulate {
+            edge_add(c, out, m * n)
+            out.deallocate()
+        }
+    }
+    public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
+    public static func log(_ x: Float) -> Float { Foundation.log(x) }
+    public static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
+    public static func cos(_ x: Float) -> Float { Foundation.cos(x) }
+    public static func sin(_ x: Float) -> Float { Foundation.sin(x) }
+    public static func pow(_ x: Float, _ y: Float) -> Float { Foundation.pow(x, y) }
+}
+
+extension Double: TrainScalar {
+    public static func gemm(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>,
+                            m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+        for i in 0 ..< m {
+            for j in 0 ..< n {
+                var s = 0.0
+                for t in 0 ..< k { s += a[i * k + t] * b[j * k + t] }
+                c[i * n + j] = accumulate ? c[i * n + j] + s : s
+            }
+        }
+    }
+    public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
+    public static func log(_ x: Double) -> Double { Foundation.log(x) }
+    public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
+    public static func cos(_ x: Double) -> Double { Foundation.cos(x) }
+    public static func sin(_ x: Double) -> Double { Foundation.sin(x) }
+    public static func pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }
+}
+
+/// An owned, zero-initialised buffer of `count` scalars.
+public final class Buf<R: TrainScalar> {
+    public let p: UnsafeMutablePointer<R>
+    public let count: Int
+
+    public init(_ count: Int) {
+        self.count = count
+        p = .allocate(capacity: max(1, count))
+        p.initialize(repeating: 0, count: max(1, count))
+    }
+
+    public convenience init(_ values: [R]) {
+        self.init(values.count)
+        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { p.deallocate() }
+
+    public var array: [R] { Array(UnsafeBufferPointer(start: p, count: count)) }
+    public func zero() { p.update(repeating: 0, count: count) }
+    public func copy(from other: Buf<R>) { p.update(from: other.p, count: count) }
+}
+
+/// dst[c, r] = src[r, c] for a [rows, cols] matrix, in cache-sized tiles.
+func transpose<R>(_ src: UnsafePointer<R>, _ dst: UnsafeMutablePointer<R>, rows: Int, cols: Int) {
+    let tile = 32
+    var r0 = 0
+    while r0 < rows {
+        let r1 = min(rows, r0 + tile)
+        var c0 = 0
+        while c0 < cols {
+            let c1 = min(cols, c0 + tile)
+            for r in r0 ..< r1 {
+                for c in c0 ..< c1 { dst[c * rows + r] = src[r * cols + c] }
+            }
+            c0 = c1
+        }
+        r0 = r1
+    }
+}

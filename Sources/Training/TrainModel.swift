@@ -1,0 +1,559 @@
+import EdgeFormat
+import Foundation
+
+/// One named tensor of a model being trained.
+public final class Param<R: TrainScalar> {
+    public let name: String
+    public let shape: [Int]
+    /// The trained ("latent") values.
+    public let value: Buf<R>
+    /// Gradient of the loss, accumulated by `backward`; nil for a frozen tensor.
+    public let grad: Buf<R>?
+    /// Which weights may be nonzero (pruning masks: the rest stay exactly zero); nil = all.
+    public let mask: [Bool]?
+    /// What the forward pass multiplies by: the fake-quantized latent values (`value` itself
+    /// when the tensor has no quantizer). Updated by `TrainModel.refresh()`.
+    var effective: Buf<R>
+    /// `effective` transposed (matrices only), for input gradients.
+    var effectiveT: Buf<R>?
+
+    init(name: String, shape: [Int], values: [R], trainable: Bool, mask: [Bool]?) {
+        self.name = name
+        self.shape = shape
+        value = Buf(values)
+        grad = trainable ? Buf(values.count) : nil
+        self.mask = mask
+        effective = value
+    }
+
+    var rows: Int { shape.count == 2 ? shape[0] : 1 }
+    var cols: Int { shape.last ?? 1 }
+    public var trainable: Bool { grad != nil }
+}
+
+/// A GPT-2 or Llama model in a form that trains: float parameters by canonical name, a forward
+/// pass that keeps what the backward pass needs, and reverse-mode gradients for every op
+/// (embeddings, LayerNorm/RMSNorm, causal grouped-query attention with RoPE, GELU and SwiGLU MLPs,
+/// tied or untied output head). The arithmetic is the runtime's (`EdgeModel.forward`), written
+/// over `R` so that gradient checks can run in Double; matrix products go through `R.gemm`.
+///
+/// Sequences of a batch have one length S and start at position 0; linear layers run over all
+/// N = B x S rows at once, attention per sequence.
+public final class TrainModel<R: TrainScalar> {
+    public let config: ModelConfig
+    /// Every tensor of `config.expectedTensors()`, in that order.
+    public let params: [Param<R>]
+    public let byName: [String: Param<R>]
+    /// Threads for matrix products and attention.
+    public var threads: Int
+    /// Fake quantization by tensor name: latent values -> the values the forward pass uses
+    /// (straight-through: gradients pass to the latent values unchanged).
+    public var quantizers: [String: ([R]) throws -> [R]] = [:]
+
+    struct Layer {
+        let attnNorm: Param<R>, attnNormBias: Param<R>?
+        let q: Param<R>, k: Param<R>, v: Param<R>, qb: Param<R>?, kb: Param<R>?, vb: Param<R>?
+        let o: Param<R>, ob: Param<R>?
+        let ffnNorm: Param<R>, ffnNormBias: Param<R>?
+        let gate: Param<R>?, up: Param<R>, upb: Param<R>?, down: Param<R>, downb: Param<R>?
+        let sizes: ModelConfig.LayerSizes
+    }
+
+    let layers: [Layer]
+    let tokenEmbedding: Param<R>
+    let positionEmbedding: Param<R>?
+    let outputNorm: Param<R>, outputNormBias: Param<R>?
+    let output: Param<R>
+
+    /// - Parameters:
+    ///   - tensors: values of every tensor the config requires (row-major).
+    ///   - trainable: names that get gradients; the others are frozen.
+    ///   - masks: names -> which weights may be nonzero.
+    public init(config: ModelConfig, tensors: [String: [R]], trainable: Set<String>, masks: [String: [Bool]] = [:],
+                threads: Int = 1) throws {
+        var params: [Param<R>] = []
+        var byName: [String: Param<R>] = [:]
+        for (name, shape) in config.expectedTensors() {
+            guard let v = tensors[name] else { throw TrainingError.missingTensor(name) }
+            let n = shape.reduce(1, *)
+            guard v.count == n else { throw TrainingError.badShape(name, expected: shape, count: v.count) }
+            if let m = masks[name], m.count != n { throw TrainingError.badShape(name, expected: shape, count: m.count) }
+            let p = Param(name: name, shape: shape, values: v, trainable: trainable.contains(name), mask: masks[name])
+            params.append(p)
+            byName[name] = p
+        }
+        func p(_ n: String) -> Param<R> { byName[n]! }
+        func opt(_ n: String) -> Param<R>? { byName[n] }
+        var layers: [Layer] = []
+        for i in 0 ..< config.numLayers {
+            let b = TensorName.block(i)
+            layers.append(Layer(
+                attnNorm: p(b + "attn_norm.weight"), attnNormBias: opt(b + "attn_norm.bias"),
+                q: p(b + "attn_q.weight"), k: p(b + "attn_k.weight"), v: p(b + "attn_v.weight"),
+                qb: opt(b + "attn_q.bias"), kb: opt(b + "attn_k.bias"), vb: opt(b + "attn_v.bias"),
+                o: p(b + "attn_output.weight"), ob: opt(b + "attn_output.bias"),
+                ffnNorm: p(b + "ffn_norm.weight"), ffnNormBias: opt(b + "ffn_norm.bias"),
+                gate: opt(b + "ffn_gate.weight"), up: p(b + "ffn_up.weight"), upb: opt(b + "ffn_up.bias"),
+                down: p(b + "ffn_down.weight"), downb: opt(b + "ffn_down.bias"), sizes: config.sizes(layer: i)))
+        }
+        self.config = config
+        self.params = params
+        self.byName = byName
+        self.layers = layers
+        self.threads = max(1, threads)
+        tokenEmbedding = p(TensorName.tokenEmbedding)
+        positionEmbedding = opt(TensorName.positionEmbedding)
+        outputNorm = p(TensorName.outputNorm + ".weight")
+        outputNormBias = opt(TensorName.outputNorm + ".bias")
+        output = config.tiedEmbeddings ? tokenEmbedding : p(TensorName.output)
+        try refresh()
+    }
+
+    /// Recomputes what the forward pass uses from the latent values: fake quantization and the
+    /// transposed matrices. Call after every change of the latent values.
+    /// - Throws: what a quantizer throws.
+    public func refresh() throws {
+        var linear = Set<ObjectIdentifier>()
+        for l in layers {
+            for w in [l.q, l.k, l.v, l.o, l.up, l.down] + (l.gate.map { [$0] } ?? []) { linear.insert(ObjectIdentifier(w)) }
+        }
+        linear.insert(ObjectIdentifier(output))
+        for p in params {
+            if let q = quantizers[p.name] {
+                let out = try q(p.value.array)
+                precondition(out.count == p.value.count, "quantizer for \(p.name) changed the size")
+                p.effective = Buf(out)
+            } else {
+                p.effective = p.value
+            }
+            if linear.contains(ObjectIdentifier(p)) {
+                let t = p.effectiveT ?? Buf<R>(p.value.count)
+                transpose(p.effective.p, t.p, rows: p.rows, cols: p.cols)
+                p.effectiveT = t
+            }
+        }
+    }
+
+    /// Zeroes every gradient.
+    public func zeroGrad() { for p in params { p.grad?.zero() } }
+
+    // MARK: Forward
+
+    /// What one layer's backward pass needs.
+    final class LayerCache {
+        var x: Buf<R>, n1: Buf<R>, rstd1: Buf<R>, mean1: Buf<R>?
+        var q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, att: Buf<R>
+        var x1: Buf<R>, n2: Buf<R>, rstd2: Buf<R>, mean2: Buf<R>?
+        var g: Buf<R>?, u: Buf<R>, a: Buf<R>
+        init(x: Buf<R>, n1: Buf<R>, rstd1: Buf<R>, mean1: Buf<R>?, q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, att: Buf<R>,
+             x1: Buf<R>, n2: Buf<R>, rstd2: Buf<R>, mean2: Buf<R>?, g: Buf<R>?, u: Buf<R>, a: Buf<R>) {
+            self.x = x; self.n1 = n1; self.rstd1 = rstd1; self.mean1 = mean1
+            self.q = q; self.k = k; self.v = v; self.probs = probs; self.att = att
+            self.x1 = x1; self.n2 = n2; self.rstd2 = rstd2; self.mean2 = mean2
+            self.g = g; self.u = u; self.a = a
+        }
+    }
+
+    /// What `backward` needs from a forward pass.
+    public final class Cache {
+        let tokens: [Int32]
+        let batch: Int, length: Int
+        var layers: [LayerCache] = []
+        var xL: Buf<R>, nf: Buf<R>, rstdF: Buf<R>, meanF: Buf<R>?
+        init(tokens: [Int32], batch: Int, length: Int, xL: Buf<R>, nf: Buf<R>, rstdF: Buf<R>, meanF: Buf<R>?) {
+            self.tokens = tokens; self.batch = batch; self.length = length
+            self.xL = xL; self.nf = nf; self.rstdF = rstdF; self.meanF = meanF
+        }
+    }
+
+    /// Logits [B*S, vocab] of a batch of B sequences of S tokens (row b*S + t is sequence b,
+    /// position t), and what `backward` needs.
+    public func forward(_ batch: [[Int32]]) -> (logits: Buf<R>, cache: Cache) {
+        let B = batch.count, S = batch.first?.count ?? 0
+        precondition(B > 0 && S > 0 && batch.allSatisfy { $0.count == S }, "forward: sequences must share one nonzero length")
+        precondition(S <= config.maxPositions, "forward: \(S) positions; the model has \(config.maxPositions)")
+        let N = B * S, h = config.hiddenSize, hd = config.headDim
+        let tokens = batch.flatMap { $0 }
+        let llama = config.architecture == .llama
+        var x = Buf<R>(N * h)
+        let emb = tokenEmbedding.effective.p
+        for (i, tok) in tokens.enumerated() {
+            (x.p + i * h).update(from: emb + Int(tok) * h, count: h)
+            if let pe = positionEmbedding {
+                let row = pe.effective.p + (i % S) * h
+                for j in 0 ..< h { x.p[i * h + j] += row[j] }
+            }
+        }
+        let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
+        var caches: [LayerCache] = []
+        for l in layers {
+            let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
+            let qd = nh * hd, kvd = nkv * hd
+            let n1 = Buf<R>(N * h), rstd1 = Buf<R>(N), mean1 = llama ? nil : Buf<R>(N)
+            norm(x, n1, rows: N, l.attnNorm, l.attnNormBias, rstd: rstd1, mean: mean1)
+            let q = Buf<R>(N * qd), k = Buf<R>(N * kvd), v = Buf<R>(N * kvd)
+            linear(n1, N, l.q, l.qb, q)
+            linear(n1, N, l.k, l.kb, k)
+            linear(n1, N, l.v, l.vb, v)
+            if let rope {
+                rope.apply(q, rows: N, length: S, heads: nh, inverse: false)
+                rope.apply(k, rows: N, length: S, heads: nkv, inverse: false)
+            }
+            let probs = Buf<R>(B * nh * S * S), att = Buf<R>(N * qd)
+            attention(q: q, k: k, v: v, probs: probs, out: att, batch: B, length: S, heads: nh, kvHeads: nkv)
+            let x1 = Buf<R>(N * h)
+            linear(att, N, l.o, l.ob, x1)
+            for i in 0 ..< N * h { x1.p[i] += x.p[i] }
+            let n2 = Buf<R>(N * h), rstd2 = Buf<R>(N), mean2 = llama ? nil : Buf<R>(N)
+            norm(x1, n2, rows: N, l.ffnNorm, l.ffnNormBias, rstd: rstd2, mean: mean2)
+            let u = Buf<R>(N * f), a = Buf<R>(N * f)
+            var g: Buf<R>?
+            if let gate = l.gate {
+                let gb = Buf<R>(N * f)
+                linear(n2, N, gate, nil, gb)
+                linear(n2, N, l.up, nil, u)
+                for i in 0 ..< N * f { a.p[i] = silu(gb.p[i]) * u.p[i] }
+                g = gb
+            } else {
+                linear(n2, N, l.up, l.upb, u)
+                for i in 0 ..< N * f { a.p[i] = gelu(u.p[i]) }
+            }
+            let x2 = Buf<R>(N * h)
+            linear(a, N, l.down, l.downb, x2)
+            for i in 0 ..< N * h { x2.p[i] += x1.p[i] }
+            caches.append(LayerCache(x: x, n1: n1, rstd1: rstd1, mean1: mean1, q: q, k: k, v: v, probs: probs, att: att,
+                                     x1: x1, n2: n2, rstd2: rstd2, mean2: mean2, g: g, u: u, a: a))
+            x = x2
+        }
+        let nf = Buf<R>(N * h), rstdF = Buf<R>(N), meanF = llama ? nil : Buf<R>(N)
+        norm(x, nf, rows: N, outputNorm, outputNormBias, rstd: rstdF, mean: meanF)
+        let logits = Buf<R>(N * config.vocabSize)
+        linear(nf, N, output, nil, logits)
+        let cache = Cache(tokens: tokens, batch: B, length: S, xL: x, nf: nf, rstdF: rstdF, meanF: meanF)
+        cache.layers = caches
+        return (logits, cache)
+    }
+
+    // MARK: Backward
+
+    /// Adds the gradients of a loss to every trainable tensor's `grad`, given dLoss/dlogits
+    /// [B*S, vocab] for the forward pass that made `cache`.
+    public func backward(_ dLogits: Buf<R>, cache c: Cache) {
+        let B = c.batch, S = c.length, N = B * S, h = config.hiddenSize, hd = config.headDim
+        let llama = config.architecture == .llama
+        var dx = Buf<R>(N * h)
+        let dnf = Buf<R>(N * h)
+        linearBackward(dLogits, input: c.nf, rows: N, output, nil, dx: dnf, accumulate: false)
+        normBackward(dnf, x: c.xL, rows: N, outputNorm, outputNormBias, rstd: c.rstdF, mean: c.meanF, dx: dx)
+        let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
+        for (l, lc) in zip(layers, c.layers).reversed() {
+            let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
+            let qd = nh * hd, kvd = nkv * hd
+            // x2 = x1 + down(a)
+            let da = Buf<R>(N * f)
+            linearBackward(dx, input: lc.a, rows: N, l.down, l.downb, dx: da, accumulate: false)
+            let dn2 = Buf<R>(N * h)
+            if let gate = l.gate, let g = lc.g {
+                let dg = Buf<R>(N * f), du = Buf<R>(N * f)
+                for i in 0 ..< N * f {
+                    let s = sigmoid(g.p[i])
+                    du.p[i] = da.p[i] * g.p[i] * s
+                    dg.p[i] = da.p[i] * lc.u.p[i] * s * (1 + g.p[i] * (1 - s))
+                }
+                linearBackward(du, input: lc.n2, rows: N, l.up, nil, dx: dn2, accumulate: false)
+                linearBackward(dg, input: lc.n2, rows: N, gate, nil, dx: dn2, accumulate: true)
+            } else {
+                let du = Buf<R>(N * f)
+                for i in 0 ..< N * f { du.p[i] = da.p[i] * geluDerivative(lc.u.p[i]) }
+                linearBackward(du, input: lc.n2, rows: N, l.up, l.upb, dx: dn2, accumulate: false)
+            }
+            // x1 = x + o(att): dx1 = dx + dnorm2
+            let dx1 = dx
+            normBackward(dn2, x: lc.x1, rows: N, l.ffnNorm, l.ffnNormBias, rstd: lc.rstd2, mean: lc.mean2, dx: dx1)
+            let datt = Buf<R>(N * qd)
+            linearBackward(dx1, input: lc.att, rows: N, l.o, l.ob, dx: datt, accumulate: false)
+            let dq = Buf<R>(N * qd), dk = Buf<R>(N * kvd), dv = Buf<R>(N * kvd)
+            attentionBackward(dOut: datt, q: lc.q, k: lc.k, v: lc.v, probs: lc.probs, dq: dq, dk: dk, dv: dv,
+                              batch: B, length: S, heads: nh, kvHeads: nkv)
+            if let rope {
+                rope.apply(dq, rows: N, length: S, heads: nh, inverse: true)
+                rope.apply(dk, rows: N, length: S, heads: nkv, inverse: true)
+            }
+            let dn1 = Buf<R>(N * h)
+            linearBackward(dq, input: lc.n1, rows: N, l.q, l.qb, dx: dn1, accumulate: false)
+            linearBackward(dk, input: lc.n1, rows: N, l.k, l.kb, dx: dn1, accumulate: true)
+            linearBackward(dv, input: lc.n1, rows: N, l.v, l.vb, dx: dn1, accumulate: true)
+            normBackward(dn1, x: lc.x, rows: N, l.attnNorm, l.attnNormBias, rstd: lc.rstd1, mean: lc.mean1, dx: dx1)
+            dx = dx1
+        }
+        if let g = tokenEmbedding.grad {
+            for (i, tok) in c.tokens.enumerated() {
+                let row = g.p + Int(tok) * h
+                for j in 0 ..< h { row[j] += dx.p[i * h + j] }
+            }
+        }
+        if let pe = positionEmbedding, let g = pe.grad {
+            for i in 0 ..< N {
+                let row = g.p + (i % S) * h
+                for j in 0 ..< h { row[j] += dx.p[i * h + j] }
+            }
+        }
+    }
+
+    // MARK: Ops
+
+    /// out[N, w.rows] = x[N, w.cols] · effective(w)^T (+ bias).
+    func linear(_ x: Buf<R>, _ n: Int, _ w: Param<R>, _ bias: Param<R>?, _ out: Buf<R>) {
+        R.gemm(x.p, w.effective.p, out.p, m: n, n: w.rows, k: w.cols, accumulate: false, threads: threads)
+        if let bias {
+            let b = bias.effective.p
+            for t in 0 ..< n { for j in 0 ..< w.rows { out.p[t * w.rows + j] += b[j] } }
+        }
+    }
+
+    /// Given dy [N, w.rows] for out = x · w^T + b: dx (+)= dy · w, and (when trainable)
+    /// w.grad += dy^T · x, b.grad += column sums of dy. Straight-through for fake-quantized w.
+    func linearBackward(_ dy: Buf<R>, input x: Buf<R>, rows n: Int, _ w: Param<R>, _ bias: Param<R>?,
+                        dx: Buf<R>, accumulate: Bool) {
+        let out = w.rows, inp = w.cols
+        R.gemm(dy.p, w.effectiveT!.p, dx.p, m: n, n: inp, k: out, accumulate: accumulate, threads: threads)
+        if let g = w.grad {
+            let dyT = Buf<R>(out * n), xT = Buf<R>(inp * n)
+            transpose(dy.p, dyT.p, rows: n, cols: out)
+            transpose(x.p, xT.p, rows: n, cols: inp)
+            R.gemm(dyT.p, xT.p, g.p, m: out, n: inp, k: n, accumulate: true, threads: threads)
+        }
+        if let bias, let g = bias.grad {
+            for t in 0 ..< n { for j in 0 ..< out { g.p[j] += dy.p[t * out + j] } }
+        }
+    }
+
+    /// RMSNorm (Llama) or LayerNorm (GPT-2, when `mean` is given) of each row, as the runtime computes them.
+    func norm(_ x: Buf<R>, _ out: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?) {
+        let h = config.hiddenSize, eps = R(config.normEps), wp = w.effective.p
+        for t in 0 ..< rows {
+            let xr = x.p + t * h, o = out.p + t * h
+            if let mean, let b {
+                var s: R = 0
+                for j in 0 ..< h { s += xr[j] }
+                let mu = s / R(h)
+                var v: R = 0
+                for j in 0 ..< h { v += (xr[j] - mu) * (xr[j] - mu) }
+                let r = 1 / (v / R(h) + eps).squareRoot()
+                for j in 0 ..< h { o[j] = (xr[j] - mu) * r * wp[j] + b.effective.p[j] }
+                mean.p[t] = mu
+                rstd.p[t] = r
+            } else {
+                var ss: R = 0
+                for j in 0 ..< h { ss += xr[j] * xr[j] }
+                let r = 1 / (ss / R(h) + eps).squareRoot()
+                for j in 0 ..< h { o[j] = wp[j] * (xr[j] * r) }
+                rstd.p[t] = r
+            }
+        }
+    }
+
+    /// dx += d(norm)/dx · dy; weight (and bias) gradients when trainable.
+    func normBackward(_ dy: Buf<R>, x: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?, dx: Buf<R>) {
+        let h = config.hiddenSize, wp = w.effective.p, hn = R(h)
+        for t in 0 ..< rows {
+            let xr = x.p + t * h, d = dy.p + t * h, o = dx.p + t * h, r = rstd.p[t]
+            if let mean {
+                let mu = mean.p[t]
+                var sg: R = 0, sgx: R = 0
+                for j in 0 ..< h {
+                    let gy = d[j] * wp[j], xh = (xr[j] - mu) * r
+                    sg += gy
+                    sgx += gy * xh
+                }
+                for j in 0 ..< h {
+                    let xh = (xr[j] - mu) * r
+                    o[j] += r * (d[j] * wp[j] - sg / hn - xh * sgx / hn)
+                }
+                if let g = w.grad { for j in 0 ..< h { g.p[j] += d[j] * (xr[j] - mu) * r } }
+                if let b, let g = b.grad { for j in 0 ..< h { g.p[j] += d[j] } }
+            } else {
+                var dot: R = 0
+                for j in 0 ..< h { dot += d[j] * wp[j] * xr[j] }
+                let c = r * r * r * dot / hn
+                for j in 0 ..< h { o[j] += r * d[j] * wp[j] - xr[j] * c }
+                if let g = w.grad { for j in 0 ..< h { g.p[j] += d[j] * xr[j] * r } }
+            }
+        }
+    }
+
+    /// Causal grouped-query attention per sequence: query head i reads KV head i / (heads / kvHeads);
+    /// probs [B, heads, S, S] keeps the softmax (zeros above the diagonal).
+    func attention(q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, out: Buf<R>, batch B: Int, length S: Int,
+                   heads nh: Int, kvHeads nkv: Int) {
+        let hd = config.headDim, qd = nh * hd, kvd = nkv * hd, group = nh / nkv
+        let scale = 1 / R(hd).squareRoot()
+        let items = B * nkv
+        let chunks = S * S * hd * nh * B < parallelWork ? 1 : min(threads, items)
+        parallel(chunks) { c in
+            let kg = Buf<R>(S * hd), vt = Buf<R>(hd * S), qh = Buf<R>(S * hd), oh = Buf<R>(S * hd)
+            var item = c
+            while item < items {
+                let b = item / nkv, g = item % nkv
+                for s in 0 ..< S {
+                    for d in 0 ..< hd {
+                        kg.p[s * hd + d] = k.p[(b * S + s) * kvd + g * hd + d]
+                        vt.p[d * S + s] = v.p[(b * S + s) * kvd + g * hd + d]
+                    }
+                }
+                for head in g * group ..< (g + 1) * group {
+                    for s in 0 ..< S { for d in 0 ..< hd { qh.p[s * hd + d] = q.p[(b * S + s) * qd + head * hd + d] * scale } }
+                    let pr = probs.p + (b * nh + head) * S * S
+                    R.gemm(qh.p, kg.p, pr, m: S, n: S, k: hd, accumulate: false, threads: 1)
+                    for i in 0 ..< S {
+                        let row = pr + i * S
+                        var m = row[0]
+                        for j in 1 ..< i + 1 where row[j] > m { m = row[j] }
+                        var sum: R = 0
+                        for j in 0 ... i { row[j] = R.exp(row[j] - m); sum += row[j] }
+                        for j in 0 ... i { row[j] /= sum }
+                        for j in (i + 1) ..< S { row[j] = 0 }
+                    }
+                    R.gemm(pr, vt.p, oh.p, m: S, n: hd, k: S, accumulate: false, threads: 1)
+                    for s in 0 ..< S { (out.p + (b * S + s) * qd + head * hd).update(from: oh.p + s * hd, count: hd) }
+                }
+                item += chunks
+            }
+        }
+    }
+
+    /// Gradients of `attention` for dOut: dq, dk, dv (overwritten).
+    func attentionBackward(dOut: Buf<R>, q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, dq: Buf<R>, dk: Buf<R>, dv: Buf<R>,
+                           batch B: Int, length S: Int, heads nh: Int, kvHeads nkv: Int) {
+        let hd = config.headDim, qd = nh * hd, kvd = nkv * hd, group = nh / nkv
+        let scale = 1 / R(hd).squareRoot()
+        let items = B * nkv
+        let chunks = S * S * hd * nh * B < parallelWork ? 1 : min(threads, items)
+        parallel(chunks) { c in
+            let kt = Buf<R>(hd * S), vg = Buf<R>(S * hd), qt = Buf<R>(hd * S), doh = Buf<R>(S * hd), doT = Buf<R>(hd * S)
+            let dp = Buf<R>(S * S), pt = Buf<R>(S * S), dkg = Buf<R>(S * hd), dvg = Buf<R>(S * hd), dqh = Buf<R>(S * hd)
+            var item = c
+            while item < items {
+                let b = item / nkv, g = item % nkv
+                for s in 0 ..< S {
+                    for d in 0 ..< hd {
+                        kt.p[d * S + s] = k.p[(b * S + s) * kvd + g * hd + d]
+                        vg.p[s * hd + d] = v.p[(b * S + s) * kvd + g * hd + d]
+                    }
+                }
+                dkg.zero()
+                dvg.zero()
+                for head in g * group ..< (g + 1) * group {
+                    for s in 0 ..< S {
+                        for d in 0 ..< hd {
+                            let o = (b * S + s) * qd + head * hd + d
+                            doh.p[s * hd + d] = dOut.p[o]
+                            doT.p[d * S + s] = dOut.p[o]
+                            qt.p[d * S + s] = q.p[o] * scale
+                        }
+                    }
+                    let pr = probs.p + (b * nh + head) * S * S
+                    // dP = dO · V^T; dV += P^T · dO
+                    R.gemm(doh.p, vg.p, dp.p, m: S, n: S, k: hd, accumulate: false, threads: 1)
+                    transpose(pr, pt.p, rows: S, cols: S)
+                    R.gemm(pt.p, doT.p, dvg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
+                    // dS = P ⊙ (dP - rowsum(dP ⊙ P)), in place in dp
+                    for i in 0 ..< S {
+                        let prow = pr + i * S, drow = dp.p + i * S
+                        var dot: R = 0
+                        for j in 0 ... i { dot += drow[j] * prow[j] }
+                        for j in 0 ... i { drow[j] = prow[j] * (drow[j] - dot) }
+                        for j in (i + 1) ..< S { drow[j] = 0 }
+                    }
+                    // dQ = dS · K · scale; dK += dS^T · (Q · scale)
+                    R.gemm(dp.p, kt.p, dqh.p, m: S, n: hd, k: S, accumulate: false, threads: 1)
+                    for s in 0 ..< S {
+                        for d in 0 ..< hd { dq.p[(b * S + s) * qd + head * hd + d] = dqh.p[s * hd + d] * scale }
+                    }
+                    transpose(dp.p, pt.p, rows: S, cols: S)
+                    R.gemm(pt.p, qt.p, dkg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
+                }
+                for s in 0 ..< S {
+                    (dk.p + (b * S + s) * kvd + g * hd).update(from: dkg.p + s * hd, count: hd)
+                    (dv.p + (b * S + s) * kvd + g * hd).update(from: dvg.p + s * hd, count: hd)
+                }
+                item += chunks
+            }
+        }
+    }
+
+    @inline(__always) func sigmoid(_ x: R) -> R { 1 / (1 + R.exp(-x)) }
+    @inline(__always) func silu(_ x: R) -> R { x * sigmoid(x) }
+
+    static var geluK: R { R(0.7978845608028654) }
+    @inline(__always) func gelu(_ x: R) -> R {
+        let k = Self.geluK
+        return R(0.5) * x * (1 + R.tanh(k * (x + R(0.044715) * x * x * x)))
+    }
+    @inline(__always) func geluDerivative(_ x: R) -> R {
+        let k = Self.geluK
+        let t = R.tanh(k * (x + R(0.044715) * x * x * x))
+        return R(0.5) * (1 + t) + R(0.5) * x * (1 - t * t) * k * (1 + 3 * R(0.044715) * x * x)
+    }
+}
+
+/// cos/sin of RoPE angles for positions 0..<S (pairs i and i + hd/2 rotate by pos * theta^(-2i/hd)),
+/// as `edge_rope` computes them.
+struct RopeTable<R: TrainScalar> {
+    let half: Int
+    let cos: [R], sin: [R]
+
+    init(positions: Int, headDim: Int, theta: Double) {
+        half = headDim / 2
+        var c: [R] = [], s: [R] = []
+        c.reserveCapacity(positions * half)
+        s.reserveCapacity(positions * half)
+        for p in 0 ..< positions {
+            for i in 0 ..< half {
+                let invFreq = 1 / R.pow(R(theta), R(2 * i) / R(headDim))
+                let angle = R(p) * invFreq
+                c.append(R.cos(angle))
+                s.append(R.sin(angle))
+            }
+        }
+        self.cos = c
+        self.sin = s
+    }
+
+    /// Rotates (or, when `inverse`, rotates back: the gradient of the rotation) every head of
+    /// every row of x [rows, heads * headDim]; row r is position r % length.
+    func apply(_ x: Buf<R>, rows: Int, length: Int, heads: Int, inverse: Bool) {
+        let hd = half * 2
+        for r in 0 ..< rows {
+            let pos = r % length
+            for i in 0 ..< half {
+                let c = cos[pos * half + i], s = inverse ? -sin[pos * half + i] : sin[pos * half + i]
+                for hh in 0 ..< heads {
+                    let v = x.p + r * heads * hd + hh * hd
+                    let a = v[i], b = v[i + half]
+                    v[i] = a * c - b * s
+                    v[i + half] = b * c + a * s
+                }
+            }
+        }
+    }
+}
+
+/// What training refuses.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case missingTensor(String)
+    case badShape(String, expected: [Int], count: Int)
+    case textTooShort(tokens: Int, needed: Int)
+    case badCheckpoint(path: String, why: String)
+    case nonFinite(step: Int, what: String)
+
+    public var description: String {
+        switch self {
+        case let .missingTensor(n): return "tensor '\(n)' is missing; the model config requires it"
+        case let .badShape(n, e, c): return "tensor '\(n)' has \(c) values; its shape \(e) needs \(e.reduce(1, *))"
+        case let .textTooShort(t, n): return "the training text has \(t) tokens; at least \(n) are needed (one training and one held-out window)"
+        case let .badCheckpoint(p, why): return "\(p): \(why)"
+        case let .nonFinite(step, what): return "training diverged at step \(step): \(what) is not finite (lower 'lr')"
+        }
+    }
+}

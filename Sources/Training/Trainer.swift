@@ -1,0 +1,255 @@
+import EdgeFormat
+import Foundation
+
+/// Settings of a training run (the distill pass's recipe fields).
+public struct TrainOptions: Equatable, Sendable, Codable {
+    /// Optimizer updates.
+    public var steps = 40
+    /// Sequences per update.
+    public var batch = 4
+    /// Tokens per sequence (capped by the model's max_positions and by the text).
+    public var length = 256
+    /// Peak learning rate.
+    public var lr = 1e-4
+    /// Fraction of the steps spent warming the learning rate up linearly.
+    public var warmup = 0.1
+    public var weightDecay = 0.0
+    /// Largest global gradient norm.
+    public var clip = 1.0
+    /// Distillation temperature T.
+    public var temperature = 2.0
+    /// Weight of the next-token cross-entropy next to T^2 * KL.
+    public var alpha = 0.5
+    /// Seed of the window order.
+    public var seed: UInt64 = 0
+    /// Fraction of the text's windows held out for perplexity (at least one window).
+    public var heldOut = 0.1
+    /// Held-out perplexity every this many steps (and at the start and the end); 0 = start and end only.
+    public var evalEvery = 10
+    /// Checkpoint every this many steps (and at the end) when a checkpoint folder is given.
+    public var checkpointEvery = 10
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case steps, batch, length, lr, warmup, weightDecay = "weight_decay", clip, temperature, alpha, seed
+        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every"
+    }
+}
+
+/// Where a run is, for progress displays.
+public struct TrainProgress: Sendable {
+    public var step: Int
+    public var steps: Int
+    public var loss: LossValue?
+    /// Latest held-out perplexity.
+    public var heldOutPPL: Double?
+}
+
+/// One logged step.
+public struct TrainLogEntry: Codable, Equatable, Sendable {
+    public var step: Int
+    public var loss: Double
+    public var kl: Double
+    public var ce: Double
+    public var gradNorm: Double
+    public var lr: Double
+    /// Held-out perplexity after this step, when evaluated.
+    public var heldOutPPL: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case step, loss, kl, ce, gradNorm = "grad_norm", lr, heldOutPPL = "held_out_ppl"
+    }
+}
+
+/// What a run did.
+public struct TrainReport: Sendable {
+    public var steps: Int
+    /// Step the run resumed from (0 for a fresh run).
+    public var resumedFrom: Int
+    public var trainWindows: Int
+    public var heldOutWindows: Int
+    public var length: Int
+    public var heldOutBefore: Double
+    public var heldOutAfter: Double
+    public var log: [TrainLogEntry]
+    /// Seconds of this run in forward + backward of the student (excluding the teacher, evaluation, checkpoints).
+    public var trainSeconds: Double
+    /// Seconds of this run computing teacher logits.
+    public var teacherSeconds: Double
+    /// Tokens trained on in this run.
+    public var tokensThisRun: Int
+    /// Student forward + backward tokens per second.
+    public var tokensPerSecond: Double { trainSeconds > 0 ? Double(tokensThisRun) / trainSeconds : 0 }
+}
+
+/// Trains a `TrainModel<Float>` on a token stream: fixed-length windows, a held-out tail, a seeded
+/// window order, AdamW, optional teacher (distillation), checkpoints that make an interrupted run
+/// resume exactly where it stopped.
+public final class Trainer {
+    public let model: TrainModel<Float>
+    public let options: TrainOptions
+    public let optimizer: AdamW<Float>
+    /// Logits [length, vocab] of the teacher for one window; nil trains on cross-entropy alone.
+    let teacher: (([Int32]) throws -> [Float])?
+    let train: [[Int32]]
+    let heldOut: [[Int32]]
+    public let length: Int
+    var log: [TrainLogEntry] = []
+    var permutations: [Int: [Int]] = [:]
+
+    /// - Throws: `TrainingError.textTooShort` when the tokens do not make one training and one held-out window.
+    public init(model: TrainModel<Float>, tokens: [Int32], options: TrainOptions,
+                teacher: (([Int32]) throws -> [Float])?) throws {
+        let minimum = 8
+        var length = min(options.length, model.config.maxPositions)
+        if tokens.count < 2 * length { length = tokens.count / 2 }
+        guard length >= minimum else { throw TrainingError.textTooShort(tokens: tokens.count, needed: 2 * minimum) }
+        let windows = tokens.count / length
+        let held = min(windows - 1, max(1, Int((Double(windows) * options.heldOut).rounded())))
+        var all: [[Int32]] = []
+        for w in 0 ..< windows { all.append(Array(tokens[(w * length) ..< ((w + 1) * length)])) }
+        train = Array(all[..<(windows - held)])
+        heldOut = Array(all[(windows - held)...])
+        self.length = length
+        self.model = model
+        self.options = options
+        self.teacher = teacher
+        var c = AdamW<Float>.Config(lr: options.lr)
+        c.weightDecay = options.weightDecay
+        c.clip = options.clip
+        c.totalSteps = options.steps
+        c.warmupSteps = Int((Double(options.steps) * options.warmup).rounded())
+        optimizer = AdamW(params: model.params, config: c)
+    }
+
+    /// Windows of update `step`: `batch` indices into the training windows, walking seeded
+    /// permutations epoch after epoch.
+    func windows(step: Int) -> [Int] {
+        let W = train.count
+        return (0 ..< options.batch).map { j in
+            let i = step * options.batch + j
+            let epoch = i / W
+            if permutations[epoch] == nil {
+                var rng = SplitMix64(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+                var p = Array(0 ..< W)
+                for k in stride(from: W - 1, to: 0, by: -1) { p.swapAt(k, Int(rng.next() % UInt64(k + 1))) }
+                permutations[epoch] = p
+            }
+            return permutations[epoch]![i % W]
+        }
+    }
+
+    /// Next-token targets of a batch: position t of a window predicts token t+1 of the same window.
+    static func targets(_ batch: [[Int32]]) -> [Int32] {
+        batch.flatMap { w in (0 ..< w.count).map { t in t + 1 < w.count ? w[t + 1] : -1 } }
+    }
+
+    /// Perplexity of the current student (with its fake quantization) on the held-out windows:
+    /// every position but the last of each window predicts the next token.
+    public func heldOutPerplexity() -> Double {
+        var nll = 0.0, n = 0
+        let V = model.config.vocabSize
+        for w in heldOut {
+            let (logits, _) = model.forward([w])
+            var p = [Double](repeating: 0, count: V)
+            for t in 0 ..< w.count - 1 {
+                softmax(logits.p + t * V, count: V, temperature: 1, into: &p)
+                nll -= Foundation.log(max(p[Int(w[t + 1])], Double.leastNormalMagnitude))
+                n += 1
+            }
+        }
+        return Foundation.exp(nll / Double(max(1, n)))
+    }
+
+    /// Runs the remaining steps. With `checkpointDir`, resumes from the checkpoint there (when its
+    /// fingerprint matches) and saves one every `checkpointEvery` steps and at the end.
+    /// - Parameters:
+    ///   - fingerprint: identifies the run (model, recipe, text); a checkpoint with another is refused.
+    ///   - shouldStop: checked after every step; true ends the run early (after a checkpoint).
+    /// - Throws: `TrainingError` for a bad checkpoint or a diverging run; I/O errors.
+    public func run(checkpointDir: String? = nil, fingerprint: String = "", progress: ((TrainProgress) -> Void)? = nil,
+                    shouldStop: (() -> Bool)? = nil) throws -> TrainReport {
+        let ckpt = checkpointDir.map { TrainCheckpoint(folder: $0, fingerprint: fingerprint + "|" + Self.describe(options)) }
+        var resumedFrom = 0
+        var before: Double?
+        if let ckpt, let state = try ckpt.load(into: optimizer) {
+            log = state.log
+            before = state.heldOutBefore
+            resumedFrom = optimizer.step
+            try model.refresh()
+        }
+        if before == nil { before = heldOutPerplexity() }
+        var latestPPL = log.last(where: { $0.heldOutPPL != nil })?.heldOutPPL ?? before
+        progress?(TrainProgress(step: optimizer.step, steps: options.steps, loss: nil, heldOutPPL: latestPPL))
+        var trainSeconds = 0.0, teacherSeconds = 0.0, tokens = 0
+        let V = model.config.vocabSize
+        while optimizer.step < options.steps {
+            let step = optimizer.step
+            let batch = windows(step: step).map { train[$0] }
+            var teacherLogits: [Float]?
+            if let teacher {
+                let t0 = Date()
+                var all: [Float] = []
+                all.reserveCapacity(batch.count * length * V)
+                for w in batch { all += try teacher(w) }
+                teacherLogits = all
+                teacherSeconds += Date().timeIntervalSince(t0)
+            }
+            let t0 = Date()
+            model.zeroGrad()
+            let (logits, cache) = model.forward(batch)
+            let loss = teacherLogits.map { tl in
+                tl.withUnsafeBufferPointer {
+                    distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Self.targets(batch), vocab: V,
+                                     temperature: options.temperature, alpha: options.alpha, threads: model.threads)
+                }
+            } ?? distillationLoss(logits: logits, teacher: nil, targets: Self.targets(batch), vocab: V,
+                                  temperature: options.temperature, alpha: 1, threads: model.threads)
+            guard loss.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
+            model.backward(logits, cache: cache)
+            let lr = optimizer.learningRate(at: step)
+            let norm = optimizer.update()
+            guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the gradient norm") }
+            try model.refresh()
+            trainSeconds += Date().timeIntervalSince(t0)
+            tokens += batch.count * length
+            var entry = TrainLogEntry(step: step + 1, loss: loss.loss, kl: loss.kl, ce: loss.ce, gradNorm: norm, lr: lr)
+            let last = optimizer.step == options.steps
+            if last || (options.evalEvery > 0 && optimizer.step % options.evalEvery == 0) {
+                entry.heldOutPPL = heldOutPerplexity()
+                latestPPL = entry.heldOutPPL
+            }
+            log.append(entry)
+            let stop = shouldStop?() ?? false
+            if let ckpt, last || stop || (options.checkpointEvery > 0 && optimizer.step % options.checkpointEvery == 0) {
+                try ckpt.save(optimizer: optimizer, log: log, heldOutBefore: before)
+            }
+            progress?(TrainProgress(step: optimizer.step, steps: options.steps, loss: loss, heldOutPPL: latestPPL))
+            if stop { break }
+        }
+        let after = log.last(where: { $0.heldOutPPL != nil })?.heldOutPPL ?? before!
+        return TrainReport(steps: optimizer.step, resumedFrom: resumedFrom, trainWindows: train.count, heldOutWindows: heldOut.count,
+                           length: length, heldOutBefore: before!, heldOutAfter: after, log: log, trainSeconds: trainSeconds,
+                           teacherSeconds: teacherSeconds, tokensThisRun: tokens)
+    }
+
+    static func describe(_ o: TrainOptions) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = .sortedKeys
+        return (try? String(decoding: e.encode(o), as: UTF8.self)) ?? ""
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64).
+public struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,200 @@
+import Checkpoint
+import EdgeFormat
+import EdgeRuntime
+import XCTest
+@testable import Training
+
+/// The package root (where Package.swift is), from this file's location.
+func packageRoot() -> URL {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+    }
+    fatalError("package root not found")
+}
+
+/// A fixture model: float tensors, config, and the runtime over them (teacher and tokenizer).
+struct Fixture {
+    let config: ModelConfig
+    let tensors: [String: [Float]]
+    let runtime: EdgeModel
+
+    init(_ name: String) throws {
+        let ckpt = try Checkpoint.open(packageRoot().appendingPathComponent("Fixtures/\(name)").path)
+        var t: [String: [Float]] = [:], w: [String: WeightSource] = [:]
+        for s in ckpt.tensors {
+            let v = try s.floats()
+            t[s.name] = v
+            w[s.name] = .floats(v, shape: s.shape)
+        }
+        config = ckpt.config
+        tensors = t
+        let tok = try ckpt.tokenizerJSON.map { try Tokenizer(json: $0) }
+        runtime = try EdgeModel(config: ckpt.config, tensors: w, tokenizer: tok, threads: 2)
+    }
+
+    func tokens(_ text: String = "us-declaration.txt") throws -> [Int32] {
+        try runtime.tokenize(String(contentsOf: packageRoot().appendingPathComponent("Fixtures/text/\(text)"), encoding: .utf8))
+    }
+
+    /// Linear weights of the blocks, magnitude-pruned to 50% per row (the student's start).
+    func pruned() -> (tensors: [String: [Float]], masks: [String: [Bool]]) {
+        var t = tensors, masks: [String: [Bool]] = [:]
+        for (name, shape) in config.expectedTensors() where name.hasPrefix("blk.") && shape.count == 2 {
+            var v = t[name]!
+            let cols = shape[1]
+            for r in 0 ..< shape[0] {
+                let row = v[r * cols ..< (r + 1) * cols].map(abs).sorted()
+                let cut = row[cols / 2]
+                for j in 0 ..< cols where abs(v[r * cols + j]) < cut { v[r * cols + j] = 0 }
+            }
+            t[name] = v
+            masks[name] = v.map { $0 != 0 }
+        }
+        return (t, masks)
+    }
+
+    func student(trainable: ((String) -> Bool)? = nil) throws -> TrainModel<Float> {
+        let (t, masks) = pruned()
+        let names = Set(config.expectedTensors().map(\.name).filter { trainable?($0) ?? ($0.hasPrefix("blk.") || $0.hasPrefix("output_norm")) })
+        return try TrainModel<Float>(config: config, tensors: t, trainable: names, masks: masks, threads: 2)
+    }
+}
+
+final class TrainerTests: XCTestCase {
+    /// The training forward pass is the runtime's: same logits on both fixture families.
+    func testForwardMatchesRuntime() throws {
+        for name in ["tiny-llama", "tiny-gpt2", "tiny-llama-untied-sharded"] {
+            let f = try Fixture(name)
+            let model = try TrainModel<Float>(config: f.config, tensors: f.tensors, trainable: [], threads: 2)
+            let ids = Array(try f.tokens().prefix(40))
+            let (logits, _) = model.forward([ids])
+            let ref = try f.runtime.logits(ids)
+            var worst: Float = 0, scale: Float = 0
+            for i in 0 ..< ref.count {
+                worst = max(worst, abs(logits.p[i] - ref[i]))
+                scale = max(scale, abs(ref[i]))
+            }
+            XCTAssertLessThan(worst / scale, 1e-4, "\(name): max |diff| \(worst) of max |logit| \(scale)")
+        }
+    }
+
+    /// Mean KL(teacher || student) per position over `windows`.
+    func meanKL(_ model: TrainModel<Float>, teacher: EdgeModel, windows: [[Int32]]) throws -> Double {
+        var total = 0.0, n = 0
+        let V = model.config.vocabSize
+        for w in windows {
+            let (logits, _) = model.forward([w])
+            let t = try teacher.logits(w)
+            let none = [Int32](repeating: -1, count: w.count)
+            let v = t.withUnsafeBufferPointer {
+                distillationLoss(logits: logits, teacher: $0.baseAddress, targets: none, vocab: V, temperature: 1, alpha: 0)
+            }
+            total += v.kl * Double(w.count)
+            n += w.count
+        }
+        return total / Double(n)
+    }
+
+    func options(steps: Int) -> TrainOptions {
+        var o = TrainOptions()
+        o.steps = steps
+        o.batch = 4
+        o.length = 32
+        o.lr = 3e-3
+        o.alpha = 0  // pure distillation: the random-weight fixtures' teacher is far from the text
+        o.evalEvery = 0
+        o.checkpointEvery = 3
+        return o
+    }
+
+    /// Distillation lowers the student's KL from the teacher on text it did not train on, keeps
+    /// pruned weights at exactly zero and leaves frozen tensors untouched.
+    func testDistillationLowersKLAndKeepsMasks() throws {
+        for name in ["tiny-llama", "tiny-gpt2"] {
+            let f = try Fixture(name)
+            let student = try f.student()
+            let teacher = f.runtime
+            let other = try f.tokens("us-constitution.txt")
+            let eval = (0 ..< 6).map { Array(other[($0 * 32) ..< ($0 + 1) * 32]) }
+            let before = try meanKL(student, teacher: teacher, windows: eval)
+            let trainer = try Trainer(model: student, tokens: try f.tokens(), options: options(steps: 20)) { try teacher.logits($0) }
+            let report = try trainer.run()
+            let after = try meanKL(student, teacher: teacher, windows: eval)
+            XCTAssertLessThan(after, before * 0.8, "\(name): KL \(before) -> \(after)")
+            XCTAssertEqual(report.steps, 20)
+            let (pruned, masks) = f.pruned()
+            for p in student.params {
+                if let m = masks[p.name] {
+                    let v = p.value.array
+                    XCTAssertTrue(zip(v, m).allSatisfy { $1 || $0 == 0 }, "\(name) \(p.name): a pruned weight moved")
+                    XCTAssertNotEqual(v, pruned[p.name]!, "\(name) \(p.name): did not train")
+                }
+                if !p.trainable { XCTAssertEqual(p.value.array, pruned[p.name]!, "\(name) \(p.name) is frozen") }
+            }
+        }
+    }
+
+    /// A run stopped after a checkpoint and started again from it ends bit-for-bit where an
+    /// uninterrupted run ends.
+    func testResumeMatchesUninterruptedRun() throws {
+        let f = try Fixture("tiny-llama")
+        let tokens = try f.tokens()
+        let teacher = f.runtime
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("edge-resume-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let opts = options(steps: 8)
+
+        let a = try f.student()
+        _ = try Trainer(model: a, tokens: tokens, options: opts) { try teacher.logits($0) }.run()
+
+        var stopped = 0
+        let b1 = try f.student()
+        let r1 = try Trainer(model: b1, tokens: tokens, options: opts) { try teacher.logits($0) }
+            .run(checkpointDir: dir.path, fingerprint: "x", shouldStop: { stopped += 1; return stopped == 5 })
+        XCTAssertEqual(r1.steps, 5)
+        let b2 = try f.student()
+        let r2 = try Trainer(model: b2, tokens: tokens, options: opts) { try teacher.logits($0) }
+            .run(checkpointDir: dir.path, fingerprint: "x")
+        XCTAssertEqual(r2.resumedFrom, 5)
+        XCTAssertEqual(r2.steps, 8)
+        for (p, q) in zip(a.params, b2.params) {
+            XCTAssertEqual(p.value.array, q.value.array, "\(p.name) differs after resuming")
+        }
+        // Another run's checkpoint is refused with the path named.
+        let c = try f.student()
+        XCTAssertThrowsError(try Trainer(model: c, tokens: tokens, options: opts) { try teacher.logits($0) }
+            .run(checkpointDir: dir.path, fingerprint: "y")) { error in
+            XCTAssertTrue("\(error)".contains("student.ckpt") && "\(error)".contains("different run"), "\(error)")
+        }
+        // A truncated checkpoint is refused, not trusted.
+        let path = dir.appendingPathComponent("student.ckpt")
+        let data = try Data(contentsOf: path)
+        try data.prefix(data.count - 100).write(to: path)
+        XCTAssertThrowsError(try Trainer(model: try f.student(), tokens: tokens, options: opts) { try teacher.logits($0) }
+            .run(checkpointDir: dir.path, fingerprint: "x")) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+    }
+
+    func testSchedule() {
+        var c = AdamW<Float>.Config(lr: 1)
+        c.warmupSteps = 4
+        c.totalSteps = 14
+        c.minLRFraction = 0.1
+        let o = AdamW<Float>(params: [], config: c)
+        XCTAssertEqual(o.learningRate(at: 0), 0.25, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(at: 3), 1, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(at: 4), 1, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(at: 9), 0.55, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(at: 14), 0.1, accuracy: 1e-12)
+    }
+
+    func testTextTooShortIsRefused() throws {
+        let f = try Fixture("tiny-llama")
+        XCTAssertThrowsError(try Trainer(model: try f.student(), tokens: [1, 2, 3, 4, 5], options: options(steps: 1), teacher: nil)) {
+            XCTAssertEqual($0 as? TrainingError, .textTooShort(tokens: 5, needed: 16))
+        }
+    }
+}

@@ -29,8 +29,9 @@ ALIGN = 64
 VERSION = 1
 MAX_HEADER = 64 << 20
 MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
-ENCODINGS = {"f32", "f16", "q8", "q4"}
-RESERVED = {"csr", "bitmask", "nm"}
+ENCODINGS = {"f32", "f16", "q8", "q4", "nm"}
+RESERVED = {"csr", "bitmask"}  # defined by the spec; this reader does not decode them yet
+MAX_NM_M = 256
 TOP_KEYS = {"format", "version", "config", "tensors", "blobs", "provenance"}
 TENSOR_KEYS = {"name", "shape", "encoding", "params", "offset", "length", "crc32", "compression", "raw_length", "nnz"}
 BLOB_KEYS = {"name", "offset", "length", "crc32", "compression", "raw_length"}
@@ -70,8 +71,11 @@ def payload_length(t):
     count = int(np.prod(shape, dtype=object))
     if count > MAX_ELEMENTS:
         raise EdgeError(f"tensor {name!r}: shape {shape} has too many elements")
-    if set(params) - {"symmetric", "group_size"}:
-        raise EdgeError(f"tensor {name!r}: unknown params {sorted(set(params) - {'symmetric', 'group_size'})}")
+    known = {"symmetric", "group_size"} if enc != "nm" else {"symmetric", "value_encoding", "n", "m"}
+    if set(params) - known:
+        raise EdgeError(f"tensor {name!r}: unknown params {sorted(set(params) - known)}")
+    if enc == "nm":
+        return nm_layout(t)["size"]
     if enc == "f32":
         if params:
             raise EdgeError(f"tensor {name!r}: f32 takes no params")
@@ -97,9 +101,76 @@ def payload_length(t):
     return scale_off + 2 * rows * groups if sym else align64(scale_off + 2 * rows * groups) + rows * groups
 
 
+def nm_layout(t):
+    """Sizes and offsets of an nm payload (docs: "nm"), after checking shape and params."""
+    name, shape, params = t["name"], t["shape"], t.get("params") or {}
+    n, m, ve = params.get("n"), params.get("m"), params.get("value_encoding")
+    if len(shape) != 2:
+        raise EdgeError(f"tensor {name!r}: nm needs shape [rows, cols]")
+    if not _is_int(m) or not 2 <= m <= MAX_NM_M or not _is_int(n) or not 1 <= n < m:
+        raise EdgeError(f"tensor {name!r}: nm needs 1 <= n < m <= {MAX_NM_M}, got n {n!r}, m {m!r}")
+    if ve not in ("f32", "f16", "q8"):
+        raise EdgeError(f"tensor {name!r}: nm value_encoding {ve!r}; expected f32, f16 or q8")
+    if (ve == "q8") != isinstance(params.get("symmetric"), bool) or (ve != "q8" and "symmetric" in params):
+        raise EdgeError(f"tensor {name!r}: nm params.symmetric is required for q8 values and absent otherwise")
+    rows, cols = shape
+    bits = (m - 1).bit_length()                       # ceil(log2 m)
+    slots = (cols // m) * n + min(n, cols % m)        # per row; the tail group keeps min(n, tail)
+    idx_row = (slots * bits + 7) // 8
+    vb = {"f32": 4, "f16": 2, "q8": 1}[ve]
+    value_off = align64(rows * idx_row)
+    end = value_off + rows * slots * vb
+    scale_off = zero_off = None
+    if ve == "q8":
+        scale_off = align64(end)
+        end = scale_off + 4 * rows
+        if not params["symmetric"]:
+            zero_off = align64(end)
+            end = zero_off + rows
+    return {"n": n, "m": m, "ve": ve, "bits": bits, "slots": slots, "idx_row": idx_row, "value_off": value_off,
+            "scale_off": scale_off, "zero_off": zero_off, "size": end}
+
+
+def dequantize_nm(t, p):
+    """float32 values of an nm tensor, checking every in-group index (docs: "nm", "Validation")."""
+    L, (rows, cols), name = nm_layout(t), t["shape"], t["name"]
+    n, m, bits, slots = L["n"], L["m"], L["bits"], L["slots"]
+    if len(p) != L["size"]:
+        raise EdgeError(f"tensor {name!r}: nm payload is {len(p)} bytes, expected {L['size']}")
+    idx = np.frombuffer(p, dtype=np.uint8, count=rows * L["idx_row"]).reshape(rows, L["idx_row"])
+    bitstream = np.unpackbits(idx, axis=1, bitorder="little")[:, : slots * bits].reshape(rows, slots, bits)
+    index = (bitstream.astype(np.int64) << np.arange(bits)).sum(axis=2)               # (rows, slots)
+    if rows and L["idx_row"] * 8 > slots * bits and np.unpackbits(idx, axis=1, bitorder="little")[:, slots * bits:].any():
+        raise EdgeError(f"tensor {name!r}: nm index bits set after a row's last index")
+    group = np.arange(slots) // n                                                      # slot -> group
+    length = np.minimum(m, cols - group * m)                                           # columns of that group
+    if (index >= length).any():
+        raise EdgeError(f"tensor {name!r}: nm index beyond its group")
+    first = np.arange(slots) % n == 0
+    if slots and not (np.diff(index, axis=1)[:, ~first[1:]] > 0).all():
+        raise EdgeError(f"tensor {name!r}: nm indices not increasing within a group")
+    ve, off = L["ve"], L["value_off"]
+    if ve == "f32":
+        v = np.frombuffer(p, dtype="<f4", count=rows * slots, offset=off).astype(np.float32)
+    elif ve == "f16":
+        v = np.frombuffer(p, dtype="<f2", count=rows * slots, offset=off).astype(np.float32)
+    else:
+        sym = t["params"]["symmetric"]
+        q = np.frombuffer(p, dtype=np.int8 if sym else np.uint8, count=rows * slots, offset=off).astype(np.float32).reshape(rows, slots)
+        s = np.frombuffer(p, dtype="<f4", count=rows, offset=L["scale_off"]).astype(np.float32)[:, None]
+        if not sym:
+            q = q - np.frombuffer(p, dtype=np.uint8, count=rows, offset=L["zero_off"]).astype(np.float32)[:, None]
+        v = (s * q).astype(np.float32)
+    out = np.zeros((rows, cols), dtype=np.float32)
+    out[np.arange(rows)[:, None], group * m + index] = v.reshape(rows, slots)
+    return out
+
+
 def dequantize(t, p):
     """float32 values of tensor entry t from its (decompressed) payload bytes p."""
     shape, enc, params = t["shape"], t["encoding"], t.get("params") or {}
+    if enc == "nm":
+        return dequantize_nm(t, p)
     if enc == "f32":
         return np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(shape)
     if enc == "f16":

@@ -18,6 +18,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let ckpt = try Checkpoint.open(file)
+        // For .edge files: each tensor's encoding params (nm's n:m, the sparse value encoding).
+        let edge = ckpt.format == .edge ? try EdgeFile(path: file, verifyChecksums: false) : nil
         var rows: [JSONValue] = []
         var totalBytes = 0, totalParams = 0, totalZeros = 0
         let bar = ProgressBar(label: "inspect")
@@ -36,6 +38,12 @@ struct Inspect: ParsableCommand {
                 "bits_per_weight": .number(v.isEmpty ? 0 : Double(t.storedBytes) * 8 / Double(v.count)),
             ]
             if let pattern { row["pattern"] = .string("\(pattern.n):\(pattern.m)") }
+            if let entry = edge?.entry(named: t.name) {
+                if let ve = entry.params.valueEncoding { row["value_encoding"] = .string(ve.rawValue) }
+                if entry.encoding == .nm, let n = entry.params.n, let m = entry.params.m {
+                    row["nm"] = .string("\(n):\(m)")  // the packed layout's n:m (pattern: what the values satisfy)
+                }
+            }
             rows.append(.object(row))
         }
         bar.finish()
@@ -52,8 +60,8 @@ struct Inspect: ParsableCommand {
             "tokenizer": .bool(ckpt.tokenizerJSON != nil),
         ]
         var provenance: Provenance?
-        if ckpt.format == .edge {
-            provenance = try EdgeFile(path: file, verifyChecksums: false).provenance
+        if let edge {
+            provenance = edge.provenance
             summary["provenance"] = try JSONValue(encoding: provenance!)
         } else if !ckpt.sourceMetadata.isEmpty {
             summary["metadata"] = .object(ckpt.sourceMetadata.mapValues { .string($0) })
@@ -76,7 +84,9 @@ struct Inspect: ParsableCommand {
         for r in rows {
             guard case let .object(o) = r else { continue }
             let shape = (o["shape"]?.arrayValue ?? []).map { "\(Int($0.doubleValue ?? 0))" }.joined(separator: "x")
-            print(pad(o["name"]?.stringValue ?? "", nameWidth) + "  " + pad(shape, 14) + "  " + pad(o["encoding"]?.stringValue ?? "", 10)
+            var encoding = o["encoding"]?.stringValue ?? ""
+            if let nm = o["nm"]?.stringValue { encoding += " " + nm }  // "nm 2:4"
+            print(pad(o["name"]?.stringValue ?? "", nameWidth) + "  " + pad(shape, 14) + "  " + pad(encoding, 10)
                 + "  " + lpad("\(Int(o["bytes"]?.doubleValue ?? 0))", 12)
                 + "  " + lpad(String(format: "%.2f", o["bits_per_weight"]?.doubleValue ?? 0), 7)
                 + "  " + lpad(String(format: "%.1f%%", (o["sparsity"]?.doubleValue ?? 0) * 100), 8)

@@ -5,7 +5,7 @@ import Foundation
 /// first use. Opening checks the preamble, the header checksum, every header field, every
 /// tensor's shape, encoding and length, the placement of every item, (unless `verifyChecksums` is
 /// false) the CRC32 of every item, and the structure of every uncompressed csr/bitmask payload
-/// (deflated ones are checked when inflated); nothing is trusted before that.
+/// (deflated ones are checked when inflated), and likewise every nm payload's indices; nothing is trusted before that.
 ///
 /// Thread-safe: any thread may read payloads concurrently.
 public final class EdgeFile: @unchecked Sendable {
@@ -49,7 +49,7 @@ public final class EdgeFile: @unchecked Sendable {
         header = try EdgeFile.readHeader(mappedFile, preamble)
         (tensorIndex, blobIndex) = try EdgeFile.validate(header, mappedFile, preamble)
         if verifyChecksums { try verify() }
-        for t in header.tensors where t.encoding.isSparse && t.compression == .none {
+        for t in header.tensors where t.encoding.hasStructure && t.compression == .none {
             try checkSparse(t, storedBytes(offset: t.offset, length: t.length))
         }
     }
@@ -139,11 +139,12 @@ public final class EdgeFile: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: mappedFile.bytes[offset ..< offset + length])
     }
 
-    /// Checks the structure of a csr/bitmask payload (row pointers, columns, mask bits); others pass.
+    /// Checks the structure of a csr/bitmask payload (row pointers, columns, mask bits) or an nm
+    /// payload (in-group indices); others pass.
     /// - Throws: `.badTensor` naming the tensor, field "payload", and the first broken rule.
     private func checkSparse(_ t: TensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
-        guard t.encoding.isSparse else { return }
-        if let why = sparsePayloadProblem(bytes, encoding: t.encoding, shape: t.shape, params: t.params, nnz: t.nnz) {
+        guard t.encoding.hasStructure else { return }
+        if let why = payloadStructureProblem(bytes, encoding: t.encoding, shape: t.shape, params: t.params, nnz: t.nnz) {
             throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "payload", why: why)
         }
     }

@@ -35,7 +35,7 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
     case badConfig(file: String, why: String)
     /// A tensor's encoding is not one this version knows.
     case unknownEncoding(file: String, tensor: String, encoding: String)
-    /// A tensor's encoding is reserved (the sparse encodings) and not implemented by this version.
+    /// A tensor's encoding is reserved and not implemented by this version (v1 reserves none any more).
     case unsupportedEncoding(file: String, tensor: String, encoding: String)
     /// A tensor's `field` (shape, params, nnz, ...) is invalid.
     case badTensor(file: String, tensor: String, field: String, why: String)

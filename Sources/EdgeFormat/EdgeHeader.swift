@@ -367,7 +367,8 @@ extension TensorEntry {
 
     /// Checks a tensor's shape, encoding and parameters against the v1 rules
     /// (docs/edge-format.md, "Validation") and returns the payload size they imply.
-    /// - Parameter nnz: the entry's number of stored values; required for csr and bitmask, whose size depends on it.
+    /// - Parameter nnz: the entry's number of stored values; required for csr and bitmask, whose size depends on it
+    ///   (informational for nm, whose size depends on the shape, n and m only).
     /// - Throws: `EdgeFormatError.unsupportedEncoding` for the reserved encodings, `.badTensor` naming the field.
     public static func payloadLength(tensor name: String, shape: [Int], encoding: Encoding, params: EncodingParams, file: String,
                                      nnz: Int? = nil) throws -> Int {
@@ -380,9 +381,15 @@ extension TensorEntry {
         guard let count = Checked.product(shape), count <= maxElements else {
             throw bad("shape", "\(shape) has more than \(maxElements) elements")
         }
-        if !encoding.isSparse {
+        if !encoding.hasStructure {
             guard params.valueEncoding == nil else { throw bad("params.value_encoding", "must be absent for \(encoding.rawValue)") }
+        }
+        if encoding != .csr {
             guard params.indexWidth == nil else { throw bad("params.index_width", "must be absent for \(encoding.rawValue)") }
+        }
+        if encoding != .nm {
+            guard params.n == nil else { throw bad("params.n", "must be absent for \(encoding.rawValue)") }
+            guard params.m == nil else { throw bad("params.m", "must be absent for \(encoding.rawValue)") }
         }
         switch encoding {
         case .f32, .f16:
@@ -423,7 +430,19 @@ extension TensorEntry {
                 guard params.indexWidth == nil else { throw bad("params.index_width", "must be absent for bitmask") }
             }
         case .nm:
-            throw EdgeFormatError.unsupportedEncoding(file: file, tensor: name, encoding: encoding.rawValue)
+            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; nm needs [rows, cols]") }
+            guard let m = params.m else { throw bad("params.m", "is missing; nm needs the group length") }
+            guard (2 ... NMLayout.maxM).contains(m) else { throw bad("params.m", "is \(m); expected 2...\(NMLayout.maxM)") }
+            guard let n = params.n else { throw bad("params.n", "is missing; nm needs the values kept per group") }
+            guard (1 ..< m).contains(n) else { throw bad("params.n", "is \(n); expected 1...\(m - 1) (below m = \(m))") }
+            guard let ve = params.valueEncoding else { throw bad("params.value_encoding", "is missing; nm needs it (f32, f16 or q8)") }
+            guard [.f32, .f16, .q8].contains(ve) else { throw bad("params.value_encoding", "is \(ve.rawValue); expected f32, f16 or q8") }
+            guard params.groupSize == nil else { throw bad("params.group_size", "must be absent for nm") }
+            if ve == .q8 {
+                guard params.symmetric != nil else { throw bad("params.symmetric", "is missing; nm with q8 values needs it") }
+            } else {
+                guard params.symmetric == nil else { throw bad("params.symmetric", "must be absent for \(ve.rawValue) values") }
+            }
         }
         guard let n = expectedPayloadBytes(encoding: encoding, shape: shape, params: params, nnz: nnz) else {
             throw bad("params", "are not valid for \(encoding.rawValue) with shape \(shape)")

@@ -79,7 +79,7 @@ public final class EdgeWriter {
         if let nnz, !(0 ... t.count).contains(nnz) {
             throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "nnz", why: "is \(nnz); the tensor has \(t.count) values")
         }
-        if t.encoding.isSparse, let why = t.payload.withUnsafeBytes({ sparsePayloadProblem($0, encoding: t.encoding, shape: t.shape, params: t.params, nnz: nnz) }) {
+        if t.encoding.hasStructure, let why = t.payload.withUnsafeBytes({ payloadStructureProblem($0, encoding: t.encoding, shape: t.shape, params: t.params, nnz: nnz) }) {
             throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "payload", why: why)
         }
         let (offset, stored, crc, compression) = try t.payload.withUnsafeBytes { try store($0, item: .tensor(t.name)) }

@@ -18,19 +18,19 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     /// Sparse, one presence bit per element: per-row bit masks, u32 row pointers, the stored values
     /// in `value_encoding` (+ q8 scales/zeros). See `SparseLayout`.
     case bitmask
-    /// Reserved for N:M structured sparsity (a later format revision fills it); readers refuse it today.
+    /// Packed N:M semi-structured sparsity: per group of `m` inputs of a row, `n` slots of
+    /// (in-group index in ceil(log2 m) bits, value in `value_encoding` (+ q8 scales/zeros)). See `NMLayout`.
     case nm
 
     /// Whether this version can encode and decode it.
-    public var isImplemented: Bool {
-        switch self {
-        case .f32, .f16, .q8, .q4, .csr, .bitmask: return true
-        case .nm: return false
-        }
-    }
+    public var isImplemented: Bool { true }
 
-    /// Whether this is a sparse encoding (its size depends on the tensor entry's `nnz`).
+    /// Whether this is a sparse encoding whose size depends on the tensor entry's `nnz` (csr, bitmask).
     public var isSparse: Bool { self == .csr || self == .bitmask }
+
+    /// Whether a payload of this encoding has a structure a reader checks before use (csr, bitmask: row
+    /// pointers, columns, mask bits; nm: in-group indices), beyond its size.
+    public var hasStructure: Bool { isSparse || self == .nm }
 }
 
 /// Encoding parameters stored in the tensor table beside the encoding name.
@@ -43,16 +43,23 @@ public struct EncodingParams: Codable, Equatable, Sendable {
     public var valueEncoding: Encoding?
     /// csr: bits per stored column index, 8 (gaps) or 16 (absolute columns).
     public var indexWidth: Int?
+    /// nm: values kept (slots) per group.
+    public var n: Int?
+    /// nm: group length (consecutive inputs of a row).
+    public var m: Int?
 
-    public init(symmetric: Bool? = nil, groupSize: Int? = nil, valueEncoding: Encoding? = nil, indexWidth: Int? = nil) {
+    public init(symmetric: Bool? = nil, groupSize: Int? = nil, valueEncoding: Encoding? = nil, indexWidth: Int? = nil,
+                n: Int? = nil, m: Int? = nil) {
         self.symmetric = symmetric
         self.groupSize = groupSize
         self.valueEncoding = valueEncoding
         self.indexWidth = indexWidth
+        self.n = n
+        self.m = m
     }
 
     enum CodingKeys: String, CodingKey {
-        case symmetric, groupSize = "group_size", valueEncoding = "value_encoding", indexWidth = "index_width"
+        case symmetric, groupSize = "group_size", valueEncoding = "value_encoding", indexWidth = "index_width", n, m
     }
 }
 
@@ -186,12 +193,15 @@ public func expectedPayloadBytes(encoding: Encoding, shape: [Int], params: Encod
         guard shape.count == 2, let nnz, nnz >= 0, nnz <= count, nnz <= SparseLayout.maxNNZ,
               let l = SparseLayout(encoding: encoding, rows: shape[0], cols: shape[1], params: params, nnz: nnz) else { return nil }
         return l.totalBytes
-    case .nm: return nil
+    case .nm:
+        guard shape.count == 2, let l = NMLayout(rows: shape[0], cols: shape[1], params: params) else { return nil }
+        return l.totalBytes
     }
 }
 
 /// Decodes (dequantizes) a payload to float32 values, row-major. The caller has validated the size
-/// with `expectedPayloadBytes` and, for the sparse encodings, the structure with `sparsePayloadProblem`.
+/// with `expectedPayloadBytes` and, for the sparse encodings, the structure with `sparsePayloadProblem`
+/// (`nmPayloadProblem` for nm).
 public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> [Float] {
     let count = shape.reduce(1, *)
     var out = [Float](repeating: 0, count: count)
@@ -230,7 +240,18 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
             for r in 0 ..< shape[0] { l.decodeRow(r, p, into: o.baseAddress! + r * shape[1]) }
         }
     case .nm:
-        preconditionFailure("decodePayload: \(encoding) is not implemented")
+        let l = NMLayout(validated: shape, params: params)
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0 ..< shape[0] { l.decodeRow(r, p, into: o.baseAddress! + r * shape[1]) }
+        }
     }
     return out
+}
+
+/// The first structural rule the payload of a csr, bitmask or nm tensor breaks (`sparsePayloadProblem`,
+/// `nmPayloadProblem`), as one line; nil when it is valid or the encoding has no structure to check.
+public func payloadStructureProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int?) -> String? {
+    if encoding.isSparse { return sparsePayloadProblem(p, encoding: encoding, shape: shape, params: params, nnz: nnz) }
+    if encoding == .nm { return nmPayloadProblem(p, shape: shape, params: params) }
+    return nil
 }

@@ -224,7 +224,7 @@ extension EncodedTensor {
 
     /// Calls `body(r, j, k)` for every element of row-major index k = r*cols + j whose decoded value is
     /// not zero (f32: != 0; f16: not +-0; q8: code != zero point and scale != 0), in row order.
-    private func forEachStored(_ body: (Int, Int, Int) -> Void) {
+    func forEachStored(_ body: (Int, Int, Int) -> Void) {
         let rows = shape[0], cols = shape[1]
         payload.withUnsafeBytes { p in
             switch encoding {

@@ -197,3 +197,15 @@ void edge_spmm_csr_f32(const uint32_t *row_ptr, const void *col_idx, size_t inde
                        const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->spmm_csr(EDGE_SPARSE_F32, row_ptr, col_idx, index_width, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
 }
+void edge_spmm_nm_q8_f32(const uint8_t *idx, const int8_t *values, const float *scale, const uint8_t *zero, size_t n, size_t m,
+                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_nm(EDGE_SPARSE_Q8, idx, values, scale, zero, n, m, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_nm_f16(const uint8_t *idx, const uint16_t *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                      size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_nm(EDGE_SPARSE_F16, idx, values, NULL, NULL, n, m, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_nm_f32(const uint8_t *idx, const float *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                      size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_nm(EDGE_SPARSE_F32, idx, values, NULL, NULL, n, m, X, Y, T, rows, cols, r0, r1);
+}

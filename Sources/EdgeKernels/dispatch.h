@@ -40,6 +40,8 @@ typedef struct edge_kernel_table {
     void (*spmm_csr)(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
                      const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
                      size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*spmm_nm)(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale, const uint8_t *zero,
+                    size_t n, size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 } edge_kernel_table;
 
 /// Fills `t` with the scalar reference kernels (the starting point of every other table).
@@ -53,6 +55,8 @@ void edge_spmm_bitmask_any_ref(edge_sparse_kind kind, const uint8_t *mask, const
 void edge_spmm_csr_any_ref(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
                            const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
                            size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_nm_any_ref(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale, const uint8_t *zero,
+                         size_t n, size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 #if defined(__x86_64__)
 /// Overwrites the entries AVX2 + FMA + F16C speeds up.
 void edge_fill_table_avx2(edge_kernel_table *t);
@@ -82,6 +86,27 @@ static inline size_t edge_column_block(size_t cols) {
 static inline unsigned edge_q4_nibble(const uint8_t *row, size_t j) {
     uint8_t b = row[j >> 1];
     return (j & 1) ? (unsigned)(b >> 4) : (unsigned)(b & 0x0F);
+}
+
+/// nm: bits per in-group index, ceil(log2 m) for m >= 2.
+static inline unsigned edge_nm_bits(size_t m) {
+    unsigned b = 0;
+    while (((size_t)1 << b) < m) b++;
+    return b;
+}
+
+/// nm: slots per row, n per full group of m columns and min(n, cols % m) for the tail group.
+static inline size_t edge_nm_slots(size_t n, size_t m, size_t cols) {
+    size_t tail = cols % m;
+    return (cols / m) * n + (tail < n ? tail : n);
+}
+
+/// nm: the index of slot s in a row's bit stream `row` of `bits`-bit indices (LSB first).
+static inline unsigned edge_nm_index(const uint8_t *row, size_t s, unsigned bits) {
+    size_t bit = s * bits;
+    unsigned shift = (unsigned)(bit & 7), v = (unsigned)row[bit >> 3] >> shift;
+    if (shift + bits > 8) v |= (unsigned)row[(bit >> 3) + 1] << (8 - shift);
+    return v & ((1u << bits) - 1);
 }
 
 #endif

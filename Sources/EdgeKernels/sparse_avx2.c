@@ -1,8 +1,10 @@
-// AVX2 + FMA + F16C sparse kernels (x86-64), for the csr and bitmask payloads (EdgeKernelsSparse.h).
+// AVX2 + FMA + F16C sparse kernels (x86-64), for the csr, bitmask and nm payloads (EdgeKernelsSparse.h).
 //
 // Shape: a block of NR weight rows is expanded from its sparse form into an L1-resident f32 buffer
 // (bitmask: 8 columns per step, the mask byte selecting a lane permutation of the next 8 stored
-// values; csr: zero the row, scatter the stored values), then a register tile of MT tokens x NR rows
+// values; csr: zero the row, scatter the stored values; nm 2:4: 8 columns per index byte, the byte
+// selecting a lane permutation of its 4 slot values, no gathers; other n:m: zero the row, scatter
+// the slots), then a register tile of MT tokens x NR rows
 // of 8-lane FMA accumulators streams the columns, exactly like the dense drivers in avx2.c. The
 // expansion is paid once per weight row, not once per token; the file stored bytes are never
 // expanded beyond one row block. Every function carries its own target attribute.
@@ -25,6 +27,20 @@ static uint8_t g_expand[256][8];
 static void build_expand_table(void) {
     for (int m = 0; m < 256; m++)
         for (int i = 0; i < 8; i++) g_expand[m][i] = (uint8_t)__builtin_popcount((unsigned)m & ((1u << i) - 1));
+}
+
+/// For an index byte of a 2:4 row (2 bits per slot, LSB first: slots 0, 1 of a group in bits 0-3, slots 2, 3
+/// of the next group in bits 4-7), lane i (column i of the two groups) takes slot g_nm24[byte][i], -1: none.
+static int8_t g_nm24[256][8];
+
+static void build_nm24_table(void) {
+    for (int v = 0; v < 256; v++)
+        for (int i = 0; i < 8; i++) {
+            int g = i / 4, p = -1;
+            for (int k = 2 * g; k < 2 * g + 2; k++)
+                if (((v >> (2 * k)) & 3) == i % 4) p = k;
+            g_nm24[v][i] = (int8_t)p;
+        }
 }
 
 /// Lane mask with the first n (0...8) lanes set.
@@ -61,6 +77,51 @@ AVX2_INLINE __m256 value8(edge_sparse_kind kind, const void *values, size_t k, _
     }
     }
     return _mm256_setzero_ps();
+}
+
+/// Stored values k ... k+3 decoded into lanes 0...3 (all 4 must exist; lanes 4...7 are not meaningful).
+AVX2_INLINE __m256 value4(edge_sparse_kind kind, const void *values, size_t k, __m256 s, __m256 z, bool symmetric) {
+    switch (kind) {
+    case EDGE_SPARSE_F32: return _mm256_castps128_ps256(_mm_loadu_ps((const float *)values + k));
+    case EDGE_SPARSE_F16: return _mm256_cvtph_ps(_mm_loadl_epi64((const __m128i *)((const uint16_t *)values + k)));
+    case EDGE_SPARSE_Q8: {
+        int32_t w;
+        memcpy(&w, (const uint8_t *)values + k, 4);
+        __m128i b = _mm_cvtsi32_si128(w);
+        if (symmetric) return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)));
+        return _mm256_mul_ps(s, _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), z));
+    }
+    }
+    return _mm256_setzero_ps();
+}
+
+/// Expands nm row r into out[0..cols): 2:4 eight columns (one index byte, four slots) per step
+/// through g_nm24, the rest (and every other n:m) slot by slot.
+AVX2_INLINE void expand_nm_row(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale,
+                               const uint8_t *zero, size_t n, size_t m, size_t cols, size_t r, float *out) {
+    unsigned bits = edge_nm_bits(m);
+    size_t slots = edge_nm_slots(n, m, cols), row_bytes = (slots * bits + 7) / 8, k0 = r * slots;
+    const uint8_t *row = idx + r * row_bytes;
+    float s1 = kind == EDGE_SPARSE_Q8 ? scale[r] : 1.0f;
+    int z1 = kind == EDGE_SPARSE_Q8 && zero ? (int)zero[r] : -1;
+    size_t j = 0, k = 0;  // first column and slot left to the slot-by-slot loop
+    if (n == 2 && m == 4) {
+        __m256 s = _mm256_set1_ps(s1), z = _mm256_set1_ps((float)z1);
+        const __m256i none = _mm256_set1_epi32(-1);
+        size_t steps = cols / 8;
+        for (size_t b = 0; b < steps; b++) {
+            __m256 v = value4(kind, values, k0 + 4 * b, s, z, z1 < 0);
+            int64_t p;
+            memcpy(&p, g_nm24[row[b]], 8);
+            __m256i perm = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(p));
+            __m256i keep = _mm256_cmpgt_epi32(perm, none);
+            _mm256_storeu_ps(out + 8 * b, _mm256_and_ps(_mm256_permutevar8x32_ps(v, perm), _mm256_castsi256_ps(keep)));
+        }
+        j = steps * 8;
+        k = steps * 4;
+    }
+    memset(out + j, 0, (cols - j) * sizeof(float));
+    for (; k < slots; k++) out[(k / n) * m + edge_nm_index(row, k, bits)] = value1(kind, values, k0 + k, s1, z1);
 }
 
 /// Expands bitmask row r into out[0..cols).
@@ -189,9 +250,27 @@ AVX2 static void spmm_csr(edge_sparse_kind kind, const uint32_t *row_ptr, const 
     free(buf);
 }
 
+AVX2 static void spmm_nm(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale, const uint8_t *zero,
+                         size_t n, size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    float *buf = cols ? malloc(SNR * cols * sizeof(float)) : NULL;
+    if (!buf) {
+        edge_spmm_nm_any_ref(kind, idx, values, scale, zero, n, m, X, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    for (size_t r = r0; r < r1; r += SNR) {
+        size_t nr = r1 - r < SNR ? r1 - r : SNR;
+        for (size_t j = 0; j < nr; j++) expand_nm_row(kind, idx, values, scale, zero, n, m, cols, r + j, buf + j * cols);
+        tokens_times_block(buf, nr, X, Y, T, rows, cols, r);
+    }
+    free(buf);
+}
+
 void edge_fill_table_sparse_avx2(edge_kernel_table *t) {
     build_expand_table();
+    build_nm24_table();
     t->spmm_bitmask = spmm_bitmask;
     t->spmm_csr = spmm_csr;
+    t->spmm_nm = spmm_nm;
 }
 #endif

@@ -1,6 +1,6 @@
 // Scalar reference kernels for the sparse payloads (EdgeKernelsSparse.h): the oracle the SIMD
-// variants are tested against. Each output is a sum over the stored elements of the row only, in
-// column order, of (w * x) with w decoded exactly as the dense reference kernels decode it.
+// variants are tested against. Each output is a sum over the stored elements (nm: slots) of the row
+// only, in column order, of (w * x) with w decoded exactly as the dense reference kernels decode it.
 #include "dispatch.h"
 
 /// Stored value k decoded to float; q8 uses the row's scale s and zero point z (z < 0: symmetric).
@@ -57,6 +57,27 @@ void edge_spmm_csr_any_ref(edge_sparse_kind kind, const uint32_t *row_ptr, const
     }
 }
 
+// idx (rows, ceil(slots*bits/8)), values (rows, slots), X (T, cols), Y (T, rows); slots and bits as in EdgeKernelsSparse.h
+void edge_spmm_nm_any_ref(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale, const uint8_t *zero,
+                          size_t n, size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    unsigned bits = edge_nm_bits(m);
+    size_t slots = edge_nm_slots(n, m, cols), row_bytes = (slots * bits + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            float s = kind == EDGE_SPARSE_Q8 ? scale[r] : 1.0f;
+            int z = kind == EDGE_SPARSE_Q8 && zero ? (int)zero[r] : -1;
+            const uint8_t *row = idx + r * row_bytes;
+            float acc = 0.0f;
+            for (size_t k = 0; k < slots; k++) {
+                size_t c = (k / n) * m + edge_nm_index(row, k, bits);
+                acc += sparse_value(kind, values, r * slots + k, s, z) * x[c];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
 void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                                   const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
                                   size_t r0, size_t r1) {
@@ -84,7 +105,21 @@ void edge_spmm_csr_f32_ref(const uint32_t *row_ptr, const void *col_idx, size_t 
     edge_spmm_csr_any_ref(EDGE_SPARSE_F32, row_ptr, col_idx, index_width, values, NULL, NULL, X, Y, T, rows, cols, r0, r1);
 }
 
+void edge_spmm_nm_q8_f32_ref(const uint8_t *idx, const int8_t *values, const float *scale, const uint8_t *zero, size_t n,
+                             size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_nm_any_ref(EDGE_SPARSE_Q8, idx, values, scale, zero, n, m, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_nm_f16_ref(const uint8_t *idx, const uint16_t *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                          size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_nm_any_ref(EDGE_SPARSE_F16, idx, values, NULL, NULL, n, m, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_nm_f32_ref(const uint8_t *idx, const float *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                          size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_spmm_nm_any_ref(EDGE_SPARSE_F32, idx, values, NULL, NULL, n, m, X, Y, T, rows, cols, r0, r1);
+}
+
 void edge_fill_table_sparse_ref(edge_kernel_table *t) {
     t->spmm_bitmask = edge_spmm_bitmask_any_ref;
     t->spmm_csr = edge_spmm_csr_any_ref;
+    t->spmm_nm = edge_spmm_nm_any_ref;
 }

@@ -66,7 +66,7 @@ public enum WeightSource: @unchecked Sendable {
     }
 
     /// Checks that the byte count matches the shape and encoding (and, for csr/bitmask, that the
-    /// row pointers, columns and mask bits are consistent); returns the element count.
+    /// row pointers, columns and mask bits are consistent; for nm, the in-group indices); returns the element count.
     /// - Throws: `RuntimeError.badTensor` naming `name` and both sizes or the broken rule.
     func checked(name: String, source: String) throws -> Int {
         guard let count = Checked.product(shape), shape.allSatisfy({ $0 >= 0 }) else {
@@ -83,8 +83,8 @@ public enum WeightSource: @unchecked Sendable {
         guard actual == expected else {
             throw RuntimeError.badTensor(source: source, tensor: name, why: "has \(actual) payload bytes; shape \(shape) as \(encoding.rawValue) needs \(expected)")
         }
-        if encoding.isSparse,
-           let why = withBytes({ sparsePayloadProblem($0, encoding: encoding, shape: shape, params: params, nnz: nnz) }) {
+        if encoding.hasStructure,
+           let why = withBytes({ payloadStructureProblem($0, encoding: encoding, shape: shape, params: params, nnz: nnz) }) {
             throw RuntimeError.badTensor(source: source, tensor: name, why: why)
         }
         return count
@@ -99,7 +99,8 @@ public enum WeightSource: @unchecked Sendable {
 
 /// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
 /// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, and
-/// csr / bitmask with f32, f16 or q8 values through the sparse kernels).
+/// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
+/// densified: its kernels read the packed indices and values directly).
 ///
 /// `matmul` splits the output rows across threads: `threads` chunks of rows run with
 /// `DispatchQueue.concurrentPerform`; products too small to gain from threads run inline.
@@ -257,7 +258,7 @@ public struct Linear: @unchecked Sendable {
             case .csr, .bitmask:
                 SparseLayout(payload: p, encoding: encoding, shape: [rows, cols], params: params).decodeRow(r, p, into: out)
             case .nm:
-                preconditionFailure("Linear: \(encoding) was refused at init")
+                NMLayout(validated: [rows, cols], params: params).decodeRow(r, p, into: out)
             }
         }
     }
@@ -310,7 +311,19 @@ public struct Linear: @unchecked Sendable {
                 }
             }
         case .nm:
-            preconditionFailure("Linear: \(encoding) was refused at init")
+            let l = NMLayout(validated: [rows, cols], params: params)
+            let idx = base.assumingMemoryBound(to: UInt8.self)
+            let values = base + l.valueOffset
+            switch l.valueEncoding {
+            case .q8:
+                let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
+                let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+                edge_spmm_nm_q8_f32(idx, values.assumingMemoryBound(to: Int8.self), scale, zero, l.n, l.m, x, y, T, rows, cols, r0, r1)
+            case .f16:
+                edge_spmm_nm_f16(idx, values.assumingMemoryBound(to: UInt16.self), l.n, l.m, x, y, T, rows, cols, r0, r1)
+            default:
+                edge_spmm_nm_f32(idx, values.assumingMemoryBound(to: Float.self), l.n, l.m, x, y, T, rows, cols, r0, r1)
+            }
         }
     }
 }

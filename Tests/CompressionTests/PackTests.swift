@@ -34,9 +34,10 @@ final class PackTests: XCTestCase {
                 var t = try quantized(rows: rows, cols: cols, sparsity: sparsity, seed: UInt64(rows * cols) + UInt64(sparsity * 100))
                 let before = try decoded(t)
                 let dense = try XCTUnwrap(t.encoded)
-                let sizes: [Encoding: Int] = [.q8: dense.payload.count,
+                var sizes: [Encoding: Int] = [.q8: dense.payload.count,
                                               .csr: try XCTUnwrap(dense.packedSparse(as: .csr)).payload.count,
                                               .bitmask: try XCTUnwrap(dense.packedSparse(as: .bitmask)).payload.count]
+                if let nm = dense.bestNMCandidate() { sizes[.nm] = nm.bytes }
                 var p = Pack(format: "auto")
                 try p.apply(&t, context: ctx)
                 let e = try XCTUnwrap(t.encoded)
@@ -83,6 +84,75 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(t.encoded?.encoding, .q8)
     }
 
+    /// A q8 tensor pruned to `pattern` (N:M) along its rows.
+    private func nmQuantized(rows: Int, cols: Int, pattern: NMPattern, seed: UInt64) throws -> WorkTensor {
+        var g = SplitMix(seed)
+        var v = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) }
+        pattern.apply(to: &v, rows: rows, cols: cols)
+        var t = WorkTensor(name: "blk.0.ffn_up.weight", shape: [rows, cols], values: v)
+        var q = Quantize(bits: 8, symmetric: true)
+        try q.apply(&t, context: PassContext(config: ctx.config, index: 1, recipeFile: "test"))
+        return t
+    }
+
+    func testAutoPicksNMForNMTensorsWhenSmallest() throws {
+        for (pattern, cols) in [(NMPattern(n: 2, m: 4)!, 600), (NMPattern(n: 1, m: 4)!, 601), (NMPattern(n: 2, m: 8)!, 67)] {
+            var t = try nmQuantized(rows: 64, cols: cols, pattern: pattern, seed: 7)
+            let before = try decoded(t)
+            let dense = try XCTUnwrap(t.encoded)
+            let bitmask = try XCTUnwrap(dense.packedSparse(as: .bitmask)).payload.count
+            var p = Pack(format: "auto")
+            try p.apply(&t, context: ctx)
+            let e = try XCTUnwrap(t.encoded)
+            XCTAssertEqual(e.encoding, .nm, "\(pattern)")
+            XCTAssertEqual(e.params.n, pattern.n)
+            XCTAssertEqual(e.params.m, pattern.m)
+            XCTAssertEqual(e.params.valueEncoding, .q8)
+            XCTAssertLessThan(e.payload.count, bitmask)
+            XCTAssertEqual(try decoded(t), before)
+            XCTAssertEqual(t.values, before)
+            let r = p.record()
+            XCTAssertEqual(r["chosen"], ["nm": 1])
+            XCTAssertEqual(r["per_tensor"]?["blk.0.ffn_up.weight"], .string("nm \(pattern)"))
+        }
+    }
+
+    func testExplicitNMPacksAndRefusesWhatIsNotNM() throws {
+        // No pattern given: the smallest conforming one (a 1:4 tensor also satisfies 2:4 and 2:8; 1:4 is smallest).
+        var p = Pack(format: "nm")
+        var t = try nmQuantized(rows: 9, cols: 41, pattern: NMPattern(n: 1, m: 4)!, seed: 3)
+        let before = try decoded(t)
+        try p.apply(&t, context: ctx)
+        XCTAssertEqual(t.encoded?.encoding, .nm)
+        XCTAssertEqual(t.encoded?.params.n, 1)
+        XCTAssertEqual(try decoded(t), before)
+        // A given pattern is used even when a smaller one fits.
+        var p24 = Pack(format: "nm", pattern: NMPattern(n: 2, m: 4))
+        var u = try nmQuantized(rows: 9, cols: 41, pattern: NMPattern(n: 1, m: 4)!, seed: 3)
+        try p24.apply(&u, context: ctx)
+        XCTAssertEqual(u.encoded?.params.n, 2)
+        XCTAssertEqual(try decoded(u), before)
+        XCTAssertEqual(p24.record()["pattern"], "2:4")
+        // Not N:M: refused, naming the tensor.
+        var unstructured = try quantized(rows: 9, cols: 40, sparsity: 0.5, seed: 3)
+        XCTAssertThrowsError(try p.apply(&unstructured, context: ctx)) {
+            let d = "\($0)"
+            XCTAssertTrue(d.hasPrefix("pass 'pack': tensor 'blk.0.ffn_up.weight': [9, 40] is not N:M sparse"), d)
+        }
+        var p14 = Pack(format: "nm", pattern: NMPattern(n: 1, m: 4))
+        var v = try nmQuantized(rows: 9, cols: 41, pattern: NMPattern(n: 2, m: 4)!, seed: 4)
+        XCTAssertThrowsError(try p14.apply(&v, context: ctx)) {
+            let d = "\($0)"
+            XCTAssertTrue(d.hasPrefix("pass 'pack': tensor 'blk.0.ffn_up.weight': [9, 41] is not 1:4"), d)
+        }
+        // q4 is refused; 1-D tensors stay dense.
+        var q4 = try quantized(rows: 4, cols: 64, sparsity: 0.5, seed: 4, bits: 4)
+        XCTAssertThrowsError(try p.apply(&q4, context: ctx)) { XCTAssertTrue("\($0)".contains("is q4, which stays dense: nm holds"), "\($0)") }
+        var norm = WorkTensor(name: "blk.0.attn_norm.weight", shape: [8], values: [0, 1, 0, 0, 0, 0, 0, 2])
+        try p.apply(&norm, context: ctx)
+        XCTAssertNil(norm.encoded)
+    }
+
     func testRecordTotals() throws {
         var p = Pack(format: "auto")
         var total = 0, packed = 0
@@ -104,12 +174,19 @@ final class PackTests: XCTestCase {
     }
 
     func testRecipeFields() throws {
-        for format in ["auto", "dense", "csr", "bitmask"] {
+        for format in ["auto", "dense", "csr", "bitmask", "nm"] {
             let r = try Recipe.parse(Data(#"{"name": "p", "passes": [{"pass": "pack", "format": "\#(format)"}]}"#.utf8), file: "r.json")
             XCTAssertEqual((r.passes.first as? Pack)?.format, format)
         }
         XCTAssertThrowsError(try Recipe.parse(Data(#"{"name": "p", "passes": [{"pass": "pack", "format": "coo"}]}"#.utf8), file: "r.json")) {
             XCTAssertTrue("\($0)".contains("passes[0].format"), "\($0)")
+        }
+        let nm = try Recipe.parse(Data(#"{"name": "p", "passes": [{"pass": "pack", "format": "nm", "pattern": "2:4"}]}"#.utf8), file: "r.json")
+        XCTAssertEqual((nm.passes.first as? Pack)?.pattern, NMPattern(n: 2, m: 4))
+        for bad in [#"{"pass": "pack", "format": "auto", "pattern": "2:4"}"#, #"{"pass": "pack", "format": "nm", "pattern": "4:2"}"#] {
+            XCTAssertThrowsError(try Recipe.parse(Data(#"{"name": "p", "passes": [\#(bad)]}"#.utf8), file: "r.json")) {
+                XCTAssertTrue("\($0)".contains("passes[0].pattern"), "\($0)")
+            }
         }
     }
 }

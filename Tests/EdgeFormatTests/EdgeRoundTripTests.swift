@@ -103,7 +103,7 @@ final class EdgeRoundTripTests: XCTestCase {
             XCTAssertEqual($0 as? EdgeFormatError, .badLength(file: path, item: .tensor("x"), field: "payload", expected: 16, actual: 15))
         }
         XCTAssertThrowsError(try w.add(EncodedTensor(name: "s", shape: [2, 2], encoding: .nm, payload: []))) {
-            XCTAssertEqual($0 as? EdgeFormatError, .unsupportedEncoding(file: path, tensor: "s", encoding: "nm"))
+            XCTAssertEqual($0 as? EdgeFormatError, .badTensor(file: path, tensor: "s", field: "params.m", why: "is missing; nm needs the group length"))
         }
         XCTAssertThrowsError(try w.add(EncodedTensor(name: "s", shape: [2, 2], encoding: .csr, payload: []))) {
             XCTAssertEqual($0 as? EdgeFormatError, .badTensor(file: path, tensor: "s", field: "nnz", why: "is missing; csr needs it (its size depends on it)"))
@@ -222,6 +222,17 @@ final class EdgeRoundTripTests: XCTestCase {
         let (status, _, err) = try run(["python3", script, "--json", dir + "/bad.edge"])
         XCTAssertNotEqual(status, 0)
         XCTAssertTrue(err.contains("d.q8.sym") && err.contains("CRC32"), err)
+        // ... and an nm tensor whose in-group indices are not increasing (its CRC32 fixed), naming it.
+        var c = try S.bytes(dir + "/m-false.edge")
+        let n = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "j.nm24.q8.sym"))
+        c[n.offset] = 0b0000_0101  // row 0, group 0: indices 1, 1
+        try S.put(c, dir + "/bad-nm.edge")
+        let crc = CRC32.checksum(Array(c[n.offset ..< n.offset + n.length]))
+        try S.editTensor(dir + "/bad-nm.edge", "j.nm24.q8.sym") { $0["crc32"] = .number(Double(crc)) }
+        XCTAssertNotNil(S.openError(dir + "/bad-nm.edge"))
+        let (nmStatus, _, nmErr) = try run(["python3", script, "--json", dir + "/bad-nm.edge"])
+        XCTAssertNotEqual(nmStatus, 0)
+        XCTAssertTrue(nmErr.contains("j.nm24.q8.sym") && nmErr.contains("increasing"), nmErr)
     }
 
     private func run(_ args: [String]) throws -> (Int32, String, String) {

@@ -100,6 +100,28 @@ enum EdgeTestSupport {
         return Sample(tensor: .q4(name: name, rows: rows, cols: cols, groupSize: groupSize, u: u, scales: scales, zeros: zeros), values: v)
     }
 
+    /// `s` (a dense f32, f16 or q8 matrix) with all but the first `n` elements of every group of `m`
+    /// columns zeroed (the tail group: min(n, tail) kept), packed as nm; its values, zeroed likewise.
+    static func nm(_ s: Sample, name: String, n: Int, m: Int) -> Sample {
+        var t = s.tensor, v = s.values
+        t.name = name
+        let rows = t.shape[0], cols = t.shape[1]
+        for r in 0 ..< rows {
+            for j in 0 ..< cols where j % m >= n || (j / m == cols / m && j % m >= min(n, cols % m)) {
+                let k = r * cols + j
+                v[k] = 0
+                switch t.encoding {
+                case .f32: for b in 0 ..< 4 { t.payload[4 * k + b] = 0 }
+                case .f16: for b in 0 ..< 2 { t.payload[2 * k + b] = 0 }
+                default:
+                    let l = Q8Layout(rows: rows, cols: cols, symmetric: t.params.symmetric ?? true)
+                    t.payload[k] = l.symmetric ? 0 : t.payload[l.zeroOffset + r]
+                }
+            }
+        }
+        return Sample(tensor: t.packedNM(n: n, m: m)!, values: v)
+    }
+
     /// One tensor of every encoding and variant, with odd sizes.
     static func everyEncoding() -> [Sample] {
         [
@@ -113,6 +135,10 @@ enum EdgeTestSupport {
             q4("f.q4.sym", rows: 3, cols: 9, groupSize: 4, symmetric: true, seed: 6),
             q4("g.q4.asym", rows: 4, cols: 33, groupSize: 32, symmetric: false, seed: 7),
             q4("h.q4.onegroup", rows: 2, cols: 5, groupSize: 8, symmetric: false, seed: 8),
+            nm(q8("x", rows: 3, cols: 10, symmetric: true, seed: 9), name: "j.nm24.q8.sym", n: 2, m: 4),
+            nm(q8("x", rows: 4, cols: 9, symmetric: false, seed: 10), name: "k.nm14.q8.asym", n: 1, m: 4),
+            nm(f16("x", [5, 8], seed: 11), name: "l.nm24.f16", n: 2, m: 4),
+            nm(f32("x", [4, 13], seed: 12), name: "m.nm35.f32", n: 3, m: 5),
         ]
     }
 

@@ -1,5 +1,5 @@
 // EdgeKernelsSparse: matrix products straight from the sparse payloads of docs/edge-format.md
-// ("csr" and "bitmask"; SparseLayout in Sources/EdgeFormat/SparseLayout.swift).
+// ("csr", "bitmask" and "nm"; SparseLayout and NMLayout in Sources/EdgeFormat/).
 //
 // Conventions as in EdgeKernelsMath.h: W is [rows, cols], X is [T, cols], Y is [T, rows] and a call
 // writes Y[t*rows + r] = dot(W[r, :], X[t, :]) for t < T, r in [r0, r1), nothing else.
@@ -12,6 +12,15 @@
 //   w = scale[r] * (u - zero[r])), one per stored element, in row order.
 // The structure must be valid (the .edge reader checks it before any kernel sees it): row_ptr starts
 // at 0 and never decreases, mask popcounts match row_ptr, columns are in range and increasing.
+//
+// nm (packed N:M, 1 <= n < m <= 256): every row has groups of m columns (the last, the tail, has
+// cols % m columns when that is not 0), and stores n slots per full group, min(n, tail) for the tail:
+// slots = (cols / m) * n + min(n, cols % m) per row, in group order.
+// - idx: rows * ceil(slots * bits / 8) bytes, bits = ceil(log2 m); row r starts at byte
+//   r * ceil(slots * bits / 8); slot s of the row is the bits s*bits ..< (s+1)*bits of that bit
+//   stream (bit i = bit i%8 of byte i/8, LSB first): its column within its group (slot s is in
+//   group s / n), strictly increasing within a group and below the group's length.
+// - values: rows * slots, row r's at r * slots, in slot order; encoded as for csr/bitmask.
 #ifndef EDGE_KERNELS_SPARSE_H
 #define EDGE_KERNELS_SPARSE_H
 
@@ -59,6 +68,23 @@ void edge_spmm_csr_f32(const uint32_t *row_ptr, const void *col_idx, size_t inde
                        const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_spmm_csr_f32_ref(const uint32_t *row_ptr, const void *col_idx, size_t index_width, const float *values,
                            const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+// ---- nm ---------------------------------------------------------------------------------------
+/// nm with q8 values (per-row scale, optional zero point) x f32 activations.
+void edge_spmm_nm_q8_f32(const uint8_t *idx, const int8_t *values, const float *scale, const uint8_t *zero, size_t n, size_t m,
+                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_nm_q8_f32_ref(const uint8_t *idx, const int8_t *values, const float *scale, const uint8_t *zero, size_t n,
+                             size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// nm with f16 values x f32 activations.
+void edge_spmm_nm_f16(const uint8_t *idx, const uint16_t *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                      size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_nm_f16_ref(const uint8_t *idx, const uint16_t *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                          size_t rows, size_t cols, size_t r0, size_t r1);
+/// nm with f32 values x f32 activations.
+void edge_spmm_nm_f32(const uint8_t *idx, const float *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                      size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_nm_f32_ref(const uint8_t *idx, const float *values, size_t n, size_t m, const float *X, float *Y, size_t T,
+                          size_t rows, size_t cols, size_t r0, size_t r1);
 
 #ifdef __cplusplus
 }

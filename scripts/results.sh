@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown option $1" ;;
   esac
 done
-[ -n "$data" ] || die "--data CALIB.txt is required (wanda50-int8 and gptq-int4-g64 need calibration text)"
+[ -n "$data" ] || die "--data CALIB.txt is required (wanda50-int8, gptq-int4-g64 and int8-structured25 need calibration text)"
 recipes=$(cd "$root/Recipes" && ls *.json | sed 's/\.json$//' | grep -v '^f32$' | paste -sd, -)
 mkdir -p "$out"
 set +e
@@ -30,7 +30,7 @@ set -e
 [ $code -eq 0 ] || [ $code -eq 3 ] || die "device-artifacts failed (exit $code)"
 
 echo "Model: \`$(basename "$model")\`; evaluation text: \`$(basename "$text")\`, first $chunks chunks of 512 tokens;"
-echo "calibration text (for wanda50-int8 and gptq-int4-g64): \`$(basename "$data")\`."
+echo "calibration text (for wanda50-int8, gptq-int4-g64 and int8-structured25): \`$(basename "$data")\`."
 echo
 sed 1,2d "$out/artifacts/report.md"
 

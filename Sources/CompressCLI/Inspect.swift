@@ -129,7 +129,7 @@ struct Export: ParsableCommand {
 private func passSummary(_ r: JSONValue) -> String {
     let name = r["pass"]?.stringValue ?? "?"
     var parts: [String] = []
-    for key in ["bits", "symmetric", "group_size", "method", "sparsity", "pattern", "scope", "mlp", "heads", "ranking", "dtype", "format",
+    for key in ["bits", "symmetric", "group_size", "method", "rounding", "weighting", "sparsity", "pattern", "scope", "mlp", "heads", "ranking", "dtype", "format",
                 "tensors", "achieved_sparsity", "relative_rmse", "removed_neurons", "removed_heads", "weights_before", "weights_after"] {
         guard let v = r[key] else { continue }
         switch v {

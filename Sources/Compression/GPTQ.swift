@@ -63,6 +63,12 @@ enum GPTQ {
         var damp: Double = 0.01
         var actOrder: Bool = false
         var blockSize: Int = 128
+        /// How the (static) grids are fitted to the weights.
+        var rounding: Rounding = .minmax
+        /// Grid search (`rounding: mse`): weigh each weight's error by its square.
+        var magnitudeWeighted = false
+        /// Per-input weights of the grid search's error (`rounding: mse`); nil = 1.
+        var columnWeights: [Float]? = nil
     }
 
     enum Failure: Error { case notPositiveDefinite }
@@ -116,7 +122,7 @@ enum GPTQ {
         let mask = weights.map { $0 != 0 }
         for i in 0 ..< cols where f.dead[i] { for r in 0 ..< rows { w[r * cols + i] = 0 } }
         // Grids come from the weights before any error is spread (static groups), as the layout needs.
-        let grids = layout.fitGrids(w)
+        let grids = layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights)
         let perm = f.perm, u = f.u
         // W in permuted column order.
         var wp = [Float](repeating: 0, count: rows * cols)

@@ -1,18 +1,18 @@
 import EdgeFormat
 import Foundation
 
-/// Magnitude pruning: zeroes the `sparsity` fraction of smallest-|w| weights, per tensor or against
-/// one global threshold across all selected tensors; or, with a `pattern` N:M, keeps the N largest
+/// Magnitude pruning: zeroes the `sparsity` fraction of smallest-|w| weights, per tensor, per row
+/// (output channel; for an embedding, per token) or against one global threshold across all selected tensors; or, with a `pattern` N:M, keeps the N largest
 /// |w| of every group of M consecutive inputs of each row (see `NMPattern`; sparsity 1 - N/M).
 ///
-/// Recipe: `{"pass": "magnitude_prune", "sparsity": 0.5, "scope": "per_tensor" | "global", <selector>}`
+/// Recipe: `{"pass": "magnitude_prune", "sparsity": 0.5, "scope": "per_tensor" | "per_row" | "global", <selector>}`
 /// or `{"pass": "magnitude_prune", "pattern": "2:4", <selector>}` (`pattern` and `sparsity` are
 /// mutually exclusive); the selector defaults to the linear weights (`kinds: ["linear"]`).
 public struct MagnitudePrune: Pass {
     public static let id = "magnitude_prune"
     public static let stage = PassStage.prune
 
-    public enum Scope: String { case perTensor = "per_tensor", global }
+    public enum Scope: String { case perTensor = "per_tensor", perRow = "per_row", global }
 
     /// The fraction pruned; with a pattern, the implied 1 - N/M.
     public let sparsity: Double
@@ -66,7 +66,7 @@ public struct MagnitudePrune: Pass {
                 throw f.error("sparsity", "is required (or give 'pattern', e.g. \"2:4\")")
             }
             sparsity = try f.double("sparsity", default: nil, range: 0 ... 1, openUpper: true)
-            scope = Scope(rawValue: try f.string("scope", default: "per_tensor", allowed: ["per_tensor", "global"]))!
+            scope = Scope(rawValue: try f.string("scope", default: "per_tensor", allowed: ["per_tensor", "per_row", "global"]))!
         }
         selector = try f.selector(defaultKinds: [.linear])
     }
@@ -87,6 +87,13 @@ public struct MagnitudePrune: Pass {
         total += t.values.count
         if let pattern {
             pruned += pattern.apply(to: &t.values, rows: t.rows, cols: t.cols)
+            return
+        }
+        if scope == .perRow {
+            // Each row loses its floor(s * cols) smallest |w| (ties: lower column first), as Wanda
+            // with every input norm 1.
+            try WandaPrune.prune(&t.values, rows: t.rows, cols: t.cols, norms: [Float](repeating: 1, count: t.cols), sparsity: sparsity)
+            pruned += Int((Double(t.cols) * sparsity).rounded(.down)) * t.rows
             return
         }
         if scope == .perTensor {

@@ -6,8 +6,13 @@ import Foundation
 /// groups of `group_size` inputs; symmetric or asymmetric with an integer zero point, so a
 /// pruned (zero) weight stays exactly zero. Embeddings are quantized per row.
 ///
+/// Each grid (per row or per group) is either spanned by the values' min/max (`rounding: minmax`)
+/// or searched for the smallest weighted squared error (`rounding: mse`, see `QuantGrid.search`),
+/// each weight's error counted with a weight from `weighting` (see `Weighting`).
+///
 /// Recipe: `{"pass": "quantize", "bits": 8 | 4, "symmetric": true, "group_size": 64 (int4 only),
-/// "method": "rtn", <selector>}`; the selector defaults to linear weights, embeddings and the output head.
+/// "method": "rtn", "rounding": "minmax" | "mse", "weighting": "uniform", <selector>}`; the
+/// selector defaults to linear weights, embeddings and the output head.
 public struct Quantize: Pass {
     public static let id = "quantize"
     public static let stage = PassStage.quantize
@@ -21,18 +26,26 @@ public struct Quantize: Pass {
     public let damp: Double
     /// GPTQ: quantize columns in order of decreasing Hessian diagonal.
     public let actOrder: Bool
+    /// How each grid's scale and zero point are chosen.
+    public let rounding: Rounding
+    /// `rounding: mse` only: how each weight's squared error counts in the search.
+    public let weighting: Weighting
 
     private var tensors = 0
     private var weights = 0
     private var sumSquaredError = 0.0
     private var sumSquares = 0.0
+    /// Tensors whose search was weighted by activations.
+    private var weightedTensors = 0
     /// GPTQ: tensors it had no input statistics for (embeddings), quantized round-to-nearest.
     private var rtnFallbacks: [String] = []
     /// GPTQ factors by calibration site: Q/K/V (gate/up) share their input and so their factor.
     private var factors: [String: GPTQ.Factor] = [:]
 
-    public init(bits: Int, symmetric: Bool, groupSize: Int? = nil,
+    public init(bits: Int, symmetric: Bool, groupSize: Int? = nil, rounding: Rounding = .minmax,
                 selector: TensorSelector = TensorSelector(kinds: [.linear, .embedding, .output])) {
+        self.rounding = rounding
+        weighting = .uniform
         self.bits = bits
         self.symmetric = symmetric
         self.groupSize = groupSize
@@ -62,16 +75,30 @@ public struct Quantize: Pass {
             damp = 0.01
             actOrder = false
         }
+        rounding = Rounding(rawValue: try f.string("rounding", default: "minmax", allowed: Rounding.allCases.map(\.rawValue)))!
+        weighting = Weighting(rawValue: try f.string("weighting", default: "uniform", allowed: Weighting.allCases.map(\.rawValue)))!
+        if weighting != .uniform, rounding != .mse {
+            throw f.error("weighting", "applies to rounding 'mse' only (it weights the error the search minimizes)")
+        }
         selector = try f.selector(defaultKinds: [.linear, .embedding, .output])
     }
 
-    public var calibrationNeeds: CalibrationNeeds { method == "gptq" ? .hessians : [] }
+    public var calibrationNeeds: CalibrationNeeds {
+        var needs: CalibrationNeeds = method == "gptq" ? .hessians : []
+        if weighting.usesActivations { needs.insert(.columnNorms) }
+        return needs
+    }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
         guard t.shape.count == 2 else {
             throw PassError(pass: Self.id, tensor: t.name, why: "is \(t.shape.count)-D; per-channel quantization needs a matrix (exclude it from the selector)")
         }
         let rows = t.shape[0], cols = t.shape[1]
+        var errWeights: [Float]? = nil
+        if weighting.usesActivations, TensorName.kind(of: t.name) != .embedding,
+           let norms = context.calibration?.columnNorms(for: t.name), norms.count == cols {
+            errWeights = Self.errorWeights(norms: norms)
+        }
         let enc: EncodedTensor
         var deq = [Float](repeating: 0, count: t.values.count)
         // GPTQ needs the statistics of the inputs a matrix multiplies; an embedding is looked up,
@@ -79,7 +106,8 @@ public struct Quantize: Pass {
         // is rounded to nearest.
         let gptqHessian = method == "gptq" && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
         if let h = gptqHessian, h.count == cols * cols {
-            let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, actOrder: actOrder)
+            let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, actOrder: actOrder,
+                                    rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
             let site = CalibrationStats.site(of: t.name)
             if factors[site] == nil {
                 do {
@@ -97,12 +125,16 @@ public struct Quantize: Pass {
                 .encode(name: t.name, codes: r.codes, grids: r.grids)
         } else if bits == 8 {
             if method == "gptq" { rtnFallbacks.append(t.name) }
-            enc = Self.quantizeQ8(name: t.name, values: t.values, rows: rows, cols: cols, symmetric: symmetric, dequantized: &deq)
+            enc = Self.quantizeQ8(name: t.name, values: t.values, rows: rows, cols: cols, symmetric: symmetric,
+                                  rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights,
+                                  dequantized: &deq)
         } else {
             if method == "gptq" { rtnFallbacks.append(t.name) }
             enc = try Self.quantizeQ4(name: t.name, values: t.values, rows: rows, cols: cols, groupSize: groupSize!,
-                                      symmetric: symmetric, dequantized: &deq)
+                                      symmetric: symmetric, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude,
+                                      columnWeights: errWeights, dequantized: &deq)
         }
+        if errWeights != nil { weightedTensors += 1 }
         for i in t.values.indices {
             let e = Double(t.values[i] - deq[i])
             sumSquaredError += e * e
@@ -115,11 +147,22 @@ public struct Quantize: Pass {
         t.encodedBy = context.index
     }
 
+    /// Per-input error weights from activation norms: the mean square (norm^2 / its mean), with a
+    /// floor of 1e-3 of the mean so that an input never seen active still counts a little.
+    static func errorWeights(norms: [Float]) -> [Float] {
+        var sq = norms.map { Double($0) * Double($0) }
+        let mean = sq.reduce(0, +) / Double(max(1, sq.count))
+        guard mean > 0, mean.isFinite else { return [Float](repeating: 1, count: norms.count) }
+        sq = sq.map { max($0 / mean, 1e-3) }
+        return sq.map { Float($0) }
+    }
+
     /// int8 per row, round to nearest (see `QuantGrid` for the grids).
     static func quantizeQ8(name: String, values: [Float], rows: Int, cols: Int, symmetric: Bool,
+                           rounding: Rounding = .minmax, magnitudeWeighted: Bool = false, columnWeights: [Float]? = nil,
                            dequantized deq: inout [Float]) -> EncodedTensor {
         let layout = GroupLayout(rows: rows, cols: cols, bits: 8, groupSize: nil, symmetric: symmetric)
-        let grids = layout.fitGrids(values)
+        let grids = layout.fitGrids(values, rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights)
         var codes = [Float](repeating: 0, count: rows * cols)
         for r in 0 ..< rows {
             let g = grids[r]
@@ -134,9 +177,10 @@ public struct Quantize: Pass {
     /// int4 in groups along the input dimension, round to nearest. Scales are stored as f16, and
     /// codes are computed against the f16-rounded scale, so decode(encode(w)) is what was measured.
     static func quantizeQ4(name: String, values: [Float], rows: Int, cols: Int, groupSize g: Int, symmetric: Bool,
+                           rounding: Rounding = .minmax, magnitudeWeighted: Bool = false, columnWeights: [Float]? = nil,
                            dequantized deq: inout [Float]) throws -> EncodedTensor {
         let layout = GroupLayout(rows: rows, cols: cols, bits: 4, groupSize: g, symmetric: symmetric)
-        let grids = layout.fitGrids(values)
+        let grids = layout.fitGrids(values, rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights)
         if let bad = grids.firstIndex(where: { !$0.scale.isFinite }) {
             throw PassError(pass: id, tensor: name, why: "row \(bad / layout.groups) group \(bad % layout.groups): scale does not fit in f16")
         }
@@ -154,11 +198,13 @@ public struct Quantize: Pass {
     public func record() -> JSONValue {
         var o: [String: JSONValue] = [
             "pass": .string(Self.id), "bits": .number(Double(bits)), "symmetric": .bool(symmetric),
-            "method": .string(method), "selector": selector.record, "tensors": .number(Double(tensors)),
+            "method": .string(method), "rounding": .string(rounding.rawValue), "selector": selector.record, "tensors": .number(Double(tensors)),
             "weights": .number(Double(weights)),
             "relative_rmse": .number(sumSquares > 0 ? (sumSquaredError / sumSquares).squareRoot() : 0),
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
+        if rounding == .mse { o["weighting"] = .string(weighting.rawValue) }
+        if weighting.usesActivations { o["activation_weighted_tensors"] = .number(Double(weightedTensors)) }
         if method == "gptq" {
             o["damp"] = .number(damp)
             o["act_order"] = .bool(actOrder)
@@ -166,6 +212,30 @@ public struct Quantize: Pass {
         }
         return .object(o)
     }
+}
+
+/// How a quantization grid's scale and zero point are chosen.
+public enum Rounding: String, CaseIterable, Sendable {
+    /// The grid spans the values' minimum and maximum (and 0).
+    case minmax
+    /// The grid with the smallest squared error among candidates (`QuantGrid.search`).
+    case mse
+}
+
+/// What the `mse` search weighs each weight's squared error by.
+public enum Weighting: String, CaseIterable, Sendable {
+    /// Every weight counts the same (plain squared error).
+    case uniform
+    /// w^2: large weights, which matter most to the outputs, are kept more exactly (no data needed).
+    case magnitude
+    /// The mean square of the weight's input over the calibration text, ||X_j||^2 / mean (needs
+    /// `--data`), i.e. the diagonal of the output error's Hessian; embeddings count uniformly.
+    case activation
+    /// Both: w^2 * ||X_j||^2 / mean (needs `--data`).
+    case activationMagnitude = "activation_magnitude"
+
+    var usesActivations: Bool { self == .activation || self == .activationMagnitude }
+    var usesMagnitude: Bool { self == .magnitude || self == .activationMagnitude }
 }
 
 /// One quantization grid: w ~ scale * (code - zero) with integer codes in qmin...qmax. The grid
@@ -194,6 +264,84 @@ struct QuantGrid {
         return g
     }
 
+    /// Sum over `x` of w_i * (x_i - value(code(x_i)))^2 (w = 1 without weights), in double.
+    func squaredError(_ x: UnsafeBufferPointer<Float>, weights w: UnsafeBufferPointer<Float>?) -> Double {
+        var e = 0.0
+        if let w {
+            for i in 0 ..< x.count { let d = Double(x[i] - value(code(x[i]))); e += Double(w[i]) * d * d }
+        } else {
+            for i in 0 ..< x.count { let d = Double(x[i] - value(code(x[i]))); e += d * d }
+        }
+        return e
+    }
+
+    /// Relative clipping candidates of the search: the min/max grid's step times 1/r for these r
+    /// (r < 1 widens the grid by up to one step, r > 1 clips the extremes, up to a third of the range).
+    static let searchRatios: [Float] = (0 ... 16).map { 1 + Float($0 - 2) / 30 }
+
+    /// The grid with the smallest (weighted) squared error over `x` among candidates, in the
+    /// spirit of llama.cpp's `make_qkx2_quants`: the min/max grid itself; steps of
+    /// (min/max step) / r for each r in `searchRatios`, each with every integer zero point between
+    /// the one that keeps the minimum and the one that keeps the maximum; then, from the best,
+    /// two least-squares refits of the scale to its codes (zero point fixed). Scales are rounded
+    /// to f16 first when `f16Scale`. Never worse than `fit` (it is a candidate); zero points
+    /// stay integers in the code range, so 0 stays exactly 0.
+    static func search(_ x: UnsafeBufferPointer<Float>, weights w: UnsafeBufferPointer<Float>?, bits: Int, symmetric: Bool,
+                       f16Scale: Bool) -> QuantGrid {
+        var lo: Float = 0, hi: Float = 0
+        for e in x { lo = min(lo, e); hi = max(hi, e) }
+        let base = fit(lo: lo, hi: hi, bits: bits, symmetric: symmetric, f16Scale: f16Scale)
+        guard base.scale > 0, base.scale.isFinite else { return base }
+        var best = base, bestErr = base.squaredError(x, weights: w)
+        if bestErr == 0 { return best }
+        func roundScale(_ s: Float) -> Float { f16Scale ? edge_f16_to_f32(edge_f32_to_f16(s)) : s }
+        func consider(_ g: QuantGrid) {
+            guard g.scale > 0, g.scale.isFinite else { return }
+            let e = g.squaredError(x, weights: w)
+            if e < bestErr { bestErr = e; best = g }
+        }
+        let lo0 = min(lo, 0), hi0 = max(hi, 0)
+        if symmetric {
+            let amax = max(hi0, -lo0)
+            for r in searchRatios {
+                consider(QuantGrid(scale: roundScale(amax / (base.qmax * r)), zero: 0, qmin: base.qmin, qmax: base.qmax))
+            }
+            // int4: the largest magnitude on the -8 side when it is negative (llama.cpp's Q4_0 grid).
+            if base.qmin < -base.qmax, -lo0 >= hi0 {
+                consider(QuantGrid(scale: roundScale(-lo0 / -base.qmin), zero: 0, qmin: base.qmin, qmax: base.qmax))
+            }
+        } else {
+            let top = base.qmax
+            for r in searchRatios {
+                let s = roundScale((hi0 - lo0) / (top * r))
+                guard s > 0, s.isFinite else { continue }
+                let keepLo = max(0, min(top, (-lo0 / s).rounded(.toNearestOrEven)))
+                let keepHi = max(0, min(top, top - (hi0 / s).rounded(.toNearestOrEven)))
+                var z = min(keepLo, keepHi)
+                while z <= max(keepLo, keepHi) {
+                    consider(QuantGrid(scale: s, zero: z, qmin: 0, qmax: top))
+                    z += 1
+                }
+            }
+        }
+        // Least-squares scale for the best grid's codes: s = sum w x (q - z) / sum w (q - z)^2.
+        for _ in 0 ..< 2 {
+            var num = 0.0, den = 0.0
+            for i in 0 ..< x.count {
+                let c = Double(best.code(x[i]) - best.zero), wi = w.map { Double($0[i]) } ?? 1
+                num += wi * Double(x[i]) * c
+                den += wi * c * c
+            }
+            guard den > 0 else { break }
+            let before = bestErr
+            var g = best
+            g.scale = roundScale(Float(num / den))
+            consider(g)
+            if bestErr >= before { break }
+        }
+        return best
+    }
+
     @inline(__always) func code(_ x: Float) -> Float {
         guard scale > 0 else { return zero }
         return max(qmin, min(qmax, (x / scale).rounded(.toNearestOrEven) + zero))
@@ -211,15 +359,56 @@ struct GroupLayout {
     var groups: Int { (cols + group - 1) / max(1, group) }
 
     /// Grid for element (r, j) is `grids[r * groups + j / group]`.
-    func fitGrids(_ values: [Float]) -> [QuantGrid] {
-        var grids: [QuantGrid] = []
-        grids.reserveCapacity(rows * groups)
-        for r in 0 ..< rows {
-            for gi in 0 ..< groups {
-                let start = r * cols + gi * group, end = r * cols + min(cols, (gi + 1) * group)
-                var lo: Float = 0, hi: Float = 0
-                for i in start ..< end { lo = min(lo, values[i]); hi = max(hi, values[i]) }
-                grids.append(.fit(lo: lo, hi: hi, bits: bits, symmetric: symmetric, f16Scale: bits == 4))
+    /// - Parameters:
+    ///   - rounding: min/max grids, or the squared-error search (`QuantGrid.search`).
+    ///   - magnitudeWeighted: the search weighs each value's error by the value squared.
+    ///   - columnWeights: per input (cols values), weights of the error the search minimizes; nil = 1.
+    func fitGrids(_ values: [Float], rounding: Rounding = .minmax, magnitudeWeighted: Bool = false,
+                  columnWeights: [Float]? = nil) -> [QuantGrid] {
+        precondition(values.count == rows * cols && (columnWeights == nil || columnWeights!.count == cols))
+        let groups = self.groups, group = self.group, cols = self.cols, bits = self.bits, symmetric = self.symmetric
+        var grids = [QuantGrid](repeating: QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 0), count: rows * groups)
+        let f16 = bits == 4
+        values.withUnsafeBufferPointer { v in
+            grids.withUnsafeMutableBufferPointer { buffer in
+                let out = buffer
+                let fitRows = { (r0: Int, r1: Int) in
+                    var local = [Float](repeating: 0, count: group)
+                    for r in r0 ..< r1 {
+                        for gi in 0 ..< groups {
+                            let j0 = gi * group, n = min(cols, j0 + group) - j0
+                            let x = UnsafeBufferPointer(rebasing: v[(r * cols + j0) ..< (r * cols + j0 + n)])
+                            switch rounding {
+                            case .minmax:
+                                var lo: Float = 0, hi: Float = 0
+                                for e in x { lo = min(lo, e); hi = max(hi, e) }
+                                out[r * groups + gi] = .fit(lo: lo, hi: hi, bits: bits, symmetric: symmetric, f16Scale: f16)
+                            case .mse:
+                                if magnitudeWeighted {
+                                    // x^2, plus a floor so that a group's small values still count a little
+                                    var ss: Float = 0
+                                    for e in x { ss += e * e }
+                                    let floor = 1e-6 * ss / Float(n)
+                                    for i in 0 ..< n { local[i] = (x[i] * x[i] + floor) * (columnWeights?[j0 + i] ?? 1) }
+                                    out[r * groups + gi] = local.withUnsafeBufferPointer { w in
+                                        QuantGrid.search(x, weights: UnsafeBufferPointer(rebasing: w[0 ..< n]), bits: bits, symmetric: symmetric, f16Scale: f16)
+                                    }
+                                } else if let columnWeights {
+                                    out[r * groups + gi] = columnWeights.withUnsafeBufferPointer { w in
+                                        QuantGrid.search(x, weights: UnsafeBufferPointer(rebasing: w[j0 ..< j0 + n]),
+                                                         bits: bits, symmetric: symmetric, f16Scale: f16)
+                                    }
+                                } else {
+                                    out[r * groups + gi] = QuantGrid.search(x, weights: nil, bits: bits, symmetric: symmetric, f16Scale: f16)
+                                }
+                            }
+                        }
+                    }
+                }
+                // The search costs ~100 evaluations per group: spread rows over the cores.
+                let chunks = rounding == .mse ? max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, rows / 16)) : 1
+                if chunks == 1 { fitRows(0, rows); return }
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in fitRows(rows * c / chunks, rows * (c + 1) / chunks) }
             }
         }
         return grids

@@ -13,13 +13,16 @@ import Foundation
 /// Ranking `l2`: the Euclidean norm of everything the unit owns, i.e. for a neuron its `ffn_gate`
 /// and `ffn_up` rows, `ffn_up.bias` entry and `ffn_down` column; for a group its query heads'
 /// `attn_q` rows and `attn_output` columns, its `attn_k` / `attn_v` rows, and their bias entries.
+/// Ranking `activation` (needs `--data`): what the unit contributes to the layer's output over the
+/// calibration text, sum over its output-projection columns c of ||X_c||^2 * ||W[:, c]||^2 (`ffn_down`
+/// for a neuron, `attn_output` for a group; X_c the projection's input c), as Wanda scores weights.
 /// Ties remove the lower index first.
 ///
 /// Shrinks: `ffn_gate` / `ffn_up` rows and `ffn_up.bias` entries, `ffn_down` columns; `attn_q` rows
 /// (and bias) of removed query heads, `attn_k` / `attn_v` rows (and biases) of removed KV heads,
 /// `attn_output` columns. Output biases and norms keep their size.
 ///
-/// Recipe: `{"pass": "structured_prune", "mlp": 0.25, "heads": 0.25, "ranking": "l2", <selector>}`.
+/// Recipe: `{"pass": "structured_prune", "mlp": 0.25, "heads": 0.25, "ranking": "l2" | "activation", <selector>}`.
 /// The selector (default `kinds: ["linear"]`) chooses layers: a layer's MLP is pruned when it
 /// selects all of that layer's MLP weights, its attention when it selects all of `attn_q`, `attn_k`,
 /// `attn_v` and `attn_output`; selecting only some of them is an error.
@@ -28,7 +31,14 @@ public struct StructuredPrune: Pass {
     public static let stage = PassStage.prune
 
     /// How units are scored before the lowest are removed.
-    public enum Ranking: String, Sendable { case l2 }
+    public enum Ranking: String, Sendable, CaseIterable {
+        /// The Euclidean norm of the unit's weights.
+        case l2
+        /// What the unit adds to its layer's output over the calibration text: for a neuron
+        /// ||X_i||^2 * ||ffn_down[:, i]||^2, for a group the sum of that over its `attn_output`
+        /// columns, with ||X_c|| the norm of the projection's input c (needs `--data`).
+        case activation
+    }
 
     /// Fraction of intermediate neurons removed per layer, 0 <= mlp < 1.
     public let mlp: Double
@@ -73,9 +83,11 @@ public struct StructuredPrune: Pass {
         guard mlp > 0 || heads > 0 else {
             throw f.error("mlp", "and 'heads' are both 0 (or missing): the pass would remove nothing; give a fraction > 0")
         }
-        ranking = Ranking(rawValue: try f.string("ranking", default: "l2", allowed: ["l2"]))!
+        ranking = Ranking(rawValue: try f.string("ranking", default: "l2", allowed: Ranking.allCases.map(\.rawValue)))!
         choice = try f.selector(defaultKinds: [.linear])
     }
+
+    public var calibrationNeeds: CalibrationNeeds { ranking == .activation ? .columnNorms : [] }
 
     /// Every block weight and bias: `apply` shrinks those of the layers `prepare` chose and leaves
     /// the rest alone (biases must follow their weights, whatever `kinds` the recipe names).
@@ -121,14 +133,28 @@ public struct StructuredPrune: Pass {
                 }
             }
 
+            /// Activation ranking: sum over rows r of (W[r, c] * ||X_c||)^2, per unit of `per` columns.
+            func outputEnergy(_ name: String, count: Int, per: Int, into score: inout [Double]) throws {
+                guard let norms = context.calibration?.columnNorms(for: name), norms.count == count * per else {
+                    throw PassError(pass: Self.id, tensor: name, why: "no calibration statistics for its inputs (ranking 'activation' needs --data)")
+                }
+                var colEnergy = [Double](repeating: 0, count: count * per)
+                try columns(name, count: count * per, per: 1, into: &colEnergy)
+                for c in 0 ..< count * per { score[c / per] += colEnergy[c] * Double(norms[c]) * Double(norms[c]) }
+            }
+
             let mlpRoles = gpt2 ? ["ffn_up", "ffn_down"] : ["ffn_gate", "ffn_up", "ffn_down"]
             let f = s.intermediateSize
             let removeNeurons = min(f - 1, Int((mlp * Double(f)).rounded()))
             if removeNeurons > 0, try chosen(weights(mlpRoles), layer: l, config: config, context: context) {
                 var score = [Double](repeating: 0, count: f)
-                for role in mlpRoles where role != "ffn_down" { try rows(b + role + ".weight", count: f, per: 1, into: &score) }
-                if gpt2 { try rows(b + "ffn_up.bias", count: f, per: 1, into: &score) }
-                try columns(b + "ffn_down.weight", count: f, per: 1, into: &score)
+                if ranking == .activation {
+                    try outputEnergy(b + "ffn_down.weight", count: f, per: 1, into: &score)
+                } else {
+                    for role in mlpRoles where role != "ffn_down" { try rows(b + role + ".weight", count: f, per: 1, into: &score) }
+                    if gpt2 { try rows(b + "ffn_up.bias", count: f, per: 1, into: &score) }
+                    try columns(b + "ffn_down.weight", count: f, per: 1, into: &score)
+                }
                 plan.keptNeurons = Self.keep(score, removing: removeNeurons)
             }
 
@@ -136,15 +162,19 @@ public struct StructuredPrune: Pass {
             let removeGroups = min(groups - 1, Int((heads * Double(groups)).rounded()))
             if removeGroups > 0, try chosen(weights(["attn_q", "attn_k", "attn_v", "attn_output"]), layer: l, config: config, context: context) {
                 var score = [Double](repeating: 0, count: groups)
-                try rows(b + "attn_q.weight", count: groups, per: groupWidth, into: &score)
-                try rows(b + "attn_k.weight", count: groups, per: headDim, into: &score)
-                try rows(b + "attn_v.weight", count: groups, per: headDim, into: &score)
-                if gpt2 {
-                    try rows(b + "attn_q.bias", count: groups, per: groupWidth, into: &score)
-                    try rows(b + "attn_k.bias", count: groups, per: headDim, into: &score)
-                    try rows(b + "attn_v.bias", count: groups, per: headDim, into: &score)
+                if ranking == .activation {
+                    try outputEnergy(b + "attn_output.weight", count: groups, per: groupWidth, into: &score)
+                } else {
+                    try rows(b + "attn_q.weight", count: groups, per: groupWidth, into: &score)
+                    try rows(b + "attn_k.weight", count: groups, per: headDim, into: &score)
+                    try rows(b + "attn_v.weight", count: groups, per: headDim, into: &score)
+                    if gpt2 {
+                        try rows(b + "attn_q.bias", count: groups, per: groupWidth, into: &score)
+                        try rows(b + "attn_k.bias", count: groups, per: headDim, into: &score)
+                        try rows(b + "attn_v.bias", count: groups, per: headDim, into: &score)
+                    }
+                    try columns(b + "attn_output.weight", count: groups, per: groupWidth, into: &score)
                 }
-                try columns(b + "attn_output.weight", count: groups, per: groupWidth, into: &score)
                 plan.keptGroups = Self.keep(score, removing: removeGroups)
             }
             if plan.keptGroups != nil || plan.keptNeurons != nil { plans[l] = plan }

@@ -171,9 +171,48 @@ final class StructuredPruneTests: XCTestCase {
         check(#"{"pass": "structured_prune", "mlp": 1}"#, field: "passes[0].mlp", mentions: "value < 1")
         check(#"{"pass": "structured_prune", "heads": -0.1}"#, field: "passes[0].heads", mentions: "-0.1")
         check(#"{"pass": "structured_prune"}"#, field: "passes[0].mlp", mentions: "both 0")
-        check(#"{"pass": "structured_prune", "mlp": 0.2, "ranking": "l1"}"#, field: "passes[0].ranking", mentions: "l2")
+        check(#"{"pass": "structured_prune", "mlp": 0.2, "ranking": "l1"}"#, field: "passes[0].ranking", mentions: "activation")
         check(#"{"pass": "structured_prune", "mlp": 0.2, "neurons": 3}"#, field: "passes[0].neurons", mentions: "not a known field")
         check(#"{"pass": "quantize", "bits": 8}, {"pass": "structured_prune", "mlp": 0.2}"#, field: "passes[1].pass", mentions: "cannot come after")
+    }
+
+    func testActivationRankingRemovesQuietUnits() throws {
+        // Random weights (the l2 ranking sees nothing special); the calibration inputs of some
+        // neurons (ffn_down columns) and KV groups (attn_output columns) are almost silent.
+        let tensors = model(llama, irrelevantNeurons: [[], []], irrelevantGroups: [[], []], seed: 3)
+        let g = try graph(llama, tensors)
+        let quietNeurons = [[2, 7, 8, 13, 19, 22], [0, 1, 5, 9, 10, 23]], quietGroups = [[0], [1]]
+        let f = llama.intermediateSize, width = llama.numHeads / llama.numKVHeads * llama.headDim, hidden = llama.numHeads * llama.headDim
+        var wanted: [String: CalibrationNeeds] = [:]
+        for l in 0 ..< 2 { for role in ["ffn_down", "attn_output"] { wanted["blk.\(l).\(role).weight"] = .columnNorms } }
+        let stats = CalibrationStats(wanted: wanted)
+        for l in 0 ..< 2 {
+            var x = [Float](repeating: 0, count: 4 * f), a = [Float](repeating: 0, count: 4 * hidden)
+            for t in 0 ..< 4 {
+                for i in 0 ..< f { x[t * f + i] = quietNeurons[l].contains(i) ? 0.001 : 1 + Float((i * 7 + t) % 5) }
+                for c in 0 ..< hidden { a[t * hidden + c] = quietGroups[l].contains(c / width) ? 0.001 : 1 + Float((c * 3 + t) % 4) }
+            }
+            x.withUnsafeBufferPointer { stats.observe(weight: "blk.\(l).ffn_down.weight", x: $0.baseAddress!, rows: 4, cols: f) }
+            a.withUnsafeBufferPointer { stats.observe(weight: "blk.\(l).attn_output.weight", x: $0.baseAddress!, rows: 4, cols: hidden) }
+        }
+        stats.endForward(tokens: 4)
+        let recipe = try Recipe.parse(Data(#"{"passes": [{"pass": "structured_prune", "mlp": 0.25, "heads": 0.25, "ranking": "activation"}]}"#.utf8), file: "r.json")
+        XCTAssertTrue(recipe.passes[0].calibrationNeeds.contains(.columnNorms))
+        let pipeline = Pipeline(recipe: recipe, recipeFile: "r.json")
+        let plan = try pipeline.plan(for: g)
+        XCTAssertThrowsError(try pipeline.prepare(g, plan: plan)) { XCTAssertTrue("\($0)".contains("--data"), "\($0)") }
+        var prepared = try pipeline.prepare(g, plan: plan, calibration: stats)
+        let out = try g.tensors.enumerated().map { n, t in try Pipeline.process(t, index: n, plan: plan, prepared: &prepared) }
+        guard case let .object(r) = prepared.passes[0].record(), case let .array(layers) = r["layers"] else { return XCTFail("no layers in record") }
+        for l in 0 ..< 2 {
+            guard case let .object(o) = layers[l] else { return XCTFail("layer record") }
+            XCTAssertEqual(o["removed_kv_heads"], .array(quietGroups[l].map { .number(Double($0)) }))
+            // ffn_down keeps exactly the columns of the active neurons, in order.
+            let down = tensors["blk.\(l).ffn_down.weight"]!, kept = (0 ..< f).filter { !quietNeurons[l].contains($0) }
+            let after = try XCTUnwrap(out.first { $0.name == "blk.\(l).ffn_down.weight" })
+            XCTAssertEqual(after.shape, [hidden, kept.count])
+            XCTAssertEqual(after.values, (0 ..< hidden).flatMap { row in kept.map { down.values[row * f + $0] } })
+        }
     }
 
     func testPartialSelectionIsRefused() throws {
@@ -196,8 +235,10 @@ final class StructuredPruneTests: XCTestCase {
             var sizes: [String: Int] = [:]
             for recipe in ["int8", "int8-structured25", "int8-2of4"] {
                 let out = tmp.appendingPathComponent("\(fixture)-\(recipe).edge").path
-                let r = try run("compress", ["--recipe", root.appendingPathComponent("Recipes/\(recipe).json").path,
-                                             root.appendingPathComponent("Fixtures/\(fixture)").path, out])
+                // int8-structured25 ranks by calibration activations: --data (a text other than the evaluation's).
+                let data = recipe == "int8-structured25" ? ["--data", root.appendingPathComponent("Fixtures/text/us-constitution.txt").path] : []
+                let r = try run("compress", ["--recipe", root.appendingPathComponent("Recipes/\(recipe).json").path] + data +
+                                            [root.appendingPathComponent("Fixtures/\(fixture)").path, out])
                 XCTAssertEqual(r.code, 0, "\(fixture) \(recipe): \(r.stderr)")
                 sizes[recipe] = (try FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
                 let ppl = try run("edge-run", ["perplexity", out, "--text", text, "--ctx", "64", "--chunks", "2", "--threads", "2"])

@@ -181,19 +181,13 @@ static AVX2 void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0,
     }
 }
 
-/// Rows per weight block: a block of RB rows x EDGE_KC columns (dequantized into a buffer when not
-/// f32) stays in L2 while every token tile passes over it, so activations stream from memory once
-/// per RB rows rather than once per NR rows.
+/// Rows per weight block of the dot-product GEMM: RB rows x EDGE_KC columns (dequantized into a
+/// buffer when not f32) stay in L2 while every token tile passes over them.
 enum { RB = 48 };
 
-/// The blocked GEMM over any weight source: column blocks outside, RB-row blocks (dequantized once
-/// into an L2 buffer) in the middle, then MT-token tiles, then NR-row tiles inside.
-static AVX2 void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
+/// The dot-product GEMM, for few tokens (no packing): column blocks outside, RB-row blocks in the
+/// middle, then MT-token tiles, then NR-row tiles inside.
+static AVX2 void gemm_dot(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     float *buf = s->kind == W_F32 ? NULL : (float *)malloc(sizeof(float) * RB * EDGE_KC);
     if (s->kind != W_F32 && !buf) abort();
     size_t kstep = edge_column_block(cols);
@@ -221,6 +215,103 @@ static AVX2 void gemm(const wsource *s, const float *X, float *Y, size_t T, size
         }
     }
     free(buf);
+}
+
+// ---- Packed outer-product GEMM (many tokens) ------------------------------------------------
+// Weights are packed, per block of PRB rows x PKC columns, into panels of 16 rows stored k-major
+// ([k][16], zero-padded), so the 6x16 micro-kernel reads two aligned vectors of 16 outputs' weights
+// per k and broadcasts 6 tokens' activations: 12 accumulators, 12 FMAs per 2 loads + 6 broadcasts.
+
+enum { PMT = 6, PNR = 16, PKC = 256, PRB = 128 };
+
+#define MK_ROW(i) \
+    a = _mm256_broadcast_ss(x##i + k); \
+    c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0); \
+    c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);
+
+#define MK_STORE(i) \
+    if (i < mt) { \
+        float *yr = y + (size_t)i * ldy; \
+        if (nr == PNR) { \
+            if (accumulate) { c##i##0 = _mm256_add_ps(c##i##0, _mm256_loadu_ps(yr)); c##i##1 = _mm256_add_ps(c##i##1, _mm256_loadu_ps(yr + 8)); } \
+            _mm256_storeu_ps(yr, c##i##0); _mm256_storeu_ps(yr + 8, c##i##1); \
+        } else { \
+            __m256i m0 = mask8(nr < 8 ? (size_t)nr : 8), m1 = mask8(nr > 8 ? (size_t)(nr - 8) : 0); \
+            if (accumulate) { c##i##0 = _mm256_add_ps(c##i##0, _mm256_maskload_ps(yr, m0)); c##i##1 = _mm256_add_ps(c##i##1, _mm256_maskload_ps(yr + 8, m1)); } \
+            _mm256_maskstore_ps(yr, m0, c##i##0); _mm256_maskstore_ps(yr + 8, m1, c##i##1); \
+        } \
+    }
+
+/// y[t*ldy + r] (+)= sum_k x[t*ldx + k] * p[k*16 + r] for t < mt (<= 6), r < nr (<= 16).
+static AVX2 void micro_6x16(int mt, int nr, const float *x, size_t ldx, const float *p, size_t kc, float *y, size_t ldy,
+                            bool accumulate) {
+    // Rows past mt read row 0 again (valid memory); their sums are not stored.
+    const float *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x;
+    const float *x3 = mt > 3 ? x + 3 * ldx : x, *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (size_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(p + k * PNR), b1 = _mm256_load_ps(p + k * PNR + 8), a;
+        MK_ROW(0) MK_ROW(1) MK_ROW(2) MK_ROW(3) MK_ROW(4) MK_ROW(5)
+    }
+    MK_STORE(0) MK_STORE(1) MK_STORE(2) MK_STORE(3) MK_STORE(4) MK_STORE(5)
+}
+#undef MK_ROW
+#undef MK_STORE
+
+/// The packed GEMM: column blocks of PKC outside, PRB-row blocks packed (and dequantized) once
+/// each, then 6-token tiles, then 16-row panels.
+static AVX2 void gemm_packed(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    float *pack = (float *)aligned_alloc(32, sizeof(float) * PRB * PKC);
+    float *row = (float *)malloc(sizeof(float) * PKC);
+    if (!pack || !row) abort();
+    for (size_t k0 = 0; k0 < cols; k0 += PKC) {
+        size_t kc = cols - k0 < PKC ? cols - k0 : PKC;
+        for (size_t rb = r0; rb < r1; rb += PRB) {
+            size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
+            for (size_t j = 0; j < nrb; j += PNR) {
+                float *panel = pack + j * kc;
+                size_t nr = nrb - j < PNR ? nrb - j : PNR;
+                for (size_t i = 0; i < PNR; i++) {
+                    if (i < nr) {
+                        const float *src;
+                        if (s->kind == W_F32) {
+                            src = (const float *)s->W + (rb + j + i) * cols + k0;
+                        } else {
+                            dequant_row(s, cols, rb + j + i, k0, kc, row);
+                            src = row;
+                        }
+                        for (size_t k = 0; k < kc; k++) panel[k * PNR + i] = src[k];
+                    } else {
+                        for (size_t k = 0; k < kc; k++) panel[k * PNR + i] = 0;
+                    }
+                }
+            }
+            for (size_t t = 0; t < T; t += PMT) {
+                int mt = T - t < PMT ? (int)(T - t) : PMT;
+                for (size_t j = 0; j < nrb; j += PNR) {
+                    int nr = nrb - j < PNR ? (int)(nrb - j) : PNR;
+                    micro_6x16(mt, nr, X + t * cols + k0, cols, pack + j * kc, kc, Y + t * rows + rb + j, rows, k0 > 0);
+                }
+            }
+        }
+    }
+    free(row);
+    free(pack);
+}
+
+/// Tokens from which packing the weights pays.
+enum { PACK_MIN_T = 12 };
+
+/// Y[t, r0..r1) = X[t, :] . W[r, :] over any weight source.
+static AVX2 void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    if (T >= PACK_MIN_T) gemm_packed(s, X, Y, T, rows, cols, r0, r1);
+    else gemm_dot(s, X, Y, T, rows, cols, r0, r1);
 }
 
 static AVX2 void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {

@@ -97,6 +97,11 @@ public final class Trainer {
     public let length: Int
     var log: [TrainLogEntry] = []
     var permutations: [Int: [Int]] = [:]
+    /// Teacher logits by training window, kept as binary16 while they fit `teacherCacheBytes`
+    /// (windows recur every epoch; the teacher is a quarter of a step's arithmetic).
+    var teacherCache: [Int: [Float16]] = [:]
+    /// Memory the teacher cache may use.
+    public var teacherCacheBytes = 2 << 30
 
     /// - Throws: `TrainingError.textTooShort` when the tokens do not make one training and one held-out window.
     public init(model: TrainModel<Float>, tokens: [Int32], options: TrainOptions,
@@ -186,13 +191,22 @@ public final class Trainer {
         let V = model.config.vocabSize
         while optimizer.step < options.steps {
             let step = optimizer.step
-            let batch = windows(step: step).map { train[$0] }
+            let picked = windows(step: step)
+            let batch = picked.map { train[$0] }
             var teacherLogits: [Float]?
             if let teacher {
                 let t0 = Date()
                 var all: [Float] = []
                 all.reserveCapacity(batch.count * length * V)
-                for w in batch { all += try teacher(w) }
+                for w in picked {
+                    if let cached = teacherCache[w] {
+                        all += cached.map { Float($0) }
+                    } else {
+                        let logits = try teacher(train[w])
+                        if (teacherCache.count + 1) * length * V * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
+                        all += teacherCache[w].map { $0.map { Float($0) } } ?? logits
+                    }
+                }
                 teacherLogits = all
                 teacherSeconds += Date().timeIntervalSince(t0)
             }

@@ -44,10 +44,11 @@ final class ForwardTests: XCTestCase {
         XCTAssertEqual(cache.count, tokens.count)
         XCTAssertLessThan(relativeError(pieces, reference), Self.tolerance, "\(name): windows through the KV cache vs reference")
 
-        // Selected output rows equal the same rows of the full result.
+        // Selected output rows equal the same rows of the full result (to rounding: the GEMM packs
+        // weights from 12 tokens up, so 3 rows and all rows take different kernels).
         let cache2 = try file.makeCache(capacity: tokens.count)
         let last3 = try file.forward(tokens, cache: cache2, outputs: tokens.count - 3 ..< tokens.count)
-        XCTAssertEqual(last3, Array(fromFile[(tokens.count - 3) * fixture.config.vocabSize ..< fromFile.count]))
+        XCTAssertLessThan(relativeError(last3, Array(fromFile[(tokens.count - 3) * fixture.config.vocabSize ..< fromFile.count])), 1e-6)
         print("\(name): relative error vs numpy reference \(errMemory)")
     }
 

@@ -1,0 +1,117 @@
+import Checkpoint
+@testable import Compression
+import EdgeFormat
+import EdgeRuntime
+import XCTest
+
+/// The distill pass inside the pipeline, on the trained fixtures (trained on the Constitution;
+/// the Declaration is the text nobody trained on).
+final class DistillTests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("edge-distill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    func fixture(_ name: String) -> String { packageRoot().appendingPathComponent("Fixtures/\(name)").path }
+
+    func recipe(_ passes: String) throws -> (Recipe, String) {
+        let path = tmp.appendingPathComponent("r\(UUID().uuidString.prefix(6)).json").path
+        try Data("{\"passes\": [\(passes)]}".utf8).write(to: URL(fileURLWithPath: path))
+        return (try Recipe.load(path: path), path)
+    }
+
+    static let prune = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
+    static let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true}"#
+    static let distill = #"{"pass": "distill", "steps": 30, "batch": 4, "length": 64, "lr": 3e-3, "alpha": 0.5, "eval_every": 0}"#
+    static let pack = #"{"pass": "pack", "format": "auto"}"#
+
+    func run(_ passes: String, model: String, out: String, checkpointDir: String? = nil) throws -> CompressSummary {
+        let (r, path) = try recipe(passes)
+        return try Pipeline(recipe: r, recipeFile: path).run(input: fixture(model), output: tmp.appendingPathComponent(out).path,
+                                                            calibrationText: fixture("text/us-constitution.txt"),
+                                                            checkpointDir: checkpointDir)
+    }
+
+    /// Distilled int8-prune50 is closer to the float model (KL, perplexity) on unseen text than
+    /// int8-prune50 alone; the output keeps the sparsity and the int8 encodings.
+    func testDistillRecoversWhatPruningCost() throws {
+        let text = try Verifier.loadText(path: fixture("text/us-declaration.txt"))
+        for model in ["tiny-llama", "tiny-gpt2"] {
+            _ = try run([Self.prune, Self.int8, Self.pack].joined(separator: ","), model: model, out: "plain.edge")
+            let s = try run([Self.prune, Self.int8, Self.distill, Self.pack].joined(separator: ","), model: model, out: "distilled.edge")
+            let plain = try Verifier(input: fixture(model), output: tmp.appendingPathComponent("plain.edge").path, threads: 2)
+                .run(text: text, ctx: 64, budget: nil)
+            let distilled = try Verifier(input: fixture(model), output: tmp.appendingPathComponent("distilled.edge").path, threads: 2)
+                .run(text: text, ctx: 64, budget: nil)
+            XCTAssertLessThan(distilled.kl, plain.kl * 0.8, "\(model): KL \(plain.kl) -> \(distilled.kl)")
+            // Closer to the float model's perplexity (pruning may cost little perplexity on a fixture,
+            // as it does on the GPT-2 one, but it always moves it).
+            XCTAssertLessThan(abs(distilled.after.ppl - distilled.before.ppl), abs(plain.after.ppl - plain.before.ppl),
+                              "\(model): ppl float \(plain.before.ppl), pruned \(plain.after.ppl), distilled \(distilled.after.ppl)")
+            let record = try XCTUnwrap(s.records.first { $0["pass"]?.stringValue == "distill" })
+            XCTAssertLessThan(try XCTUnwrap(record["held_out_ppl_after"]?.doubleValue), try XCTUnwrap(record["held_out_ppl_before"]?.doubleValue))
+
+            let file = try EdgeFile(path: tmp.appendingPathComponent("distilled.edge").path)
+            for e in file.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
+                let v = try file.floats(of: e)
+                let zeros = v.filter { $0 == 0 }.count
+                XCTAssertGreaterThanOrEqual(Double(zeros) / Double(v.count), 0.5, "\(model) \(e.name) lost sparsity")
+                XCTAssertNotEqual(e.encoding, .f32, "\(model) \(e.name) is no longer int8")
+            }
+        }
+    }
+
+    /// Pruned weights stay zero: the pruned positions of the plain and the distilled file agree.
+    func testMasksAreKept() throws {
+        _ = try run([Self.prune, Self.distill].joined(separator: ","), model: "tiny-llama", out: "a.edge")
+        _ = try run(Self.prune, model: "tiny-llama", out: "b.edge")
+        let a = try EdgeFile(path: tmp.appendingPathComponent("a.edge").path)
+        let b = try EdgeFile(path: tmp.appendingPathComponent("b.edge").path)
+        var changed = 0
+        for e in b.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
+            let pv = try b.floats(of: e), dv = try a.floats(of: a.tensors.first { $0.name == e.name }!)
+            for i in pv.indices where pv[i] == 0 { XCTAssertEqual(dv[i], 0, "\(e.name)[\(i)] was pruned and moved") }
+            if pv != dv { changed += 1 }
+        }
+        XCTAssertGreaterThan(changed, 0, "distillation changed nothing")
+        func embedding(_ f: EdgeFile) throws -> [Float] { try f.floats(of: f.tensors.first { $0.name == "token_embd.weight" }!) }
+        XCTAssertEqual(try embedding(a), try embedding(b), "the embedding is frozen by default")
+    }
+
+    func testOrderAndCalibrationRules() throws {
+        let gptq = #"{"pass": "quantize", "bits": 4, "group_size": 32, "method": "gptq"}"#
+        for (passes, needle) in [([Self.distill, Self.prune], "cannot come after"),
+                                 ([Self.pack, Self.distill], "cannot come after"),
+                                 ([Self.distill, Self.distill], "distills a second time"),
+                                 ([gptq, Self.distill], "GPTQ")] {
+            XCTAssertThrowsError(try recipe(passes.joined(separator: ","))) { XCTAssertTrue("\($0)".contains(needle), "\($0)") }
+        }
+        let (r, path) = try recipe([Self.prune, Self.distill].joined(separator: ","))
+        let out = tmp.appendingPathComponent("none.edge").path
+        XCTAssertThrowsError(try Pipeline(recipe: r, recipeFile: path).run(input: fixture("tiny-llama"), output: out)) {
+            XCTAssertTrue("\($0)".contains("needs calibration text"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        XCTAssertThrowsError(try recipe(#"{"pass": "distill", "lr": 2}"#)) { XCTAssertTrue("\($0)".contains("passes[0].lr"), "\($0)") }
+    }
+
+    /// With a checkpoint folder, a finished run leaves its checkpoint; running again resumes at
+    /// the end and writes the same tensors.
+    func testCheckpointDirResumesToTheSameFile() throws {
+        let dir = tmp.appendingPathComponent("ckpt").path
+        let passes = [Self.prune, Self.int8, Self.distill].joined(separator: ",")
+        _ = try run(passes, model: "tiny-llama", out: "one.edge", checkpointDir: dir)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/student.ckpt"))
+        let again = try run(passes, model: "tiny-llama", out: "two.edge", checkpointDir: dir)
+        let record = try XCTUnwrap(again.records.first { $0["pass"]?.stringValue == "distill" })
+        XCTAssertEqual(record["resumed_from_step"]?.doubleValue, 30)
+        let one = try EdgeFile(path: tmp.appendingPathComponent("one.edge").path)
+        let two = try EdgeFile(path: tmp.appendingPathComponent("two.edge").path)
+        XCTAssertEqual(one.tensors.count, two.tensors.count)
+        for (x, y) in zip(one.tensors, two.tensors) { XCTAssertEqual(try one.floats(of: x), try two.floats(of: y), x.name) }
+    }
+}

@@ -201,7 +201,7 @@ final class StructuredPruneTests: XCTestCase {
         let pipeline = Pipeline(recipe: recipe, recipeFile: "r.json")
         let plan = try pipeline.plan(for: g)
         XCTAssertThrowsError(try pipeline.prepare(g, plan: plan)) { XCTAssertTrue("\($0)".contains("--data"), "\($0)") }
-        var prepared = try pipeline.prepare(g, plan: plan, calibration: stats)
+        var prepared = try pipeline.prepare(g, plan: plan, extras: Pipeline.Extras(calibration: stats))
         let out = try g.tensors.enumerated().map { n, t in try Pipeline.process(t, index: n, plan: plan, prepared: &prepared) }
         guard case let .object(r) = prepared.passes[0].record(), case let .array(layers) = r["layers"] else { return XCTFail("no layers in record") }
         for l in 0 ..< 2 {

@@ -7,9 +7,13 @@ import Foundation
 /// column's rounding error over the columns not yet quantized through the inverse Hessian of the
 /// layer's inputs, so the layer's *output* error ||(W - Q) X^T|| is minimised rather than the
 /// weight error. Follows the reference implementation: damping, blocks of 128 columns with lazy
-/// batch updates, optional act-order (columns by decreasing Hessian diagonal) with static groups
-/// (the q4 layout's groups are contiguous input ranges, so grids are fitted before reordering).
-/// Pruned weights (exact zeros in `mask`) stay exactly zero; their error is compensated too.
+/// batch updates, and group grids fitted lazily: each group's scale and zero point are chosen
+/// when the sweep reaches the group's first column, from the current weights (the originals plus
+/// the error spread onto them so far), so the grid covers what is actually rounded. With
+/// act-order (columns by decreasing Hessian diagonal) groups are static instead: the q4 layout's
+/// groups are contiguous input ranges, so their grids are fitted on the original weights before
+/// reordering (also available without act-order as `staticGroups`, for comparison).
+/// Pruned weights (exact zeros in the input) stay exactly zero; their error is compensated too.
 enum GPTQ {
     /// H = (2/n) sum_t x_t x_t^T over calibration inputs x_t (cols values each), in double.
     struct Hessian {
@@ -63,7 +67,10 @@ enum GPTQ {
         var damp: Double = 0.01
         var actOrder: Bool = false
         var blockSize: Int = 128
-        /// How the (static) grids are fitted to the weights.
+        /// Fit every group's grid on the original weights up front (always so with `actOrder`),
+        /// instead of lazily on the error-compensated weights when the sweep reaches the group.
+        var staticGroups: Bool = false
+        /// How the grids are fitted to the weights (same options as round-to-nearest).
         var rounding: Rounding = .minmax
         /// Grid search (`rounding: mse`): weigh each weight's error by its square.
         var magnitudeWeighted = false
@@ -121,22 +128,41 @@ enum GPTQ {
         var w = weights
         let mask = weights.map { $0 != 0 }
         for i in 0 ..< cols where f.dead[i] { for r in 0 ..< rows { w[r * cols + i] = 0 } }
-        // Grids come from the weights before any error is spread (static groups), as the layout needs.
-        let grids = layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights)
+        let group = layout.group, groups = layout.groups
+        // Lazy group grids (the reference without act-order): fitted per group from the current
+        // weights when the sweep reaches it. Per-row grids (no groups) and act-order's permuted
+        // sweep need them up front, from the weights before any error is spread.
+        let lazy = o.groupSize != nil && !o.actOrder && !o.staticGroups
+        var grids = lazy ? [QuantGrid](repeating: QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 0), count: rows * groups)
+            : layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights)
+        // Lazily, a group must not reach past the block being swept (its later columns would miss
+        // the block's pending update): blocks are whole groups.
+        let blockSize = lazy ? max(1, o.blockSize / group) * group : o.blockSize
         let perm = f.perm, u = f.u
         // W in permuted column order.
         var wp = [Float](repeating: 0, count: rows * cols)
         for r in 0 ..< rows { for j in 0 ..< cols { wp[r * cols + j] = w[r * cols + perm[j]] } }
         var codes = [Float](repeating: 0, count: rows * cols)
         var deq = [Float](repeating: 0, count: rows * cols)
-        let group = layout.group, groups = layout.groups
 
         var i1 = 0
         while i1 < cols {
-            let i2 = min(cols, i1 + o.blockSize), b = i2 - i1
+            let i2 = min(cols, i1 + blockSize), b = i2 - i1
             var err = [Float](repeating: 0, count: rows * b)  // [rows, b]
             for i in i1 ..< i2 {
                 let col = perm[i]
+                if lazy, col % group == 0 {
+                    // perm is the identity here: the group is wp[:, col ..< col + n], up to date.
+                    let n = min(cols, col + group) - col, gi = col / group
+                    var sub = [Float](repeating: 0, count: rows * n)
+                    for r in 0 ..< rows {
+                        for k in 0 ..< n where mask[r * cols + col + k] { sub[r * n + k] = wp[r * cols + col + k] }
+                    }
+                    let fitted = GroupLayout(rows: rows, cols: n, bits: o.bits, groupSize: n, symmetric: o.symmetric)
+                        .fitGrids(sub, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted,
+                                  columnWeights: o.columnWeights.map { Array($0[col ..< col + n]) })
+                    for r in 0 ..< rows { grids[r * groups + gi] = fitted[r] }
+                }
                 let d = u[i * cols + i]
                 for r in 0 ..< rows {
                     let x = wp[r * cols + i]

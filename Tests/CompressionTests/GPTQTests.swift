@@ -110,6 +110,23 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// shrink 1 leaves the Hessian diagonal: no error is spread, and GPTQ is round-to-nearest on its grids.
+    func testFullShrinkIsRoundToNearest() throws {
+        let rows = 8, cols = 64, tokens = 128
+        let x = inputs(tokens: tokens, cols: cols, seed: 4)
+        var g = SplitMix(6)
+        let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
+        var hess = GPTQ.Hessian(cols: cols)
+        x.withUnsafeBufferPointer { hess.add($0, tokens: tokens) }
+        var o = GPTQ.Options(bits: 4, groupSize: 32, symmetric: false, rounding: .mse, magnitudeWeighted: true)
+        o.shrink = 1
+        let r = try GPTQ.quantize(weights: w, rows: rows, cols: cols, hessian: hess.matrix(), options: o)
+        var rtn = [Float](repeating: 0, count: w.count)
+        _ = try Quantize.quantizeQ4(name: "w", values: w, rows: rows, cols: cols, groupSize: 32, symmetric: false,
+                                    rounding: .mse, magnitudeWeighted: true, dequantized: &rtn)
+        XCTAssertEqual(r.dequantized, rtn)
+    }
+
     func testPrunedWeightsStayZero() throws {
         let rows = 8, cols = 64, tokens = 128
         let x = inputs(tokens: tokens, cols: cols, seed: 11)

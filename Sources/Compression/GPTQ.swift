@@ -7,9 +7,13 @@ import Foundation
 /// column's rounding error over the columns not yet quantized through the inverse Hessian of the
 /// layer's inputs, so the layer's *output* error ||(W - Q) X^T|| is minimised rather than the
 /// weight error. Follows the reference implementation: damping, blocks of 128 columns with lazy
-/// batch updates, optional act-order (columns by decreasing Hessian diagonal) with static groups
-/// (the q4 layout's groups are contiguous input ranges, so grids are fitted before reordering).
-/// Pruned weights (exact zeros in `mask`) stay exactly zero; their error is compensated too.
+/// batch updates, and group grids fitted lazily: each group's scale and zero point are chosen
+/// when the sweep reaches the group's first column, from the current weights (the originals plus
+/// the error spread onto them so far), so the grid covers what is actually rounded. With
+/// act-order (columns by decreasing Hessian diagonal) groups are static instead: the q4 layout's
+/// groups are contiguous input ranges, so their grids are fitted on the original weights before
+/// reordering (also available without act-order as `staticGroups`, for comparison).
+/// Pruned weights (exact zeros in the input) stay exactly zero; their error is compensated too.
 enum GPTQ {
     /// H = (2/n) sum_t x_t x_t^T over calibration inputs x_t (cols values each), in double.
     struct Hessian {
@@ -61,9 +65,14 @@ enum GPTQ {
         var symmetric: Bool
         /// Fraction of the mean Hessian diagonal added to the diagonal.
         var damp: Double = 0.01
+        /// Fraction of the Hessian's off-diagonal removed (see `factor`).
+        var shrink: Double = 0
         var actOrder: Bool = false
         var blockSize: Int = 128
-        /// How the (static) grids are fitted to the weights.
+        /// Fit every group's grid on the original weights up front (always so with `actOrder`),
+        /// instead of lazily on the error-compensated weights when the sweep reaches the group.
+        var staticGroups: Bool = false
+        /// How the grids are fitted to the weights (same options as round-to-nearest).
         var rounding: Rounding = .minmax
         /// Grid search (`rounding: mse`): weigh each weight's error by its square.
         var magnitudeWeighted = false
@@ -84,9 +93,15 @@ enum GPTQ {
         let u: [Float]
     }
 
-    static func factor(hessian: [Double], cols: Int, damp: Double, actOrder: Bool) throws -> Factor {
+    /// - Parameter shrink: fraction of the off-diagonal removed, H' = (1 - shrink) H + shrink diag(H)
+    ///   (the correlations a short calibration text gives transfer less than the per-input scales;
+    ///   at 1 GPTQ spreads no error and is round-to-nearest on its grids).
+    static func factor(hessian: [Double], cols: Int, damp: Double, shrink: Double = 0, actOrder: Bool) throws -> Factor {
         precondition(hessian.count == cols * cols)
         var h = hessian
+        if shrink > 0 {
+            for i in 0 ..< cols { for j in 0 ..< cols where i != j { h[i * cols + j] *= 1 - shrink } }
+        }
         var dead = [Bool](repeating: false, count: cols)
         for i in 0 ..< cols where h[i * cols + i] == 0 {
             h[i * cols + i] = 1
@@ -108,7 +123,7 @@ enum GPTQ {
     /// - Returns: integer codes (row-major), the grids (`GroupLayout` order) and the dequantized weights.
     static func quantize(weights: [Float], rows: Int, cols: Int, hessian: [Double], options o: Options) throws
         -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
-        let f = try factor(hessian: hessian, cols: cols, damp: o.damp, actOrder: o.actOrder)
+        let f = try factor(hessian: hessian, cols: cols, damp: o.damp, shrink: o.shrink, actOrder: o.actOrder)
         return quantize(weights: weights, rows: rows, cols: cols, factor: f, options: o)
     }
 
@@ -121,22 +136,41 @@ enum GPTQ {
         var w = weights
         let mask = weights.map { $0 != 0 }
         for i in 0 ..< cols where f.dead[i] { for r in 0 ..< rows { w[r * cols + i] = 0 } }
-        // Grids come from the weights before any error is spread (static groups), as the layout needs.
-        let grids = layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights)
+        let group = layout.group, groups = layout.groups
+        // Lazy group grids (the reference without act-order): fitted per group from the current
+        // weights when the sweep reaches it. Per-row grids (no groups) and act-order's permuted
+        // sweep need them up front, from the weights before any error is spread.
+        let lazy = o.groupSize != nil && !o.actOrder && !o.staticGroups
+        var grids = lazy ? [QuantGrid](repeating: QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 0), count: rows * groups)
+            : layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights)
+        // Lazily, a group must not reach past the block being swept (its later columns would miss
+        // the block's pending update): blocks are whole groups.
+        let blockSize = lazy ? max(1, o.blockSize / group) * group : o.blockSize
         let perm = f.perm, u = f.u
         // W in permuted column order.
         var wp = [Float](repeating: 0, count: rows * cols)
         for r in 0 ..< rows { for j in 0 ..< cols { wp[r * cols + j] = w[r * cols + perm[j]] } }
         var codes = [Float](repeating: 0, count: rows * cols)
         var deq = [Float](repeating: 0, count: rows * cols)
-        let group = layout.group, groups = layout.groups
 
         var i1 = 0
         while i1 < cols {
-            let i2 = min(cols, i1 + o.blockSize), b = i2 - i1
+            let i2 = min(cols, i1 + blockSize), b = i2 - i1
             var err = [Float](repeating: 0, count: rows * b)  // [rows, b]
             for i in i1 ..< i2 {
                 let col = perm[i]
+                if lazy, col % group == 0 {
+                    // perm is the identity here: the group is wp[:, col ..< col + n], up to date.
+                    let n = min(cols, col + group) - col, gi = col / group
+                    var sub = [Float](repeating: 0, count: rows * n)
+                    for r in 0 ..< rows {
+                        for k in 0 ..< n where mask[r * cols + col + k] { sub[r * n + k] = wp[r * cols + col + k] }
+                    }
+                    let fitted = GroupLayout(rows: rows, cols: n, bits: o.bits, groupSize: n, symmetric: o.symmetric)
+                        .fitGrids(sub, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted,
+                                  columnWeights: o.columnWeights.map { Array($0[col ..< col + n]) })
+                    for r in 0 ..< rows { grids[r * groups + gi] = fitted[r] }
+                }
                 let d = u[i * cols + i]
                 for r in 0 ..< rows {
                     let x = wp[r * cols + i]

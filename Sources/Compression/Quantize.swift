@@ -24,6 +24,8 @@ public struct Quantize: Pass {
     public let selector: TensorSelector
     /// GPTQ: fraction of the mean Hessian diagonal added as damping.
     public let damp: Double
+    /// GPTQ: fraction of the Hessian's off-diagonal removed.
+    public let shrink: Double
     /// GPTQ: quantize columns in order of decreasing Hessian diagonal.
     public let actOrder: Bool
     /// How each grid's scale and zero point are chosen.
@@ -52,6 +54,7 @@ public struct Quantize: Pass {
         self.method = "rtn"
         self.selector = selector
         damp = 0.01
+        shrink = 0
         actOrder = false
     }
 
@@ -70,9 +73,11 @@ public struct Quantize: Pass {
         method = try f.string("method", default: "rtn", allowed: ["rtn", "gptq"])
         if method == "gptq" {
             damp = try f.double("damp", default: 0.01, range: 0 ... 1)
+            shrink = try f.double("shrink", default: 0, range: 0 ... 1)
             actOrder = try f.bool("act_order", default: false)
         } else {
             damp = 0.01
+            shrink = 0
             actOrder = false
         }
         rounding = Rounding(rawValue: try f.string("rounding", default: "minmax", allowed: Rounding.allCases.map(\.rawValue)))!
@@ -106,12 +111,12 @@ public struct Quantize: Pass {
         // is rounded to nearest.
         let gptqHessian = method == "gptq" && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
         if let h = gptqHessian, h.count == cols * cols {
-            let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, actOrder: actOrder,
-                                    rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
+            let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, shrink: shrink,
+                                    actOrder: actOrder, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
             let site = CalibrationStats.site(of: t.name)
             if factors[site] == nil {
                 do {
-                    factors = [site: try GPTQ.factor(hessian: h, cols: cols, damp: damp, actOrder: actOrder)]
+                    factors = [site: try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: actOrder)]
                 } catch {
                     throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
                 }
@@ -207,6 +212,7 @@ public struct Quantize: Pass {
         if weighting.usesActivations { o["activation_weighted_tensors"] = .number(Double(weightedTensors)) }
         if method == "gptq" {
             o["damp"] = .number(damp)
+            if shrink > 0 { o["shrink"] = .number(shrink) }
             o["act_order"] = .bool(actOrder)
             o["round_to_nearest"] = .array(rtnFallbacks.map { .string($0) })
         }

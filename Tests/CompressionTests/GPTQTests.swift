@@ -82,6 +82,51 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// Outlier columns (the last input of every group, 40x the others) make their groups' grids
+    /// coarse; the error GPTQ spreads from them onto the next group's small weights then runs off a
+    /// grid fitted to the original weights (clipping), while a grid fitted when the sweep reaches
+    /// the group covers the compensated values.
+    func testLazyGroupGridsBeatStaticGrids() throws {
+        let rows = 16, cols = 128, tokens = 256, group = 32
+        let x = inputs(tokens: tokens, cols: cols, seed: 21)
+        var g = SplitMix(9)
+        let w = (0 ..< rows * cols).map { i in Float(g.nextDouble() * 2 - 1) * (i % cols % group == group - 1 ? 1 : 0.025) }
+        var hess = GPTQ.Hessian(cols: cols)
+        x.withUnsafeBufferPointer { hess.add($0, tokens: tokens) }
+        for (rounding, magnitude) in [(Rounding.minmax, false), (.mse, true)] {
+            var o = GPTQ.Options(bits: 4, groupSize: group, symmetric: false, rounding: rounding, magnitudeWeighted: magnitude)
+            let lazy = try GPTQ.quantize(weights: w, rows: rows, cols: cols, hessian: hess.matrix(), options: o)
+            o.staticGroups = true
+            let fixed = try GPTQ.quantize(weights: w, rows: rows, cols: cols, hessian: hess.matrix(), options: o)
+            let el = outputError(w, lazy.dequantized, x, rows: rows, cols: cols, tokens: tokens)
+            let es = outputError(w, fixed.dequantized, x, rows: rows, cols: cols, tokens: tokens)
+            XCTAssertLessThan(el, es * 0.8, "\(rounding): lazy \(el) static \(es)")
+            print("lazy vs static grids (\(rounding)): \(el) vs \(es)")
+            // still exactly what the payload decodes to
+            let enc = GroupLayout(rows: rows, cols: cols, bits: 4, groupSize: group, symmetric: false)
+                .encode(name: "w", codes: lazy.codes, grids: lazy.grids)
+            let back = enc.payload.withUnsafeBytes { decodePayload($0, encoding: enc.encoding, shape: enc.shape, params: enc.params) }
+            XCTAssertEqual(back, lazy.dequantized)
+        }
+    }
+
+    /// shrink 1 leaves the Hessian diagonal: no error is spread, and GPTQ is round-to-nearest on its grids.
+    func testFullShrinkIsRoundToNearest() throws {
+        let rows = 8, cols = 64, tokens = 128
+        let x = inputs(tokens: tokens, cols: cols, seed: 4)
+        var g = SplitMix(6)
+        let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
+        var hess = GPTQ.Hessian(cols: cols)
+        x.withUnsafeBufferPointer { hess.add($0, tokens: tokens) }
+        var o = GPTQ.Options(bits: 4, groupSize: 32, symmetric: false, rounding: .mse, magnitudeWeighted: true)
+        o.shrink = 1
+        let r = try GPTQ.quantize(weights: w, rows: rows, cols: cols, hessian: hess.matrix(), options: o)
+        var rtn = [Float](repeating: 0, count: w.count)
+        _ = try Quantize.quantizeQ4(name: "w", values: w, rows: rows, cols: cols, groupSize: 32, symmetric: false,
+                                    rounding: .mse, magnitudeWeighted: true, dequantized: &rtn)
+        XCTAssertEqual(r.dequantized, rtn)
+    }
+
     func testPrunedWeightsStayZero() throws {
         let rows = 8, cols = 64, tokens = 128
         let x = inputs(tokens: tokens, cols: cols, seed: 11)

@@ -5,7 +5,9 @@
 # report is written) or anything fails.
 #
 # Usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c]
-#                                    [--ctx N] [--chunks N] [--no-runtime]
+#                                    [--ctx N] [--chunks N] [--no-runtime] [--checkpoints DIR]
+#   --checkpoints DIR: distillation checkpoints go to DIR/<recipe>/ (compress --checkpoint-dir), so an
+#   interrupted run of the script resumes its distillation, and a finished one is not trained again.
 #   MODEL: a Hugging Face folder, .safetensors, .gguf or .edge; recipes are names of files in
 #   Recipes/ or paths to recipe .json files.
 #   Defaults: --text Fixtures/text/us-constitution.txt, --recipes int8,int8-prune50,int4-g64
@@ -14,9 +16,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "device-artifacts: $*" >&2; exit 1; }
-[ $# -ge 2 ] || die "usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c] [--ctx N] [--chunks N] [--no-runtime]"
+[ $# -ge 2 ] || die "usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c] [--ctx N] [--chunks N] [--no-runtime] [--checkpoints DIR]"
 model=$1; out=$2; shift 2
-text=$root/Fixtures/text/us-constitution.txt; data=""; recipes=""; ctx=512; chunks=""; runtime=1
+text=$root/Fixtures/text/us-constitution.txt; data=""; recipes=""; ctx=512; chunks=""; runtime=1; checkpoints=""
 while [ $# -gt 0 ]; do
   case $1 in
     --text) text=$2; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --ctx) ctx=$2; shift 2 ;;
     --chunks) chunks=$2; shift 2 ;;
     --no-runtime) runtime=0; shift ;;
+    --checkpoints) checkpoints=$2; shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -49,6 +52,7 @@ for r in "${rs[@]}"; do
   echo "== $r" >&2
   args=(--recipe "$recipe" --json)
   [ -n "$data" ] && args+=(--data "$data")
+  [ -n "$checkpoints" ] && args+=(--checkpoint-dir "$checkpoints/$r")
   "$bin/compress" "${args[@]}" "$model" "$out/$r.edge" > "$out/$r.compress.json"
   vargs=(verify "$model" "$out/$r.edge" --text "$text" --ctx "$ctx" --json)
   [ -n "$chunks" ] && vargs+=(--chunks "$chunks")

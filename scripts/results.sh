@@ -2,7 +2,8 @@
 # Every bundled recipe on one model, with llama.cpp's quant types beside them where comparable:
 # prints the Markdown that docs/results.md holds.
 #
-# Usage: scripts/results.sh MODEL.gguf OUT_DIR --data CALIB.txt [--text EVAL.txt] [--chunks N]
+# Usage: scripts/results.sh MODEL.gguf OUT_DIR --data CALIB.txt [--text EVAL.txt] [--chunks N] [--checkpoints DIR]
+#   --checkpoints DIR: passed to device-artifacts.sh (distillation resumes from / skips to DIR/<recipe>/).
 #   LLAMA_CPP_BIN=<llama.cpp>/build/bin adds llama.cpp rows (F32, Q8_0, Q4_0 made by llama-quantize
 #   from MODEL, evaluated by llama-perplexity on the same chunks); EDGE_BIN as in device-artifacts.sh.
 set -euo pipefail
@@ -10,12 +11,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "results: $*" >&2; exit 1; }
 [ $# -ge 2 ] || die "usage: scripts/results.sh MODEL.gguf OUT_DIR --data CALIB.txt [--text EVAL.txt] [--chunks N]"
 model=$1; out=$2; shift 2
-data=""; text=$root/Fixtures/text/us-constitution.txt; chunks=6
+data=""; text=$root/Fixtures/text/us-constitution.txt; chunks=6; ckargs=()
 while [ $# -gt 0 ]; do
   case $1 in
     --data) data=$2; shift 2 ;;
     --text) text=$2; shift 2 ;;
     --chunks) chunks=$2; shift 2 ;;
+    --checkpoints) ckargs=(--checkpoints "$2"); shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -24,7 +26,7 @@ recipes=$(cd "$root/Recipes" && ls *.json | sed 's/\.json$//' | grep -v '^f32$' 
 mkdir -p "$out"
 set +e
 "$root/scripts/device-artifacts.sh" "$model" "$out/artifacts" --recipes "$recipes" --data "$data" --text "$text" \
-  --chunks "$chunks" --no-runtime >&2
+  --chunks "$chunks" --no-runtime "${ckargs[@]}" >&2
 code=$?
 set -e
 [ $code -eq 0 ] || [ $code -eq 3 ] || die "device-artifacts failed (exit $code)"

@@ -147,7 +147,8 @@ public struct Linear: @unchecked Sendable {
     ///   - threads: how many row chunks to compute concurrently (at least 1).
     ///
     /// Symmetric dense q8 weights multiply, by `Linear.q8Activations`:
-    /// - `.i16` (the default): from `Linear.i16MinTokens` tokens up, int16 activations: X is
+    /// - `.i16` (the default): from `Linear.i16MinTokens` tokens up on AVX2 / AVX-512
+    ///   (`Linear.i16Accelerated`), int16 activations: X is
     ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
     ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd on AVX2); fewer tokens take the f32 path.
     /// - `.f32` (`EDGE_Q8_ACTIVATIONS=f32`): f32 activations (`edge_matmul_q8_f32`) at every size.
@@ -159,7 +160,7 @@ public struct Linear: @unchecked Sendable {
         source.withBytes { bytes in
             let mode = Linear.q8Activations
             guard encoding == .q8, params.symmetric ?? true,
-                  mode == .q8 || (mode == .i16 && tokens >= Linear.i16MinTokens) else {
+                  mode == .q8 || (mode == .i16 && tokens >= Linear.i16MinTokens && Linear.i16Accelerated) else {
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
@@ -202,13 +203,21 @@ public struct Linear: @unchecked Sendable {
         case f32
         /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
         case q8
-        /// int16 activations per block of 256 from `Linear.i16MinTokens` tokens up (f32 below):
+        /// int16 activations per block of 256 from `Linear.i16MinTokens` tokens up where the kernel
+        /// is SIMD (`Linear.i16Accelerated`; f32 otherwise):
         /// faster than f32 on AVX2, within float noise of its accuracy (the default).
         case i16
     }
 
     /// Fewest tokens for which `.i16` quantizes the activations (fewer take the f32 path).
     public static let i16MinTokens = 12
+
+    /// Whether the active kernel level has a SIMD `edge_matmul_q8_i16` (AVX2, and AVX-512 through
+    /// it); elsewhere (the scalar reference, NEON) `.i16` keeps the f32 path.
+    public static var i16Accelerated: Bool {
+        let level = edge_kernels_level()
+        return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512
+    }
 
     /// Process-wide choice for symmetric q8 weights; starts from the environment variable
     /// `EDGE_Q8_ACTIVATIONS` (`i16`, `q8` or `f32`, default i16). Set it before running a model.

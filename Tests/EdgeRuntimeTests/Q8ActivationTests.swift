@@ -62,9 +62,9 @@ final class Q8ActivationTests: XCTestCase {
         XCTAssertGreaterThan(worst, 0, "activations are quantized")
     }
 
-    /// `.i16`: from `Linear.i16MinTokens` tokens up, `Linear.matmul` is the int16-activation kernel
-    /// (bit-identical to the reference quantizer + kernel, any thread count); below, the f32 path;
-    /// `.f32` keeps the f32 path at every size.
+    /// `.i16`: from `Linear.i16MinTokens` tokens up (on AVX2 / AVX-512), `Linear.matmul` is the
+    /// int16-activation kernel (bit-identical to the reference quantizer + kernel, any thread
+    /// count); below, or without the SIMD kernel, the f32 path; `.f32` keeps it at every size.
     func testDenseSymmetricQ8LinearI16() throws {
         let rows = 200, cols = 300, nb = (cols + 255) / 256, ld = edge_i16_stride(cols)
         var s: UInt64 = 0x9876_5432
@@ -83,7 +83,7 @@ final class Q8ActivationTests: XCTestCase {
             Linear.q8Activations = .i16
             for threads in [1, 3] {
                 let got = linear.matmul(x, tokens: T, threads: threads)
-                if T >= Linear.i16MinTokens {
+                if T >= Linear.i16MinTokens && Linear.i16Accelerated {
                     XCTAssertEqual(got, wantI16, "T \(T) threads \(threads)")
                     XCTAssertNotEqual(got, wantF32, "T \(T): activations are quantized")
                     // Within 1e-4 of sum_k |w x| (the int16 step: at most |w| * max|x| / 65534 per term).
@@ -101,5 +101,21 @@ final class Q8ActivationTests: XCTestCase {
             Linear.q8Activations = .f32
             XCTAssertEqual(linear.matmul(x, tokens: T, threads: 2), wantF32, "T \(T) .f32")
         }
+    }
+
+    /// Without a SIMD int16 kernel (the reference level forced) `.i16` keeps the f32 path.
+    func testI16FallsBackWithoutSIMD() throws {
+        let rows = 40, cols = 64, T = 16
+        let q = (0 ..< rows * cols).map { UInt8(bitPattern: Int8($0 % 255 - 127)) }
+        let scales = [Float](repeating: 0.01, count: rows)
+        let linear = try Linear(name: "w", source: .encoded(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: nil)))
+        let x = (0 ..< T * cols).map { Float($0 % 17) / 7 - 1 }
+        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_REF))
+        defer { _ = edge_kernels_force(EDGE_KERNELS_AUTO) }
+        XCTAssertFalse(Linear.i16Accelerated)
+        var want = [Float](repeating: 0, count: T * rows)
+        edge_matmul_q8_f32(q.map { Int8(bitPattern: $0) }, scales, nil, x, &want, T, rows, cols, 0, rows)
+        Linear.q8Activations = .i16
+        XCTAssertEqual(linear.matmul(x, tokens: T, threads: 1), want)
     }
 }

@@ -507,6 +507,181 @@ static AVX2 void quantize_row_q8_b32(const float *x, int8_t *xq, float *xscale, 
         quantize_row_q8(x + k, xq + k, xscale + b, n - k < EDGE_Q8_BLOCK ? n - k : EDGE_Q8_BLOCK);
 }
 
+// ---- int8 weights x int16 activations (packed, vpmaddwd) -------------------------------------
+// Activations are quantized to int16 per (token, block of 256 columns). Weights are packed, per block
+// of PRB rows x 256 columns, into panels of 16 rows holding int16 pairs k-major ([k/2][16][2],
+// zero-padded), so one vpmaddwd of a broadcast activation pair (x[k], x[k+1]) against a panel vector
+// gives 8 rows' int32 sums over 2 k (16 multiply-adds per instruction; an f32 FMA does 8). The 6x16
+// micro-kernel keeps 12 int32 accumulators over one 256-column block (exact: 32767*127*256 < 2^31),
+// then folds them into Y as fmaf((float)sum, block scale, y), and scales by the weight row scale
+// after the last block: the order of edge_matmul_q8_i16_ref, so results are bit-identical.
+
+/// edge_quantize_rows_i16 (bit-identical to the reference).
+static AVX2 void quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(32767.0f), lo = _mm256_set1_ps(-32767.0f);
+    for (size_t t = 0; t < T; t++) {
+        const float *xr = X + t * cols;
+        int16_t *qr = Xq + t * ld;
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, n = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK;
+            const float *x = xr + k0;
+            int16_t *q = qr + k0;
+            __m256 vmax = _mm256_setzero_ps();
+            size_t i = 0;
+            for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
+            float amax = hmax(vmax);
+            for (; i < n; i++) {
+                float a = fabsf(x[i]);
+                if (a > amax) amax = a;
+            }
+            float d = amax / 32767.0f;
+            float id = d != 0.0f ? 1.0f / d : 0.0f;
+            const __m256 vid = _mm256_set1_ps(id);
+            for (i = 0; i + 8 <= n; i += 8) {
+                __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm256_max_ps(_mm256_min_ps(hi, v), lo);  // NaN -> -32767, as the reference
+                __m256i qi = _mm256_cvtps_epi32(v);
+                _mm_storeu_si128((__m128i *)(q + i), _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1)));
+            }
+            for (; i < n; i++) {
+                float v = nearbyintf(x[i] * id);
+                if (v > 32767.0f) v = 32767.0f;
+                if (!(v >= -32767.0f)) v = -32767.0f;
+                q[i] = (int16_t)v;
+            }
+            xscale[t * nb + b] = d;
+        }
+        if (ld > cols) qr[cols] = 0;
+    }
+}
+
+AVX2_INLINE int32_t load_i32(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#define IK_ROW(i) \
+    a = _mm256_set1_epi32(load_i32(x##i + 2 * q)); \
+    c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(a, b0)); \
+    c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(a, b1));
+
+#define IK_STORE(i) \
+    if (i < mt) { \
+        float *yr = y + (size_t)i * ldy; \
+        __m256 vs = _mm256_set1_ps(xs[(size_t)i * ldxs]); \
+        __m256 y0 = _mm256_setzero_ps(), y1 = y0; \
+        if (!first) { \
+            if (full) { y0 = _mm256_loadu_ps(yr); y1 = _mm256_loadu_ps(yr + 8); } \
+            else { y0 = _mm256_maskload_ps(yr, m0); y1 = _mm256_maskload_ps(yr + 8, m1); } \
+        } \
+        y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##0), vs, y0); \
+        y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##1), vs, y1); \
+        if (last) { y0 = _mm256_mul_ps(y0, ws0); y1 = _mm256_mul_ps(y1, ws1); } \
+        if (full) { _mm256_storeu_ps(yr, y0); _mm256_storeu_ps(yr + 8, y1); } \
+        else { _mm256_maskstore_ps(yr, m0, y0); _mm256_maskstore_ps(yr + 8, m1, y1); } \
+    }
+
+/// One 256-column block for t < mt (<= 6) tokens and r < nr (<= 16) rows: y[t*ldy + r] =
+/// fmaf((float)sum_{q < kp} x[t][2q..2q+1] . p[q][r][0..1], xs[t*ldxs], first ? 0 : y), times ws[r] when last.
+static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
+                                const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last) {
+    const int16_t *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x;
+    const int16_t *x3 = mt > 3 ? x + 3 * ldx : x, *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x;
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (size_t q = 0; q < kp; q++) {
+        __m256i b0 = _mm256_load_si256((const __m256i *)(p + q * 32)), b1 = _mm256_load_si256((const __m256i *)(p + q * 32 + 16)), a;
+        IK_ROW(0) IK_ROW(1) IK_ROW(2) IK_ROW(3) IK_ROW(4) IK_ROW(5)
+    }
+    // Full panels use plain loads and stores (vmaskmovps stores are slow on AMD).
+    const bool full = nr == PNR;
+    __m256i m0 = mask8(nr < 8 ? (size_t)nr : 8), m1 = mask8(nr > 8 ? (size_t)(nr - 8) : 0);
+    __m256 ws0 = _mm256_setzero_ps(), ws1 = ws0;
+    if (last) {
+        if (full) { ws0 = _mm256_loadu_ps(ws); ws1 = _mm256_loadu_ps(ws + 8); }
+        else { ws0 = _mm256_maskload_ps(ws, m0); ws1 = _mm256_maskload_ps(ws + 8, m1); }
+    }
+    IK_STORE(0) IK_STORE(1) IK_STORE(2) IK_STORE(3) IK_STORE(4) IK_STORE(5)
+}
+#undef IK_ROW
+#undef IK_STORE
+
+/// Packs rows [r, r + nr) (nr <= 16), columns [k0, k0 + kc) of Wq into one panel: kp = ceil(kc/2)
+/// pairs of 16 rows x (w[k], w[k+1]) int16, zeros past nr rows and past kc.
+static AVX2 void pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, int16_t *panel) {
+    size_t kp = (kc + 1) / 2;
+    if (nr == 16 && kc % 16 == 0) {
+        // 16 columns (8 pairs) of 4 rows at a time: widen to int16, then a 4x4 transpose of int32 pairs.
+        for (size_t k = 0; k < kc; k += 16) {
+            for (size_t g = 0; g < 4; g++) {
+                const int8_t *w = Wq + (r + 4 * g) * cols + k0 + k;
+                __m256i a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
+                __m256i a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + cols)));
+                __m256i a2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 2 * cols)));
+                __m256i a3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 3 * cols)));
+                // lanes: each ai holds pairs 0..3 (low 128) and 4..7 (high 128) of row i.
+                __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+                __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+                __m256i p0 = _mm256_unpacklo_epi64(t0, t2), p1 = _mm256_unpackhi_epi64(t0, t2);
+                __m256i p2 = _mm256_unpacklo_epi64(t1, t3), p3 = _mm256_unpackhi_epi64(t1, t3);
+                // p0 = pair 0 (low) / pair 4 (high) of rows 4g..4g+3, p1 = pairs 1/5, p2 = 2/6, p3 = 3/7.
+                int16_t *o = panel + (k / 2) * 32 + 8 * g;
+                _mm_store_si128((__m128i *)(o + 0 * 32), _mm256_castsi256_si128(p0));
+                _mm_store_si128((__m128i *)(o + 1 * 32), _mm256_castsi256_si128(p1));
+                _mm_store_si128((__m128i *)(o + 2 * 32), _mm256_castsi256_si128(p2));
+                _mm_store_si128((__m128i *)(o + 3 * 32), _mm256_castsi256_si128(p3));
+                _mm_store_si128((__m128i *)(o + 4 * 32), _mm256_extracti128_si256(p0, 1));
+                _mm_store_si128((__m128i *)(o + 5 * 32), _mm256_extracti128_si256(p1, 1));
+                _mm_store_si128((__m128i *)(o + 6 * 32), _mm256_extracti128_si256(p2, 1));
+                _mm_store_si128((__m128i *)(o + 7 * 32), _mm256_extracti128_si256(p3, 1));
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < 16; i++) {
+        if (i < nr) {
+            const int8_t *w = Wq + (r + i) * cols + k0;
+            for (size_t q = 0; q < kp; q++) {
+                panel[q * 32 + 2 * i] = w[2 * q];
+                panel[q * 32 + 2 * i + 1] = 2 * q + 1 < kc ? w[2 * q + 1] : 0;
+            }
+        } else {
+            for (size_t q = 0; q < kp; q++) panel[q * 32 + 2 * i] = panel[q * 32 + 2 * i + 1] = 0;
+        }
+    }
+}
+
+static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    int16_t *pack = (int16_t *)aligned_alloc(32, sizeof(int16_t) * PRB * EDGE_I16_BLOCK);
+    if (!pack) abort();
+    for (size_t b = 0; b < nb; b++) {
+        size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
+        for (size_t rb = r0; rb < r1; rb += PRB) {
+            size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
+            for (size_t j = 0; j < nrb; j += PNR)
+                pack_panel_i16(Wq, cols, rb + j, nrb - j < PNR ? nrb - j : PNR, k0, kc, pack + j * kp * 2);
+            for (size_t t = 0; t < T; t += PMT) {
+                int mt = T - t < PMT ? (int)(T - t) : PMT;
+                for (size_t j = 0; j < nrb; j += PNR) {
+                    int nr = nrb - j < PNR ? (int)(nrb - j) : PNR;
+                    micro_i16_6x16(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
+                                   wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb);
+                }
+            }
+        }
+    }
+    free(pack);
+}
+
 // ---- Element-wise ---------------------------------------------------------------------------
 
 /// exp(x) to ~2 ulp for x in [-87.3, 88]; above: exp(88); below (and -Inf): 0; NaN: NaN.
@@ -663,6 +838,8 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->matmul_q8_q8 = matmul_q8_q8;
     t->quantize_row_q8_b32 = quantize_row_q8_b32;
     t->matmul_q8_q8b32 = matmul_q8_q8b32;
+    t->quantize_rows_i16 = quantize_rows_i16;
+    t->matmul_q8_i16 = matmul_q8_i16;
     t->matmul_q4_f32 = matmul_q4_f32;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;

@@ -150,6 +150,13 @@ void edge_matmul_q8_q8b32(const int8_t *Wq, const float *wscale, const int8_t *X
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->matmul_q8_q8b32(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
+void edge_quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols) {
+    table()->quantize_rows_i16(X, Xq, xscale, T, cols);
+}
+void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                        size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->matmul_q8_i16(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
 void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->matmul_q4_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);

@@ -22,6 +22,9 @@ typedef struct edge_kernel_table {
     void (*quantize_row_q8_b32)(const float *x, int8_t *xq, float *xscale, size_t n);
     void (*matmul_q8_q8b32)(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*quantize_rows_i16)(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols);
+    void (*matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                          size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q4_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*rmsnorm)(const float *x, const float *w, float *out, size_t n, float eps);

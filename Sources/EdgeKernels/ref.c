@@ -125,6 +125,53 @@ void edge_matmul_q8_q8b32_ref(const int8_t *Wq, const float *wscale, const int8_
     }
 }
 
+// X is (T, cols) -> Xq is (T, edge_i16_stride(cols)) int16, xscale is (T, ceil(cols/256))
+void edge_quantize_rows_i16_ref(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        int16_t *q = Xq + t * ld;
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+            float amax = 0.0f;
+            for (size_t k = k0; k < k1; k++) {
+                float a = fabsf(x[k]);
+                if (a > amax) amax = a;
+            }
+            float d = amax / 32767.0f;
+            float id = d != 0.0f ? 1.0f / d : 0.0f;
+            for (size_t k = k0; k < k1; k++) {
+                float v = nearbyintf(x[k] * id);  // to nearest, ties to even
+                if (v > 32767.0f) v = 32767.0f;
+                if (!(v >= -32767.0f)) v = -32767.0f;  // NaN lands here, as in the SIMD min/max
+                q[k] = (int16_t)v;
+            }
+            xscale[t * nb + b] = d;
+        }
+        if (ld > cols) q[cols] = 0;
+    }
+}
+
+// Wq is (rows, cols) int8, wscale (rows), Xq is (T, edge_i16_stride(cols)) int16, xscale (T, nb), Y is (T, rows).
+void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t r = r0; r < r1; r++) {
+            const int8_t *w = Wq + r * cols;
+            float acc = 0.0f;
+            for (size_t b = 0; b < nb; b++) {
+                int32_t s = 0;
+                for (size_t k = b * EDGE_I16_BLOCK; k < cols && k < (b + 1) * EDGE_I16_BLOCK; k++)
+                    s += (int32_t)w[k] * (int32_t)x[k];
+                acc = fmaf((float)s, xscale[t * nb + b], acc);
+            }
+            Y[t * rows + r] = acc * wscale[r];
+        }
+    }
+}
+
 // Wq is (rows, ceil(cols/2)) nibbles, scale_f16/zero are (rows, groups), X is (T, cols), Y is (T, rows)
 void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
@@ -241,6 +288,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->matmul_q8_q8 = edge_matmul_q8_q8_ref;
     t->quantize_row_q8_b32 = edge_quantize_row_q8_b32_ref;
     t->matmul_q8_q8b32 = edge_matmul_q8_q8b32_ref;
+    t->quantize_rows_i16 = edge_quantize_rows_i16_ref;
+    t->matmul_q8_i16 = edge_matmul_q8_i16_ref;
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->rmsnorm = edge_rmsnorm_ref;
     t->layernorm = edge_layernorm_ref;

@@ -146,18 +146,43 @@ public struct Linear: @unchecked Sendable {
     ///   - y: Y, [tokens, rows] row-major (fully overwritten).
     ///   - threads: how many row chunks to compute concurrently (at least 1).
     ///
-    /// Symmetric dense q8 weights multiply f32 activations (`edge_matmul_q8_f32`), or, when
-    /// `Linear.q8Activations` is `.q8` (`EDGE_Q8_ACTIVATIONS=q8`), int8 activations: X is quantized
-    /// once per call in blocks of 32 (`edge_quantize_row_q8_b32`) and every row chunk runs
-    /// `edge_matmul_q8_q8b32`: faster, at a small accuracy cost (docs/performance.md).
+    /// Symmetric dense q8 weights multiply, by `Linear.q8Activations`:
+    /// - `.i16` (the default): from `Linear.i16MinTokens` tokens up on AVX2 / AVX-512
+    ///   (`Linear.i16Accelerated`), int16 activations: X is
+    ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
+    ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd on AVX2); fewer tokens take the f32 path.
+    /// - `.f32` (`EDGE_Q8_ACTIVATIONS=f32`): f32 activations (`edge_matmul_q8_f32`) at every size.
+    /// - `.q8` (`EDGE_Q8_ACTIVATIONS=q8`): int8 activations in blocks of 32
+    ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
+    /// See docs/performance.md for the speed and perplexity of each.
     public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
-            guard encoding == .q8, params.symmetric ?? true, Linear.q8Activations == .q8 else {
+            let mode = Linear.q8Activations
+            guard encoding == .q8, params.symmetric ?? true,
+                  mode == .q8 || (mode == .i16 && tokens >= Linear.i16MinTokens && Linear.i16Accelerated) else {
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
             let cols = self.cols, rows = self.rows
+            let base = bytes.baseAddress!
+            let l = Q8Layout(rows: rows, cols: cols, symmetric: true)
+            let wq = base.assumingMemoryBound(to: Int8.self)
+            let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
+            if mode == .i16 {
+                let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
+                let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
+                let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+                defer {
+                    xq.deallocate()
+                    xs.deallocate()
+                }
+                edge_quantize_rows_i16(x, xq, xs, tokens, cols)
+                splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                    edge_matmul_q8_i16(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
             let blocks = (cols + Int(EDGE_Q8_BLOCK) - 1) / Int(EDGE_Q8_BLOCK)
             let xq = UnsafeMutablePointer<Int8>.allocate(capacity: tokens * cols)
             let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
@@ -166,10 +191,6 @@ public struct Linear: @unchecked Sendable {
                 xs.deallocate()
             }
             for t in 0 ..< tokens { edge_quantize_row_q8_b32(x + t * cols, xq + t * cols, xs + t * blocks, cols) }
-            let base = bytes.baseAddress!
-            let l = Q8Layout(rows: rows, cols: cols, symmetric: true)
-            let wq = base.assumingMemoryBound(to: Int8.self)
-            let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
             splitRows(tokens: tokens, threads: threads) { r0, r1 in
                 edge_matmul_q8_q8b32(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
             }
@@ -178,16 +199,30 @@ public struct Linear: @unchecked Sendable {
 
     /// What symmetric dense q8 weights multiply.
     public enum Q8Activations: String, Sendable {
-        /// f32 activations: the weights' quantization is the only error (the default).
+        /// f32 activations at every size: the weights' quantization is the only error.
         case f32
         /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
         case q8
+        /// int16 activations per block of 256 from `Linear.i16MinTokens` tokens up where the kernel
+        /// is SIMD (`Linear.i16Accelerated`; f32 otherwise):
+        /// faster than f32 on AVX2, within float noise of its accuracy (the default).
+        case i16
+    }
+
+    /// Fewest tokens for which `.i16` quantizes the activations (fewer take the f32 path).
+    public static let i16MinTokens = 12
+
+    /// Whether the active kernel level has a SIMD `edge_matmul_q8_i16` (AVX2, and AVX-512 through
+    /// it); elsewhere (the scalar reference, NEON) `.i16` keeps the f32 path.
+    public static var i16Accelerated: Bool {
+        let level = edge_kernels_level()
+        return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512
     }
 
     /// Process-wide choice for symmetric q8 weights; starts from the environment variable
-    /// `EDGE_Q8_ACTIVATIONS` (`q8` or `f32`, default f32). Set it before running a model.
+    /// `EDGE_Q8_ACTIVATIONS` (`i16`, `q8` or `f32`, default i16). Set it before running a model.
     nonisolated(unsafe) public static var q8Activations: Q8Activations =
-        Q8Activations(rawValue: ProcessInfo.processInfo.environment["EDGE_Q8_ACTIVATIONS"] ?? "") ?? .f32
+        Q8Activations(rawValue: ProcessInfo.processInfo.environment["EDGE_Q8_ACTIVATIONS"] ?? "") ?? .i16
 
     /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling
     /// thread for small products, else up to `threads` chunks run concurrently.

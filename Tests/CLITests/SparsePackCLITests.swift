@@ -34,9 +34,9 @@ final class SparsePackCLITests: TempDirTestCase {
     private func perplexities(_ files: [String]) throws -> [Double] {
         let text = root.appendingPathComponent("Fixtures/text/us-constitution.txt").path
         var ppl: [Double] = []
-        // Both multiply f32 activations (the default; EDGE_Q8_ACTIVATIONS=q8 would change the dense one only).
+        // Both multiply f32 activations (explicitly: the default i16 and q8 would change dense q8 products only).
         var environment = ProcessInfo.processInfo.environment
-        environment["EDGE_Q8_ACTIVATIONS"] = nil
+        environment["EDGE_Q8_ACTIVATIONS"] = "f32"
         for file in files {
             let r = try runTool("edge-run", ["perplexity", file, "--text", text, "--ctx", "64", "--chunks", "4", "--json", "--threads", "2"],
                                 environment: environment)

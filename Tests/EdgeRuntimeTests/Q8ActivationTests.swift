@@ -7,8 +7,12 @@ import XCTest
 /// runs `edge_matmul_q8_q8b32`: its output is bit-identical to the reference kernels called directly,
 /// whatever the thread count or the number of tokens per call.
 final class Q8ActivationTests: XCTestCase {
-    override func setUp() { Linear.q8Activations = .q8 }
-    override func tearDown() { Linear.q8Activations = .f32 }
+    private var saved = Linear.q8Activations
+    override func setUp() {
+        saved = Linear.q8Activations
+        Linear.q8Activations = .q8
+    }
+    override func tearDown() { Linear.q8Activations = saved }
 
     func testDenseSymmetricQ8LinearIsTheBlockKernel() throws {
         // 200 x 300 x 8 multiply-adds: above Linear's threading threshold; 300 columns end in a short block.
@@ -56,5 +60,62 @@ final class Q8ActivationTests: XCTestCase {
         }
         XCTAssertLessThan(worst, 1e-2)
         XCTAssertGreaterThan(worst, 0, "activations are quantized")
+    }
+
+    /// `.i16`: from `Linear.i16MinTokens` tokens up (on AVX2 / AVX-512), `Linear.matmul` is the
+    /// int16-activation kernel (bit-identical to the reference quantizer + kernel, any thread
+    /// count); below, or without the SIMD kernel, the f32 path; `.f32` keeps it at every size.
+    func testDenseSymmetricQ8LinearI16() throws {
+        let rows = 200, cols = 300, nb = (cols + 255) / 256, ld = edge_i16_stride(cols)
+        var s: UInt64 = 0x9876_5432
+        func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
+        let q = (0 ..< rows * cols).map { _ in UInt8(bitPattern: Int8(Int(next() % 255) - 127)) }
+        let scales = (0 ..< rows).map { _ in Float(next() % 1000 + 1) / 50_000 }
+        let linear = try Linear(name: "w", source: .encoded(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: nil)))
+        let wq = q.map { Int8(bitPattern: $0) }
+        for T in [Linear.i16MinTokens - 1, Linear.i16MinTokens, 29] {
+            let x = (0 ..< T * cols).map { i in (Float(next() % 2001) / 1000 - 1) * Float(1 + (i % cols) / 32) }
+            var xq = [Int16](repeating: 0, count: T * ld), xs = [Float](repeating: 0, count: T * nb)
+            edge_quantize_rows_i16_ref(x, &xq, &xs, T, cols)
+            var wantI16 = [Float](repeating: 0, count: T * rows), wantF32 = wantI16
+            edge_matmul_q8_i16_ref(wq, scales, xq, xs, &wantI16, T, rows, cols, 0, rows)
+            edge_matmul_q8_f32(wq, scales, nil, x, &wantF32, T, rows, cols, 0, rows)
+            Linear.q8Activations = .i16
+            for threads in [1, 3] {
+                let got = linear.matmul(x, tokens: T, threads: threads)
+                if T >= Linear.i16MinTokens && Linear.i16Accelerated {
+                    XCTAssertEqual(got, wantI16, "T \(T) threads \(threads)")
+                    XCTAssertNotEqual(got, wantF32, "T \(T): activations are quantized")
+                    // Within 1e-4 of sum_k |w x| (the int16 step: at most |w| * max|x| / 65534 per term).
+                    for t in 0 ..< T {
+                        for r in 0 ..< rows {
+                            var mass: Float = 0
+                            for k in 0 ..< cols { mass += abs(Float(wq[r * cols + k]) * scales[r] * x[t * cols + k]) }
+                            XCTAssertEqual(got[t * rows + r], wantF32[t * rows + r], accuracy: 1e-4 * mass)
+                        }
+                    }
+                } else {
+                    XCTAssertEqual(got, wantF32, "T \(T) threads \(threads): below the threshold, f32")
+                }
+            }
+            Linear.q8Activations = .f32
+            XCTAssertEqual(linear.matmul(x, tokens: T, threads: 2), wantF32, "T \(T) .f32")
+        }
+    }
+
+    /// Without a SIMD int16 kernel (the reference level forced) `.i16` keeps the f32 path.
+    func testI16FallsBackWithoutSIMD() throws {
+        let rows = 40, cols = 64, T = 16
+        let q = (0 ..< rows * cols).map { UInt8(bitPattern: Int8($0 % 255 - 127)) }
+        let scales = [Float](repeating: 0.01, count: rows)
+        let linear = try Linear(name: "w", source: .encoded(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: nil)))
+        let x = (0 ..< T * cols).map { Float($0 % 17) / 7 - 1 }
+        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_REF))
+        defer { _ = edge_kernels_force(EDGE_KERNELS_AUTO) }
+        XCTAssertFalse(Linear.i16Accelerated)
+        var want = [Float](repeating: 0, count: T * rows)
+        edge_matmul_q8_f32(q.map { Int8(bitPattern: $0) }, scales, nil, x, &want, T, rows, cols, 0, rows)
+        Linear.q8Activations = .i16
+        XCTAssertEqual(linear.matmul(x, tokens: T, threads: 1), want)
     }
 }

@@ -108,6 +108,35 @@ void edge_matmul_q8_q8b32(const int8_t *Wq, const float *wscale, const int8_t *X
 void edge_matmul_q8_q8b32_ref(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
+/// Activation block of edge_quantize_rows_i16 / edge_matmul_q8_i16: one f32 scale per token and
+/// block of 256 columns (the last one possibly short).
+#define EDGE_I16_BLOCK 256
+
+/// Row stride, in int16 elements, of the quantized activations of edge_quantize_rows_i16: cols
+/// rounded up to even (the kernels read activations in (k, k+1) pairs; the pad is written as 0).
+static inline size_t edge_i16_stride(size_t cols) { return (cols + 1) & ~(size_t)1; }
+
+/// Symmetric int16 activation quantization of T rows of cols floats, per block of EDGE_I16_BLOCK:
+/// xscale[t*nb + b] = max|x in block| / 32767 (nb = ceil(cols / 256)) and
+/// Xq[t*ld + k] = round-to-nearest-even(x * (1 / scale)) in -32767...32767 (zeros, scale 0, for an
+/// all-zero block), ld = edge_i16_stride(cols), the pad element (odd cols) set to 0. Every level
+/// gives bit-identical results.
+void edge_quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols);
+void edge_quantize_rows_i16_ref(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols);
+
+/// int8 weights x int16 activations: with nb = ceil(cols / 256),
+/// Y[t, r] = wscale[r] * sum_b xscale[t*nb + b] * (sum_{k in block b} Wq[r, k] * Xq[t, k]),
+/// for r in [r0, r1). Symmetric weights (the q8 payload with zero == NULL, values in -127...127);
+/// Xq [T, edge_i16_stride(cols)] and xscale [T, nb] from edge_quantize_rows_i16. Each block's
+/// integer sum is exact (|sum| <= 32767 * 127 * 256 < 2^31); the float accumulation runs in a fixed
+/// order (acc = fmaf((float)sum_b, xscale_b, acc) over b = 0, 1, ..., then acc * wscale[r]), so every
+/// level gives bit-identical results. The AVX2 kernel packs the weights as int16 pairs and runs
+/// vpmaddwd in a 6-token x 16-row tile (docs/performance.md).
+void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                        size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
 /// int4 groups x f32 activations, the q4 payload of docs/edge-format.md (Q4Layout in Encoding.swift):
 /// row r starts at byte r * ceil(cols/2) of Wq; element j of a row is in byte j/2, the low nibble for
 /// even j. Groups of group_size (> 0) elements along cols, the last one possibly short; groups per

@@ -59,9 +59,7 @@ public struct Distill: Pass {
                         teacher: EdgeModel, textFile: String, context: PassContext) throws {
         let start = Date()
         let config = latent.config
-        guard let text = FileManager.default.contents(atPath: textFile).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw RecipeError(file: textFile, field: "--data", why: "cannot be read")
-        }
+        let text = try Verifier.loadText(path: textFile)
         let tokens = try teacher.tokenize(text)
         var values: [String: [Float]] = [:]
         var trainable = Set<String>()

@@ -27,9 +27,7 @@ public enum TrainModelFile {
         let start = Date()
         let checkpoint = try Checkpoint.open(input)
         let graph = ModelGraph(checkpoint)
-        guard let text = FileManager.default.contents(atPath: textFile).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw RecipeError(file: textFile, field: "--data", why: "cannot be read")
-        }
+        let text = try Verifier.loadText(path: textFile)
         let runtime = try EdgeModel.floatModel(graph: graph)
         let tokens = try runtime.tokenize(text)
         var values: [String: [Float]] = [:]

@@ -60,6 +60,8 @@ public final class TrainModel<R: TrainScalar> {
     }
 
     let layers: [Layer]
+    /// The matrices a forward pass multiplies by (their transposes serve the input gradients).
+    let multiplied: Set<ObjectIdentifier>
     let tokenEmbedding: Param<R>
     let positionEmbedding: Param<R>?
     let outputNorm: Param<R>, outputNormBias: Param<R>?
@@ -106,6 +108,8 @@ public final class TrainModel<R: TrainScalar> {
         outputNorm = p(TensorName.outputNorm + ".weight")
         outputNormBias = opt(TensorName.outputNorm + ".bias")
         output = config.tiedEmbeddings ? tokenEmbedding : p(TensorName.output)
+        multiplied = Set(layers.flatMap { l in [l.q, l.k, l.v, l.o, l.up, l.down] + (l.gate.map { [$0] } ?? []) }.map(ObjectIdentifier.init)
+            + [ObjectIdentifier(output)])
         try refresh()
     }
 
@@ -113,11 +117,6 @@ public final class TrainModel<R: TrainScalar> {
     /// transposed matrices. Call after every change of the latent values.
     /// - Throws: what a quantizer throws.
     public func refresh() throws {
-        var linear = Set<ObjectIdentifier>()
-        for l in layers {
-            for w in [l.q, l.k, l.v, l.o, l.up, l.down] + (l.gate.map { [$0] } ?? []) { linear.insert(ObjectIdentifier(w)) }
-        }
-        linear.insert(ObjectIdentifier(output))
         for p in params {
             if let q = quantizers[p.name] {
                 let out = try q(p.value.array)
@@ -126,7 +125,7 @@ public final class TrainModel<R: TrainScalar> {
             } else {
                 p.effective = p.value
             }
-            if linear.contains(ObjectIdentifier(p)) {
+            if multiplied.contains(ObjectIdentifier(p)) {
                 let t = p.effectiveT ?? Buf<R>(p.value.count)
                 transpose(p.effective.p, t.p, rows: p.rows, cols: p.cols)
                 p.effectiveT = t

@@ -68,11 +68,20 @@ struct Convert: ParsableCommand {
             bar.update(done: done, total: total, item: item)
         }
         bar.finish()
+        // Timings (distillation's wall time and throughput) differ from run to run, so they are
+        // reported here and never written into the file.
+        for case let .object(t) in summary.timings {
+            let what = t.filter { $0.key != "pass" && $0.key != "index" }.sorted { $0.key < $1.key }
+                .map { "\($0.key) \($0.value.doubleValue.map { String(format: "%.1f", $0) } ?? $0.value.compactString)" }
+            let index = t["index"]?.doubleValue.map { Int($0) } ?? 0
+            FileHandle.standardError.write(Data("passes[\(index)] \(t["pass"]?.stringValue ?? "?"): \(what.joined(separator: ", "))\n".utf8))
+        }
         if json {
             let o: JSONValue = .object([
                 "output": .string(summary.output), "bytes": .number(Double(summary.bytes)),
                 "parameters": .number(Double(summary.parameters)), "bits_per_weight": .number(summary.bitsPerWeight),
                 "seconds": .number(summary.seconds), "recipe": .string(recipe.name), "passes": .array(summary.records),
+                "timings": .array(summary.timings),
             ])
             print(o.prettyText())
         } else {

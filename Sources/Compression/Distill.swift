@@ -50,14 +50,21 @@ public struct Distill: Pass {
         selector = try f.selector(defaultKinds: [.linear, .norm, .bias])
     }
 
-    public var needsCalibrationText: Bool { true }
+    /// The calibration text to train on, the float input as the teacher, and the encode passes
+    /// after it to train through.
+    public var needs: PassNeeds { [.calibrationText, .inputModel, .encoders] }
 
-    /// Trains. Called by the pipeline in place of `prepare`, with the student as the earlier passes
-    /// leave it before quantization (`latent`), the names of pruned tensors (their zeros stay
-    /// zero), fake quantizers, and the float teacher.
-    mutating func train(student latent: ModelGraph, pruned: Set<String>, quantizers: [String: ([Float]) throws -> [Float]],
-                        teacher: EdgeModel, textFile: String, context: PassContext) throws {
+    /// Trains, over the whole model: the student is `graph`, the model as the shape-phase passes
+    /// leave it (latent float values; the zeros of `context.masked` tensors stay zero), the
+    /// tensors `context.encoders` names train through those encoders (straight-through fake
+    /// quantization every step), and the teacher is `context.input` in float.
+    public mutating func prepare(graph latent: ModelGraph, context: PassContext) throws {
+        guard let textFile = context.calibrationText, let input = context.input else {
+            throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)]",
+                              why: "'\(Self.id)' needs calibration text: run with --data FILE")
+        }
         let start = Date()
+        let teacher = try EdgeModel.floatModel(graph: input)
         let config = latent.config
         let text = try Verifier.loadText(path: textFile)
         let tokens = try teacher.tokenize(text)
@@ -69,13 +76,13 @@ public struct Distill: Pass {
             values[t.name] = v
             if selector.selects(t.name, numLayers: config.numLayers) {
                 trainable.insert(t.name)
-                if pruned.contains(t.name) { masks[t.name] = v.map { $0 != 0 } }
+                if context.masked.contains(t.name) { masks[t.name] = v.map { $0 != 0 } }
             }
         }
         let model = try TrainModel<Float>(config: config, tensors: values, trainable: trainable, masks: masks,
                                           threads: teacher.threads)
         values = [:]
-        model.quantizers = quantizers
+        model.quantizers = context.encoders
         try model.refresh()
         let trainer: Trainer
         do {
@@ -95,12 +102,23 @@ public struct Distill: Pass {
         seconds = Date().timeIntervalSince(start)
     }
 
-    /// The trained values of a tensor, if this pass trained it.
-    func trainedValues(_ name: String) -> [Float]? { trained[name] }
-
+    /// Replaces a tensor's values with the trained ones (it runs in the rewrite phase: after the
+    /// shape passes, before the encode passes, which so encode the trained values).
     public mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws {
-        // The pipeline substituted the trained values before the quantize passes ran.
-        if trained[tensor.name] != nil { written += 1 }
+        guard let v = trained[tensor.name] else { return }
+        guard v.count == tensor.values.count else {
+            throw PassError(pass: Self.id, tensor: tensor.name, why: "trained \(v.count) values; the tensor has \(tensor.values.count)")
+        }
+        tensor.values = v
+        written += 1
+    }
+
+    /// Wall time of the training and its throughput (they differ from run to run, so they are
+    /// reported, not recorded).
+    public func timings() -> JSONValue? {
+        var o: [String: JSONValue] = ["seconds": .number(seconds)]
+        if let r = report { o["train_tokens_per_second"] = .number(r.tokensPerSecond) }
+        return .object(o)
     }
 
     public func record() -> JSONValue {
@@ -109,7 +127,7 @@ public struct Distill: Pass {
             "batch": .number(Double(options.batch)), "lr": .number(options.lr), "warmup": .number(options.warmup),
             "weight_decay": .number(options.weightDecay), "clip": .number(options.clip),
             "temperature": .number(options.temperature), "alpha": .number(options.alpha), "seed": .number(Double(options.seed)),
-            "tensors": .number(Double(trained.count)), "seconds": .number(seconds),
+            "tensors": .number(Double(trained.count)),
         ]
         if let r = report {
             o["length"] = .number(Double(r.length))
@@ -118,7 +136,6 @@ public struct Distill: Pass {
             o["held_out_ppl_before"] = .number(r.heldOutBefore)
             o["held_out_ppl_after"] = .number(r.heldOutAfter)
             o["resumed_from_step"] = .number(Double(r.resumedFrom))
-            o["train_tokens_per_second"] = .number(r.tokensPerSecond)
             if let last = r.log.last, last.step > 0 {
                 o["final_loss"] = .number(last.loss)
                 o["final_kl"] = .number(last.kl)

@@ -12,7 +12,7 @@ public struct MagnitudePrune: Pass {
     public static let id = "magnitude_prune"
     public static let stage = PassStage.prune
 
-    public enum Scope: String { case perTensor = "per_tensor", perRow = "per_row", global }
+    public enum Scope: String, CaseIterable, Codable, Sendable { case perTensor = "per_tensor", perRow = "per_row", global }
 
     /// The fraction pruned; with a pattern, the implied 1 - N/M.
     public let sparsity: Double
@@ -66,7 +66,7 @@ public struct MagnitudePrune: Pass {
                 throw f.error("sparsity", "is required (or give 'pattern', e.g. \"2:4\")")
             }
             sparsity = try f.double("sparsity", default: nil, range: 0 ... 1, openUpper: true)
-            scope = Scope(rawValue: try f.string("scope", default: "per_tensor", allowed: ["per_tensor", "per_row", "global"]))!
+            scope = try f.choice("scope", default: Scope.perTensor)
         }
         selector = try f.selector(defaultKinds: [.linear])
     }

@@ -20,8 +20,8 @@ public struct Pack: Pass {
     public static let id = "pack"
     public static let stage = PassStage.pack
 
-    /// "auto", "dense", "csr", "bitmask" or "nm".
-    public let format: String
+    /// The layout to choose (see the type's comment).
+    public let format: PackFormat
     /// For `nm`: the pattern to pack with (nil: the smallest conforming common one).
     public let pattern: NMPattern?
     public let selector: TensorSelector
@@ -34,7 +34,7 @@ public struct Pack: Pass {
     /// The layout chosen for each tensor, by name ("nm 2:4" for nm).
     private var choices: [String: String] = [:]
 
-    public init(format: String = "auto", pattern: NMPattern? = nil,
+    public init(format: PackFormat = .auto, pattern: NMPattern? = nil,
                 selector: TensorSelector = TensorSelector(kinds: Set(TensorName.Kind.allCases))) {
         self.format = format
         self.pattern = pattern
@@ -42,9 +42,9 @@ public struct Pack: Pass {
     }
 
     public init(fields f: inout RecipeFields) throws {
-        format = try f.string("format", default: "auto", allowed: ["auto", "dense", "csr", "bitmask", "nm"])
+        format = try f.choice("format", default: PackFormat.auto)
         if let text = try f.optionalString("pattern") {
-            guard format == "nm" else { throw f.error("pattern", "is only used with format 'nm' (auto tries every common pattern)") }
+            guard format == .nm else { throw f.error("pattern", "is only used with format 'nm' (auto tries every common pattern)") }
             guard let p = NMPattern(parsing: text) else {
                 throw f.error("pattern", "is '\(text)'; expected \"N:M\" with integers 1 <= N < M <= \(NMPattern.maxM), e.g. \"2:4\"")
             }
@@ -59,25 +59,25 @@ public struct Pack: Pass {
         let dense = t.encoded ?? .f32(name: t.name, shape: t.shape, values: t.values)
         denseBytes += dense.payload.count
         var packed = dense
-        if t.shape.count == 2 && format != "dense" {
+        if t.shape.count == 2 && format != .dense {
             if dense.encoding == .q4 {
-                if format != "auto" {
+                if format != .auto {
                     throw PassError(pass: Self.id, tensor: t.name,
-                                    why: "is q4, which stays dense: \(format) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")
+                                    why: "is q4, which stays dense: \(format.rawValue) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")
                 }
             } else if let c = dense.sparseCandidates() {
                 switch format {
-                case "csr":
+                case .csr:
                     guard c.csrBytes != nil else {
                         throw PassError(pass: Self.id, tensor: t.name,
                                         why: "cannot be packed csr: a column gap exceeds 256 and it has \(t.shape[1]) columns, more than 16-bit indices address (use 'auto' or 'bitmask')")
                     }
                     if let p = dense.packedSparse(as: .csr) { packed = p }
-                case "bitmask":
+                case .bitmask:
                     if let p = dense.packedSparse(as: .bitmask) { packed = p }
-                case "nm":
+                case .nm:
                     packed = try packNM(dense)
-                default:
+                case .auto, .dense:
                     let nm = dense.bestNMCandidate(nnz: c.nnz)
                     let best = min(c.denseBytes, nm?.bytes ?? Int.max, c.bitmaskBytes, c.csrBytes ?? Int.max)
                     if best == c.denseBytes {
@@ -121,7 +121,7 @@ public struct Pack: Pass {
 
     public func record() -> JSONValue {
         let packedBytes = bytes.values.reduce(0, +)
-        var r: [String: JSONValue] = ["pass": .string(Self.id), "format": .string(format), "selector": selector.record,
+        var r: [String: JSONValue] = ["pass": .string(Self.id), "format": .string(format.rawValue), "selector": selector.record,
                                      "chosen": .object(counts.mapValues { .number(Double($0)) }),
                                      "bytes": .object(bytes.mapValues { .number(Double($0)) }),
                                      "dense_bytes": .number(Double(denseBytes)),
@@ -131,4 +131,9 @@ public struct Pack: Pass {
         if let pattern { r["pattern"] = .string(pattern.description) }
         return .object(r)
     }
+}
+
+/// The layout a pack pass chooses (`"format"` in recipes; see `Pack`).
+public enum PackFormat: String, CaseIterable, Codable, Sendable {
+    case auto, dense, csr, bitmask, nm
 }

@@ -1,10 +1,49 @@
 import EdgeFormat
 import Foundation
 
-/// Where a pass sits in a pipeline; a recipe must list passes in non-decreasing stage order.
+/// Where a recipe lists a pass: a recipe must list passes in non-decreasing stage order
+/// (prune, then quantize/cast, then distill, then pack). This is how a recipe *reads*; the order
+/// the data flows through the passes is `PassPhase` (see `Pipeline`).
 public enum PassStage: Int, Comparable, Sendable {
     case prune = 0, quantize = 1, distill = 2, pack = 3
     public static func < (a: PassStage, b: PassStage) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Where a pass's work sits in the data flow, whatever its place in the recipe. The pipeline
+/// prepares passes and runs each tensor through them in phase order (recipe order within a phase):
+///
+/// ```
+/// shape (prune: zeros, smaller tensors) -> rewrite (replace values: distill) -> encode (quantize, cast) -> layout (pack)
+/// ```
+///
+/// So a recipe `prune, quantize, distill, pack` runs `prune -> distill -> quantize -> pack`: the
+/// rewrite pass trains through the encode passes (see `PassNeeds.encoders`) and hands them its values.
+public enum PassPhase: Int, Comparable, Sendable, CaseIterable {
+    /// Sets weights to zero or removes rows/columns (and changes the config).
+    case shape = 0
+    /// Replaces values wholesale, e.g. with values trained over the whole model.
+    case rewrite = 1
+    /// Fixes the stored value encoding (int8/int4, f16).
+    case encode = 2
+    /// Chooses the stored layout (dense, sparse, N:M) of what is already encoded.
+    case layout = 3
+    public static func < (a: PassPhase, b: PassPhase) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// What a pass needs from the pipeline beyond the tensors it selects and its calibration
+/// statistics (`Pass.calibrationNeeds`). The pipeline provides exactly what is declared, in
+/// the `PassContext` its `prepare` sees, and refuses a run that cannot provide it.
+public struct PassNeeds: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// The calibration text file itself (`context.calibrationText`), e.g. to train on it.
+    public static let calibrationText = PassNeeds(rawValue: 1)
+    /// The model as it entered the pipeline, in float (`context.input`), e.g. as a teacher.
+    public static let inputModel = PassNeeds(rawValue: 2)
+    /// Per tensor, what the later encode-phase passes would make of given values
+    /// (`context.encoders`), e.g. to train through quantization; with it, `context.masked` names
+    /// the tensors a shape-phase pass changed (their zeros are masks to keep).
+    public static let encoders = PassNeeds(rawValue: 4)
 }
 
 /// One tensor flowing through the pipeline. Passes see float values (after quantization, the
@@ -39,9 +78,10 @@ public struct WorkTensor {
     }
 }
 
-/// What a pass may need beyond the tensor: the model config and, for statistics, the whole graph.
+/// What a pass may need beyond the tensor: the model config and what it declared in `needs` and
+/// `calibrationNeeds`.
 public struct PassContext {
-    /// The config as this pass sees it: after the `transform(config:)` of every earlier pass.
+    /// The config as this pass sees it: after the `transform(config:)` of every pass before it in the data flow.
     public let config: ModelConfig
     /// Index of this pass in the recipe (for messages: `passes[i]`).
     public let index: Int
@@ -50,21 +90,51 @@ public struct PassContext {
     /// Statistics of the float model's activations over the calibration text (`--data`), when a
     /// pass of the recipe asked for them (`calibrationNeeds`).
     public var calibration: CalibrationStats? = nil
+    /// The calibration text file (`PassNeeds.calibrationText`).
+    public var calibrationText: String? = nil
+    /// The model as it entered the pipeline (`PassNeeds.inputModel`).
+    public var input: ModelGraph? = nil
+    /// By tensor name, the encode-phase passes that select it, as one function from values to the
+    /// values they would store (run on copies, so the real passes' records are untouched)
+    /// (`PassNeeds.encoders`).
+    public var encoders: [String: ([Float]) throws -> [Float]] = [:]
+    /// Tensors a shape-phase pass before this one changed (`PassNeeds.encoders`).
+    public var masked: Set<String> = []
     /// Folder for training checkpoints (`--checkpoint-dir`), when given.
     public var checkpointDir: String? = nil
     /// Identifies the run (input, recipe, calibration text) for checkpoints.
     public var fingerprint: String = ""
     /// Progress of long passes: (done, total, what).
     public var progress: ((Int, Int, String) -> Void)? = nil
+
+    /// A context with only the config (what `apply` needs for most passes; tests).
+    public init(config: ModelConfig, index: Int, recipeFile: String, calibration: CalibrationStats? = nil) {
+        self.config = config
+        self.index = index
+        self.recipeFile = recipeFile
+        self.calibration = calibration
+    }
 }
 
-/// A compression pass: one file each, one recipe stage each. Parsed from its recipe object,
-/// it may gather global statistics in `prepare`, then transforms selected tensors one at a time
-/// in `apply` (so the pipeline streams the model), and finally describes what it did.
+/// A compression pass: one file each, one recipe stage each. A pass *declares* what it needs and
+/// where it runs; the pipeline schedules by those declarations and never by the pass's type:
+///
+/// - `stage`: where the recipe lists it (validated order); `phase`: where the data flows through it.
+/// - `calibrationNeeds` (statistics: column norms, Hessians) and `needs` (the text, the input
+///   model, the encoders after it): gathered before `prepare`.
+/// - `encodesMatrices`: checked in `Pipeline.plan` (only matrices, never encoded twice).
+/// - `prepare` runs once over the whole model (lazily read, as the passes before it leave it; a
+///   pass may decide per layer there, or train), `transform(config:)` then changes the config,
+///   `apply` runs per selected tensor while the model streams to the file, `record` describes what
+///   it did (deterministic: it is written into the file) and `timings` how long it took (reported, not written).
 public protocol Pass {
     /// The `"pass"` value in recipes.
     static var id: String { get }
+    /// Where a recipe lists it.
     static var stage: PassStage { get }
+    /// Where its work sits in the data flow (default: from `stage`: prune -> shape,
+    /// quantize -> encode, distill -> rewrite, pack -> layout).
+    static var phase: PassPhase { get }
     /// Parses the pass's fields (the caller rejects unknown fields afterwards).
     init(fields: inout RecipeFields) throws
     /// Which tensors it touches.
@@ -72,9 +142,15 @@ public protocol Pass {
     /// What it needs to know about the activations of the tensors it selects (default: nothing);
     /// a recipe with such a pass needs calibration text.
     var calibrationNeeds: CalibrationNeeds { get }
-    /// Whether the pass needs the calibration text itself (default: when it needs statistics).
-    var needsCalibrationText: Bool { get }
-    /// Whole-model statistics before any tensor is transformed (default: none). Reads tensors lazily.
+    /// What else it needs from the pipeline (default: nothing).
+    var needs: PassNeeds { get }
+    /// Whether it fixes the encoding of every tensor it selects, which then must be a matrix that
+    /// no other such pass encodes (default: false).
+    var encodesMatrices: Bool { get }
+    /// Why a pass that trains through the encoders (`PassNeeds.encoders`) cannot follow this one,
+    /// e.g. because running it every step is too slow; nil (the default) when it can.
+    var refusesTrainingThrough: String? { get }
+    /// Whole-model work before any tensor is transformed (default: none). Reads tensors lazily.
     mutating func prepare(graph: ModelGraph, context: PassContext) throws
     /// Changes the model config after `prepare` and before any tensor is written (default: none),
     /// e.g. the per-layer sizes after structured pruning. Tensors this pass shrinks in `apply`
@@ -82,15 +158,31 @@ public protocol Pass {
     mutating func transform(config: inout ModelConfig) throws
     /// Transforms one selected tensor.
     mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws
-    /// What the pass did, recorded in the output's provenance.
+    /// What the pass did, recorded in the output's provenance: the same for the same input and recipe.
     func record() -> JSONValue
+    /// How long its work took and how fast (default: nothing): reported by `compress`, never
+    /// written into the file (which must not change from run to run).
+    func timings() -> JSONValue?
 }
 
 extension Pass {
+    public static var phase: PassPhase {
+        switch stage {
+        case .prune: return .shape
+        case .quantize: return .encode
+        case .distill: return .rewrite
+        case .pack: return .layout
+        }
+    }
     public mutating func prepare(graph: ModelGraph, context: PassContext) throws {}
     public mutating func transform(config: inout ModelConfig) throws {}
     public var calibrationNeeds: CalibrationNeeds { [] }
-    public var needsCalibrationText: Bool { !calibrationNeeds.isEmpty }
+    public var needs: PassNeeds { [] }
+    public var encodesMatrices: Bool { false }
+    public var refusesTrainingThrough: String? { nil }
+    public func timings() -> JSONValue? { nil }
+    /// Whether the pass needs the calibration text (for statistics or itself).
+    public var needsCalibrationText: Bool { !calibrationNeeds.isEmpty || needs.contains(.calibrationText) }
 }
 
 /// A pass failed on a tensor (e.g. a value its encoding cannot represent).

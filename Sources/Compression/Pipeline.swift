@@ -13,52 +13,89 @@ public struct CompressSummary {
     /// Weights written (after structured pruning, fewer than the input had).
     public var parameters: Int
     public var seconds: Double
+    /// What each pass did, in recipe order, as recorded in the file.
     public var records: [JSONValue]
+    /// How long passes took (only those that report it, e.g. distill), as
+    /// `{"pass": id, "index": recipe index, ...}` objects: reported, not recorded in the file.
+    public var timings: [JSONValue] = []
     public var bitsPerWeight: Double { parameters > 0 ? Double(bytes) * 8 / Double(parameters) : 0 }
 }
 
 /// Runs a recipe over a checkpoint and writes an `.edge` file. Tensors stream through the passes
-/// one at a time (a pass may first read the whole model lazily for statistics), so memory stays
-/// at a small multiple of the largest tensor. The output appears atomically, only on success.
+/// one at a time (a pass may first read the whole model lazily in `prepare`), so memory stays at a
+/// small multiple of the largest tensor. The output appears atomically, only on success.
+///
+/// The schedule, all from what the passes declare (never from their types):
+///
+/// 1. `plan`: which passes select each tensor; a tensor an `encodesMatrices` pass selects must be
+///    a matrix that no other such pass encodes.
+/// 2. calibration: the float input runs over `--data` once, gathering the statistics every pass's
+///    `calibrationNeeds` asks for, for the tensors it selects.
+/// 3. prepare, in data-flow order (`PassPhase`, recipe order within a phase; see `schedule`): each
+///    pass sees the model as the passes before it in that order leave it (lazily) and their config
+///    transforms, plus what its `needs` declare.
+/// 4. stream: each tensor runs through the passes that select it in the same data-flow order and
+///    goes to the `ModelWriter`; the records follow, in recipe order.
+///
+/// So `prune, quantize, distill, pack` in a recipe runs `prune -> distill -> quantize -> pack`:
+/// distill trains through copies of the quantize passes and its `apply` hands them the trained values.
 public struct Pipeline {
     public let recipe: Recipe
     public let recipeFile: String
+    /// Recipe indices of the passes in data-flow order: by `phase`, recipe order within a phase.
+    public let schedule: [Int]
+    /// Position of each pass (recipe index) in `schedule`.
+    let rank: [Int]
 
     public init(recipe: Recipe, recipeFile: String) {
         self.recipe = recipe
         self.recipeFile = recipeFile
+        schedule = Self.schedule(recipe.passes)
+        var rank = [Int](repeating: 0, count: recipe.passes.count)
+        for (k, i) in schedule.enumerated() { rank[i] = k }
+        self.rank = rank
     }
 
-    /// Which passes select each tensor, checked before any work: a 1-D tensor chosen for
-    /// quantization, or a tensor quantized twice, is refused with the recipe field and tensor named.
+    /// Recipe indices of `passes` in data-flow order (stable within a phase).
+    public static func schedule(_ passes: [any Pass]) -> [Int] {
+        passes.indices.sorted { a, b in
+            let pa = type(of: passes[a]).phase, pb = type(of: passes[b]).phase
+            return pa < pb || (pa == pb && a < b)
+        }
+    }
+
+    /// Which passes select each tensor (recipe indices in data-flow order), checked before any
+    /// work: a 1-D tensor chosen by a pass that encodes matrices, or a tensor encoded by two such
+    /// passes, is refused with the recipe field and tensor named.
     public func plan(for graph: ModelGraph) throws -> [[Int]] {
         var plan: [[Int]] = []
         for t in graph.tensors {
             var chosen: [Int] = []
-            var quantizedBy: Int?
+            var encodedBy: Int?
             for (i, p) in recipe.passes.enumerated() where p.selector.selects(t.name, numLayers: graph.config.numLayers) {
-                if p is Quantize {
+                if p.encodesMatrices {
                     if t.shape.count != 2 {
                         throw RecipeError(file: recipeFile, field: "passes[\(i)]",
                                           why: "selects '\(t.name)', which is \(t.shape.count)-D; quantization needs a matrix (narrow 'kinds' or add it to 'exclude')")
                     }
-                    if let q = quantizedBy {
+                    if let q = encodedBy {
                         throw RecipeError(file: recipeFile, field: "passes[\(i)]",
                                           why: "quantizes '\(t.name)' a second time (passes[\(q)] already quantizes it)")
                     }
-                    quantizedBy = i
+                    encodedBy = i
                 }
                 chosen.append(i)
             }
-            plan.append(chosen)
+            plan.append(chosen.sorted { rank[$0] < rank[$1] })
         }
         return plan
     }
 
     /// Passes prepared over a graph, ready to stream its tensors.
     struct Prepared {
+        /// In recipe order.
         var passes: [any Pass]
-        /// The context each pass saw in `prepare` and sees in `apply`.
+        /// The context each pass saw in `prepare` and sees in `apply` (recipe order).
         var contexts: [PassContext]
         /// The output config: the input's after every pass's `transform(config:)`.
         var config: ModelConfig
@@ -75,113 +112,93 @@ public struct Pipeline {
         var progress: ((Int, Int, String) -> Void)?
     }
 
-    /// Prepares the passes in recipe order. Pass i gathers its statistics over the model as passes
-    /// 0..<i leave it (read lazily, see `view`) and sees the config their transforms produced.
-    /// A distill pass trains here (see `distill`).
+    /// The context of pass `i` seeing `config`, with what the run offers every pass.
+    func context(_ i: Int, config: ModelConfig, extras: Extras) -> PassContext {
+        var c = PassContext(config: config, index: i, recipeFile: recipeFile, calibration: extras.calibration)
+        c.checkpointDir = extras.checkpointDir
+        c.fingerprint = extras.fingerprint
+        c.progress = extras.progress
+        return c
+    }
+
+    /// Prepares the passes in data-flow order (`schedule`). Each gathers what it needs over the
+    /// model as the passes before it leave it (read lazily, see `view`), sees the config their
+    /// transforms produced, and gets what its `needs` declare.
     func prepare(_ graph: ModelGraph, plan: [[Int]], extras: Extras = Extras()) throws -> Prepared {
         var passes = recipe.passes
-        var contexts: [PassContext] = []
+        var contexts: [PassContext?] = Array(repeating: nil, count: passes.count)
         var config = graph.config
         var view = graph
-        for i in passes.indices {
-            var context = PassContext(config: config, index: i, recipeFile: recipeFile, calibration: extras.calibration)
-            context.checkpointDir = extras.checkpointDir
-            context.fingerprint = extras.fingerprint
-            context.progress = extras.progress
-            if var d = passes[i] as? Distill {
+        for (k, i) in schedule.enumerated() {
+            var context = self.context(i, config: config, extras: extras)
+            let needs = passes[i].needs
+            if needs.contains(.calibrationText) {
                 guard let text = extras.text else {
-                    throw RecipeError(file: recipeFile, field: "passes[\(i)]", why: "'distill' needs calibration text: run with --data FILE")
+                    throw RecipeError(file: recipeFile, field: "passes[\(i)]",
+                                      why: "'\(type(of: passes[i]).id)' needs calibration text: run with --data FILE")
                 }
-                try Self.distill(&d, graph: graph, through: Array(passes[..<i]), contexts: contexts, plan: plan, config: config,
-                                 text: text, context: context)
-                passes[i] = d
-            } else {
-                try passes[i].prepare(graph: view, context: context)
+                context.calibrationText = text
             }
+            if needs.contains(.inputModel) { context.input = graph }
+            if needs.contains(.encoders) {
+                let later = Array(schedule[(k + 1)...]).filter { type(of: passes[$0]).phase == .encode }
+                let earlier = Set(schedule[..<k])
+                let encoderContexts = Dictionary(uniqueKeysWithValues: later.map { ($0, self.context($0, config: config, extras: extras)) })
+                for (n, t) in graph.tensors.enumerated() {
+                    if plan[n].contains(where: { earlier.contains($0) && type(of: passes[$0]).phase == .shape }) {
+                        context.masked.insert(t.name)
+                    }
+                    let steps = plan[n].filter { later.contains($0) }
+                    guard !steps.isEmpty else { continue }
+                    let name = t.name, shape = view.tensors[n].shape, snapshot = passes
+                    context.encoders[name] = { values in
+                        var w = WorkTensor(name: name, shape: shape, values: values)
+                        var copies = snapshot
+                        for j in steps { try copies[j].apply(&w, context: encoderContexts[j]!) }
+                        return w.values
+                    }
+                }
+            }
+            try passes[i].prepare(graph: view, context: context)
             try passes[i].transform(config: &config)
-            contexts.append(context)
-            if i + 1 < passes.count {
-                view = Self.view(graph, through: Array(passes[...i]), contexts: contexts, plan: plan, config: config)
+            contexts[i] = context
+            if k + 1 < schedule.count {
+                view = Self.view(graph, through: passes, prepared: Set(schedule[...k]), contexts: contexts, plan: plan, config: config)
             }
         }
         var expected: [String: [Int]] = [:]
         for (name, shape) in config.expectedTensors() { expected[name] = shape }
         let shapes = graph.tensors.map { expected[$0.name] ?? $0.shape }
-        return Prepared(passes: passes, contexts: contexts, config: config, shapes: shapes)
+        return Prepared(passes: passes, contexts: contexts.map { $0! }, config: config, shapes: shapes)
     }
 
-    /// Trains a distill pass. The student starts from the model as the pruning passes before it
-    /// leave it (latent float values, their zeros as fixed masks); the quantize-stage passes
-    /// before it become fake quantizers (copies of the passes, run on the latent values every
-    /// step); the teacher is the input model in float.
-    static func distill(_ d: inout Distill, graph: ModelGraph, through passes: [any Pass], contexts: [PassContext], plan: [[Int]],
-                        config: ModelConfig, text: String, context: PassContext) throws {
-        let latent = view(graph, through: passes, contexts: contexts, plan: plan, config: config, stages: [.prune])
-        var pruned = Set<String>()
-        var quantizers: [String: ([Float]) throws -> [Float]] = [:]
-        for (n, t) in latent.tensors.enumerated() {
-            let steps = plan[n].filter { $0 < passes.count }
-            if steps.contains(where: { type(of: passes[$0]).stage == .prune }) { pruned.insert(t.name) }
-            let q = steps.filter { type(of: passes[$0]).stage == .quantize }
-            guard !q.isEmpty else { continue }
-            let name = t.name, shape = t.shape
-            quantizers[name] = { values in
-                var w = WorkTensor(name: name, shape: shape, values: values)
-                var copies = passes
-                for j in q { try copies[j].apply(&w, context: contexts[j]) }
-                return w.values
-            }
-        }
-        let teacher = try EdgeModel.floatModel(graph: graph)
-        try d.train(student: latent, pruned: pruned, quantizers: quantizers, teacher: teacher, textFile: text, context: context)
-    }
-
-    /// `graph` as `passes` (already prepared) leave it, still lazy: a tensor's values are produced
-    /// on demand by running copies of the passes that select it (copies, so the records of the real
-    /// passes count each tensor once); shapes come from `config`. `stages` limits the passes run.
-    static func view(_ graph: ModelGraph, through passes: [any Pass], contexts: [PassContext], plan: [[Int]],
-                     config: ModelConfig, stages: Set<PassStage>? = nil) -> ModelGraph {
+    /// `graph` as the `prepared` passes leave it, still lazy: a tensor's values are produced on
+    /// demand by running copies of the prepared passes that select it, in the plan's (data-flow)
+    /// order (copies, so the records of the real passes count each tensor once); shapes come from `config`.
+    static func view(_ graph: ModelGraph, through passes: [any Pass], prepared: Set<Int>, contexts: [PassContext?], plan: [[Int]],
+                     config: ModelConfig) -> ModelGraph {
         var expected: [String: [Int]] = [:]
         for (name, shape) in config.expectedTensors() { expected[name] = shape }
         var out = graph
         out.config = config
         out.tensors = graph.tensors.enumerated().map { n, source in
-            let steps = plan[n].filter { i in i < passes.count && (stages?.contains(type(of: passes[i]).stage) ?? true) }
+            let steps = plan[n].filter { prepared.contains($0) }
             guard !steps.isEmpty else { return source }
             return source.with(shape: expected[source.name] ?? source.shape) {
                 var t = WorkTensor(name: source.name, shape: source.shape, values: try source.floats())
                 var copies = passes
-                try Self.run(&t, steps: steps, passes: &copies, contexts: contexts)
+                for i in steps { try copies[i].apply(&t, context: contexts[i]!) }
                 return t.values
             }
         }
         return out
     }
 
-    /// Runs `steps` (pass indices, in order) on a tensor. A tensor a distill pass trained takes its
-    /// trained values after the pruning passes and before the first other pass (so the quantize
-    /// passes encode the trained values).
-    static func run(_ t: inout WorkTensor, steps: [Int], passes: inout [any Pass], contexts: [PassContext]) throws {
-        var substituted = false
-        for i in steps {
-            if !substituted, type(of: passes[i]).stage != .prune {
-                substituted = true
-                let distill = steps.first { passes[$0] is Distill }.map { passes[$0] as! Distill }
-                if let v = distill?.trainedValues(t.name) {
-                    guard v.count == t.values.count else {
-                        throw PassError(pass: Distill.id, tensor: t.name, why: "trained \(v.count) values; the tensor has \(t.values.count)")
-                    }
-                    t.values = v
-                }
-            }
-            try passes[i].apply(&t, context: contexts[i])
-        }
-    }
-
-    /// Runs tensor `n` of `graph` through its passes and checks it has the shape the output config expects.
+    /// Runs tensor `n` of `graph` through its passes (data-flow order) and checks it has the shape
+    /// the output config expects.
     static func process(_ source: SourceTensor, index n: Int, plan: [[Int]], prepared p: inout Prepared) throws -> WorkTensor {
         var t = WorkTensor(name: source.name, shape: source.shape, values: try source.floats())
-        try run(&t, steps: plan[n], passes: &p.passes, contexts: p.contexts)
+        for i in plan[n] { try p.passes[i].apply(&t, context: p.contexts[i]) }
         let count = t.shape.reduce(1, *)
         guard t.shape == p.shapes[n], t.values.count == count else {
             throw PassError(pass: plan[n].last.map { type(of: p.passes[$0]).id } ?? "pipeline", tensor: t.name,
@@ -206,7 +223,7 @@ public struct Pipeline {
     ///   - calibrationText: text file for passes that need activation statistics (`--data`);
     ///     a recipe with such a pass and no text is refused before any work.
     ///   - progress: called with (steps done, step count, current item) for calibration windows, then tensors.
-    ///   - checkpointDir: where a distill pass keeps its checkpoints (resuming from one there).
+    ///   - checkpointDir: where a training pass (distill) keeps its checkpoints (resuming from one there).
     public func run(input: String, output: String, calibrationText: String? = nil, checkpointDir: String? = nil,
                     progress: ((Int, Int, String) -> Void)? = nil) throws -> CompressSummary {
         let start = Date()
@@ -226,10 +243,7 @@ public struct Pipeline {
             }
         }
 
-        var protected = checkpoint.files.map(\.path)
-        protected.append(input)
         let sourceSHA = checkpoint.sourceSHA256()
-
         var fingerprint = SHA256()
         fingerprint.update(Data((sourceSHA + "|" + recipe.json.compactString + "|").utf8))
         if let calibrationText, let d = FileManager.default.contents(atPath: calibrationText) { fingerprint.update(d) }
@@ -237,31 +251,25 @@ public struct Pipeline {
             calibration: calibration, text: calibrationText, checkpointDir: checkpointDir,
             fingerprint: fingerprint.hexDigest(), progress: progress))
 
-        var provenance = Provenance(sourceSHA256: sourceSHA, sourceFormat: checkpoint.format.rawValue,
-                                    sourcePath: URL(fileURLWithPath: input).lastPathComponent, recipe: recipe.json,
-                                    toolchain: toolchainVersion)
-        if !checkpoint.sourceMetadata.isEmpty {
-            provenance.metrics = .object(["source_metadata": .object(checkpoint.sourceMetadata.mapValues { .string($0) })])
-        }
-        let writer = try EdgeWriter(path: output, protecting: protected, config: prepared.config, provenance: provenance,
-                                    deflate: recipe.deflate)
-        var parameters = 0
+        let metrics: JSONValue? = checkpoint.sourceMetadata.isEmpty ? nil
+            : .object(["source_metadata": .object(checkpoint.sourceMetadata.mapValues { .string($0) })])
+        let writer = try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: sourceSHA, config: prepared.config,
+                                     recipe: recipe.json, metrics: metrics, deflate: recipe.deflate)
         for (n, source) in graph.tensors.enumerated() {
             progress?(n, graph.tensors.count, source.name)
-            let t = try Self.process(source, index: n, plan: plan, prepared: &prepared)
-            let nnz = t.values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
-            parameters += t.values.count
-            try writer.add(t.encoded ?? .f32(name: t.name, shape: t.shape, values: t.values), nnz: nnz)
+            try writer.add(try Self.process(source, index: n, plan: plan, prepared: &prepared))
         }
         progress?(graph.tensors.count, graph.tensors.count, "")
-        if let tok = graph.tokenizerJSON { try writer.addBlob(name: "tokenizer.json", bytes: tok) }
 
         let records = prepared.passes.map { $0.record() }
-        writer.provenance.passes = records
-        try writer.finish()
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        return CompressSummary(output: output, bytes: bytes, parameters: parameters,
-                               seconds: Date().timeIntervalSince(start), records: records)
+        let bytes = try writer.finish(passes: records)
+        var timings: [JSONValue] = []
+        for (i, p) in prepared.passes.enumerated() {
+            guard case let .object(o)? = p.timings() else { continue }
+            timings.append(.object(o.merging(["pass": .string(type(of: p).id), "index": .number(Double(i))]) { a, _ in a }))
+        }
+        return CompressSummary(output: output, bytes: bytes, parameters: writer.parameters,
+                               seconds: Date().timeIntervalSince(start), records: records, timings: timings)
     }
 }
 

@@ -20,7 +20,7 @@ public struct Quantize: Pass {
     public let bits: Int
     public let symmetric: Bool
     public let groupSize: Int?
-    public let method: String
+    public let method: QuantMethod
     public let selector: TensorSelector
     /// GPTQ: fraction of the mean Hessian diagonal added as damping.
     public let damp: Double
@@ -51,7 +51,7 @@ public struct Quantize: Pass {
         self.bits = bits
         self.symmetric = symmetric
         self.groupSize = groupSize
-        self.method = "rtn"
+        self.method = .rtn
         self.selector = selector
         damp = 0.01
         shrink = 0
@@ -70,8 +70,8 @@ public struct Quantize: Pass {
             guard [16, 32, 64, 128, 256].contains(g) else { throw f.error("group_size", "is \(g); expected one of: 16, 32, 64, 128, 256") }
         }
         groupSize = g
-        method = try f.string("method", default: "rtn", allowed: ["rtn", "gptq"])
-        if method == "gptq" {
+        method = try f.choice("method", default: QuantMethod.rtn)
+        if method == .gptq {
             damp = try f.double("damp", default: 0.01, range: 0 ... 1)
             shrink = try f.double("shrink", default: 0, range: 0 ... 1)
             actOrder = try f.bool("act_order", default: false)
@@ -80,8 +80,8 @@ public struct Quantize: Pass {
             shrink = 0
             actOrder = false
         }
-        rounding = Rounding(rawValue: try f.string("rounding", default: "minmax", allowed: Rounding.allCases.map(\.rawValue)))!
-        weighting = Weighting(rawValue: try f.string("weighting", default: "uniform", allowed: Weighting.allCases.map(\.rawValue)))!
+        rounding = try f.choice("rounding", default: Rounding.minmax)
+        weighting = try f.choice("weighting", default: Weighting.uniform)
         if weighting != .uniform, rounding != .mse {
             throw f.error("weighting", "applies to rounding 'mse' only (it weights the error the search minimizes)")
         }
@@ -89,9 +89,17 @@ public struct Quantize: Pass {
     }
 
     public var calibrationNeeds: CalibrationNeeds {
-        var needs: CalibrationNeeds = method == "gptq" ? .hessians : []
+        var needs: CalibrationNeeds = method == .gptq ? .hessians : []
         if weighting.usesActivations { needs.insert(.columnNorms) }
         return needs
+    }
+
+    /// Every tensor it selects gets an int8/int4 encoding, so it must be a matrix (checked in `Pipeline.plan`).
+    public var encodesMatrices: Bool { true }
+
+    /// GPTQ is too slow to run at every training step.
+    public var refusesTrainingThrough: String? {
+        method == .gptq ? "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" : nil
     }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
@@ -109,7 +117,7 @@ public struct Quantize: Pass {
         // GPTQ needs the statistics of the inputs a matrix multiplies; an embedding is looked up,
         // not multiplied (a tied one is also the output head, but its rows must serve both), so it
         // is rounded to nearest.
-        let gptqHessian = method == "gptq" && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
+        let gptqHessian = method == .gptq && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
         if let h = gptqHessian, h.count == cols * cols {
             let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, shrink: shrink,
                                     actOrder: actOrder, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
@@ -129,12 +137,12 @@ public struct Quantize: Pass {
             enc = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize, symmetric: symmetric)
                 .encode(name: t.name, codes: r.codes, grids: r.grids)
         } else if bits == 8 {
-            if method == "gptq" { rtnFallbacks.append(t.name) }
+            if method == .gptq { rtnFallbacks.append(t.name) }
             enc = Self.quantizeQ8(name: t.name, values: t.values, rows: rows, cols: cols, symmetric: symmetric,
                                   rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights,
                                   dequantized: &deq)
         } else {
-            if method == "gptq" { rtnFallbacks.append(t.name) }
+            if method == .gptq { rtnFallbacks.append(t.name) }
             enc = try Self.quantizeQ4(name: t.name, values: t.values, rows: rows, cols: cols, groupSize: groupSize!,
                                       symmetric: symmetric, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude,
                                       columnWeights: errWeights, dequantized: &deq)
@@ -203,14 +211,14 @@ public struct Quantize: Pass {
     public func record() -> JSONValue {
         var o: [String: JSONValue] = [
             "pass": .string(Self.id), "bits": .number(Double(bits)), "symmetric": .bool(symmetric),
-            "method": .string(method), "rounding": .string(rounding.rawValue), "selector": selector.record, "tensors": .number(Double(tensors)),
+            "method": .string(method.rawValue), "rounding": .string(rounding.rawValue), "selector": selector.record, "tensors": .number(Double(tensors)),
             "weights": .number(Double(weights)),
             "relative_rmse": .number(sumSquares > 0 ? (sumSquaredError / sumSquares).squareRoot() : 0),
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
         if rounding == .mse { o["weighting"] = .string(weighting.rawValue) }
         if weighting.usesActivations { o["activation_weighted_tensors"] = .number(Double(weightedTensors)) }
-        if method == "gptq" {
+        if method == .gptq {
             o["damp"] = .number(damp)
             if shrink > 0 { o["shrink"] = .number(shrink) }
             o["act_order"] = .bool(actOrder)
@@ -220,8 +228,16 @@ public struct Quantize: Pass {
     }
 }
 
+/// How a quantize pass rounds (`"method"` in recipes).
+public enum QuantMethod: String, CaseIterable, Codable, Sendable {
+    /// Round to nearest, each weight on its own.
+    case rtn
+    /// Error-compensating rounding from the Hessian of the weight's inputs (`GPTQ`; needs `--data`).
+    case gptq
+}
+
 /// How a quantization grid's scale and zero point are chosen.
-public enum Rounding: String, CaseIterable, Sendable {
+public enum Rounding: String, CaseIterable, Codable, Sendable {
     /// The grid spans the values' minimum and maximum (and 0).
     case minmax
     /// The grid with the smallest squared error among candidates (`QuantGrid.search`).
@@ -229,7 +245,7 @@ public enum Rounding: String, CaseIterable, Sendable {
 }
 
 /// What the `mse` search weighs each weight's squared error by.
-public enum Weighting: String, CaseIterable, Sendable {
+public enum Weighting: String, CaseIterable, Codable, Sendable {
     /// Every weight counts the same (plain squared error).
     case uniform
     /// w^2: large weights, which matter most to the outputs, are kept more exactly (no data needed).

@@ -40,27 +40,36 @@ public struct Recipe {
     /// How much calibration text to run, for passes that need activation statistics.
     public var calibration: CalibrationOptions
 
-    /// All pass types a recipe may name, by their `"pass"` value.
-    public static let passTypes: [String: any Pass.Type] = [
-        MagnitudePrune.id: MagnitudePrune.self,
-        WandaPrune.id: WandaPrune.self,
-        StructuredPrune.id: StructuredPrune.self,
-        Quantize.id: Quantize.self,
-        Cast.id: Cast.self,
-        Distill.id: Distill.self,
-        Pack.id: Pack.self,
+    /// The passes this package defines, in the order `known:` lists them in errors.
+    public static let standardPasses: [any Pass.Type] = [
+        MagnitudePrune.self, WandaPrune.self, StructuredPrune.self, Quantize.self, Cast.self, Distill.self, Pack.self,
     ]
 
+    /// All pass types a recipe may name, by their `"pass"` value: `standardPasses` plus `extra`
+    /// (which may not reuse a standard id).
+    public static func passTypes(adding extra: [any Pass.Type] = []) -> [String: any Pass.Type] {
+        var types: [String: any Pass.Type] = [:]
+        for t in standardPasses + extra {
+            precondition(types[t.id] == nil, "two pass types have the id '\(t.id)'")
+            types[t.id] = t
+        }
+        return types
+    }
+
     /// Loads and validates a recipe file.
-    public static func load(path: String) throws -> Recipe {
+    /// - Parameter passes: pass types beyond `standardPasses` the recipe may name.
+    public static func load(path: String, passes extra: [any Pass.Type] = []) throws -> Recipe {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RecipeError(file: path, field: "", why: "cannot be read (no such file?)")
         }
-        return try parse(data, file: path)
+        return try parse(data, file: path, passes: extra)
     }
 
     /// Parses and validates recipe JSON; `file` names it in errors.
-    public static func parse(_ data: Data, file: String) throws -> Recipe {
+    /// - Parameter passes: pass types beyond `standardPasses` the recipe may name (a pass defined
+    ///   outside this module registers itself this way; the pipeline needs nothing else).
+    public static func parse(_ data: Data, file: String, passes extra: [any Pass.Type] = []) throws -> Recipe {
+        let passTypes = Self.passTypes(adding: extra)
         let json: JSONValue
         do {
             json = try data.withUnsafeBytes { try JSONValue.parse($0) }
@@ -120,9 +129,9 @@ public struct Recipe {
             if stage == .distill, let h = highest, h.stage == .distill {
                 throw RecipeError(file: file, field: "passes[\(i)].pass", why: "distills a second time (passes[\(h.index)] already distills)")
             }
-            if stage == .distill, let g = passes[..<i].firstIndex(where: { ($0 as? Quantize)?.method == "gptq" }) {
-                throw RecipeError(file: file, field: "passes[\(i)].pass",
-                                  why: "'distill' cannot follow passes[\(g)] (GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"")
+            if p.needs.contains(.encoders),
+               let g = passes[..<i].firstIndex(where: { $0.refusesTrainingThrough != nil }), let why = passes[g].refusesTrainingThrough {
+                throw RecipeError(file: file, field: "passes[\(i)].pass", why: "'\(type(of: p).id)' cannot follow passes[\(g)] \(why)")
             }
             if highest == nil || stage >= highest!.stage { highest = (stage, i) }
         }
@@ -173,6 +182,14 @@ public struct RecipeFields {
             throw error(key, "is '\(s)'; expected one of: \(allowed.joined(separator: ", "))")
         }
         return s
+    }
+
+    /// One of a closed set of values, spelled as its raw value (`"rounding": "mse"`); the error
+    /// for anything else lists the cases in declaration order.
+    public mutating func choice<E: RawRepresentable & CaseIterable>(_ key: String, default def: E?) throws -> E
+    where E.RawValue == String {
+        let s = try string(key, default: def?.rawValue, allowed: E.allCases.map(\.rawValue))
+        return E(rawValue: s)!
     }
 
     public mutating func optionalString(_ key: String) throws -> String? {

@@ -83,7 +83,7 @@ public struct StructuredPrune: Pass {
         guard mlp > 0 || heads > 0 else {
             throw f.error("mlp", "and 'heads' are both 0 (or missing): the pass would remove nothing; give a fraction > 0")
         }
-        ranking = Ranking(rawValue: try f.string("ranking", default: "l2", allowed: Ranking.allCases.map(\.rawValue)))!
+        ranking = try f.choice("ranking", default: Ranking.l2)
         choice = try f.selector(defaultKinds: [.linear])
     }
 

@@ -41,32 +41,24 @@ public enum TrainModelFile {
             throw RecipeError(file: textFile, field: "--data", why: "is too short to train on: \(e)")
         }
         var fingerprint = SHA256()
-        fingerprint.update(Data((checkpoint.sourceSHA256() + "|train|").utf8))
+        let sourceSHA = checkpoint.sourceSHA256()
+        fingerprint.update(Data((sourceSHA + "|train|").utf8))
         fingerprint.update(Data(text.utf8))
         let report = try trainer.run(checkpointDir: checkpointDir, fingerprint: fingerprint.hexDigest(), progress: progress,
                                      shouldStop: shouldStop)
         if report.steps < options.steps { return Summary(output: output, report: report, seconds: Date().timeIntervalSince(start)) }
 
         let optionsJSON = try JSONValue(encoding: options)
-        var provenance = Provenance(sourceSHA256: checkpoint.sourceSHA256(), sourceFormat: checkpoint.format.rawValue,
-                                    sourcePath: URL(fileURLWithPath: input).lastPathComponent,
-                                    recipe: .object(["name": .string("train"), "train": optionsJSON]), toolchain: toolchainVersion)
         var record: [String: JSONValue] = ["pass": .string("train"), "text": .string(URL(fileURLWithPath: textFile).lastPathComponent)]
         record["tokens"] = .number(Double(tokens.count))
         record["steps"] = .number(Double(report.steps))
         record["length"] = .number(Double(report.length))
         record["held_out_ppl_before"] = .number(report.heldOutBefore)
         record["held_out_ppl_after"] = .number(report.heldOutAfter)
-        provenance.passes = [.object(record)]
-        var protected = checkpoint.files.map(\.path)
-        protected.append(input)
-        let writer = try EdgeWriter(path: output, protecting: protected, config: graph.config, provenance: provenance, deflate: false)
-        for p in model.params {
-            let v = p.value.array
-            try writer.add(EncodedTensor.f32(name: p.name, shape: p.shape, values: v), nnz: v.reduce(0) { $0 + ($1 != 0 ? 1 : 0) })
-        }
-        if let tok = graph.tokenizerJSON { try writer.addBlob(name: "tokenizer.json", bytes: tok) }
-        try writer.finish()
+        let writer = try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: sourceSHA, config: graph.config,
+                                     recipe: .object(["name": .string("train"), "train": optionsJSON]), deflate: false)
+        for p in model.params { try writer.add(WorkTensor(name: p.name, shape: p.shape, values: p.value.array)) }
+        try writer.finish(passes: [.object(record)])
         return Summary(output: output, report: report, seconds: Date().timeIntervalSince(start))
     }
 }

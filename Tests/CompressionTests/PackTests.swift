@@ -38,7 +38,7 @@ final class PackTests: XCTestCase {
                                               .csr: try XCTUnwrap(dense.packedSparse(as: .csr)).payload.count,
                                               .bitmask: try XCTUnwrap(dense.packedSparse(as: .bitmask)).payload.count]
                 if let nm = dense.bestNMCandidate() { sizes[.nm] = nm.bytes }
-                var p = Pack(format: "auto")
+                var p = Pack(format: .auto)
                 try p.apply(&t, context: ctx)
                 let e = try XCTUnwrap(t.encoded)
                 let tag = "[\(rows), \(cols)] sparsity \(sparsity)"
@@ -53,7 +53,7 @@ final class PackTests: XCTestCase {
 
     func testExplicitFormatsAndWhatStaysDense() throws {
         for format in ["csr", "bitmask"] {
-            var p = Pack(format: format)
+            var p = Pack(format: try XCTUnwrap(PackFormat(rawValue: format)))
             var t = try quantized(rows: 9, cols: 40, sparsity: 0.1, seed: 3)
             let before = try decoded(t)
             try p.apply(&t, context: ctx)
@@ -74,11 +74,11 @@ final class PackTests: XCTestCase {
                 XCTAssertEqual("\($0)", "pass 'pack': tensor 'blk.0.ffn_up.weight': is q4, which stays dense: \(format) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")
             }
         }
-        var auto = Pack(format: "auto")
+        var auto = Pack(format: .auto)
         var q4 = try quantized(rows: 4, cols: 64, sparsity: 0.9, seed: 4, bits: 4)
         try auto.apply(&q4, context: ctx)
         XCTAssertEqual(q4.encoded?.encoding, .q4)
-        var dense = Pack(format: "dense")
+        var dense = Pack(format: .dense)
         var t = try quantized(rows: 9, cols: 40, sparsity: 0.99, seed: 5)
         try dense.apply(&t, context: ctx)
         XCTAssertEqual(t.encoded?.encoding, .q8)
@@ -101,7 +101,7 @@ final class PackTests: XCTestCase {
             let before = try decoded(t)
             let dense = try XCTUnwrap(t.encoded)
             let bitmask = try XCTUnwrap(dense.packedSparse(as: .bitmask)).payload.count
-            var p = Pack(format: "auto")
+            var p = Pack(format: .auto)
             try p.apply(&t, context: ctx)
             let e = try XCTUnwrap(t.encoded)
             XCTAssertEqual(e.encoding, .nm, "\(pattern)")
@@ -119,7 +119,7 @@ final class PackTests: XCTestCase {
 
     func testExplicitNMPacksAndRefusesWhatIsNotNM() throws {
         // No pattern given: the smallest conforming one (a 1:4 tensor also satisfies 2:4 and 2:8; 1:4 is smallest).
-        var p = Pack(format: "nm")
+        var p = Pack(format: .nm)
         var t = try nmQuantized(rows: 9, cols: 41, pattern: NMPattern(n: 1, m: 4)!, seed: 3)
         let before = try decoded(t)
         try p.apply(&t, context: ctx)
@@ -127,7 +127,7 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(t.encoded?.params.n, 1)
         XCTAssertEqual(try decoded(t), before)
         // A given pattern is used even when a smaller one fits.
-        var p24 = Pack(format: "nm", pattern: NMPattern(n: 2, m: 4))
+        var p24 = Pack(format: .nm, pattern: NMPattern(n: 2, m: 4))
         var u = try nmQuantized(rows: 9, cols: 41, pattern: NMPattern(n: 1, m: 4)!, seed: 3)
         try p24.apply(&u, context: ctx)
         XCTAssertEqual(u.encoded?.params.n, 2)
@@ -139,7 +139,7 @@ final class PackTests: XCTestCase {
             let d = "\($0)"
             XCTAssertTrue(d.hasPrefix("pass 'pack': tensor 'blk.0.ffn_up.weight': [9, 40] is not N:M sparse"), d)
         }
-        var p14 = Pack(format: "nm", pattern: NMPattern(n: 1, m: 4))
+        var p14 = Pack(format: .nm, pattern: NMPattern(n: 1, m: 4))
         var v = try nmQuantized(rows: 9, cols: 41, pattern: NMPattern(n: 2, m: 4)!, seed: 4)
         XCTAssertThrowsError(try p14.apply(&v, context: ctx)) {
             let d = "\($0)"
@@ -154,7 +154,7 @@ final class PackTests: XCTestCase {
     }
 
     func testRecordTotals() throws {
-        var p = Pack(format: "auto")
+        var p = Pack(format: .auto)
         var total = 0, packed = 0
         for (i, s) in [0.0, 0.5, 0.99].enumerated() {
             var t = try quantized(rows: 64, cols: 600, sparsity: s, seed: UInt64(10 + i))
@@ -176,7 +176,7 @@ final class PackTests: XCTestCase {
     func testRecipeFields() throws {
         for format in ["auto", "dense", "csr", "bitmask", "nm"] {
             let r = try Recipe.parse(Data(#"{"name": "p", "passes": [{"pass": "pack", "format": "\#(format)"}]}"#.utf8), file: "r.json")
-            XCTAssertEqual((r.passes.first as? Pack)?.format, format)
+            XCTAssertEqual((r.passes.first as? Pack)?.format.rawValue, format)
         }
         XCTAssertThrowsError(try Recipe.parse(Data(#"{"name": "p", "passes": [{"pass": "pack", "format": "coo"}]}"#.utf8), file: "r.json")) {
             XCTAssertTrue("\($0)".contains("passes[0].format"), "\($0)")

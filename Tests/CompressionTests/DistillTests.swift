@@ -54,6 +54,13 @@ final class DistillTests: XCTestCase {
                               "\(model): ppl float \(plain.before.ppl), pruned \(plain.after.ppl), distilled \(distilled.after.ppl)")
             let record = try XCTUnwrap(s.records.first { $0["pass"]?.stringValue == "distill" })
             XCTAssertLessThan(try XCTUnwrap(record["held_out_ppl_after"]?.doubleValue), try XCTUnwrap(record["held_out_ppl_before"]?.doubleValue))
+            // Wall time and throughput are reported, never recorded in the file.
+            XCTAssertNil(record["seconds"])
+            XCTAssertNil(record["train_tokens_per_second"])
+            let timing = try XCTUnwrap(s.timings.first { $0["pass"]?.stringValue == "distill" })
+            XCTAssertEqual(timing["index"]?.doubleValue, 2)
+            XCTAssertGreaterThan(try XCTUnwrap(timing["seconds"]?.doubleValue), 0)
+            XCTAssertGreaterThan(try XCTUnwrap(timing["train_tokens_per_second"]?.doubleValue), 0)
 
             let file = try EdgeFile(path: tmp.appendingPathComponent("distilled.edge").path)
             for e in file.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
@@ -97,6 +104,16 @@ final class DistillTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         XCTAssertThrowsError(try recipe(#"{"pass": "distill", "lr": 2}"#)) { XCTAssertTrue("\($0)".contains("passes[0].lr"), "\($0)") }
+    }
+
+    /// Same input + same recipe = byte-identical output, distillation included.
+    func testTwoRunsWriteTheSameBytes() throws {
+        let short = #"{"pass": "distill", "steps": 4, "batch": 2, "length": 32, "eval_every": 0}"#
+        let passes = [Self.prune, Self.int8, short, Self.pack].joined(separator: ",")
+        _ = try run(passes, model: "tiny-gpt2", out: "x.edge")
+        _ = try run(passes, model: "tiny-gpt2", out: "y.edge")
+        let x = try Data(contentsOf: tmp.appendingPathComponent("x.edge")), y = try Data(contentsOf: tmp.appendingPathComponent("y.edge"))
+        XCTAssertEqual(x, y)
     }
 
     /// With a checkpoint folder, a finished run leaves its checkpoint; running again resumes at

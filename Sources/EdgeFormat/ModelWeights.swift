@@ -24,7 +24,8 @@ public struct BlockWeights<Matrix, Vector> {
     public var sizes: ModelConfig.LayerSizes
 
     /// Binds layer `layer` of `schema` (from `config.schema()`): `matrix` and `vector` are called
-    /// once per tensor the schema has, in field order; optional fields are nil when the schema lacks them.
+    /// once per tensor of the layer, in the schema's (canonical) order; optional fields are nil when
+    /// the schema lacks them.
     /// - Throws: what `matrix` or `vector` throws.
     public init(layer l: Int, config: ModelConfig, schema: ModelSchema,
                 matrix: (TensorID) throws -> Matrix, vector: (TensorID) throws -> Vector) throws {
@@ -36,10 +37,10 @@ public struct BlockWeights<Matrix, Vector> {
         attnNorm = try vector(id(.attnNorm))
         attnNormBias = try bias(.attnNorm)
         q = try matrix(id(.attnQ))
-        k = try matrix(id(.attnK))
-        v = try matrix(id(.attnV))
         qBias = try bias(.attnQ)
+        k = try matrix(id(.attnK))
         kBias = try bias(.attnK)
+        v = try matrix(id(.attnV))
         vBias = try bias(.attnV)
         o = try matrix(id(.attnOutput))
         oBias = try bias(.attnOutput)

@@ -74,7 +74,7 @@ enum HFTensorNames {
 
     /// Hugging Face tensors that carry no weights of the model (buffers, a tied head): importers skip them.
     static func isIgnored(_ name: String, config: ModelConfig) -> Bool {
-        if config.tiedEmbeddings, name == "lm_head.weight" { return true }
+        if config.tiedEmbeddings, name == form(of: .output, in: config.architecture)?.name { return true }
         switch config.architecture {
         case .gpt2:
             // The causal-mask buffers `[transformer.]h.N.attn.bias` and `.attn.masked_bias`.

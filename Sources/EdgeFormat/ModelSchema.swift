@@ -107,6 +107,7 @@ public enum TensorKind: String, Codable, Sendable, CaseIterable {
 public struct TensorID: Hashable, Sendable, CustomStringConvertible {
     /// Block index for per-layer roles; nil for model-wide ones.
     public let layer: Int?
+    /// What the tensor does.
     public let role: TensorRole
     /// The bias of the role (`.bias`) rather than its weight (`.weight`).
     public let isBias: Bool
@@ -121,9 +122,11 @@ public struct TensorID: Hashable, Sendable, CustomStringConvertible {
         self.isBias = bias
     }
 
-    /// A model-wide tensor's weight.
+    /// `token_embd.weight`.
     public static let tokenEmbd = TensorID(.tokenEmbd)
+    /// `position_embd.weight`.
     public static let posEmbd = TensorID(.posEmbd)
+    /// `output.weight`.
     public static let output = TensorID(.output)
 
     /// The canonical name: `[blk.N.]<base>.weight` or `.bias`.
@@ -179,7 +182,9 @@ public struct TensorID: Hashable, Sendable, CustomStringConvertible {
 
 /// One tensor the model has: its id, shape ([out, in] for matrices, row-major) and kind.
 public struct TensorSpec: Equatable, Sendable {
+    /// Which tensor.
     public let id: TensorID
+    /// Its shape: [out, in] for matrices, [rows, h] for embeddings, [n] for vectors.
     public let shape: [Int]
     public init(id: TensorID, shape: [Int]) {
         self.id = id
@@ -297,9 +302,13 @@ extension ModelConfig {
 /// Canonical tensor names as strings, for code that holds names (selectors, recipes, tests).
 /// Everything here derives from `TensorID`; new code should use `TensorID` and `ModelSchema`.
 public enum TensorName {
+    /// `TensorID.tokenEmbd.name`.
     public static let tokenEmbedding = TensorID.tokenEmbd.name
+    /// `TensorID.posEmbd.name`.
     public static let positionEmbedding = TensorID.posEmbd.name
+    /// The output norm's base name (`TensorRole.outputNorm.baseName`).
     public static let outputNorm = TensorRole.outputNorm.baseName
+    /// `TensorID.output.name`.
     public static let output = TensorID.output.name
     /// The `blk.N.` prefix, for tests that map foreign names; sources use `TensorID(layer:_:)`.
     public static func block(_ i: Int) -> String { "blk.\(i)." }

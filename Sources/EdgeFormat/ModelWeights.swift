@@ -7,19 +7,21 @@ import Foundation
 /// Biases and norm biases are present when the config `hasBiases` (GPT-2); `gate` when the block
 /// has `ffnGate` (Llama's SwiGLU).
 public struct BlockWeights<Matrix, Vector> {
-    public var attnNorm: Vector                       // (h)
-    public var attnNormBias: Vector?                  // (h)
-    public var q: Matrix, k: Matrix, v: Matrix        // (nh*hd, h), (nkv*hd, h), (nkv*hd, h)
+    /// Pre-attention norm scale (h) and bias (h).
+    public var attnNorm: Vector, attnNormBias: Vector?
+    /// Q, K, V projections: (nh*hd, h), (nkv*hd, h), (nkv*hd, h); biases (nh*hd), (nkv*hd), (nkv*hd).
+    public var q: Matrix, k: Matrix, v: Matrix
     public var qBias: Vector?, kBias: Vector?, vBias: Vector?
-    public var o: Matrix                              // (h, nh*hd)
-    public var oBias: Vector?                         // (h)
-    public var ffnNorm: Vector                        // (h)
-    public var ffnNormBias: Vector?                   // (h)
-    public var gate: Matrix?                          // (f, h)
-    public var up: Matrix                             // (f, h)
-    public var upBias: Vector?                        // (f)
-    public var down: Matrix                           // (h, f)
-    public var downBias: Vector?                      // (h)
+    /// Attention output projection (h, nh*hd) and bias (h).
+    public var o: Matrix, oBias: Vector?
+    /// Pre-MLP norm scale (h) and bias (h).
+    public var ffnNorm: Vector, ffnNormBias: Vector?
+    /// SwiGLU gate projection (f, h).
+    public var gate: Matrix?
+    /// MLP up projection (f, h) and bias (f).
+    public var up: Matrix, upBias: Vector?
+    /// MLP down projection (h, f) and bias (h).
+    public var down: Matrix, downBias: Vector?
     /// The layer's sizes (`ModelConfig.sizes(layer:)`).
     public var sizes: ModelConfig.LayerSizes
 
@@ -60,11 +62,14 @@ public struct BlockWeights<Matrix, Vector> {
 
 /// A whole model's tensors bound like `BlockWeights`: embeddings, blocks, final norm and head.
 public struct ModelWeights<Matrix, Vector> {
-    public var tokenEmbd: Matrix                      // (vocab, h)
-    public var posEmbd: Matrix?                       // (max_positions, h) gpt2
+    /// Token embedding (vocab, h).
+    public var tokenEmbd: Matrix
+    /// Learned positions (max_positions, h), GPT-2.
+    public var posEmbd: Matrix?
+    /// The blocks, in layer order.
     public var blocks: [BlockWeights<Matrix, Vector>]
-    public var outputNorm: Vector                     // (h)
-    public var outputNormBias: Vector?                // (h) gpt2
+    /// Final norm scale (h) and bias (h, GPT-2).
+    public var outputNorm: Vector, outputNormBias: Vector?
     /// The output head (vocab, h): `output.weight`, or the token embedding itself when tied.
     public var output: Matrix
 

@@ -162,7 +162,8 @@ public struct StructuredPrune: Pass {
 
             let groups = s.numKVHeads, groupWidth = s.numHeads / s.numKVHeads * headDim
             let removeGroups = min(groups - 1, Int((heads * Double(groups)).rounded()))
-            if removeGroups > 0, try chosen(weights([.attnQ, .attnK, .attnV, .attnOutput]), layer: l, config: config, context: context) {
+            let attentionRoles = config.blockRoles.filter { Self.unit(of: $0) == .group }  // q, k, v, output
+            if removeGroups > 0, try chosen(weights(attentionRoles), layer: l, config: config, context: context) {
                 var score = [Double](repeating: 0, count: groups)
                 if ranking == .activation {
                     try outputEnergy(id(.attnOutput), count: groups, per: groupWidth, into: &score)
@@ -206,17 +207,17 @@ public struct StructuredPrune: Pass {
 
     /// What structured pruning removes from a role's tensors: attention heads (by KV group), MLP neurons, or nothing.
     enum Unit {
-        case group, neuron, none
+        case group, neuron, untouched
     }
 
-    /// The unit a role's tensors are indexed by (rows or columns), `.none` for roles it leaves alone.
+    /// The unit a role's tensors are indexed by (rows or columns), `.untouched` for roles it leaves alone.
     static func unit(of role: TensorRole) -> Unit {
         switch role {
         case .attnQ, .attnK, .attnV, .attnOutput: return .group
         case .ffnGate, .ffnUp, .ffnDown: return .neuron
         case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm, .attnNorm, .attnQKV, .attnOutNorm, .ffnNorm,
              .layerOutNorm, .outputNorm, .output, .cls, .clsOut:
-            return .none
+            return .untouched
         }
     }
 

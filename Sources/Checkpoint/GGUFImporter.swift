@@ -34,18 +34,15 @@ public enum GGUFImporter {
         let tok = try TokenizerJSON.fromGGUF(g.metadata, file: g.path)
         let tiedDetected = outputDuplicatesEmbedding(g)
         let config = try makeConfig(arch: arch, prefix: archName, meta: meta, file: g,
-                                    tied: g.tensor(named: TensorName.output) == nil || tiedDetected)
+                                    tied: g.tensor(named: TensorID.output.name) == nil || tiedDetected)
         try config.validate(source: g.path)
 
         var tensors: [SourceTensor] = []
         for t in g.tensors {
-            if t.name == TensorName.output && tiedDetected { continue }
-            switch (arch, suffix(of: t.name)) {
-            case (.llama, "attn_q.weight"): tensors.append(unpermuted(t, heads: config.numHeads, in: g))
-            case (.llama, "attn_k.weight"): tensors.append(unpermuted(t, heads: config.numKVHeads, in: g))
-            case (.gpt2, "attn_qkv.weight"), (.gpt2, "attn_qkv.bias"): tensors += try splitQKV(t, config: config, in: g)
-            default: tensors.append(plain(t, in: g))
-            }
+            // A name that is not canonical passes through; `checkTensors` reports it as unexpected.
+            guard let id = TensorID(name: t.name) else { tensors.append(plain(t, in: g)); continue }
+            if id == .output && tiedDetected { continue }
+            tensors += try imported(t, id: id, config: config, in: g)
         }
         let ordered = try Checkpoint.checkTensors(tensors, against: config, file: g.path)
 
@@ -158,12 +155,25 @@ public enum GGUFImporter {
 
     // MARK: - Tensors
 
-    /// "attn_q.weight" for "blk.3.attn_q.weight"; the name itself when it is not a block tensor.
-    private static func suffix(of name: String) -> Substring {
-        guard TensorName.layer(of: name) != nil, let dot = name.dropFirst(4).firstIndex(of: ".") else { return Substring(name) }
-        return name[name.index(after: dot)...]
+    /// The canonical tensors GGUF tensor `t` (named `id`) provides, in canonical layout.
+    private static func imported(_ t: GGUFTensorInfo, id: TensorID, config: ModelConfig, in g: GGUFFile) throws -> [SourceTensor] {
+        switch id.role {
+        case .attnQ, .attnK:
+            // Only llama's Q/K weights carry the converter's per-head row permutation.
+            guard config.architecture == .llama, !id.isBias else { return [plain(t, in: g)] }
+            return [unpermuted(t, heads: id.role == .attnQ ? config.numHeads : config.numKVHeads, in: g)]
+        case .attnQKV:
+            // gpt2 stores Q|K|V fused; elsewhere the tensor is unexpected (reported by `checkTensors`).
+            guard config.architecture == .gpt2 else { return [plain(t, in: g)] }
+            return try splitQKV(t, id: id, config: config, in: g)
+        case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm, .attnNorm, .attnV, .attnOutput, .attnOutNorm,
+             .ffnNorm, .ffnGate, .ffnUp, .ffnDown, .layerOutNorm, .outputNorm, .output, .cls, .clsOut:
+            // Stored as canonical; a role the config does not have is reported by `checkTensors`.
+            return [plain(t, in: g)]
+        }
     }
 
+    /// The tensor as stored, under its own name.
     private static func plain(_ t: GGUFTensorInfo, in g: GGUFFile) -> SourceTensor {
         SourceTensor(name: t.name, sourceName: t.name, file: g.path, shape: t.shape, storage: t.type.name,
                      storedBytes: t.byteCount) { try g.floats(t) }
@@ -198,19 +208,18 @@ public enum GGUFImporter {
     }
 
     /// gpt2's fused `attn_qkv` weight ([q + 2 kv, h]) or bias ([q + 2 kv]) as three canonical tensors.
-    private static func splitQKV(_ t: GGUFTensorInfo, config: ModelConfig, in g: GGUFFile) throws -> [SourceTensor] {
-        let block = String(t.name.dropLast(t.name.hasSuffix(".weight") ? "attn_qkv.weight".count : "attn_qkv.bias".count))
-        let kind = t.name.hasSuffix(".weight") ? "weight" : "bias"
+    private static func splitQKV(_ t: GGUFTensorInfo, id: TensorID, config: ModelConfig, in g: GGUFFile) throws -> [SourceTensor] {
         let q = config.numHeads * config.headDim, kv = config.numKVHeads * config.headDim
-        let isWeight = kind == "weight"
+        let isWeight = !id.isBias
         let expected = isWeight ? [q + 2 * kv, config.hiddenSize] : [q + 2 * kv]
         guard t.shape == expected else {
             throw CheckpointError.shapeMismatch(file: g.path, tensor: t.name, expected: expected, got: t.shape)
         }
-        let parts = [("attn_q", 0 ..< q), ("attn_k", q ..< q + kv), ("attn_v", q + kv ..< q + 2 * kv)]
-        return parts.map { part, range in
+        let parts: [(TensorRole, Range<Int>)] = [(.attnQ, 0 ..< q), (.attnK, q ..< q + kv), (.attnV, q + kv ..< q + 2 * kv)]
+        return parts.map { role, range in
             let shape = isWeight ? [range.count, config.hiddenSize] : [range.count]
-            return SourceTensor(name: "\(block)\(part).\(kind)", sourceName: t.name, file: g.path, shape: shape,
+            let part = TensorID(layer: id.layer, role, bias: id.isBias)
+            return SourceTensor(name: part.name, sourceName: t.name, file: g.path, shape: shape,
                                 storage: t.type.name, storedBytes: t.byteCount / (q + 2 * kv) * range.count) {
                 if isWeight { return try g.floats(t, rows: range) }
                 return Array(try g.floats(t)[range])
@@ -220,7 +229,7 @@ public enum GGUFImporter {
 
     /// Whether `output.weight` is a byte-for-byte copy of `token_embd.weight` (tied weights stored twice).
     private static func outputDuplicatesEmbedding(_ g: GGUFFile) -> Bool {
-        guard let o = g.tensor(named: TensorName.output), let e = g.tensor(named: TensorName.tokenEmbedding),
+        guard let o = g.tensor(named: TensorID.output.name), let e = g.tensor(named: TensorID.tokenEmbd.name),
               o.type == e.type, o.ne == e.ne else { return false }
         let a = g.data(of: o), b = g.data(of: e)
         return a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)

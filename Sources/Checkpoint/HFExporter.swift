@@ -99,64 +99,45 @@ public enum HFExporter {
         _ = try Checkpoint.checkTensors(ckpt.tensors, against: ckpt.config, file: ckpt.path)
         var canonical: [String: SourceTensor] = [:]
         for t in ckpt.tensors { canonical[t.name] = t }
-        func source(_ name: String) throws -> SourceTensor {
-            guard let t = canonical[name] else { throw CheckpointError.missingTensor(file: ckpt.path, tensor: name) }
+        func source(_ id: TensorID) throws -> SourceTensor {
+            guard let t = canonical[id.name] else { throw CheckpointError.missingTensor(file: ckpt.path, tensor: id.name) }
             return t
-        }
-        /// The canonical tensor under a Hugging Face name, unchanged.
-        func same(_ hf: String, _ name: String) throws -> Planned {
-            let t = try source(name)
-            return Planned(name: hf, shape: t.shape) { try t.floats() }
-        }
-        /// A canonical [out, in] weight as a GPT-2 Conv1D [in, out].
-        func conv1D(_ hf: String, _ name: String) throws -> Planned {
-            let t = try source(name)
-            return Planned(name: hf, shape: [t.shape[1], t.shape[0]]) {
-                HFLayout.transpose(try t.floats(), rows: t.shape[0], cols: t.shape[1])
-            }
         }
 
         let c = ckpt.config
         var plan: [Planned] = []
-        switch c.architecture {
-        case .gpt2:
-            let p = "transformer."
-            plan += [try same(p + "wte.weight", TensorName.tokenEmbedding), try same(p + "wpe.weight", TensorName.positionEmbedding),
-                     try same(p + "ln_f.weight", TensorName.outputNorm + ".weight"),
-                     try same(p + "ln_f.bias", TensorName.outputNorm + ".bias")]
-            for i in 0 ..< c.numLayers {
-                let b = TensorName.block(i), h = p + "h.\(i)."
-                let q = try source(b + "attn_q.weight"), k = try source(b + "attn_k.weight"), v = try source(b + "attn_v.weight")
-                let qb = try source(b + "attn_q.bias"), kb = try source(b + "attn_k.bias"), vb = try source(b + "attn_v.bias")
-                let hidden = c.hiddenSize, fused = q.shape[0] + k.shape[0] + v.shape[0]
-                plan += [
-                    try same(h + "ln_1.weight", b + "attn_norm.weight"), try same(h + "ln_1.bias", b + "attn_norm.bias"),
-                    Planned(name: h + "attn.c_attn.weight", shape: [hidden, fused]) {
-                        fuseQKV([try q.floats(), try k.floats(), try v.floats()], widths: [q.shape[0], k.shape[0], v.shape[0]], hidden: hidden)
-                    },
-                    Planned(name: h + "attn.c_attn.bias", shape: [fused]) { try qb.floats() + kb.floats() + vb.floats() },
-                    try conv1D(h + "attn.c_proj.weight", b + "attn_output.weight"), try same(h + "attn.c_proj.bias", b + "attn_output.bias"),
-                    try same(h + "ln_2.weight", b + "ffn_norm.weight"), try same(h + "ln_2.bias", b + "ffn_norm.bias"),
-                    try conv1D(h + "mlp.c_fc.weight", b + "ffn_up.weight"), try same(h + "mlp.c_fc.bias", b + "ffn_up.bias"),
-                    try conv1D(h + "mlp.c_proj.weight", b + "ffn_down.weight"), try same(h + "mlp.c_proj.bias", b + "ffn_down.bias"),
-                ]
+        for spec in c.schema() {
+            let id = spec.id
+            guard let form = HFTensorNames.form(of: id, in: c.architecture) else {
+                throw CheckpointError.badConfig(file: ckpt.path, field: "architecture",
+                                                why: "(\(c.architecture.rawValue)) has no Hugging Face name for tensor '\(id.name)'")
             }
-        case .llama:
-            plan += [try same("model.embed_tokens.weight", TensorName.tokenEmbedding),
-                     try same("model.norm.weight", TensorName.outputNorm + ".weight")]
-            let roles = [
-                ("input_layernorm.weight", "attn_norm.weight"),
-                ("self_attn.q_proj.weight", "attn_q.weight"), ("self_attn.k_proj.weight", "attn_k.weight"),
-                ("self_attn.v_proj.weight", "attn_v.weight"), ("self_attn.o_proj.weight", "attn_output.weight"),
-                ("post_attention_layernorm.weight", "ffn_norm.weight"),
-                ("mlp.gate_proj.weight", "ffn_gate.weight"), ("mlp.up_proj.weight", "ffn_up.weight"),
-                ("mlp.down_proj.weight", "ffn_down.weight"),
-            ]
-            for i in 0 ..< c.numLayers {
-                for (hf, name) in roles { plan.append(try same("model.layers.\(i)." + hf, TensorName.block(i) + name)) }
+            switch form {
+            case let .plain(hf):
+                // The canonical tensor under a Hugging Face name, unchanged.
+                let t = try source(id)
+                plan.append(Planned(name: hf, shape: t.shape) { try t.floats() })
+            case let .conv1D(hf):
+                // A canonical [out, in] weight as a GPT-2 Conv1D [in, out].
+                let t = try source(id)
+                plan.append(Planned(name: hf, shape: [t.shape[1], t.shape[0]]) {
+                    HFLayout.transpose(try t.floats(), rows: t.shape[0], cols: t.shape[1])
+                })
+            case let .fusedQKV(hf):
+                // Written once, with the Q part; K and V go into the same tensor.
+                guard id.role == .attnQ else { continue }
+                let parts = try [TensorRole.attnQ, .attnK, .attnV].map { try source(TensorID(layer: id.layer, $0, bias: id.isBias)) }
+                let widths = parts.map { $0.shape[0] }, fused = widths.reduce(0, +)
+                if id.isBias {
+                    plan.append(Planned(name: hf, shape: [fused]) { try parts.flatMap { try $0.floats() } })
+                } else {
+                    let hidden = c.hiddenSize
+                    plan.append(Planned(name: hf, shape: [hidden, fused]) {
+                        fuseQKV(try parts.map { try $0.floats() }, widths: widths, hidden: hidden)
+                    })
+                }
             }
         }
-        if !c.tiedEmbeddings { plan.append(try same("lm_head.weight", TensorName.output)) }
         return plan
     }
 

@@ -5,7 +5,7 @@ import Foundation
 /// sharded `model.safetensors.index.json`; a single `.safetensors` file (its `config.json`
 /// beside it); or the index file itself. A `tokenizer.json` beside the weights is carried along.
 ///
-/// Tensor names are mapped to the canonical ones of `ModelConfig.expectedTensors()`:
+/// Tensor names are mapped to the canonical ones of `ModelConfig.schema()` (table: `HFTensorNames`):
 /// GPT-2's Conv1D weights (stored [in, out]) are transposed to [out, in] and its fused `c_attn`
 /// is split into Q, K and V; buffers (`attn.bias`, `attn.masked_bias`, rotary `inv_freq`) and a
 /// tied `lm_head.weight` are ignored. All conversions are lazy.
@@ -118,60 +118,73 @@ public enum HFImporter {
     }
 }
 
-/// Maps one architecture's Hugging Face tensor names to canonical tensors.
+/// Maps one architecture's Hugging Face tensor names to canonical tensors, through the role-keyed
+/// table `HFTensorNames` read backwards over the config's schema.
 private struct NameMapper {
     let config: ModelConfig
-    /// Canonical name -> shape, from the config.
-    let expected: [String: [Int]]
+    let schema: ModelSchema
+    /// Hugging Face name -> the canonical tensor it holds (for fused Q/K/V: the Q part) and how it is stored.
+    let sources: [String: (id: TensorID, form: HFTensor)]
 
     init(config: ModelConfig) {
         self.config = config
-        var e: [String: [Int]] = [:]
-        for (name, shape) in config.expectedTensors() { e[name] = shape }
-        expected = e
+        schema = config.schema()
+        var sources: [String: (id: TensorID, form: HFTensor)] = [:]
+        for spec in schema {
+            guard let form = HFTensorNames.form(of: spec.id, in: config.architecture) else { continue }
+            if sources[form.name] == nil { sources[form.name] = (spec.id, form) }
+        }
+        // GPT-2 checkpoints saved from `GPT2Model` lack the `transformer.` prefix.
+        if config.architecture == .gpt2 {
+            for (name, source) in sources where name.hasPrefix("transformer.") {
+                let bare = String(name.dropFirst("transformer.".count))
+                let form: HFTensor
+                switch source.form {
+                case .plain: form = .plain(bare)
+                case .conv1D: form = .conv1D(bare)
+                case .fusedQKV: form = .fusedQKV(bare)
+                }
+                sources[bare] = (source.id, form)
+            }
+        }
+        self.sources = sources
     }
 
     /// The canonical tensors `entry` provides: none (an ignored buffer), one, or three (GPT-2's fused `c_attn`).
     /// - Throws: `.unexpectedTensor` for a name of no known role, `.unknownDType` for a tensor
     ///   that is not F32/F16/BF16, `.shapeMismatch` for a transposed or fused weight of the wrong shape.
     func map(_ entry: SafetensorsFile.Entry, in file: SafetensorsFile) throws -> [SourceTensor] {
-        let role: Role?
-        switch config.architecture {
-        case .gpt2: role = gpt2Role(entry.name)
-        case .llama: role = llamaRole(entry.name)
+        guard let (id, form) = sources[entry.name] else {
+            if HFTensorNames.isIgnored(entry.name, config: config) { return [] }
+            throw CheckpointError.unexpectedTensor(file: file.path, tensor: entry.name)
         }
-        guard let role else { throw CheckpointError.unexpectedTensor(file: file.path, tensor: entry.name) }
-        if case .ignored = role { return [] }
         guard entry.dtype.isReadable else {
             throw CheckpointError.unknownDType(file: file.path, tensor: entry.name, dtype: entry.dtype.rawValue)
         }
-        func tensor(_ name: String, _ shape: [Int], bytes: Int, _ load: @escaping () throws -> [Float]) -> SourceTensor {
-            SourceTensor(name: name, sourceName: entry.name, file: file.path, shape: shape, storage: entry.dtype.rawValue,
+        func tensor(_ id: TensorID, _ shape: [Int], bytes: Int, _ load: @escaping () throws -> [Float]) -> SourceTensor {
+            SourceTensor(name: id.name, sourceName: entry.name, file: file.path, shape: shape, storage: entry.dtype.rawValue,
                          storedBytes: bytes, load: load)
         }
-        switch role {
-        case .ignored:
-            return []
-        case let .plain(name):
-            return [tensor(name, entry.shape, bytes: entry.byteCount) { try file.floats(entry) }]
-        case let .conv1D(name):
+        switch form {
+        case .plain:
+            return [tensor(id, entry.shape, bytes: entry.byteCount) { try file.floats(entry) }]
+        case .conv1D:
             // Conv1D stores [in, out]; canonical is [out, in].
-            guard let canonical = expected[name] else { throw CheckpointError.unexpectedTensor(file: file.path, tensor: entry.name) }
+            guard let canonical = schema.shape(of: id) else { throw CheckpointError.unexpectedTensor(file: file.path, tensor: entry.name) }
             let stored = Array(canonical.reversed())
             guard entry.shape == stored else {
                 throw CheckpointError.shapeMismatch(file: file.path, tensor: entry.name, expected: stored, got: entry.shape)
             }
-            return [tensor(name, canonical, bytes: entry.byteCount) {
+            return [tensor(id, canonical, bytes: entry.byteCount) {
                 HFLayout.transpose(try file.floats(entry), rows: stored[0], cols: stored[1])
             }]
-        case let .fusedQKV(layer, isBias):
+        case .fusedQKV:
             // Stored weight [hidden, q | k | v] (Conv1D), bias [q | k | v].
-            let b = TensorName.block(layer)
-            let parts = ["attn_q", "attn_k", "attn_v"].map { b + $0 }
-            let shapes = parts.compactMap { expected[$0 + ".weight"] }
+            let parts = [TensorRole.attnQ, .attnK, .attnV].map { TensorID(layer: id.layer, $0, bias: id.isBias) }
+            let shapes = parts.compactMap { schema.shape(of: $0.weight) }
             guard shapes.count == 3 else { throw CheckpointError.unexpectedTensor(file: file.path, tensor: entry.name) }
             let widths = shapes.map { $0[0] }, hidden = shapes[0][1], fused = widths.reduce(0, +)
-            let stored = isBias ? [fused] : [hidden, fused]
+            let stored = id.isBias ? [fused] : [hidden, fused]
             guard entry.shape == stored else {
                 throw CheckpointError.shapeMismatch(file: file.path, tensor: entry.name, expected: stored, got: entry.shape)
             }
@@ -180,10 +193,10 @@ private struct NameMapper {
             for (part, width) in zip(parts, widths) {
                 let columns = lo ..< lo + width
                 let bytes = entry.byteCount / fused * width
-                if isBias {
-                    out.append(tensor(part + ".bias", [width], bytes: bytes) { Array(try file.floats(entry)[columns]) })
+                if id.isBias {
+                    out.append(tensor(part, [width], bytes: bytes) { Array(try file.floats(entry)[columns]) })
                 } else {
-                    out.append(tensor(part + ".weight", [width, hidden], bytes: bytes) {
+                    out.append(tensor(part, [width, hidden], bytes: bytes) {
                         HFLayout.transpose(try file.floats(entry), rows: hidden, cols: fused, columns: columns)
                     })
                 }
@@ -191,76 +204,6 @@ private struct NameMapper {
             }
             return out
         }
-    }
-
-    /// What a source tensor becomes.
-    enum Role {
-        /// A buffer or a tied head: dropped.
-        case ignored
-        /// Same layout under a canonical name.
-        case plain(String)
-        /// A GPT-2 Conv1D weight ([in, out]) to transpose.
-        case conv1D(String)
-        /// GPT-2's fused `c_attn` weight or bias of a layer, split into Q, K, V.
-        case fusedQKV(layer: Int, isBias: Bool)
-    }
-
-    /// Splits `prefix.N.rest` into (N, rest).
-    private func layer(_ name: Substring, prefix: String) -> (Int, Substring)? {
-        guard name.hasPrefix(prefix) else { return nil }
-        let rest = name.dropFirst(prefix.count)
-        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]), n >= 0, String(n) == rest[..<dot] else { return nil }
-        return (n, rest[rest.index(after: dot)...])
-    }
-
-    private func gpt2Role(_ source: String) -> Role? {
-        if source == "lm_head.weight" { return config.tiedEmbeddings ? .ignored : .plain(TensorName.output) }
-        let name = source.hasPrefix("transformer.") ? source.dropFirst("transformer.".count) : Substring(source)
-        switch name {
-        case "wte.weight": return .plain(TensorName.tokenEmbedding)
-        case "wpe.weight": return .plain(TensorName.positionEmbedding)
-        case "ln_f.weight": return .plain(TensorName.outputNorm + ".weight")
-        case "ln_f.bias": return .plain(TensorName.outputNorm + ".bias")
-        default: break
-        }
-        guard let (i, rest) = layer(name, prefix: "h.") else { return nil }
-        let b = TensorName.block(i)
-        switch rest {
-        case "attn.bias", "attn.masked_bias": return .ignored
-        case "ln_1.weight": return .plain(b + "attn_norm.weight")
-        case "ln_1.bias": return .plain(b + "attn_norm.bias")
-        case "attn.c_attn.weight": return .fusedQKV(layer: i, isBias: false)
-        case "attn.c_attn.bias": return .fusedQKV(layer: i, isBias: true)
-        case "attn.c_proj.weight": return .conv1D(b + "attn_output.weight")
-        case "attn.c_proj.bias": return .plain(b + "attn_output.bias")
-        case "ln_2.weight": return .plain(b + "ffn_norm.weight")
-        case "ln_2.bias": return .plain(b + "ffn_norm.bias")
-        case "mlp.c_fc.weight": return .conv1D(b + "ffn_up.weight")
-        case "mlp.c_fc.bias": return .plain(b + "ffn_up.bias")
-        case "mlp.c_proj.weight": return .conv1D(b + "ffn_down.weight")
-        case "mlp.c_proj.bias": return .plain(b + "ffn_down.bias")
-        default: return nil
-        }
-    }
-
-    private func llamaRole(_ name: String) -> Role? {
-        switch name {
-        case "model.embed_tokens.weight": return .plain(TensorName.tokenEmbedding)
-        case "model.norm.weight": return .plain(TensorName.outputNorm + ".weight")
-        case "lm_head.weight": return config.tiedEmbeddings ? .ignored : .plain(TensorName.output)
-        default: break
-        }
-        if name.hasSuffix("rotary_emb.inv_freq") { return .ignored }
-        guard let (i, rest) = layer(Substring(name), prefix: "model.layers.") else { return nil }
-        let roles = [
-            "input_layernorm.weight": "attn_norm.weight",
-            "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
-            "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
-            "post_attention_layernorm.weight": "ffn_norm.weight",
-            "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
-            "mlp.down_proj.weight": "ffn_down.weight",
-        ]
-        return roles[String(rest)].map { .plain(TensorName.block(i) + $0) }
     }
 }
 

@@ -19,24 +19,37 @@ public struct CalibrationNeeds: OptionSet, Sendable {
 public final class CalibrationStats {
     /// Calibration tokens run through the model.
     public private(set) var tokens = 0
-    private var sumSquares: [String: [Double]] = [:]
-    private var hessians: [String: [Double]] = [:]
-    private let wanted: [String: CalibrationNeeds]
+    private var sumSquares: [Site: [Double]] = [:]
+    private var hessians: [Site: [Double]] = [:]
+    private let wanted: [Site: CalibrationNeeds]
 
     /// - Parameter wanted: per weight name, what to gather.
     init(wanted: [String: CalibrationNeeds]) {
-        var bySite: [String: CalibrationNeeds] = [:]
+        var bySite: [Site: CalibrationNeeds] = [:]
         for (name, needs) in wanted { bySite[Self.site(of: name), default: []].formUnion(needs) }
         self.wanted = bySite
     }
 
-    /// Weights fed by the same activations share a site.
-    static func site(of name: String) -> String {
-        guard let layer = TensorName.layer(of: name) else { return name }
-        let b = TensorName.block(layer)
-        if name.hasPrefix(b + "attn_q.") || name.hasPrefix(b + "attn_k.") || name.hasPrefix(b + "attn_v.") { return b + "attn_in" }
-        if name.hasPrefix(b + "ffn_gate.") || name.hasPrefix(b + "ffn_up.") { return b + "ffn_in" }
-        return name
+    /// Where a weight's input activations come from: weights fed by the same activations share one.
+    enum Site: Hashable {
+        /// The normed input of a block's attention (Q, K, V).
+        case attentionInput(layer: Int)
+        /// The normed input of a block's MLP (gate, up).
+        case mlpInput(layer: Int)
+        /// A weight that reads activations of its own (attention output, down, output head).
+        case tensor(String)
+    }
+
+    /// The site of the weight `name`.
+    static func site(of name: String) -> Site {
+        guard let id = TensorID(name: name), let layer = id.layer else { return .tensor(name) }
+        switch id.role {
+        case .attnQ, .attnK, .attnV, .attnQKV: return .attentionInput(layer: layer)
+        case .ffnGate, .ffnUp: return .mlpInput(layer: layer)
+        case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm, .attnNorm, .attnOutput, .attnOutNorm,
+             .ffnNorm, .ffnDown, .layerOutNorm, .outputNorm, .output, .cls, .clsOut:
+            return .tensor(name)
+        }
     }
 
     /// L2 norm of input column j of `weight`, over all calibration tokens; nil if not gathered.
@@ -87,7 +100,7 @@ public final class CalibrationStats {
     }
 
     /// Input buffers already counted in the current forward call, per site.
-    private var seen: [String: UnsafeRawPointer] = [:]
+    private var seen: [Site: UnsafeRawPointer] = [:]
 
     /// Ends a forward call: `n` more tokens, and buffers may be reused by the next call.
     func endForward(tokens n: Int) {
@@ -131,7 +144,7 @@ public enum Calibration {
         for w in 0 ..< windows {
             let chunk = Array(ids[(w * window) ..< min(total, (w + 1) * window)])
             // The output head sees the final hidden state of every position it is asked for.
-            let outputs = wanted[TensorName.output] != nil ? 0 ..< chunk.count : chunk.count - 1 ..< chunk.count
+            let outputs = wanted[TensorID.output.name] != nil ? 0 ..< chunk.count : chunk.count - 1 ..< chunk.count
             _ = try model.forward(chunk, cache: try model.makeCache(capacity: chunk.count), outputs: outputs)
             stats.endForward(tokens: chunk.count)
             progress?(w + 1, windows)

@@ -42,7 +42,7 @@ public struct Quantize: Pass {
     /// GPTQ: tensors it had no input statistics for (embeddings), quantized round-to-nearest.
     private var rtnFallbacks: [String] = []
     /// GPTQ factors by calibration site: Q/K/V (gate/up) share their input and so their factor.
-    private var factors: [String: GPTQ.Factor] = [:]
+    private var factors: [CalibrationStats.Site: GPTQ.Factor] = [:]
 
     public init(bits: Int, symmetric: Bool, groupSize: Int? = nil, rounding: Rounding = .minmax,
                 selector: TensorSelector = TensorSelector(kinds: [.linear, .embedding, .output])) {

@@ -91,7 +91,7 @@ public struct StructuredPrune: Pass {
 
     /// Every block weight and bias: `apply` shrinks those of the layers `prepare` chose and leaves
     /// the rest alone (biases must follow their weights, whatever `kinds` the recipe names).
-    public var selector: TensorSelector { TensorSelector(kinds: [.linear, .bias], include: ["blk.*"]) }
+    public var selector: TensorSelector { TensorSelector(kinds: [.linear, .bias], include: [TensorID.anyBlockTensorPattern]) }
 
     public mutating func prepare(graph: ModelGraph, context: PassContext) throws {
         let config = graph.config
@@ -99,13 +99,14 @@ public struct StructuredPrune: Pass {
         plans = [:]
         var byName: [String: SourceTensor] = [:]
         for t in graph.tensors { byName[t.name] = t }
-        let gpt2 = config.architecture == .gpt2
+        let schema = config.schema()
         for l in 0 ..< config.numLayers {
-            let b = TensorName.block(l)
             let s = config.sizes(layer: l)
             var plan = LayerPlan(before: s)
-            func weights(_ roles: [String]) -> [String] { roles.map { b + $0 + ".weight" } }
-            func values(_ name: String, rows: Int) throws -> (values: [Float], cols: Int) {
+            func id(_ role: TensorRole, bias: Bool = false) -> TensorID { TensorID(layer: l, role, bias: bias) }
+            func weights(_ roles: [TensorRole]) -> [String] { roles.map { id($0).name } }
+            func values(_ id: TensorID, rows: Int) throws -> (values: [Float], cols: Int) {
+                let name = id.name
                 guard let t = byName[name] else { throw PassError(pass: Self.id, tensor: name, why: "is missing from the model") }
                 let v = try t.floats()
                 let cols = t.shape.count == 2 ? t.shape[1] : 1
@@ -114,19 +115,19 @@ public struct StructuredPrune: Pass {
                 }
                 return (v, cols)
             }
-            func rows(_ name: String, count: Int, per: Int, into score: inout [Double]) throws {
-                let (v, cols) = try values(name, rows: count * per)
+            func rows(_ id: TensorID, count: Int, per: Int, into score: inout [Double]) throws {
+                let (v, cols) = try values(id, rows: count * per)
                 for r in 0 ..< count * per {
                     var sum = 0.0
                     for x in v[r * cols ..< (r + 1) * cols] { sum += Double(x) * Double(x) }
                     score[r / per] += sum
                 }
             }
-            func columns(_ name: String, count: Int, per: Int, into score: inout [Double]) throws {
-                let rows = byName[name]?.shape.first ?? 0
-                let (v, cols) = try values(name, rows: rows)
+            func columns(_ id: TensorID, count: Int, per: Int, into score: inout [Double]) throws {
+                let rows = byName[id.name]?.shape.first ?? 0
+                let (v, cols) = try values(id, rows: rows)
                 guard cols == count * per else {
-                    throw PassError(pass: Self.id, tensor: name, why: "has \(cols) columns; layer \(l)'s sizes imply \(count * per)")
+                    throw PassError(pass: Self.id, tensor: id.name, why: "has \(cols) columns; layer \(l)'s sizes imply \(count * per)")
                 }
                 for r in 0 ..< rows {
                     for c in 0 ..< cols { score[c / per] += Double(v[r * cols + c]) * Double(v[r * cols + c]) }
@@ -134,46 +135,47 @@ public struct StructuredPrune: Pass {
             }
 
             /// Activation ranking: sum over rows r of (W[r, c] * ||X_c||)^2, per unit of `per` columns.
-            func outputEnergy(_ name: String, count: Int, per: Int, into score: inout [Double]) throws {
-                guard let norms = context.calibration?.columnNorms(for: name), norms.count == count * per else {
-                    throw PassError(pass: Self.id, tensor: name, why: "no calibration statistics for its inputs (ranking 'activation' needs --data)")
+            func outputEnergy(_ id: TensorID, count: Int, per: Int, into score: inout [Double]) throws {
+                guard let norms = context.calibration?.columnNorms(for: id.name), norms.count == count * per else {
+                    throw PassError(pass: Self.id, tensor: id.name, why: "no calibration statistics for its inputs (ranking 'activation' needs --data)")
                 }
                 var colEnergy = [Double](repeating: 0, count: count * per)
-                try columns(name, count: count * per, per: 1, into: &colEnergy)
+                try columns(id, count: count * per, per: 1, into: &colEnergy)
                 for c in 0 ..< count * per { score[c / per] += colEnergy[c] * Double(norms[c]) * Double(norms[c]) }
             }
 
-            let mlpRoles = gpt2 ? ["ffn_up", "ffn_down"] : ["ffn_gate", "ffn_up", "ffn_down"]
+            // The MLP's matrices as the schema lists them (gate only with SwiGLU).
+            let mlpRoles = config.blockRoles.filter { Self.unit(of: $0) == .neuron }
             let f = s.intermediateSize
             let removeNeurons = min(f - 1, Int((mlp * Double(f)).rounded()))
             if removeNeurons > 0, try chosen(weights(mlpRoles), layer: l, config: config, context: context) {
                 var score = [Double](repeating: 0, count: f)
                 if ranking == .activation {
-                    try outputEnergy(b + "ffn_down.weight", count: f, per: 1, into: &score)
+                    try outputEnergy(id(.ffnDown), count: f, per: 1, into: &score)
                 } else {
-                    for role in mlpRoles where role != "ffn_down" { try rows(b + role + ".weight", count: f, per: 1, into: &score) }
-                    if gpt2 { try rows(b + "ffn_up.bias", count: f, per: 1, into: &score) }
-                    try columns(b + "ffn_down.weight", count: f, per: 1, into: &score)
+                    for role in mlpRoles where role != .ffnDown { try rows(id(role), count: f, per: 1, into: &score) }
+                    if schema.contains(id(.ffnUp, bias: true)) { try rows(id(.ffnUp, bias: true), count: f, per: 1, into: &score) }
+                    try columns(id(.ffnDown), count: f, per: 1, into: &score)
                 }
                 plan.keptNeurons = Self.keep(score, removing: removeNeurons)
             }
 
             let groups = s.numKVHeads, groupWidth = s.numHeads / s.numKVHeads * headDim
             let removeGroups = min(groups - 1, Int((heads * Double(groups)).rounded()))
-            if removeGroups > 0, try chosen(weights(["attn_q", "attn_k", "attn_v", "attn_output"]), layer: l, config: config, context: context) {
+            let attentionRoles = config.blockRoles.filter { Self.unit(of: $0) == .group }  // q, k, v, output
+            if removeGroups > 0, try chosen(weights(attentionRoles), layer: l, config: config, context: context) {
                 var score = [Double](repeating: 0, count: groups)
                 if ranking == .activation {
-                    try outputEnergy(b + "attn_output.weight", count: groups, per: groupWidth, into: &score)
+                    try outputEnergy(id(.attnOutput), count: groups, per: groupWidth, into: &score)
                 } else {
-                    try rows(b + "attn_q.weight", count: groups, per: groupWidth, into: &score)
-                    try rows(b + "attn_k.weight", count: groups, per: headDim, into: &score)
-                    try rows(b + "attn_v.weight", count: groups, per: headDim, into: &score)
-                    if gpt2 {
-                        try rows(b + "attn_q.bias", count: groups, per: groupWidth, into: &score)
-                        try rows(b + "attn_k.bias", count: groups, per: headDim, into: &score)
-                        try rows(b + "attn_v.bias", count: groups, per: headDim, into: &score)
+                    try rows(id(.attnQ), count: groups, per: groupWidth, into: &score)
+                    try rows(id(.attnK), count: groups, per: headDim, into: &score)
+                    try rows(id(.attnV), count: groups, per: headDim, into: &score)
+                    for (role, per) in [(TensorRole.attnQ, groupWidth), (.attnK, headDim), (.attnV, headDim)]
+                    where schema.contains(id(role, bias: true)) {
+                        try rows(id(role, bias: true), count: groups, per: per, into: &score)
                     }
-                    try columns(b + "attn_output.weight", count: groups, per: groupWidth, into: &score)
+                    try columns(id(.attnOutput), count: groups, per: groupWidth, into: &score)
                 }
                 plan.keptGroups = Self.keep(score, removing: removeGroups)
             }
@@ -203,29 +205,45 @@ public struct StructuredPrune: Pass {
         config.layers = (0 ..< current.numLayers).map { plans[$0]?.after ?? current.sizes(layer: $0) }
     }
 
+    /// What structured pruning removes from a role's tensors: attention heads (by KV group), MLP neurons, or nothing.
+    enum Unit {
+        case group, neuron, untouched
+    }
+
+    /// The unit a role's tensors are indexed by (rows or columns), `.untouched` for roles it leaves alone.
+    static func unit(of role: TensorRole) -> Unit {
+        switch role {
+        case .attnQ, .attnK, .attnV, .attnOutput: return .group
+        case .ffnGate, .ffnUp, .ffnDown: return .neuron
+        case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm, .attnNorm, .attnQKV, .attnOutNorm, .ffnNorm,
+             .layerOutNorm, .outputNorm, .output, .cls, .clsOut:
+            return .untouched
+        }
+    }
+
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
-        guard let l = TensorName.layer(of: t.name), let plan = plans[l] else { return }
-        let role = String(t.name.dropFirst(TensorName.block(l).count))
+        guard let id = TensorID(name: t.name), let l = id.layer, let plan = plans[l] else { return }
         let s = plan.before
         let groupWidth = s.numHeads / s.numKVHeads * headDim
         let before = t.values.count
-        switch role {
-        case "attn_q.weight", "attn_q.bias":
+        switch id.role {
+        case .attnQ:  // rows by query head (weight and bias)
             guard let kept = plan.keptGroups else { return }
             try Self.keepRows(&t, kept, of: s.numKVHeads, per: groupWidth)
-        case "attn_k.weight", "attn_k.bias", "attn_v.weight", "attn_v.bias":
+        case .attnK, .attnV:  // rows by KV head (weight and bias)
             guard let kept = plan.keptGroups else { return }
             try Self.keepRows(&t, kept, of: s.numKVHeads, per: headDim)
-        case "attn_output.weight":
-            guard let kept = plan.keptGroups else { return }
+        case .attnOutput:  // columns by query head; the bias (h) keeps its size
+            guard let kept = plan.keptGroups, !id.isBias else { return }
             try Self.keepColumns(&t, kept, of: s.numKVHeads, per: groupWidth)
-        case "ffn_gate.weight", "ffn_up.weight", "ffn_up.bias":
+        case .ffnGate, .ffnUp:  // rows by neuron (weight and bias)
             guard let kept = plan.keptNeurons else { return }
             try Self.keepRows(&t, kept, of: s.intermediateSize, per: 1)
-        case "ffn_down.weight":
-            guard let kept = plan.keptNeurons else { return }
+        case .ffnDown:  // columns by neuron; the bias (h) keeps its size
+            guard let kept = plan.keptNeurons, !id.isBias else { return }
             try Self.keepColumns(&t, kept, of: s.intermediateSize, per: 1)
-        default:
+        case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm, .attnNorm, .attnQKV, .attnOutNorm, .ffnNorm,
+             .layerOutNorm, .outputNorm, .output, .cls, .clsOut:
             return
         }
         weightsBefore += before

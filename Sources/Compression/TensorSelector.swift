@@ -5,24 +5,26 @@ import Foundation
 /// globs where `*` matches any run of characters), and by layer (`exclude_layers`, negative indices
 /// count from the end: -1 is the last layer). Shared by every pass.
 public struct TensorSelector: Equatable, Sendable {
-    public var kinds: Set<TensorName.Kind>
+    public var kinds: Set<TensorKind>
     public var include: [String]
     public var exclude: [String]
     public var excludeLayers: [Int]
 
-    public init(kinds: Set<TensorName.Kind>, include: [String] = ["*"], exclude: [String] = [], excludeLayers: [Int] = []) {
+    public init(kinds: Set<TensorKind>, include: [String] = ["*"], exclude: [String] = [], excludeLayers: [Int] = []) {
         self.kinds = kinds
         self.include = include
         self.exclude = exclude
         self.excludeLayers = excludeLayers
     }
 
-    /// Whether the tensor `name` of a model with `numLayers` layers is selected.
+    /// Whether the tensor `name` of a model with `numLayers` layers is selected. Kind and layer come
+    /// from the name's `TensorID`; a name that is not canonical counts as `.linear` of no layer.
     public func selects(_ name: String, numLayers: Int) -> Bool {
-        guard kinds.contains(TensorName.kind(of: name)) else { return false }
+        let id = TensorID(name: name)
+        guard kinds.contains(id?.kind ?? .linear) else { return false }
         guard include.contains(where: { Glob.matches($0, name) }) else { return false }
         if exclude.contains(where: { Glob.matches($0, name) }) { return false }
-        if let layer = TensorName.layer(of: name) {
+        if let layer = id?.layer {
             for l in excludeLayers where (l >= 0 ? l : numLayers + l) == layer { return false }
         }
         return true

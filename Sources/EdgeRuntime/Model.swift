@@ -41,24 +41,9 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// One transformer block's weights. Norm weights and biases are float32 (small); matrices stay encoded.
-/// Biases and norm biases are present for GPT-2 only; `gate` for Llama only.
-struct Block {
-    var attnNorm: [Float]                // (h)
-    var attnNormBias: [Float]?           // (h) gpt2
-    var q: Linear, k: Linear, v: Linear  // (nh*hd, h), (nkv*hd, h), (nkv*hd, h)
-    var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
-    var o: Linear                        // (h, nh*hd)
-    var oBias: [Float]?
-    var ffnNorm: [Float]                 // (h)
-    var ffnNormBias: [Float]?
-    var gate: Linear?                    // (f, h) llama
-    var up: Linear                       // (f, h)
-    var upBias: [Float]?
-    var down: Linear                     // (h, f)
-    var downBias: [Float]?
-    var sizes: ModelConfig.LayerSizes
-}
+/// One transformer block's weights (`BlockWeights` bound by the runtime). Norm weights and biases
+/// are float32 (small); matrices stay encoded.
+typealias Block = BlockWeights<Linear, [Float]>
 
 /// Sees a linear weight's input: (weight name, X [tokens, cols] row-major, tokens, cols).
 public typealias ActivationObserver = (_ weight: String, _ input: UnsafePointer<Float>, _ tokens: Int, _ cols: Int) -> Void
@@ -115,7 +100,7 @@ public final class EdgeModel: @unchecked Sendable {
         try self.init(file: try EdgeFile(path: path), threads: threads)
     }
 
-    /// Builds a model from canonical tensor names (`ModelConfig.expectedTensors()`).
+    /// Builds a model from canonical tensor names (`ModelConfig.schema()`), bound through `ModelWeights`.
     /// - Parameters:
     ///   - config: architecture and sizes (validated here).
     ///   - tensors: every tensor the config requires; extra names are ignored.
@@ -130,9 +115,8 @@ public final class EdgeModel: @unchecked Sendable {
         } catch let FormatError.invalid(_, what) {
             throw RuntimeError.badConfig(source: source, why: what)
         }
-        var shapes: [String: [Int]] = [:]
-        for (name, shape) in config.expectedTensors() {
-            shapes[name] = shape
+        for spec in config.schema() {
+            let name = spec.name, shape = spec.shape
             guard let t = tensors[name] else { throw RuntimeError.missingTensor(source: source, tensor: name) }
             guard t.shape == shape else { throw RuntimeError.badShape(source: source, tensor: name, expected: shape, actual: t.shape) }
         }
@@ -146,30 +130,14 @@ public final class EdgeModel: @unchecked Sendable {
             }
             return v
         }
-        func optionalVector(_ name: String) throws -> [Float]? { shapes[name] == nil ? nil : try vector(name) }
 
-        let gpt2 = config.architecture == .gpt2
-        tokenEmbedding = try linear(TensorName.tokenEmbedding)
-        positionEmbedding = gpt2 ? try linear(TensorName.positionEmbedding) : nil
-        var blocks: [Block] = []
-        for i in 0 ..< config.numLayers {
-            let b = TensorName.block(i)
-            blocks.append(Block(
-                attnNorm: try vector(b + "attn_norm.weight"), attnNormBias: try optionalVector(b + "attn_norm.bias"),
-                q: try linear(b + "attn_q.weight"), k: try linear(b + "attn_k.weight"), v: try linear(b + "attn_v.weight"),
-                qBias: try optionalVector(b + "attn_q.bias"), kBias: try optionalVector(b + "attn_k.bias"),
-                vBias: try optionalVector(b + "attn_v.bias"),
-                o: try linear(b + "attn_output.weight"), oBias: try optionalVector(b + "attn_output.bias"),
-                ffnNorm: try vector(b + "ffn_norm.weight"), ffnNormBias: try optionalVector(b + "ffn_norm.bias"),
-                gate: gpt2 ? nil : try linear(b + "ffn_gate.weight"),
-                up: try linear(b + "ffn_up.weight"), upBias: try optionalVector(b + "ffn_up.bias"),
-                down: try linear(b + "ffn_down.weight"), downBias: try optionalVector(b + "ffn_down.bias"),
-                sizes: config.sizes(layer: i)))
-        }
-        self.blocks = blocks
-        outputNorm = try vector(TensorName.outputNorm + ".weight")
-        outputNormBias = try optionalVector(TensorName.outputNorm + ".bias")
-        output = config.tiedEmbeddings ? tokenEmbedding : try linear(TensorName.output)
+        let weights = try ModelWeights<Linear, [Float]>(config: config, matrix: { try linear($0.name) }, vector: { try vector($0.name) })
+        tokenEmbedding = weights.tokenEmbd
+        positionEmbedding = weights.posEmbd
+        blocks = weights.blocks
+        outputNorm = weights.outputNorm
+        outputNormBias = weights.outputNormBias
+        output = weights.output
         self.config = config
         self.tokenizer = tokenizer
         addsBOS = tokenizer?.bosTokenID != nil
@@ -191,6 +159,6 @@ public final class EdgeModel: @unchecked Sendable {
 
     /// Number of weights in the matrices and vectors the forward pass uses (tied output counted once).
     public var parameterCount: Int {
-        config.expectedTensors().reduce(0) { $0 + $1.shape.reduce(1, *) }
+        config.schema().reduce(0) { $0 + $1.shape.reduce(1, *) }
     }
 }

@@ -41,7 +41,7 @@ public final class Param<R: TrainScalar> {
 /// N = B x S rows at once, attention per sequence.
 public final class TrainModel<R: TrainScalar> {
     public let config: ModelConfig
-    /// Every tensor of `config.expectedTensors()`, in that order.
+    /// Every tensor of `config.schema()`, in that order.
     public let params: [Param<R>]
     public let byName: [String: Param<R>]
     /// Threads for matrix products and attention.
@@ -50,14 +50,8 @@ public final class TrainModel<R: TrainScalar> {
     /// (straight-through: gradients pass to the latent values unchanged).
     public var quantizers: [String: ([R]) throws -> [R]] = [:]
 
-    struct Layer {
-        let attnNorm: Param<R>, attnNormBias: Param<R>?
-        let q: Param<R>, k: Param<R>, v: Param<R>, qb: Param<R>?, kb: Param<R>?, vb: Param<R>?
-        let o: Param<R>, ob: Param<R>?
-        let ffnNorm: Param<R>, ffnNormBias: Param<R>?
-        let gate: Param<R>?, up: Param<R>, upb: Param<R>?, down: Param<R>, downb: Param<R>?
-        let sizes: ModelConfig.LayerSizes
-    }
+    /// One block's parameters (`BlockWeights` bound by training: matrices and vectors are both parameters).
+    typealias Layer = BlockWeights<Param<R>, Param<R>>
 
     let layers: [Layer]
     /// The matrices a forward pass multiplies by (their transposes serve the input gradients).
@@ -75,7 +69,8 @@ public final class TrainModel<R: TrainScalar> {
                 threads: Int = 1) throws {
         var params: [Param<R>] = []
         var byName: [String: Param<R>] = [:]
-        for (name, shape) in config.expectedTensors() {
+        for spec in config.schema() {
+            let name = spec.name, shape = spec.shape
             guard let v = tensors[name] else { throw TrainingError.missingTensor(name) }
             let n = shape.reduce(1, *)
             guard v.count == n else { throw TrainingError.badShape(name, expected: shape, count: v.count) }
@@ -84,31 +79,20 @@ public final class TrainModel<R: TrainScalar> {
             params.append(p)
             byName[name] = p
         }
-        func p(_ n: String) -> Param<R> { byName[n]! }
-        func opt(_ n: String) -> Param<R>? { byName[n] }
-        var layers: [Layer] = []
-        for i in 0 ..< config.numLayers {
-            let b = TensorName.block(i)
-            layers.append(Layer(
-                attnNorm: p(b + "attn_norm.weight"), attnNormBias: opt(b + "attn_norm.bias"),
-                q: p(b + "attn_q.weight"), k: p(b + "attn_k.weight"), v: p(b + "attn_v.weight"),
-                qb: opt(b + "attn_q.bias"), kb: opt(b + "attn_k.bias"), vb: opt(b + "attn_v.bias"),
-                o: p(b + "attn_output.weight"), ob: opt(b + "attn_output.bias"),
-                ffnNorm: p(b + "ffn_norm.weight"), ffnNormBias: opt(b + "ffn_norm.bias"),
-                gate: opt(b + "ffn_gate.weight"), up: p(b + "ffn_up.weight"), upb: opt(b + "ffn_up.bias"),
-                down: p(b + "ffn_down.weight"), downb: opt(b + "ffn_down.bias"), sizes: config.sizes(layer: i)))
-        }
+        // Every id the schema lists has a parameter (the loop above), so the lookups cannot fail.
+        let weights = try ModelWeights<Param<R>, Param<R>>(config: config, matrix: { byName[$0.name]! }, vector: { byName[$0.name]! })
+        let layers = weights.blocks
         self.config = config
         self.params = params
         self.byName = byName
         self.layers = layers
         self.threads = max(1, threads)
-        tokenEmbedding = p(TensorName.tokenEmbedding)
-        positionEmbedding = opt(TensorName.positionEmbedding)
-        outputNorm = p(TensorName.outputNorm + ".weight")
-        outputNormBias = opt(TensorName.outputNorm + ".bias")
-        output = config.tiedEmbeddings ? tokenEmbedding : p(TensorName.output)
-        multiplied = Set(layers.flatMap { l in [l.q, l.k, l.v, l.o, l.up, l.down] + (l.gate.map { [$0] } ?? []) }.map(ObjectIdentifier.init)
+        tokenEmbedding = weights.tokenEmbd
+        positionEmbedding = weights.posEmbd
+        outputNorm = weights.outputNorm
+        outputNormBias = weights.outputNormBias
+        output = weights.output
+        multiplied = Set(layers.flatMap(\.matrices).map(ObjectIdentifier.init)
             + [ObjectIdentifier(output)])
         try refresh()
     }
@@ -191,9 +175,9 @@ public final class TrainModel<R: TrainScalar> {
             let n1 = Buf<R>(N * h), rstd1 = Buf<R>(N), mean1 = llama ? nil : Buf<R>(N)
             norm(x, n1, rows: N, l.attnNorm, l.attnNormBias, rstd: rstd1, mean: mean1)
             let q = Buf<R>(N * qd), k = Buf<R>(N * kvd), v = Buf<R>(N * kvd)
-            linear(n1, N, l.q, l.qb, q)
-            linear(n1, N, l.k, l.kb, k)
-            linear(n1, N, l.v, l.vb, v)
+            linear(n1, N, l.q, l.qBias, q)
+            linear(n1, N, l.k, l.kBias, k)
+            linear(n1, N, l.v, l.vBias, v)
             if let rope {
                 rope.apply(q, rows: N, length: S, heads: nh, inverse: false)
                 rope.apply(k, rows: N, length: S, heads: nkv, inverse: false)
@@ -201,7 +185,7 @@ public final class TrainModel<R: TrainScalar> {
             let probs = Buf<R>(B * nh * S * S), att = Buf<R>(N * qd)
             attention(q: q, k: k, v: v, probs: probs, out: att, batch: B, length: S, heads: nh, kvHeads: nkv)
             let x1 = Buf<R>(N * h)
-            linear(att, N, l.o, l.ob, x1)
+            linear(att, N, l.o, l.oBias, x1)
             for i in 0 ..< N * h { x1.p[i] += x.p[i] }
             let n2 = Buf<R>(N * h), rstd2 = Buf<R>(N), mean2 = llama ? nil : Buf<R>(N)
             norm(x1, n2, rows: N, l.ffnNorm, l.ffnNormBias, rstd: rstd2, mean: mean2)
@@ -214,11 +198,11 @@ public final class TrainModel<R: TrainScalar> {
                 for i in 0 ..< N * f { a.p[i] = silu(gb.p[i]) * u.p[i] }
                 g = gb
             } else {
-                linear(n2, N, l.up, l.upb, u)
+                linear(n2, N, l.up, l.upBias, u)
                 for i in 0 ..< N * f { a.p[i] = gelu(u.p[i]) }
             }
             let x2 = Buf<R>(N * h)
-            linear(a, N, l.down, l.downb, x2)
+            linear(a, N, l.down, l.downBias, x2)
             for i in 0 ..< N * h { x2.p[i] += x1.p[i] }
             caches.append(LayerCache(x: x, n1: n1, rstd1: rstd1, mean1: mean1, q: q, k: k, v: v, probs: probs, att: att,
                                      x1: x1, n2: n2, rstd2: rstd2, mean2: mean2, g: g, u: u, a: a))
@@ -250,7 +234,7 @@ public final class TrainModel<R: TrainScalar> {
             let qd = nh * hd, kvd = nkv * hd
             // x2 = x1 + down(a)
             let da = Buf<R>(N * f)
-            linearBackward(dx, input: lc.a, rows: N, l.down, l.downb, dx: da, accumulate: false)
+            linearBackward(dx, input: lc.a, rows: N, l.down, l.downBias, dx: da, accumulate: false)
             let dn2 = Buf<R>(N * h)
             if let gate = l.gate, let g = lc.g {
                 let dg = Buf<R>(N * f), du = Buf<R>(N * f)
@@ -264,13 +248,13 @@ public final class TrainModel<R: TrainScalar> {
             } else {
                 let du = Buf<R>(N * f)
                 for i in 0 ..< N * f { du.p[i] = da.p[i] * geluDerivative(lc.u.p[i]) }
-                linearBackward(du, input: lc.n2, rows: N, l.up, l.upb, dx: dn2, accumulate: false)
+                linearBackward(du, input: lc.n2, rows: N, l.up, l.upBias, dx: dn2, accumulate: false)
             }
             // x1 = x + o(att): dx1 = dx + dnorm2
             let dx1 = dx
             normBackward(dn2, x: lc.x1, rows: N, l.ffnNorm, l.ffnNormBias, rstd: lc.rstd2, mean: lc.mean2, dx: dx1)
             let datt = Buf<R>(N * qd)
-            linearBackward(dx1, input: lc.att, rows: N, l.o, l.ob, dx: datt, accumulate: false)
+            linearBackward(dx1, input: lc.att, rows: N, l.o, l.oBias, dx: datt, accumulate: false)
             let dq = Buf<R>(N * qd), dk = Buf<R>(N * kvd), dv = Buf<R>(N * kvd)
             attentionBackward(dOut: datt, q: lc.q, k: lc.k, v: lc.v, probs: lc.probs, dq: dq, dk: dk, dv: dv,
                               batch: B, length: S, heads: nh, kvHeads: nkv)
@@ -279,9 +263,9 @@ public final class TrainModel<R: TrainScalar> {
                 rope.apply(dk, rows: N, length: S, heads: nkv, inverse: true)
             }
             let dn1 = Buf<R>(N * h)
-            linearBackward(dq, input: lc.n1, rows: N, l.q, l.qb, dx: dn1, accumulate: false)
-            linearBackward(dk, input: lc.n1, rows: N, l.k, l.kb, dx: dn1, accumulate: true)
-            linearBackward(dv, input: lc.n1, rows: N, l.v, l.vb, dx: dn1, accumulate: true)
+            linearBackward(dq, input: lc.n1, rows: N, l.q, l.qBias, dx: dn1, accumulate: false)
+            linearBackward(dk, input: lc.n1, rows: N, l.k, l.kBias, dx: dn1, accumulate: true)
+            linearBackward(dv, input: lc.n1, rows: N, l.v, l.vBias, dx: dn1, accumulate: true)
             normBackward(dn1, x: lc.x, rows: N, l.attnNorm, l.attnNormBias, rstd: lc.rstd1, mean: lc.mean1, dx: dx1)
             dx = dx1
         }

@@ -48,6 +48,22 @@ final class CalibrationTests: XCTestCase {
         XCTAssertNil(stats.hessian(for: "blk.1.ffn_down.weight"), "only what was asked for is gathered")
     }
 
+    /// Weights that read the same activations share one site: Q/K/V per layer, gate/up per layer;
+    /// the others (attention output, down, head) each have their own.
+    func testSitesGroupWeightsByTheirInput() {
+        typealias S = CalibrationStats
+        XCTAssertEqual(S.site(of: "blk.0.attn_q.weight"), .attentionInput(layer: 0))
+        XCTAssertEqual(S.site(of: "blk.0.attn_k.weight"), S.site(of: "blk.0.attn_v.weight"))
+        XCTAssertEqual(S.site(of: "blk.0.attn_q.weight"), S.site(of: "blk.0.attn_v.weight"))
+        XCTAssertNotEqual(S.site(of: "blk.0.attn_q.weight"), S.site(of: "blk.1.attn_q.weight"))
+        XCTAssertEqual(S.site(of: "blk.2.ffn_gate.weight"), .mlpInput(layer: 2))
+        XCTAssertEqual(S.site(of: "blk.2.ffn_up.weight"), .mlpInput(layer: 2))
+        XCTAssertNotEqual(S.site(of: "blk.2.ffn_up.weight"), S.site(of: "blk.2.attn_q.weight"))
+        for own in ["blk.0.attn_output.weight", "blk.0.ffn_down.weight", "output.weight", "token_embd.weight", "not.a.tensor"] {
+            XCTAssertEqual(S.site(of: own), .tensor(own))
+        }
+    }
+
     func testRecipeNeedingCalibrationWithoutDataFailsBeforeWork() throws {
         let recipe = try Recipe.parse(Data(#"{"passes":[{"pass":"wanda_prune","sparsity":0.5}]}"#.utf8), file: "w.json")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).edge").path

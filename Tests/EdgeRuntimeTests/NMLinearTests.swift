@@ -1,6 +1,7 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// `Linear` over packed nm payloads (computed from the packed bytes by the nm kernels, never
@@ -79,7 +80,7 @@ final class NMLinearTests: XCTestCase {
         let dir = try temporaryFolder(self)
         for (fixtureName, n, m, scheme) in [("tiny-llama", 2, 4, QuantizedWeightsTests.Scheme.q8(symmetric: true)),
                                             ("tiny-gpt2", 3, 5, .q8(symmetric: false)), ("tiny-llama", 1, 4, .f16)] {
-            let fixture = try FixtureCheckpoint(fixtureName)
+            let fixture = try FixtureModel(fixtureName)
             let path = dir.appendingPathComponent("\(fixtureName)-\(n)of\(m).edge").path
             let w = try EdgeWriter(path: path, config: fixture.config, provenance: Provenance(sourceSHA256: String(repeating: "0", count: 64), sourceFormat: "safetensors"))
             var dense: [String: WeightSource] = [:]

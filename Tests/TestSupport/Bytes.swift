@@ -13,7 +13,9 @@ public func readBytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(conte
 
 /// A test file could not be written.
 public struct BytesError: Error, CustomStringConvertible {
+    /// The file's path.
     public var file: String
+    /// What went wrong.
     public var why: String
     public var description: String { "\(file): \(why)" }
 }

@@ -10,15 +10,12 @@ public var productsDirectory: URL {
 
 /// What a tool run printed and how it exited.
 public struct ToolResult {
+    /// The exit status.
     public var code: Int32
+    /// Standard output, decoded as UTF-8.
     public var stdout: String
+    /// Standard error, decoded as UTF-8.
     public var stderr: String
-
-    public init(code: Int32, stdout: String, stderr: String) {
-        self.code = code
-        self.stdout = stdout
-        self.stderr = stderr
-    }
 }
 
 /// Runs a built tool (`compress`, `edge-run`) or, with an absolute path, any program, and waits for it.

@@ -19,19 +19,8 @@ enum EdgeTestSupport {
                                        passes: [["pass": "quantize", "tensors": 3, "ratio": 0.25]],
                                        metrics: ["ppl_before": 12.5, "ppl_after": 12.75])
 
-    /// A small deterministic generator (xorshift64*), so test data never depends on the platform RNG.
-    struct Rand {
-        var s: UInt64
-        init(_ seed: UInt64) { s = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-        mutating func next() -> UInt64 {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-            return s &* 0x2545_F491_4F6C_DD1D
-        }
-        mutating func byte(_ range: ClosedRange<UInt8>) -> UInt8 {
-            range.lowerBound + UInt8(next() % UInt64(Int(range.upperBound) - Int(range.lowerBound) + 1))
-        }
-        mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
-    }
+    /// The deterministic generator of the test data (xorshift64*).
+    typealias Rand = XorShiftRandom
 
     /// A tensor and the values an independent dequantizer (below, written from the spec) says it holds.
     struct Sample {

@@ -26,10 +26,9 @@ final class NMLinearTests: XCTestCase {
 
     /// Deterministic values in -1...1, row 1 zero when there are 3+ rows.
     private func values(rows: Int, cols: Int, seed: UInt64) -> [Float] {
-        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        func next() -> UInt64 { s ^= s >> 12; s ^= s << 25; s ^= s >> 27; return s &* 0x2545_F491_4F6C_DD1D }
+        var r = XorShiftRandom(seed)
         return (0 ..< rows * cols).map { i in
-            let v = Float(next() >> 40) / Float(1 << 24) * 2 - 1
+            let v = r.float(-1, 1)
             return rows >= 3 && i / cols == 1 ? 0 : v
         }
     }

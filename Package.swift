@@ -32,13 +32,17 @@ let package = Package(
         .executableTarget(name: "EdgeRunCLI", dependencies: [
             "EdgeRuntime", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // What the test targets share: package and fixture paths, temporary folders, running the built
+        // tools and python, fixture models read through the real importer, seeded randomness.
+        // Tests may depend on the compressor's modules; the runtime modules still must not.
+        .target(name: "TestSupport", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "Training"], path: "Tests/TestSupport"),
         .testTarget(name: "EdgeKernelsTests", dependencies: ["EdgeKernels"]),
-        .testTarget(name: "EdgeFormatTests", dependencies: ["EdgeFormat"]),
-        .testTarget(name: "EdgeRuntimeTests", dependencies: ["EdgeRuntime"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "EdgeFormat"]),
-        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "EdgeRuntime"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "EdgeFormat", "EdgeRuntime", "Checkpoint"]),
-        .testTarget(name: "CLITests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "CompressCLI"]),
+        .testTarget(name: "EdgeFormatTests", dependencies: ["EdgeFormat", "TestSupport"]),
+        .testTarget(name: "EdgeRuntimeTests", dependencies: ["EdgeRuntime", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "EdgeFormat", "TestSupport"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "EdgeRuntime", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "EdgeFormat", "EdgeRuntime", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Compression", "Checkpoint", "EdgeFormat", "CompressCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

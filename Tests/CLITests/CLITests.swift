@@ -2,6 +2,7 @@ import Checkpoint
 import Compression
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// End-to-end tests of the built `compress` binary: exit codes, the one-line errors, atomic output.
@@ -201,11 +202,7 @@ final class CLITests: TempDirTestCase {
     func compress(_ args: [String]) throws -> ToolResult { try runTool("compress", args) }
 
     func assertOneLineError(_ r: Result, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertNotEqual(r.code, 0, "expected failure, got success", file: file, line: line)
-        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
-        XCTAssertEqual(lines.count, 1, "stderr should be one line: \(r.stderr)", file: file, line: line)
-        for p in parts { XCTAssertTrue(r.stderr.contains(p), "'\(r.stderr)' lacks '\(p)'", file: file, line: line) }
-        XCTAssertFalse(r.stderr.contains("Fatal error"), file: file, line: line)
+        assertOneLineFailure(r, contains: parts, file: file, line: line)
     }
 
     func assertNoOutput(_ path: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -1,6 +1,7 @@
 import Compression
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// scripts/device-artifacts.sh on a fixture: artifacts, report files, and the budget gate.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `compress` with a distill recipe: Ctrl-C mid-training leaves a whole checkpoint and no output;

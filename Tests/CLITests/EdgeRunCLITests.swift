@@ -2,6 +2,7 @@ import Checkpoint
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// End-to-end tests of the built `edge-run` binary on files the `compress` binary writes.

@@ -1,5 +1,6 @@
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// `compress` with the int8-prune50 recipe packs sparse layouts that `edge-run` computes with, giving

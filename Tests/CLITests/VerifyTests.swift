@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// End-to-end tests of `compress verify`: the report (JSON and text), KL ordering across recipes,
@@ -151,10 +152,6 @@ final class VerifyCLITests: TempDirTestCase {
     }
 
     func assertOneLineError(_ r: ToolResult, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.code, 1, "expected exit 1: \(r.stderr)", file: file, line: line)
-        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
-        XCTAssertEqual(lines.count, 1, "stderr should be one line: \(r.stderr)", file: file, line: line)
-        for p in parts { XCTAssertTrue(r.stderr.contains(p), "'\(r.stderr)' lacks '\(p)'", file: file, line: line) }
-        XCTAssertFalse(r.stderr.contains("Fatal error"), file: file, line: line)
+        assertOneLineFailure(r, contains: parts, exitCode: 1, file: file, line: line)
     }
 }

@@ -1,6 +1,7 @@
 @testable import Checkpoint
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// Dequantizers against values produced by gguf-py (`gguf.quants.dequantize`, numpy float32),
@@ -29,7 +30,7 @@ final class GGUFDequantTests: XCTestCase {
 
     /// Fixtures/gguf-vectors/<TYPE>.json: raw block bytes and gguf-py's values.
     func testFixtureVectors() throws {
-        let dir = GGUFBuilder.fixtures.appendingPathComponent("gguf-vectors")
+        let dir = fixturesFolder.appendingPathComponent("gguf-vectors")
         let names = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"]
         for name in names {
             let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name + ".json"))) as? [String: Any])

@@ -1,6 +1,7 @@
 @testable import Checkpoint
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// Builds GGUF bytes by hand (little-endian), so each parser refusal can be provoked exactly.
@@ -70,20 +71,9 @@ struct GGUFBuilder {
 extension GGUFBuilder {
     /// Writes `bytes` to a fresh temporary file and returns its path.
     static func writeTemp(_ bytes: [UInt8], _ name: String = "t.gguf") throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-tests-\(ProcessInfo.processInfo.processIdentifier)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let url = dir.appendingPathComponent("\(UUID().uuidString)-\(name)")
-        try Data(bytes).write(to: url)
-        return url.path
-    }
-
-    /// The package's Fixtures/ folder, found by walking up from this file to Package.swift.
-    static var fixtures: URL {
-        var u = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: u.appendingPathComponent("Package.swift").path) {
-            u = u.deletingLastPathComponent()
-        }
-        return u.appendingPathComponent("Fixtures")
+        let path = try makeTemporaryFolder(prefix: "gguf-tests").appendingPathComponent(name).path
+        try writeBytes(bytes, to: path)
+        return path
     }
 }
 
@@ -363,22 +353,10 @@ final class GGUFFileTests: XCTestCase {
         }
     }
 
-    /// SplitMix64, so the corruption sweep is the same on every run.
-    private struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Random mutations of a valid file are refused with an error or parsed; never a trap.
     func testRandomCorruptionNeverTraps() throws {
         let good = base().bytes()
-        var rng = SplitMix(state: 20240605)
+        var rng = SplitMix(20240605)  // the same sweep on every run
         for _ in 0 ..< 300 {
             var b = good
             for _ in 0 ..< Int.random(in: 1 ... 4, using: &rng) {

@@ -1,10 +1,11 @@
 @testable import Checkpoint
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 final class GGUFImporterTests: XCTestCase {
-    private var fixtures: URL { GGUFBuilder.fixtures }
+    private var fixtures: URL { fixturesFolder }
 
     private func json(_ url: URL) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])

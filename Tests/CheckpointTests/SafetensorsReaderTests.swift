@@ -1,28 +1,16 @@
 @testable import Checkpoint
 import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// Helpers shared by the safetensors / Hugging Face tests.
 enum HFTest {
-    /// The package's `Fixtures/` folder, found by walking up from this file.
-    static var fixtures: URL {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while dir.path != "/" {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                return dir.appendingPathComponent("Fixtures")
-            }
-            dir = dir.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: "Fixtures")
-    }
+    /// The package's `Fixtures/` folder.
+    static var fixtures: URL { fixturesFolder }
 
     /// A fresh empty folder under the temporary directory.
-    static func tempDir() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hf-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func tempDir() throws -> URL { try makeTemporaryFolder(prefix: "hf-test") }
 
     /// A safetensors file: `headerLength` (default: the header's length) as u64 LE, the header, the data.
     static func file(header: String, data: [UInt8], headerLength: UInt64? = nil) -> [UInt8] {
@@ -37,13 +25,11 @@ enum HFTest {
         values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } }
     }
 
-    /// Writes `bytes` to `name` in `dir` and returns the path (plain stdio: `Data.write` syncs, which is slow in loops).
+    /// Writes `bytes` to `name` in `dir` and returns the path.
     @discardableResult
     static func write(_ bytes: [UInt8], _ name: String, in dir: URL) throws -> String {
         let path = dir.appendingPathComponent(name).path
-        guard let f = fopen(path, "wb") else { throw FormatError.io(file: path, what: "cannot create") }
-        defer { fclose(f) }
-        guard fwrite(bytes, 1, bytes.count, f) == bytes.count else { throw FormatError.io(file: path, what: "write failed") }
+        try writeBytes(bytes, to: path)
         return path
     }
 

@@ -3,6 +3,7 @@ import Checkpoint
 import EdgeFormat
 import EdgeKernels
 import EdgeRuntime
+import TestSupport
 import XCTest
 
 final class CalibrationTests: XCTestCase {

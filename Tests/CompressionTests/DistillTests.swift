@@ -2,21 +2,13 @@ import Checkpoint
 @testable import Compression
 import EdgeFormat
 import EdgeRuntime
+import TestSupport
 import XCTest
 
 /// The distill pass inside the pipeline, on the trained fixtures (trained on the Constitution;
 /// the Declaration is the text nobody trained on).
-final class DistillTests: XCTestCase {
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("edge-distill-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
-
-    func fixture(_ name: String) -> String { packageRoot().appendingPathComponent("Fixtures/\(name)").path }
+final class DistillTests: TempDirTestCase {
+    func fixture(_ name: String) -> String { fixturePath(name) }
 
     func recipe(_ passes: String) throws -> (Recipe, String) {
         let path = tmp.appendingPathComponent("r\(UUID().uuidString.prefix(6)).json").path

@@ -1,5 +1,6 @@
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 final class GPTQTests: XCTestCase {

@@ -1,13 +1,11 @@
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 /// N:M semi-structured magnitude pruning (`MagnitudePrune` with a pattern) and `NMPattern.detect`.
 final class NMPruneTests: XCTestCase {
-    private let ctx = PassContext(config: ModelConfig(architecture: .llama, vocabSize: 8, hiddenSize: 8, numLayers: 1, numHeads: 2,
-                                                      numKVHeads: 1, headDim: 4, intermediateSize: 16, maxPositions: 16, normEps: 1e-5,
-                                                      ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: nil, eosTokenID: nil),
-                                  index: 0, recipeFile: "test")
+    private let ctx = toyPassContext()
 
     /// Random values in -0.1...0.1 with every `zeroEvery`-th value exactly zero.
     private func values(_ n: Int, seed: UInt64, zeroEvery: Int = 5) -> [Float] {

@@ -1,14 +1,12 @@
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 /// The pack pass: `auto` keeps the smallest exact layout per tensor, explicit formats pack every
 /// matrix, values never change, q4 stays dense, and the record adds up.
 final class PackTests: XCTestCase {
-    private let ctx = PassContext(config: ModelConfig(architecture: .llama, vocabSize: 8, hiddenSize: 8, numLayers: 1, numHeads: 2,
-                                                      numKVHeads: 1, headDim: 4, intermediateSize: 16, maxPositions: 16, normEps: 1e-5,
-                                                      ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: nil, eosTokenID: nil),
-                                  index: 2, recipeFile: "test")
+    private let ctx = toyPassContext(index: 2)
 
     /// A q8-quantized [rows, cols] tensor with `sparsity` of its weights pruned.
     private func quantized(rows: Int, cols: Int, sparsity: Double, seed: UInt64, bits: Int = 8) throws -> WorkTensor {

@@ -1,12 +1,10 @@
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 final class PassTests: XCTestCase {
-    private let ctx = PassContext(config: ModelConfig(architecture: .llama, vocabSize: 8, hiddenSize: 8, numLayers: 1, numHeads: 2,
-                                                      numKVHeads: 1, headDim: 4, intermediateSize: 16, maxPositions: 16, normEps: 1e-5,
-                                                      ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: nil, eosTokenID: nil),
-                                  index: 0, recipeFile: "test")
+    private let ctx = toyPassContext()
 
     private func random(_ n: Int, seed: UInt64) -> [Float] {
         var g = SplitMix(seed)
@@ -112,18 +110,4 @@ final class PassTests: XCTestCase {
         try c.apply(&m, context: ctx)
         XCTAssertEqual(m.encoded?.encoding, .q8, "cast leaves quantized tensors alone")
     }
-}
-
-/// Deterministic test randomness.
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -1,14 +1,12 @@
 @testable import Compression
 import EdgeFormat
 import EdgeKernels
+import TestSupport
 import XCTest
 
 /// `rounding: mse` (the grid search) against min/max round-to-nearest, and `magnitude_prune`'s `per_row` scope.
 final class QuantSearchTests: XCTestCase {
-    private let ctx = PassContext(config: ModelConfig(architecture: .llama, vocabSize: 8, hiddenSize: 8, numLayers: 1, numHeads: 2,
-                                                      numKVHeads: 1, headDim: 4, intermediateSize: 16, maxPositions: 16, normEps: 1e-5,
-                                                      ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: nil, eosTokenID: nil),
-                                  index: 0, recipeFile: "test")
+    private let ctx = toyPassContext()
 
     /// Weight-like data: mostly Gaussian-ish, some heavy outliers, some all-positive / all-negative
     /// groups, exact zeros (pruned weights) and the Q4_1-style grids real GGUF inputs come on.

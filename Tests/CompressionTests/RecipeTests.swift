@@ -1,5 +1,6 @@
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 final class RecipeTests: XCTestCase {
@@ -78,14 +79,4 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(Glob.matches("*", ""))
         XCTAssertFalse(Glob.matches("blk.1*", "blk.2.x"))
     }
-}
-
-/// The package root (where Package.swift is), from this file's location.
-func packageRoot() -> URL {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-    }
-    fatalError("package root not found")
 }

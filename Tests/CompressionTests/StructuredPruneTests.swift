@@ -3,6 +3,7 @@ import Checkpoint
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// Structured pruning: units made irrelevant are the ones removed, the pruned model computes the
@@ -263,26 +264,7 @@ final class StructuredPruneTests: XCTestCase {
         }
     }
 
-    private var root: URL {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while dir.path != "/", !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir
-    }
+    private var root: URL { packageRoot() }
 
-    private func run(_ tool: String, _ args: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { dir = bundle.bundleURL.deletingLastPathComponent() }
-        let p = Process()
-        p.executableURL = dir.appendingPathComponent(tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    private func run(_ tool: String, _ args: [String]) throws -> ToolResult { try runTool(tool, args) }
 }

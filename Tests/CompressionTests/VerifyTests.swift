@@ -3,22 +3,12 @@ import Checkpoint
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// The library side of `compress verify`: KL divergence and argmax on hand-made logit rows against
 /// an independent computation, the budget check, and `Verifier` on the tiny fixtures.
-final class VerifyTests: XCTestCase {
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
-
+final class VerifyTests: TempDirTestCase {
     /// KL(p || q) the textbook way: p = exp(x) / sum exp(x) without any shift, sum p * log(p / q).
     func naiveKL(_ x: [Float], _ y: [Float]) -> Double {
         let ex = x.map { exp(Double($0)) }, ey = y.map { exp(Double($0)) }
@@ -155,17 +145,9 @@ final class VerifyTests: XCTestCase {
 
     // MARK: helpers
 
-    /// The package root, found by walking up from this file to Package.swift.
-    var root: URL {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { break }
-        }
-        return url
-    }
+    var root: URL { packageRoot() }
 
-    func fixture(_ name: String) -> String { root.appendingPathComponent("Fixtures/\(name)").path }
+    func fixture(_ name: String) -> String { fixturePath(name) }
 
     /// Runs `Recipes/<recipe>.json` over a fixture and returns the `.edge` path.
     func compress(_ name: String, recipe: String) throws -> String {

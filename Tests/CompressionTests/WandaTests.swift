@@ -1,4 +1,5 @@
 @testable import Compression
+import TestSupport
 import XCTest
 
 final class WandaTests: XCTestCase {

@@ -1,5 +1,6 @@
 @testable import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 final class EdgeRoundTripTests: XCTestCase {
@@ -188,15 +189,10 @@ final class EdgeRoundTripTests: XCTestCase {
     /// The independent Python reader (scripts/edge_read.py, written from docs/edge-format.md with
     /// numpy only) reads a file from this writer to the same values: the spec is enough.
     func testIndependentPythonReaderAgrees() throws {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import numpy"]
-        probe.standardError = FileHandle.nullDevice
-        do { try probe.run(); probe.waitUntilExit() } catch { throw XCTSkip("python3 is not available") }
-        guard probe.terminationStatus == 0 else { throw XCTSkip("python3 with numpy is not available") }
+        guard pythonWithNumpy else { throw XCTSkip("python3 with numpy is not available") }
 
         let dir = try S.scratchFolder(self)
-        let script = S.packageRoot().appendingPathComponent("scripts/edge_read.py").path
+        let script = scriptPath("edge_read.py")
         let samples = S.everyEncoding()
         for deflate in [false, true] {
             let path = dir + "/m-\(deflate).edge"
@@ -235,17 +231,9 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertTrue(nmErr.contains("j.nm24.q8.sym") && nmErr.contains("increasing"), nmErr)
     }
 
+    /// Runs `args` through /usr/bin/env: (exit status, stdout, stderr).
     private func run(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try runTool("/usr/bin/env", args)
+        return (r.code, r.stdout, r.stderr)
     }
 }

@@ -1,28 +1,13 @@
 @testable import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// Shared fixtures for the `.edge` tests: a scratch folder, a tiny config, deterministic
 /// tensors of every encoding, and byte-level surgery on written files.
 enum EdgeTestSupport {
-    /// A fresh empty folder under the system temporary directory, removed when `test` ends.
-    static func scratchFolder(_ test: XCTestCase) throws -> String {
-        let safe = test.name.filter { $0.isLetter || $0.isNumber }
-        let dir = NSTemporaryDirectory() + "edge-tests-\(getpid())-\(safe)-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
-    /// The package root (for scripts/).
-    static func packageRoot(file: String = #filePath) -> URL {
-        var url = URL(fileURLWithPath: file).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-            url.deleteLastPathComponent()
-        }
-        return url
-    }
+    /// A fresh empty folder (its path) under the system temporary directory, removed when `test` ends.
+    static func scratchFolder(_ test: XCTestCase) throws -> String { try temporaryFolder(test).path }
 
     static let config = ModelConfig(architecture: .llama, vocabSize: 16, hiddenSize: 8, numLayers: 1, numHeads: 2,
                                     numKVHeads: 1, headDim: 4, intermediateSize: 12, maxPositions: 32, normEps: 1e-5,
@@ -34,19 +19,8 @@ enum EdgeTestSupport {
                                        passes: [["pass": "quantize", "tensors": 3, "ratio": 0.25]],
                                        metrics: ["ppl_before": 12.5, "ppl_after": 12.75])
 
-    /// A small deterministic generator (xorshift64*), so test data never depends on the platform RNG.
-    struct Rand {
-        var s: UInt64
-        init(_ seed: UInt64) { s = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-        mutating func next() -> UInt64 {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-            return s &* 0x2545_F491_4F6C_DD1D
-        }
-        mutating func byte(_ range: ClosedRange<UInt8>) -> UInt8 {
-            range.lowerBound + UInt8(next() % UInt64(Int(range.upperBound) - Int(range.lowerBound) + 1))
-        }
-        mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
-    }
+    /// The deterministic generator of the test data (xorshift64*).
+    typealias Rand = XorShiftRandom
 
     /// A tensor and the values an independent dequantizer (below, written from the spec) says it holds.
     struct Sample {
@@ -122,6 +96,48 @@ enum EdgeTestSupport {
         return Sample(tensor: t.packedNM(n: n, m: m)!, values: v)
     }
 
+    /// Every dense encoding the sparse and N:M packers accept, built from `v` [rows, cols]: f32, f16,
+    /// q8 symmetric and q8 asymmetric with zero point `asymmetricZero(row)`; scales max|row| / 127,
+    /// so zeros stay zero in each.
+    static func denseEncodings(_ v: [Float], rows: Int, cols: Int, asymmetricZero: (Int) -> Int) -> [EncodedTensor] {
+        var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
+        for sym in [true, false] {
+            var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
+            var zeros: [UInt8]? = sym ? nil : [UInt8](repeating: 0, count: rows)
+            for r in 0 ..< rows {
+                let s = (v[r * cols ..< (r + 1) * cols].map(\.magnitude).max() ?? 0) / 127
+                scales[r] = s
+                let z = sym ? 0 : asymmetricZero(r)
+                zeros?[r] = UInt8(z)
+                for j in 0 ..< cols {
+                    let c = s > 0 ? Int((v[r * cols + j] / s).rounded()) : 0
+                    q[r * cols + j] = sym ? UInt8(bitPattern: Int8(c)) : UInt8(c + z)
+                }
+            }
+            out.append(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: zeros))
+        }
+        return out
+    }
+
+    /// The values the reader decodes `t` to.
+    static func decoded(_ t: EncodedTensor) -> [Float] {
+        t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
+    }
+
+    /// Rewrites tensor `name`'s payload in the file at `path` through `edit` (given the bytes and the
+    /// tensor's entry) and fixes its CRC32, so only the structure is wrong.
+    static func corruptPayload(_ path: String, _ name: String, _ edit: (inout [UInt8], TensorEntry) throws -> Void) throws {
+        let f = try EdgeFile(path: path)
+        let e = try XCTUnwrap(f.entry(named: name))
+        var payload = Array(try f.payload(of: e))
+        try edit(&payload, e)
+        var b = try bytes(path)
+        b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
+        try put(b, path)
+        let crc = CRC32.checksum(payload)
+        try editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+    }
+
     /// One tensor of every encoding and variant, with odd sizes.
     static func everyEncoding() -> [Sample] {
         [
@@ -153,14 +169,10 @@ enum EdgeTestSupport {
     }
 
     /// The file's bytes.
-    static func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+    static func bytes(_ path: String) throws -> [UInt8] { try readBytes(path) }
 
     /// Writes `bytes` to `path`.
-    static func put(_ bytes: [UInt8], _ path: String) throws {
-        guard let f = fopen(path, "wb") else { throw EdgeFormatError.io(file: path, why: "cannot create") }
-        defer { fclose(f) }
-        guard fwrite(bytes, 1, bytes.count, f) == bytes.count else { throw EdgeFormatError.io(file: path, why: "cannot write") }
-    }
+    static func put(_ bytes: [UInt8], _ path: String) throws { try writeBytes(bytes, to: path) }
 
     static func readU64(_ b: [UInt8], _ at: Int) -> UInt64 { (0 ..< 8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * $1) } }
 

@@ -31,30 +31,13 @@ final class NMLayoutTests: XCTestCase {
         return v
     }
 
-    /// Every dense encoding the packer accepts, built from `v` (zeros stay zero in each).
+    /// Every dense encoding the packer accepts, built from `v` (zeros stay zero in each); asymmetric
+    /// q8 zero points alternate 127, 128 by row.
     static func denseEncodings(_ v: [Float], rows: Int, cols: Int) -> [EncodedTensor] {
-        var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
-        for sym in [true, false] {
-            var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
-            var zeros: [UInt8]? = sym ? nil : [UInt8](repeating: 0, count: rows)
-            for r in 0 ..< rows {
-                let s = (v[r * cols ..< (r + 1) * cols].map(\.magnitude).max() ?? 0) / 127
-                scales[r] = s
-                let z = sym ? 0 : 127 + r % 2
-                zeros?[r] = UInt8(z)
-                for j in 0 ..< cols {
-                    let c = s > 0 ? Int((v[r * cols + j] / s).rounded()) : 0
-                    q[r * cols + j] = sym ? UInt8(bitPattern: Int8(c)) : UInt8(c + z)
-                }
-            }
-            out.append(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: zeros))
-        }
-        return out
+        S.denseEncodings(v, rows: rows, cols: cols, asymmetricZero: { 127 + $0 % 2 })
     }
 
-    private func decode(_ t: EncodedTensor) -> [Float] {
-        t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
-    }
+    private func decode(_ t: EncodedTensor) -> [Float] { S.decoded(t) }
 
     private func problem(_ t: EncodedTensor) -> String? {
         t.payload.withUnsafeBytes { nmPayloadProblem($0, shape: t.shape, params: t.params) }
@@ -190,16 +173,7 @@ final class NMLayoutTests: XCTestCase {
 
     /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
     private func corrupt(_ path: String, _ name: String, _ edit: (inout [UInt8], NMLayout) -> Void) throws {
-        let f = try EdgeFile(path: path)
-        let e = try XCTUnwrap(f.entry(named: name))
-        let l = NMLayout(validated: e.shape, params: e.params)
-        var payload = Array(try f.payload(of: e))
-        edit(&payload, l)
-        var b = try S.bytes(path)
-        b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
-        try S.put(b, path)
-        let crc = CRC32.checksum(payload)
-        try S.editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+        try S.corruptPayload(path, name) { payload, e in edit(&payload, NMLayout(validated: e.shape, params: e.params)) }
     }
 
     func testHostilePayloadsAndParamsAreRefusedNamingTheTensor() throws {

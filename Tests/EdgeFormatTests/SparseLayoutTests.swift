@@ -17,31 +17,12 @@ final class SparseLayoutTests: XCTestCase {
         return v
     }
 
-    /// Every dense encoding the packer accepts, built from `v`.
+    /// Every dense encoding the packer accepts, built from `v`; asymmetric q8 zero points are 128.
     private func denseEncodings(_ v: [Float], rows: Int, cols: Int) -> [EncodedTensor] {
-        var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
-        for sym in [true, false] {
-            var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
-            var zeros: [UInt8]? = sym ? nil : [UInt8](repeating: 0, count: rows)
-            for r in 0 ..< rows {
-                let row = v[r * cols ..< (r + 1) * cols]
-                let s = (row.map(\.magnitude).max() ?? 0) / 127
-                scales[r] = s
-                let z: Int = sym ? 0 : 128
-                zeros?[r] = UInt8(z)
-                for j in 0 ..< cols {
-                    let c = s > 0 ? Int((v[r * cols + j] / s).rounded()) : 0
-                    q[r * cols + j] = sym ? UInt8(bitPattern: Int8(c)) : UInt8(c + z)
-                }
-            }
-            out.append(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: zeros))
-        }
-        return out
+        S.denseEncodings(v, rows: rows, cols: cols, asymmetricZero: { _ in 128 })
     }
 
-    private func decode(_ t: EncodedTensor) -> [Float] {
-        t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
-    }
+    private func decode(_ t: EncodedTensor) -> [Float] { S.decoded(t) }
 
     func testRoundTripsOverShapesSparsitiesAndValueEncodings() throws {
         var seed: UInt64 = 1
@@ -170,16 +151,9 @@ final class SparseLayoutTests: XCTestCase {
 
     /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
     private func corrupt(_ path: String, _ name: String, _ edit: (inout [UInt8], SparseLayout) -> Void) throws {
-        let f = try EdgeFile(path: path)
-        let e = try XCTUnwrap(f.entry(named: name))
-        let l = try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1))
-        var payload = Array(try f.payload(of: e))
-        edit(&payload, l)
-        var b = try S.bytes(path)
-        b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
-        try S.put(b, path)
-        let crc = CRC32.checksum(payload)
-        try S.editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+        try S.corruptPayload(path, name) { payload, e in
+            edit(&payload, try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1)))
+        }
     }
 
     func testHostilePayloadsAreRefusedNamingTheTensor() throws {

@@ -1,6 +1,7 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// The runtime's logits against scripts/reference_forward.py (an independent numpy implementation
@@ -11,7 +12,7 @@ final class ForwardTests: XCTestCase {
     static let tolerance = 1e-4
 
     /// ~20 token ids of real text, from the fixture's own tokenizer.
-    func sampleTokens(_ fixture: FixtureCheckpoint) throws -> [Int32] {
+    func sampleTokens(_ fixture: FixtureModel) throws -> [Int32] {
         let ids = try Tokenizer(json: fixture.tokenizerJSON)
             .encode("We the People of the United States, in Order to form a more perfect Union, establish Justice")
         XCTAssertGreaterThanOrEqual(ids.count, 16)
@@ -19,7 +20,7 @@ final class ForwardTests: XCTestCase {
     }
 
     func checkAgainstReference(_ name: String) throws {
-        let fixture = try FixtureCheckpoint(name)
+        let fixture = try FixtureModel(name)
         let tokens = try sampleTokens(fixture)
         let reference = try referenceLogits(name, tokens).flatMap { $0 }
         XCTAssertEqual(reference.count, tokens.count * fixture.config.vocabSize)
@@ -60,7 +61,7 @@ final class ForwardTests: XCTestCase {
     func testUntiedLlamaLogitsMatchReference() throws { try checkAgainstReference("tiny-llama-untied-sharded") }
 
     func testThreadCountDoesNotChangeLogits() throws {
-        let fixture = try FixtureCheckpoint("tiny-llama")
+        let fixture = try FixtureModel("tiny-llama")
         let tokens = try sampleTokens(fixture)
         let one = try EdgeModel(config: fixture.config, tensors: fixture.floatSources, threads: 1).logits(tokens)
         let four = try EdgeModel(config: fixture.config, tensors: fixture.floatSources, threads: 4).logits(tokens)
@@ -89,7 +90,7 @@ final class ForwardTests: XCTestCase {
     /// and MLP neurons 0..<64 gives the logits of the full model with those parts' outputs zeroed
     /// (attn_output columns of heads 2-3, ffn_down columns 64..<128).
     func testPerLayerSizesMatchZeroedFullModel() throws {
-        let fixture = try FixtureCheckpoint("tiny-llama")
+        let fixture = try FixtureModel("tiny-llama")
         let c = fixture.config, h = c.hiddenSize, hd = c.headDim, f = c.intermediateSize
         XCTAssertEqual([c.numHeads, c.numKVHeads, f], [4, 2, 128])
         let b = TensorName.block(1)
@@ -139,7 +140,7 @@ final class ForwardTests: XCTestCase {
     }
 
     func testRefusesMissingAndMisshapenTensors() throws {
-        let fixture = try FixtureCheckpoint("tiny-llama")
+        let fixture = try FixtureModel("tiny-llama")
         var tensors = fixture.floatSources
         tensors["blk.1.ffn_up.weight"] = nil
         XCTAssertThrowsError(try EdgeModel(config: fixture.config, tensors: tensors, source: "x")) { e in
@@ -158,7 +159,7 @@ final class ForwardTests: XCTestCase {
     }
 
     func testRefusesBadTokensAndFullContext() throws {
-        let fixture = try FixtureCheckpoint("tiny-gpt2")
+        let fixture = try FixtureModel("tiny-gpt2")
         let model = try EdgeModel(config: fixture.config, tensors: fixture.floatSources)
         XCTAssertThrowsError(try model.logits([1, 512])) { XCTAssertEqual($0 as? RuntimeError, .tokenOutOfRange(token: 512, vocabSize: 512)) }
         XCTAssertThrowsError(try model.logits([-1])) { XCTAssertEqual($0 as? RuntimeError, .tokenOutOfRange(token: -1, vocabSize: 512)) }

@@ -1,11 +1,12 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 final class GenerateTests: XCTestCase {
     func model(_ name: String) throws -> EdgeModel {
-        let fixture = try FixtureCheckpoint(name)
+        let fixture = try FixtureModel(name)
         return try EdgeModel(config: fixture.config, tensors: fixture.floatSources, tokenizer: try Tokenizer(json: fixture.tokenizerJSON))
     }
 

@@ -1,6 +1,7 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// Windows longer than one attention tile (64 queries): the blocked attention, its causal mask
@@ -12,7 +13,7 @@ final class LongWindowTests: XCTestCase {
     }
 
     func check(_ name: String, count: Int, splits: [Int]) throws {
-        let fixture = try FixtureCheckpoint(name)
+        let fixture = try FixtureModel(name)
         let ids = tokens(count, vocab: fixture.config.vocabSize)
         let reference = try referenceLogits(name, ids).flatMap { $0 }
         for threads in [1, 2] {
@@ -38,7 +39,7 @@ final class LongWindowTests: XCTestCase {
 
     /// GPT-2 (no RoPE, learned positions): its 128 positions fill 2 tiles; window boundaries off the tile grid.
     func testGPT2WindowBeyondOneTileMatchesReference() throws {
-        let fixture = try FixtureCheckpoint("tiny-gpt2")
+        let fixture = try FixtureModel("tiny-gpt2")
         let count = min(fixture.config.maxPositions, 150)
         try check("tiny-gpt2", count: count, splits: [count / 3, count / 3 + 1])
     }

@@ -1,6 +1,7 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// `Linear` over packed nm payloads (computed from the packed bytes by the nm kernels, never
@@ -25,10 +26,9 @@ final class NMLinearTests: XCTestCase {
 
     /// Deterministic values in -1...1, row 1 zero when there are 3+ rows.
     private func values(rows: Int, cols: Int, seed: UInt64) -> [Float] {
-        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        func next() -> UInt64 { s ^= s >> 12; s ^= s << 25; s ^= s >> 27; return s &* 0x2545_F491_4F6C_DD1D }
+        var r = XorShiftRandom(seed)
         return (0 ..< rows * cols).map { i in
-            let v = Float(next() >> 40) / Float(1 << 24) * 2 - 1
+            let v = r.float(-1, 1)
             return rows >= 3 && i / cols == 1 ? 0 : v
         }
     }
@@ -79,7 +79,7 @@ final class NMLinearTests: XCTestCase {
         let dir = try temporaryFolder(self)
         for (fixtureName, n, m, scheme) in [("tiny-llama", 2, 4, QuantizedWeightsTests.Scheme.q8(symmetric: true)),
                                             ("tiny-gpt2", 3, 5, .q8(symmetric: false)), ("tiny-llama", 1, 4, .f16)] {
-            let fixture = try FixtureCheckpoint(fixtureName)
+            let fixture = try FixtureModel(fixtureName)
             let path = dir.appendingPathComponent("\(fixtureName)-\(n)of\(m).edge").path
             let w = try EdgeWriter(path: path, config: fixture.config, provenance: Provenance(sourceSHA256: String(repeating: "0", count: 64), sourceFormat: "safetensors"))
             var dense: [String: WeightSource] = [:]

@@ -1,6 +1,7 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// llama-perplexity's convention: non-overlapping chunks of ctx, BOS substituted at each chunk
@@ -20,11 +21,11 @@ final class PerplexityTests: XCTestCase {
     }
 
     func testPerplexityOfTextFollowsConvention() throws {
-        let fixture = try FixtureCheckpoint("tiny-llama")
+        let fixture = try FixtureModel("tiny-llama")
         let tokenizer = try Tokenizer(json: fixture.tokenizerJSON)
         let model = try EdgeModel(config: fixture.config, tensors: fixture.floatSources, tokenizer: tokenizer)
         XCTAssertFalse(model.addsBOS, "the fixture's tokenizer has no BOS template")
-        let text = try String(contentsOf: packageRoot.appendingPathComponent("Fixtures/text/us-declaration.txt"), encoding: .utf8)
+        let text = try String(contentsOf: URL(fileURLWithPath: fixturePath("text/us-declaration.txt")), encoding: .utf8)
         let tokens = tokenizer.encode(text)
         let ctx = 32
         var chunks: [PerplexityChunk] = []
@@ -57,7 +58,7 @@ final class PerplexityTests: XCTestCase {
     }
 
     func testBOSReplacesEachChunksFirstToken() throws {
-        let fixture = try FixtureCheckpoint("tiny-gpt2")
+        let fixture = try FixtureModel("tiny-gpt2")
         let tokenizer = try Tokenizer(json: fixture.tokenizerJSON, bosTokenID: 0)
         let model = try EdgeModel(config: fixture.config, tensors: fixture.floatSources, tokenizer: tokenizer)
         XCTAssertTrue(model.addsBOS)
@@ -75,7 +76,7 @@ final class PerplexityTests: XCTestCase {
     }
 
     func testRefusesShortTextAndOversizedContext() throws {
-        let fixture = try FixtureCheckpoint("tiny-gpt2")
+        let fixture = try FixtureModel("tiny-gpt2")
         let model = try EdgeModel(config: fixture.config, tensors: fixture.floatSources)
         XCTAssertThrowsError(try model.perplexity(tokens: [Int32](repeating: 1, count: 39), ctx: 20)) { e in
             guard case .textTooShort(39, 40, _)? = e as? RuntimeError else { return XCTFail("\(e)") }

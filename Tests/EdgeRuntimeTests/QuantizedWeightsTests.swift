@@ -1,6 +1,7 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// Encoded weights (q8/q4, symmetric and asymmetric, f16) computed straight from their bytes give
@@ -70,7 +71,7 @@ final class QuantizedWeightsTests: XCTestCase {
     }
 
     func check(_ fixtureName: String, _ scheme: Scheme) throws {
-        let fixture = try FixtureCheckpoint(fixtureName)
+        let fixture = try FixtureModel(fixtureName)
         var encoded: [String: WeightSource] = [:], dequantized: [String: WeightSource] = [:]
         for (name, t) in fixture.tensors {
             guard t.shape.count == 2 else {

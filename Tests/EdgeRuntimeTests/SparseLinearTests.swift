@@ -1,17 +1,17 @@
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
 /// `Linear` over csr and bitmask payloads gives the outputs and rows of the same values stored dense.
 final class SparseLinearTests: XCTestCase {
     /// Deterministic values in -1...1 with about `sparsity` zeros; row 1 empty when there are 3+ rows.
     private func values(rows: Int, cols: Int, sparsity: Double, seed: UInt64) -> [Float] {
-        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        func next() -> UInt64 { s ^= s >> 12; s ^= s << 25; s ^= s >> 27; return s &* 0x2545_F491_4F6C_DD1D }
+        var r = XorShiftRandom(seed)
         return (0 ..< rows * cols).map { i in
-            let zero = Double(next() % 1000) / 1000 < sparsity || (rows >= 3 && i / cols == 1)
-            let v = Float(next() >> 40) / Float(1 << 24) * 2 - 1
+            let zero = Double(r.next() % 1000) / 1000 < sparsity || (rows >= 3 && i / cols == 1)
+            let v = r.float(-1, 1)
             return zero ? 0 : v
         }
     }

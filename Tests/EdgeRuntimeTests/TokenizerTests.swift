@@ -1,32 +1,21 @@
 import EdgeRuntime
 import Foundation
+import TestSupport
 import XCTest
 
-/// The package's Fixtures/ folder, found by walking up from this file to Package.swift.
-private let fixtures: URL = {
-    var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    while dir.path != "/" {
-        if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-            return dir.appendingPathComponent("Fixtures")
-        }
-        dir = dir.deletingLastPathComponent()
-    }
-    return URL(fileURLWithPath: "Fixtures")
-}()
-
 private func loadJSON(_ relative: String) throws -> [String: Any] {
-    let data = try Data(contentsOf: fixtures.appendingPathComponent(relative))
+    let data = try Data(contentsOf: fixturesFolder.appendingPathComponent(relative))
     return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], relative)
 }
 
 private let smolLM2Path = "tokenizer-reference/smollm2-tokenizer.json"
 
 /// SmolLM2's tokenizer, read once for all tests (49152 tokens).
-private let smolLM2 = Result { try Tokenizer(json: Data(contentsOf: fixtures.appendingPathComponent(smolLM2Path))) }
+private let smolLM2 = Result { try Tokenizer(json: Data(contentsOf: fixturesFolder.appendingPathComponent(smolLM2Path))) }
 
 private func loadTokenizer(_ relative: String) throws -> Tokenizer {
     if relative == smolLM2Path { return try smolLM2.get() }
-    return try Tokenizer(json: Data(contentsOf: fixtures.appendingPathComponent(relative)))
+    return try Tokenizer(json: Data(contentsOf: fixturesFolder.appendingPathComponent(relative)))
 }
 
 private func int32s(_ any: Any?) -> [Int32] {
@@ -106,7 +95,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(files.count, 1)
         for f in files {
             let path = try XCTUnwrap(f["path"] as? String)
-            let text = try String(contentsOf: fixtures.appendingPathComponent(path), encoding: .utf8)
+            let text = try String(contentsOf: fixturesFolder.appendingPathComponent(path), encoding: .utf8)
             let want = int32s(f["ids"])
             XCTAssertGreaterThan(want.count, 5000)
             let got = tok.encode(text)
@@ -183,7 +172,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testBOSAndEOS() throws {
-        let data = try Data(contentsOf: fixtures.appendingPathComponent("tiny-llama/tokenizer.json"))
+        let data = try Data(contentsOf: fixturesFolder.appendingPathComponent("tiny-llama/tokenizer.json"))
         XCTAssertNil(try Tokenizer(json: data).bosTokenID)
         let given = try Tokenizer(json: data, bosTokenID: 0, eosTokenID: 2)
         XCTAssertEqual(given.bosTokenID, 0)

@@ -1,18 +1,8 @@
-import Checkpoint
 import EdgeFormat
 import EdgeRuntime
+import TestSupport
 import XCTest
 @testable import Training
-
-/// The package root (where Package.swift is), from this file's location.
-func packageRoot() -> URL {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-    }
-    fatalError("package root not found")
-}
 
 /// A fixture model: float tensors, config, and the runtime over them (teacher and tokenizer).
 struct Fixture {
@@ -21,21 +11,14 @@ struct Fixture {
     let runtime: EdgeModel
 
     init(_ name: String) throws {
-        let ckpt = try Checkpoint.open(packageRoot().appendingPathComponent("Fixtures/\(name)").path)
-        var t: [String: [Float]] = [:], w: [String: WeightSource] = [:]
-        for s in ckpt.tensors {
-            let v = try s.floats()
-            t[s.name] = v
-            w[s.name] = .floats(v, shape: s.shape)
-        }
-        config = ckpt.config
-        tensors = t
-        let tok = try ckpt.tokenizerJSON.map { try Tokenizer(json: $0) }
-        runtime = try EdgeModel(config: ckpt.config, tensors: w, tokenizer: tok, threads: 2)
+        let model = try FixtureModel(name)
+        config = model.config
+        tensors = model.tensors.mapValues(\.values)
+        runtime = try EdgeModel(config: model.config, tensors: model.floatSources, tokenizer: try Tokenizer(json: model.tokenizerJSON), threads: 2)
     }
 
     func tokens(_ text: String = "us-declaration.txt") throws -> [Int32] {
-        try runtime.tokenize(String(contentsOf: packageRoot().appendingPathComponent("Fixtures/text/\(text)"), encoding: .utf8))
+        try runtime.tokenize(String(contentsOf: URL(fileURLWithPath: fixturePath("text/\(text)")), encoding: .utf8))
     }
 
     /// Linear weights of the blocks, magnitude-pruned to 50% per row (the student's start).

@@ -1,0 +1,14 @@
+@testable import Compression
+import EdgeFormat
+
+// The compression tests' own helpers; paths, temporary folders, running the tools and seeded
+// randomness come from TestSupport.
+
+/// A pass context over a toy Llama config (hidden 8, 2 heads, 1 KV head, MLP 16), for passes run
+/// on hand-made tensors; `index` is the pass's position in its recipe.
+func toyPassContext(index: Int = 0) -> PassContext {
+    PassContext(config: ModelConfig(architecture: .llama, vocabSize: 8, hiddenSize: 8, numLayers: 1, numHeads: 2,
+                                    numKVHeads: 1, headDim: 4, intermediateSize: 16, maxPositions: 16, normEps: 1e-5,
+                                    ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: nil, eosTokenID: nil),
+                index: index, recipeFile: "test")
+}

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Single-thread f32 GEMM throughput (GFLOPS, best of REPEATS) of the packed kernel against the
-# dot-product kernel (EDGE_GEMM=dot) on SmolLM2-135M's shapes: T tokens x [rows, cols] weights.
-# Usage: scripts/bench-gemm.sh   (REPEATS default 5; needs cc). Prints a Markdown table.
+# dot-product kernel (GEMM mode dot) on SmolLM2-135M's shapes: T tokens x [rows, cols] weights.
+# Usage: scripts/bench-gemm.sh   (REPEATS default 5; needs cc). Prints a Markdown table naming the
+# kernels the dispatch ran (EDGE_KERNELS=avx2|... picks the level, as for the tools).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 k=$root/Sources/EdgeKernels
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cc -O2 -I"$k/include" -I"$k" "$root/scripts/bench_gemm.c" "$k"/*.c -o "$tmp/bench" -lm
+cc -O2 -I"$k/include" -I"$k" "$root/scripts/bench_gemm.c" "$k"/*.c -o "$tmp/bench" -lm -lpthread
 repeats=${REPEATS:-5}
-echo "| T x rows x cols | packed GFLOPS | dot GFLOPS | packed / dot |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| T x rows x cols | packed GFLOPS | dot GFLOPS | packed / dot | kernels |"
+echo "| --- | ---: | ---: | ---: | --- |"
 for shape in "1024 1536 576" "1024 576 1536" "1536 576 1024" "512 49152 576" "64 64 256"; do
   set -- $shape
-  p=$("$tmp/bench" "$1" "$2" "$3" "$repeats")
-  d=$(EDGE_GEMM=dot "$tmp/bench" "$1" "$2" "$3" "$repeats")
-  echo "| $1 x $2 x $3 | $p | $d | $(python3 -c "print(f'{$p/$d:.2f}x')") |"
+  read -r p pk < <("$tmp/bench" "$1" "$2" "$3" "$repeats" auto)
+  read -r d dk < <("$tmp/bench" "$1" "$2" "$3" "$repeats" dot)
+  echo "| $1 x $2 x $3 | $p | $d | $(python3 -c "print(f'{$p/$d:.2f}x')") | $pk / $dk |"
 done

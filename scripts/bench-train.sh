@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Training throughput (student forward + backward tokens per second) of `compress train`, with the
-# packed GEMM (default) against the dot-product GEMM (EDGE_GEMM=dot) as the same-session baseline.
+# packed GEMM (default) against the dot-product GEMM (EDGE_GEMM=dot, read once at the kernels' first
+# use and reported as the GEMM mode) as the same-session baseline.
 #
 # Usage: scripts/bench-train.sh MODEL TEXT   (MODEL: any checkpoint compress reads, e.g. SmolLM2's GGUF)
 # Environment: EDGE_BIN (default .build-rel/release), STEPS (default 2), BATCH (4), LENGTH (256),
 #   REPEATS (default 3; runs alternate between the two kernels). Prints a Markdown table of medians.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -eq 2 ] || { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 model=$1; text=$2
 bin=${EDGE_BIN:-$root/.build-rel/release}
 steps=${STEPS:-2}; batch=${BATCH:-4}; length=${LENGTH:-256}; repeats=${REPEATS:-3}

@@ -1,11 +1,11 @@
 // AVX2 + FMA + F16C kernels (x86-64). Every function carries its own target attribute, so the file
 // builds with the default flags and runs only where dispatch.c found the features.
 //
-// GEMM shape: Y[t, r] = dot(W[r, :], X[t, :]) with both operands contiguous along k, so the
-// micro-kernel keeps MT tokens x NR rows of 8-lane partial dot products in registers, streams k,
-// and reduces horizontally once per tile. Columns are blocked by EDGE_KC; quantized and f16 weights
-// are first dequantized, one block of NR rows x EDGE_KC columns, into an L1-resident f32 buffer
-// that every token then reuses, so the conversion cost is paid once per weight, not once per token.
+// The float-activation GEMMs run through the shared driver (gemm_driver.c); this file gives it the
+// weight unpacker (f16/q8/q4 rows to f32) and two micro-kernels: the dot-product tile (MT tokens x NR
+// rows of 8-lane partial dot products, reduced horizontally once per tile) for few tokens, and the
+// packed 6x16 outer-product tile for many. The int8 x int8 and int8 x int16 products keep their own
+// loops here.
 #if defined(__x86_64__)
 #include "dispatch.h"
 #include <immintrin.h>
@@ -106,123 +106,59 @@ static AVX2 void tile_f32_any(int mt, int nr, const float *w, size_t ldw, const 
 }
 #undef TILE_CASE
 
-// ---- Weight sources and their dequantization to f32 ----------------------------------------
+// ---- Weight unpackers (gemm_driver.h) ----------------------------------------------------
 
-enum wkind { W_F32, W_F16, W_Q8, W_Q4 };
-
-/// Where a GEMM's weights come from and how to turn them into f32.
-typedef struct {
-    enum wkind kind;
-    const void *W;
-    const float *scale;        // q8: per row
-    const uint16_t *scale_f16; // q4: per (row, group)
-    const uint8_t *zero;       // q8: per row / q4: per (row, group); NULL = symmetric
-    size_t group_size, groups, row_bytes;
-} wsource;
-
-/// dst[0..kc) = f32 weights of row r, columns [k0, k0 + kc).
-static AVX2 void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0, size_t kc, float *dst) {
+/// dst[i] = f32 of binary16 src[i] for whole vectors of 8; returns how many it converted.
+static AVX2 size_t unpack_f16(const uint16_t *src, size_t n, float *dst) {
     size_t i = 0;
-    switch (s->kind) {
-    case W_F32: break;
-    case W_F16: {
-        const uint16_t *src = (const uint16_t *)s->W + r * cols + k0;
-        for (; i + 8 <= kc; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-        for (; i < kc; i++) dst[i] = edge_f16_to_f32(src[i]);
-        break;
-    }
-    case W_Q8: {
-        const uint8_t *src = (const uint8_t *)s->W + r * cols + k0;
-        float sc = s->scale[r];
-        __m256 vs = _mm256_set1_ps(sc);
-        if (s->zero) {
-            int z = s->zero[r];
-            __m256i vz = _mm256_set1_epi32(z);
-            for (; i + 8 <= kc; i += 8) {
-                __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
-                _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz))));
-            }
-            for (; i < kc; i++) dst[i] = sc * (float)((int)src[i] - z);
-        } else {
-            for (; i + 8 <= kc; i += 8) {
-                __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
-                _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)));
-            }
-            for (; i < kc; i++) dst[i] = sc * (float)(int8_t)src[i];
-        }
-        break;
-    }
-    case W_Q4: {
-        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
-        const __m128i lo4 = _mm_set1_epi8(0x0F);
-        size_t end = k0 + kc;
-        for (size_t j = k0; j < end;) {
-            size_t g = j / s->group_size;
-            size_t ge = (g + 1) * s->group_size;
-            if (ge > end) ge = end;
-            size_t gi = r * s->groups + g;
-            float sc = edge_f16_to_f32(s->scale_f16[gi]);
-            int z = s->zero ? (int)s->zero[gi] : 8;
-            __m256 vs = _mm256_set1_ps(sc);
-            __m256i vz = _mm256_set1_epi32(z);
-            if ((j & 1) && j < ge) { dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z); j++; }
-            for (; j + 8 <= ge; j += 8) {  // j even: 8 nibbles = 4 whole bytes
-                int32_t b4;
-                memcpy(&b4, row + j / 2, 4);
-                __m128i b = _mm_cvtsi32_si128(b4);
-                __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
-                __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(u), vz);
-                _mm256_storeu_ps(dst + (j - k0), _mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)));
-            }
-            for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z);
-        }
-        break;
-    }
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    return i;
 }
 
-/// Rows per weight block of the dot-product GEMM: RB rows x EDGE_KC columns (dequantized into a
-/// buffer when not f32) stay in L2 while every token tile passes over them.
-enum { RB = 48 };
-
-/// The dot-product GEMM, for few tokens (no packing): column blocks outside, RB-row blocks in the
-/// middle, then MT-token tiles, then NR-row tiles inside.
-static AVX2 void gemm_dot(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    float *buf = s->kind == W_F32 ? NULL : (float *)malloc(sizeof(float) * RB * EDGE_KC);
-    if (s->kind != W_F32 && !buf) abort();
-    size_t kstep = edge_column_block(cols);
-    for (size_t k0 = 0; k0 < cols; k0 += kstep) {
-        size_t kc = cols - k0 < kstep ? cols - k0 : kstep;
-        for (size_t rb = r0; rb < r1; rb += RB) {
-            size_t rbn = r1 - rb < RB ? r1 - rb : RB;
-            const float *wb;
-            size_t ldw;
-            if (s->kind == W_F32) {
-                wb = (const float *)s->W + rb * cols + k0;
-                ldw = cols;
-            } else {
-                for (size_t i = 0; i < rbn; i++) dequant_row(s, cols, rb + i, k0, kc, buf + i * EDGE_KC);
-                wb = buf;
-                ldw = EDGE_KC;
-            }
-            for (size_t t = 0; t < T; t += MT) {
-                int mt = T - t < MT ? (int)(T - t) : MT;
-                for (size_t r = 0; r < rbn; r += NR) {
-                    int nr = rbn - r < NR ? (int)(rbn - r) : NR;
-                    tile_f32_any(mt, nr, wb + r * ldw, ldw, X + t * cols + k0, cols, Y + t * rows + rb + r, rows, kc, k0 > 0);
-                }
-            }
+/// dst[i] = scale * (float)(q[i] - zero) (q unsigned when asymmetric, else signed with zero 0) for
+/// whole vectors of 8; returns how many it converted.
+static AVX2 size_t unpack_q8(const uint8_t *src, size_t n, float scale, bool asymmetric, int zero, float *dst) {
+    __m256 vs = _mm256_set1_ps(scale);
+    size_t i = 0;
+    if (asymmetric) {
+        __m256i vz = _mm256_set1_epi32(zero);
+        for (; i + 8 <= n; i += 8) {
+            __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+            _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz))));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+            _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)));
         }
     }
-    free(buf);
+    return i;
 }
 
-// ---- Packed outer-product GEMM (many tokens) ------------------------------------------------
-// Weights are packed, per block of PRB rows x PKC columns, into panels of 16 rows stored k-major
-// ([k][16], zero-padded), so the 6x16 micro-kernel reads two aligned vectors of 16 outputs' weights
-// per k and broadcasts 6 tokens' activations: 12 accumulators, 12 FMAs per 2 loads + 6 broadcasts.
+/// dst[i] = scale * (float)(nibble i - zero) (low nibble of bytes[i/2] first) for whole vectors of 8
+/// (4 bytes); returns how many it converted.
+static AVX2 size_t unpack_q4(const uint8_t *bytes, size_t n, float scale, int zero, float *dst) {
+    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    __m256 vs = _mm256_set1_ps(scale);
+    __m256i vz = _mm256_set1_epi32(zero);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int32_t b4;
+        memcpy(&b4, bytes + i / 2, 4);
+        __m128i b = _mm_cvtsi32_si128(b4);
+        __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+        __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(u), vz);
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)));
+    }
+    return i;
+}
 
-enum { PMT = 6, PNR = 16, PKC = 256, PRB = 128 };
+// ---- Packed outer-product micro-kernel (many tokens) ----------------------------------------
+// The driver packs weights into panels of 16 rows stored k-major ([k][16], zero-padded), so the 6x16
+// micro-kernel reads two aligned vectors of 16 outputs' weights per k and broadcasts 6 tokens'
+// activations: 12 accumulators, 12 FMAs per 2 loads + 6 broadcasts.
+
+enum { PMT = 6, PNR = 16, PRB = 128 };  // PRB: rows per packed block of the int16 GEMM
 
 #define MK_ROW(i) \
     a = _mm256_broadcast_ss(x##i + k); \
@@ -259,90 +195,13 @@ static AVX2 void micro_6x16(int mt, int nr, const float *x, size_t ldx, const fl
 #undef MK_ROW
 #undef MK_STORE
 
-/// The packed GEMM: column blocks of PKC outside, PRB-row blocks packed (and dequantized) once
-/// each, then 6-token tiles, then 16-row panels.
-static AVX2 void gemm_packed(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    float *pack = (float *)aligned_alloc(32, sizeof(float) * PRB * PKC);
-    float *row = (float *)malloc(sizeof(float) * PKC);
-    if (!pack || !row) abort();
-    for (size_t k0 = 0; k0 < cols; k0 += PKC) {
-        size_t kc = cols - k0 < PKC ? cols - k0 : PKC;
-        for (size_t rb = r0; rb < r1; rb += PRB) {
-            size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
-            for (size_t j = 0; j < nrb; j += PNR) {
-                float *panel = pack + j * kc;
-                size_t nr = nrb - j < PNR ? nrb - j : PNR;
-                for (size_t i = 0; i < PNR; i++) {
-                    if (i < nr) {
-                        const float *src;
-                        if (s->kind == W_F32) {
-                            src = (const float *)s->W + (rb + j + i) * cols + k0;
-                        } else {
-                            dequant_row(s, cols, rb + j + i, k0, kc, row);
-                            src = row;
-                        }
-                        for (size_t k = 0; k < kc; k++) panel[k * PNR + i] = src[k];
-                    } else {
-                        for (size_t k = 0; k < kc; k++) panel[k * PNR + i] = 0;
-                    }
-                }
-            }
-            for (size_t t = 0; t < T; t += PMT) {
-                int mt = T - t < PMT ? (int)(T - t) : PMT;
-                for (size_t j = 0; j < nrb; j += PNR) {
-                    int nr = nrb - j < PNR ? (int)(nrb - j) : PNR;
-                    micro_6x16(mt, nr, X + t * cols + k0, cols, pack + j * kc, kc, Y + t * rows + rb + j, rows, k0 > 0);
-                }
-            }
-        }
-    }
-    free(row);
-    free(pack);
-}
-
-/// Tokens from which packing the weights pays.
-enum { PACK_MIN_T = 12 };
-
-/// Y[t, r0..r1) = X[t, :] . W[r, :] over any weight source.
-static AVX2 void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
-    // EDGE_GEMM=dot keeps the dot-product kernel for every size (the benchmarks' baseline).
-    static int packed = -1;
-    if (packed < 0) {
-        const char *e = getenv("EDGE_GEMM");
-        packed = !(e && strcmp(e, "dot") == 0);
-    }
-    if (packed && T >= PACK_MIN_T) gemm_packed(s, X, Y, T, rows, cols, r0, r1);
-    else gemm_dot(s, X, Y, T, rows, cols, r0, r1);
-}
-
-static AVX2 void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_F32, .W = W};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
-
-static AVX2 void matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_F16, .W = W};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
-
-static AVX2 void matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
-                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_Q8, .W = Wq, .scale = scale, .zero = zero};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
-
-static AVX2 void matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
-                               const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (group_size == 0) return;
-    wsource s = {.kind = W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
-                 .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
+/// The AVX2 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
+static const edge_gemm_isa k_gemm_avx2 = {
+    .dot_name = "avx2-dot-4x3", .packed_name = "avx2-packed-6x16",
+    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4,
+    .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
+    .packed_tile = micro_6x16, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
+};
 
 // ---- int8 x int8 ----------------------------------------------------------------------------
 
@@ -831,16 +690,16 @@ static AVX2 void axpy_f32(float *y, float a, const float *x, size_t n) {
 void edge_fill_table_avx2(edge_kernel_table *t) {
     t->level = EDGE_KERNELS_AVX2;
     t->vnni = false;
-    t->matmul_f32 = matmul_f32;
-    t->matmul_f16 = matmul_f16;
-    t->matmul_q8_f32 = matmul_q8_f32;
+    t->gemm = &k_gemm_avx2;
+    t->q8_q8_name = "avx2-dot-q8q8-4x2";
+    t->q8_q8b32_name = "avx2-dot-q8q8b32-4x2";
+    t->q8_i16_name = "avx2-packed-i16-6x16";
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;
     t->quantize_row_q8_b32 = quantize_row_q8_b32;
     t->matmul_q8_q8b32 = matmul_q8_q8b32;
     t->quantize_rows_i16 = quantize_rows_i16;
     t->matmul_q8_i16 = matmul_q8_i16;
-    t->matmul_q4_f32 = matmul_q4_f32;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;
     t->softmax = softmax;

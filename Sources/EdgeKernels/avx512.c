@@ -2,19 +2,30 @@
 // Every function carries its own target attribute, so the file builds with the default flags and
 // runs only where dispatch.c found the features (and the OS saving the ZMM/opmask state).
 //
-// Same structure as avx2.c: MT tokens x NR rows of 16-lane partial dot products per tile,
-// masked loads for the column tail, EDGE_KC column blocks, non-f32 weights dequantized one
-// NR x EDGE_KC block at a time into an L1 buffer shared by every token.
+// The float-activation GEMMs run through the shared driver (gemm_driver.c); this file gives it the
+// weight unpacker and two zmm micro-kernels: the dot-product tile (MT tokens x NR rows of 16-lane
+// partial dot products, masked column tails) for few tokens, and the packed 12x32 outer-product tile
+// for many. int8 x int8 keeps its own loops; the int8 x int16 and block-q8 products are AVX2's.
+//
+// Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
+// SIMDe's portable implementation instead, so the file's logic is tested on CPUs without AVX-512.
 #if defined(__x86_64__)
 #include "dispatch.h"
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
+#if defined(EDGE_AVX512_EMULATED)
+#include "avx512_emulation.h"
+#define AVX512
+#define AVX512_INLINE static inline
+#define VNNI
+#define VNNI_INLINE static inline
+#else
+#include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define VNNI_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#endif
 
 enum { MT = 4, NR = 4 };  // tokens x rows: 16 accumulators + 4 weights + 1 activation of 32 zmm
 
@@ -80,141 +91,112 @@ AVX512_INLINE void tile_f32(const int mt, const int nr, const float *w, size_t l
 static AVX512 void tile_f32_any(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y,
                                 size_t ldy, size_t kc, bool accumulate) {
     switch (mt * 8 + nr) {
-        TILE_CASE(4, 4) TILE_CASE(4, 3) TILE_CASE(4, 2) TILE_CASE(4, 1)
-        TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
-        TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
-        TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2) TILE_CASE(1, 1)
+        EDGE_TILES_4X4(TILE_CASE)
     }
 }
 #undef TILE_CASE
 
-// ---- Weight sources and their dequantization to f32 ----------------------------------------
+// ---- Weight unpackers (gemm_driver.h) ----------------------------------------------------
 
-enum wkind { W_F32, W_F16, W_Q8, W_Q4 };
-
-/// Where a GEMM's weights come from and how to turn them into f32.
-typedef struct {
-    enum wkind kind;
-    const void *W;
-    const float *scale;        // q8: per row
-    const uint16_t *scale_f16; // q4: per (row, group)
-    const uint8_t *zero;       // q8: per row / q4: per (row, group); NULL = symmetric
-    size_t group_size, groups, row_bytes;
-} wsource;
-
-/// dst[0..kc) = f32 weights of row r, columns [k0, k0 + kc).
-static AVX512 void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0, size_t kc, float *dst) {
-    switch (s->kind) {
-    case W_F32: break;
-    case W_F16: {
-        const uint16_t *src = (const uint16_t *)s->W + r * cols + k0;
-        for (size_t i = 0; i < kc; i += 16) {
-            __mmask16 m = mask16(kc - i);
-            _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
-        }
-        break;
+/// dst[i] = f32 of binary16 src[i] for every i < n (masked tail); returns n.
+static AVX512 size_t unpack_f16(const uint16_t *src, size_t n, float *dst) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
     }
-    case W_Q8: {
-        const uint8_t *src = (const uint8_t *)s->W + r * cols + k0;
-        __m512 vs = _mm512_set1_ps(s->scale[r]);
-        if (s->zero) {
-            __m512i vz = _mm512_set1_epi32(s->zero[r]);
-            for (size_t i = 0; i < kc; i += 16) {
-                __mmask16 m = mask16(kc - i);
-                __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, src + i)), vz);
-                _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q)));
-            }
-        } else {
-            for (size_t i = 0; i < kc; i += 16) {
-                __mmask16 m = mask16(kc - i);
-                __m512i q = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, src + i));
-                _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q)));
-            }
-        }
-        break;
-    }
-    case W_Q4: {
-        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
-        const __m128i lo4 = _mm_set1_epi8(0x0F);
-        size_t end = k0 + kc;
-        for (size_t j = k0; j < end;) {
-            size_t g = j / s->group_size;
-            size_t ge = (g + 1) * s->group_size;
-            if (ge > end) ge = end;
-            size_t gi = r * s->groups + g;
-            float sc = edge_f16_to_f32(s->scale_f16[gi]);
-            int z = s->zero ? (int)s->zero[gi] : 8;
-            __m512 vs = _mm512_set1_ps(sc);
-            __m512i vz = _mm512_set1_epi32(z);
-            if ((j & 1) && j < ge) { dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z); j++; }
-            for (; j + 16 <= ge; j += 16) {  // j even: 16 nibbles = 8 whole bytes
-                __m128i b = _mm_loadl_epi64((const __m128i *)(row + j / 2));
-                __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
-                __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(u), vz);
-                _mm512_storeu_ps(dst + (j - k0), _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q)));
-            }
-            for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z);
-        }
-        break;
-    }
-    }
+    return n;
 }
 
-/// The blocked GEMM over any weight source: column blocks outside, NR-row blocks (dequantized into
-/// an L1 buffer) in the middle, MT-token tiles inside.
-static AVX512 void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
-    float buf[NR * EDGE_KC];
-    size_t kstep = edge_column_block(cols);
-    for (size_t k0 = 0; k0 < cols; k0 += kstep) {
-        size_t kc = cols - k0 < kstep ? cols - k0 : kstep;
-        for (size_t r = r0; r < r1; r += NR) {
-            int nr = r1 - r < NR ? (int)(r1 - r) : NR;
-            const float *w;
-            size_t ldw;
-            if (s->kind == W_F32) {
-                w = (const float *)s->W + r * cols + k0;
-                ldw = cols;
-            } else {
-                for (int i = 0; i < nr; i++) dequant_row(s, cols, r + i, k0, kc, buf + i * EDGE_KC);
-                w = buf;
-                ldw = EDGE_KC;
-            }
-            for (size_t t = 0; t < T; t += MT) {
-                int mt = T - t < MT ? (int)(T - t) : MT;
-                tile_f32_any(mt, nr, w, ldw, X + t * cols + k0, cols, Y + t * rows + r, rows, kc, k0 > 0);
-            }
+/// dst[i] = scale * (float)(q[i] - zero) (q unsigned when asymmetric, else signed with zero 0) for
+/// every i < n (masked tail); returns n.
+static AVX512 size_t unpack_q8(const uint8_t *src, size_t n, float scale, bool asymmetric, int zero, float *dst) {
+    __m512 vs = _mm512_set1_ps(scale);
+    if (asymmetric) {
+        __m512i vz = _mm512_set1_epi32(zero);
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = mask16(n - i);
+            __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, src + i)), vz);
+            _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q)));
+        }
+    } else {
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = mask16(n - i);
+            __m512i q = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, src + i));
+            _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q)));
         }
     }
+    return n;
 }
 
-static AVX512 void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_F32, .W = W};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
+/// dst[i] = scale * (float)(nibble i - zero) (low nibble of bytes[i/2] first) for whole vectors of 16
+/// (8 bytes); returns how many it converted.
+static AVX512 size_t unpack_q4(const uint8_t *bytes, size_t n, float scale, int zero, float *dst) {
+    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    __m512 vs = _mm512_set1_ps(scale);
+    __m512i vz = _mm512_set1_epi32(zero);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(bytes + i / 2));
+        __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+        __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(u), vz);
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q)));
+    }
+    return i;
 }
 
-static AVX512 void matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_F16, .W = W};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
+// ---- Packed outer-product micro-kernel (many tokens) ----------------------------------------
+// The driver packs weights into panels of 32 rows stored k-major ([k][32], zero-padded, 64-byte
+// aligned), so the 12x32 micro-kernel reads two aligned zmm of 32 outputs' weights per k and
+// broadcasts 12 tokens' activations: 24 accumulators, 24 FMAs per 2 loads + 12 broadcasts.
 
-static AVX512 void matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
-                                 size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_Q8, .W = Wq, .scale = scale, .zero = zero};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
+enum { PMT = 12, PNR = 32 };
 
-static AVX512 void matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
-                                 const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (group_size == 0) return;
-    wsource s = {.kind = W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
-                 .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
+#define PK_ROW(i) \
+    a = _mm512_set1_ps(x##i[k]); \
+    c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0); \
+    c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);
+
+#define PK_STORE(i) \
+    if (i < mt) { \
+        float *yr = y + (size_t)i * ldy; \
+        if (accumulate) { \
+            c##i##0 = _mm512_add_ps(c##i##0, _mm512_maskz_loadu_ps(m0, yr)); \
+            c##i##1 = _mm512_add_ps(c##i##1, _mm512_maskz_loadu_ps(m1, yr + 16)); \
+        } \
+        _mm512_mask_storeu_ps(yr, m0, c##i##0); \
+        _mm512_mask_storeu_ps(yr + 16, m1, c##i##1); \
+    }
+
+/// y[t*ldy + r] (+)= sum_k x[t*ldx + k] * p[k*32 + r] for t < mt (<= 12), r < nr (<= 32).
+static AVX512 void micro_12x32(int mt, int nr, const float *x, size_t ldx, const float *p, size_t kc, float *y,
+                               size_t ldy, bool accumulate) {
+    // Rows past mt read row 0 again (valid memory); their sums are not stored.
+    const float *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x, *x3 = mt > 3 ? x + 3 * ldx : x;
+    const float *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x, *x6 = mt > 6 ? x + 6 * ldx : x;
+    const float *x7 = mt > 7 ? x + 7 * ldx : x, *x8 = mt > 8 ? x + 8 * ldx : x, *x9 = mt > 9 ? x + 9 * ldx : x;
+    const float *x10 = mt > 10 ? x + 10 * ldx : x, *x11 = mt > 11 ? x + 11 * ldx : x;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+    for (size_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(p + k * PNR), b1 = _mm512_load_ps(p + k * PNR + 16), a;
+        PK_ROW(0) PK_ROW(1) PK_ROW(2) PK_ROW(3) PK_ROW(4) PK_ROW(5)
+        PK_ROW(6) PK_ROW(7) PK_ROW(8) PK_ROW(9) PK_ROW(10) PK_ROW(11)
+    }
+    __mmask16 m0 = mask16(nr < 16 ? (size_t)nr : 16), m1 = mask16(nr > 16 ? (size_t)(nr - 16) : 0);
+    PK_STORE(0) PK_STORE(1) PK_STORE(2) PK_STORE(3) PK_STORE(4) PK_STORE(5)
+    PK_STORE(6) PK_STORE(7) PK_STORE(8) PK_STORE(9) PK_STORE(10) PK_STORE(11)
 }
+#undef PK_ROW
+#undef PK_STORE
+
+/// The AVX-512 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
+static const edge_gemm_isa k_gemm_avx512 = {
+    .dot_name = "avx512-dot-4x4", .packed_name = "avx512-packed-12x32",
+    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4,
+    .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
+    .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
+};
 
 // ---- int8 x int8 ----------------------------------------------------------------------------
 
@@ -272,10 +254,6 @@ AVX512_INLINE void tile_q8q8_bw(const int mt, const int nr, const int8_t *w, con
     }
 }
 
-#define Q_CASES(CALL)                                                                                      \
-    CALL(4, 4) CALL(4, 3) CALL(4, 2) CALL(4, 1) CALL(3, 4) CALL(3, 3) CALL(3, 2) CALL(3, 1) CALL(2, 4) CALL(2, 3) \
-    CALL(2, 2) CALL(2, 1) CALL(1, 4) CALL(1, 3) CALL(1, 2) CALL(1, 1)
-
 static VNNI void matmul_q8_q8_vnni(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                                    size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     const __m512i ones = _mm512_set1_epi8(1);
@@ -293,7 +271,7 @@ static VNNI void matmul_q8_q8_vnni(const int8_t *Wq, const float *wscale, const 
             int mt = T - t < MT ? (int)(T - t) : MT;
 #define CALL(a, b) \
     case (a) * 8 + (b): tile_q8q8_vnni(a, b, w, Xq + t * cols, cols, wsum, wscale + r, xscale + t, Y + t * rows + r, rows); break;
-            switch (mt * 8 + nr) { Q_CASES(CALL) }
+            switch (mt * 8 + nr) { EDGE_TILES_4X4(CALL) }
 #undef CALL
         }
     }
@@ -308,12 +286,11 @@ static AVX512 void matmul_q8_q8_bw(const int8_t *Wq, const float *wscale, const 
             int mt = T - t < MT ? (int)(T - t) : MT;
 #define CALL(a, b) \
     case (a) * 8 + (b): tile_q8q8_bw(a, b, w, Xq + t * cols, cols, wscale + r, xscale + t, Y + t * rows + r, rows); break;
-            switch (mt * 8 + nr) { Q_CASES(CALL) }
+            switch (mt * 8 + nr) { EDGE_TILES_4X4(CALL) }
 #undef CALL
         }
     }
 }
-#undef Q_CASES
 
 static AVX512 void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
     __m512 vmax = _mm512_setzero_ps();
@@ -466,12 +443,10 @@ static AVX512 void axpy_f32(float *y, float a, const float *x, size_t n) {
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->level = EDGE_KERNELS_AVX512;
     t->vnni = vnni;
-    t->matmul_f32 = matmul_f32;
-    t->matmul_f16 = matmul_f16;
-    t->matmul_q8_f32 = matmul_q8_f32;
+    t->gemm = &k_gemm_avx512;  // matmul_q8_q8b32 and matmul_q8_i16 stay AVX2's, with their names
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = vnni ? matmul_q8_q8_vnni : matmul_q8_q8_bw;
-    t->matmul_q4_f32 = matmul_q4_f32;
+    t->q8_q8_name = vnni ? "avx512-vnni-q8q8-4x4" : "avx512-bw-q8q8-4x4";
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;
     t->softmax = softmax;

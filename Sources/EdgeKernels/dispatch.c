@@ -27,6 +27,15 @@ static bool cpu_has_avx2(void) {
            __builtin_cpu_supports("f16c");
 }
 
+#if defined(EDGE_AVX512_EMULATED)
+// Test builds only (scripts/test-avx512-emulated.sh): avx512.c is compiled against SIMDe's portable
+// AVX-512, so the level runs on any AVX2 CPU; EDGE_EMULATE_VNNI=1 picks its VNNI int8 kernel.
+static bool cpu_has_avx512(void) { return cpu_has_avx2(); }
+static bool cpu_has_avx512_vnni(void) {
+    const char *e = getenv("EDGE_EMULATE_VNNI");
+    return cpu_has_avx512() && e && strcmp(e, "1") == 0;
+}
+#else
 static bool cpu_has_avx512(void) {
     uint64_t xcr0 = read_xcr0();
     bool zmm_state = (xcr0 & 0xE6) == 0xE6;  // SSE, AVX, opmask, ZMM0-15 upper halves, ZMM16-31
@@ -36,12 +45,15 @@ static bool cpu_has_avx512(void) {
 
 static bool cpu_has_avx512_vnni(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 #endif
+#endif
 
 /// Tables by level (index = edge_kernel_level), filled once; `available[i]` says whether this CPU runs table i.
 static edge_kernel_table g_tables[5];
 static bool g_available[5];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Atomic(const edge_kernel_table *) g_active;
+/// The GEMM mode (edge_gemm_mode); set from EDGE_GEMM once, with the tables.
+static _Atomic int g_gemm_mode = EDGE_GEMM_AUTO;
 
 static edge_kernel_level best_level(void) {
     for (int l = EDGE_KERNELS_NEON; l > EDGE_KERNELS_REF; l--)
@@ -82,6 +94,9 @@ static void build_tables(void) {
     edge_fill_table_neon(&g_tables[EDGE_KERNELS_NEON]);
     g_available[EDGE_KERNELS_NEON] = true;
 #endif
+    const char *gemm = getenv("EDGE_GEMM");
+    atomic_store_explicit(&g_gemm_mode, gemm && strcmp(gemm, "dot") == 0 ? EDGE_GEMM_DOT : EDGE_GEMM_AUTO,
+                          memory_order_relaxed);
     atomic_store_explicit(&g_active, &g_tables[auto_level()], memory_order_release);
 }
 
@@ -121,20 +136,70 @@ const char *edge_kernels_level_name(edge_kernel_level level) {
     return "?";
 }
 
+bool edge_kernels_set_gemm_mode(edge_gemm_mode mode) {
+    if (mode != EDGE_GEMM_AUTO && mode != EDGE_GEMM_DOT) return false;
+    pthread_once(&g_once, build_tables);  // so a later first use does not overwrite it from EDGE_GEMM
+    atomic_store_explicit(&g_gemm_mode, mode, memory_order_relaxed);
+    return true;
+}
+
+edge_gemm_mode edge_kernels_gemm_mode(void) {
+    pthread_once(&g_once, build_tables);
+    return (edge_gemm_mode)atomic_load_explicit(&g_gemm_mode, memory_order_relaxed);
+}
+
+const char *edge_gemm_mode_name(edge_gemm_mode mode) {
+    switch (mode) {
+    case EDGE_GEMM_AUTO: return "auto";
+    case EDGE_GEMM_DOT: return "dot";
+    }
+    return "?";
+}
+
+const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, size_t T) {
+    if (!edge_kernels_available(level)) return NULL;
+    const edge_kernel_table *t = level == EDGE_KERNELS_AUTO ? table() : &g_tables[level];
+    switch (op) {
+    case EDGE_GEMM_OP_F32:
+    case EDGE_GEMM_OP_F16:
+    case EDGE_GEMM_OP_Q8_F32:
+    case EDGE_GEMM_OP_Q4_F32:
+        if (!t->gemm) return "ref";
+        return edge_gemm_uses_packed(t->gemm, edge_kernels_gemm_mode(), T) ? t->gemm->packed_name : t->gemm->dot_name;
+    case EDGE_GEMM_OP_Q8_Q8: return t->q8_q8_name;
+    case EDGE_GEMM_OP_Q8_Q8B32: return t->q8_q8b32_name;
+    case EDGE_GEMM_OP_Q8_I16: return t->q8_i16_name;
+    }
+    return NULL;
+}
+
 // ---- Forwarders -----------------------------------------------------------------------------
 
+/// The shared GEMM driver with the level's micro-kernels, in the mode in force at the call.
+static inline void driver_gemm(const edge_kernel_table *t, edge_wsource s, const float *X, float *Y, size_t T,
+                               size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_gemm_mode mode = (edge_gemm_mode)atomic_load_explicit(&g_gemm_mode, memory_order_relaxed);
+    edge_gemm(t->gemm, mode, &s, X, Y, T, rows, cols, r0, r1);
+}
+
 void edge_matvec_f32(const float *W, const float *x, float *y, size_t rows, size_t cols, size_t r0, size_t r1) {
-    table()->matmul_f32(W, x, y, 1, rows, cols, r0, r1);
+    edge_matmul_f32(W, x, y, 1, rows, cols, r0, r1);
 }
 void edge_matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    table()->matmul_f32(W, X, Y, T, rows, cols, r0, r1);
+    const edge_kernel_table *t = table();
+    if (t->gemm) driver_gemm(t, edge_wsource_f32(W), X, Y, T, rows, cols, r0, r1);
+    else t->matmul_f32(W, X, Y, T, rows, cols, r0, r1);
 }
 void edge_matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    table()->matmul_f16(W, X, Y, T, rows, cols, r0, r1);
+    const edge_kernel_table *t = table();
+    if (t->gemm) driver_gemm(t, edge_wsource_f16(W), X, Y, T, rows, cols, r0, r1);
+    else t->matmul_f16(W, X, Y, T, rows, cols, r0, r1);
 }
 void edge_matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    table()->matmul_q8_f32(Wq, scale, zero, X, Y, T, rows, cols, r0, r1);
+    const edge_kernel_table *t = table();
+    if (t->gemm) driver_gemm(t, edge_wsource_q8(Wq, scale, zero), X, Y, T, rows, cols, r0, r1);
+    else t->matmul_q8_f32(Wq, scale, zero, X, Y, T, rows, cols, r0, r1);
 }
 void edge_quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
     table()->quantize_row_q8(x, xq, xscale, n);
@@ -159,7 +224,9 @@ void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq
 }
 void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    table()->matmul_q4_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);
+    const edge_kernel_table *t = table();
+    if (!t->gemm) t->matmul_q4_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);
+    else if (group_size > 0) driver_gemm(t, edge_wsource_q4(Wq, scale_f16, zero, group_size, cols), X, Y, T, rows, cols, r0, r1);
 }
 void edge_rmsnorm(const float *x, const float *w, float *out, size_t n, float eps) { table()->rmsnorm(x, w, out, n, eps); }
 void edge_layernorm(const float *x, const float *w, const float *b, float *out, size_t n, float eps) {

@@ -3,15 +3,21 @@
 #define EDGE_KERNELS_DISPATCH_H
 
 #include "EdgeKernels.h"
+#include "gemm_driver.h"
 
 /// How a sparse payload stores its values (scale/zero are used by EDGE_SPARSE_Q8 only).
 typedef enum edge_sparse_kind { EDGE_SPARSE_F32 = 0, EDGE_SPARSE_F16 = 1, EDGE_SPARSE_Q8 = 2 } edge_sparse_kind;
 
 /// One function pointer per dispatched kernel; signatures as in EdgeKernelsMath.h.
 /// (edge_matvec_f32 goes through matmul_f32 with T = 1.)
+/// The float-activation products (matmul_f32, matmul_f16, matmul_q8_f32, matmul_q4_f32) go through
+/// the shared GEMM driver with `gemm`'s micro-kernels where it is set, else through the pointers.
 typedef struct edge_kernel_table {
     edge_kernel_level level;
     bool vnni;
+    const edge_gemm_isa *gemm;
+    /// Names of the kernels behind matmul_q8_q8, matmul_q8_q8b32, matmul_q8_i16 (edge_kernels_gemm_name).
+    const char *q8_q8_name, *q8_q8b32_name, *q8_i16_name;
     void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_f16)(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q8_f32)(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
@@ -68,6 +74,7 @@ void edge_fill_table_sparse_avx2(edge_kernel_table *t);
 /// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
 #endif
+
 #if defined(__aarch64__)
 /// Overwrites the entries Advanced SIMD speeds up.
 void edge_fill_table_neon(edge_kernel_table *t);

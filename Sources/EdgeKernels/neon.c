@@ -1,8 +1,9 @@
-// AArch64 Advanced SIMD kernels (baseline on every arm64 CPU, so no run-time check). Same
-// structure as avx2.c: MT tokens x NR rows of 4-lane partial dot products per tile, EDGE_KC
-// column blocks, non-f32 weights dequantized per NR x EDGE_KC block into an L1 buffer. Column
-// tails (fewer than 4 or 16 left) are finished with scalar code. Kernels without a NEON version
-// here (softmax, layernorm, gelu, silu) keep the reference ones.
+// AArch64 Advanced SIMD kernels (baseline on every arm64 CPU, so no run-time check). The float-
+// activation GEMMs run through the shared driver (gemm_driver.c) with this file's weight unpacker and
+// dot-product tile (MT tokens x NR rows of 4-lane partial dot products; column tails of fewer than 4
+// finished with scalar code); there is no packed NEON micro-kernel yet, so every token count takes
+// the dot-product path. Kernels without a NEON version here (softmax, layernorm, gelu, silu) keep
+// the reference ones.
 #if defined(__aarch64__)
 #include "dispatch.h"
 #include <arm_neon.h>
@@ -45,146 +46,67 @@ static inline __attribute__((always_inline)) void tile_f32(const int mt, const i
 static void tile_f32_any(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y, size_t ldy,
                          size_t kc, bool accumulate) {
     switch (mt * 8 + nr) {
-        TILE_CASE(4, 4) TILE_CASE(4, 3) TILE_CASE(4, 2) TILE_CASE(4, 1)
-        TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
-        TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
-        TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2) TILE_CASE(1, 1)
+        EDGE_TILES_4X4(TILE_CASE)
     }
 }
 #undef TILE_CASE
 
-// ---- Weight sources and their dequantization to f32 ----------------------------------------
+// ---- Weight unpackers (gemm_driver.h) ----------------------------------------------------
 
-enum wkind { W_F32, W_F16, W_Q8, W_Q4 };
-
-/// Where a GEMM's weights come from and how to turn them into f32.
-typedef struct {
-    enum wkind kind;
-    const void *W;
-    const float *scale;        // q8: per row
-    const uint16_t *scale_f16; // q4: per (row, group)
-    const uint8_t *zero;       // q8: per row / q4: per (row, group); NULL = symmetric
-    size_t group_size, groups, row_bytes;
-} wsource;
-
-/// dst[0..kc) = f32 weights of row r, columns [k0, k0 + kc).
-static void dequant_row(const wsource *s, size_t cols, size_t r, size_t k0, size_t kc, float *dst) {
+/// dst[i] = f32 of binary16 src[i] for whole vectors of 4; returns how many it converted.
+static size_t unpack_f16(const uint16_t *src, size_t n, float *dst) {
     size_t i = 0;
-    switch (s->kind) {
-    case W_F32: break;
-    case W_F16: {
-        const uint16_t *src = (const uint16_t *)s->W + r * cols + k0;
-        for (; i + 4 <= kc; i += 4) vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
-        for (; i < kc; i++) dst[i] = edge_f16_to_f32(src[i]);
-        break;
-    }
-    case W_Q8: {
-        const uint8_t *src = (const uint8_t *)s->W + r * cols + k0;
-        float sc = s->scale[r];
-        if (s->zero) {
-            int z = s->zero[r];
-            int16x8_t vz = vdupq_n_s16((int16_t)z);
-            for (; i + 8 <= kc; i += 8) {
-                int16x8_t q = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(src + i))), vz);
-                vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), sc));
-                vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q))), sc));
-            }
-            for (; i < kc; i++) dst[i] = sc * (float)((int)src[i] - z);
-        } else {
-            for (; i + 8 <= kc; i += 8) {
-                int16x8_t q = vmovl_s8(vld1_s8((const int8_t *)src + i));
-                vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), sc));
-                vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q))), sc));
-            }
-            for (; i < kc; i++) dst[i] = sc * (float)(int8_t)src[i];
-        }
-        break;
-    }
-    case W_Q4: {
-        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
-        size_t end = k0 + kc;
-        for (size_t j = k0; j < end;) {
-            size_t g = j / s->group_size;
-            size_t ge = (g + 1) * s->group_size;
-            if (ge > end) ge = end;
-            size_t gi = r * s->groups + g;
-            float sc = edge_f16_to_f32(s->scale_f16[gi]);
-            int z = s->zero ? (int)s->zero[gi] : 8;
-            int16x8_t vz = vdupq_n_s16((int16_t)z);
-            if ((j & 1) && j < ge) { dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z); j++; }
-            for (; j + 16 <= ge; j += 16) {  // j even: 16 nibbles = 8 whole bytes
-                uint8x8_t b = vld1_u8(row + j / 2);
-                uint8x8x2_t u = vzip_u8(vand_u8(b, vdup_n_u8(0x0F)), vshr_n_u8(b, 4));  // element order
-                int16x8_t q0 = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(u.val[0])), vz);
-                int16x8_t q1 = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(u.val[1])), vz);
-                float *d = dst + (j - k0);
-                vst1q_f32(d, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q0))), sc));
-                vst1q_f32(d + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q0))), sc));
-                vst1q_f32(d + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q1))), sc));
-                vst1q_f32(d + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q1))), sc));
-            }
-            for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q4_nibble(row, j) - z);
-        }
-        break;
-    }
-    }
+    for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+    return i;
 }
 
-/// The blocked GEMM over any weight source: column blocks outside, NR-row blocks (dequantized into
-/// an L1 buffer) in the middle, MT-token tiles inside.
-static void gemm(const wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
-    float buf[NR * EDGE_KC];
-    size_t kstep = edge_column_block(cols);
-    for (size_t k0 = 0; k0 < cols; k0 += kstep) {
-        size_t kc = cols - k0 < kstep ? cols - k0 : kstep;
-        for (size_t r = r0; r < r1; r += NR) {
-            int nr = r1 - r < NR ? (int)(r1 - r) : NR;
-            const float *w;
-            size_t ldw;
-            if (s->kind == W_F32) {
-                w = (const float *)s->W + r * cols + k0;
-                ldw = cols;
-            } else {
-                for (int i = 0; i < nr; i++) dequant_row(s, cols, r + i, k0, kc, buf + i * EDGE_KC);
-                w = buf;
-                ldw = EDGE_KC;
-            }
-            for (size_t t = 0; t < T; t += MT) {
-                int mt = T - t < MT ? (int)(T - t) : MT;
-                tile_f32_any(mt, nr, w, ldw, X + t * cols + k0, cols, Y + t * rows + r, rows, kc, k0 > 0);
-            }
+/// dst[i] = scale * (float)(q[i] - zero) (q unsigned when asymmetric, else signed with zero 0) for
+/// whole vectors of 8; returns how many it converted.
+static size_t unpack_q8(const uint8_t *src, size_t n, float scale, bool asymmetric, int zero, float *dst) {
+    size_t i = 0;
+    if (asymmetric) {
+        int16x8_t vz = vdupq_n_s16((int16_t)zero);
+        for (; i + 8 <= n; i += 8) {
+            int16x8_t q = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(src + i))), vz);
+            vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), scale));
+            vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q))), scale));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            int16x8_t q = vmovl_s8(vld1_s8((const int8_t *)src + i));
+            vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), scale));
+            vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q))), scale));
         }
     }
+    return i;
 }
 
-static void matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_F32, .W = W};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
+/// dst[i] = scale * (float)(nibble i - zero) (low nibble of bytes[i/2] first) for whole vectors of 16
+/// (8 bytes); returns how many it converted.
+static size_t unpack_q4(const uint8_t *bytes, size_t n, float scale, int zero, float *dst) {
+    int16x8_t vz = vdupq_n_s16((int16_t)zero);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x8_t b = vld1_u8(bytes + i / 2);
+        uint8x8x2_t u = vzip_u8(vand_u8(b, vdup_n_u8(0x0F)), vshr_n_u8(b, 4));  // element order
+        int16x8_t q0 = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(u.val[0])), vz);
+        int16x8_t q1 = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(u.val[1])), vz);
+        float *d = dst + i;
+        vst1q_f32(d, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q0))), scale));
+        vst1q_f32(d + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q0))), scale));
+        vst1q_f32(d + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q1))), scale));
+        vst1q_f32(d + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q1))), scale));
+    }
+    return i;
 }
 
-static void matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_F16, .W = W};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
-
-static void matmul_q8_f32(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
-                          size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    wsource s = {.kind = W_Q8, .W = Wq, .scale = scale, .zero = zero};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
-
-static void matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
-                          const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (group_size == 0) return;
-    wsource s = {.kind = W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
-                 .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
-    gemm(&s, X, Y, T, rows, cols, r0, r1);
-}
+/// The NEON micro-kernel and unpacker of the shared GEMM driver (gemm_driver.c): dot-product only.
+static const edge_gemm_isa k_gemm_neon = {
+    .dot_name = "neon-dot-4x4", .packed_name = NULL,
+    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4,
+    .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
+    .packed_tile = NULL,
+};
 
 // ---- int8 x int8 ----------------------------------------------------------------------------
 
@@ -222,8 +144,7 @@ static inline __attribute__((always_inline)) void tile_q8q8(const int mt, const 
 static void tile_q8q8_any(int mt, int nr, const int8_t *w, const int8_t *x, size_t cols, const float *ws,
                           const float *xs, float *y, size_t ldy) {
     switch (mt * 8 + nr) {
-        Q_CASE(4, 4) Q_CASE(4, 3) Q_CASE(4, 2) Q_CASE(4, 1) Q_CASE(3, 4) Q_CASE(3, 3) Q_CASE(3, 2) Q_CASE(3, 1)
-        Q_CASE(2, 4) Q_CASE(2, 3) Q_CASE(2, 2) Q_CASE(2, 1) Q_CASE(1, 4) Q_CASE(1, 3) Q_CASE(1, 2) Q_CASE(1, 1)
+        EDGE_TILES_4X4(Q_CASE)
     }
 }
 #undef Q_CASE
@@ -304,12 +225,10 @@ static void scale_f32(float *x, float s, size_t n) {
 void edge_fill_table_neon(edge_kernel_table *t) {
     t->level = EDGE_KERNELS_NEON;
     t->vnni = false;
-    t->matmul_f32 = matmul_f32;
-    t->matmul_f16 = matmul_f16;
-    t->matmul_q8_f32 = matmul_q8_f32;
+    t->gemm = &k_gemm_neon;
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;
-    t->matmul_q4_f32 = matmul_q4_f32;
+    t->q8_q8_name = "neon-dot-q8q8-4x4";
     t->rmsnorm = rmsnorm;
     t->add = add_f32;
     t->axpy = axpy_f32;

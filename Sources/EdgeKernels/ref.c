@@ -281,6 +281,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     memset(t, 0, sizeof *t);
     t->level = EDGE_KERNELS_REF;
     t->vnni = false;
+    t->gemm = NULL;
+    t->q8_q8_name = t->q8_q8b32_name = t->q8_i16_name = "ref";
     t->matmul_f32 = edge_matmul_f32_ref;
     t->matmul_f16 = edge_matmul_f16_ref;
     t->matmul_q8_f32 = edge_matmul_q8_f32_ref;

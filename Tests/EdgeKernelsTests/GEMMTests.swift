@@ -225,6 +225,53 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Token counts from the packed kernels' threshold (12) up, over rows that fill panels partly
+    /// (16 rows on AVX2, 32 on AVX-512) and span packed row blocks (128), for every float-activation
+    /// weight encoding, in both GEMM modes (packed and dot-product).
+    func testPackedKernelShapes() {
+        var rng = TestRNG(seed: 9)
+        defer { _ = edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO) }
+        for mode in [EDGE_GEMM_AUTO, EDGE_GEMM_DOT] {
+            XCTAssertTrue(edge_kernels_set_gemm_mode(mode))
+            let m = String(cString: edge_gemm_mode_name(mode))
+            forEachKernelLevel { level in
+                sweep(cols: [1, 17, 65, 300], rows: [1, 17, 33, 130], tokens: [12, 25]) { T, rows, cols, r0, r1 in
+                    let xv = rng.floats(T * cols), wv = rng.floats(rows * cols)
+                    let x = Misaligned(xv), w = Misaligned(wv)
+                    checkGEMM("matmul_f32 \(m)", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                              expected: denseProduct(wv, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                              run: { edge_matmul_f32(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                              ref: { edge_matmul_f32_ref(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+                    let bits = wv.map(f16Bits), wh = Misaligned(bits)
+                    checkGEMM("matmul_f16 \(m)", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                              expected: denseProduct(bits.map(f16Value), xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                              run: { edge_matmul_f16(wh.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                              ref: { edge_matmul_f16_ref(wh.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+                    let bytes = (0 ..< rows * cols).map { _ in UInt8(rng.int(0 ... 255)) }
+                    let scales = rng.floats(rows, 0.001, 0.05), zeros = (0 ..< rows).map { _ in UInt8(rng.int(0 ... 255)) }
+                    let wq = Misaligned(bytes.map { Int8(bitPattern: $0) }), s = Misaligned(scales), z = Misaligned(zeros)
+                    let q8 = (0 ..< rows * cols).map { scales[$0 / cols] * Float(Int(bytes[$0]) - Int(zeros[$0 / cols])) }
+                    checkGEMM("matmul_q8_f32 asym \(m)", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                              expected: denseProduct(q8, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                              run: { edge_matmul_q8_f32(wq.pointer, s.pointer, z.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                              ref: { edge_matmul_q8_f32_ref(wq.pointer, s.pointer, z.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+                    let group = 32, groups = (cols + group - 1) / group, rowBytes = (cols + 1) / 2
+                    let packed = (0 ..< rows * rowBytes).map { _ in UInt8(rng.int(0 ... 255)) }
+                    let s4 = (0 ..< rows * groups).map { _ in f16Bits(rng.float(0.001, 0.1)) }
+                    let q4 = (0 ..< rows * cols).map { i -> Float in
+                        let r = i / cols, j = i % cols, b = packed[r * rowBytes + j / 2]
+                        return f16Value(s4[r * groups + j / group]) * Float(Int(j % 2 == 0 ? b & 15 : b >> 4) - 8)
+                    }
+                    let w4 = Misaligned(packed), sc4 = Misaligned(s4)
+                    checkGEMM("matmul_q4_f32 sym \(m)", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                              expected: denseProduct(q4, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                              run: { edge_matmul_q4_f32(w4.pointer, sc4.pointer, nil, group, x.pointer, $0, T, rows, cols, r0, r1) },
+                              ref: { edge_matmul_q4_f32_ref(w4.pointer, sc4.pointer, nil, group, x.pointer, $0, T, rows, cols, r0, r1) })
+                }
+            }
+        }
+    }
+
     /// cols == 0 gives zeros; an empty row range or T == 0 writes nothing.
     func testDegenerateShapes() {
         forEachKernelLevel { level in

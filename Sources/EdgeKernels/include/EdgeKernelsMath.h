@@ -49,6 +49,42 @@ const char *edge_kernels_level_name(edge_kernel_level level);
 /// Whether the active level computes int8 x int8 products with VNNI dot-product instructions.
 bool edge_kernels_uses_vnni(void);
 
+/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32 weights)
+/// run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
+/// reported by edge_kernels_gemm_mode / edge_kernels_gemm_name. The initial mode is EDGE_GEMM_AUTO,
+/// or EDGE_GEMM_DOT when the environment variable EDGE_GEMM=dot is set at first use (read once).
+typedef enum edge_gemm_mode {
+    /// The packed outer-product kernel from the level's token threshold up (12), the dot-product one below.
+    EDGE_GEMM_AUTO = 0,
+    /// The dot-product kernel for every token count (the benchmarks' baseline).
+    EDGE_GEMM_DOT = 1,
+} edge_gemm_mode;
+
+/// Sets the GEMM mode for every later call (process-wide, atomic: a call already running finishes
+/// in the mode it started with). Returns false, changing nothing, for an unknown mode.
+bool edge_kernels_set_gemm_mode(edge_gemm_mode mode);
+/// The GEMM mode in force.
+edge_gemm_mode edge_kernels_gemm_mode(void);
+/// "auto" or "dot" ("?" for anything else); a static string.
+const char *edge_gemm_mode_name(edge_gemm_mode mode);
+
+/// The matrix products whose kernel edge_kernels_gemm_name names.
+typedef enum edge_gemm_op {
+    EDGE_GEMM_OP_F32 = 0,      ///< edge_matmul_f32 / edge_matvec_f32
+    EDGE_GEMM_OP_F16 = 1,      ///< edge_matmul_f16
+    EDGE_GEMM_OP_Q8_F32 = 2,   ///< edge_matmul_q8_f32
+    EDGE_GEMM_OP_Q4_F32 = 3,   ///< edge_matmul_q4_f32
+    EDGE_GEMM_OP_Q8_Q8 = 4,    ///< edge_matmul_q8_q8
+    EDGE_GEMM_OP_Q8_Q8B32 = 5, ///< edge_matmul_q8_q8b32
+    EDGE_GEMM_OP_Q8_I16 = 6,   ///< edge_matmul_q8_i16
+} edge_gemm_op;
+
+/// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
+/// (tokens x rows per micro-kernel tile), e.g. "avx2-packed-6x16", "avx2-dot-4x3", "avx512-vnni-q8q8-4x4";
+/// "ref" for the scalar reference. EDGE_KERNELS_AUTO names the active level's. NULL when this
+/// CPU/OS/build cannot run `level` or `op` is unknown. A static string.
+const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, size_t T);
+
 // ---- Matrix products ------------------------------------------------------------------------
 /// y[r] = dot(W[r, :], x) for r in [r0, r1). W is [rows, cols] f32, x has cols values.
 void edge_matvec_f32(const float *W, const float *x, float *y, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -1,0 +1,87 @@
+// Private to EdgeKernels: the one blocked GEMM driver every SIMD level shares (gemm_driver.c).
+//
+// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8 and q4 weights. The driver owns the blocking,
+// the packing and the choice between the two kernels; a SIMD level contributes only what touches
+// registers, in an `edge_gemm_isa`:
+// - `unpack_f16`, `unpack_q8`, `unpack_q4`: the weight unpackers, a run of one row's weights to f32
+//   (the driver walks rows, column blocks and q4 groups, and converts what an unpacker leaves with
+//   the same scalar formula);
+// - `dot_tile`: the dot-product micro-kernel (few tokens): mt <= dot_mt tokens x nr <= dot_nr rows,
+//   both operands contiguous along k, horizontal sums once per tile;
+// - `packed_tile` (optional): the outer-product micro-kernel (many tokens): mt <= packed_mt tokens x
+//   nr <= packed_nr rows against a panel of packed_nr rows stored k-major ([k][packed_nr], zero-padded,
+//   64-byte aligned), so each k loads whole vectors of weights and broadcasts one activation per token.
+// Threading is the caller's: each thread calls with its own row range [r0, r1).
+#ifndef EDGE_KERNELS_GEMM_DRIVER_H
+#define EDGE_KERNELS_GEMM_DRIVER_H
+
+#include "EdgeKernels.h"
+
+/// How a GEMM's weights are stored.
+typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4 } edge_wkind;
+
+/// Where a GEMM's weights come from and how to turn them into f32. W is [rows, cols] in `kind`.
+typedef struct edge_wsource {
+    edge_wkind kind;
+    const void *W;
+    const float *scale;        // q8: [rows]
+    const uint16_t *scale_f16; // q4: [rows, groups] binary16
+    const uint8_t *zero;       // q8: [rows] / q4: [rows, groups]; NULL = symmetric
+    size_t group_size, groups, row_bytes;  // q4 only
+} edge_wsource;
+
+/// A SIMD level's micro-kernels and weight unpacker (see the top of this file).
+typedef struct edge_gemm_isa {
+    /// Kernel names as edge_kernels_gemm_name reports them, e.g. "avx2-dot-4x3", "avx2-packed-6x16".
+    const char *dot_name, *packed_name;
+    /// Unpackers: each converts a leading part of dst[0..n) (whole vectors, or all n) and returns its
+    /// length; the driver converts the rest with the scalar formula, the same float operations.
+    /// f16: dst[i] = f32 of binary16 src[i].
+    size_t (*unpack_f16)(const uint16_t *src, size_t n, float *dst);
+    /// q8: dst[i] = scale * (float)(q[i] - zero), q[i] unsigned when `asymmetric`, else signed (zero 0).
+    size_t (*unpack_q8)(const uint8_t *src, size_t n, float scale, bool asymmetric, int zero, float *dst);
+    /// q4: dst[i] = scale * (float)(nibble i - zero), nibble 2b the low and 2b + 1 the high half of bytes[b].
+    size_t (*unpack_q4)(const uint8_t *bytes, size_t n, float scale, int zero, float *dst);
+    /// y[t*ldy + r] (+)= dot(w[r*ldw ..], x[t*ldx ..]) over kc columns, t < mt <= dot_mt, r < nr <= dot_nr.
+    void (*dot_tile)(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y, size_t ldy,
+                     size_t kc, bool accumulate);
+    int dot_mt, dot_nr;
+    /// y[t*ldy + r] (+)= sum_k x[t*ldx + k] * p[k*packed_nr + r], t < mt <= packed_mt, r < nr <= packed_nr.
+    /// NULL: this level has no packed kernel and always runs dot_tile.
+    void (*packed_tile)(int mt, int nr, const float *x, size_t ldx, const float *p, size_t kc, float *y, size_t ldy,
+                        bool accumulate);
+    int packed_mt, packed_nr;
+    /// Tokens from which packing the weights pays (EDGE_GEMM_AUTO).
+    size_t packed_min_t;
+} edge_gemm_isa;
+
+/// Expands CASE(mt, nr) for every micro-kernel tile shape up to 4 tokens x 4 rows, as the `case`s
+/// of a `switch (mt * 8 + nr)` that calls an always-inline tile with constant shapes.
+#define EDGE_TILES_4X4(CASE)                                                                           \
+    CASE(4, 4) CASE(4, 3) CASE(4, 2) CASE(4, 1) CASE(3, 4) CASE(3, 3) CASE(3, 2) CASE(3, 1) CASE(2, 4) \
+    CASE(2, 3) CASE(2, 2) CASE(2, 1) CASE(1, 4) CASE(1, 3) CASE(1, 2) CASE(1, 1)
+
+/// Whether edge_gemm runs `isa`'s packed kernel for T tokens in `mode`.
+static inline bool edge_gemm_uses_packed(const edge_gemm_isa *isa, edge_gemm_mode mode, size_t T) {
+    return isa->packed_tile && mode == EDGE_GEMM_AUTO && T >= isa->packed_min_t;
+}
+
+/// Y[t, r0..r1) = X[t, :] . W[r, :] over any weight source, with the kernel edge_gemm_uses_packed picks.
+/// X [T, cols], Y [T, rows].
+void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource *s, const float *X, float *Y,
+               size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// The weight sources of the four public float-activation products (arguments as in EdgeKernelsMath.h).
+static inline edge_wsource edge_wsource_f32(const float *W) { return (edge_wsource){.kind = EDGE_W_F32, .W = W}; }
+static inline edge_wsource edge_wsource_f16(const uint16_t *W) { return (edge_wsource){.kind = EDGE_W_F16, .W = W}; }
+static inline edge_wsource edge_wsource_q8(const int8_t *Wq, const float *scale, const uint8_t *zero) {
+    return (edge_wsource){.kind = EDGE_W_Q8, .W = Wq, .scale = scale, .zero = zero};
+}
+/// group_size > 0.
+static inline edge_wsource edge_wsource_q4(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
+                                           size_t group_size, size_t cols) {
+    return (edge_wsource){.kind = EDGE_W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
+                          .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
+}
+
+#endif

@@ -1,0 +1,76 @@
+import EdgeKernels
+
+/// The kernels this process runs, for reports (`--json`, `edge-run info`): the SIMD level, the GEMM
+/// mode, and the micro-kernel behind each matrix product for a given token count.
+///
+/// The GEMM mode is a benchmarking switch (the packed and dot-product kernels sum in different
+/// orders, so outputs differ in the last bits): set it with `KernelInfo.setGEMMMode(_:)`; it starts
+/// as `.auto`, or `.dot` where the environment variable `EDGE_GEMM=dot` was set at first use, and
+/// every report names it.
+public struct KernelInfo: Equatable, Sendable, Codable {
+    /// Which micro-kernel the float-activation GEMMs run (`edge_gemm_mode`).
+    public enum GEMMMode: String, CaseIterable, Sendable, Codable {
+        /// The packed outer-product kernel from 12 tokens up, the dot-product one below (the default).
+        case auto
+        /// The dot-product kernel for every token count (the benchmarks' baseline).
+        case dot
+    }
+
+    /// The matrix products a report names (`edge_gemm_op`), by their kernel's suffix.
+    public enum Product: String, CaseIterable, Sendable, Codable {
+        case f32, f16, q8_f32, q4_f32, q8_q8, q8_q8b32, q8_i16
+
+        var op: edge_gemm_op {
+            switch self {
+            case .f32: EDGE_GEMM_OP_F32
+            case .f16: EDGE_GEMM_OP_F16
+            case .q8_f32: EDGE_GEMM_OP_Q8_F32
+            case .q4_f32: EDGE_GEMM_OP_Q4_F32
+            case .q8_q8: EDGE_GEMM_OP_Q8_Q8
+            case .q8_q8b32: EDGE_GEMM_OP_Q8_Q8B32
+            case .q8_i16: EDGE_GEMM_OP_Q8_I16
+            }
+        }
+    }
+
+    /// The active SIMD level: "ref", "avx2", "avx512" or "neon".
+    public let level: String
+    /// Whether int8 x int8 products use VNNI instructions.
+    public let vnni: Bool
+    /// The GEMM mode in force.
+    public let gemmMode: GEMMMode
+    /// Kernel name per product (`Product.rawValue`) for one token (decoding), e.g. "avx2-dot-4x3".
+    public let decode: [String: String]
+    /// Kernel name per product for `batchTokens` tokens (prefill, perplexity windows, training).
+    public let batch: [String: String]
+    /// The token count `batch` is named for.
+    public let batchTokens: Int
+
+    /// The kernels in use now; `batchTokens` (> 0) picks the token count of `batch`.
+    public static func current(batchTokens: Int = 64) -> KernelInfo {
+        precondition(batchTokens > 0, "batchTokens must be positive")
+        return KernelInfo(level: String(cString: edge_kernels_level_name(edge_kernels_level())),
+                          vnni: edge_kernels_uses_vnni(), gemmMode: gemmMode,
+                          decode: names(tokens: 1), batch: names(tokens: batchTokens), batchTokens: batchTokens)
+    }
+
+    /// The active level's kernel for `product` with `tokens` tokens, e.g. "avx2-packed-6x16".
+    public static func kernel(_ product: Product, tokens: Int) -> String {
+        precondition(tokens >= 0, "tokens must not be negative")
+        // Non-nil: the active level is always available and every Product is a known op.
+        return String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AUTO, product.op, tokens)!)
+    }
+
+    /// The GEMM mode in force (process-wide).
+    public static var gemmMode: GEMMMode { edge_kernels_gemm_mode() == EDGE_GEMM_DOT ? .dot : .auto }
+
+    /// Sets the GEMM mode for every later product (process-wide; thread-safe, a product already
+    /// running finishes in the mode it started with).
+    public static func setGEMMMode(_ mode: GEMMMode) {
+        _ = edge_kernels_set_gemm_mode(mode == .dot ? EDGE_GEMM_DOT : EDGE_GEMM_AUTO)
+    }
+
+    private static func names(tokens: Int) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: Product.allCases.map { ($0.rawValue, kernel($0, tokens: tokens)) })
+    }
+}

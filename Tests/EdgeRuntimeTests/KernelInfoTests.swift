@@ -1,0 +1,56 @@
+import EdgeKernels
+import EdgeRuntime
+import Foundation
+import XCTest
+
+/// `KernelInfo` reports the kernels the dispatch runs, and its GEMM mode switch is the kernels'.
+final class KernelInfoTests: XCTestCase {
+    override func tearDown() {
+        KernelInfo.setGEMMMode(.auto)
+        _ = edge_kernels_force(EDGE_KERNELS_AUTO)
+    }
+
+    func testReportsTheActiveKernels() throws {
+        KernelInfo.setGEMMMode(.auto)
+        let info = KernelInfo.current(batchTokens: 64)
+        XCTAssertEqual(info.level, String(cString: edge_kernels_level_name(edge_kernels_level())))
+        XCTAssertEqual(info.vnni, edge_kernels_uses_vnni())
+        XCTAssertEqual(info.gemmMode, .auto)
+        XCTAssertEqual(Set(info.decode.keys), Set(KernelInfo.Product.allCases.map(\.rawValue)))
+        XCTAssertEqual(info.batchTokens, 64)
+        #if arch(x86_64)
+        if edge_kernels_level() == EDGE_KERNELS_AVX2 {
+            XCTAssertEqual(info.decode["f32"], "avx2-dot-4x3")
+            XCTAssertEqual(info.batch["f32"], "avx2-packed-6x16")
+            XCTAssertEqual(info.batch["q4_f32"], "avx2-packed-6x16")
+            XCTAssertEqual(info.batch["q8_i16"], "avx2-packed-i16-6x16")
+        } else if edge_kernels_level() == EDGE_KERNELS_AVX512 {
+            XCTAssertEqual(info.batch["f32"], "avx512-packed-12x32")
+        }
+        #endif
+        // Round-trips through JSON, as a `--json` report carries it.
+        let data = try JSONEncoder().encode(info)
+        XCTAssertEqual(try JSONDecoder().decode(KernelInfo.self, from: data), info)
+
+        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_REF))
+        let ref = KernelInfo.current()
+        XCTAssertEqual(ref.level, "ref")
+        XCTAssertEqual(Set(ref.batch.values), ["ref"])
+    }
+
+    func testGEMMModeSwitch() {
+        KernelInfo.setGEMMMode(.dot)
+        XCTAssertEqual(KernelInfo.gemmMode, .dot)
+        XCTAssertEqual(edge_kernels_gemm_mode(), EDGE_GEMM_DOT)
+        let info = KernelInfo.current(batchTokens: 1024)
+        XCTAssertEqual(info.gemmMode, .dot)
+        XCTAssertEqual(info.batch["f32"], info.decode["f32"], "dot mode: the dot-product kernel at every token count")
+        KernelInfo.setGEMMMode(.auto)
+        XCTAssertEqual(edge_kernels_gemm_mode(), EDGE_GEMM_AUTO)
+        #if arch(x86_64)
+        if edge_kernels_available(EDGE_KERNELS_AVX2) {
+            XCTAssertNotEqual(KernelInfo.kernel(.f32, tokens: 1024), KernelInfo.kernel(.f32, tokens: 1))
+        }
+        #endif
+    }
+}

@@ -1,0 +1,349 @@
+// SIMD levels against the scalar `_ref` kernels, over odd sizes, through the public dispatch
+// (edge_kernels_force), plus the GEMM kernel names the dispatch reports.
+// Usage: check_kernels [LEVEL...]   (default: avx2 avx512). Prints failures and "N passed, M failed".
+// Built by scripts/test-avx512-emulated.sh with avx512.c on SIMDe (EDGE_AVX512_EMULATED), so the
+// AVX-512 level runs, emulated, on a CPU without AVX-512; built for arm64 and run under qemu-aarch64
+// the same file checks the NEON level.
+#include "EdgeKernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+static void check(int ok, const char *what, const char *level, size_t T, size_t rows, size_t cols, const char *detail) {
+    if (ok) { passed++; return; }
+    failed++;
+    if (failed <= 30) printf("FAIL %s [%s] T=%zu rows=%zu cols=%zu: %s\n", what, level, T, rows, cols, detail);
+}
+
+// ---- Inputs ---------------------------------------------------------------------------------
+
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
+static unsigned long long next_u64(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+/// Uniform in [lo, hi).
+static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next_u64() >> 40) / (float)(1 << 24); }
+
+/// n elements of `size` bytes with 64 bytes of slack on both sides, so an overrun reads memory that
+/// exists (the comparison with the reference, not a crash, should catch it).
+static void *alloc_slack(size_t n, size_t size) {
+    unsigned char *p = malloc(n * size + 128);
+    if (!p) abort();
+    memset(p, 0, n * size + 128);
+    return p + 64;
+}
+static void free_slack(void *p) { free((unsigned char *)p - 64); }
+
+// ---- GEMM sweeps ----------------------------------------------------------------------------
+
+/// The weight encodings of the float-activation products, with their decoded f32 values.
+typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A } wtype;
+static const char *wtype_name[] = {"matmul_f32", "matmul_f16", "matmul_q8_f32 sym", "matmul_q8_f32 asym",
+                                   "matmul_q4_f32 sym", "matmul_q4_f32 asym"};
+
+typedef struct {
+    wtype type;
+    size_t rows, cols, group;
+    float *W;          // f32 weights / decoded values [rows, cols]
+    uint16_t *Wh;      // f16 [rows, cols]
+    int8_t *Wq;        // q8 [rows, cols]
+    uint8_t *W4;       // q4 [rows, (cols + 1) / 2]
+    float *scale;      // q8 [rows]
+    uint16_t *scale4;  // q4 [rows, groups]
+    uint8_t *zero;     // q8 [rows] / q4 [rows, groups]
+} weights;
+
+static weights make_weights(wtype type, size_t rows, size_t cols) {
+    weights w = {.type = type, .rows = rows, .cols = cols, .group = cols % 3 == 0 ? 7 : 32};
+    size_t groups = (cols + w.group - 1) / w.group, row_bytes = (cols + 1) / 2;
+    w.W = alloc_slack(rows * cols, 4);
+    w.Wh = alloc_slack(rows * cols, 2);
+    w.Wq = alloc_slack(rows * cols, 1);
+    w.W4 = alloc_slack(rows * row_bytes, 1);
+    w.scale = alloc_slack(rows, 4);
+    w.scale4 = alloc_slack(rows * groups, 2);
+    w.zero = alloc_slack(rows * (groups > 1 ? groups : 1), 1);
+    for (size_t r = 0; r < rows; r++) {
+        w.scale[r] = uniform(0.001f, 0.02f);
+        for (size_t g = 0; g < groups; g++) w.scale4[r * groups + g] = edge_f32_to_f16(uniform(0.01f, 0.1f));
+    }
+    for (size_t i = 0; i < rows * (groups > 1 ? groups : 1); i++) w.zero[i] = (uint8_t)(type == WQ4A ? next_u64() % 16 : next_u64() % 256);
+    for (size_t i = 0; i < rows * row_bytes; i++) w.W4[i] = (uint8_t)next_u64();
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t k = 0; k < cols; k++) {
+            size_t i = r * cols + k;
+            float v = uniform(-1, 1);
+            w.Wh[i] = edge_f32_to_f16(v);
+            w.Wq[i] = (int8_t)(next_u64() % 255 - 127);
+            size_t gi = r * groups + k / w.group;
+            unsigned nib = (k & 1) ? (unsigned)(w.W4[r * row_bytes + k / 2] >> 4) : (unsigned)(w.W4[r * row_bytes + k / 2] & 15);
+            switch (type) {
+            case WF32: w.W[i] = v; break;
+            case WF16: w.W[i] = edge_f16_to_f32(w.Wh[i]); break;
+            case WQ8S: w.W[i] = w.scale[r] * (float)w.Wq[i]; break;
+            case WQ8A: w.W[i] = w.scale[r] * (float)((int)(uint8_t)w.Wq[i] - (int)w.zero[r]); break;
+            case WQ4S: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)nib - 8); break;
+            case WQ4A: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)nib - (int)w.zero[gi]); break;
+            }
+        }
+    }
+    return w;
+}
+
+static void free_weights(weights *w) {
+    free_slack(w->W); free_slack(w->Wh); free_slack(w->Wq); free_slack(w->W4);
+    free_slack(w->scale); free_slack(w->scale4); free_slack(w->zero);
+}
+
+static void run_gemm(const weights *w, int ref, const float *X, float *Y, size_t T, size_t r0, size_t r1) {
+    size_t rows = w->rows, cols = w->cols;
+    switch (w->type) {
+    case WF32:
+        if (T == 1) (ref ? edge_matvec_f32_ref : edge_matvec_f32)(w->W, X, Y, rows, cols, r0, r1);
+        else (ref ? edge_matmul_f32_ref : edge_matmul_f32)(w->W, X, Y, T, rows, cols, r0, r1);
+        break;
+    case WF16: (ref ? edge_matmul_f16_ref : edge_matmul_f16)(w->Wh, X, Y, T, rows, cols, r0, r1); break;
+    case WQ8S: (ref ? edge_matmul_q8_f32_ref : edge_matmul_q8_f32)(w->Wq, w->scale, NULL, X, Y, T, rows, cols, r0, r1); break;
+    case WQ8A: (ref ? edge_matmul_q8_f32_ref : edge_matmul_q8_f32)(w->Wq, w->scale, w->zero, X, Y, T, rows, cols, r0, r1); break;
+    case WQ4S:
+        (ref ? edge_matmul_q4_f32_ref : edge_matmul_q4_f32)(w->W4, w->scale4, NULL, w->group, X, Y, T, rows, cols, r0, r1);
+        break;
+    case WQ4A:
+        (ref ? edge_matmul_q4_f32_ref : edge_matmul_q4_f32)(w->W4, w->scale4, w->zero, w->group, X, Y, T, rows, cols, r0, r1);
+        break;
+    }
+}
+
+/// The level's product against the reference: |y - ref| <= 1e-5 * sum_k |w x| inside [r0, r1), the
+/// sentinel untouched outside.
+static void check_gemm(const char *level, const weights *w, size_t T, size_t r0, size_t r1) {
+    size_t rows = w->rows, cols = w->cols;
+    const float sentinel = 12345.5f;
+    float *X = alloc_slack(T * cols, 4), *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+    for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-1, 1);
+    for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = sentinel;
+    run_gemm(w, 0, X, Y, T, r0, r1);
+    run_gemm(w, 1, X, R, T, r0, r1);
+    char detail[200] = "";
+    int ok = 1;
+    for (size_t t = 0; t < T && ok; t++) {
+        for (size_t r = 0; r < rows && ok; r++) {
+            size_t i = t * rows + r;
+            if (r < r0 || r >= r1) {
+                if (Y[i] != sentinel) { ok = 0; snprintf(detail, sizeof detail, "wrote row %zu outside %zu..<%zu", r, r0, r1); }
+                continue;
+            }
+            double bound = 0;
+            for (size_t k = 0; k < cols; k++) bound += fabs((double)w->W[r * cols + k] * X[t * cols + k]);
+            if (!(fabs((double)Y[i] - R[i]) <= 1e-5 * bound + 1e-30)) {
+                ok = 0;
+                snprintf(detail, sizeof detail, "t=%zu r=%zu got %g ref %g bound %g (r=%zu..<%zu)", t, r, Y[i], R[i], bound, r0, r1);
+            }
+        }
+    }
+    check(ok, wtype_name[w->type], level, T, rows, cols, detail);
+    free_slack(X); free_slack(Y); free_slack(R);
+}
+
+static void sweep_gemm(const char *level) {
+    static const size_t cols_list[] = {1, 3, 16, 17, 31, 65, 257, 300, 1100};
+    static const size_t rows_list[] = {1, 3, 17, 32, 33, 130};
+    static const size_t tokens[] = {1, 2, 5, 11, 12, 13, 25, 40};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+        for (size_t r = 0; r < sizeof rows_list / sizeof *rows_list; r++) {
+            for (int type = WF32; type <= WQ4A; type++) {
+                size_t rows = rows_list[r], cols = cols_list[c];
+                weights w = make_weights((wtype)type, rows, cols);
+                for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
+                    check_gemm(level, &w, tokens[t], 0, rows);
+                    if (rows >= 3) check_gemm(level, &w, tokens[t], 1, rows - 1);
+                }
+                free_weights(&w);
+            }
+        }
+    }
+}
+
+// ---- int8 products and activation quantizers (exact: bit-identical to the reference) --------
+
+static void sweep_int8(const char *level) {
+    static const size_t cols_list[] = {1, 3, 17, 31, 32, 33, 63, 64, 65, 257, 300};
+    static const size_t tokens[] = {1, 3, 5, 13};
+    static const size_t rows_list[] = {1, 3, 13, 33};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+        size_t cols = cols_list[c], nb = (cols + 31) / 32, nb16 = (cols + 255) / 256, ld = edge_i16_stride(cols);
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
+            for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {
+                size_t T = tokens[ti], rows = rows_list[ri];
+                float *X = alloc_slack(T * cols, 4), *ws = alloc_slack(rows, 4);
+                int8_t *Wq = alloc_slack(rows * cols, 1), *Xq = alloc_slack(T * cols, 1), *Xr = alloc_slack(T * cols, 1);
+                float *xs = alloc_slack(T * nb, 4), *xsr = alloc_slack(T * nb, 4);
+                int16_t *Xi = alloc_slack(T * ld, 2), *Xir = alloc_slack(T * ld, 2);
+                float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-4, 4);
+                if (cols >= 4) { X[0] = 127; X[1] = 0.5f; X[2] = -0.5f; X[3] = 2.5f; }  // ties at scale 1
+                for (size_t i = 0; i < rows * cols; i++) Wq[i] = (int8_t)(next_u64() % 255 - 127);
+                for (size_t i = 0; i < rows; i++) ws[i] = uniform(0.001f, 0.05f);
+                int ok = 1;
+                // Per-row q8.
+                for (size_t t = 0; t < T; t++) {
+                    edge_quantize_row_q8(X + t * cols, Xq + t * cols, xs + t, cols);
+                    edge_quantize_row_q8_ref(X + t * cols, Xr + t * cols, xsr + t, cols);
+                }
+                ok = memcmp(Xq, Xr, T * cols) == 0 && memcmp(xs, xsr, T * 4) == 0;
+                check(ok, "quantize_row_q8", level, T, 1, cols, "differs from the reference");
+                edge_matmul_q8_q8(Wq, ws, Xr, xsr, Y, T, rows, cols, 0, rows);
+                edge_matmul_q8_q8_ref(Wq, ws, Xr, xsr, R, T, rows, cols, 0, rows);
+                check(memcmp(Y, R, T * rows * 4) == 0, "matmul_q8_q8", level, T, rows, cols, "differs from the reference");
+                // Per-block q8.
+                for (size_t t = 0; t < T; t++) {
+                    edge_quantize_row_q8_b32(X + t * cols, Xq + t * cols, xs + t * nb, cols);
+                    edge_quantize_row_q8_b32_ref(X + t * cols, Xr + t * cols, xsr + t * nb, cols);
+                }
+                ok = memcmp(Xq, Xr, T * cols) == 0 && memcmp(xs, xsr, T * nb * 4) == 0;
+                check(ok, "quantize_row_q8_b32", level, T, 1, cols, "differs from the reference");
+                edge_matmul_q8_q8b32(Wq, ws, Xr, xsr, Y, T, rows, cols, 0, rows);
+                edge_matmul_q8_q8b32_ref(Wq, ws, Xr, xsr, R, T, rows, cols, 0, rows);
+                check(memcmp(Y, R, T * rows * 4) == 0, "matmul_q8_q8b32", level, T, rows, cols, "differs from the reference");
+                // int16 activations.
+                edge_quantize_rows_i16(X, Xi, xs, T, cols);
+                edge_quantize_rows_i16_ref(X, Xir, xsr, T, cols);
+                ok = memcmp(Xi, Xir, T * ld * 2) == 0 && memcmp(xs, xsr, T * nb16 * 4) == 0;
+                check(ok, "quantize_rows_i16", level, T, 1, cols, "differs from the reference");
+                edge_matmul_q8_i16(Wq, ws, Xir, xsr, Y, T, rows, cols, 0, rows);
+                edge_matmul_q8_i16_ref(Wq, ws, Xir, xsr, R, T, rows, cols, 0, rows);
+                check(memcmp(Y, R, T * rows * 4) == 0, "matmul_q8_i16", level, T, rows, cols, "differs from the reference");
+                free_slack(X); free_slack(ws); free_slack(Wq); free_slack(Xq); free_slack(Xr); free_slack(xs);
+                free_slack(xsr); free_slack(Xi); free_slack(Xir); free_slack(Y); free_slack(R);
+            }
+        }
+    }
+}
+
+// ---- Element-wise ---------------------------------------------------------------------------
+
+/// |a - b| <= tol * max(|b|, 1) for every element.
+static int close_all(const float *a, const float *b, size_t n, float tol) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(a[i] - b[i]) <= tol * fmaxf(fabsf(b[i]), 1))) return 0;
+    return 1;
+}
+
+static void sweep_elementwise(const char *level) {
+    static const size_t sizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 200, 257};
+    const float tol = 2e-6f;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        size_t n = sizes[si];
+        float *x = alloc_slack(n, 4), *w = alloc_slack(n, 4), *b = alloc_slack(n, 4), *u = alloc_slack(n, 4);
+        float *o = alloc_slack(n, 4), *r = alloc_slack(n, 4);
+        for (size_t i = 0; i < n; i++) { x[i] = uniform(-8, 8); w[i] = uniform(-1, 1); b[i] = uniform(-1, 1); u[i] = uniform(-1, 1); }
+        edge_rmsnorm(x, w, o, n, 1e-5f); edge_rmsnorm_ref(x, w, r, n, 1e-5f);
+        check(close_all(o, r, n, tol), "rmsnorm", level, 1, 1, n, "differs from the reference");
+        edge_layernorm(x, w, b, o, n, 1e-5f); edge_layernorm_ref(x, w, b, r, n, 1e-5f);
+        check(close_all(o, r, n, 4 * tol), "layernorm", level, 1, 1, n, "differs from the reference");
+        memcpy(o, x, n * 4); memcpy(r, x, n * 4);
+        if (n > 3) o[2] = r[2] = -INFINITY;
+        edge_softmax(o, n); edge_softmax_ref(r, n);
+        check(close_all(o, r, n, tol) && (n <= 3 || o[2] == 0), "softmax", level, 1, 1, n, "differs from the reference");
+        memcpy(o, x, n * 4); memcpy(r, x, n * 4);
+        edge_gelu_tanh(o, n); edge_gelu_tanh_ref(r, n);
+        check(close_all(o, r, n, tol), "gelu_tanh", level, 1, 1, n, "differs from the reference");
+        edge_silu_mul(x, u, o, n); edge_silu_mul_ref(x, u, r, n);
+        check(close_all(o, r, n, tol), "silu_mul", level, 1, 1, n, "differs from the reference");
+        memcpy(o, x, n * 4); memcpy(r, x, n * 4);
+        edge_add(o, w, n); edge_add_ref(r, w, n);
+        check(memcmp(o, r, n * 4) == 0, "add", level, 1, 1, n, "differs from the reference");
+        memcpy(o, x, n * 4); memcpy(r, x, n * 4);
+        edge_axpy(o, 0.3f, w, n); edge_axpy_ref(r, 0.3f, w, n);
+        check(close_all(o, r, n, tol), "axpy", level, 1, 1, n, "differs from the reference");
+        memcpy(o, x, n * 4); memcpy(r, x, n * 4);
+        edge_scale(o, 0.7f, n); edge_scale_ref(r, 0.7f, n);
+        check(memcmp(o, r, n * 4) == 0, "scale", level, 1, 1, n, "differs from the reference");
+        double bound = 0;
+        for (size_t i = 0; i < n; i++) bound += fabs((double)x[i] * w[i]);
+        check(fabs((double)edge_dot_f32(x, w, n) - edge_dot_f32_ref(x, w, n)) <= 1e-5 * bound + 1e-30, "dot_f32", level, 1, 1, n,
+              "differs from the reference");
+        free_slack(x); free_slack(w); free_slack(b); free_slack(u); free_slack(o); free_slack(r);
+    }
+}
+
+// ---- Kernel names ---------------------------------------------------------------------------
+
+static void expect_name(edge_kernel_level level, edge_gemm_op op, size_t T, const char *want) {
+    const char *got = edge_kernels_gemm_name(level, op, T);
+    char detail[160];
+    snprintf(detail, sizeof detail, "op %d: got %s, want %s", (int)op, got ? got : "NULL", want);
+    check(got && strcmp(got, want) == 0, "kernel name", edge_kernels_level_name(level), T, 0, 0, detail);
+}
+
+/// The kernels each level should report: f32-family dot-product and packed ones, then the int8 ones.
+typedef struct {
+    edge_kernel_level level;
+    const char *dot, *packed, *q8_q8, *q8_q8_vnni, *q8_q8b32, *q8_i16;
+} expected_names;
+
+static const expected_names k_expected[] = {
+    {EDGE_KERNELS_AVX2, "avx2-dot-4x3", "avx2-packed-6x16", "avx2-dot-q8q8-4x2", NULL, "avx2-dot-q8q8b32-4x2",
+     "avx2-packed-i16-6x16"},
+    {EDGE_KERNELS_AVX512, "avx512-dot-4x4", "avx512-packed-12x32", "avx512-bw-q8q8-4x4", "avx512-vnni-q8q8-4x4",
+     "avx2-dot-q8q8b32-4x2", "avx2-packed-i16-6x16"},
+    {EDGE_KERNELS_NEON, "neon-dot-4x4", "neon-dot-4x4", "neon-dot-q8q8-4x4", NULL, "ref", "ref"},
+};
+
+static void check_names(edge_kernel_level level) {
+    const expected_names *e = NULL;
+    for (size_t i = 0; i < sizeof k_expected / sizeof *k_expected; i++)
+        if (k_expected[i].level == level) e = &k_expected[i];
+    if (!e) { check(0, "kernel name", edge_kernels_level_name(level), 0, 0, 0, "no expected names"); return; }
+    for (int op = EDGE_GEMM_OP_F32; op <= EDGE_GEMM_OP_Q4_F32; op++) {
+        expect_name(level, (edge_gemm_op)op, 1, e->dot);
+        expect_name(level, (edge_gemm_op)op, 11, e->dot);
+        expect_name(level, (edge_gemm_op)op, 12, e->packed);
+        expect_name(level, (edge_gemm_op)op, 1000, e->packed);
+    }
+    // The active level's names are the forced one's.
+    expect_name(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_F32, 64, e->packed);
+    expect_name(level, EDGE_GEMM_OP_Q8_Q8, 1, edge_kernels_uses_vnni() && e->q8_q8_vnni ? e->q8_q8_vnni : e->q8_q8);
+    expect_name(level, EDGE_GEMM_OP_Q8_Q8B32, 1, e->q8_q8b32);
+    expect_name(level, EDGE_GEMM_OP_Q8_I16, 64, e->q8_i16);
+    edge_kernels_set_gemm_mode(EDGE_GEMM_DOT);
+    expect_name(level, EDGE_GEMM_OP_F32, 1000, e->dot);
+    edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
+    printf("%s: f32 GEMM %s from 12 tokens, %s below; q8 x q8 %s\n", edge_kernels_level_name(level),
+           edge_kernels_gemm_name(level, EDGE_GEMM_OP_F32, 12), edge_kernels_gemm_name(level, EDGE_GEMM_OP_F32, 1),
+           edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q8_Q8, 1));
+}
+
+int main(int argc, char **argv) {
+    // The levels to check, by name (each must be available): the arguments, default avx2 and avx512.
+    const char *defaults[] = {"avx2", "avx512"};
+    const char **names = argc > 1 ? (const char **)argv + 1 : defaults;
+    int count = argc > 1 ? argc - 1 : 2;
+    for (int i = 0; i < count; i++) {
+        edge_kernel_level level = EDGE_KERNELS_AUTO;
+        for (int l = EDGE_KERNELS_REF; l <= EDGE_KERNELS_NEON; l++)
+            if (strcmp(names[i], edge_kernels_level_name((edge_kernel_level)l)) == 0) level = (edge_kernel_level)l;
+        if (level == EDGE_KERNELS_AUTO || level == EDGE_KERNELS_REF || !edge_kernels_force(level)) {
+            printf("FAIL %s: not a SIMD level this build runs\n", names[i]);
+            failed++;
+            continue;
+        }
+        const char *name = edge_kernels_level_name(level);
+        check_names(level);
+        for (int mode = EDGE_GEMM_AUTO; mode <= EDGE_GEMM_DOT; mode++) {
+            edge_kernels_set_gemm_mode((edge_gemm_mode)mode);
+            sweep_gemm(name);
+        }
+        edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
+        sweep_int8(name);
+        sweep_elementwise(name);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

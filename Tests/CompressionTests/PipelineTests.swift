@@ -1,6 +1,7 @@
 import Checkpoint
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 /// A pass defined outside the Compression module: multiplies the tensors it selects by `factor`.

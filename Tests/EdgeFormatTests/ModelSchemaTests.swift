@@ -1,5 +1,6 @@
 @testable import EdgeFormat
 import Foundation
+import TestSupport
 import XCTest
 
 /// The typed schema: ids round-trip with canonical names, the schema lists exactly the tensors the
@@ -10,7 +11,7 @@ final class ModelSchemaTests: XCTestCase {
     /// The canonical configs of the safetensors fixtures, with the tensors (name, shape, in order)
     /// that `scripts/` computed for them in Python, independently of this code.
     private func fixtures() throws -> [(name: String, config: ModelConfig, tensors: [(String, [Int])])] {
-        let dir = EdgeTestSupport.packageRoot().appendingPathComponent("Fixtures/safetensors-expected")
+        let dir = packageRoot().appendingPathComponent("Fixtures/safetensors-expected")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }.sorted()
         XCTAssertEqual(files.count, 4, "the four safetensors fixtures")
         return try files.map { f in
@@ -185,7 +186,7 @@ final class ModelSchemaTests: XCTestCase {
 
     /// GGUF files name their tensors canonically, GPT-2's fused `attn_qkv` included.
     func testGGUFFixtureNamesParse() throws {
-        let dir = EdgeTestSupport.packageRoot().appendingPathComponent("Fixtures/gguf-expected")
+        let dir = packageRoot().appendingPathComponent("Fixtures/gguf-expected")
         for f in ["tiny-gpt2.json", "tiny-llama.json"] {
             let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(f))) as? [String: Any])
             let names = try XCTUnwrap(root["tensors"] as? [[String: Any]]).compactMap { $0["name"] as? String }

@@ -59,7 +59,7 @@ public struct Distill: Pass {
                         teacher: EdgeModel, textFile: String, context: PassContext) throws {
         let start = Date()
         let config = latent.config
-        let text = try Verifier.loadText(path: textFile)
+        let text = try TextFile.load(path: textFile, purpose: "distillation text")
         let tokens = try teacher.tokenize(text)
         var values: [String: [Float]] = [:]
         var trainable = Set<String>()

@@ -47,12 +47,6 @@ public struct NMLayout: Equatable, Sendable {
         self.init(unchecked: rows, cols: cols, n: n, m: m, valueEncoding: ve, symmetric: params.symmetric ?? false)
     }
 
-    /// The layout of params already validated (by `init?(rows:cols:params:)` or the reader).
-    public init(validated shape: [Int], params: EncodingParams) {
-        self.init(unchecked: shape[0], cols: shape[1], n: params.n ?? 2, m: params.m ?? 4, valueEncoding: params.valueEncoding ?? .f32,
-                  symmetric: params.symmetric ?? false)
-    }
-
     private init(unchecked rows: Int, cols: Int, n: Int, m: Int, valueEncoding: Encoding, symmetric: Bool) {
         self.rows = rows
         self.cols = cols

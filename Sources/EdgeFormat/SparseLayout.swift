@@ -56,13 +56,12 @@ public struct SparseLayout: Equatable, Sendable {
                   symmetric: params.symmetric ?? false, indexWidth: params.indexWidth ?? 0)
     }
 
-    /// The layout of a payload whose params and size were validated; `nnz` is read from its last row pointer.
-    public init(payload p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) {
-        var l = SparseLayout(unchecked: encoding, rows: shape[0], cols: shape[1], nnz: 0, valueEncoding: params.valueEncoding ?? .f32,
-                             symmetric: params.symmetric ?? false, indexWidth: params.indexWidth ?? 0)
-        l = SparseLayout(unchecked: encoding, rows: l.rows, cols: l.cols, nnz: l.rowPointer(l.rows, p), valueEncoding: l.valueEncoding,
-                         symmetric: l.symmetric, indexWidth: l.indexWidth)
-        self = l
+    /// The stored values of a csr/bitmask payload of [rows, cols] as its last row pointer says
+    /// (nil when the payload is too short to hold the row pointers).
+    public static func storedValues(_ p: UnsafeRawBufferPointer, encoding: Encoding, rows: Int, cols: Int) -> Int? {
+        let l = SparseLayout(unchecked: encoding, rows: rows, cols: cols, nnz: 0, valueEncoding: .f32, symmetric: false, indexWidth: 0)
+        guard p.count >= l.rowPointerOffset + 4 * (rows + 1) else { return nil }
+        return l.rowPointer(rows, p)
     }
 
     private init(unchecked encoding: Encoding, rows: Int, cols: Int, nnz: Int, valueEncoding: Encoding, symmetric: Bool, indexWidth: Int) {
@@ -237,7 +236,7 @@ extension EncodedTensor {
                     body(k / cols, k % cols, k)
                 }
             default:
-                let l = Q8Layout(rows: rows, cols: cols, symmetric: params.symmetric ?? true)
+                guard case let .q8(l)? = layout else { preconditionFailure("forEachStored: \(name) is not a valid f32, f16 or q8 matrix") }
                 for r in 0 ..< rows {
                     let s = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: l.scaleOffset + 4 * r, as: UInt32.self)))
                     guard s != 0 else { continue }

@@ -114,7 +114,7 @@ enum EdgeTestSupport {
                 case .f32: for b in 0 ..< 4 { t.payload[4 * k + b] = 0 }
                 case .f16: for b in 0 ..< 2 { t.payload[2 * k + b] = 0 }
                 default:
-                    let l = Q8Layout(rows: rows, cols: cols, symmetric: t.params.symmetric ?? true)
+                    guard case let .q8(l)? = t.layout else { preconditionFailure("\(t.name) is not a valid f32, f16 or q8 matrix") }
                     t.payload[k] = l.symmetric ? 0 : t.payload[l.zeroOffset + r]
                 }
             }

@@ -100,7 +100,7 @@ final class NMLayoutTests: XCTestCase {
                     XCTAssertEqual(expectedPayloadBytes(encoding: .nm, shape: p.shape, params: p.params), p.payload.count, tag)
                     XCTAssertNil(problem(p), tag)
                     XCTAssertEqual(decode(p), want, tag)
-                    let l = NMLayout(validated: p.shape, params: p.params)
+                    let l = NMLayout(rows: p.shape[0], cols: p.shape[1], params: p.params)!
                     var row = [Float](repeating: 7, count: cols)
                     for r in 0 ..< rows {
                         p.payload.withUnsafeBytes { bytes in row.withUnsafeMutableBufferPointer { l.decodeRow(r, bytes, into: $0.baseAddress!) } }
@@ -192,7 +192,7 @@ final class NMLayoutTests: XCTestCase {
     private func corrupt(_ path: String, _ name: String, _ edit: (inout [UInt8], NMLayout) -> Void) throws {
         let f = try EdgeFile(path: path)
         let e = try XCTUnwrap(f.entry(named: name))
-        let l = NMLayout(validated: e.shape, params: e.params)
+        let l = NMLayout(rows: e.shape[0], cols: e.shape[1], params: e.params)!
         var payload = Array(try f.payload(of: e))
         edit(&payload, l)
         var b = try S.bytes(path)
@@ -274,7 +274,7 @@ final class NMLayoutTests: XCTestCase {
     func testRandomIndexCorruptionNeverTraps() throws {
         let v = Self.matrix(rows: 6, cols: 23, n: 3, m: 8, seed: 5)
         let t = try XCTUnwrap(EncodedTensor.f32(name: "w", shape: [6, 23], values: v).packedNM(n: 3, m: 8))
-        let l = NMLayout(validated: t.shape, params: t.params)
+        let l = NMLayout(rows: t.shape[0], cols: t.shape[1], params: t.params)!
         var r = S.Rand(17)
         var refused = 0
         for _ in 0 ..< 500 {

@@ -39,12 +39,17 @@ public struct NMLayout: Equatable, Sendable {
     public init?(rows: Int, cols: Int, params: EncodingParams) {
         guard rows >= 0, cols >= 0, let n = params.n, let m = params.m, n >= 1, n < m, m <= NMLayout.maxM,
               params.groupSize == nil, params.indexWidth == nil, let ve = params.valueEncoding else { return nil }
+        let symmetric: Bool
         switch ve {
-        case .f32, .f16: guard params.symmetric == nil else { return nil }
-        case .q8: guard params.symmetric != nil else { return nil }
+        case .f32, .f16:
+            guard params.symmetric == nil else { return nil }
+            symmetric = false
+        case .q8:
+            guard let sym = params.symmetric else { return nil }
+            symmetric = sym
         default: return nil
         }
-        self.init(unchecked: rows, cols: cols, n: n, m: m, valueEncoding: ve, symmetric: params.symmetric ?? false)
+        self.init(unchecked: rows, cols: cols, n: n, m: m, valueEncoding: ve, symmetric: symmetric)
     }
 
     private init(unchecked rows: Int, cols: Int, n: Int, m: Int, valueEncoding: Encoding, symmetric: Bool) {

@@ -42,18 +42,24 @@ public struct SparseLayout: Equatable, Sendable {
     public init?(encoding: Encoding, rows: Int, cols: Int, params: EncodingParams, nnz: Int) {
         guard encoding.isSparse, rows >= 0, cols >= 0, nnz >= 0, nnz <= SparseLayout.maxNNZ, params.groupSize == nil,
               let ve = params.valueEncoding else { return nil }
+        let symmetric: Bool, indexWidth: Int
         switch ve {
-        case .f32, .f16: guard params.symmetric == nil else { return nil }
-        case .q8: guard params.symmetric != nil else { return nil }
+        case .f32, .f16:
+            guard params.symmetric == nil else { return nil }
+            symmetric = false
+        case .q8:
+            guard let sym = params.symmetric else { return nil }
+            symmetric = sym
         default: return nil
         }
         if encoding == .csr {
             guard let w = params.indexWidth, w == 8 || (w == 16 && cols <= SparseLayout.maxColumns16) else { return nil }
+            indexWidth = w
         } else {
             guard params.indexWidth == nil else { return nil }
+            indexWidth = 0
         }
-        self.init(unchecked: encoding, rows: rows, cols: cols, nnz: nnz, valueEncoding: ve,
-                  symmetric: params.symmetric ?? false, indexWidth: params.indexWidth ?? 0)
+        self.init(unchecked: encoding, rows: rows, cols: cols, nnz: nnz, valueEncoding: ve, symmetric: symmetric, indexWidth: indexWidth)
     }
 
     /// The stored values of a csr/bitmask payload of [rows, cols] as its last row pointer says

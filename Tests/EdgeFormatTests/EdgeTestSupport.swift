@@ -122,6 +122,28 @@ enum EdgeTestSupport {
         return Sample(tensor: t.packedNM(n: n, m: m)!, values: v)
     }
 
+    /// Every dense encoding the packer accepts, built from `v` (zeros stay zero in each):
+    /// f32, f16, and q8 symmetric and asymmetric (zero points 127 and 128 by row).
+    static func denseEncodings(_ v: [Float], rows: Int, cols: Int) -> [EncodedTensor] {
+        var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
+        for sym in [true, false] {
+            var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
+            var zeros: [UInt8]? = sym ? nil : [UInt8](repeating: 0, count: rows)
+            for r in 0 ..< rows {
+                let s = (v[r * cols ..< (r + 1) * cols].map(\.magnitude).max() ?? 0) / 127
+                scales[r] = s
+                let z = sym ? 0 : 127 + r % 2
+                zeros?[r] = UInt8(z)
+                for j in 0 ..< cols {
+                    let c = s > 0 ? Int((v[r * cols + j] / s).rounded()) : 0
+                    q[r * cols + j] = sym ? UInt8(bitPattern: Int8(c)) : UInt8(c + z)
+                }
+            }
+            out.append(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: zeros))
+        }
+        return out
+    }
+
     /// One tensor of every encoding and variant, with odd sizes.
     static func everyEncoding() -> [Sample] {
         [

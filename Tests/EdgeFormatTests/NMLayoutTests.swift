@@ -31,27 +31,6 @@ final class NMLayoutTests: XCTestCase {
         return v
     }
 
-    /// Every dense encoding the packer accepts, built from `v` (zeros stay zero in each).
-    static func denseEncodings(_ v: [Float], rows: Int, cols: Int) -> [EncodedTensor] {
-        var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
-        for sym in [true, false] {
-            var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
-            var zeros: [UInt8]? = sym ? nil : [UInt8](repeating: 0, count: rows)
-            for r in 0 ..< rows {
-                let s = (v[r * cols ..< (r + 1) * cols].map(\.magnitude).max() ?? 0) / 127
-                scales[r] = s
-                let z = sym ? 0 : 127 + r % 2
-                zeros?[r] = UInt8(z)
-                for j in 0 ..< cols {
-                    let c = s > 0 ? Int((v[r * cols + j] / s).rounded()) : 0
-                    q[r * cols + j] = sym ? UInt8(bitPattern: Int8(c)) : UInt8(c + z)
-                }
-            }
-            out.append(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: zeros))
-        }
-        return out
-    }
-
     private func decode(_ t: EncodedTensor) -> [Float] {
         t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
     }
@@ -89,7 +68,7 @@ final class NMLayoutTests: XCTestCase {
             for (rows, cols) in [(1, 1), (1, 7), (3, 8), (5, 9), (4, 17), (7, 33), (2, 300), (9, 64)] {
                 seed += 1
                 let v = Self.matrix(rows: rows, cols: cols, n: n, m: m, seed: seed)
-                for dense in Self.denseEncodings(v, rows: rows, cols: cols) {
+                for dense in S.denseEncodings(v, rows: rows, cols: cols) {
                     let tag = "\(n):\(m) of \(dense.encoding) \(dense.params) [\(rows), \(cols)]"
                     let want = decode(dense)
                     XCTAssertTrue(dense.conformsToNM(n: n, m: m), tag)
@@ -140,7 +119,7 @@ final class NMLayoutTests: XCTestCase {
 
     private func writeNM(_ dir: String, deflate: Bool = false) throws -> (path: String, tensors: [EncodedTensor]) {
         let v = Self.matrix(rows: 5, cols: 19, n: 2, m: 4, seed: 99)
-        let dense = Self.denseEncodings(v, rows: 5, cols: 19)
+        let dense = S.denseEncodings(v, rows: 5, cols: 19)
         var a = try XCTUnwrap(dense[2].packedNM(n: 2, m: 4)), b = try XCTUnwrap(dense[1].packedNM(n: 2, m: 4))
         var c = try XCTUnwrap(EncodedTensor.f32(name: "c", shape: [3, 13], values: Self.matrix(rows: 3, cols: 13, n: 3, m: 5, seed: 7)).packedNM(n: 3, m: 5))
         a.name = "a.nm.q8"; b.name = "b.nm.f16"; c.name = "c.nm35"

@@ -17,28 +17,6 @@ final class SparseLayoutTests: XCTestCase {
         return v
     }
 
-    /// Every dense encoding the packer accepts, built from `v`.
-    private func denseEncodings(_ v: [Float], rows: Int, cols: Int) -> [EncodedTensor] {
-        var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
-        for sym in [true, false] {
-            var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
-            var zeros: [UInt8]? = sym ? nil : [UInt8](repeating: 0, count: rows)
-            for r in 0 ..< rows {
-                let row = v[r * cols ..< (r + 1) * cols]
-                let s = (row.map(\.magnitude).max() ?? 0) / 127
-                scales[r] = s
-                let z: Int = sym ? 0 : 128
-                zeros?[r] = UInt8(z)
-                for j in 0 ..< cols {
-                    let c = s > 0 ? Int((v[r * cols + j] / s).rounded()) : 0
-                    q[r * cols + j] = sym ? UInt8(bitPattern: Int8(c)) : UInt8(c + z)
-                }
-            }
-            out.append(.q8(name: "w", rows: rows, cols: cols, q: q, scales: scales, zeros: zeros))
-        }
-        return out
-    }
-
     private func decode(_ t: EncodedTensor) -> [Float] {
         t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
     }
@@ -49,7 +27,7 @@ final class SparseLayoutTests: XCTestCase {
             for sparsity in [0.0, 0.5, 0.9, 1.0] {
                 seed += 1
                 let v = matrix(rows: rows, cols: cols, sparsity: sparsity, seed: seed)
-                for dense in denseEncodings(v, rows: rows, cols: cols) {
+                for dense in S.denseEncodings(v, rows: rows, cols: cols) {
                     let want = decode(dense)
                     let nnz = want.filter { $0 != 0 }.count
                     let c = try XCTUnwrap(dense.sparseCandidates())
@@ -123,7 +101,7 @@ final class SparseLayoutTests: XCTestCase {
 
     private func writeSparse(_ dir: String, deflate: Bool = false) throws -> (path: String, csr: EncodedTensor, bitmask: EncodedTensor) {
         let v = matrix(rows: 5, cols: 19, sparsity: 0.6, seed: 99)
-        let dense = denseEncodings(v, rows: 5, cols: 19)
+        let dense = S.denseEncodings(v, rows: 5, cols: 19)
         let csr = try XCTUnwrap(dense[2].packedSparse(as: .csr)), bm = try XCTUnwrap(dense[3].packedSparse(as: .bitmask))
         var a = csr, b = bm
         a.name = "a.csr"; b.name = "b.bitmask"

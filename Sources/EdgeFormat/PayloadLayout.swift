@@ -132,6 +132,41 @@ public enum PayloadLayout: Equatable, Sendable {
     }
 }
 
+/// The stored values of a csr, bitmask or nm payload: f32, f16, or q8 (symmetric int8, or uint8
+/// with a zero point) with one f32 scale (and u8 zero) per row. Shared by `SparseLayout` and `NMLayout`.
+struct _StoredValues {
+    let encoding: Encoding, symmetric: Bool
+    let valueOffset: Int, scaleOffset: Int, zeroOffset: Int
+
+    /// `value_encoding` and `symmetric` of `params` resolved: f32 or f16 without `symmetric`
+    /// (symmetric is then false), q8 with it; nil for anything else.
+    static func resolve(_ params: EncodingParams) -> (encoding: Encoding, symmetric: Bool)? {
+        switch params.valueEncoding {
+        case .f32?, .f16?: return params.symmetric == nil ? (params.valueEncoding!, false) : nil
+        case .q8?: return params.symmetric.map { (.q8, $0) }
+        default: return nil
+        }
+    }
+
+    /// Scale and zero point of row `r` (1 and 0 unless q8).
+    @inline(__always) func row(_ r: Int, _ p: UnsafeRawBufferPointer) -> (scale: Float, zero: Float) {
+        let s: Float = encoding == .q8 ? Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 4 * r, as: UInt32.self))) : 1
+        let z: Float = encoding == .q8 && !symmetric ? Float(p[zeroOffset + r]) : 0
+        return (s, z)
+    }
+
+    /// Stored value `k`, with its row's `scale` and `zero`.
+    @inline(__always) func value(_ k: Int, _ p: UnsafeRawBufferPointer, scale s: Float, zero z: Float) -> Float {
+        switch encoding {
+        case .f32: return Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 4 * k, as: UInt32.self)))
+        case .f16: return edge_f16_to_f32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 2 * k, as: UInt16.self)))
+        default:
+            let b = p[valueOffset + k]
+            return symmetric ? s * Float(Int8(bitPattern: b)) : s * (Float(b) - z)
+        }
+    }
+}
+
 extension Q8Layout {
     /// Writes row `r` of payload `p` as float32 to `out` (`cols` values): w = s*q (symmetric, int8)
     /// or s*(q - z) (asymmetric, uint8).

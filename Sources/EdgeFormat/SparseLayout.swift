@@ -41,17 +41,8 @@ public struct SparseLayout: Equatable, Sendable {
     /// `index_width` 8 or 16 (16 only for cols <= 65536) for csr and absent for bitmask.
     public init?(encoding: Encoding, rows: Int, cols: Int, params: EncodingParams, nnz: Int) {
         guard encoding.isSparse, rows >= 0, cols >= 0, nnz >= 0, nnz <= SparseLayout.maxNNZ, params.groupSize == nil,
-              let ve = params.valueEncoding else { return nil }
-        let symmetric: Bool, indexWidth: Int
-        switch ve {
-        case .f32, .f16:
-            guard params.symmetric == nil else { return nil }
-            symmetric = false
-        case .q8:
-            guard let sym = params.symmetric else { return nil }
-            symmetric = sym
-        default: return nil
-        }
+              let values = _StoredValues.resolve(params) else { return nil }
+        let indexWidth: Int
         if encoding == .csr {
             guard let w = params.indexWidth, w == 8 || (w == 16 && cols <= SparseLayout.maxColumns16) else { return nil }
             indexWidth = w
@@ -59,7 +50,8 @@ public struct SparseLayout: Equatable, Sendable {
             guard params.indexWidth == nil else { return nil }
             indexWidth = 0
         }
-        self.init(unchecked: encoding, rows: rows, cols: cols, nnz: nnz, valueEncoding: ve, symmetric: symmetric, indexWidth: indexWidth)
+        self.init(unchecked: encoding, rows: rows, cols: cols, nnz: nnz, valueEncoding: values.encoding, symmetric: values.symmetric,
+                  indexWidth: indexWidth)
     }
 
     /// The stored values of a csr/bitmask payload of [rows, cols] as its last row pointer says
@@ -119,17 +111,9 @@ public struct SparseLayout: Equatable, Sendable {
         out.update(repeating: 0, count: cols)
         let k0 = rowPointer(r, p), k1 = rowPointer(r + 1, p)
         guard k0 < k1 else { return }
-        let s: Float = valueEncoding == .q8 ? Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 4 * r, as: UInt32.self))) : 1
-        let z: Float = valueEncoding == .q8 && !symmetric ? Float(p[zeroOffset + r]) : 0
-        @inline(__always) func value(_ k: Int) -> Float {
-            switch valueEncoding {
-            case .f32: return Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 4 * k, as: UInt32.self)))
-            case .f16: return edge_f16_to_f32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 2 * k, as: UInt16.self)))
-            default:
-                let b = p[valueOffset + k]
-                return symmetric ? s * Float(Int8(bitPattern: b)) : s * (Float(b) - z)
-            }
-        }
+        let stored = _StoredValues(encoding: valueEncoding, symmetric: symmetric, valueOffset: valueOffset, scaleOffset: scaleOffset, zeroOffset: zeroOffset)
+        let (s, z) = stored.row(r, p)
+        @inline(__always) func value(_ k: Int) -> Float { stored.value(k, p, scale: s, zero: z) }
         var k = k0
         if encoding == .bitmask {
             let m0 = r * maskRowBytes

@@ -144,6 +144,22 @@ enum EdgeTestSupport {
         return out
     }
 
+    /// Rewrites bytes of tensor `name`'s payload in the file at `path` in place (`edit` gets them and
+    /// the tensor's layout, from `layout`) and fixes its CRC32, so only the payload's structure is wrong.
+    static func corruptPayload<L>(_ path: String, _ name: String, layout: (TensorEntry) throws -> L,
+                                  _ edit: (inout [UInt8], L) -> Void) throws {
+        let f = try EdgeFile(path: path)
+        let e = try XCTUnwrap(f.entry(named: name))
+        let l = try layout(e)
+        var payload = Array(try f.payload(of: e))
+        edit(&payload, l)
+        var b = try bytes(path)
+        b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
+        try put(b, path)
+        let crc = CRC32.checksum(payload)
+        try editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+    }
+
     /// One tensor of every encoding and variant, with odd sizes.
     static func everyEncoding() -> [Sample] {
         [

@@ -169,16 +169,7 @@ final class NMLayoutTests: XCTestCase {
 
     /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
     private func corrupt(_ path: String, _ name: String, _ edit: (inout [UInt8], NMLayout) -> Void) throws {
-        let f = try EdgeFile(path: path)
-        let e = try XCTUnwrap(f.entry(named: name))
-        let l = NMLayout(rows: e.shape[0], cols: e.shape[1], params: e.params)!
-        var payload = Array(try f.payload(of: e))
-        edit(&payload, l)
-        var b = try S.bytes(path)
-        b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
-        try S.put(b, path)
-        let crc = CRC32.checksum(payload)
-        try S.editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+        try S.corruptPayload(path, name, layout: { e in try XCTUnwrap(NMLayout(rows: e.shape[0], cols: e.shape[1], params: e.params)) }, edit)
     }
 
     func testHostilePayloadsAndParamsAreRefusedNamingTheTensor() throws {

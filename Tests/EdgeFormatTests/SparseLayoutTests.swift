@@ -148,16 +148,9 @@ final class SparseLayoutTests: XCTestCase {
 
     /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
     private func corrupt(_ path: String, _ name: String, _ edit: (inout [UInt8], SparseLayout) -> Void) throws {
-        let f = try EdgeFile(path: path)
-        let e = try XCTUnwrap(f.entry(named: name))
-        let l = try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1))
-        var payload = Array(try f.payload(of: e))
-        edit(&payload, l)
-        var b = try S.bytes(path)
-        b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
-        try S.put(b, path)
-        let crc = CRC32.checksum(payload)
-        try S.editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+        try S.corruptPayload(path, name, layout: { e in
+            try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1))
+        }, edit)
     }
 
     func testHostilePayloadsAreRefusedNamingTheTensor() throws {

@@ -6,7 +6,7 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for matrix products and attention (default: the active processor count).")
     var threads: Int?
 
-    @Option(name: .long, help: "What the activations of symmetric q8 weights are quantized to: \(ActivationPrecision.allCases.map(\.rawValue).joined(separator: ", ")) (default: \(ActivationPrecision.default.rawValue)). It changes results, and is reported with them.")
+    @Option(name: .long, help: "What the activations of symmetric q8 weights are quantized to; it changes results and is reported with them.")
     var activations: ActivationPrecision = .default
 
     func validate() throws {

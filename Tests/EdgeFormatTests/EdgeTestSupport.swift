@@ -160,6 +160,21 @@ enum EdgeTestSupport {
         try editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
     }
 
+    /// Asserts that the file at `path` holds each of `tensors` as written: encoding, params, nnz,
+    /// payload bytes, and the values `decodePayload` gives for the tensor in memory.
+    static func assertHolds(_ path: String, _ tensors: [EncodedTensor], file: StaticString = #filePath, line: UInt = #line) throws {
+        let f = try EdgeFile(path: path)
+        for t in tensors {
+            let e = try XCTUnwrap(f.entry(named: t.name), file: file, line: line)
+            XCTAssertEqual(e.encoding, t.encoding, t.name, file: file, line: line)
+            XCTAssertEqual(e.params, t.params, t.name, file: file, line: line)
+            XCTAssertEqual(e.nnz, t.nnz, t.name, file: file, line: line)
+            let values = t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
+            XCTAssertEqual(try f.floats(of: e), values, t.name, file: file, line: line)
+            XCTAssertEqual(Array(try f.payload(of: e)), t.payload, t.name, file: file, line: line)
+        }
+    }
+
     /// One tensor of every encoding and variant, with odd sizes.
     static func everyEncoding() -> [Sample] {
         [

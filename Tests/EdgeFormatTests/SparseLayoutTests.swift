@@ -117,15 +117,7 @@ final class SparseLayoutTests: XCTestCase {
         let dir = try S.scratchFolder(self)
         for deflate in [false, true] {
             let (path, a, b) = try writeSparse(dir, deflate: deflate)
-            let f = try EdgeFile(path: path)
-            for t in [a, b] {
-                let e = try XCTUnwrap(f.entry(named: t.name))
-                XCTAssertEqual(e.encoding, t.encoding)
-                XCTAssertEqual(e.params, t.params)
-                XCTAssertEqual(e.nnz, t.nnz)
-                XCTAssertEqual(try f.floats(of: e), decode(t))
-                XCTAssertEqual(Array(try f.payload(of: e)), t.payload)
-            }
+            try S.assertHolds(path, [a, b])
         }
     }
 

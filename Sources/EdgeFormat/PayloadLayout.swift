@@ -63,24 +63,19 @@ public enum PayloadLayout: Equatable, Sendable {
     }
 
     /// Output rows (the matrix view's first dimension).
-    public var rows: Int {
-        switch self {
-        case let .f32(rows, _), let .f16(rows, _): return rows
-        case let .q8(l): return l.rows
-        case let .q4(l): return l.rows
-        case let .sparse(l): return l.rows
-        case let .nm(l): return l.rows
-        }
-    }
+    public var rows: Int { matrix.rows }
 
     /// Columns (values per row).
-    public var cols: Int {
+    public var cols: Int { matrix.cols }
+
+    /// The matrix view's [rows, cols].
+    private var matrix: (rows: Int, cols: Int) {
         switch self {
-        case let .f32(_, cols), let .f16(_, cols): return cols
-        case let .q8(l): return l.cols
-        case let .q4(l): return l.cols
-        case let .sparse(l): return l.cols
-        case let .nm(l): return l.cols
+        case let .f32(rows, cols), let .f16(rows, cols): return (rows, cols)
+        case let .q8(l): return (l.rows, l.cols)
+        case let .q4(l): return (l.rows, l.cols)
+        case let .sparse(l): return (l.rows, l.cols)
+        case let .nm(l): return (l.rows, l.cols)
         }
     }
 

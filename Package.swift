@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "EdgeRuntime", dependencies: ["EdgeFormat", "EdgeKernels"]),
         .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels"]),
         // Reverse-mode training of GPT-2 / Llama models (the distill pass and fixture training).
-        .target(name: "Training", dependencies: ["EdgeFormat", "EdgeKernels"]),
+        .target(name: "Training", dependencies: ["EdgeFormat", "EdgeKernels", "EdgeRuntime"]),
         .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training"]),
         // Terminal helpers the two tools share (progress bar); depends on nothing of ours.
         .target(name: "CLISupport"),

@@ -2,17 +2,8 @@ import EdgeFormat
 import Foundation
 
 extension JSONValue {
-    /// "an object", "a number", ... for messages.
-    var hfKindName: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .number: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
+    /// "an object", "a number", ... for messages (`JSONValue.kindName`).
+    var hfKindName: String { kindName }
 
     /// Parses `data` as a JSON object for one of the Hugging Face files (header, index, config).
     /// - Throws: `CheckpointError.badHeader` naming `file` (with `what`, e.g. "header") when the

@@ -33,6 +33,9 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Threads for the matrix products (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "What the activations of symmetric q8 weights are quantized to; it changes results and is reported with them.")
+    var activations: ActivationPrecision = .default
+
     @Flag(name: .long, help: "Print the report as JSON on stdout.")
     var json = false
 
@@ -46,10 +49,10 @@ struct Verify: ParsableCommand {
     var output: String
 
     func run() throws {
-        let text = try Verifier.loadText(path: self.text)
+        let text = try TextFile.load(path: self.text, purpose: "evaluation text")
         // A --recipe replaces the recorded budget entirely (a recipe without a budget means none).
         let budget = try recipe.map { try Recipe.load(path: $0).budget }
-        let verifier = try Verifier(input: input, output: output, threads: threads ?? EdgeModel.defaultThreads)
+        let verifier = try Verifier(input: input, output: output, threads: threads ?? EdgeModel.defaultThreads, activations: activations)
         let bar = ProgressBar(label: "verify")
         let report = try verifier.run(text: text, ctx: ctx, maxChunks: chunks,
                                       budget: budget ?? verifier.embeddedBudget) { done, total in
@@ -71,7 +74,7 @@ struct Verify: ParsableCommand {
         }
         var lines = [
             "\(input) -> \(output): ctx \(r.ctx), \(r.chunks) chunks, \(r.scoredTokens) of \(r.tokens) tokens scored, "
-                + String(format: "%.1fs", r.seconds),
+                + "activations \(r.activations.rawValue), " + String(format: "%.1fs", r.seconds),
             row("", "before", "after", "change"),
             row("ppl", String(format: "%.4f", r.before.ppl), String(format: "%.4f", r.after.ppl),
                 String(format: "%+.2f%% (x%.4f)", r.pplIncrease * 100, r.after.ppl / r.before.ppl)),
@@ -92,3 +95,5 @@ struct Verify: ParsableCommand {
         return lines.joined(separator: "\n")
     }
 }
+
+extension ActivationPrecision: ExpressibleByArgument {}

@@ -127,9 +127,7 @@ public enum Calibration {
     ///   - progress: (windows done, windows in all).
     public static func collect(graph: ModelGraph, textFile: String, wanted: [String: CalibrationNeeds], maxTokens: Int, ctx: Int,
                                progress: ((Int, Int) -> Void)? = nil) throws -> CalibrationStats {
-        guard let data = FileManager.default.contents(atPath: textFile), let text = String(data: data, encoding: .utf8) else {
-            throw Failure(file: textFile, why: "calibration text cannot be read as UTF-8")
-        }
+        let text = try TextFile.load(path: textFile, purpose: "calibration text")
         let model = try EdgeModel.floatModel(graph: graph)
         let ids = try model.tokenize(text)
         let window = min(ctx, graph.config.maxPositions)

@@ -66,7 +66,7 @@ public struct Distill: Pass {
         let start = Date()
         let teacher = try EdgeModel.floatModel(graph: input)
         let config = latent.config
-        let text = try Verifier.loadText(path: textFile)
+        let text = try TextFile.load(path: textFile, purpose: "distillation text")
         let tokens = try teacher.tokenize(text)
         var values: [String: [Float]] = [:]
         var trainable = Set<String>()

@@ -27,7 +27,7 @@ public enum TrainModelFile {
         let start = Date()
         let checkpoint = try Checkpoint.open(input)
         let graph = ModelGraph(checkpoint)
-        let text = try Verifier.loadText(path: textFile)
+        let text = try TextFile.load(path: textFile, purpose: "training text")
         let runtime = try EdgeModel.floatModel(graph: graph)
         let tokens = try runtime.tokenize(text)
         var values: [String: [Float]] = [:]
@@ -38,7 +38,7 @@ public enum TrainModelFile {
         do {
             trainer = try Trainer(model: model, tokens: tokens, options: options, teacher: nil)
         } catch let e as TrainingError {
-            throw RecipeError(file: textFile, field: "--data", why: "is too short to train on: \(e)")
+            throw TextFileError.tooShort(path: textFile, purpose: "training text", why: "\(e)")
         }
         var fingerprint = SHA256()
         let sourceSHA = checkpoint.sourceSHA256()

@@ -5,8 +5,6 @@ import Foundation
 
 /// Why `Verifier` refuses to compare two models. `description` is the one line the CLI prints.
 public enum VerifyError: Error, Equatable, CustomStringConvertible {
-    /// The evaluation text cannot be read or is not UTF-8.
-    case unreadableText(path: String, why: String)
     /// The two models' vocabularies differ in size, so their logit rows cannot be compared.
     case vocabMismatch(before: String, beforeVocab: Int, after: String, afterVocab: Int)
     /// An option is out of range (`why` says what is allowed).
@@ -16,7 +14,6 @@ public enum VerifyError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .unreadableText(p, why): return "\(p): cannot read the evaluation text: \(why)"
         case let .vocabMismatch(b, bv, a, av):
             return "\(b) has a vocabulary of \(bv) tokens but \(a) has \(av); verify compares models over the same vocabulary"
         case let .badOption(n, v, why): return "\(n) is \(v); \(why)"
@@ -129,6 +126,8 @@ public struct VerifyReport: Equatable, Sendable {
     public var chunks: Int
     /// Wall-clock seconds of the evaluation (tokenizing and both models' forward passes).
     public var seconds: Double
+    /// What the activations of symmetric q8 weights were quantized to, in both models.
+    public var activations: ActivationPrecision
     /// The budget and what exceeded it.
     public var budget: BudgetCheck
 
@@ -139,7 +138,7 @@ public struct VerifyReport: Equatable, Sendable {
 
     /// The report as JSON: {"before": {ppl, bytes, bits_per_weight}, "after": {...}, "kl", "top1_agreement",
     /// "size": {before, after, ratio}, "ppl_increase", "tokens", "scored_tokens", "ctx", "seconds",
-    /// "budget": {max_ppl_increase?, max_bytes?, ok, violations}}.
+    /// "activations", "budget": {max_ppl_increase?, max_bytes?, ok, violations}}.
     public var json: JSONValue {
         func side(_ s: VerifySide) -> JSONValue {
             ["ppl": .number(s.ppl), "bytes": .number(Double(s.bytes)), "bits_per_weight": .number(s.bitsPerWeight)]
@@ -151,7 +150,7 @@ public struct VerifyReport: Equatable, Sendable {
             "before": side(before), "after": side(after), "kl": .number(kl), "top1_agreement": .number(top1Agreement),
             "size": ["before": .number(Double(before.bytes)), "after": .number(Double(after.bytes)), "ratio": .number(sizeRatio)],
             "ppl_increase": .number(pplIncrease), "tokens": .number(Double(tokens)), "scored_tokens": .number(Double(scoredTokens)),
-            "ctx": .number(Double(ctx)), "seconds": .number(seconds), "budget": .object(b),
+            "ctx": .number(Double(ctx)), "seconds": .number(seconds), "activations": .string(activations.rawValue), "budget": .object(b),
         ]
     }
 }
@@ -160,8 +159,9 @@ public struct VerifyReport: Equatable, Sendable {
 /// both run through the same runtime forward pass over the same llama.cpp-style chunks
 /// (`PerplexityPlan`), so the numbers differ only because the weights do.
 ///
-/// Chunk by chunk, the before model's scored logits are kept only until the after model has run the
-/// same chunk and each row pair has been compared: memory is one chunk of logits per model.
+/// The chunks are those of the runtime's perplexity loop (`EdgeModel.perplexity(tokens:)`, run by the
+/// after model); from its per-chunk callback the before model scores the same chunk
+/// (`EdgeModel.scoreChunk`) and each row pair is compared: memory is one chunk of logits per model.
 public struct Verifier {
     /// Float model built from the input checkpoint (weights as float32 in memory).
     public let before: EdgeModel
@@ -180,11 +180,14 @@ public struct Verifier {
     ///     an input without one borrows the `.edge` file's).
     ///   - output: the `.edge` file (checksums verified).
     ///   - threads: threads for the matrix products of each model.
+    ///   - activations: what both models quantize the activations of symmetric q8 weights to.
     /// - Throws: `CheckpointError`, `EdgeFormatError`, `RuntimeError`, `TokenizerError` from opening,
     ///   `VerifyError.vocabMismatch`, or `RecipeError` for a bad budget in the embedded recipe.
-    public init(input: String, output: String, threads: Int = EdgeModel.defaultThreads) throws {
+    public init(input: String, output: String, threads: Int = EdgeModel.defaultThreads,
+                activations: ActivationPrecision = .default) throws {
         let file = try EdgeFile(path: output)
         after = try EdgeModel(file: file, threads: threads)
+        after.activations = activations
         afterBytes = file.fileSize
         embeddedBudget = try Verifier.budget(in: file.provenance.recipe, file: output)
         let ckpt = try Checkpoint.open(input)
@@ -192,6 +195,7 @@ public struct Verifier {
             throw VerifyError.vocabMismatch(before: input, beforeVocab: ckpt.config.vocabSize, after: output, afterVocab: file.config.vocabSize)
         }
         before = try EdgeModel.floatModel(graph: ModelGraph(ckpt), fallbackTokenizer: after.tokenizer, threads: threads)
+        before.activations = activations
         beforeBytes = ckpt.files.reduce(0) { $0 + $1.size }
     }
 
@@ -201,18 +205,6 @@ public struct Verifier {
         guard let b = recipe["budget"], !b.isNull else { return nil }
         let minimal: JSONValue = ["passes": [], "budget": b]
         return try Recipe.parse(try minimal.jsonData(), file: "\(file) (embedded recipe)").budget
-    }
-
-    /// Reads an evaluation text file as UTF-8.
-    /// - Throws: `VerifyError.unreadableText` naming the file.
-    public static func loadText(path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw VerifyError.unreadableText(path: path, why: "no such file or not readable")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw VerifyError.unreadableText(path: path, why: "not valid UTF-8")
-        }
-        return text
     }
 
     /// Evaluates both models on `text` and checks the budget.
@@ -235,38 +227,29 @@ public struct Verifier {
                                                 beforeID: i < beforeTokens.count ? beforeTokens[i] : nil,
                                                 afterID: i < tokens.count ? tokens[i] : nil)
         }
-        let plan = try PerplexityPlan(tokens: tokens.count, ctx: ctx, maxChunks: maxChunks)
-        let beforeCache = try before.makeCache(capacity: ctx), afterCache = try after.makeCache(capacity: ctx)
-        let vocab = after.config.vocabSize, first = plan.first, rows = plan.scoredPerChunk
-        var nllBefore = 0.0, nllAfter = 0.0, kl = 0.0, agree = 0
-        for c in 0 ..< plan.chunks {
-            var chunk = Array(tokens[c * ctx ..< (c + 1) * ctx])
-            if after.addsBOS, let bos = after.bosTokenID { chunk[0] = bos }
-            beforeCache.reset()
-            let lb = try before.forward(chunk, cache: beforeCache, outputs: first ..< ctx - 1)
-            afterCache.reset()
-            let la = try after.forward(chunk, cache: afterCache, outputs: first ..< ctx - 1)
-            lb.withUnsafeBufferPointer { bp in
-                la.withUnsafeBufferPointer { ap in
-                    for j in 0 ..< rows {
+        let beforeCache = try before.makeCache(capacity: ctx)
+        let vocab = after.config.vocabSize
+        var nllBefore = 0.0, kl = 0.0, agree = 0
+        let result = try after.perplexity(tokens: tokens, ctx: ctx, maxChunks: maxChunks, onChunk: { a in
+            let b = try before.scoreChunk(a.tokens, index: a.index, cache: beforeCache)
+            nllBefore += b.nll.reduce(0, +)
+            b.logits.withUnsafeBufferPointer { bp in
+                a.logits.withUnsafeBufferPointer { ap in
+                    for j in 0 ..< a.nll.count {
                         let rb = UnsafeBufferPointer(rebasing: bp[j * vocab ..< (j + 1) * vocab])
                         let ra = UnsafeBufferPointer(rebasing: ap[j * vocab ..< (j + 1) * vocab])
-                        let target = Int(chunk[first + j + 1])
-                        nllBefore += EdgeModel.negativeLogLikelihood(rb, target: target)
-                        nllAfter += EdgeModel.negativeLogLikelihood(ra, target: target)
                         kl += LogitComparison.klDivergence(before: rb, after: ra)
                         if LogitComparison.argmax(rb) == LogitComparison.argmax(ra) { agree += 1 }
                     }
                 }
             }
-            progress?(c + 1, plan.chunks)
-        }
-        let n = Double(plan.scoredTokens)
+        }, progress: progress)
+        let n = Double(result.scoredTokens)
         let b = VerifySide(ppl: exp(nllBefore / n), nll: nllBefore / n, bytes: beforeBytes, parameters: before.parameterCount)
-        let a = VerifySide(ppl: exp(nllAfter / n), nll: nllAfter / n, bytes: afterBytes, parameters: after.parameterCount)
+        let a = VerifySide(ppl: result.ppl, nll: result.nll, bytes: afterBytes, parameters: after.parameterCount)
         return VerifyReport(before: b, after: a, kl: kl / n, top1Agreement: Double(agree) / n, tokens: tokens.count,
-                            scoredTokens: plan.scoredTokens, ctx: ctx, chunks: plan.chunks,
-                            seconds: Date().timeIntervalSince(started),
+                            scoredTokens: result.scoredTokens, ctx: ctx, chunks: result.chunks,
+                            seconds: Date().timeIntervalSince(started), activations: after.activations,
                             budget: BudgetCheck(budget: budget, pplIncrease: b.ppl > 0 ? a.ppl / b.ppl - 1 : 0, bytes: afterBytes))
     }
 }

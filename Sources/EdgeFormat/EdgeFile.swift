@@ -19,6 +19,8 @@ public final class EdgeFile: @unchecked Sendable {
     public let header: EdgeHeader
 
     private let tensorIndex: [String: Int]
+    /// Each tensor's payload layout, resolved once at validation (same order as `tensors`).
+    private let layouts: [PayloadLayout]
     private let blobIndex: [String: Int]
     private let lock = NSLock()
     private var inflated: [String: UnsafeMutableRawBufferPointer] = [:]
@@ -47,7 +49,7 @@ public final class EdgeFile: @unchecked Sendable {
         }
         preamble = try EdgeFile.readPreamble(mappedFile)
         header = try EdgeFile.readHeader(mappedFile, preamble)
-        (tensorIndex, blobIndex) = try EdgeFile.validate(header, mappedFile, preamble)
+        (tensorIndex, blobIndex, layouts) = try EdgeFile.validate(header, mappedFile, preamble)
         if verifyChecksums { try verify() }
         for t in header.tensors where t.encoding.hasStructure && t.compression == .none {
             try checkSparse(t, storedBytes(offset: t.offset, length: t.length))
@@ -66,6 +68,13 @@ public final class EdgeFile: @unchecked Sendable {
     public func verify() throws {
         for t in header.tensors { try check(.tensor(t.name), offset: t.offset, length: t.length, crc: t.crc32) }
         for b in header.blobs { try check(.blob(b.name), offset: b.offset, length: b.length, crc: b.crc32) }
+    }
+
+    /// The payload layout of `entry`, resolved when the file was opened (every encoding parameter
+    /// applied; see `PayloadLayout`).
+    /// - Throws: `.noSuchItem` if `entry` is not from this file.
+    public func layout(of entry: TensorEntry) throws -> PayloadLayout {
+        layouts[try index(of: entry)]
     }
 
     /// The payload bytes of `entry` (decompressed if stored deflated), laid out as its encoding
@@ -96,21 +105,21 @@ public final class EdgeFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(buffer)
     }
 
-    /// The values of `entry` as float32, row-major (dequantized with `decodePayload`). A deflated
+    /// The values of `entry` as float32, row-major (dequantized through its `layout(of:)`). A deflated
     /// payload is inflated into a temporary buffer (not kept) unless `payload(of:)` already holds it.
     /// - Throws: as `payload(of:)`.
     public func floats(of entry: TensorEntry) throws -> [Float] {
-        let t = try own(entry)
+        let i = try index(of: entry), t = header.tensors[i]
         lock.lock()
         let cached = inflated[t.name]
         lock.unlock()
         if t.compression == .none || cached != nil {
-            return decodePayload(try payload(of: t), encoding: t.encoding, shape: t.shape, params: t.params)
+            return layouts[i].decode(try payload(of: t))
         }
         let buffer = try inflate(storedBytes(offset: t.offset, length: t.length), item: .tensor(t.name), offset: t.offset, length: t.payloadLength)
         defer { buffer.deallocate() }
         try checkSparse(t, UnsafeRawBufferPointer(buffer))
-        return decodePayload(UnsafeRawBufferPointer(buffer), encoding: t.encoding, shape: t.shape, params: t.params)
+        return layouts[i].decode(UnsafeRawBufferPointer(buffer))
     }
 
     /// The bytes of the blob `name` (decompressed), or nil if the file has no such blob.
@@ -128,10 +137,15 @@ public final class EdgeFile: @unchecked Sendable {
     // MARK: internals
 
     private func own(_ entry: TensorEntry) throws -> TensorEntry {
+        header.tensors[try index(of: entry)]
+    }
+
+    /// The position of `entry` in the tensor table.
+    private func index(of entry: TensorEntry) throws -> Int {
         guard let i = tensorIndex[entry.name], header.tensors[i] == entry else {
             throw EdgeFormatError.noSuchItem(file: path, item: .tensor(entry.name))
         }
-        return entry
+        return i
     }
 
     /// Stored bytes of an item; validation guaranteed the range lies inside the file.
@@ -246,8 +260,10 @@ public final class EdgeFile: @unchecked Sendable {
         return header
     }
 
-    /// Checks everything about the header that needs no item bytes; returns the name indexes.
-    private static func validate(_ h: EdgeHeader, _ f: MappedFile, _ p: EdgePreamble) throws -> ([String: Int], [String: Int]) {
+    /// Checks everything about the header that needs no item bytes; returns the name indexes and
+    /// every tensor's resolved payload layout.
+    private static func validate(_ h: EdgeHeader, _ f: MappedFile, _ p: EdgePreamble) throws
+        -> ([String: Int], [String: Int], [PayloadLayout]) {
         let path = f.path
         do {
             try h.config.validate(source: path)
@@ -284,11 +300,16 @@ public final class EdgeFile: @unchecked Sendable {
 
         var spans: [(item: EdgeItem, offset: Int, length: Int)] = []
         var tensorIndex: [String: Int] = [:]
+        var layouts: [PayloadLayout] = []
         for (i, t) in h.tensors.enumerated() {
             guard !t.name.isEmpty else { throw EdgeFormatError.badHeader(file: path, field: "tensors[\(i)].name", why: "is empty") }
             guard tensorIndex.updateValue(i, forKey: t.name) == nil else { throw EdgeFormatError.duplicateName(file: path, item: .tensor(t.name)) }
             let expected = try TensorEntry.payloadLength(tensor: t.name, shape: t.shape, encoding: t.encoding, params: t.params, file: path,
                                                          nnz: t.nnz)
+            guard let layout = PayloadLayout(encoding: t.encoding, shape: t.shape, params: t.params, nnz: t.nnz), layout.totalBytes == expected else {
+                throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "params", why: "do not resolve to a payload layout")
+            }
+            layouts.append(layout)
             try checkCompression(.tensor(t.name), t.compression, length: t.length, rawLength: t.rawLength, expected: expected)
             if let nnz = t.nnz, !(0 ... t.count).contains(nnz) {
                 throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "nnz", why: "is \(nnz); the tensor has \(t.count) values")
@@ -334,7 +355,7 @@ public final class EdgeFile: @unchecked Sendable {
                                               why: "is \(dataEnd); the last item ends at \(previous?.end ?? dataStart), so the header must start at \(expectedOffset)")
         }
         try checkPadding(f, from: previous?.end ?? dataStart, to: dataEnd)
-        return (tensorIndex, blobIndex)
+        return (tensorIndex, blobIndex, layouts)
     }
 
     private static func checkPadding(_ f: MappedFile, from start: Int, to end: Int) throws {

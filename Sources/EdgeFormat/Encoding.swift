@@ -174,78 +174,25 @@ public struct Q4Layout: Equatable, Sendable {
     public var totalBytes: Int { symmetric ? scaleOffset + rows * groups * 2 : zeroOffset + rows * groups }
 }
 
-/// Expected payload size for an encoding, or nil if the shape/params are not valid for it.
-/// Shapes beyond 2^40 per dimension or 2^48 elements (and q4 groups beyond 2^40) give nil, so the
-/// layout arithmetic below cannot overflow on hostile input.
+/// Expected payload size for an encoding, or nil if the shape/params are not valid for it
+/// (`PayloadLayout.init?` says what is valid).
 /// - Parameter nnz: the number of stored values; required by the sparse encodings (nil gives nil for them).
 public func expectedPayloadBytes(encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int? = nil) -> Int? {
-    guard let count = Checked.product(shape), count <= 1 << 48, shape.allSatisfy({ $0 <= 1 << 40 }) else { return nil }
-    switch encoding {
-    case .f32: return Checked.mul(count, 4)
-    case .f16: return Checked.mul(count, 2)
-    case .q8:
-        guard shape.count == 2, let sym = params.symmetric else { return nil }
-        return Q8Layout(rows: shape[0], cols: shape[1], symmetric: sym).totalBytes
-    case .q4:
-        guard shape.count == 2, let sym = params.symmetric, let g = params.groupSize, g > 0, g <= 1 << 40, g % 2 == 0 else { return nil }
-        return Q4Layout(rows: shape[0], cols: shape[1], groupSize: g, symmetric: sym).totalBytes
-    case .csr, .bitmask:
-        guard shape.count == 2, let nnz, nnz >= 0, nnz <= count, nnz <= SparseLayout.maxNNZ,
-              let l = SparseLayout(encoding: encoding, rows: shape[0], cols: shape[1], params: params, nnz: nnz) else { return nil }
-        return l.totalBytes
-    case .nm:
-        guard shape.count == 2, let l = NMLayout(rows: shape[0], cols: shape[1], params: params) else { return nil }
-        return l.totalBytes
-    }
+    PayloadLayout(encoding: encoding, shape: shape, params: params, nnz: nnz)?.totalBytes
 }
 
-/// Decodes (dequantizes) a payload to float32 values, row-major. The caller has validated the size
-/// with `expectedPayloadBytes` and, for the sparse encodings, the structure with `sparsePayloadProblem`
-/// (`nmPayloadProblem` for nm).
-public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> [Float] {
-    let count = shape.reduce(1, *)
-    var out = [Float](repeating: 0, count: count)
-    switch encoding {
-    case .f32:
-        out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p[0 ..< count * 4])) }
-    case .f16:
-        out.withUnsafeMutableBufferPointer { edge_f16_to_f32_row(p.baseAddress, $0.baseAddress, count) }
-    case .q8:
-        let rows = shape[0], cols = shape[1], sym = params.symmetric ?? true
-        let l = Q8Layout(rows: rows, cols: cols, symmetric: sym)
-        for r in 0 ..< rows {
-            let s = Float(bitPattern: p.loadUnaligned(fromByteOffset: l.scaleOffset + 4 * r, as: UInt32.self))
-            let z: Float = sym ? 0 : Float(p[l.zeroOffset + r])
-            for j in 0 ..< cols {
-                let b = p[r * cols + j]
-                out[r * cols + j] = sym ? s * Float(Int8(bitPattern: b)) : s * (Float(b) - z)
-            }
-        }
-    case .q4:
-        let rows = shape[0], cols = shape[1], sym = params.symmetric ?? true, g = params.groupSize ?? 32
-        let l = Q4Layout(rows: rows, cols: cols, groupSize: g, symmetric: sym)
-        for r in 0 ..< rows {
-            for j in 0 ..< cols {
-                let byte = p[r * l.rowBytes + j / 2]
-                let u = j & 1 == 0 ? byte & 0x0F : byte >> 4
-                let gi = r * l.groups + j / g
-                let s = edge_f16_to_f32(p.loadUnaligned(fromByteOffset: l.scaleOffset + 2 * gi, as: UInt16.self))
-                let z: Float = sym ? 8 : Float(p[l.zeroOffset + gi])
-                out[r * cols + j] = s * (Float(u) - z)
-            }
-        }
-    case .csr, .bitmask:
-        let l = SparseLayout(payload: p, encoding: encoding, shape: shape, params: params)
-        out.withUnsafeMutableBufferPointer { o in
-            for r in 0 ..< shape[0] { l.decodeRow(r, p, into: o.baseAddress! + r * shape[1]) }
-        }
-    case .nm:
-        let l = NMLayout(validated: shape, params: params)
-        out.withUnsafeMutableBufferPointer { o in
-            for r in 0 ..< shape[0] { l.decodeRow(r, p, into: o.baseAddress! + r * shape[1]) }
-        }
+/// Decodes (dequantizes) a payload to float32 values, row-major, through its `PayloadLayout`. The
+/// caller has validated the size with `expectedPayloadBytes` and, for the sparse encodings, the
+/// structure with `payloadStructureProblem`.
+/// - Parameter nnz: the stored values of a csr/bitmask payload; nil reads them from its last row pointer.
+/// - Precondition: the shape and params are valid for the encoding.
+public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int? = nil) -> [Float] {
+    var stored = nnz
+    if stored == nil, encoding.isSparse, shape.count == 2 { stored = SparseLayout.storedValues(p, encoding: encoding, rows: shape[0], cols: shape[1]) }
+    guard let layout = PayloadLayout(encoding: encoding, shape: shape, params: params, nnz: stored) else {
+        preconditionFailure("decodePayload: shape \(shape) with params \(params) is not valid for \(encoding.rawValue)")
     }
-    return out
+    return layout.decode(p)
 }
 
 /// The first structural rule the payload of a csr, bitmask or nm tensor breaks (`sparsePayloadProblem`,

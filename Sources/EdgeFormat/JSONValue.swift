@@ -161,50 +161,116 @@ public struct JSONParseError: Error, CustomStringConvertible, Equatable {
 }
 
 extension JSONValue {
-    /// Parses RFC 8259 JSON from UTF-8 bytes, strictly (see the type's description).
+    /// Parses RFC 8259 JSON from UTF-8 bytes, strictly (see the type's description), through the
+    /// one JSON parser of the toolchain (`RawJSON.parse`).
     /// - Throws: `JSONParseError` with the byte offset of the problem.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw JSONParseError(offset: 0, why: "the bytes are not valid UTF-8")
-        }
-        var p = _JSONParser(bytes: bytes)
-        p.skipSpace()
-        let v = try p.value(depth: 0)
-        p.skipSpace()
-        guard p.i == bytes.count else { throw p.fail("unexpected bytes after the JSON value") }
-        return v
+        JSONValue(try RawJSON.parse(bytes, maxDepth: JSONValue.maxDepth, uniqueKeys: true))
     }
 
     /// Parses RFC 8259 JSON from `data` (see `parse(_:)` on raw bytes).
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { try parse($0) }
     }
+
+    /// The value of a parsed tree: numbers as binary64, strings and keys decoded from UTF-8.
+    /// Keys must be unique (as `RawJSON.parse(uniqueKeys: true)` guarantees); of repeated ones the first is kept.
+    public init(_ raw: RawJSON) {
+        switch raw {
+        case .null: self = .null
+        case let .bool(b): self = .bool(b)
+        case let .int(i): self = .number(Double(i))
+        case let .double(d): self = .number(d)
+        case let .string(bytes): self = .string(String(decoding: bytes, as: UTF8.self))
+        case let .array(a): self = .array(a.map(JSONValue.init))
+        case let .object(members):
+            self = .object(Dictionary(members.map { (String(decoding: $0.key, as: UTF8.self), JSONValue($0.value)) }, uniquingKeysWith: { a, _ in a }))
+        }
+    }
+}
+
+/// A parsed JSON value whose strings and keys stay UTF-8 bytes and whose objects keep their
+/// members in document order, keys exact: what `RawJSON.parse` (the toolchain's one JSON parser)
+/// returns. `JSONValue.parse` builds its tree from it; the tokenizer reads `tokenizer.json` with it
+/// directly, since a vocabulary has ~50k-250k keys and keeping them as bytes avoids building (and
+/// hashing, with Unicode normalization) that many `String`s.
+public indirect enum RawJSON: Sendable {
+    case null
+    case bool(Bool)
+    /// Integers without fraction or exponent that fit in Int64 (not -0).
+    case int(Int64)
+    /// Other numbers (finite).
+    case double(Double)
+    case string([UInt8])
+    case array([RawJSON])
+    case object([(key: [UInt8], value: RawJSON)])
+
+    /// What kind of value this is, for error messages.
+    public var kind: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .int, .double: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// Parses RFC 8259 JSON from UTF-8 bytes, strictly: it refuses invalid UTF-8, non-finite
+    /// numbers, trailing bytes and nesting deeper than `maxDepth`.
+    /// - Parameters:
+    ///   - maxDepth: deepest nesting of objects and arrays accepted, so hostile input cannot exhaust the stack.
+    ///   - uniqueKeys: refuse an object with two keys equal as `String`s.
+    /// - Throws: `JSONParseError` with the byte offset of the problem.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int, uniqueKeys: Bool) throws -> RawJSON {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw JSONParseError(offset: 0, why: "the bytes are not valid UTF-8")
+        }
+        var p = _JSONParser(bytes: bytes, maxDepth: maxDepth, uniqueKeys: uniqueKeys)
+        p.skipSpace()
+        let v = try p.value(depth: 0)
+        p.skipSpace()
+        guard p.i == bytes.count else { throw p.fail("unexpected bytes after the JSON value") }
+        return v
+    }
 }
 
 /// Recursive-descent parser over validated UTF-8 bytes.
 private struct _JSONParser {
     let bytes: UnsafeRawBufferPointer
+    let maxDepth: Int
+    let uniqueKeys: Bool
     var i = 0
 
-    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, uniqueKeys: Bool) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+        self.uniqueKeys = uniqueKeys
+    }
 
     func fail(_ why: String) -> JSONParseError { JSONParseError(offset: i, why: why) }
 
     var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
 
     mutating func skipSpace() {
-        while let c = peek, c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D { i += 1 }
+        while i < bytes.count {
+            let c = bytes[i]
+            guard c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D else { return }
+            i += 1
+        }
     }
 
-    mutating func expect(_ word: String) throws {
-        for b in word.utf8 {
+    mutating func expect(_ word: StaticString) throws {
+        let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        for b in w {
             guard peek == b else { throw fail("expected '\(word)'") }
             i += 1
         }
     }
 
-    mutating func value(depth: Int) throws -> JSONValue {
-        guard depth < JSONValue.maxDepth else { throw fail("nesting deeper than \(JSONValue.maxDepth) levels") }
+    mutating func value(depth: Int) throws -> RawJSON {
+        guard depth < maxDepth else { throw fail("nesting deeper than \(maxDepth) levels") }
         guard let c = peek else { throw fail("unexpected end of input") }
         switch c {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -213,40 +279,43 @@ private struct _JSONParser {
         case UInt8(ascii: "t"): try expect("true"); return .bool(true)
         case UInt8(ascii: "f"): try expect("false"); return .bool(false)
         case UInt8(ascii: "n"): try expect("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0") ... UInt8(ascii: "9"): return .number(try number())
+        case UInt8(ascii: "-"), UInt8(ascii: "0") ... UInt8(ascii: "9"): return try number()
         default: throw fail("unexpected character '\(Character(Unicode.Scalar(c)))'")
         }
     }
 
-    mutating func object(depth: Int) throws -> JSONValue {
+    mutating func object(depth: Int) throws -> RawJSON {
         i += 1
-        var out: [String: JSONValue] = [:]
+        var members: [(key: [UInt8], value: RawJSON)] = []
+        var seen = Set<String>()
         skipSpace()
-        if peek == UInt8(ascii: "}") { i += 1; return .object(out) }
+        if peek == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipSpace()
             guard peek == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyOffset = i
             let key = try string()
             skipSpace()
-            guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(key)\"") }
+            guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(String(decoding: key, as: UTF8.self))\"") }
             i += 1
             skipSpace()
             let v = try value(depth: depth + 1)
-            guard out.updateValue(v, forKey: key) == nil else {
-                throw JSONParseError(offset: keyOffset, why: "duplicate key \"\(key)\"")
+            if uniqueKeys {
+                let k = String(decoding: key, as: UTF8.self)
+                guard seen.insert(k).inserted else { throw JSONParseError(offset: keyOffset, why: "duplicate key \"\(k)\"") }
             }
+            members.append((key, v))
             skipSpace()
             guard let c = peek else { throw fail("unexpected end of input in an object") }
             i += 1
-            if c == UInt8(ascii: "}") { return .object(out) }
+            if c == UInt8(ascii: "}") { return .object(members) }
             guard c == UInt8(ascii: ",") else { i -= 1; throw fail("expected ',' or '}' in an object") }
         }
     }
 
-    mutating func array(depth: Int) throws -> JSONValue {
+    mutating func array(depth: Int) throws -> RawJSON {
         i += 1
-        var out: [JSONValue] = []
+        var out: [RawJSON] = []
         skipSpace()
         if peek == UInt8(ascii: "]") { i += 1; return .array(out) }
         while true {
@@ -277,12 +346,16 @@ private struct _JSONParser {
         return v
     }
 
-    mutating func string() throws -> String {
+    /// A string's UTF-8 bytes, escapes resolved.
+    mutating func string() throws -> [UInt8] {
         i += 1
-        var out: [UInt8] = []
+        let start = i
+        // Fast path: the run without escapes is copied at once.
+        while i < bytes.count, bytes[i] != UInt8(ascii: "\""), bytes[i] != UInt8(ascii: "\\"), bytes[i] >= 0x20 { i += 1 }
+        var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start ..< i]))
         while true {
             guard let c = peek else { throw fail("unterminated string") }
-            if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
+            if c == UInt8(ascii: "\"") { i += 1; return out }
             if c < 0x20 { throw fail("control character 0x\(String(c, radix: 16)) inside a string") }
             if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
             i += 1
@@ -307,7 +380,7 @@ private struct _JSONParser {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 }
                 guard let u = Unicode.Scalar(scalar) else { throw fail("unpaired surrogate in a \\u escape") }
-                out.append(contentsOf: Array(String(Character(u)).utf8))
+                out.append(contentsOf: UTF8.encode(u)!)
             default:
                 i -= 1
                 throw fail("unknown escape '\\\(Character(Unicode.Scalar(e)))'")
@@ -315,32 +388,48 @@ private struct _JSONParser {
         }
     }
 
-    mutating func digits() -> Int {
+    /// A number: `.int` when it has no fraction or exponent and fits in Int64 (and is not -0),
+    /// else `.double` (refused when not finite).
+    mutating func number() throws -> RawJSON {
         let start = i
-        while let c = peek, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") { i += 1 }
-        return i - start
-    }
-
-    mutating func number() throws -> Double {
-        let start = i
-        if peek == UInt8(ascii: "-") { i += 1 }
-        if peek == UInt8(ascii: "0") {
+        let negative = peek == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var magnitude: UInt64 = 0, overflow = false
+        let digitsStart = i
+        while let c = peek, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") {
+            let (m1, o1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (m2, o2) = m1.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
+            overflow = overflow || o1 || o2
+            magnitude = m2
             i += 1
-            if let c = peek, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") { throw fail("leading zero in a number") }
-        } else if digits() == 0 { throw fail("expected a digit") }
+        }
+        guard i > digitsStart else { throw fail("expected a digit") }
+        if bytes[digitsStart] == UInt8(ascii: "0"), i - digitsStart > 1 { i = digitsStart + 1; throw fail("leading zero in a number") }
+        var isInteger = true
         if peek == UInt8(ascii: ".") {
+            isInteger = false
             i += 1
             guard digits() > 0 else { throw fail("expected a digit after '.'") }
         }
         if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            isInteger = false
             i += 1
             if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { i += 1 }
             guard digits() > 0 else { throw fail("expected a digit in the exponent") }
+        }
+        if isInteger, !overflow, magnitude <= UInt64(Int64.max), !(negative && magnitude == 0) {
+            return .int(negative ? -Int64(magnitude) : Int64(magnitude))
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start ..< i]), as: UTF8.self)
         guard let d = Double(text), d.isFinite else {
             throw JSONParseError(offset: start, why: "number \(text) is out of range")
         }
-        return d
+        return .double(d)
+    }
+
+    mutating func digits() -> Int {
+        let start = i
+        while let c = peek, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") { i += 1 }
+        return i - start
     }
 }

@@ -36,7 +36,7 @@ struct _IndexKey: CodingKey {
 
 extension JSONValue {
     /// "an object", "a number", ... for messages.
-    var kindName: String {
+    public var kindName: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"

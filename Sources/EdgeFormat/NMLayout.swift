@@ -38,19 +38,8 @@ public struct NMLayout: Equatable, Sendable {
     /// no `group_size` or `index_width`.
     public init?(rows: Int, cols: Int, params: EncodingParams) {
         guard rows >= 0, cols >= 0, let n = params.n, let m = params.m, n >= 1, n < m, m <= NMLayout.maxM,
-              params.groupSize == nil, params.indexWidth == nil, let ve = params.valueEncoding else { return nil }
-        switch ve {
-        case .f32, .f16: guard params.symmetric == nil else { return nil }
-        case .q8: guard params.symmetric != nil else { return nil }
-        default: return nil
-        }
-        self.init(unchecked: rows, cols: cols, n: n, m: m, valueEncoding: ve, symmetric: params.symmetric ?? false)
-    }
-
-    /// The layout of params already validated (by `init?(rows:cols:params:)` or the reader).
-    public init(validated shape: [Int], params: EncodingParams) {
-        self.init(unchecked: shape[0], cols: shape[1], n: params.n ?? 2, m: params.m ?? 4, valueEncoding: params.valueEncoding ?? .f32,
-                  symmetric: params.symmetric ?? false)
+              params.groupSize == nil, params.indexWidth == nil, let values = _StoredValues.resolve(params) else { return nil }
+        self.init(unchecked: rows, cols: cols, n: n, m: m, valueEncoding: values.encoding, symmetric: values.symmetric)
     }
 
     private init(unchecked rows: Int, cols: Int, n: Int, m: Int, valueEncoding: Encoding, symmetric: Bool) {
@@ -110,22 +99,13 @@ public struct NMLayout: Equatable, Sendable {
     /// valid (`nmPayloadProblem` returned nil for it).
     public func decodeRow(_ r: Int, _ p: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
         out.update(repeating: 0, count: cols)
-        let s: Float = valueEncoding == .q8 ? Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 4 * r, as: UInt32.self))) : 1
-        let z: Float = valueEncoding == .q8 && !symmetric ? Float(p[zeroOffset + r]) : 0
+        let stored = _StoredValues(encoding: valueEncoding, symmetric: symmetric, valueOffset: valueOffset, scaleOffset: scaleOffset, zeroOffset: zeroOffset)
+        let (s, z) = stored.row(r, p)
         let base = r * slotsPerRow
         var slot = 0
         for g in 0 ..< groups {
             for _ in 0 ..< slots(inGroup: g) {
-                let k = base + slot
-                let v: Float
-                switch valueEncoding {
-                case .f32: v = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 4 * k, as: UInt32.self)))
-                case .f16: v = edge_f16_to_f32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 2 * k, as: UInt16.self)))
-                default:
-                    let b = p[valueOffset + k]
-                    v = symmetric ? s * Float(Int8(bitPattern: b)) : s * (Float(b) - z)
-                }
-                out[g * m + index(row: r, slot: slot, p)] = v
+                out[g * m + index(row: r, slot: slot, p)] = stored.value(base + slot, p, scale: s, zero: z)
                 slot += 1
             }
         }

@@ -41,28 +41,25 @@ public struct SparseLayout: Equatable, Sendable {
     /// `index_width` 8 or 16 (16 only for cols <= 65536) for csr and absent for bitmask.
     public init?(encoding: Encoding, rows: Int, cols: Int, params: EncodingParams, nnz: Int) {
         guard encoding.isSparse, rows >= 0, cols >= 0, nnz >= 0, nnz <= SparseLayout.maxNNZ, params.groupSize == nil,
-              let ve = params.valueEncoding else { return nil }
-        switch ve {
-        case .f32, .f16: guard params.symmetric == nil else { return nil }
-        case .q8: guard params.symmetric != nil else { return nil }
-        default: return nil
-        }
+              let values = _StoredValues.resolve(params) else { return nil }
+        let indexWidth: Int
         if encoding == .csr {
             guard let w = params.indexWidth, w == 8 || (w == 16 && cols <= SparseLayout.maxColumns16) else { return nil }
+            indexWidth = w
         } else {
             guard params.indexWidth == nil else { return nil }
+            indexWidth = 0
         }
-        self.init(unchecked: encoding, rows: rows, cols: cols, nnz: nnz, valueEncoding: ve,
-                  symmetric: params.symmetric ?? false, indexWidth: params.indexWidth ?? 0)
+        self.init(unchecked: encoding, rows: rows, cols: cols, nnz: nnz, valueEncoding: values.encoding, symmetric: values.symmetric,
+                  indexWidth: indexWidth)
     }
 
-    /// The layout of a payload whose params and size were validated; `nnz` is read from its last row pointer.
-    public init(payload p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) {
-        var l = SparseLayout(unchecked: encoding, rows: shape[0], cols: shape[1], nnz: 0, valueEncoding: params.valueEncoding ?? .f32,
-                             symmetric: params.symmetric ?? false, indexWidth: params.indexWidth ?? 0)
-        l = SparseLayout(unchecked: encoding, rows: l.rows, cols: l.cols, nnz: l.rowPointer(l.rows, p), valueEncoding: l.valueEncoding,
-                         symmetric: l.symmetric, indexWidth: l.indexWidth)
-        self = l
+    /// The stored values of a csr/bitmask payload of [rows, cols] as its last row pointer says
+    /// (nil when the payload is too short to hold the row pointers).
+    public static func storedValues(_ p: UnsafeRawBufferPointer, encoding: Encoding, rows: Int, cols: Int) -> Int? {
+        let l = SparseLayout(unchecked: encoding, rows: rows, cols: cols, nnz: 0, valueEncoding: .f32, symmetric: false, indexWidth: 0)
+        guard p.count >= l.rowPointerOffset + 4 * (rows + 1) else { return nil }
+        return l.rowPointer(rows, p)
     }
 
     private init(unchecked encoding: Encoding, rows: Int, cols: Int, nnz: Int, valueEncoding: Encoding, symmetric: Bool, indexWidth: Int) {
@@ -114,17 +111,9 @@ public struct SparseLayout: Equatable, Sendable {
         out.update(repeating: 0, count: cols)
         let k0 = rowPointer(r, p), k1 = rowPointer(r + 1, p)
         guard k0 < k1 else { return }
-        let s: Float = valueEncoding == .q8 ? Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 4 * r, as: UInt32.self))) : 1
-        let z: Float = valueEncoding == .q8 && !symmetric ? Float(p[zeroOffset + r]) : 0
-        @inline(__always) func value(_ k: Int) -> Float {
-            switch valueEncoding {
-            case .f32: return Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 4 * k, as: UInt32.self)))
-            case .f16: return edge_f16_to_f32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: valueOffset + 2 * k, as: UInt16.self)))
-            default:
-                let b = p[valueOffset + k]
-                return symmetric ? s * Float(Int8(bitPattern: b)) : s * (Float(b) - z)
-            }
-        }
+        let stored = _StoredValues(encoding: valueEncoding, symmetric: symmetric, valueOffset: valueOffset, scaleOffset: scaleOffset, zeroOffset: zeroOffset)
+        let (s, z) = stored.row(r, p)
+        @inline(__always) func value(_ k: Int) -> Float { stored.value(k, p, scale: s, zero: z) }
         var k = k0
         if encoding == .bitmask {
             let m0 = r * maskRowBytes
@@ -237,7 +226,7 @@ extension EncodedTensor {
                     body(k / cols, k % cols, k)
                 }
             default:
-                let l = Q8Layout(rows: rows, cols: cols, symmetric: params.symmetric ?? true)
+                guard case let .q8(l)? = layout else { preconditionFailure("forEachStored: \(name) is not a valid f32, f16 or q8 matrix") }
                 for r in 0 ..< rows {
                     let s = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: l.scaleOffset + 4 * r, as: UInt32.self)))
                     guard s != 0 else { continue }

@@ -39,7 +39,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try EdgeModel(path: model, threads: runtime.threads ?? EdgeModel.defaultThreads)
+        let m = try runtime.open(model)
         let options = GenerationOptions(maxTokens: n, temperature: temperature, topK: topK, seed: seed, stopAtEOS: !ignoreEOS)
         FileHandle.standardOutput.write(Data(prompt.utf8))
         _ = try m.generate(text: prompt, options: options) { FileHandle.standardOutput.write(Data($0.utf8)) }

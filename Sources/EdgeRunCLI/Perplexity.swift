@@ -39,13 +39,8 @@ struct PerplexityCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try EdgeModel(path: model, threads: runtime.threads ?? EdgeModel.defaultThreads)
-        let content: String
-        do {
-            content = try String(contentsOfFile: text, encoding: .utf8)
-        } catch {
-            throw EdgeRunError(message: "\(text): cannot read as UTF-8 text")
-        }
+        let m = try runtime.open(model)
+        let content = try TextFile.load(path: text, purpose: "evaluation text")
         let n = ctx ?? min(512, m.config.maxPositions)
         let bar = ProgressBar(label: "perplexity")
         let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks, progress: { done, total in bar.update(done: done, total: total) })
@@ -56,13 +51,7 @@ struct PerplexityCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(r), as: UTF8.self))
         } else {
             print(String(format: "perplexity %.4f over %d scored tokens (%d chunks of %d, %d tokens), %.1f tokens/s, %.2f s",
-                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds))
+                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)")
         }
     }
-}
-
-/// A one-line failure of the CLI itself (not of the runtime or the format).
-struct EdgeRunError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }

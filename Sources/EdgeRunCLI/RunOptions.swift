@@ -1,11 +1,25 @@
 import ArgumentParser
+import EdgeRuntime
 
 /// Options every subcommand that runs the model shares.
 struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for matrix products and attention (default: the active processor count).")
     var threads: Int?
 
+    @Option(name: .long, help: "What the activations of symmetric q8 weights are quantized to; it changes results and is reported with them.")
+    var activations: ActivationPrecision = .default
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
     }
+
+    /// Opens the `.edge` model at `path` with these options applied.
+    /// - Throws: as `EdgeModel(path:threads:)`.
+    func open(_ path: String) throws -> EdgeModel {
+        let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads)
+        m.activations = activations
+        return m
+    }
 }
+
+extension ActivationPrecision: ExpressibleByArgument {}

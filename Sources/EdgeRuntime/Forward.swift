@@ -124,9 +124,9 @@ extension EdgeModel {
             norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
             let k = cache.keys[l] + p0 * kvd, v = cache.values[l] + p0 * kvd  // (T, kvd) each
             observe?(b.q.name, xn, T, b.q.cols)
-            b.q.matmul(xn, tokens: T, into: q, threads: threads)
-            b.k.matmul(xn, tokens: T, into: k, threads: threads)
-            b.v.matmul(xn, tokens: T, into: v, threads: threads)
+            b.q.matmul(xn, tokens: T, into: q, threads: threads, activations: activations)
+            b.k.matmul(xn, tokens: T, into: k, threads: threads, activations: activations)
+            b.v.matmul(xn, tokens: T, into: v, threads: threads, activations: activations)
             addBias(q, rows: T, width: qd, b.qBias)
             addBias(k, rows: T, width: kvd, b.kBias)
             addBias(v, rows: T, width: kvd, b.vBias)
@@ -140,23 +140,23 @@ extension EdgeModel {
             attention(q: q, keys: cache.keys[l], values: cache.values[l], out: att, tokens: T, start: p0,
                       heads: nh, kvHeads: nkv, headDim: hd)
             observe?(b.o.name, att, T, b.o.cols)
-            b.o.matmul(att, tokens: T, into: y, threads: threads)
+            b.o.matmul(att, tokens: T, into: y, threads: threads, activations: activations)
             addBias(y, rows: T, width: h, b.oBias)
             edge_add(x, y, T * h)
 
             // MLP: n2, up (and gate), activation, down.
             norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
             observe?(b.up.name, xn, T, b.up.cols)
-            b.up.matmul(xn, tokens: T, into: up, threads: threads)
+            b.up.matmul(xn, tokens: T, into: up, threads: threads, activations: activations)
             addBias(up, rows: T, width: f, b.upBias)
             if let g = b.gate {
-                g.matmul(xn, tokens: T, into: gate, threads: threads)
+                g.matmul(xn, tokens: T, into: gate, threads: threads, activations: activations)
                 edge_silu_mul(gate, up, up, T * f)
             } else {
                 edge_gelu_tanh(up, T * f)
             }
             observe?(b.down.name, up, T, b.down.cols)
-            b.down.matmul(up, tokens: T, into: y, threads: threads)
+            b.down.matmul(up, tokens: T, into: y, threads: threads, activations: activations)
             addBias(y, rows: T, width: h, b.downBias)
             edge_add(x, y, T * h)
         }
@@ -168,7 +168,7 @@ extension EdgeModel {
         guard n > 0 else { return logits }
         norm(x + outs.lowerBound * h, xn, rows: n, outputNorm, outputNormBias)
         observe?(output.name, xn, n, output.cols)
-        logits.withUnsafeMutableBufferPointer { output.matmul(xn, tokens: n, into: $0.baseAddress!, threads: threads) }
+        logits.withUnsafeMutableBufferPointer { output.matmul(xn, tokens: n, into: $0.baseAddress!, threads: threads, activations: activations) }
         return logits
     }
 

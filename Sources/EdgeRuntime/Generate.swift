@@ -1,13 +1,14 @@
 import Foundation
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a small seeded generator, so sampled generations repeat
-/// exactly for a seed on every platform.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
+/// SplitMix64 (Steele, Lea, Flood 2014): a small seeded generator, so sampled generations (and
+/// training's shuffles) repeat exactly for a seed on every platform. The toolchain's one seeded generator.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     /// A generator whose sequence is fixed by `seed`.
     public init(seed: UInt64) { state = seed }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -55,7 +56,7 @@ extension EdgeModel {
         let capacity = min(config.maxPositions, prompt.count + max(0, options.maxTokens))
         guard prompt.count <= capacity else { throw RuntimeError.contextFull(needed: prompt.count, capacity: config.maxPositions) }
         let cache = try makeCache(capacity: capacity)
-        var rng = SeededGenerator(seed: options.seed)
+        var rng = SplitMix64(seed: options.seed)
         var out: [Int32] = []
         var logits = try forward(prompt, cache: cache, outputs: prompt.count - 1 ..< prompt.count)
         let eos = config.eosTokenID.map(Int32.init) ?? tokenizer?.eosTokenID
@@ -89,7 +90,7 @@ extension EdgeModel {
     }
 
     /// The next token from one row of logits.
-    static func pick(_ logits: [Float], options: GenerationOptions, rng: inout SeededGenerator) -> Int32 {
+    static func pick(_ logits: [Float], options: GenerationOptions, rng: inout SplitMix64) -> Int32 {
         guard options.temperature > 0 else {
             var best = 0
             for i in logits.indices where logits[i] > logits[best] { best = i }

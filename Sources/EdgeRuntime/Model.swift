@@ -52,7 +52,8 @@ public typealias ActivationObserver = (_ weight: String, _ input: UnsafePointer<
 ///
 /// Built from an `.edge` file (`init(file:)`) or from named tensors in memory (`init(config:tensors:)`),
 /// so the compressor evaluates a float checkpoint and a compressed file with the same forward pass.
-/// Instances are immutable after init apart from `threads`; run one forward at a time per `KVCache`.
+/// Instances are immutable after init apart from `threads` and `activations`; run one forward at a
+/// time per `KVCache`.
 public final class EdgeModel: @unchecked Sendable {
     /// Threads a matmul uses by default: the active processor count.
     public static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -70,6 +71,10 @@ public final class EdgeModel: @unchecked Sendable {
     public var threads: Int {
         didSet { threads = max(1, threads) }
     }
+
+    /// What the activations of symmetric dense q8 weights are quantized to (`ActivationPrecision`;
+    /// `.i16` by default). It changes results, so callers that report numbers report it too.
+    public var activations: ActivationPrecision = .default
 
     /// Called before every linear product of `forward` with the weight's canonical name and its
     /// input rows X [tokens, cols] (Q, K and V, and gate and up, share one input: it is reported

@@ -18,9 +18,11 @@ public struct PerplexityResult: Codable, Equatable, Sendable {
     public var seconds: Double
     /// Evaluated tokens (chunks * ctx) per second.
     public var tokensPerSecond: Double
+    /// What the activations of symmetric q8 weights were quantized to (`EdgeModel.activations`).
+    public var activations: ActivationPrecision
 
     enum CodingKeys: String, CodingKey {
-        case ppl, nll, tokens, ctx, chunks, scoredTokens = "scored_tokens", seconds, tokensPerSecond = "tokens_per_second"
+        case ppl, nll, tokens, ctx, chunks, scoredTokens = "scored_tokens", seconds, tokensPerSecond = "tokens_per_second", activations
     }
 }
 
@@ -76,9 +78,9 @@ extension EdgeModel {
         try perplexity(tokens: try tokenize(text), ctx: ctx, maxChunks: maxChunks, onChunk: onChunk, progress: progress)
     }
 
-    /// Perplexity of a token sequence by `PerplexityPlan` (llama.cpp's convention). Each chunk runs
-    /// as one window from position 0 with a fresh cache, computing logits only for its scored
-    /// positions; log-softmax is accumulated in double, its rows split across `threads`.
+    /// Perplexity of a token sequence by `PerplexityPlan` (llama.cpp's convention): the one chunk
+    /// loop of the toolchain (`compress verify` runs its second model from `onChunk`). Each chunk
+    /// is scored by `scoreChunk`; the chunk's NLL sum is added to a running double total.
     /// - Parameters:
     ///   - tokens: the whole text's tokens (with a leading BOS if the model adds one: see `tokenize`).
     ///   - ctx: tokens per chunk (at most `config.maxPositions`).
@@ -91,36 +93,48 @@ extension EdgeModel {
                            progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> PerplexityResult {
         let cache = try makeCache(capacity: ctx)
         let plan = try PerplexityPlan(tokens: tokens.count, ctx: ctx, maxChunks: maxChunks)
-        let vocab = config.vocabSize, first = plan.first
         var total = 0.0
         let start = Date()
         for i in 0 ..< plan.chunks {
             var chunk = Array(tokens[i * ctx ..< (i + 1) * ctx])
             if addsBOS, let bos = bosTokenID { chunk[0] = bos }
-            cache.reset()
-            let logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
-            let scored = plan.scoredPerChunk
-            var nll = [Double](repeating: 0, count: scored)
-            logits.withUnsafeBufferPointer { lp in
-                nll.withUnsafeMutableBufferPointer { np in
-                    let parts = min(threads, scored)
-                    parallelFor(parts) { c in
-                        for j in c * scored / parts ..< (c + 1) * scored / parts {
-                            np[j] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[j * vocab ..< (j + 1) * vocab]),
-                                                               target: Int(chunk[first + j + 1]))
-                        }
-                    }
-                }
-            }
-            total += nll.reduce(0, +)
-            try onChunk?(PerplexityChunk(index: i, tokens: chunk, first: first, logits: logits, nll: nll))
+            let scored = try scoreChunk(chunk, index: i, cache: cache)
+            total += scored.nll.reduce(0, +)
+            try onChunk?(scored)
             progress?(i + 1, plan.chunks)
         }
         let seconds = Date().timeIntervalSince(start)
         let mean = total / Double(plan.scoredTokens)
         return PerplexityResult(ppl: exp(mean), nll: mean, tokens: tokens.count, ctx: ctx, chunks: plan.chunks,
                                 scoredTokens: plan.scoredTokens, seconds: seconds,
-                                tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0)
+                                tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0, activations: activations)
+    }
+
+    /// Runs one perplexity chunk as one window from position 0 with `cache` reset, computing logits
+    /// only for its scored positions ctx/2 ..< ctx-1, and the NLL of each scored token (log-softmax
+    /// in double, rows split across `threads`).
+    /// - Parameters:
+    ///   - chunk: the chunk's `ctx` tokens, BOS already in place.
+    ///   - index: the chunk number, recorded in the result.
+    ///   - cache: a cache holding at least `chunk.count` positions.
+    /// - Throws: `RuntimeError` (token out of range, context full).
+    public func scoreChunk(_ chunk: [Int32], index: Int, cache: KVCache) throws -> PerplexityChunk {
+        let vocab = config.vocabSize, ctx = chunk.count, first = ctx / 2, scored = ctx - first - 1
+        cache.reset()
+        let logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
+        var nll = [Double](repeating: 0, count: scored)
+        logits.withUnsafeBufferPointer { lp in
+            nll.withUnsafeMutableBufferPointer { np in
+                let parts = min(threads, scored)
+                parallelFor(parts) { c in
+                    for j in c * scored / parts ..< (c + 1) * scored / parts {
+                        np[j] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[j * vocab ..< (j + 1) * vocab]),
+                                                           target: Int(chunk[first + j + 1]))
+                    }
+                }
+            }
+        }
+        return PerplexityChunk(index: index, tokens: chunk, first: first, logits: logits, nll: nll)
     }
 
     /// -log softmax(logits)[target] = log(sum exp(l - max)) + max - l[target], as llama-perplexity

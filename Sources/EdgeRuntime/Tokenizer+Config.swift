@@ -1,14 +1,15 @@
+import EdgeFormat
 import Foundation
 
 /// A JSON object with its dotted path, so every error names the field it is about.
 struct _JSONObject {
-    let members: [(key: [UInt8], value: _JSON)]
+    let members: [(key: [UInt8], value: RawJSON)]
     let path: String
 
     func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     /// The value, or nil when the key is absent or null (the last one if repeated).
-    func value(_ key: String) -> _JSON? {
+    func value(_ key: String) -> RawJSON? {
         let k = Array(key.utf8)
         guard let v = members.last(where: { $0.key == k })?.value else { return nil }
         if case .null = v { return nil }
@@ -42,14 +43,14 @@ struct _JSONObject {
         return b
     }
 
-    func array(_ key: String) throws -> [_JSON]? {
+    func array(_ key: String) throws -> [RawJSON]? {
         guard let v = value(key) else { return nil }
         guard case let .array(a) = v else { throw wrongType(key, "an array") }
         return a
     }
 
     /// Element `index` of array `key` as an object.
-    func element(_ a: [_JSON], _ key: String, _ index: Int) throws -> _JSONObject {
+    func element(_ a: [RawJSON], _ key: String, _ index: Int) throws -> _JSONObject {
         let f = "\(field(key))[\(index)]"
         guard case let .object(m) = a[index] else {
             throw TokenizerError.wrongType(field: f, expected: "an object")
@@ -59,7 +60,7 @@ struct _JSONObject {
 
     /// A token id: an integer in 0...Int32.max.
     /// - Parameter f: the field's path, built only for an error.
-    func id(_ v: _JSON?, field f: @autoclosure () -> String) throws -> Int32 {
+    func id(_ v: RawJSON?, field f: @autoclosure () -> String) throws -> Int32 {
         guard case let .int(n) = v else {
             throw TokenizerError.wrongType(field: f(), expected: "an integer token id")
         }
@@ -96,14 +97,11 @@ struct _TokenizerConfig {
     var templateBOS: Int32?
 
     init(json: Data) throws {
-        let bytes = [UInt8](json)
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw TokenizerError.invalidJSON(reason: "the bytes are not valid UTF-8")
-        }
-        let parsed: _JSON
+        let parsed: RawJSON
         do {
-            parsed = try _JSON.parse(bytes)
-        } catch let e as _JSONSyntaxError {
+            // Nesting beyond 64 levels is refused: no tokenizer.json comes near it.
+            parsed = try json.withUnsafeBytes { try RawJSON.parse($0, maxDepth: 64, uniqueKeys: false) }
+        } catch let e as JSONParseError {
             throw TokenizerError.invalidJSON(reason: "\(e.why) at byte \(e.offset)")
         }
         guard case let .object(members) = parsed else {

@@ -66,19 +66,22 @@ public enum WeightSource: @unchecked Sendable {
     }
 
     /// Checks that the byte count matches the shape and encoding (and, for csr/bitmask, that the
-    /// row pointers, columns and mask bits are consistent; for nm, the in-group indices); returns the element count.
+    /// row pointers, columns and mask bits are consistent; for nm, the in-group indices); returns the
+    /// payload layout, resolved once here (every encoding parameter applied; see `PayloadLayout`).
     /// - Throws: `RuntimeError.badTensor` naming `name` and both sizes or the broken rule.
-    func checked(name: String, source: String) throws -> Int {
-        guard let count = Checked.product(shape), shape.allSatisfy({ $0 >= 0 }) else {
+    @discardableResult
+    func checked(name: String, source: String) throws -> PayloadLayout {
+        guard Checked.product(shape) != nil, shape.allSatisfy({ $0 >= 0 }) else {
             throw RuntimeError.badTensor(source: source, tensor: name, why: "shape \(shape) is invalid")
         }
         guard encoding.isImplemented else {
             throw RuntimeError.unsupportedEncoding(source: source, tensor: name, encoding: encoding.rawValue)
         }
-        guard let expected = expectedPayloadBytes(encoding: encoding, shape: shape, params: params, nnz: nnz) else {
+        guard let layout = PayloadLayout(encoding: encoding, shape: shape, params: params, nnz: nnz) else {
             throw RuntimeError.badTensor(source: source, tensor: name,
                                          why: "shape \(shape) with encoding \(encoding.rawValue), params \(params) and nnz \(nnz.map(String.init) ?? "absent") is not valid")
         }
+        let expected = layout.totalBytes
         let actual = withBytes { $0.count }
         guard actual == expected else {
             throw RuntimeError.badTensor(source: source, tensor: name, why: "has \(actual) payload bytes; shape \(shape) as \(encoding.rawValue) needs \(expected)")
@@ -87,20 +90,42 @@ public enum WeightSource: @unchecked Sendable {
            let why = withBytes({ payloadStructureProblem($0, encoding: encoding, shape: shape, params: params, nnz: nnz) }) {
             throw RuntimeError.badTensor(source: source, tensor: name, why: why)
         }
-        return count
+        return layout
     }
 
     /// All values as float32 (used for the small 1-D tensors: norms and biases).
+    /// - Precondition: the source passed `checked`.
     func floats() -> [Float] {
         if case let .floats(values, _) = self { return values }
-        return withBytes { decodePayload($0, encoding: encoding, shape: shape, params: params) }
+        guard let layout = PayloadLayout(encoding: encoding, shape: shape, params: params, nnz: nnz) else {
+            preconditionFailure("WeightSource.floats: shape \(shape) with params \(params) is not valid for \(encoding.rawValue)")
+        }
+        return withBytes { layout.decode($0) }
     }
+}
+
+/// What the activations of products with symmetric dense q8 weights are quantized to: a runtime
+/// option that changes results, so it is passed explicitly (`EdgeModel.activations`, the `edge-run`
+/// and `compress verify` flag `--activations`) and reported with them; no environment variable sets it.
+public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
+    /// f32 activations at every size: the weights' quantization is the only error.
+    case f32
+    /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
+    case q8
+    /// int16 activations per block of 256 from `Linear.i16MinTokens` tokens up where the kernel
+    /// is SIMD (`Linear.i16Accelerated`; f32 otherwise):
+    /// faster than f32 on AVX2, within float noise of its accuracy (the default).
+    case i16
+
+    /// The precision used when none is asked for.
+    public static let `default`: ActivationPrecision = .i16
 }
 
 /// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
 /// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, and
 /// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
-/// densified: its kernels read the packed indices and values directly).
+/// densified: its kernels read the packed indices and values directly). The bytes are read through
+/// the tensor's `PayloadLayout`, resolved once at init.
 ///
 /// `matmul` splits the output rows across threads: `threads` chunks of rows run with
 /// `DispatchQueue.concurrentPerform`; products too small to gain from threads run inline.
@@ -115,6 +140,8 @@ public struct Linear: @unchecked Sendable {
     public let encoding: Encoding
     /// Encoding parameters.
     public let params: EncodingParams
+    /// The payload layout, every parameter resolved.
+    public let layout: PayloadLayout
     private let source: WeightSource
 
     /// Wraps a 2-D tensor.
@@ -125,7 +152,7 @@ public struct Linear: @unchecked Sendable {
     /// - Throws: `RuntimeError.badTensor` if the tensor is not 2-D or its bytes do not match its
     ///   shape, `.unsupportedEncoding` for an encoding this runtime cannot compute with.
     public init(name: String, source: WeightSource, origin: String = "") throws {
-        _ = try source.checked(name: name, source: origin)
+        let layout = try source.checked(name: name, source: origin)
         guard source.shape.count == 2 else {
             throw RuntimeError.badTensor(source: origin, tensor: name, why: "has shape \(source.shape); a weight matrix needs 2 dimensions")
         }
@@ -134,6 +161,7 @@ public struct Linear: @unchecked Sendable {
         cols = source.shape[1]
         encoding = source.encoding
         params = source.params
+        self.layout = layout
         self.source = source
     }
 
@@ -145,28 +173,28 @@ public struct Linear: @unchecked Sendable {
     ///   - x: X, [tokens, cols] row-major.
     ///   - y: Y, [tokens, rows] row-major (fully overwritten).
     ///   - threads: how many row chunks to compute concurrently (at least 1).
+    ///   - activations: what symmetric dense q8 weights multiply (other encodings ignore it).
     ///
-    /// Symmetric dense q8 weights multiply, by `Linear.q8Activations`:
+    /// Symmetric dense q8 weights multiply, by `activations`:
     /// - `.i16` (the default): from `Linear.i16MinTokens` tokens up on AVX2 / AVX-512
     ///   (`Linear.i16Accelerated`), int16 activations: X is
     ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
     ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd on AVX2); fewer tokens take the f32 path.
-    /// - `.f32` (`EDGE_Q8_ACTIVATIONS=f32`): f32 activations (`edge_matmul_q8_f32`) at every size.
-    /// - `.q8` (`EDGE_Q8_ACTIVATIONS=q8`): int8 activations in blocks of 32
+    /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
+    /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
     /// See docs/performance.md for the speed and perplexity of each.
-    public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
+    public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int,
+                       activations mode: ActivationPrecision = .default) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
-            let mode = Linear.q8Activations
-            guard encoding == .q8, params.symmetric ?? true,
+            guard case let .q8(l) = layout, l.symmetric,
                   mode == .q8 || (mode == .i16 && tokens >= Linear.i16MinTokens && Linear.i16Accelerated) else {
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
             let cols = self.cols, rows = self.rows
             let base = bytes.baseAddress!
-            let l = Q8Layout(rows: rows, cols: cols, symmetric: true)
             let wq = base.assumingMemoryBound(to: Int8.self)
             let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
             if mode == .i16 {
@@ -197,18 +225,6 @@ public struct Linear: @unchecked Sendable {
         }
     }
 
-    /// What symmetric dense q8 weights multiply.
-    public enum Q8Activations: String, Sendable {
-        /// f32 activations at every size: the weights' quantization is the only error.
-        case f32
-        /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
-        case q8
-        /// int16 activations per block of 256 from `Linear.i16MinTokens` tokens up where the kernel
-        /// is SIMD (`Linear.i16Accelerated`; f32 otherwise):
-        /// faster than f32 on AVX2, within float noise of its accuracy (the default).
-        case i16
-    }
-
     /// Fewest tokens for which `.i16` quantizes the activations (fewer take the f32 path).
     public static let i16MinTokens = 12
 
@@ -218,11 +234,6 @@ public struct Linear: @unchecked Sendable {
         let level = edge_kernels_level()
         return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512
     }
-
-    /// Process-wide choice for symmetric q8 weights; starts from the environment variable
-    /// `EDGE_Q8_ACTIVATIONS` (`i16`, `q8` or `f32`, default i16). Set it before running a model.
-    nonisolated(unsafe) public static var q8Activations: Q8Activations =
-        Q8Activations(rawValue: ProcessInfo.processInfo.environment["EDGE_Q8_ACTIVATIONS"] ?? "") ?? .i16
 
     /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling
     /// thread for small products, else up to `threads` chunks run concurrently.
@@ -244,12 +255,13 @@ public struct Linear: @unchecked Sendable {
 
     /// Returns Y = X W^T for X [tokens, cols]; Y is [tokens, rows].
     /// - Precondition: `x.count == tokens * cols`.
-    public func matmul(_ x: [Float], tokens: Int, threads: Int = EdgeModel.defaultThreads) -> [Float] {
+    public func matmul(_ x: [Float], tokens: Int, threads: Int = EdgeModel.defaultThreads,
+                       activations: ActivationPrecision = .default) -> [Float] {
         precondition(x.count == tokens * cols, "Linear.matmul: \(name) needs \(tokens) x \(cols) inputs, got \(x.count)")
         var y = [Float](repeating: 0, count: tokens * rows)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                matmul(xp.baseAddress!, tokens: tokens, into: yp.baseAddress!, threads: threads)
+                matmul(xp.baseAddress!, tokens: tokens, into: yp.baseAddress!, threads: threads, activations: activations)
             }
         }
         return y
@@ -259,94 +271,55 @@ public struct Linear: @unchecked Sendable {
     /// - Precondition: `0 <= r < rows`.
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(r >= 0 && r < rows, "Linear.row: \(r) is outside 0..<\(rows) of \(name)")
-        let cols = self.cols
-        source.withBytes { p in
-            switch encoding {
-            case .f32:
-                (p.baseAddress! + r * cols * 4).withMemoryRebound(to: Float.self, capacity: cols) { out.update(from: $0, count: cols) }
-            case .f16:
-                edge_f16_to_f32_row(p.baseAddress! + r * cols * 2, out, cols)
-            case .q8:
-                let sym = params.symmetric ?? true
-                let l = Q8Layout(rows: rows, cols: cols, symmetric: sym)
-                let s = p.loadUnaligned(fromByteOffset: l.scaleOffset + 4 * r, as: Float.self)
-                let q = p.baseAddress! + r * cols
-                if sym {
-                    for j in 0 ..< cols { out[j] = s * Float(q.load(fromByteOffset: j, as: Int8.self)) }
-                } else {
-                    let z = Float(p[l.zeroOffset + r])
-                    for j in 0 ..< cols { out[j] = s * (Float(q.load(fromByteOffset: j, as: UInt8.self)) - z) }
-                }
-            case .q4:
-                let sym = params.symmetric ?? true, g = params.groupSize ?? 32
-                let l = Q4Layout(rows: rows, cols: cols, groupSize: g, symmetric: sym)
-                let q = p.baseAddress! + r * l.rowBytes
-                for gi in 0 ..< l.groups {
-                    let k = r * l.groups + gi
-                    let s = edge_f16_to_f32(p.loadUnaligned(fromByteOffset: l.scaleOffset + 2 * k, as: UInt16.self))
-                    let z: Float = sym ? 8 : Float(p[l.zeroOffset + k])
-                    for j in gi * g ..< min(cols, gi * g + g) {
-                        let byte = q.load(fromByteOffset: j / 2, as: UInt8.self)
-                        out[j] = s * (Float(j & 1 == 0 ? byte & 0x0F : byte >> 4) - z)
-                    }
-                }
-            case .csr, .bitmask:
-                SparseLayout(payload: p, encoding: encoding, shape: [rows, cols], params: params).decodeRow(r, p, into: out)
-            case .nm:
-                NMLayout(validated: [rows, cols], params: params).decodeRow(r, p, into: out)
-            }
-        }
+        source.withBytes { layout.decodeRow(r, $0, into: out) }
     }
 
     /// One kernel call for rows [r0, r1).
     private func run(_ p: UnsafeRawBufferPointer, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                      _ T: Int, _ r0: Int, _ r1: Int) {
         let base = p.baseAddress!
-        switch encoding {
+        switch layout {
         case .f32:
             edge_matmul_f32(base.assumingMemoryBound(to: Float.self), x, y, T, rows, cols, r0, r1)
         case .f16:
             edge_matmul_f16(base.assumingMemoryBound(to: UInt16.self), x, y, T, rows, cols, r0, r1)
-        case .q8:
-            let l = Q8Layout(rows: rows, cols: cols, symmetric: params.symmetric ?? true)
+        case let .q8(l):
             let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
             edge_matmul_q8_f32(base.assumingMemoryBound(to: Int8.self), (base + l.scaleOffset).assumingMemoryBound(to: Float.self),
                                zero, x, y, T, rows, cols, r0, r1)
-        case .q4:
-            let l = Q4Layout(rows: rows, cols: cols, groupSize: params.groupSize ?? 32, symmetric: params.symmetric ?? true)
+        case let .q4(l):
             let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
             edge_matmul_q4_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self),
                                zero, l.groupSize, x, y, T, rows, cols, r0, r1)
-        case .csr, .bitmask:
-            let l = SparseLayout(payload: p, encoding: encoding, shape: [rows, cols], params: params)
+        case let .sparse(l):
             let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
             let values = base + l.valueOffset
+            let bitmask = l.encoding == .bitmask
             if l.valueEncoding == .q8 {
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
                 let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
                 let q = values.assumingMemoryBound(to: Int8.self)
-                if encoding == .bitmask {
+                if bitmask {
                     edge_spmm_bitmask_q8_f32(base.assumingMemoryBound(to: UInt8.self), rowPtr, q, scale, zero, x, y, T, rows, cols, r0, r1)
                 } else {
                     edge_spmm_csr_q8_f32(rowPtr, base + l.indexOffset, l.indexWidth, q, scale, zero, x, y, T, rows, cols, r0, r1)
                 }
             } else if l.valueEncoding == .f16 {
                 let v = values.assumingMemoryBound(to: UInt16.self)
-                if encoding == .bitmask {
+                if bitmask {
                     edge_spmm_bitmask_f16(base.assumingMemoryBound(to: UInt8.self), rowPtr, v, x, y, T, rows, cols, r0, r1)
                 } else {
                     edge_spmm_csr_f16(rowPtr, base + l.indexOffset, l.indexWidth, v, x, y, T, rows, cols, r0, r1)
                 }
             } else {
                 let v = values.assumingMemoryBound(to: Float.self)
-                if encoding == .bitmask {
+                if bitmask {
                     edge_spmm_bitmask_f32(base.assumingMemoryBound(to: UInt8.self), rowPtr, v, x, y, T, rows, cols, r0, r1)
                 } else {
                     edge_spmm_csr_f32(rowPtr, base + l.indexOffset, l.indexWidth, v, x, y, T, rows, cols, r0, r1)
                 }
             }
-        case .nm:
-            let l = NMLayout(validated: [rows, cols], params: params)
+        case let .nm(l):
             let idx = base.assumingMemoryBound(to: UInt8.self)
             let values = base + l.valueOffset
             switch l.valueEncoding {

@@ -1,4 +1,5 @@
 import EdgeFormat
+import EdgeRuntime
 import Foundation
 
 /// Settings of a training run (the distill pass's recipe fields).
@@ -252,18 +253,5 @@ public final class Trainer {
         let e = JSONEncoder()
         e.outputFormatting = .sortedKeys
         return (try? String(decoding: e.encode(o), as: UTF8.self)) ?? ""
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64).
-public struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -31,6 +31,33 @@ final class EdgeRunCLITests: TempDirTestCase {
         }
     }
 
+    /// `--activations` is an explicit option, shown in the text and JSON outputs; no environment
+    /// variable changes the numbers.
+    func testActivationsOptionIsRecordedAndTheEnvironmentIgnored() throws {
+        let edge = try convert("tiny-llama", recipe: "int8")
+        let text = root.appendingPathComponent("Fixtures/text/us-declaration.txt").path
+        let args = ["perplexity", edge, "--text", text, "--ctx", "64", "--chunks", "2", "--threads", "2"]
+        func ppl(_ extra: [String], environment: [String: String]? = nil) throws -> (Double, String?) {
+            let r = try runTool("edge-run", args + extra + ["--json"], environment: environment)
+            XCTAssertEqual(r.code, 0, r.stderr)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return (try XCTUnwrap(json["ppl"] as? Double), json["activations"] as? String)
+        }
+        let i16 = try ppl([]), q8 = try ppl(["--activations", "q8"]), f32 = try ppl(["--activations", "f32"])
+        XCTAssertEqual(i16.1, "i16")
+        XCTAssertEqual(q8.1, "q8")
+        XCTAssertEqual(f32.1, "f32")
+        XCTAssertNotEqual(q8.0, f32.0, "q8 activations change an int8 model's numbers")
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDGE_Q8_ACTIVATIONS"] = "q8"
+        let withVariable = try ppl([], environment: environment)
+        XCTAssertEqual(withVariable.0, i16.0, "the old environment variable changes nothing")
+        XCTAssertEqual(withVariable.1, "i16")
+        let line = try run("edge-run", args + ["--activations", "q8"])
+        XCTAssertEqual(line.code, 0, line.stderr)
+        XCTAssertTrue(line.stdout.hasSuffix(", activations q8\n"), line.stdout)
+    }
+
     func testInfoAndGenerate() throws {
         let edge = try convert("tiny-llama", recipe: "int8")
         let info = try run("edge-run", ["info", edge])

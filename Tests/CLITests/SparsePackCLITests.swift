@@ -36,13 +36,12 @@ final class SparsePackCLITests: TempDirTestCase {
         let text = root.appendingPathComponent("Fixtures/text/us-constitution.txt").path
         var ppl: [Double] = []
         // Both multiply f32 activations (explicitly: the default i16 and q8 would change dense q8 products only).
-        var environment = ProcessInfo.processInfo.environment
-        environment["EDGE_Q8_ACTIVATIONS"] = "f32"
         for file in files {
-            let r = try runTool("edge-run", ["perplexity", file, "--text", text, "--ctx", "64", "--chunks", "4", "--json", "--threads", "2"],
-                                environment: environment)
+            let r = try runTool("edge-run", ["perplexity", file, "--text", text, "--ctx", "64", "--chunks", "4", "--json", "--threads", "2",
+                                             "--activations", "f32"])
             XCTAssertEqual(r.code, 0, r.stderr)
             let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(json["activations"] as? String, "f32", "the option is recorded in the output")
             ppl.append(try XCTUnwrap(json["ppl"] as? Double))
         }
         return ppl

@@ -25,7 +25,8 @@ final class VerifyCLITests: TempDirTestCase {
         let out = try convert("tiny-llama", recipePath("int8"))
         let j = try verifyJSON([fixturePath("tiny-llama"), out, "--text", text, "--ctx", "64", "--chunks", "2", "--json"])
         XCTAssertEqual(Set(j.keys), ["before", "after", "kl", "top1_agreement", "size", "ppl_increase", "tokens",
-                                     "scored_tokens", "ctx", "seconds", "budget"])
+                                     "scored_tokens", "ctx", "seconds", "activations", "budget"])
+        XCTAssertEqual(j["activations"] as? String, "i16", "the default activation precision is recorded")
         for side in ["before", "after"] {
             XCTAssertEqual(Set((j[side] as! [String: Any]).keys), ["ppl", "bytes", "bits_per_weight"], side)
         }
@@ -46,6 +47,25 @@ final class VerifyCLITests: TempDirTestCase {
         XCTAssertEqual(beforeBPW, 32, accuracy: 1)
         let parameters = Double(before["bytes"] as! Int) * 8 / beforeBPW
         XCTAssertEqual(after["bits_per_weight"] as! Double, Double(edgeBytes) * 8 / parameters, accuracy: 1e-9)
+    }
+
+    /// `--activations` is an option of the run, recorded in both outputs; q8 activations change the
+    /// int8 file's numbers, not the float input's.
+    func testActivationsOption() throws {
+        let out = try convert("tiny-llama", recipePath("int8"))
+        let args = [fixturePath("tiny-llama"), out, "--text", text, "--ctx", "64", "--chunks", "2"]
+        let i16 = try verifyJSON(args + ["--json"]), q8 = try verifyJSON(args + ["--json", "--activations", "q8"])
+        XCTAssertEqual(q8["activations"] as? String, "q8")
+        let b16 = i16["before"] as! [String: Any], b8 = q8["before"] as! [String: Any]
+        let a16 = i16["after"] as! [String: Any], a8 = q8["after"] as! [String: Any]
+        XCTAssertEqual(b16["ppl"] as? Double, b8["ppl"] as? Double)
+        XCTAssertNotEqual(a16["ppl"] as? Double, a8["ppl"] as? Double)
+        let textReport = try runTool("compress", ["verify"] + args + ["--activations", "f32"])
+        XCTAssertEqual(textReport.code, 0, textReport.stderr)
+        XCTAssertTrue(textReport.stdout.contains("activations f32"), textReport.stdout)
+        let bad = try runTool("compress", ["verify"] + args + ["--activations", "i8"])
+        XCTAssertNotEqual(bad.code, 0)
+        XCTAssertTrue(bad.stderr.contains("--activations"), bad.stderr)
     }
 
     func testKLGrowsWithCompression() throws {

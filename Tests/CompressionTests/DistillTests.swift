@@ -31,7 +31,7 @@ final class DistillTests: TempDirTestCase {
     /// Distilled int8-prune50 is closer to the float model (KL, perplexity) on unseen text than
     /// int8-prune50 alone; the output keeps the sparsity and the int8 encodings.
     func testDistillRecoversWhatPruningCost() throws {
-        let text = try Verifier.loadText(path: fixture("text/us-declaration.txt"))
+        let text = try TextFile.load(path: fixture("text/us-declaration.txt"), purpose: "evaluation text")
         for model in ["tiny-llama", "tiny-gpt2"] {
             _ = try run([Self.prune, Self.int8, Self.pack].joined(separator: ","), model: model, out: "plain.edge")
             let s = try run([Self.prune, Self.int8, Self.distill, Self.pack].joined(separator: ","), model: model, out: "distilled.edge")

@@ -85,7 +85,7 @@ final class VerifyTests: TempDirTestCase {
     }
 
     func testF32FileMatchesItsSourceExactlyAndThePerplexityRun() throws {
-        let text = try Verifier.loadText(path: fixture("text/us-constitution.txt"))
+        let text = try TextFile.load(path: fixture("text/us-constitution.txt"), purpose: "evaluation text")
         for name in ["tiny-llama", "tiny-gpt2"] {
             let out = try compress(name, recipe: "f32")
             let v = try Verifier(input: fixture(name), output: out, threads: 2)
@@ -103,8 +103,11 @@ final class VerifyTests: TempDirTestCase {
             XCTAssertTrue(r.budget.ok)
             // The same numbers as the runtime's own perplexity run over the float model.
             let ppl = try v.before.perplexity(text: text, ctx: 64, maxChunks: 3)
-            XCTAssertEqual(r.before.ppl, ppl.ppl, accuracy: 1e-9 * ppl.ppl, name)
+            XCTAssertEqual(r.before.ppl, ppl.ppl, "\(name): the same loop and summation order, equal to the bit")
+            XCTAssertEqual(r.after.ppl, try v.after.perplexity(text: text, ctx: 64, maxChunks: 3).ppl, name)
             XCTAssertEqual(r.tokens, ppl.tokens)
+            XCTAssertEqual(r.activations, .i16, "the default is recorded")
+            XCTAssertEqual(r.json["activations"], "i16")
             // Sizes: the input's weight files and the .edge file.
             let weights = try FileManager.default.contentsOfDirectory(atPath: fixture(name)).filter { $0.hasSuffix(".safetensors") }
                 .reduce(0) { $0 + (try FileManager.default.attributesOfItem(atPath: fixture(name) + "/" + $1)[.size] as! Int) }
@@ -115,17 +118,25 @@ final class VerifyTests: TempDirTestCase {
     }
 
     func testQuantizedFileDiverges() throws {
-        let text = try Verifier.loadText(path: fixture("text/us-constitution.txt"))
+        let text = try TextFile.load(path: fixture("text/us-constitution.txt"), purpose: "evaluation text")
         let out = try compress("tiny-llama", recipe: "int8")
         let r = try Verifier(input: fixture("tiny-llama"), output: out, threads: 2).run(text: text, ctx: 64, maxChunks: 2, budget: nil)
         XCTAssertGreaterThan(r.kl, 0)
         XCTAssertLessThan(r.kl, 0.05)
         XCTAssertNotEqual(r.before.ppl, r.after.ppl)
         XCTAssertLessThan(r.after.bytes, r.before.bytes)
+        // The activation precision is an explicit option: q8 activations change the int8 model's numbers
+        // (not the float model's) and are recorded in the report.
+        let q8 = try Verifier(input: fixture("tiny-llama"), output: out, threads: 2, activations: .q8)
+            .run(text: text, ctx: 64, maxChunks: 2, budget: nil)
+        XCTAssertEqual(q8.activations, .q8)
+        XCTAssertEqual(q8.json["activations"], "q8")
+        XCTAssertEqual(q8.before.ppl, r.before.ppl)
+        XCTAssertNotEqual(q8.after.ppl, r.after.ppl)
     }
 
     func testRefusals() throws {
-        let text = try Verifier.loadText(path: fixture("text/us-constitution.txt"))
+        let text = try TextFile.load(path: fixture("text/us-constitution.txt"), purpose: "evaluation text")
         let llama = try compress("tiny-llama", recipe: "f32")
         // Different tokenizers (same vocabulary size).
         XCTAssertThrowsError(try Verifier(input: fixture("tiny-gpt2"), output: llama).run(text: text, ctx: 64, budget: nil)) { e in
@@ -138,7 +149,7 @@ final class VerifyTests: TempDirTestCase {
         XCTAssertThrowsError(try v.run(text: text, ctx: 64, maxChunks: 0, budget: nil)) { e in
             XCTAssertEqual(e as? VerifyError, .badOption(name: "chunks", value: 0, why: "at least 1 chunk is needed"))
         }
-        XCTAssertThrowsError(try Verifier.loadText(path: tmp.appendingPathComponent("none.txt").path)) { e in
+        XCTAssertThrowsError(try TextFile.load(path: tmp.appendingPathComponent("none.txt").path, purpose: "evaluation text")) { e in
             XCTAssertTrue("\(e)".contains("none.txt"), "\(e)")
         }
     }

@@ -88,7 +88,7 @@ enum EdgeTestSupport {
                 case .f32: for b in 0 ..< 4 { t.payload[4 * k + b] = 0 }
                 case .f16: for b in 0 ..< 2 { t.payload[2 * k + b] = 0 }
                 default:
-                    let l = Q8Layout(rows: rows, cols: cols, symmetric: t.params.symmetric ?? true)
+                    guard case let .q8(l)? = t.layout else { preconditionFailure("\(t.name) is not a valid f32, f16 or q8 matrix") }
                     t.payload[k] = l.symmetric ? 0 : t.payload[l.zeroOffset + r]
                 }
             }
@@ -99,7 +99,7 @@ enum EdgeTestSupport {
     /// Every dense encoding the sparse and N:M packers accept, built from `v` [rows, cols]: f32, f16,
     /// q8 symmetric and q8 asymmetric with zero point `asymmetricZero(row)`; scales max|row| / 127,
     /// so zeros stay zero in each.
-    static func denseEncodings(_ v: [Float], rows: Int, cols: Int, asymmetricZero: (Int) -> Int) -> [EncodedTensor] {
+    static func denseEncodings(_ v: [Float], rows: Int, cols: Int, asymmetricZero: (Int) -> Int = { 127 + $0 % 2 }) -> [EncodedTensor] {
         var out: [EncodedTensor] = [.f32(name: "w", shape: [rows, cols], values: v), .f16(name: "w", shape: [rows, cols], values: v)]
         for sym in [true, false] {
             var q = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
@@ -124,18 +124,35 @@ enum EdgeTestSupport {
         t.payload.withUnsafeBytes { decodePayload($0, encoding: t.encoding, shape: t.shape, params: t.params) }
     }
 
-    /// Rewrites tensor `name`'s payload in the file at `path` through `edit` (given the bytes and the
-    /// tensor's entry) and fixes its CRC32, so only the structure is wrong.
-    static func corruptPayload(_ path: String, _ name: String, _ edit: (inout [UInt8], TensorEntry) throws -> Void) throws {
+    /// Rewrites bytes of tensor `name`'s payload in the file at `path` in place (`edit` gets them and
+    /// the tensor's layout, from `layout`) and fixes its CRC32, so only the payload's structure is wrong.
+    static func corruptPayload<L>(_ path: String, _ name: String, layout: (TensorEntry) throws -> L,
+                                  _ edit: (inout [UInt8], L) -> Void) throws {
         let f = try EdgeFile(path: path)
         let e = try XCTUnwrap(f.entry(named: name))
+        let l = try layout(e)
         var payload = Array(try f.payload(of: e))
-        try edit(&payload, e)
+        edit(&payload, l)
         var b = try bytes(path)
         b.replaceSubrange(e.offset ..< e.offset + e.length, with: payload)
         try put(b, path)
         let crc = CRC32.checksum(payload)
         try editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
+    }
+
+    /// Asserts that the file at `path` holds each of `tensors` as written: encoding, params, nnz,
+    /// payload bytes, and the values `decodePayload` gives for the tensor in memory.
+    static func assertHolds(_ path: String, _ tensors: [EncodedTensor], file: StaticString = #filePath, line: UInt = #line) throws {
+        let f = try EdgeFile(path: path)
+        for t in tensors {
+            let e = try XCTUnwrap(f.entry(named: t.name), file: file, line: line)
+            XCTAssertEqual(e.encoding, t.encoding, t.name, file: file, line: line)
+            XCTAssertEqual(e.params, t.params, t.name, file: file, line: line)
+            XCTAssertEqual(e.nnz, t.nnz, t.name, file: file, line: line)
+            let values = decoded(t)
+            XCTAssertEqual(try f.floats(of: e), values, t.name, file: file, line: line)
+            XCTAssertEqual(Array(try f.payload(of: e)), t.payload, t.name, file: file, line: line)
+        }
     }
 
     /// One tensor of every encoding and variant, with odd sizes.

@@ -17,11 +17,6 @@ final class SparseLayoutTests: XCTestCase {
         return v
     }
 
-    /// Every dense encoding the packer accepts, built from `v`; asymmetric q8 zero points are 128.
-    private func denseEncodings(_ v: [Float], rows: Int, cols: Int) -> [EncodedTensor] {
-        S.denseEncodings(v, rows: rows, cols: cols, asymmetricZero: { _ in 128 })
-    }
-
     private func decode(_ t: EncodedTensor) -> [Float] { S.decoded(t) }
 
     func testRoundTripsOverShapesSparsitiesAndValueEncodings() throws {
@@ -30,7 +25,7 @@ final class SparseLayoutTests: XCTestCase {
             for sparsity in [0.0, 0.5, 0.9, 1.0] {
                 seed += 1
                 let v = matrix(rows: rows, cols: cols, sparsity: sparsity, seed: seed)
-                for dense in denseEncodings(v, rows: rows, cols: cols) {
+                for dense in S.denseEncodings(v, rows: rows, cols: cols) {
                     let want = decode(dense)
                     let nnz = want.filter { $0 != 0 }.count
                     let c = try XCTUnwrap(dense.sparseCandidates())
@@ -104,7 +99,7 @@ final class SparseLayoutTests: XCTestCase {
 
     private func writeSparse(_ dir: String, deflate: Bool = false) throws -> (path: String, csr: EncodedTensor, bitmask: EncodedTensor) {
         let v = matrix(rows: 5, cols: 19, sparsity: 0.6, seed: 99)
-        let dense = denseEncodings(v, rows: 5, cols: 19)
+        let dense = S.denseEncodings(v, rows: 5, cols: 19)
         let csr = try XCTUnwrap(dense[2].packedSparse(as: .csr)), bm = try XCTUnwrap(dense[3].packedSparse(as: .bitmask))
         var a = csr, b = bm
         a.name = "a.csr"; b.name = "b.bitmask"
@@ -120,15 +115,7 @@ final class SparseLayoutTests: XCTestCase {
         let dir = try S.scratchFolder(self)
         for deflate in [false, true] {
             let (path, a, b) = try writeSparse(dir, deflate: deflate)
-            let f = try EdgeFile(path: path)
-            for t in [a, b] {
-                let e = try XCTUnwrap(f.entry(named: t.name))
-                XCTAssertEqual(e.encoding, t.encoding)
-                XCTAssertEqual(e.params, t.params)
-                XCTAssertEqual(e.nnz, t.nnz)
-                XCTAssertEqual(try f.floats(of: e), decode(t))
-                XCTAssertEqual(Array(try f.payload(of: e)), t.payload)
-            }
+            try S.assertHolds(path, [a, b])
         }
     }
 
@@ -151,9 +138,9 @@ final class SparseLayoutTests: XCTestCase {
 
     /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
     private func corrupt(_ path: String, _ name: String, _ edit: (inout [UInt8], SparseLayout) -> Void) throws {
-        try S.corruptPayload(path, name) { payload, e in
-            edit(&payload, try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1)))
-        }
+        try S.corruptPayload(path, name, layout: { e in
+            try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1))
+        }, edit)
     }
 
     func testHostilePayloadsAreRefusedNamingTheTensor() throws {

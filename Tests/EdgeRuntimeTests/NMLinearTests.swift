@@ -53,20 +53,8 @@ final class NMLinearTests: XCTestCase {
                     let packed = try Linear(name: "w", source: .encoded(p))
                     XCTAssertEqual(packed.encoding, .nm)
                     let reference = try Linear(name: "w", source: .floats(decoded(d), shape: [rows, cols]))
-                    for T in [1, 8] {
-                        let x = values(rows: T, cols: cols, seed: seed + 1000).map { $0 + 0.5 }
-                        for threads in [1, 4] {
-                            let want = reference.matmul(x, tokens: T, threads: threads), got = packed.matmul(x, tokens: T, threads: threads)
-                            for i in want.indices {
-                                XCTAssertEqual(got[i], want[i], accuracy: 1e-5 * max(1, abs(want[i])), "\(tag) T \(T) threads \(threads) y[\(i)]")
-                            }
-                        }
-                    }
-                    var a = [Float](repeating: 1, count: cols), b = [Float](repeating: 2, count: cols)
-                    for r in 0 ..< rows {
-                        reference.row(r, into: &a)
-                        packed.row(r, into: &b)
-                        XCTAssertEqual(a, b, "\(tag) row \(r)")
+                    assertSameLinear(packed, products: reference, rows: reference, tag: tag) { T in
+                        values(rows: T, cols: cols, seed: seed + 1000).map { $0 + 0.5 }
                     }
                 }
             }
@@ -123,5 +111,26 @@ final class NMLinearTests: XCTestCase {
         var q = try XCTUnwrap(EncodedTensor.f32(name: "w", shape: [4, 9], values: w).packedNM(n: 2, m: 4))
         q.payload.removeLast()
         XCTAssertThrowsError(try Linear(name: "w", source: .encoded(q))) { XCTAssertTrue("\($0)".contains("payload bytes"), "\($0)") }
+    }
+}
+
+/// Asserts that `got` multiplies as `products` does (1 and 8 tokens of `input(tokens)`, on 1 and 4
+/// threads, within 1e-5 relative) and decodes every row exactly as `rows` does.
+func assertSameLinear(_ got: Linear, products: Linear, rows: Linear, tag: String, input: (Int) -> [Float],
+                      file: StaticString = #filePath, line: UInt = #line) {
+    for T in [1, 8] {
+        let x = input(T)
+        for threads in [1, 4] {
+            let want = products.matmul(x, tokens: T, threads: threads), y = got.matmul(x, tokens: T, threads: threads)
+            for i in want.indices {
+                XCTAssertEqual(y[i], want[i], accuracy: 1e-5 * max(1, abs(want[i])), "\(tag) T \(T) threads \(threads) y[\(i)]", file: file, line: line)
+            }
+        }
+    }
+    var a = [Float](repeating: 1, count: got.cols), b = [Float](repeating: 2, count: got.cols)
+    for r in 0 ..< got.rows {
+        rows.row(r, into: &a)
+        got.row(r, into: &b)
+        XCTAssertEqual(a, b, "\(tag) row \(r)", file: file, line: line)
     }
 }

@@ -3,17 +3,10 @@ import EdgeKernels
 import EdgeRuntime
 import XCTest
 
-/// `Linear.matmul` over dense symmetric q8 weights quantizes the activations in blocks of 32 and
-/// runs `edge_matmul_q8_q8b32`: its output is bit-identical to the reference kernels called directly,
+/// `Linear.matmul` over dense symmetric q8 weights with `activations: .q8` quantizes the activations
+/// in blocks of 32 and runs `edge_matmul_q8_q8b32`: its output is bit-identical to the reference kernels called directly,
 /// whatever the thread count or the number of tokens per call.
 final class Q8ActivationTests: XCTestCase {
-    private var saved = Linear.q8Activations
-    override func setUp() {
-        saved = Linear.q8Activations
-        Linear.q8Activations = .q8
-    }
-    override func tearDown() { Linear.q8Activations = saved }
-
     func testDenseSymmetricQ8LinearIsTheBlockKernel() throws {
         // 200 x 300 x 8 multiply-adds: above Linear's threading threshold; 300 columns end in a short block.
         let rows = 200, cols = 300, T = 8, nb = (cols + 31) / 32
@@ -39,10 +32,10 @@ final class Q8ActivationTests: XCTestCase {
         edge_matmul_q8_q8b32_ref(wq, scales, xq, xs, &want, T, rows, cols, 0, rows)
 
         for threads in [1, 3, 4] {
-            XCTAssertEqual(linear.matmul(x, tokens: T, threads: threads), want, "threads \(threads)")
+            XCTAssertEqual(linear.matmul(x, tokens: T, threads: threads, activations: .q8), want, "threads \(threads)")
         }
         for t in 0 ..< T {
-            let one = linear.matmul(Array(x[t * cols ..< (t + 1) * cols]), tokens: 1, threads: 2)
+            let one = linear.matmul(Array(x[t * cols ..< (t + 1) * cols]), tokens: 1, threads: 2, activations: .q8)
             XCTAssertEqual(one, Array(want[t * rows ..< (t + 1) * rows]), "token \(t) alone")
         }
         // Sanity: close to the dequantized weights times the f32 activations (block quantization error only).
@@ -80,9 +73,9 @@ final class Q8ActivationTests: XCTestCase {
             var wantI16 = [Float](repeating: 0, count: T * rows), wantF32 = wantI16
             edge_matmul_q8_i16_ref(wq, scales, xq, xs, &wantI16, T, rows, cols, 0, rows)
             edge_matmul_q8_f32(wq, scales, nil, x, &wantF32, T, rows, cols, 0, rows)
-            Linear.q8Activations = .i16
             for threads in [1, 3] {
-                let got = linear.matmul(x, tokens: T, threads: threads)
+                let got = linear.matmul(x, tokens: T, threads: threads, activations: .i16)
+                XCTAssertEqual(linear.matmul(x, tokens: T, threads: threads), got, "T \(T): .i16 is the default")
                 if T >= Linear.i16MinTokens && Linear.i16Accelerated {
                     XCTAssertEqual(got, wantI16, "T \(T) threads \(threads)")
                     XCTAssertNotEqual(got, wantF32, "T \(T): activations are quantized")
@@ -98,8 +91,7 @@ final class Q8ActivationTests: XCTestCase {
                     XCTAssertEqual(got, wantF32, "T \(T) threads \(threads): below the threshold, f32")
                 }
             }
-            Linear.q8Activations = .f32
-            XCTAssertEqual(linear.matmul(x, tokens: T, threads: 2), wantF32, "T \(T) .f32")
+            XCTAssertEqual(linear.matmul(x, tokens: T, threads: 2, activations: .f32), wantF32, "T \(T) .f32")
         }
     }
 
@@ -115,7 +107,6 @@ final class Q8ActivationTests: XCTestCase {
         XCTAssertFalse(Linear.i16Accelerated)
         var want = [Float](repeating: 0, count: T * rows)
         edge_matmul_q8_f32(q.map { Int8(bitPattern: $0) }, scales, nil, x, &want, T, rows, cols, 0, rows)
-        Linear.q8Activations = .i16
-        XCTAssertEqual(linear.matmul(x, tokens: T, threads: 1), want)
+        XCTAssertEqual(linear.matmul(x, tokens: T, threads: 1, activations: .i16), want)
     }
 }

@@ -44,27 +44,15 @@ final class SparseLinearTests: XCTestCase {
                     // Dense symmetric q8 multiplies int8-quantized activations; the sparse kernels take f32
                     // ones, so their outputs are compared with the dequantized weights run as f32.
                     let decoded = d.payload.withUnsafeBytes { decodePayload($0, encoding: d.encoding, shape: d.shape, params: d.params) }
-                    let reference = d.encoding == .q8 && d.params.symmetric ?? true
+                    let reference = d.encoding == .q8 && d.params.symmetric == true
                         ? try Linear(name: "w", source: .floats(decoded, shape: [rows, cols])) : base
                     for target in [Encoding.csr, .bitmask] {
                         let p = try XCTUnwrap(d.packedSparse(as: target))
                         let sparse = try Linear(name: "w", source: .encoded(p))
                         XCTAssertEqual(sparse.encoding, target)
                         let tag = "\(target) of \(d.encoding) sym \(String(describing: d.params.symmetric)) [\(rows), \(cols)] s \(sparsity)"
-                        for T in [1, 8] {
-                            let x = values(rows: T, cols: cols, sparsity: 0, seed: seed + 1000)
-                            for threads in [1, 4] {
-                                let want = reference.matmul(x, tokens: T, threads: threads), got = sparse.matmul(x, tokens: T, threads: threads)
-                                for i in want.indices {
-                                    XCTAssertEqual(got[i], want[i], accuracy: 1e-5 * max(1, abs(want[i])), "\(tag) T \(T) threads \(threads) y[\(i)]")
-                                }
-                            }
-                        }
-                        var a = [Float](repeating: 1, count: cols), b = [Float](repeating: 2, count: cols)
-                        for r in 0 ..< rows {
-                            base.row(r, into: &a)
-                            sparse.row(r, into: &b)
-                            XCTAssertEqual(a, b, "\(tag) row \(r)")
+                        assertSameLinear(sparse, products: reference, rows: base, tag: tag) { T in
+                            values(rows: T, cols: cols, sparsity: 0, seed: seed + 1000)
                         }
                     }
                 }

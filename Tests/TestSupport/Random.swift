@@ -1,4 +1,4 @@
-import Training
+import EdgeRuntime
 
 /// Deterministic test randomness: the toolchain's SplitMix64, so test data never depends on the platform RNG.
 public typealias SplitMix = SplitMix64

@@ -1,4 +1,5 @@
 import EdgeFormat
+import EdgeRuntime
 import XCTest
 @testable import Training
 

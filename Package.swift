@@ -24,8 +24,8 @@ let package = Package(
         // Reverse-mode training of GPT-2 / Llama models (the distill pass and fixture training).
         .target(name: "Training", dependencies: ["EdgeFormat", "EdgeKernels", "EdgeRuntime"]),
         .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training"]),
-        // Terminal helpers the two tools share (progress bar); depends on nothing of ours.
-        .target(name: "CLISupport"),
+        // What the two tools share: the progress bar and the kernel options (--kernels, --gemm).
+        .target(name: "CLISupport", dependencies: ["EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "CompressCLI", dependencies: [
             "Compression", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -14,4 +14,4 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 clang --target=aarch64-linux-gnu --sysroot=/ -isystem /usr/aarch64-linux-gnu/include -fuse-ld=lld -static \
   -B/usr/aarch64-linux-gnu/lib -L/usr/aarch64-linux-gnu/lib -B"$gcc_cross" -L"$gcc_cross" -std=gnu11 -O2 \
   -I"$k/include" -I"$k" "$root/scripts/avx512-emulation/check_kernels.c" "$k"/*.c -o "$tmp/check" -lm -lpthread
-EDGE_KERNELS= EDGE_GEMM= qemu-aarch64 "$tmp/check" neon
+qemu-aarch64 "$tmp/check" neon

@@ -2,6 +2,7 @@ import ArgumentParser
 import CLISupport
 import Compression
 import EdgeFormat
+import EdgeRuntime
 import Foundation
 import Training
 
@@ -36,6 +37,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Held-out perplexity every N steps (0: start and end only).") var evalEvery = 0
     @Option(name: .long, help: "Folder for checkpoints: a run started again with the same folder resumes.") var checkpointDir: String?
     @Flag(name: .long, help: "Print a JSON summary on stdout.") var json = false
+    @OptionGroup var kernel: KernelOptions
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: data) else { throw UsageError("--data \(data): no such file") }
@@ -44,6 +46,7 @@ struct TrainCommand: ParsableCommand {
                            ("--seed", seed >= 0), ("--held-out", heldOut > 0 && heldOut < 1), ("--eval-every", evalEvery >= 0)] where !ok {
             throw UsageError("\(name) is out of range (see compress train --help)")
         }
+        kernel.apply()
         var o = TrainOptions()
         o.steps = steps
         o.batch = batch
@@ -72,7 +75,7 @@ struct TrainCommand: ParsableCommand {
                 "held_out_ppl_before": .number(r.heldOutBefore), "held_out_ppl_after": .number(r.heldOutAfter),
                 "final_loss": .number(r.log.last?.loss ?? 0), "tokens": .number(Double(r.tokensThisRun)),
                 "train_seconds": .number(r.trainSeconds), "tokens_per_second": .number(r.tokensPerSecond),
-                "seconds": .number(s.seconds),
+                "seconds": .number(s.seconds), "kernels": KernelInfo.current(batchTokens: r.length).jsonValue,
                 "held_out_log": .array(r.log.compactMap { e in
                     e.heldOutPPL.map { .object(["step": .number(Double(e.step)), "loss": .number(e.loss), "held_out_ppl": .number($0)]) }
                 }),

@@ -39,6 +39,8 @@ struct Verify: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON on stdout.")
     var json = false
 
+    @OptionGroup var kernel: KernelOptions
+
     @Option(name: .long, help: "Recipe file whose budget replaces the one recorded in OUT.")
     var recipe: String?
 
@@ -49,6 +51,7 @@ struct Verify: ParsableCommand {
     var output: String
 
     func run() throws {
+        kernel.apply()
         let text = try TextFile.load(path: self.text, purpose: "evaluation text")
         // A --recipe replaces the recorded budget entirely (a recipe without a budget means none).
         let budget = try recipe.map { try Recipe.load(path: $0).budget }
@@ -59,7 +62,13 @@ struct Verify: ParsableCommand {
             bar.update(done: done, total: total)
         }
         bar.finish()
-        print(json ? report.json.prettyText() : Self.table(report, input: input, output: output))
+        if json {
+            guard case .object(var o) = report.json else { preconditionFailure("a report is an object") }
+            o["kernels"] = KernelInfo.current(batchTokens: report.ctx).jsonValue
+            print(JSONValue.object(o).prettyText())
+        } else {
+            print(Self.table(report, input: input, output: output))
+        }
         if !report.budget.ok {
             FileHandle.standardError.write(Data(("budget exceeded: " + report.budget.violations.joined(separator: "; ") + "\n").utf8))
             throw ExitCode(3)

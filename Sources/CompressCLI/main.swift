@@ -3,6 +3,7 @@ import CLISupport
 import Checkpoint
 import Compression
 import EdgeFormat
+import EdgeRuntime
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -48,6 +49,8 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Print a JSON summary on stdout instead of text.")
     var json = false
 
+    @OptionGroup var kernel: KernelOptions
+
     @Flag(name: .long, help: "Deflate tensor payloads (smaller download; the runtime inflates at load). Same as \"deflate\": true in the recipe.")
     var deflate = false
 
@@ -60,6 +63,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         // Checked here, not in validate(): a ValidationError prints the usage too, and a bad path deserves one line.
         if let data, !FileManager.default.fileExists(atPath: data) { throw UsageError("--data \(data): no such file") }
+        kernel.apply()
         var recipe = try Recipe.load(path: self.recipe)
         if deflate { recipe.deflate = true }
         let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)
@@ -81,7 +85,7 @@ struct Convert: ParsableCommand {
                 "output": .string(summary.output), "bytes": .number(Double(summary.bytes)),
                 "parameters": .number(Double(summary.parameters)), "bits_per_weight": .number(summary.bitsPerWeight),
                 "seconds": .number(summary.seconds), "recipe": .string(recipe.name), "passes": .array(summary.records),
-                "timings": .array(summary.timings),
+                "timings": .array(summary.timings), "kernels": KernelInfo.current().jsonValue,
             ])
             print(o.prettyText())
         } else {

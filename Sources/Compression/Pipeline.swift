@@ -272,13 +272,3 @@ public struct Pipeline {
                                seconds: Date().timeIntervalSince(start), records: records, timings: timings)
     }
 }
-
-extension JSONValue {
-    /// Pretty-printed JSON text with sorted keys (for command output).
-    public func prettyText() -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        guard let d = try? e.encode(self) else { return compactString }
-        return String(decoding: d, as: UTF8.self)
-    }
-}

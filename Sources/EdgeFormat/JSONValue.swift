@@ -433,3 +433,13 @@ private struct _JSONParser {
         return i - start
     }
 }
+
+extension JSONValue {
+    /// Pretty-printed JSON text with sorted keys (for command output).
+    public func prettyText() -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        guard let d = try? e.encode(self) else { return compactString }
+        return String(decoding: d, as: UTF8.self)
+    }
+}

@@ -52,7 +52,7 @@ static edge_kernel_table g_tables[5];
 static bool g_available[5];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Atomic(const edge_kernel_table *) g_active;
-/// The GEMM mode (edge_gemm_mode); set from EDGE_GEMM once, with the tables.
+/// The GEMM mode (edge_gemm_mode): EDGE_GEMM_AUTO until edge_kernels_set_gemm_mode changes it.
 static _Atomic int g_gemm_mode = EDGE_GEMM_AUTO;
 
 static edge_kernel_level best_level(void) {
@@ -61,16 +61,9 @@ static edge_kernel_level best_level(void) {
     return EDGE_KERNELS_REF;
 }
 
-/// The EDGE_KERNELS environment variable's level when it names an available one, else the best.
-static edge_kernel_level auto_level(void) {
-    const char *env = getenv("EDGE_KERNELS");
-    if (env) {
-        for (int l = EDGE_KERNELS_REF; l <= EDGE_KERNELS_NEON; l++)
-            if (strcmp(env, edge_kernels_level_name((edge_kernel_level)l)) == 0 && g_available[l])
-                return (edge_kernel_level)l;
-    }
-    return best_level();
-}
+/// The automatic choice: the best available level. No environment variable changes it (choices
+/// that change results are explicit: edge_kernels_force, the tools' --kernels option).
+static edge_kernel_level auto_level(void) { return best_level(); }
 
 static void build_tables(void) {
     edge_fill_table_ref(&g_tables[EDGE_KERNELS_REF]);
@@ -94,9 +87,6 @@ static void build_tables(void) {
     edge_fill_table_neon(&g_tables[EDGE_KERNELS_NEON]);
     g_available[EDGE_KERNELS_NEON] = true;
 #endif
-    const char *gemm = getenv("EDGE_GEMM");
-    atomic_store_explicit(&g_gemm_mode, gemm && strcmp(gemm, "dot") == 0 ? EDGE_GEMM_DOT : EDGE_GEMM_AUTO,
-                          memory_order_relaxed);
     atomic_store_explicit(&g_active, &g_tables[auto_level()], memory_order_release);
 }
 
@@ -138,7 +128,6 @@ const char *edge_kernels_level_name(edge_kernel_level level) {
 
 bool edge_kernels_set_gemm_mode(edge_gemm_mode mode) {
     if (mode != EDGE_GEMM_AUTO && mode != EDGE_GEMM_DOT) return false;
-    pthread_once(&g_once, build_tables);  // so a later first use does not overwrite it from EDGE_GEMM
     atomic_store_explicit(&g_gemm_mode, mode, memory_order_relaxed);
     return true;
 }

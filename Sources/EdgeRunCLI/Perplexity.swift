@@ -46,9 +46,10 @@ struct PerplexityCommand: ParsableCommand {
         let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks, progress: { done, total in bar.update(done: done, total: total) })
         bar.finish()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(r), as: UTF8.self))
+            // the result's fields plus the kernels that computed it
+            guard case .object(var o) = try JSONValue(encoding: r) else { preconditionFailure("a result encodes as an object") }
+            o["kernels"] = KernelInfo.current(batchTokens: n).jsonValue
+            print(JSONValue.object(o).prettyText())
         } else {
             print(String(format: "perplexity %.4f over %d scored tokens (%d chunks of %d, %d tokens), %.1f tokens/s, %.2f s",
                          r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)")

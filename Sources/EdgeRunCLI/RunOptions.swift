@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import EdgeRuntime
 
 /// Options every subcommand that runs the model shares.
@@ -9,13 +10,16 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "What the activations of symmetric q8 weights are quantized to; it changes results and is reported with them.")
     var activations: ActivationPrecision = .default
 
+    @OptionGroup var kernel: KernelOptions
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
     }
 
-    /// Opens the `.edge` model at `path` with these options applied.
+    /// Opens the `.edge` model at `path` with these options applied (the kernel choice is process-wide).
     /// - Throws: as `EdgeModel(path:threads:)`.
     func open(_ path: String) throws -> EdgeModel {
+        kernel.apply()
         let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads)
         m.activations = activations
         return m

@@ -1,12 +1,13 @@
+import EdgeFormat
 import EdgeKernels
 
 /// The kernels this process runs, for reports (`--json`, `edge-run info`): the SIMD level, the GEMM
 /// mode, and the micro-kernel behind each matrix product for a given token count.
 ///
-/// The GEMM mode is a benchmarking switch (the packed and dot-product kernels sum in different
-/// orders, so outputs differ in the last bits): set it with `KernelInfo.setGEMMMode(_:)`; it starts
-/// as `.auto`, or `.dot` where the environment variable `EDGE_GEMM=dot` was set at first use, and
-/// every report names it.
+/// The level and the GEMM mode change results in the last bits (kernels sum in different orders),
+/// so both are explicit choices, never read from the environment: `KernelInfo.use(_:)` and
+/// `KernelInfo.setGEMMMode(_:)` (the tools' `--kernels` and `--gemm` options); they start as the
+/// best level this CPU runs and `.auto`, and every report names them.
 public struct KernelInfo: Equatable, Sendable, Codable {
     /// Which micro-kernel the float-activation GEMMs run (`edge_gemm_mode`).
     public enum GEMMMode: String, CaseIterable, Sendable, Codable {
@@ -14,6 +15,21 @@ public struct KernelInfo: Equatable, Sendable, Codable {
         case auto
         /// The dot-product kernel for every token count (the benchmarks' baseline).
         case dot
+    }
+
+    /// A SIMD level to run (`edge_kernel_level`); `.auto` is the best this CPU runs.
+    public enum Level: String, CaseIterable, Sendable, Codable {
+        case auto, ref, avx2, avx512, neon
+
+        var cLevel: edge_kernel_level {
+            switch self {
+            case .auto: EDGE_KERNELS_AUTO
+            case .ref: EDGE_KERNELS_REF
+            case .avx2: EDGE_KERNELS_AVX2
+            case .avx512: EDGE_KERNELS_AVX512
+            case .neon: EDGE_KERNELS_NEON
+            }
+        }
     }
 
     /// The matrix products a report names (`edge_gemm_op`), by their kernel's suffix.
@@ -68,6 +84,21 @@ public struct KernelInfo: Equatable, Sendable, Codable {
     /// running finishes in the mode it started with).
     public static func setGEMMMode(_ mode: GEMMMode) {
         _ = edge_kernels_set_gemm_mode(mode == .dot ? EDGE_GEMM_DOT : EDGE_GEMM_AUTO)
+    }
+
+    /// Makes `level` the active SIMD level for every later product (process-wide; call it before
+    /// running a model). Returns false, changing nothing, when this CPU or build cannot run it.
+    @discardableResult
+    public static func use(_ level: Level) -> Bool { edge_kernels_force(level.cLevel) }
+
+    /// Whether this CPU and build can run `level`.
+    public static func available(_ level: Level) -> Bool { edge_kernels_available(level.cLevel) }
+
+    /// This report as JSON (the `kernels` member of the tools' `--json` output).
+    public var jsonValue: JSONValue {
+        func names(_ d: [String: String]) -> JSONValue { .object(d.mapValues { .string($0) }) }
+        return .object(["level": .string(level), "vnni": .bool(vnni), "gemm_mode": .string(gemmMode.rawValue),
+                        "decode": names(decode), "batch": names(batch), "batch_tokens": .number(Double(batchTokens))])
     }
 
     private static func names(tokens: Int) -> [String: String] {

@@ -58,6 +58,41 @@ final class EdgeRunCLITests: TempDirTestCase {
         XCTAssertTrue(line.stdout.hasSuffix(", activations q8\n"), line.stdout)
     }
 
+    /// `--kernels` and `--gemm` choose the SIMD level and GEMM kernel; the JSON output names what
+    /// ran, a level the CPU lacks is refused in one line, and the old variables change nothing.
+    func testKernelOptionsAreRecordedAndTheEnvironmentIgnored() throws {
+        let edge = try convert("tiny-llama", recipe: "f32")
+        let text = root.appendingPathComponent("Fixtures/text/us-declaration.txt").path
+        let args = ["perplexity", edge, "--text", text, "--ctx", "64", "--chunks", "2", "--threads", "2", "--json"]
+        func run(_ extra: [String], environment: [String: String]? = nil) throws -> (ppl: Double, kernels: [String: Any]) {
+            let r = try runTool("edge-run", args + extra, environment: environment)
+            XCTAssertEqual(r.code, 0, r.stderr)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return (try XCTUnwrap(json["ppl"] as? Double), try XCTUnwrap(json["kernels"] as? [String: Any]))
+        }
+        let auto = try run([])
+        XCTAssertEqual(auto.kernels["gemm_mode"] as? String, "auto")
+        XCTAssertNotEqual(auto.kernels["level"] as? String, "auto", "the report names the level that ran")
+        XCTAssertEqual(auto.kernels["batch_tokens"] as? Int, 64)
+        let ref = try run(["--kernels", "ref", "--gemm", "dot"])
+        XCTAssertEqual(ref.kernels["level"] as? String, "ref")
+        XCTAssertEqual(ref.kernels["gemm_mode"] as? String, "dot")
+        XCTAssertEqual((ref.kernels["batch"] as? [String: String])?["f32"], "ref")
+        XCTAssertEqual(ref.ppl, auto.ppl, accuracy: auto.ppl * 1e-4, "kernels differ in the last bits only")
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDGE_KERNELS"] = "ref"
+        environment["EDGE_GEMM"] = "dot"
+        let withVariables = try run([], environment: environment)
+        XCTAssertEqual(withVariables.ppl, auto.ppl, "the old environment variables change nothing")
+        XCTAssertEqual(withVariables.kernels["level"] as? String, auto.kernels["level"] as? String)
+        XCTAssertEqual(withVariables.kernels["gemm_mode"] as? String, "auto")
+        #if arch(x86_64)
+        let refused = try runTool("edge-run", args + ["--kernels", "neon"])
+        XCTAssertNotEqual(refused.code, 0)
+        XCTAssertTrue(refused.stderr.contains("--kernels neon: this CPU or build cannot run it"), refused.stderr)
+        #endif
+    }
+
     func testInfoAndGenerate() throws {
         let edge = try convert("tiny-llama", recipe: "int8")
         let info = try run("edge-run", ["info", edge])

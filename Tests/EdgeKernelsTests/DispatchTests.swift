@@ -2,7 +2,7 @@ import EdgeKernels
 import Foundation
 import XCTest
 
-/// The run-time choice of SIMD level: forcing, availability, names and the EDGE_KERNELS variable.
+/// The run-time choice of SIMD level: forcing, availability, names; the environment plays no part.
 final class DispatchTests: XCTestCase {
     override func tearDown() {
         unsetenv("EDGE_KERNELS")
@@ -39,23 +39,19 @@ final class DispatchTests: XCTestCase {
         }
     }
 
-    /// Automatic choice: the best available level, unless EDGE_KERNELS names an available one.
-    func testAutoAndEnvironment() {
+    /// Automatic choice: the best available level, whatever the environment says (the variables
+    /// older builds read, EDGE_KERNELS and EDGE_GEMM, change nothing: results never depend on them).
+    func testAutoIgnoresTheEnvironment() {
         let best = allKernelLevels.last(where: { edge_kernels_available($0) })!
         unsetenv("EDGE_KERNELS")
         XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_AUTO))
         XCTAssertEqual(edge_kernels_level(), best)
         setenv("EDGE_KERNELS", "ref", 1)
+        setenv("EDGE_GEMM", "dot", 1)
         XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_AUTO))
-        XCTAssertEqual(edge_kernels_level(), EDGE_KERNELS_REF)
-        setenv("EDGE_KERNELS", "no-such-level", 1)
-        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_AUTO))
-        XCTAssertEqual(edge_kernels_level(), best, "an unknown name falls back to the best level")
-        for level in allKernelLevels where !edge_kernels_available(level) {
-            setenv("EDGE_KERNELS", levelName(level), 1)
-            XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_AUTO))
-            XCTAssertEqual(edge_kernels_level(), best, "an unavailable \(levelName(level)) falls back to the best level")
-        }
+        XCTAssertEqual(edge_kernels_level(), best, "EDGE_KERNELS=ref is not read")
+        XCTAssertEqual(edge_kernels_gemm_mode(), EDGE_GEMM_AUTO, "EDGE_GEMM=dot is not read")
+        unsetenv("EDGE_GEMM")
     }
 
     /// The (dot-product, packed) f32 GEMM kernels of `level`; NEON has no packed one.

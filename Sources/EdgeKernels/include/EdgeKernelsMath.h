@@ -23,9 +23,9 @@ extern "C" {
 
 // ---- Dispatch -------------------------------------------------------------------------------
 /// A SIMD level of the kernels. The active level is chosen at first use: the best the CPU and OS
-/// support, unless the environment variable EDGE_KERNELS=ref|avx2|avx512|neon names an available one.
+/// support; only edge_kernels_force changes it (the tools' --kernels option), never the environment.
 typedef enum edge_kernel_level {
-    /// Re-run the automatic choice (CPU features, then EDGE_KERNELS); only meaningful for `edge_kernels_force`.
+    /// Re-run the automatic choice (CPU features); only meaningful for `edge_kernels_force`.
     EDGE_KERNELS_AUTO = 0,
     /// Portable scalar C (the `_ref` kernels).
     EDGE_KERNELS_REF = 1,
@@ -51,8 +51,8 @@ bool edge_kernels_uses_vnni(void);
 
 /// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32 weights)
 /// run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
-/// reported by edge_kernels_gemm_mode / edge_kernels_gemm_name. The initial mode is EDGE_GEMM_AUTO,
-/// or EDGE_GEMM_DOT when the environment variable EDGE_GEMM=dot is set at first use (read once).
+/// reported by edge_kernels_gemm_mode / edge_kernels_gemm_name. The initial mode is EDGE_GEMM_AUTO;
+/// only edge_kernels_set_gemm_mode changes it (the tools' --gemm option), never the environment.
 typedef enum edge_gemm_mode {
     /// The packed outer-product kernel from the level's token threshold up (12), the dot-product one below.
     EDGE_GEMM_AUTO = 0,

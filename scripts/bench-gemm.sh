@@ -2,7 +2,7 @@
 # Single-thread f32 GEMM throughput (GFLOPS, best of REPEATS) of the packed kernel against the
 # dot-product kernel (GEMM mode dot) on SmolLM2-135M's shapes: T tokens x [rows, cols] weights.
 # Usage: scripts/bench-gemm.sh   (REPEATS default 5; needs cc). Prints a Markdown table naming the
-# kernels the dispatch ran (EDGE_KERNELS=avx2|... picks the level, as for the tools).
+# kernels the dispatch ran (the best level this CPU runs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 k=$root/Sources/EdgeKernels

@@ -145,6 +145,8 @@ public struct SparseGPTPrune: Pass {
     private var perTensor: [String: Double] = [:]
     private var pruned = 0
     private var total = 0
+    /// Time spent factoring and sweeping (reported, not recorded).
+    private var seconds = 0.0
 
     /// Unstructured SparseGPT.
     public init(sparsity: Double, scope: Scope = .perRow, blockSize: Int = 128, damp: Double = 0.01,
@@ -212,13 +214,15 @@ public struct SparseGPTPrune: Pass {
         guard t.shape.count == 2 else {
             throw PassError(pass: Self.id, tensor: t.name, why: "is \(t.shape.count)-D; SparseGPT prunes a matrix")
         }
+        let start = Date()
+        defer { seconds += Date().timeIntervalSince(start) }
         let rows = t.rows, cols = t.cols
-        guard let h = context.calibration?.hessian(for: t.name), h.count == cols * cols else {
-            throw PassError(pass: Self.id, tensor: t.name, why: "no calibration statistics for its inputs (is it a linear weight the model multiplies?)")
-        }
         let site = CalibrationStats.site(of: t.name)
-        if factor?.site != site {
+        if factor?.site != site || factor?.factor.cols != cols {
             factor = nil
+            guard let h = context.calibration?.hessian(for: t.name), h.count == cols * cols else {
+                throw PassError(pass: Self.id, tensor: t.name, why: "no calibration statistics for its inputs (is it a linear weight the model multiplies?)")
+            }
             do {
                 factor = (site, try GPTQ.factor(hessian: h, cols: cols, damp: damp, actOrder: false))
             } catch {
@@ -246,4 +250,6 @@ public struct SparseGPTPrune: Pass {
         if let pattern { o["pattern"] = .string(pattern.description) } else { o["scope"] = .string(scope.rawValue) }
         return .object(o)
     }
+
+    public func timings() -> JSONValue? { .object(["seconds": .number((seconds * 10).rounded() / 10)]) }
 }

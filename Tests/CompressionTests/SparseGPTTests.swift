@@ -223,6 +223,7 @@ final class SparseGPTTests: XCTestCase {
         XCTAssertEqual(rec["achieved_sparsity"]?.doubleValue ?? 0, 0.5, accuracy: 1e-12)
         XCTAssertEqual(rec["tensors"]?.doubleValue, 14, "7 linear weights in each of 2 layers")
         XCTAssertEqual(rec["per_tensor_sparsity"]?["blk.1.ffn_down.weight"]?.doubleValue, 0.5)
+        XCTAssertEqual(summary.timings.first?["pass"]?.stringValue, "sparsegpt_prune", "its time is reported")
         // int8 keeps every zero, and rounds a few kept weights that the compensation made tiny to zero too.
         let edge = try Checkpoint.open(out)
         for name in ["blk.0.attn_q.weight", "blk.1.ffn_down.weight"] {

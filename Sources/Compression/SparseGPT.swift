@@ -33,13 +33,16 @@ enum SparseGPT {
         var blockSize = 128
         /// Fraction of the mean Hessian diagonal added to the diagonal (`GPTQ.factor`).
         var damp = 0.01
+        /// Fraction of the Hessian's off-diagonal removed (`GPTQ.factor`); 1 leaves the diagonal:
+        /// no error is spread and the saliency is Wanda's (w^2 * H_jj, up to damping).
+        var shrink = 0.0
     }
 
     /// Prunes W [rows, cols] against Hessian H [cols, cols] (row-major, double).
     /// - Throws: `GPTQ.Failure.notPositiveDefinite` when the damped H is not.
     static func prune(weights: [Float], rows: Int, cols: Int, hessian: [Double], options o: Options) throws
         -> (values: [Float], mask: [Bool]) {
-        let f = try GPTQ.factor(hessian: hessian, cols: cols, damp: o.damp, actOrder: false)
+        let f = try GPTQ.factor(hessian: hessian, cols: cols, damp: o.damp, shrink: o.shrink, actOrder: false)
         return prune(weights: weights, rows: rows, cols: cols, factor: f, options: o)
     }
 
@@ -110,7 +113,7 @@ enum SparseGPT {
 /// gate/up) share one factor.
 ///
 /// Recipe: `{"pass": "sparsegpt_prune", "sparsity": 0.5, "scope": "per_row" | "per_tensor",
-/// "block_size": 128, "damp": 0.01, <selector>}` or `{"pass": "sparsegpt_prune", "pattern": "2:4", ...}`
+/// "block_size": 128, "damp": 0.01, "shrink": 0, <selector>}` or `{"pass": "sparsegpt_prune", "pattern": "2:4", ...}`
 /// (`pattern` excludes `sparsity` and `scope`); the selector defaults to the linear weights.
 ///
 /// Pruning and the quantization after it are separate sweeps: a later `quantize` (rtn, or
@@ -137,6 +140,8 @@ public struct SparseGPTPrune: Pass {
     public let blockSize: Int
     /// Fraction of the mean Hessian diagonal added to the diagonal.
     public let damp: Double
+    /// Fraction of the Hessian's off-diagonal removed before factoring (as GPTQ's `shrink`).
+    public let shrink: Double
     public let selector: TensorSelector
 
     private var options: SparseGPT.Options
@@ -149,26 +154,29 @@ public struct SparseGPTPrune: Pass {
     private var seconds = 0.0
 
     /// Unstructured SparseGPT.
-    public init(sparsity: Double, scope: Scope = .perRow, blockSize: Int = 128, damp: Double = 0.01,
+    public init(sparsity: Double, scope: Scope = .perRow, blockSize: Int = 128, damp: Double = 0.01, shrink: Double = 0,
                 selector: TensorSelector = TensorSelector(kinds: [.linear])) {
         self.sparsity = sparsity
         pattern = nil
         self.scope = scope
         self.blockSize = blockSize
         self.damp = damp
+        self.shrink = shrink
         self.selector = selector
-        options = SparseGPT.Options(sparsity: sparsity, scope: scope, blockSize: blockSize, damp: damp)
+        options = SparseGPT.Options(sparsity: sparsity, scope: scope, blockSize: blockSize, damp: damp, shrink: shrink)
     }
 
     /// N:M SparseGPT; `blockSize` is rounded down to whole groups.
-    public init(pattern: NMPattern, blockSize: Int = 128, damp: Double = 0.01, selector: TensorSelector = TensorSelector(kinds: [.linear])) {
+    public init(pattern: NMPattern, blockSize: Int = 128, damp: Double = 0.01, shrink: Double = 0,
+                selector: TensorSelector = TensorSelector(kinds: [.linear])) {
         sparsity = pattern.sparsity
         self.pattern = pattern
         scope = .perRow
         self.blockSize = max(1, blockSize / pattern.m) * pattern.m
         self.damp = damp
+        self.shrink = shrink
         self.selector = selector
-        options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, blockSize: self.blockSize, damp: damp)
+        options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, blockSize: self.blockSize, damp: damp, shrink: shrink)
     }
 
     private static let anyNumber = -Double.greatestFiniteMagnitude ... Double.greatestFiniteMagnitude
@@ -204,8 +212,9 @@ public struct SparseGPTPrune: Pass {
             blockSize = pattern.map { max(1, 128 / $0.m) * $0.m } ?? 128
         }
         damp = try f.double("damp", default: 0.01, range: 0 ... 1)
+        shrink = try f.double("shrink", default: 0, range: 0 ... 1)
         selector = try f.selector(defaultKinds: [.linear])
-        options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, scope: scope, blockSize: blockSize, damp: damp)
+        options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, scope: scope, blockSize: blockSize, damp: damp, shrink: shrink)
     }
 
     public var calibrationNeeds: CalibrationNeeds { .hessians }
@@ -224,7 +233,7 @@ public struct SparseGPTPrune: Pass {
                 throw PassError(pass: Self.id, tensor: t.name, why: "no calibration statistics for its inputs (is it a linear weight the model multiplies?)")
             }
             do {
-                factor = (site, try GPTQ.factor(hessian: h, cols: cols, damp: damp, actOrder: false))
+                factor = (site, try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: false))
             } catch {
                 throw PassError(pass: Self.id, tensor: t.name, why: "the damped Hessian is not positive definite; raise 'damp'")
             }
@@ -248,6 +257,7 @@ public struct SparseGPTPrune: Pass {
             "per_tensor_sparsity": .object(perTensor.mapValues { .number($0) }),
         ]
         if let pattern { o["pattern"] = .string(pattern.description) } else { o["scope"] = .string(scope.rawValue) }
+        if shrink > 0 { o["shrink"] = .number(shrink) }
         return .object(o)
     }
 

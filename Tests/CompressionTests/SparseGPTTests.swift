@@ -119,6 +119,22 @@ final class SparseGPTTests: XCTestCase {
         XCTAssertLessThan(es, em * 0.7, "2:4")
     }
 
+    /// shrink 1 leaves H's diagonal: nothing is compensated (kept weights unchanged) and, with
+    /// damping 0, w^2 / U_jj^2 = w^2 H_jj, Wanda's score squared: the same mask as Wanda's.
+    func testFullShrinkIsWanda() throws {
+        let rows = 6, cols = 48, tokens = 128
+        let x = inputs(tokens: tokens, cols: cols, seed: 8)
+        var g = SplitMix(12)
+        let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) }
+        var norms = [Float](repeating: 0, count: cols)
+        for j in 0 ..< cols { norms[j] = Float((0 ..< tokens).reduce(0.0) { $0 + Double(x[$1 * cols + j] * x[$1 * cols + j]) }.squareRoot()) }
+        var wanda = w
+        try WandaPrune.prune(&wanda, rows: rows, cols: cols, norms: norms, sparsity: 0.5)
+        let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: hessian(x, tokens: tokens, cols: cols),
+                                    options: .init(sparsity: 0.5, blockSize: cols, damp: 0, shrink: 1))
+        XCTAssertEqual(r.values, wanda)
+    }
+
     /// Every group of M holds at most N non-zeros, over odd shapes, block sizes and partial last
     /// groups, and weights already zero stay zero.
     func testNMPatternHoldsExactly() throws {
@@ -193,6 +209,7 @@ final class SparseGPTTests: XCTestCase {
         check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "block_size": 0}"#, field: "passes[0].block_size", mentions: "expected 1...")
         check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "scope": "global"}"#, field: "passes[0].scope", mentions: "per_row, per_tensor")
         check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "damp": 2}"#, field: "passes[0].damp", mentions: "0 <= value <= 1")
+        check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "shrink": -0.5}"#, field: "passes[0].shrink", mentions: "0 <= value <= 1")
         check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "act_order": true}"#, field: "passes[0].act_order", mentions: "not a known field")
         let r = try Recipe.parse(Data(#"{"passes": [{"pass": "sparsegpt_prune", "pattern": "2:8"}]}"#.utf8), file: "r.json")
         let p = try XCTUnwrap(r.passes[0] as? SparseGPTPrune)

@@ -128,7 +128,7 @@ enum GPTQ {
     }
 
     /// Quantizes W [rows, cols] with a precomputed factor. Float arithmetic, as the reference
-    /// implementation; the update of the columns after each block is one GEMM (`edge_matmul_f32`).
+    /// implementation (see `sweep`).
     static func quantize(weights: [Float], rows: Int, cols: Int, factor f: Factor, options o: Options)
         -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
         precondition(weights.count == rows * cols && f.cols == cols)
@@ -146,41 +146,73 @@ enum GPTQ {
         // Lazily, a group must not reach past the block being swept (its later columns would miss
         // the block's pending update): blocks are whole groups.
         let blockSize = lazy ? max(1, o.blockSize / group) * group : o.blockSize
-        let perm = f.perm, u = f.u
-        // W in permuted column order.
+        let perm = f.perm
+        var codes = [Float](repeating: 0, count: rows * cols)
+        var q = [Float](repeating: 0, count: rows)
+        let swept = sweep(permuted(w, rows: rows, cols: cols, perm: perm), rows: rows, cols: cols, factor: f, blockSize: blockSize) { i, _, wp in
+            let col = perm[i]
+            if lazy, col % group == 0 {
+                // perm is the identity here: the group is wp[:, col ..< col + n], up to date.
+                let n = min(cols, col + group) - col, gi = col / group
+                var sub = [Float](repeating: 0, count: rows * n)
+                for r in 0 ..< rows {
+                    for k in 0 ..< n where mask[r * cols + col + k] { sub[r * n + k] = wp[r * cols + col + k] }
+                }
+                let fitted = GroupLayout(rows: rows, cols: n, bits: o.bits, groupSize: n, symmetric: o.symmetric)
+                    .fitGrids(sub, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted,
+                              columnWeights: o.columnWeights.map { Array($0[col ..< col + n]) })
+                for r in 0 ..< rows { grids[r * groups + gi] = fitted[r] }
+            }
+            for r in 0 ..< rows {
+                let grid = grids[r * groups + col / group]
+                let c: Float = mask[r * cols + col] ? grid.code(wp[r * cols + i]) : grid.zero
+                codes[r * cols + col] = c
+                q[r] = grid.value(c)
+            }
+            return q
+        }
+        var deq = [Float](repeating: 0, count: rows * cols)
+        for r in 0 ..< rows { for j in 0 ..< cols { deq[r * cols + perm[j]] = swept[r * cols + j] } }
+        return (codes, grids, deq)
+    }
+
+    /// W [rows, cols] row-major with its columns in `perm` order: column j is W's column perm[j].
+    static func permuted(_ w: [Float], rows: Int, cols: Int, perm: [Int]) -> [Float] {
         var wp = [Float](repeating: 0, count: rows * cols)
         for r in 0 ..< rows { for j in 0 ..< cols { wp[r * cols + j] = w[r * cols + perm[j]] } }
-        var codes = [Float](repeating: 0, count: rows * cols)
-        var deq = [Float](repeating: 0, count: rows * cols)
+        return wp
+    }
 
+    /// The optimal-brain-surgeon sweep GPTQ and SparseGPT share, as their reference
+    /// implementations: the columns of W [rows, cols] (in the factor's order) are fixed one at a
+    /// time, in blocks of `blockSize` with lazy batch updates. At column i, `fix(i, block, w)`
+    /// returns the column's final values (one per row: a grid point, or 0 for a pruned weight) and
+    /// each row's error (w - q) / U[i, i] is spread over the columns after i through row i of U
+    /// (U^T U = H^-1): at once within the block, as one GEMM (`edge_matmul_f32`) on the columns
+    /// after the block when it ends.
+    ///
+    /// `fix` sees W as it stands: columns before i final, columns i ..< block.upperBound updated
+    /// by every earlier column's error, later columns not yet by the current block's.
+    /// - Returns: W with every column fixed, still in the factor's order.
+    static func sweep(_ w: [Float], rows: Int, cols: Int, factor f: Factor, blockSize: Int,
+                      fix: (_ i: Int, _ block: Range<Int>, _ w: [Float]) -> [Float]) -> [Float] {
+        precondition(w.count == rows * cols && f.cols == cols && blockSize > 0)
+        let u = f.u
+        var wp = w
         var i1 = 0
         while i1 < cols {
             let i2 = min(cols, i1 + blockSize), b = i2 - i1
             var err = [Float](repeating: 0, count: rows * b)  // [rows, b]
             for i in i1 ..< i2 {
-                let col = perm[i]
-                if lazy, col % group == 0 {
-                    // perm is the identity here: the group is wp[:, col ..< col + n], up to date.
-                    let n = min(cols, col + group) - col, gi = col / group
-                    var sub = [Float](repeating: 0, count: rows * n)
-                    for r in 0 ..< rows {
-                        for k in 0 ..< n where mask[r * cols + col + k] { sub[r * n + k] = wp[r * cols + col + k] }
-                    }
-                    let fitted = GroupLayout(rows: rows, cols: n, bits: o.bits, groupSize: n, symmetric: o.symmetric)
-                        .fitGrids(sub, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted,
-                                  columnWeights: o.columnWeights.map { Array($0[col ..< col + n]) })
-                    for r in 0 ..< rows { grids[r * groups + gi] = fitted[r] }
-                }
+                let q = fix(i, i1 ..< i2, wp)
+                precondition(q.count == rows)
                 let d = u[i * cols + i]
                 for r in 0 ..< rows {
                     let x = wp[r * cols + i]
-                    let grid = grids[r * groups + col / group]
-                    let c: Float = mask[r * cols + col] ? grid.code(x) : grid.zero
-                    codes[r * cols + col] = c
-                    let q = grid.value(c)
-                    deq[r * cols + col] = q
-                    let e = (x - q) / d
+                    wp[r * cols + i] = q[r]
+                    let e = (x - q[r]) / d
                     err[r * b + (i - i1)] = e
+                    if e == 0 { continue }
                     for j in (i + 1) ..< i2 { wp[r * cols + j] -= e * u[i * cols + j] }
                 }
             }
@@ -204,7 +236,7 @@ enum GPTQ {
             }
             i1 = i2
         }
-        return (codes, grids, deq)
+        return wp
     }
 
     /// U upper-triangular with U^T U = A^-1, for symmetric positive-definite A [n, n] (as

@@ -23,7 +23,10 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels"]),
         // Reverse-mode training of GPT-2 / Llama models (the distill pass and fixture training).
         .target(name: "Training", dependencies: ["EdgeFormat", "EdgeKernels", "EdgeRuntime"]),
-        .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training"]),
+        // The bundled calibration text (calibration.txt, embedded by the assembler), used when a recipe
+        // needs calibration and no --data is given.
+        .target(name: "CalibrationSet", exclude: ["calibration.txt"], cSettings: [.headerSearchPath(".")]),
+        .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training", "CalibrationSet"]),
         // What the two tools share: the progress bar and the kernel options (--kernels, --gemm).
         .target(name: "CLISupport", dependencies: ["EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "CompressCLI", dependencies: [

@@ -789,9 +789,10 @@ LF line ends; hard-wrapped prose is unwrapped to one line per paragraph, paragra
 by a blank line (verse, code and list items keep their lines), documents by two blank lines.
 Markup, Project Gutenberg headers and licence text, page navigation and images are removed.
 
-**Rule.** `calibration/calibration.txt` is the bundled calibration set: when a recipe needs
-calibration data and `--data` is absent, `compress` uses this file and the output's provenance
-names it (`Fixtures/calibration/calibration.txt`); `--data` overrides it. Nothing that the project
+**Rule.** `calibration/calibration.txt` (stored at `Sources/CalibrationSet/calibration.txt`,
+where the build embeds it into `compress`) is the bundled calibration set: when a recipe needs
+calibration data and `--data` is absent, `compress` uses it and the output's provenance says so
+(`metrics.calibration.source` = `bundled`, with its sha256); `--data` overrides it. Nothing that the project
 evaluates on may be added to it. Of the evaluation texts, **only
 `text/eval-sqlite-atomic-commit.txt` may be used for tuning** (choosing sparsity layouts,
 hyper-parameters, recipes); `text/eval-moby-dick.txt` and `text/eval-hamlet.txt` are

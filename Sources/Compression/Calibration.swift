@@ -121,18 +121,17 @@ public enum Calibration {
 
     /// - Parameters:
     ///   - graph: the model as it entered the pipeline (float weights).
-    ///   - textFile: calibration text (UTF-8).
+    ///   - text: the calibration text (`--data` or the bundled set).
     ///   - wanted: per weight name, what to gather.
     ///   - maxTokens: stop after this many tokens; ctx: window length.
     ///   - progress: (windows done, windows in all).
-    public static func collect(graph: ModelGraph, textFile: String, wanted: [String: CalibrationNeeds], maxTokens: Int, ctx: Int,
+    public static func collect(graph: ModelGraph, text: CalibrationText, wanted: [String: CalibrationNeeds], maxTokens: Int, ctx: Int,
                                progress: ((Int, Int) -> Void)? = nil) throws -> CalibrationStats {
-        let text = try TextFile.load(path: textFile, purpose: "calibration text")
         let model = try EdgeModel.floatModel(graph: graph)
-        let ids = try model.tokenize(text)
+        let ids = try model.tokenize(text.text)
         let window = min(ctx, graph.config.maxPositions)
         guard ids.count >= min(window, 16) else {
-            throw Failure(file: textFile, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
+            throw Failure(file: text.source, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
         }
         let stats = CalibrationStats(wanted: wanted)
         model.activationObserver = { weight, x, rows, cols in stats.observe(weight: weight, x: x, rows: rows, cols: cols) }

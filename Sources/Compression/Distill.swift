@@ -59,15 +59,14 @@ public struct Distill: Pass {
     /// tensors `context.encoders` names train through those encoders (straight-through fake
     /// quantization every step), and the teacher is `context.input` in float.
     public mutating func prepare(graph latent: ModelGraph, context: PassContext) throws {
-        guard let textFile = context.calibrationText, let input = context.input else {
+        guard let calibration = context.calibrationText, let input = context.input else {
             throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)]",
-                              why: "'\(Self.id)' needs calibration text: run with --data FILE")
+                              why: "'\(Self.id)' needs calibration text and the input model")
         }
         let start = Date()
         let teacher = try EdgeModel.floatModel(graph: input)
         let config = latent.config
-        let text = try TextFile.load(path: textFile, purpose: "distillation text")
-        let tokens = try teacher.tokenize(text)
+        let tokens = try teacher.tokenize(calibration.text)
         var values: [String: [Float]] = [:]
         var trainable = Set<String>()
         var masks: [String: [Bool]] = [:]
@@ -88,7 +87,7 @@ public struct Distill: Pass {
         do {
             trainer = try Trainer(model: model, tokens: tokens, options: options) { window in try teacher.logits(window) }
         } catch let e as TrainingError {
-            throw RecipeError(file: textFile, field: "--data", why: "is too short for distillation: \(e)")
+            throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
         }
         let steps = options.steps
         let r = try trainer.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in

@@ -36,7 +36,7 @@ public enum PassPhase: Int, Comparable, Sendable, CaseIterable {
 public struct PassNeeds: OptionSet, Sendable {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }
-    /// The calibration text file itself (`context.calibrationText`), e.g. to train on it.
+    /// The calibration text itself (`context.calibrationText`), e.g. to train on it.
     public static let calibrationText = PassNeeds(rawValue: 1)
     /// The model as it entered the pipeline, in float (`context.input`), e.g. as a teacher.
     public static let inputModel = PassNeeds(rawValue: 2)
@@ -90,8 +90,8 @@ public struct PassContext {
     /// Statistics of the float model's activations over the calibration text (`--data`), when a
     /// pass of the recipe asked for them (`calibrationNeeds`).
     public var calibration: CalibrationStats? = nil
-    /// The calibration text file (`PassNeeds.calibrationText`).
-    public var calibrationText: String? = nil
+    /// The calibration text (`PassNeeds.calibrationText`): `--data`, or the bundled set.
+    public var calibrationText: CalibrationText? = nil
     /// The model as it entered the pipeline (`PassNeeds.inputModel`).
     public var input: ModelGraph? = nil
     /// By tensor name, the encode-phase passes that select it, as one function from values to the

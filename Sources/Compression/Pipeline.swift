@@ -106,7 +106,7 @@ public struct Pipeline {
     /// What passes need beyond the model: calibration statistics and text, checkpoints, progress.
     struct Extras {
         var calibration: CalibrationStats?
-        var text: String?
+        var text: CalibrationText?
         var checkpointDir: String?
         var fingerprint = ""
         var progress: ((Int, Int, String) -> Void)?
@@ -133,11 +133,9 @@ public struct Pipeline {
             var context = self.context(i, config: config, extras: extras)
             let needs = passes[i].needs
             if needs.contains(.calibrationText) {
-                guard let text = extras.text else {
-                    throw RecipeError(file: recipeFile, field: "passes[\(i)]",
-                                      why: "'\(type(of: passes[i]).id)' needs calibration text: run with --data FILE")
-                }
-                context.calibrationText = text
+                // Pipeline.run always supplies one (--data or the bundled set); a caller of
+                // prepare that has none gets the bundled set too.
+                context.calibrationText = extras.text ?? CalibrationText.bundled
             }
             if needs.contains(.inputModel) { context.input = graph }
             if needs.contains(.encoders) {
@@ -220,24 +218,23 @@ public struct Pipeline {
 
     /// Compresses `input` into `output`.
     /// - Parameters:
-    ///   - calibrationText: text file for passes that need activation statistics (`--data`);
-    ///     a recipe with such a pass and no text is refused before any work.
+    ///   - calibrationText: text file for passes that need activation statistics or text (`--data`);
+    ///     when a recipe has such a pass and none is given, the bundled calibration set is used
+    ///     (`CalibrationText.bundled`). Which text was used is recorded in the output's metrics.
     ///   - progress: called with (steps done, step count, current item) for calibration windows, then tensors.
     ///   - checkpointDir: where a training pass (distill) keeps its checkpoints (resuming from one there).
     public func run(input: String, output: String, calibrationText: String? = nil, checkpointDir: String? = nil,
                     progress: ((Int, Int, String) -> Void)? = nil) throws -> CompressSummary {
         let start = Date()
-        if calibrationText == nil, let (i, id) = recipe.firstCalibrationPass {
-            throw RecipeError(file: recipeFile, field: "passes[\(i)]",
-                              why: "'\(id)' needs calibration text: run with --data FILE (a few tens of KB of text like the model's use)")
-        }
+        let calibrationText: CalibrationText? = try calibrationText.map { try CalibrationText.load(path: $0) }
+            ?? (recipe.firstCalibrationPass != nil ? CalibrationText.bundled : nil)
         let checkpoint = try Checkpoint.open(input)
         let graph = ModelGraph(checkpoint)
         let plan = try self.plan(for: graph)
         var calibration: CalibrationStats?
         let wanted = calibrationWanted(graph, plan: plan)
         if let calibrationText, !wanted.isEmpty {
-            calibration = try Calibration.collect(graph: graph, textFile: calibrationText, wanted: wanted,
+            calibration = try Calibration.collect(graph: graph, text: calibrationText, wanted: wanted,
                                                   maxTokens: recipe.calibration.tokens, ctx: recipe.calibration.ctx) { done, total in
                 progress?(done, total, "calibration")
             }
@@ -246,13 +243,17 @@ public struct Pipeline {
         let sourceSHA = checkpoint.sourceSHA256()
         var fingerprint = SHA256()
         fingerprint.update(Data((sourceSHA + "|" + recipe.json.compactString + "|").utf8))
-        if let calibrationText, let d = FileManager.default.contents(atPath: calibrationText) { fingerprint.update(d) }
+        if let calibrationText { fingerprint.update(Data(calibrationText.text.utf8)) }
         var prepared = try prepare(graph, plan: plan, extras: Extras(
             calibration: calibration, text: calibrationText, checkpointDir: checkpointDir,
             fingerprint: fingerprint.hexDigest(), progress: progress))
 
-        let metrics: JSONValue? = checkpoint.sourceMetadata.isEmpty ? nil
-            : .object(["source_metadata": .object(checkpoint.sourceMetadata.mapValues { .string($0) })])
+        var metricFields: [String: JSONValue] = [:]
+        if !checkpoint.sourceMetadata.isEmpty {
+            metricFields["source_metadata"] = .object(checkpoint.sourceMetadata.mapValues { .string($0) })
+        }
+        if let calibrationText { metricFields["calibration"] = calibrationText.record }
+        let metrics: JSONValue? = metricFields.isEmpty ? nil : .object(metricFields)
         let writer = try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: sourceSHA, config: prepared.config,
                                      recipe: recipe.json, metrics: metrics, deflate: recipe.deflate)
         for (n, source) in graph.tensors.enumerated() {

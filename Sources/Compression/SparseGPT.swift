@@ -146,7 +146,7 @@ public struct SparseGPTPrune: Pass {
 
     private var options: SparseGPT.Options
     /// The last factor, by calibration site (tensors stream in order, so Q/K/V follow each other).
-    private var factor: (site: String, factor: GPTQ.Factor)?
+    private var factor: (site: CalibrationStats.Site, factor: GPTQ.Factor)?
     private var perTensor: [String: Double] = [:]
     private var pruned = 0
     private var total = 0

@@ -72,11 +72,14 @@ final class CLITests: TempDirTestCase {
         assertNoOutput(out)
     }
 
-    func testCalibrationPassesNeedData() throws {
+    /// Without --data a calibration recipe runs on the bundled calibration set and the output says
+    /// so (`metrics.calibration.source`); --data overrides it; a bad --data is one line.
+    func testCalibrationPassesUseTheBundledSetOrData() throws {
         let out = tmp.appendingPathComponent("w.edge").path
-        let r = try compress(["--recipe", recipePath("wanda50-int8"), fixturePath("tiny-llama"), out])
-        assertOneLineError(r, contains: ["passes[0]", "wanda_prune", "--data"])
-        assertNoOutput(out)
+        let r = try compress(["--recipe", recipePath("wanda50-int8"), "--json", fixturePath("tiny-llama"), out])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let header = try EdgeFile(path: out).provenance.metrics["calibration"]
+        XCTAssertEqual(header?["source"]?.stringValue, "bundled")
         let ok = try compress(["--recipe", recipePath("wanda50-int8"), "--data", fixturePath("text/us-declaration.txt"), fixturePath("tiny-gpt2"), out])
         XCTAssertEqual(ok.code, 0, ok.stderr)
         let r2 = try compress(["--recipe", recipePath("gptq-int4-g64"), "--data", tmp.appendingPathComponent("none.txt").path, fixturePath("tiny-gpt2"), out])

@@ -25,7 +25,10 @@ final class VerifyCLITests: TempDirTestCase {
         let out = try convert("tiny-llama", recipePath("int8"))
         let j = try verifyJSON([fixturePath("tiny-llama"), out, "--text", text, "--ctx", "64", "--chunks", "2", "--json"])
         XCTAssertEqual(Set(j.keys), ["before", "after", "kl", "top1_agreement", "size", "ppl_increase", "tokens",
-                                     "scored_tokens", "ctx", "seconds", "activations", "budget"])
+                                     "scored_tokens", "ctx", "seconds", "activations", "budget", "kernels"])
+        let kernels = try XCTUnwrap(j["kernels"] as? [String: Any])
+        XCTAssertEqual(kernels["gemm_mode"] as? String, "auto", "the default GEMM mode is recorded")
+        XCTAssertNotNil(kernels["level"] as? String)
         XCTAssertEqual(j["activations"] as? String, "i16", "the default activation precision is recorded")
         for side in ["before", "after"] {
             XCTAssertEqual(Set((j[side] as! [String: Any]).keys), ["ppl", "bytes", "bits_per_weight"], side)

@@ -15,7 +15,7 @@ final class CalibrationTests: XCTestCase {
         let ckpt = try Checkpoint.open(packageRoot().appendingPathComponent("Fixtures/tiny-llama").path)
         let graph = ModelGraph(ckpt)
         let q = "blk.0.attn_q.weight"
-        let stats = try Calibration.collect(graph: graph, textFile: text, wanted: [q: [.columnNorms, .hessians]], maxTokens: 100, ctx: 50)
+        let stats = try Calibration.collect(graph: graph, text: try CalibrationText.load(path: text), wanted: [q: [.columnNorms, .hessians]], maxTokens: 100, ctx: 50)
         XCTAssertEqual(stats.tokens, 100)
 
         let model = try EdgeModel.floatModel(graph: graph)
@@ -65,13 +65,33 @@ final class CalibrationTests: XCTestCase {
         }
     }
 
-    func testRecipeNeedingCalibrationWithoutDataFailsBeforeWork() throws {
-        let recipe = try Recipe.parse(Data(#"{"passes":[{"pass":"wanda_prune","sparsity":0.5}]}"#.utf8), file: "w.json")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).edge").path
-        XCTAssertThrowsError(try Pipeline(recipe: recipe, recipeFile: "w.json").run(input: "/nonexistent", output: out)) { e in
-            XCTAssertTrue("\(e)".contains("passes[0]") && "\(e)".contains("--data"), "\(e)")
-        }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    /// Without --data a calibration recipe runs on the bundled set, and the output says so; with
+    /// --data the file is used and named instead (and the statistics, so the weights, differ).
+    func testBundledSetIsUsedWithoutDataAndNamedInProvenance() throws {
+        let bundled = CalibrationText.bundled
+        XCTAssertGreaterThanOrEqual(bundled.text.utf8.count, 200_000, "at least 200 KB of calibration text")
+        XCTAssertTrue(bundled.isBundled)
+        let onDisk = try Data(contentsOf: packageRoot().appendingPathComponent("Sources/CalibrationSet/calibration.txt"))
+        XCTAssertEqual(Data(bundled.text.utf8), onDisk, "the embedded bytes are the committed file's")
+
+        let recipe = try Recipe.parse(Data(#"{"calibration": {"tokens": 256, "ctx": 64}, "passes":[{"pass":"wanda_prune","sparsity":0.5,"include":["blk.*"]}]}"#.utf8),
+                                      file: "w.json")
+        let dir = try makeTemporaryFolder(prefix: "bundled")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = packageRoot().appendingPathComponent("Fixtures/tiny-llama").path
+        let a = dir.appendingPathComponent("bundled.edge").path, b = dir.appendingPathComponent("data.edge").path
+        _ = try Pipeline(recipe: recipe, recipeFile: "w.json").run(input: input, output: a)
+        _ = try Pipeline(recipe: recipe, recipeFile: "w.json").run(input: input, output: b, calibrationText: text)
+        let ca = try XCTUnwrap(EdgeFile(path: a).provenance.metrics["calibration"])
+        XCTAssertEqual(ca["source"]?.stringValue, "bundled")
+        XCTAssertEqual(ca["sha256"]?.stringValue, bundled.sha256)
+        XCTAssertEqual(ca["bytes"]?.doubleValue, Double(onDisk.count))
+        let cb = try XCTUnwrap(EdgeFile(path: b).provenance.metrics["calibration"])
+        XCTAssertEqual(cb["source"]?.stringValue, "us-declaration.txt")
+        XCTAssertNotEqual(cb["sha256"]?.stringValue, bundled.sha256)
+        let qa = try XCTUnwrap(Checkpoint.open(a).tensor(named: "blk.0.ffn_up.weight")).floats()
+        let qb = try XCTUnwrap(Checkpoint.open(b).tensor(named: "blk.0.ffn_up.weight")).floats()
+        XCTAssertNotEqual(qa.map { $0 == 0 }, qb.map { $0 == 0 }, "the two texts choose different masks")
     }
 
     func testWandaAndGPTQRunEndToEnd() throws {

@@ -1,6 +1,7 @@
 import Checkpoint
 @testable import Compression
 import EdgeFormat
+import TestSupport
 import XCTest
 
 final class SparseGPTTests: XCTestCase {

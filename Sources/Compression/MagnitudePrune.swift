@@ -43,31 +43,9 @@ public struct MagnitudePrune: Pass {
         self.selector = selector
     }
 
-    /// Reads a number's presence without its range check (done by `double` with the right message).
-    private static let anyNumber = -Double.greatestFiniteMagnitude ... Double.greatestFiniteMagnitude
-
     public init(fields f: inout RecipeFields) throws {
-        if let text = try f.optionalString("pattern") {
-            guard let p = NMPattern(parsing: text) else {
-                throw f.error("pattern", "is '\(text)'; expected \"N:M\" with integers 1 <= N < M <= \(NMPattern.maxM), e.g. \"2:4\"")
-            }
-            if try f.optionalDouble("sparsity", range: Self.anyNumber) != nil {
-                throw f.error("sparsity", "cannot be combined with 'pattern' (\(p) implies sparsity \(fmt(p.sparsity))); give one of them")
-            }
-            if try f.optionalString("scope") != nil {
-                throw f.error("scope", "cannot be combined with 'pattern' (N:M groups are per row)")
-            }
-            pattern = p
-            sparsity = p.sparsity
-            scope = .perTensor
-        } else {
-            pattern = nil
-            if try f.optionalDouble("sparsity", range: Self.anyNumber) == nil {
-                throw f.error("sparsity", "is required (or give 'pattern', e.g. \"2:4\")")
-            }
-            sparsity = try f.double("sparsity", default: nil, range: 0 ... 1, openUpper: true)
-            scope = try f.choice("scope", default: Scope.perTensor)
-        }
+        (sparsity, pattern) = try f.pruneAmount()
+        scope = pattern != nil ? .perTensor : try f.choice("scope", default: Scope.perTensor)
         selector = try f.selector(defaultKinds: [.linear])
     }
 

@@ -109,3 +109,30 @@ public struct NMPattern: Equatable, Hashable, Sendable, CustomStringConvertible 
         return nil
     }
 }
+
+extension RecipeFields {
+    /// Reads how much a pruning pass removes: `sparsity` (0 <= s < 1, unstructured) or `pattern`
+    /// ("N:M", which implies sparsity 1 - N/M), exactly one of them. With a pattern a `scope` field
+    /// is refused (N:M groups are per row); without one the pass reads its own `scope`.
+    /// - Throws: `RecipeError` naming the field.
+    mutating func pruneAmount() throws -> (sparsity: Double, pattern: NMPattern?) {
+        // a number's presence, before `double` checks its range with the right message
+        let anyNumber = -Double.greatestFiniteMagnitude ... Double.greatestFiniteMagnitude
+        if let text = try optionalString("pattern") {
+            guard let p = NMPattern(parsing: text) else {
+                throw error("pattern", "is '\(text)'; expected \"N:M\" with integers 1 <= N < M <= \(NMPattern.maxM), e.g. \"2:4\"")
+            }
+            if try optionalDouble("sparsity", range: anyNumber) != nil {
+                throw error("sparsity", "cannot be combined with 'pattern' (\(p) implies sparsity \(fmt(p.sparsity))); give one of them")
+            }
+            if try optionalString("scope") != nil {
+                throw error("scope", "cannot be combined with 'pattern' (N:M groups are per row)")
+            }
+            return (p.sparsity, p)
+        }
+        if try optionalDouble("sparsity", range: anyNumber) == nil {
+            throw error("sparsity", "is required (or give 'pattern', e.g. \"2:4\")")
+        }
+        return (try double("sparsity", default: nil, range: 0 ... 1, openUpper: true), nil)
+    }
+}

@@ -179,30 +179,9 @@ public struct SparseGPTPrune: Pass {
         options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, blockSize: self.blockSize, damp: damp, shrink: shrink)
     }
 
-    private static let anyNumber = -Double.greatestFiniteMagnitude ... Double.greatestFiniteMagnitude
-
     public init(fields f: inout RecipeFields) throws {
-        if let text = try f.optionalString("pattern") {
-            guard let p = NMPattern(parsing: text) else {
-                throw f.error("pattern", "is '\(text)'; expected \"N:M\" with integers 1 <= N < M <= \(NMPattern.maxM), e.g. \"2:4\"")
-            }
-            if try f.optionalDouble("sparsity", range: Self.anyNumber) != nil {
-                throw f.error("sparsity", "cannot be combined with 'pattern' (\(p) implies sparsity \(fmt(p.sparsity))); give one of them")
-            }
-            if try f.optionalString("scope") != nil {
-                throw f.error("scope", "cannot be combined with 'pattern' (N:M groups are per row)")
-            }
-            pattern = p
-            sparsity = p.sparsity
-            scope = .perRow
-        } else {
-            pattern = nil
-            if try f.optionalDouble("sparsity", range: Self.anyNumber) == nil {
-                throw f.error("sparsity", "is required (or give 'pattern', e.g. \"2:4\")")
-            }
-            sparsity = try f.double("sparsity", default: nil, range: 0 ... 1, openUpper: true)
-            scope = try f.choice("scope", default: Scope.perRow)
-        }
+        (sparsity, pattern) = try f.pruneAmount()
+        scope = pattern != nil ? .perRow : try f.choice("scope", default: Scope.perRow)
         if let b = try f.optionalInt("block_size", range: 1 ... 1 << 16) {
             if let p = pattern, b % p.m != 0 {
                 throw f.error("block_size", "is \(b); with pattern \(p) it must be a multiple of \(p.m) (a group's mask is chosen within one block)")

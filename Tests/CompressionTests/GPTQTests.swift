@@ -20,18 +20,6 @@ final class GPTQTests: XCTestCase {
         return x
     }
 
-    private func outputError(_ w: [Float], _ q: [Float], _ x: [Float], rows: Int, cols: Int, tokens: Int) -> Double {
-        var e = 0.0
-        for t in 0 ..< tokens {
-            for r in 0 ..< rows {
-                var s = 0.0
-                for j in 0 ..< cols { s += Double(w[r * cols + j] - q[r * cols + j]) * Double(x[t * cols + j]) }
-                e += s * s
-            }
-        }
-        return e
-    }
-
     func testCholeskyOfInverse() throws {
         let n = 5
         var g = SplitMix(3)

@@ -44,19 +44,6 @@ final class SparseGPTTests: XCTestCase {
         return h.matrix()
     }
 
-    /// ||(W - W') X^T||^2.
-    private func outputError(_ w: [Float], _ p: [Float], _ x: [Float], rows: Int, cols: Int, tokens: Int) -> Double {
-        var e = 0.0
-        for t in 0 ..< tokens {
-            for r in 0 ..< rows {
-                var s = 0.0
-                for j in 0 ..< cols { s += Double(w[r * cols + j] - p[r * cols + j]) * Double(x[t * cols + j]) }
-                e += s * s
-            }
-        }
-        return e
-    }
-
     /// Mask and weights as the numpy transcription of the reference implementation computes them
     /// (float64; ours sweeps in float32 as GPTQ does), for unstructured per_row and per_tensor and
     /// for 2:4, with a dead input.

@@ -12,3 +12,17 @@ func toyPassContext(index: Int = 0) -> PassContext {
                                     ropeTheta: 10000, tiedEmbeddings: true, activation: "silu", bosTokenID: nil, eosTokenID: nil),
                 index: index, recipeFile: "test")
 }
+
+/// The layer-output error ||(W - W') X^T||^2 of replacing `w` by `approx` (both [rows, cols]) on
+/// the inputs `x` [tokens, cols], in double.
+func outputError(_ w: [Float], _ approx: [Float], _ x: [Float], rows: Int, cols: Int, tokens: Int) -> Double {
+    var e = 0.0
+    for t in 0 ..< tokens {
+        for r in 0 ..< rows {
+            var s = 0.0
+            for j in 0 ..< cols { s += Double(w[r * cols + j] - approx[r * cols + j]) * Double(x[t * cols + j]) }
+            e += s * s
+        }
+    }
+    return e
+}

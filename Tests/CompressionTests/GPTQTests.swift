@@ -4,22 +4,6 @@ import TestSupport
 import XCTest
 
 final class GPTQTests: XCTestCase {
-    /// Correlated inputs (as real activations are), and a few dominant input channels.
-    private func inputs(tokens: Int, cols: Int, seed: UInt64) -> [Float] {
-        var g = SplitMix(seed)
-        let mix = (0 ..< cols * 4).map { _ in Float(g.nextDouble() * 2 - 1) }
-        var x = [Float](repeating: 0, count: tokens * cols)
-        for t in 0 ..< tokens {
-            let z = (0 ..< 4).map { _ in Float(g.nextDouble() * 2 - 1) }
-            for j in 0 ..< cols {
-                var v = Float(g.nextDouble() * 2 - 1) * 0.3
-                for k in 0 ..< 4 { v += mix[j * 4 + k] * z[k] }
-                x[t * cols + j] = v * (j % 7 == 0 ? 4 : 1)
-            }
-        }
-        return x
-    }
-
     func testCholeskyOfInverse() throws {
         let n = 5
         var g = SplitMix(3)
@@ -47,7 +31,7 @@ final class GPTQTests: XCTestCase {
         let tokens = 256
         for (rows, cols, bits, group, sym, actOrder) in [(16, 64, 4, 32, true, false), (12, 96, 4, 32, false, true),
                                                         (8, 70, 4, 16, false, false), (16, 64, 8, 0, true, false)] {
-            let x = inputs(tokens: tokens, cols: cols, seed: UInt64(cols))
+            let x = correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols))
             var g = SplitMix(UInt64(rows * 7))
             let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
             var hess = GPTQ.Hessian(cols: cols)
@@ -77,7 +61,7 @@ final class GPTQTests: XCTestCase {
     /// the group covers the compensated values.
     func testLazyGroupGridsBeatStaticGrids() throws {
         let rows = 16, cols = 128, tokens = 256, group = 32
-        let x = inputs(tokens: tokens, cols: cols, seed: 21)
+        let x = correlatedInputs(tokens: tokens, cols: cols, seed: 21)
         var g = SplitMix(9)
         let w = (0 ..< rows * cols).map { i in Float(g.nextDouble() * 2 - 1) * (i % cols % group == group - 1 ? 1 : 0.025) }
         var hess = GPTQ.Hessian(cols: cols)
@@ -102,7 +86,7 @@ final class GPTQTests: XCTestCase {
     /// shrink 1 leaves the Hessian diagonal: no error is spread, and GPTQ is round-to-nearest on its grids.
     func testFullShrinkIsRoundToNearest() throws {
         let rows = 8, cols = 64, tokens = 128
-        let x = inputs(tokens: tokens, cols: cols, seed: 4)
+        let x = correlatedInputs(tokens: tokens, cols: cols, seed: 4)
         var g = SplitMix(6)
         let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
         var hess = GPTQ.Hessian(cols: cols)
@@ -118,7 +102,7 @@ final class GPTQTests: XCTestCase {
 
     func testPrunedWeightsStayZero() throws {
         let rows = 8, cols = 64, tokens = 128
-        let x = inputs(tokens: tokens, cols: cols, seed: 11)
+        let x = correlatedInputs(tokens: tokens, cols: cols, seed: 11)
         var g = SplitMix(5)
         var w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
         for i in stride(from: 0, to: w.count, by: 2) { w[i] = 0 }

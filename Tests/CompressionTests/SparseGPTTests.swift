@@ -22,22 +22,6 @@ final class SparseGPTTests: XCTestCase {
         let cases: [Case]
     }
 
-    /// Correlated inputs (as real activations are): 4 latent factors, noise, every 7th channel 4x.
-    private func inputs(tokens: Int, cols: Int, seed: UInt64) -> [Float] {
-        var g = SplitMix(seed)
-        let mix = (0 ..< cols * 4).map { _ in Float(g.nextDouble() * 2 - 1) }
-        var x = [Float](repeating: 0, count: tokens * cols)
-        for t in 0 ..< tokens {
-            let z = (0 ..< 4).map { _ in Float(g.nextDouble() * 2 - 1) }
-            for j in 0 ..< cols {
-                var v = Float(g.nextDouble() * 2 - 1) * 0.3
-                for k in 0 ..< 4 { v += mix[j * 4 + k] * z[k] }
-                x[t * cols + j] = v * (j % 7 == 0 ? 4 : 1)
-            }
-        }
-        return x
-    }
-
     private func hessian(_ x: [Float], tokens: Int, cols: Int) -> [Double] {
         var h = GPTQ.Hessian(cols: cols)
         x.withUnsafeBufferPointer { h.add($0, tokens: tokens) }
@@ -76,7 +60,7 @@ final class SparseGPTTests: XCTestCase {
     /// layer's output error well below magnitude pruning's and below Wanda's (which only choose).
     func testLowerOutputErrorThanMagnitudeAndWanda() throws {
         let rows = 24, cols = 96, tokens = 384
-        let x = inputs(tokens: tokens, cols: cols, seed: 17)
+        let x = correlatedInputs(tokens: tokens, cols: cols, seed: 17)
         var g = SplitMix(23)
         let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
         let h = hessian(x, tokens: tokens, cols: cols)
@@ -111,7 +95,7 @@ final class SparseGPTTests: XCTestCase {
     /// damping 0, w^2 / U_jj^2 = w^2 H_jj, Wanda's score squared: the same mask as Wanda's.
     func testFullShrinkIsWanda() throws {
         let rows = 6, cols = 48, tokens = 128
-        let x = inputs(tokens: tokens, cols: cols, seed: 8)
+        let x = correlatedInputs(tokens: tokens, cols: cols, seed: 8)
         var g = SplitMix(12)
         let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) }
         var norms = [Float](repeating: 0, count: cols)
@@ -130,7 +114,7 @@ final class SparseGPTTests: XCTestCase {
         for (pattern, rows, cols, block) in [("2:4", 5, 70, 8), ("1:4", 3, 33, 128), ("4:8", 4, 64, 16), ("2:4", 7, 4, 4), ("1:2", 2, 1, 2)] {
             let p = try XCTUnwrap(NMPattern(parsing: pattern))
             let tokens = 2 * cols + 8
-            let x = inputs(tokens: tokens, cols: cols, seed: UInt64(cols))
+            let x = correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols))
             var w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
             for i in stride(from: 3, to: w.count, by: 11) { w[i] = 0 }
             let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: hessian(x, tokens: tokens, cols: cols),
@@ -157,7 +141,7 @@ final class SparseGPTTests: XCTestCase {
         var g = SplitMix(41)
         for (rows, cols, block) in [(1, 1, 128), (3, 7, 2), (5, 33, 16), (4, 64, 128)] {
             let tokens = 2 * cols + 8
-            let h = hessian(inputs(tokens: tokens, cols: cols, seed: UInt64(cols) + 5), tokens: tokens, cols: cols)
+            let h = hessian(correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols) + 5), tokens: tokens, cols: cols)
             for s in [0.0, 0.3, 0.5, 0.9] {
                 let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) }
                 let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: h, options: .init(sparsity: s, blockSize: block))
@@ -172,7 +156,7 @@ final class SparseGPTTests: XCTestCase {
         // Half of each row already zero (every other column), pruned to 30%: the zeros stay and
         // fill the share; to 75%: a quarter more.
         let rows = 6, cols = 40, tokens = 96
-        let h = hessian(inputs(tokens: tokens, cols: cols, seed: 3), tokens: tokens, cols: cols)
+        let h = hessian(correlatedInputs(tokens: tokens, cols: cols, seed: 3), tokens: tokens, cols: cols)
         let w = (0 ..< rows * cols).map { i in i % 2 == 0 ? 0 : Float(g.nextDouble() * 2 - 1) }
         for (s, zeros) in [(0.3, 20), (0.75, 30)] {
             let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: h, options: .init(sparsity: s, blockSize: 8))

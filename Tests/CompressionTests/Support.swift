@@ -1,5 +1,6 @@
 @testable import Compression
 import EdgeFormat
+import TestSupport
 
 // The compression tests' own helpers; paths, temporary folders, running the tools and seeded
 // randomness come from TestSupport.
@@ -25,4 +26,21 @@ func outputError(_ w: [Float], _ approx: [Float], _ x: [Float], rows: Int, cols:
         }
     }
     return e
+}
+
+/// Correlated inputs [tokens, cols], as real activations are: 4 latent factors plus noise, every
+/// 7th channel 4x (a few dominant input channels); deterministic in `seed`.
+func correlatedInputs(tokens: Int, cols: Int, seed: UInt64) -> [Float] {
+    var g = SplitMix(seed)
+    let mix = (0 ..< cols * 4).map { _ in Float(g.nextDouble() * 2 - 1) }
+    var x = [Float](repeating: 0, count: tokens * cols)
+    for t in 0 ..< tokens {
+        let z = (0 ..< 4).map { _ in Float(g.nextDouble() * 2 - 1) }
+        for j in 0 ..< cols {
+            var v = Float(g.nextDouble() * 2 - 1) * 0.3
+            for k in 0 ..< 4 { v += mix[j * 4 + k] * z[k] }
+            x[t * cols + j] = v * (j % 7 == 0 ? 4 : 1)
+        }
+    }
+    return x
 }

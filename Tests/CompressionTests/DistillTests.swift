@@ -28,8 +28,8 @@ final class DistillTests: TempDirTestCase {
                                                             checkpointDir: checkpointDir)
     }
 
-    /// Distilled int8-prune50 is closer to the float model (KL, perplexity) on unseen text than
-    /// int8-prune50 alone; the output keeps the sparsity and the int8 encodings.
+    /// Distilled magnitude-pruned int8 is closer to the float model (KL, perplexity) on unseen text
+    /// than the pruned int8 model alone; the output keeps the sparsity and the int8 encodings.
     func testDistillRecoversWhatPruningCost() throws {
         let text = try TextFile.load(path: fixture("text/us-declaration.txt"), purpose: "evaluation text")
         for model in ["tiny-llama", "tiny-gpt2"] {

@@ -14,17 +14,18 @@ public struct KernelOptions: ParsableArguments {
 
     public init() {}
 
-    public func validate() throws {
-        if !KernelInfo.available(kernels) {
-            throw ValidationError("--kernels \(kernels.rawValue): this CPU or build cannot run it")
-        }
-    }
-
     /// Makes the chosen level and GEMM mode the process's (before any model runs).
-    public func apply() {
-        KernelInfo.use(kernels)
+    /// - Throws: `KernelChoiceError` (one line, no usage text) when this CPU or build cannot run the level.
+    public func apply() throws {
+        guard KernelInfo.use(kernels) else { throw KernelChoiceError(level: kernels) }
         KernelInfo.setGEMMMode(gemm)
     }
+}
+
+/// `--kernels` named a level this CPU or build cannot run.
+public struct KernelChoiceError: Error, CustomStringConvertible {
+    public let level: KernelInfo.Level
+    public var description: String { "--kernels \(level.rawValue): this CPU or build cannot run it" }
 }
 
 extension KernelInfo.Level: ExpressibleByArgument {}

@@ -46,7 +46,7 @@ struct TrainCommand: ParsableCommand {
                            ("--seed", seed >= 0), ("--held-out", heldOut > 0 && heldOut < 1), ("--eval-every", evalEvery >= 0)] where !ok {
             throw UsageError("\(name) is out of range (see compress train --help)")
         }
-        kernel.apply()
+        try kernel.apply()
         var o = TrainOptions()
         o.steps = steps
         o.batch = batch

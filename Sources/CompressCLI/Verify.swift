@@ -51,7 +51,7 @@ struct Verify: ParsableCommand {
     var output: String
 
     func run() throws {
-        kernel.apply()
+        try kernel.apply()
         let text = try TextFile.load(path: self.text, purpose: "evaluation text")
         // A --recipe replaces the recorded budget entirely (a recipe without a budget means none).
         let budget = try recipe.map { try Recipe.load(path: $0).budget }

@@ -63,7 +63,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         // Checked here, not in validate(): a ValidationError prints the usage too, and a bad path deserves one line.
         if let data, !FileManager.default.fileExists(atPath: data) { throw UsageError("--data \(data): no such file") }
-        kernel.apply()
+        try kernel.apply()
         var recipe = try Recipe.load(path: self.recipe)
         if deflate { recipe.deflate = true }
         let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)

@@ -19,7 +19,7 @@ struct RunOptions: ParsableArguments {
     /// Opens the `.edge` model at `path` with these options applied (the kernel choice is process-wide).
     /// - Throws: as `EdgeModel(path:threads:)`.
     func open(_ path: String) throws -> EdgeModel {
-        kernel.apply()
+        try kernel.apply()
         let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads)
         m.activations = activations
         return m

@@ -90,6 +90,7 @@ final class EdgeRunCLITests: TempDirTestCase {
         let refused = try runTool("edge-run", args + ["--kernels", "neon"])
         XCTAssertNotEqual(refused.code, 0)
         XCTAssertTrue(refused.stderr.contains("--kernels neon: this CPU or build cannot run it"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, "one line, no usage text: \(refused.stderr)")
         #endif
     }
 

@@ -138,10 +138,11 @@ public enum Calibration {
         defer { model.activationObserver = nil }
         let total = min(ids.count, maxTokens)
         let windows = (total + window - 1) / window
+        let head = graph.config.tiedEmbeddings ? TensorID.tokenEmbd.name : TensorID.output.name
         for w in 0 ..< windows {
             let chunk = Array(ids[(w * window) ..< min(total, (w + 1) * window)])
-            // The output head sees the final hidden state of every position it is asked for.
-            let outputs = wanted[TensorID.output.name] != nil ? 0 ..< chunk.count : chunk.count - 1 ..< chunk.count
+            // The output head (the embedding when tied) sees the final hidden state of every position.
+            let outputs = wanted[head] != nil ? 0 ..< chunk.count : chunk.count - 1 ..< chunk.count
             _ = try model.forward(chunk, cache: try model.makeCache(capacity: chunk.count), outputs: outputs)
             stats.endForward(tokens: chunk.count)
             progress?(w + 1, windows)

@@ -53,6 +53,8 @@ public struct Distill: Pass {
     /// The calibration text to train on, the float input as the teacher, and the encode passes
     /// after it to train through.
     public var needs: PassNeeds { [.calibrationText, .inputModel, .encoders] }
+    /// It trains the whole model in `prepare`.
+    public var readsWeightsInPrepare: Bool { true }
 
     /// Trains, over the whole model: the student is `graph`, the model as the shape-phase passes
     /// leave it (latent float values; the zeros of `context.masked` tensors stay zero), the

@@ -49,6 +49,9 @@ public struct MagnitudePrune: Pass {
         selector = try f.selector(defaultKinds: [.linear])
     }
 
+    /// A global threshold is chosen over every selected tensor's values.
+    public var readsWeightsInPrepare: Bool { scope == .global }
+
     public mutating func prepare(graph: ModelGraph, context: PassContext) throws {
         guard scope == .global else { return }
         let selected = graph.tensors.filter { selector.selects($0.name, numLayers: graph.config.numLayers) }

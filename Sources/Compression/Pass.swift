@@ -142,6 +142,13 @@ public protocol Pass {
     /// What it needs to know about the activations of the tensors it selects (default: nothing);
     /// a recipe with such a pass needs calibration text.
     var calibrationNeeds: CalibrationNeeds { get }
+    /// Whether it reads its calibration statistics in `prepare` (a whole-model decision, e.g.
+    /// ranking units to remove) rather than in `apply`; such statistics come from one run of the float
+    /// input model, the others layer by layer (`SequentialCalibration`). Default: false.
+    var calibratesInPrepare: Bool { get }
+    /// Whether `prepare` reads tensor values (e.g. a global threshold, training); a pass after a
+    /// sequentially calibrated one that does sees that pass's result in memory. Default: false.
+    var readsWeightsInPrepare: Bool { get }
     /// What else it needs from the pipeline (default: nothing).
     var needs: PassNeeds { get }
     /// Whether it fixes the encoding of every tensor it selects, which then must be a matrix that
@@ -178,6 +185,8 @@ extension Pass {
     public mutating func transform(config: inout ModelConfig) throws {}
     public var calibrationNeeds: CalibrationNeeds { [] }
     public var needs: PassNeeds { [] }
+    public var calibratesInPrepare: Bool { false }
+    public var readsWeightsInPrepare: Bool { false }
     public var encodesMatrices: Bool { false }
     public var refusesTrainingThrough: String? { nil }
     public func timings() -> JSONValue? { nil }

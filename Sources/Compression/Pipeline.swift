@@ -95,12 +95,20 @@ public struct Pipeline {
     struct Prepared {
         /// In recipe order.
         var passes: [any Pass]
-        /// The context each pass saw in `prepare` and sees in `apply` (recipe order).
-        var contexts: [PassContext]
-        /// The output config: the input's after every pass's `transform(config:)`.
+        /// The context each pass saw in `prepare` and sees in `apply` (recipe order; nil until prepared).
+        var contextSlots: [PassContext?]
+        /// The output config: the input's after the prepared passes' `transform(config:)`.
         var config: ModelConfig
         /// The shape each tensor (graph order) must have after its passes.
         var shapes: [[Int]]
+        /// Recipe indices of the passes prepared so far.
+        var ready: Set<Int> = []
+        /// Recipe indices of the passes whose work is already in the graph's values (materialized
+        /// by an earlier stage): `process` skips them.
+        var done: Set<Int> = []
+
+        /// The context of a prepared pass.
+        func context(_ i: Int) -> PassContext { contextSlots[i]! }
     }
 
     /// What passes need beyond the model: calibration statistics and text, checkpoints, progress.
@@ -125,23 +133,34 @@ public struct Pipeline {
     /// model as the passes before it leave it (read lazily, see `view`), sees the config their
     /// transforms produced, and gets what its `needs` declare.
     func prepare(_ graph: ModelGraph, plan: [[Int]], extras: Extras = Extras()) throws -> Prepared {
-        var passes = recipe.passes
-        var contexts: [PassContext?] = Array(repeating: nil, count: passes.count)
-        var config = graph.config
-        var view = graph
-        for (k, i) in schedule.enumerated() {
-            var context = self.context(i, config: config, extras: extras)
+        var p = Prepared(passes: recipe.passes, contextSlots: Array(repeating: nil, count: recipe.passes.count),
+                         config: graph.config, shapes: [])
+        try prepare(graph, input: graph, plan: plan, positions: schedule.indices, extras: extras, into: &p)
+        return p
+    }
+
+    /// Prepares the passes at `positions` of the schedule (a contiguous range; those before it are
+    /// prepared already, in `p`) over `graph`, whose values already hold the work of the passes in
+    /// `p.done`. `input` is the model as it entered the pipeline (`PassNeeds.inputModel`).
+    func prepare(_ graph: ModelGraph, input: ModelGraph, plan: [[Int]], positions: Range<Int>, extras: Extras,
+                 into p: inout Prepared) throws {
+        var view = positions.lowerBound == 0 ? graph
+            : Self.view(graph, through: p.passes, prepared: p.ready.subtracting(p.done), contexts: p.contextSlots, plan: plan, config: p.config)
+        for k in positions {
+            let i = schedule[k]
+            let passes = p.passes
+            var context = self.context(i, config: p.config, extras: extras)
             let needs = passes[i].needs
             if needs.contains(.calibrationText) {
                 // Pipeline.run always supplies one (--data or the bundled set); a caller of
                 // prepare that has none gets the bundled set too.
                 context.calibrationText = extras.text ?? CalibrationText.bundled
             }
-            if needs.contains(.inputModel) { context.input = graph }
+            if needs.contains(.inputModel) { context.input = input }
             if needs.contains(.encoders) {
                 let later = Array(schedule[(k + 1)...]).filter { type(of: passes[$0]).phase == .encode }
                 let earlier = Set(schedule[..<k])
-                let encoderContexts = Dictionary(uniqueKeysWithValues: later.map { ($0, self.context($0, config: config, extras: extras)) })
+                let encoderContexts = Dictionary(uniqueKeysWithValues: later.map { ($0, self.context($0, config: p.config, extras: extras)) })
                 for (n, t) in graph.tensors.enumerated() {
                     if plan[n].contains(where: { earlier.contains($0) && type(of: passes[$0]).phase == .shape }) {
                         context.masked.insert(t.name)
@@ -157,17 +176,18 @@ public struct Pipeline {
                     }
                 }
             }
-            try passes[i].prepare(graph: view, context: context)
-            try passes[i].transform(config: &config)
-            contexts[i] = context
-            if k + 1 < schedule.count {
-                view = Self.view(graph, through: passes, prepared: Set(schedule[...k]), contexts: contexts, plan: plan, config: config)
+            try p.passes[i].prepare(graph: view, context: context)
+            try p.passes[i].transform(config: &p.config)
+            p.contextSlots[i] = context
+            p.ready.insert(i)
+            if k + 1 < positions.upperBound {
+                view = Self.view(graph, through: p.passes, prepared: p.ready.subtracting(p.done), contexts: p.contextSlots, plan: plan,
+                                 config: p.config)
             }
         }
         var expected: [String: [Int]] = [:]
-        for (name, shape) in config.expectedTensors() { expected[name] = shape }
-        let shapes = graph.tensors.map { expected[$0.name] ?? $0.shape }
-        return Prepared(passes: passes, contexts: contexts.map { $0! }, config: config, shapes: shapes)
+        for (name, shape) in p.config.expectedTensors() { expected[name] = shape }
+        p.shapes = graph.tensors.map { expected[$0.name] ?? $0.shape }
     }
 
     /// `graph` as the `prepared` passes leave it, still lazy: a tensor's values are produced on
@@ -194,9 +214,14 @@ public struct Pipeline {
 
     /// Runs tensor `n` of `graph` through its passes (data-flow order) and checks it has the shape
     /// the output config expects.
-    static func process(_ source: SourceTensor, index n: Int, plan: [[Int]], prepared p: inout Prepared) throws -> WorkTensor {
+    /// - Parameters:
+    ///   - only: run only these passes (recipe indices) of its plan; all by default.
+    ///   - checkShape: whether to check the shape against the output config (when every pass ran).
+    static func process(_ source: SourceTensor, index n: Int, plan: [[Int]], prepared p: inout Prepared,
+                        only: Set<Int>? = nil, checkShape: Bool = true) throws -> WorkTensor {
         var t = WorkTensor(name: source.name, shape: source.shape, values: try source.floats())
-        for i in plan[n] { try p.passes[i].apply(&t, context: p.contexts[i]) }
+        for i in plan[n] where !p.done.contains(i) && only?.contains(i) ?? true { try p.passes[i].apply(&t, context: p.context(i)) }
+        guard checkShape else { return t }
         let count = t.shape.reduce(1, *)
         guard t.shape == p.shapes[n], t.values.count == count else {
             throw PassError(pass: plan[n].last.map { type(of: p.passes[$0]).id } ?? "pipeline", tensor: t.name,
@@ -205,15 +230,39 @@ public struct Pipeline {
         return t
     }
 
-    /// What each selected tensor's passes need from calibration, by tensor name.
-    func calibrationWanted(_ graph: ModelGraph, plan: [[Int]]) -> [String: CalibrationNeeds] {
-        var wanted: [String: CalibrationNeeds] = [:]
+    /// Where each calibration-driven pass gets its statistics.
+    struct CalibrationPlan {
+        /// Per tensor name, what the passes calibrated once over the float input model need: those
+        /// that read statistics in `prepare` (whole-model decisions) and those after `sequentialEnd`.
+        var oneShot: [String: CalibrationNeeds] = [:]
+        /// Recipe indices of the passes calibrated layer by layer (`SequentialCalibration`).
+        var sequential: Set<Int> = []
+        /// Per tensor name, what the sequential passes need.
+        var sequentialWanted: [String: CalibrationNeeds] = [:]
+        /// Schedule positions 0 ..< sequentialEnd run layer by layer: up to the first pass after a
+        /// sequential one that reads the model in `prepare` (which sees their result), or all.
+        var sequentialEnd = 0
+    }
+
+    /// Which passes are calibrated layer by layer and which once over the float model.
+    func calibrationPlan(_ graph: ModelGraph, plan: [[Int]]) -> CalibrationPlan {
+        var out = CalibrationPlan()
+        let passes = recipe.passes
+        let applyTime = passes.indices.filter { !passes[$0].calibrationNeeds.isEmpty && !passes[$0].calibratesInPrepare }
+        if let first = applyTime.map({ rank[$0] }).min() {
+            out.sequentialEnd = schedule.indices.first { $0 > first && passes[schedule[$0]].readsWeightsInPrepare } ?? schedule.count
+            out.sequential = Set(applyTime.filter { rank[$0] < out.sequentialEnd })
+        }
         for (n, t) in graph.tensors.enumerated() {
-            for i in plan[n] where !recipe.passes[i].calibrationNeeds.isEmpty {
-                wanted[t.name, default: []].formUnion(recipe.passes[i].calibrationNeeds)
+            for i in plan[n] where !passes[i].calibrationNeeds.isEmpty {
+                if out.sequential.contains(i) {
+                    out.sequentialWanted[t.name, default: []].formUnion(passes[i].calibrationNeeds)
+                } else {
+                    out.oneShot[t.name, default: []].formUnion(passes[i].calibrationNeeds)
+                }
             }
         }
-        return wanted
+        return out
     }
 
     /// Compresses `input` into `output`.
@@ -231,10 +280,10 @@ public struct Pipeline {
         let checkpoint = try Checkpoint.open(input)
         let graph = ModelGraph(checkpoint)
         let plan = try self.plan(for: graph)
+        let calibrationPlan = self.calibrationPlan(graph, plan: plan)
         var calibration: CalibrationStats?
-        let wanted = calibrationWanted(graph, plan: plan)
-        if let calibrationText, !wanted.isEmpty {
-            calibration = try Calibration.collect(graph: graph, text: calibrationText, wanted: wanted,
+        if let calibrationText, !calibrationPlan.oneShot.isEmpty {
+            calibration = try Calibration.collect(graph: graph, text: calibrationText, wanted: calibrationPlan.oneShot,
                                                   maxTokens: recipe.calibration.tokens, ctx: recipe.calibration.ctx) { done, total in
                 progress?(done, total, "calibration")
             }
@@ -244,21 +293,58 @@ public struct Pipeline {
         var fingerprint = SHA256()
         fingerprint.update(Data((sourceSHA + "|" + recipe.json.compactString + "|").utf8))
         if let calibrationText { fingerprint.update(Data(calibrationText.text.utf8)) }
-        var prepared = try prepare(graph, plan: plan, extras: Extras(
-            calibration: calibration, text: calibrationText, checkpointDir: checkpointDir,
-            fingerprint: fingerprint.hexDigest(), progress: progress))
-
+        let extras = Extras(calibration: calibration, text: calibrationText, checkpointDir: checkpointDir,
+                            fingerprint: fingerprint.hexDigest(), progress: progress)
         var metricFields: [String: JSONValue] = [:]
         if !checkpoint.sourceMetadata.isEmpty {
             metricFields["source_metadata"] = .object(checkpoint.sourceMetadata.mapValues { .string($0) })
         }
         if let calibrationText { metricFields["calibration"] = calibrationText.record }
         let metrics: JSONValue? = metricFields.isEmpty ? nil : .object(metricFields)
-        let writer = try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: sourceSHA, config: prepared.config,
-                                     recipe: recipe.json, metrics: metrics, deflate: recipe.deflate)
-        for (n, source) in graph.tensors.enumerated() {
-            progress?(n, graph.tensors.count, source.name)
-            try writer.add(try Self.process(source, index: n, plan: plan, prepared: &prepared))
+        func makeWriter(_ config: ModelConfig) throws -> ModelWriter {
+            try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: sourceSHA, config: config,
+                            recipe: recipe.json, metrics: metrics, deflate: recipe.deflate)
+        }
+
+        var prepared = Prepared(passes: recipe.passes, contextSlots: Array(repeating: nil, count: recipe.passes.count),
+                                config: graph.config, shapes: [])
+        let writer: ModelWriter
+        if let calibrationText, !calibrationPlan.sequential.isEmpty {
+            // Sequential calibration over the first `end` passes of the schedule (all of them, or up to a
+            // pass that reads the model in `prepare`, which then sees their result in memory).
+            let end = calibrationPlan.sequentialEnd
+            try prepare(graph, input: graph, plan: plan, positions: 0 ..< end, extras: extras, into: &prepared)
+            let steps = Set(schedule[..<end])
+            let sequential = SequentialCalibration(pipeline: self, graph: graph, plan: plan, consumers: calibrationPlan.sequential,
+                                                   wanted: calibrationPlan.sequentialWanted, steps: steps, text: calibrationText,
+                                                   progress: progress)
+            if end == schedule.count {
+                writer = try makeWriter(prepared.config)
+                try sequential.run(prepared: &prepared) { _, t in try writer.add(t) }
+            } else {
+                var results: [Int: WorkTensor] = [:]
+                try sequential.run(prepared: &prepared) { n, t in results[n] = t }
+                var done = graph
+                done.config = prepared.config
+                done.tensors = graph.tensors.enumerated().map { n, source in
+                    let t = results[n]!
+                    return source.with(shape: t.shape) { t.values }
+                }
+                prepared.done = steps
+                try prepare(done, input: graph, plan: plan, positions: end ..< schedule.count, extras: extras, into: &prepared)
+                writer = try makeWriter(prepared.config)
+                for (n, source) in done.tensors.enumerated() {
+                    progress?(n, done.tensors.count, source.name)
+                    try writer.add(try Self.process(source, index: n, plan: plan, prepared: &prepared))
+                }
+            }
+        } else {
+            try prepare(graph, input: graph, plan: plan, positions: schedule.indices, extras: extras, into: &prepared)
+            writer = try makeWriter(prepared.config)
+            for (n, source) in graph.tensors.enumerated() {
+                progress?(n, graph.tensors.count, source.name)
+                try writer.add(try Self.process(source, index: n, plan: plan, prepared: &prepared))
+            }
         }
         progress?(graph.tensors.count, graph.tensors.count, "")
 

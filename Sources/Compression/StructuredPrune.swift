@@ -88,6 +88,9 @@ public struct StructuredPrune: Pass {
     }
 
     public var calibrationNeeds: CalibrationNeeds { ranking == .activation ? .columnNorms : [] }
+    /// The units are ranked over the whole model in `prepare`.
+    public var calibratesInPrepare: Bool { true }
+    public var readsWeightsInPrepare: Bool { true }
 
     /// Every block weight and bias: `apply` shrinks those of the layers `prepare` chose and leaves
     /// the rest alone (biases must follow their weights, whatever `kinds` the recipe names).

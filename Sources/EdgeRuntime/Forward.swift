@@ -78,87 +78,16 @@ extension EdgeModel {
         let p0 = cache.count
         guard p0 + T <= cache.capacity else { throw RuntimeError.contextFull(needed: p0 + T, capacity: cache.capacity) }
 
-        let h = config.hiddenSize, hd = config.headDim, eps = Float(config.normEps)
-        let gpt2 = config.architecture == .gpt2
-        let maxQ = blocks.map { $0.sizes.numHeads * hd }.max() ?? 0
-        let maxF = blocks.map { $0.sizes.intermediateSize }.max() ?? 0
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: T * h)     // residual stream (T, h)
-        let xn = UnsafeMutablePointer<Float>.allocate(capacity: T * h)    // normed (T, h)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: T * h)     // block output (T, h)
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: T * maxQ)  // queries (T, nh*hd)
-        let att = UnsafeMutablePointer<Float>.allocate(capacity: T * maxQ) // attention output (T, nh*hd)
-        let up = UnsafeMutablePointer<Float>.allocate(capacity: T * maxF) // (T, f)
-        let gate = UnsafeMutablePointer<Float>.allocate(capacity: gpt2 ? 0 : T * maxF)
-        defer { for p in [x, xn, y, q, att, up, gate] { p.deallocate() } }
+        let h = config.hiddenSize
+        let step = ForwardStep(config: config, threads: threads, activations: activations)
+        let buffers = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: T)
+        let x = buffers.x, xn = buffers.xn
 
         // Embeddings: only the rows needed are decoded.
-        for t in 0 ..< T {
-            tokenEmbedding.row(Int(tokens[t]), into: x + t * h)
-            if let positionEmbedding {
-                positionEmbedding.row(p0 + t, into: y)
-                edge_add(x + t * h, y, h)
-            }
-        }
-
-        func norm(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ w: [Float], _ b: [Float]?) {
-            w.withUnsafeBufferPointer { wp in
-                if let b {
-                    b.withUnsafeBufferPointer { bp in
-                        for t in 0 ..< rows { edge_layernorm(src + t * h, wp.baseAddress, bp.baseAddress, dst + t * h, h, eps) }
-                    }
-                } else {
-                    for t in 0 ..< rows { edge_rmsnorm(src + t * h, wp.baseAddress, dst + t * h, h, eps) }
-                }
-            }
-        }
-        func addBias(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int, _ b: [Float]?) {
-            guard let b else { return }
-            b.withUnsafeBufferPointer { bp in for t in 0 ..< rows { edge_add(m + t * width, bp.baseAddress, width) } }
-        }
-
-        let observe = activationObserver
+        step.embed(tokens, start: p0, token: tokenEmbedding, position: positionEmbedding, into: x)
         for (l, b) in blocks.enumerated() {
-            let nh = b.sizes.numHeads, nkv = b.sizes.numKVHeads, f = b.sizes.intermediateSize
-            let qd = nh * hd, kvd = nkv * hd
-            // Attention: n1, projections (K and V go straight into the cache), RoPE, causal softmax.
-            norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
-            let k = cache.keys[l] + p0 * kvd, v = cache.values[l] + p0 * kvd  // (T, kvd) each
-            observe?(b.q.name, xn, T, b.q.cols)
-            b.q.matmul(xn, tokens: T, into: q, threads: threads, activations: activations)
-            b.k.matmul(xn, tokens: T, into: k, threads: threads, activations: activations)
-            b.v.matmul(xn, tokens: T, into: v, threads: threads, activations: activations)
-            addBias(q, rows: T, width: qd, b.qBias)
-            addBias(k, rows: T, width: kvd, b.kBias)
-            addBias(v, rows: T, width: kvd, b.vBias)
-            if !gpt2 {
-                let theta = Float(config.ropeTheta)
-                for t in 0 ..< T {
-                    edge_rope(q + t * qd, hd, nh, p0 + t, theta)
-                    edge_rope(k + t * kvd, hd, nkv, p0 + t, theta)
-                }
-            }
-            attention(q: q, keys: cache.keys[l], values: cache.values[l], out: att, tokens: T, start: p0,
-                      heads: nh, kvHeads: nkv, headDim: hd)
-            observe?(b.o.name, att, T, b.o.cols)
-            b.o.matmul(att, tokens: T, into: y, threads: threads, activations: activations)
-            addBias(y, rows: T, width: h, b.oBias)
-            edge_add(x, y, T * h)
-
-            // MLP: n2, up (and gate), activation, down.
-            norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
-            observe?(b.up.name, xn, T, b.up.cols)
-            b.up.matmul(xn, tokens: T, into: up, threads: threads, activations: activations)
-            addBias(up, rows: T, width: f, b.upBias)
-            if let g = b.gate {
-                g.matmul(xn, tokens: T, into: gate, threads: threads, activations: activations)
-                edge_silu_mul(gate, up, up, T * f)
-            } else {
-                edge_gelu_tanh(up, T * f)
-            }
-            observe?(b.down.name, up, T, b.down.cols)
-            b.down.matmul(up, tokens: T, into: y, threads: threads, activations: activations)
-            addBias(y, rows: T, width: h, b.downBias)
-            edge_add(x, y, T * h)
+            step.block(b, x: x, tokens: T, start: p0, keys: cache.keys[l], values: cache.values[l], buffers: buffers,
+                       observe: activationObserver)
         }
         cache.count = p0 + T
 
@@ -166,10 +95,123 @@ extension EdgeModel {
         let n = outs.count
         var logits = [Float](repeating: 0, count: n * vocab)
         guard n > 0 else { return logits }
-        norm(x + outs.lowerBound * h, xn, rows: n, outputNorm, outputNormBias)
-        observe?(output.name, xn, n, output.cols)
+        step.norm(x + outs.lowerBound * h, xn, rows: n, outputNorm, outputNormBias)
+        activationObserver?(output.name, xn, n, output.cols)
         logits.withUnsafeMutableBufferPointer { output.matmul(xn, tokens: n, into: $0.baseAddress!, threads: threads, activations: activations) }
         return logits
+    }
+}
+
+/// Work buffers of one forward call over T tokens (freed with it).
+final class ForwardBuffers {
+    let x, xn, y, q, att, up, gate: UnsafeMutablePointer<Float>
+
+    /// Sized for the largest of `blocks` (structured pruning makes layers differ).
+    init(config: ModelConfig, blocks: [ModelConfig.LayerSizes], tokens T: Int) {
+        let h = config.hiddenSize, hd = config.headDim
+        let maxQ = blocks.map { $0.numHeads * hd }.max() ?? 0
+        let maxF = blocks.map(\.intermediateSize).max() ?? 0
+        x = .allocate(capacity: T * h)        // residual stream (T, h)
+        xn = .allocate(capacity: T * h)       // normed (T, h)
+        y = .allocate(capacity: T * h)        // block output (T, h)
+        q = .allocate(capacity: T * maxQ)     // queries (T, nh*hd)
+        att = .allocate(capacity: T * maxQ)   // attention output (T, nh*hd)
+        up = .allocate(capacity: T * maxF)    // (T, f)
+        gate = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * maxF)
+    }
+
+    deinit { for p in [x, xn, y, q, att, up, gate] { p.deallocate() } }
+}
+
+/// The steps of the forward pass (embedding, one block, a norm), shared by `EdgeModel.forward` and
+/// `LayerwiseForward` so that a model run whole and one run layer by layer compute the same thing.
+struct ForwardStep {
+    let config: ModelConfig
+    let threads: Int
+    let activations: ActivationPrecision
+
+    /// x[t] = token embedding of tokens[t] (+ the learned position p0 + t, GPT-2), decoding only those rows.
+    func embed(_ tokens: [Int32], start p0: Int, token: Linear, position: Linear?, into x: UnsafeMutablePointer<Float>) {
+        let h = config.hiddenSize
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: h)
+        defer { row.deallocate() }
+        for t in 0 ..< tokens.count {
+            token.row(Int(tokens[t]), into: x + t * h)
+            if let position {
+                position.row(p0 + t, into: row)
+                edge_add(x + t * h, row, h)
+            }
+        }
+    }
+
+    /// dst = norm(src) row by row: LayerNorm when there is a bias `b` (GPT-2), RMSNorm otherwise.
+    func norm(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ w: [Float], _ b: [Float]?) {
+        let h = config.hiddenSize, eps = Float(config.normEps)
+        w.withUnsafeBufferPointer { wp in
+            if let b {
+                b.withUnsafeBufferPointer { bp in
+                    for t in 0 ..< rows { edge_layernorm(src + t * h, wp.baseAddress, bp.baseAddress, dst + t * h, h, eps) }
+                }
+            } else {
+                for t in 0 ..< rows { edge_rmsnorm(src + t * h, wp.baseAddress, dst + t * h, h, eps) }
+            }
+        }
+    }
+
+    private func addBias(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int, _ b: [Float]?) {
+        guard let b else { return }
+        b.withUnsafeBufferPointer { bp in for t in 0 ..< rows { edge_add(m + t * width, bp.baseAddress, width) } }
+    }
+
+    /// One pre-norm block over the residual stream x (T, h), in place, for tokens at positions
+    /// p0 ..< p0 + T; their keys and values go to rows p0 ..< p0 + T of `keys` / `values`
+    /// (each [capacity, kv_dim], rows 0 ..< p0 filled by earlier calls).
+    func block(_ b: Block, x: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int,
+               keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, buffers: ForwardBuffers,
+               observe: ActivationObserver?) {
+        let h = config.hiddenSize, hd = config.headDim
+        let gpt2 = config.architecture == .gpt2
+        let xn = buffers.xn, y = buffers.y, q = buffers.q, att = buffers.att, up = buffers.up, gate = buffers.gate
+        let nh = b.sizes.numHeads, nkv = b.sizes.numKVHeads, f = b.sizes.intermediateSize
+        let qd = nh * hd, kvd = nkv * hd
+        // Attention: n1, projections (K and V go straight into the cache), RoPE, causal softmax.
+        norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
+        let k = keys + p0 * kvd, v = values + p0 * kvd  // (T, kvd) each
+        observe?(b.q.name, xn, T, b.q.cols)
+        b.q.matmul(xn, tokens: T, into: q, threads: threads, activations: activations)
+        b.k.matmul(xn, tokens: T, into: k, threads: threads, activations: activations)
+        b.v.matmul(xn, tokens: T, into: v, threads: threads, activations: activations)
+        addBias(q, rows: T, width: qd, b.qBias)
+        addBias(k, rows: T, width: kvd, b.kBias)
+        addBias(v, rows: T, width: kvd, b.vBias)
+        if !gpt2 {
+            let theta = Float(config.ropeTheta)
+            for t in 0 ..< T {
+                edge_rope(q + t * qd, hd, nh, p0 + t, theta)
+                edge_rope(k + t * kvd, hd, nkv, p0 + t, theta)
+            }
+        }
+        attention(q: q, keys: keys, values: values, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
+        observe?(b.o.name, att, T, b.o.cols)
+        b.o.matmul(att, tokens: T, into: y, threads: threads, activations: activations)
+        addBias(y, rows: T, width: h, b.oBias)
+        edge_add(x, y, T * h)
+
+        // MLP: n2, up (and gate), activation, down.
+        norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
+        observe?(b.up.name, xn, T, b.up.cols)
+        b.up.matmul(xn, tokens: T, into: up, threads: threads, activations: activations)
+        addBias(up, rows: T, width: f, b.upBias)
+        if let g = b.gate {
+            g.matmul(xn, tokens: T, into: gate, threads: threads, activations: activations)
+            edge_silu_mul(gate, up, up, T * f)
+        } else {
+            edge_gelu_tanh(up, T * f)
+        }
+        observe?(b.down.name, up, T, b.down.cols)
+        b.down.matmul(up, tokens: T, into: y, threads: threads, activations: activations)
+        addBias(y, rows: T, width: h, b.downBias)
+        edge_add(x, y, T * h)
     }
 
     /// Query positions per attention tile: each tile's scores are one [tile, keys] block.
@@ -185,11 +227,11 @@ extension EdgeModel {
     /// S = (Q_tile / sqrt(hd)) K_g[0...p]^T (tile, n) by `edge_matmul_f32`, a causal softmax per row,
     /// and O = S V_g[0...p] by `edge_matmul_f32` against V_g transposed (hd, n), gathered once per tile.
     /// Work items (KV head, tile) go round-robin to `threads` chunks, most expensive first.
-    private func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
+    func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
                            out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int, kvHeads nkv: Int, headDim hd: Int) {
         let qd = nh * hd, kvd = nkv * hd, group = nh / nkv, L = p0 + T
         let scale = 1 / Float(hd).squareRoot()
-        let tile = EdgeModel.attentionTile
+        let tile = Self.attentionTile
         let tiles = (T + tile - 1) / tile
         // K_g for every KV head: (nkv, L, hd), contiguous per head.
         let kg = UnsafeMutablePointer<Float>.allocate(capacity: nkv * L * hd)

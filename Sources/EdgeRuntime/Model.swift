@@ -157,8 +157,14 @@ public final class EdgeModel: @unchecked Sendable {
     /// - Throws: `RuntimeError.noTokenizer` when the model carries none.
     public func tokenize(_ text: String) throws -> [Int32] {
         guard let tokenizer else { throw RuntimeError.noTokenizer(source: source) }
+        return Self.tokenize(text, tokenizer: tokenizer)
+    }
+
+    /// Token ids for `text` as a model with `config` and `tokenizer` tokenizes it (`tokenize(_:)`),
+    /// without building the model.
+    public static func tokenize(_ text: String, tokenizer: Tokenizer) -> [Int32] {
         let ids = tokenizer.encode(text)
-        if addsBOS, let bos = bosTokenID { return [bos] + ids }
+        if let bos = tokenizer.bosTokenID { return [bos] + ids }
         return ids
     }
 

@@ -1,0 +1,166 @@
+import Checkpoint
+import EdgeFormat
+import EdgeRuntime
+import Foundation
+
+/// Sequential calibration (as llm-compressor's sequential pipeline and GPTQ's reference code):
+/// the statistics a pass sees for layer l come from the inputs layers 0 ..< l produce *as already
+/// compressed*, one layer at a time, so each layer's compression corrects for the error of the
+/// layers before it, and memory holds one layer's statistics (Hessians) rather than every layer's.
+///
+/// Over the calibration windows (`Recipe.calibration`: at most `tokens` tokens in windows of `ctx`),
+/// the residual stream of every window is kept between layers ([tokens, hidden] floats):
+///
+/// 1. the embeddings, as their passes leave them (an embedding whose passes need statistics, e.g.
+///    a tied output head, is compressed at the end, and the float one feeds the blocks);
+/// 2. per block l: if a tensor of the block needs statistics, the block runs over every window with
+///    its weights as the passes before the first calibrated one leave them (float), gathering the
+///    statistics of its inputs; then every tensor of the block goes through its passes (the calibrated
+///    ones see those statistics), and the block *as compressed* (the runtime computing with the
+///    final encodings, as on a device) turns the windows' residual streams into the next block's inputs;
+/// 3. the output norm and head: the head's statistics come from the final norm of the last block's output.
+///
+/// Blocks after the last one that needs statistics are compressed without running them.
+struct SequentialCalibration {
+    let pipeline: Pipeline
+    let graph: ModelGraph
+    let plan: [[Int]]
+    /// Recipe indices of the passes that read statistics in `apply` and get them layer by layer.
+    let consumers: Set<Int>
+    /// Per tensor name, what those passes need.
+    let wanted: [String: CalibrationNeeds]
+    /// Recipe indices of the passes to run here (the rest run later, over the result).
+    let steps: Set<Int>
+    let text: CalibrationText
+    let progress: ((Int, Int, String) -> Void)?
+
+    /// Which group a tensor belongs to: before the blocks, block l, after the blocks.
+    enum Group: Hashable, Comparable { case embeddings, block(Int), head }
+
+    static func group(of name: String) -> Group {
+        guard let id = TensorID(name: name) else { return .head }
+        if let l = id.layer { return .block(l) }
+        switch id.role {
+        case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm: return .embeddings
+        default: return .head
+        }
+    }
+
+    /// Runs `steps` over every tensor, layer by layer, handing each finished tensor (graph index,
+    /// tensor) to `emit` in group order (embeddings, blocks 0 ..< L, head; graph order within a group).
+    /// - Throws: `Calibration.Failure` for a text too short or a model without tokenizer; what the passes throw.
+    func run(prepared p: inout Pipeline.Prepared, emit: (Int, WorkTensor) throws -> Void) throws {
+        let config = p.config
+        guard let json = graph.tokenizerJSON else {
+            throw Calibration.Failure(file: graph.source.path, why: "the model carries no tokenizer; calibration needs one to read the text")
+        }
+        let tokenizer = try Tokenizer(json: json)
+        let ids = EdgeModel.tokenize(text.text, tokenizer: tokenizer)
+        let recipe = pipeline.recipe.calibration
+        let window = min(recipe.ctx, config.maxPositions)
+        guard ids.count >= min(window, 16) else {
+            throw Calibration.Failure(file: text.source, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
+        }
+        let total = min(ids.count, recipe.tokens)
+        let windows = stride(from: 0, to: total, by: window).map { Array(ids[$0 ..< min(total, $0 + window)]) }
+        let forward = try LayerwiseForward(config: config, source: graph.source.path)
+
+        var groups: [Group: [Int]] = [:]
+        for (n, t) in graph.tensors.enumerated() { groups[Self.group(of: t.name), default: []].append(n) }
+        func wants(_ n: Int) -> Bool { wanted[graph.tensors[n].name] != nil }
+        let blocks = (0 ..< config.numLayers).map { groups[.block($0)] ?? [] }
+        let embeddings = groups[.embeddings] ?? []
+        let deferred = embeddings.filter(wants)
+        let head = (groups[.head] ?? []) + deferred
+        let lastCalibrated: Group? = head.contains(where: wants) ? .head
+            : blocks.lastIndex(where: { $0.contains(where: wants) }).map { .block($0) }
+        let count = graph.tensors.count
+        var emitted = 0
+
+        /// Runs tensor n through `steps`; `before`: only the steps ranked before its first consumer.
+        func process(_ n: Int, statisticsInput: Bool = false) throws -> WorkTensor {
+            var limit = steps
+            if statisticsInput {
+                let first = plan[n].filter { consumers.contains($0) }.map { pipeline.rank[$0] }.min() ?? Int.max
+                limit = limit.filter { pipeline.rank[$0] < first }
+            }
+            if !statisticsInput { progress?(emitted, count, graph.tensors[n].name) }
+            return try Pipeline.process(graph.tensors[n], index: n, plan: plan, prepared: &p, only: limit, checkShape: !statisticsInput)
+        }
+        func finish(_ n: Int) throws -> WorkTensor {
+            let t = try process(n)
+            try emit(n, t)
+            emitted += 1
+            return t
+        }
+        func source(_ t: WorkTensor) -> WeightSource { t.encoded.map { .encoded($0) } ?? .floats(t.values, shape: t.shape) }
+        /// Gives the consumers the statistics of `names` gathered by `observe`.
+        func calibrate(_ names: [Int], _ gather: (CalibrationStats) throws -> Void) throws {
+            var needs: [String: CalibrationNeeds] = [:]
+            for n in names { if let w = wanted[graph.tensors[n].name] { needs[graph.tensors[n].name] = w } }
+            guard !needs.isEmpty else { return }
+            let stats = CalibrationStats(wanted: needs)
+            try gather(stats)
+            for i in consumers { p.contextSlots[i]?.calibration = stats }
+        }
+
+        // 1. Embeddings.
+        var embedded: [String: WeightSource] = [:]
+        for n in embeddings {
+            let name = graph.tensors[n].name
+            if deferred.contains(n) {
+                embedded[name] = .floats(try graph.tensors[n].floats(), shape: graph.tensors[n].shape)
+            } else {
+                embedded[name] = source(try finish(n))
+            }
+        }
+        guard lastCalibrated != nil else {
+            for n in blocks.joined() { _ = try finish(n) }
+            for n in head { _ = try finish(n) }
+            return
+        }
+        guard let token = embedded[TensorID.tokenEmbd.name] else {
+            throw Calibration.Failure(file: graph.source.path, why: "the model has no \(TensorID.tokenEmbd.name) to embed the calibration text")
+        }
+        var residual = try windows.map { try forward.embed($0, tokenEmbedding: token, positionEmbedding: embedded[TensorID.posEmbd.name]) }
+        embedded = [:]
+
+        // 2. Blocks.
+        for (l, block) in blocks.enumerated() {
+            if block.contains(where: wants) {
+                progress?(emitted, count, "blk.\(l): calibration")
+                var floats: [String: WeightSource] = [:]
+                for n in block { floats[graph.tensors[n].name] = source(try process(n, statisticsInput: true)) }
+                try calibrate(block) { stats in
+                    for x in residual {
+                        var y = x
+                        try forward.block(l, tensors: floats, x: &y, observe: stats.observe)
+                        stats.endForward(tokens: x.count / config.hiddenSize)
+                    }
+                }
+            }
+            var compressed: [String: WeightSource] = [:]
+            for n in block { compressed[graph.tensors[n].name] = source(try finish(n)) }
+            if let last = lastCalibrated, Group.block(l) < last {
+                for w in residual.indices { try forward.block(l, tensors: compressed, x: &residual[w]) }
+            }
+        }
+
+        // 3. Output norm and head.
+        var finished: [String: WeightSource] = [:]
+        for n in head where !wants(n) { finished[graph.tensors[n].name] = source(try finish(n)) }
+        let calibrated = head.filter(wants)
+        guard !calibrated.isEmpty else { return }
+        let norms = try residual.map { try forward.finalNorm($0, tensors: finished) }
+        residual = []
+        // The head multiplies the final norm: the output weight, or the embedding when tied.
+        let headName = config.tiedEmbeddings ? TensorID.tokenEmbd.name : TensorID.output.name
+        try calibrate(calibrated) { stats in
+            for x in norms {
+                x.withUnsafeBufferPointer { stats.observe(weight: headName, x: $0.baseAddress!, rows: x.count / config.hiddenSize, cols: config.hiddenSize) }
+                stats.endForward(tokens: x.count / config.hiddenSize)
+            }
+        }
+        for n in calibrated { _ = try finish(n) }
+    }
+}

@@ -139,13 +139,14 @@ public protocol Pass {
     init(fields: inout RecipeFields) throws
     /// Which tensors it touches.
     var selector: TensorSelector { get }
-    /// What it needs to know about the activations of the tensors it selects (default: nothing);
-    /// a recipe with such a pass needs calibration text.
+    /// What it needs to know in `apply` about the activations of the tensors it selects (default:
+    /// nothing); a recipe with such a pass needs calibration text.
     var calibrationNeeds: CalibrationNeeds { get }
-    /// Whether it reads its calibration statistics in `prepare` (a whole-model decision, e.g.
-    /// ranking units to remove) rather than in `apply`; such statistics come from one run of the float
-    /// input model, the others layer by layer (`SequentialCalibration`). Default: false.
-    var calibratesInPrepare: Bool { get }
+    /// What it needs to know in `prepare`, for whole-model decisions (e.g. ranking units to remove,
+    /// spreading sparsity over layers) (default: nothing). These statistics come from one run of the
+    /// float input model (`context.calibration` in `prepare`); those of `calibrationNeeds` are read in
+    /// `apply` and come layer by layer from the model as compressed so far (`SequentialCalibration`).
+    var prepareCalibrationNeeds: CalibrationNeeds { get }
     /// Whether `prepare` reads tensor values (e.g. a global threshold, training); a pass after a
     /// sequentially calibrated one that does sees that pass's result in memory. Default: false.
     var readsWeightsInPrepare: Bool { get }
@@ -185,13 +186,15 @@ extension Pass {
     public mutating func transform(config: inout ModelConfig) throws {}
     public var calibrationNeeds: CalibrationNeeds { [] }
     public var needs: PassNeeds { [] }
-    public var calibratesInPrepare: Bool { false }
+    public var prepareCalibrationNeeds: CalibrationNeeds { [] }
     public var readsWeightsInPrepare: Bool { false }
     public var encodesMatrices: Bool { false }
     public var refusesTrainingThrough: String? { nil }
     public func timings() -> JSONValue? { nil }
     /// Whether the pass needs the calibration text (for statistics or itself).
-    public var needsCalibrationText: Bool { !calibrationNeeds.isEmpty || needs.contains(.calibrationText) }
+    public var needsCalibrationText: Bool {
+        !calibrationNeeds.isEmpty || !prepareCalibrationNeeds.isEmpty || needs.contains(.calibrationText)
+    }
 }
 
 /// A pass failed on a tensor (e.g. a value its encoding cannot represent).

@@ -29,13 +29,19 @@ public struct CompressSummary {
 ///
 /// 1. `plan`: which passes select each tensor; a tensor an `encodesMatrices` pass selects must be
 ///    a matrix that no other such pass encodes.
-/// 2. calibration: the float input runs over `--data` once, gathering the statistics every pass's
-///    `calibrationNeeds` asks for, for the tensors it selects.
+/// 2. calibration (`calibrationPlan`), over `--data` or the bundled set: the statistics passes read in
+///    `prepare` (`prepareCalibrationNeeds`) come from one run of the float input model; those they
+///    read in `apply` (`calibrationNeeds`) come layer by layer (`SequentialCalibration`), from the
+///    inputs the layers before produce as already compressed.
 /// 3. prepare, in data-flow order (`PassPhase`, recipe order within a phase; see `schedule`): each
 ///    pass sees the model as the passes before it in that order leave it (lazily) and their config
 ///    transforms, plus what its `needs` declare.
 /// 4. stream: each tensor runs through the passes that select it in the same data-flow order and
-///    goes to the `ModelWriter`; the records follow, in recipe order.
+///    goes to the `ModelWriter`; the records follow, in recipe order. With sequential calibration the
+///    stream goes layer by layer (the schema's order, as the file's), each layer calibrated just before
+///    its tensors run; a pass after a calibrated one that reads the model in `prepare`
+///    (`readsWeightsInPrepare`, e.g. distill) is prepared after the layer-by-layer run, over its
+///    result held in memory, and the rest of the stream follows.
 ///
 /// So `prune, quantize, distill, pack` in a recipe runs `prune -> distill -> quantize -> pack`:
 /// distill trains through copies of the quantize passes and its `apply` hands them the trained values.
@@ -232,8 +238,8 @@ public struct Pipeline {
 
     /// Where each calibration-driven pass gets its statistics.
     struct CalibrationPlan {
-        /// Per tensor name, what the passes calibrated once over the float input model need: those
-        /// that read statistics in `prepare` (whole-model decisions) and those after `sequentialEnd`.
+        /// Per tensor name, what the passes calibrated once over the float input model need: every
+        /// `prepareCalibrationNeeds`, and the `calibrationNeeds` of passes after `sequentialEnd`.
         var oneShot: [String: CalibrationNeeds] = [:]
         /// Recipe indices of the passes calibrated layer by layer (`SequentialCalibration`).
         var sequential: Set<Int> = []
@@ -248,13 +254,17 @@ public struct Pipeline {
     func calibrationPlan(_ graph: ModelGraph, plan: [[Int]]) -> CalibrationPlan {
         var out = CalibrationPlan()
         let passes = recipe.passes
-        let applyTime = passes.indices.filter { !passes[$0].calibrationNeeds.isEmpty && !passes[$0].calibratesInPrepare }
+        let applyTime = passes.indices.filter { !passes[$0].calibrationNeeds.isEmpty }
         if let first = applyTime.map({ rank[$0] }).min() {
             out.sequentialEnd = schedule.indices.first { $0 > first && passes[schedule[$0]].readsWeightsInPrepare } ?? schedule.count
             out.sequential = Set(applyTime.filter { rank[$0] < out.sequentialEnd })
         }
         for (n, t) in graph.tensors.enumerated() {
-            for i in plan[n] where !passes[i].calibrationNeeds.isEmpty {
+            for i in plan[n] {
+                if !passes[i].prepareCalibrationNeeds.isEmpty {
+                    out.oneShot[t.name, default: []].formUnion(passes[i].prepareCalibrationNeeds)
+                }
+                guard !passes[i].calibrationNeeds.isEmpty else { continue }
                 if out.sequential.contains(i) {
                     out.sequentialWanted[t.name, default: []].formUnion(passes[i].calibrationNeeds)
                 } else {

@@ -16,8 +16,9 @@ import Foundation
 /// 2. per block l: if a tensor of the block needs statistics, the block runs over every window with
 ///    its weights as the passes before the first calibrated one leave them (float), gathering the
 ///    statistics of its inputs; then every tensor of the block goes through its passes (the calibrated
-///    ones see those statistics), and the block *as compressed* (the runtime computing with the
-///    final encodings, as on a device) turns the windows' residual streams into the next block's inputs;
+///    ones see those statistics), and the block *as compressed* (its final values, dequantized, in f32
+///    arithmetic so that neither the stored layout nor the machine's kernels change the statistics)
+///    turns the windows' residual streams into the next block's inputs;
 /// 3. the output norm and head: the head's statistics come from the final norm of the last block's output.
 ///
 /// Blocks after the last one that needs statistics are compressed without running them.
@@ -93,7 +94,9 @@ struct SequentialCalibration {
             emitted += 1
             return t
         }
-        func source(_ t: WorkTensor) -> WeightSource { t.encoded.map { .encoded($0) } ?? .floats(t.values, shape: t.shape) }
+        // The runtime computes with the values as compressed (their dequantized floats), in f32: the
+        // statistics then do not depend on the stored layout or on which kernels a machine has.
+        func source(_ t: WorkTensor) -> WeightSource { .floats(t.values, shape: t.shape) }
         /// Gives the consumers the statistics of `names` gathered by `observe`.
         func calibrate(_ names: [Int], _ gather: (CalibrationStats) throws -> Void) throws {
             var needs: [String: CalibrationNeeds] = [:]

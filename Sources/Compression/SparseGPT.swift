@@ -113,7 +113,8 @@ enum SparseGPT {
 /// gate/up) share one factor.
 ///
 /// Recipe: `{"pass": "sparsegpt_prune", "sparsity": 0.5, "scope": "per_row" | "per_tensor",
-/// "block_size": 128, "damp": 0.01, "shrink": 0, <selector>}` or `{"pass": "sparsegpt_prune", "pattern": "2:4", ...}`
+/// "block_size": 128, "damp": 0.01, "shrink": 0, "layer_sparsity": "uniform" | "owl", "owl_lambda": 0.08,
+/// "owl_threshold": 5, <selector>}` (OWL: `LayerSparsity`) or `{"pass": "sparsegpt_prune", "pattern": "2:4", ...}`
 /// (`pattern` excludes `sparsity` and `scope`); the selector defaults to the linear weights.
 ///
 /// Pruning and the quantization after it are separate sweeps: a later `quantize` (rtn, or
@@ -143,6 +144,11 @@ public struct SparseGPTPrune: Pass {
     /// Fraction of the Hessian's off-diagonal removed before factoring (as GPTQ's `shrink`).
     public let shrink: Double
     public let selector: TensorSelector
+    /// How unstructured sparsity is spread over the blocks (`LayerSparsity`).
+    public let layerSparsity: LayerSparsity
+    public let owl: LayerSparsity.OWL
+    /// With `.owl`, the sparsity of each block (from `prepare`).
+    public private(set) var blockSparsity: [Int: Double] = [:]
 
     private var options: SparseGPT.Options
     /// The last factor, by calibration site (tensors stream in order, so Q/K/V follow each other).
@@ -155,7 +161,10 @@ public struct SparseGPTPrune: Pass {
 
     /// Unstructured SparseGPT.
     public init(sparsity: Double, scope: Scope = .perRow, blockSize: Int = 128, damp: Double = 0.01, shrink: Double = 0,
+                layerSparsity: LayerSparsity = .uniform, owl: LayerSparsity.OWL = LayerSparsity.OWL(),
                 selector: TensorSelector = TensorSelector(kinds: [.linear])) {
+        self.layerSparsity = layerSparsity
+        self.owl = owl
         self.sparsity = sparsity
         pattern = nil
         self.scope = scope
@@ -170,6 +179,8 @@ public struct SparseGPTPrune: Pass {
     public init(pattern: NMPattern, blockSize: Int = 128, damp: Double = 0.01, shrink: Double = 0,
                 selector: TensorSelector = TensorSelector(kinds: [.linear])) {
         sparsity = pattern.sparsity
+        layerSparsity = .uniform
+        owl = LayerSparsity.OWL()
         self.pattern = pattern
         scope = .perRow
         self.blockSize = max(1, blockSize / pattern.m) * pattern.m
@@ -192,11 +203,39 @@ public struct SparseGPTPrune: Pass {
         }
         damp = try f.double("damp", default: 0.01, range: 0 ... 1)
         shrink = try f.double("shrink", default: 0, range: 0 ... 1)
+        layerSparsity = try f.choice("layer_sparsity", default: LayerSparsity.uniform)
+        if layerSparsity == .owl, let p = pattern {
+            throw f.error("layer_sparsity", "is 'owl'; with pattern \(p) every block has the pattern's sparsity (use 'uniform')")
+        }
+        owl = LayerSparsity.OWL(lambda: try f.double("owl_lambda", default: 0.08, range: 0 ... 0.5),
+                                threshold: try f.double("owl_threshold", default: 5, range: 1 ... 1000))
         selector = try f.selector(defaultKinds: [.linear])
         options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, scope: scope, blockSize: blockSize, damp: damp, shrink: shrink)
     }
 
     public var calibrationNeeds: CalibrationNeeds { .hessians }
+    /// OWL reads the weights and their input norms (float model) to spread the sparsity.
+    public var prepareCalibrationNeeds: CalibrationNeeds { layerSparsity == .owl ? .columnNorms : [] }
+    public var readsWeightsInPrepare: Bool { layerSparsity == .owl }
+
+    /// With `.owl`, each block's sparsity from the outlier ratios of its selected weights.
+    public mutating func prepare(graph: ModelGraph, context: PassContext) throws {
+        guard layerSparsity == .owl else { return }
+        var ratios: [Int: (ratio: Double, weights: Int)] = [:]
+        for l in 0 ..< graph.config.numLayers {
+            var matrices: [(values: [Float], norms: [Float])] = []
+            for t in graph.tensors where t.shape.count == 2 && TensorID(name: t.name)?.layer == l
+                && selector.selects(t.name, numLayers: graph.config.numLayers) {
+                guard let norms = context.calibration?.columnNorms(for: t.name), norms.count == t.shape[1] else {
+                    throw PassError(pass: Self.id, tensor: t.name, why: "no calibration statistics for its inputs (layer_sparsity 'owl' needs them)")
+                }
+                matrices.append((try t.floats(), norms))
+            }
+            guard !matrices.isEmpty else { continue }
+            ratios[l] = (LayerSparsity.outlierRatio(matrices, threshold: owl.threshold), matrices.reduce(0) { $0 + $1.values.count })
+        }
+        blockSparsity = LayerSparsity.owlSparsities(ratios: ratios, target: sparsity, lambda: owl.lambda)
+    }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
         guard t.shape.count == 2 else {
@@ -217,7 +256,9 @@ public struct SparseGPTPrune: Pass {
                 throw PassError(pass: Self.id, tensor: t.name, why: "the damped Hessian is not positive definite; raise 'damp'")
             }
         }
-        let r = SparseGPT.prune(weights: t.values, rows: rows, cols: cols, factor: factor!.factor, options: options)
+        var o = options
+        if let l = TensorID(name: t.name)?.layer, let s = blockSparsity[l] { o.sparsity = s }
+        let r = SparseGPT.prune(weights: t.values, rows: rows, cols: cols, factor: factor!.factor, options: o)
         t.values = r.values
         let n = r.mask.reduce(0) { $0 + ($1 ? 1 : 0) }
         perTensor[t.name] = t.values.isEmpty ? 0 : Double(n) / Double(t.values.count)
@@ -237,6 +278,12 @@ public struct SparseGPTPrune: Pass {
         ]
         if let pattern { o["pattern"] = .string(pattern.description) } else { o["scope"] = .string(scope.rawValue) }
         if shrink > 0 { o["shrink"] = .number(shrink) }
+        if layerSparsity == .owl {
+            o["layer_sparsity"] = .string(layerSparsity.rawValue)
+            o["owl_lambda"] = .number(owl.lambda)
+            o["owl_threshold"] = .number(owl.threshold)
+            o["block_sparsity"] = .array(blockSparsity.keys.sorted().map { .number((blockSparsity[$0]! * 1e6).rounded() / 1e6) })
+        }
         return .object(o)
     }
 

@@ -87,9 +87,8 @@ public struct StructuredPrune: Pass {
         choice = try f.selector(defaultKinds: [.linear])
     }
 
-    public var calibrationNeeds: CalibrationNeeds { ranking == .activation ? .columnNorms : [] }
     /// The units are ranked over the whole model in `prepare`.
-    public var calibratesInPrepare: Bool { true }
+    public var prepareCalibrationNeeds: CalibrationNeeds { ranking == .activation ? .columnNorms : [] }
     public var readsWeightsInPrepare: Bool { true }
 
     /// Every block weight and bias: `apply` shrinks those of the layers `prepare` chose and leaves

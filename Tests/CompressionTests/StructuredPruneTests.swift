@@ -198,7 +198,7 @@ final class StructuredPruneTests: XCTestCase {
         }
         stats.endForward(tokens: 4)
         let recipe = try Recipe.parse(Data(#"{"passes": [{"pass": "structured_prune", "mlp": 0.25, "heads": 0.25, "ranking": "activation"}]}"#.utf8), file: "r.json")
-        XCTAssertTrue(recipe.passes[0].calibrationNeeds.contains(.columnNorms))
+        XCTAssertTrue(recipe.passes[0].prepareCalibrationNeeds.contains(.columnNorms))
         let pipeline = Pipeline(recipe: recipe, recipeFile: "r.json")
         let plan = try pipeline.plan(for: g)
         XCTAssertThrowsError(try pipeline.prepare(g, plan: plan)) { XCTAssertTrue("\($0)".contains("--data"), "\($0)") }

@@ -224,6 +224,6 @@ final class PipelineTests: XCTestCase {
     func testBundledRecipesSchedule() throws {
         let r = try Recipe.load(path: packageRoot().appendingPathComponent("Recipes/distill-prune50-int8.json").path)
         let ids = Pipeline(recipe: r, recipeFile: "r").schedule.map { type(of: r.passes[$0]).id }
-        XCTAssertEqual(ids, ["magnitude_prune", "distill", "quantize", "pack"])
+        XCTAssertEqual(ids, ["sparsegpt_prune", "distill", "quantize", "pack"])
     }
 }

@@ -12,6 +12,9 @@ public struct CalibrationNeeds: OptionSet, Sendable {
     public static let columnNorms = CalibrationNeeds(rawValue: 1)
     /// Per weight, H = (2/n) X^T X of its inputs (GPTQ).
     public static let hessians = CalibrationNeeds(rawValue: 2)
+    /// Per weight, C = (2/n) X_f^T X of the float model's inputs X_f against the compressed model's
+    /// inputs X, row for row (sequential calibration only; implies `hessians`).
+    public static let floatCross = CalibrationNeeds(rawValue: 4)
 }
 
 /// Statistics of the inputs every linear weight sees while the float model runs over calibration
@@ -21,6 +24,7 @@ public final class CalibrationStats {
     public private(set) var tokens = 0
     private var sumSquares: [Site: [Double]] = [:]
     private var hessians: [Site: [Double]] = [:]
+    private var crosses: [Site: [Double]] = [:]
     private let wanted: [Site: CalibrationNeeds]
 
     /// - Parameter wanted: per weight name, what to gather.
@@ -64,6 +68,55 @@ public final class CalibrationStats {
         return h.map { $0 * s }
     }
 
+    /// C = (2/n) X_f^T X for the inputs of `weight` ([cols, cols], row-major, C[i][j] = sum x_f,i x_j);
+    /// nil if not gathered.
+    public func floatCross(for weight: String) -> [Double]? {
+        guard let c = crosses[Self.site(of: weight)], tokens > 0 else { return nil }
+        let s = 2 / Double(tokens)
+        return c.map { $0 * s }
+    }
+
+    /// Whether `weight`'s site wants `need`.
+    func wants(_ need: CalibrationNeeds, for weight: String) -> Bool { wanted[Self.site(of: weight)]?.contains(need) ?? false }
+
+    /// Adds X_f^T X for `rows` rows seen by `weight`: x (the compressed model's input) and xf (the
+    /// float model's, the same tokens), each [rows, cols]. Once per site per forward call.
+    func observeCross(weight: String, x: UnsafePointer<Float>, float xf: UnsafePointer<Float>, rows: Int, cols: Int) {
+        let site = Self.site(of: weight)
+        guard wanted[site]?.contains(.floatCross) ?? false, crossSeen.insert(site).inserted else { return }
+        var xt = [Float](repeating: 0, count: cols * rows), xft = [Float](repeating: 0, count: cols * rows)
+        for t in 0 ..< rows {
+            for j in 0 ..< cols {
+                xt[j * rows + t] = x[t * cols + j]
+                xft[j * rows + t] = xf[t * cols + j]
+            }
+        }
+        var g = [Float](repeating: 0, count: cols * cols)
+        // g[i][j] = dot(xft row i, xt row j): the kernel's Y[t][r] = dot(W[r], X[t]) with W = xt, X = xft.
+        Self.gram(xt, xft, into: &g, cols: cols, rows: rows)
+        var acc = crosses[site] ?? [Double](repeating: 0, count: cols * cols)
+        for i in 0 ..< acc.count { acc[i] += Double(g[i]) }
+        crosses[site] = acc
+    }
+
+    /// Sites whose cross term the current forward call has counted.
+    private var crossSeen: Set<Site> = []
+
+    /// out[t][r] = sum_k a[r][k] b[t][k] for a, b [cols, rows] (rows-long dot products), threaded.
+    static func gram(_ a: [Float], _ b: [Float], into out: inout [Float], cols: Int, rows: Int) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    let chunks = max(1, min(EdgeModel.defaultThreads, cols / 64))
+                    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                        let r0 = cols * c / chunks, r1 = cols * (c + 1) / chunks
+                        edge_matmul_f32(ap.baseAddress, bp.baseAddress, op.baseAddress, cols, cols, rows, r0, r1)
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds `rows` activation rows X [rows, cols] seen by `weight`.
     func observe(weight: String, x: UnsafePointer<Float>, rows: Int, cols: Int) {
         let site = Self.site(of: weight)
@@ -79,20 +132,12 @@ public final class CalibrationStats {
             }
             sumSquares[site] = acc
         }
-        if needs.contains(.hessians) {
+        if !needs.isDisjoint(with: [.hessians, .floatCross]) {
             // X^T X for this chunk with the f32 GEMM (rows <= ctx, so f32 sums are short), accumulated in double.
             var xt = [Float](repeating: 0, count: cols * rows)
             for t in 0 ..< rows { for j in 0 ..< cols { xt[j * rows + t] = x[t * cols + j] } }
             var g = [Float](repeating: 0, count: cols * cols)
-            xt.withUnsafeBufferPointer { p in
-                g.withUnsafeMutableBufferPointer { out in
-                    let chunks = max(1, min(EdgeModel.defaultThreads, cols / 64))
-                    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                        let r0 = cols * c / chunks, r1 = cols * (c + 1) / chunks
-                        edge_matmul_f32(p.baseAddress, p.baseAddress, out.baseAddress, cols, cols, rows, r0, r1)
-                    }
-                }
-            }
+            Self.gram(xt, xt, into: &g, cols: cols, rows: rows)
             var acc = hessians[site] ?? [Double](repeating: 0, count: cols * cols)
             for i in 0 ..< acc.count { acc[i] += Double(g[i]) }
             hessians[site] = acc
@@ -106,6 +151,7 @@ public final class CalibrationStats {
     func endForward(tokens n: Int) {
         tokens += n
         seen.removeAll(keepingCapacity: true)
+        crossSeen.removeAll(keepingCapacity: true)
     }
 
 }

@@ -22,6 +22,10 @@ import Foundation
 /// 3. the output norm and head: the head's statistics come from the final norm of the last block's output.
 ///
 /// Blocks after the last one that needs statistics are compressed without running them.
+///
+/// With `CalibrationNeeds.floatCross`, the input model's hidden states (float, as it entered the
+/// pipeline) run beside the compressed ones, and each block's statistics pair the two models'
+/// inputs of the same tokens.
 struct SequentialCalibration {
     let pipeline: Pipeline
     let graph: ModelGraph
@@ -127,21 +131,51 @@ struct SequentialCalibration {
         }
         var residual = try windows.map { try forward.embed($0, tokenEmbedding: token, positionEmbedding: embedded[TensorID.posEmbd.name]) }
         embedded = [:]
+        // With `floatCross`, the float model's hidden states run beside (from the float embeddings).
+        let paired = wanted.values.contains { $0.contains(.floatCross) }
+        var floatResidual: [[Float]] = []
+        if paired {
+            let n = embeddings.first { graph.tensors[$0].name == TensorID.tokenEmbd.name }!
+            let t = graph.tensors[n]
+            let position = try embeddings.first { graph.tensors[$0].name == TensorID.posEmbd.name }.map { i -> WeightSource in
+                .floats(try graph.tensors[i].floats(), shape: graph.tensors[i].shape)
+            }
+            let float = WeightSource.floats(try t.floats(), shape: t.shape)
+            floatResidual = try windows.map { try forward.embed($0, tokenEmbedding: float, positionEmbedding: position) }
+        }
 
         // 2. Blocks.
         for (l, block) in blocks.enumerated() {
+            var floats: [String: WeightSource] = [:], inputFloats: [String: WeightSource] = [:]
+            if paired, let last = lastCalibrated, Group.block(l) <= last {
+                for n in block { inputFloats[graph.tensors[n].name] = .floats(try graph.tensors[n].floats(), shape: graph.tensors[n].shape) }
+            }
             if block.contains(where: wants) {
                 progress?(emitted, count, "blk.\(l): calibration")
-                var floats: [String: WeightSource] = [:]
                 for n in block { floats[graph.tensors[n].name] = source(try process(n, statisticsInput: true)) }
                 try calibrate(block) { stats in
-                    for x in residual {
-                        var y = x
-                        try forward.block(l, tensors: floats, x: &y, observe: stats.observe)
-                        stats.endForward(tokens: x.count / config.hiddenSize)
+                    for w in residual.indices {
+                        var y = residual[w]
+                        var inputs: [String: [Float]] = [:]
+                        try forward.block(l, tensors: floats, x: &y) { weight, x, rows, cols in
+                            stats.observe(weight: weight, x: x, rows: rows, cols: cols)
+                            if paired, stats.wants(.floatCross, for: weight) { inputs[weight] = Array(UnsafeBufferPointer(start: x, count: rows * cols)) }
+                        }
+                        if paired {
+                            // The float model's inputs of the same tokens (and its next hidden states).
+                            try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) { weight, xf, rows, cols in
+                                guard let x = inputs[weight] else { return }
+                                x.withUnsafeBufferPointer { stats.observeCross(weight: weight, x: $0.baseAddress!, float: xf, rows: rows, cols: cols) }
+                            }
+                        }
+                        stats.endForward(tokens: residual[w].count / config.hiddenSize)
                     }
                 }
+            } else if paired, let last = lastCalibrated, Group.block(l) < last {
+                for w in floatResidual.indices { try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) }
             }
+            floats = [:]
+            inputFloats = [:]
             var compressed: [String: WeightSource] = [:]
             for n in block { compressed[graph.tensors[n].name] = source(try finish(n)) }
             if let last = lastCalibrated, Group.block(l) < last {

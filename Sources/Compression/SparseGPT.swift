@@ -1,4 +1,6 @@
 import EdgeFormat
+import EdgeKernels
+import EdgeRuntime
 import Foundation
 
 /// SparseGPT (Frantar & Alistarh, 2023): prunes a weight matrix W [rows, cols] so that the
@@ -36,6 +38,48 @@ enum SparseGPT {
         /// Fraction of the Hessian's off-diagonal removed (`GPTQ.factor`); 1 leaves the diagonal:
         /// no error is spread and the saliency is Wanda's (w^2 * H_jj, up to damping).
         var shrink = 0.0
+    }
+
+    /// M = (C + dI)(H + dI)^-1 with d = damp x mean diag(H), so that W M is the ridge solution of
+    /// min ||X_f W^T - X W'^T||^2 + d ||W' - W||^2 (C = X_f^T X, H = X^T X, both scaled alike):
+    /// the weights that best reproduce the float model's output from the compressed model's inputs,
+    /// pulled towards W. When X = X_f, M = I.
+    /// - Throws: `GPTQ.Failure.notPositiveDefinite`.
+    static func floatTargetMap(hessian h: [Double], cross c: [Double], cols: Int, damp: Double) throws -> [Float] {
+        var meanDiag = 0.0
+        for i in 0 ..< cols { meanDiag += h[i * cols + i] }
+        let d = damp * max(meanDiag / Double(cols), 1e-12)
+        var hd = h
+        for i in 0 ..< cols { hd[i * cols + i] += d }
+        // (H + dI)^-1 = U^T U.
+        let u = try GPTQ.upperCholeskyOfInverse(hd, n: cols).map { Float($0) }
+        var ut = [Float](repeating: 0, count: cols * cols)
+        for i in 0 ..< cols { for j in 0 ..< cols { ut[j * cols + i] = u[i * cols + j] } }
+        var inverse = [Float](repeating: 0, count: cols * cols)
+        CalibrationStats.gram(ut, ut, into: &inverse, cols: cols, rows: cols)  // inverse[t][r] = dot(ut[r], ut[t]) = (U^T U)[r][t]
+        var cd = c.map { Float($0) }
+        for i in 0 ..< cols { cd[i * cols + i] += Float(d) }
+        return multiply(cd, rows: cols, by: inverse, cols: cols)
+    }
+
+    /// A [rows, cols] times the symmetric-or-not M [cols, cols] (row-major): (A M)[r][j] = sum_i A[r][i] M[i][j].
+    static func multiply(_ a: [Float], rows: Int, by m: [Float], cols: Int) -> [Float] {
+        var mt = [Float](repeating: 0, count: cols * cols)
+        for i in 0 ..< cols { for j in 0 ..< cols { mt[j * cols + i] = m[i * cols + j] } }
+        var out = [Float](repeating: 0, count: rows * cols)
+        mt.withUnsafeBufferPointer { mp in
+            a.withUnsafeBufferPointer { ap in
+                out.withUnsafeMutableBufferPointer { op in
+                    // Y[t][r] = dot(W[r], X[t]) with W = M^T [cols, cols], X = A [rows, cols]: Y = A M.
+                    let chunks = max(1, min(EdgeModel.defaultThreads, cols / 64))
+                    DispatchQueue.concurrentPerform(iterations: chunks) { k in
+                        let r0 = cols * k / chunks, r1 = cols * (k + 1) / chunks
+                        edge_matmul_f32(mp.baseAddress, ap.baseAddress, op.baseAddress, rows, cols, cols, r0, r1)
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// Prunes W [rows, cols] against Hessian H [cols, cols] (row-major, double).
@@ -144,6 +188,19 @@ public struct SparseGPTPrune: Pass {
     /// Fraction of the Hessian's off-diagonal removed before factoring (as GPTQ's `shrink`).
     public let shrink: Double
     public let selector: TensorSelector
+    /// What the pruned layer's output is fitted to on the inputs the compressed layers before it produce.
+    public enum Target: String, CaseIterable, Codable, Sendable {
+        /// Its own output on those inputs (SparseGPT as published): ||(W - W') X||.
+        case compressed
+        /// The float model's output, ||W X_f - W' X||: the weights first move to the ridge solution
+        /// W* = W (C + d I)(H + d I)^-1 (C = X_f^T X, H = X^T X, d = `targetDamp` x mean diag H),
+        /// which also corrects the error of the layers before, then SparseGPT prunes W*.
+        case float
+    }
+    /// What the pruned output is fitted to (`Target`).
+    public let target: Target
+    /// The ridge strength of `Target.float`, as a fraction of the mean of H's diagonal.
+    public let targetDamp: Double
     /// How unstructured sparsity is spread over the blocks (`LayerSparsity`).
     public let layerSparsity: LayerSparsity
     public let owl: LayerSparsity.OWL
@@ -153,6 +210,9 @@ public struct SparseGPTPrune: Pass {
     private var options: SparseGPT.Options
     /// The last factor, by calibration site (tensors stream in order, so Q/K/V follow each other).
     private var factor: (site: CalibrationStats.Site, factor: GPTQ.Factor)?
+    /// With `Target.float`, the site's (C + dI)(H + dI)^-1 [cols, cols] (row-major, float).
+    private var correction: [Float]?
+    private var corrected = 0
     private var perTensor: [String: Double] = [:]
     private var pruned = 0
     private var total = 0
@@ -165,6 +225,8 @@ public struct SparseGPTPrune: Pass {
                 selector: TensorSelector = TensorSelector(kinds: [.linear])) {
         self.layerSparsity = layerSparsity
         self.owl = owl
+        target = .compressed
+        targetDamp = 0.1
         self.sparsity = sparsity
         pattern = nil
         self.scope = scope
@@ -179,6 +241,8 @@ public struct SparseGPTPrune: Pass {
     public init(pattern: NMPattern, blockSize: Int = 128, damp: Double = 0.01, shrink: Double = 0,
                 selector: TensorSelector = TensorSelector(kinds: [.linear])) {
         sparsity = pattern.sparsity
+        target = .compressed
+        targetDamp = 0.1
         layerSparsity = .uniform
         owl = LayerSparsity.OWL()
         self.pattern = pattern
@@ -203,6 +267,8 @@ public struct SparseGPTPrune: Pass {
         }
         damp = try f.double("damp", default: 0.01, range: 0 ... 1)
         shrink = try f.double("shrink", default: 0, range: 0 ... 1)
+        target = try f.choice("target", default: Target.compressed)
+        targetDamp = try f.double("target_damp", default: 0.1, range: 0 ... 100)
         layerSparsity = try f.choice("layer_sparsity", default: LayerSparsity.uniform)
         if layerSparsity == .owl, let p = pattern {
             throw f.error("layer_sparsity", "is 'owl'; with pattern \(p) every block has the pattern's sparsity (use 'uniform')")
@@ -213,7 +279,7 @@ public struct SparseGPTPrune: Pass {
         options = SparseGPT.Options(sparsity: sparsity, pattern: pattern, scope: scope, blockSize: blockSize, damp: damp, shrink: shrink)
     }
 
-    public var calibrationNeeds: CalibrationNeeds { .hessians }
+    public var calibrationNeeds: CalibrationNeeds { target == .float ? [.hessians, .floatCross] : .hessians }
     /// OWL reads the weights and their input norms (float model) to spread the sparsity.
     public var prepareCalibrationNeeds: CalibrationNeeds { layerSparsity == .owl ? .columnNorms : [] }
     public var readsWeightsInPrepare: Bool { layerSparsity == .owl }
@@ -247,8 +313,16 @@ public struct SparseGPTPrune: Pass {
         let site = CalibrationStats.site(of: t.name)
         if factor?.site != site || factor?.factor.cols != cols {
             factor = nil
+            correction = nil
             guard let h = context.calibration?.hessian(for: t.name), h.count == cols * cols else {
                 throw PassError(pass: Self.id, tensor: t.name, why: "no calibration statistics for its inputs (is it a linear weight the model multiplies?)")
+            }
+            if target == .float, let c = context.calibration?.floatCross(for: t.name), c.count == cols * cols {
+                do {
+                    correction = try SparseGPT.floatTargetMap(hessian: h, cross: c, cols: cols, damp: targetDamp)
+                } catch {
+                    throw PassError(pass: Self.id, tensor: t.name, why: "H + target_damp I is not positive definite; raise 'target_damp'")
+                }
             }
             do {
                 factor = (site, try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: false))
@@ -258,7 +332,12 @@ public struct SparseGPTPrune: Pass {
         }
         var o = options
         if let l = TensorID(name: t.name)?.layer, let s = blockSparsity[l] { o.sparsity = s }
-        let r = SparseGPT.prune(weights: t.values, rows: rows, cols: cols, factor: factor!.factor, options: o)
+        var w = t.values
+        if let m = correction {
+            w = SparseGPT.multiply(w, rows: rows, by: m, cols: cols)
+            corrected += 1
+        }
+        let r = SparseGPT.prune(weights: w, rows: rows, cols: cols, factor: factor!.factor, options: o)
         t.values = r.values
         let n = r.mask.reduce(0) { $0 + ($1 ? 1 : 0) }
         perTensor[t.name] = t.values.isEmpty ? 0 : Double(n) / Double(t.values.count)
@@ -278,6 +357,11 @@ public struct SparseGPTPrune: Pass {
         ]
         if let pattern { o["pattern"] = .string(pattern.description) } else { o["scope"] = .string(scope.rawValue) }
         if shrink > 0 { o["shrink"] = .number(shrink) }
+        if target == .float {
+            o["target"] = .string(target.rawValue)
+            o["target_damp"] = .number(targetDamp)
+            o["corrected"] = .number(Double(corrected))
+        }
         if layerSparsity == .owl {
             o["layer_sparsity"] = .string(layerSparsity.rawValue)
             o["owl_lambda"] = .number(owl.lambda)

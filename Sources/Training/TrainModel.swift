@@ -329,8 +329,14 @@ public final class TrainModel<R: TrainScalar> {
     func linearBackward(_ dy: Buf<R>, input x: Buf<R>, rows n: Int, _ w: Param<R>, _ bias: Param<R>?,
                         dx: Buf<R>, accumulate: Bool) {
         let out = w.rows, inp = w.cols
-        // dx[n, inp] (+)= dy[n, out] · W[out, inp]
-        R.gemmNN(dy.p, w.effective.p, dx.p, m: n, n: inp, k: out, accumulate: accumulate, threads: threads)
+        // dx[n, inp] (+)= dy[n, out] · W[out, inp] (a sum made apart, then added: as R.gemm accumulates)
+        if accumulate {
+            let sum = scratch(n * inp)
+            R.gemmNN(dy.p, w.effective.p, sum.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+            add(dx, sum, count: n * inp)
+        } else {
+            R.gemmNN(dy.p, w.effective.p, dx.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+        }
         if let (g, fresh) = w.gradForWrite() {
             // W.grad[out, inp] (+)= dy^T[out, n] · x[n, inp]; written outright after zeroGrad.
             let dyT = scratch(out * n)
@@ -427,7 +433,7 @@ public final class TrainModel<R: TrainScalar> {
         let items = B * nkv
         let chunks = S * S * hd * nh * B < parallelWork ? 1 : min(threads, items)
         parallel(chunks) { c in
-            let kg = Buf<R>(S * hd), vt = Buf<R>(hd * S), qh = Buf<R>(S * hd), oh = Buf<R>(S * hd)
+            let kg = scratch(S * hd), vt = scratch(hd * S), qh = scratch(S * hd), oh = scratch(S * hd)
             var item = c
             while item < items {
                 let b = item / nkv, g = item % nkv
@@ -466,8 +472,8 @@ public final class TrainModel<R: TrainScalar> {
         let items = B * nkv
         let chunks = S * S * hd * nh * B < parallelWork ? 1 : min(threads, items)
         parallel(chunks) { c in
-            let kt = Buf<R>(hd * S), vg = Buf<R>(S * hd), qt = Buf<R>(hd * S), doh = Buf<R>(S * hd), doT = Buf<R>(hd * S)
-            let dp = Buf<R>(S * S), pt = Buf<R>(S * S), dkg = Buf<R>(S * hd), dvg = Buf<R>(S * hd), dqh = Buf<R>(S * hd)
+            let kt = scratch(hd * S), vg = scratch(S * hd), qt = scratch(hd * S), doh = scratch(S * hd), doT = scratch(hd * S)
+            let dp = scratch(S * S), pt = scratch(S * S), dkg = scratch(S * hd), dvg = scratch(S * hd), dqh = scratch(S * hd)
             var item = c
             while item < items {
                 let b = item / nkv, g = item % nkv
@@ -491,7 +497,7 @@ public final class TrainModel<R: TrainScalar> {
                     let pr = probs.p + (b * nh + head) * S * S
                     // dP = dO · V^T; dV += P^T · dO
                     R.gemm(doh.p, vg.p, dp.p, m: S, n: S, k: hd, accumulate: false, threads: 1)
-                    transpose(pr, pt.p, rows: S, cols: S)
+                    R.transpose(pr, pt.p, rows: S, cols: S, threads: 1)
                     R.gemm(pt.p, doT.p, dvg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
                     // dS = P ⊙ (dP - rowsum(dP ⊙ P)), in place in dp
                     for i in 0 ..< S {
@@ -506,7 +512,7 @@ public final class TrainModel<R: TrainScalar> {
                     for s in 0 ..< S {
                         for d in 0 ..< hd { dq.p[(b * S + s) * qd + head * hd + d] = dqh.p[s * hd + d] * scale }
                     }
-                    transpose(dp.p, pt.p, rows: S, cols: S)
+                    R.transpose(dp.p, pt.p, rows: S, cols: S, threads: 1)
                     R.gemm(pt.p, qt.p, dkg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
                 }
                 for s in 0 ..< S {

@@ -1,37 +1,47 @@
 #!/usr/bin/env bash
-# Training throughput (student forward + backward tokens per second) of `compress train`, with the
-# packed GEMM (default) against the dot-product GEMM (`--gemm dot`, reported under "kernels" in the
-# JSON summary) as the same-session baseline.
+# Training throughput (student forward + backward + AdamW tokens per second) of `compress train`.
+# Two modes, both alternating their two arms run by run and printing a Markdown table of medians:
+# - default: the packed GEMM against the dot-product GEMM (`--gemm dot`) of one binary;
+# - BASE_BIN set: this binary against the one in BASE_BIN (e.g. a build of the commit before a
+#   change), both with the default GEMM, so "before" and "after" share the machine's load.
 #
 # Usage: scripts/bench-train.sh MODEL TEXT   (MODEL: any checkpoint compress reads, e.g. SmolLM2's GGUF)
-# Environment: EDGE_BIN (default .build-rel/release), STEPS (default 2), BATCH (4), LENGTH (256),
-#   REPEATS (default 3; runs alternate between the two kernels). Prints a Markdown table of medians.
+# Environment: EDGE_BIN (folder of compress, default .build-rel/release), BASE_BIN (folder of the
+#   baseline compress; switches to the before/after mode), STEPS (default 2), BATCH (4), LENGTH (256),
+#   REPEATS (default 3). Also prints load average and the runs' user/sys seconds (GNU time when present).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -eq 2 ] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 model=$1; text=$2
 bin=${EDGE_BIN:-$root/.build-rel/release}
+base=${BASE_BIN:-}
 steps=${STEPS:-2}; batch=${BATCH:-4}; length=${LENGTH:-256}; repeats=${REPEATS:-3}
 [ -x "$bin/compress" ] || { echo "bench-train: no $bin/compress (swift build -c release --scratch-path .build-rel)" >&2; exit 1; }
+[ -z "$base" ] || [ -x "$base/compress" ] || { echo "bench-train: no $base/compress" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ -n "$base" ]; then arms="after before"; else arms="packed dot"; fi
+timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S %M")
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for r in $(seq "$repeats"); do
-  for kernel in packed dot; do
-    gemm=auto; [ "$kernel" = dot ] && gemm=dot
-    "$bin/compress" train "$model" "$tmp/out.edge" --gemm "$gemm" --data "$text" --steps "$steps" --batch "$batch" \
-      --length "$length" --held-out 0.05 --json > "$tmp/$kernel-$r.json"
-    python3 -c "import json; d=json.load(open('$tmp/$kernel-$r.json')); print('$kernel', d['tokens_per_second'])" >&2
+  for arm in $arms; do
+    exe=$bin/compress; gemm=auto
+    case $arm in dot) gemm=dot ;; before) exe=$base/compress ;; esac
+    "${timer[@]}" "$exe" train "$model" "$tmp/out.edge" --gemm "$gemm" --data "$text" --steps "$steps" --batch "$batch" \
+      --length "$length" --held-out 0.05 --json > "$tmp/$arm-$r.json" 2> "$tmp/$arm-$r.time"
+    python3 -c "import json; d=json.load(open('$tmp/$arm-$r.json')); print('$arm', '$r', round(d['tokens_per_second'], 2), 'tokens/s;', 'user/sys/maxRSS(KB):', open('$tmp/$arm-$r.time').read().strip().splitlines()[-1:] )" >&2
   done
 done
-python3 - "$tmp" "$repeats" <<'PY'
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+python3 - "$tmp" "$repeats" $arms <<'PY'
 import json, statistics, sys
-tmp, n = sys.argv[1], int(sys.argv[2])
-rows = {}
-for k in ("packed", "dot"):
-    rows[k] = [json.load(open(f"{tmp}/{k}-{r}.json"))["tokens_per_second"] for r in range(1, n + 1)]
-base = statistics.median(rows["dot"])
-print("| GEMM | tokens/s median [min-max] | vs dot |")
+tmp, n, arms = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rows = {k: [json.load(open(f"{tmp}/{k}-{r}.json"))["tokens_per_second"] for r in range(1, n + 1)] for k in arms}
+ref = arms[1]
+base = statistics.median(rows[ref])
+label = "binary" if ref == "before" else "GEMM"
+print(f"| {label} | tokens/s median [min-max] | vs {ref} |")
 print("| --- | ---: | ---: |")
-for k in ("packed", "dot"):
+for k in arms:
     v = rows[k]
     print(f"| {k} | {statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}] | {statistics.median(v)/base:.2f}x |")
 PY

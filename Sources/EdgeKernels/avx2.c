@@ -687,6 +687,45 @@ static AVX2 void axpy_f32(float *y, float a, const float *x, size_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+// ---- Transpose ------------------------------------------------------------------------------
+
+/// 8 x 8 block: dst[c * lds + r] = src[r * ldr + c] for r, c < 8 (unpack/shuffle/permute).
+AVX2_INLINE void transpose8x8(const float *src, size_t ldr, float *dst, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ldr), r2 = _mm256_loadu_ps(src + 2 * ldr);
+    __m256 r3 = _mm256_loadu_ps(src + 3 * ldr), r4 = _mm256_loadu_ps(src + 4 * ldr), r5 = _mm256_loadu_ps(src + 5 * ldr);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ldr), r7 = _mm256_loadu_ps(src + 7 * ldr);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3);
+    __m256 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    __m256 u3 = _mm256_shuffle_ps(t1, t3, 0xEE), u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + lds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * lds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * lds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * lds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * lds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * lds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * lds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/// As edge_transpose_f32_ref: 16-row strips (each destination row gets 64 contiguous bytes) of
+/// 8 x 8 blocks; the rows and columns past whole blocks by the scalar formula.
+static AVX2 void transpose_f32(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t r = r0;
+    for (; r + 16 <= r1; r += 16) {
+        size_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            transpose8x8(src + r * cols + c, cols, dst + c * rows + r, rows);
+            transpose8x8(src + (r + 8) * cols + c, cols, dst + c * rows + r + 8, rows);
+        }
+        for (size_t i = r; i < r + 16; i++)
+            for (size_t cc = c; cc < cols; cc++) dst[cc * rows + i] = src[i * cols + cc];
+    }
+    if (r < r1) edge_transpose_f32_ref(src, dst, rows, cols, r, r1);
+}
+
 void edge_fill_table_avx2(edge_kernel_table *t) {
     t->level = EDGE_KERNELS_AVX2;
     t->vnni = false;
@@ -700,6 +739,7 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->matmul_q8_q8b32 = matmul_q8_q8b32;
     t->quantize_rows_i16 = quantize_rows_i16;
     t->matmul_q8_i16 = matmul_q8_i16;
+    t->transpose_f32 = transpose_f32;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;
     t->softmax = softmax;

@@ -179,6 +179,14 @@ void edge_matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t 
     if (t->gemm) driver_gemm(t, edge_wsource_f32(W), X, Y, T, rows, cols, r0, r1);
     else t->matmul_f32(W, X, Y, T, rows, cols, r0, r1);
 }
+void edge_matmul_f32_wt(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    const edge_kernel_table *t = table();
+    if (t->gemm) driver_gemm(t, edge_wsource_f32t(Wt, rows), X, Y, T, rows, cols, r0, r1);
+    else t->matmul_f32_wt(Wt, X, Y, T, rows, cols, r0, r1);
+}
+void edge_transpose_f32(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->transpose_f32(src, dst, rows, cols, r0, r1);
+}
 void edge_matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     const edge_kernel_table *t = table();
     if (t->gemm) driver_gemm(t, edge_wsource_f16(W), X, Y, T, rows, cols, r0, r1);

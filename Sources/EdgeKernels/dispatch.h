@@ -19,6 +19,8 @@ typedef struct edge_kernel_table {
     /// Names of the kernels behind matmul_q8_q8, matmul_q8_q8b32, matmul_q8_i16 (edge_kernels_gemm_name).
     const char *q8_q8_name, *q8_q8b32_name, *q8_i16_name;
     void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_f32_wt)(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*transpose_f32)(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_f16)(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q8_f32)(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -17,6 +17,11 @@ static void dequant_row(const edge_gemm_isa *isa, const edge_wsource *s, size_t 
                         float *dst) {
     switch (s->kind) {
     case EDGE_W_F32: break;
+    case EDGE_W_F32T: {
+        const float *src = (const float *)s->W + k0 * s->ld + r;
+        for (size_t i = 0; i < kc; i++) dst[i] = src[i * s->ld];
+        break;
+    }
     case EDGE_W_F16: {
         const uint16_t *src = (const uint16_t *)s->W + r * cols + k0;
         for (size_t i = isa->unpack_f16(src, kc, dst); i < kc; i++) dst[i] = edge_f16_to_f32(src[i]);
@@ -96,6 +101,14 @@ enum { PKC = 256, PRB = 128 };
 /// [kc][pnr], zero past nr rows. `row` is a PKC-float scratch for dequantized rows.
 static void pack_panel(const edge_gemm_isa *isa, const edge_wsource *s, size_t cols, size_t r, size_t nr, size_t k0,
                        size_t kc, size_t pnr, float *row, float *panel) {
+    if (s->kind == EDGE_W_F32T) {  // W^T rows are the panel's k rows: contiguous copies, the same panel
+        const float *src = (const float *)s->W + k0 * s->ld + r;
+        for (size_t k = 0; k < kc; k++) {
+            memcpy(panel + k * pnr, src + k * s->ld, nr * sizeof(float));
+            for (size_t i = nr; i < pnr; i++) panel[k * pnr + i] = 0;
+        }
+        return;
+    }
     for (size_t i = 0; i < pnr; i++) {
         if (i < nr) {
             const float *src;

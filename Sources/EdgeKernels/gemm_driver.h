@@ -17,13 +17,16 @@
 
 #include "EdgeKernels.h"
 
-/// How a GEMM's weights are stored.
-typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4 } edge_wkind;
+/// How a GEMM's weights are stored. EDGE_W_F32T: f32 stored transposed, W^T [cols, rows] (training's
+/// input gradients dx = dy . W and weight gradients read their operands this way, without a copy).
+typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4, EDGE_W_F32T } edge_wkind;
 
-/// Where a GEMM's weights come from and how to turn them into f32. W is [rows, cols] in `kind`.
+/// Where a GEMM's weights come from and how to turn them into f32. W is [rows, cols] in `kind`
+/// ([cols, rows] for EDGE_W_F32T).
 typedef struct edge_wsource {
     edge_wkind kind;
     const void *W;
+    size_t ld;                 // f32t: the row stride of W^T (= rows)
     const float *scale;        // q8: [rows]
     const uint16_t *scale_f16; // q4: [rows, groups] binary16
     const uint8_t *zero;       // q8: [rows] / q4: [rows, groups]; NULL = symmetric
@@ -73,6 +76,10 @@ void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource
 
 /// The weight sources of the four public float-activation products (arguments as in EdgeKernelsMath.h).
 static inline edge_wsource edge_wsource_f32(const float *W) { return (edge_wsource){.kind = EDGE_W_F32, .W = W}; }
+/// Wt is W^T [cols, rows]: W[r, k] = Wt[k * rows + r].
+static inline edge_wsource edge_wsource_f32t(const float *Wt, size_t rows) {
+    return (edge_wsource){.kind = EDGE_W_F32T, .W = Wt, .ld = rows};
+}
 static inline edge_wsource edge_wsource_f16(const uint16_t *W) { return (edge_wsource){.kind = EDGE_W_F16, .W = W}; }
 static inline edge_wsource edge_wsource_q8(const int8_t *Wq, const float *scale, const uint8_t *zero) {
     return (edge_wsource){.kind = EDGE_W_Q8, .W = Wq, .scale = scale, .zero = zero};

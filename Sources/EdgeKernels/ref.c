@@ -30,6 +30,32 @@ void edge_matmul_f32_ref(const float *W, const float *X, float *Y, size_t T, siz
     }
 }
 
+// Wt is (cols, rows) = W^T, X is (T, cols), Y is (T, rows)
+void edge_matmul_f32_wt_ref(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                            size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            float acc = 0.0f;
+            for (size_t k = 0; k < cols; k++) acc += Wt[k * rows + r] * x[k];
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// src is (rows, cols), dst is (cols, rows); 32 x 32 tiles so both sides stay in cache
+void edge_transpose_f32_ref(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1) {
+    enum { TILE = 32 };
+    for (size_t rb = r0; rb < r1; rb += TILE) {
+        size_t re = rb + TILE < r1 ? rb + TILE : r1;
+        for (size_t cb = 0; cb < cols; cb += TILE) {
+            size_t ce = cb + TILE < cols ? cb + TILE : cols;
+            for (size_t r = rb; r < re; r++)
+                for (size_t c = cb; c < ce; c++) dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
 // W is (rows, cols) binary16, X is (T, cols), Y is (T, rows)
 void edge_matmul_f16_ref(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     for (size_t t = 0; t < T; t++) {
@@ -284,6 +310,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->gemm = NULL;
     t->q8_q8_name = t->q8_q8b32_name = t->q8_i16_name = "ref";
     t->matmul_f32 = edge_matmul_f32_ref;
+    t->matmul_f32_wt = edge_matmul_f32_wt_ref;
+    t->transpose_f32 = edge_transpose_f32_ref;
     t->matmul_f16 = edge_matmul_f16_ref;
     t->matmul_q8_f32 = edge_matmul_q8_f32_ref;
     t->quantize_row_q8 = edge_quantize_row_q8_ref;

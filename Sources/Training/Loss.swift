@@ -36,11 +36,14 @@ public func distillationLoss<R: TrainScalar>(logits: Buf<R>, teacher: UnsafePoin
                         cep[i] = -Foundation.log(max(p1[target], Double.leastNormalMagnitude))
                     }
                     if let teacher {
-                        softmax(z, count: V, temperature: T, into: &ps)
-                        softmax(teacher + i * V, count: V, temperature: T, into: &pt)
+                        // log p_j = z_j / T - max - log(sum): no logarithm per element.
+                        let (ms, ss) = softmax(z, count: V, temperature: T, into: &ps)
+                        let t = teacher + i * V
+                        let (mt, st) = softmax(t, count: V, temperature: T, into: &pt)
+                        let shift = (mt + Foundation.log(st)) - (ms + Foundation.log(ss))
                         var kl = 0.0
                         for j in 0 ..< V where pt[j] > 0 {
-                            kl += pt[j] * (Foundation.log(pt[j]) - Foundation.log(max(ps[j], Double.leastNormalMagnitude)))
+                            kl += pt[j] * ((Double(t[j]) - Double(z[j])) / T - shift)
                         }
                         klp[i] = kl
                     }
@@ -59,15 +62,22 @@ public func distillationLoss<R: TrainScalar>(logits: Buf<R>, teacher: UnsafePoin
     return LossValue(loss: (teacher == nil ? 0 : T * T * kl) + alpha * ce, kl: kl, ce: ce)
 }
 
-/// softmax(z / T) in Double.
-@inline(__always) func softmax<S: BinaryFloatingPoint>(_ z: UnsafePointer<S>, count: Int, temperature T: Double, into p: inout [Double]) {
-    var m = -Double.infinity
-    for j in 0 ..< count { m = max(m, Double(z[j]) / T) }
+/// softmax(z / T) into p: the exponentials in S (Float for training: the float `exp` is several
+/// times faster than the double one), their sum in Double.
+/// - Returns: the largest z / T and the sum of exp(z / T - that), so log p_j = z_j / T - max - log(sum).
+@discardableResult @inline(__always)
+func softmax<S: TrainScalar>(_ z: UnsafePointer<S>, count: Int, temperature T: Double, into p: inout [Double]) -> (max: Double, sum: Double) {
+    let t = S(T)
+    var m = -S.infinity
+    for j in 0 ..< count { m = max(m, z[j] / t) }
     var sum = 0.0
-    for j in 0 ..< count {
-        let e = Foundation.exp(Double(z[j]) / T - m)
-        p[j] = e
-        sum += e
+    p.withUnsafeMutableBufferPointer { p in
+        for j in 0 ..< count {
+            let e = Double(S.exp(z[j] / t - m))
+            p[j] = e
+            sum += e
+        }
+        for j in 0 ..< count { p[j] /= sum }
     }
-    for j in 0 ..< count { p[j] /= sum }
+    return (Double(m), sum)
 }

@@ -43,13 +43,26 @@ public final class AdamW<R: TrainScalar> {
     }
 
     /// Applies one update from the parameters' gradients; returns the gradient norm before clipping.
+    /// Each tensor is split over `threads` contiguous ranges (elementwise, so the same update as one
+    /// thread; the squared norm's Double sum adds the ranges' partial sums, in range order).
     @discardableResult
-    public func update() -> Double {
+    public func update(threads: Int = 1) -> Double {
         var ss = 0.0
         for p in params {
-            let g = p.grad!
-            if let mask = p.mask { for i in 0 ..< g.count where !mask[i] { g.p[i] = 0 } }
-            for i in 0 ..< g.count { ss += Double(g.p[i]) * Double(g.p[i]) }
+            p.materializeGrad()
+            let g = p.grad!, mask = p.mask
+            let parts = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(1, threads))
+            defer { parts.deallocate() }
+            parts.initialize(repeating: 0)
+            let chunks = g.count < parallelItems ? 1 : max(1, min(threads, g.count))
+            parallel(chunks) { c in
+                let r = (g.count * c / chunks) ..< (g.count * (c + 1) / chunks)
+                if let mask { for i in r where !mask[i] { g.p[i] = 0 } }
+                var s = 0.0
+                for i in r { s += Double(g.p[i]) * Double(g.p[i]) }
+                parts[c] = s
+            }
+            for c in 0 ..< chunks { ss += parts[c] }
         }
         let norm = ss.squareRoot()
         let clipScale = config.clip > 0 && norm > config.clip ? config.clip / norm : 1
@@ -60,15 +73,17 @@ public final class AdamW<R: TrainScalar> {
         let stepSize = R(lr / c1), eps = R(config.eps), rc2 = R(1 / c2.squareRoot())
         let rb1 = R(b1), rb2 = R(b2), cs = R(clipScale)
         for (n, p) in params.enumerated() {
-            let w = p.value.p, g = p.grad!.p, mm = m[n].p, vv = v[n].p
+            let w = p.value.p, g = p.grad!.p, mm = m[n].p, vv = v[n].p, mask = p.mask
             let decay = p.shape.count == 2 ? R(1 - lr * config.weightDecay) : 1
-            for i in 0 ..< p.value.count {
-                let gi = g[i] * cs
-                mm[i] = rb1 * mm[i] + (1 - rb1) * gi
-                vv[i] = rb2 * vv[i] + (1 - rb2) * gi * gi
-                w[i] = w[i] * decay - stepSize * mm[i] / ((vv[i]).squareRoot() * rc2 + eps)
+            parallelRanges(p.value.count, threads: threads, cost: 4) { r in
+                for i in r {
+                    let gi = g[i] * cs
+                    mm[i] = rb1 * mm[i] + (1 - rb1) * gi
+                    vv[i] = rb2 * vv[i] + (1 - rb2) * gi * gi
+                    w[i] = w[i] * decay - stepSize * mm[i] / ((vv[i]).squareRoot() * rc2 + eps)
+                }
+                if let mask { for i in r where !mask[i] { w[i] = 0 } }
             }
-            if let mask = p.mask { for i in 0 ..< p.value.count where !mask[i] { w[i] = 0 } }
         }
         return norm
     }

@@ -9,6 +9,12 @@ public protocol TrainScalar: BinaryFloatingPoint, Sendable {
     /// split over `threads` along n.
     static func gemm(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ c: UnsafeMutablePointer<Self>,
                      m: Int, n: Int, k: Int, accumulate: Bool, threads: Int)
+    /// C[m, n] = A[m, k] · B[k, n] (row-major, B not transposed), or C += that when `accumulate`;
+    /// split over `threads` along n. The same float operations as `gemm` with B's transpose.
+    static func gemmNN(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ c: UnsafeMutablePointer<Self>,
+                       m: Int, n: Int, k: Int, accumulate: Bool, threads: Int)
+    /// dst[c, r] = src[r, c] for a [rows, cols] matrix, split over `threads` along the rows.
+    static func transpose(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>, rows: Int, cols: Int, threads: Int)
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
@@ -23,6 +29,17 @@ let parallelWork = 1 << 18
 /// Runs `body(c)` for c in 0..<chunks, concurrently when chunks > 1.
 @inline(__always) func parallel(_ chunks: Int, _ body: (Int) -> Void) {
     if chunks <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+}
+
+/// Elementwise work below this many items per thread runs on one thread.
+let parallelItems = 1 << 14
+
+/// Splits 0..<count into `threads` contiguous ranges (one when `count * cost` is below
+/// `parallelItems`) and runs `body` on each, concurrently. Each index is in exactly one range, so a
+/// loop over a range does what the loop over 0..<count did, in the same order within each index.
+@inline(__always) func parallelRanges(_ count: Int, threads: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
+    let chunks = count * cost < parallelItems ? 1 : max(1, min(threads, count))
+    parallel(chunks) { c in body((count * c / chunks) ..< (count * (c + 1) / chunks)) }
 }
 
 extension Float: TrainScalar {
@@ -43,6 +60,28 @@ extension Float: TrainScalar {
             out.deallocate()
         }
     }
+    public static func gemmNN(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                              m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if !accumulate { c.update(repeating: 0, count: m * n) }
+            return
+        }
+        let out = accumulate ? UnsafeMutablePointer<Float>.allocate(capacity: m * n) : c
+        let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
+        parallel(chunks) { i in
+            edge_matmul_f32_wt(b, a, out, m, n, k, n * i / chunks, n * (i + 1) / chunks)
+        }
+        if accumulate {
+            edge_add(c, out, m * n)
+            out.deallocate()
+        }
+    }
+    public static func transpose(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                                 threads: Int) {
+        let chunks = rows * cols < parallelWork ? 1 : max(1, min(threads, rows / 32))
+        parallel(chunks) { i in edge_transpose_f32(src, dst, rows, cols, rows * i / chunks, rows * (i + 1) / chunks) }
+    }
     public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
     public static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
@@ -62,35 +101,26 @@ extension Double: TrainScalar {
             }
         }
     }
+    public static func gemmNN(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>,
+                              m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+        for i in 0 ..< m {
+            for j in 0 ..< n {
+                var s = 0.0
+                for t in 0 ..< k { s += a[i * k + t] * b[t * n + j] }
+                c[i * n + j] = accumulate ? c[i * n + j] + s : s
+            }
+        }
+    }
+    public static func transpose(_ src: UnsafePointer<Double>, _ dst: UnsafeMutablePointer<Double>, rows: Int, cols: Int,
+                                 threads: Int) {
+        Training.transpose(src, dst, rows: rows, cols: cols)
+    }
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     public static func log(_ x: Double) -> Double { Foundation.log(x) }
     public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     public static func cos(_ x: Double) -> Double { Foundation.cos(x) }
     public static func sin(_ x: Double) -> Double { Foundation.sin(x) }
     public static func pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }
-}
-
-/// An owned, zero-initialised buffer of `count` scalars.
-public final class Buf<R: TrainScalar> {
-    public let p: UnsafeMutablePointer<R>
-    public let count: Int
-
-    public init(_ count: Int) {
-        self.count = count
-        p = .allocate(capacity: max(1, count))
-        p.initialize(repeating: 0, count: max(1, count))
-    }
-
-    public convenience init(_ values: [R]) {
-        self.init(values.count)
-        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
-    }
-
-    deinit { p.deallocate() }
-
-    public var array: [R] { Array(UnsafeBufferPointer(start: p, count: count)) }
-    public func zero() { p.update(repeating: 0, count: count) }
-    public func copy(from other: Buf<R>) { p.update(from: other.p, count: count) }
 }
 
 /// dst[c, r] = src[r, c] for a [rows, cols] matrix, in cache-sized tiles.

@@ -14,8 +14,9 @@ public final class Param<R: TrainScalar> {
     /// What the forward pass multiplies by: the fake-quantized latent values (`value` itself
     /// when the tensor has no quantizer). Updated by `TrainModel.refresh()`.
     var effective: Buf<R>
-    /// `effective` transposed (matrices only), for input gradients.
-    var effectiveT: Buf<R>?
+    /// True from `TrainModel.zeroGrad()` until the first write of `grad`: the gradient is zero
+    /// though its memory is not yet, so the first matrix product writes it instead of adding to it.
+    var gradPending = false
 
     init(name: String, shape: [Int], values: [R], trainable: Bool, mask: [Bool]?) {
         self.name = name
@@ -29,6 +30,21 @@ public final class Param<R: TrainScalar> {
     var rows: Int { shape.count == 2 ? shape[0] : 1 }
     var cols: Int { shape.last ?? 1 }
     public var trainable: Bool { grad != nil }
+
+    /// Zeroes a pending gradient's memory (before adding to it, or reading it).
+    func materializeGrad() {
+        if gradPending { grad?.zero() }
+        gradPending = false
+    }
+
+    /// The gradient to add to: nil when frozen; `fresh` when it is pending, i.e. may be overwritten
+    /// (no longer pending afterwards: the caller writes all of it).
+    func gradForWrite() -> (buf: Buf<R>, fresh: Bool)? {
+        guard let grad else { return nil }
+        let fresh = gradPending
+        gradPending = false
+        return (grad, fresh)
+    }
 }
 
 /// A GPT-2 or Llama model in a form that trains: float parameters by canonical name, a forward
@@ -54,8 +70,8 @@ public final class TrainModel<R: TrainScalar> {
     typealias Layer = BlockWeights<Param<R>, Param<R>>
 
     let layers: [Layer]
-    /// The matrices a forward pass multiplies by (their transposes serve the input gradients).
-    let multiplied: Set<ObjectIdentifier>
+    /// Activations and gradient temporaries, reused from step to step.
+    let pool = BufPool()
     let tokenEmbedding: Param<R>
     let positionEmbedding: Param<R>?
     let outputNorm: Param<R>, outputNormBias: Param<R>?
@@ -92,33 +108,30 @@ public final class TrainModel<R: TrainScalar> {
         outputNorm = weights.outputNorm
         outputNormBias = weights.outputNormBias
         output = weights.output
-        multiplied = Set(layers.flatMap(\.matrices).map(ObjectIdentifier.init)
-            + [ObjectIdentifier(output)])
         try refresh()
     }
 
-    /// Recomputes what the forward pass uses from the latent values: fake quantization and the
-    /// transposed matrices. Call after every change of the latent values.
+    /// Recomputes what the forward pass uses from the latent values: fake quantization (into a
+    /// buffer kept from the previous refresh). Call after every change of the latent values.
     /// - Throws: what a quantizer throws.
     public func refresh() throws {
         for p in params {
             if let q = quantizers[p.name] {
                 let out = try q(p.value.array)
                 precondition(out.count == p.value.count, "quantizer for \(p.name) changed the size")
-                p.effective = Buf(out)
+                if p.effective === p.value { p.effective = Buf(out.count) }
+                out.withUnsafeBufferPointer { p.effective.p.update(from: $0.baseAddress!, count: out.count) }
             } else {
                 p.effective = p.value
-            }
-            if multiplied.contains(ObjectIdentifier(p)) {
-                let t = p.effectiveT ?? Buf<R>(p.value.count)
-                transpose(p.effective.p, t.p, rows: p.rows, cols: p.cols)
-                p.effectiveT = t
             }
         }
     }
 
-    /// Zeroes every gradient.
-    public func zeroGrad() { for p in params { p.grad?.zero() } }
+    /// Zeroes every gradient (lazily: the first write of each gradient overwrites it).
+    public func zeroGrad() { for p in params where p.trainable { p.gradPending = true } }
+
+    /// A buffer of n scalars from the pool (contents undefined unless `zeroed`).
+    func scratch(_ n: Int, zeroed: Bool = false) -> Buf<R> { Buf(n, pool: pool, zeroed: zeroed) }
 
     // MARK: Forward
 
@@ -158,7 +171,7 @@ public final class TrainModel<R: TrainScalar> {
         let N = B * S, h = config.hiddenSize, hd = config.headDim
         let tokens = batch.flatMap { $0 }
         let llama = config.architecture == .llama
-        var x = Buf<R>(N * h)
+        var x = scratch(N * h)
         let emb = tokenEmbedding.effective.p
         for (i, tok) in tokens.enumerated() {
             (x.p + i * h).update(from: emb + Int(tok) * h, count: h)
@@ -172,45 +185,45 @@ public final class TrainModel<R: TrainScalar> {
         for l in layers {
             let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
             let qd = nh * hd, kvd = nkv * hd
-            let n1 = Buf<R>(N * h), rstd1 = Buf<R>(N), mean1 = llama ? nil : Buf<R>(N)
+            let n1 = scratch(N * h), rstd1 = scratch(N), mean1 = llama ? nil : scratch(N)
             norm(x, n1, rows: N, l.attnNorm, l.attnNormBias, rstd: rstd1, mean: mean1)
-            let q = Buf<R>(N * qd), k = Buf<R>(N * kvd), v = Buf<R>(N * kvd)
+            let q = scratch(N * qd), k = scratch(N * kvd), v = scratch(N * kvd)
             linear(n1, N, l.q, l.qBias, q)
             linear(n1, N, l.k, l.kBias, k)
             linear(n1, N, l.v, l.vBias, v)
             if let rope {
-                rope.apply(q, rows: N, length: S, heads: nh, inverse: false)
-                rope.apply(k, rows: N, length: S, heads: nkv, inverse: false)
+                rope.apply(q, rows: N, length: S, heads: nh, inverse: false, threads: threads)
+                rope.apply(k, rows: N, length: S, heads: nkv, inverse: false, threads: threads)
             }
-            let probs = Buf<R>(B * nh * S * S), att = Buf<R>(N * qd)
+            let probs = scratch(B * nh * S * S), att = scratch(N * qd)
             attention(q: q, k: k, v: v, probs: probs, out: att, batch: B, length: S, heads: nh, kvHeads: nkv)
-            let x1 = Buf<R>(N * h)
+            let x1 = scratch(N * h)
             linear(att, N, l.o, l.oBias, x1)
-            for i in 0 ..< N * h { x1.p[i] += x.p[i] }
-            let n2 = Buf<R>(N * h), rstd2 = Buf<R>(N), mean2 = llama ? nil : Buf<R>(N)
+            add(x1, x, count: N * h)
+            let n2 = scratch(N * h), rstd2 = scratch(N), mean2 = llama ? nil : scratch(N)
             norm(x1, n2, rows: N, l.ffnNorm, l.ffnNormBias, rstd: rstd2, mean: mean2)
-            let u = Buf<R>(N * f), a = Buf<R>(N * f)
+            let u = scratch(N * f), a = scratch(N * f)
             var g: Buf<R>?
             if let gate = l.gate {
-                let gb = Buf<R>(N * f)
+                let gb = scratch(N * f)
                 linear(n2, N, gate, nil, gb)
                 linear(n2, N, l.up, nil, u)
-                for i in 0 ..< N * f { a.p[i] = silu(gb.p[i]) * u.p[i] }
+                parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { a.p[i] = silu(gb.p[i]) * u.p[i] } }
                 g = gb
             } else {
                 linear(n2, N, l.up, l.upBias, u)
-                for i in 0 ..< N * f { a.p[i] = gelu(u.p[i]) }
+                parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { a.p[i] = gelu(u.p[i]) } }
             }
-            let x2 = Buf<R>(N * h)
+            let x2 = scratch(N * h)
             linear(a, N, l.down, l.downBias, x2)
-            for i in 0 ..< N * h { x2.p[i] += x1.p[i] }
+            add(x2, x1, count: N * h)
             caches.append(LayerCache(x: x, n1: n1, rstd1: rstd1, mean1: mean1, q: q, k: k, v: v, probs: probs, att: att,
                                      x1: x1, n2: n2, rstd2: rstd2, mean2: mean2, g: g, u: u, a: a))
             x = x2
         }
-        let nf = Buf<R>(N * h), rstdF = Buf<R>(N), meanF = llama ? nil : Buf<R>(N)
+        let nf = scratch(N * h), rstdF = scratch(N), meanF = llama ? nil : scratch(N)
         norm(x, nf, rows: N, outputNorm, outputNormBias, rstd: rstdF, mean: meanF)
-        let logits = Buf<R>(N * config.vocabSize)
+        let logits = scratch(N * config.vocabSize)
         linear(nf, N, output, nil, logits)
         let cache = Cache(tokens: tokens, batch: B, length: S, xL: x, nf: nf, rstdF: rstdF, meanF: meanF)
         cache.layers = caches
@@ -224,8 +237,8 @@ public final class TrainModel<R: TrainScalar> {
     public func backward(_ dLogits: Buf<R>, cache c: Cache) {
         let B = c.batch, S = c.length, N = B * S, h = config.hiddenSize, hd = config.headDim
         let llama = config.architecture == .llama
-        var dx = Buf<R>(N * h)
-        let dnf = Buf<R>(N * h)
+        var dx = scratch(N * h, zeroed: true)
+        let dnf = scratch(N * h)
         linearBackward(dLogits, input: c.nf, rows: N, output, nil, dx: dnf, accumulate: false)
         normBackward(dnf, x: c.xL, rows: N, outputNorm, outputNormBias, rstd: c.rstdF, mean: c.meanF, dx: dx)
         let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
@@ -233,54 +246,69 @@ public final class TrainModel<R: TrainScalar> {
             let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
             let qd = nh * hd, kvd = nkv * hd
             // x2 = x1 + down(a)
-            let da = Buf<R>(N * f)
+            let da = scratch(N * f)
             linearBackward(dx, input: lc.a, rows: N, l.down, l.downBias, dx: da, accumulate: false)
-            let dn2 = Buf<R>(N * h)
+            let dn2 = scratch(N * h)
             if let gate = l.gate, let g = lc.g {
-                let dg = Buf<R>(N * f), du = Buf<R>(N * f)
-                for i in 0 ..< N * f {
-                    let s = sigmoid(g.p[i])
-                    du.p[i] = da.p[i] * g.p[i] * s
-                    dg.p[i] = da.p[i] * lc.u.p[i] * s * (1 + g.p[i] * (1 - s))
+                let dg = scratch(N * f), du = scratch(N * f), u = lc.u
+                parallelRanges(N * f, threads: threads, cost: 8) { r in
+                    for i in r {
+                        let s = sigmoid(g.p[i])
+                        du.p[i] = da.p[i] * g.p[i] * s
+                        dg.p[i] = da.p[i] * u.p[i] * s * (1 + g.p[i] * (1 - s))
+                    }
                 }
                 linearBackward(du, input: lc.n2, rows: N, l.up, nil, dx: dn2, accumulate: false)
                 linearBackward(dg, input: lc.n2, rows: N, gate, nil, dx: dn2, accumulate: true)
             } else {
-                let du = Buf<R>(N * f)
-                for i in 0 ..< N * f { du.p[i] = da.p[i] * geluDerivative(lc.u.p[i]) }
+                let du = scratch(N * f), u = lc.u
+                parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { du.p[i] = da.p[i] * geluDerivative(u.p[i]) } }
                 linearBackward(du, input: lc.n2, rows: N, l.up, l.upBias, dx: dn2, accumulate: false)
             }
             // x1 = x + o(att): dx1 = dx + dnorm2
             let dx1 = dx
             normBackward(dn2, x: lc.x1, rows: N, l.ffnNorm, l.ffnNormBias, rstd: lc.rstd2, mean: lc.mean2, dx: dx1)
-            let datt = Buf<R>(N * qd)
+            let datt = scratch(N * qd)
             linearBackward(dx1, input: lc.att, rows: N, l.o, l.oBias, dx: datt, accumulate: false)
-            let dq = Buf<R>(N * qd), dk = Buf<R>(N * kvd), dv = Buf<R>(N * kvd)
+            let dq = scratch(N * qd), dk = scratch(N * kvd), dv = scratch(N * kvd)
             attentionBackward(dOut: datt, q: lc.q, k: lc.k, v: lc.v, probs: lc.probs, dq: dq, dk: dk, dv: dv,
                               batch: B, length: S, heads: nh, kvHeads: nkv)
             if let rope {
-                rope.apply(dq, rows: N, length: S, heads: nh, inverse: true)
-                rope.apply(dk, rows: N, length: S, heads: nkv, inverse: true)
+                rope.apply(dq, rows: N, length: S, heads: nh, inverse: true, threads: threads)
+                rope.apply(dk, rows: N, length: S, heads: nkv, inverse: true, threads: threads)
             }
-            let dn1 = Buf<R>(N * h)
+            let dn1 = scratch(N * h)
             linearBackward(dq, input: lc.n1, rows: N, l.q, l.qBias, dx: dn1, accumulate: false)
             linearBackward(dk, input: lc.n1, rows: N, l.k, l.kBias, dx: dn1, accumulate: true)
             linearBackward(dv, input: lc.n1, rows: N, l.v, l.vBias, dx: dn1, accumulate: true)
             normBackward(dn1, x: lc.x, rows: N, l.attnNorm, l.attnNormBias, rstd: lc.rstd1, mean: lc.mean1, dx: dx1)
             dx = dx1
         }
+        // Embedding rows: each thread takes a range of columns and walks the tokens in order.
         if let g = tokenEmbedding.grad {
-            for (i, tok) in c.tokens.enumerated() {
-                let row = g.p + Int(tok) * h
-                for j in 0 ..< h { row[j] += dx.p[i * h + j] }
+            tokenEmbedding.materializeGrad()
+            let tokens = c.tokens
+            parallelRanges(h, threads: threads, cost: N) { cols in
+                for (i, tok) in tokens.enumerated() {
+                    let row = g.p + Int(tok) * h
+                    for j in cols { row[j] += dx.p[i * h + j] }
+                }
             }
         }
         if let pe = positionEmbedding, let g = pe.grad {
+            pe.materializeGrad()
             for i in 0 ..< N {
                 let row = g.p + (i % S) * h
                 for j in 0 ..< h { row[j] += dx.p[i * h + j] }
             }
         }
+        // Tensors this pass did not reach (none in a whole model) still read as zero.
+        for p in params { p.materializeGrad() }
+    }
+
+    /// a[i] += b[i] for i < count, over the threads.
+    func add(_ a: Buf<R>, _ b: Buf<R>, count: Int) {
+        parallelRanges(count, threads: threads) { r in for i in r { a.p[i] += b.p[i] } }
     }
 
     // MARK: Ops
@@ -289,8 +317,10 @@ public final class TrainModel<R: TrainScalar> {
     func linear(_ x: Buf<R>, _ n: Int, _ w: Param<R>, _ bias: Param<R>?, _ out: Buf<R>) {
         R.gemm(x.p, w.effective.p, out.p, m: n, n: w.rows, k: w.cols, accumulate: false, threads: threads)
         if let bias {
-            let b = bias.effective.p
-            for t in 0 ..< n { for j in 0 ..< w.rows { out.p[t * w.rows + j] += b[j] } }
+            let b = bias.effective.p, cols = w.rows
+            parallelRanges(n, threads: threads, cost: cols) { rows in
+                for t in rows { for j in 0 ..< cols { out.p[t * cols + j] += b[j] } }
+            }
         }
     }
 
@@ -299,68 +329,97 @@ public final class TrainModel<R: TrainScalar> {
     func linearBackward(_ dy: Buf<R>, input x: Buf<R>, rows n: Int, _ w: Param<R>, _ bias: Param<R>?,
                         dx: Buf<R>, accumulate: Bool) {
         let out = w.rows, inp = w.cols
-        R.gemm(dy.p, w.effectiveT!.p, dx.p, m: n, n: inp, k: out, accumulate: accumulate, threads: threads)
-        if let g = w.grad {
-            let dyT = Buf<R>(out * n), xT = Buf<R>(inp * n)
-            transpose(dy.p, dyT.p, rows: n, cols: out)
-            transpose(x.p, xT.p, rows: n, cols: inp)
-            R.gemm(dyT.p, xT.p, g.p, m: out, n: inp, k: n, accumulate: true, threads: threads)
+        // dx[n, inp] (+)= dy[n, out] · W[out, inp] (a sum made apart, then added: as R.gemm accumulates)
+        if accumulate {
+            let sum = scratch(n * inp)
+            R.gemmNN(dy.p, w.effective.p, sum.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+            add(dx, sum, count: n * inp)
+        } else {
+            R.gemmNN(dy.p, w.effective.p, dx.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+        }
+        if let (g, fresh) = w.gradForWrite() {
+            // W.grad[out, inp] (+)= dy^T[out, n] · x[n, inp]; written outright after zeroGrad.
+            let dyT = scratch(out * n)
+            R.transpose(dy.p, dyT.p, rows: n, cols: out, threads: threads)
+            R.gemmNN(dyT.p, x.p, g.p, m: out, n: inp, k: n, accumulate: !fresh, threads: threads)
         }
         if let bias, let g = bias.grad {
-            for t in 0 ..< n { for j in 0 ..< out { g.p[j] += dy.p[t * out + j] } }
-        }
-    }
-
-    /// RMSNorm (Llama) or LayerNorm (GPT-2, when `mean` is given) of each row, as the runtime computes them.
-    func norm(_ x: Buf<R>, _ out: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?) {
-        let h = config.hiddenSize, eps = R(config.normEps), wp = w.effective.p
-        for t in 0 ..< rows {
-            let xr = x.p + t * h, o = out.p + t * h
-            if let mean, let b {
-                var s: R = 0
-                for j in 0 ..< h { s += xr[j] }
-                let mu = s / R(h)
-                var v: R = 0
-                for j in 0 ..< h { v += (xr[j] - mu) * (xr[j] - mu) }
-                let r = 1 / (v / R(h) + eps).squareRoot()
-                for j in 0 ..< h { o[j] = (xr[j] - mu) * r * wp[j] + b.effective.p[j] }
-                mean.p[t] = mu
-                rstd.p[t] = r
-            } else {
-                var ss: R = 0
-                for j in 0 ..< h { ss += xr[j] * xr[j] }
-                let r = 1 / (ss / R(h) + eps).squareRoot()
-                for j in 0 ..< h { o[j] = wp[j] * (xr[j] * r) }
-                rstd.p[t] = r
+            bias.materializeGrad()
+            parallelRanges(out, threads: threads, cost: n) { cols in
+                for t in 0 ..< n { for j in cols { g.p[j] += dy.p[t * out + j] } }
             }
         }
     }
 
-    /// dx += d(norm)/dx · dy; weight (and bias) gradients when trainable.
+    /// RMSNorm (Llama) or LayerNorm (GPT-2, when `mean` is given) of each row, as the runtime computes them.
+    /// Rows are independent: they are split over the threads.
+    func norm(_ x: Buf<R>, _ out: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?) {
+        let h = config.hiddenSize, eps = R(config.normEps), wp = w.effective.p
+        parallelRanges(rows, threads: threads, cost: h) { rowRange in
+            for t in rowRange {
+                let xr = x.p + t * h, o = out.p + t * h
+                if let mean, let b {
+                    var s: R = 0
+                    for j in 0 ..< h { s += xr[j] }
+                    let mu = s / R(h)
+                    var v: R = 0
+                    for j in 0 ..< h { v += (xr[j] - mu) * (xr[j] - mu) }
+                    let r = 1 / (v / R(h) + eps).squareRoot()
+                    for j in 0 ..< h { o[j] = (xr[j] - mu) * r * wp[j] + b.effective.p[j] }
+                    mean.p[t] = mu
+                    rstd.p[t] = r
+                } else {
+                    var ss: R = 0
+                    for j in 0 ..< h { ss += xr[j] * xr[j] }
+                    let r = 1 / (ss / R(h) + eps).squareRoot()
+                    for j in 0 ..< h { o[j] = wp[j] * (xr[j] * r) }
+                    rstd.p[t] = r
+                }
+            }
+        }
+    }
+
+    /// dx += d(norm)/dx · dy; weight (and bias) gradients when trainable. dx is split over the
+    /// threads by rows; the weight gradients by columns, each summed over the rows in order.
     func normBackward(_ dy: Buf<R>, x: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?, dx: Buf<R>) {
         let h = config.hiddenSize, wp = w.effective.p, hn = R(h)
-        for t in 0 ..< rows {
-            let xr = x.p + t * h, d = dy.p + t * h, o = dx.p + t * h, r = rstd.p[t]
-            if let mean {
-                let mu = mean.p[t]
-                var sg: R = 0, sgx: R = 0
-                for j in 0 ..< h {
-                    let gy = d[j] * wp[j], xh = (xr[j] - mu) * r
-                    sg += gy
-                    sgx += gy * xh
+        parallelRanges(rows, threads: threads, cost: h) { rowRange in
+            for t in rowRange {
+                let xr = x.p + t * h, d = dy.p + t * h, o = dx.p + t * h, r = rstd.p[t]
+                if let mean {
+                    let mu = mean.p[t]
+                    var sg: R = 0, sgx: R = 0
+                    for j in 0 ..< h {
+                        let gy = d[j] * wp[j], xh = (xr[j] - mu) * r
+                        sg += gy
+                        sgx += gy * xh
+                    }
+                    for j in 0 ..< h {
+                        let xh = (xr[j] - mu) * r
+                        o[j] += r * (d[j] * wp[j] - sg / hn - xh * sgx / hn)
+                    }
+                } else {
+                    var dot: R = 0
+                    for j in 0 ..< h { dot += d[j] * wp[j] * xr[j] }
+                    let c = r * r * r * dot / hn
+                    for j in 0 ..< h { o[j] += r * d[j] * wp[j] - xr[j] * c }
                 }
-                for j in 0 ..< h {
-                    let xh = (xr[j] - mu) * r
-                    o[j] += r * (d[j] * wp[j] - sg / hn - xh * sgx / hn)
+            }
+        }
+        w.materializeGrad()
+        b?.materializeGrad()
+        let wg = w.grad, bg = b?.grad
+        guard wg != nil || bg != nil else { return }
+        parallelRanges(h, threads: threads, cost: rows) { cols in
+            for t in 0 ..< rows {
+                let xr = x.p + t * h, d = dy.p + t * h, r = rstd.p[t]
+                if let mean {
+                    let mu = mean.p[t]
+                    if let g = wg { for j in cols { g.p[j] += d[j] * (xr[j] - mu) * r } }
+                    if let g = bg { for j in cols { g.p[j] += d[j] } }
+                } else if let g = wg {
+                    for j in cols { g.p[j] += d[j] * xr[j] * r }
                 }
-                if let g = w.grad { for j in 0 ..< h { g.p[j] += d[j] * (xr[j] - mu) * r } }
-                if let b, let g = b.grad { for j in 0 ..< h { g.p[j] += d[j] } }
-            } else {
-                var dot: R = 0
-                for j in 0 ..< h { dot += d[j] * wp[j] * xr[j] }
-                let c = r * r * r * dot / hn
-                for j in 0 ..< h { o[j] += r * d[j] * wp[j] - xr[j] * c }
-                if let g = w.grad { for j in 0 ..< h { g.p[j] += d[j] * xr[j] * r } }
             }
         }
     }
@@ -374,7 +433,7 @@ public final class TrainModel<R: TrainScalar> {
         let items = B * nkv
         let chunks = S * S * hd * nh * B < parallelWork ? 1 : min(threads, items)
         parallel(chunks) { c in
-            let kg = Buf<R>(S * hd), vt = Buf<R>(hd * S), qh = Buf<R>(S * hd), oh = Buf<R>(S * hd)
+            let kg = scratch(S * hd), vt = scratch(hd * S), qh = scratch(S * hd), oh = scratch(S * hd)
             var item = c
             while item < items {
                 let b = item / nkv, g = item % nkv
@@ -413,8 +472,8 @@ public final class TrainModel<R: TrainScalar> {
         let items = B * nkv
         let chunks = S * S * hd * nh * B < parallelWork ? 1 : min(threads, items)
         parallel(chunks) { c in
-            let kt = Buf<R>(hd * S), vg = Buf<R>(S * hd), qt = Buf<R>(hd * S), doh = Buf<R>(S * hd), doT = Buf<R>(hd * S)
-            let dp = Buf<R>(S * S), pt = Buf<R>(S * S), dkg = Buf<R>(S * hd), dvg = Buf<R>(S * hd), dqh = Buf<R>(S * hd)
+            let kt = scratch(hd * S), vg = scratch(S * hd), qt = scratch(hd * S), doh = scratch(S * hd), doT = scratch(hd * S)
+            let dp = scratch(S * S), pt = scratch(S * S), dkg = scratch(S * hd), dvg = scratch(S * hd), dqh = scratch(S * hd)
             var item = c
             while item < items {
                 let b = item / nkv, g = item % nkv
@@ -438,7 +497,7 @@ public final class TrainModel<R: TrainScalar> {
                     let pr = probs.p + (b * nh + head) * S * S
                     // dP = dO · V^T; dV += P^T · dO
                     R.gemm(doh.p, vg.p, dp.p, m: S, n: S, k: hd, accumulate: false, threads: 1)
-                    transpose(pr, pt.p, rows: S, cols: S)
+                    R.transpose(pr, pt.p, rows: S, cols: S, threads: 1)
                     R.gemm(pt.p, doT.p, dvg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
                     // dS = P ⊙ (dP - rowsum(dP ⊙ P)), in place in dp
                     for i in 0 ..< S {
@@ -453,7 +512,7 @@ public final class TrainModel<R: TrainScalar> {
                     for s in 0 ..< S {
                         for d in 0 ..< hd { dq.p[(b * S + s) * qd + head * hd + d] = dqh.p[s * hd + d] * scale }
                     }
-                    transpose(dp.p, pt.p, rows: S, cols: S)
+                    R.transpose(dp.p, pt.p, rows: S, cols: S, threads: 1)
                     R.gemm(pt.p, qt.p, dkg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
                 }
                 for s in 0 ..< S {
@@ -504,18 +563,24 @@ struct RopeTable<R: TrainScalar> {
     }
 
     /// Rotates (or, when `inverse`, rotates back: the gradient of the rotation) every head of
-    /// every row of x [rows, heads * headDim]; row r is position r % length.
-    func apply(_ x: Buf<R>, rows: Int, length: Int, heads: Int, inverse: Bool) {
+    /// every row of x [rows, heads * headDim]; row r is position r % length. Rows are split over `threads`.
+    func apply(_ x: Buf<R>, rows: Int, length: Int, heads: Int, inverse: Bool, threads: Int = 1) {
         let hd = half * 2
-        for r in 0 ..< rows {
-            let pos = r % length
-            for i in 0 ..< half {
-                let c = cos[pos * half + i], s = inverse ? -sin[pos * half + i] : sin[pos * half + i]
-                for hh in 0 ..< heads {
-                    let v = x.p + r * heads * hd + hh * hd
-                    let a = v[i], b = v[i + half]
-                    v[i] = a * c - b * s
-                    v[i + half] = b * c + a * s
+        cos.withUnsafeBufferPointer { cosp in
+            sin.withUnsafeBufferPointer { sinp in
+                parallelRanges(rows, threads: threads, cost: heads * hd) { rowRange in
+                    for r in rowRange {
+                        let pos = r % length
+                        for i in 0 ..< half {
+                            let c = cosp[pos * half + i], s = inverse ? -sinp[pos * half + i] : sinp[pos * half + i]
+                            for hh in 0 ..< heads {
+                                let v = x.p + r * heads * hd + hh * hd
+                                let a = v[i], b = v[i + half]
+                                v[i] = a * c - b * s
+                                v[i + half] = b * c + a * s
+                            }
+                        }
+                    }
                 }
             }
         }

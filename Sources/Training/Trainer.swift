@@ -224,7 +224,7 @@ public final class Trainer {
             guard loss.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
             model.backward(logits, cache: cache)
             let lr = optimizer.learningRate(at: step)
-            let norm = optimizer.update()
+            let norm = optimizer.update(threads: model.threads)
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the gradient norm") }
             try model.refresh()
             trainSeconds += Date().timeIntervalSince(t0)

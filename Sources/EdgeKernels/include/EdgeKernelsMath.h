@@ -94,6 +94,16 @@ void edge_matvec_f32_ref(const float *W, const float *x, float *y, size_t rows, 
 void edge_matmul_f32(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_f32_ref(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
+/// As edge_matmul_f32 with W given transposed: Wt is W^T [cols, rows], Y[t, r] = dot(Wt[:, r], X[t, :]).
+/// Same float operations (so the same bits) as edge_matmul_f32 on the transposed matrix. Training uses it
+/// for dx = dy . W and for weight gradients without copying a transpose.
+void edge_matmul_f32_wt(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_f32_wt_ref(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// dst[c, r] = src[r, c] for rows r in [r0, r1) of a [rows, cols] matrix (dst is [cols, rows]), in tiles.
+void edge_transpose_f32(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_transpose_f32_ref(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);
+
 /// As edge_matmul_f32 with W stored as IEEE binary16 bits (converted exactly on the fly).
 void edge_matmul_f16(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_f16_ref(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -102,19 +102,27 @@ public final class CalibrationStats {
     /// Sites whose cross term the current forward call has counted.
     private var crossSeen: Set<Site> = []
 
-    /// out[t][r] = sum_k a[r][k] b[t][k] for a, b [cols, rows] (rows-long dot products), threaded.
+    /// out[t][r] = sum_k a[r][k] b[t][k] for a, b [cols, rows] (rows-long dot products).
     static func gram(_ a: [Float], _ b: [Float], into out: inout [Float], cols: Int, rows: Int) {
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                out.withUnsafeMutableBufferPointer { op in
-                    let chunks = max(1, min(EdgeModel.defaultThreads, cols / 64))
+        out = product(a, b, tokens: cols, rows: cols, cols: rows)
+    }
+
+    /// Y [tokens, rows] with Y[t][r] = dot(W[r], X[t]) for W [rows, cols] and X [tokens, cols]
+    /// (`edge_matmul_f32`), the rows split over the cores.
+    static func product(_ w: [Float], _ x: [Float], tokens: Int, rows: Int, cols: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: tokens * rows)
+        w.withUnsafeBufferPointer { wp in
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let chunks = max(1, min(EdgeModel.defaultThreads, rows / 64))
                     DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                        let r0 = cols * c / chunks, r1 = cols * (c + 1) / chunks
-                        edge_matmul_f32(ap.baseAddress, bp.baseAddress, op.baseAddress, cols, cols, rows, r0, r1)
+                        let r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks
+                        edge_matmul_f32(wp.baseAddress, xp.baseAddress, yp.baseAddress, tokens, rows, cols, r0, r1)
                     }
                 }
             }
         }
+        return y
     }
 
     /// Adds `rows` activation rows X [rows, cols] seen by `weight`.

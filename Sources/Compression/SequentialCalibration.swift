@@ -82,7 +82,7 @@ struct SequentialCalibration {
         let count = graph.tensors.count
         var emitted = 0
 
-        /// Runs tensor n through `steps`; `before`: only the steps ranked before its first consumer.
+        /// Runs tensor n through `steps`; `statisticsInput`: only those ranked before its first calibrated pass.
         func process(_ n: Int, statisticsInput: Bool = false) throws -> WorkTensor {
             var limit = steps
             if statisticsInput {

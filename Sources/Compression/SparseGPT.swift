@@ -66,20 +66,8 @@ enum SparseGPT {
     static func multiply(_ a: [Float], rows: Int, by m: [Float], cols: Int) -> [Float] {
         var mt = [Float](repeating: 0, count: cols * cols)
         for i in 0 ..< cols { for j in 0 ..< cols { mt[j * cols + i] = m[i * cols + j] } }
-        var out = [Float](repeating: 0, count: rows * cols)
-        mt.withUnsafeBufferPointer { mp in
-            a.withUnsafeBufferPointer { ap in
-                out.withUnsafeMutableBufferPointer { op in
-                    // Y[t][r] = dot(W[r], X[t]) with W = M^T [cols, cols], X = A [rows, cols]: Y = A M.
-                    let chunks = max(1, min(EdgeModel.defaultThreads, cols / 64))
-                    DispatchQueue.concurrentPerform(iterations: chunks) { k in
-                        let r0 = cols * k / chunks, r1 = cols * (k + 1) / chunks
-                        edge_matmul_f32(mp.baseAddress, ap.baseAddress, op.baseAddress, rows, cols, cols, r0, r1)
-                    }
-                }
-            }
-        }
-        return out
+        // Y[t][r] = dot(W[r], X[t]) with W = M^T [cols, cols], X = A [rows, cols]: Y = A M.
+        return CalibrationStats.product(mt, a, tokens: rows, rows: cols, cols: cols)
     }
 
     /// Prunes W [rows, cols] against Hessian H [cols, cols] (row-major, double).

@@ -32,6 +32,10 @@ public struct Quantize: Pass {
     public let rounding: Rounding
     /// `rounding: mse` only: how each weight's squared error counts in the search.
     public let weighting: Weighting
+    /// A tied embedding is quantized for its other role, the output head: GPTQ and activation
+    /// weighting use the statistics of the head's input (the final norm's output). Off: it is
+    /// rounded to nearest with uniform or magnitude weights, like an untied embedding.
+    public let tiedAsHead: Bool
 
     private var tensors = 0
     private var weights = 0
@@ -56,6 +60,7 @@ public struct Quantize: Pass {
         damp = 0.01
         shrink = 0
         actOrder = false
+        tiedAsHead = false
     }
 
     public init(fields f: inout RecipeFields) throws {
@@ -85,6 +90,10 @@ public struct Quantize: Pass {
         if weighting != .uniform, rounding != .mse {
             throw f.error("weighting", "applies to rounding 'mse' only (it weights the error the search minimizes)")
         }
+        tiedAsHead = try f.bool("tied_as_head", default: false)
+        if tiedAsHead, method != .gptq, !weighting.usesActivations {
+            throw f.error("tied_as_head", "needs \"method\": \"gptq\" or an activation weighting; without statistics it changes nothing")
+        }
         selector = try f.selector(defaultKinds: [.linear, .embedding, .output])
     }
 
@@ -108,16 +117,17 @@ public struct Quantize: Pass {
         }
         let rows = t.shape[0], cols = t.shape[1]
         var errWeights: [Float]? = nil
-        if weighting.usesActivations, TensorName.kind(of: t.name) != .embedding,
+        let usesStatistics = TensorName.kind(of: t.name) != .embedding || tiedAsHead
+        if weighting.usesActivations, usesStatistics,
            let norms = context.calibration?.columnNorms(for: t.name), norms.count == cols {
             errWeights = Self.errorWeights(norms: norms)
         }
         let enc: EncodedTensor
         var deq = [Float](repeating: 0, count: t.values.count)
         // GPTQ needs the statistics of the inputs a matrix multiplies; an embedding is looked up,
-        // not multiplied (a tied one is also the output head, but its rows must serve both), so it
-        // is rounded to nearest.
-        let gptqHessian = method == .gptq && TensorName.kind(of: t.name) != .embedding ? context.calibration?.hessian(for: t.name) : nil
+        // not multiplied, so it is rounded to nearest, unless it is tied and `tied_as_head` asks
+        // for it to be fitted as the output head (the statistics exist only when it is tied).
+        let gptqHessian = method == .gptq && usesStatistics ? context.calibration?.hessian(for: t.name) : nil
         if let h = gptqHessian, h.count == cols * cols {
             let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, shrink: shrink,
                                     actOrder: actOrder, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
@@ -224,6 +234,7 @@ public struct Quantize: Pass {
             o["act_order"] = .bool(actOrder)
             o["round_to_nearest"] = .array(rtnFallbacks.map { .string($0) })
         }
+        if tiedAsHead { o["tied_as_head"] = .bool(true) }
         return .object(o)
     }
 }

@@ -129,7 +129,24 @@ enum GPTQ {
 
     /// Quantizes W [rows, cols] with a precomputed factor. Float arithmetic, as the reference
     /// implementation (see `sweep`).
-    static func quantize(weights: [Float], rows: Int, cols: Int, factor f: Factor, options o: Options)
+    /// Rows are independent (each row's error is spread over its own later columns), so a tall
+    /// matrix (a vocabulary-sized output head) is swept `rowChunk` rows at a time, which bounds the
+    /// sweep's working copies.
+    static func quantize(weights: [Float], rows: Int, cols: Int, factor f: Factor, options o: Options,
+                         rowChunk: Int = 4096) -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
+        precondition(weights.count == rows * cols && f.cols == cols && rowChunk > 0)
+        if rows <= rowChunk { return quantizeRows(weights: weights, rows: rows, cols: cols, factor: f, options: o) }
+        var codes: [Float] = [], grids: [QuantGrid] = [], deq: [Float] = []
+        codes.reserveCapacity(rows * cols); deq.reserveCapacity(rows * cols)
+        for r0 in stride(from: 0, to: rows, by: rowChunk) {
+            let r1 = min(rows, r0 + rowChunk)
+            let part = quantizeRows(weights: Array(weights[(r0 * cols) ..< (r1 * cols)]), rows: r1 - r0, cols: cols, factor: f, options: o)
+            codes += part.codes; grids += part.grids; deq += part.dequantized
+        }
+        return (codes, grids, deq)
+    }
+
+    static func quantizeRows(weights: [Float], rows: Int, cols: Int, factor f: Factor, options o: Options)
         -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
         precondition(weights.count == rows * cols && f.cols == cols)
         let layout = GroupLayout(rows: rows, cols: cols, bits: o.bits, groupSize: o.groupSize, symmetric: o.symmetric)

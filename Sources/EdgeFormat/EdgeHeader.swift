@@ -381,7 +381,7 @@ extension TensorEntry {
         guard let count = Checked.product(shape), count <= maxElements else {
             throw bad("shape", "\(shape) has more than \(maxElements) elements")
         }
-        if !encoding.hasStructure {
+        if !encoding.isSparse && encoding != .nm {
             guard params.valueEncoding == nil else { throw bad("params.value_encoding", "must be absent for \(encoding.rawValue)") }
         }
         if encoding != .csr {

@@ -160,13 +160,22 @@ static AVX2 size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int ze
     __m256 vs = _mm256_set1_ps(scale);
     __m256i vz = _mm256_set1_epi32(zero);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+    for (; i + 16 <= n; i += 16) {  // two units, bytes 0...5: all inside the run
         const uint8_t *b = bytes + i / 8 * 3;
-        uint32_t v;
-        if (i + 9 <= n) memcpy(&v, b, 4);  // a ninth code means a fourth byte exists
-        else v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16;
+        uint32_t v0, v1;
+        memcpy(&v0, b, 4);  // bytes 0...3 (byte 3 is the second unit's; the shifts never reach it)
+        v1 = (uint32_t)b[3] | (uint32_t)b[4] << 8 | (uint32_t)b[5] << 16;
+        __m256i q0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v0), shifts), seven);
+        __m256i q1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v1), shifts), seven);
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q0, vz))));
+        _mm256_storeu_ps(dst + i + 8, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, vz))));
+    }
+    if (i + 8 <= n) {
+        const uint8_t *b = bytes + i / 8 * 3;
+        uint32_t v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16;
         __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v), shifts), seven);
         _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz))));
+        i += 8;
     }
     return i;
 }

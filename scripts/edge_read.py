@@ -29,7 +29,7 @@ ALIGN = 64
 VERSION = 1
 MAX_HEADER = 64 << 20
 MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
-ENCODINGS = {"f32", "f16", "q8", "q4", "nm"}
+ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "nm"}
 RESERVED = {"csr", "bitmask"}  # defined by the spec; this reader does not decode them yet
 MAX_NM_M = 256
 TOP_KEYS = {"format", "version", "config", "tensors", "blobs", "provenance"}
@@ -94,11 +94,40 @@ def payload_length(t):
         scale_off = align64(rows * cols)
         return scale_off + 4 * rows if sym else align64(scale_off + 4 * rows) + rows
     g = params.get("group_size")
-    if not _is_int(g) or g < 2 or g > MAX_GROUP or g % 2:
+    step = 8 if enc == "q3" else 2                    # q3: a multiple of 8; q4: even
+    if not _is_int(g) or g < step or g > MAX_GROUP or g % step:
         raise EdgeError(f"tensor {name!r}: bad group_size {g}")
     groups = (cols + g - 1) // g
-    scale_off = align64(rows * ((cols + 1) // 2))
+    row_bytes = (3 * cols + 7) // 8 if enc == "q3" else (cols + 1) // 2
+    scale_off = align64(rows * row_bytes)
     return scale_off + 2 * rows * groups if sym else align64(scale_off + 2 * rows * groups) + rows * groups
+
+
+def dequantize_q3(t, p):
+    """float32 values of a q3 tensor, checking scales, zero points and row padding bits (docs: "q3", "Validation")."""
+    (rows, cols), name = t["shape"], t["name"]
+    sym, g = t["params"]["symmetric"], t["params"]["group_size"]
+    groups = (cols + g - 1) // g
+    row_bytes = (3 * cols + 7) // 8
+    packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
+    bits = np.unpackbits(packed, axis=1, bitorder="little")            # bit i of a row = bit i % 8 of byte i // 8
+    if bits[:, 3 * cols:].any():
+        raise EdgeError(f"tensor {name!r}: q3 padding bits set after a row's last code")
+    u = (bits[:, : 3 * cols].reshape(rows, cols, 3).astype(np.int64) << np.arange(3)).sum(axis=2)  # lowest bit first
+    scale_off = align64(rows * row_bytes)
+    h = np.frombuffer(p, dtype="<u2", count=rows * groups, offset=scale_off)
+    if ((h & 0x7C00) == 0x7C00).any():
+        raise EdgeError(f"tensor {name!r}: q3 scale is not finite")
+    s = h.view("<f2").astype(np.float32).reshape(rows, groups)
+    if sym:
+        z = np.full((rows, groups), 4, dtype=np.int64)
+    else:
+        z = np.frombuffer(p, dtype=np.uint8, count=rows * groups, offset=align64(scale_off + 2 * rows * groups))
+        if (z > 7).any():
+            raise EdgeError(f"tensor {name!r}: q3 zero point above 7")
+        z = z.astype(np.int64).reshape(rows, groups)
+    gi = np.arange(cols) // g
+    return (s[:, gi] * (u - z[:, gi]).astype(np.float32)).astype(np.float32)
 
 
 def nm_layout(t):
@@ -171,6 +200,8 @@ def dequantize(t, p):
     shape, enc, params = t["shape"], t["encoding"], t.get("params") or {}
     if enc == "nm":
         return dequantize_nm(t, p)
+    if enc == "q3":
+        return dequantize_q3(t, p)
     if enc == "f32":
         return np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(shape)
     if enc == "f16":

@@ -10,7 +10,7 @@ import Foundation
 /// batch updates, and group grids fitted lazily: each group's scale and zero point are chosen
 /// when the sweep reaches the group's first column, from the current weights (the originals plus
 /// the error spread onto them so far), so the grid covers what is actually rounded. With
-/// act-order (columns by decreasing Hessian diagonal) groups are static instead: the q4 layout's
+/// act-order (columns by decreasing Hessian diagonal) groups are static instead: the q4 / q3 layouts'
 /// groups are contiguous input ranges, so their grids are fitted on the original weights before
 /// reordering (also available without act-order as `staticGroups`, for comparison).
 /// Pruned weights (exact zeros in the input) stay exactly zero; their error is compensated too.

@@ -7,11 +7,11 @@ import Foundation
 ///
 /// - `auto` computes each candidate's exact payload size (dense, csr, bitmask, and nm for every
 ///   common N:M pattern the tensor conforms to: 1:8, 1:4, 2:8, 1:2, 2:4, 4:8) and keeps the smallest
-///   (on a tie: dense, then nm, then bitmask, then csr); 1-D tensors and q4 tensors stay dense.
-/// - `csr` / `bitmask` pack every selected matrix that way (1-D tensors stay dense); a q4 tensor is an
+///   (on a tie: dense, then nm, then bitmask, then csr); 1-D tensors and q4 / q3 tensors stay dense.
+/// - `csr` / `bitmask` pack every selected matrix that way (1-D tensors stay dense); a q4 or q3 tensor is an
 ///   error, as is csr for a matrix whose column gaps no index width holds (over 256 with more than 65536 columns).
 /// - `nm` packs every selected matrix as nm with `pattern` when given, else the smallest common
-///   pattern it conforms to; a matrix that does not conform (or is q4) is an error naming it.
+///   pattern it conforms to; a matrix that does not conform (or is q4 / q3) is an error naming it.
 /// - `dense` keeps every layout.
 ///
 /// Recipe: `{"pass": "pack", "format": "auto" | "dense" | "csr" | "bitmask" | "nm", "pattern": "N:M" (nm only), <selector>}`;
@@ -60,10 +60,10 @@ public struct Pack: Pass {
         denseBytes += dense.payload.count
         var packed = dense
         if t.shape.count == 2 && format != .dense {
-            if dense.encoding == .q4 {
+            if dense.encoding == .q4 || dense.encoding == .q3 {
                 if format != .auto {
                     throw PassError(pass: Self.id, tensor: t.name,
-                                    why: "is q4, which stays dense: \(format.rawValue) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")
+                                    why: "is \(dense.encoding.rawValue), which stays dense: \(format.rawValue) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")
                 }
             } else if let c = dense.sparseCandidates() {
                 switch format {
@@ -94,7 +94,7 @@ public struct Pack: Pass {
             t.values = packed.payload.withUnsafeBytes { decodePayload($0, encoding: packed.encoding, shape: packed.shape, params: packed.params) }
             t.encoded = packed
         }
-        let layout = packed.encoding.hasStructure ? packed.encoding.rawValue : "dense"
+        let layout = packed.encoding.isSparse || packed.encoding == .nm ? packed.encoding.rawValue : "dense"
         counts[layout, default: 0] += 1
         bytes[layout, default: 0] += packed.payload.count
         choices[t.name] = packed.encoding == .nm ? "nm \(packed.params.n ?? 0):\(packed.params.m ?? 0)" : layout

@@ -2,15 +2,15 @@ import EdgeFormat
 import EdgeKernels
 import Foundation
 
-/// Per-channel quantization with round-to-nearest: int8 per output channel (row) or int4 in
-/// groups of `group_size` inputs; symmetric or asymmetric with an integer zero point, so a
+/// Per-channel quantization with round-to-nearest: int8 per output channel (row), or int4 / 3-bit
+/// in groups of `group_size` inputs (encodings q4 / q3); symmetric or asymmetric with an integer zero point, so a
 /// pruned (zero) weight stays exactly zero. Embeddings are quantized per row.
 ///
 /// Each grid (per row or per group) is either spanned by the values' min/max (`rounding: minmax`)
 /// or searched for the smallest weighted squared error (`rounding: mse`, see `QuantGrid.search`),
 /// each weight's error counted with a weight from `weighting` (see `Weighting`).
 ///
-/// Recipe: `{"pass": "quantize", "bits": 8 | 4, "symmetric": true, "group_size": 64 (int4 only),
+/// Recipe: `{"pass": "quantize", "bits": 8 | 4 | 3, "symmetric": true, "group_size": 64 (bits 4 and 3 only),
 /// "method": "rtn", "rounding": "minmax" | "mse", "weighting": "uniform", <selector>}`; the
 /// selector defaults to linear weights, embeddings and the output head.
 public struct Quantize: Pass {
@@ -64,14 +64,14 @@ public struct Quantize: Pass {
     }
 
     public init(fields f: inout RecipeFields) throws {
-        bits = try f.int("bits", default: nil, range: 1 ... 64, allowed: [4, 8])
+        bits = try f.int("bits", default: nil, range: 1 ... 64, allowed: [3, 4, 8])
         symmetric = try f.bool("symmetric", default: true)
         let g = try f.optionalInt("group_size", range: 1 ... 1 << 20)
         if bits == 8, g != nil {
-            throw f.error("group_size", "applies to bits 4 only; int8 is quantized per output channel")
+            throw f.error("group_size", "applies to bits 4 and 3 only; int8 is quantized per output channel")
         }
-        if bits == 4 {
-            guard let g else { throw f.error("group_size", "is required for bits 4 (one of 32, 64, 128)") }
+        if bits != 8 {
+            guard let g else { throw f.error("group_size", "is required for bits \(bits) (one of 32, 64, 128)") }
             guard [16, 32, 64, 128, 256].contains(g) else { throw f.error("group_size", "is \(g); expected one of: 16, 32, 64, 128, 256") }
         }
         groupSize = g
@@ -103,7 +103,7 @@ public struct Quantize: Pass {
         return needs
     }
 
-    /// Every tensor it selects gets an int8/int4 encoding, so it must be a matrix (checked in `Pipeline.plan`).
+    /// Every tensor it selects gets a q8, q4 or q3 encoding, so it must be a matrix (checked in `Pipeline.plan`).
     public var encodesMatrices: Bool { true }
 
     /// GPTQ is too slow to run at every training step.
@@ -140,7 +140,7 @@ public struct Quantize: Pass {
                 }
             }
             let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: factors[site]!, options: opts)
-            if bits == 4, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
+            if bits != 8, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
                 throw PassError(pass: Self.id, tensor: t.name, why: "group \(bad): scale does not fit in f16")
             }
             deq = r.dequantized
@@ -153,9 +153,9 @@ public struct Quantize: Pass {
                                   dequantized: &deq)
         } else {
             if method == .gptq { rtnFallbacks.append(t.name) }
-            enc = try Self.quantizeQ4(name: t.name, values: t.values, rows: rows, cols: cols, groupSize: groupSize!,
-                                      symmetric: symmetric, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude,
-                                      columnWeights: errWeights, dequantized: &deq)
+            enc = try Self.quantizeGrouped(name: t.name, values: t.values, rows: rows, cols: cols, bits: bits, groupSize: groupSize!,
+                                           symmetric: symmetric, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude,
+                                           columnWeights: errWeights, dequantized: &deq)
         }
         if errWeights != nil { weightedTensors += 1 }
         for i in t.values.indices {
@@ -197,12 +197,22 @@ public struct Quantize: Pass {
         return layout.encode(name: name, codes: codes, grids: grids)
     }
 
-    /// int4 in groups along the input dimension, round to nearest. Scales are stored as f16, and
-    /// codes are computed against the f16-rounded scale, so decode(encode(w)) is what was measured.
+    /// int4 in groups along the input dimension, round to nearest (`quantizeGrouped` with bits 4).
     static func quantizeQ4(name: String, values: [Float], rows: Int, cols: Int, groupSize g: Int, symmetric: Bool,
                            rounding: Rounding = .minmax, magnitudeWeighted: Bool = false, columnWeights: [Float]? = nil,
                            dequantized deq: inout [Float]) throws -> EncodedTensor {
-        let layout = GroupLayout(rows: rows, cols: cols, bits: 4, groupSize: g, symmetric: symmetric)
+        try quantizeGrouped(name: name, values: values, rows: rows, cols: cols, bits: 4, groupSize: g, symmetric: symmetric,
+                            rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights, dequantized: &deq)
+    }
+
+    /// int4 (q4) or 3-bit (q3) in groups along the input dimension, round to nearest. Scales are stored
+    /// as f16, and codes are computed against the f16-rounded scale, so decode(encode(w)) is what was measured.
+    /// - Parameter bits: 4 or 3.
+    static func quantizeGrouped(name: String, values: [Float], rows: Int, cols: Int, bits: Int, groupSize g: Int, symmetric: Bool,
+                                rounding: Rounding = .minmax, magnitudeWeighted: Bool = false, columnWeights: [Float]? = nil,
+                                dequantized deq: inout [Float]) throws -> EncodedTensor {
+        precondition(bits == 4 || bits == 3, "quantizeGrouped: bits \(bits) is not 4 or 3")
+        let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: g, symmetric: symmetric)
         let grids = layout.fitGrids(values, rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights)
         if let bad = grids.firstIndex(where: { !$0.scale.isFinite }) {
             throw PassError(pass: id, tensor: name, why: "row \(bad / layout.groups) group \(bad % layout.groups): scale does not fit in f16")
@@ -280,14 +290,16 @@ struct QuantGrid {
     var qmax: Float
 
     /// The grid for values in [lo, hi]. Symmetric grids are centred on 0 (int8: -127...127,
-    /// int4: -8...7 with scale max|w|/7); asymmetric ones span [min(lo,0), max(hi,0)] over 0...2^bits-1.
-    /// - Parameter f16Scale: round the scale to binary16 first (the q4 layout stores f16 scales).
+    /// int4: -8...7 with scale max|w|/7, 3-bit: -4...3 with scale max|w|/3); asymmetric ones span
+    /// [min(lo,0), max(hi,0)] over 0...2^bits-1.
+    /// - Parameter f16Scale: round the scale to binary16 first (the q4 and q3 layouts store f16 scales).
     static func fit(lo: Float, hi: Float, bits: Int, symmetric: Bool, f16Scale: Bool) -> QuantGrid {
         let lo = min(lo, 0), hi = max(hi, 0)
         var g: QuantGrid
         if symmetric {
-            let half: Float = bits == 8 ? 127 : 7
-            g = QuantGrid(scale: max(hi, -lo) / half, zero: 0, qmin: bits == 8 ? -127 : -8, qmax: bits == 8 ? 127 : 7)
+            // int8 keeps -128 unused (-127...127); the grouped widths use the whole two's-complement range.
+            let half = Float(bits == 8 ? 127 : (1 << (bits - 1)) - 1)
+            g = QuantGrid(scale: max(hi, -lo) / half, zero: 0, qmin: bits == 8 ? -127 : -half - 1, qmax: half)
         } else {
             let top = Float((1 << bits) - 1)
             g = QuantGrid(scale: (hi - lo) / top, zero: 0, qmin: 0, qmax: top)
@@ -339,7 +351,7 @@ struct QuantGrid {
             for r in searchRatios {
                 consider(QuantGrid(scale: roundScale(amax / (base.qmax * r)), zero: 0, qmin: base.qmin, qmax: base.qmax))
             }
-            // int4: the largest magnitude on the -8 side when it is negative (llama.cpp's Q4_0 grid).
+            // int4 / 3-bit: the largest magnitude on the -8 / -4 side when it is negative (llama.cpp's Q4_0 grid).
             if base.qmin < -base.qmax, -lo0 >= hi0 {
                 consider(QuantGrid(scale: roundScale(-lo0 / -base.qmin), zero: 0, qmin: base.qmin, qmax: base.qmax))
             }
@@ -383,7 +395,7 @@ struct QuantGrid {
     @inline(__always) func value(_ code: Float) -> Float { scale * (code - zero) }
 }
 
-/// The grids of a [rows, cols] tensor: one per row (int8) or per (row, group of inputs) (int4),
+/// The grids of a [rows, cols] tensor: one per row (int8) or per (row, group of inputs) (int4, 3-bit),
 /// and the payload built from integer codes.
 struct GroupLayout {
     let rows: Int, cols: Int, bits: Int, groupSize: Int?, symmetric: Bool
@@ -401,7 +413,7 @@ struct GroupLayout {
         precondition(values.count == rows * cols && (columnWeights == nil || columnWeights!.count == cols))
         let groups = self.groups, group = self.group, cols = self.cols, bits = self.bits, symmetric = self.symmetric
         var grids = [QuantGrid](repeating: QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 0), count: rows * groups)
-        let f16 = bits == 4
+        let f16 = bits != 8  // q4 and q3 store f16 scales
         values.withUnsafeBufferPointer { v in
             grids.withUnsafeMutableBufferPointer { buffer in
                 let out = buffer
@@ -447,11 +459,16 @@ struct GroupLayout {
         return grids
     }
 
-    /// The q8 or q4 payload for integer `codes` (row-major) on `grids`.
+    /// The q8, q4 or q3 payload for integer `codes` (row-major) on `grids`.
     func encode(name: String, codes: [Float], grids: [QuantGrid]) -> EncodedTensor {
         if bits == 8 {
             let q = codes.map { symmetric ? UInt8(bitPattern: Int8($0)) : UInt8($0) }
             return .q8(name: name, rows: rows, cols: cols, q: q, scales: grids.map(\.scale),
+                       zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
+        }
+        if bits == 3 {
+            let u = codes.map { UInt8(symmetric ? $0 + Float(Q3Layout.symmetricZero) : $0) }
+            return .q3(name: name, rows: rows, cols: cols, groupSize: group, u: u, scales: grids.map(\.scale),
                        zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
         }
         let u = codes.map { UInt8(symmetric ? $0 + 8 : $0) }

@@ -362,7 +362,7 @@ extension TensorEntry {
     public static let maxDimension = 1 << 40
     /// Largest element count (2^48); keeps every size computation far from overflow.
     public static let maxElements = 1 << 48
-    /// Largest q4 group size (2^24).
+    /// Largest q4 / q3 group size (2^24).
     public static let maxGroupSize = 1 << 24
 
     /// Checks a tensor's shape, encoding and parameters against the v1 rules
@@ -381,7 +381,7 @@ extension TensorEntry {
         guard let count = Checked.product(shape), count <= maxElements else {
             throw bad("shape", "\(shape) has more than \(maxElements) elements")
         }
-        if !encoding.hasStructure {
+        if !encoding.isSparse && encoding != .nm {
             guard params.valueEncoding == nil else { throw bad("params.value_encoding", "must be absent for \(encoding.rawValue)") }
         }
         if encoding != .csr {
@@ -404,6 +404,13 @@ extension TensorEntry {
             guard let g = params.groupSize else { throw bad("params.group_size", "is missing; q4 needs it") }
             guard g >= 2, g <= maxGroupSize, g % 2 == 0 else {
                 throw bad("params.group_size", "is \(g); expected an even number in 2...\(maxGroupSize)")
+            }
+        case .q3:
+            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; q3 needs [rows, cols]") }
+            guard params.symmetric != nil else { throw bad("params.symmetric", "is missing; q3 needs it") }
+            guard let g = params.groupSize else { throw bad("params.group_size", "is missing; q3 needs it") }
+            guard g >= 8, g <= maxGroupSize, g % 8 == 0 else {
+                throw bad("params.group_size", "is \(g); expected a multiple of 8 in 8...\(maxGroupSize)")
             }
         case .csr, .bitmask:
             let e = encoding.rawValue

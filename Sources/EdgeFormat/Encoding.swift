@@ -12,6 +12,9 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     case q8
     /// int4 in groups of `group_size` along the input dimension, f16 scale per group (+ u8 zero if asymmetric).
     case q4
+    /// 3-bit codes packed 8 per 3 bytes, in groups of `group_size` inputs, f16 scale per group (+ u8 zero
+    /// if asymmetric). See `Q3Layout`.
+    case q3
     /// Sparse, compressed sparse rows: u32 row pointers, column indices (u8 gaps or u16 absolute),
     /// the stored values in `value_encoding` (+ q8 scales/zeros). See `SparseLayout`.
     case csr
@@ -29,15 +32,16 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     public var isSparse: Bool { self == .csr || self == .bitmask }
 
     /// Whether a payload of this encoding has a structure a reader checks before use (csr, bitmask: row
-    /// pointers, columns, mask bits; nm: in-group indices), beyond its size.
-    public var hasStructure: Bool { isSparse || self == .nm }
+    /// pointers, columns, mask bits; nm: in-group indices; q3: finite scales, zero points, row padding bits),
+    /// beyond its size.
+    public var hasStructure: Bool { isSparse || self == .nm || self == .q3 }
 }
 
 /// Encoding parameters stored in the tensor table beside the encoding name.
 public struct EncodingParams: Codable, Equatable, Sendable {
-    /// q8/q4: symmetric (no zero points) or asymmetric.
+    /// q8/q4/q3: symmetric (no zero points) or asymmetric.
     public var symmetric: Bool?
-    /// q4: inputs per group.
+    /// q4/q3: inputs per group.
     public var groupSize: Int?
     /// csr/bitmask: how the stored values are encoded (f32, f16 or q8).
     public var valueEncoding: Encoding?
@@ -195,10 +199,11 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
     return layout.decode(p)
 }
 
-/// The first structural rule the payload of a csr, bitmask or nm tensor breaks (`sparsePayloadProblem`,
-/// `nmPayloadProblem`), as one line; nil when it is valid or the encoding has no structure to check.
+/// The first structural rule the payload of a csr, bitmask, nm or q3 tensor breaks (`sparsePayloadProblem`,
+/// `nmPayloadProblem`, `q3PayloadProblem`), as one line; nil when it is valid or the encoding has no structure to check.
 public func payloadStructureProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int?) -> String? {
     if encoding.isSparse { return sparsePayloadProblem(p, encoding: encoding, shape: shape, params: params, nnz: nnz) }
     if encoding == .nm { return nmPayloadProblem(p, shape: shape, params: params) }
+    if encoding == .q3 { return q3PayloadProblem(p, shape: shape, params: params) }
     return nil
 }

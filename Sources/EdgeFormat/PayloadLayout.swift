@@ -18,13 +18,16 @@ public enum PayloadLayout: Equatable, Sendable {
     case q8(Q8Layout)
     /// int4 in groups along the input dimension (`Q4Layout`).
     case q4(Q4Layout)
+    /// 3-bit codes in groups along the input dimension (`Q3Layout`).
+    case q3(Q3Layout)
     /// csr or bitmask (`SparseLayout`).
     case sparse(SparseLayout)
     /// packed N:M (`NMLayout`).
     case nm(NMLayout)
 
     /// Resolves the layout of a tensor, or nil if the shape, params and nnz are not valid for the
-    /// encoding: q8 and q4 need a 2-D shape and `symmetric`; q4 an even `group_size` in 2...2^40;
+    /// encoding: q8, q4 and q3 need a 2-D shape and `symmetric`; q4 an even `group_size` in 2...2^40,
+    /// q3 a multiple of 8 in 8...2^40;
     /// csr/bitmask and nm as `SparseLayout.init?` and `NMLayout.init?` say (sparse ones need `nnz`
     /// in 0...count). Shapes beyond 2^40 per dimension or 2^48 elements give nil, so the layout
     /// arithmetic cannot overflow on hostile input.
@@ -40,6 +43,9 @@ public enum PayloadLayout: Equatable, Sendable {
         case .q4:
             guard shape.count == 2, let sym = params.symmetric, let g = params.groupSize, g > 0, g <= 1 << 40, g % 2 == 0 else { return nil }
             self = .q4(Q4Layout(rows: shape[0], cols: shape[1], groupSize: g, symmetric: sym))
+        case .q3:
+            guard shape.count == 2, let sym = params.symmetric, let g = params.groupSize, g > 0, g <= 1 << 40, g % 8 == 0 else { return nil }
+            self = .q3(Q3Layout(rows: shape[0], cols: shape[1], groupSize: g, symmetric: sym))
         case .csr, .bitmask:
             guard shape.count == 2, let nnz, nnz >= 0, nnz <= count,
                   let l = SparseLayout(encoding: encoding, rows: shape[0], cols: shape[1], params: params, nnz: nnz) else { return nil }
@@ -57,6 +63,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case .f16: return .f16
         case .q8: return .q8
         case .q4: return .q4
+        case .q3: return .q3
         case let .sparse(l): return l.encoding
         case .nm: return .nm
         }
@@ -74,6 +81,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .f32(rows, cols), let .f16(rows, cols): return (rows, cols)
         case let .q8(l): return (l.rows, l.cols)
         case let .q4(l): return (l.rows, l.cols)
+        case let .q3(l): return (l.rows, l.cols)
         case let .sparse(l): return (l.rows, l.cols)
         case let .nm(l): return (l.rows, l.cols)
         }
@@ -86,13 +94,14 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .f16(rows, cols): return rows * cols * 2
         case let .q8(l): return l.totalBytes
         case let .q4(l): return l.totalBytes
+        case let .q3(l): return l.totalBytes
         case let .sparse(l): return l.totalBytes
         case let .nm(l): return l.totalBytes
         }
     }
 
     /// Writes row `r` as float32 to `out` (`cols` values), decoding only that row. The payload
-    /// must be valid for the layout (its size checked and, for csr/bitmask/nm, its structure:
+    /// must be valid for the layout (its size checked and, for csr/bitmask/nm/q3, its structure:
     /// `payloadStructureProblem` returned nil).
     /// - Precondition: `0 <= r < rows`.
     public func decodeRow(_ r: Int, _ p: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
@@ -104,6 +113,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .f16(_, cols): edge_f16_to_f32_row(p.baseAddress! + 2 * r * cols, out, cols)
         case let .q8(l): l.decodeRow(r, p, into: out)
         case let .q4(l): l.decodeRow(r, p, into: out)
+        case let .q3(l): l.decodeRow(r, p, into: out)
         case let .sparse(l): l.decodeRow(r, p, into: out)
         case let .nm(l): l.decodeRow(r, p, into: out)
         }

@@ -153,6 +153,33 @@ static AVX2 size_t unpack_q4(const uint8_t *bytes, size_t n, float scale, int ze
     return i;
 }
 
+/// dst[i] = scale * (float)(code i - zero) (code i in bits 3i...3i+2 of the bit stream at bytes) for whole
+/// vectors of 8 (3 bytes each); returns how many it converted. Reads at most ceil(3n/8) bytes.
+static AVX2 size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int zero, float *dst) {
+    const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21), seven = _mm256_set1_epi32(7);
+    __m256 vs = _mm256_set1_ps(scale);
+    __m256i vz = _mm256_set1_epi32(zero);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {  // two units, bytes 0...5: all inside the run
+        const uint8_t *b = bytes + i / 8 * 3;
+        uint32_t v0, v1;
+        memcpy(&v0, b, 4);  // bytes 0...3 (byte 3 is the second unit's; the shifts never reach it)
+        v1 = (uint32_t)b[3] | (uint32_t)b[4] << 8 | (uint32_t)b[5] << 16;
+        __m256i q0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v0), shifts), seven);
+        __m256i q1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v1), shifts), seven);
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q0, vz))));
+        _mm256_storeu_ps(dst + i + 8, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, vz))));
+    }
+    if (i + 8 <= n) {
+        const uint8_t *b = bytes + i / 8 * 3;
+        uint32_t v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16;
+        __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v), shifts), seven);
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, vz))));
+        i += 8;
+    }
+    return i;
+}
+
 // ---- Packed outer-product micro-kernel (many tokens) ----------------------------------------
 // The driver packs weights into panels of 16 rows stored k-major ([k][16], zero-padded), so the 6x16
 // micro-kernel reads two aligned vectors of 16 outputs' weights per k and broadcasts 6 tokens'
@@ -198,7 +225,7 @@ static AVX2 void micro_6x16(int mt, int nr, const float *x, size_t ldx, const fl
 /// The AVX2 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx2 = {
     .dot_name = "avx2-dot-4x3", .packed_name = "avx2-packed-6x16",
-    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4,
+    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_6x16, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
 };

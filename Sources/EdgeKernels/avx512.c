@@ -144,6 +144,33 @@ static AVX512 size_t unpack_q4(const uint8_t *bytes, size_t n, float scale, int 
     return i;
 }
 
+/// dst[i] = scale * (float)(code i - zero) (code i in bits 3i...3i+2 of the bit stream at bytes) for whole
+/// units of 8 (3 bytes each), 16 per vector and a last unit of 8 masked; returns how many it converted.
+/// Reads at most ceil(3n/8) bytes.
+static AVX512 size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int zero, float *dst) {
+    const __m512i shifts = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21);
+    const __m512i seven = _mm512_set1_epi32(7);
+    __m512 vs = _mm512_set1_ps(scale);
+    __m512i vz = _mm512_set1_epi32(zero);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 16) {
+        const uint8_t *b = bytes + i / 8 * 3;
+        uint32_t v0 = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16, v1 = 0;
+        bool two = i + 16 <= n;
+        if (two) v1 = (uint32_t)b[3] | (uint32_t)b[4] << 8 | (uint32_t)b[5] << 16;
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)v0)), _mm256_set1_epi32((int)v1), 1);
+        __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_srlv_epi32(w, shifts), seven), vz);
+        __m512 f = _mm512_mul_ps(vs, _mm512_cvtepi32_ps(q));
+        if (two) {
+            _mm512_storeu_ps(dst + i, f);
+        } else {
+            _mm512_mask_storeu_ps(dst + i, (__mmask16)0x00FF, f);
+            return i + 8;
+        }
+    }
+    return i;
+}
+
 // ---- Packed outer-product micro-kernel (many tokens) ----------------------------------------
 // The driver packs weights into panels of 32 rows stored k-major ([k][32], zero-padded, 64-byte
 // aligned), so the 12x32 micro-kernel reads two aligned zmm of 32 outputs' weights per k and
@@ -193,7 +220,7 @@ static AVX512 void micro_12x32(int mt, int nr, const float *x, size_t ldx, const
 /// The AVX-512 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx512 = {
     .dot_name = "avx512-dot-4x4", .packed_name = "avx512-packed-12x32",
-    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4,
+    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
 };

@@ -153,6 +153,7 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_F16:
     case EDGE_GEMM_OP_Q8_F32:
     case EDGE_GEMM_OP_Q4_F32:
+    case EDGE_GEMM_OP_Q3_F32:
         if (!t->gemm) return "ref";
         return edge_gemm_uses_packed(t->gemm, edge_kernels_gemm_mode(), T) ? t->gemm->packed_name : t->gemm->dot_name;
     case EDGE_GEMM_OP_Q8_Q8: return t->q8_q8_name;
@@ -224,6 +225,13 @@ void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint
     const edge_kernel_table *t = table();
     if (!t->gemm) t->matmul_q4_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);
     else if (group_size > 0) driver_gemm(t, edge_wsource_q4(Wq, scale_f16, zero, group_size, cols), X, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_q3_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    const edge_kernel_table *t = table();
+    if (!t->gemm) t->matmul_q3_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);
+    else if (group_size > 0 && group_size % 8 == 0)
+        driver_gemm(t, edge_wsource_q3(Wq, scale_f16, zero, group_size, cols), X, Y, T, rows, cols, r0, r1);
 }
 void edge_rmsnorm(const float *x, const float *w, float *out, size_t n, float eps) { table()->rmsnorm(x, w, out, n, eps); }
 void edge_layernorm(const float *x, const float *w, const float *b, float *out, size_t n, float eps) {

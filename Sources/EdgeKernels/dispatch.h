@@ -10,7 +10,7 @@ typedef enum edge_sparse_kind { EDGE_SPARSE_F32 = 0, EDGE_SPARSE_F16 = 1, EDGE_S
 
 /// One function pointer per dispatched kernel; signatures as in EdgeKernelsMath.h.
 /// (edge_matvec_f32 goes through matmul_f32 with T = 1.)
-/// The float-activation products (matmul_f32, matmul_f16, matmul_q8_f32, matmul_q4_f32) go through
+/// The float-activation products (matmul_f32, matmul_f16, matmul_q8_f32, matmul_q4_f32, matmul_q3_f32) go through
 /// the shared GEMM driver with `gemm`'s micro-kernels where it is set, else through the pointers.
 typedef struct edge_kernel_table {
     edge_kernel_level level;
@@ -34,6 +34,8 @@ typedef struct edge_kernel_table {
     void (*matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q4_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_q3_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*rmsnorm)(const float *x, const float *w, float *out, size_t n, float eps);
     void (*layernorm)(const float *x, const float *w, const float *b, float *out, size_t n, float eps);
@@ -98,6 +100,14 @@ static inline size_t edge_column_block(size_t cols) {
 static inline unsigned edge_q4_nibble(const uint8_t *row, size_t j) {
     uint8_t b = row[j >> 1];
     return (j & 1) ? (unsigned)(b >> 4) : (unsigned)(b & 0x0F);
+}
+
+/// Q3 element j of a row: bits 3j...3j+2 of the row's little-endian bit stream (may straddle two bytes).
+static inline unsigned edge_q3_code(const uint8_t *row, size_t j) {
+    size_t bit = 3 * j;
+    unsigned shift = (unsigned)(bit & 7), v = (unsigned)row[bit >> 3] >> shift;
+    if (shift > 5) v |= (unsigned)row[(bit >> 3) + 1] << (8 - shift);
+    return v & 7u;
 }
 
 /// nm: bits per in-group index, ceil(log2 m) for m >= 2.

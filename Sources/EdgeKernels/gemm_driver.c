@@ -53,6 +53,21 @@ static void dequant_row(const edge_gemm_isa *isa, const edge_wsource *s, size_t 
         }
         break;
     }
+    case EDGE_W_Q3: {
+        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
+        size_t end = k0 + kc;
+        for (size_t j = k0; j < end;) {  // one group (or its part inside the block) at a time
+            size_t g = j / s->group_size, ge = (g + 1) * s->group_size;
+            if (ge > end) ge = end;
+            size_t gi = r * s->groups + g;
+            float sc = edge_f16_to_f32(s->scale_f16[gi]);
+            int z = s->zero ? (int)s->zero[gi] : 4;
+            for (; (j & 7) && j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q3_code(row, j) - z);
+            if (j < ge) j += isa->unpack_q3(row + j / 8 * 3, ge - j, sc, z, dst + (j - k0));  // j % 8 == 0: whole bytes
+            for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q3_code(row, j) - z);
+        }
+        break;
+    }
     }
 }
 

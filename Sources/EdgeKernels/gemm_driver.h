@@ -1,10 +1,10 @@
 // Private to EdgeKernels: the one blocked GEMM driver every SIMD level shares (gemm_driver.c).
 //
-// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8 and q4 weights. The driver owns the blocking,
+// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8, q4 and q3 weights. The driver owns the blocking,
 // the packing and the choice between the two kernels; a SIMD level contributes only what touches
 // registers, in an `edge_gemm_isa`:
-// - `unpack_f16`, `unpack_q8`, `unpack_q4`: the weight unpackers, a run of one row's weights to f32
-//   (the driver walks rows, column blocks and q4 groups, and converts what an unpacker leaves with
+// - `unpack_f16`, `unpack_q8`, `unpack_q4`, `unpack_q3`: the weight unpackers, a run of one row's weights
+//   to f32 (the driver walks rows, column blocks and q4/q3 groups, and converts what an unpacker leaves with
 //   the same scalar formula);
 // - `dot_tile`: the dot-product micro-kernel (few tokens): mt <= dot_mt tokens x nr <= dot_nr rows,
 //   both operands contiguous along k, horizontal sums once per tile;
@@ -19,7 +19,7 @@
 
 /// How a GEMM's weights are stored. EDGE_W_F32T: f32 stored transposed, W^T [cols, rows] (training's
 /// input gradients dx = dy . W and weight gradients read their operands this way, without a copy).
-typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4, EDGE_W_F32T } edge_wkind;
+typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4, EDGE_W_Q3, EDGE_W_F32T } edge_wkind;
 
 /// Where a GEMM's weights come from and how to turn them into f32. W is [rows, cols] in `kind`
 /// ([cols, rows] for EDGE_W_F32T).
@@ -28,9 +28,9 @@ typedef struct edge_wsource {
     const void *W;
     size_t ld;                 // f32t: the row stride of W^T (= rows)
     const float *scale;        // q8: [rows]
-    const uint16_t *scale_f16; // q4: [rows, groups] binary16
-    const uint8_t *zero;       // q8: [rows] / q4: [rows, groups]; NULL = symmetric
-    size_t group_size, groups, row_bytes;  // q4 only
+    const uint16_t *scale_f16; // q4/q3: [rows, groups] binary16
+    const uint8_t *zero;       // q8: [rows] / q4/q3: [rows, groups]; NULL = symmetric
+    size_t group_size, groups, row_bytes;  // q4/q3 only
 } edge_wsource;
 
 /// A SIMD level's micro-kernels and weight unpacker (see the top of this file).
@@ -45,6 +45,9 @@ typedef struct edge_gemm_isa {
     size_t (*unpack_q8)(const uint8_t *src, size_t n, float scale, bool asymmetric, int zero, float *dst);
     /// q4: dst[i] = scale * (float)(nibble i - zero), nibble 2b the low and 2b + 1 the high half of bytes[b].
     size_t (*unpack_q4)(const uint8_t *bytes, size_t n, float scale, int zero, float *dst);
+    /// q3: dst[i] = scale * (float)(code i - zero), code i in bits 3i...3i+2 of the little-endian bit
+    /// stream at bytes (bytes starts a unit of 8 codes; at most ceil(3n/8) bytes may be read).
+    size_t (*unpack_q3)(const uint8_t *bytes, size_t n, float scale, int zero, float *dst);
     /// y[t*ldy + r] (+)= dot(w[r*ldw ..], x[t*ldx ..]) over kc columns, t < mt <= dot_mt, r < nr <= dot_nr.
     void (*dot_tile)(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y, size_t ldy,
                      size_t kc, bool accumulate);
@@ -74,7 +77,7 @@ static inline bool edge_gemm_uses_packed(const edge_gemm_isa *isa, edge_gemm_mod
 void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource *s, const float *X, float *Y,
                size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
-/// The weight sources of the four public float-activation products (arguments as in EdgeKernelsMath.h).
+/// The weight sources of the public float-activation products (arguments as in EdgeKernelsMath.h).
 static inline edge_wsource edge_wsource_f32(const float *W) { return (edge_wsource){.kind = EDGE_W_F32, .W = W}; }
 /// Wt is W^T [cols, rows]: W[r, k] = Wt[k * rows + r].
 static inline edge_wsource edge_wsource_f32t(const float *Wt, size_t rows) {
@@ -89,6 +92,12 @@ static inline edge_wsource edge_wsource_q4(const uint8_t *Wq, const uint16_t *sc
                                            size_t group_size, size_t cols) {
     return (edge_wsource){.kind = EDGE_W_Q4, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
                           .groups = (cols + group_size - 1) / group_size, .row_bytes = (cols + 1) / 2};
+}
+/// group_size > 0, a multiple of 8.
+static inline edge_wsource edge_wsource_q3(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
+                                           size_t group_size, size_t cols) {
+    return (edge_wsource){.kind = EDGE_W_Q3, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
+                          .groups = (cols + group_size - 1) / group_size, .row_bytes = (3 * cols + 7) / 8};
 }
 
 #endif

@@ -100,10 +100,28 @@ static size_t unpack_q4(const uint8_t *bytes, size_t n, float scale, int zero, f
     return i;
 }
 
+/// dst[i] = scale * (float)(code i - zero) (code i in bits 3i...3i+2 of the bit stream at bytes) for whole
+/// vectors of 8 (3 bytes each); returns how many it converted. Reads at most ceil(3n/8) bytes.
+static size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int zero, float *dst) {
+    const int32_t sh_lo[4] = {0, -3, -6, -9}, sh_hi[4] = {-12, -15, -18, -21};
+    const int32x4_t s0 = vld1q_s32(sh_lo), s1 = vld1q_s32(sh_hi), vz = vdupq_n_s32(zero);
+    const uint32x4_t seven = vdupq_n_u32(7);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const uint8_t *b = bytes + i / 8 * 3;
+        uint32x4_t v = vdupq_n_u32((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16);
+        int32x4_t q0 = vsubq_s32(vreinterpretq_s32_u32(vandq_u32(vshlq_u32(v, s0), seven)), vz);
+        int32x4_t q1 = vsubq_s32(vreinterpretq_s32_u32(vandq_u32(vshlq_u32(v, s1), seven)), vz);
+        vst1q_f32(dst + i, vmulq_n_f32(vcvtq_f32_s32(q0), scale));
+        vst1q_f32(dst + i + 4, vmulq_n_f32(vcvtq_f32_s32(q1), scale));
+    }
+    return i;
+}
+
 /// The NEON micro-kernel and unpacker of the shared GEMM driver (gemm_driver.c): dot-product only.
 static const edge_gemm_isa k_gemm_neon = {
     .dot_name = "neon-dot-4x4", .packed_name = NULL,
-    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4,
+    .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = NULL,
 };

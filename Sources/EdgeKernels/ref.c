@@ -220,6 +220,28 @@ void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
     }
 }
 
+// Wq is (rows, ceil(3*cols/8)) 3-bit codes, scale_f16/zero are (rows, groups), X is (T, cols), Y is (T, rows)
+void edge_matmul_q3_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (group_size == 0 || group_size % 8 != 0) return;
+    size_t groups = (cols + group_size - 1) / group_size;
+    size_t row_bytes = (3 * cols + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float acc = 0.0f;
+            for (size_t k = 0; k < cols; k++) {
+                size_t g = r * groups + k / group_size;
+                float s = edge_f16_to_f32(scale_f16[g]);
+                int z = zero ? (int)zero[g] : 4;
+                acc += (s * (float)((int)edge_q3_code(q, k) - z)) * x[k];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
 // ---- Norms, softmax, positions, activations -------------------------------------------------
 
 void edge_rmsnorm_ref(const float *x, const float *w, float *out, size_t n, float eps) {
@@ -321,6 +343,7 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->quantize_rows_i16 = edge_quantize_rows_i16_ref;
     t->matmul_q8_i16 = edge_matmul_q8_i16_ref;
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
+    t->matmul_q3_f32 = edge_matmul_q3_f32_ref;
     t->rmsnorm = edge_rmsnorm_ref;
     t->layernorm = edge_layernorm_ref;
     t->softmax = edge_softmax_ref;

@@ -38,7 +38,7 @@ public enum WeightSource: @unchecked Sendable {
         }
     }
 
-    /// Encoding parameters (q8/q4).
+    /// Encoding parameters (q8/q4/q3).
     public var params: EncodingParams {
         switch self {
         case .floats: return EncodingParams()
@@ -122,7 +122,7 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
 }
 
 /// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
-/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, and
+/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, q3 sym/asym, and
 /// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
 /// densified: its kernels read the packed indices and values directly). The bytes are read through
 /// the tensor's `PayloadLayout`, resolved once at init.
@@ -290,6 +290,10 @@ public struct Linear: @unchecked Sendable {
         case let .q4(l):
             let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
             edge_matmul_q4_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self),
+                               zero, l.groupSize, x, y, T, rows, cols, r0, r1)
+        case let .q3(l):
+            let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+            edge_matmul_q3_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self),
                                zero, l.groupSize, x, y, T, rows, cols, r0, r1)
         case let .sparse(l):
             let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)

@@ -30,7 +30,8 @@ final class GPTQTests: XCTestCase {
     func testLowerOutputErrorThanRoundToNearest() throws {
         let tokens = 256
         for (rows, cols, bits, group, sym, actOrder) in [(16, 64, 4, 32, true, false), (12, 96, 4, 32, false, true),
-                                                        (8, 70, 4, 16, false, false), (16, 64, 8, 0, true, false)] {
+                                                        (8, 70, 4, 16, false, false), (16, 64, 8, 0, true, false),
+                                                        (16, 64, 3, 32, false, false), (12, 96, 3, 32, true, true)] {
             let x = correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols))
             var g = SplitMix(UInt64(rows * 7))
             let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
@@ -42,7 +43,8 @@ final class GPTQTests: XCTestCase {
             if bits == 8 {
                 _ = Quantize.quantizeQ8(name: "w", values: w, rows: rows, cols: cols, symmetric: sym, dequantized: &rtn)
             } else {
-                _ = try Quantize.quantizeQ4(name: "w", values: w, rows: rows, cols: cols, groupSize: group, symmetric: sym, dequantized: &rtn)
+                _ = try Quantize.quantizeGrouped(name: "w", values: w, rows: rows, cols: cols, bits: bits, groupSize: group,
+                                                 symmetric: sym, dequantized: &rtn)
             }
             let eg = outputError(w, r.dequantized, x, rows: rows, cols: cols, tokens: tokens)
             let er = outputError(w, rtn, x, rows: rows, cols: cols, tokens: tokens)

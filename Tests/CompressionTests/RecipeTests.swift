@@ -44,10 +44,11 @@ final class RecipeTests: XCTestCase {
     }
 
     func testQuantizeFieldChecks() {
-        assertRecipeError(#"{"passes":[{"pass":"quantize","bits":3}]}"#, field: "passes[0].bits", contains: "one of: 4, 8")
+        assertRecipeError(#"{"passes":[{"pass":"quantize","bits":2}]}"#, field: "passes[0].bits", contains: "one of: 3, 4, 8")
         assertRecipeError(#"{"passes":[{"pass":"quantize","bits":4}]}"#, field: "passes[0].group_size", contains: "required")
+        assertRecipeError(#"{"passes":[{"pass":"quantize","bits":3}]}"#, field: "passes[0].group_size", contains: "required for bits 3")
         assertRecipeError(#"{"passes":[{"pass":"quantize","bits":4,"group_size":48}]}"#, field: "passes[0].group_size", contains: "48")
-        assertRecipeError(#"{"passes":[{"pass":"quantize","bits":8,"group_size":64}]}"#, field: "passes[0].group_size", contains: "bits 4 only")
+        assertRecipeError(#"{"passes":[{"pass":"quantize","bits":8,"group_size":64}]}"#, field: "passes[0].group_size", contains: "bits 4 and 3 only")
         assertRecipeError(#"{"passes":[{"pass":"quantize","bits":8,"kinds":["matrix"]}]}"#, field: "passes[0].kinds[0]", contains: "'matrix'")
         assertRecipeError(#"{"passes":[{"pass":"quantize","bits":8.5}]}"#, field: "passes[0].bits", contains: "integer")
     }

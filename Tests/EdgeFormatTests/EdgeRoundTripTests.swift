@@ -229,6 +229,22 @@ final class EdgeRoundTripTests: XCTestCase {
         let (nmStatus, _, nmErr) = try run(["python3", script, "--json", dir + "/bad-nm.edge"])
         XCTAssertNotEqual(nmStatus, 0)
         XCTAssertTrue(nmErr.contains("j.nm24.q8.sym") && nmErr.contains("increasing"), nmErr)
+        // ... and q3 tensors with a zero point above 7 or a padding bit set (their CRC32 fixed), naming them.
+        let q3 = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "o.q3.asym"))
+        guard case let .q3(l3)? = PayloadLayout(encoding: q3.encoding, shape: q3.shape, params: q3.params) else { return XCTFail() }
+        let q3sym = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "n.q3.sym"))
+        for (bad, entry, at, byte, words) in [("bad-q3-zero", q3, l3.zeroOffset + 3, UInt8(8), "zero point"),
+                                              ("bad-q3-pad", q3sym, 7, UInt8(0x80), "padding bits")] {
+            var d = try S.bytes(dir + "/m-false.edge")
+            d[entry.offset + at] = byte
+            try S.put(d, dir + "/\(bad).edge")
+            let crc3 = CRC32.checksum(Array(d[entry.offset ..< entry.offset + entry.length]))
+            try S.editTensor(dir + "/\(bad).edge", entry.name) { $0["crc32"] = .number(Double(crc3)) }
+            XCTAssertNotNil(S.openError(dir + "/\(bad).edge"))
+            let (q3Status, _, q3Err) = try run(["python3", script, "--json", dir + "/\(bad).edge"])
+            XCTAssertNotEqual(q3Status, 0)
+            XCTAssertTrue(q3Err.contains(entry.name) && q3Err.contains(words), q3Err)
+        }
     }
 
     /// Runs `args` through /usr/bin/env: (exit status, stdout, stderr).

@@ -74,6 +74,24 @@ enum EdgeTestSupport {
         return Sample(tensor: .q4(name: name, rows: rows, cols: cols, groupSize: groupSize, u: u, scales: scales, zeros: zeros), values: v)
     }
 
+    static func q3(_ name: String, rows: Int, cols: Int, groupSize: Int, symmetric: Bool, seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        let groups = (cols + groupSize - 1) / groupSize
+        let u = (0 ..< rows * cols).map { _ in r.byte(0 ... 7) }
+        // Scales exact in binary16 (k/1024), so the f16 round trip is the identity.
+        let scales = (0 ..< rows * groups).map { _ in Float(1 + r.next() % 200) / 1024 }
+        let zeros = symmetric ? nil : (0 ..< rows * groups).map { _ in r.byte(0 ... 7) }
+        var v = [Float](repeating: 0, count: rows * cols)
+        for i in 0 ..< rows {
+            for j in 0 ..< cols {
+                let g = i * groups + j / groupSize
+                let z = symmetric ? Float(4) : Float(zeros![g])
+                v[i * cols + j] = scales[g] * (Float(u[i * cols + j]) - z)
+            }
+        }
+        return Sample(tensor: .q3(name: name, rows: rows, cols: cols, groupSize: groupSize, u: u, scales: scales, zeros: zeros), values: v)
+    }
+
     /// `s` (a dense f32, f16 or q8 matrix) with all but the first `n` elements of every group of `m`
     /// columns zeroed (the tail group: min(n, tail) kept), packed as nm; its values, zeroed likewise.
     static func nm(_ s: Sample, name: String, n: Int, m: Int) -> Sample {
@@ -172,6 +190,9 @@ enum EdgeTestSupport {
             nm(q8("x", rows: 4, cols: 9, symmetric: false, seed: 10), name: "k.nm14.q8.asym", n: 1, m: 4),
             nm(f16("x", [5, 8], seed: 11), name: "l.nm24.f16", n: 2, m: 4),
             nm(f32("x", [4, 13], seed: 12), name: "m.nm35.f32", n: 3, m: 5),
+            q3("n.q3.sym", rows: 3, cols: 21, groupSize: 8, symmetric: true, seed: 13),    // 63 bits a row: 1 padding bit
+            q3("o.q3.asym", rows: 5, cols: 70, groupSize: 32, symmetric: false, seed: 14), // a short last group
+            q3("p.q3.onegroup", rows: 2, cols: 5, groupSize: 64, symmetric: false, seed: 15),
         ]
     }
 

@@ -242,8 +242,8 @@ final class EdgeValidationTests: XCTestCase {
     }
 
     func testUnknownEncodingsAndNMWithoutItsParams() throws {
-        try S.editTensor(path, "a.f32") { $0["encoding"] = "q3" }
-        XCTAssertEqual(S.openError(path), .unknownEncoding(file: path, tensor: "a.f32", encoding: "q3"))
+        try S.editTensor(path, "a.f32") { $0["encoding"] = "q2" }
+        XCTAssertEqual(S.openError(path), .unknownEncoding(file: path, tensor: "a.f32", encoding: "q2"))
         // nm (once reserved) is defined now: a tensor that claims it without its params is refused as such.
         try S.put(original, path)
         try S.editTensor(path, "a.f32") { $0["encoding"] = "nm" }
@@ -264,6 +264,11 @@ final class EdgeValidationTests: XCTestCase {
             ("f.q4.sym", { $0["params"] = ["symmetric": true, "group_size": 3] }, "params.group_size"),
             ("f.q4.sym", { $0["params"] = ["symmetric": true, "group_size": 0] }, "params.group_size"),
             ("f.q4.sym", { $0["params"] = ["symmetric": true] }, "params.group_size"),
+            ("n.q3.sym", { $0["params"] = ["symmetric": true, "group_size": 4] }, "params.group_size"),
+            ("n.q3.sym", { $0["params"] = ["symmetric": true, "group_size": 12] }, "params.group_size"),
+            ("n.q3.sym", { $0["params"] = ["symmetric": true] }, "params.group_size"),
+            ("n.q3.sym", { $0["params"] = ["group_size": 8] }, "params.symmetric"),
+            ("n.q3.sym", { $0["shape"] = [63] }, "shape"),
             ("a.f32", { $0["nnz"] = 16 }, "nnz"),
             ("a.f32", { $0["nnz"] = -1 }, "nnz"),
         ]

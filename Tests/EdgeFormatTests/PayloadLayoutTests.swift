@@ -41,6 +41,13 @@ final class PayloadLayoutTests: XCTestCase {
         XCTAssertNil(PayloadLayout(encoding: .q4, shape: [2, 8], params: .init(groupSize: 4)))
         XCTAssertNil(PayloadLayout(encoding: .q4, shape: [2, 8], params: .init(symmetric: true, groupSize: 3)), "odd group")
         XCTAssertNil(PayloadLayout(encoding: .q8, shape: [6], params: .init(symmetric: true)), "q8 needs a matrix")
+        XCTAssertNil(PayloadLayout(encoding: .q3, shape: [2, 8], params: .init(symmetric: true)))
+        XCTAssertNil(PayloadLayout(encoding: .q3, shape: [2, 8], params: .init(groupSize: 8)))
+        XCTAssertNil(PayloadLayout(encoding: .q3, shape: [2, 8], params: .init(symmetric: true, groupSize: 4)), "not a multiple of 8")
+        XCTAssertNil(PayloadLayout(encoding: .q3, shape: [2, 8], params: .init(symmetric: true, groupSize: 12)), "not a multiple of 8")
+        XCTAssertNil(PayloadLayout(encoding: .q3, shape: [16], params: .init(symmetric: true, groupSize: 8)), "q3 needs a matrix")
+        XCTAssertEqual(PayloadLayout(encoding: .q3, shape: [3, 21], params: .init(symmetric: false, groupSize: 8)),
+                       .q3(Q3Layout(rows: 3, cols: 21, groupSize: 8, symmetric: false)))
         let csr = EncodingParams(valueEncoding: .f32, indexWidth: 8)
         XCTAssertNil(PayloadLayout(encoding: .csr, shape: [2, 3], params: csr), "sparse needs nnz")
         XCTAssertNil(PayloadLayout(encoding: .csr, shape: [2, 3], params: csr, nnz: 7), "nnz above the element count")

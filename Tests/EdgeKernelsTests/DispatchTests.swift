@@ -72,7 +72,7 @@ final class DispatchTests: XCTestCase {
     /// where the level has a packed kernel), and for the automatic choice on this machine: an
     /// AVX-512 CPU runs the AVX-512 packed kernel, an AVX2-only one the AVX2 packed kernel.
     func testGEMMKernelNames() {
-        let floatOps = [EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32]
+        let floatOps = [EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32, EDGE_GEMM_OP_Q3_F32]
         XCTAssertEqual(edge_kernels_gemm_mode(), EDGE_GEMM_AUTO)
         for level in allKernelLevels {
             guard edge_kernels_available(level) else {

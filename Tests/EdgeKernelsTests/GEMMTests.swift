@@ -225,6 +225,71 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Rows of 3-bit codes `u` ([rows, cols]) as the q3 payload packs them: each row a little-endian bit
+    /// stream of ceil(3*cols/8) bytes, code j at bits 3j...3j+2.
+    static func packQ3(_ u: [UInt8], rows: Int, cols: Int) -> [UInt8] {
+        let rowBytes = (3 * cols + 7) / 8
+        var packed = [UInt8](repeating: 0, count: rows * rowBytes)
+        for r in 0 ..< rows {
+            for j in 0 ..< cols {
+                for b in 0 ..< 3 where u[r * cols + j] >> b & 1 == 1 {
+                    let bit = 3 * j + b
+                    packed[r * rowBytes + bit / 8] |= 1 << (bit % 8)
+                }
+            }
+        }
+        return packed
+    }
+
+    func testMatmulQ3F32AllGroupSizes() {
+        var rng = TestRNG(seed: 10)
+        forEachKernelLevel { level in
+            // The full sweep for the usual group size, a sample for the others (every multiple of 8
+            // the format allows up to 128, so groups start and end inside a 16-column block too).
+            for groupSize in [32, 8, 16, 24, 64, 128] {
+                let full = groupSize == 32
+                sweep(cols: full ? Sweep.cols : [1, 3, 7, 8, 9, 16, 17, 33, 65, 200, 257], rows: full ? Sweep.rows : [1, 3, 13],
+                      tokens: full ? Sweep.tokens : [1, 5]) { T, rows, cols, r0, r1 in
+                    let groups = (cols + groupSize - 1) / groupSize
+                    let u = (0 ..< rows * cols).map { _ in UInt8(rng.int(0 ... 7)) }
+                    let packed = Self.packQ3(u, rows: rows, cols: cols)
+                    let scales = (0 ..< rows * groups).map { _ in f16Bits(rng.float(0.001, 0.1)) }
+                    let zeros = (0 ..< rows * groups).map { _ in UInt8(rng.int(0 ... 7)) }
+                    let xv = rng.floats(T * cols)
+                    let wq = Misaligned(packed), s = Misaligned(scales), z = Misaligned(zeros), x = Misaligned(xv)
+                    for symmetric in [true, false] {
+                        let dense = (0 ..< rows * cols).map { i -> Float in
+                            let gi = (i / cols) * groups + (i % cols) / groupSize
+                            return f16Value(scales[gi]) * Float(Int(u[i]) - (symmetric ? 4 : Int(zeros[gi])))
+                        }
+                        let zp = symmetric ? nil : UnsafePointer(z.pointer)
+                        checkGEMM("matmul_q3_f32 g=\(groupSize) sym=\(symmetric)", level: level, T: T, rows: rows, cols: cols,
+                                  r0: r0, r1: r1, expected: denseProduct(dense, xv, T: T, rows: rows, cols: cols),
+                                  tolerance: Tolerance.gemm,
+                                  run: { edge_matmul_q3_f32(wq.pointer, s.pointer, zp, groupSize, x.pointer, $0, T, rows, cols, r0, r1) },
+                                  ref: { edge_matmul_q3_f32_ref(wq.pointer, s.pointer, zp, groupSize, x.pointer, $0, T, rows, cols, r0, r1) })
+                    }
+                }
+            }
+        }
+    }
+
+    /// A q3 group size that is not a positive multiple of 8 writes nothing (the format refuses it).
+    func testMatmulQ3F32RefusesBadGroupSizes() {
+        forEachKernelLevel { level in
+            let rows = 2, cols = 16, T = 1
+            let w = Misaligned([UInt8](repeating: 0xFF, count: rows * 6)), s = Misaligned([UInt16](repeating: f16Bits(1), count: rows * 4))
+            let x = Misaligned([Float](repeating: 1, count: cols))
+            for g in [0, 4, 12] {
+                let y = Misaligned([Float](repeating: 7, count: rows))
+                edge_matmul_q3_f32(w.pointer, s.pointer, nil, g, x.pointer, y.pointer, T, rows, cols, 0, rows)
+                XCTAssertEqual(y.array, [7, 7], "[\(level)] group \(g)")
+                edge_matmul_q3_f32_ref(w.pointer, s.pointer, nil, g, x.pointer, y.pointer, T, rows, cols, 0, rows)
+                XCTAssertEqual(y.array, [7, 7], "ref group \(g)")
+            }
+        }
+    }
+
     /// Token counts from the packed kernels' threshold (12) up, over rows that fill panels partly
     /// (16 rows on AVX2, 32 on AVX-512) and span packed row blocks (128), for every float-activation
     /// weight encoding, in both GEMM modes (packed and dot-product).
@@ -267,6 +332,17 @@ final class GEMMTests: XCTestCase {
                               expected: denseProduct(q4, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
                               run: { edge_matmul_q4_f32(w4.pointer, sc4.pointer, nil, group, x.pointer, $0, T, rows, cols, r0, r1) },
                               ref: { edge_matmul_q4_f32_ref(w4.pointer, sc4.pointer, nil, group, x.pointer, $0, T, rows, cols, r0, r1) })
+                    let u3 = (0 ..< rows * cols).map { _ in UInt8(rng.int(0 ... 7)) }
+                    let z3 = (0 ..< rows * groups).map { _ in UInt8(rng.int(0 ... 7)) }
+                    let q3 = (0 ..< rows * cols).map { i -> Float in
+                        let gi = (i / cols) * groups + (i % cols) / group
+                        return f16Value(s4[gi]) * Float(Int(u3[i]) - Int(z3[gi]))
+                    }
+                    let w3 = Misaligned(Self.packQ3(u3, rows: rows, cols: cols)), zp3 = Misaligned(z3)
+                    checkGEMM("matmul_q3_f32 asym \(m)", level: level, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                              expected: denseProduct(q3, xv, T: T, rows: rows, cols: cols), tolerance: Tolerance.gemm,
+                              run: { edge_matmul_q3_f32(w3.pointer, sc4.pointer, zp3.pointer, group, x.pointer, $0, T, rows, cols, r0, r1) },
+                              ref: { edge_matmul_q3_f32_ref(w3.pointer, sc4.pointer, zp3.pointer, group, x.pointer, $0, T, rows, cols, r0, r1) })
                 }
             }
         }

@@ -121,4 +121,47 @@ final class PayloadLayoutTests: XCTestCase {
             }
         }
     }
+
+    func testQ3PayloadInPlace() {
+        var rng = TestRNG(seed: 33)
+        forEachKernelLevel { _ in
+            for symmetric in [true, false] {
+                let rows = 6, cols = 77, groupSize = 32, T = 4  // 231 bits a row: codes straddle bytes, a short last group
+                let groups = (cols + groupSize - 1) / groupSize, rowBytes = (3 * cols + 7) / 8
+                let u = (0 ..< rows * cols).map { _ in UInt8(rng.int(0 ... 7)) }
+                let scales = (0 ..< rows * groups).map { _ in f16Bits(rng.float(0.001, 0.1)) }
+                let zeros = (0 ..< rows * groups).map { _ in UInt8(rng.int(0 ... 7)) }
+                // codes (rows * ceil(3*cols/8), a little-endian bit stream per row), pad to 64, scale (f16 LE), [pad to 64, zero]
+                var bytes = GEMMTests.packQ3(u, rows: rows, cols: cols)
+                pad(&bytes)
+                let scaleOffset = bytes.count
+                for s in scales { appendLE(&bytes, s) }
+                var zeroOffset = 0
+                if !symmetric {
+                    pad(&bytes)
+                    zeroOffset = bytes.count
+                    bytes += zeros
+                }
+                let p = Payload(bytes)
+                var decoded = [Float](repeating: 0, count: rows * cols)
+                for r in 0 ..< rows {
+                    for j in 0 ..< cols {
+                        // Three bits from the row's 64-bit little-endian window holding them.
+                        let bit = 3 * j, first = r * rowBytes + bit / 8
+                        let window = (0 ..< 2).reduce(0) { $0 | (first + $1 < (r + 1) * rowBytes ? Int(bytes[first + $1]) << (8 * $1) : 0) }
+                        let code = window >> (bit % 8) & 7
+                        let gi = r * groups + j / groupSize
+                        let s = f16Value(UInt16(bytes[scaleOffset + 2 * gi]) | UInt16(bytes[scaleOffset + 2 * gi + 1]) << 8)
+                        let z = symmetric ? 4 : Int(bytes[zeroOffset + gi])
+                        decoded[r * cols + j] = s * Float(code - z)
+                    }
+                }
+                let x = rng.floats(T * cols), xb = Misaligned(x)
+                compareWithDecoded("q3 sym=\(symmetric)", decoded: decoded, x: x, T: T, rows: rows, cols: cols) { y in
+                    edge_matmul_q3_f32(p.at(0, UInt8.self), p.at(scaleOffset, UInt16.self), symmetric ? nil : p.at(zeroOffset, UInt8.self),
+                                       groupSize, xb.pointer, y, T, rows, cols, 0, rows)
+                }
+            }
+        }
+    }
 }

@@ -23,6 +23,8 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.decode["f32"], "avx2-dot-4x3")
             XCTAssertEqual(info.batch["f32"], "avx2-packed-6x16")
             XCTAssertEqual(info.batch["q4_f32"], "avx2-packed-6x16")
+            XCTAssertEqual(info.batch["q3_f32"], "avx2-packed-6x16")
+            XCTAssertEqual(info.decode["q3_f32"], "avx2-dot-4x3")
             XCTAssertEqual(info.batch["q8_i16"], "avx2-packed-i16-6x16")
         } else if edge_kernels_level() == EDGE_KERNELS_AVX512 {
             XCTAssertEqual(info.batch["f32"], "avx512-packed-12x32")

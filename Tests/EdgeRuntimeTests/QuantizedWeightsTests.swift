@@ -4,18 +4,19 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Encoded weights (q8/q4, symmetric and asymmetric, f16) computed straight from their bytes give
+/// Encoded weights (q8/q4/q3, symmetric and asymmetric, f16) computed straight from their bytes give
 /// the logits of the same weights dequantized to float32 and run as f32.
 final class QuantizedWeightsTests: XCTestCase {
     static let tolerance = 1e-4
 
     enum Scheme: CustomStringConvertible {
-        case f16, q8(symmetric: Bool), q4(symmetric: Bool, group: Int)
+        case f16, q8(symmetric: Bool), q4(symmetric: Bool, group: Int), q3(symmetric: Bool, group: Int)
         var description: String {
             switch self {
             case .f16: return "f16"
             case let .q8(s): return "q8 \(s ? "sym" : "asym")"
             case let .q4(s, g): return "q4 \(s ? "sym" : "asym") g\(g)"
+            case let .q3(s, g): return "q3 \(s ? "sym" : "asym") g\(g)"
             }
         }
 
@@ -46,7 +47,10 @@ final class QuantizedWeightsTests: XCTestCase {
                 }
             }
             return .q8(name: name, rows: rows, cols: cols, q: q, scales: scales, zeros: symmetric ? nil : zeros)
-        case let .q4(symmetric, g):
+        case let .q4(symmetric, g), let .q3(symmetric, g):
+            var bits = 4
+            if case .q3 = scheme { bits = 3 }
+            let half = Float(1 << (bits - 1)), top = Float((1 << bits) - 1)  // q4: 8, 15; q3: 4, 7
             let groups = (cols + g - 1) / g
             var u = [UInt8](repeating: 0, count: rows * cols), scales = [Float](), zeros = [UInt8]()
             for r in 0 ..< rows {
@@ -54,17 +58,20 @@ final class QuantizedWeightsTests: XCTestCase {
                     let range = r * cols + gi * g ..< r * cols + min(cols, gi * g + g)
                     let part = w[range]
                     if symmetric {
-                        let s = max(part.map(abs).max()! / 7, 1e-6)
+                        let s = max(part.map(abs).max()! / (half - 1), 1e-6)
                         scales.append(s)
-                        for i in range { u[i] = UInt8(min(7, max(-8, (w[i] / s).rounded())) + 8) }
+                        for i in range { u[i] = UInt8(min(half - 1, max(-half, (w[i] / s).rounded())) + half) }
                     } else {
                         let lo = min(part.min()!, 0), hi = max(part.max()!, 0)
-                        let s = max((hi - lo) / 15, 1e-6), z = min(15, max(0, (-lo / s).rounded()))
+                        let s = max((hi - lo) / top, 1e-6), z = min(top, max(0, (-lo / s).rounded()))
                         scales.append(s)
                         zeros.append(UInt8(z))
-                        for i in range { u[i] = UInt8(min(15, max(0, (w[i] / s).rounded() + z))) }
+                        for i in range { u[i] = UInt8(min(top, max(0, (w[i] / s).rounded() + z))) }
                     }
                 }
+            }
+            if bits == 3 {
+                return .q3(name: name, rows: rows, cols: cols, groupSize: g, u: u, scales: scales, zeros: symmetric ? nil : zeros)
             }
             return .q4(name: name, rows: rows, cols: cols, groupSize: g, u: u, scales: scales, zeros: symmetric ? nil : zeros)
         }
@@ -116,6 +123,16 @@ final class QuantizedWeightsTests: XCTestCase {
         try check("tiny-gpt2", .q4(symmetric: false, group: 50))
     }
 
+    func testQ3SymmetricMatchesDequantized() throws {
+        try check("tiny-llama", .q3(symmetric: true, group: 32))
+        try check("tiny-gpt2", .q3(symmetric: true, group: 24))  // 64 = 24 + 24 + 16: a short last group
+    }
+
+    func testQ3AsymmetricMatchesDequantized() throws {
+        try check("tiny-llama", .q3(symmetric: false, group: 16))
+        try check("tiny-gpt2", .q3(symmetric: false, group: 40))
+    }
+
     func testF16MatchesDequantized() throws {
         try check("tiny-llama", .f16)
     }
@@ -124,7 +141,8 @@ final class QuantizedWeightsTests: XCTestCase {
     func testRowDecodingMatchesDecodePayload() throws {
         let rows = 5, cols = 37
         let w = (0 ..< rows * cols).map { Float(sin(Double($0) * 0.7)) }
-        for scheme in [Scheme.f16, .q8(symmetric: true), .q8(symmetric: false), .q4(symmetric: true, group: 8), .q4(symmetric: false, group: 10)] {
+        for scheme in [Scheme.f16, .q8(symmetric: true), .q8(symmetric: false), .q4(symmetric: true, group: 8), .q4(symmetric: false, group: 10),
+                       .q3(symmetric: true, group: 8), .q3(symmetric: false, group: 16)] {
             let e = Self.encode("w", [rows, cols], w, scheme)
             let all = e.payload.withUnsafeBytes { decodePayload($0, encoding: e.encoding, shape: e.shape, params: e.params) }
             let linear = try Linear(name: "w", source: .encoded(e))

@@ -43,9 +43,9 @@ static void free_slack(void *p) { free((unsigned char *)p - 64); }
 // ---- GEMM sweeps ----------------------------------------------------------------------------
 
 /// The weight encodings of the float-activation products, with their decoded f32 values.
-typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A } wtype;
+typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A, WQ3S, WQ3A } wtype;
 static const char *wtype_name[] = {"matmul_f32", "matmul_f16", "matmul_q8_f32 sym", "matmul_q8_f32 asym",
-                                   "matmul_q4_f32 sym", "matmul_q4_f32 asym"};
+                                   "matmul_q4_f32 sym", "matmul_q4_f32 asym", "matmul_q3_f32 sym", "matmul_q3_f32 asym"};
 
 typedef struct {
     wtype type;
@@ -53,15 +53,17 @@ typedef struct {
     float *W;          // f32 weights / decoded values [rows, cols]
     uint16_t *Wh;      // f16 [rows, cols]
     int8_t *Wq;        // q8 [rows, cols]
-    uint8_t *W4;       // q4 [rows, (cols + 1) / 2]
+    uint8_t *W4;       // q4 [rows, (cols + 1) / 2] / q3 [rows, (3 * cols + 7) / 8]
     float *scale;      // q8 [rows]
-    uint16_t *scale4;  // q4 [rows, groups]
-    uint8_t *zero;     // q8 [rows] / q4 [rows, groups]
+    uint16_t *scale4;  // q4/q3 [rows, groups]
+    uint8_t *zero;     // q8 [rows] / q4/q3 [rows, groups]
 } weights;
 
 static weights make_weights(wtype type, size_t rows, size_t cols) {
-    weights w = {.type = type, .rows = rows, .cols = cols, .group = cols % 3 == 0 ? 7 : 32};
-    size_t groups = (cols + w.group - 1) / w.group, row_bytes = (cols + 1) / 2;
+    bool q3 = type == WQ3S || type == WQ3A;
+    // q3 groups are multiples of 8; 8 and 24 also start groups inside a 16-column block
+    weights w = {.type = type, .rows = rows, .cols = cols, .group = q3 ? (cols % 3 == 0 ? 8 : cols % 2 ? 24 : 32) : cols % 3 == 0 ? 7 : 32};
+    size_t groups = (cols + w.group - 1) / w.group, row_bytes = q3 ? (3 * cols + 7) / 8 : (cols + 1) / 2;
     w.W = alloc_slack(rows * cols, 4);
     w.Wh = alloc_slack(rows * cols, 2);
     w.Wq = alloc_slack(rows * cols, 1);
@@ -73,7 +75,8 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
         w.scale[r] = uniform(0.001f, 0.02f);
         for (size_t g = 0; g < groups; g++) w.scale4[r * groups + g] = edge_f32_to_f16(uniform(0.01f, 0.1f));
     }
-    for (size_t i = 0; i < rows * (groups > 1 ? groups : 1); i++) w.zero[i] = (uint8_t)(type == WQ4A ? next_u64() % 16 : next_u64() % 256);
+    for (size_t i = 0; i < rows * (groups > 1 ? groups : 1); i++)
+        w.zero[i] = (uint8_t)(type == WQ4A ? next_u64() % 16 : type == WQ3A ? next_u64() % 8 : next_u64() % 256);
     for (size_t i = 0; i < rows * row_bytes; i++) w.W4[i] = (uint8_t)next_u64();
     for (size_t r = 0; r < rows; r++) {
         for (size_t k = 0; k < cols; k++) {
@@ -83,6 +86,8 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
             w.Wq[i] = (int8_t)(next_u64() % 255 - 127);
             size_t gi = r * groups + k / w.group;
             unsigned nib = (k & 1) ? (unsigned)(w.W4[r * row_bytes + k / 2] >> 4) : (unsigned)(w.W4[r * row_bytes + k / 2] & 15);
+            const uint8_t *row3 = w.W4 + r * row_bytes;
+            unsigned code3 = (unsigned)((row3[3 * k / 8] | (3 * k / 8 + 1 < row_bytes ? row3[3 * k / 8 + 1] << 8 : 0)) >> (3 * k % 8)) & 7;
             switch (type) {
             case WF32: w.W[i] = v; break;
             case WF16: w.W[i] = edge_f16_to_f32(w.Wh[i]); break;
@@ -90,6 +95,8 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
             case WQ8A: w.W[i] = w.scale[r] * (float)((int)(uint8_t)w.Wq[i] - (int)w.zero[r]); break;
             case WQ4S: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)nib - 8); break;
             case WQ4A: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)nib - (int)w.zero[gi]); break;
+            case WQ3S: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)code3 - 4); break;
+            case WQ3A: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)code3 - (int)w.zero[gi]); break;
             }
         }
     }
@@ -116,6 +123,12 @@ static void run_gemm(const weights *w, int ref, const float *X, float *Y, size_t
         break;
     case WQ4A:
         (ref ? edge_matmul_q4_f32_ref : edge_matmul_q4_f32)(w->W4, w->scale4, w->zero, w->group, X, Y, T, rows, cols, r0, r1);
+        break;
+    case WQ3S:
+        (ref ? edge_matmul_q3_f32_ref : edge_matmul_q3_f32)(w->W4, w->scale4, NULL, w->group, X, Y, T, rows, cols, r0, r1);
+        break;
+    case WQ3A:
+        (ref ? edge_matmul_q3_f32_ref : edge_matmul_q3_f32)(w->W4, w->scale4, w->zero, w->group, X, Y, T, rows, cols, r0, r1);
         break;
     }
 }
@@ -157,7 +170,7 @@ static void sweep_gemm(const char *level) {
     static const size_t tokens[] = {1, 2, 5, 11, 12, 13, 25, 40};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
         for (size_t r = 0; r < sizeof rows_list / sizeof *rows_list; r++) {
-            for (int type = WF32; type <= WQ4A; type++) {
+            for (int type = WF32; type <= WQ3A; type++) {
                 size_t rows = rows_list[r], cols = cols_list[c];
                 weights w = make_weights((wtype)type, rows, cols);
                 for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
@@ -301,7 +314,10 @@ static void check_names(edge_kernel_level level) {
     for (size_t i = 0; i < sizeof k_expected / sizeof *k_expected; i++)
         if (k_expected[i].level == level) e = &k_expected[i];
     if (!e) { check(0, "kernel name", edge_kernels_level_name(level), 0, 0, 0, "no expected names"); return; }
-    for (int op = EDGE_GEMM_OP_F32; op <= EDGE_GEMM_OP_Q4_F32; op++) {
+    static const edge_gemm_op float_ops[] = {EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32,
+                                             EDGE_GEMM_OP_Q3_F32};
+    for (size_t oi = 0; oi < sizeof float_ops / sizeof *float_ops; oi++) {
+        edge_gemm_op op = float_ops[oi];
         expect_name(level, (edge_gemm_op)op, 1, e->dot);
         expect_name(level, (edge_gemm_op)op, 11, e->dot);
         expect_name(level, (edge_gemm_op)op, 12, e->packed);

@@ -49,7 +49,7 @@ const char *edge_kernels_level_name(edge_kernel_level level);
 /// Whether the active level computes int8 x int8 products with VNNI dot-product instructions.
 bool edge_kernels_uses_vnni(void);
 
-/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32 weights)
+/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32, q3 x f32 weights)
 /// run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
 /// reported by edge_kernels_gemm_mode / edge_kernels_gemm_name. The initial mode is EDGE_GEMM_AUTO;
 /// only edge_kernels_set_gemm_mode changes it (the tools' --gemm option), never the environment.
@@ -77,6 +77,7 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q8_Q8 = 4,    ///< edge_matmul_q8_q8
     EDGE_GEMM_OP_Q8_Q8B32 = 5, ///< edge_matmul_q8_q8b32
     EDGE_GEMM_OP_Q8_I16 = 6,   ///< edge_matmul_q8_i16
+    EDGE_GEMM_OP_Q3_F32 = 7,   ///< edge_matmul_q3_f32
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
@@ -191,6 +192,17 @@ void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t
 void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// 3-bit groups x f32 activations, the q3 payload of docs/edge-format.md (Q3Layout in Q3Layout.swift):
+/// row r starts at byte r * ceil(3*cols/8) of Wq and is a little-endian bit stream; element j of a row
+/// is bits 3j...3j+2 (bit i = bit i%8 of byte i/8), so 8 elements fill 3 bytes. Groups of group_size
+/// elements (a multiple of 8, > 0) along cols, the last one possibly short; G = ceil(cols / group_size).
+/// scale_f16[r*G + g] is a binary16 scale; zero == NULL means zero point 4 (symmetric), else
+/// zero[r*G + g] (0...7). w = scale * (u - zero). A group_size that is 0 or not a multiple of 8 writes nothing.
+void edge_matmul_q3_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_q3_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
 // ---- Norms, softmax, positions, activations (one row / vector per call) ---------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reader for the .edge container (format v1), written from docs/edge-format.md alone.
+"""Independent reader for the .edge container (format v1 and v2), written from docs/edge-format.md alone.
 
 It needs only the Python standard library and numpy, shares no code with the Swift reader, and
 exists to show that the spec is enough to read a file: a Swift test writes a file, runs this
@@ -26,7 +26,8 @@ import numpy as np
 MAGIC = b"EDGE\r\n\x1a\n"
 PREAMBLE = 64
 ALIGN = 64
-VERSION = 1
+VERSION = 2                 # the newest version this reader understands
+ENCODING_VERSION = {"q3": 2}  # the version that introduced an encoding; the others are in v1
 MAX_HEADER = 64 << 20
 MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
 ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "nm"}
@@ -249,9 +250,9 @@ class EdgeReader:
             raise EdgeError(f"truncated: {len(d)} bytes, the preamble needs {PREAMBLE}")
         version, flags, h_off, h_len, h_crc = struct.unpack_from("<IIQQI", d, 8)
         if version == 0 or version > VERSION:
-            raise EdgeError(f"version {version}; this reader understands v{VERSION}")
+            raise EdgeError(f"version {version}; this reader understands up to v{VERSION}")
         if flags != 0:
-            raise EdgeError(f"flags 0x{flags:x}; v1 defines none")
+            raise EdgeError(f"flags 0x{flags:x}; v{version} defines none")
         if any(d[36:64]):
             raise EdgeError("reserved preamble bytes are not zero")
         if h_off < PREAMBLE or h_off % ALIGN or not 2 <= h_len <= MAX_HEADER:
@@ -288,6 +289,9 @@ class EdgeReader:
                 if not name or name in names:
                     raise EdgeError(f"{kind} {name!r}: empty or duplicate name")
                 names.add(name)
+                needs = ENCODING_VERSION.get(it["encoding"], 1) if kind == "tensor" else 1
+                if needs > version:
+                    raise EdgeError(f"tensor {name!r}: {it['encoding']} needs format version {needs}, the file says {version}")
                 expected = payload_length(it) if kind == "tensor" else None
                 length, raw = it["length"], it.get("raw_length")
                 if it["compression"] == "none":

@@ -2,8 +2,8 @@ import Foundation
 
 /// An opened, fully validated `.edge` file (docs/edge-format.md). The file is memory-mapped;
 /// uncompressed payloads are served straight from the mapping, deflated ones are inflated on
-/// first use. Opening checks the preamble, the header checksum, every header field, every
-/// tensor's shape, encoding and length, the placement of every item, (unless `verifyChecksums` is
+/// first use. Opening checks the preamble (versions 1 and 2), the header checksum, every header field, every
+/// tensor's shape, encoding (q3 only in version 2) and length, the placement of every item, (unless `verifyChecksums` is
 /// false) the CRC32 of every item, and the structure of every uncompressed csr/bitmask payload
 /// (deflated ones are checked when inflated), and likewise every nm payload's indices; nothing is trusted before that.
 ///
@@ -204,7 +204,7 @@ public final class EdgeFile: @unchecked Sendable {
                 throw EdgeFormatError.newerVersion(file: path, version: version, supported: EdgePreamble.currentVersion)
             }
             guard flags == 0 else {
-                throw EdgeFormatError.badPreamble(file: path, field: "flags", offset: 12, why: "is 0x\(String(flags, radix: 16)); v1 defines no flags, so it must be 0")
+                throw EdgeFormatError.badPreamble(file: path, field: "flags", offset: 12, why: "is 0x\(String(flags, radix: 16)); v\(version) defines no flags, so it must be 0")
             }
             if let i = reserved.firstIndex(where: { $0 != 0 }) {
                 throw EdgeFormatError.badPreamble(file: path, field: "reserved", offset: 36 + i, why: "is 0x\(String(reserved[i], radix: 16)); reserved bytes must be 0")
@@ -304,6 +304,10 @@ public final class EdgeFile: @unchecked Sendable {
         for (i, t) in h.tensors.enumerated() {
             guard !t.name.isEmpty else { throw EdgeFormatError.badHeader(file: path, field: "tensors[\(i)].name", why: "is empty") }
             guard tensorIndex.updateValue(i, forKey: t.name) == nil else { throw EdgeFormatError.duplicateName(file: path, item: .tensor(t.name)) }
+            guard t.encoding.formatVersion <= p.version else {
+                throw EdgeFormatError.encodingNeedsNewerVersion(file: path, tensor: t.name, encoding: t.encoding.rawValue,
+                                                                needs: t.encoding.formatVersion, version: p.version)
+            }
             let expected = try TensorEntry.payloadLength(tensor: t.name, shape: t.shape, encoding: t.encoding, params: t.params, file: path,
                                                          nnz: t.nnz)
             guard let layout = PayloadLayout(encoding: t.encoding, shape: t.shape, params: t.params, nnz: t.nnz), layout.totalBytes == expected else {

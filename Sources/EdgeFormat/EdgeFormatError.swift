@@ -23,8 +23,11 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
     case notEdgeFile(file: String, found: [UInt8])
     /// The file ends before `what`, which needs `needed` bytes; the file has `size`.
     case truncated(file: String, what: String, needed: Int, size: Int)
-    /// The preamble's version is newer than this reader.
+    /// The preamble's version is newer than this reader (`supported`, the newest it reads).
     case newerVersion(file: String, version: UInt32, supported: UInt32)
+    /// A tensor's encoding came with a later format version (`needs`) than the file says (`version`):
+    /// q3 in a version-1 file.
+    case encodingNeedsNewerVersion(file: String, tensor: String, encoding: String, needs: UInt32, version: UInt32)
     /// A preamble field (at `offset`) has a value this reader does not accept.
     case badPreamble(file: String, field: String, offset: Int, why: String)
     /// The header bytes at `offset` do not match the preamble's CRC32.
@@ -70,7 +73,9 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
         case let .truncated(file, what, needed, size):
             return "\(file): truncated: \(what) needs the file to be at least \(needed) bytes, but it has \(size)"
         case let .newerVersion(file, version, supported):
-            return "\(file): written by a newer version of the format (v\(version)); this reader understands v\(supported)"
+            return "\(file): written by a newer version of the format (v\(version)); this reader understands up to v\(supported)"
+        case let .encodingNeedsNewerVersion(file, tensor, encoding, needs, version):
+            return "\(file): tensor '\(tensor)': \(encoding) needs format version \(needs), the file says \(version)"
         case let .badPreamble(file, field, offset, why): return "\(file): preamble field '\(field)' at offset \(offset) \(why)"
         case let .headerChecksum(file, offset, expected, actual):
             return "\(file): header at offset \(offset) is corrupt: CRC32 is \(hex(actual)), the preamble says \(hex(expected))"

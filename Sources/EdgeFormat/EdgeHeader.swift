@@ -5,8 +5,8 @@ import Foundation
 /// ```
 /// offset size field
 ///      0    8 magic          "EDGE" 0D 0A 1A 0A
-///      8    4 version        u32 LE, 1
-///     12    4 flags          u32 LE, 0 (v1 defines no flags)
+///      8    4 version        u32 LE, 1, or 2 when a tensor is q3
+///     12    4 flags          u32 LE, 0 (v1 and v2 define no flags)
 ///     16    8 header_offset  u64 LE, absolute offset of the header JSON, a multiple of 64
 ///     24    8 header_length  u64 LE, its length; header_offset + header_length == file size
 ///     32    4 header_crc32   u32 LE, CRC32 of the header bytes
@@ -19,8 +19,14 @@ public struct EdgePreamble: Equatable, Sendable {
     public static let size = 64
     /// Every item (tensor, blob) and the header start at a multiple of this absolute file offset.
     public static let alignment = 64
-    /// The format version this code writes and the newest it reads.
-    public static let currentVersion: UInt32 = 1
+    /// The newest format version this code reads and writes (v2 = v1 + the q3 encoding).
+    public static let currentVersion: UInt32 = 2
+
+    /// The oldest format version that can express a file holding tensors in `encodings`, the one
+    /// writers write: 1, or the newest `Encoding.formatVersion` among them (2 when one is q3).
+    public static func version(for encodings: some Sequence<Encoding>) -> UInt32 {
+        encodings.reduce(1) { max($0, $1.formatVersion) }
+    }
     /// The largest header a reader accepts (64 MiB), so a lying length cannot make it allocate without bound.
     public static let maxHeaderLength = 64 << 20
 
@@ -30,7 +36,7 @@ public struct EdgePreamble: Equatable, Sendable {
     public var headerLength: UInt64
     public var headerCRC32: UInt32
 
-    public init(version: UInt32 = EdgePreamble.currentVersion, flags: UInt32 = 0, headerOffset: UInt64, headerLength: UInt64, headerCRC32: UInt32) {
+    public init(version: UInt32, flags: UInt32 = 0, headerOffset: UInt64, headerLength: UInt64, headerCRC32: UInt32) {
         self.version = version
         self.flags = flags
         self.headerOffset = headerOffset
@@ -180,7 +186,7 @@ public struct Provenance: Equatable, Sendable {
 public struct EdgeHeader: Equatable, Sendable {
     /// Always "edge".
     public var format: String
-    /// Equal to the preamble's version.
+    /// Equal to the preamble's version (`EdgePreamble.version(for:)` of the tensors' encodings when written).
     public var version: Int
     public var config: ModelConfig
     /// In file order as written (the reader does not require any order).
@@ -188,10 +194,10 @@ public struct EdgeHeader: Equatable, Sendable {
     public var blobs: [BlobEntry]
     public var provenance: Provenance
 
-    public init(config: ModelConfig, tensors: [TensorEntry], blobs: [BlobEntry], provenance: Provenance,
-                version: Int = Int(EdgePreamble.currentVersion)) {
+    /// - Parameter version: nil gives the oldest version that can express `tensors` (`EdgePreamble.version(for:)`).
+    public init(config: ModelConfig, tensors: [TensorEntry], blobs: [BlobEntry], provenance: Provenance, version: Int? = nil) {
         format = "edge"
-        self.version = version
+        self.version = version ?? Int(EdgePreamble.version(for: tensors.map(\.encoding)))
         self.config = config
         self.tensors = tensors
         self.blobs = blobs
@@ -207,7 +213,7 @@ public struct EdgeHeader: Equatable, Sendable {
     }
 }
 
-// MARK: Codable (strict: unknown keys are refused so a v1 reader never ignores what it does not understand)
+// MARK: Codable (strict: unknown keys are refused so a reader never ignores what it does not understand)
 
 /// A coding key for any string, to list an object's keys.
 struct _AnyKey: CodingKey {
@@ -222,7 +228,7 @@ struct _AnyKey: CodingKey {
 func _rejectUnknownKeys(_ decoder: Decoder, known: (String) -> Bool) throws {
     let c = try decoder.container(keyedBy: _AnyKey.self)
     for k in c.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !known(k.stringValue) {
-        throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [k], debugDescription: "unknown field; format v1 does not define it"))
+        throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [k], debugDescription: "unknown field; the format does not define it"))
     }
 }
 

@@ -4,7 +4,8 @@ import Foundation
 /// the next 64-byte boundary), then the header JSON, then the real preamble patched in. Nothing
 /// appears at `path` until `finish()` succeeds: the bytes go to a temporary file that is removed
 /// if the writer is dropped unfinished. The same calls with the same inputs give identical bytes
-/// (no timestamps; deflate at the fixed `Deflate.level`).
+/// (no timestamps; deflate at the fixed `Deflate.level`). The file says the oldest format version
+/// that can express it (`EdgePreamble.version(for:)`): 2 when a tensor is q3, else 1.
 ///
 /// ```swift
 /// let w = try EdgeWriter(path: "out.edge", protecting: [input], config: cfg, provenance: prov, deflate: false)
@@ -43,7 +44,7 @@ public final class EdgeWriter {
         self.config = config
         self.provenance = provenance
         self.deflate = deflate
-        _ = try EdgeWriter.encodeHeader(path: path, config: config, tensors: [], blobs: [], provenance: provenance)  // refuse a bad provenance before writing
+        _ = try EdgeWriter.encodeHeader(path: path, config: config, tensors: [], blobs: [], provenance: provenance, version: 1)  // refuse a bad provenance before writing
         do {
             output = try AtomicOutput(destination: path, protecting: inputs)
             try output.write([UInt8](repeating: 0, count: EdgePreamble.size))
@@ -102,11 +103,14 @@ public final class EdgeWriter {
                                rawLength: compression == .deflate ? bytes.count : nil))
     }
 
-    /// Writes the header, patches the preamble and moves the file into place.
+    /// Writes the header, patches the preamble and moves the file into place. Preamble and header
+    /// say version 2 when a tensor is q3, else 1.
     /// - Throws: `EdgeFormatError.badProvenance` (a non-finite number in it), `.io`, `.writerMisuse`.
     public func finish() throws {
         try checkOpen()
-        let header = try EdgeWriter.encodeHeader(path: path, config: config, tensors: tensors, blobs: blobs, provenance: provenance)
+        let version = EdgePreamble.version(for: tensors.map(\.encoding))
+        let header = try EdgeWriter.encodeHeader(path: path, config: config, tensors: tensors, blobs: blobs, provenance: provenance,
+                                                 version: version)
         state = .failed
         guard header.count <= EdgePreamble.maxHeaderLength else {
             throw EdgeFormatError.writerMisuse(file: path, why: "the header is \(header.count) bytes; readers accept at most \(EdgePreamble.maxHeaderLength)")
@@ -115,7 +119,7 @@ public final class EdgeWriter {
             try output.pad(to: EdgePreamble.alignment)
             let headerOffset = output.bytesWritten
             try output.write(header)
-            let preamble = EdgePreamble(headerOffset: UInt64(headerOffset), headerLength: UInt64(header.count),
+            let preamble = EdgePreamble(version: version, headerOffset: UInt64(headerOffset), headerLength: UInt64(header.count),
                                         headerCRC32: CRC32.checksum(header))
             try output.patch(at: 0, preamble.encoded())
             try output.commit()
@@ -125,13 +129,13 @@ public final class EdgeWriter {
         state = .finished
     }
 
-    /// The header bytes for `tensors` and `blobs`.
+    /// The header bytes for `tensors` and `blobs`, saying format `version`.
     /// - Throws: `EdgeFormatError.badProvenance` when the provenance breaks a rule or holds a non-finite number.
     private static func encodeHeader(path: String, config: ModelConfig, tensors: [TensorEntry], blobs: [BlobEntry],
-                                     provenance: Provenance) throws -> Data {
+                                     provenance: Provenance, version: UInt32) throws -> Data {
         if let p = provenance.problem() { throw EdgeFormatError.badProvenance(file: path, field: p.field, why: p.why) }
         do {
-            return try EdgeHeader(config: config, tensors: tensors, blobs: blobs, provenance: provenance).encoded()
+            return try EdgeHeader(config: config, tensors: tensors, blobs: blobs, provenance: provenance, version: Int(version)).encoded()
         } catch let EncodingError.invalidValue(_, c) {
             let field = c.codingPath.dropFirst().map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined().drop { $0 == "." }
             throw EdgeFormatError.badProvenance(file: path, field: String(field), why: c.debugDescription)

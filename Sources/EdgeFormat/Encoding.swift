@@ -28,6 +28,10 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     /// Whether this version can encode and decode it.
     public var isImplemented: Bool { true }
 
+    /// The format version that introduced it: a file holding a tensor in this encoding says at least
+    /// this version (q3: 2; every other encoding: 1). See `EdgePreamble.version(for:)`.
+    public var formatVersion: UInt32 { self == .q3 ? 2 : 1 }
+
     /// Whether this is a sparse encoding whose size depends on the tensor entry's `nnz` (csr, bitmask).
     public var isSparse: Bool { self == .csr || self == .bitmask }
 

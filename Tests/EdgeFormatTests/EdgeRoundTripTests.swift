@@ -64,7 +64,7 @@ final class EdgeRoundTripTests: XCTestCase {
         try S.write([S.f32("w", [2, 2], seed: 1)], to: path, deflate: false, blob: false)
         let b = try S.bytes(path)
         XCTAssertEqual(Array(b[0 ..< 8]), [0x45, 0x44, 0x47, 0x45, 0x0D, 0x0A, 0x1A, 0x0A])
-        XCTAssertEqual(Array(b[8 ..< 16]), [1, 0, 0, 0, 0, 0, 0, 0])  // version 1, flags 0
+        XCTAssertEqual(Array(b[8 ..< 16]), [1, 0, 0, 0, 0, 0, 0, 0])  // version 1 (no q3 tensor), flags 0
         // One 16-byte tensor at 64, padded to 128, then the header to the end of the file.
         XCTAssertEqual(S.readU64(b, 16), 128)
         XCTAssertEqual(S.readU64(b, 24), UInt64(b.count - 128))
@@ -74,6 +74,33 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertTrue(header.hasPrefix(#"{"blobs":[],"config":{"#), header)
         XCTAssertTrue(header.contains(#""tensors":[{"compression":"none","crc32":"#), header)
         XCTAssertFalse(header.contains(": ") || header.contains(", ") || header.contains("\n"), "compact JSON: \(header)")
+        XCTAssertTrue(header.hasSuffix(#""version":1}"#), header)
+    }
+
+    /// Preamble and header say version 2 exactly when a tensor is q3 (the oldest version that can
+    /// express the file); without q3 the file is version 1, byte for byte as before (EdgeGoldenTests).
+    func testVersionIs2ExactlyWhenATensorIsQ3() throws {
+        let dir = try S.scratchFolder(self)
+        let all = S.everyEncoding()
+        let withoutQ3 = all.filter { $0.tensor.encoding != .q3 }
+        let onlyQ3 = all.filter { $0.tensor.encoding == .q3 }
+        XCTAssertFalse(onlyQ3.isEmpty)
+        for (samples, version) in [(all, UInt32(2)), (onlyQ3, 2), (Array(onlyQ3.prefix(1)), 2), (withoutQ3, 1), ([], 1)] {
+            for deflate in [false, true] {
+                let path = dir + "/m-\(version)-\(samples.count)-\(deflate).edge"
+                try S.write(samples, to: path, deflate: deflate)
+                let b = try S.bytes(path)
+                XCTAssertEqual(Array(b[8 ..< 16]), [UInt8(version), 0, 0, 0, 0, 0, 0, 0], path)
+                XCTAssertTrue(String(decoding: b[Int(S.readU64(b, 16))...], as: UTF8.self).hasSuffix("\"version\":\(version)}"), path)
+                let f = try EdgeFile(path: path)
+                XCTAssertEqual(f.preamble.version, version, path)
+                XCTAssertEqual(f.header.version, Int(version), path)
+                for s in samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
+            }
+        }
+        XCTAssertEqual(EdgePreamble.version(for: Encoding.allCases.filter { $0 != .q3 }), 1)
+        XCTAssertEqual(EdgePreamble.version(for: [.f32, .q3]), 2)
+        XCTAssertEqual(EdgePreamble.currentVersion, 2)
     }
 
     func testDroppingTheWriterUnfinishedLeavesNoFile() throws {
@@ -244,6 +271,22 @@ final class EdgeRoundTripTests: XCTestCase {
             let (q3Status, _, q3Err) = try run(["python3", script, "--json", dir + "/\(bad).edge"])
             XCTAssertNotEqual(q3Status, 0)
             XCTAssertTrue(q3Err.contains(entry.name) && q3Err.contains(words), q3Err)
+        }
+        // ... and checks the version: q3 in a version-1 file and version 3 are refused.
+        for (bad, version, words) in [("q3-in-v1", UInt32(1), "tensor 'n.q3.sym': q3 needs format version 2, the file says 1"),
+                                      ("v3", 3, "version 3; this reader understands up to v2")] {
+            var d = try S.bytes(dir + "/m-false.edge")
+            S.putLE(version, into: &d, at: 8)
+            try S.put(d, dir + "/\(bad).edge")
+            try S.editHeader(dir + "/\(bad).edge") { tree in
+                guard case var .object(o) = tree else { return }
+                o["version"] = .number(Double(version))
+                tree = .object(o)
+            }
+            XCTAssertNotNil(S.openError(dir + "/\(bad).edge"))
+            let (vStatus, _, vErr) = try run(["python3", script, "--json", dir + "/\(bad).edge"])
+            XCTAssertNotEqual(vStatus, 0)
+            XCTAssertTrue(vErr.contains(words), vErr)
         }
     }
 

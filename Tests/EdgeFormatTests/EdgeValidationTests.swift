@@ -60,23 +60,62 @@ final class EdgeValidationTests: XCTestCase {
 
     func testNewerVersionIsRefusedWithBothNumbers() throws {
         var b = original
-        S.putLE(UInt32(2), into: &b, at: 8)
+        XCTAssertEqual(S.readU64(b, 8) & 0xFFFF_FFFF, 2, "the file holds q3 tensors: version 2")
+        S.putLE(UInt32(3), into: &b, at: 8)
         try S.put(b, path)
         let e = S.openError(path)
-        XCTAssertEqual(e, .newerVersion(file: path, version: 2, supported: 1))
-        XCTAssertTrue(e!.description.contains("written by a newer version of the format (v2); this reader understands v1"), e!.description)
+        XCTAssertEqual(e, .newerVersion(file: path, version: 3, supported: 2))
+        XCTAssertTrue(e!.description.contains("written by a newer version of the format (v3); this reader understands up to v2"), e!.description)
         S.putLE(UInt32(0), into: &b, at: 8)
         try S.put(b, path)
         guard case .badPreamble(_, "version", 8, _)? = S.openError(path) else { return XCTFail() }
     }
 
     func testHeaderVersionMustMatchThePreamble() throws {
-        try S.editHeader(path) { tree in
+        for version in [1, 3] {
+            try S.put(original, path)
+            try S.editHeader(path) { tree in
+                guard case var .object(o) = tree else { return }
+                o["version"] = .number(Double(version))
+                tree = .object(o)
+            }
+            guard case let .badHeader(_, "version", why)? = S.openError(path) else { return XCTFail("\(version)") }
+            XCTAssertTrue(why.contains("is \(version); the preamble says 2"), why)
+        }
+    }
+
+    /// Sets the preamble's and the header's version of the file at `file` to `version`.
+    private func setVersion(_ version: UInt32, of file: String) throws {
+        var b = try S.bytes(file)
+        S.putLE(version, into: &b, at: 8)
+        try S.put(b, file)
+        try S.editHeader(file) { tree in
             guard case var .object(o) = tree else { return }
-            o["version"] = 2
+            o["version"] = .number(Double(version))
             tree = .object(o)
         }
-        guard case .badHeader(_, "version", _)? = S.openError(path) else { return XCTFail() }
+    }
+
+    func testQ3InAVersion1FileIsRefusedNamingTheTensor() throws {
+        try setVersion(1, of: path)
+        let e = S.openError(path)
+        XCTAssertEqual(e, .encodingNeedsNewerVersion(file: path, tensor: "n.q3.sym", encoding: "q3", needs: 2, version: 1))
+        XCTAssertEqual(e?.description, "\(path): tensor 'n.q3.sym': q3 needs format version 2, the file says 1")
+        // Refused before any payload byte is read, even with the checksums deferred.
+        XCTAssertEqual(S.openError(path, verify: false), e)
+    }
+
+    func testVersion2WithoutQ3IsRead() throws {
+        // Writers write v1 when no tensor is q3, but a reader accepts such a file saying v2 too.
+        let plain = dir + "/plain.edge"
+        let samples = S.everyEncoding().filter { $0.tensor.encoding != .q3 }
+        try S.write(samples, to: plain, deflate: false)
+        XCTAssertEqual(try EdgeFile(path: plain).preamble.version, 1)
+        try setVersion(2, of: plain)
+        let f = try EdgeFile(path: plain)
+        XCTAssertEqual(f.preamble.version, 2)
+        XCTAssertEqual(f.header.version, 2)
+        for s in samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
     }
 
     func testUnknownFlagsAndReservedBytes() throws {

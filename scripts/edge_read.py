@@ -226,11 +226,16 @@ def dequantize(t, p):
     u[:, 1::2] = packed >> 4     # element 2k+1: high nibble
     u = u[:, :cols].astype(np.float32)
     scale_off = align64(rows * row_bytes)
-    s = np.frombuffer(p, dtype="<f2", count=rows * groups, offset=scale_off).astype(np.float32).reshape(rows, groups)
+    h = np.frombuffer(p, dtype="<u2", count=rows * groups, offset=scale_off)
+    if ((h & 0x7C00) == 0x7C00).any():
+        raise EdgeError(f"tensor {t['name']!r}: q4 scale is not finite")
+    s = h.view("<f2").astype(np.float32).reshape(rows, groups)
     if sym:
         z = np.full((rows, groups), 8, dtype=np.float32)
     else:
         z = np.frombuffer(p, dtype=np.uint8, count=rows * groups, offset=align64(scale_off + 2 * rows * groups))
+        if (z > 15).any():
+            raise EdgeError(f"tensor {t['name']!r}: q4 zero point above 15")
         z = z.astype(np.float32).reshape(rows, groups)
     gi = np.arange(cols) // g
     return s[:, gi] * (u - z[:, gi])

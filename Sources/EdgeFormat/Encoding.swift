@@ -36,9 +36,9 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     public var isSparse: Bool { self == .csr || self == .bitmask }
 
     /// Whether a payload of this encoding has a structure a reader checks before use (csr, bitmask: row
-    /// pointers, columns, mask bits; nm: in-group indices; q3: finite scales, zero points, row padding bits),
-    /// beyond its size.
-    public var hasStructure: Bool { isSparse || self == .nm || self == .q3 }
+    /// pointers, columns, mask bits; nm: in-group indices; q4: finite scales, zero points; q3: finite
+    /// scales, zero points, row padding bits), beyond its size.
+    public var hasStructure: Bool { isSparse || self == .nm || self == .q4 || self == .q3 }
 }
 
 /// Encoding parameters stored in the tensor table beside the encoding name.
@@ -180,6 +180,37 @@ public struct Q4Layout: Equatable, Sendable {
     public var scaleOffset: Int { align64(rows * rowBytes) }
     public var zeroOffset: Int { align64(scaleOffset + rows * groups * 2) }
     public var totalBytes: Int { symmetric ? scaleOffset + rows * groups * 2 : zeroOffset + rows * groups }
+    /// Largest code and zero point.
+    public static let maxCode = 15
+}
+
+/// The first rule a q4 payload (of the size its layout gives) breaks, as one line naming the row,
+/// group and numbers; nil when it is valid: every scale finite (a binary16 Inf or NaN is refused)
+/// and every zero point (asymmetric) in 0...15.
+public func q4PayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: EncodingParams) -> String? {
+    guard case let .q4(l)? = PayloadLayout(encoding: .q4, shape: shape, params: params) else {
+        return "shape \(shape) with params \(params) is not valid for q4"
+    }
+    guard p.count == l.totalBytes else { return "has \(p.count) bytes; q4 \(shape) needs \(l.totalBytes)" }
+    return _groupScaleZeroProblem(p, encoding: "q4", rows: l.rows, groups: l.groups, scaleOffset: l.scaleOffset,
+                                  zeroOffset: l.symmetric ? nil : l.zeroOffset, maxZero: Q4Layout.maxCode)
+}
+
+/// The first (row, group) of a q4 or q3 payload whose binary16 scale (at `scaleOffset`, index
+/// `r * groups + g`) is Inf or NaN, or whose u8 zero point (at `zeroOffset`, nil when symmetric) is
+/// above `maxZero`, as one line; nil when there is none.
+func _groupScaleZeroProblem(_ p: UnsafeRawBufferPointer, encoding: String, rows: Int, groups: Int, scaleOffset: Int,
+                            zeroOffset: Int?, maxZero: Int) -> String? {
+    for k in 0 ..< rows * groups {
+        let h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 2 * k, as: UInt16.self))
+        if h & 0x7C00 == 0x7C00 {
+            return "\(encoding) row \(k / groups) group \(k % groups): scale 0x\(String(h, radix: 16)) is not finite (binary16 Inf or NaN)"
+        }
+        if let zeroOffset, p[zeroOffset + k] > UInt8(maxZero) {
+            return "\(encoding) row \(k / groups) group \(k % groups): zero point \(p[zeroOffset + k]) is outside 0...\(maxZero)"
+        }
+    }
+    return nil
 }
 
 /// Expected payload size for an encoding, or nil if the shape/params are not valid for it
@@ -203,11 +234,13 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
     return layout.decode(p)
 }
 
-/// The first structural rule the payload of a csr, bitmask, nm or q3 tensor breaks (`sparsePayloadProblem`,
-/// `nmPayloadProblem`, `q3PayloadProblem`), as one line; nil when it is valid or the encoding has no structure to check.
+/// The first structural rule the payload of a csr, bitmask, nm, q4 or q3 tensor breaks (`sparsePayloadProblem`,
+/// `nmPayloadProblem`, `q4PayloadProblem`, `q3PayloadProblem`), as one line; nil when it is valid or the encoding
+/// has no structure to check.
 public func payloadStructureProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int?) -> String? {
     if encoding.isSparse { return sparsePayloadProblem(p, encoding: encoding, shape: shape, params: params, nnz: nnz) }
     if encoding == .nm { return nmPayloadProblem(p, shape: shape, params: params) }
+    if encoding == .q4 { return q4PayloadProblem(p, shape: shape, params: params) }
     if encoding == .q3 { return q3PayloadProblem(p, shape: shape, params: params) }
     return nil
 }

@@ -66,16 +66,8 @@ public func q3PayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: 
             }
         }
     }
-    for k in 0 ..< l.rows * l.groups {
-        let h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: l.scaleOffset + 2 * k, as: UInt16.self))
-        if h & 0x7C00 == 0x7C00 {
-            return "q3 row \(k / l.groups) group \(k % l.groups): scale 0x\(String(h, radix: 16)) is not finite (binary16 Inf or NaN)"
-        }
-        if !l.symmetric, p[l.zeroOffset + k] > UInt8(Q3Layout.maxCode) {
-            return "q3 row \(k / l.groups) group \(k % l.groups): zero point \(p[l.zeroOffset + k]) is outside 0...\(Q3Layout.maxCode)"
-        }
-    }
-    return nil
+    return _groupScaleZeroProblem(p, encoding: "q3", rows: l.rows, groups: l.groups, scaleOffset: l.scaleOffset,
+                                  zeroOffset: l.symmetric ? nil : l.zeroOffset, maxZero: Q3Layout.maxCode)
 }
 
 extension EncodedTensor {

@@ -221,6 +221,8 @@ def dequantize(t, p):
     groups = (cols + g - 1) // g
     row_bytes = (cols + 1) // 2
     packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
+    if cols % 2 and (packed[:, -1] >> 4).any():
+        raise EdgeError(f"tensor {t['name']!r}: q4 padding bits set after a row's last code")
     u = np.empty((rows, 2 * row_bytes), dtype=np.uint8)
     u[:, 0::2] = packed & 0x0F   # element 2k: low nibble of byte k
     u[:, 1::2] = packed >> 4     # element 2k+1: high nibble

@@ -36,8 +36,8 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     public var isSparse: Bool { self == .csr || self == .bitmask }
 
     /// Whether a payload of this encoding has a structure a reader checks before use (csr, bitmask: row
-    /// pointers, columns, mask bits; nm: in-group indices; q4: finite scales, zero points; q3: finite
-    /// scales, zero points, row padding bits), beyond its size.
+    /// pointers, columns, mask bits; nm: in-group indices; q4, q3: finite scales, zero points, row
+    /// padding bits), beyond its size.
     public var hasStructure: Bool { isSparse || self == .nm || self == .q4 || self == .q3 }
 }
 
@@ -185,15 +185,30 @@ public struct Q4Layout: Equatable, Sendable {
 }
 
 /// The first rule a q4 payload (of the size its layout gives) breaks, as one line naming the row,
-/// group and numbers; nil when it is valid: every scale finite (a binary16 Inf or NaN is refused)
-/// and every zero point (asymmetric) in 0...15.
+/// group and numbers; nil when it is valid: every scale finite (a binary16 Inf or NaN is refused),
+/// every zero point (asymmetric) in 0...15, and when cols is odd the high nibble ending each row 0.
 public func q4PayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: EncodingParams) -> String? {
     guard case let .q4(l)? = PayloadLayout(encoding: .q4, shape: shape, params: params) else {
         return "shape \(shape) with params \(params) is not valid for q4"
     }
     guard p.count == l.totalBytes else { return "has \(p.count) bytes; q4 \(shape) needs \(l.totalBytes)" }
+    if let why = _rowPaddingProblem(p, encoding: "q4", rows: l.rows, rowBytes: l.rowBytes, usedBits: 4 * l.cols) { return why }
     return _groupScaleZeroProblem(p, encoding: "q4", rows: l.rows, groups: l.groups, scaleOffset: l.scaleOffset,
                                   zeroOffset: l.symmetric ? nil : l.zeroOffset, maxZero: Q4Layout.maxCode)
+}
+
+/// The first row of a q4 or q3 payload (rows of `rowBytes` bytes from offset 0, each holding `usedBits`
+/// bits of codes from bit 0) with a bit set after its last code, as one line; nil when there is none.
+func _rowPaddingProblem(_ p: UnsafeRawBufferPointer, encoding: String, rows: Int, rowBytes: Int, usedBits: Int) -> String? {
+    guard usedBits & 7 != 0 else { return nil }
+    let mask = UInt8(0xFF) << (usedBits & 7)
+    for r in 0 ..< rows {
+        let last = p[r * rowBytes + rowBytes - 1]
+        if last & mask != 0 {
+            return "\(encoding) row \(r): padding bits \(usedBits)...\(8 * rowBytes - 1) of the row are not 0 (last byte 0x\(String(last, radix: 16)))"
+        }
+    }
+    return nil
 }
 
 /// The first (row, group) of a q4 or q3 payload whose binary16 scale (at `scaleOffset`, index

@@ -56,16 +56,7 @@ public func q3PayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: 
         return "shape \(shape) with params \(params) is not valid for q3"
     }
     guard p.count == l.totalBytes else { return "has \(p.count) bytes; q3 \(shape) needs \(l.totalBytes)" }
-    let usedBits = (3 * l.cols) & 7
-    if usedBits != 0 {
-        let mask = UInt8(0xFF) << usedBits
-        for r in 0 ..< l.rows {
-            let last = p[r * l.rowBytes + l.rowBytes - 1]
-            if last & mask != 0 {
-                return "q3 row \(r): padding bits \(3 * l.cols)...\(8 * l.rowBytes - 1) of the row are not 0 (last byte 0x\(String(last, radix: 16)))"
-            }
-        }
-    }
+    if let why = _rowPaddingProblem(p, encoding: "q3", rows: l.rows, rowBytes: l.rowBytes, usedBits: 3 * l.cols) { return why }
     return _groupScaleZeroProblem(p, encoding: "q3", rows: l.rows, groups: l.groups, scaleOffset: l.scaleOffset,
                                   zeroOffset: l.symmetric ? nil : l.zeroOffset, maxZero: Q3Layout.maxCode)
 }

@@ -257,7 +257,7 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertNotEqual(nmStatus, 0)
         XCTAssertTrue(nmErr.contains("j.nm24.q8.sym") && nmErr.contains("increasing"), nmErr)
         // ... and q3 tensors with a zero point above 7 or a padding bit set, q4 tensors with a zero point
-        // above 15 or an infinite scale (their CRC32 fixed), naming them.
+        // above 15, an infinite scale or a padding bit set (their CRC32 fixed), naming them.
         let q3 = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "o.q3.asym"))
         guard case let .q3(l3)? = PayloadLayout(encoding: q3.encoding, shape: q3.shape, params: q3.params) else { return XCTFail() }
         let q3sym = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "n.q3.sym"))
@@ -266,7 +266,8 @@ final class EdgeRoundTripTests: XCTestCase {
         for (bad, entry, at, byte, words) in [("bad-q3-zero", q3, l3.zeroOffset + 3, UInt8(8), "zero point"),
                                               ("bad-q3-pad", q3sym, 7, UInt8(0x80), "padding bits"),
                                               ("bad-q4-zero", q4, l4.zeroOffset + 3, UInt8(16), "zero point"),
-                                              ("bad-q4-scale", q4, l4.scaleOffset + 1, UInt8(0x7C), "scale is not finite")] {
+                                              ("bad-q4-scale", q4, l4.scaleOffset + 1, UInt8(0x7C), "scale is not finite"),
+                                              ("bad-q4-pad", q4, l4.rowBytes - 1, UInt8(0xF0), "padding bits")] {
             var d = try S.bytes(dir + "/m-false.edge")
             d[entry.offset + at] = byte
             try S.put(d, dir + "/\(bad).edge")

@@ -22,7 +22,7 @@ final class Q4LayoutTests: XCTestCase {
     func testHostilePayloadsAreRefusedNamingTheTensor() throws {
         let dir = try S.scratchFolder(self)
         let path = dir + "/h.edge"
-        // 9 columns in groups of 4: 3 groups per row, the last one short.
+        // 9 columns in groups of 4: 3 groups per row, the last one short; 36 bits a row, 5 bytes, bits 36...39 padding.
         let samples = [S.q4("a.q4.asym", rows: 3, cols: 9, groupSize: 4, symmetric: false, seed: 1),
                        S.q4("b.q4.sym", rows: 2, cols: 9, groupSize: 4, symmetric: true, seed: 2)]
         for s in samples { XCTAssertNil(problem(s.tensor), s.tensor.name) }
@@ -35,6 +35,8 @@ final class Q4LayoutTests: XCTestCase {
             ("a.q4.asym", "not finite", { p, l in p[l.scaleOffset + 2] = 0x00; p[l.scaleOffset + 3] = 0x7C }),  // +Inf
             ("b.q4.sym", "not finite", { p, l in p[l.scaleOffset + 6] = 0x00; p[l.scaleOffset + 7] = 0xFC }),   // -Inf
             ("b.q4.sym", "q4 row 1 group 0: scale 0xfe01 is not finite", { p, l in p[l.scaleOffset + 6] = 0x01; p[l.scaleOffset + 7] = 0xFE }),  // NaN
+            ("b.q4.sym", "q4 row 1: padding bits 36...39", { p, l in p[2 * l.rowBytes - 1] |= 0x10 }),
+            ("a.q4.asym", "q4 row 0: padding bits 36...39", { p, l in p[l.rowBytes - 1] |= 0x80 }),
         ]
         for (name, words, edit) in cases {
             try S.put(original, path)

@@ -54,7 +54,7 @@ public final class EdgeFile: @unchecked Sendable {
         (tensorIndex, blobIndex, layouts) = try EdgeFile.validate(header, mappedFile, preamble)
         if verifyChecksums { try verify() }
         for t in header.tensors where t.encoding.hasStructure && t.compression == .none {
-            try checkSparse(t, storedBytes(offset: t.offset, length: t.length))
+            try checkPayloadStructure(t, storedBytes(offset: t.offset, length: t.length))
         }
     }
 
@@ -92,7 +92,7 @@ public final class EdgeFile: @unchecked Sendable {
         lock.unlock()
         let buffer = try inflate(stored, item: .tensor(t.name), offset: t.offset, length: t.payloadLength)
         do {
-            try checkSparse(t, UnsafeRawBufferPointer(buffer))
+            try checkPayloadStructure(t, UnsafeRawBufferPointer(buffer))
         } catch {
             buffer.deallocate()
             throw error
@@ -120,7 +120,7 @@ public final class EdgeFile: @unchecked Sendable {
         }
         let buffer = try inflate(storedBytes(offset: t.offset, length: t.length), item: .tensor(t.name), offset: t.offset, length: t.payloadLength)
         defer { buffer.deallocate() }
-        try checkSparse(t, UnsafeRawBufferPointer(buffer))
+        try checkPayloadStructure(t, UnsafeRawBufferPointer(buffer))
         return layouts[i].decode(UnsafeRawBufferPointer(buffer))
     }
 
@@ -158,7 +158,7 @@ public final class EdgeFile: @unchecked Sendable {
     /// Checks the structure of a csr/bitmask payload (row pointers, columns, mask bits), an nm
     /// payload (in-group indices) or a q4/q3 payload (scales, zero points, row padding bits); others pass.
     /// - Throws: `.badTensor` naming the tensor, field "payload", and the first broken rule.
-    private func checkSparse(_ t: TensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
+    private func checkPayloadStructure(_ t: TensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
         guard t.encoding.hasStructure else { return }
         if let why = payloadStructureProblem(bytes, encoding: t.encoding, shape: t.shape, params: t.params, nnz: t.nnz) {
             throw EdgeFormatError.badTensor(file: path, tensor: t.name, field: "payload", why: why)

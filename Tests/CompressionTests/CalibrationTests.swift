@@ -120,4 +120,39 @@ final class CalibrationTests: XCTestCase {
             }
         }
     }
+
+    /// The bundled quantization recipes run end to end on a tied model: every block's linear weight in
+    /// the recipe's encoding, the tied embedding fitted as the head with GPTQ (no weight rounded to
+    /// nearest), files ordered by size as their bits, and the q3 file is format version 2.
+    func testQuantizationRecipesRunEndToEnd() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qr-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = packageRoot().appendingPathComponent("Fixtures/tiny-llama").path
+        let expected: [(String, linear: String, embedding: String)] =
+            [("int3", "q3", "q3"), ("int4", "q4", "q4"), ("int4-mixed", "q4", "q8")]
+        var sizes: [Int] = []
+        for (name, linear, embedding) in expected {
+            let file = packageRoot().appendingPathComponent("Recipes/\(name).json").path
+            var recipe = try Recipe.load(path: file)
+            recipe.calibration = CalibrationOptions(tokens: 256, ctx: 64)
+            let out = dir.appendingPathComponent(name + ".edge").path
+            let summary = try Pipeline(recipe: recipe, recipeFile: file).run(input: input, output: out, calibrationText: text)
+            let edge = try EdgeFile(path: out)
+            for t in edge.tensors where t.name.hasPrefix("blk.") && t.name.hasSuffix(".weight") && t.shape.count == 2 {
+                XCTAssertEqual(t.encoding.rawValue, linear, "\(name): \(t.name)")
+            }
+            XCTAssertEqual(edge.tensors.first { $0.name == "token_embd.weight" }?.encoding.rawValue, embedding, name)
+            XCTAssertEqual(edge.preamble.version, linear == "q3" ? 2 : 1, "\(name): q3 needs format version 2")
+            for rec in summary.records {
+                if rec["method"]?.stringValue == "gptq" {
+                    XCTAssertEqual(rec["round_to_nearest"]?.arrayValue?.compactMap(\.stringValue), [], "\(name): every weight had statistics")
+                }
+            }
+            if embedding != "q8" { XCTAssertEqual(summary.records.last?["tied_as_head"], .bool(true), name) }
+            sizes.append(edge.fileSize)
+        }
+        XCTAssertLessThan(sizes[0], sizes[1], "int3 is smaller than int4")
+        XCTAssertLessThan(sizes[1], sizes[2], "int4 is smaller than int4-mixed")
+    }
 }

@@ -158,6 +158,27 @@ enum EdgeTestSupport {
         try editTensor(path, name) { $0["crc32"] = .number(Double(crc)) }
     }
 
+    /// For each case (tensor, words, edit): restores `original` at `path`, applies the edit to the
+    /// tensor's payload (`corruptPayload`, CRC updated so the structure check is what fails) and
+    /// asserts that opening the file is refused as a bad payload of that tensor, the reason
+    /// containing `words`.
+    static func assertPayloadEditsRefused<L>(_ original: [UInt8], _ path: String, layout: (TensorEntry) throws -> L,
+                                             _ cases: [(String, String, (inout [UInt8], L) -> Void)],
+                                             file: StaticString = #filePath, line: UInt = #line) throws {
+        for (name, words, edit) in cases {
+            try put(original, path)
+            try corruptPayload(path, name, layout: layout, edit)
+            let e = openError(path, file: file, line: line)
+            guard case let .badTensor(_, tensor, field, why)? = e else {
+                XCTFail("\(words): \(String(describing: e))", file: file, line: line); continue
+            }
+            XCTAssertEqual(tensor, name, file: file, line: line)
+            XCTAssertEqual(field, "payload", file: file, line: line)
+            XCTAssertTrue(why.contains(words), "\(words): \(why)", file: file, line: line)
+            XCTAssertTrue(e!.description.contains("tensor '\(name)'"), e!.description, file: file, line: line)
+        }
+    }
+
     /// Asserts that the file at `path` holds each of `tensors` as written: encoding, params, nnz,
     /// payload bytes, and the values `decodePayload` gives for the tensor in memory.
     static func assertHolds(_ path: String, _ tensors: [EncodedTensor], file: StaticString = #filePath, line: UInt = #line) throws {

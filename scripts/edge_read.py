@@ -104,31 +104,39 @@ def payload_length(t):
     return scale_off + 2 * rows * groups if sym else align64(scale_off + 2 * rows * groups) + rows * groups
 
 
+def grouped_values(p, name, enc, bits, u, codes_len, g, sym):
+    """float32 values of a q4 / q3 tensor from its codes u (rows, cols): the f16 scales at the first
+    64-aligned offset after the codes (codes_len bytes), then for an asymmetric tensor the u8 zero
+    points at the next 64-aligned offset (symmetric: 2^(bits-1)); both (rows, groups), row-major."""
+    rows, cols = u.shape
+    groups = (cols + g - 1) // g
+    scale_off = align64(codes_len)
+    h = np.frombuffer(p, dtype="<u2", count=rows * groups, offset=scale_off)
+    if ((h & 0x7C00) == 0x7C00).any():
+        raise EdgeError(f"tensor {name!r}: {enc} scale is not finite")
+    s = h.view("<f2").astype(np.float32).reshape(rows, groups)
+    if sym:
+        z = np.full((rows, groups), 1 << (bits - 1), dtype=np.int64)
+    else:
+        z = np.frombuffer(p, dtype=np.uint8, count=rows * groups, offset=align64(scale_off + 2 * rows * groups))
+        if (z > (1 << bits) - 1).any():
+            raise EdgeError(f"tensor {name!r}: {enc} zero point above {(1 << bits) - 1}")
+        z = z.astype(np.int64).reshape(rows, groups)
+    gi = np.arange(cols) // g
+    return (s[:, gi] * (u.astype(np.int64) - z[:, gi]).astype(np.float32)).astype(np.float32)
+
+
 def dequantize_q3(t, p):
     """float32 values of a q3 tensor, checking scales, zero points and row padding bits (docs: "q3", "Validation")."""
     (rows, cols), name = t["shape"], t["name"]
     sym, g = t["params"]["symmetric"], t["params"]["group_size"]
-    groups = (cols + g - 1) // g
     row_bytes = (3 * cols + 7) // 8
     packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
     bits = np.unpackbits(packed, axis=1, bitorder="little")            # bit i of a row = bit i % 8 of byte i // 8
     if bits[:, 3 * cols:].any():
         raise EdgeError(f"tensor {name!r}: q3 padding bits set after a row's last code")
     u = (bits[:, : 3 * cols].reshape(rows, cols, 3).astype(np.int64) << np.arange(3)).sum(axis=2)  # lowest bit first
-    scale_off = align64(rows * row_bytes)
-    h = np.frombuffer(p, dtype="<u2", count=rows * groups, offset=scale_off)
-    if ((h & 0x7C00) == 0x7C00).any():
-        raise EdgeError(f"tensor {name!r}: q3 scale is not finite")
-    s = h.view("<f2").astype(np.float32).reshape(rows, groups)
-    if sym:
-        z = np.full((rows, groups), 4, dtype=np.int64)
-    else:
-        z = np.frombuffer(p, dtype=np.uint8, count=rows * groups, offset=align64(scale_off + 2 * rows * groups))
-        if (z > 7).any():
-            raise EdgeError(f"tensor {name!r}: q3 zero point above 7")
-        z = z.astype(np.int64).reshape(rows, groups)
-    gi = np.arange(cols) // g
-    return (s[:, gi] * (u - z[:, gi]).astype(np.float32)).astype(np.float32)
+    return grouped_values(p, name, "q3", 3, u, rows * row_bytes, g, sym)
 
 
 def nm_layout(t):
@@ -218,7 +226,6 @@ def dequantize(t, p):
         z = np.frombuffer(p, dtype=np.uint8, count=rows, offset=align64(scale_off + 4 * rows)).astype(np.float32)[:, None]
         return s * (q - z)
     g = params["group_size"]
-    groups = (cols + g - 1) // g
     row_bytes = (cols + 1) // 2
     packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
     if cols % 2 and (packed[:, -1] >> 4).any():
@@ -227,20 +234,7 @@ def dequantize(t, p):
     u[:, 0::2] = packed & 0x0F   # element 2k: low nibble of byte k
     u[:, 1::2] = packed >> 4     # element 2k+1: high nibble
     u = u[:, :cols].astype(np.float32)
-    scale_off = align64(rows * row_bytes)
-    h = np.frombuffer(p, dtype="<u2", count=rows * groups, offset=scale_off)
-    if ((h & 0x7C00) == 0x7C00).any():
-        raise EdgeError(f"tensor {t['name']!r}: q4 scale is not finite")
-    s = h.view("<f2").astype(np.float32).reshape(rows, groups)
-    if sym:
-        z = np.full((rows, groups), 8, dtype=np.float32)
-    else:
-        z = np.frombuffer(p, dtype=np.uint8, count=rows * groups, offset=align64(scale_off + 2 * rows * groups))
-        if (z > 15).any():
-            raise EdgeError(f"tensor {t['name']!r}: q4 zero point above 15")
-        z = z.astype(np.float32).reshape(rows, groups)
-    gi = np.arange(cols) // g
-    return s[:, gi] * (u - z[:, gi])
+    return grouped_values(p, t["name"], "q4", 4, u, rows * row_bytes, g, sym)
 
 
 class EdgeReader:

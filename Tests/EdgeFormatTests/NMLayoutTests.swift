@@ -158,7 +158,7 @@ final class NMLayoutTests: XCTestCase {
         }
     }
 
-    /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
+    /// The layout of a tensor entry (for `S.assertPayloadEditsRefused`).
     private func layoutOf(_ e: TensorEntry) throws -> NMLayout {
         try XCTUnwrap(NMLayout(rows: e.shape[0], cols: e.shape[1], params: e.params))
     }

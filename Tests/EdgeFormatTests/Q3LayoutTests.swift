@@ -69,7 +69,7 @@ final class Q3LayoutTests: XCTestCase {
         }
     }
 
-    /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
+    /// The q3 layout of a tensor entry (for `S.assertPayloadEditsRefused`).
     private func layoutOf(_ e: TensorEntry) throws -> Q3Layout {
         guard case let .q3(l)? = PayloadLayout(encoding: e.encoding, shape: e.shape, params: e.params) else { throw XCTSkip("not q3") }
         return l

@@ -11,7 +11,7 @@ final class Q4LayoutTests: XCTestCase {
         t.payload.withUnsafeBytes { q4PayloadProblem($0, shape: t.shape, params: t.params) }
     }
 
-    /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
+    /// The q4 layout of a tensor entry (for `S.assertPayloadEditsRefused`).
     private func layoutOf(_ e: TensorEntry) throws -> Q4Layout {
         guard case let .q4(l)? = PayloadLayout(encoding: e.encoding, shape: e.shape, params: e.params) else { throw XCTSkip("not q4") }
         return l

@@ -136,7 +136,7 @@ final class SparseLayoutTests: XCTestCase {
         }
     }
 
-    /// Rewrites bytes of tensor `name`'s payload in place and fixes its CRC32, so only the structure is wrong.
+    /// The layout of a tensor entry (for `S.assertPayloadEditsRefused`).
     private func layoutOf(_ e: TensorEntry) throws -> SparseLayout {
         try XCTUnwrap(SparseLayout(encoding: e.encoding, rows: e.shape[0], cols: e.shape[1], params: e.params, nnz: e.nnz ?? -1))
     }

@@ -24,6 +24,11 @@ public struct CalibrationOptions: Equatable, Sendable {
     public var tokens = 8192
     /// Window length (capped by the model's context).
     public var ctx = 512
+    /// Inside a block, calibrate and compress its weights in the order the forward reads them
+    /// (Q/K/V, attention output, gate/up, down), each stage's statistics coming from the block with
+    /// the earlier stages already compressed (GPTQ's "true sequential"). Off: one set of statistics per
+    /// block, from the block as the passes before the calibrated one leave it.
+    public var trueSequential = false
 }
 
 /// A compression recipe: an ordered list of passes plus output options. Parsed strictly:
@@ -84,6 +89,7 @@ public struct Recipe {
         if var c = try root.object("calibration") {
             calibration.tokens = try c.int("tokens", default: calibration.tokens, range: 16 ... 1 << 24)
             calibration.ctx = try c.int("ctx", default: calibration.ctx, range: 16 ... 1 << 16)
+            calibration.trueSequential = try c.bool("true_sequential", default: false)
             try c.finish()
         }
         var budget: Budget?
@@ -104,6 +110,10 @@ public struct Recipe {
         }
         try root.finish()
         try checkOrder(passes, file: file)
+        if calibration.trueSequential, passes.contains(where: { $0.calibrationNeeds.contains(.floatCross) }) {
+            throw RecipeError(file: file, field: "calibration.true_sequential",
+                              why: "cannot be combined with a pass that pairs the float model's inputs (sparsegpt_prune target: float)")
+        }
         return Recipe(name: name, description: description, passes: passes, budget: budget, deflate: deflate, json: json,
                       calibration: calibration)
     }

@@ -18,7 +18,9 @@ import Foundation
 ///    statistics of its inputs; then every tensor of the block goes through its passes (the calibrated
 ///    ones see those statistics), and the block *as compressed* (its final values, dequantized, in f32
 ///    arithmetic so that neither the stored layout nor the machine's kernels change the statistics)
-///    turns the windows' residual streams into the next block's inputs;
+///    turns the windows' residual streams into the next block's inputs. With
+///    `CalibrationOptions.trueSequential` the calibrated weights go in stages (`stages(of:names:)`):
+///    the block runs once per stage, with the earlier stages' tensors already through their passes;
 /// 3. the output norm and head: the head's statistics come from the final norm of the last block's output.
 ///
 /// Blocks after the last one that needs statistics are compressed without running them.
@@ -49,6 +51,24 @@ struct SequentialCalibration {
         case .tokenEmbd, .posEmbd, .tokenTypes, .tokenEmbdNorm: return .embeddings
         default: return .head
         }
+    }
+
+    /// The calibrated tensors of a block (graph indices) in the order the forward reads them, as
+    /// stages of weights that read the same input: Q/K/V (or the fused QKV), the attention output,
+    /// gate/up, down; anything else last, one stage each.
+    static func stages(of tensors: [Int], names: [String]) -> [[Int]] {
+        func rank(_ n: Int) -> Int {
+            guard let id = TensorID(name: names[n]) else { return 4 }
+            switch id.role {
+            case .attnQ, .attnK, .attnV, .attnQKV: return 0
+            case .attnOutput: return 1
+            case .ffnGate, .ffnUp: return 2
+            case .ffnDown: return 3
+            default: return 4
+            }
+        }
+        let known = Dictionary(grouping: tensors.filter { rank($0) < 4 }, by: rank)
+        return known.keys.sorted().map { known[$0]! } + tensors.filter { rank($0) == 4 }.map { [$0] }
     }
 
     /// Runs `steps` over every tensor, layer by layer, handing each finished tensor (graph index,
@@ -150,10 +170,16 @@ struct SequentialCalibration {
             if paired, let last = lastCalibrated, Group.block(l) <= last {
                 for n in block { inputFloats[graph.tensors[n].name] = .floats(try graph.tensors[n].floats(), shape: graph.tensors[n].shape) }
             }
+            var staged: [Int: WorkTensor] = [:]
             if block.contains(where: wants) {
                 progress?(emitted, count, "blk.\(l): calibration")
                 for n in block { floats[graph.tensors[n].name] = source(try process(n, statisticsInput: true)) }
-                try calibrate(block) { stats in
+                // One stage (the whole block), or with `trueSequential` the forward order's stages, each
+                // calibrated on the block with the stages before it compressed.
+                let stages = pipeline.recipe.calibration.trueSequential
+                    ? Self.stages(of: block.filter(wants), names: graph.tensors.map(\.name)) : [block]
+                for stage in stages where stage.contains(where: wants) {
+                  try calibrate(stage) { stats in
                     for w in residual.indices {
                         var y = residual[w]
                         var inputs: [String: [Float]] = [:]
@@ -170,6 +196,13 @@ struct SequentialCalibration {
                         }
                         stats.endForward(tokens: residual[w].count / config.hiddenSize)
                     }
+                  }
+                  if stages.count > 1 {
+                      for n in stage {
+                          staged[n] = try process(n)
+                          floats[graph.tensors[n].name] = source(staged[n]!)
+                      }
+                  }
                 }
             } else if paired, let last = lastCalibrated, Group.block(l) < last {
                 for w in floatResidual.indices { try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) }
@@ -177,7 +210,15 @@ struct SequentialCalibration {
             floats = [:]
             inputFloats = [:]
             var compressed: [String: WeightSource] = [:]
-            for n in block { compressed[graph.tensors[n].name] = source(try finish(n)) }
+            for n in block {
+                if let t = staged[n] {
+                    try emit(n, t)
+                    emitted += 1
+                    compressed[graph.tensors[n].name] = source(t)
+                } else {
+                    compressed[graph.tensors[n].name] = source(try finish(n))
+                }
+            }
             if let last = lastCalibrated, Group.block(l) < last {
                 for w in residual.indices { try forward.block(l, tensors: compressed, x: &residual[w]) }
             }

@@ -40,8 +40,31 @@ struct ToyReadInPrepare: Pass {
     func record() -> JSONValue { .object(["pass": .string(Self.id), "zeros": .object(zeros.mapValues { .number($0) })]) }
 }
 
+/// `ToyRecordNorms` that also scales each tensor it calibrates by `factor` (a calibrated pass that
+/// changes the weights, as GPTQ does).
+struct ToyRecordNormsAndScale: Pass {
+    static let id = "toy_record_norms_scale"
+    static let stage = PassStage.quantize
+    let selector: TensorSelector
+    let factor: Float
+    private var seen: [String: [Float]] = [:]
+    init(fields f: inout RecipeFields) throws {
+        selector = try f.selector(defaultKinds: [.linear])
+        factor = Float(try f.double("factor", default: 0.5, range: -100 ... 100))
+    }
+    var calibrationNeeds: CalibrationNeeds { .columnNorms }
+    mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
+        seen[t.name] = context.calibration?.columnNorms(for: t.name)
+        let f = factor
+        t.values = t.values.map { $0 * f }
+    }
+    func record() -> JSONValue {
+        .object(["pass": .string(Self.id), "norms": .object(seen.mapValues { .array($0.map { .number(Double($0)) }) })])
+    }
+}
+
 final class SequentialCalibrationTests: XCTestCase {
-    static let toys: [any Pass.Type] = [ToyScale.self, ToyRecordNorms.self, ToyReadInPrepare.self]
+    static let toys: [any Pass.Type] = [ToyScale.self, ToyRecordNorms.self, ToyReadInPrepare.self, ToyRecordNormsAndScale.self]
     var tmp: URL!
     let text = packageRoot().appendingPathComponent("Fixtures/text/us-declaration.txt").path
     let model = packageRoot().appendingPathComponent("Fixtures/tiny-llama").path
@@ -49,8 +72,9 @@ final class SequentialCalibrationTests: XCTestCase {
     override func setUpWithError() throws { tmp = try makeTemporaryFolder(prefix: "sequential") }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    func run(_ passes: String) throws -> (CompressSummary, EdgeFile) {
-        let recipe = try Recipe.parse(Data(#"{"calibration": {"tokens": 192, "ctx": 64}, "passes": [\#(passes)]}"#.utf8),
+    func run(_ passes: String, trueSequential: Bool = false) throws -> (CompressSummary, EdgeFile) {
+        let calibration = #"{"tokens": 192, "ctx": 64, "true_sequential": \#(trueSequential)}"#
+        let recipe = try Recipe.parse(Data(#"{"calibration": \#(calibration), "passes": [\#(passes)]}"#.utf8),
                                       file: "toy.json", passes: Self.toys)
         let out = tmp.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).edge").path
         let summary = try Pipeline(recipe: recipe, recipeFile: "toy.json").run(input: model, output: out, calibrationText: text)
@@ -116,6 +140,50 @@ final class SequentialCalibrationTests: XCTestCase {
                       "layer 0's first input is the embeddings'")
         for name in ["blk.1.attn_q.weight", "blk.1.ffn_down.weight", "blk.1.ffn_gate.weight"] {
             XCTAssertFalse(close(try XCTUnwrap(seen[name]), try XCTUnwrap(float.columnNorms(for: name))), "\(name): not the input model's statistics")
+        }
+    }
+
+    /// With `true_sequential`, each stage of a block (Q/K/V, attention output, gate/up, down) sees the
+    /// block with the stages before it as compressed; without it, every weight of the block sees the
+    /// block as it came in.
+    func testTrueSequentialStagesSeeTheEarlierStagesCompressed() throws {
+        let passes = #"{"pass": "toy_record_norms_scale", "factor": 0.5, "include": ["blk.0.*"]}"#
+        let (staged, stagedFile) = try run(passes, trueSequential: true)
+        let (whole, _) = try run(passes)
+        let seen = try norms(staged.records[0]), seenWhole = try norms(whole.records[0])
+        let graph = ModelGraph(try Checkpoint.open(model))
+        let calib = try CalibrationText.load(path: text)
+        /// The statistics of `name` in the input model with blk.0's `scaled` roles halved.
+        func reference(_ name: String, scaled roles: [String]) throws -> [Float] {
+            var g = graph
+            g.tensors = graph.tensors.map { t in
+                guard roles.contains(where: { t.name == "blk.0.\($0).weight" }) else { return t }
+                return t.with { try t.floats().map { $0 * 0.5 } }
+            }
+            let stats = try Calibration.collect(graph: g, text: calib, wanted: [name: .columnNorms], maxTokens: 192, ctx: 64)
+            return try XCTUnwrap(stats.columnNorms(for: name), name)
+        }
+        func close(_ a: [Float]?, _ b: [Float]) -> Bool {
+            guard let a else { return false }
+            return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }
+        }
+        let qkv = ["attn_q", "attn_k", "attn_v"], gateUp = ["ffn_gate", "ffn_up"]
+        let cases: [(String, [String])] = [("attn_q", []), ("attn_v", []), ("attn_output", qkv),
+                                           ("ffn_gate", qkv + ["attn_output"]), ("ffn_down", qkv + ["attn_output"] + gateUp)]
+        for (role, before) in cases {
+            let name = "blk.0.\(role).weight"
+            XCTAssertTrue(close(seen[name], try reference(name, scaled: before)), "\(name): staged, after \(before)")
+            XCTAssertTrue(close(seenWhole[name], try reference(name, scaled: [])), "\(name): one stage, the block as it came")
+        }
+        XCTAssertFalse(close(seen["blk.0.ffn_down.weight"], try reference("blk.0.ffn_down.weight", scaled: [])),
+                       "the staged statistics differ from the unstaged ones")
+        XCTAssertEqual(stagedFile.tensors.map(\.name), graph.tensors.map(\.name), "the file keeps the schema's order")
+    }
+
+    func testTrueSequentialRefusesTheFloatTarget() {
+        let json = #"{"calibration": {"true_sequential": true}, "passes": [{"pass": "sparsegpt_prune", "sparsity": 0.5, "target": "float"}]}"#
+        XCTAssertThrowsError(try Recipe.parse(Data(json.utf8), file: "r.json")) {
+            XCTAssertTrue("\($0)".contains("calibration.true_sequential"), "\($0)")
         }
     }
 

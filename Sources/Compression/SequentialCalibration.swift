@@ -19,7 +19,7 @@ import Foundation
 ///    ones see those statistics), and the block *as compressed* (its final values, dequantized, in f32
 ///    arithmetic so that neither the stored layout nor the machine's kernels change the statistics)
 ///    turns the windows' residual streams into the next block's inputs. With
-///    `CalibrationOptions.trueSequential` the calibrated weights go in stages (`stages(of:names:)`):
+///    `CalibrationOptions.trueSequential` the calibrated weights go in stages (`stages(of:name:)`):
 ///    the block runs once per stage, with the earlier stages' tensors already through their passes;
 /// 3. the output norm and head: the head's statistics come from the final norm of the last block's output.
 ///
@@ -56,9 +56,9 @@ struct SequentialCalibration {
     /// The calibrated tensors of a block (graph indices) in the order the forward reads them, as
     /// stages of weights that read the same input: Q/K/V (or the fused QKV), the attention output,
     /// gate/up, down; anything else last, one stage each.
-    static func stages(of tensors: [Int], names: [String]) -> [[Int]] {
+    static func stages(of tensors: [Int], name: (Int) -> String) -> [[Int]] {
         func rank(_ n: Int) -> Int {
-            guard let id = TensorID(name: names[n]) else { return 4 }
+            guard let id = TensorID(name: name(n)) else { return 4 }
             switch id.role {
             case .attnQ, .attnK, .attnV, .attnQKV: return 0
             case .attnOutput: return 1
@@ -112,8 +112,9 @@ struct SequentialCalibration {
             if !statisticsInput { progress?(emitted, count, graph.tensors[n].name) }
             return try Pipeline.process(graph.tensors[n], index: n, plan: plan, prepared: &p, only: limit, checkShape: !statisticsInput)
         }
-        func finish(_ n: Int) throws -> WorkTensor {
-            let t = try process(n)
+        /// Emits tensor n: `done` when it already went through its passes, else it goes now.
+        func finish(_ n: Int, done: WorkTensor? = nil) throws -> WorkTensor {
+            let t = try done ?? process(n)
             try emit(n, t)
             emitted += 1
             return t
@@ -177,32 +178,34 @@ struct SequentialCalibration {
                 // One stage (the whole block), or with `trueSequential` the forward order's stages, each
                 // calibrated on the block with the stages before it compressed.
                 let stages = pipeline.recipe.calibration.trueSequential
-                    ? Self.stages(of: block.filter(wants), names: graph.tensors.map(\.name)) : [block]
+                    ? Self.stages(of: block.filter(wants)) { graph.tensors[$0].name } : [block]
                 for stage in stages where stage.contains(where: wants) {
-                  try calibrate(stage) { stats in
-                    for w in residual.indices {
-                        var y = residual[w]
-                        var inputs: [String: [Float]] = [:]
-                        try forward.block(l, tensors: floats, x: &y) { weight, x, rows, cols in
-                            stats.observe(weight: weight, x: x, rows: rows, cols: cols)
-                            if paired, stats.wants(.floatCross, for: weight) { inputs[weight] = Array(UnsafeBufferPointer(start: x, count: rows * cols)) }
-                        }
-                        if paired {
-                            // The float model's inputs of the same tokens (and its next hidden states).
-                            try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) { weight, xf, rows, cols in
-                                guard let x = inputs[weight] else { return }
-                                x.withUnsafeBufferPointer { stats.observeCross(weight: weight, x: $0.baseAddress!, float: xf, rows: rows, cols: cols) }
+                    try calibrate(stage) { stats in
+                        for w in residual.indices {
+                            var y = residual[w]
+                            var inputs: [String: [Float]] = [:]
+                            try forward.block(l, tensors: floats, x: &y) { weight, x, rows, cols in
+                                stats.observe(weight: weight, x: x, rows: rows, cols: cols)
+                                if paired, stats.wants(.floatCross, for: weight) { inputs[weight] = Array(UnsafeBufferPointer(start: x, count: rows * cols)) }
                             }
+                            if paired {
+                                // The float model's inputs of the same tokens (and its next hidden states).
+                                try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) { weight, xf, rows, cols in
+                                    guard let x = inputs[weight] else { return }
+                                    x.withUnsafeBufferPointer { stats.observeCross(weight: weight, x: $0.baseAddress!, float: xf, rows: rows, cols: cols) }
+                                }
+                            }
+                            stats.endForward(tokens: residual[w].count / config.hiddenSize)
                         }
-                        stats.endForward(tokens: residual[w].count / config.hiddenSize)
                     }
-                  }
-                  if stages.count > 1 {
-                      for n in stage {
-                          staged[n] = try process(n)
-                          floats[graph.tensors[n].name] = source(staged[n]!)
-                      }
-                  }
+                    // The stage's tensors go through their passes now, so the next stage sees them compressed.
+                    if stages.count > 1 {
+                        for n in stage {
+                            let t = try process(n)
+                            staged[n] = t
+                            floats[graph.tensors[n].name] = source(t)
+                        }
+                    }
                 }
             } else if paired, let last = lastCalibrated, Group.block(l) < last {
                 for w in floatResidual.indices { try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) }
@@ -210,15 +213,7 @@ struct SequentialCalibration {
             floats = [:]
             inputFloats = [:]
             var compressed: [String: WeightSource] = [:]
-            for n in block {
-                if let t = staged[n] {
-                    try emit(n, t)
-                    emitted += 1
-                    compressed[graph.tensors[n].name] = source(t)
-                } else {
-                    compressed[graph.tensors[n].name] = source(try finish(n))
-                }
-            }
+            for n in block { compressed[graph.tensors[n].name] = source(try finish(n, done: staged[n])) }
             if let last = lastCalibrated, Group.block(l) < last {
                 for w in residual.indices { try forward.block(l, tensors: compressed, x: &residual[w]) }
             }

@@ -184,38 +184,31 @@ public struct Q4Layout: Equatable, Sendable {
     public static let maxCode = 15
 }
 
-/// The first rule a q4 payload (of the size its layout gives) breaks, as one line naming the row,
-/// group and numbers; nil when it is valid: every scale finite (a binary16 Inf or NaN is refused),
-/// every zero point (asymmetric) in 0...15, and when cols is odd the high nibble ending each row 0.
-public func q4PayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: EncodingParams) -> String? {
-    guard case let .q4(l)? = PayloadLayout(encoding: .q4, shape: shape, params: params) else {
-        return "shape \(shape) with params \(params) is not valid for q4"
+/// The first rule a q4 or q3 payload (of the size its layout gives) breaks, as one line naming the
+/// row, group and numbers; nil when it is valid: the padding bits after each row's last code 0 (q4:
+/// the high nibble ending a row of odd cols; q3: bits 3 * cols onward), every scale finite (a
+/// binary16 Inf or NaN is refused) and every zero point (asymmetric) at most the largest code
+/// (15; 7).
+public func groupedPayloadProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> String? {
+    let rows, rowBytes, groups, scaleOffset, totalBytes, usedBits, maxZero: Int, zeroOffset: Int?
+    switch PayloadLayout(encoding: encoding, shape: shape, params: params) {
+    case let .q4(l)?:
+        (rows, rowBytes, groups, scaleOffset, totalBytes) = (l.rows, l.rowBytes, l.groups, l.scaleOffset, l.totalBytes)
+        (usedBits, maxZero, zeroOffset) = (4 * l.cols, Q4Layout.maxCode, l.symmetric ? nil : l.zeroOffset)
+    case let .q3(l)?:
+        (rows, rowBytes, groups, scaleOffset, totalBytes) = (l.rows, l.rowBytes, l.groups, l.scaleOffset, l.totalBytes)
+        (usedBits, maxZero, zeroOffset) = (3 * l.cols, Q3Layout.maxCode, l.symmetric ? nil : l.zeroOffset)
+    default:
+        return "shape \(shape) with params \(params) is not valid for \(encoding)"
     }
-    guard p.count == l.totalBytes else { return "has \(p.count) bytes; q4 \(shape) needs \(l.totalBytes)" }
-    if let why = _rowPaddingProblem(p, encoding: "q4", rows: l.rows, rowBytes: l.rowBytes, usedBits: 4 * l.cols) { return why }
-    return _groupScaleZeroProblem(p, encoding: "q4", rows: l.rows, groups: l.groups, scaleOffset: l.scaleOffset,
-                                  zeroOffset: l.symmetric ? nil : l.zeroOffset, maxZero: Q4Layout.maxCode)
-}
-
-/// The first row of a q4 or q3 payload (rows of `rowBytes` bytes from offset 0, each holding `usedBits`
-/// bits of codes from bit 0) with a bit set after its last code, as one line; nil when there is none.
-func _rowPaddingProblem(_ p: UnsafeRawBufferPointer, encoding: String, rows: Int, rowBytes: Int, usedBits: Int) -> String? {
-    guard usedBits & 7 != 0 else { return nil }
-    let mask = UInt8(0xFF) << (usedBits & 7)
-    for r in 0 ..< rows {
-        let last = p[r * rowBytes + rowBytes - 1]
-        if last & mask != 0 {
+    guard p.count == totalBytes else { return "has \(p.count) bytes; \(encoding) \(shape) needs \(totalBytes)" }
+    if usedBits & 7 != 0 {
+        let mask = UInt8(0xFF) << (usedBits & 7)
+        for r in 0 ..< rows where p[r * rowBytes + rowBytes - 1] & mask != 0 {
+            let last = p[r * rowBytes + rowBytes - 1]
             return "\(encoding) row \(r): padding bits \(usedBits)...\(8 * rowBytes - 1) of the row are not 0 (last byte 0x\(String(last, radix: 16)))"
         }
     }
-    return nil
-}
-
-/// The first (row, group) of a q4 or q3 payload whose binary16 scale (at `scaleOffset`, index
-/// `r * groups + g`) is Inf or NaN, or whose u8 zero point (at `zeroOffset`, nil when symmetric) is
-/// above `maxZero`, as one line; nil when there is none.
-func _groupScaleZeroProblem(_ p: UnsafeRawBufferPointer, encoding: String, rows: Int, groups: Int, scaleOffset: Int,
-                            zeroOffset: Int?, maxZero: Int) -> String? {
     for k in 0 ..< rows * groups {
         let h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 2 * k, as: UInt16.self))
         if h & 0x7C00 == 0x7C00 {
@@ -250,12 +243,11 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
 }
 
 /// The first structural rule the payload of a csr, bitmask, nm, q4 or q3 tensor breaks (`sparsePayloadProblem`,
-/// `nmPayloadProblem`, `q4PayloadProblem`, `q3PayloadProblem`), as one line; nil when it is valid or the encoding
+/// `nmPayloadProblem`, `groupedPayloadProblem`), as one line; nil when it is valid or the encoding
 /// has no structure to check.
 public func payloadStructureProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int?) -> String? {
     if encoding.isSparse { return sparsePayloadProblem(p, encoding: encoding, shape: shape, params: params, nnz: nnz) }
     if encoding == .nm { return nmPayloadProblem(p, shape: shape, params: params) }
-    if encoding == .q4 { return q4PayloadProblem(p, shape: shape, params: params) }
-    if encoding == .q3 { return q3PayloadProblem(p, shape: shape, params: params) }
+    if encoding == .q4 || encoding == .q3 { return groupedPayloadProblem(p, encoding: encoding, shape: shape, params: params) }
     return nil
 }

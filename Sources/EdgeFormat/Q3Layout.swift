@@ -47,20 +47,6 @@ public struct Q3Layout: Equatable, Sendable {
     }
 }
 
-/// The first rule a q3 payload (of the size its layout gives) breaks, as one line naming the row,
-/// group and numbers; nil when it is valid: every scale finite (a binary16 Inf or NaN is refused),
-/// every zero point (asymmetric) in 0...7, and the padding bits from 3 * cols to the end of each
-/// row's last byte 0.
-public func q3PayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: EncodingParams) -> String? {
-    guard case let .q3(l)? = PayloadLayout(encoding: .q3, shape: shape, params: params) else {
-        return "shape \(shape) with params \(params) is not valid for q3"
-    }
-    guard p.count == l.totalBytes else { return "has \(p.count) bytes; q3 \(shape) needs \(l.totalBytes)" }
-    if let why = _rowPaddingProblem(p, encoding: "q3", rows: l.rows, rowBytes: l.rowBytes, usedBits: 3 * l.cols) { return why }
-    return _groupScaleZeroProblem(p, encoding: "q3", rows: l.rows, groups: l.groups, scaleOffset: l.scaleOffset,
-                                  zeroOffset: l.symmetric ? nil : l.zeroOffset, maxZero: Q3Layout.maxCode)
-}
-
 extension EncodedTensor {
     /// q3 layout for a [rows, cols] tensor with groups of `groupSize` inputs (a multiple of 8; the
     /// last group of a row may be shorter): codes (rows * ceil(3*cols/8) bytes, code j of a row at

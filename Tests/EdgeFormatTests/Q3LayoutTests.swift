@@ -9,7 +9,7 @@ final class Q3LayoutTests: XCTestCase {
     typealias S = EdgeTestSupport
 
     private func problem(_ t: EncodedTensor) -> String? {
-        t.payload.withUnsafeBytes { q3PayloadProblem($0, shape: t.shape, params: t.params) }
+        t.payload.withUnsafeBytes { groupedPayloadProblem($0, encoding: .q3, shape: t.shape, params: t.params) }
     }
 
     /// The example of docs/edge-format.md ("q3"), byte by byte.

@@ -8,7 +8,7 @@ final class Q4LayoutTests: XCTestCase {
     typealias S = EdgeTestSupport
 
     private func problem(_ t: EncodedTensor) -> String? {
-        t.payload.withUnsafeBytes { q4PayloadProblem($0, shape: t.shape, params: t.params) }
+        t.payload.withUnsafeBytes { groupedPayloadProblem($0, encoding: .q4, shape: t.shape, params: t.params) }
     }
 
     /// The q4 layout of a tensor entry (for `S.assertPayloadEditsRefused`).

@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "EdgeKernels", path: "Sources/EdgeKernels"),
         .target(name: "EdgeFormat", dependencies: ["CZlib", "EdgeKernels"]),
         .target(name: "EdgeRuntime", dependencies: ["EdgeFormat", "EdgeKernels"]),
-        .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels"]),
+        .target(name: "Checkpoint", dependencies: ["EdgeFormat", "EdgeKernels", "EdgeRuntime"]),
         // Reverse-mode training of GPT-2 / Llama models (the distill pass and fixture training).
         .target(name: "Training", dependencies: ["EdgeFormat", "EdgeKernels", "EdgeRuntime"]),
         // The bundled calibration text (calibration.txt, embedded by the assembler), used when a recipe
@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "CalibrationSet", exclude: ["calibration.txt"], cSettings: [.headerSearchPath(".")]),
         .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training", "CalibrationSet"]),
         // What the two tools share: the progress bar and the kernel options (--kernels, --gemm).
-        .target(name: "CLISupport", dependencies: ["EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "CLISupport", dependencies: ["EdgeFormat", "EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "CompressCLI", dependencies: [
             "Compression", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

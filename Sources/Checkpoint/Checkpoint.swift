@@ -1,5 +1,6 @@
 import EdgeFormat
 import EdgeKernels
+import EdgeRuntime
 import Foundation
 
 /// One tensor of an input checkpoint, under its canonical name and in canonical layout
@@ -122,5 +123,30 @@ public struct Checkpoint: @unchecked Sendable {
             throw CheckpointError.unexpectedTensor(file: extra.file, tensor: extra.sourceName)
         }
         return ordered
+    }
+}
+
+extension Checkpoint {
+    /// The tokenizer document a conversion carries, checked as the runtime will load it: every
+    /// value `edge-run` would refuse (a merge naming no token, a BOS id that is not a token, ids
+    /// beyond the model's `vocab_size`) is refused here, naming `file`, so no conversion writes a
+    /// model the runtime cannot open. A tokenizer of a kind the runtime does not implement (not
+    /// byte-level BPE) is left out with a warning, as for GGUF vocabularies.
+    /// - Returns: the document (nil when absent or left out) and the warning, if any.
+    /// - Throws: `CheckpointError.badHeader` naming `file` and the field.
+    public static func runtimeTokenizer(_ json: Data?, config: ModelConfig, file: String) throws -> (json: Data?, warning: String?) {
+        guard let json else { return (nil, nil) }
+        let tokenizer: Tokenizer
+        do {
+            tokenizer = try Tokenizer(json: json)
+        } catch let TokenizerError.unsupported(field, value) {
+            return (nil, "\(field) \(Excerpt.quoted(value)) is not supported by the runtime (only byte-level BPE is); the output has no tokenizer")
+        } catch let e as TokenizerError {
+            throw CheckpointError.badHeader(file: file, why: String(describing: e).replacingOccurrences(of: "tokenizer.json: ", with: ""))
+        }
+        guard tokenizer.vocabularySize <= config.vocabSize else {
+            throw CheckpointError.badHeader(file: file, why: "the tokenizer has token ids up to \(tokenizer.vocabularySize - 1); the model's vocab_size is \(config.vocabSize)")
+        }
+        return (json, nil)
     }
 }

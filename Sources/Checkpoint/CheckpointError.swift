@@ -30,22 +30,24 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case badConfig(file: String, field: String, why: String)
 
     public var description: String {
+        // Names and values from the file are shown escaped and cut (a 4 KB name stays one short line).
+        func q(_ s: String) -> String { Excerpt.escaped(s, limit: 80) }
         switch self {
         case let .notFound(path): return "\(path): no such file or folder"
         case let .unsupportedInput(path, why): return "\(path): unsupported input: \(why)"
         case let .badHeader(file, why): return "\(file): malformed header: \(why)"
-        case let .unknownDType(file, tensor, dtype): return "\(file): tensor '\(tensor)': unsupported dtype \(dtype)"
-        case let .badOffsets(file, tensor, why): return "\(file): tensor '\(tensor)': \(why)"
+        case let .unknownDType(file, tensor, dtype): return "\(file): tensor '\(q(tensor))': unsupported dtype \(q(dtype))"
+        case let .badOffsets(file, tensor, why): return "\(file): tensor '\(q(tensor))': \(why)"
         case let .shapeMismatch(file, tensor, e, g):
-            return "\(file): tensor '\(tensor)': shape \(g) does not match the config, which implies \(e)"
-        case let .missingTensor(file, tensor): return "\(file): tensor '\(tensor)' is missing"
-        case let .unexpectedTensor(file, tensor): return "\(file): unexpected tensor '\(tensor)'"
-        case let .duplicateTensor(file, tensor): return "\(file): tensor '\(tensor)' appears more than once"
+            return "\(file): tensor '\(q(tensor))': shape \(g) does not match the config, which implies \(e)"
+        case let .missingTensor(file, tensor): return "\(file): tensor '\(q(tensor))' is missing"
+        case let .unexpectedTensor(file, tensor): return "\(file): unexpected tensor '\(q(tensor))'"
+        case let .duplicateTensor(file, tensor): return "\(file): tensor '\(q(tensor))' appears more than once"
         case let .nonFinite(file, tensor, index, value):
-            return "\(file): tensor '\(tensor)': value \(value) at index \(index) is not finite"
+            return "\(file): tensor '\(q(tensor))': value \(value) at index \(index) is not finite"
         case let .unknownArchitecture(file, name):
-            return "\(file): unsupported architecture '\(name)' (supported: GPT2LMHeadModel, LlamaForCausalLM and Llama-family models)"
-        case let .badConfig(file, field, why): return "\(file): config field '\(field)' \(why)"
+            return "\(file): unsupported architecture '\(q(name))' (supported: GPT2LMHeadModel, LlamaForCausalLM and Llama-family models)"
+        case let .badConfig(file, field, why): return "\(file): config field '\(q(field))' \(why)"
         }
     }
 }

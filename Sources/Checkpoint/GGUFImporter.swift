@@ -49,8 +49,9 @@ public enum GGUFImporter {
         var info: [String: String] = ["gguf.types": g.typeSummary, "gguf.version": String(g.version)]
         if let name = g.metadata["general.name"]?.string { info["general.name"] = name }
         if let pre = g.metadata["tokenizer.ggml.pre"]?.string { info["tokenizer.ggml.pre"] = pre }
-        if let w = tok.warning { info["tokenizer_warning"] = w }
-        return Checkpoint(path: g.path, format: .gguf, config: config, tokenizerJSON: tok.json, tensors: ordered,
+        let checked = try Checkpoint.runtimeTokenizer(tok.json, config: config, file: g.path)
+        if let w = tok.warning ?? checked.warning { info["tokenizer_warning"] = w }
+        return Checkpoint(path: g.path, format: .gguf, config: config, tokenizerJSON: checked.json, tensors: ordered,
                           files: [g.file], sourceMetadata: info)
     }
 

@@ -30,8 +30,12 @@ public enum HFExporter {
     public static func export(_ ckpt: Checkpoint, to folder: String, dtype: ExportDType,
                               progress: ((Int, Int) -> Void)? = nil) throws {
         let config = try HFConfig.encode(ckpt.config, torchDType: dtype.torchName)
-        let out = try prepare(folder: folder, for: ckpt)
+        try prepare(folder: folder, for: ckpt)
         let plan = try tensors(of: ckpt)
+        // Every file is written into a staging folder first and moved into place only when all of
+        // them are complete: a tensor that fails to decode leaves no folder and no partial files.
+        let staging = try AtomicFolder(destination: folder)
+        let out = URL(fileURLWithPath: staging.stagingPath)
         let inputs = ckpt.files.map(\.path) + [ckpt.path]
         let byName = Dictionary(plan.map { ($0.name, $0.values) }, uniquingKeysWith: { a, _ in a })
         var done = 0
@@ -49,21 +53,18 @@ public enum HFExporter {
         if let tokenizer = ckpt.tokenizerJSON {
             try write(tokenizer, to: out.appendingPathComponent("tokenizer.json").path, protecting: inputs)
         }
+        try staging.commit()
     }
 
-    /// Creates `folder` if needed and refuses folders whose contents would mix with the export.
-    private static func prepare(folder: String, for ckpt: Checkpoint) throws -> URL {
+    /// Refuses folders whose contents would mix with the export (an absent folder is created by the commit).
+    private static func prepare(folder: String, for ckpt: Checkpoint) throws {
         let fm = FileManager.default
         let out = URL(fileURLWithPath: folder).standardizedFileURL
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: out.path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw FormatError.io(file: folder, what: "exists and is not a folder") }
         } else {
-            do {
-                try fm.createDirectory(at: out, withIntermediateDirectories: true)
-            } catch {
-                throw FormatError.io(file: folder, what: "cannot create the folder: \(error.localizedDescription)")
-            }
+            return
         }
         let resolved = out.resolvingSymlinksInPath().path
         var inputFolders = ckpt.files.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent() }
@@ -77,7 +78,6 @@ public enum HFExporter {
         if ckpt.tokenizerJSON == nil, fm.fileExists(atPath: out.appendingPathComponent("tokenizer.json").path) {
             throw FormatError.io(file: folder, what: "holds a tokenizer.json but the checkpoint has no tokenizer; it would be taken for this model's")
         }
-        return out
     }
 
     private static func write(_ data: Data, to path: String, protecting inputs: [String]) throws {

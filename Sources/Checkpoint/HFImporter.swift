@@ -100,8 +100,11 @@ public enum HFImporter {
             tensors += try mapper.map(entry, in: file)
         }
         let ordered = try Checkpoint.checkTensors(tensors, against: config, file: weights)
+        let tok = try Checkpoint.runtimeTokenizer(try tokenizer(folder: folder), config: config,
+                                                  file: folder.appendingPathComponent("tokenizer.json").path)
         return Checkpoint(path: userPath, format: .safetensors, config: config,
-                          tokenizerJSON: try tokenizer(folder: folder), tensors: ordered, files: shards.map(\.mapped))
+                          tokenizerJSON: tok.json, tensors: ordered, files: shards.map(\.mapped),
+                          sourceMetadata: tok.warning.map { ["tokenizer_warning": $0] } ?? [:])
     }
 
     /// The bytes of `tokenizer.json` in `folder`, nil when absent.

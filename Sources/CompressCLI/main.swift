@@ -72,6 +72,7 @@ struct Convert: ParsableCommand {
             bar.update(done: done, total: total, item: item)
         }
         bar.finish()
+        for w in summary.warnings { FileHandle.standardError.write(Data("warning: \(Excerpt.oneLine(w))\n".utf8)) }
         // Timings (distillation's wall time and throughput) differ from run to run, so they are
         // reported here and never written into the file.
         for case let .object(t) in summary.timings {
@@ -102,4 +103,4 @@ for sig in [SIGINT, SIGTERM] {
         _exit(128 + s)
     }
 }
-Compress.main()
+Compress.mainWithOneLineErrors()

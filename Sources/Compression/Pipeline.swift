@@ -18,6 +18,8 @@ public struct CompressSummary {
     /// How long passes took (only those that report it, e.g. distill), as
     /// `{"pass": id, "index": recipe index, ...}` objects: reported, not recorded in the file.
     public var timings: [JSONValue] = []
+    /// What the input lacked or what was left out (e.g. a tokenizer the runtime cannot use), one line each.
+    public var warnings: [String] = []
     public var bitsPerWeight: Double { parameters > 0 ? Double(bytes) * 8 / Double(parameters) : 0 }
 }
 
@@ -366,6 +368,7 @@ public struct Pipeline {
             timings.append(.object(o.merging(["pass": .string(type(of: p).id), "index": .number(Double(i))]) { a, _ in a }))
         }
         return CompressSummary(output: output, bytes: bytes, parameters: writer.parameters,
-                               seconds: Date().timeIntervalSince(start), records: records, timings: timings)
+                               seconds: Date().timeIntervalSince(start), records: records, timings: timings,
+                               warnings: checkpoint.sourceMetadata["tokenizer_warning"].map { ["\(input): \($0)"] } ?? [])
     }
 }

@@ -103,9 +103,95 @@ public final class AtomicOutput {
         }
     }
 
-    /// Removes every temporary file not yet committed; for signal handlers (SIGINT/SIGTERM).
+    /// Removes every temporary file and staging folder not yet committed; for signal handlers (SIGINT/SIGTERM).
     public static func removeAllPending() {
-        lock.lock(); let paths = pending; lock.unlock()
+        lock.lock(); let paths = pending; let folders = pendingFolders; lock.unlock()
         for p in paths { unlink(p) }
+        for f in folders { AtomicFolder.removeFlat(f) }
+    }
+
+    fileprivate static func registerFolder(_ path: String, _ add: Bool) {
+        lock.lock()
+        if add { pendingFolders.insert(path) } else { pendingFolders.remove(path) }
+        lock.unlock()
+    }
+    nonisolated(unsafe) private static var pendingFolders: Set<String> = []
+}
+
+/// Writes a folder of files all or nothing: files go to a staging folder beside the destination
+/// (`.NAME.tmp-PID`), and `commit()` moves them into place, renaming the staging folder when the
+/// destination does not exist yet, else renaming each file into it. Dropped without `commit()`,
+/// the staging folder and its files are removed and the destination is untouched (not even created).
+public final class AtomicFolder {
+    public let destination: String
+    /// Where the files are written before `commit()`.
+    public let stagingPath: String
+    private var committed = false
+
+    public init(destination: String) throws {
+        let dest = URL(fileURLWithPath: destination).standardizedFileURL
+        self.destination = dest.path
+        let parent = dest.deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        } catch {
+            throw FormatError.io(file: destination, what: "cannot create the parent folder \(parent)")
+        }
+        stagingPath = parent + "/." + dest.lastPathComponent + ".tmp-\(getpid())"
+        Self.removeFlat(stagingPath)
+        guard mkdir(stagingPath, 0o755) == 0 else {
+            throw FormatError.io(file: destination, what: "cannot create \(stagingPath): \(String(cString: strerror(errno)))")
+        }
+        AtomicOutput.registerFolder(stagingPath, true)
+    }
+
+    deinit { if !committed { abandon() } }
+
+    /// Moves every staged file into the destination.
+    public func commit() throws {
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: destination, isDirectory: &isDir) {
+            guard rename(stagingPath, destination) == 0 else {
+                let msg = String(cString: strerror(errno))
+                abandon()
+                throw FormatError.io(file: destination, what: "cannot move the output folder into place: \(msg)")
+            }
+        } else {
+            guard isDir.boolValue else {
+                abandon()
+                throw FormatError.io(file: destination, what: "exists and is not a folder")
+            }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: stagingPath)) ?? []
+            for name in names.sorted() {
+                guard rename(stagingPath + "/" + name, destination + "/" + name) == 0 else {
+                    let msg = String(cString: strerror(errno))
+                    abandon()
+                    throw FormatError.io(file: destination + "/" + name, what: "cannot move into place: \(msg)")
+                }
+            }
+            rmdir(stagingPath)
+        }
+        committed = true
+        AtomicOutput.registerFolder(stagingPath, false)
+    }
+
+    /// Removes the staging folder and what it holds.
+    public func abandon() {
+        Self.removeFlat(stagingPath)
+        AtomicOutput.registerFolder(stagingPath, false)
+    }
+
+    /// Removes a folder of plain files (one level), with calls that are safe in a signal handler.
+    static func removeFlat(_ path: String) {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                }
+                if name != "." && name != ".." { unlink(path + "/" + name) }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
     }
 }

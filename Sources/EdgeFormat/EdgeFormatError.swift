@@ -7,8 +7,8 @@ public enum EdgeItem: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .tensor(n): return "tensor '\(n)'"
-        case let .blob(n): return "blob '\(n)'"
+        case let .tensor(n): return "tensor \(Excerpt.quoted(n, limit: 80))"
+        case let .blob(n): return "blob \(Excerpt.quoted(n, limit: 80))"
         }
     }
 }
@@ -64,6 +64,7 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
     case writerMisuse(file: String, why: String)
 
     public var description: String {
+        func q(_ s: String) -> String { Excerpt.escaped(s, limit: 80) }
         func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16, uppercase: false) }
         switch self {
         case let .io(file, why): return "\(file): \(why)"
@@ -75,18 +76,18 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
         case let .newerVersion(file, version, supported):
             return "\(file): written by a newer version of the format (v\(version)); this reader understands up to v\(supported)"
         case let .encodingNeedsNewerVersion(file, tensor, encoding, needs, version):
-            return "\(file): tensor '\(tensor)': \(encoding) needs format version \(needs), the file says \(version)"
-        case let .badPreamble(file, field, offset, why): return "\(file): preamble field '\(field)' at offset \(offset) \(why)"
+            return "\(file): tensor '\(q(tensor))': \(encoding) needs format version \(needs), the file says \(version)"
+        case let .badPreamble(file, field, offset, why): return "\(file): preamble field '\(q(field))' at offset \(offset) \(why)"
         case let .headerChecksum(file, offset, expected, actual):
             return "\(file): header at offset \(offset) is corrupt: CRC32 is \(hex(actual)), the preamble says \(hex(expected))"
         case let .badHeader(file, field, why):
-            return field.isEmpty ? "\(file): header: \(why)" : "\(file): header field '\(field)' \(why)"
+            return field.isEmpty ? "\(file): header: \(why)" : "\(file): header field '\(q(field))' \(why)"
         case let .badConfig(file, why): return "\(file): \(why)"
         case let .unknownEncoding(file, tensor, encoding):
-            return "\(file): tensor '\(tensor)': unknown encoding '\(encoding)' (this reader knows \(Encoding.allCases.filter(\.isImplemented).map(\.rawValue).joined(separator: ", ")))"
+            return "\(file): tensor '\(q(tensor))': unknown encoding '\(q(encoding))' (this reader knows \(Encoding.allCases.filter(\.isImplemented).map(\.rawValue).joined(separator: ", ")))"
         case let .unsupportedEncoding(file, tensor, encoding):
-            return "\(file): tensor '\(tensor)': encoding '\(encoding)' is reserved for a later format revision and not supported by this reader"
-        case let .badTensor(file, tensor, field, why): return "\(file): tensor '\(tensor)': field '\(field)' \(why)"
+            return "\(file): tensor '\(q(tensor))': encoding '\(q(encoding))' is reserved for a later format revision and not supported by this reader"
+        case let .badTensor(file, tensor, field, why): return "\(file): tensor '\(q(tensor))': field '\(q(field))' \(why)"
         case let .badLength(file, item, field, expected, actual):
             return "\(file): \(item): \(field) is \(actual) bytes; its shape and encoding imply \(expected)"
         case let .badOffset(file, item, offset, why): return "\(file): \(item): offset \(offset) \(why)"
@@ -98,7 +99,7 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
             return "\(file): \(item) at offset \(offset) is corrupt: CRC32 is \(hex(actual)), the header says \(hex(expected))"
         case let .corruptPayload(file, item, offset, why): return "\(file): \(item) at offset \(offset): \(why)"
         case let .noSuchItem(file, item): return "\(file): no \(item) in this file"
-        case let .badProvenance(file, field, why): return "\(file): provenance field '\(field)' \(why)"
+        case let .badProvenance(file, field, why): return "\(file): provenance field '\(q(field))' \(why)"
         case let .writerMisuse(file, why): return "\(file): \(why)"
         }
     }

@@ -112,10 +112,30 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 throw bad("layers", "has \(layers.count) entries; num_layers is \(numLayers)")
             }
             for (i, l) in layers.enumerated() {
-                guard l.numHeads > 0, l.numKVHeads > 0, l.intermediateSize > 0, l.numHeads % l.numKVHeads == 0 else {
+                guard l.numHeads > 0, l.numKVHeads > 0, l.intermediateSize > 0,
+                      l.numHeads <= limit, l.numKVHeads <= limit, l.intermediateSize <= limit,
+                      l.numHeads % l.numKVHeads == 0 else {
                     throw bad("layers[\(i)]", "has invalid sizes (heads \(l.numHeads), kv heads \(l.numKVHeads), intermediate \(l.intermediateSize))")
                 }
             }
+        }
+        // Every width a tensor shape is built from stays within `limit`, so no product of two of them
+        // (a matrix's element count) can overflow and no allocation is absurd.
+        for i in 0..<numLayers {
+            let s = sizes(layer: i)
+            guard s.numHeads * headDim <= limit else {
+                throw bad(layers == nil ? "num_heads" : "layers[\(i)].num_heads",
+                          "(\(s.numHeads)) x head_dim (\(headDim)) is over \(limit)")
+            }
+        }
+        for (field, id) in [("bos_token_id", bosTokenID), ("eos_token_id", eosTokenID)] {
+            if let id, !(0..<vocabSize).contains(id) {
+                throw bad(field, "is \(id); expected a token id in 0..<\(vocabSize) (vocab_size)")
+            }
+        }
+        let expectedActivation = architecture == .gpt2 ? "gelu_new" : "silu"
+        guard activation == expectedActivation else {
+            throw bad("activation", "is \(Excerpt.quoted(activation)); \(architecture.rawValue) uses \(expectedActivation)")
         }
     }
 }

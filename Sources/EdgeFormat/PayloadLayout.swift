@@ -208,3 +208,71 @@ extension EncodedTensor {
     /// This tensor's resolved layout, or nil if its shape, params and nnz are not valid for its encoding.
     public var layout: PayloadLayout? { PayloadLayout(encoding: encoding, shape: shape, params: params, nnz: nnz) }
 }
+
+extension PayloadLayout {
+    /// The first stored float of payload `p` that is NaN or infinite, described in one line
+    /// ("value 12 is nan", "row 3 scale is inf"); nil when every stored value and scale is finite.
+    /// Reads the float regions only (f32/f16 values, q8 and sparse per-row scales, sparse and N:M
+    /// stored values), at memory speed: a runtime that computed with such a weight would print nan.
+    /// q4 and q3 scales are checked by `groupedPayloadProblem`.
+    public func nonFiniteProblem(_ p: UnsafeRawBufferPointer) -> String? {
+        func f32(_ offset: Int, _ count: Int, _ what: String) -> String? {
+            let words = UnsafeRawBufferPointer(rebasing: p[offset ..< offset + 4 * count])
+            guard let i = firstNonFinite32(words, count) else { return nil }
+            let v = Float(bitPattern: UInt32(littleEndian: words.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            return "\(what) \(i) is \(v)"
+        }
+        func f16(_ offset: Int, _ count: Int, _ what: String) -> String? {
+            for i in 0 ..< count {
+                let h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset + 2 * i, as: UInt16.self))
+                if h & 0x7C00 == 0x7C00 { return "\(what) \(i) is \(h & 0x3FF == 0 ? "inf" : "nan") (binary16 0x\(String(h, radix: 16)))" }
+            }
+            return nil
+        }
+        switch self {
+        case let .f32(rows, cols): return f32(0, rows * cols, "value")
+        case let .f16(rows, cols): return f16(0, rows * cols, "value")
+        case let .q8(l): return f32(l.scaleOffset, l.rows, "row scale")
+        case .q4, .q3: return nil
+        case let .sparse(l):
+            let values: String?
+            switch l.valueEncoding {
+            case .f32: values = f32(l.valueOffset, l.nnz, "stored value")
+            case .f16: values = f16(l.valueOffset, l.nnz, "stored value")
+            default: values = nil
+            }
+            return values ?? (l.valueEncoding == .q8 ? f32(l.scaleOffset, l.rows, "row scale") : nil)
+        case let .nm(l):
+            let count = l.rows * l.slotsPerRow
+            let values: String?
+            switch l.valueEncoding {
+            case .f32: values = f32(l.valueOffset, count, "stored value")
+            case .f16: values = f16(l.valueOffset, count, "stored value")
+            default: values = nil
+            }
+            return values ?? (l.valueEncoding == .q8 ? f32(l.scaleOffset, l.rows, "row scale") : nil)
+        }
+    }
+}
+
+/// Index of the first binary32 in `words` (`count` little-endian values) whose exponent is all
+/// ones (Inf or NaN), or nil. Checks 8 words per step before looking closer.
+private func firstNonFinite32(_ words: UnsafeRawBufferPointer, _ count: Int) -> Int? {
+    let exp: UInt32 = 0x7F80_0000
+    var i = 0
+    while i + 8 <= count {
+        var any = false
+        for k in 0 ..< 8 {
+            let w = UInt32(littleEndian: words.loadUnaligned(fromByteOffset: 4 * (i + k), as: UInt32.self))
+            any = any || (w & exp == exp)
+        }
+        if any { break }
+        i += 8
+    }
+    while i < count {
+        let w = UInt32(littleEndian: words.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+        if w & exp == exp { return i }
+        i += 1
+    }
+    return nil
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import EdgeFormat
 import EdgeRuntime
 import Foundation
@@ -14,4 +15,4 @@ struct EdgeRun: ParsableCommand {
     )
 }
 
-EdgeRun.main()
+EdgeRun.mainWithOneLineErrors()

@@ -120,6 +120,9 @@ public final class EdgeModel: @unchecked Sendable {
         } catch let FormatError.invalid(_, what) {
             throw RuntimeError.badConfig(source: source, why: what)
         }
+        if let tokenizer, tokenizer.vocabularySize > config.vocabSize {
+            throw RuntimeError.badConfig(source: source, why: "the tokenizer has token ids up to \(tokenizer.vocabularySize - 1); vocab_size is \(config.vocabSize)")
+        }
         for spec in config.schema() {
             let name = spec.name, shape = spec.shape
             guard let t = tensors[name] else { throw RuntimeError.missingTensor(source: source, tensor: name) }
@@ -128,12 +131,8 @@ public final class EdgeModel: @unchecked Sendable {
         func linear(_ name: String) throws -> Linear { try Linear(name: name, source: tensors[name]!, origin: source) }
         func vector(_ name: String) throws -> [Float] {
             let t = tensors[name]!
-            _ = try t.checked(name: name, source: source)
-            let v = t.floats()
-            if let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw RuntimeError.badTensor(source: source, tensor: name, why: "holds a non-finite value (\(v[bad])) at index \(bad)")
-            }
-            return v
+            _ = try t.checked(name: name, source: source)  // non-finite values refused there
+            return t.floats()
         }
 
         let weights = try ModelWeights<Linear, [Float]>(config: config, matrix: { try linear($0.name) }, vector: { try vector($0.name) })

@@ -90,6 +90,10 @@ public enum WeightSource: @unchecked Sendable {
            let why = withBytes({ payloadStructureProblem($0, encoding: encoding, shape: shape, params: params, nnz: nnz) }) {
             throw RuntimeError.badTensor(source: source, tensor: name, why: why)
         }
+        // A NaN or Inf weight (or scale) would make every logit nan: refused at load, naming it.
+        if let why = withBytes({ layout.nonFiniteProblem($0) }) {
+            throw RuntimeError.badTensor(source: source, tensor: name, why: "holds a non-finite number: \(why)")
+        }
         return layout
     }
 

@@ -164,6 +164,30 @@ final class GGUFImporterTests: XCTestCase {
         XCTAssertTrue(ck.config.tiedEmbeddings)
     }
 
+    /// Issue 14: an EOS id of 2^31 was imported, and `edge-run generate` trapped converting it to Int32.
+    func testTokenIDsOutsideTheVocabularyAreRefused() throws {
+        for (key, id) in [("tokenizer.ggml.eos_token_id", UInt32(1) << 31), ("tokenizer.ggml.bos_token_id", UInt32(6))] {
+            var b = llama()
+            b.kvs.removeAll { $0.0 == key }
+            b.u32(key, id)
+            XCTAssertThrowsError(try load(b)) { e in
+                let field = key.hasSuffix("eos_token_id") ? "eos_token_id" : "bos_token_id"
+                XCTAssertTrue("\(e)".contains(field) && "\(e)".contains("\(id)") && "\(e)".contains("0..<6"), "\(e)")
+            }
+        }
+    }
+
+    /// Issue 14: merges naming tokens that are not in the vocabulary were converted, and `edge-run` refused the output.
+    func testMergesTheRuntimeRefusesAreRefusedAtImport() throws {
+        var b = llama()
+        b.kvs.removeAll { $0.0 == "tokenizer.ggml.merges" }
+        b.strings("tokenizer.ggml.merges", ["a b", "q z"])
+        XCTAssertThrowsError(try load(b)) { e in
+            guard case let CheckpointError.badHeader(_, why) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(why.contains("merges"), why)
+        }
+    }
+
     func testNaNWeightIsReportedWithTensorNameOnFloats() throws {
         var b = llama()
         var vals = [Float](repeating: 0.5, count: 48)

@@ -233,43 +233,21 @@ enum EdgeTestSupport {
     /// Writes `bytes` to `path`.
     static func put(_ bytes: [UInt8], _ path: String) throws { try writeBytes(bytes, to: path) }
 
-    static func readU64(_ b: [UInt8], _ at: Int) -> UInt64 { (0 ..< 8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * $1) } }
+    static func readU64(_ b: [UInt8], _ at: Int) -> UInt64 { readLEU64(b, at) }
 
-    static func putLE<T: FixedWidthInteger>(_ v: T, into b: inout [UInt8], at: Int) {
-        for i in 0 ..< MemoryLayout<T>.size { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
-    }
+    static func putLE<T: FixedWidthInteger>(_ v: T, into b: inout [UInt8], at: Int) { TestSupport.putLE(v, into: &b, at: at) }
 
-    /// Rewrites the header of the file at `path` through `edit`, fixing header_length and header_crc32
-    /// so that only the edit itself is wrong.
-    static func editHeader(_ path: String, _ edit: (inout JSONValue) -> Void) throws {
-        var b = try bytes(path)
-        let offset = Int(readU64(b, 16))
-        var tree = try b[offset...].withUnsafeBytes { try JSONValue.parse($0) }
-        edit(&tree)
-        try replaceHeader(path, &b, offset: offset, with: [UInt8](tree.jsonData()))
-    }
+    /// `editEdgeHeader`: the header rewritten through `edit`, header_length and header_crc32 fixed.
+    static func editHeader(_ path: String, _ edit: (inout JSONValue) -> Void) throws { try editEdgeHeader(path, edit) }
 
-    /// Replaces the header bytes with `header` (verbatim), fixing header_length and header_crc32.
+    /// `replaceEdgeHeader`: the header bytes replaced verbatim, header_length and header_crc32 fixed.
     static func replaceHeader(_ path: String, _ b: inout [UInt8], offset: Int, with header: [UInt8]) throws {
-        b.removeSubrange(offset...)
-        b += header
-        putLE(UInt64(header.count), into: &b, at: 24)
-        putLE(CRC32.checksum(header), into: &b, at: 32)
-        try put(b, path)
+        try replaceEdgeHeader(path, &b, offset: offset, with: header)
     }
 
-    /// Applies `edit` to the members of tensor `name` in the header.
+    /// `editEdgeTensor`: the members of tensor `name` edited.
     static func editTensor(_ path: String, _ name: String, _ edit: @escaping (inout [String: JSONValue]) -> Void) throws {
-        try editHeader(path) { tree in
-            guard case var .object(top) = tree, case var .array(ts) = top["tensors"]! else { return }
-            for i in ts.indices where ts[i]["name"] == .string(name) {
-                guard case var .object(o) = ts[i] else { continue }
-                edit(&o)
-                ts[i] = .object(o)
-            }
-            top["tensors"] = .array(ts)
-            tree = .object(top)
-        }
+        try editEdgeTensor(path, name, edit)
     }
 
     /// The error `EdgeFile(path:)` throws, failing the test if it throws something else or nothing.

@@ -1,0 +1,36 @@
+import ArgumentParser
+import EdgeFormat
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension ParsableCommand {
+    /// `main()` with one guarantee added: an error thrown while the command runs (a refused file,
+    /// tensor, field) is printed as one line of at most 300 bytes on stderr, control characters
+    /// escaped, and the process exits 1. Argument errors, `--help` and `ExitCode` keep
+    /// ArgumentParser's own handling (usage text included).
+    public static func mainWithOneLineErrors() -> Never {
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+            exit()
+        } catch let error where error is ExitCode || error is CleanExit || error is ValidationError {
+            exit(withError: error)
+        } catch {
+            let line = "Error: " + Excerpt.oneLine(String(describing: error), limit: 293) + "\n"
+            fputs(line, stderr)
+            #if canImport(Glibc)
+            Glibc.exit(1)
+            #else
+            Darwin.exit(1)
+            #endif
+        }
+    }
+}

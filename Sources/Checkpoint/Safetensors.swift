@@ -194,17 +194,27 @@ public final class SafetensorsFile: @unchecked Sendable {
         let raw = try mapped.range(entry.offset, entry.byteCount, what: "tensor '\(entry.name)'")
         var out = [Float](repeating: 0, count: entry.count)
         guard entry.count > 0 else { return out }
+        // Converted in chunks, each chunk's source pages released right after: the file's pages
+        // and the values are never both resident for a whole (e.g. 100 MB embedding) tensor.
+        let width = entry.byteCount / entry.count
+        let chunk = max(1, (8 << 20) / width)
         out.withUnsafeMutableBufferPointer { dst in
-            switch entry.dtype {
-            case .f16: edge_f16_to_f32_row(raw.baseAddress, dst.baseAddress, entry.count)
-            case .bf16: edge_bf16_to_f32_row(raw.baseAddress, dst.baseAddress, entry.count)
-            default:
-                for i in 0 ..< entry.count {
-                    dst[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            var i0 = 0
+            while i0 < entry.count {
+                let n = min(chunk, entry.count - i0)
+                let src = raw.baseAddress! + i0 * width
+                switch entry.dtype {
+                case .f16: edge_f16_to_f32_row(src, dst.baseAddress! + i0, n)
+                case .bf16: edge_bf16_to_f32_row(src, dst.baseAddress! + i0, n)
+                default:
+                    for i in 0 ..< n {
+                        dst[i0 + i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    }
                 }
+                mapped.release(entry.offset + i0 * width, n * width)
+                i0 += n
             }
         }
-        mapped.release(entry.offset, entry.byteCount)
         return out
     }
 }

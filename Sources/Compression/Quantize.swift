@@ -123,7 +123,6 @@ public struct Quantize: Pass {
             errWeights = Self.errorWeights(norms: norms)
         }
         let enc: EncodedTensor
-        var deq = [Float](repeating: 0, count: t.values.count)
         // GPTQ needs the statistics of the inputs a matrix multiplies; an embedding is looked up,
         // not multiplied, so it is rounded to nearest, unless it is tied and `tied_as_head` asks
         // for it to be fitted as the output head (the statistics exist only when it is tied).
@@ -143,29 +142,28 @@ public struct Quantize: Pass {
             if bits != 8, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
                 throw PassError(pass: Self.id, tensor: t.name, why: "group \(bad): scale does not fit in f16")
             }
-            deq = r.dequantized
             enc = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize, symmetric: symmetric)
                 .encode(name: t.name, codes: r.codes, grids: r.grids)
-        } else if bits == 8 {
-            if method == .gptq { rtnFallbacks.append(t.name) }
-            enc = Self.quantizeQ8(name: t.name, values: t.values, rows: rows, cols: cols, symmetric: symmetric,
-                                  rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights,
-                                  dequantized: &deq)
+            for i in t.values.indices {
+                let e = Double(t.values[i] - r.dequantized[i])
+                sumSquaredError += e * e
+                sumSquares += Double(t.values[i]) * Double(t.values[i])
+            }
+            t.values = r.dequantized
         } else {
             if method == .gptq { rtnFallbacks.append(t.name) }
-            enc = try Self.quantizeGrouped(name: t.name, values: t.values, rows: rows, cols: cols, bits: bits, groupSize: groupSize!,
-                                           symmetric: symmetric, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude,
-                                           columnWeights: errWeights, dequantized: &deq)
+            // Round to nearest in place: the values become their dequantized form, so the tensor is
+            // held once (plus its one-byte codes), not as values, codes and dequantized copies.
+            let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: bits == 8 ? nil : groupSize!, symmetric: symmetric)
+            let r = try Self.roundInPlace(name: t.name, values: &t.values, layout: layout, rounding: rounding,
+                                          magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
+            enc = r.encoded
+            sumSquaredError += r.squaredError
+            sumSquares += r.squares
         }
         if errWeights != nil { weightedTensors += 1 }
-        for i in t.values.indices {
-            let e = Double(t.values[i] - deq[i])
-            sumSquaredError += e * e
-            sumSquares += Double(t.values[i]) * Double(t.values[i])
-        }
         tensors += 1
         weights += t.values.count
-        t.values = deq
         t.encoded = enc
         t.encodedBy = context.index
     }
@@ -184,17 +182,11 @@ public struct Quantize: Pass {
     static func quantizeQ8(name: String, values: [Float], rows: Int, cols: Int, symmetric: Bool,
                            rounding: Rounding = .minmax, magnitudeWeighted: Bool = false, columnWeights: [Float]? = nil,
                            dequantized deq: inout [Float]) -> EncodedTensor {
+        deq = values
         let layout = GroupLayout(rows: rows, cols: cols, bits: 8, groupSize: nil, symmetric: symmetric)
-        let grids = layout.fitGrids(values, rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights)
-        var codes = [Float](repeating: 0, count: rows * cols)
-        for r in 0 ..< rows {
-            let g = grids[r]
-            for j in 0 ..< cols {
-                codes[r * cols + j] = g.code(values[r * cols + j])
-                deq[r * cols + j] = g.value(codes[r * cols + j])
-            }
-        }
-        return layout.encode(name: name, codes: codes, grids: grids)
+        // q8 scales are f32: `roundInPlace` cannot fail for them.
+        return try! roundInPlace(name: name, values: &deq, layout: layout, rounding: rounding,
+                                 magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights).encoded
     }
 
     /// int4 in groups along the input dimension, round to nearest (`quantizeGrouped` with bits 4).
@@ -212,20 +204,44 @@ public struct Quantize: Pass {
                                 rounding: Rounding = .minmax, magnitudeWeighted: Bool = false, columnWeights: [Float]? = nil,
                                 dequantized deq: inout [Float]) throws -> EncodedTensor {
         precondition(bits == 4 || bits == 3, "quantizeGrouped: bits \(bits) is not 4 or 3")
+        deq = values
         let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: g, symmetric: symmetric)
+        return try roundInPlace(name: name, values: &deq, layout: layout, rounding: rounding,
+                                magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights).encoded
+    }
+
+    /// Rounds `values` ([rows, cols] of `layout`) to nearest on grids fitted per row (q8) or group
+    /// (q4, q3) and replaces each value by its dequantized form, in place; returns the payload and
+    /// the sums of squared error and of squared values. Codes go straight to their stored bytes, so
+    /// the only copy besides the values is one byte per weight.
+    /// - Throws: `PassError` when a q4/q3 group's scale does not fit in f16.
+    static func roundInPlace(name: String, values: inout [Float], layout: GroupLayout, rounding: Rounding,
+                             magnitudeWeighted: Bool, columnWeights: [Float]?) throws
+        -> (encoded: EncodedTensor, squaredError: Double, squares: Double) {
         let grids = layout.fitGrids(values, rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights)
-        if let bad = grids.firstIndex(where: { !$0.scale.isFinite }) {
+        if layout.bits != 8, let bad = grids.firstIndex(where: { !$0.scale.isFinite }) {
             throw PassError(pass: id, tensor: name, why: "row \(bad / layout.groups) group \(bad % layout.groups): scale does not fit in f16")
         }
-        var codes = [Float](repeating: 0, count: rows * cols)
-        for r in 0 ..< rows {
-            for j in 0 ..< cols {
-                let grid = grids[r * layout.groups + j / g]
-                codes[r * cols + j] = grid.code(values[r * cols + j])
-                deq[r * cols + j] = grid.value(codes[r * cols + j])
+        let rows = layout.rows, cols = layout.cols, groups = layout.groups, group = layout.group
+        let offset = layout.storedCodeOffset
+        var stored = [UInt8](repeating: 0, count: rows * cols)
+        var sse = 0.0, ss = 0.0
+        values.withUnsafeMutableBufferPointer { v in
+            for r in 0 ..< rows {
+                for j in 0 ..< cols {
+                    let grid = grids[r * groups + j / group]
+                    let x = v[r * cols + j]
+                    let code = grid.code(x)
+                    let y = grid.value(code)
+                    stored[r * cols + j] = UInt8(truncatingIfNeeded: Int(code) + offset)
+                    v[r * cols + j] = y
+                    let e = Double(x - y)
+                    sse += e * e
+                    ss += Double(x) * Double(x)
+                }
             }
         }
-        return layout.encode(name: name, codes: codes, grids: grids)
+        return (layout.encode(name: name, stored: stored, grids: grids), sse, ss)
     }
 
     public func record() -> JSONValue {
@@ -459,20 +475,27 @@ struct GroupLayout {
         return grids
     }
 
+    /// What is added to a code to get its stored byte: q4 symmetric codes -8...7 are stored +8, q3
+    /// symmetric -4...3 +4; q8 symmetric int8 codes are stored as their bit pattern (offset 0 with
+    /// truncation), asymmetric codes as they are.
+    var storedCodeOffset: Int {
+        guard symmetric else { return 0 }
+        return bits == 4 ? 8 : bits == 3 ? Q3Layout.symmetricZero : 0
+    }
+
     /// The q8, q4 or q3 payload for integer `codes` (row-major) on `grids`.
     func encode(name: String, codes: [Float], grids: [QuantGrid]) -> EncodedTensor {
-        if bits == 8 {
-            let q = codes.map { symmetric ? UInt8(bitPattern: Int8($0)) : UInt8($0) }
-            return .q8(name: name, rows: rows, cols: cols, q: q, scales: grids.map(\.scale),
-                       zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
+        let offset = storedCodeOffset
+        return encode(name: name, stored: codes.map { UInt8(truncatingIfNeeded: Int($0) + offset) }, grids: grids)
+    }
+
+    /// The q8, q4 or q3 payload for codes already in their stored bytes (`storedCodeOffset` applied).
+    func encode(name: String, stored: [UInt8], grids: [QuantGrid]) -> EncodedTensor {
+        let zeros = symmetric ? nil : grids.map { UInt8($0.zero) }
+        switch bits {
+        case 8: return .q8(name: name, rows: rows, cols: cols, q: stored, scales: grids.map(\.scale), zeros: zeros)
+        case 3: return .q3(name: name, rows: rows, cols: cols, groupSize: group, u: stored, scales: grids.map(\.scale), zeros: zeros)
+        default: return .q4(name: name, rows: rows, cols: cols, groupSize: group, u: stored, scales: grids.map(\.scale), zeros: zeros)
         }
-        if bits == 3 {
-            let u = codes.map { UInt8(symmetric ? $0 + Float(Q3Layout.symmetricZero) : $0) }
-            return .q3(name: name, rows: rows, cols: cols, groupSize: group, u: u, scales: grids.map(\.scale),
-                       zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
-        }
-        let u = codes.map { UInt8(symmetric ? $0 + 8 : $0) }
-        return .q4(name: name, rows: rows, cols: cols, groupSize: group, u: u, scales: grids.map(\.scale),
-                   zeros: symmetric ? nil : grids.map { UInt8($0.zero) })
     }
 }

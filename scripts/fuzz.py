@@ -1979,9 +1979,10 @@ RECIPE_FIELD_VALUES = {
     "mlp": [0.0, 0.25, 0.5, 0.99, 1.0, -0.1, 1.5, Raw("NaN")],
     "heads": [0.0, 0.25, 0.5, 0.99, 1.0, -0.1, 1.5, Raw("NaN")],
     "ranking": ["activation", "magnitude", "random", "", None],
-    "steps": [0, 1, 2, -1, 1.5, 2**31],
+    # Work sizes stay small (a recipe that asks for hours of distillation is not a hang).
+    "steps": [0, 1, 2, -1, 1.5, "2"],
     "batch": [0, 1, -1, 2**31, 1.5],
-    "length": [0, 1, 2, 16, 2**20, -1],
+    "length": [0, 1, 2, 16, 4096, -1],
     "lr": [0.0, -1.0, 1e30, Raw("NaN"), Raw("Infinity")],
     "eval_every": [0, 1, -1, 2**31],
     "temperature": [0.0, -1.0, 1e-30, Raw("NaN")],
@@ -2032,8 +2033,8 @@ def mutate_recipe_doc(rng, doc, desc):
                 desc.append(f"passes[{i}].{field} {short(cur)} := {short(v)}")
             else:
                 field = rng.choice(list(p))
-                if field == "pass":
-                    continue
+                if field == "pass" or (p.get("pass") == "distill" and field in ("steps", "length", "eval_every")):
+                    continue        # (deleting distill's work sizes restores its 10-minute defaults)
                 del p[field]
                 desc.append(f"delete passes[{i}].{field}")
         elif k < 0.7 and isinstance(passes, list):
@@ -2074,6 +2075,11 @@ def mutate_recipe_doc(rng, doc, desc):
                 desc.append(f"{f} := {short(rc[f])}")
         else:
             rc = mutate_json_at(rng, rc, choose_path(rng, rc), desc)
+    # A distillation pass without steps trains for its default (minutes): not a hang worth finding.
+    passes = rc.get("passes") if isinstance(rc, dict) else None
+    for p in passes if isinstance(passes, list) else []:
+        if isinstance(p, dict) and p.get("pass") == "distill" and p.get("steps") is None:
+            p["steps"] = 2
     return enc(dumps(rc, indent=2 if rng.random() < 0.5 else None))
 
 
@@ -2553,6 +2559,7 @@ def execute(case, cwd, bindir, timeout):
     if cls == "accepted" and case.followups:
         mp = edge_max_positions(os.path.join(cwd, case.out)) if case.out else None
         ctx = str(max(4, min(32, mp))) if mp else "32"
+        res["ctx"] = ctx
         for f in case.followups:
             tpl = [a.replace("{ctx}", ctx) for a in f]
             frc, ferr, frss, fto, fsecs = run_cmd(argv_of(tpl), cwd, timeout)
@@ -2646,8 +2653,8 @@ def write_case_files(dst, case, res, iteration, key):
              f"({res['stage']}: {res['why']})", "# mutation: " + escape_controls("; ".join(case.desc)),
              f"cd {shlex.quote(dst)} && rm -rf out && mkdir out && " + " ".join(q(a) for a in case.argv)]
     if case.followups:
-        lines.append("# follow-ups, run when the command above exits 0 ({ctx}: min(32, max_positions), at least 4):")
-        lines += [" ".join(q(a) for a in f) for f in case.followups]
+        lines.append("# follow-ups, run when the command above exits 0 (--ctx: min(32, max_positions), at least 4):")
+        lines += [" ".join(q(a.replace("{ctx}", res.get("ctx", "32"))) for a in f) for f in case.followups]
     with open(os.path.join(dst, "cmd.txt"), "w", errors="surrogateescape") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(dst, "stderr.txt"), "wb") as f:

@@ -129,20 +129,37 @@ public final class Trainer {
         optimizer = AdamW(params: model.params, config: c)
     }
 
+    /// Whether training window `w` is drawn again by a step after `step` (before `options.steps`).
+    func usedAgain(window w: Int, after step: Int) -> Bool {
+        // Each epoch draws every window once, so the next use is in this epoch's rest or the next epoch.
+        let W = train.count, first = (step + 1) * options.batch, end = options.steps * options.batch
+        guard first < end else { return false }
+        let epoch = first / W
+        for e in epoch ... min(epoch + 1, (end - 1) / W) {
+            let p = permutation(epoch: e)
+            let lo = max(first, e * W), hi = min(end, (e + 1) * W)
+            if lo < hi, p[(lo - e * W) ..< (hi - e * W)].contains(w) { return true }
+        }
+        return false
+    }
+
+    /// The order in which epoch `epoch` draws the training windows (seeded, made once).
+    func permutation(epoch: Int) -> [Int] {
+        if let p = permutations[epoch] { return p }
+        var rng = SplitMix64(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+        var p = Array(0 ..< train.count)
+        for k in stride(from: train.count - 1, to: 0, by: -1) { p.swapAt(k, Int(rng.next() % UInt64(k + 1))) }
+        permutations[epoch] = p
+        return p
+    }
+
     /// Windows of update `step`: `batch` indices into the training windows, walking seeded
     /// permutations epoch after epoch.
     func windows(step: Int) -> [Int] {
         let W = train.count
         return (0 ..< options.batch).map { j in
             let i = step * options.batch + j
-            let epoch = i / W
-            if permutations[epoch] == nil {
-                var rng = SplitMix64(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
-                var p = Array(0 ..< W)
-                for k in stride(from: W - 1, to: 0, by: -1) { p.swapAt(k, Int(rng.next() % UInt64(k + 1))) }
-                permutations[epoch] = p
-            }
-            return permutations[epoch]![i % W]
+            return permutation(epoch: i / W)[i % W]
         }
     }
 
@@ -194,35 +211,9 @@ public final class Trainer {
             let step = optimizer.step
             let picked = windows(step: step)
             let batch = picked.map { train[$0] }
-            var teacherLogits: [Float]?
-            if let teacher {
-                let t0 = Date()
-                var all: [Float] = []
-                all.reserveCapacity(batch.count * length * V)
-                for w in picked {
-                    if let cached = teacherCache[w] {
-                        all += cached.map { Float($0) }
-                    } else {
-                        let logits = try teacher(train[w])
-                        if (teacherCache.count + 1) * length * V * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
-                        all += teacherCache[w].map { $0.map { Float($0) } } ?? logits
-                    }
-                }
-                teacherLogits = all
-                teacherSeconds += Date().timeIntervalSince(t0)
-            }
-            let t0 = Date()
             model.zeroGrad()
-            let (logits, cache) = model.forward(batch)
-            let loss = teacherLogits.map { tl in
-                tl.withUnsafeBufferPointer {
-                    distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Self.targets(batch), vocab: V,
-                                     temperature: options.temperature, alpha: options.alpha, threads: model.threads)
-                }
-            } ?? distillationLoss(logits: logits, teacher: nil, targets: Self.targets(batch), vocab: V,
-                                  temperature: options.temperature, alpha: 1, threads: model.threads)
-            guard loss.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
-            model.backward(logits, cache: cache)
+            let loss = try accumulateGradients(windows: picked, step: step, teacherSeconds: &teacherSeconds, trainSeconds: &trainSeconds)
+            let t0 = Date()
             let lr = optimizer.learningRate(at: step)
             let norm = optimizer.update(threads: model.threads)
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the gradient norm") }
@@ -247,6 +238,56 @@ public final class Trainer {
         return TrainReport(steps: optimizer.step, resumedFrom: resumedFrom, trainWindows: train.count, heldOutWindows: heldOut.count,
                            length: length, heldOutBefore: before!, heldOutAfter: after, log: log, trainSeconds: trainSeconds,
                            teacherSeconds: teacherSeconds, tokensThisRun: tokens)
+    }
+
+    /// Adds the gradient of the batch `windows` (training window indices) to the model's
+    /// gradients and returns the batch's loss. One window at a time (gradient accumulation):
+    /// activations and logits of one window are alive at once, not of the whole batch; each
+    /// window's loss is scaled by its share of the batch (every window has the same tokens and
+    /// targets), so the summed gradient is the batch's.
+    func accumulateGradients(windows picked: [Int], step: Int, teacherSeconds: inout Double, trainSeconds: inout Double) throws -> LossValue {
+        let V = model.config.vocabSize
+        var loss = LossValue(loss: 0, kl: 0, ce: 0)
+        let share = 1 / Double(picked.count)
+        for w in picked {
+            var teacherLogits: [Float]?
+            if let teacher {
+                let t0 = Date()
+                // Cached only when the window comes back in a later step of this run, and
+                // dropped at its last use: a run that sees each window once caches nothing.
+                let again = usedAgain(window: w, after: step)
+                if let cached = teacherCache[w] {
+                    teacherLogits = cached.map { Float($0) }
+                    if !again { teacherCache[w] = nil }
+                } else {
+                    let logits = try teacher(train[w])
+                    if again, (teacherCache.count + 1) * length * V * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
+                    teacherLogits = logits
+                }
+                teacherSeconds += Date().timeIntervalSince(t0)
+            }
+            let t0 = Date()
+            let window = [train[w]]
+            let (logits, cache) = model.forward(window)
+            let part = teacherLogits.map { tl in
+                tl.withUnsafeBufferPointer {
+                    distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Self.targets(window), vocab: V,
+                                     temperature: options.temperature, alpha: options.alpha, threads: model.threads)
+                }
+            } ?? distillationLoss(logits: logits, teacher: nil, targets: Self.targets(window), vocab: V,
+                                  temperature: options.temperature, alpha: 1, threads: model.threads)
+            guard part.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
+            if picked.count > 1 {
+                let f = Float(share)
+                for i in 0 ..< logits.count { logits.p[i] *= f }
+            }
+            model.backward(logits, cache: cache)
+            loss.loss += share * part.loss
+            loss.kl += share * part.kl
+            loss.ce += share * part.ce
+            trainSeconds += Date().timeIntervalSince(t0)
+        }
+        return loss
     }
 
     static func describe(_ o: TrainOptions) -> String {

@@ -161,6 +161,61 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// The teacher cache holds a window only while a later step of the run draws it again
+    /// (issue 14: the cache kept up to 2 GB of logits that a 24-step run never read back).
+    func testTeacherCacheKeepsOnlyWindowsDrawnAgain() throws {
+        let f = try Fixture("tiny-llama")
+        final class Counter: @unchecked Sendable { var calls = 0 }
+        for steps in [2, 40] {
+            let counter = Counter()
+            let trainer = try Trainer(model: try f.student(), tokens: try f.tokens(), options: options(steps: steps)) {
+                counter.calls += 1
+                return try f.runtime.logits($0)
+            }
+            let drawn = (0 ..< steps).map { trainer.windows(step: $0) }
+            for s in 0 ..< steps {
+                for w in 0 ..< trainer.train.count {
+                    XCTAssertEqual(trainer.usedAgain(window: w, after: s), drawn[(s + 1)...].contains { $0.contains(w) }, "step \(s) window \(w)")
+                }
+            }
+            _ = try trainer.run()
+            XCTAssertEqual(counter.calls, Set(drawn.joined()).count, "\(steps) steps: the teacher runs once per distinct window")
+            XCTAssertTrue(trainer.teacherCache.isEmpty, "\(steps) steps: nothing is kept after its last use")
+            if steps == 40 { XCTAssertGreaterThan(drawn.joined().count, Set(drawn.joined()).count, "windows recur in the longer run") }
+        }
+    }
+
+    /// Accumulating the gradient window by window gives the gradient of the whole batch.
+    func testWindowByWindowGradientIsTheBatchGradient() throws {
+        let f = try Fixture("tiny-llama")
+        var opts = options(steps: 1)
+        opts.alpha = 0.5  // both terms of the loss
+        let a = try f.student(), b = try f.student()
+        let trainer = try Trainer(model: a, tokens: try f.tokens(), options: opts) { try f.runtime.logits($0) }
+        let picked = trainer.windows(step: 0)
+        var ts = 0.0, tr = 0.0
+        a.zeroGrad()
+        let byWindow = try trainer.accumulateGradients(windows: picked, step: 0, teacherSeconds: &ts, trainSeconds: &tr)
+        let batch = picked.map { trainer.train[$0] }
+        let teacher = try batch.flatMap { try f.runtime.logits($0) }
+        b.zeroGrad()
+        let (logits, cache) = b.forward(batch)
+        let whole = teacher.withUnsafeBufferPointer {
+            distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Trainer.targets(batch), vocab: f.config.vocabSize,
+                             temperature: opts.temperature, alpha: opts.alpha)
+        }
+        b.backward(logits, cache: cache)
+        XCTAssertEqual(byWindow.loss, whole.loss, accuracy: 1e-9 * whole.loss)
+        XCTAssertEqual(byWindow.kl, whole.kl, accuracy: 1e-9 * whole.kl)
+        for (pa, pb) in zip(a.params, b.params) where pa.trainable {
+            let ga = try XCTUnwrap(pa.grad).array, gb = try XCTUnwrap(pb.grad).array
+            let scale = gb.map(\.magnitude).max() ?? 0
+            XCTAssertGreaterThan(scale, 0, pa.name)
+            let worst = zip(ga, gb).map { ($0 - $1).magnitude }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-4 * scale, "\(pa.name): gradients differ by \(worst) (scale \(scale))")
+        }
+    }
+
     func testSchedule() {
         var c = AdamW<Float>.Config(lr: 1)
         c.warmupSteps = 4

@@ -34,3 +34,10 @@ extension ParsableCommand {
         }
     }
 }
+
+/// A wrong option value, reported as one line without the usage text (ArgumentParser's
+/// `ValidationError` adds the usage; a value out of range deserves one line naming it).
+public struct UsageError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -9,12 +9,6 @@ import Foundation
 import Glibc
 #endif
 
-/// A wrong argument, reported as one line (ArgumentParser's ValidationError adds the usage text).
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
 /// `compress`: checkpoint in, `.edge` out; plus inspect and export.
 struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,3 +1,4 @@
+import CLISupport
 import ArgumentParser
 import EdgeRuntime
 import Foundation
@@ -33,9 +34,9 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var runtime: RunOptions
 
     func validate() throws {
-        if n < 1 { throw ValidationError("-n must be at least 1 (got \(n))") }
-        if !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a finite number >= 0 (got \(temperature))") }
-        if topK < 0 { throw ValidationError("--top-k must be at least 0 (got \(topK))") }
+        if n < 1 { throw UsageError("-n must be at least 1 (got \(n))") }
+        if !(temperature >= 0 && temperature.isFinite) { throw UsageError("--temperature must be a finite number >= 0 (got \(temperature))") }
+        if topK < 0 { throw UsageError("--top-k must be at least 0 (got \(topK))") }
     }
 
     func run() throws {

@@ -34,8 +34,8 @@ struct PerplexityCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if let ctx, ctx < 4 { throw ValidationError("--ctx must be at least 4 (got \(ctx))") }
-        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1 (got \(chunks))") }
+        if let ctx, ctx < 4 { throw UsageError("--ctx must be at least 4 (got \(ctx))") }
+        if let chunks, chunks < 1 { throw UsageError("--chunks must be at least 1 (got \(chunks))") }
     }
 
     func run() throws {

@@ -13,7 +13,7 @@ struct RunOptions: ParsableArguments {
     @OptionGroup var kernel: KernelOptions
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if let threads, threads < 1 { throw UsageError("--threads must be at least 1 (got \(threads))") }
     }
 
     /// Opens the `.edge` model at `path` with these options applied (the kernel choice is process-wide).

@@ -2044,7 +2044,8 @@ def mutate_recipe_doc(rng, doc, desc):
                 passes.insert(rng.randrange(len(passes) + 1), np_)
                 desc.append(f"insert pass {short(np_)}")
             elif op == 1 and passes:
-                passes.append(dict(rng.choice(passes)))
+                chosen = rng.choice(passes)
+                passes.append(dict(chosen) if isinstance(chosen, dict) else chosen)
                 desc.append("repeat a pass")
             elif op == 2 and len(passes) > 1:
                 rng.shuffle(passes)

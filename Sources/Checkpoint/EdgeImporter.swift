@@ -29,7 +29,10 @@ public enum EdgeImporter {
             "metrics": p.metrics.compactString,
         ]
         if let sourcePath = p.sourcePath { meta["source_path"] = sourcePath }
-        return Checkpoint(path: path, format: .edge, config: file.config, tokenizerJSON: try file.blob(named: "tokenizer.json"),
+        // The tokenizer blob is checked as the runtime loads it, as for any other input.
+        let tok = try Checkpoint.runtimeTokenizer(try file.blob(named: "tokenizer.json"), config: file.config, file: path)
+        if let w = tok.warning { meta["tokenizer_warning"] = w }
+        return Checkpoint(path: path, format: .edge, config: file.config, tokenizerJSON: tok.json,
                           tensors: ordered, files: [file.mappedFile], sourceMetadata: meta)
     }
 }

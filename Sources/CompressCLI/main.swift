@@ -48,6 +48,9 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Deflate tensor payloads (smaller download; the runtime inflates at load). Same as \"deflate\": true in the recipe.")
     var deflate = false
 
+    @Option(name: .long, help: "Memory the run may use (e.g. 2G, 1500M): a recipe estimated to need more is refused before any work, saying how much it needs.")
+    var maxMemory: String?
+
     @Argument(help: "Input checkpoint: HF folder, .safetensors, .gguf or .edge.")
     var input: String
 
@@ -62,7 +65,20 @@ struct Convert: ParsableCommand {
         if deflate { recipe.deflate = true }
         let pipeline = Pipeline(recipe: recipe, recipeFile: self.recipe)
         let bar = ProgressBar(label: "compress")
-        let summary = try pipeline.run(input: input, output: output, calibrationText: data, checkpointDir: checkpointDir) { done, total, item in
+        var limit: Int?
+        if let maxMemory {
+            guard let bytes = MemoryEstimate.parseSize(maxMemory) else {
+                throw UsageError("--max-memory \(Excerpt.quoted(maxMemory)): expected a size such as 2G, 1500M or 512MiB")
+            }
+            limit = bytes
+        }
+        let summary = try pipeline.run(input: input, output: output, calibrationText: data, checkpointDir: checkpointDir, maxMemory: limit,
+                                       onEstimate: { e in
+            // Said before long runs start (and whenever a limit is given), so a user knows what the run will take.
+            if limit != nil || e.phase != "stream" {
+                FileHandle.standardError.write(Data("memory: about \(MemoryEstimate.format(e.bytes)) (\(e.phase))\n".utf8))
+            }
+        }) { done, total, item in
             bar.update(done: done, total: total, item: item)
         }
         bar.finish()

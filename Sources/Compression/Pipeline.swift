@@ -284,7 +284,12 @@ public struct Pipeline {
     ///     (`CalibrationText.bundled`). Which text was used is recorded in the output's metrics.
     ///   - progress: called with (steps done, step count, current item) for calibration windows, then tensors.
     ///   - checkpointDir: where a training pass (distill) keeps its checkpoints (resuming from one there).
+    /// - Parameters:
+    ///   - maxMemory: bytes the run may use; a recipe whose `memoryEstimate` is larger is refused
+    ///     before any work (`MemoryBudgetError`).
+    ///   - onEstimate: told the memory estimate before any work starts.
     public func run(input: String, output: String, calibrationText: String? = nil, checkpointDir: String? = nil,
+                    maxMemory: Int? = nil, onEstimate: ((MemoryEstimate) -> Void)? = nil,
                     progress: ((Int, Int, String) -> Void)? = nil) throws -> CompressSummary {
         let start = Date()
         let calibrationText: CalibrationText? = try calibrationText.map { try CalibrationText.load(path: $0) }
@@ -292,6 +297,11 @@ public struct Pipeline {
         let checkpoint = try Checkpoint.open(input)
         let graph = ModelGraph(checkpoint)
         let plan = try self.plan(for: graph)
+        let estimate = try memoryEstimate(graph: graph)
+        onEstimate?(estimate)
+        if let maxMemory, estimate.bytes > maxMemory {
+            throw MemoryBudgetError(recipe: recipe.name, estimate: estimate, limit: maxMemory)
+        }
         let calibrationPlan = self.calibrationPlan(graph, plan: plan)
         var calibration: CalibrationStats?
         if let calibrationText, !calibrationPlan.oneShot.isEmpty {

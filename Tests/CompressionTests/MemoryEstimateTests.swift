@@ -1,0 +1,55 @@
+import Checkpoint
+@testable import Compression
+import EdgeFormat
+import Foundation
+import TestSupport
+import XCTest
+
+/// `compress --max-memory`: the estimate each recipe gets before any work, and the refusal.
+final class MemoryEstimateTests: TempDirTestCase {
+    private func estimate(_ recipe: String, _ fixture: String = "tiny-llama") throws -> MemoryEstimate {
+        let r = try Recipe.load(path: recipePath(recipe))
+        return try Pipeline(recipe: r, recipeFile: recipe).memoryEstimate(graph: ModelGraph(try Checkpoint.open(fixturePath(fixture))))
+    }
+
+    func testSizesParse() {
+        XCTAssertEqual(MemoryEstimate.parseSize("2G"), 2_000_000_000)
+        XCTAssertEqual(MemoryEstimate.parseSize("512MiB"), 512 << 20)
+        XCTAssertEqual(MemoryEstimate.parseSize("1.5gb"), 1_500_000_000)
+        XCTAssertEqual(MemoryEstimate.parseSize("4096"), 4096)
+        for bad in ["", "G", "-1G", "2X", "nan", "1e30"] { XCTAssertNil(MemoryEstimate.parseSize(bad), bad) }
+    }
+
+    /// The streaming estimate is the largest tensor's values, codes and payload; calibration and
+    /// distillation add what they hold, in that order of cost.
+    func testEstimatesFollowTheRecipe() throws {
+        let graph = ModelGraph(try Checkpoint.open(fixturePath("tiny-llama")))
+        let largest = graph.tensors.map(\.count).max()!
+        let int8 = try estimate("int8"), f32 = try estimate("f32")
+        XCTAssertEqual(int8.phase, "stream")
+        XCTAssertEqual(int8.bytes, MemoryEstimate.base + 6 * largest)
+        XCTAssertEqual(f32.bytes, MemoryEstimate.base + 9 * largest)
+        XCTAssertEqual(try estimate("sparsegpt50-int8").phase, "calibration")
+        let distill = try estimate("distill-prune50-int8")
+        let P = graph.tensors.reduce(0) { $0 + $1.count }
+        // On the tiny model 32768 calibration tokens cost more than training; on SmolLM2 distill dominates.
+        XCTAssertEqual(Set(distill.phases.keys), ["stream", "calibration", "distill"])
+        XCTAssertGreaterThan(distill.phases["distill"]!, MemoryEstimate.base + 29 * P, "teacher, latent model, student, gradients, AdamW state, masks")
+        XCTAssertEqual(distill.bytes, distill.phases.values.max())
+    }
+
+    func testRecipeOverTheLimitIsRefusedBeforeAnyWork() throws {
+        let out = tmp.appendingPathComponent("o.edge").path
+        let r = try runTool("compress", ["--recipe", recipePath("distill-prune50-int8"), "--max-memory", "2M", fixturePath("tiny-llama"), out])
+        XCTAssertEqual(r.code, 1, r.stderr)
+        let lines = r.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, r.stderr)  // the estimate, then the refusal
+        XCTAssertTrue(lines.last!.contains("needs about") && lines.last!.contains("distill") && lines.last!.contains("--max-memory is 2 MB"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        let ok = try runTool("compress", ["--recipe", recipePath("int8"), "--max-memory", "1G", fixturePath("tiny-llama"), out])
+        XCTAssertEqual(ok.code, 0, ok.stderr)
+        let bad = try runTool("compress", ["--recipe", recipePath("int8"), "--max-memory", "lots", fixturePath("tiny-llama"), out])
+        XCTAssertEqual(bad.code, 1)
+        XCTAssertTrue(bad.stderr.contains("--max-memory 'lots'"), bad.stderr)
+    }
+}

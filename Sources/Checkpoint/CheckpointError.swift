@@ -39,7 +39,7 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case let .unknownDType(file, tensor, dtype): return "\(file): tensor '\(q(tensor))': unsupported dtype \(q(dtype))"
         case let .badOffsets(file, tensor, why): return "\(file): tensor '\(q(tensor))': \(why)"
         case let .shapeMismatch(file, tensor, e, g):
-            return "\(file): tensor '\(q(tensor))': shape \(g) does not match the config, which implies \(e)"
+            return "\(file): tensor '\(q(tensor))': shape \(Excerpt.shape(g)) does not match the config, which implies \(Excerpt.shape(e))"
         case let .missingTensor(file, tensor): return "\(file): tensor '\(q(tensor))' is missing"
         case let .unexpectedTensor(file, tensor): return "\(file): unexpected tensor '\(q(tensor))'"
         case let .duplicateTensor(file, tensor): return "\(file): tensor '\(q(tensor))' appears more than once"

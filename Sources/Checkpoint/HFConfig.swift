@@ -224,7 +224,7 @@ public enum HFConfig {
         let activation: String
         switch try f.string("activation_function", default: "gelu_new") {
         case "gelu_new", "gelu_pytorch_tanh": activation = "gelu_new"
-        case let other: throw f.bad("activation_function", "is '\(other)'; only gelu_new (the tanh approximation) is supported")
+        case let other: throw f.bad("activation_function", "is \(Excerpt.quoted(other)); only gelu_new (the tanh approximation) is supported")
         }
         guard try f.bool("scale_attn_weights", default: true) else {
             throw f.bad("scale_attn_weights", "is false; unscaled attention is unsupported")
@@ -249,7 +249,7 @@ public enum HFConfig {
         let activation: String
         switch try f.string("hidden_act", default: "silu") {
         case "silu", "swish": activation = "silu"
-        case let other: throw f.bad("hidden_act", "is '\(other)'; only silu is supported")
+        case let other: throw f.bad("hidden_act", "is \(Excerpt.quoted(other)); only silu is supported")
         }
         for key in ["attention_bias", "mlp_bias"] {
             if try f.bool(key, default: false) { throw f.bad(key, "is true; Llama biases are unsupported") }

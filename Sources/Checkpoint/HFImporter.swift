@@ -60,13 +60,13 @@ public enum HFImporter {
         let paths = shardNames.map { folder.appendingPathComponent($0).path }
         for (shard, path) in zip(shardNames, paths) where !FileManager.default.fileExists(atPath: path) {
             let example = shardOf.filter { $0.value == shard }.keys.sorted()[0]
-            throw bad("shard '\(shard)' (listed for tensor '\(example)') does not exist in \(folder.path)")
+            throw bad("shard \(Excerpt.quoted(shard)) (listed for tensor \(Excerpt.quoted(example))) does not exist in \(folder.path)")
         }
         var files: [String: SafetensorsFile] = [:]
         for (shard, path) in zip(shardNames, paths) {
             let file = try SafetensorsFile(path: path)
             for e in file.entries where shardOf[e.name] != shard {
-                throw bad("tensor '\(e.name)' of shard '\(shard)' is not listed for that shard in weight_map")
+                throw bad("tensor \(Excerpt.quoted(e.name)) of shard \(Excerpt.quoted(shard)) is not listed for that shard in weight_map")
             }
             files[shard] = file
         }

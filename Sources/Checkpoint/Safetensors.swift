@@ -161,9 +161,9 @@ public final class SafetensorsFile: @unchecked Sendable {
             }
         }
         let shape = try ints("shape")
-        if let d = shape.first(where: { $0 < 0 }) { throw bad("shape \(shape) has a negative dimension (\(d))") }
+        if let d = shape.first(where: { $0 < 0 }) { throw bad("shape \(Excerpt.shape(shape)) has a negative dimension (\(d))") }
         guard let count = Checked.product(shape), let byteCount = Checked.mul(count, dtype.size) else {
-            throw bad("shape \(shape) of \(dtypeName) overflows the element count")
+            throw bad("shape \(Excerpt.shape(shape)) of \(dtypeName) overflows the element count")
         }
         let offsets = try ints("data_offsets")
         guard offsets.count == 2 else { throw bad("'data_offsets' has \(offsets.count) values; expected [begin, end]") }
@@ -173,7 +173,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         guard end - begin == byteCount else {
             throw CheckpointError.badOffsets(file: file, tensor: name,
-                                             why: "data_offsets [\(begin), \(end)] span \(end - begin) bytes but \(dtypeName) x shape \(shape) needs \(byteCount)")
+                                             why: "data_offsets [\(begin), \(end)] span \(end - begin) bytes but \(dtypeName) x shape \(Excerpt.shape(shape)) needs \(byteCount)")
         }
         guard let absolute = Checked.add(dataStart, begin) else {
             throw CheckpointError.badOffsets(file: file, tensor: name, why: "data_offsets [\(begin), \(end)] overflow the file offset")

@@ -103,7 +103,7 @@ public struct Recipe {
             let kind = try p.string("pass", default: nil)
             guard let type = passTypes[kind] else {
                 throw RecipeError(file: file, field: p.path + ".pass",
-                                  why: "names unknown pass '\(kind)' (known: \(passTypes.keys.sorted().joined(separator: ", ")))")
+                                  why: "names unknown pass \(Excerpt.quoted(kind)) (known: \(passTypes.keys.sorted().joined(separator: ", ")))")
             }
             passes.append(try type.init(fields: &p))
             try p.finish()
@@ -178,7 +178,7 @@ public struct RecipeFields {
     /// Throws for any key not read by an accessor.
     public func finish() throws {
         if let extra = object.keys.filter({ !used.contains($0) }).sorted().first {
-            throw RecipeError(file: file, field: field(extra), why: "is not a known field here (known: \(used.sorted().joined(separator: ", ")))")
+            throw RecipeError(file: file, field: field(Excerpt.escaped(extra)), why: "is not a known field here (known: \(used.sorted().joined(separator: ", ")))")
         }
     }
 
@@ -189,7 +189,7 @@ public struct RecipeFields {
         }
         guard case let .string(s) = v else { throw error(key, "must be a string") }
         if let allowed, !allowed.contains(s) {
-            throw error(key, "is '\(s)'; expected one of: \(allowed.joined(separator: ", "))")
+            throw error(key, "is \(Excerpt.quoted(s)); expected one of: \(allowed.joined(separator: ", "))")
         }
         return s
     }
@@ -289,7 +289,7 @@ public struct RecipeFields {
         var kinds = Set<TensorName.Kind>()
         for (i, n) in names.enumerated() {
             guard let k = TensorName.Kind(rawValue: n) else {
-                throw error("kinds[\(i)]", "is '\(n)'; expected one of: \(TensorName.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw error("kinds[\(i)]", "is \(Excerpt.quoted(n)); expected one of: \(TensorName.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             kinds.insert(k)
         }

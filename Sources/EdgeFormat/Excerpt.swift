@@ -40,6 +40,13 @@ public enum Excerpt {
         return out
     }
 
+    /// A shape as `[a, b, c]`, cut after `limit` dimensions (then `…` and the count): a hostile
+    /// header may list a hundred thousand.
+    public static func shape(_ dims: [Int], limit: Int = 8) -> String {
+        guard dims.count > limit else { return "\(dims)" }
+        return "[" + dims.prefix(limit).map(String.init).joined(separator: ", ") + ", … (\(dims.count) dimensions)]"
+    }
+
     /// A message made safe to print as one line of at most `limit` UTF-8 bytes: control
     /// characters escaped; when still too long, the middle is cut (the start names the file and
     /// the item, the end says what is wrong).

@@ -66,9 +66,9 @@ public struct Distill: Pass {
                               why: "'\(Self.id)' needs calibration text and the input model")
         }
         let start = Date()
-        let teacher = try EdgeModel.floatModel(graph: input)
+        var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input)
         let config = latent.config
-        let tokens = try teacher.tokenize(calibration.text)
+        let tokens = try teacher!.tokenize(calibration.text)
         var values: [String: [Float]] = [:]
         var trainable = Set<String>()
         var masks: [String: [Bool]] = [:]
@@ -81,23 +81,28 @@ public struct Distill: Pass {
             }
         }
         let model = try TrainModel<Float>(config: config, tensors: values, trainable: trainable, masks: masks,
-                                          threads: teacher.threads)
+                                          threads: teacher!.threads)
         values = [:]
         model.quantizers = context.encoders
         try model.refresh()
-        let trainer: Trainer
+        var trainer: Trainer?
         do {
-            trainer = try Trainer(model: model, tokens: tokens, options: options) { window in try teacher.logits(window) }
+            let t = teacher!
+            trainer = try Trainer(model: model, tokens: tokens, options: options) { window in try t.logits(window) }
         } catch let e as TrainingError {
             throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
         }
         let steps = options.steps
-        let r = try trainer.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
+        let r = try trainer!.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
             var item = "distill step \(p.step)/\(p.steps)"
             if let l = p.loss { item += String(format: " loss %.3f", l.loss) }
             if let ppl = p.heldOutPPL { item += String(format: " held-out ppl %.2f", ppl) }
             context.progress?(p.step, steps, item)
         }
+        // The optimizer state and the teacher go before the trained values are copied out, so the
+        // copy does not add to the training peak.
+        trainer = nil
+        teacher = nil
         for p in model.params where p.trainable { trained[p.name] = p.value.array }
         report = r
         seconds = Date().timeIntervalSince(start)

@@ -2303,30 +2303,27 @@ def make_gguf(rng, seeds, case_dir, cache):
     return c
 
 
-def make_config(rng, seeds, case_dir, cache):
+def folder_json_case(target, file, mutate, rng, seeds, case_dir, cache, recipes):
+    """A copy of an HF seed folder with its JSON `file` mutated by `mutate`, converted with one of `recipes`."""
     name = rng.choice(["tiny-llama", "tiny-llama", "tiny-gpt2"])
     folder = copy_seed_folder(seeds, name, case_dir)
     desc = [f"seed {name}"]
-    p = os.path.join(folder, "config.json")
-    data = mutate_config_doc(rng, cache.read(p), desc)
+    p = os.path.join(folder, file)
+    data = mutate(rng, cache.read(p), desc)
     with open(p, "wb") as f:
         f.write(data)
-    c = convert_case("config", rng, seeds, case_dir, name, recipe=rng.choice(["int8", "int8", "int8", "f16"]))
+    recipe = recipes[0] if len(recipes) == 1 else rng.choice(recipes)  # (one choice draws nothing: seeds reproduce)
+    c = convert_case(target, rng, seeds, case_dir, name, recipe=recipe)
     c.desc = desc + c.desc
     return c
+
+
+def make_config(rng, seeds, case_dir, cache):
+    return folder_json_case("config", "config.json", mutate_config_doc, rng, seeds, case_dir, cache, ["int8", "int8", "int8", "f16"])
 
 
 def make_tokenizer(rng, seeds, case_dir, cache):
-    name = rng.choice(["tiny-llama", "tiny-llama", "tiny-gpt2"])
-    folder = copy_seed_folder(seeds, name, case_dir)
-    desc = [f"seed {name}"]
-    p = os.path.join(folder, "tokenizer.json")
-    data = mutate_tokenizer_doc(rng, cache.read(p), desc)
-    with open(p, "wb") as f:
-        f.write(data)
-    c = convert_case("tokenizer", rng, seeds, case_dir, name, recipe="int8")
-    c.desc = desc + c.desc
-    return c
+    return folder_json_case("tokenizer", "tokenizer.json", mutate_tokenizer_doc, rng, seeds, case_dir, cache, ["int8"])
 
 
 def make_recipe(rng, seeds, case_dir, cache):

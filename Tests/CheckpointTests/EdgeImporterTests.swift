@@ -11,7 +11,8 @@ final class EdgeImporterTests: XCTestCase {
     private let provenance = Provenance(sourceSHA256: String(repeating: "0f", count: 32), sourceFormat: "gguf", sourcePath: "tiny.gguf",
                                         recipe: ["passes": [["quantize": ["bits": 8]]]], passes: [["pass": "quantize"]],
                                         metrics: ["kl": 0.5])
-    private let tokenizer = Data(#"{"model":{"type":"BPE"}}"#.utf8)
+    /// A byte-level BPE tokenizer the runtime loads (ids within the config's 12).
+    private let tokenizer = Data(#"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false},"decoder":{"type":"ByteLevel"}}"#.utf8)
 
     private func folder() throws -> String {
         let dir = NSTemporaryDirectory() + "edge-importer-\(getpid())-\(UUID().uuidString.prefix(8))"
@@ -22,7 +23,8 @@ final class EdgeImporterTests: XCTestCase {
 
     /// Writes every tensor the config requires: linear weights as symmetric q8 (values s * q),
     /// the rest f32, each value distinct. Returns the values the importer must produce.
-    private func writeModel(to path: String, skipping: String? = nil, deflate: Bool) throws -> [String: [Float]] {
+    private func writeModel(to path: String, skipping: String? = nil, deflate: Bool, tokenizer: Data? = nil) throws -> [String: [Float]] {
+        let tokenizer = tokenizer ?? self.tokenizer
         let w = try EdgeWriter(path: path, config: config, provenance: provenance, deflate: deflate)
         var expected: [String: [Float]] = [:]
         for (k, (name, shape)) in config.expectedTensors().enumerated() where name != skipping {
@@ -42,6 +44,20 @@ final class EdgeImporterTests: XCTestCase {
         try w.addBlob(name: "tokenizer.json", bytes: tokenizer)
         try w.finish()
         return expected
+    }
+
+    /// The tokenizer blob is checked as the runtime loads it: one it would refuse is refused on
+    /// import, naming the file (issue 14: such a file converted, and `edge-run` refused the output).
+    func testTokenizerTheRuntimeRefusesIsRefused() throws {
+        let dir = try folder()
+        for (blob, words) in [(#"{"model":{"type":"BPE"}}"#, "missing field"),
+                              (#"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":40},"merges":["a b"]},"pre_tokenizer":{"type":"ByteLevel"}}"#, "vocab_size is 12")] {
+            let path = dir + "/bad-tokenizer.edge"
+            _ = try writeModel(to: path, deflate: false, tokenizer: Data(blob.utf8))
+            XCTAssertThrowsError(try EdgeImporter.load(path: path)) { e in
+                XCTAssertTrue("\(e)".contains("bad-tokenizer.edge") && "\(e)".contains(words), "\(e)")
+            }
+        }
     }
 
     func testImportsValuesConfigTokenizerAndProvenance() throws {

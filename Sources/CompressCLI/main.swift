@@ -74,8 +74,10 @@ struct Convert: ParsableCommand {
         }
         let summary = try pipeline.run(input: input, output: output, calibrationText: data, checkpointDir: checkpointDir, maxMemory: limit,
                                        onEstimate: { e in
-            // Said before long runs start (and whenever a limit is given), so a user knows what the run will take.
-            if limit != nil || e.phase != "stream" {
+            // Said before long runs start on a terminal (beside the progress bar), and when a limit is
+            // given and met; a refused run prints only its one error line.
+            let shown = isatty(STDERR_FILENO) != 0 ? e.phase != "stream" || limit != nil : limit.map { e.bytes <= $0 } ?? false
+            if shown {
                 FileHandle.standardError.write(Data("memory: about \(MemoryEstimate.format(e.bytes)) (\(e.phase))\n".utf8))
             }
         }) { done, total, item in

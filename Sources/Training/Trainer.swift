@@ -206,7 +206,6 @@ public final class Trainer {
         var latestPPL = log.last(where: { $0.heldOutPPL != nil })?.heldOutPPL ?? before
         progress?(TrainProgress(step: optimizer.step, steps: options.steps, loss: nil, heldOutPPL: latestPPL))
         var trainSeconds = 0.0, teacherSeconds = 0.0, tokens = 0
-        let V = model.config.vocabSize
         while optimizer.step < options.steps {
             let step = optimizer.step
             let picked = windows(step: step)

@@ -43,11 +43,16 @@ final class MemoryEstimateTests: TempDirTestCase {
         let r = try runTool("compress", ["--recipe", recipePath("distill-prune50-int8"), "--max-memory", "2M", fixturePath("tiny-llama"), out])
         XCTAssertEqual(r.code, 1, r.stderr)
         let lines = r.stderr.split(separator: "\n")
-        XCTAssertEqual(lines.count, 2, r.stderr)  // the estimate, then the refusal
+        XCTAssertEqual(lines.count, 1, r.stderr)  // the refusal only (it gives the estimate)
         XCTAssertTrue(lines.last!.contains("needs about") && lines.last!.contains("distill") && lines.last!.contains("--max-memory is 2 MB"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         let ok = try runTool("compress", ["--recipe", recipePath("int8"), "--max-memory", "1G", fixturePath("tiny-llama"), out])
         XCTAssertEqual(ok.code, 0, ok.stderr)
+        XCTAssertTrue(ok.stderr.hasPrefix("memory: about "), "a met limit is reported: \(ok.stderr)")
+        // Without a limit and off a terminal (here), a calibration recipe prints nothing before it fails or succeeds.
+        let quiet = try runTool("compress", ["--recipe", recipePath("sparsegpt50-int8"), fixturePath("tiny-llama"), out])
+        XCTAssertEqual(quiet.code, 0, quiet.stderr)
+        XCTAssertFalse(quiet.stderr.contains("memory:"), quiet.stderr)
         let bad = try runTool("compress", ["--recipe", recipePath("int8"), "--max-memory", "lots", fixturePath("tiny-llama"), out])
         XCTAssertEqual(bad.code, 1)
         XCTAssertTrue(bad.stderr.contains("--max-memory 'lots'"), bad.stderr)

@@ -207,10 +207,21 @@ public enum Calibration {
 
 extension EdgeModel {
     /// The runtime over a graph's float weights (the "before" model of verify and calibration).
-    /// - Parameter fallbackTokenizer: used when the graph carries no tokenizer.
-    public static func floatModel(graph: ModelGraph, fallbackTokenizer: Tokenizer? = nil, threads: Int = EdgeModel.defaultThreads) throws -> EdgeModel {
+    /// - Parameters:
+    ///   - fallbackTokenizer: used when the graph carries no tokenizer.
+    ///   - halfPrecisionMatrices: matrices held as f16 (half the memory; the runtime's f16 kernels
+    ///     multiply by them), except one with a value beyond f16's range, held as f32.
+    public static func floatModel(graph: ModelGraph, fallbackTokenizer: Tokenizer? = nil, halfPrecisionMatrices: Bool = false,
+                                  threads: Int = EdgeModel.defaultThreads) throws -> EdgeModel {
         var tensors: [String: WeightSource] = [:]
-        for t in graph.tensors { tensors[t.name] = .floats(try t.floats(), shape: t.shape) }
+        for t in graph.tensors {
+            let v = try t.floats()
+            if halfPrecisionMatrices, t.shape.count == 2, v.allSatisfy({ abs($0) <= 65504 }) {
+                tensors[t.name] = .encoded(.f16(name: t.name, shape: t.shape, values: v))
+            } else {
+                tensors[t.name] = .floats(v, shape: t.shape)
+            }
+        }
         let tokenizer = try graph.tokenizerJSON.map { try Tokenizer(json: $0) } ?? fallbackTokenizer
         return try EdgeModel(config: graph.config, tensors: tensors, tokenizer: tokenizer, source: graph.source.path, threads: threads)
     }

@@ -12,7 +12,7 @@ import Training
 ///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
 /// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "seed": 0, "held_out": 0.1,
-/// "eval_every": 10, "checkpoint_every": 10, <selector>}`; the selector (which tensors train)
+/// "eval_every": 10, "checkpoint_every": 10, "moments": "bf16" | "f32", <selector>}`; the selector (which tensors train)
 /// defaults to the blocks' linear weights, norms and biases: embeddings and the output head stay frozen.
 public struct Distill: Pass {
     public static let id = "distill"
@@ -22,6 +22,9 @@ public struct Distill: Pass {
     public let selector: TensorSelector
     /// Trained values by tensor name, after `train`.
     private(set) var trained: [String: [Float]] = [:]
+    /// Trained tensors whose values went back to the pipeline's in-memory model (`PassContext.latent`)
+    /// instead of `trained`: the stream reads them trained.
+    private(set) var trainedInStore: Set<String> = []
     private var report: TrainReport?
     private var seconds = 0.0
     private var written = 0
@@ -46,6 +49,7 @@ public struct Distill: Pass {
         o.heldOut = try f.double("held_out", default: o.heldOut, range: 0 ... 0.9)
         o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
         o.checkpointEvery = try f.int("checkpoint_every", default: o.checkpointEvery, range: 0 ... 1_000_000)
+        o.moments = MomentPrecision(rawValue: try f.string("moments", default: o.moments.rawValue, allowed: MomentPrecision.allCases.map(\.rawValue)))!
         options = o
         selector = try f.selector(defaultKinds: [.linear, .norm, .bias])
     }
@@ -66,24 +70,33 @@ public struct Distill: Pass {
                               why: "'\(Self.id)' needs calibration text and the input model")
         }
         let start = Date()
-        var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input)
+        // The teacher's matrices in f16: half its memory; its logits move by about 1e-3 of their size.
+        var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: true)
         let config = latent.config
         let tokens = try teacher!.tokenize(calibration.text)
-        var values: [String: [Float]] = [:]
-        var trainable = Set<String>()
-        var masks: [String: [Bool]] = [:]
-        for t in latent.tensors {
-            let v = try t.floats()
-            values[t.name] = v
-            if selector.selects(t.name, numLayers: config.numLayers) {
-                trainable.insert(t.name)
-                if context.masked.contains(t.name) { masks[t.name] = v.map { $0 != 0 } }
+        var index: [String: Int] = [:]
+        for (n, t) in latent.tensors.enumerated() { index[t.name] = n }
+        let trainable = Set(latent.tensors.map(\.name).filter { selector.selects($0, numLayers: config.numLayers) })
+        // Values the pipeline holds in memory move into the student (and back after training)
+        // instead of being copied; others are read from the model.
+        let store = context.latent
+        var taken: [String] = []
+        let model = try TrainModel<Float>(config: config, trainable: trainable, threads: teacher!.threads) { name in
+            guard let n = index[name] else { throw PassError(pass: Self.id, tensor: name, why: "is missing from the model") }
+            let v: [Float]
+            if let held = store?.take(name) {
+                v = held
+                taken.append(name)
+            } else {
+                v = try latent.tensors[n].floats()
             }
+            let masked = trainable.contains(name) && context.masked.contains(name)
+            return (v, masked ? BitMask(count: v.count) { v[$0] != 0 } : nil)
         }
-        let model = try TrainModel<Float>(config: config, tensors: values, trainable: trainable, masks: masks,
-                                          threads: teacher!.threads)
-        values = [:]
-        model.quantizers = context.encoders
+        model.quantizers = context.encoders.mapValues { encode in { values in
+            let (v, e) = try encode(values)
+            return FakeQuantized(values: v, encoded: e)
+        } }
         try model.refresh()
         var trainer: Trainer?
         do {
@@ -103,7 +116,15 @@ public struct Distill: Pass {
         // copy does not add to the training peak.
         trainer = nil
         teacher = nil
-        for p in model.params where p.trainable { trained[p.name] = p.value.array }
+        let given = Set(taken)
+        for p in model.params {
+            if given.contains(p.name) {
+                store!.give(p.name, p.value.array)
+                if p.trainable { trainedInStore.insert(p.name) }
+            } else if p.trainable {
+                trained[p.name] = p.value.array
+            }
+        }
         report = r
         seconds = Date().timeIntervalSince(start)
     }
@@ -111,6 +132,10 @@ public struct Distill: Pass {
     /// Replaces a tensor's values with the trained ones (it runs in the rewrite phase: after the
     /// shape passes, before the encode passes, which so encode the trained values).
     public mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws {
+        if trainedInStore.contains(tensor.name) {
+            written += 1
+            return
+        }
         guard let v = trained[tensor.name] else { return }
         guard v.count == tensor.values.count else {
             throw PassError(pass: Self.id, tensor: tensor.name, why: "trained \(v.count) values; the tensor has \(tensor.values.count)")
@@ -133,7 +158,8 @@ public struct Distill: Pass {
             "batch": .number(Double(options.batch)), "lr": .number(options.lr), "warmup": .number(options.warmup),
             "weight_decay": .number(options.weightDecay), "clip": .number(options.clip),
             "temperature": .number(options.temperature), "alpha": .number(options.alpha), "seed": .number(Double(options.seed)),
-            "tensors": .number(Double(trained.count)),
+            "moments": .string(options.moments.rawValue),
+            "tensors": .number(Double(trained.count + trainedInStore.count)),
         ]
         if let r = report {
             o["length"] = .number(Double(r.length))

@@ -13,8 +13,9 @@ import Foundation
 ///   float model, the model in f32 and every layer's Hessians; GPTQ on the largest tensor (a tied
 ///   head) holds its values, working copy, codes and dequantized copies;
 /// - **distill**: the teacher in f32, the student's values, gradients, fake-quantized weights and
-///   AdamW moments (20 bytes per weight), the latent model, the masks, and one window's activations
-///   and logits.
+///   AdamW moments (16 bytes per trained weight with bf16 moments), the fake-quantized weights kept
+///   encoded, the masks, and one window's activations and logits (the pruned model the pipeline
+///   holds moves into the student, it is not copied).
 /// Measured against `/usr/bin/time -v` on SmolLM2-135M in docs/performance.md; it is meant to be
 /// within about 25% and rather above than below.
 public struct MemoryEstimate: Sendable, Equatable {
@@ -129,8 +130,14 @@ extension Pipeline {
                 perToken += 10 * config.hiddenSize + 6 * s.intermediateSize + s.numHeads * len
             }
             let window = 4 * len * (perToken + 4 * config.vocabSize)
-            // Teacher (f32) + latent model + student values, gradients, fake-quantized copy, AdamW m and v.
-            let distill = 4 * P + 4 * P + 20 * trainable + trainable + window
+            // Teacher: matrices in f16, vectors in f32. Student: values and gradients in f32, AdamW m
+            // and v in their precision, fake-quantized weights kept encoded (about a byte per weight
+            // for int8; f32 when not quantized: none kept) and the largest decoded at once, masks one bit.
+            var teacher = 0, quantized = 0
+            for t in graph.tensors { teacher += t.shape.count == 2 ? 2 * t.count : 4 * t.count }
+            for (n, t) in graph.tensors.enumerated() where plan[n].contains(where: { passes[$0] is Quantize }) { quantized += t.count }
+            let momentBytes = d.options.moments == .bf16 ? 4 : 8
+            let distill = teacher + (8 + momentBytes) * trainable + quantized + 2 * 4 * L + trainable / 8 + window
             phases["distill"] = MemoryEstimate.base + distill
             if MemoryEstimate.base + distill > best.bytes {
                 best = MemoryEstimate(bytes: MemoryEstimate.base + distill, phase: "distill",

@@ -95,9 +95,15 @@ public struct PassContext {
     /// The model as it entered the pipeline (`PassNeeds.inputModel`).
     public var input: ModelGraph? = nil
     /// By tensor name, the encode-phase passes that select it, as one function from values to the
-    /// values they would store (run on copies, so the real passes' records are untouched)
+    /// values they would store and their encoding, when they encode it (run on copies, so the real
+    /// passes' records are untouched)
     /// (`PassNeeds.encoders`).
-    public var encoders: [String: ([Float]) throws -> [Float]] = [:]
+    public var encoders: [String: ([Float]) throws -> (values: [Float], encoded: EncodedTensor?)] = [:]
+    /// The model as the passes before this one left it, held in memory by the pipeline (after
+    /// layer-by-layer calibration), offered to the first pass prepared over it: a pass that reads
+    /// the whole model in `prepare` may take tensors' values out of it instead of copying them
+    /// (`LatentModel.take`) and must give back what the stream is to read for each (`give`).
+    public var latent: LatentModel? = nil
     /// Tensors a shape-phase pass before this one changed (`PassNeeds.encoders`).
     public var masked: Set<String> = []
     /// Folder for training checkpoints (`--checkpoint-dir`), when given.
@@ -203,4 +209,39 @@ public struct PassError: Error, CustomStringConvertible {
     public let tensor: String
     public let why: String
     public var description: String { "pass '\(pass)': tensor '\(tensor)': \(why)" }
+}
+
+/// Tensor values held in memory by the pipeline between two stages (see `PassContext.latent`).
+/// A pass may move a tensor's values out (`take`) and back (`give`); reading a tensor that was
+/// taken and not given back is an error naming it. Thread-safe.
+public final class LatentModel: @unchecked Sendable {
+    private var store: [String: [Float]] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    /// Holds `values` for `name` (replacing what was held).
+    public func give(_ name: String, _ values: [Float]) {
+        lock.lock()
+        store[name] = values
+        lock.unlock()
+    }
+
+    /// The values of `name`, no longer held here; nil when none are.
+    public func take(_ name: String) -> [Float]? {
+        lock.lock()
+        defer { lock.unlock() }
+        return store.removeValue(forKey: name)
+    }
+
+    /// A copy of the values of `name`.
+    /// - Throws: `PassError` when they were taken and not given back.
+    public func values(_ name: String) throws -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let v = store[name] else {
+            throw PassError(pass: "pipeline", tensor: name, why: "was taken from the in-memory model by a pass and not given back")
+        }
+        return v
+    }
 }

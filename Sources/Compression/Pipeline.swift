@@ -54,6 +54,9 @@ public struct Pipeline {
     public let schedule: [Int]
     /// Position of each pass (recipe index) in `schedule`.
     let rank: [Int]
+    /// Whether the model held in memory after layer-by-layer calibration is offered to the next
+    /// pass to take values from (`PassContext.latent`); off, that pass copies them (tests compare both).
+    var offersLatentModel = true
 
     public init(recipe: Recipe, recipeFile: String) {
         self.recipe = recipe
@@ -126,6 +129,8 @@ public struct Pipeline {
         var checkpointDir: String?
         var fingerprint = ""
         var progress: ((Int, Int, String) -> Void)?
+        /// The values of `graph` when they are held in memory (`PassContext.latent`).
+        var latent: LatentModel?
     }
 
     /// The context of pass `i` seeing `config`, with what the run offers every pass.
@@ -165,6 +170,8 @@ public struct Pipeline {
                 context.calibrationText = extras.text ?? CalibrationText.bundled
             }
             if needs.contains(.inputModel) { context.input = input }
+            // The in-memory model, to the first pass prepared over it as it is (no pass pending in the view).
+            if k == positions.lowerBound, p.ready.subtracting(p.done).isEmpty { context.latent = extras.latent }
             if needs.contains(.encoders) {
                 let later = Array(schedule[(k + 1)...]).filter { type(of: passes[$0]).phase == .encode }
                 let earlier = Set(schedule[..<k])
@@ -180,7 +187,7 @@ public struct Pipeline {
                         var w = WorkTensor(name: name, shape: shape, values: values)
                         var copies = snapshot
                         for j in steps { try copies[j].apply(&w, context: encoderContexts[j]!) }
-                        return w.values
+                        return (w.values, w.encoded)
                     }
                 }
             }
@@ -344,16 +351,23 @@ public struct Pipeline {
                 writer = try makeWriter(prepared.config)
                 try sequential.run(prepared: &prepared) { _, t in try writer.add(t) }
             } else {
-                var results: [Int: WorkTensor] = [:]
-                try sequential.run(prepared: &prepared) { n, t in results[n] = t }
+                // The model as these passes leave it, held once: the next pass may take values out of it.
+                let latent = LatentModel()
+                var shapes: [Int: [Int]] = [:]
+                try sequential.run(prepared: &prepared) { n, t in
+                    shapes[n] = t.shape
+                    latent.give(graph.tensors[n].name, t.values)
+                }
                 var done = graph
                 done.config = prepared.config
                 done.tensors = graph.tensors.enumerated().map { n, source in
-                    let t = results[n]!
-                    return source.with(shape: t.shape) { t.values }
+                    let name = source.name
+                    return source.with(shape: shapes[n]!) { try latent.values(name) }
                 }
                 prepared.done = steps
-                try prepare(done, input: graph, plan: plan, positions: end ..< schedule.count, extras: extras, into: &prepared)
+                var later = extras
+                later.latent = offersLatentModel ? latent : nil
+                try prepare(done, input: graph, plan: plan, positions: end ..< schedule.count, extras: later, into: &prepared)
                 writer = try makeWriter(prepared.config)
                 for (n, source) in done.tensors.enumerated() {
                     progress?(n, done.tensors.count, source.name)

@@ -31,6 +31,10 @@ let parallelWork = 1 << 18
     if chunks <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
 }
 
+/// Rows of C per block when a product is added to C (`accumulate`): blocks of about 4 MB of
+/// temporary instead of a whole second C (the tied head's weight gradient is 113 MB on SmolLM2).
+@inline(__always) func accumulateRows(m: Int, n: Int) -> Int { max(1, min(m, (1 << 20) / max(1, n))) }
+
 /// Elementwise work below this many items per thread runs on one thread.
 let parallelItems = 1 << 14
 
@@ -50,14 +54,20 @@ extension Float: TrainScalar {
             if !accumulate { c.update(repeating: 0, count: m * n) }
             return
         }
-        let out = accumulate ? UnsafeMutablePointer<Float>.allocate(capacity: m * n) : c
+        if accumulate {
+            // The sum made apart, then added, a block of rows at a time (each row is its own product).
+            let rows = accumulateRows(m: m, n: n), tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
+            defer { tmp.deallocate() }
+            for r0 in stride(from: 0, to: m, by: rows) {
+                let mr = min(rows, m - r0)
+                gemm(a + r0 * k, b, tmp, m: mr, n: n, k: k, accumulate: false, threads: threads)
+                edge_add(c + r0 * n, tmp, mr * n)
+            }
+            return
+        }
         let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
         parallel(chunks) { i in
-            edge_matmul_f32(b, a, out, m, n, k, n * i / chunks, n * (i + 1) / chunks)
-        }
-        if accumulate {
-            edge_add(c, out, m * n)
-            out.deallocate()
+            edge_matmul_f32(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks)
         }
     }
     public static func gemmNN(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
@@ -67,14 +77,19 @@ extension Float: TrainScalar {
             if !accumulate { c.update(repeating: 0, count: m * n) }
             return
         }
-        let out = accumulate ? UnsafeMutablePointer<Float>.allocate(capacity: m * n) : c
+        if accumulate {
+            let rows = accumulateRows(m: m, n: n), tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
+            defer { tmp.deallocate() }
+            for r0 in stride(from: 0, to: m, by: rows) {
+                let mr = min(rows, m - r0)
+                gemmNN(a + r0 * k, b, tmp, m: mr, n: n, k: k, accumulate: false, threads: threads)
+                edge_add(c + r0 * n, tmp, mr * n)
+            }
+            return
+        }
         let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
         parallel(chunks) { i in
-            edge_matmul_f32_wt(b, a, out, m, n, k, n * i / chunks, n * (i + 1) / chunks)
-        }
-        if accumulate {
-            edge_add(c, out, m * n)
-            out.deallocate()
+            edge_matmul_f32_wt(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks)
         }
     }
     public static func transpose(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,

@@ -8,7 +8,8 @@ import Foundation
 ///
 /// Layout: "EDGECKPT", u64 LE length of a JSON header (`fingerprint`, `step`, `tensors`:
 /// [{name, count}], `log`, `heldOutBefore`), the header, then per tensor in header order `count` f32 values,
-/// `count` f32 first moments and `count` f32 second moments (little-endian).
+/// `count` f32 first moments and `count` f32 second moments (little-endian; bf16 moments are
+/// written widened to f32 and narrowed again, exactly, on load).
 struct TrainCheckpoint {
     let folder: String
     let fingerprint: String
@@ -40,8 +41,9 @@ struct TrainCheckpoint {
         try withUnsafeBytes(of: &n) { try out.write($0) }
         try out.write(json)
         for (i, p) in optimizer.params.enumerated() {
-            for b in [p.value, optimizer.m[i], optimizer.v[i]] {
-                try out.write(UnsafeRawBufferPointer(start: b.p, count: b.count * 4))
+            try out.write(UnsafeRawBufferPointer(start: p.value.p, count: p.value.count * 4))
+            for moment in [optimizer.m[i], optimizer.v[i]] {
+                try moment.floats.withUnsafeBytes { try out.write($0) }
             }
         }
         try out.commit()
@@ -79,10 +81,14 @@ struct TrainCheckpoint {
         data.withUnsafeBytes { raw in
             var off = 16 + len
             for (i, p) in params.enumerated() {
-                for b in [p.value, optimizer.m[i], optimizer.v[i]] {
-                    let src = UnsafeRawBufferPointer(rebasing: raw[off ..< off + b.count * 4])
-                    UnsafeMutableRawBufferPointer(start: b.p, count: b.count * 4).copyMemory(from: src)
-                    off += b.count * 4
+                let n = p.value.count
+                UnsafeMutableRawBufferPointer(start: p.value.p, count: n * 4).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[off ..< off + n * 4]))
+                off += n * 4
+                for moment in [optimizer.m[i], optimizer.v[i]] {
+                    var f = [Float](repeating: 0, count: n)
+                    f.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[off ..< off + n * 4])) }
+                    f.withUnsafeBufferPointer { moment.load($0) }
+                    off += n * 4
                 }
             }
         }

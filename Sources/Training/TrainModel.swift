@@ -1,6 +1,24 @@
 import EdgeFormat
 import Foundation
 
+/// Which weights of a tensor may be nonzero (a pruning mask), one bit per weight.
+public struct BitMask: Sendable, Equatable {
+    public let count: Int
+    var words: [UInt64]
+
+    /// Bit i set where `keep(i)`.
+    public init(count: Int, keep: (Int) -> Bool) {
+        self.count = count
+        var w = [UInt64](repeating: 0, count: (count + 63) / 64)
+        for i in 0 ..< count where keep(i) { w[i >> 6] |= 1 << UInt64(i & 63) }
+        words = w
+    }
+
+    public init(_ bools: [Bool]) { self.init(count: bools.count) { bools[$0] } }
+
+    @inline(__always) public subscript(i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+}
+
 /// One named tensor of a model being trained.
 public final class Param<R: TrainScalar> {
     public let name: String
@@ -10,21 +28,28 @@ public final class Param<R: TrainScalar> {
     /// Gradient of the loss, accumulated by `backward`; nil for a frozen tensor.
     public let grad: Buf<R>?
     /// Which weights may be nonzero (pruning masks: the rest stay exactly zero); nil = all.
-    public let mask: [Bool]?
-    /// What the forward pass multiplies by: the fake-quantized latent values (`value` itself
-    /// when the tensor has no quantizer). Updated by `TrainModel.refresh()`.
-    var effective: Buf<R>
+    public let mask: BitMask?
+    /// What the forward pass multiplies by, set by `TrainModel.refresh()`.
+    var effective: Effective = .latent
     /// True from `TrainModel.zeroGrad()` until the first write of `grad`: the gradient is zero
     /// though its memory is not yet, so the first matrix product writes it instead of adding to it.
     var gradPending = false
 
-    init(name: String, shape: [Int], values: [R], trainable: Bool, mask: [Bool]?) {
+    /// The values the forward pass uses: the latent values themselves (no quantizer), their
+    /// fake-quantized copy, or that copy kept in its encoding (a quarter of the memory for int8),
+    /// decoded where it is used (`TrainModel.effective(_:)`).
+    enum Effective {
+        case latent
+        case values(Buf<R>)
+        case encoded(PayloadLayout, [UInt8])
+    }
+
+    init(name: String, shape: [Int], values: [R], trainable: Bool, mask: BitMask?) {
         self.name = name
         self.shape = shape
         value = Buf(values)
         grad = trainable ? Buf(values.count) : nil
         self.mask = mask
-        effective = value
     }
 
     var rows: Int { shape.count == 2 ? shape[0] : 1 }
@@ -47,6 +72,18 @@ public final class Param<R: TrainScalar> {
     }
 }
 
+/// What a fake quantizer makes of a tensor's latent values: the values the forward pass uses and,
+/// when it has one, their encoding (decoding it must give exactly those values; it is then kept
+/// instead of the values, `TrainModel.refresh()`).
+public struct FakeQuantized<R: TrainScalar> {
+    public var values: [R]
+    public var encoded: EncodedTensor?
+    public init(values: [R], encoded: EncodedTensor? = nil) {
+        self.values = values
+        self.encoded = encoded
+    }
+}
+
 /// A GPT-2 or Llama model in a form that trains: float parameters by canonical name, a forward
 /// pass that keeps what the backward pass needs, and reverse-mode gradients for every op
 /// (embeddings, LayerNorm/RMSNorm, causal grouped-query attention with RoPE, GELU and SwiGLU MLPs,
@@ -64,7 +101,10 @@ public final class TrainModel<R: TrainScalar> {
     public var threads: Int
     /// Fake quantization by tensor name: latent values -> the values the forward pass uses
     /// (straight-through: gradients pass to the latent values unchanged).
-    public var quantizers: [String: ([R]) throws -> [R]] = [:]
+    public var quantizers: [String: ([R]) throws -> FakeQuantized<R>] = [:]
+    /// Whether `refresh()` keeps fake-quantized values in their encoding when it decodes to them
+    /// exactly (less memory; each use decodes them). Off: they are kept as values.
+    public var keepsEncodedWeights = true
 
     /// One block's parameters (`BlockWeights` bound by training: matrices and vectors are both parameters).
     typealias Layer = BlockWeights<Param<R>, Param<R>>
@@ -81,17 +121,35 @@ public final class TrainModel<R: TrainScalar> {
     ///   - tensors: values of every tensor the config requires (row-major).
     ///   - trainable: names that get gradients; the others are frozen.
     ///   - masks: names -> which weights may be nonzero.
-    public init(config: ModelConfig, tensors: [String: [R]], trainable: Set<String>, masks: [String: [Bool]] = [:],
-                threads: Int = 1) throws {
+    public convenience init(config: ModelConfig, tensors: [String: [R]], trainable: Set<String>, masks: [String: [Bool]] = [:],
+                            threads: Int = 1) throws {
+        for (name, m) in masks {
+            if let v = tensors[name], m.count != v.count, let spec = config.schema().first(where: { $0.name == name }) {
+                throw TrainingError.badShape(name, expected: spec.shape, count: m.count)
+            }
+        }
+        try self.init(config: config, trainable: trainable, threads: threads) { name in
+            guard let v = tensors[name] else { throw TrainingError.missingTensor(name) }
+            return (v, masks[name].map { BitMask($0) })
+        }
+    }
+
+    /// - Parameters:
+    ///   - trainable: names that get gradients; the others are frozen.
+    ///   - load: the values (row-major) of a tensor the config requires and its mask (which
+    ///     weights may be nonzero; nil: all), asked once per tensor in schema order, so that the
+    ///     caller can hand over each tensor's values and release its own copy.
+    public init(config: ModelConfig, trainable: Set<String>, threads: Int = 1,
+                load: (String) throws -> (values: [R], mask: BitMask?)) throws {
         var params: [Param<R>] = []
         var byName: [String: Param<R>] = [:]
         for spec in config.schema() {
             let name = spec.name, shape = spec.shape
-            guard let v = tensors[name] else { throw TrainingError.missingTensor(name) }
+            let (v, mask) = try load(name)
             let n = shape.reduce(1, *)
             guard v.count == n else { throw TrainingError.badShape(name, expected: shape, count: v.count) }
-            if let m = masks[name], m.count != n { throw TrainingError.badShape(name, expected: shape, count: m.count) }
-            let p = Param(name: name, shape: shape, values: v, trainable: trainable.contains(name), mask: masks[name])
+            if let m = mask, m.count != n { throw TrainingError.badShape(name, expected: shape, count: m.count) }
+            let p = Param(name: name, shape: shape, values: v, trainable: trainable.contains(name), mask: mask)
             params.append(p)
             byName[name] = p
         }
@@ -111,19 +169,83 @@ public final class TrainModel<R: TrainScalar> {
         try refresh()
     }
 
-    /// Recomputes what the forward pass uses from the latent values: fake quantization (into a
-    /// buffer kept from the previous refresh). Call after every change of the latent values.
+    /// Recomputes what the forward pass uses from the latent values: fake quantization, kept in
+    /// its encoding when that decodes exactly to the fake-quantized values and is at most half
+    /// their size (`keepsEncodedWeights`), else as values. Call after every change of the latent values.
     /// - Throws: what a quantizer throws.
     public func refresh() throws {
         for p in params {
-            if let q = quantizers[p.name] {
-                let out = try q(p.value.array)
-                precondition(out.count == p.value.count, "quantizer for \(p.name) changed the size")
-                if p.effective === p.value { p.effective = Buf(out.count) }
-                out.withUnsafeBufferPointer { p.effective.p.update(from: $0.baseAddress!, count: out.count) }
-            } else {
-                p.effective = p.value
+            guard let q = quantizers[p.name] else {
+                p.effective = .latent
+                continue
             }
+            let out = try q(p.value.array)
+            precondition(out.values.count == p.value.count, "quantizer for \(p.name) changed the size")
+            if keepsEncodedWeights, let enc = out.encoded, enc.shape == p.shape, enc.payload.count * 2 <= out.values.count * MemoryLayout<R>.stride,
+               let layout = PayloadLayout(encoding: enc.encoding, shape: enc.shape, params: enc.params, nnz: enc.nnz),
+               Self.decodes(layout, enc.payload, to: out.values) {
+                p.effective = .encoded(layout, enc.payload)
+                continue
+            }
+            let buf: Buf<R>
+            if case let .values(b) = p.effective { buf = b } else { buf = Buf(out.values.count) }
+            out.values.withUnsafeBufferPointer { buf.p.update(from: $0.baseAddress!, count: out.values.count) }
+            p.effective = .values(buf)
+        }
+    }
+
+    /// Whether `payload` decodes (as the runtime decodes it) to exactly `values`.
+    static func decodes(_ layout: PayloadLayout, _ payload: [UInt8], to values: [R]) -> Bool {
+        let cols = layout.cols
+        var row = [Float](repeating: 0, count: cols)
+        return payload.withUnsafeBytes { raw in
+            for r in 0 ..< layout.rows {
+                row.withUnsafeMutableBufferPointer { layout.decodeRow(r, raw, into: $0.baseAddress!) }
+                for j in 0 ..< cols where R(row[j]) != values[r * cols + j] { return false }
+            }
+            return true
+        }
+    }
+
+    /// The values the forward pass uses for `p` (see `refresh()`): its latent values, its
+    /// fake-quantized values, or those decoded from their encoding into a buffer of the pool
+    /// (split over the threads by rows).
+    func effective(_ p: Param<R>) -> Buf<R> {
+        switch p.effective {
+        case .latent: return p.value
+        case let .values(b): return b
+        case let .encoded(layout, payload):
+            let cols = layout.cols, out = scratch(layout.rows * cols)
+            payload.withUnsafeBytes { raw in
+                if R.self == Float.self {
+                    let o = UnsafeMutableRawPointer(out.p).assumingMemoryBound(to: Float.self)
+                    parallelRanges(layout.rows, threads: threads, cost: cols) { rows in
+                        for r in rows { layout.decodeRow(r, raw, into: o + r * cols) }
+                    }
+                } else {
+                    parallelRanges(layout.rows, threads: threads, cost: cols) { rows in
+                        var row = [Float](repeating: 0, count: cols)
+                        for r in rows {
+                            row.withUnsafeMutableBufferPointer { layout.decodeRow(r, raw, into: $0.baseAddress!) }
+                            for j in 0 ..< cols { out.p[r * cols + j] = R(row[j]) }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    /// Row `r` of `effective(p)` (a matrix), without decoding the others.
+    func effectiveRow(_ p: Param<R>, _ r: Int, into out: UnsafeMutablePointer<R>) {
+        let cols = p.cols
+        switch p.effective {
+        case .latent: out.update(from: p.value.p + r * cols, count: cols)
+        case let .values(b): out.update(from: b.p + r * cols, count: cols)
+        case let .encoded(layout, payload):
+            var row = [Float](repeating: 0, count: cols)
+            payload.withUnsafeBytes { raw in row.withUnsafeMutableBufferPointer { layout.decodeRow(r, raw, into: $0.baseAddress!) } }
+            for j in 0 ..< cols { out[j] = R(row[j]) }
         }
     }
 
@@ -172,12 +294,14 @@ public final class TrainModel<R: TrainScalar> {
         let tokens = batch.flatMap { $0 }
         let llama = config.architecture == .llama
         var x = scratch(N * h)
-        let emb = tokenEmbedding.effective.p
-        for (i, tok) in tokens.enumerated() {
-            (x.p + i * h).update(from: emb + Int(tok) * h, count: h)
-            if let pe = positionEmbedding {
-                let row = pe.effective.p + (i % S) * h
-                for j in 0 ..< h { x.p[i * h + j] += row[j] }
+        for (i, tok) in tokens.enumerated() { effectiveRow(tokenEmbedding, Int(tok), into: x.p + i * h) }
+        if let pe = positionEmbedding {
+            let epe = effective(pe)
+            withExtendedLifetime(epe) {
+                for i in 0 ..< N {
+                    let row = epe.p + (i % S) * h
+                    for j in 0 ..< h { x.p[i * h + j] += row[j] }
+                }
             }
         }
         let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
@@ -315,9 +439,11 @@ public final class TrainModel<R: TrainScalar> {
 
     /// out[N, w.rows] = x[N, w.cols] · effective(w)^T (+ bias).
     func linear(_ x: Buf<R>, _ n: Int, _ w: Param<R>, _ bias: Param<R>?, _ out: Buf<R>) {
-        R.gemm(x.p, w.effective.p, out.p, m: n, n: w.rows, k: w.cols, accumulate: false, threads: threads)
+        let ew = effective(w)
+        withExtendedLifetime(ew) { R.gemm(x.p, ew.p, out.p, m: n, n: w.rows, k: w.cols, accumulate: false, threads: threads) }
         if let bias {
-            let b = bias.effective.p, cols = w.rows
+            let eb = effective(bias), b = eb.p, cols = w.rows
+            defer { withExtendedLifetime(eb) {} }
             parallelRanges(n, threads: threads, cost: cols) { rows in
                 for t in rows { for j in 0 ..< cols { out.p[t * cols + j] += b[j] } }
             }
@@ -330,12 +456,15 @@ public final class TrainModel<R: TrainScalar> {
                         dx: Buf<R>, accumulate: Bool) {
         let out = w.rows, inp = w.cols
         // dx[n, inp] (+)= dy[n, out] · W[out, inp] (a sum made apart, then added: as R.gemm accumulates)
-        if accumulate {
-            let sum = scratch(n * inp)
-            R.gemmNN(dy.p, w.effective.p, sum.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
-            add(dx, sum, count: n * inp)
-        } else {
-            R.gemmNN(dy.p, w.effective.p, dx.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+        let ew = effective(w)
+        withExtendedLifetime(ew) {
+            if accumulate {
+                let sum = scratch(n * inp)
+                R.gemmNN(dy.p, ew.p, sum.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+                add(dx, sum, count: n * inp)
+            } else {
+                R.gemmNN(dy.p, ew.p, dx.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+            }
         }
         if let (g, fresh) = w.gradForWrite() {
             // W.grad[out, inp] (+)= dy^T[out, n] · x[n, inp]; written outright after zeroGrad.
@@ -354,7 +483,9 @@ public final class TrainModel<R: TrainScalar> {
     /// RMSNorm (Llama) or LayerNorm (GPT-2, when `mean` is given) of each row, as the runtime computes them.
     /// Rows are independent: they are split over the threads.
     func norm(_ x: Buf<R>, _ out: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?) {
-        let h = config.hiddenSize, eps = R(config.normEps), wp = w.effective.p
+        let h = config.hiddenSize, eps = R(config.normEps), ew = effective(w), wp = ew.p
+        let eb = b.map { effective($0) }
+        defer { withExtendedLifetime((ew, eb)) {} }
         parallelRanges(rows, threads: threads, cost: h) { rowRange in
             for t in rowRange {
                 let xr = x.p + t * h, o = out.p + t * h
@@ -365,7 +496,8 @@ public final class TrainModel<R: TrainScalar> {
                     var v: R = 0
                     for j in 0 ..< h { v += (xr[j] - mu) * (xr[j] - mu) }
                     let r = 1 / (v / R(h) + eps).squareRoot()
-                    for j in 0 ..< h { o[j] = (xr[j] - mu) * r * wp[j] + b.effective.p[j] }
+                    let bp = eb!.p
+                    for j in 0 ..< h { o[j] = (xr[j] - mu) * r * wp[j] + bp[j] }
                     mean.p[t] = mu
                     rstd.p[t] = r
                 } else {
@@ -382,7 +514,8 @@ public final class TrainModel<R: TrainScalar> {
     /// dx += d(norm)/dx · dy; weight (and bias) gradients when trainable. dx is split over the
     /// threads by rows; the weight gradients by columns, each summed over the rows in order.
     func normBackward(_ dy: Buf<R>, x: Buf<R>, rows: Int, _ w: Param<R>, _ b: Param<R>?, rstd: Buf<R>, mean: Buf<R>?, dx: Buf<R>) {
-        let h = config.hiddenSize, wp = w.effective.p, hn = R(h)
+        let h = config.hiddenSize, ew = effective(w), wp = ew.p, hn = R(h)
+        defer { withExtendedLifetime(ew) {} }
         parallelRanges(rows, threads: threads, cost: h) { rowRange in
             for t in rowRange {
                 let xr = x.p + t * h, d = dy.p + t * h, o = dx.p + t * h, r = rstd.p[t]

@@ -29,12 +29,14 @@ public struct TrainOptions: Equatable, Sendable, Codable {
     public var evalEvery = 10
     /// Checkpoint every this many steps (and at the end) when a checkpoint folder is given.
     public var checkpointEvery = 10
+    /// How AdamW stores its moments (bf16: 4 bytes per trained weight instead of 8).
+    public var moments = MomentPrecision.bf16
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case steps, batch, length, lr, warmup, weightDecay = "weight_decay", clip, temperature, alpha, seed
-        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every"
+        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments
     }
 }
 
@@ -126,6 +128,7 @@ public final class Trainer {
         c.clip = options.clip
         c.totalSteps = options.steps
         c.warmupSteps = Int((Double(options.steps) * options.warmup).rounded())
+        c.moments = options.moments
         optimizer = AdamW(params: model.params, config: c)
     }
 

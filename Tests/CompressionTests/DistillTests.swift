@@ -3,6 +3,7 @@ import Checkpoint
 import EdgeFormat
 import EdgeRuntime
 import TestSupport
+import Training
 import XCTest
 
 /// The distill pass inside the pipeline, on the trained fixtures (trained on the Constitution;
@@ -116,5 +117,66 @@ final class DistillTests: TempDirTestCase {
         let two = try EdgeFile(path: tmp.appendingPathComponent("two.edge").path)
         XCTAssertEqual(one.tensors.count, two.tensors.count)
         for (x, y) in zip(one.tensors, two.tensors) { XCTAssertEqual(try one.floats(of: x), try two.floats(of: y), x.name) }
+    }
+
+    /// After layer-by-layer pruning (SparseGPT), the student takes the pruned model the pipeline
+    /// holds instead of copying it; the file is the same, byte for byte, as when it copies.
+    func testTakingThePrunedModelWritesTheSameFile() throws {
+        let sparsegpt = #"{"pass": "sparsegpt_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
+        let short = #"{"pass": "distill", "steps": 3, "batch": 2, "length": 32, "eval_every": 0, "kinds": ["linear", "norm", "embedding"]}"#
+        let (r, path) = try recipe([sparsegpt, Self.int8, short, Self.pack].joined(separator: ","))
+        var outputs: [Data] = []
+        var records: [JSONValue] = []
+        for offer in [true, false] {
+            var pipeline = Pipeline(recipe: r, recipeFile: path)
+            pipeline.offersLatentModel = offer
+            let out = tmp.appendingPathComponent("o\(offer).edge").path
+            let s = try pipeline.run(input: fixture("tiny-llama"), output: out, calibrationText: fixture("text/us-constitution.txt"))
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: out)))
+            records.append(try XCTUnwrap(s.records.first { $0["pass"]?.stringValue == "distill" }))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        XCTAssertEqual(records[0], records[1])
+        XCTAssertGreaterThan(try XCTUnwrap(records[0]["tensors"]?.doubleValue), 0)
+    }
+
+    /// The distill pass moves the values it is offered into the student and gives them back
+    /// trained (frozen tensors unchanged), keeping no second copy of its own.
+    func testDistillTakesAndGivesBackTheHeldModel() throws {
+        let graph = ModelGraph(try Checkpoint.open(fixture("tiny-llama")))
+        let store = LatentModel()
+        var before: [String: [Float]] = [:]
+        for t in graph.tensors {
+            before[t.name] = try t.floats()
+            store.give(t.name, before[t.name]!)
+        }
+        var context = PassContext(config: graph.config, index: 0, recipeFile: "test")
+        context.calibrationText = try CalibrationText.load(path: fixture("text/us-constitution.txt"))
+        context.input = graph
+        context.latent = store
+        var o = Training.TrainOptions()
+        o.steps = 2
+        o.batch = 2
+        o.length = 32
+        o.evalEvery = 0
+        var d = Distill(options: o, selector: TensorSelector(kinds: [.linear]))
+        try d.prepare(graph: graph, context: context)
+        XCTAssertTrue(d.trained.isEmpty, "trained values went back to the held model, not into a copy")
+        var changed = 0
+        for t in graph.tensors {
+            let after = try store.values(t.name)
+            if d.trainedInStore.contains(t.name) {
+                if after != before[t.name] { changed += 1 }
+            } else {
+                XCTAssertEqual(after, before[t.name], "\(t.name) is frozen")
+            }
+        }
+        XCTAssertGreaterThan(changed, 0)
+        XCTAssertEqual(d.trainedInStore.count, graph.tensors.filter { TensorName.kind(of: $0.name) == .linear }.count)
+        XCTAssertNil(store.take("no.such.tensor"))
+        _ = store.take(graph.tensors[0].name)
+        XCTAssertThrowsError(try store.values(graph.tensors[0].name)) {
+            XCTAssertTrue("\($0)".contains(graph.tensors[0].name), "\($0)")
+        }
     }
 }

@@ -34,8 +34,20 @@ final class MemoryEstimateTests: TempDirTestCase {
         let P = graph.tensors.reduce(0) { $0 + $1.count }
         // On the tiny model 32768 calibration tokens cost more than training; on SmolLM2 distill dominates.
         XCTAssertEqual(Set(distill.phases.keys), ["stream", "calibration", "distill"])
-        XCTAssertGreaterThan(distill.phases["distill"]!, MemoryEstimate.base + 29 * P, "teacher, latent model, student, gradients, AdamW state, masks")
+        XCTAssertGreaterThan(distill.phases["distill"]!, MemoryEstimate.base + 15 * P, "teacher (f16), student values and gradients, bf16 AdamW moments, encoded weights")
         XCTAssertEqual(distill.bytes, distill.phases.values.max())
+        // f32 moments cost 4 more bytes per trained weight (here every weight trains).
+        var fields = try XCTUnwrap(JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: recipePath("distill-prune50-int8")))).objectValue)
+        var passes = try XCTUnwrap(fields["passes"]?.arrayValue)
+        let d = try XCTUnwrap(passes.firstIndex { $0["pass"]?.stringValue == "distill" })
+        var o = try XCTUnwrap(passes[d].objectValue)
+        o["moments"] = .string("f32")
+        passes[d] = .object(o)
+        fields["passes"] = .array(passes)
+        let path = tmp.appendingPathComponent("f32-moments.json").path
+        try Data(JSONValue.object(fields).compactString.utf8).write(to: URL(fileURLWithPath: path))
+        let wide = try Pipeline(recipe: try Recipe.load(path: path), recipeFile: path).memoryEstimate(graph: graph)
+        XCTAssertEqual(wide.phases["distill"]! - distill.phases["distill"]!, 4 * P)
     }
 
     func testRecipeOverTheLimitIsRefusedBeforeAnyWork() throws {

@@ -56,7 +56,7 @@ struct ToyRewrite: Pass {
         sawInput = context.input != nil
         masked = context.masked
         for t in graph.tensors where context.encoders[t.name] != nil {
-            encoded[t.name] = try context.encoders[t.name]!(Self.ramp(t.count))
+            encoded[t.name] = try context.encoders[t.name]!(Self.ramp(t.count)).values
         }
     }
 

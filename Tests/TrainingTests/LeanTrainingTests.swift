@@ -1,0 +1,154 @@
+import EdgeFormat
+import TestSupport
+import XCTest
+@testable import Training
+
+/// The memory savers of training (issue 14): fake-quantized weights kept in their encoding,
+/// bf16 AdamW moments with stochastic rounding, one-bit masks. Each is checked against the plain
+/// f32 form it replaces.
+final class LeanTrainingTests: XCTestCase {
+    /// Symmetric int8 per row, as the quantize pass stores it: the dequantized values and their q8 encoding.
+    static func int8(_ name: String, shape: [Int]) -> ([Float]) throws -> FakeQuantized<Float> {
+        { values in
+            let rows = shape[0], cols = shape[1]
+            var q = [UInt8](repeating: 0, count: values.count), scales = [Float](repeating: 0, count: rows)
+            var out = values
+            for r in 0 ..< rows {
+                let maxAbs = (0 ..< cols).map { abs(values[r * cols + $0]) }.max() ?? 0
+                let s = maxAbs > 0 ? maxAbs / 127 : 1
+                scales[r] = s
+                for j in 0 ..< cols {
+                    let c = max(-127, min(127, (values[r * cols + j] / s).rounded()))
+                    q[r * cols + j] = UInt8(bitPattern: Int8(c))
+                    out[r * cols + j] = c * s
+                }
+            }
+            return FakeQuantized(values: out, encoded: .q8(name: name, rows: rows, cols: cols, q: q, scales: scales, zeros: nil))
+        }
+    }
+
+    func quantizedStudent(_ f: Fixture, keepEncoded: Bool) throws -> TrainModel<Float> {
+        let m = try f.student(trainable: { _ in true })
+        m.keepsEncodedWeights = keepEncoded
+        for p in m.params where p.shape.count == 2 { m.quantizers[p.name] = Self.int8(p.name, shape: p.shape) }
+        try m.refresh()
+        return m
+    }
+
+    /// Keeping the fake-quantized weights encoded changes nothing: the same logits and gradients,
+    /// bit for bit, as keeping them as f32 values; and the matrices are held encoded (a quarter of the bytes).
+    func testEncodedFakeQuantizedWeightsGiveTheSameGradients() throws {
+        let f = try Fixture("tiny-llama")
+        let a = try quantizedStudent(f, keepEncoded: true), b = try quantizedStudent(f, keepEncoded: false)
+        var encoded = 0
+        for p in a.params where p.shape.count == 2 {
+            if case .encoded = p.effective { encoded += 1 } else { XCTFail("\(p.name) is not kept encoded") }
+        }
+        XCTAssertGreaterThan(encoded, 0)
+        for p in b.params where p.shape.count == 2 {
+            guard case .values = p.effective else { return XCTFail("\(p.name): keepsEncodedWeights off keeps values") }
+        }
+        let ids = Array(try f.tokens().prefix(48))
+        for m in [a, b] { m.zeroGrad() }
+        let (la, ca) = a.forward([ids]), (lb, cb) = b.forward([ids])
+        XCTAssertEqual(la.array, lb.array, "logits")
+        XCTAssertNotEqual(la.array, try f.student(trainable: { _ in true }).forward([ids]).logits.array, "fake quantization changes the logits")
+        a.backward(la, cache: ca)
+        b.backward(lb, cache: cb)
+        for (pa, pb) in zip(a.params, b.params) { XCTAssertEqual(pa.grad?.array, pb.grad?.array, pa.name) }
+    }
+
+    /// An encoding that does not decode to the fake-quantized values is not trusted: the values are kept.
+    func testAnEncodingThatDisagreesIsNotKept() throws {
+        let f = try Fixture("tiny-llama")
+        let m = try f.student(trainable: { _ in true })
+        let p = try XCTUnwrap(m.params.first { $0.shape.count == 2 && $0.name.hasPrefix("blk.") })
+        let q = Self.int8(p.name, shape: p.shape)
+        m.quantizers[p.name] = { v in
+            var r = try q(v)
+            r.values[0] += 1  // no longer what the payload holds
+            return r
+        }
+        try m.refresh()
+        guard case .values = p.effective else { return XCTFail("kept an encoding that decodes to other values") }
+    }
+
+    /// bf16 moments follow f32 moments: on the fixture, 30 AdamW steps from the same gradients stay
+    /// within a small fraction of the distance the weights moved.
+    func testBF16MomentsTrackF32() throws {
+        let f = try Fixture("tiny-llama")
+        var opts = TrainOptions()
+        opts.steps = 12
+        opts.batch = 2
+        opts.length = 32
+        opts.lr = 1e-3
+        opts.evalEvery = 0
+        var finals: [MomentPrecision: [[Float]]] = [:]
+        for precision in MomentPrecision.allCases {
+            opts.moments = precision
+            let m = try f.student()
+            let t = try Trainer(model: m, tokens: try f.tokens(), options: opts) { try f.runtime.logits($0) }
+            XCTAssertEqual(t.optimizer.momentBytes, t.optimizer.params.reduce(0) { $0 + $1.value.count } * (precision == .f32 ? 8 : 4))
+            _ = try t.run()
+            finals[precision] = m.params.filter(\.trainable).map(\.value.array)
+        }
+        let start = try f.student().params.filter(\.trainable).map(\.value.array)
+        var moved = 0.0, apart = 0.0
+        for (i, s) in start.enumerated() {
+            for j in s.indices {
+                let a = Double(finals[.f32]![i][j]), b = Double(finals[.bf16]![i][j])
+                moved += (a - Double(s[j])) * (a - Double(s[j]))
+                apart += (a - b) * (a - b)
+            }
+        }
+        XCTAssertGreaterThan(moved, 0)
+        XCTAssertLessThan(apart.squareRoot(), 0.05 * moved.squareRoot(), "bf16 moments drift from f32: \(apart.squareRoot()) vs moved \(moved.squareRoot())")
+    }
+
+    /// Stochastic rounding keeps the second moment growing where round-to-nearest bf16 would stall:
+    /// a constant gradient of 1 for 3000 steps gives v = 1 - 0.999^3000 = 0.95; nearest rounding
+    /// stops near 0.4 (the increments fall below half a bf16 step).
+    func testStochasticRoundingDoesNotStall() throws {
+        let n = 1024
+        let p = Param<Float>(name: "w", shape: [n], values: [Float](repeating: 0, count: n), trainable: true, mask: nil)
+        var c = AdamW<Float>.Config(lr: 0)
+        c.moments = .bf16
+        c.clip = 0
+        c.totalSteps = 3000
+        let o = AdamW(params: [p], config: c)
+        for _ in 0 ..< 3000 {
+            p.grad!.p.update(repeating: 1, count: n)
+            o.update()
+        }
+        let v = o.v[0].floats
+        let mean = v.reduce(0) { $0 + Double($1) } / Double(n)
+        let exact = 1 - pow(0.999, 3000.0)
+        XCTAssertEqual(mean, exact, accuracy: 0.01 * exact, "mean second moment \(mean), exact \(exact)")
+        // Nearest rounding of the same recurrence stalls well below.
+        var nearest: Float = 0
+        for _ in 0 ..< 3000 { nearest = Float(bitPattern: UInt32(roundBF16(0.999 * nearest + 0.001, noise: 0x7FFF)) << 16) }
+        XCTAssertLessThan(Double(nearest), 0.8 * exact, "the test would not tell stochastic from nearest rounding")
+        let m = o.m[0].floats
+        XCTAssertEqual(m.reduce(0) { $0 + Double($1) } / Double(n), 1, accuracy: 0.01)
+    }
+
+    /// A bf16 checkpoint restores the moments exactly (they are written widened to f32).
+    func testBF16MomentsRoundTripThroughF32() {
+        let values: [Float] = [0, 1, -1, 3.140625, 1e-30, -7.5e12, .infinity]
+        let m = AdamW<Float>.Moment(count: values.count, precision: .bf16)
+        values.withUnsafeBufferPointer { m.load($0) }
+        let once = m.floats
+        once.withUnsafeBufferPointer { m.load($0) }
+        XCTAssertEqual(m.floats, once)
+        XCTAssertEqual(once[1], 1)
+        XCTAssertEqual(once[3], 3.140625)
+    }
+
+    func testBitMask() {
+        let bools = (0 ..< 200).map { $0 % 3 == 0 || $0 == 199 }
+        let m = BitMask(bools)
+        XCTAssertEqual(m.count, 200)
+        for i in bools.indices { XCTAssertEqual(m[i], bools[i], "bit \(i)") }
+        XCTAssertEqual(m.words.count, 4)
+    }
+}

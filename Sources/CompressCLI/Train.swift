@@ -36,6 +36,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Fraction of the text held out for perplexity.") var heldOut = 0.1
     @Option(name: .long, help: "Held-out perplexity every N steps (0: start and end only).") var evalEvery = 0
     @Option(name: .long, help: "Folder for checkpoints: a run started again with the same folder resumes.") var checkpointDir: String?
+    @Option(name: .long, help: "How AdamW stores its moments: f32, or bf16 (half their memory, stochastic rounding). f32 by default, as the fixtures were trained.")
+    var moments = "f32"
     @Flag(name: .long, help: "Print a JSON summary on stdout.") var json = false
     @OptionGroup var kernel: KernelOptions
 
@@ -46,8 +48,12 @@ struct TrainCommand: ParsableCommand {
                            ("--seed", seed >= 0), ("--held-out", heldOut > 0 && heldOut < 1), ("--eval-every", evalEvery >= 0)] where !ok {
             throw UsageError("\(name) is out of range (see compress train --help)")
         }
+        guard let momentPrecision = MomentPrecision(rawValue: moments) else {
+            throw UsageError("--moments must be f32 or bf16, not \(Excerpt.quoted(moments))")
+        }
         try kernel.apply()
         var o = TrainOptions()
+        o.moments = momentPrecision
         o.steps = steps
         o.batch = batch
         o.length = length

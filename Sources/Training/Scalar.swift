@@ -31,9 +31,20 @@ let parallelWork = 1 << 18
     if chunks <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
 }
 
-/// Rows of C per block when a product is added to C (`accumulate`): blocks of about 4 MB of
-/// temporary instead of a whole second C (the tied head's weight gradient is 113 MB on SmolLM2).
-@inline(__always) func accumulateRows(m: Int, n: Int) -> Int { max(1, min(m, (1 << 20) / max(1, n))) }
+/// C[m, n] += A[m, k] · (B), the product made apart and then added, a block of C's rows at a time
+/// (each row of C is its own product, so blocks change nothing): about 4 MB of temporary instead of
+/// a whole second C (the tied head's weight gradient is 113 MB on SmolLM2).
+/// `product(rows of A, out, row count)` writes that block's product to `out`.
+func addByRowBlocks(_ a: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int,
+                    _ product: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
+    let rows = max(1, min(m, (1 << 20) / max(1, n))), tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
+    defer { tmp.deallocate() }
+    for r0 in stride(from: 0, to: m, by: rows) {
+        let mr = min(rows, m - r0)
+        product(a + r0 * k, tmp, mr)
+        edge_add(c + r0 * n, tmp, mr * n)
+    }
+}
 
 /// Elementwise work below this many items per thread runs on one thread.
 let parallelItems = 1 << 14
@@ -55,15 +66,7 @@ extension Float: TrainScalar {
             return
         }
         if accumulate {
-            // The sum made apart, then added, a block of rows at a time (each row is its own product).
-            let rows = accumulateRows(m: m, n: n), tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
-            defer { tmp.deallocate() }
-            for r0 in stride(from: 0, to: m, by: rows) {
-                let mr = min(rows, m - r0)
-                gemm(a + r0 * k, b, tmp, m: mr, n: n, k: k, accumulate: false, threads: threads)
-                edge_add(c + r0 * n, tmp, mr * n)
-            }
-            return
+            return addByRowBlocks(a, c, m: m, n: n, k: k) { gemm($0, b, $1, m: $2, n: n, k: k, accumulate: false, threads: threads) }
         }
         let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
         parallel(chunks) { i in
@@ -78,14 +81,7 @@ extension Float: TrainScalar {
             return
         }
         if accumulate {
-            let rows = accumulateRows(m: m, n: n), tmp = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
-            defer { tmp.deallocate() }
-            for r0 in stride(from: 0, to: m, by: rows) {
-                let mr = min(rows, m - r0)
-                gemmNN(a + r0 * k, b, tmp, m: mr, n: n, k: k, accumulate: false, threads: threads)
-                edge_add(c + r0 * n, tmp, mr * n)
-            }
-            return
+            return addByRowBlocks(a, c, m: m, n: n, k: k) { gemmNN($0, b, $1, m: $2, n: n, k: k, accumulate: false, threads: threads) }
         }
         let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
         parallel(chunks) { i in

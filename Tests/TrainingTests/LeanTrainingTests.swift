@@ -1,4 +1,5 @@
 import EdgeFormat
+import EdgeRuntime
 import TestSupport
 import XCTest
 @testable import Training
@@ -150,5 +151,26 @@ final class LeanTrainingTests: XCTestCase {
         XCTAssertEqual(m.count, 200)
         for i in bools.indices { XCTAssertEqual(m[i], bools[i], "bit \(i)") }
         XCTAssertEqual(m.words.count, 4)
+    }
+
+    /// A product added to C in blocks of rows (a small temporary) is the product added at once.
+    func testAccumulatingByRowBlocksIsExact() {
+        let m = 3000, n = 400, k = 24  // 1.2 M outputs: three blocks
+        var rng = SplitMix64(seed: 7)
+        func randoms(_ count: Int) -> [Float] { (0 ..< count).map { _ in Float(Int(rng.next() % 2001) - 1000) / 997 } }
+        let a = randoms(m * k), bt = randoms(n * k), bn = randoms(k * n), c0 = randoms(m * n)
+        for nn in [false, true] {
+            var blocks = c0, whole = [Float](repeating: 0, count: m * n)
+            let b = nn ? bn : bt
+            if nn {
+                Float.gemmNN(a, b, &blocks, m: m, n: n, k: k, accumulate: true, threads: 2)
+                Float.gemmNN(a, b, &whole, m: m, n: n, k: k, accumulate: false, threads: 2)
+            } else {
+                Float.gemm(a, b, &blocks, m: m, n: n, k: k, accumulate: true, threads: 2)
+                Float.gemm(a, b, &whole, m: m, n: n, k: k, accumulate: false, threads: 2)
+            }
+            for i in whole.indices { whole[i] += c0[i] }
+            XCTAssertEqual(blocks, whole, nn ? "gemmNN" : "gemm")
+        }
     }
 }

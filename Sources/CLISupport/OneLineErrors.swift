@@ -21,7 +21,9 @@ extension ParsableCommand {
         do {
             try command.run()
             exit()
-        } catch let error where error is ExitCode || error is CleanExit || error is ValidationError {
+        } catch let error where error is ExitCode || error is CleanExit || error is ValidationError
+            // ArgumentParser's own requests: `--help` parses as its help command, whose run throws one.
+            || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
             exit(withError: error)
         } catch {
             let line = "Error: " + Excerpt.oneLine(String(describing: error), limit: 293) + "\n"

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import EdgeFormat
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -33,16 +38,16 @@ public final class ProgressBar {
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let eta = done > 0 && done < total ? " eta \(Self.time(elapsed / frac - elapsed))" : ""
         let shown = item.count > 56 ? "…" + item.suffix(55) : item
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) \(Self.time(elapsed))\(eta) \(shown)".utf8))
+        writeStandardError("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) \(Self.time(elapsed))\(eta) \(shown)")
         drawn = true
     }
 
     /// Clears the bar if it was drawn.
     public func finish() {
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if drawn { writeStandardError("\r\u{1B}[K") }
     }
 
     static func time(_ s: Double) -> String {
-        s < 60 ? String(format: "%.1fs", s) : String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60)
+        s < 60 ? cFormat("%.1fs", s) : cFormat("%ldm%02lds", Int(s) / 60, Int(s) % 60)
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,7 +20,7 @@ public final class AtomicOutput {
     private var committed = false
     public private(set) var bytesWritten: Int = 0
 
-    private static let lock = NSLock()
+    private static let lock = MutexLock()
     nonisolated(unsafe) private static var pending: Set<String> = []
 
     /// Opens a temporary file beside `destination`.
@@ -31,8 +35,7 @@ public final class AtomicOutput {
         }
         self.destination = dest.path
         let dir = dest.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+        guard isDirectory(dir) else {
             throw FormatError.io(file: destination, what: "output folder \(dir) does not exist")
         }
         temporaryPath = dir + "/." + dest.lastPathComponent + ".tmp-\(getpid())"
@@ -149,15 +152,14 @@ public final class AtomicFolder {
 
     /// Moves every staged file into the destination.
     public func commit() throws {
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: destination, isDirectory: &isDir) {
+        if !FileManager.default.fileExists(atPath: destination) {
             guard rename(stagingPath, destination) == 0 else {
                 let msg = String(cString: strerror(errno))
                 abandon()
                 throw FormatError.io(file: destination, what: "cannot move the output folder into place: \(msg)")
             }
         } else {
-            guard isDir.boolValue else {
+            guard isDirectory(destination) else {
                 abandon()
                 throw FormatError.io(file: destination, what: "exists and is not a folder")
             }

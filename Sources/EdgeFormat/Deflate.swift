@@ -1,5 +1,9 @@
 import CZlib
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// zlib's CRC-32 (ISO-HDLC: reflected polynomial 0xEDB88320, initial value 0, final xor built in;
 /// the checksum of "123456789" is 0xCBF43926). The `.edge` checksum of the header and of every item.

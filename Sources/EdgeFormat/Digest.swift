@@ -1,5 +1,9 @@
 import EdgeKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Incremental SHA-256 (the C implementation in EdgeKernels), hex output.
 public struct SHA256 {
@@ -22,7 +26,7 @@ public struct SHA256 {
         return out
     }
 
-    public mutating func hexDigest() -> String { finalize().map { String(format: "%02x", $0) }.joined() }
+    public mutating func hexDigest() -> String { hexString(finalize()) }
 
     /// SHA-256 of `bytes` as lowercase hex.
     public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {

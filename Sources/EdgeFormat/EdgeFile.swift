@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An opened, fully validated `.edge` file (docs/edge-format.md). The file is memory-mapped;
 /// uncompressed payloads are served straight from the mapping, deflated ones are inflated on
@@ -24,7 +28,7 @@ public final class EdgeFile: @unchecked Sendable {
     /// Each tensor's payload layout, resolved once at validation (same order as `tensors`).
     private let layouts: [PayloadLayout]
     private let blobIndex: [String: Int]
-    private let lock = NSLock()
+    private let lock = MutexLock()
     private var inflated: [String: UnsafeMutableRawBufferPointer] = [:]
 
     /// The model config from the header.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A tensor or a blob of an `.edge` file, for messages.
 public enum EdgeItem: Equatable, Sendable, CustomStringConvertible {
@@ -69,7 +73,7 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .io(file, why): return "\(file): \(why)"
         case let .notEdgeFile(file, found):
-            let shown = found.map { String(format: "%02x", $0) }.joined(separator: " ")
+            let shown = hexString(found, separator: " ")
             return "\(file): not an .edge file (the first bytes are \(shown.isEmpty ? "absent" : shown); an .edge file starts with 45 44 47 45 0d 0a 1a 0a, \"EDGE\\r\\n\\x1a\\n\")"
         case let .truncated(file, what, needed, size):
             return "\(file): truncated: \(what) needs the file to be at least \(needed) bytes, but it has \(size)"

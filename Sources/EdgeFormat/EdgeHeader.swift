@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The fixed 64 bytes at the start of every `.edge` file (docs/edge-format.md, "Preamble").
 ///

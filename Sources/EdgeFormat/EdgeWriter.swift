@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Streams an `.edge` file: a placeholder preamble, then each tensor or blob as it is added (at
 /// the next 64-byte boundary), then the header JSON, then the real preamble patched in. Nothing

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An arbitrary JSON value: recipes, pass records and metrics stored in an `.edge` file's
 /// provenance, and the tree the `.edge` header is decoded from.

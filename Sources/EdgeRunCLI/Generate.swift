@@ -1,7 +1,12 @@
 import CLISupport
 import ArgumentParser
+import EdgeFormat
 import EdgeRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `edge-run generate MODEL --prompt P`: continue a prompt, streaming the text to stdout.
 struct GenerateCommand: ParsableCommand {
@@ -42,8 +47,8 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let m = try runtime.open(model)
         let options = GenerationOptions(maxTokens: n, temperature: temperature, topK: topK, seed: seed, stopAtEOS: !ignoreEOS)
-        FileHandle.standardOutput.write(Data(prompt.utf8))
-        _ = try m.generate(text: prompt, options: options) { FileHandle.standardOutput.write(Data($0.utf8)) }
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        writeStandardOutput(prompt)
+        _ = try m.generate(text: prompt, options: options) { writeStandardOutput($0) }
+        writeStandardOutput("\n")
     }
 }

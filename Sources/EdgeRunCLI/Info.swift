@@ -2,7 +2,11 @@ import ArgumentParser
 import EdgeFormat
 import EdgeKernels
 import EdgeRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `edge-run info MODEL`: validate an `.edge` file fully and summarize it.
 struct InfoCommand: ParsableCommand {
@@ -35,9 +39,9 @@ struct InfoCommand: ParsableCommand {
             values += t.count
             bytes += t.payloadLength
         }
-        print(String(format: "weights: %d values in %d payload bytes, %.3f bits/weight", values, bytes, values > 0 ? Double(bytes * 8) / Double(values) : 0))
+        print(cFormat("weights: %ld values in %ld payload bytes, %.3f bits/weight", values, bytes, values > 0 ? Double(bytes * 8) / Double(values) : 0))
         for (key, e) in byEncoding.sorted(by: { $0.key < $1.key }) {
-            print(String(format: "  %-16@ %4d tensors %12d values %.3f bits/weight", key as NSString, e.tensors, e.values, Double(e.bytes * 8) / Double(max(1, e.values))))
+            print("  " + key + String(repeating: " ", count: max(0, 16 - key.count)) + cFormat(" %4ld tensors %12ld values %.3f bits/weight", e.tensors, e.values, Double(e.bytes * 8) / Double(max(1, e.values))))
         }
         if let tok = m.tokenizer {
             print("tokenizer: \(tok.vocabularySize) tokens, BOS \(m.addsBOS ? "\(m.bosTokenID.map(String.init) ?? "?") added" : "not added")")

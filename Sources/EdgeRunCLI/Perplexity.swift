@@ -2,7 +2,11 @@ import ArgumentParser
 import CLISupport
 import EdgeFormat
 import EdgeRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `edge-run perplexity MODEL --text FILE`: llama.cpp's perplexity convention with the bundled runtime.
 struct PerplexityCommand: ParsableCommand {
@@ -51,7 +55,7 @@ struct PerplexityCommand: ParsableCommand {
             o["kernels"] = KernelInfo.current(batchTokens: n).jsonValue
             print(JSONValue.object(o).prettyText())
         } else {
-            print(String(format: "perplexity %.4f over %d scored tokens (%d chunks of %d, %d tokens), %.1f tokens/s, %.2f s",
+            print(cFormat("perplexity %.4f over %ld scored tokens (%ld chunks of %ld, %ld tokens), %.1f tokens/s, %.2f s",
                          r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)")
         }
     }

@@ -2,7 +2,11 @@ import ArgumentParser
 import CLISupport
 import EdgeFormat
 import EdgeRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `edge-run`: the runtime-only tool. It links EdgeRuntime (format + kernels) and nothing of the
 /// compressor, which proves a device can run `.edge` files with the runtime alone.

@@ -1,7 +1,11 @@
 import Dispatch
 import EdgeFormat
 import EdgeKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Keys and values of the positions seen so far, per layer: K and V are each [capacity, kv_dim(layer)]
 /// float32, position-major. A forward pass appends its tokens' keys and values; `reset()` starts over.

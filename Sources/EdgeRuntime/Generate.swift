@@ -1,4 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a small seeded generator, so sampled generations (and
 /// training's shuffles) repeat exactly for a seed on every platform. The toolchain's one seeded generator.

@@ -1,5 +1,9 @@
 import EdgeFormat
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What the runtime refuses or cannot do. `description` is the one line the CLI prints.
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {

@@ -1,4 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The outcome of a perplexity run (llama.cpp's `llama-perplexity` convention).
 public struct PerplexityResult: Codable, Equatable, Sendable {
@@ -142,7 +153,7 @@ extension EdgeModel {
     public static func negativeLogLikelihood(_ logits: UnsafeBufferPointer<Float>, target: Int) -> Double {
         let m = logits.max() ?? 0
         var sum = 0.0
-        for l in logits { sum += Double(Foundation.exp(l - m)) }
+        for l in logits { sum += Double(exp(l - m)) }
         return log(sum) + Double(m) - Double(logits[target])
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Why a text file (evaluation, calibration or training text) cannot be used. `description` is
 /// the one line the CLIs print.

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import EdgeFormat
 
 /// One merge rule: the rank (its line in `merges`, lower merges first) and the id it produces.
 struct _Merge {
@@ -28,7 +33,7 @@ final class _BPEModel: @unchecked Sendable {
     /// Entries kept in the word cache; once full, new words are no longer added.
     private static let cacheCapacity = 10_000
     private var cache: [[UInt8]: [Int32]] = [:]
-    private let cacheLock = NSLock()
+    private let cacheLock = MutexLock()
 
     init(vocab: [[UInt8]: Int32], merges: [UInt64: _Merge], unkID: Int32?, fuseUnk: Bool, ignoreMerges: Bool) {
         self.vocab = vocab

@@ -1,5 +1,9 @@
 import EdgeFormat
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A JSON object with its dotted path, so every error names the field it is about.
 struct _JSONObject {
@@ -219,7 +223,7 @@ struct _TokenizerConfig {
         }
         if regex == _gpt2Pattern { return _SplitStep(pattern: .gpt2, behavior: behavior, invert: invert) }
         do {
-            let compiled = try NSRegularExpression(pattern: _icuPattern(regex))
+            let compiled = try Regex(_icuPattern(regex)).matchingSemantics(.unicodeScalar)
             return _SplitStep(pattern: .regex(compiled), behavior: behavior, invert: invert)
         } catch {
             throw TokenizerError.invalidValue(field: pattern.field("Regex"),

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// GPT-2's pre-tokenizer regex, as `ByteLevel(use_regex: true)` applies it.
 let _gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
@@ -19,8 +23,8 @@ enum _SplitPattern {
     case literal([Unicode.Scalar])
     /// GPT-2's regex, matched by the hand-written scanner `_gpt2Split`.
     case gpt2
-    /// Any other regex (`{"Regex": "..."}`), matched with NSRegularExpression.
-    case regex(NSRegularExpression)
+    /// Any other regex (`{"Regex": "..."}`), matched by the standard library's `Regex` on Unicode scalars.
+    case regex(Regex<AnyRegexOutput>)
     /// One match per numeric character (Rust's `char::is_numeric`: categories Nd, Nl, No).
     case numeric
 }
@@ -230,8 +234,11 @@ func _gpt2Split(_ s: ArraySlice<Unicode.Scalar>) -> [Range<Int>] {
 
 // MARK: - Regex splitting
 
-/// Rewrites an Oniguruma pattern for ICU: `\s` / `\S` become `\p{White_Space}` / `\P{White_Space}`
-/// (ICU's `\s` leaves out U+000B and U+0085, Oniguruma's does not).
+/// Rewrites an Oniguruma pattern (what Hugging Face `tokenizers` compiles) for the standard
+/// library's `Regex`, spelling out the shorthand classes whose Unicode meaning differs between
+/// engines: `\s` / `\S` -> `\p{White_Space}` / `\P{White_Space}`; `\d` / `\D` -> `\p{Nd}` / `\P{Nd}`
+/// (decimal digits only: Swift's `\d` also takes ², ½ and Ⅻ); `\w` / `\W` -> letters, marks, decimal
+/// digits and connector punctuation, or anything else.
 func _icuPattern(_ pattern: String) -> String {
     var out = ""
     var escaped = false
@@ -240,6 +247,10 @@ func _icuPattern(_ pattern: String) -> String {
             switch ch {
             case "s": out += #"\p{White_Space}"#
             case "S": out += #"\P{White_Space}"#
+            case "d": out += #"\p{Nd}"#
+            case "D": out += #"\P{Nd}"#
+            case "w": out += #"[\p{L}\p{M}\p{Nd}\p{Pc}]"#
+            case "W": out += #"[^\p{L}\p{M}\p{Nd}\p{Pc}]"#
             default: out += "\\" + String(ch)
             }
             escaped = false
@@ -254,24 +265,22 @@ func _icuPattern(_ pattern: String) -> String {
 }
 
 /// Matches of `regex` in `piece`, as scalar index ranges.
-func _regexMatches(_ regex: NSRegularExpression, in piece: [Unicode.Scalar]) -> [Range<Int>] {
-    var string = String.UnicodeScalarView()
-    string.append(contentsOf: piece)
-    let text = String(string)
-    // utf16Start[k]: UTF-16 offset of scalar k; utf16Start[count] = total length.
-    var utf16Start = [Int](repeating: 0, count: piece.count + 1)
-    for (k, s) in piece.enumerated() { utf16Start[k + 1] = utf16Start[k] + (s.value > 0xFFFF ? 2 : 1) }
-    let length = utf16Start[piece.count]
-    func scalarIndex(_ offset: Int) -> Int {
-        // First scalar starting at or after `offset` (matches never split a surrogate pair).
-        var lo = 0, hi = piece.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if utf16Start[mid] < offset { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
+func _regexMatches(_ regex: Regex<AnyRegexOutput>, in piece: [Unicode.Scalar]) -> [Range<Int>] {
+    var view = String.UnicodeScalarView()
+    view.append(contentsOf: piece)
+    let text = String(view)
+    let scalars = text.unicodeScalars
+    var out: [Range<Int>] = []
+    // Scalar offsets, walked forward from the previous match (matches come in order).
+    var index = scalars.startIndex, offset = 0
+    func advance(to target: String.Index) -> Int {
+        offset += scalars.distance(from: index, to: target)
+        index = target
+        return offset
     }
-    return regex.matches(in: text, range: NSRange(location: 0, length: length)).map { m in
-        scalarIndex(m.range.location)..<scalarIndex(m.range.location + m.range.length)
+    for m in text.matches(of: regex) {
+        let lo = advance(to: m.range.lowerBound), hi = advance(to: m.range.upperBound)
+        out.append(lo ..< hi)
     }
+    return out
 }

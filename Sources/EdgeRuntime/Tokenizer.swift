@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` document, as used by
 /// GPT-2, SmolLM/SmolLM2 and Llama-3 style models. `encode` gives the ids Hugging Face's
@@ -150,11 +154,12 @@ public final class Tokenizer: @unchecked Sendable {
 
 /// NFC of a run of scalars.
 func _nfc(_ scalars: [Unicode.Scalar]) -> [Unicode.Scalar] {
-    // ASCII is already NFC; skip the Foundation round trip.
+    // ASCII is already NFC.
     if scalars.allSatisfy({ $0.value < 0x80 }) { return scalars }
     var view = String.UnicodeScalarView()
     view.append(contentsOf: scalars)
-    return Array(String(view).precomposedStringWithCanonicalMapping.unicodeScalars)
+    // The standard library's normalizer (the one String comparison uses), not Foundation's.
+    return Array(String(decoding: String(view)._nfcCodeUnits, as: UTF8.self).unicodeScalars)
 }
 
 @inline(__always)

@@ -1,7 +1,11 @@
 import Dispatch
 import EdgeFormat
 import EdgeKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Where a tensor's values come from. The runtime computes straight from these bytes: an encoded
 /// payload is never expanded to float32 as a whole (only single rows, e.g. embedding lookups).

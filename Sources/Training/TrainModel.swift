@@ -467,10 +467,22 @@ public final class TrainModel<R: TrainScalar> {
             }
         }
         if let (g, fresh) = w.gradForWrite() {
-            // W.grad[out, inp] (+)= dy^T[out, n] · x[n, inp]; written outright after zeroGrad.
-            let dyT = scratch(out * n)
-            R.transpose(dy.p, dyT.p, rows: n, cols: out, threads: threads)
-            R.gemmNN(dyT.p, x.p, g.p, m: out, n: inp, k: n, accumulate: !fresh, threads: threads)
+            // W.grad[out, inp] (+)= dy^T[out, n] · x[n, inp]; written outright after zeroGrad. In
+            // blocks of W's rows (each row of the gradient is its own product, so blocks change
+            // nothing): dy^T of a block, not of the whole (50 MB for SmolLM2's head and 256 tokens).
+            let block = max(1, min(out, (1 << 20) / max(1, n)))
+            let dyT = scratch(block * n)
+            for o0 in stride(from: 0, to: out, by: block) {
+                let rows = min(block, out - o0)
+                if rows == out {
+                    R.transpose(dy.p, dyT.p, rows: n, cols: out, threads: threads)
+                } else {
+                    parallelRanges(rows, threads: threads, cost: n) { rr in
+                        for o in rr { for t in 0 ..< n { dyT.p[o * n + t] = dy.p[t * out + o0 + o] } }
+                    }
+                }
+                R.gemmNN(dyT.p, x.p, g.p + o0 * inp, m: rows, n: inp, k: n, accumulate: !fresh, threads: threads)
+            }
         }
         if let bias, let g = bias.grad {
             bias.materializeGrad()

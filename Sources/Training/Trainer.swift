@@ -278,6 +278,7 @@ public final class Trainer {
                 }
             } ?? distillationLoss(logits: logits, teacher: nil, targets: Self.targets(window), vocab: V,
                                   temperature: options.temperature, alpha: 1, threads: model.threads)
+            teacherLogits = nil  // not needed by the backward pass: 4 * length * vocab bytes fewer at its peak
             guard part.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
             if picked.count > 1 {
                 let f = Float(share)

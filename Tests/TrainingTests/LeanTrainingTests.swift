@@ -173,4 +173,26 @@ final class LeanTrainingTests: XCTestCase {
             XCTAssertEqual(blocks, whole, nn ? "gemmNN" : "gemm")
         }
     }
+
+    /// A weight gradient made in blocks of rows (dy transposed a block at a time) is the gradient
+    /// made at once (whole transpose, one product), bit for bit, written or added.
+    func testWeightGradientInRowBlocksIsExact() throws {
+        let f = try Fixture("tiny-llama")
+        let m = try f.student()
+        let n = 300, out = 5000, inp = 8  // 1.5 M dy values: two blocks of rows
+        var rng = SplitMix64(seed: 11)
+        func randoms(_ count: Int) -> [Float] { (0 ..< count).map { _ in Float(Int(rng.next() % 2001) - 1000) / 997 } }
+        let dy = Buf(randoms(n * out)), x = Buf(randoms(n * inp)), w0 = randoms(out * inp)
+        let w = Param<Float>(name: "w", shape: [out, inp], values: w0, trainable: true, mask: nil)
+        var dyT = [Float](repeating: 0, count: out * n), once = [Float](repeating: 0, count: out * inp)
+        Float.transpose(dy.p, &dyT, rows: n, cols: out, threads: 2)
+        Float.gemmNN(dyT, x.p, &once, m: out, n: inp, k: n, accumulate: false, threads: 2)
+        w.gradPending = true
+        m.linearBackward(dy, input: x, rows: n, w, nil, dx: Buf(n * inp), accumulate: false)
+        XCTAssertEqual(w.grad!.array, once, "written")
+        m.linearBackward(dy, input: x, rows: n, w, nil, dx: Buf(n * inp), accumulate: false)
+        var twice = once
+        Float.gemmNN(dyT, x.p, &twice, m: out, n: inp, k: n, accumulate: true, threads: 2)
+        XCTAssertEqual(w.grad!.array, twice, "added")
+    }
 }

@@ -222,12 +222,140 @@ static AVX2 void micro_6x16(int mt, int nr, const float *x, size_t ldx, const fl
 #undef MK_ROW
 #undef MK_STORE
 
+// ---- Fused one-token kernel (decoding) ------------------------------------------------------
+// T == 1 streams each weight row once: unpacked in registers (the values unpack_* give) and summed
+// with tile_f32's float operations (8 lanes over the column block, masked tail, hsum4), one row at a
+// time, so the outputs are bit-identical to the dot path's while no dequantized buffer is written
+// and read back.
+
+/// 8 weights of row r, columns [j, j + 8), for a whole vector inside the row (and, for q4, inside one
+/// group); `vs` / `vz` hold the row's (q8) or the group's (q4) scale and zero.
+AVX2_INLINE __m256 fused_w8(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j, __m256 vs,
+                            __m256i vz) {
+    switch (kind) {
+    case EDGE_W_F32: return _mm256_loadu_ps((const float *)s->W + r * cols + j);
+    case EDGE_W_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)s->W + r * cols + j)));
+    case EDGE_W_Q8: {
+        __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)s->W + r * cols + j));
+        if (s->zero) return _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), vz)));
+        return _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)));
+    }
+    case EDGE_W_Q4: {
+        int32_t b4;
+        memcpy(&b4, (const uint8_t *)s->W + r * s->row_bytes + j / 2, 4);
+        const __m128i lo4 = _mm_set1_epi8(0x0F);
+        __m128i b = _mm_cvtsi32_si128(b4);
+        __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+        return _mm256_mul_ps(vs, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(u), vz)));
+    }
+    default: return _mm256_setzero_ps();
+    }
+}
+
+/// The scalar formula (the driver's dequant_row) for one weight.
+AVX2_INLINE float fused_w1(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j) {
+    switch (kind) {
+    case EDGE_W_F32: return ((const float *)s->W)[r * cols + j];
+    case EDGE_W_F16: return edge_f16_to_f32(((const uint16_t *)s->W)[r * cols + j]);
+    case EDGE_W_Q8: {
+        uint8_t q = ((const uint8_t *)s->W)[r * cols + j];
+        return s->zero ? s->scale[r] * (float)((int)q - (int)s->zero[r]) : s->scale[r] * (float)(int8_t)q;
+    }
+    case EDGE_W_Q4: {
+        size_t gi = r * s->groups + j / s->group_size;
+        int z = s->zero ? (int)s->zero[gi] : 8;
+        return edge_f16_to_f32(s->scale_f16[gi]) * (float)((int)edge_q4_nibble((const uint8_t *)s->W + r * s->row_bytes, j) - z);
+    }
+    default: return 0;
+    }
+}
+
+/// Rows [r, r + nr) (nr <= 4), columns [k0, k0 + kc): y[r + i] (+)= the block's dot product.
+AVX2_INLINE void fused_rows(const edge_wkind kind, const int nr, const edge_wsource *s, const float *x, float *y,
+                            size_t cols, size_t r, size_t k0, size_t kc, bool accumulate) {
+    __m256 acc[4], vs[4];
+    __m256i vz[4];
+    for (int i = 0; i < 4; i++) {
+        acc[i] = _mm256_setzero_ps();
+        vs[i] = _mm256_setzero_ps();
+        vz[i] = _mm256_setzero_si256();
+    }
+    if (kind == EDGE_W_Q8)
+        for (int i = 0; i < nr; i++) {
+            vs[i] = _mm256_set1_ps(s->scale[r + i]);
+            vz[i] = _mm256_set1_epi32(s->zero ? (int)s->zero[r + i] : 0);
+        }
+    size_t k = 0, next_group = 0;
+    for (; k + 8 <= kc; k += 8) {
+        size_t j = k0 + k;
+        if (kind == EDGE_W_Q4 && j >= next_group) {  // a new group (group_size is a multiple of 8)
+            size_t g = j / s->group_size;
+            next_group = (g + 1) * s->group_size;
+            for (int i = 0; i < nr; i++) {
+                size_t gi = (r + i) * s->groups + g;
+                vs[i] = _mm256_set1_ps(edge_f16_to_f32(s->scale_f16[gi]));
+                vz[i] = _mm256_set1_epi32(s->zero ? (int)s->zero[gi] : 8);
+            }
+        }
+        __m256 xv = _mm256_loadu_ps(x + j);
+        for (int i = 0; i < nr; i++) acc[i] = _mm256_fmadd_ps(fused_w8(kind, s, cols, r + i, j, vs[i], vz[i]), xv, acc[i]);
+    }
+    if (k < kc) {  // the block's last columns: the scalar formula, zero lanes past them (as the masked loads)
+        size_t n = kc - k;
+        __m256i m = mask8(n);
+        __m256 xv = _mm256_maskload_ps(x + k0 + k, m);
+        for (int i = 0; i < nr; i++) {
+            float w[8] = {0};
+            for (size_t l = 0; l < n; l++) w[l] = fused_w1(kind, s, cols, r + i, k0 + k + l);
+            acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w), xv, acc[i]);
+        }
+    }
+    __m256 z = _mm256_setzero_ps();
+    __m128 sum = hsum4(acc[0], nr > 1 ? acc[1] : z, nr > 2 ? acc[2] : z, nr > 3 ? acc[3] : z);
+    store_n(y + r, sum, nr, accumulate);
+}
+
+/// One row at a time (q4: four): the weight bytes are read strictly in order, which this memory system streams
+/// at several times the rate of 4 interleaved rows (whose shorter per-row streams defeat the hardware
+/// prefetcher); the next row but one is prefetched.
+AVX2_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const float *x, float *y, size_t cols,
+                            size_t r0, size_t r1) {
+    size_t kstep = edge_column_block(cols);
+    size_t row_bytes = kind == EDGE_W_F32 ? cols * 4 : kind == EDGE_W_F16 ? cols * 2 : kind == EDGE_W_Q8 ? cols : s->row_bytes;
+    size_t r = r0;
+    if (kind == EDGE_W_Q4)  // half a byte per weight: unpacking, not memory, is the limit; 4 rows interleaved
+        for (; r + 4 <= r1; r += 4) {
+            for (size_t i = 0; i < 4 && r + 4 + i < r1; i++) _mm_prefetch((const char *)s->W + (r + 4 + i) * row_bytes, _MM_HINT_T0);
+            for (size_t k0 = 0; k0 < cols; k0 += kstep)
+                fused_rows(kind, 4, s, x, y, cols, r, k0, cols - k0 < kstep ? cols - k0 : kstep, k0 > 0);
+        }
+    for (; r < r1; r++) {
+        if (r + 2 < r1) _mm_prefetch((const char *)s->W + (r + 2) * row_bytes, _MM_HINT_T0);
+        for (size_t k0 = 0; k0 < cols; k0 += kstep)
+            fused_rows(kind, 1, s, x, y, cols, r, k0, cols - k0 < kstep ? cols - k0 : kstep, k0 > 0);
+    }
+}
+
+static AVX2 bool matvec_fused(const edge_wsource *s, const float *x, float *y, size_t cols, size_t r0, size_t r1) {
+    switch (s->kind) {
+    case EDGE_W_F32: fused_kind(EDGE_W_F32, s, x, y, cols, r0, r1); return true;
+    case EDGE_W_F16: fused_kind(EDGE_W_F16, s, x, y, cols, r0, r1); return true;
+    case EDGE_W_Q8: fused_kind(EDGE_W_Q8, s, x, y, cols, r0, r1); return true;
+    case EDGE_W_Q4:
+        if (s->group_size == 0 || s->group_size % 8 != 0) return false;
+        fused_kind(EDGE_W_Q4, s, x, y, cols, r0, r1);
+        return true;
+    default: return false;
+    }
+}
+
 /// The AVX2 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx2 = {
     .dot_name = "avx2-dot-4x3", .packed_name = "avx2-packed-6x16",
     .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_6x16, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
+    .matvec = matvec_fused, .matvec_name = "avx2-fused-1x1",
 };
 
 // ---- int8 x int8 ----------------------------------------------------------------------------
@@ -539,11 +667,115 @@ static AVX2 void pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t 
     }
 }
 
+/// The few-token form of matmul_q8_i16 (decoding): no packing; each weight row is streamed once, in
+/// order (one row at a time keeps the reads sequential, which this memory system streams at several
+/// times the rate of interleaved rows), widened 16 bytes at a time (vpmovsxbw) and multiplied against
+/// each token's int16 activations with vpmaddwd into two int32 accumulators per token. The block sums
+/// are exact, so the result is bit-identical to the reference whatever the lane order. T <= I16_ROW_MT.
+enum { I16_ROW_MT = 4 };
+static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
+                                    float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t r = r0; r < r1; r++) {
+        const int8_t *w = Wq + r * cols;
+        if (r + 2 < r1) _mm_prefetch((const char *)(w + 2 * cols), _MM_HINT_T0);  // the row after next's head
+        float acc[I16_ROW_MT] = {0};
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+            __m256i s0[I16_ROW_MT], s1[I16_ROW_MT];
+            for (size_t t = 0; t < T; t++) s0[t] = s1[t] = _mm256_setzero_si256();
+            size_t k = k0;
+            for (; k + 32 <= k1; k += 32) {
+                __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + k)));
+                __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + k + 16)));
+                for (size_t t = 0; t < T; t++) {
+                    const int16_t *x = Xq + t * ld + k;
+                    s0[t] = _mm256_add_epi32(s0[t], _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)x)));
+                    s1[t] = _mm256_add_epi32(s1[t], _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(x + 16))));
+                }
+            }
+            for (size_t t = 0; t < T; t++) {
+                __m256i v = _mm256_add_epi32(s0[t], s1[t]);
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+                int32_t sum = _mm_cvtsi128_si32(h);
+                const int16_t *x = Xq + t * ld;
+                for (size_t j = k; j < k1; j++) sum += (int32_t)w[j] * (int32_t)x[j];
+                acc[t] = fmaf((float)sum, xscale[t * nb + b], acc[t]);
+            }
+        }
+        for (size_t t = 0; t < T; t++) Y[t * rows + r] = acc[t] * wscale[r];
+    }
+}
+
+/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 16 at a time
+/// unpacked to int16 (u - z) and multiplied against each token's int16 activations with vpmaddwd;
+/// per group, the eight int32 lanes are the reference's s_l (lane l of vpmaddwd covers columns
+/// 2l, 2l+1 of each 16), folded as fmaf((float)s_l, d, a_l); the final sum is the reference's order.
+static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                    const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                    size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
+    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *q = Wq + r * row_bytes;
+        if (r + 2 < r1) _mm_prefetch((const char *)(q + 2 * row_bytes), _MM_HINT_T0);
+        __m256 acc[I16_ROW_MT];
+        for (size_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+        for (size_t g = 0; g < groups; g++) {
+            size_t c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols, gi = r * groups + g;
+            int z = zero ? (int)zero[gi] : 8;
+            const __m256i vz = _mm256_set1_epi16((short)z);
+            __m256i sl[I16_ROW_MT];
+            for (size_t t = 0; t < T; t++) sl[t] = _mm256_setzero_si256();
+            size_t k = c0;
+            for (; k + 16 <= c1; k += 16) {
+                __m128i b = _mm_loadl_epi64((const __m128i *)(q + k / 2));
+                __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+                __m256i w = _mm256_sub_epi16(_mm256_cvtepu8_epi16(u), vz);
+                for (size_t t = 0; t < T; t++)
+                    sl[t] = _mm256_add_epi32(sl[t], _mm256_madd_epi16(w, _mm256_loadu_si256((const __m256i *)(Xq + t * ld + k))));
+            }
+            if (k < c1) {  // the row's last columns (fewer than 16): added to their lanes one by one
+                for (size_t t = 0; t < T; t++) {
+                    int32_t lanes[8];
+                    _mm256_storeu_si256((__m256i *)lanes, sl[t]);
+                    const int16_t *x = Xq + t * ld;
+                    for (size_t j = k; j < c1; j++) lanes[((j - c0) % 16) / 2] += ((int32_t)edge_q4_nibble(q, j) - z) * (int32_t)x[j];
+                    sl[t] = _mm256_loadu_si256((const __m256i *)lanes);
+                }
+            }
+            float sc = edge_f16_to_f32(scale_f16[gi]);
+            for (size_t t = 0; t < T; t++) {
+                float d = sc * xscale[t * nb + c0 / EDGE_I16_BLOCK];
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sl[t]), _mm256_set1_ps(d), acc[t]);
+            }
+        }
+        for (size_t t = 0; t < T; t++) Y[t * rows + r] = hsum(acc[t]);
+    }
+}
+
+static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                               size_t r0, size_t r1) {
+    if (!edge_q4_i16_supported(gs)) return;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t += I16_ROW_MT)  // more tokens: the weights are read once per 4
+        matmul_q4_i16_rows(Wq, scale_f16, zero, gs, Xq + t * ld, xscale + t * nb, Y + t * rows,
+                           T - t < I16_ROW_MT ? T - t : I16_ROW_MT, rows, cols, r0, r1);
+}
+
 static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                                size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     if (T == 0 || r0 >= r1) return;
     if (cols == 0) {
         for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    if (T <= I16_ROW_MT) {
+        matmul_q8_i16_rows(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
         return;
     }
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
@@ -760,12 +992,16 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->q8_q8_name = "avx2-dot-q8q8-4x2";
     t->q8_q8b32_name = "avx2-dot-q8q8b32-4x2";
     t->q8_i16_name = "avx2-packed-i16-6x16";
+    t->q8_i16_rows_name = "avx2-rows-i16-4x1";
+    t->q4_i16_name = "avx2-rows-q4i16-4x1";
+    t->i16_rows_max_t = I16_ROW_MT;
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;
     t->quantize_row_q8_b32 = quantize_row_q8_b32;
     t->matmul_q8_q8b32 = matmul_q8_q8b32;
     t->quantize_rows_i16 = quantize_rows_i16;
     t->matmul_q8_i16 = matmul_q8_i16;
+    t->matmul_q4_i16 = matmul_q4_i16;
     t->transpose_f32 = transpose_f32;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;

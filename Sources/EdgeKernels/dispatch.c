@@ -155,10 +155,12 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_Q4_F32:
     case EDGE_GEMM_OP_Q3_F32:
         if (!t->gemm) return "ref";
+        if (T == 1 && t->gemm->matvec && op != EDGE_GEMM_OP_Q3_F32) return t->gemm->matvec_name;
         return edge_gemm_uses_packed(t->gemm, edge_kernels_gemm_mode(), T) ? t->gemm->packed_name : t->gemm->dot_name;
     case EDGE_GEMM_OP_Q8_Q8: return t->q8_q8_name;
     case EDGE_GEMM_OP_Q8_Q8B32: return t->q8_q8b32_name;
-    case EDGE_GEMM_OP_Q8_I16: return t->q8_i16_name;
+    case EDGE_GEMM_OP_Q8_I16: return t->q8_i16_rows_name && T <= t->i16_rows_max_t ? t->q8_i16_rows_name : t->q8_i16_name;
+    case EDGE_GEMM_OP_Q4_I16: return t->q4_i16_name ? t->q4_i16_name : "ref";
     }
     return NULL;
 }
@@ -215,6 +217,11 @@ void edge_matmul_q8_q8b32(const int8_t *Wq, const float *wscale, const int8_t *X
 }
 void edge_quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols) {
     table()->quantize_rows_i16(X, Xq, xscale, T, cols);
+}
+void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                        size_t r0, size_t r1) {
+    table()->matmul_q4_i16(Wq, scale_f16, zero, group_size, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {

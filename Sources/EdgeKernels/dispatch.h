@@ -18,6 +18,10 @@ typedef struct edge_kernel_table {
     const edge_gemm_isa *gemm;
     /// Names of the kernels behind matmul_q8_q8, matmul_q8_q8b32, matmul_q8_i16 (edge_kernels_gemm_name).
     const char *q8_q8_name, *q8_q8b32_name, *q8_i16_name;
+    /// Names of the few-token (decoding) kernels of matmul_q8_i16 and matmul_q4_i16, used up to
+    /// i16_rows_max_t tokens (NULL: the level has none; q4_i16 then reports "ref").
+    const char *q8_i16_rows_name, *q4_i16_name;
+    size_t i16_rows_max_t;
     void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_f32_wt)(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*transpose_f32)(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);
@@ -31,6 +35,9 @@ typedef struct edge_kernel_table {
     void (*matmul_q8_q8b32)(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*quantize_rows_i16)(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols);
+    void (*matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                          size_t r0, size_t r1);
     void (*matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q4_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,

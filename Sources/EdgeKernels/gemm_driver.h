@@ -59,7 +59,26 @@ typedef struct edge_gemm_isa {
     int packed_mt, packed_nr;
     /// Tokens from which packing the weights pays (EDGE_GEMM_AUTO).
     size_t packed_min_t;
+    /// Optional (NULL: none): one token (T == 1, decoding) computed straight from the stored weights,
+    /// no dequantized buffer. Each row's weights are unpacked to exactly the values `unpack_*` and the
+    /// scalar formula give, and summed with exactly the float operations of `dot_tile` over the same
+    /// column blocks, so the outputs are bit-identical to the dot path's. Returns false, computing
+    /// nothing, for a source it does not take (the driver then runs the dot path).
+    bool (*matvec)(const edge_wsource *s, const float *x, float *y, size_t cols, size_t r0, size_t r1);
+    /// Its name as edge_kernels_gemm_name reports it, e.g. "avx2-fused-1x1".
+    const char *matvec_name;
 } edge_gemm_isa;
+
+/// Whether `isa`'s fused one-token kernel takes weights of `kind` with q4/q3 groups of `group_size`
+/// (what its `matvec` accepts: f32, f16, q8, and q4 with groups a multiple of 8).
+static inline bool edge_gemm_fuses(const edge_gemm_isa *isa, edge_wkind kind, size_t group_size) {
+    if (!isa->matvec) return false;
+    switch (kind) {
+    case EDGE_W_F32: case EDGE_W_F16: case EDGE_W_Q8: return true;
+    case EDGE_W_Q4: return group_size > 0 && group_size % 8 == 0;
+    default: return false;
+    }
+}
 
 /// Expands CASE(mt, nr) for every micro-kernel tile shape up to 4 tokens x 4 rows, as the `case`s
 /// of a `switch (mt * 8 + nr)` that calls an always-inline tile with constant shapes.

@@ -198,6 +198,31 @@ void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t
     }
 }
 
+void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                            size_t r0, size_t r1) {
+    if (!edge_q4_i16_supported(group_size)) return;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    size_t groups = (cols + group_size - 1) / group_size, row_bytes = (cols + 1) / 2;
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float a[8] = {0};
+            for (size_t g = 0; g < groups; g++) {
+                size_t c0 = g * group_size, c1 = c0 + group_size < cols ? c0 + group_size : cols;
+                size_t gi = r * groups + g;
+                int z = zero ? (int)zero[gi] : 8;
+                float d = edge_f16_to_f32(scale_f16[gi]) * xscale[t * nb + c0 / EDGE_I16_BLOCK];
+                int32_t sl[8] = {0};
+                for (size_t k = c0; k < c1; k++) sl[((k - c0) % 16) / 2] += ((int32_t)edge_q4_nibble(q, k) - z) * (int32_t)x[k];
+                for (int l = 0; l < 8; l++) a[l] = fmaf((float)sl[l], d, a[l]);
+            }
+            Y[t * rows + r] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+        }
+    }
+}
+
 // Wq is (rows, ceil(cols/2)) nibbles, scale_f16/zero are (rows, groups), X is (T, cols), Y is (T, rows)
 void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
@@ -342,6 +367,7 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->matmul_q8_q8b32 = edge_matmul_q8_q8b32_ref;
     t->quantize_rows_i16 = edge_quantize_rows_i16_ref;
     t->matmul_q8_i16 = edge_matmul_q8_i16_ref;
+    t->matmul_q4_i16 = edge_matmul_q4_i16_ref;
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->matmul_q3_f32 = edge_matmul_q3_f32_ref;
     t->rmsnorm = edge_rmsnorm_ref;

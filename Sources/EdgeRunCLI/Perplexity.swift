@@ -32,6 +32,9 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate at most this many chunks.")
     var chunks: Int?
 
+    @Flag(name: .long, help: "Feed each chunk one token at a time through the KV cache (the decoding kernels generate uses): slow; for checking their accuracy.")
+    var stepwise = false
+
     @OptionGroup var runtime: RunOptions
 
     @Flag(name: .long, help: "Print the result as JSON on stdout.")
@@ -47,16 +50,17 @@ struct PerplexityCommand: ParsableCommand {
         let content = try TextFile.load(path: text, purpose: "evaluation text")
         let n = ctx ?? min(512, m.config.maxPositions)
         let bar = ProgressBar(label: "perplexity")
-        let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks, progress: { done, total in bar.update(done: done, total: total) })
+        let r = try m.perplexity(text: content, ctx: n, maxChunks: chunks, stepwise: stepwise, progress: { done, total in bar.update(done: done, total: total) })
         bar.finish()
         if json {
             // the result's fields plus the kernels that computed it
             guard case .object(var o) = try JSONValue(encoding: r) else { preconditionFailure("a result encodes as an object") }
-            o["kernels"] = KernelInfo.current(batchTokens: n).jsonValue
+            o["kernels"] = KernelInfo.current(batchTokens: stepwise ? 1 : n).jsonValue
+            o["stepwise"] = .bool(stepwise)
             print(JSONValue.object(o).prettyText())
         } else {
             print(cFormat("perplexity %.4f over %ld scored tokens (%ld chunks of %ld, %ld tokens), %.1f tokens/s, %.2f s",
-                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)")
+                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)" + (stepwise ? ", stepwise" : ""))
         }
     }
 }

@@ -15,7 +15,7 @@ struct EdgeRun: ParsableCommand {
         commandName: "edge-run",
         abstract: "Run and check .edge files with the bundled minimal runtime.",
         version: EdgeRuntimeInfo.version,
-        subcommands: [InfoCommand.self, PerplexityCommand.self, GenerateCommand.self]
+        subcommands: [InfoCommand.self, PerplexityCommand.self, GenerateCommand.self, BenchCommand.self]
     )
 }
 

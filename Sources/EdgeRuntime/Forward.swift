@@ -38,11 +38,6 @@ public final class KVCache {
     public func reset() { count = 0 }
 }
 
-/// Runs `body(c)` for c in 0..<chunks, concurrently when chunks > 1.
-@inline(__always) func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
-    if chunks <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
-}
-
 extension EdgeModel {
     /// A cache for up to `capacity` positions.
     /// - Throws: `RuntimeError.badContext` unless 1 <= capacity <= config.maxPositions.

@@ -83,10 +83,10 @@ public struct PerplexityPlan: Equatable, Sendable {
 extension EdgeModel {
     /// Perplexity of `text`, tokenized as llama.cpp does (BOS first when the model adds one).
     /// - Throws: `RuntimeError.noTokenizer`, and as `perplexity(tokens:ctx:)`.
-    public func perplexity(text: String, ctx: Int, maxChunks: Int? = nil,
+    public func perplexity(text: String, ctx: Int, maxChunks: Int? = nil, stepwise: Bool = false,
                            onChunk: ((PerplexityChunk) throws -> Void)? = nil,
                            progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> PerplexityResult {
-        try perplexity(tokens: try tokenize(text), ctx: ctx, maxChunks: maxChunks, onChunk: onChunk, progress: progress)
+        try perplexity(tokens: try tokenize(text), ctx: ctx, maxChunks: maxChunks, stepwise: stepwise, onChunk: onChunk, progress: progress)
     }
 
     /// Perplexity of a token sequence by `PerplexityPlan` (llama.cpp's convention): the one chunk
@@ -96,10 +96,13 @@ extension EdgeModel {
     ///   - tokens: the whole text's tokens (with a leading BOS if the model adds one: see `tokenize`).
     ///   - ctx: tokens per chunk (at most `config.maxPositions`).
     ///   - maxChunks: stop after this many chunks.
+    ///   - stepwise: feed each chunk one token at a time through the KV cache (the decoding path of
+    ///     `generate`, its one-token kernels) instead of as one window; the same quantity, computed
+    ///     the way generation computes it (ctx - 1 forward passes per chunk: slow).
     ///   - onChunk: receives every chunk's scored logits as it is done.
     ///   - progress: called after each chunk with (chunks done, chunks in all).
     /// - Throws: `RuntimeError` (text too short, bad context, token out of range), or what `onChunk` throws.
-    public func perplexity(tokens: [Int32], ctx: Int, maxChunks: Int? = nil,
+    public func perplexity(tokens: [Int32], ctx: Int, maxChunks: Int? = nil, stepwise: Bool = false,
                            onChunk: ((PerplexityChunk) throws -> Void)? = nil,
                            progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> PerplexityResult {
         let cache = try makeCache(capacity: ctx)
@@ -109,7 +112,7 @@ extension EdgeModel {
         for i in 0 ..< plan.chunks {
             var chunk = Array(tokens[i * ctx ..< (i + 1) * ctx])
             if addsBOS, let bos = bosTokenID { chunk[0] = bos }
-            let scored = try scoreChunk(chunk, index: i, cache: cache)
+            let scored = try scoreChunk(chunk, index: i, cache: cache, stepwise: stepwise)
             total += scored.nll.reduce(0, +)
             try onChunk?(scored)
             progress?(i + 1, plan.chunks)
@@ -121,18 +124,28 @@ extension EdgeModel {
                                 tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0, activations: activations)
     }
 
-    /// Runs one perplexity chunk as one window from position 0 with `cache` reset, computing logits
-    /// only for its scored positions ctx/2 ..< ctx-1, and the NLL of each scored token (log-softmax
-    /// in double, rows split across `threads`).
+    /// Runs one perplexity chunk as one window from position 0 with `cache` reset (or, `stepwise`,
+    /// one token at a time), computing logits only for its scored positions ctx/2 ..< ctx-1, and the
+    /// NLL of each scored token (log-softmax in double, rows split across `threads`).
     /// - Parameters:
     ///   - chunk: the chunk's `ctx` tokens, BOS already in place.
     ///   - index: the chunk number, recorded in the result.
     ///   - cache: a cache holding at least `chunk.count` positions.
     /// - Throws: `RuntimeError` (token out of range, context full).
-    public func scoreChunk(_ chunk: [Int32], index: Int, cache: KVCache) throws -> PerplexityChunk {
+    public func scoreChunk(_ chunk: [Int32], index: Int, cache: KVCache, stepwise: Bool = false) throws -> PerplexityChunk {
         let vocab = config.vocabSize, ctx = chunk.count, first = ctx / 2, scored = ctx - first - 1
         cache.reset()
-        let logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
+        var logits: [Float]
+        if stepwise {
+            logits = []
+            logits.reserveCapacity(scored * vocab)
+            for p in 0 ..< ctx - 1 {
+                let row = try forward([chunk[p]], cache: cache, outputs: p >= first ? 0 ..< 1 : 0 ..< 0)
+                logits.append(contentsOf: row)
+            }
+        } else {
+            logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
+        }
         var nll = [Double](repeating: 0, count: scored)
         logits.withUnsafeBufferPointer { lp in
             nll.withUnsafeMutableBufferPointer { np in

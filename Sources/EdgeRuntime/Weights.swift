@@ -120,9 +120,9 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     case f32
     /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
     case q8
-    /// int16 activations per block of 256 from `Linear.i16MinTokens` tokens up where the kernel
-    /// is SIMD (`Linear.i16Accelerated`; f32 otherwise):
-    /// faster than f32 on AVX2, within float noise of its accuracy (the default).
+    /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
+    /// f32 otherwise), at every token count (decoding included): faster than f32 on AVX2, within
+    /// float noise of its accuracy (the default).
     case i16
 
     /// The precision used when none is asked for.
@@ -135,8 +135,8 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
 /// densified: its kernels read the packed indices and values directly). The bytes are read through
 /// the tensor's `PayloadLayout`, resolved once at init.
 ///
-/// `matmul` splits the output rows across threads: `threads` chunks of rows run with
-/// `DispatchQueue.concurrentPerform`; products too small to gain from threads run inline.
+/// `matmul` splits the output rows across threads: `threads` chunks of rows run on the persistent
+/// worker pool (`WorkerPools`); products too small to gain from threads run inline.
 public struct Linear: @unchecked Sendable {
     /// Tensor name, for messages.
     public let name: String
@@ -233,8 +233,9 @@ public struct Linear: @unchecked Sendable {
         }
     }
 
-    /// Fewest tokens for which `.i16` quantizes the activations (fewer take the f32 path).
-    public static let i16MinTokens = 12
+    /// Fewest tokens for which `.i16` quantizes the activations (fewer would take the f32 path): 1
+    /// since the kernel streams weight rows for few tokens (decoding), so every size runs it.
+    public static let i16MinTokens = 1
 
     /// Whether the active kernel level has a SIMD `edge_matmul_q8_i16` (AVX2, and AVX-512 through
     /// it); elsewhere (the scalar reference, NEON) `.i16` keeps the f32 path.
@@ -255,7 +256,7 @@ public struct Linear: @unchecked Sendable {
         }
         // Row chunks in multiples of 8 so SIMD kernels see whole blocks.
         let per = ((rows + chunks - 1) / chunks + 7) & ~7
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        parallelFor(chunks) { c in
             let r0 = min(rows, c * per), r1 = min(rows, r0 + per)
             if r0 < r1 { body(r0, r1) }
         }

@@ -113,6 +113,43 @@ final class EdgeRunCLITests: TempDirTestCase {
         XCTAssertEqual(s1.stdout, s2.stdout, "a seed fixes the sample")
     }
 
+    /// `edge-run bench`: pp and tg series with the asked-for repetitions, medians of them, the peak
+    /// RSS and the file size in the JSON; a run longer than the model's positions is one clear line.
+    func testBench() throws {
+        let edge = try convert("tiny-llama", recipe: "int8")
+        let r = try run("edge-run", ["bench", edge, "-p", "16", "-n", "8", "-r", "3", "--json", "--threads", "2"])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        for (key, tokens) in [("pp", 16), ("tg", 8)] {
+            let series = try XCTUnwrap(json[key] as? [String: Any], key)
+            XCTAssertEqual(series["tokens"] as? Int, tokens)
+            let each = try XCTUnwrap(series["tokens_per_second"] as? [Double])
+            XCTAssertEqual(each.count, 3)
+            XCTAssertTrue(each.allSatisfy { $0 > 0 && $0.isFinite }, "\(each)")
+            XCTAssertEqual(try XCTUnwrap(series["median"] as? Double), each.sorted()[1])
+        }
+        let bytes = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: edge)[.size] as? Int)
+        XCTAssertEqual(json["file_bytes"] as? Int, bytes)
+        XCTAssertGreaterThan(try XCTUnwrap(json["peak_rss_bytes"] as? Int), bytes)
+        XCTAssertEqual(json["threads"] as? Int, 2)
+        XCTAssertNotNil((json["kernels"] as? [String: Any])?["level"])
+
+        let text = try run("edge-run", ["bench", edge, "-p", "0", "-n", "4", "-r", "1"])
+        XCTAssertEqual(text.code, 0, text.stderr)
+        XCTAssertTrue(text.stdout.hasPrefix("tg4: "), text.stdout)
+        XCTAssertFalse(text.stdout.contains("pp"), text.stdout)
+
+        let long = try run("edge-run", ["bench", edge, "-p", "100000", "-n", "0"])
+        XCTAssertNotEqual(long.code, 0)
+        XCTAssertEqual(long.stderr.split(separator: "\n").count, 1, long.stderr)
+        XCTAssertTrue(long.stderr.contains("100000") && long.stderr.contains("max_positions"), long.stderr)
+        for bad in [["-r", "0"], ["-p", "0", "-n", "0"], ["-n", "-1"]] {
+            let u = try run("edge-run", ["bench", edge] + bad)
+            XCTAssertNotEqual(u.code, 0, "\(bad)")
+            XCTAssertTrue(u.stderr.hasPrefix("Error: "), u.stderr)
+        }
+    }
+
     func testErrorsAreOneLine() throws {
         let edge = try convert("tiny-gpt2", recipe: "f32")
         let short = tmp.appendingPathComponent("short.txt")

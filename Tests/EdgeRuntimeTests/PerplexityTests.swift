@@ -57,6 +57,39 @@ final class PerplexityTests: XCTestCase {
         XCTAssertLessThan(r.ppl, 200)
     }
 
+    /// `stepwise` scores the same tokens through the decoding path (one token at a time, KV cache):
+    /// the same perplexity to float rounding, for float weights and for q8 / q4 weights with their
+    /// int16-activation decoding kernels, whose tokens are quantized exactly as in a window.
+    func testStepwiseMatchesWindows() throws {
+        let fixture = try FixtureModel("tiny-llama")
+        let tokenizer = try Tokenizer(json: fixture.tokenizerJSON)
+        let text = try String(contentsOf: URL(fileURLWithPath: fixturePath("text/us-declaration.txt")), encoding: .utf8)
+        var sources = fixture.floatSources
+        let float = try EdgeModel(config: fixture.config, tensors: sources, tokenizer: tokenizer)
+        // The matrices of the blocks as q4 (groups of 32, so the q4 x int16 decoding kernel runs).
+        for (name, src) in fixture.floatSources where name.hasPrefix("blk.") && src.shape.count == 2 {
+            guard case let .floats(values, shape) = src else { continue }
+            let rows = shape[0], cols = shape[1], group = 32, groups = (cols + group - 1) / group
+            var u = [UInt8](repeating: 8, count: rows * cols), scales = [Float](repeating: 0, count: rows * groups)
+            for r in 0 ..< rows {
+                for g in 0 ..< groups {
+                    let range = r * cols + g * group ..< r * cols + min(cols, (g + 1) * group)
+                    let s = (values[range].map(abs).max() ?? 0) / 7
+                    scales[r * groups + g] = s
+                    for i in range where s > 0 { u[i] = UInt8(max(0, min(15, (values[i] / s).rounded() + 8))) }
+                }
+            }
+            sources[name] = .encoded(.q4(name: name, rows: rows, cols: cols, groupSize: group, u: u, scales: scales, zeros: nil))
+        }
+        let q4 = try EdgeModel(config: fixture.config, tensors: sources, tokenizer: tokenizer)
+        for model in [float, q4] {
+            let windows = try model.perplexity(text: text, ctx: 32, maxChunks: 3)
+            let steps = try model.perplexity(text: text, ctx: 32, maxChunks: 3, stepwise: true)
+            XCTAssertEqual(steps.scoredTokens, windows.scoredTokens)
+            XCTAssertEqual(steps.ppl, windows.ppl, accuracy: windows.ppl * 1e-4)
+        }
+    }
+
     func testBOSReplacesEachChunksFirstToken() throws {
         let fixture = try FixtureModel("tiny-gpt2")
         let tokenizer = try Tokenizer(json: fixture.tokenizerJSON, bosTokenID: 0)

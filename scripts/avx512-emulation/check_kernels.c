@@ -299,11 +299,12 @@ static void expect_name(edge_kernel_level level, edge_gemm_op op, size_t T, cons
 typedef struct {
     edge_kernel_level level;
     const char *dot, *packed, *q8_q8, *q8_q8_vnni, *q8_q8b32, *q8_i16;
+    const char *fused;  // one token (not q3), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
 
 static const expected_names k_expected[] = {
     {EDGE_KERNELS_AVX2, "avx2-dot-4x3", "avx2-packed-6x16", "avx2-dot-q8q8-4x2", NULL, "avx2-dot-q8q8b32-4x2",
-     "avx2-packed-i16-6x16"},
+     "avx2-packed-i16-6x16", "avx2-fused-1x1"},
     {EDGE_KERNELS_AVX512, "avx512-dot-4x4", "avx512-packed-12x32", "avx512-bw-q8q8-4x4", "avx512-vnni-q8q8-4x4",
      "avx2-dot-q8q8b32-4x2", "avx2-packed-i16-6x16"},
     {EDGE_KERNELS_NEON, "neon-dot-4x4", "neon-dot-4x4", "neon-dot-q8q8-4x4", NULL, "ref", "ref"},
@@ -318,7 +319,7 @@ static void check_names(edge_kernel_level level) {
                                              EDGE_GEMM_OP_Q3_F32};
     for (size_t oi = 0; oi < sizeof float_ops / sizeof *float_ops; oi++) {
         edge_gemm_op op = float_ops[oi];
-        expect_name(level, (edge_gemm_op)op, 1, e->dot);
+        expect_name(level, (edge_gemm_op)op, 1, e->fused && op != EDGE_GEMM_OP_Q3_F32 ? e->fused : e->dot);
         expect_name(level, (edge_gemm_op)op, 11, e->dot);
         expect_name(level, (edge_gemm_op)op, 12, e->packed);
         expect_name(level, (edge_gemm_op)op, 1000, e->packed);

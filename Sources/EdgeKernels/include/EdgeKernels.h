@@ -52,4 +52,7 @@ void edge_sha256_final(edge_sha256_ctx *ctx, uint8_t out[32]);
 // ---- Sparse (csr / bitmask) matrix products (dispatched SIMD) -------------------------------
 #include "EdgeKernelsSparse.h"
 
+// ---- Persistent worker threads for the parallel loops ------------------------------------------
+#include "EdgeKernelsPool.h"
+
 #endif

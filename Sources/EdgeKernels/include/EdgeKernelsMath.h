@@ -78,10 +78,13 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q8_Q8B32 = 5, ///< edge_matmul_q8_q8b32
     EDGE_GEMM_OP_Q8_I16 = 6,   ///< edge_matmul_q8_i16
     EDGE_GEMM_OP_Q3_F32 = 7,   ///< edge_matmul_q3_f32
+    EDGE_GEMM_OP_Q4_I16 = 8,   ///< edge_matmul_q4_i16
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
-/// (tokens x rows per micro-kernel tile), e.g. "avx2-packed-6x16", "avx2-dot-4x3", "avx512-vnni-q8q8-4x4";
+/// (tokens x rows per micro-kernel tile), e.g. "avx2-packed-6x16", "avx2-dot-4x3", "avx512-vnni-q8q8-4x4",
+/// "avx2-fused-1x1" (one token straight from the stored weights, bit-identical to the dot kernel; q4 with
+/// groups that are a multiple of 8, else the dot kernel);
 /// "ref" for the scalar reference. EDGE_KERNELS_AUTO names the active level's. NULL when this
 /// CPU/OS/build cannot run `level` or `op` is unknown. A static string.
 const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, size_t T);
@@ -183,6 +186,29 @@ void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq
                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// Whether edge_matmul_q4_i16 takes q4 groups of `group_size`: a multiple of 16 that divides 256
+/// (16, 32, 64, 128, 256), so every group lies inside one int16 activation block.
+static inline bool edge_q4_i16_supported(size_t group_size) {
+    return group_size >= 16 && group_size % 16 == 0 && 256 % group_size == 0;
+}
+
+/// int4 groups (the q4 payload, as edge_matmul_q4_f32; group_size with edge_q4_i16_supported) x int16
+/// activations from edge_quantize_rows_i16 (Xq [T, edge_i16_stride(cols)], xscale [T, ceil(cols/256)]).
+/// For token t and row r, with G = ceil(cols / group_size), u the nibbles and z the group's zero point
+/// (8 when zero == NULL): eight float lanes a_0..a_7 start at 0; for each group g (columns
+/// c0 = g * group_size ..< min(cols, c0 + group_size), inside activation block b = c0 / 256),
+/// d = f16(scale_f16[r*G + g]) * xscale[t*nb + b] and, for each lane l, the exact int32
+/// s_l = sum over the group's columns k with ((k - c0) % 16) / 2 == l of (u_k - z) * Xq[t, k], then
+/// a_l = fmaf((float)s_l, d, a_l). Y[t, r] = ((a_0 + a_4) + (a_2 + a_6)) + ((a_1 + a_5) + (a_3 + a_7)).
+/// Every level gives bit-identical results. The AVX2 kernel streams each row's nibbles once for up
+/// to 4 tokens (decoding) with vpmaddwd (16 multiply-adds per instruction).
+void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                        size_t r0, size_t r1);
+void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                            size_t r0, size_t r1);
 
 /// int4 groups x f32 activations, the q4 payload of docs/edge-format.md (Q4Layout in Encoding.swift):
 /// row r starts at byte r * ceil(cols/2) of Wq; element j of a row is in byte j/2, the low nibble for

@@ -1,0 +1,74 @@
+import ArgumentParser
+import CLISupport
+import EdgeFormat
+import EdgeRuntime
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `edge-run bench MODEL -p 512 -n 128 -r 3`: prompt-processing and generation throughput, as
+/// llama.cpp's `llama-bench` measures them (scripts/bench-decode.sh runs both side by side).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Prompt-processing and generation throughput (tokens/s), as llama-bench measures them.",
+        discussion: """
+        pp: one forward pass over -p tokens from an empty cache; tg: -n forward passes of one token \
+        each from an empty cache (llama-bench's pp512 / tg128). Each runs once untimed, then -r \
+        times; the median and every repetition are reported, with the process's peak RSS.
+        """
+    )
+
+    @Argument(help: "The .edge model file.")
+    var model: String
+
+    @Option(name: .customShort("p"), help: "Prompt tokens (0 skips prompt processing).")
+    var promptTokens = 512
+
+    @Option(name: .customShort("n"), help: "Generated tokens (0 skips generation).")
+    var genTokens = 128
+
+    @Option(name: .customShort("r"), help: "Timed repetitions of each.")
+    var reps = 3
+
+    @OptionGroup var runtime: RunOptions
+
+    @Flag(name: .long, help: "Print the result as JSON on stdout.")
+    var json = false
+
+    func validate() throws {
+        if promptTokens < 0 { throw UsageError("-p must be at least 0 (got \(promptTokens))") }
+        if genTokens < 0 { throw UsageError("-n must be at least 0 (got \(genTokens))") }
+        if promptTokens == 0 && genTokens == 0 { throw UsageError("-p and -n are both 0: nothing to measure") }
+        if reps < 1 { throw UsageError("-r must be at least 1 (got \(reps))") }
+    }
+
+    func run() throws {
+        let m = try runtime.open(model)
+        let bar = ProgressBar(label: "bench")
+        let r = try m.benchmark(promptTokens: promptTokens, genTokens: genTokens, reps: reps,
+                                progress: { done, total in bar.update(done: done, total: total) })
+        bar.finish()
+        var st = stat()
+        let bytes = stat(model, &st) == 0 ? Int(st.st_size) : 0
+        if json {
+            guard case .object(var o) = try JSONValue(encoding: r) else { preconditionFailure("a result encodes as an object") }
+            o["model"] = .string(model)
+            o["file_bytes"] = .number(Double(bytes))
+            o["kernels"] = KernelInfo.current(batchTokens: max(1, promptTokens)).jsonValue
+            print(JSONValue.object(o).prettyText())
+            return
+        }
+        for (name, s) in [("pp", r.pp), ("tg", r.tg)] {
+            guard let s else { continue }
+            let each = s.tokensPerSecond.map { cFormat("%.1f", $0) }.joined(separator: " ")
+            print(name + cFormat("%ld: %.2f tokens/s (median of %ld: ", s.tokens, s.median, s.tokensPerSecond.count) + each + ")")
+        }
+        print(cFormat("threads %ld, peak RSS %.1f MB, file %.1f MB", r.threads, Double(r.peakRSSBytes) / 1e6, Double(bytes) / 1e6)
+              + ", activations \(r.activations.rawValue)")
+    }
+}

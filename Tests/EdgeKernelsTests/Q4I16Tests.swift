@@ -1,0 +1,73 @@
+import EdgeKernels
+import XCTest
+
+/// q4 weights x int16 activations (`edge_matmul_q4_i16`, the decoding kernel of q4): every level
+/// bit-identical to the reference on odd shapes, the reference within float rounding of the double
+/// product of the dequantized operands, and unsupported group sizes refused (nothing written).
+final class Q4I16Tests: XCTestCase {
+    static let cols = [1, 15, 16, 17, 63, 64, 200, 256, 257, 576, 1001]
+    static let rows = [1, 3, 8, 37]
+    static let tokens = [1, 2, 4, 5, 9]
+
+    func testMatmulQ4I16() {
+        var rng = TestRNG(seed: 44)
+        let levels = forEachKernelLevel { level in
+            for group in [16, 32, 64, 128, 256] {
+                for cols in Q4I16Tests.cols {
+                    for rows in Q4I16Tests.rows {
+                        for T in Q4I16Tests.tokens where rows * cols * T < 150_000 {
+                            let groups = (cols + group - 1) / group, rowBytes = (cols + 1) / 2
+                            let ld = edge_i16_stride(cols), nb = (cols + 255) / 256
+                            let nib = (0 ..< rows * rowBytes).map { _ in UInt8(rng.int(0 ... 255)) }
+                            let sc = rng.floats(rows * groups, 0.001, 0.1).map { edge_f32_to_f16($0) }
+                            let zeros = (0 ..< rows * groups).map { _ in UInt8(rng.int(0 ... 15)) }
+                            let x = (0 ..< T * cols).map { k in rng.float(-1, 1) * Float(1 + (k / 256) % 3 * 9) }
+                            var xq = [Int16](repeating: 0, count: T * ld), xs = [Float](repeating: 0, count: T * nb)
+                            edge_quantize_rows_i16_ref(x, &xq, &xs, T, cols)
+                            for asym in [false, true] {
+                                let zero: [UInt8]? = asym ? zeros : nil
+                                // The dequantized operands, for the double-precision product.
+                                var wf = [Float](repeating: 0, count: rows * cols)
+                                for r in 0 ..< rows {
+                                    for k in 0 ..< cols {
+                                        let b = nib[r * rowBytes + k / 2], u = Int(k % 2 == 0 ? b & 15 : b >> 4)
+                                        let gi = r * groups + k / group
+                                        wf[r * cols + k] = edge_f16_to_f32(sc[gi]) * Float(u - Int(zero?[gi] ?? 8))
+                                    }
+                                }
+                                let xf = (0 ..< T * cols).map { i in Float(xq[(i / cols) * ld + i % cols]) * xs[(i / cols) * nb + (i % cols) / 256] }
+                                let expected = denseProduct(wf, xf, T: T, rows: rows, cols: cols)
+                                let w = Misaligned(nib), s = Misaligned(sc), xb = Misaligned(xq), sx = Misaligned(xs)
+                                let z = zero.map { Misaligned($0) }
+                                for (r0, r1) in [(0, rows), (rows / 3, rows - rows / 4)] where r0 < r1 {
+                                    checkGEMM("matmul_q4_i16 g\(group)\(asym ? " asym" : "")", level: level, T: T, rows: rows, cols: cols,
+                                              r0: r0, r1: r1, expected: expected, tolerance: 0,
+                                              run: { edge_matmul_q4_i16(w.pointer, s.pointer, z?.pointer, group, xb.pointer, sx.pointer, $0, T, rows, cols, r0, r1) },
+                                              ref: { edge_matmul_q4_i16_ref(w.pointer, s.pointer, z?.pointer, group, xb.pointer, sx.pointer, $0, T, rows, cols, r0, r1) })
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(levels.contains("ref"))
+    }
+
+    /// Groups that are not a multiple of 16 dividing 256 are refused: nothing is written.
+    func testUnsupportedGroupsWriteNothing() {
+        for group in [0, 8, 12, 48, 512] {
+            XCTAssertFalse(edge_q4_i16_supported(group), "\(group)")
+            let rows = 2, cols = 64, T = 1
+            let nib = [UInt8](repeating: 0x99, count: rows * cols / 2)
+            let sc = [UInt16](repeating: edge_f32_to_f16(0.5), count: rows * 64)
+            let xq = [Int16](repeating: 100, count: cols), xs: [Float] = [0.01]
+            var y = [Float](repeating: 7, count: T * rows), yRef = y
+            edge_matmul_q4_i16(nib, sc, nil, group, xq, xs, &y, T, rows, cols, 0, rows)
+            edge_matmul_q4_i16_ref(nib, sc, nil, group, xq, xs, &yRef, T, rows, cols, 0, rows)
+            XCTAssertEqual(y, [7, 7], "group \(group)")
+            XCTAssertEqual(yRef, [7, 7], "group \(group)")
+        }
+        for group in [16, 32, 64, 128, 256] { XCTAssertTrue(edge_q4_i16_supported(group)) }
+    }
+}

@@ -673,8 +673,8 @@ static AVX2 void pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t 
 /// each token's int16 activations with vpmaddwd into two int32 accumulators per token. The block sums
 /// are exact, so the result is bit-identical to the reference whatever the lane order. T <= I16_ROW_MT.
 enum { I16_ROW_MT = 4 };
-static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
-                                    float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+AVX2_INLINE void q8_i16_rows(const size_t T, const int8_t *Wq, const float *wscale, const int16_t *Xq,
+                             const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
     for (size_t r = r0; r < r1; r++) {
         const int8_t *w = Wq + r * cols;
@@ -709,13 +709,24 @@ static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const
     }
 }
 
+/// q8_i16_rows with the token count a constant (the accumulators then stay in registers).
+static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
+                                    float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    switch (T) {
+    case 1: q8_i16_rows(1, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 2: q8_i16_rows(2, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 3: q8_i16_rows(3, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    default: q8_i16_rows(4, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    }
+}
+
 /// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 16 at a time
 /// unpacked to int16 (u - z) and multiplied against each token's int16 activations with vpmaddwd;
 /// per group, the eight int32 lanes are the reference's s_l (lane l of vpmaddwd covers columns
 /// 2l, 2l+1 of each 16), folded as fmaf((float)s_l, d, a_l); the final sum is the reference's order.
-static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
-                                    const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
-                                    size_t cols, size_t r0, size_t r1) {
+AVX2_INLINE void q4_i16_rows(const size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
+                             size_t gs, const int16_t *Xq, const float *xscale, float *Y, size_t rows, size_t cols,
+                             size_t r0, size_t r1) {
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
     size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
     const __m128i lo4 = _mm_set1_epi8(0x0F);
@@ -747,13 +758,25 @@ static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16
                     sl[t] = _mm256_loadu_si256((const __m256i *)lanes);
                 }
             }
-            float sc = edge_f16_to_f32(scale_f16[gi]);
+            float sc = _cvtsh_ss(scale_f16[gi]);  // exact, as edge_f16_to_f32
             for (size_t t = 0; t < T; t++) {
                 float d = sc * xscale[t * nb + c0 / EDGE_I16_BLOCK];
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sl[t]), _mm256_set1_ps(d), acc[t]);
             }
         }
         for (size_t t = 0; t < T; t++) Y[t * rows + r] = hsum(acc[t]);
+    }
+}
+
+/// q4_i16_rows with the token count a constant (the accumulators then stay in registers).
+static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                    const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                    size_t cols, size_t r0, size_t r1) {
+    switch (T) {
+    case 1: q4_i16_rows(1, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 2: q4_i16_rows(2, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 3: q4_i16_rows(3, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
+    default: q4_i16_rows(4, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
     }
 }
 

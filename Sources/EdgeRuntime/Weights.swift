@@ -121,8 +121,9 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
     case q8
     /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
-    /// f32 otherwise), at every token count (decoding included): faster than f32 on AVX2, within
-    /// float noise of its accuracy (the default).
+    /// f32 otherwise): for q8 weights at every token count, for q4 weights when decoding (up to
+    /// `Linear.q4I16MaxTokens` tokens): faster than f32 on AVX2, within float noise of its accuracy
+    /// (the default).
     case i16
 
     /// The precision used when none is asked for.
@@ -181,13 +182,16 @@ public struct Linear: @unchecked Sendable {
     ///   - x: X, [tokens, cols] row-major.
     ///   - y: Y, [tokens, rows] row-major (fully overwritten).
     ///   - threads: how many row chunks to compute concurrently (at least 1).
-    ///   - activations: what symmetric dense q8 weights multiply (other encodings ignore it).
+    ///   - activations: what symmetric dense q8 weights, and q4 weights when decoding, multiply (other encodings ignore it).
     ///
     /// Symmetric dense q8 weights multiply, by `activations`:
-    /// - `.i16` (the default): from `Linear.i16MinTokens` tokens up on AVX2 / AVX-512
-    ///   (`Linear.i16Accelerated`), int16 activations: X is
+    /// - `.i16` (the default): on AVX2 / AVX-512 (`Linear.i16Accelerated`), int16 activations: X is
     ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
-    ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd on AVX2); fewer tokens take the f32 path.
+    ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd: weight rows streamed once for up to 4 tokens,
+    ///   packed panels for more), at every token count (`Linear.i16MinTokens` is 1).
+    /// q4 weights (symmetric or not) with groups of 16...256 (a multiple of 16 dividing 256) run
+    /// `edge_matmul_q4_i16` against int16 activations under `.i16` for up to `Linear.q4I16MaxTokens`
+    /// tokens (decoding); more tokens, and the other modes, keep f32 activations.
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
@@ -196,6 +200,27 @@ public struct Linear: @unchecked Sendable {
                        activations mode: ActivationPrecision = .default) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
+            if mode == .i16, tokens <= Linear.q4I16MaxTokens, Linear.i16Accelerated, case let .q4(l) = layout,
+               edge_q4_i16_supported(l.groupSize) {
+                // Decoding with q4 weights: int16 activations, the nibbles streamed once (edge_matmul_q4_i16).
+                let base = bytes.baseAddress!
+                let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+                let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
+                let wq = base.assumingMemoryBound(to: UInt8.self)
+                let cols = self.cols, rows = self.rows, group = l.groupSize
+                let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
+                let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
+                let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+                defer {
+                    xq.deallocate()
+                    xs.deallocate()
+                }
+                edge_quantize_rows_i16(x, xq, xs, tokens, cols)
+                splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                    edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
             guard case let .q8(l) = layout, l.symmetric,
                   mode == .q8 || (mode == .i16 && tokens >= Linear.i16MinTokens && Linear.i16Accelerated) else {
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
@@ -232,6 +257,10 @@ public struct Linear: @unchecked Sendable {
             }
         }
     }
+
+    /// Most tokens for which `.i16` runs q4 weights (groups of 16, 32, 64, 128 or 256) against int16
+    /// activations (`edge_matmul_q4_i16`, decoding); more tokens keep the f32 GEMM, faster there.
+    public static let q4I16MaxTokens = 4
 
     /// Fewest tokens for which `.i16` quantizes the activations (fewer would take the f32 path): 1
     /// since the kernel streams weight rows for few tokens (decoding), so every size runs it.

@@ -26,6 +26,16 @@ AVX2_INLINE __m256i mask8(size_t n) { return _mm256_loadu_si256((const __m256i *
 /// Lane mask with the first n (0...4) lanes set.
 AVX2_INLINE __m128i mask4(size_t n) { return _mm_loadu_si128((const __m128i *)(k_mask_table + 8 - n)); }
 
+/// Decoding streams weight rows in order; the hardware prefetcher alone keeps too few lines in flight
+/// for rows of a few hundred bytes. Called once per row starting at `row` (`bytes` long): prefetches
+/// the lines EDGE_PREFETCH_BYTES ahead that this row's reads move the window over (never past `end`).
+#define EDGE_PREFETCH_BYTES 8192
+AVX2_INLINE void edge_prefetch_ahead(const uint8_t *row, size_t bytes, const uint8_t *end) {
+    const uint8_t *p = row + EDGE_PREFETCH_BYTES, *stop = p + bytes;
+    if (stop > end) stop = end;
+    for (; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
+
 /// [sum(a), sum(b), sum(c), sum(d)].
 AVX2_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
     __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
@@ -317,7 +327,7 @@ AVX2_INLINE void fused_rows(const edge_wkind kind, const int nr, const edge_wsou
 
 /// One row at a time (q4: four): the weight bytes are read strictly in order, which this memory system streams
 /// at several times the rate of 4 interleaved rows (whose shorter per-row streams defeat the hardware
-/// prefetcher); the next row but one is prefetched.
+/// prefetcher), with software prefetches EDGE_PREFETCH_BYTES ahead.
 AVX2_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const float *x, float *y, size_t cols,
                             size_t r0, size_t r1) {
     size_t kstep = edge_column_block(cols);
@@ -325,12 +335,12 @@ AVX2_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const 
     size_t r = r0;
     if (kind == EDGE_W_Q4)  // half a byte per weight: unpacking, not memory, is the limit; 4 rows interleaved
         for (; r + 4 <= r1; r += 4) {
-            for (size_t i = 0; i < 4 && r + 4 + i < r1; i++) _mm_prefetch((const char *)s->W + (r + 4 + i) * row_bytes, _MM_HINT_T0);
+            edge_prefetch_ahead((const uint8_t *)s->W + r * row_bytes, 4 * row_bytes, (const uint8_t *)s->W + r1 * row_bytes);
             for (size_t k0 = 0; k0 < cols; k0 += kstep)
                 fused_rows(kind, 4, s, x, y, cols, r, k0, cols - k0 < kstep ? cols - k0 : kstep, k0 > 0);
         }
     for (; r < r1; r++) {
-        if (r + 2 < r1) _mm_prefetch((const char *)s->W + (r + 2) * row_bytes, _MM_HINT_T0);
+        edge_prefetch_ahead((const uint8_t *)s->W + r * row_bytes, row_bytes, (const uint8_t *)s->W + r1 * row_bytes);
         for (size_t k0 = 0; k0 < cols; k0 += kstep)
             fused_rows(kind, 1, s, x, y, cols, r, k0, cols - k0 < kstep ? cols - k0 : kstep, k0 > 0);
     }
@@ -678,7 +688,7 @@ AVX2_INLINE void q8_i16_rows(const size_t T, const int8_t *Wq, const float *wsca
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
     for (size_t r = r0; r < r1; r++) {
         const int8_t *w = Wq + r * cols;
-        if (r + 2 < r1) _mm_prefetch((const char *)(w + 2 * cols), _MM_HINT_T0);  // the row after next's head
+        edge_prefetch_ahead((const uint8_t *)w, cols, (const uint8_t *)(Wq + r1 * cols));
         float acc[I16_ROW_MT] = {0};
         for (size_t b = 0; b < nb; b++) {
             size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
@@ -720,19 +730,21 @@ static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const
     }
 }
 
-/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 16 at a time
-/// unpacked to int16 (u - z) and multiplied against each token's int16 activations with vpmaddwd;
-/// per group, the eight int32 lanes are the reference's s_l (lane l of vpmaddwd covers columns
-/// 2l, 2l+1 of each 16), folded as fmaf((float)s_l, d, a_l); the final sum is the reference's order.
+/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 32 at a time
+/// (16 bytes): the low nibbles (even columns) and the high ones (odd columns) are widened to int16
+/// as they lie, against a copy of the activations reordered the same way per 32 columns (`xp`: the
+/// 16 even columns, then the 16 odd ones), so no byte interleaving is needed; two vpmaddwd per 32
+/// weights put columns 4l...4l+3 of each 32 in int32 lane l, the reference's s_l. Per group the lanes
+/// are folded as fmaf((float)s_l, d, a_l); the final sum is the reference's order.
 AVX2_INLINE void q4_i16_rows(const size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
-                             size_t gs, const int16_t *Xq, const float *xscale, float *Y, size_t rows, size_t cols,
-                             size_t r0, size_t r1) {
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+                             size_t gs, const int16_t *Xq, const int16_t *xp, const float *xscale, float *Y,
+                             size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, ldp = cols & ~(size_t)31;
     size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
     const __m128i lo4 = _mm_set1_epi8(0x0F);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *q = Wq + r * row_bytes;
-        if (r + 2 < r1) _mm_prefetch((const char *)(q + 2 * row_bytes), _MM_HINT_T0);
+        edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
         __m256 acc[I16_ROW_MT];
         for (size_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
         for (size_t g = 0; g < groups; g++) {
@@ -742,19 +754,23 @@ AVX2_INLINE void q4_i16_rows(const size_t T, const uint8_t *Wq, const uint16_t *
             __m256i sl[I16_ROW_MT];
             for (size_t t = 0; t < T; t++) sl[t] = _mm256_setzero_si256();
             size_t k = c0;
-            for (; k + 16 <= c1; k += 16) {
-                __m128i b = _mm_loadl_epi64((const __m128i *)(q + k / 2));
-                __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
-                __m256i w = _mm256_sub_epi16(_mm256_cvtepu8_epi16(u), vz);
-                for (size_t t = 0; t < T; t++)
-                    sl[t] = _mm256_add_epi32(sl[t], _mm256_madd_epi16(w, _mm256_loadu_si256((const __m256i *)(Xq + t * ld + k))));
+            for (; k + 32 <= c1; k += 32) {
+                __m128i b = _mm_loadu_si128((const __m128i *)(q + k / 2));
+                __m256i we = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(b, lo4)), vz);
+                __m256i wo = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), lo4)), vz);
+                for (size_t t = 0; t < T; t++) {
+                    const int16_t *x = xp + t * ldp + k;
+                    __m256i pe = _mm256_madd_epi16(we, _mm256_loadu_si256((const __m256i *)x));
+                    __m256i po = _mm256_madd_epi16(wo, _mm256_loadu_si256((const __m256i *)(x + 16)));
+                    sl[t] = _mm256_add_epi32(sl[t], _mm256_add_epi32(pe, po));
+                }
             }
-            if (k < c1) {  // the row's last columns (fewer than 16): added to their lanes one by one
+            if (k < c1) {  // the row's last columns (fewer than 32): added to their lanes one by one
                 for (size_t t = 0; t < T; t++) {
                     int32_t lanes[8];
                     _mm256_storeu_si256((__m256i *)lanes, sl[t]);
                     const int16_t *x = Xq + t * ld;
-                    for (size_t j = k; j < c1; j++) lanes[((j - c0) % 16) / 2] += ((int32_t)edge_q4_nibble(q, j) - z) * (int32_t)x[j];
+                    for (size_t j = k; j < c1; j++) lanes[((j - c0) % 32) / 4] += ((int32_t)edge_q4_nibble(q, j) - z) * (int32_t)x[j];
                     sl[t] = _mm256_loadu_si256((const __m256i *)lanes);
                 }
             }
@@ -769,15 +785,27 @@ AVX2_INLINE void q4_i16_rows(const size_t T, const uint8_t *Wq, const uint16_t *
 }
 
 /// q4_i16_rows with the token count a constant (the accumulators then stay in registers).
+/// Builds the reordered activations (see q4_i16_rows) and runs it.
 static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                     const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                                     size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), ldp = cols & ~(size_t)31;
+    int16_t stack[I16_ROW_MT * 2048];
+    int16_t *xp = T * ldp <= sizeof stack / sizeof *stack ? stack : (int16_t *)malloc(sizeof(int16_t) * (T * ldp + 1));
+    if (!xp) abort();
+    for (size_t t = 0; t < T; t++)
+        for (size_t u = 0; u < ldp; u += 32)
+            for (size_t j = 0; j < 16; j++) {
+                xp[t * ldp + u + j] = Xq[t * ld + u + 2 * j];
+                xp[t * ldp + u + 16 + j] = Xq[t * ld + u + 2 * j + 1];
+            }
     switch (T) {
-    case 1: q4_i16_rows(1, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
-    case 2: q4_i16_rows(2, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
-    case 3: q4_i16_rows(3, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
-    default: q4_i16_rows(4, Wq, scale_f16, zero, gs, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 1: q4_i16_rows(1, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
+    case 2: q4_i16_rows(2, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
+    case 3: q4_i16_rows(3, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
+    default: q4_i16_rows(4, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
     }
+    if (xp != stack) free(xp);
 }
 
 static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,

@@ -7,8 +7,10 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Keys and values of the positions seen so far, per layer: K and V are each [capacity, kv_dim(layer)]
-/// float32, position-major. A forward pass appends its tokens' keys and values; `reset()` starts over.
+/// Keys and values of the positions seen so far, per layer: K and V are each
+/// [kv_heads(layer), capacity, head_dim] float32, head-major, so the attention reads each KV head's
+/// keys and values in place as contiguous [positions, head_dim] matrices. A forward pass appends its
+/// tokens' keys and values; `reset()` starts over.
 public final class KVCache {
     /// Positions it can hold.
     public let capacity: Int
@@ -76,6 +78,7 @@ extension EdgeModel {
         }
         let p0 = cache.count
         guard p0 + T <= cache.capacity else { throw RuntimeError.contextFull(needed: p0 + T, capacity: cache.capacity) }
+        let capacity = cache.capacity
 
         let h = config.hiddenSize
         let step = ForwardStep(config: config, threads: threads, activations: activations)
@@ -85,8 +88,8 @@ extension EdgeModel {
         // Embeddings: only the rows needed are decoded.
         step.embed(tokens, start: p0, token: tokenEmbedding, position: positionEmbedding, into: x)
         for (l, b) in blocks.enumerated() {
-            step.block(b, x: x, tokens: T, start: p0, keys: cache.keys[l], values: cache.values[l], buffers: buffers,
-                       observe: activationObserver)
+            step.block(b, x: x, tokens: T, start: p0, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
+                       buffers: buffers, observe: activationObserver)
         }
         cache.count = p0 + T
 
@@ -163,34 +166,34 @@ struct ForwardStep {
     }
 
     /// One pre-norm block over the residual stream x (T, h), in place, for tokens at positions
-    /// p0 ..< p0 + T; their keys and values go to rows p0 ..< p0 + T of `keys` / `values`
-    /// (each [capacity, kv_dim], rows 0 ..< p0 filled by earlier calls).
+    /// p0 ..< p0 + T; their keys and values go to positions p0 ..< p0 + T of `keys` / `values`
+    /// (each [kv_heads, capacity, head_dim], positions 0 ..< p0 filled by earlier calls).
     func block(_ b: Block, x: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int,
-               keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, buffers: ForwardBuffers,
+               keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, capacity: Int, buffers: ForwardBuffers,
                observe: ActivationObserver?) {
         let h = config.hiddenSize, hd = config.headDim
         let gpt2 = config.architecture == .gpt2
         let xn = buffers.xn, y = buffers.y, q = buffers.q, att = buffers.att, up = buffers.up, gate = buffers.gate
         let nh = b.sizes.numHeads, nkv = b.sizes.numKVHeads, f = b.sizes.intermediateSize
         let qd = nh * hd, kvd = nkv * hd
-        // Attention: n1, projections (K and V go straight into the cache), RoPE, causal softmax.
+        // Attention: n1, projections, RoPE, K and V into the cache (head-major), causal softmax.
         norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
-        let k = keys + p0 * kvd, v = values + p0 * kvd  // (T, kvd) each
         observe?(b.q.name, xn, T, b.q.cols)
         b.q.matmul(xn, tokens: T, into: q, threads: threads, activations: activations)
-        b.k.matmul(xn, tokens: T, into: k, threads: threads, activations: activations)
-        b.v.matmul(xn, tokens: T, into: v, threads: threads, activations: activations)
         addBias(q, rows: T, width: qd, b.qBias)
-        addBias(k, rows: T, width: kvd, b.kBias)
-        addBias(v, rows: T, width: kvd, b.vBias)
-        if !gpt2 {
-            let theta = Float(config.ropeTheta)
+        let theta = Float(config.ropeTheta)
+        if !gpt2 { for t in 0 ..< T { edge_rope(q + t * qd, hd, nh, p0 + t, theta) } }
+        // K, then V, computed into `att` (T, kvd; free until the attention writes it) and scattered
+        // to positions p0 ..< p0 + T of each KV head.
+        for (w, bias, cache, rope) in [(b.k, b.kBias, keys, !gpt2), (b.v, b.vBias, values, false)] {
+            w.matmul(xn, tokens: T, into: att, threads: threads, activations: activations)
+            addBias(att, rows: T, width: kvd, bias)
             for t in 0 ..< T {
-                edge_rope(q + t * qd, hd, nh, p0 + t, theta)
-                edge_rope(k + t * kvd, hd, nkv, p0 + t, theta)
+                if rope { edge_rope(att + t * kvd, hd, nkv, p0 + t, theta) }
+                for g in 0 ..< nkv { (cache + (g * capacity + p0 + t) * hd).update(from: att + t * kvd + g * hd, count: hd) }
             }
         }
-        attention(q: q, keys: keys, values: values, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
+        attention(q: q, keys: keys, values: values, capacity: capacity, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
         observe?(b.o.name, att, T, b.o.cols)
         b.o.matmul(att, tokens: T, into: y, threads: threads, activations: activations)
         addBias(y, rows: T, width: h, b.oBias)
@@ -217,27 +220,22 @@ struct ForwardStep {
     static let attentionTile = 64
 
     /// Causal grouped-query attention for T new tokens at positions start..<start+T.
-    /// q, out: (T, heads*hd); keys, values: (capacity, kvHeads*hd) with positions 0..<start+T filled.
+    /// q, out: (T, heads*hd); keys, values: (kvHeads, capacity, hd) with positions 0..<start+T filled.
     /// Query head i reads KV head i / (heads / kvHeads); scores are scaled by 1/sqrt(hd).
     ///
-    /// Blocked like a GEMM so the matrix kernels do the work: per KV head g, K_g is gathered once
-    /// into a contiguous (L, hd) matrix (L = start+T); then per tile of up to `attentionTile` queries
-    /// (positions up to p, keys 0...p visible) and per query head of the group,
-    /// S = (Q_tile / sqrt(hd)) K_g[0...p]^T (tile, n) by `edge_matmul_f32`, a causal softmax per row,
-    /// and O = S V_g[0...p] by `edge_matmul_f32` against V_g transposed (hd, n), gathered once per tile.
+    /// Blocked like a GEMM so the matrix kernels do the work, reading the cache in place: per tile of
+    /// up to `attentionTile` queries (positions up to p, keys 0...p visible) and per query head of KV
+    /// head g's group, S = (Q_tile / sqrt(hd)) K_g[0...p]^T (tile, n) by `edge_matmul_f32` with K_g as
+    /// the weight matrix, a causal softmax per row, and O = S V_g[0...p] by `edge_matmul_f32_wt` with
+    /// V_g as the transposed weight matrix (the same float operations as against V_g^T).
     /// Work items (KV head, tile) go round-robin to `threads` chunks, most expensive first.
     func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
-                           out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int, kvHeads nkv: Int, headDim hd: Int) {
-        let qd = nh * hd, kvd = nkv * hd, group = nh / nkv, L = p0 + T
+                   capacity: Int, out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int,
+                   kvHeads nkv: Int, headDim hd: Int) {
+        let qd = nh * hd, group = nh / nkv, L = p0 + T
         let scale = 1 / Float(hd).squareRoot()
         let tile = Self.attentionTile
         let tiles = (T + tile - 1) / tile
-        // K_g for every KV head: (nkv, L, hd), contiguous per head.
-        let kg = UnsafeMutablePointer<Float>.allocate(capacity: nkv * L * hd)
-        defer { kg.deallocate() }
-        for g in 0 ..< nkv {
-            for s in 0 ..< L { (kg + (g * L + s) * hd).update(from: keys + s * kvd + g * hd, count: hd) }
-        }
         // Items ordered by decreasing cost (last tiles see the most keys).
         let items = nkv * tiles
         let work = T * nh * L * hd
@@ -245,30 +243,26 @@ struct ForwardStep {
         parallelFor(chunks) { c in
             let qt = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)   // scaled queries (tile, hd)
             let s = UnsafeMutablePointer<Float>.allocate(capacity: tile * L)     // scores / probabilities (tile, n)
-            let vt = UnsafeMutablePointer<Float>.allocate(capacity: hd * L)      // V_g transposed (hd, n)
             let o = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)    // head output (tile, hd)
-            defer { for p in [qt, s, vt, o] { p.deallocate() } }
+            defer { for p in [qt, s, o] { p.deallocate() } }
             var item = c
             while item < items {
                 let ti = tiles - 1 - item / nkv, g = item % nkv
                 let t0 = ti * tile, rows = min(tile, T - t0)
                 let n = p0 + t0 + rows  // keys visible to the tile's last query
-                for j in 0 ..< n {
-                    let src = values + j * kvd + g * hd
-                    for d in 0 ..< hd { vt[d * n + j] = src[d] }
-                }
+                let kg = keys + g * capacity * hd, vg = values + g * capacity * hd  // (n, hd) each, in place
                 for head in g * group ..< (g + 1) * group {
                     for i in 0 ..< rows {
                         let src = q + (t0 + i) * qd + head * hd, dst = qt + i * hd
                         for d in 0 ..< hd { dst[d] = src[d] * scale }
                     }
-                    edge_matmul_f32(kg + g * L * hd, qt, s, rows, n, hd, 0, n)
+                    edge_matmul_f32(kg, qt, s, rows, n, hd, 0, n)
                     for i in 0 ..< rows {
                         let visible = p0 + t0 + i + 1, row = s + i * n
                         edge_softmax(row, visible)
                         (row + visible).update(repeating: 0, count: n - visible)
                     }
-                    edge_matmul_f32(vt, s, o, rows, hd, n, 0, hd)
+                    edge_matmul_f32_wt(vg, s, o, rows, hd, n, 0, hd)
                     for i in 0 ..< rows { (out + (t0 + i) * qd + head * hd).update(from: o + i * hd, count: hd) }
                 }
                 item += chunks

@@ -189,7 +189,7 @@ public struct Linear: @unchecked Sendable {
     ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
     ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd: weight rows streamed once for up to 4 tokens,
     ///   packed panels for more), at every token count (`Linear.i16MinTokens` is 1).
-    /// q4 weights (symmetric or not) with groups of 16...256 (a multiple of 16 dividing 256) run
+    /// q4 weights (symmetric or not) with groups of 32, 64, 128 or 256 run
     /// `edge_matmul_q4_i16` against int16 activations under `.i16` for up to `Linear.q4I16MaxTokens`
     /// tokens (decoding); more tokens, and the other modes, keep f32 activations.
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
@@ -258,7 +258,7 @@ public struct Linear: @unchecked Sendable {
         }
     }
 
-    /// Most tokens for which `.i16` runs q4 weights (groups of 16, 32, 64, 128 or 256) against int16
+    /// Most tokens for which `.i16` runs q4 weights (groups of 32, 64, 128 or 256) against int16
     /// activations (`edge_matmul_q4_i16`, decoding); more tokens keep the f32 GEMM, faster there.
     public static let q4I16MaxTokens = 4
 

@@ -187,10 +187,10 @@ void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq
 void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
-/// Whether edge_matmul_q4_i16 takes q4 groups of `group_size`: a multiple of 16 that divides 256
-/// (16, 32, 64, 128, 256), so every group lies inside one int16 activation block.
+/// Whether edge_matmul_q4_i16 takes q4 groups of `group_size`: a multiple of 32 that divides 256
+/// (32, 64, 128, 256), so every group lies inside one int16 activation block.
 static inline bool edge_q4_i16_supported(size_t group_size) {
-    return group_size >= 16 && group_size % 16 == 0 && 256 % group_size == 0;
+    return group_size >= 32 && group_size % 32 == 0 && 256 % group_size == 0;
 }
 
 /// int4 groups (the q4 payload, as edge_matmul_q4_f32; group_size with edge_q4_i16_supported) x int16
@@ -199,10 +199,11 @@ static inline bool edge_q4_i16_supported(size_t group_size) {
 /// (8 when zero == NULL): eight float lanes a_0..a_7 start at 0; for each group g (columns
 /// c0 = g * group_size ..< min(cols, c0 + group_size), inside activation block b = c0 / 256),
 /// d = f16(scale_f16[r*G + g]) * xscale[t*nb + b] and, for each lane l, the exact int32
-/// s_l = sum over the group's columns k with ((k - c0) % 16) / 2 == l of (u_k - z) * Xq[t, k], then
+/// s_l = sum over the group's columns k with ((k - c0) % 32) / 4 == l of (u_k - z) * Xq[t, k], then
 /// a_l = fmaf((float)s_l, d, a_l). Y[t, r] = ((a_0 + a_4) + (a_2 + a_6)) + ((a_1 + a_5) + (a_3 + a_7)).
 /// Every level gives bit-identical results. The AVX2 kernel streams each row's nibbles once for up
-/// to 4 tokens (decoding) with vpmaddwd (16 multiply-adds per instruction).
+/// to 4 tokens (decoding) with vpmaddwd (16 multiply-adds per instruction) against activations it
+/// reorders per 32 columns (even columns, then odd), the order the nibbles lie in.
 void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                         size_t r0, size_t r1);

@@ -24,7 +24,7 @@ static bool cpu_has_avx2(void) {
     uint64_t xcr0 = read_xcr0();
     bool ymm_state = (xcr0 & 0x6) == 0x6;  // SSE + AVX state
     return ymm_state && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
 }
 
 #if defined(EDGE_AVX512_EMULATED)
@@ -261,6 +261,11 @@ void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, cons
                               const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1) {
     table()->spmm_bitmask(EDGE_SPARSE_Q8, mask, row_ptr, values, scale, zero, X, Y, T, rows, cols, r0, r1);
+}
+void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                              const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1) {
+    table()->spmm_bitmask_q8_i16(mask, row_ptr, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {

@@ -57,6 +57,9 @@ typedef struct edge_kernel_table {
     void (*spmm_bitmask)(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
                          const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
                          size_t cols, size_t r0, size_t r1);
+    void (*spmm_bitmask_q8_i16)(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                                const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                size_t r0, size_t r1);
     void (*spmm_csr)(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
                      const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
                      size_t rows, size_t cols, size_t r0, size_t r1);

@@ -11,6 +11,7 @@
 #if defined(__x86_64__)
 #include "dispatch.h"
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,7 +267,95 @@ AVX2 static void spmm_nm(edge_sparse_kind kind, const uint8_t *idx, const void *
     free(buf);
 }
 
+// ---- bitmask q8 x int16 activations, few tokens (decoding) ---------------------------------------
+// Each row streamed once: per 16 columns the two mask bytes pick a byte shuffle that places the next
+// stored values at their columns (zeros elsewhere), widened to int16 and multiplied with vpmaddwd
+// against each token's int16 activations; exact int32 block sums, so bit-identical to the reference.
+
+/// pshufb control for mask byte m: byte i = rank of bit i among the set bits, 0x80 (zero) when clear.
+static uint64_t g_shuf_z[256];
+
+static void build_shuf_table(void) {
+    for (unsigned m = 0; m < 256; m++) {
+        uint64_t c = 0;
+        for (unsigned i = 0; i < 8; i++) {
+            uint64_t b = (m >> i) & 1 ? (uint64_t)__builtin_popcount(m & ((1u << i) - 1)) : 0x80;
+            c |= b << (8 * i);
+        }
+        g_shuf_z[m] = c;
+    }
+}
+
+enum { BM_I16_MT = 4 };
+
+static inline __attribute__((always_inline, target("avx2,fma,f16c,popcnt"))) void bm_q8_i16_rows(const size_t T, const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values,
+                                const float *scale, const int16_t *Xq, const float *xscale, float *Y, size_t rows,
+                                size_t cols, size_t r0, size_t r1) {
+    size_t mb = (cols + 7) / 8, ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    const int8_t *vend = values + row_ptr[rows];  // 16-byte loads stay below it
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *m = mask + r * mb;
+        const int8_t *v = values + row_ptr[r];
+        // Prefetch the stored values and the mask a few KB ahead (rows are a few hundred bytes).
+        for (const int8_t *p = v + 4096, *e = values + row_ptr[r + 1] + 4096; p < e && p < vend; p += 64)
+            _mm_prefetch((const char *)p, _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + 8 * mb), _MM_HINT_T0);
+        float acc[BM_I16_MT] = {0};
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+            __m256i s[BM_I16_MT];
+            for (size_t t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
+            size_t k = k0;
+            for (; k + 16 <= k1 && v + 16 <= vend; k += 16) {
+                uint16_t m01;
+                memcpy(&m01, m + (k >> 3), 2);
+                unsigned m0 = m01 & 0xFF, m1 = m01 >> 8;
+                unsigned c0 = (unsigned)__builtin_popcount(m0);
+                __m128i ctrl = _mm_set_epi64x((long long)(g_shuf_z[m1] + 0x0101010101010101ULL * c0), (long long)g_shuf_z[m0]);
+                __m256i w = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)v), ctrl));
+                for (size_t t = 0; t < T; t++)
+                    s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(w, _mm256_loadu_si256((const __m256i *)(Xq + t * ld + k))));
+                v += __builtin_popcount(m01);
+            }
+            int32_t sum[BM_I16_MT];
+            for (size_t t = 0; t < T; t++) {
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s[t]), _mm256_extracti128_si256(s[t], 1));
+                h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+                sum[t] = _mm_cvtsi128_si32(h);
+            }
+            for (; k < k1; k++)  // the block's last columns (fewer than 16, or near the end of the values)
+                if (m[k >> 3] & (1u << (k & 7))) {
+                    int32_t w = *v++;
+                    for (size_t t = 0; t < T; t++) sum[t] += w * (int32_t)Xq[t * ld + k];
+                }
+            for (size_t t = 0; t < T; t++) acc[t] = fmaf((float)sum[t], xscale[t * nb + b], acc[t]);
+        }
+        for (size_t t = 0; t < T; t++) Y[t * rows + r] = acc[t] * scale[r];
+    }
+}
+
+static __attribute__((target("avx2,fma,f16c,popcnt"))) void spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                                     const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                     size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t += BM_I16_MT) {  // more tokens: the rows are read once per 4
+        size_t n = T - t < BM_I16_MT ? T - t : BM_I16_MT;
+        const int16_t *x = Xq + t * ld;
+        const float *xs = xscale + t * nb;
+        float *y = Y + t * rows;
+        switch (n) {
+        case 1: bm_q8_i16_rows(1, mask, row_ptr, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        case 2: bm_q8_i16_rows(2, mask, row_ptr, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        case 3: bm_q8_i16_rows(3, mask, row_ptr, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        default: bm_q8_i16_rows(4, mask, row_ptr, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        }
+    }
+}
+
 void edge_fill_table_sparse_avx2(edge_kernel_table *t) {
+    build_shuf_table();
+    t->spmm_bitmask_q8_i16 = spmm_bitmask_q8_i16;
     build_expand_table();
     build_nm24_table();
     t->spmm_bitmask = spmm_bitmask;

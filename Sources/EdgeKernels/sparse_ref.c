@@ -2,6 +2,7 @@
 // variants are tested against. Each output is a sum over the stored elements (nm: slots) of the row
 // only, in column order, of (w * x) with w decoded exactly as the dense reference kernels decode it.
 #include "dispatch.h"
+#include <math.h>
 
 /// Stored value k decoded to float; q8 uses the row's scale s and zero point z (z < 0: symmetric).
 static inline float sparse_value(edge_sparse_kind kind, const void *values, size_t k, float s, int z) {
@@ -118,7 +119,29 @@ void edge_spmm_nm_f32_ref(const uint8_t *idx, const float *values, size_t n, siz
     edge_spmm_nm_any_ref(EDGE_SPARSE_F32, idx, values, NULL, NULL, n, m, X, Y, T, rows, cols, r0, r1);
 }
 
+void edge_spmm_bitmask_q8_i16_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                                  const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                  size_t r0, size_t r1) {
+    size_t mb = (cols + 7) / 8, ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *m = mask + r * mb;
+            size_t k = row_ptr[r];
+            float acc = 0.0f;
+            for (size_t b = 0; b < nb; b++) {
+                int32_t s = 0;
+                for (size_t j = b * EDGE_I16_BLOCK; j < cols && j < (b + 1) * EDGE_I16_BLOCK; j++)
+                    if (m[j >> 3] & (1u << (j & 7))) s += (int32_t)values[k++] * (int32_t)x[j];
+                acc = fmaf((float)s, xscale[t * nb + b], acc);
+            }
+            Y[t * rows + r] = acc * scale[r];
+        }
+    }
+}
+
 void edge_fill_table_sparse_ref(edge_kernel_table *t) {
+    t->spmm_bitmask_q8_i16 = edge_spmm_bitmask_q8_i16_ref;
     t->spmm_bitmask = edge_spmm_bitmask_any_ref;
     t->spmm_csr = edge_spmm_csr_any_ref;
     t->spmm_nm = edge_spmm_nm_any_ref;

@@ -191,7 +191,9 @@ public struct Linear: @unchecked Sendable {
     ///   packed panels for more), at every token count (`Linear.i16MinTokens` is 1).
     /// q4 weights (symmetric or not) with groups of 32, 64, 128 or 256 run
     /// `edge_matmul_q4_i16` against int16 activations under `.i16` for up to `Linear.q4I16MaxTokens`
-    /// tokens (decoding); more tokens, and the other modes, keep f32 activations.
+    /// tokens (decoding); more tokens, and the other modes, keep f32 activations. So do bitmask
+    /// payloads of symmetric q8 values (`edge_spmm_bitmask_q8_i16`, exactly the dense q8 x int16
+    /// product of the same weights).
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
@@ -218,6 +220,28 @@ public struct Linear: @unchecked Sendable {
                 edge_quantize_rows_i16(x, xq, xs, tokens, cols)
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in
                     edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
+            if mode == .i16, tokens <= Linear.q4I16MaxTokens, Linear.i16Accelerated, case let .sparse(l) = layout,
+               l.encoding == .bitmask, l.valueEncoding == .q8, l.symmetric {
+                // Decoding with a bitmask of symmetric q8 values: int16 activations, rows streamed once.
+                let base = bytes.baseAddress!
+                let mask = base.assumingMemoryBound(to: UInt8.self)
+                let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
+                let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
+                let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
+                let cols = self.cols, rows = self.rows
+                let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
+                let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
+                let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+                defer {
+                    xq.deallocate()
+                    xs.deallocate()
+                }
+                edge_quantize_rows_i16(x, xq, xs, tokens, cols)
+                splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                    edge_spmm_bitmask_q8_i16(mask, rowPtr, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
             }

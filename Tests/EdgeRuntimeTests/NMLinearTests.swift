@@ -116,12 +116,14 @@ final class NMLinearTests: XCTestCase {
 
 /// Asserts that `got` multiplies as `products` does (1 and 8 tokens of `input(tokens)`, on 1 and 4
 /// threads, within 1e-5 relative) and decodes every row exactly as `rows` does.
-func assertSameLinear(_ got: Linear, products: Linear, rows: Linear, tag: String, input: (Int) -> [Float],
+func assertSameLinear(_ got: Linear, products: Linear, rows: Linear, tag: String,
+                      activations: ActivationPrecision = .default, input: (Int) -> [Float],
                       file: StaticString = #filePath, line: UInt = #line) {
     for T in [1, 8] {
         let x = input(T)
         for threads in [1, 4] {
-            let want = products.matmul(x, tokens: T, threads: threads), y = got.matmul(x, tokens: T, threads: threads)
+            let want = products.matmul(x, tokens: T, threads: threads, activations: activations)
+            let y = got.matmul(x, tokens: T, threads: threads, activations: activations)
             for i in want.indices {
                 XCTAssertEqual(y[i], want[i], accuracy: 1e-5 * max(1, abs(want[i])), "\(tag) T \(T) threads \(threads) y[\(i)]", file: file, line: line)
             }

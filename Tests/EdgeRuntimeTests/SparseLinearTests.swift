@@ -51,9 +51,33 @@ final class SparseLinearTests: XCTestCase {
                         let sparse = try Linear(name: "w", source: .encoded(p))
                         XCTAssertEqual(sparse.encoding, target)
                         let tag = "\(target) of \(d.encoding) sym \(String(describing: d.params.symmetric)) [\(rows), \(cols)] s \(sparsity)"
-                        assertSameLinear(sparse, products: reference, rows: base, tag: tag) { T in
+                        // f32 activations: the reference runs the dequantized weights as f32 (the default
+                        // int16 decoding path of bitmask q8 is checked against dense q8 below).
+                        assertSameLinear(sparse, products: reference, rows: base, tag: tag, activations: .f32) { T in
                             values(rows: T, cols: cols, sparsity: 0, seed: seed + 1000)
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decoding (up to `Linear.q4I16MaxTokens` tokens) under the default `.i16`: a bitmask of symmetric
+    /// q8 values multiplies int16 activations (`edge_spmm_bitmask_q8_i16`) and gives exactly the dense
+    /// symmetric q8 product of the same weights, any thread count.
+    func testBitmaskQ8DecodingEqualsDenseQ8I16() throws {
+        for (rows, cols) in [(5, 17), (40, 300), (33, 1100)] {
+            for sparsity in [0.0, 0.5, 0.9] {
+                let w = values(rows: rows, cols: cols, sparsity: sparsity, seed: UInt64(rows * cols) + 7)
+                let dense = q8(w, rows: rows, cols: cols, symmetric: true)
+                let sparse = try Linear(name: "w", source: .encoded(XCTUnwrap(dense.packedSparse(as: .bitmask))))
+                let base = try Linear(name: "w", source: .encoded(dense))
+                for T in 1 ... Linear.q4I16MaxTokens {
+                    let x = values(rows: T, cols: cols, sparsity: 0, seed: 99)
+                    for threads in [1, 3] {
+                        XCTAssertEqual(sparse.matmul(x, tokens: T, threads: threads).map(\.bitPattern),
+                                       base.matmul(x, tokens: T, threads: threads).map(\.bitPattern),
+                                       "[\(rows), \(cols)] sparsity \(sparsity) T \(T) threads \(threads)")
                     }
                 }
             }

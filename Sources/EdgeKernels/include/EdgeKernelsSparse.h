@@ -39,6 +39,19 @@ void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, cons
 void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                                   const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows, size_t cols,
                                   size_t r0, size_t r1);
+/// bitmask with symmetric q8 values (per-row scale, no zero point) x int16 activations from
+/// edge_quantize_rows_i16 (Xq [T, edge_i16_stride(cols)], xscale [T, ceil(cols/256)]): exactly
+/// edge_matmul_q8_i16 of the dense matrix (0 where a mask bit is clear), i.e. per 256-column block b
+/// the exact int32 sum s_b over the stored elements of the block, acc = fmaf((float)s_b, xscale[t*nb + b],
+/// acc) over b = 0, 1, ..., then Y = acc * scale[r]. Every level gives bit-identical results. The AVX2
+/// kernel streams each row once for up to 4 tokens (decoding), expanding 16 stored values per step
+/// with one byte shuffle chosen by the two mask bytes.
+void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                              const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1);
+void edge_spmm_bitmask_q8_i16_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
+                                  const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                  size_t r0, size_t r1);
 /// bitmask with f16 values x f32 activations.
 void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -1,5 +1,6 @@
 import EdgeKernels
 import XCTest
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -166,5 +167,46 @@ final class WorkerPoolTests: XCTestCase {
             b.nested[i] = edge_pool_run(b.pool, 1, { _, _ in }, nil)
         }, Unmanaged.passUnretained(box).toOpaque()))
         XCTAssertEqual([box.nested[0], box.nested[1]], [false, false])
+    }
+}
+
+/// SHA-256 on the x86 SHA extensions gives the scalar code's digests (FIPS 180-4 vectors, and
+/// random data of every length around the block size, fed in uneven pieces).
+final class SHA256KernelTests: XCTestCase {
+    override func tearDown() { _ = edge_sha256_use_accelerated(edge_sha256_accelerated_available()) }
+
+    private func digest(_ bytes: [UInt8], pieces: Int) -> [UInt8] {
+        var ctx = edge_sha256_ctx()
+        edge_sha256_init(&ctx)
+        var start = 0
+        for p in 0 ..< pieces {
+            let end = p == pieces - 1 ? bytes.count : min(bytes.count, start + bytes.count / pieces + p)
+            bytes[start ..< end].withUnsafeBytes { edge_sha256_update(&ctx, $0.baseAddress, $0.count) }
+            start = end
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        edge_sha256_final(&ctx, &out)
+        return out
+    }
+
+    func testAcceleratedMatchesScalar() throws {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        let hex = { (d: [UInt8]) in d.map { String(format: "%02x", $0) }.joined() }
+        var rng = TestRNG(seed: 256)
+        let data = (0 ..< 5000).map { _ in UInt8(rng.int(0 ... 255)) }
+        var modes = [false]
+        if edge_sha256_accelerated_available() { modes.append(true) } else { XCTAssertFalse(edge_sha256_use_accelerated(true)) }
+        var results: [[[UInt8]]] = []
+        for on in modes {
+            XCTAssertTrue(edge_sha256_use_accelerated(on))
+            XCTAssertEqual(hex(digest(Array("abc".utf8), pieces: 1)), abc, "accelerated \(on)")
+            XCTAssertEqual(hex(digest([], pieces: 1)), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            var r: [[UInt8]] = []
+            for n in Array(0 ... 200) + [255, 256, 257, 1000, 4095, 4096, 5000] {
+                for pieces in [1, 3] { r.append(digest(Array(data[0 ..< n]), pieces: pieces)) }
+            }
+            results.append(r)
+        }
+        if results.count == 2 { XCTAssertEqual(results[0], results[1]) }
     }
 }

@@ -4,6 +4,7 @@
 #ifndef EDGE_KERNELS_H
 #define EDGE_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,12 @@ typedef struct {
 void edge_sha256_init(edge_sha256_ctx *ctx);
 void edge_sha256_update(edge_sha256_ctx *ctx, const void *data, size_t len);
 void edge_sha256_final(edge_sha256_ctx *ctx, uint8_t out[32]);
+/// Whether this CPU has the x86 SHA extensions the block function can run on.
+bool edge_sha256_accelerated_available(void);
+/// Makes every later hash use the SHA extensions (true) or the scalar code (false); the default is
+/// the extensions where the CPU has them. Returns false, changing nothing, for true without them.
+/// The two give the same digests (tests compare them); a switch for tests and benchmarks.
+bool edge_sha256_use_accelerated(bool on);
 
 #ifdef __cplusplus
 }

@@ -215,6 +215,9 @@ public struct Quantize: Pass {
     /// the sums of squared error and of squared values. Codes go straight to their stored bytes, so
     /// the only copy besides the values is one byte per weight.
     /// - Throws: `PassError` when a q4/q3 group's scale does not fit in f16.
+    /// Rows per block of `roundInPlace` (fixed, so its sums do not depend on the core count).
+    static let roundBlock = 256
+
     static func roundInPlace(name: String, values: inout [Float], layout: GroupLayout, rounding: Rounding,
                              magnitudeWeighted: Bool, columnWeights: [Float]?) throws
         -> (encoded: EncodedTensor, squaredError: Double, squares: Double) {
@@ -225,21 +228,45 @@ public struct Quantize: Pass {
         let rows = layout.rows, cols = layout.cols, groups = layout.groups, group = layout.group
         let offset = layout.storedCodeOffset
         var stored = [UInt8](repeating: 0, count: rows * cols)
-        var sse = 0.0, ss = 0.0
-        values.withUnsafeMutableBufferPointer { v in
-            for r in 0 ..< rows {
-                for j in 0 ..< cols {
-                    let grid = grids[r * groups + j / group]
-                    let x = v[r * cols + j]
-                    let code = grid.code(x)
-                    let y = grid.value(code)
-                    stored[r * cols + j] = UInt8(truncatingIfNeeded: Int(code) + offset)
-                    v[r * cols + j] = y
-                    let e = Double(x - y)
-                    sse += e * e
-                    ss += Double(x) * Double(x)
+        // Blocks of `roundBlock` rows, concurrently for large tensors; each block's error sums are
+        // added in block order, so the result does not depend on the core count.
+        let blocks = (rows + roundBlock - 1) / roundBlock
+        var partial = [(sse: Double, ss: Double)](repeating: (0, 0), count: blocks)
+        values.withUnsafeMutableBufferPointer { vb in
+            stored.withUnsafeMutableBufferPointer { sb in
+                grids.withUnsafeBufferPointer { gb in
+                    partial.withUnsafeMutableBufferPointer { pb in
+                        let v = vb.baseAddress!, st = sb.baseAddress!, g = gb.baseAddress!, part = pb.baseAddress!
+                        let round = { (b: Int) in
+                            var sse = 0.0, ss = 0.0
+                            for r in b * roundBlock ..< min(rows, (b + 1) * roundBlock) {
+                                for j in 0 ..< cols {
+                                    let grid = g[r * groups + j / group]
+                                    let x = v[r * cols + j]
+                                    let code = grid.code(x)
+                                    let y = grid.value(code)
+                                    st[r * cols + j] = UInt8(truncatingIfNeeded: Int(code) + offset)
+                                    v[r * cols + j] = y
+                                    let e = Double(x - y)
+                                    sse += e * e
+                                    ss += Double(x) * Double(x)
+                                }
+                            }
+                            part[b] = (sse, ss)
+                        }
+                        if blocks > 1 && rows * cols >= 1 << 20 {
+                            DispatchQueue.concurrentPerform(iterations: blocks, execute: round)
+                        } else {
+                            for b in 0 ..< blocks { round(b) }
+                        }
+                    }
                 }
             }
+        }
+        var sse = 0.0, ss = 0.0
+        for p in partial {
+            sse += p.sse
+            ss += p.ss
         }
         return (layout.encode(name: name, stored: stored, grids: grids), sse, ss)
     }
@@ -467,7 +494,10 @@ struct GroupLayout {
                     }
                 }
                 // The search costs ~100 evaluations per group: spread rows over the cores.
-                let chunks = rounding == .mse ? max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, rows / 16)) : 1
+                // Min/max fits are cheap, but a large matrix still takes the cores (each row's grid is its own).
+                let cores = ProcessInfo.processInfo.activeProcessorCount
+                let chunks = rounding == .mse ? max(1, min(cores * 2, rows / 16))
+                    : rows * cols >= 1 << 20 ? max(1, min(cores, rows / 16)) : 1
                 if chunks == 1 { fitRows(0, rows); return }
                 DispatchQueue.concurrentPerform(iterations: chunks) { c in fitRows(rows * c / chunks, rows * (c + 1) / chunks) }
             }

@@ -202,45 +202,25 @@ public struct Linear: @unchecked Sendable {
                        activations mode: ActivationPrecision = .default) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
-            if mode == .i16, tokens <= Linear.q4I16MaxTokens, Linear.i16Accelerated, case let .q4(l) = layout,
-               edge_q4_i16_supported(l.groupSize) {
+            let base = bytes.baseAddress!, cols = self.cols, rows = self.rows
+            let decoding = mode == .i16 && tokens <= Linear.q4I16MaxTokens && Linear.i16Accelerated
+            if decoding, case let .q4(l) = layout, edge_q4_i16_supported(l.groupSize) {
                 // Decoding with q4 weights: int16 activations, the nibbles streamed once (edge_matmul_q4_i16).
-                let base = bytes.baseAddress!
                 let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
-                let wq = base.assumingMemoryBound(to: UInt8.self)
-                let cols = self.cols, rows = self.rows, group = l.groupSize
-                let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
-                let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
-                let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
-                defer {
-                    xq.deallocate()
-                    xs.deallocate()
-                }
-                edge_quantize_rows_i16(x, xq, xs, tokens, cols)
-                splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
+                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
                     edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
             }
-            if mode == .i16, tokens <= Linear.q4I16MaxTokens, Linear.i16Accelerated, case let .sparse(l) = layout,
-               l.encoding == .bitmask, l.valueEncoding == .q8, l.symmetric {
+            if decoding, case let .sparse(l) = layout, l.encoding == .bitmask, l.valueEncoding == .q8, l.symmetric {
                 // Decoding with a bitmask of symmetric q8 values: int16 activations, rows streamed once.
-                let base = bytes.baseAddress!
                 let mask = base.assumingMemoryBound(to: UInt8.self)
                 let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
-                let cols = self.cols, rows = self.rows
-                let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
-                let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
-                let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
-                defer {
-                    xq.deallocate()
-                    xs.deallocate()
-                }
-                edge_quantize_rows_i16(x, xq, xs, tokens, cols)
-                splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
                     edge_spmm_bitmask_q8_i16(mask, rowPtr, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -250,20 +230,10 @@ public struct Linear: @unchecked Sendable {
                 splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
-            let cols = self.cols, rows = self.rows
-            let base = bytes.baseAddress!
             let wq = base.assumingMemoryBound(to: Int8.self)
             let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
             if mode == .i16 {
-                let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
-                let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
-                let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
-                defer {
-                    xq.deallocate()
-                    xs.deallocate()
-                }
-                edge_quantize_rows_i16(x, xq, xs, tokens, cols)
-                splitRows(tokens: tokens, threads: threads) { r0, r1 in
+                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
                     edge_matmul_q8_i16(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -280,6 +250,21 @@ public struct Linear: @unchecked Sendable {
                 edge_matmul_q8_q8b32(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
             }
         }
+    }
+
+    /// Quantizes X [tokens, cols] to int16 once (`edge_quantize_rows_i16`: values and per-block
+    /// scales) and runs `body(xq, xscale, r0, r1)` over row chunks (`splitRows`).
+    private func runI16(_ x: UnsafePointer<Float>, tokens: Int, threads: Int,
+                        _ body: (UnsafePointer<Int16>, UnsafePointer<Float>, Int, Int) -> Void) {
+        let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
+        let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+        defer {
+            xq.deallocate()
+            xs.deallocate()
+        }
+        edge_quantize_rows_i16(x, xq, xs, tokens, cols)
+        splitRows(tokens: tokens, threads: threads) { r0, r1 in body(xq, xs, r0, r1) }
     }
 
     /// Most tokens for which `.i16` runs q4 weights (groups of 32, 64, 128 or 256) against int16

@@ -26,16 +26,6 @@ AVX2_INLINE __m256i mask8(size_t n) { return _mm256_loadu_si256((const __m256i *
 /// Lane mask with the first n (0...4) lanes set.
 AVX2_INLINE __m128i mask4(size_t n) { return _mm_loadu_si128((const __m128i *)(k_mask_table + 8 - n)); }
 
-/// Decoding streams weight rows in order; the hardware prefetcher alone keeps too few lines in flight
-/// for rows of a few hundred bytes. Called once per row starting at `row` (`bytes` long): prefetches
-/// the lines EDGE_PREFETCH_BYTES ahead that this row's reads move the window over (never past `end`).
-#define EDGE_PREFETCH_BYTES 8192
-AVX2_INLINE void edge_prefetch_ahead(const uint8_t *row, size_t bytes, const uint8_t *end) {
-    const uint8_t *p = row + EDGE_PREFETCH_BYTES, *stop = p + bytes;
-    if (stop > end) stop = end;
-    for (; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-}
-
 /// [sum(a), sum(b), sum(c), sum(d)].
 AVX2_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
     __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
@@ -784,8 +774,8 @@ AVX2_INLINE void q4_i16_rows(const size_t T, const uint8_t *Wq, const uint16_t *
     }
 }
 
-/// q4_i16_rows with the token count a constant (the accumulators then stay in registers).
-/// Builds the reordered activations (see q4_i16_rows) and runs it.
+/// Builds the reordered activations (see q4_i16_rows) and runs q4_i16_rows with the token count a
+/// constant (the accumulators then stay in registers).
 static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                     const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                                     size_t cols, size_t r0, size_t r1) {

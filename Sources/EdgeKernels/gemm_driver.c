@@ -174,7 +174,7 @@ void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource
         for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
         return;
     }
-    if (T == 1 && edge_gemm_fuses(isa, s->kind, s->group_size) && isa->matvec(s, X, Y, cols, r0, r1)) return;
+    if (T == 1 && isa->matvec && isa->matvec(s, X, Y, cols, r0, r1)) return;  // false: a source it does not take
     if (edge_gemm_uses_packed(isa, mode, T)) gemm_packed(isa, s, X, Y, T, rows, cols, r0, r1);
     else gemm_dot(isa, s, X, Y, T, rows, cols, r0, r1);
 }

@@ -69,17 +69,6 @@ typedef struct edge_gemm_isa {
     const char *matvec_name;
 } edge_gemm_isa;
 
-/// Whether `isa`'s fused one-token kernel takes weights of `kind` with q4/q3 groups of `group_size`
-/// (what its `matvec` accepts: f32, f16, q8, and q4 with groups a multiple of 8).
-static inline bool edge_gemm_fuses(const edge_gemm_isa *isa, edge_wkind kind, size_t group_size) {
-    if (!isa->matvec) return false;
-    switch (kind) {
-    case EDGE_W_F32: case EDGE_W_F16: case EDGE_W_Q8: return true;
-    case EDGE_W_Q4: return group_size > 0 && group_size % 8 == 0;
-    default: return false;
-    }
-}
-
 /// Expands CASE(mt, nr) for every micro-kernel tile shape up to 4 tokens x 4 rows, as the `case`s
 /// of a `switch (mt * 8 + nr)` that calls an always-inline tile with constant shapes.
 #define EDGE_TILES_4X4(CASE)                                                                           \

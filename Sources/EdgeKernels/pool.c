@@ -99,7 +99,8 @@ edge_pool *edge_pool_create(size_t participants) {
     if (!p->threads) { free(p); return NULL; }
     for (size_t i = 1; i < participants; i++) {
         worker_arg *a = (worker_arg *)malloc(sizeof *a);
-        if (!a || pthread_create(&p->threads[i], NULL, worker_main, a ? (a->pool = p, a->index = i, a) : NULL) != 0) {
+        if (a) *a = (worker_arg){.pool = p, .index = i};
+        if (!a || pthread_create(&p->threads[i], NULL, worker_main, a) != 0) {
             free(a);
             p->participants = i;  // the workers started so far; stop and join them
             edge_pool_destroy(p);

@@ -3,7 +3,6 @@
 // scalar code's speed), chosen once at first use; the scalar code is the reference the tests compare
 // it with (edge_sha256_use_accelerated).
 #include "EdgeKernels.h"
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #if defined(__x86_64__)

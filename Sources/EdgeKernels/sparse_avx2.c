@@ -296,9 +296,8 @@ static inline __attribute__((always_inline, target("avx2,fma,f16c,popcnt"))) voi
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *m = mask + r * mb;
         const int8_t *v = values + row_ptr[r];
-        // Prefetch the stored values and the mask a few KB ahead (rows are a few hundred bytes).
-        for (const int8_t *p = v + 4096, *e = values + row_ptr[r + 1] + 4096; p < e && p < vend; p += 64)
-            _mm_prefetch((const char *)p, _MM_HINT_T0);
+        // The stored values ahead (rows are a few hundred bytes), and the mask some rows ahead.
+        edge_prefetch_ahead(v, row_ptr[r + 1] - row_ptr[r], vend);
         _mm_prefetch((const char *)(m + 8 * mb), _MM_HINT_T0);
         float acc[BM_I16_MT] = {0};
         for (size_t b = 0; b < nb; b++) {

@@ -11,7 +11,7 @@ import Darwin
 #endif
 
 /// `edge-run bench MODEL -p 512 -n 128 -r 3`: prompt-processing and generation throughput, as
-/// llama.cpp's `llama-bench` measures them (scripts/bench-decode.sh runs both side by side).
+/// llama.cpp's `llama-bench` measures them (scripts/bench-decode.py runs both side by side).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",

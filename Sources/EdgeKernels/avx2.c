@@ -720,82 +720,109 @@ static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const
     }
 }
 
-/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 32 at a time
-/// (16 bytes): the low nibbles (even columns) and the high ones (odd columns) are widened to int16
-/// as they lie, against a copy of the activations reordered the same way per 32 columns (`xp`: the
-/// 16 even columns, then the 16 odd ones), so no byte interleaving is needed; two vpmaddwd per 32
-/// weights put columns 4l...4l+3 of each 32 in int32 lane l, the reference's s_l. Per group the lanes
-/// are folded as fmaf((float)s_l, d, a_l); the final sum is the reference's order.
-AVX2_INLINE void q4_i16_rows(const size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
-                             size_t gs, const int16_t *Xq, const int16_t *xp, const float *xscale, float *Y,
-                             size_t rows, size_t cols, size_t r0, size_t r1) {
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, ldp = cols & ~(size_t)31;
+/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 64 at a time
+/// (32 bytes). Each 16-bit lane m of those bytes holds the nibbles of columns 4m..4m+3; three shifts
+/// and masks give them as four int16 planes (plane a: column 4m + a in lane m) without widening or
+/// shuffling, against activations reordered the same way per 64 columns (`xp`). Four vpmaddwd then
+/// put columns 8l..8l+7 of each 64 in int32 lane l, the reference's s_l, as sums of u * x; the zero
+/// points come in once per unit of max(group, 64) columns as z times the activations' lane sums
+/// over the unit (`xl`), so the lanes are the exact sums of (u - z) * x. Per unit the lanes are
+/// folded as fmaf((float)s_l, d_l, a_l) with d_l the scale of the group lane l belongs to (two per
+/// unit for groups of 32); the final sum is the reference's order.
+AVX2_INLINE void q4_i16_rows(const size_t T, const bool two, const uint8_t *Wq, const uint16_t *scale_f16,
+                             const uint8_t *zero, size_t gs, const int16_t *Xq, const int16_t *xp, const int32_t *xl,
+                             const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, full = cols & ~(size_t)63;
+    size_t unit = two ? 64 : gs, units = (cols + unit - 1) / unit;  // two: groups of 32, two per unit
     size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
-    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi16(0x000F);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *q = Wq + r * row_bytes;
         edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
         __m256 acc[I16_ROW_MT];
         for (size_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-        for (size_t g = 0; g < groups; g++) {
-            size_t c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols, gi = r * groups + g;
-            int z = zero ? (int)zero[gi] : 8;
-            const __m256i vz = _mm256_set1_epi16((short)z);
+        for (size_t u = 0; u < units; u++) {
+            size_t c0 = u * unit, c1 = c0 + unit < cols ? c0 + unit : cols, s1 = c1 < full ? c1 : full;
             __m256i sl[I16_ROW_MT];
             for (size_t t = 0; t < T; t++) sl[t] = _mm256_setzero_si256();
-            size_t k = c0;
-            for (; k + 32 <= c1; k += 32) {
-                __m128i b = _mm_loadu_si128((const __m128i *)(q + k / 2));
-                __m256i we = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(b, lo4)), vz);
-                __m256i wo = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), lo4)), vz);
+            for (size_t k = c0; k < s1; k += 64) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(q + k / 2));
+                __m256i p0 = _mm256_and_si256(v, m4), p1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                __m256i p2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), m4), p3 = _mm256_srli_epi16(v, 12);
                 for (size_t t = 0; t < T; t++) {
-                    const int16_t *x = xp + t * ldp + k;
-                    __m256i pe = _mm256_madd_epi16(we, _mm256_loadu_si256((const __m256i *)x));
-                    __m256i po = _mm256_madd_epi16(wo, _mm256_loadu_si256((const __m256i *)(x + 16)));
-                    sl[t] = _mm256_add_epi32(sl[t], _mm256_add_epi32(pe, po));
+                    const int16_t *x = xp + t * full + k;
+                    __m256i e = _mm256_add_epi32(_mm256_madd_epi16(p0, _mm256_loadu_si256((const __m256i *)x)),
+                                                 _mm256_madd_epi16(p1, _mm256_loadu_si256((const __m256i *)(x + 16))));
+                    __m256i o = _mm256_add_epi32(_mm256_madd_epi16(p2, _mm256_loadu_si256((const __m256i *)(x + 32))),
+                                                 _mm256_madd_epi16(p3, _mm256_loadu_si256((const __m256i *)(x + 48))));
+                    sl[t] = _mm256_add_epi32(sl[t], _mm256_add_epi32(e, o));
                 }
             }
-            if (k < c1) {  // the row's last columns (fewer than 32): added to their lanes one by one
+            // Zero points and scales of the unit's lanes: one group, or two groups of 32 (lanes 0-3, 4-7).
+            size_t g0 = two ? 2 * u : u, gi = r * groups + g0;
+            bool second = two && g0 + 1 < groups;
+            int z0 = zero ? (int)zero[gi] : 8, z1 = second ? (zero ? (int)zero[gi + 1] : 8) : 0;
+            __m256i zv = two ? _mm256_set_m128i(_mm_set1_epi32(z1), _mm_set1_epi32(z0)) : _mm256_set1_epi32(z0);
+            float sc0 = _cvtsh_ss(scale_f16[gi]), sc1 = second ? _cvtsh_ss(scale_f16[gi + 1]) : 0.0f;  // exact, as edge_f16_to_f32
+            for (size_t t = 0; t < T; t++)
+                sl[t] = _mm256_sub_epi32(sl[t], _mm256_mullo_epi32(zv, _mm256_loadu_si256((const __m256i *)(xl + (t * units + u) * 8))));
+            if (s1 < c1) {  // the row's last columns (fewer than 64): added to their lanes one by one
                 for (size_t t = 0; t < T; t++) {
                     int32_t lanes[8];
                     _mm256_storeu_si256((__m256i *)lanes, sl[t]);
                     const int16_t *x = Xq + t * ld;
-                    for (size_t j = k; j < c1; j++) lanes[((j - c0) % 32) / 4] += ((int32_t)edge_q4_nibble(q, j) - z) * (int32_t)x[j];
+                    for (size_t j = s1; j < c1; j++) {
+                        int z = j < c0 + gs ? z0 : z1;
+                        lanes[(j % 64) / 8] += ((int32_t)edge_q4_nibble(q, j) - z) * (int32_t)x[j];
+                    }
                     sl[t] = _mm256_loadu_si256((const __m256i *)lanes);
                 }
             }
-            float sc = _cvtsh_ss(scale_f16[gi]);  // exact, as edge_f16_to_f32
             for (size_t t = 0; t < T; t++) {
-                float d = sc * xscale[t * nb + c0 / EDGE_I16_BLOCK];
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sl[t]), _mm256_set1_ps(d), acc[t]);
+                float xs = xscale[t * nb + c0 / EDGE_I16_BLOCK];
+                __m256 d = two ? _mm256_set_m128(_mm_set1_ps(sc1 * xs), _mm_set1_ps(sc0 * xs)) : _mm256_set1_ps(sc0 * xs);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sl[t]), d, acc[t]);
             }
         }
         for (size_t t = 0; t < T; t++) Y[t * rows + r] = hsum(acc[t]);
     }
 }
 
-/// Builds the reordered activations (see q4_i16_rows) and runs q4_i16_rows with the token count a
-/// constant (the accumulators then stay in registers).
+/// Builds the reordered activations and their lane sums (see q4_i16_rows) and runs q4_i16_rows with
+/// the token count a constant (the accumulators then stay in registers).
 static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                     const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                                     size_t cols, size_t r0, size_t r1) {
-    size_t ld = edge_i16_stride(cols), ldp = cols & ~(size_t)31;
+    size_t ld = edge_i16_stride(cols), full = cols & ~(size_t)63;
+    size_t unit = gs < 64 ? 64 : gs, units = (cols + unit - 1) / unit;
     int16_t stack[I16_ROW_MT * 2048];
-    int16_t *xp = T * ldp <= sizeof stack / sizeof *stack ? stack : (int16_t *)malloc(sizeof(int16_t) * (T * ldp + 1));
-    if (!xp) abort();
-    for (size_t t = 0; t < T; t++)
-        for (size_t u = 0; u < ldp; u += 32)
-            for (size_t j = 0; j < 16; j++) {
-                xp[t * ldp + u + j] = Xq[t * ld + u + 2 * j];
-                xp[t * ldp + u + 16 + j] = Xq[t * ld + u + 2 * j + 1];
-            }
-    switch (T) {
-    case 1: q4_i16_rows(1, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
-    case 2: q4_i16_rows(2, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
-    case 3: q4_i16_rows(3, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
-    default: q4_i16_rows(4, Wq, scale_f16, zero, gs, Xq, xp, xscale, Y, rows, cols, r0, r1); break;
+    int32_t lstack[I16_ROW_MT * 8 * 40];
+    int16_t *xp = T * full <= sizeof stack / sizeof *stack ? stack : (int16_t *)malloc(sizeof(int16_t) * (T * full + 1));
+    int32_t *xl = T * units * 8 <= sizeof lstack / sizeof *lstack ? lstack : (int32_t *)malloc(sizeof(int32_t) * T * units * 8);
+    if (!xp || !xl) abort();
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t k = 0; k < full; k += 64)
+            for (size_t a = 0; a < 4; a++)
+                for (size_t m = 0; m < 16; m++) xp[t * full + k + 16 * a + m] = x[k + 4 * m + a];
+        for (size_t u = 0; u < units; u++) {
+            int32_t *l = xl + (t * units + u) * 8;
+            for (size_t i = 0; i < 8; i++) l[i] = 0;
+            size_t c1 = (u + 1) * unit < full ? (u + 1) * unit : full;
+            for (size_t k = u * unit; k < c1; k++) l[(k % 64) / 8] += x[k];
+        }
     }
+    bool two = gs == 32;
+#define Q4_ROWS(t, two) q4_i16_rows(t, two, Wq, scale_f16, zero, gs, Xq, xp, xl, xscale, Y, rows, cols, r0, r1)
+    switch (T) {
+    case 1: if (two) Q4_ROWS(1, true); else Q4_ROWS(1, false); break;
+    case 2: if (two) Q4_ROWS(2, true); else Q4_ROWS(2, false); break;
+    case 3: if (two) Q4_ROWS(3, true); else Q4_ROWS(3, false); break;
+    default: if (two) Q4_ROWS(4, true); else Q4_ROWS(4, false); break;
+    }
+#undef Q4_ROWS
     if (xp != stack) free(xp);
+    if (xl != lstack) free(xl);
 }
 
 static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,

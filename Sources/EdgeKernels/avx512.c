@@ -217,12 +217,111 @@ static AVX512 void micro_12x32(int mt, int nr, const float *x, size_t ldx, const
 #undef PK_ROW
 #undef PK_STORE
 
+// ---- One token, straight from the stored weights (decoding) ------------------------------
+
+/// The scalar formula (the driver's dequant_row) for one weight.
+AVX512_INLINE float fused_w1(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j) {
+    switch (kind) {
+    case EDGE_W_F32: return ((const float *)s->W)[r * cols + j];
+    case EDGE_W_F16: return edge_f16_to_f32(((const uint16_t *)s->W)[r * cols + j]);
+    case EDGE_W_Q8: {
+        uint8_t q = ((const uint8_t *)s->W)[r * cols + j];
+        return s->zero ? s->scale[r] * (float)((int)q - (int)s->zero[r]) : s->scale[r] * (float)(int8_t)q;
+    }
+    case EDGE_W_Q4: {
+        size_t gi = r * s->groups + j / s->group_size;
+        int z = s->zero ? (int)s->zero[gi] : 8;
+        return edge_f16_to_f32(s->scale_f16[gi]) * (float)((int)edge_q4_nibble((const uint8_t *)s->W + r * s->row_bytes, j) - z);
+    }
+    default: return 0;
+    }
+}
+
+/// 16 weights of row r, columns [j, j + 16) inside the row (and, for q4, inside one group), as the
+/// unpackers give them; `vs` / `vz` hold the row's (q8) or the group's (q4) scale and zero.
+AVX512_INLINE __m512 fused_w16(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j,
+                               __m512 vs, __m512i vz) {
+    switch (kind) {
+    case EDGE_W_F32: return _mm512_loadu_ps((const float *)s->W + r * cols + j);
+    case EDGE_W_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)s->W + r * cols + j)));
+    case EDGE_W_Q8: {
+        __m128i b = _mm_loadu_si128((const __m128i *)((const uint8_t *)s->W + r * cols + j));
+        if (s->zero) return _mm512_mul_ps(vs, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), vz)));
+        return _mm512_mul_ps(vs, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)));
+    }
+    case EDGE_W_Q4: {
+        const __m128i lo4 = _mm_set1_epi8(0x0F);
+        __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)s->W + r * s->row_bytes + j / 2));
+        __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+        return _mm512_mul_ps(vs, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(u), vz)));
+    }
+    default: return _mm512_setzero_ps();
+    }
+}
+
+/// One row at a time, its bytes read strictly in order with software prefetches EDGE_PREFETCH_BYTES
+/// ahead: per column block, y[r] (+)= the row's dot product with exactly the float operations of
+/// tile_f32 for one row (16-lane FMAs, a masked tail whose lanes past the block are zero, hsum4), on
+/// the weights the unpackers and the scalar formula give, so the result is the dot path's bit for bit.
+AVX512_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const float *x, float *y, size_t cols,
+                              size_t r0, size_t r1) {
+    size_t kstep = edge_column_block(cols);
+    size_t row_bytes = kind == EDGE_W_F32 ? cols * 4 : kind == EDGE_W_F16 ? cols * 2 : kind == EDGE_W_Q8 ? cols : s->row_bytes;
+    const __m512 z = _mm512_setzero_ps();
+    for (size_t r = r0; r < r1; r++) {
+        edge_prefetch_ahead((const uint8_t *)s->W + r * row_bytes, row_bytes, (const uint8_t *)s->W + r1 * row_bytes);
+        __m512 vs = z;
+        __m512i vz = _mm512_setzero_si512();
+        if (kind == EDGE_W_Q8) {
+            vs = _mm512_set1_ps(s->scale[r]);
+            vz = _mm512_set1_epi32(s->zero ? (int)s->zero[r] : 0);
+        }
+        size_t next_group = 0;
+        for (size_t k0 = 0; k0 < cols; k0 += kstep) {
+            size_t kc = cols - k0 < kstep ? cols - k0 : kstep, k = 0;
+            __m512 acc = z;
+            for (; k + 16 <= kc; k += 16) {
+                size_t j = k0 + k;
+                if (kind == EDGE_W_Q4 && j >= next_group) {  // a new group (group_size is a multiple of 16)
+                    size_t g = j / s->group_size, gi = r * s->groups + g;
+                    next_group = (g + 1) * s->group_size;
+                    vs = _mm512_set1_ps(edge_f16_to_f32(s->scale_f16[gi]));
+                    vz = _mm512_set1_epi32(s->zero ? (int)s->zero[gi] : 8);
+                }
+                acc = _mm512_fmadd_ps(fused_w16(kind, s, cols, r, j, vs, vz), _mm512_loadu_ps(x + j), acc);
+            }
+            if (k < kc) {  // the block's last columns: the scalar formula, zero lanes past them (as the masked loads)
+                __mmask16 m = mask16(kc - k);
+                float w[16] = {0};
+                for (size_t l = 0; l < kc - k; l++) w[l] = fused_w1(kind, s, cols, r, k0 + k + l);
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w), _mm512_maskz_loadu_ps(m, x + k0 + k), acc);
+            }
+            float sum = _mm_cvtss_f32(hsum4(acc, z, z, z));
+            y[r] = k0 > 0 ? sum + y[r] : sum;
+        }
+    }
+}
+
+static AVX512 bool matvec_fused(const edge_wsource *s, const float *x, float *y, size_t cols, size_t r0, size_t r1) {
+    switch (s->kind) {
+    case EDGE_W_F32: fused_kind(EDGE_W_F32, s, x, y, cols, r0, r1); return true;
+    case EDGE_W_F16: fused_kind(EDGE_W_F16, s, x, y, cols, r0, r1); return true;
+    case EDGE_W_Q8: fused_kind(EDGE_W_Q8, s, x, y, cols, r0, r1); return true;
+    case EDGE_W_Q4:
+        if (s->group_size == 0 || s->group_size % 16 != 0) return false;
+        fused_kind(EDGE_W_Q4, s, x, y, cols, r0, r1);
+        return true;
+    default: return false;
+    }
+}
+
 /// The AVX-512 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx512 = {
     .dot_name = "avx512-dot-4x4", .packed_name = "avx512-packed-12x32",
     .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
+    .matvec = matvec_fused, .matvec_name = "avx512-fused-1x1",
 };
 
 // ---- int8 x int8 ----------------------------------------------------------------------------

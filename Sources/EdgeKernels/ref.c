@@ -215,8 +215,10 @@ void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
                 int z = zero ? (int)zero[gi] : 8;
                 float d = edge_f16_to_f32(scale_f16[gi]) * xscale[t * nb + c0 / EDGE_I16_BLOCK];
                 int32_t sl[8] = {0};
-                for (size_t k = c0; k < c1; k++) sl[((k - c0) % 32) / 4] += ((int32_t)edge_q4_nibble(q, k) - z) * (int32_t)x[k];
-                for (int l = 0; l < 8; l++) a[l] = fmaf((float)sl[l], d, a[l]);
+                for (size_t k = c0; k < c1; k++) sl[(k % 64) / 8] += ((int32_t)edge_q4_nibble(q, k) - z) * (int32_t)x[k];
+                // A group of 32 has the four lanes of its half of the 64 columns; larger groups all eight.
+                int l0 = group_size == 32 ? (int)((c0 % 64) / 8) : 0, l1 = group_size == 32 ? l0 + 4 : 8;
+                for (int l = l0; l < l1; l++) a[l] = fmaf((float)sl[l], d, a[l]);
             }
             Y[t * rows + r] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
         }

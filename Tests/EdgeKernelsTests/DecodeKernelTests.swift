@@ -5,7 +5,7 @@ import Foundation
 import Glibc
 #endif
 
-/// The one-token (decoding) paths of the float-activation GEMMs: the fused kernel (`avx2-fused-1x1`:
+/// The one-token (decoding) paths of the float-activation GEMMs: the fused kernels (`avx2-fused-1x1`, `avx512-fused-1x1`:
 /// weights unpacked in registers, no dequantized buffer) must give exactly the bits of the dot-product
 /// path, which a 2-token call still runs (a token's sums do not depend on how many tokens share the tile).
 final class DecodeKernelTests: XCTestCase {
@@ -75,12 +75,15 @@ final class DecodeKernelTests: XCTestCase {
         }
     }
 
-    /// The kernel name reports the fused kernel for one token on AVX2, the dot kernel for two.
+    /// The kernel name reports the fused kernel for one token on AVX2 and AVX-512, the dot kernel for two.
     func testKernelNames() throws {
         guard edge_kernels_available(EDGE_KERNELS_AVX2) else { throw XCTSkip("no AVX2 on this machine") }
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_F32, 1)), "avx2-fused-1x1")
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_F32, 2)), "avx2-dot-4x3")
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q3_F32, 1)), "avx2-dot-4x3")
+        guard edge_kernels_available(EDGE_KERNELS_AVX512) else { return }  // scripts/test-avx512-emulated.sh checks it elsewhere
+        XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX512, EDGE_GEMM_OP_F32, 1)), "avx512-fused-1x1")
+        XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX512, EDGE_GEMM_OP_F32, 2)), "avx512-dot-4x4")
     }
 }
 

@@ -81,8 +81,9 @@ final class DispatchTests: XCTestCase {
             }
             let want = floatGEMMKernels(level)
             for op in floatOps {
-                // One token: AVX2's fused kernel (not for q3), bit-identical to its dot kernel.
-                let one = level == EDGE_KERNELS_AVX2 && op != EDGE_GEMM_OP_Q3_F32 ? "avx2-fused-1x1" : want.dot
+                // One token: the fused kernel of AVX2 and AVX-512 (not for q3), bit-identical to the level's dot kernel.
+                let fused = level == EDGE_KERNELS_AVX2 ? "avx2-fused-1x1" : level == EDGE_KERNELS_AVX512 ? "avx512-fused-1x1" : nil
+                let one = op != EDGE_GEMM_OP_Q3_F32 ? fused ?? want.dot : want.dot
                 XCTAssertEqual(gemmName(level, op, 1), one, "\(levelName(level)) op \(op.rawValue)")
                 XCTAssertEqual(gemmName(level, op, 11), want.dot, "\(levelName(level)) op \(op.rawValue)")
                 XCTAssertEqual(gemmName(level, op, 12), want.packed, "\(levelName(level)) op \(op.rawValue)")

@@ -30,6 +30,8 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.batch["q8_i16"], "avx2-packed-i16-6x16")
         } else if edge_kernels_level() == EDGE_KERNELS_AVX512 {
             XCTAssertEqual(info.batch["f32"], "avx512-packed-12x32")
+            XCTAssertEqual(info.decode["f32"], "avx512-fused-1x1")
+            XCTAssertEqual(info.decode["q3_f32"], "avx512-dot-4x4")
         }
         #endif
         // Round-trips through JSON, as a `--json` report carries it.

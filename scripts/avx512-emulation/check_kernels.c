@@ -306,7 +306,7 @@ static const expected_names k_expected[] = {
     {EDGE_KERNELS_AVX2, "avx2-dot-4x3", "avx2-packed-6x16", "avx2-dot-q8q8-4x2", NULL, "avx2-dot-q8q8b32-4x2",
      "avx2-packed-i16-6x16", "avx2-fused-1x1"},
     {EDGE_KERNELS_AVX512, "avx512-dot-4x4", "avx512-packed-12x32", "avx512-bw-q8q8-4x4", "avx512-vnni-q8q8-4x4",
-     "avx2-dot-q8q8b32-4x2", "avx2-packed-i16-6x16"},
+     "avx2-dot-q8q8b32-4x2", "avx2-packed-i16-6x16", "avx512-fused-1x1"},
     {EDGE_KERNELS_NEON, "neon-dot-4x4", "neon-dot-4x4", "neon-dot-q8q8-4x4", NULL, "ref", "ref"},
 };
 

@@ -199,11 +199,15 @@ static inline bool edge_q4_i16_supported(size_t group_size) {
 /// (8 when zero == NULL): eight float lanes a_0..a_7 start at 0; for each group g (columns
 /// c0 = g * group_size ..< min(cols, c0 + group_size), inside activation block b = c0 / 256),
 /// d = f16(scale_f16[r*G + g]) * xscale[t*nb + b] and, for each lane l, the exact int32
-/// s_l = sum over the group's columns k with ((k - c0) % 32) / 4 == l of (u_k - z) * Xq[t, k], then
-/// a_l = fmaf((float)s_l, d, a_l). Y[t, r] = ((a_0 + a_4) + (a_2 + a_6)) + ((a_1 + a_5) + (a_3 + a_7)).
+/// s_l = sum over the group's columns k with (k % 64) / 8 == l of (u_k - z) * Xq[t, k], then
+/// a_l = fmaf((float)s_l, d, a_l) for the lanes the group covers (a group of 32 the four lanes of its
+/// half of the 64 columns, (c0 % 64) / 8 ..< + 4; larger groups all eight).
+/// Y[t, r] = ((a_0 + a_4) + (a_2 + a_6)) + ((a_1 + a_5) + (a_3 + a_7)).
 /// Every level gives bit-identical results. The AVX2 kernel streams each row's nibbles once for up
-/// to 4 tokens (decoding) with vpmaddwd (16 multiply-adds per instruction) against activations it
-/// reorders per 32 columns (even columns, then odd), the order the nibbles lie in.
+/// to 4 tokens (decoding), 64 at a time (32 bytes: four shift-and-mask steps give the four nibbles
+/// of each 16-bit lane as int16), with vpmaddwd against activations it reorders per 64 columns into
+/// the same four planes, and folds the zero points in once per group as z times the activations'
+/// lane sums.
 void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                         size_t r0, size_t r1);

@@ -27,14 +27,17 @@ let package = Package(
         // needs calibration and no --data is given.
         .target(name: "CalibrationSet", exclude: ["calibration.txt"], cSettings: [.headerSearchPath(".")]),
         .target(name: "Compression", dependencies: ["Checkpoint", "EdgeFormat", "EdgeRuntime", "EdgeKernels", "Training", "CalibrationSet"]),
-        // What the two tools share: the progress bar and the kernel options (--kernels, --gemm).
-        .target(name: "CLISupport", dependencies: ["EdgeFormat", "EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // What the two tools share, without ArgumentParser or Foundation (edge-run links it): the progress
+        // bar, the one-line error, the kernel choice (--kernels, --gemm).
+        .target(name: "RunSupport", dependencies: ["EdgeFormat", "EdgeRuntime"]),
+        // The ArgumentParser side of RunSupport, for compress: the kernel options as an option group, main().
+        .target(name: "CLISupport", dependencies: ["RunSupport", "EdgeRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "CompressCLI", dependencies: [
-            "Compression", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compression", "CLISupport", "RunSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "EdgeRunCLI", dependencies: [
-            "EdgeRuntime", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        // Links nothing that imports Foundation or FoundationEssentials, so its static build stays small
+        // (docs/performance.md, "The runtime binary"); it parses its arguments by hand.
+        .executableTarget(name: "EdgeRunCLI", dependencies: ["EdgeRuntime", "RunSupport"]),
         // What the test targets share: package and fixture paths, temporary folders, running the built
         // tools and python, fixture models read through the real importer, seeded randomness.
         // Tests may depend on the compressor's modules; the runtime modules still must not.

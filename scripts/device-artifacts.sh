@@ -2,8 +2,8 @@
 # Compresses MODEL with each recipe, verifies every artifact against the float model, and writes
 # into OUT_DIR: the .edge files, report.json, report.md, pareto.svg, and a release build of the
 # runtime (edge-run) with its checksum. Exits non-zero if any recipe misses its budget (after the
-# report is written) or anything fails. The runtime is linked statically (Swift standard library;
-# FoundationEssentials, not Foundation) and stripped: about 16 MB; it needs glibc, libstdc++ and zlib.
+# report is written) or anything fails. The runtime is linked statically (Swift standard library; no
+# Foundation or FoundationEssentials) and stripped: about 10 MB; it needs glibc, libstdc++ and zlib.
 #
 # Usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c]
 #                                    [--ctx N] [--chunks N] [--no-runtime] [--checkpoints DIR]
@@ -70,7 +70,7 @@ if [ $runtime -eq 1 ]; then
   (cd "$root" && swift build -c release --product edge-run --static-swift-stdlib >/dev/null 2>&1) \
     || (cd "$root" && swift build -c release --product edge-run >/dev/null)
   cp "$(cd "$root" && swift build -c release --show-bin-path)/edge-run" "$out/edge-run"
-  # Symbols off: the static binary (Swift runtime + FoundationEssentials, no ICU) goes from 29 MB to 16 MB.
+  # Symbols off: the static binary (Swift runtime and C library only) goes from 17 MB to 10 MB.
   if command -v strip >/dev/null; then strip "$out/edge-run"; fi
   (cd "$out" && sha256sum edge-run > edge-run.sha256)
 fi

@@ -1,31 +1,20 @@
 import ArgumentParser
 import EdgeRuntime
+import RunSupport
 
-/// `--kernels` and `--gemm`: which SIMD level and GEMM micro-kernel run. Both change results in
-/// the last bits, so they are options (never environment variables) and the tools report them
-/// (`kernels` in `--json`). The defaults are the best level this CPU runs and the packed GEMM
-/// from 12 tokens up; `--gemm dot` is the benchmarks' baseline.
+/// `--kernels` and `--gemm` for an ArgumentParser command (`compress`); what they mean and do is
+/// `KernelChoice` (RunSupport), which `edge-run` parses by hand.
 public struct KernelOptions: ParsableArguments {
-    @Option(name: .long, help: "SIMD kernels: auto (the best this CPU runs), ref, avx2, avx512 or neon.")
+    @Option(name: .long, help: ArgumentHelp(KernelChoice.kernelsHelp))
     public var kernels: KernelInfo.Level = .auto
 
-    @Option(name: .long, help: "GEMM micro-kernel: auto (packed outer-product from 12 tokens up) or dot (dot-product at every size, the benchmarks' baseline).")
+    @Option(name: .long, help: ArgumentHelp(KernelChoice.gemmHelp))
     public var gemm: KernelInfo.GEMMMode = .auto
 
     public init() {}
 
-    /// Makes the chosen level and GEMM mode the process's (before any model runs).
-    /// - Throws: `KernelChoiceError` (one line, no usage text) when this CPU or build cannot run the level.
-    public func apply() throws {
-        guard KernelInfo.use(kernels) else { throw KernelChoiceError(level: kernels) }
-        KernelInfo.setGEMMMode(gemm)
-    }
-}
-
-/// `--kernels` named a level this CPU or build cannot run.
-public struct KernelChoiceError: Error, CustomStringConvertible {
-    public let level: KernelInfo.Level
-    public var description: String { "--kernels \(level.rawValue): this CPU or build cannot run it" }
+    /// `KernelChoice.apply()` with these options.
+    public func apply() throws { try KernelChoice(level: kernels, gemm: gemm).apply() }
 }
 
 extension KernelInfo.Level: ExpressibleByArgument {}

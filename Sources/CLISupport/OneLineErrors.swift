@@ -1,16 +1,10 @@
 import ArgumentParser
-import EdgeFormat
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RunSupport
 
 extension ParsableCommand {
     /// `main()` with one guarantee added: an error thrown while the command runs (a refused file,
-    /// tensor, field) is printed as one line of at most 300 bytes on stderr, control characters
-    /// escaped, and the process exits 1. Argument errors, `--help` and `ExitCode` keep
-    /// ArgumentParser's own handling (usage text included).
+    /// tensor, field) is printed as one line (`exitWithOneLineError`) and the process exits 1.
+    /// Argument errors, `--help` and `ExitCode` keep ArgumentParser's own handling (usage text included).
     public static func mainWithOneLineErrors() -> Never {
         var command: ParsableCommand
         do {
@@ -26,20 +20,7 @@ extension ParsableCommand {
             || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
             exit(withError: error)
         } catch {
-            let line = "Error: " + Excerpt.oneLine(String(describing: error), limit: 293) + "\n"
-            fputs(line, stderr)
-            #if canImport(Glibc)
-            Glibc.exit(1)
-            #else
-            Darwin.exit(1)
-            #endif
+            exitWithOneLineError(error)
         }
     }
-}
-
-/// A wrong option value, reported as one line without the usage text (ArgumentParser's
-/// `ValidationError` adds the usage; a value out of range deserves one line naming it).
-public struct UsageError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
 }

@@ -138,7 +138,7 @@ extension Checkpoint {
         guard let json else { return (nil, nil) }
         let tokenizer: Tokenizer
         do {
-            tokenizer = try Tokenizer(json: json)
+            tokenizer = try Tokenizer(json: [UInt8](json))
         } catch let TokenizerError.unsupported(field, value) {
             return (nil, "\(field) \(Excerpt.quoted(value)) is not supported by the runtime (only byte-level BPE is); the output has no tokenizer")
         } catch let e as TokenizerError {

@@ -30,7 +30,7 @@ public enum EdgeImporter {
         ]
         if let sourcePath = p.sourcePath { meta["source_path"] = sourcePath }
         // The tokenizer blob is checked as the runtime loads it, as for any other input.
-        let tok = try Checkpoint.runtimeTokenizer(try file.blob(named: "tokenizer.json"), config: file.config, file: path)
+        let tok = try Checkpoint.runtimeTokenizer(try file.blob(named: "tokenizer.json").map { Data($0) }, config: file.config, file: path)
         if let w = tok.warning { meta["tokenizer_warning"] = w }
         return Checkpoint(path: path, format: .edge, config: file.config, tokenizerJSON: tok.json,
                           tensors: ordered, files: [file.mappedFile], sourceMetadata: meta)

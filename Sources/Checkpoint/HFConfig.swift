@@ -11,7 +11,7 @@ extension JSONValue {
     static func hfObject(_ data: Data, file: String, what: String) throws -> [String: JSONValue] {
         let v: JSONValue
         do {
-            v = try JSONValue.parse(data)
+            v = try data.withUnsafeBytes { try JSONValue.parse($0) }
         } catch {
             throw CheckpointError.badHeader(file: file, why: "\(what) is not valid JSON: \(error)")
         }

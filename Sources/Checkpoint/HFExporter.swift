@@ -82,7 +82,7 @@ public enum HFExporter {
 
     private static func write(_ data: Data, to path: String, protecting inputs: [String]) throws {
         let out = try AtomicOutput(destination: path, protecting: inputs)
-        try out.write(data)
+        try data.withUnsafeBytes { try out.write($0) }
         try out.commit()
     }
 

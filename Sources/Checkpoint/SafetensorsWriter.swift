@@ -45,7 +45,7 @@ public enum SafetensorsWriter {
             sizes.append(bytes)
             offset = end
         }
-        var json = [UInt8](try JSONValue.object(root).jsonData())
+        var json = try JSONValue.object(root).jsonBytes()
         json += [UInt8](repeating: UInt8(ascii: " "), count: (8 - json.count % 8) % 8)
         var out = [UInt8]()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out += $0 }

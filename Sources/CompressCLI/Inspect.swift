@@ -4,6 +4,7 @@ import Checkpoint
 import Compression
 import EdgeFormat
 import Foundation
+import RunSupport
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(

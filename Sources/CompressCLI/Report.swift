@@ -32,7 +32,7 @@ struct ReportCommand: ParsableCommand {
         ]
         for (name, body) in files {
             let out = try AtomicOutput(destination: folder + "/" + name)
-            try out.write(Data(body.utf8))
+            try out.write(Array(body.utf8))
             try out.commit()
         }
         print("\(folder): report.json, report.md, pareto.svg for \(rows.count) recipes")

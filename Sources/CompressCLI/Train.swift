@@ -4,6 +4,7 @@ import Compression
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import RunSupport
 import Training
 
 struct TrainCommand: ParsableCommand {

@@ -4,6 +4,7 @@ import Compression
 import EdgeFormat
 import EdgeRuntime
 import Foundation
+import RunSupport
 
 /// `compress verify IN OUT --text FILE`: perplexity before/after, KL divergence, top-1 agreement,
 /// sizes, and the recipe's budget.

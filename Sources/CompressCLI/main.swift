@@ -7,6 +7,7 @@ import EdgeRuntime
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import RunSupport
 #endif
 
 /// `compress`: checkpoint in, `.edge` out; plus inspect and export.

@@ -222,7 +222,7 @@ extension EdgeModel {
                 tensors[t.name] = .floats(v, shape: t.shape)
             }
         }
-        let tokenizer = try graph.tokenizerJSON.map { try Tokenizer(json: $0) } ?? fallbackTokenizer
+        let tokenizer = try graph.tokenizerJSON.map { try Tokenizer(json: [UInt8]($0)) } ?? fallbackTokenizer
         return try EdgeModel(config: graph.config, tensors: tensors, tokenizer: tokenizer, source: graph.source.path, threads: threads)
     }
 }

@@ -40,7 +40,7 @@ public struct CalibrationText: Sendable {
         self.source = source
         self.text = text
         var h = SHA256()
-        h.update(Data(text.utf8))
+        h.update(Array(text.utf8))
         sha256 = h.hexDigest()
     }
 

@@ -66,9 +66,11 @@ public final class ModelWriter {
     /// Records what each pass did, adds the tokenizer and renames the file into place.
     /// - Returns: the size of the file in bytes.
     @discardableResult
-    public func finish(passes records: [JSONValue]) throws -> Int {
-        if let tok = tokenizerJSON { try writer.addBlob(name: "tokenizer.json", bytes: tok) }
+    /// - Parameter sourceSHA256: the source's digest, when it was not known at `init`.
+    public func finish(passes records: [JSONValue], sourceSHA256: String? = nil) throws -> Int {
+        if let tok = tokenizerJSON { try writer.addBlob(name: "tokenizer.json", bytes: [UInt8](tok)) }
         writer.provenance.passes = records
+        if let sourceSHA256 { writer.provenance.sourceSHA256 = sourceSHA256 }
         try writer.finish()
         return (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
     }

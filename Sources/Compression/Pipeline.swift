@@ -318,12 +318,19 @@ public struct Pipeline {
             }
         }
 
-        let sourceSHA = checkpoint.sourceSHA256()
-        var fingerprint = SHA256()
-        fingerprint.update(Data((sourceSHA + "|" + recipe.json.compactString + "|").utf8))
-        if let calibrationText { fingerprint.update(Data(calibrationText.text.utf8)) }
+        // The source's SHA-256 reads every input byte. A checkpoint folder's resume fingerprint needs
+        // it before the passes; otherwise it is computed on its own thread while the tensors convert,
+        // and joined before the header is written.
+        let sourceHash = SourceHash(checkpoint, background: checkpointDir == nil)
+        var fingerprintHex = ""
+        if checkpointDir != nil {
+            var fingerprint = SHA256()
+            fingerprint.update(Array((sourceHash.value() + "|" + recipe.json.compactString + "|").utf8))
+            if let calibrationText { fingerprint.update(Array(calibrationText.text.utf8)) }
+            fingerprintHex = fingerprint.hexDigest()
+        }
         let extras = Extras(calibration: calibration, text: calibrationText, checkpointDir: checkpointDir,
-                            fingerprint: fingerprint.hexDigest(), progress: progress)
+                            fingerprint: fingerprintHex, progress: progress)
         var metricFields: [String: JSONValue] = [:]
         if !checkpoint.sourceMetadata.isEmpty {
             metricFields["source_metadata"] = .object(checkpoint.sourceMetadata.mapValues { .string($0) })
@@ -331,7 +338,8 @@ public struct Pipeline {
         if let calibrationText { metricFields["calibration"] = calibrationText.record }
         let metrics: JSONValue? = metricFields.isEmpty ? nil : .object(metricFields)
         func makeWriter(_ config: ModelConfig) throws -> ModelWriter {
-            try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: sourceSHA, config: config,
+            // The digest is set at `finish` (hashing may still be running); a well-formed stand-in until then.
+            try ModelWriter(output: output, graph: graph, input: input, sourceSHA256: String(repeating: "0", count: 64), config: config,
                             recipe: recipe.json, metrics: metrics, deflate: recipe.deflate)
         }
 
@@ -385,7 +393,7 @@ public struct Pipeline {
         progress?(graph.tensors.count, graph.tensors.count, "")
 
         let records = prepared.passes.map { $0.record() }
-        let bytes = try writer.finish(passes: records)
+        let bytes = try writer.finish(passes: records, sourceSHA256: sourceHash.value())
         var timings: [JSONValue] = []
         for (i, p) in prepared.passes.enumerated() {
             guard case let .object(o)? = p.timings() else { continue }
@@ -395,4 +403,37 @@ public struct Pipeline {
                                seconds: Date().timeIntervalSince(start), records: records, timings: timings,
                                warnings: checkpoint.sourceMetadata["tokenizer_warning"].map { ["\(input): \($0)"] } ?? [])
     }
+}
+
+/// The SHA-256 of a checkpoint's weight files (`Checkpoint.sourceSHA256`), computed on a thread of
+/// its own when `background`, else at once; `value()` waits for it.
+final class SourceHash: @unchecked Sendable {
+    private var hex = ""
+    private let done = DispatchSemaphore(value: 0)
+    private var joined = false
+
+    init(_ checkpoint: Checkpoint, background: Bool) {
+        guard background else {
+            hex = checkpoint.sourceSHA256()
+            joined = true
+            return
+        }
+        let thread = Thread { [self] in
+            hex = checkpoint.sourceSHA256()
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// The hex digest (waits for the hashing thread the first time).
+    func value() -> String {
+        if !joined {
+            done.wait()
+            joined = true
+        }
+        return hex
+    }
+
+    deinit { _ = value() }  // never leave the thread reading a checkpoint that is going away
 }

@@ -237,22 +237,20 @@ public struct Quantize: Pass {
                 grids.withUnsafeBufferPointer { gb in
                     partial.withUnsafeMutableBufferPointer { pb in
                         let v = vb.baseAddress!, st = sb.baseAddress!, g = gb.baseAddress!, part = pb.baseAddress!
+                        // Each row's groups through `edge_round_to_grid` (QuantGrid.code and .value, in SIMD).
                         let round = { (b: Int) in
-                            var sse = 0.0, ss = 0.0
-                            for r in b * roundBlock ..< min(rows, (b + 1) * roundBlock) {
-                                for j in 0 ..< cols {
-                                    let grid = g[r * groups + j / group]
-                                    let x = v[r * cols + j]
-                                    let code = grid.code(x)
-                                    let y = grid.value(code)
-                                    st[r * cols + j] = UInt8(truncatingIfNeeded: Int(code) + offset)
-                                    v[r * cols + j] = y
-                                    let e = Double(x - y)
-                                    sse += e * e
-                                    ss += Double(x) * Double(x)
+                            var sums = (0.0, 0.0)
+                            withUnsafeMutableBytes(of: &sums) { sp in
+                                let acc = sp.baseAddress!.assumingMemoryBound(to: Double.self)
+                                for r in b * roundBlock ..< min(rows, (b + 1) * roundBlock) {
+                                    for gi in 0 ..< groups {
+                                        let j0 = gi * group, n = min(cols, j0 + group) - j0, grid = g[r * groups + gi]
+                                        edge_round_to_grid(v + r * cols + j0, n, grid.scale, grid.zero, grid.qmin, grid.qmax,
+                                                           Int32(offset), st + r * cols + j0, acc)
+                                    }
                                 }
                             }
-                            part[b] = (sse, ss)
+                            part[b] = sums
                         }
                         if blocks > 1 && rows * cols >= 1 << 20 {
                             DispatchQueue.concurrentPerform(iterations: blocks, execute: round)

@@ -79,7 +79,7 @@ struct SequentialCalibration {
         guard let json = graph.tokenizerJSON else {
             throw Calibration.Failure(file: graph.source.path, why: "the model carries no tokenizer; calibration needs one to read the text")
         }
-        let tokenizer = try Tokenizer(json: json)
+        let tokenizer = try Tokenizer(json: [UInt8](json))
         let ids = EdgeModel.tokenize(text.text, tokenizer: tokenizer)
         let recipe = pipeline.recipe.calibration
         let window = min(recipe.ctx, config.maxPositions)

@@ -42,8 +42,8 @@ public enum TrainModelFile {
         }
         var fingerprint = SHA256()
         let sourceSHA = checkpoint.sourceSHA256()
-        fingerprint.update(Data((sourceSHA + "|train|").utf8))
-        fingerprint.update(Data(text.utf8))
+        fingerprint.update(Array((sourceSHA + "|train|").utf8))
+        fingerprint.update(Array(text.utf8))
         let report = try trainer.run(checkpointDir: checkpointDir, fingerprint: fingerprint.hexDigest(), progress: progress,
                                      shouldStop: shouldStop)
         if report.steps < options.steps { return Summary(output: output, report: report, seconds: Date().timeIntervalSince(start)) }

@@ -204,7 +204,7 @@ public struct Verifier {
     static func budget(in recipe: JSONValue, file: String) throws -> Budget? {
         guard let b = recipe["budget"], !b.isNull else { return nil }
         let minimal: JSONValue = ["passes": [], "budget": b]
-        return try Recipe.parse(try minimal.jsonData(), file: "\(file) (embedded recipe)").budget
+        return try Recipe.parse(Data(try minimal.jsonBytes()), file: "\(file) (embedded recipe)").budget
     }
 
     /// Evaluates both models on `text` and checks the budget.

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -26,19 +21,17 @@ public final class AtomicOutput {
     /// Opens a temporary file beside `destination`.
     /// - Parameter protecting: paths that must never be overwritten (the inputs); refusing them is the caller's first line of defence.
     public init(destination: String, protecting inputs: [String] = []) throws {
-        let dest = URL(fileURLWithPath: destination).standardizedFileURL
-        for input in inputs {
-            let a = URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath().path
-            if a == dest.resolvingSymlinksInPath().path {
-                throw FormatError.io(file: destination, what: "refusing to overwrite the input file")
-            }
+        let dest = absolutePath(destination)
+        // A destination that does not exist yet cannot be an input; one that does is compared by its real path.
+        if let real = realPath(dest), inputs.contains(where: { realPath($0) == real }) {
+            throw FormatError.io(file: destination, what: "refusing to overwrite the input file")
         }
-        self.destination = dest.path
-        let dir = dest.deletingLastPathComponent().path
+        self.destination = dest
+        let (dir, name) = splitPath(dest)
         guard isDirectory(dir) else {
             throw FormatError.io(file: destination, what: "output folder \(dir) does not exist")
         }
-        temporaryPath = dir + "/." + dest.lastPathComponent + ".tmp-\(getpid())"
+        temporaryPath = dir + "/." + name + ".tmp-\(getpid())"
         guard let h = fopen(temporaryPath, "wb") else {
             throw FormatError.io(file: destination, what: "cannot create \(temporaryPath): \(String(cString: strerror(errno)))")
         }
@@ -58,7 +51,6 @@ public final class AtomicOutput {
         bytesWritten += bytes.count
     }
 
-    public func write(_ data: Data) throws { try data.withUnsafeBytes { try write($0) } }
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
     /// Appends zero bytes until the file length is a multiple of `alignment`.
@@ -132,15 +124,13 @@ public final class AtomicFolder {
     private var committed = false
 
     public init(destination: String) throws {
-        let dest = URL(fileURLWithPath: destination).standardizedFileURL
-        self.destination = dest.path
-        let parent = dest.deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        } catch {
+        let dest = absolutePath(destination)
+        self.destination = dest
+        let (parent, name) = splitPath(dest)
+        guard makeDirectories(parent) else {
             throw FormatError.io(file: destination, what: "cannot create the parent folder \(parent)")
         }
-        stagingPath = parent + "/." + dest.lastPathComponent + ".tmp-\(getpid())"
+        stagingPath = parent + "/." + name + ".tmp-\(getpid())"
         Self.removeFlat(stagingPath)
         guard mkdir(stagingPath, 0o755) == 0 else {
             throw FormatError.io(file: destination, what: "cannot create \(stagingPath): \(String(cString: strerror(errno)))")
@@ -152,7 +142,7 @@ public final class AtomicFolder {
 
     /// Moves every staged file into the destination.
     public func commit() throws {
-        if !FileManager.default.fileExists(atPath: destination) {
+        if !fileExists(destination) {
             guard rename(stagingPath, destination) == 0 else {
                 let msg = String(cString: strerror(errno))
                 abandon()
@@ -163,7 +153,8 @@ public final class AtomicFolder {
                 abandon()
                 throw FormatError.io(file: destination, what: "exists and is not a folder")
             }
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: stagingPath)) ?? []
+            var names: [String] = []
+            forEachDirectoryEntry(stagingPath) { names.append($0) }
             for name in names.sorted() {
                 guard rename(stagingPath + "/" + name, destination + "/" + name) == 0 else {
                     let msg = String(cString: strerror(errno))
@@ -185,15 +176,13 @@ public final class AtomicFolder {
 
     /// Removes a folder of plain files (one level), with calls that are safe in a signal handler.
     static func removeFlat(_ path: String) {
-        if let dir = opendir(path) {
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-                }
-                if name != "." && name != ".." { unlink(path + "/" + name) }
-            }
-            closedir(dir)
-        }
+        forEachDirectoryEntry(path) { unlink(path + "/" + $0) }
         rmdir(path)
     }
+}
+
+/// An absolute, clean path (`absolutePath`) split into its folder and last component.
+private func splitPath(_ path: String) -> (folder: String, name: String) {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return ("/", String(path.dropFirst())) }
+    return (String(path[..<slash]), String(path[path.index(after: slash)...]))
 }

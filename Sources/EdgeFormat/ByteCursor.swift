@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A bounded reader over bytes. Every read states its endianness, checks the remaining length
 /// with overflow-safe arithmetic and throws `ByteCursor.Error.truncated` (with file and offset)

@@ -1,9 +1,4 @@
 import CZlib
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// zlib's CRC-32 (ISO-HDLC: reflected polynomial 0xEDB88320, initial value 0, final xor built in;
 /// the checksum of "123456789" is 0xCBF43926). The `.edge` checksum of the header and of every item.
@@ -16,9 +11,6 @@ public enum CRC32 {
 
     /// The checksum of `bytes`.
     public static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
-
-    /// The checksum of `data`.
-    public static func checksum(_ data: Data) -> UInt32 { data.withUnsafeBytes { checksum($0) } }
 }
 
 /// zlib-wrapped deflate (RFC 1950 around RFC 1951), as produced by zlib's `compress2` and read

@@ -1,9 +1,4 @@
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Incremental SHA-256 (the C implementation in EdgeKernels), hex output.
 public struct SHA256 {
@@ -16,8 +11,8 @@ public struct SHA256 {
         edge_sha256_update(&ctx, base, bytes.count)
     }
 
-    public mutating func update(_ data: Data) {
-        data.withUnsafeBytes { update($0) }
+    public mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
     }
 
     public mutating func finalize() -> [UInt8] {
@@ -34,6 +29,4 @@ public struct SHA256 {
         h.update(bytes)
         return h.hexDigest()
     }
-
-    public static func hex(_ data: Data) -> String { data.withUnsafeBytes { hex($0) } }
 }

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// An opened, fully validated `.edge` file (docs/edge-format.md). The file is memory-mapped;
 /// uncompressed payloads are served straight from the mapping, deflated ones are inflated on
@@ -130,14 +125,14 @@ public final class EdgeFile: @unchecked Sendable {
 
     /// The bytes of the blob `name` (decompressed), or nil if the file has no such blob.
     /// - Throws: `.corruptPayload` if its deflate stream is bad.
-    public func blob(named name: String) throws -> Data? {
+    public func blob(named name: String) throws -> [UInt8]? {
         guard let i = blobIndex[name] else { return nil }
         let b = header.blobs[i]
         let stored = storedBytes(offset: b.offset, length: b.length)
-        guard b.compression == .deflate else { return Data(stored) }
+        guard b.compression == .deflate else { return [UInt8](stored) }
         let buffer = try inflate(stored, item: .blob(b.name), offset: b.offset, length: b.rawLength ?? 0)
         defer { buffer.deallocate() }
-        return Data(buffer)
+        return [UInt8](UnsafeRawBufferPointer(buffer))
     }
 
     // MARK: internals

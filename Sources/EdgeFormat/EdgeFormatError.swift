@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A tensor or a blob of an `.edge` file, for messages.
 public enum EdgeItem: Equatable, Sendable, CustomStringConvertible {

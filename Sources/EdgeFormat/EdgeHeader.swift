@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The fixed 64 bytes at the start of every `.edge` file (docs/edge-format.md, "Preamble").
 ///
@@ -208,12 +203,10 @@ public struct EdgeHeader: Equatable, Sendable {
         self.provenance = provenance
     }
 
-    /// The header bytes as written: compact UTF-8 JSON with sorted keys.
+    /// The header bytes as written: compact UTF-8 JSON with sorted keys (`JSONValue.jsonBytes()`).
     /// - Throws: `EncodingError` if a provenance value cannot be written (a non-finite number).
-    public func encoded() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try e.encode(self)
+    public func encoded() throws -> [UInt8] {
+        try JSONValue(encoding: self).jsonBytes()
     }
 }
 

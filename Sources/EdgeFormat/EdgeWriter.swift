@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Streams an `.edge` file: a placeholder preamble, then each tensor or blob as it is added (at
 /// the next 64-byte boundary), then the header JSON, then the real preamble patched in. Nothing
@@ -96,7 +91,7 @@ public final class EdgeWriter {
 
     /// Writes a named blob (e.g. "tokenizer.json") now.
     /// - Throws: `EdgeFormatError.writerMisuse` for an empty or duplicate name, empty bytes, or use after `finish()`; `.io`.
-    public func addBlob(name: String, bytes: Data) throws {
+    public func addBlob(name: String, bytes: [UInt8]) throws {
         try checkOpen()
         guard !name.isEmpty else { throw EdgeFormatError.writerMisuse(file: path, why: "a blob has an empty name") }
         guard !blobNames.contains(name) else { throw EdgeFormatError.duplicateName(file: path, item: .blob(name)) }
@@ -136,7 +131,7 @@ public final class EdgeWriter {
     /// The header bytes for `tensors` and `blobs`, saying format `version`.
     /// - Throws: `EdgeFormatError.badProvenance` when the provenance breaks a rule or holds a non-finite number.
     private static func encodeHeader(path: String, config: ModelConfig, tensors: [TensorEntry], blobs: [BlobEntry],
-                                     provenance: Provenance, version: UInt32) throws -> Data {
+                                     provenance: Provenance, version: UInt32) throws -> [UInt8] {
         if let p = provenance.problem() { throw EdgeFormatError.badProvenance(file: path, field: p.field, why: p.why) }
         do {
             return try EdgeHeader(config: config, tensors: tensors, blobs: blobs, provenance: provenance, version: Int(version)).encoded()

@@ -1,9 +1,4 @@
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// How a tensor's bytes encode its values. Layouts are specified byte by byte in
 /// docs/edge-format.md ("Encodings"); `EncodedTensor` builds them and `decode` reads them back.

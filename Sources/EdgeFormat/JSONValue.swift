@@ -1,15 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// An arbitrary JSON value: recipes, pass records and metrics stored in an `.edge` file's
 /// provenance, and the tree the `.edge` header is decoded from.
 ///
 /// Numbers are IEEE binary64 (integers are exact up to 2^53). Objects are unordered; every
-/// serialization (`jsonData()`, or any `JSONEncoder` with `.sortedKeys`) writes keys in sorted
-/// order, so equal values give identical bytes. `parse(_:)` is strict: it refuses duplicate keys,
+/// serialization (`jsonBytes()`, `prettyText()`, or any `JSONEncoder` with `.sortedKeys`) writes
+/// keys in sorted order, so equal values give identical bytes. `parse(_:)` is strict: it refuses duplicate keys,
 /// invalid UTF-8, non-finite numbers, trailing bytes and nesting deeper than `maxDepth`.
 public enum JSONValue: Equatable, Sendable {
     case null
@@ -56,11 +51,11 @@ public enum JSONValue: Equatable, Sendable {
 
     // MARK: conversions
 
-    /// The JSON form of any `Encodable` value (through `JSONEncoder`).
-    /// - Throws: the encoder's `EncodingError` (e.g. a non-finite number).
+    /// The JSON form of any `Encodable` value: the tree Foundation's `JSONEncoder` (default
+    /// strategies) would write and `parse(_:)` read back (see `_JSONValueEncoder`).
+    /// - Throws: `EncodingError.invalidValue` for a non-finite number, naming its path.
     public init<T: Encodable>(encoding value: T) throws {
-        let data = try JSONEncoder().encode(value)
-        self = try data.withUnsafeBytes { try JSONValue.parse($0) }
+        self = try _JSONValueEncoder.encode(value)
     }
 
     /// Decodes a `Decodable` type from this tree. Numbers must be representable in the requested
@@ -70,18 +65,15 @@ public enum JSONValue: Equatable, Sendable {
         try T(from: _JSONValueDecoder(value: self, codingPath: []))
     }
 
-    /// Compact UTF-8 JSON with sorted keys: equal values give identical bytes.
+    /// Compact UTF-8 JSON with sorted keys: equal values give identical bytes, the bytes
+    /// `JSONEncoder` with `[.sortedKeys, .withoutEscapingSlashes]` writes for this value.
     /// - Throws: `EncodingError.invalidValue` for a non-finite number, naming its path.
-    public func jsonData() throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try e.encode(self)
-    }
+    public func jsonBytes() throws -> [UInt8] { try serialized(pretty: false) }
 
-    /// `jsonData()` as a string; "null" if it cannot be encoded (only non-finite numbers cannot).
+    /// `jsonBytes()` as a string; "null" if it cannot be encoded (only non-finite numbers cannot).
     public var compactString: String {
-        guard let d = try? jsonData() else { return "null" }
-        return String(decoding: d, as: UTF8.self)
+        guard let b = try? jsonBytes() else { return "null" }
+        return String(decoding: b, as: UTF8.self)
     }
 
     /// A one-line account of a decoding error: the field path ("tensors[3].offset", "" for the
@@ -172,9 +164,9 @@ extension JSONValue {
         JSONValue(try RawJSON.parse(bytes, maxDepth: JSONValue.maxDepth, uniqueKeys: true))
     }
 
-    /// Parses RFC 8259 JSON from `data` (see `parse(_:)` on raw bytes).
-    public static func parse(_ data: Data) throws -> JSONValue {
-        try data.withUnsafeBytes { try parse($0) }
+    /// Parses RFC 8259 JSON from `bytes` (see `parse(_:)` on raw bytes).
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        try bytes.withUnsafeBytes { try parse($0) }
     }
 
     /// The value of a parsed tree: numbers as binary64, strings and keys decoded from UTF-8.
@@ -439,11 +431,117 @@ private struct _JSONParser {
 }
 
 extension JSONValue {
-    /// Pretty-printed JSON text with sorted keys (for command output).
+    /// Pretty-printed JSON text with sorted keys (for command output), as `JSONEncoder` with
+    /// `[.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]` writes it: two-space indent,
+    /// `"key" : value`. "null" if it cannot be encoded (only non-finite numbers cannot).
     public func prettyText() -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        guard let d = try? e.encode(self) else { return compactString }
-        return String(decoding: d, as: UTF8.self)
+        guard let b = try? serialized(pretty: true) else { return "null" }
+        return String(decoding: b, as: UTF8.self)
+    }
+}
+
+// MARK: writer
+
+// JSON text as Foundation's `JSONEncoder` writes it with `.sortedKeys` and `.withoutEscapingSlashes`
+// (plus `.prettyPrinted` for `prettyText()`): keys in `String` order; numbers in Swift's shortest
+// round-trip form without a trailing ".0" ("1", "0.1", "1e-05", "-0"); `"`, `\\` and control
+// characters escaped (`\n`, `\u001f`), everything else as UTF-8; pretty: two-space indent,
+// `"key" : value`, an empty array or object as `[`, a blank line, `]`.
+extension JSONValue {
+    /// The JSON text of this value.
+    /// - Throws: `EncodingError.invalidValue` at the path of a non-finite number.
+    private func serialized(pretty: Bool) throws -> [UInt8] {
+        var out: [UInt8] = []
+        guard writeIsFinite(into: &out, pretty: pretty, depth: 0) else {
+            var path: [CodingKey] = []
+            let bad = firstNonFinite(path: &path) ?? .nan
+            throw EncodingError.invalidValue(bad, .init(codingPath: path, debugDescription: "JSON cannot hold the non-finite number \(bad)"))
+        }
+        return out
+    }
+
+    /// Appends the value's text; false (output incomplete) when it holds a non-finite number.
+    private func writeIsFinite(into out: inout [UInt8], pretty: Bool, depth: Int) -> Bool {
+        func newline(_ depth: Int) {
+            out.append(UInt8(ascii: "\n"))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
+        }
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case let .bool(b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case let .number(d):
+            guard d.isFinite else { return false }
+            var text = d.description
+            if text.hasSuffix(".0") { text.removeLast(2) }
+            out.append(contentsOf: text.utf8)
+        case let .string(s): Self.writeString(s, into: &out)
+        case let .array(a):
+            out.append(UInt8(ascii: "["))
+            if pretty { a.isEmpty ? out.append(UInt8(ascii: "\n")) : newline(depth + 1) }
+            for (i, v) in a.enumerated() {
+                if i > 0 {
+                    out.append(UInt8(ascii: ","))
+                    if pretty { newline(depth + 1) }
+                }
+                guard v.writeIsFinite(into: &out, pretty: pretty, depth: depth + 1) else { return false }
+            }
+            if pretty { newline(depth) }
+            out.append(UInt8(ascii: "]"))
+        case let .object(o):
+            out.append(UInt8(ascii: "{"))
+            if pretty { o.isEmpty ? out.append(UInt8(ascii: "\n")) : newline(depth + 1) }
+            for (i, (k, v)) in o.sorted(by: { $0.key < $1.key }).enumerated() {
+                if i > 0 {
+                    out.append(UInt8(ascii: ","))
+                    if pretty { newline(depth + 1) }
+                }
+                Self.writeString(k, into: &out)
+                out.append(contentsOf: (pretty ? " : " : ":").utf8)
+                guard v.writeIsFinite(into: &out, pretty: pretty, depth: depth + 1) else { return false }
+            }
+            if pretty { newline(depth) }
+            out.append(UInt8(ascii: "}"))
+        }
+        return true
+    }
+
+    private static func writeString(_ s: String, into out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+            case 0x08: out.append(contentsOf: #"\b"#.utf8)
+            case 0x0C: out.append(contentsOf: #"\f"#.utf8)
+            case 0x0A: out.append(contentsOf: #"\n"#.utf8)
+            case 0x0D: out.append(contentsOf: #"\r"#.utf8)
+            case 0x09: out.append(contentsOf: #"\t"#.utf8)
+            case 0 ..< 0x20: out.append(contentsOf: #"\u00"#.utf8 + [hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// The first non-finite number in document order (keys sorted), its path in `path`.
+    private func firstNonFinite(path: inout [CodingKey]) -> Double? {
+        switch self {
+        case let .number(d): return d.isFinite ? nil : d
+        case let .array(a):
+            for (i, v) in a.enumerated() {
+                path.append(_IndexKey(i))
+                if let d = v.firstNonFinite(path: &path) { return d }
+                path.removeLast()
+            }
+        case let .object(o):
+            for (k, v) in o.sorted(by: { $0.key < $1.key }) {
+                path.append(_AnyKey(k))
+                if let d = v.firstNonFinite(path: &path) { return d }
+                path.removeLast()
+            }
+        default: break
+        }
+        return nil
     }
 }

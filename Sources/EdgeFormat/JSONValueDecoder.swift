@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A `Decoder` over a parsed `JSONValue` (used by `JSONValue.decode(_:)`). Unlike Foundation's
 /// `JSONDecoder` it reports every failure, including a number out of range for its field, as a

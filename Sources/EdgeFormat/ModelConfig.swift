@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The model description shared by the importer, the `.edge` header and the runtime.
 /// Field names in JSON are snake_case (see docs/edge-format.md).

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 // The typed model schema: what each tensor of a model is (role, layer, weight or bias), its
 // canonical name, shape and kind. Modelled on llama.cpp's `llm_tensor` enum and its name table

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// One transformer block's tensors, bound to whatever a consumer computes with: the runtime binds
 /// matrices to `Linear` and vectors to `[Float]`, training binds both to its parameters. The wiring

@@ -1,9 +1,4 @@
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Byte offsets inside an `nm` payload (docs/edge-format.md, "Encodings"): a [rows, cols] matrix
 /// in which every group of `m` consecutive columns of a row (columns `g*m ..< g*m + m`, from

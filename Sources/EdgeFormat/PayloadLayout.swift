@@ -1,9 +1,4 @@
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A tensor payload's layout with every encoding parameter resolved: the one place where the
 /// optional `EncodingParams` of the tensor table become concrete values (or are refused), so no

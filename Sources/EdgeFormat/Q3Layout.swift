@@ -1,9 +1,4 @@
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Byte offsets inside a q3 payload (docs/edge-format.md, "q3"): 3-bit codes, groups of
 /// `groupSize` inputs (a multiple of 8, the last group of a row may be shorter), one binary16

@@ -1,9 +1,4 @@
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Byte offsets inside a `csr` or `bitmask` payload (docs/edge-format.md, "Encodings").
 ///

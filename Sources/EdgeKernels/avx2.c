@@ -570,6 +570,57 @@ static AVX2 void quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, s
     }
 }
 
+/// edge_round_to_grid (bit-identical to the reference): eight values per step, the error sums in
+/// two vectors of four double lanes (lanes 0-3 and 4-7 of i % 8).
+static AVX2 void round_to_grid(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
+                               uint8_t *stored, double *sums) {
+    if (!(scale > 0)) {
+        edge_round_to_grid_ref(x, n, scale, zero, qmin, qmax, offset, stored, sums);
+        return;
+    }
+    const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zero), lo = _mm256_set1_ps(qmin), hi = _mm256_set1_ps(qmax);
+    const __m256i voff = _mm256_set1_epi32(offset);
+    const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                               0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m256d se0 = _mm256_setzero_pd(), se1 = se0, sq0 = se0, sq1 = se0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 c = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(v, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        c = _mm256_max_ps(_mm256_min_ps(c, hi), lo);  // min: c < hi ? c : hi; max: c > lo ? c : lo
+        __m256 y = _mm256_mul_ps(vs, _mm256_sub_ps(c, vz));
+        _mm256_storeu_ps(x + i, y);
+        __m256i b = _mm256_shuffle_epi8(_mm256_add_epi32(_mm256_cvtps_epi32(c), voff), low_bytes);
+        _mm_storel_epi64((__m128i *)(stored + i), _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+        __m256 e = _mm256_sub_ps(v, y);
+        __m256d e0 = _mm256_cvtps_pd(_mm256_castps256_ps128(e)), e1 = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
+        __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        se0 = _mm256_add_pd(se0, _mm256_mul_pd(e0, e0));
+        se1 = _mm256_add_pd(se1, _mm256_mul_pd(e1, e1));
+        sq0 = _mm256_add_pd(sq0, _mm256_mul_pd(d0, d0));
+        sq1 = _mm256_add_pd(sq1, _mm256_mul_pd(d1, d1));
+    }
+    double se[8], sq[8];
+    _mm256_storeu_pd(se, se0);
+    _mm256_storeu_pd(se + 4, se1);
+    _mm256_storeu_pd(sq, sq0);
+    _mm256_storeu_pd(sq + 4, sq1);
+    for (; i < n; i++) {  // the last values: the reference's steps, into their lanes
+        float v = x[i], c = nearbyintf(v / scale) + zero;
+        c = c < qmax ? c : qmax;
+        c = c > qmin ? c : qmin;
+        float y = scale * (c - zero);
+        stored[i] = (uint8_t)((int)c + offset);
+        x[i] = y;
+        double e = (double)(v - y), d = (double)v;
+        double p = e * e, q = d * d;
+        se[i % 8] += p;
+        sq[i % 8] += q;
+    }
+    sums[0] += ((se[0] + se[4]) + (se[2] + se[6])) + ((se[1] + se[5]) + (se[3] + se[7]));
+    sums[1] += ((sq[0] + sq[4]) + (sq[2] + sq[6])) + ((sq[1] + sq[5]) + (sq[3] + sq[7]));
+}
+
 AVX2_INLINE int32_t load_i32(const int16_t *p) {
     int32_t v;
     memcpy(&v, p, sizeof v);
@@ -1068,6 +1119,7 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->quantize_row_q8_b32 = quantize_row_q8_b32;
     t->matmul_q8_q8b32 = matmul_q8_q8b32;
     t->quantize_rows_i16 = quantize_rows_i16;
+    t->round_to_grid = round_to_grid;
     t->matmul_q8_i16 = matmul_q8_i16;
     t->matmul_q4_i16 = matmul_q4_i16;
     t->transpose_f32 = transpose_f32;

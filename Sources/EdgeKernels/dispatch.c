@@ -218,6 +218,11 @@ void edge_matmul_q8_q8b32(const int8_t *Wq, const float *wscale, const int8_t *X
 void edge_quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols) {
     table()->quantize_rows_i16(X, Xq, xscale, T, cols);
 }
+
+void edge_round_to_grid(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
+                        uint8_t *stored, double *sums) {
+    table()->round_to_grid(x, n, scale, zero, qmin, qmax, offset, stored, sums);
+}
 void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                         size_t r0, size_t r1) {
@@ -262,6 +267,11 @@ void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, cons
                               size_t r0, size_t r1) {
     table()->spmm_bitmask(EDGE_SPARSE_Q8, mask, row_ptr, values, scale, zero, X, Y, T, rows, cols, r0, r1);
 }
+void edge_spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
+                           const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    table()->spmm_nm24_q8_i16(idx, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1) {

@@ -35,6 +35,8 @@ typedef struct edge_kernel_table {
     void (*matmul_q8_q8b32)(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*quantize_rows_i16)(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols);
+    void (*round_to_grid)(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
+                          uint8_t *stored, double *sums);
     void (*matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                           size_t r0, size_t r1);
@@ -57,6 +59,8 @@ typedef struct edge_kernel_table {
     void (*spmm_bitmask)(edge_sparse_kind kind, const uint8_t *mask, const uint32_t *row_ptr, const void *values,
                          const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T, size_t rows,
                          size_t cols, size_t r0, size_t r1);
+    void (*spmm_nm24_q8_i16)(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
+                             const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*spmm_bitmask_q8_i16)(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                                 const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                 size_t r0, size_t r1);

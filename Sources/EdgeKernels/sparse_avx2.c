@@ -352,9 +352,92 @@ static __attribute__((target("avx2,fma,f16c,popcnt"))) void spmm_bitmask_q8_i16(
     }
 }
 
+// ---- nm 2:4 q8 x int16 activations, few tokens (decoding) ---------------------------------------
+// Each row streamed once: per 16 columns (4 groups, 8 stored values, two index bytes) each index byte
+// picks a byte shuffle placing its groups' 4 values at their columns (zeros elsewhere); widened to
+// int16 and multiplied with vpmaddwd; exact int32 block sums, so bit-identical to the reference.
+
+/// pshufb control for index byte b (slots 0-3: two groups of 4 columns): byte c = the slot whose
+/// index is column c, 0x80 (zero) when none.
+static uint64_t g_nm24_shuf[256];
+
+static void build_nm24_shuf_table(void) {
+    for (unsigned b = 0; b < 256; b++) {
+        uint64_t c = 0x8080808080808080ULL;
+        for (unsigned s = 0; s < 4; s++) {
+            unsigned col = (s / 2) * 4 + ((b >> (2 * s)) & 3);
+            c &= ~((uint64_t)0xFF << (8 * col));
+            c |= (uint64_t)s << (8 * col);
+        }
+        g_nm24_shuf[b] = c;
+    }
+}
+
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void nm24_i16_rows(const size_t T, const uint8_t *idx, const int8_t *values, const float *scale,
+                                const int16_t *Xq, const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8, full = cols & ~(size_t)15;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    const int8_t *vend = values + rows * slots;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *id = idx + r * ib;
+        const int8_t *v = values + r * slots;
+        edge_prefetch_ahead(v, slots, vend);
+        _mm_prefetch((const char *)(id + 8 * ib), _MM_HINT_T0);
+        float acc[BM_I16_MT] = {0};
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+            __m256i s[BM_I16_MT];
+            for (size_t t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
+            size_t k = k0;
+            for (; k + 16 <= k1 && k + 16 <= full; k += 16) {
+                __m128i ctrl = _mm_set_epi64x((long long)(g_nm24_shuf[id[k / 8 + 1]] + 0x0404040404040404ULL), (long long)g_nm24_shuf[id[k / 8]]);
+                __m256i w = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(v + k / 2)), ctrl));
+                for (size_t t = 0; t < T; t++)
+                    s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(w, _mm256_loadu_si256((const __m256i *)(Xq + t * ld + k))));
+            }
+            int32_t sum[BM_I16_MT];
+            for (size_t t = 0; t < T; t++) {
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s[t]), _mm256_extracti128_si256(s[t], 1));
+                h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+                sum[t] = _mm_cvtsi128_si32(h);
+            }
+            // The block's last columns (fewer than 16, or the row's tail group): slot by slot. Groups
+            // of 4 never straddle a block (256 is a multiple of 4), so slots k/2 ... belong to it.
+            for (size_t sl = k / 2; sl < slots && (sl / 2) * 4 < k1; sl++) {
+                size_t col = (sl / 2) * 4 + ((id[sl / 4] >> (2 * (sl % 4))) & 3);
+                int32_t w = v[sl];
+                for (size_t t = 0; t < T; t++) sum[t] += w * (int32_t)Xq[t * ld + col];
+            }
+            for (size_t t = 0; t < T; t++) acc[t] = fmaf((float)sum[t], xscale[t * nb + b], acc[t]);
+        }
+        for (size_t t = 0; t < T; t++) Y[t * rows + r] = acc[t] * scale[r];
+    }
+}
+
+static __attribute__((target("avx2,fma,f16c"))) void spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float *scale,
+                                     const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                     size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t += BM_I16_MT) {  // more tokens: the rows are read once per 4
+        size_t n = T - t < BM_I16_MT ? T - t : BM_I16_MT;
+        const int16_t *x = Xq + t * ld;
+        const float *xs = xscale + t * nb;
+        float *y = Y + t * rows;
+        switch (n) {
+        case 1: nm24_i16_rows(1, idx, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        case 2: nm24_i16_rows(2, idx, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        case 3: nm24_i16_rows(3, idx, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        default: nm24_i16_rows(4, idx, values, scale, x, xs, y, rows, cols, r0, r1); break;
+        }
+    }
+}
+
 void edge_fill_table_sparse_avx2(edge_kernel_table *t) {
     build_shuf_table();
     t->spmm_bitmask_q8_i16 = spmm_bitmask_q8_i16;
+    build_nm24_shuf_table();
+    t->spmm_nm24_q8_i16 = spmm_nm24_q8_i16;
     build_expand_table();
     build_nm24_table();
     t->spmm_bitmask = spmm_bitmask;

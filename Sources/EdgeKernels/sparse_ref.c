@@ -3,6 +3,8 @@
 // only, in column order, of (w * x) with w decoded exactly as the dense reference kernels decode it.
 #include "dispatch.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 /// Stored value k decoded to float; q8 uses the row's scale s and zero point z (z < 0: symmetric).
 static inline float sparse_value(edge_sparse_kind kind, const void *values, size_t k, float s, int z) {
@@ -140,8 +142,35 @@ void edge_spmm_bitmask_q8_i16_ref(const uint8_t *mask, const uint32_t *row_ptr, 
     }
 }
 
+void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
+                               const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    int8_t *w = (int8_t *)malloc(cols ? cols : 1);
+    if (!w) abort();
+    for (size_t r = r0; r < r1; r++) {
+        // The dense int8 row the payload stands for.
+        memset(w, 0, cols);
+        const uint8_t *id = idx + r * ib;
+        const int8_t *v = values + r * slots;
+        for (size_t s = 0; s < slots; s++) w[(s / 2) * 4 + ((id[s / 4] >> (2 * (s % 4))) & 3)] = v[s];
+        for (size_t t = 0; t < T; t++) {
+            const int16_t *x = Xq + t * ld;
+            float acc = 0.0f;
+            for (size_t b = 0; b < nb; b++) {
+                int32_t sum = 0;
+                for (size_t k = b * EDGE_I16_BLOCK; k < cols && k < (b + 1) * EDGE_I16_BLOCK; k++) sum += (int32_t)w[k] * (int32_t)x[k];
+                acc = fmaf((float)sum, xscale[t * nb + b], acc);
+            }
+            Y[t * rows + r] = acc * scale[r];
+        }
+    }
+    free(w);
+}
+
 void edge_fill_table_sparse_ref(edge_kernel_table *t) {
     t->spmm_bitmask_q8_i16 = edge_spmm_bitmask_q8_i16_ref;
+    t->spmm_nm24_q8_i16 = edge_spmm_nm24_q8_i16_ref;
     t->spmm_bitmask = edge_spmm_bitmask_any_ref;
     t->spmm_csr = edge_spmm_csr_any_ref;
     t->spmm_nm = edge_spmm_nm_any_ref;

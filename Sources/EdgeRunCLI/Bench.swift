@@ -1,7 +1,6 @@
-import ArgumentParser
-import CLISupport
 import EdgeFormat
 import EdgeRuntime
+import RunSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -12,35 +11,42 @@ import Darwin
 
 /// `edge-run bench MODEL -p 512 -n 128 -r 3`: prompt-processing and generation throughput, as
 /// llama.cpp's `llama-bench` measures them (scripts/bench-decode.py runs both side by side).
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench",
+struct BenchCommand: Subcommand {
+    static let spec = CommandSpec(
+        name: "bench",
         abstract: "Prompt-processing and generation throughput (tokens/s), as llama-bench measures them.",
         discussion: """
         pp: one forward pass over -p tokens from an empty cache; tg: -n forward passes of one token \
         each from an empty cache (llama-bench's pp512 / tg128). Each runs once untimed, then -r \
         times; the median and every repetition are reported, with the process's peak RSS.
-        """
+        """,
+        options: [
+            .option("-p", "p", help: "Prompt tokens (0 skips prompt processing).", default: "512"),
+            .option("-n", "n", help: "Generated tokens (0 skips generation).", default: "128"),
+            .option("-r", "r", help: "Timed repetitions of each.", default: "3"),
+        ] + RunOptions.options + [
+            .flag("--json", help: "Print the result as JSON on stdout."),
+        ]
     )
 
-    @Argument(help: "The .edge model file.")
-    var model: String
+    let model: String
+    let promptTokens: Int
+    let genTokens: Int
+    let reps: Int
+    let runtime: RunOptions
+    let json: Bool
 
-    @Option(name: .customShort("p"), help: "Prompt tokens (0 skips prompt processing).")
-    var promptTokens = 512
-
-    @Option(name: .customShort("n"), help: "Generated tokens (0 skips generation).")
-    var genTokens = 128
-
-    @Option(name: .customShort("r"), help: "Timed repetitions of each.")
-    var reps = 3
-
-    @OptionGroup var runtime: RunOptions
-
-    @Flag(name: .long, help: "Print the result as JSON on stdout.")
-    var json = false
+    init(_ a: ParsedArguments) throws {
+        model = a.positionals[0]
+        promptTokens = try a.valueOrDefault("-p") { Int($0) }
+        genTokens = try a.valueOrDefault("-n") { Int($0) }
+        reps = try a.valueOrDefault("-r") { Int($0) }
+        runtime = try RunOptions(a)
+        json = a.flag("--json")
+    }
 
     func validate() throws {
+        try runtime.validate()
         if promptTokens < 0 { throw UsageError("-p must be at least 0 (got \(promptTokens))") }
         if genTokens < 0 { throw UsageError("-n must be at least 0 (got \(genTokens))") }
         if promptTokens == 0 && genTokens == 0 { throw UsageError("-p and -n are both 0: nothing to measure") }

@@ -1,22 +1,17 @@
-import ArgumentParser
 import EdgeFormat
 import EdgeKernels
 import EdgeRuntime
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// `edge-run info MODEL`: validate an `.edge` file fully and summarize it.
-struct InfoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "info",
+struct InfoCommand: Subcommand {
+    static let spec = CommandSpec(
+        name: "info",
         abstract: "Validate an .edge file (header, checksums, tensor set and shapes) and summarize it."
     )
 
-    @Argument(help: "The .edge model file.")
-    var model: String
+    let model: String
+
+    init(_ a: ParsedArguments) throws { model = a.positionals[0] }
 
     func run() throws {
         let file = try EdgeFile(path: model)  // checks every checksum

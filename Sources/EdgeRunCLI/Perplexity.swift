@@ -1,46 +1,47 @@
-import ArgumentParser
-import CLISupport
 import EdgeFormat
 import EdgeRuntime
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RunSupport
 
 /// `edge-run perplexity MODEL --text FILE`: llama.cpp's perplexity convention with the bundled runtime.
-struct PerplexityCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "perplexity",
+struct PerplexityCommand: Subcommand {
+    static let spec = CommandSpec(
+        name: "perplexity",
         abstract: "Perplexity of a text file, as llama.cpp's llama-perplexity computes it.",
         discussion: """
         The text is tokenized whole (BOS first when the tokenizer adds one) and split into \
         consecutive chunks of --ctx tokens; each chunk starts with BOS (when the tokenizer adds one) \
         and only its second half is scored. Needs at least 2 x ctx tokens.
-        """
+        """,
+        options: [
+            .option("--text", "text", help: "Text file to evaluate (UTF-8).", required: true),
+            .option("--ctx", "ctx", help: "Tokens per chunk (default: 512, or the model's max_positions if smaller)."),
+            .option("--chunks", "chunks", help: "Evaluate at most this many chunks."),
+            .flag("--stepwise", help: "Feed each chunk one token at a time through the KV cache (the decoding kernels generate uses): slow; for checking their accuracy."),
+        ] + RunOptions.options + [
+            .flag("--json", help: "Print the result as JSON on stdout."),
+        ]
     )
 
-    @Argument(help: "The .edge model file.")
-    var model: String
+    let model: String
+    let text: String
+    let ctx: Int?
+    let chunks: Int?
+    let stepwise: Bool
+    let runtime: RunOptions
+    let json: Bool
 
-    @Option(name: .long, help: "Text file to evaluate (UTF-8).")
-    var text: String
-
-    @Option(name: .long, help: "Tokens per chunk (default: 512, or the model's max_positions if smaller).")
-    var ctx: Int?
-
-    @Option(name: .long, help: "Evaluate at most this many chunks.")
-    var chunks: Int?
-
-    @Flag(name: .long, help: "Feed each chunk one token at a time through the KV cache (the decoding kernels generate uses): slow; for checking their accuracy.")
-    var stepwise = false
-
-    @OptionGroup var runtime: RunOptions
-
-    @Flag(name: .long, help: "Print the result as JSON on stdout.")
-    var json = false
+    init(_ a: ParsedArguments) throws {
+        model = a.positionals[0]
+        text = a.required("--text")
+        ctx = try a.value("--ctx") { Int($0) }
+        chunks = try a.value("--chunks") { Int($0) }
+        stepwise = a.flag("--stepwise")
+        runtime = try RunOptions(a)
+        json = a.flag("--json")
+    }
 
     func validate() throws {
+        try runtime.validate()
         if let ctx, ctx < 4 { throw UsageError("--ctx must be at least 4 (got \(ctx))") }
         if let chunks, chunks < 1 { throw UsageError("--chunks must be at least 1 (got \(chunks))") }
     }

@@ -1,16 +1,25 @@
-import ArgumentParser
-import CLISupport
 import EdgeRuntime
+import RunSupport
 
 /// Options every subcommand that runs the model shares.
-struct RunOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads for matrix products and attention (default: the active processor count).")
+struct RunOptions {
+    static let options: [OptionSpec] = [
+        .option("--threads", "threads", help: "Threads for matrix products and attention (default: the active processor count)."),
+        .choice("--activations", "activations", help: "What the activations of symmetric q8 weights are quantized to; it changes results and is reported with them.",
+                default: ActivationPrecision.default),
+        .choice("--kernels", "kernels", help: KernelChoice.kernelsHelp, default: KernelInfo.Level.auto),
+        .choice("--gemm", "gemm", help: KernelChoice.gemmHelp, default: KernelInfo.GEMMMode.auto),
+    ]
+
     var threads: Int?
+    var activations: ActivationPrecision
+    var kernel: KernelChoice
 
-    @Option(name: .long, help: "What the activations of symmetric q8 weights are quantized to; it changes results and is reported with them.")
-    var activations: ActivationPrecision = .default
-
-    @OptionGroup var kernel: KernelOptions
+    init(_ a: ParsedArguments) throws {
+        threads = try a.value("--threads") { Int($0) }
+        activations = try a.choice("--activations")
+        kernel = KernelChoice(level: try a.choice("--kernels"), gemm: try a.choice("--gemm"))
+    }
 
     func validate() throws {
         if let threads, threads < 1 { throw UsageError("--threads must be at least 1 (got \(threads))") }
@@ -25,5 +34,3 @@ struct RunOptions: ParsableArguments {
         return m
     }
 }
-
-extension ActivationPrecision: ExpressibleByArgument {}

@@ -1,11 +1,6 @@
 import Dispatch
 import EdgeFormat
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Keys and values of the positions seen so far, per layer: K and V are each
 /// [kv_heads(layer), capacity, head_dim] float32, head-major, so the attention reads each KV head's

@@ -1,9 +1,4 @@
 import EdgeFormat
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The forward pass one stage at a time over windows held by the caller, for work that goes
 /// layer by layer (the compressor's sequential calibration): the residual stream of every window

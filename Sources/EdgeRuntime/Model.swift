@@ -1,9 +1,4 @@
 import EdgeFormat
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// What the runtime refuses or cannot do. `description` is the one line the CLI prints.
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
@@ -59,8 +54,8 @@ public typealias ActivationObserver = (_ weight: String, _ input: UnsafePointer<
 /// Instances are immutable after init apart from `threads` and `activations`; run one forward at a
 /// time per `KVCache`.
 public final class EdgeModel: @unchecked Sendable {
-    /// Threads a matmul uses by default: the active processor count.
-    public static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    /// Threads a matmul uses by default: the active processor count (`activeProcessorCount()`).
+    public static let defaultThreads = activeProcessorCount()
 
     /// The architecture and sizes.
     public let config: ModelConfig

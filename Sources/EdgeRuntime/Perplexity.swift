@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import EdgeFormat
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -108,7 +104,7 @@ extension EdgeModel {
         let cache = try makeCache(capacity: ctx)
         let plan = try PerplexityPlan(tokens: tokens.count, ctx: ctx, maxChunks: maxChunks)
         var total = 0.0
-        let start = Date()
+        let start = monotonicSeconds()
         for i in 0 ..< plan.chunks {
             var chunk = Array(tokens[i * ctx ..< (i + 1) * ctx])
             if addsBOS, let bos = bosTokenID { chunk[0] = bos }
@@ -117,7 +113,7 @@ extension EdgeModel {
             try onChunk?(scored)
             progress?(i + 1, plan.chunks)
         }
-        let seconds = Date().timeIntervalSince(start)
+        let seconds = monotonicSeconds() - start
         let mean = total / Double(plan.scoredTokens)
         return PerplexityResult(ppl: exp(mean), nll: mean, tokens: tokens.count, ctx: ctx, chunks: plan.chunks,
                                 scoredTokens: plan.scoredTokens, seconds: seconds,

@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import EdgeFormat
 
 /// Why a text file (evaluation, calibration or training text) cannot be used. `description` is
 /// the one line the CLIs print.
@@ -30,8 +26,10 @@ public enum TextFile {
     /// - Parameter purpose: what the text is for, in messages ("evaluation text", "calibration text").
     /// - Throws: `TextFileError.unreadable` or `.notUTF8` naming the file.
     public static func load(path: String, purpose: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TextFileError.unreadable(path: path, purpose: purpose) }
-        guard let text = String(data: data, encoding: .utf8) else { throw TextFileError.notUTF8(path: path, purpose: purpose) }
+        guard var bytes = readWholeFile(path) else { throw TextFileError.unreadable(path: path, purpose: purpose) }
+        // A UTF-8 byte order mark is not text (Foundation's String(data:encoding: .utf8) dropped it too).
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw TextFileError.notUTF8(path: path, purpose: purpose) }
         return text
     }
 }

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import EdgeFormat
 
 /// One merge rule: the rank (its line in `merges`, lower merges first) and the id it produces.

@@ -1,9 +1,4 @@
 import EdgeFormat
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A JSON object with its dotted path, so every error names the field it is about.
 struct _JSONObject {
@@ -100,7 +95,7 @@ struct _TokenizerConfig {
     /// First special token of a TemplateProcessing post-processor's "single" template, if any.
     var templateBOS: Int32?
 
-    init(json: Data) throws {
+    init(json: [UInt8]) throws {
         let parsed: RawJSON
         do {
             // Nesting beyond 64 levels is refused: no tokenizer.json comes near it.

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` document, as used by
 /// GPT-2, SmolLM/SmolLM2 and Llama-3 style models. `encode` gives the ids Hugging Face's
@@ -46,7 +41,7 @@ public final class Tokenizer: @unchecked Sendable {
     ///   - bosTokenID: overrides the BOS id (tokenizer.json rarely states it: config.json does).
     ///   - eosTokenID: the EOS id, for callers that stop generation on it.
     /// - Throws: `TokenizerError` naming the field that is missing, malformed or unsupported.
-    public init(json: Data, bosTokenID: Int32? = nil, eosTokenID: Int32? = nil) throws {
+    public init(json: [UInt8], bosTokenID: Int32? = nil, eosTokenID: Int32? = nil) throws {
         let config = try _TokenizerConfig(json: json)
         model = config.model
         normalizeNFC = config.normalizeNFC

@@ -1,11 +1,6 @@
 import Dispatch
 import EdgeFormat
 import EdgeKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Where a tensor's values come from. The runtime computes straight from these bytes: an encoded
 /// payload is never expanded to float32 as a whole (only single rows, e.g. embedding lookups).
@@ -193,7 +188,8 @@ public struct Linear: @unchecked Sendable {
     /// `edge_matmul_q4_i16` against int16 activations under `.i16` for up to `Linear.q4I16MaxTokens`
     /// tokens (decoding); more tokens, and the other modes, keep f32 activations. So do bitmask
     /// payloads of symmetric q8 values (`edge_spmm_bitmask_q8_i16`, exactly the dense q8 x int16
-    /// product of the same weights).
+    /// product of the same weights), and packed 2:4 payloads of symmetric q8 values
+    /// (`edge_spmm_nm24_q8_i16`, likewise exact).
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
@@ -222,6 +218,16 @@ public struct Linear: @unchecked Sendable {
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
                 runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
                     edge_spmm_bitmask_q8_i16(mask, rowPtr, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
+            if decoding, case let .nm(l) = layout, l.n == 2, l.m == 4, l.valueEncoding == .q8, l.symmetric {
+                // Decoding with 2:4 symmetric q8: int16 activations, rows streamed once (exactly the dense q8 x int16 product).
+                let idx = base.assumingMemoryBound(to: UInt8.self)
+                let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
+                let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
+                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
+                    edge_spmm_nm24_q8_i16(idx, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
             }

@@ -39,7 +39,7 @@ struct TrainCheckpoint {
         try out.write(Self.magic)
         var n = UInt64(json.count).littleEndian
         try withUnsafeBytes(of: &n) { try out.write($0) }
-        try out.write(json)
+        try json.withUnsafeBytes { try out.write($0) }
         for (i, p) in optimizer.params.enumerated() {
             try out.write(UnsafeRawBufferPointer(start: p.value.p, count: p.value.count * 4))
             for moment in [optimizer.m[i], optimizer.v[i]] {

@@ -29,7 +29,7 @@ final class DeviceArtifactsTests: TempDirTestCase {
             XCTAssertEqual(Set(row.keys), keys)
             let edge = try Data(contentsOf: URL(fileURLWithPath: out + "/" + (row["artifact"] as! String)))
             XCTAssertEqual(row["bytes"] as? Int, edge.count)
-            XCTAssertEqual(row["sha256"] as? String, SHA256.hex(edge))
+            XCTAssertEqual(row["sha256"] as? String, edge.withUnsafeBytes { SHA256.hex($0) })
         }
         let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         XCTAssertEqual(md.split(separator: "\n").filter { $0.hasPrefix("| int8") }.count, 2)

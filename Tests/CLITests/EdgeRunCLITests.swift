@@ -24,7 +24,7 @@ final class EdgeRunCLITests: TempDirTestCase {
             let ckpt = try Checkpoint.open(root.appendingPathComponent("Fixtures/\(fixture)").path)
             var sources: [String: WeightSource] = [:]
             for t in ckpt.tensors { sources[t.name] = .floats(try t.floats(), shape: t.shape) }
-            let model = try EdgeModel(config: ckpt.config, tensors: sources, tokenizer: try Tokenizer(json: XCTUnwrap(ckpt.tokenizerJSON)))
+            let model = try EdgeModel(config: ckpt.config, tensors: sources, tokenizer: try Tokenizer(json: [UInt8](XCTUnwrap(ckpt.tokenizerJSON))))
             let mine = try model.perplexity(text: String(contentsOfFile: text, encoding: .utf8), ctx: 64, maxChunks: 4)
             XCTAssertEqual(mine.tokens, tokens)
             XCTAssertEqual(mine.ppl, ppl, accuracy: ppl * 1e-9, fixture)

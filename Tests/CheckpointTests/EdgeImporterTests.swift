@@ -41,7 +41,7 @@ final class EdgeImporterTests: XCTestCase {
                 expected[name] = v
             }
         }
-        try w.addBlob(name: "tokenizer.json", bytes: tokenizer)
+        try w.addBlob(name: "tokenizer.json", bytes: [UInt8](tokenizer))
         try w.finish()
         return expected
     }
@@ -83,7 +83,7 @@ final class EdgeImporterTests: XCTestCase {
                 XCTAssertEqual(ckpt.sourceMetadata["metrics"], #"{"kl":0.5}"#)
                 // Provenance of a re-compression hashes the .edge file itself.
                 let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-                XCTAssertEqual(ckpt.sourceSHA256(), SHA256.hex(bytes))
+                XCTAssertEqual(ckpt.sourceSHA256(), bytes.withUnsafeBytes { SHA256.hex($0) })
             }
         }
     }

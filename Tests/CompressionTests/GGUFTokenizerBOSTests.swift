@@ -16,7 +16,7 @@ final class GGUFTokenizerBOSTests: XCTestCase {
         m["tokenizer.ggml.token_type"] = .array(elementType: 5, [3, 3, 1, 1, 1].map { .int32(Int32($0)) })
         let result = try TokenizerJSON.fromGGUF(m, file: "t.gguf")
         let json = try XCTUnwrap(result.json)
-        return try Tokenizer(json: json)
+        return try Tokenizer(json: [UInt8](json))
     }
 
     func testAddBOSTokenTrueMakesTheTemplateAddBOS() throws {

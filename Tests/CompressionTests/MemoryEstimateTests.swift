@@ -37,7 +37,7 @@ final class MemoryEstimateTests: TempDirTestCase {
         XCTAssertGreaterThan(distill.phases["distill"]!, MemoryEstimate.base + 15 * P, "teacher (f16), student values and gradients, bf16 AdamW moments, encoded weights")
         XCTAssertEqual(distill.bytes, distill.phases.values.max())
         // f32 moments cost 4 more bytes per trained weight (here every weight trains).
-        var fields = try XCTUnwrap(JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: recipePath("distill-prune50-int8")))).objectValue)
+        var fields = try XCTUnwrap(JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: recipePath("distill-prune50-int8"))))).objectValue)
         var passes = try XCTUnwrap(fields["passes"]?.arrayValue)
         let d = try XCTUnwrap(passes.firstIndex { $0["pass"]?.stringValue == "distill" })
         var o = try XCTUnwrap(passes[d].objectValue)

@@ -226,7 +226,7 @@ final class EdgeRoundTripTests: XCTestCase {
             try S.write(samples, to: path, deflate: deflate)
             let (status, out, err) = try run(["python3", script, "--json", path])
             XCTAssertEqual(status, 0, err)
-            let doc = try JSONValue.parse(Data(out.utf8))
+            let doc = try JSONValue.parse(Array(out.utf8))
             XCTAssertEqual(doc["config"], try JSONValue(encoding: S.config))
             XCTAssertEqual(doc["provenance"], try JSONValue(encoding: S.provenance))
             XCTAssertEqual(doc["blobs"]?["tokenizer.json"]?.stringValue, String(decoding: S.tokenizer, as: UTF8.self))

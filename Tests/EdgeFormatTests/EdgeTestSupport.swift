@@ -217,7 +217,7 @@ enum EdgeTestSupport {
         ]
     }
 
-    static let tokenizer = Data(#"{"model":{"type":"BPE","vocab":{"a":0,"b":1}},"added_tokens":[]}"#.utf8)
+    static let tokenizer = Array(#"{"model":{"type":"BPE","vocab":{"a":0,"b":1}},"added_tokens":[]}"#.utf8)
 
     /// Writes `samples` (and a tokenizer blob) to `path`.
     static func write(_ samples: [Sample], to path: String, deflate: Bool, blob: Bool = true) throws {

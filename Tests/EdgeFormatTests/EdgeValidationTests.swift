@@ -243,7 +243,7 @@ final class EdgeValidationTests: XCTestCase {
             top["blobs"] = .array([.object(bl)])
             tree = .object(top)
         }
-        header = [UInt8](try tree.jsonData())
+        header = try tree.jsonBytes()
         try S.replaceHeader(path, &b, offset: headerOffset + 64, with: header)
         guard case let .badOffset(_, item, offset, why)? = S.openError(path) else { return XCTFail() }
         XCTAssertEqual(item, .blob("tokenizer.json"))

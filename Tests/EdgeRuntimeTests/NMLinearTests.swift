@@ -53,9 +53,31 @@ final class NMLinearTests: XCTestCase {
                     let packed = try Linear(name: "w", source: .encoded(p))
                     XCTAssertEqual(packed.encoding, .nm)
                     let reference = try Linear(name: "w", source: .floats(decoded(d), shape: [rows, cols]))
-                    assertSameLinear(packed, products: reference, rows: reference, tag: tag) { T in
+                    // f32 activations: the reference runs the decoded weights as f32 (the int16 decoding
+                    // path of 2:4 symmetric q8 is checked against dense q8 below).
+                    assertSameLinear(packed, products: reference, rows: reference, tag: tag, activations: .f32) { T in
                         values(rows: T, cols: cols, seed: seed + 1000).map { $0 + 0.5 }
                     }
+                }
+            }
+        }
+    }
+
+    /// Decoding (up to `Linear.q4I16MaxTokens` tokens) under the default `.i16`: 2:4 symmetric q8
+    /// multiplies int16 activations (`edge_spmm_nm24_q8_i16`) and gives exactly the dense symmetric q8
+    /// product of the same weights, on any thread count; other n:m keep the f32 kernels.
+    func testNM24Q8DecodingEqualsDenseQ8I16() throws {
+        for (rows, cols) in [(5, 17), (40, 302), (33, 1101), (7, 576)] {
+            let w = Self.prune(values(rows: rows, cols: cols, seed: UInt64(rows * cols)), rows: rows, cols: cols, n: 2, m: 4)
+            let dense = QuantizedWeightsTests.encode("w", [rows, cols], w, .q8(symmetric: true))
+            let packed = try Linear(name: "w", source: .encoded(XCTUnwrap(dense.packedNM(n: 2, m: 4))))
+            let base = try Linear(name: "w", source: .encoded(dense))
+            for T in 1 ... Linear.q4I16MaxTokens {
+                let x = values(rows: T, cols: cols, seed: 99)
+                for threads in [1, 3] {
+                    XCTAssertEqual(packed.matmul(x, tokens: T, threads: threads).map(\.bitPattern),
+                                   base.matmul(x, tokens: T, threads: threads).map(\.bitPattern),
+                                   "[\(rows), \(cols)] T \(T) threads \(threads)")
                 }
             }
         }

@@ -23,5 +23,8 @@ final class TextFileTests: XCTestCase {
         XCTAssertThrowsError(try TextFile.load(path: dir.path, purpose: "evaluation text")) { e in
             XCTAssertEqual(e as? TextFileError, .unreadable(path: dir.path, purpose: "evaluation text"), "a folder is not a text file")
         }
+        let bom = dir.appendingPathComponent("bom.txt")
+        try Data([0xEF, 0xBB, 0xBF] + Array("text".utf8)).write(to: bom)
+        XCTAssertEqual(try TextFile.load(path: bom.path, purpose: "evaluation text"), "text", "a byte order mark is not text")
     }
 }

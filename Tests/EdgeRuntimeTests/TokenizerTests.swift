@@ -11,11 +11,11 @@ private func loadJSON(_ relative: String) throws -> [String: Any] {
 private let smolLM2Path = "tokenizer-reference/smollm2-tokenizer.json"
 
 /// SmolLM2's tokenizer, read once for all tests (49152 tokens).
-private let smolLM2 = Result { try Tokenizer(json: Data(contentsOf: fixturesFolder.appendingPathComponent(smolLM2Path))) }
+private let smolLM2 = Result { try Tokenizer(json: [UInt8](Data(contentsOf: fixturesFolder.appendingPathComponent(smolLM2Path)))) }
 
 private func loadTokenizer(_ relative: String) throws -> Tokenizer {
     if relative == smolLM2Path { return try smolLM2.get() }
-    return try Tokenizer(json: Data(contentsOf: fixturesFolder.appendingPathComponent(relative)))
+    return try Tokenizer(json: [UInt8](Data(contentsOf: fixturesFolder.appendingPathComponent(relative))))
 }
 
 private func int32s(_ any: Any?) -> [Int32] {
@@ -172,7 +172,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testBOSAndEOS() throws {
-        let data = try Data(contentsOf: fixturesFolder.appendingPathComponent("tiny-llama/tokenizer.json"))
+        let data = [UInt8](try Data(contentsOf: fixturesFolder.appendingPathComponent("tiny-llama/tokenizer.json")))
         XCTAssertNil(try Tokenizer(json: data).bosTokenID)
         let given = try Tokenizer(json: data, bosTokenID: 0, eosTokenID: 2)
         XCTAssertEqual(given.bosTokenID, 0)
@@ -234,7 +234,7 @@ final class TokenizerTests: XCTestCase {
     // MARK: errors
 
     /// A tiny valid document with one part replaced.
-    private func document(_ edit: (inout [String: Any]) -> Void) throws -> Data {
+    private func document(_ edit: (inout [String: Any]) -> Void) throws -> [UInt8] {
         var vocab: [String: Int] = [:]
         for (i, c) in "abĠ".enumerated() { vocab[String(c)] = i }
         vocab["ab"] = 3
@@ -246,7 +246,7 @@ final class TokenizerTests: XCTestCase {
             "model": ["type": "BPE", "vocab": vocab, "merges": ["a b"]] as [String: Any],
         ]
         edit(&doc)
-        return try JSONSerialization.data(withJSONObject: doc)
+        return [UInt8](try JSONSerialization.data(withJSONObject: doc))
     }
 
     private func assertRefused(_ message: String, line: UInt = #line, _ edit: (inout [String: Any]) -> Void) throws {
@@ -293,10 +293,10 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testMalformedDocumentsAreRefusedByField() throws {
-        XCTAssertThrowsError(try Tokenizer(json: Data("{\"model\": ".utf8))) {
+        XCTAssertThrowsError(try Tokenizer(json: Array("{\"model\": ".utf8))) {
             XCTAssertTrue("\($0)".hasPrefix("tokenizer.json: not a valid JSON object: "), "\($0)")
         }
-        XCTAssertThrowsError(try Tokenizer(json: Data("[1, 2]".utf8))) {
+        XCTAssertThrowsError(try Tokenizer(json: Array("[1, 2]".utf8))) {
             XCTAssertEqual("\($0)", "tokenizer.json: not a valid JSON object: the top level is not an object")
         }
         try assertRefused("tokenizer.json: missing field 'model'") { $0["model"] = nil }

@@ -19,7 +19,7 @@ public func editEdgeHeader(_ path: String, _ edit: (inout JSONValue) throws -> V
     let offset = Int(readLEU64(b, 16))
     var tree = try b[offset...].withUnsafeBytes { try JSONValue.parse($0) }
     try edit(&tree)
-    try replaceEdgeHeader(path, &b, offset: offset, with: [UInt8](tree.jsonData()))
+    try replaceEdgeHeader(path, &b, offset: offset, with: tree.jsonBytes())
 }
 
 /// Replaces the header bytes of `b` (the file at `path`, header at `offset`) with `header`

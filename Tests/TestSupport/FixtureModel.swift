@@ -14,7 +14,7 @@ public struct FixtureModel {
     /// Canonical name -> (shape, values), every tensor decoded to float32.
     public let tensors: [String: (shape: [Int], values: [Float])]
     /// The tokenizer.json bytes the input carries.
-    public let tokenizerJSON: Data
+    public let tokenizerJSON: [UInt8]
 
     /// Reads `Fixtures/<name>`.
     /// - Throws: the importer's `CheckpointError` naming the file and the problem;
@@ -27,7 +27,7 @@ public struct FixtureModel {
         self.name = name
         config = ckpt.config
         self.tensors = tensors
-        self.tokenizerJSON = tokenizerJSON
+        self.tokenizerJSON = [UInt8](tokenizerJSON)
     }
 
     /// The tensors as in-memory float sources for `EdgeModel`.

@@ -187,6 +187,18 @@ void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq
 void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
+/// Rounds x[0..n) to nearest on one quantization grid, in place (the compressor's round-to-nearest:
+/// QuantGrid in Sources/Compression/Quantize.swift), every step in f32: when scale > 0,
+/// c = nearbyintf(x[i] / scale) + zero, then c = c < qmax ? c : qmax and c = c > qmin ? c : qmin;
+/// otherwise c = zero. stored[i] = (uint8_t)((int)c + offset) (two's complement, truncated) and
+/// x[i] = scale * (c - zero). Adds to sums[0] the squared errors (double)(x - y)^2 and to sums[1]
+/// the squares (double)x^2, each accumulated in eight double lanes (lane i % 8) and reduced as
+/// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). Every level gives bit-identical results.
+void edge_round_to_grid(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
+                        uint8_t *stored, double *sums);
+void edge_round_to_grid_ref(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
+                            uint8_t *stored, double *sums);
+
 /// Whether edge_matmul_q4_i16 takes q4 groups of `group_size`: a multiple of 32 that divides 256
 /// (32, 64, 128, 256), so every group lies inside one int16 activation block.
 static inline bool edge_q4_i16_supported(size_t group_size) {

@@ -88,6 +88,16 @@ void edge_spmm_nm_q8_f32(const uint8_t *idx, const int8_t *values, const float *
                          const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_spmm_nm_q8_f32_ref(const uint8_t *idx, const int8_t *values, const float *scale, const uint8_t *zero, size_t n,
                              size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// nm 2:4 with symmetric q8 values (per-row scale) x int16 activations from edge_quantize_rows_i16
+/// (Xq [T, edge_i16_stride(cols)], xscale [T, ceil(cols/256)]): exactly edge_matmul_q8_i16_ref of the
+/// dense int8 rows the payload stands for (exact int32 sums per 256-column block, folded with fmaf,
+/// times the row scale), so bit-identical to it at every level. The AVX2 kernel streams each row once
+/// for up to 4 tokens, placing 8 stored values in 16 columns with one byte shuffle chosen by the
+/// two index bytes.
+void edge_spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
+                           const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
+                               const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 /// nm with f16 values x f32 activations.
 void edge_spmm_nm_f16(const uint8_t *idx, const uint16_t *values, size_t n, size_t m, const float *X, float *Y, size_t T,
                       size_t rows, size_t cols, size_t r0, size_t r1);

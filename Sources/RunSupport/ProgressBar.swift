@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import EdgeFormat
 #if canImport(Glibc)
 import Glibc
@@ -15,9 +10,9 @@ import Darwin
 /// and logs stay clean.
 public final class ProgressBar {
     private let label: String
-    private let start = Date()
+    private let start = monotonicSeconds()
     private let enabled: Bool
-    private var lastDraw = Date.distantPast
+    private var lastDraw = -Double.infinity
     private var drawn = false
 
     public init(label: String) {
@@ -28,9 +23,9 @@ public final class ProgressBar {
     /// Redraws the bar for `done` of `total` units (at most ten times a second), naming `item`.
     public func update(done: Int, total: Int, item: String = "") {
         guard enabled, total > 0 else { return }
-        let now = Date()
-        let elapsed = now.timeIntervalSince(start)
-        guard elapsed > 1, now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+        let now = monotonicSeconds()
+        let elapsed = now - start
+        guard elapsed > 1, now - lastDraw > 0.1 || done == total else { return }
         lastDraw = now
         let width = 30
         let frac = Double(done) / Double(total)

@@ -1,11 +1,12 @@
-// AVX-512 kernels (x86-64): F + BW + VL everywhere, VNNI (vpdpbusd) for int8 x int8 where present.
+// AVX-512 kernels (x86-64): F + BW + VL everywhere, VNNI (vpdpbusd, vpdpwssd) for the integer products where present.
 // Every function carries its own target attribute, so the file builds with the default flags and
 // runs only where dispatch.c found the features (and the OS saving the ZMM/opmask state).
 //
 // The float-activation GEMMs run through the shared driver (gemm_driver.c); this file gives it the
 // weight unpacker and two zmm micro-kernels: the dot-product tile (MT tokens x NR rows of 16-lane
 // partial dot products, masked column tails) for few tokens, and the packed 12x32 outer-product tile
-// for many. int8 x int8 keeps its own loops; the int8 x int16 and block-q8 products are AVX2's.
+// for many. int8 x int8, int8 x int16 and q4 x int16 keep their own loops (the latter two in
+// avx512_i16.h, with VNNI or AVX-512BW); the block-q8 product is AVX2's.
 //
 // Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
 // SIMDe's portable implementation instead, so the file's logic is tested on CPUs without AVX-512.
@@ -418,6 +419,148 @@ static AVX512 void matmul_q8_q8_bw(const int8_t *Wq, const float *wscale, const 
     }
 }
 
+// ---- int8 weights x int16 activations, q4 weights x int16 activations --------------------------
+// The products of edge_matmul_q8_i16 / edge_matmul_q4_i16 in two forms, from avx512_i16.h included
+// twice: VNNI (vpdpwssd) and AVX-512BW (vpmaddwd + vpaddd), chosen with the int8 x int8 one. Many
+// tokens (q8): the weights packed per block of 256 columns into panels of 32 rows of int16 pairs
+// ([k/2][32][2], 64-byte aligned), so a 12-token x 32-row tile keeps 24 int32 accumulators (two zmm
+// of 16 rows per token) and does 24 dot products per 2 panel loads + 12 activation-pair broadcasts;
+// each block's exact int32 sums are folded into Y as fmaf((float)sum, block scale, y), the weight
+// row scale after the last block: edge_matmul_q8_i16_ref's order. Up to 4 tokens (decoding): each
+// weight row streamed once (q8: 64 bytes per step; q4: 128 nibbles per 64 bytes).
+
+enum { I16_PMT = 12, I16_PNR = 32, I16_PRB = 128, I16_ROW_MT = 4 };  // I16_PRB: rows per packed block
+
+/// Whether the AVX-512 row-streaming forms replace AVX2's for up to I16_ROW_MT tokens (q8, q4):
+/// kept where they measured faster on Zen 4 (docs/performance.md).
+static const bool k_i16_rows_avx512 = true, k_q4_rows_avx512 = true;
+
+/// AVX2's kernels, for the products whose AVX-512 form is not used (set by edge_fill_table_avx512).
+static void (*g_avx2_matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
+                                    float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+static void (*g_avx2_matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                    const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                    size_t cols, size_t r0, size_t r1);
+
+/// The first n (0...32) lanes.
+static inline __mmask32 mask32(size_t n) { return n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1); }
+
+/// The int16 pair p[0], p[1] as one int32 (for a broadcast).
+static inline int32_t load_pair(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/// Lanes 8...15.
+AVX512_INLINE __m256 upper_ps(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): edge_matmul_q4_i16_ref's final sum.
+AVX512_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// Packs rows [r, r + nr) (nr <= 32), columns [k0, k0 + kc) of Wq into one panel: kp = ceil(kc/2)
+/// pairs of 32 rows x (w[k], w[k+1]) int16, zeros past nr rows and past kc.
+static AVX512 void pack_panel_i16_32(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, int16_t *panel) {
+    size_t kp = (kc + 1) / 2;
+    if (nr == I16_PNR && kc % 16 == 0) {
+        // 16 columns (8 pairs) of 4 rows at a time: widen to int16, then a 4x4 transpose of int32 pairs.
+        for (size_t k = 0; k < kc; k += 16) {
+            for (size_t g = 0; g < I16_PNR / 4; g++) {
+                const int8_t *w = Wq + (r + 4 * g) * cols + k0 + k;
+                __m256i a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
+                __m256i a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + cols)));
+                __m256i a2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 2 * cols)));
+                __m256i a3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 3 * cols)));
+                // each ai: pairs 0..3 (low 128 bits) and 4..7 (high) of row i.
+                __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+                __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+                __m256i p0 = _mm256_unpacklo_epi64(t0, t2), p1 = _mm256_unpackhi_epi64(t0, t2);
+                __m256i p2 = _mm256_unpacklo_epi64(t1, t3), p3 = _mm256_unpackhi_epi64(t1, t3);
+                // p0 = pair 0 (low) / pair 4 (high) of rows 4g..4g+3, p1 = pairs 1/5, p2 = 2/6, p3 = 3/7.
+                int16_t *o = panel + (k / 2) * 64 + 8 * g;
+                _mm_store_si128((__m128i *)(o + 0 * 64), _mm256_castsi256_si128(p0));
+                _mm_store_si128((__m128i *)(o + 1 * 64), _mm256_castsi256_si128(p1));
+                _mm_store_si128((__m128i *)(o + 2 * 64), _mm256_castsi256_si128(p2));
+                _mm_store_si128((__m128i *)(o + 3 * 64), _mm256_castsi256_si128(p3));
+                _mm_store_si128((__m128i *)(o + 4 * 64), _mm256_extracti128_si256(p0, 1));
+                _mm_store_si128((__m128i *)(o + 5 * 64), _mm256_extracti128_si256(p1, 1));
+                _mm_store_si128((__m128i *)(o + 6 * 64), _mm256_extracti128_si256(p2, 1));
+                _mm_store_si128((__m128i *)(o + 7 * 64), _mm256_extracti128_si256(p3, 1));
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < I16_PNR; i++) {
+        const int8_t *w = i < nr ? Wq + (r + i) * cols + k0 : NULL;
+        for (size_t q = 0; q < kp; q++) {
+            panel[q * 64 + 2 * i] = w ? w[2 * q] : 0;
+            panel[q * 64 + 2 * i + 1] = w && 2 * q + 1 < kc ? w[2 * q + 1] : 0;
+        }
+    }
+}
+
+/// Up to I16_ROW_MT tokens' int16 activations as q4_i16_rows reads them: `xp` [T][cp] per 128 columns
+/// k as four planes of 32 (plane a, half h, lane m: column k + 64h + 4m + a), zeros past cols (cp =
+/// cols rounded up to 128); `xl` [T][upt] per unit of max(group, 64) columns the sums of the
+/// activations of each lane l (columns with (k % 64) / 8 == l), 8 per unit, one zero unit after the last.
+typedef struct {
+    int16_t *xp;
+    int32_t *xl;
+    size_t cp, upt;
+    int16_t xp_stack[I16_ROW_MT * 2048];
+    int32_t xl_stack[I16_ROW_MT * 8 * 34];
+} q4_activations;
+
+static void q4_prepare(q4_activations *a, const int16_t *Xq, size_t T, size_t cols, size_t gs) {
+    size_t ld = edge_i16_stride(cols), unit = gs < 64 ? 64 : gs, units = (cols + unit - 1) / unit;
+    a->cp = (cols + 127) & ~(size_t)127;
+    a->upt = (units + 1) * 8;
+    a->xp = T * a->cp <= sizeof a->xp_stack / sizeof *a->xp_stack ? a->xp_stack : (int16_t *)malloc(sizeof(int16_t) * T * a->cp);
+    a->xl = T * a->upt <= sizeof a->xl_stack / sizeof *a->xl_stack ? a->xl_stack : (int32_t *)malloc(sizeof(int32_t) * T * a->upt);
+    if (!a->xp || !a->xl) abort();
+    memset(a->xl, 0, sizeof(int32_t) * T * a->upt);
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        int16_t *p = a->xp + t * a->cp;
+        for (size_t i = 0; i < a->cp; i++) {
+            size_t k = (i & ~(size_t)127) + 64 * ((i >> 4) & 1) + 4 * (i & 15) + ((i >> 5) & 3);
+            p[i] = k < cols ? x[k] : 0;
+        }
+        int32_t *l = a->xl + t * a->upt;
+        for (size_t k = 0; k < cols; k++) l[k / unit * 8 + (k % 64) / 8] += x[k];
+    }
+}
+
+static void q4_release(q4_activations *a) {
+    if (a->xp != a->xp_stack) free(a->xp);
+    if (a->xl != a->xl_stack) free(a->xl);
+}
+
+/// acc + the dot products of the int16 pairs of a and b in each int32 lane.
+#define I16_DP(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
+#define I16_FN(name) name##_vnni
+#define I16_ATTR VNNI
+#define I16_INLINE VNNI_INLINE
+#include "avx512_i16.h"
+#undef I16_DP
+#undef I16_FN
+#undef I16_ATTR
+#undef I16_INLINE
+#define I16_DP(acc, a, b) _mm512_add_epi32(acc, _mm512_madd_epi16(a, b))
+#define I16_FN(name) name##_bw
+#define I16_ATTR AVX512
+#define I16_INLINE AVX512_INLINE
+#include "avx512_i16.h"
+#undef I16_DP
+#undef I16_FN
+#undef I16_ATTR
+#undef I16_INLINE
+
 static AVX512 void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
     __m512 vmax = _mm512_setzero_ps();
     for (size_t i = 0; i < n; i += 16)
@@ -569,10 +712,20 @@ static AVX512 void axpy_f32(float *y, float a, const float *x, size_t n) {
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->level = EDGE_KERNELS_AVX512;
     t->vnni = vnni;
-    t->gemm = &k_gemm_avx512;  // matmul_q8_q8b32 and matmul_q8_i16 stay AVX2's, with their names
+    t->gemm = &k_gemm_avx512;  // matmul_q8_q8b32 and quantize_rows_i16 stay AVX2's (t starts as AVX2's table)
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = vnni ? matmul_q8_q8_vnni : matmul_q8_q8_bw;
     t->q8_q8_name = vnni ? "avx512-vnni-q8q8-4x4" : "avx512-bw-q8q8-4x4";
+    if (!g_avx2_matmul_q8_i16) g_avx2_matmul_q8_i16 = t->matmul_q8_i16;
+    if (!g_avx2_matmul_q4_i16) g_avx2_matmul_q4_i16 = t->matmul_q4_i16;
+    t->matmul_q8_i16 = vnni ? matmul_q8_i16_vnni : matmul_q8_i16_bw;
+    t->q8_i16_name = vnni ? "avx512-vnni-packed-i16-12x32" : "avx512-bw-packed-i16-12x32";
+    if (k_i16_rows_avx512) t->q8_i16_rows_name = vnni ? "avx512-vnni-rows-i16-4x1" : "avx512-bw-rows-i16-4x1";
+    if (k_q4_rows_avx512) {
+        t->matmul_q4_i16 = vnni ? matmul_q4_i16_vnni : matmul_q4_i16_bw;
+        t->q4_i16_name = vnni ? "avx512-vnni-rows-q4i16-4x1" : "avx512-bw-rows-q4i16-4x1";
+    }
+    t->i16_rows_max_t = I16_ROW_MT;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;
     t->softmax = softmax;

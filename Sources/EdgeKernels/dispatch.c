@@ -51,6 +51,9 @@ static bool cpu_has_avx512_vnni(void) { return cpu_has_avx512() && __builtin_cpu
 static edge_kernel_table g_tables[5];
 static bool g_available[5];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/// The AVX-512 level with its AVX-512BW integer kernels, on a VNNI CPU only (edge_kernels_set_vnni).
+static edge_kernel_table g_avx512_bw;
+static bool g_avx512_bw_filled;
 static _Atomic(const edge_kernel_table *) g_active;
 /// The GEMM mode (edge_gemm_mode): EDGE_GEMM_AUTO until edge_kernels_set_gemm_mode changes it.
 static _Atomic int g_gemm_mode = EDGE_GEMM_AUTO;
@@ -79,6 +82,11 @@ static void build_tables(void) {
             g_tables[EDGE_KERNELS_AVX512] = g_tables[EDGE_KERNELS_AVX2];
             edge_fill_table_avx512(&g_tables[EDGE_KERNELS_AVX512], cpu_has_avx512_vnni());
             g_available[EDGE_KERNELS_AVX512] = true;
+            if (g_tables[EDGE_KERNELS_AVX512].vnni) {
+                g_avx512_bw = g_tables[EDGE_KERNELS_AVX2];
+                edge_fill_table_avx512(&g_avx512_bw, false);
+                g_avx512_bw_filled = true;
+            }
         }
     }
 #endif
@@ -115,6 +123,15 @@ edge_kernel_level edge_kernels_level(void) { return table()->level; }
 
 bool edge_kernels_uses_vnni(void) { return table()->vnni; }
 
+bool edge_kernels_set_vnni(bool vnni) {
+    const edge_kernel_table *t = table();
+    if (t->level != EDGE_KERNELS_AVX512) return false;
+    if (vnni && !g_tables[EDGE_KERNELS_AVX512].vnni) return false;
+    const edge_kernel_table *want = vnni || !g_avx512_bw_filled ? &g_tables[EDGE_KERNELS_AVX512] : &g_avx512_bw;
+    atomic_store_explicit(&g_active, want, memory_order_release);
+    return true;
+}
+
 const char *edge_kernels_level_name(edge_kernel_level level) {
     switch (level) {
     case EDGE_KERNELS_AUTO: return "auto";
@@ -147,7 +164,8 @@ const char *edge_gemm_mode_name(edge_gemm_mode mode) {
 
 const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, size_t T) {
     if (!edge_kernels_available(level)) return NULL;
-    const edge_kernel_table *t = level == EDGE_KERNELS_AUTO ? table() : &g_tables[level];
+    // The active level's table may be its AVX-512BW variant (edge_kernels_set_vnni).
+    const edge_kernel_table *t = level == EDGE_KERNELS_AUTO || level == table()->level ? table() : &g_tables[level];
     switch (op) {
     case EDGE_GEMM_OP_F32:
     case EDGE_GEMM_OP_F16:

@@ -101,6 +101,11 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_F32, 64), "avx512-packed-12x32", "AVX-512 runs its packed kernel")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_Q8, 1),
                            edge_kernels_uses_vnni() ? "avx512-vnni-q8q8-4x4" : "avx512-bw-q8q8-4x4")
+            let form = edge_kernels_uses_vnni() ? "vnni" : "bw"
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 64), "avx512-\(form)-packed-i16-12x32")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 5), "avx512-\(form)-packed-i16-12x32")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 4), "avx512-\(form)-rows-i16-4x1")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 1), "avx512-\(form)-rows-q4i16-4x1")
         } else if edge_kernels_available(EDGE_KERNELS_AVX2) {
             // No AVX-512 here: testAVX512UnderEmulation checks the AVX-512 level's names and kernels.
             XCTAssertEqual(edge_kernels_level(), EDGE_KERNELS_AVX2)
@@ -109,11 +114,46 @@ final class DispatchTests: XCTestCase {
         }
         if edge_kernels_available(EDGE_KERNELS_AVX2) {
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_Q8B32, 1), "avx2-dot-q8q8b32-4x2")
-            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 64), "avx2-packed-i16-6x16")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_I16, 64), "avx2-packed-i16-6x16")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_I16, 4), "avx2-rows-i16-4x1")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q4_I16, 1), "avx2-rows-q4i16-4x1")
         }
         #elseif arch(arm64)
         XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_F32, 64), "neon-dot-4x4")
         #endif
+    }
+
+    /// edge_kernels_set_vnni: on a VNNI CPU the AVX-512 level switches to its AVX-512BW integer
+    /// kernels and back (names follow; the level stays AVX-512), edge_kernels_force restores VNNI;
+    /// refused on other levels and, asking for VNNI, on a CPU without it.
+    func testVNNISwitch() throws {
+        defer { _ = edge_kernels_force(EDGE_KERNELS_AUTO) }
+        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_REF))
+        XCTAssertFalse(edge_kernels_set_vnni(false), "not an AVX-512 level")
+        XCTAssertFalse(edge_kernels_set_vnni(true), "not an AVX-512 level")
+        guard edge_kernels_force(EDGE_KERNELS_AVX512) else { throw XCTSkip("no AVX-512 here (the emulated build checks both forms)") }
+        guard edge_kernels_uses_vnni() else {
+            XCTAssertFalse(edge_kernels_set_vnni(true), "no VNNI on this CPU")
+            XCTAssertTrue(edge_kernels_set_vnni(false))
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX512, EDGE_GEMM_OP_Q8_I16, 64), "avx512-bw-packed-i16-12x32")
+            return
+        }
+        XCTAssertTrue(edge_kernels_set_vnni(false))
+        XCTAssertFalse(edge_kernels_uses_vnni())
+        XCTAssertEqual(edge_kernels_level(), EDGE_KERNELS_AVX512)
+        for level in [EDGE_KERNELS_AUTO, EDGE_KERNELS_AVX512] {
+            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_Q8, 1), "avx512-bw-q8q8-4x4")
+            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_I16, 64), "avx512-bw-packed-i16-12x32")
+            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_I16, 1), "avx512-bw-rows-i16-4x1")
+            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q4_I16, 1), "avx512-bw-rows-q4i16-4x1")
+        }
+        XCTAssertTrue(edge_kernels_set_vnni(true))
+        XCTAssertTrue(edge_kernels_uses_vnni())
+        XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 64), "avx512-vnni-packed-i16-12x32")
+        XCTAssertTrue(edge_kernels_set_vnni(false))
+        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_AVX512))
+        XCTAssertTrue(edge_kernels_uses_vnni(), "edge_kernels_force restores the CPU's choice")
+        XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 1), "avx512-vnni-rows-i16-4x1")
     }
 
     /// EDGE_GEMM_DOT names and runs the dot-product kernel at every token count; unknown modes are refused.
@@ -212,6 +252,7 @@ final class DispatchTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, output)
         XCTAssertTrue(output.contains("avx512: f32 GEMM avx512-packed-12x32 from 12 tokens, avx512-dot-4x4 below"), output)
         XCTAssertTrue(output.contains("avx512-vnni-q8q8-4x4") && output.contains("avx512-bw-q8q8-4x4"), output)
+        XCTAssertTrue(output.contains("avx512-vnni-packed-i16-12x32") && output.contains("avx512-bw-packed-i16-12x32"), output)
         XCTAssertFalse(output.contains("FAIL"), output)
         #else
         throw XCTSkip("x86-64 only")

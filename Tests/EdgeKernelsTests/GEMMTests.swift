@@ -143,7 +143,7 @@ final class GEMMTests: XCTestCase {
 
     func testMatmulQ8Q8IsExact() {
         var rng = TestRNG(seed: 7)
-        forEachKernelLevel { level in
+        forEachIntegerKernelForm { level in
             sweep { T, rows, cols, r0, r1 in
                 let wq = (0 ..< rows * cols).map { _ in Int8(rng.int(-127 ... 127)) }
                 let ws = rng.floats(rows, 0.001, 0.05)

@@ -68,6 +68,20 @@ func forEachKernelLevel(_ body: (String) throws -> Void) rethrows -> [String] {
     return ran
 }
 
+/// forEachKernelLevel, then, where the CPU runs the AVX-512 level's VNNI integer kernels, that level
+/// once more with its AVX-512BW ones ("avx512-bw", edge_kernels_set_vnni), so both forms of the
+/// integer products are checked on one machine. Returns the names it ran.
+@discardableResult
+func forEachIntegerKernelForm(_ body: (String) throws -> Void) rethrows -> [String] {
+    var ran = try forEachKernelLevel(body)
+    defer { _ = edge_kernels_force(EDGE_KERNELS_AUTO) }
+    if edge_kernels_force(EDGE_KERNELS_AVX512) && edge_kernels_uses_vnni() && edge_kernels_set_vnni(false) {
+        ran.append("avx512-bw")
+        try body("avx512-bw")
+    }
+    return ran
+}
+
 /// Memory whose first element sits one element past a 64-byte boundary, so kernels see pointers
 /// that are not vector-aligned.
 final class Misaligned<T> {

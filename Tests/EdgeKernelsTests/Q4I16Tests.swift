@@ -7,11 +7,11 @@ import XCTest
 final class Q4I16Tests: XCTestCase {
     static let cols = [1, 15, 31, 32, 33, 63, 64, 200, 256, 257, 576, 1001]
     static let rows = [1, 3, 8, 37]
-    static let tokens = [1, 2, 4, 5, 9]
+    static let tokens = [1, 2, 3, 4, 5, 9]
 
     func testMatmulQ4I16() {
         var rng = TestRNG(seed: 44)
-        let levels = forEachKernelLevel { level in
+        let levels = forEachIntegerKernelForm { level in
             for group in [32, 64, 128, 256] {
                 for cols in Q4I16Tests.cols {
                     for rows in Q4I16Tests.rows {

@@ -6,9 +6,9 @@ import XCTest
 /// shapes, the reference against the double product of the dequantized operands, and the whole
 /// quantized product against the exact f32 product within the int8-weight error alone.
 final class Q8I16Tests: XCTestCase {
-    static let cols = [1, 2, 7, 31, 255, 256, 257, 513, 576, 1001]
-    static let rows = [1, 5, 16, 17, 40, 131]
-    static let tokens = [1, 3, 5, 6, 7, 13]
+    static let cols = [1, 2, 7, 15, 31, 33, 255, 256, 257, 513, 576, 1001]
+    static let rows = [1, 5, 16, 17, 33, 40, 131]
+    static let tokens = [1, 2, 3, 4, 5, 6, 7, 12, 13]
 
     private func blocks(_ n: Int) -> Int { (n + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK) }
 
@@ -57,12 +57,13 @@ final class Q8I16Tests: XCTestCase {
         }
     }
 
-    /// Every level bit-identical to the reference (odd shapes: T < 6 and not a multiple of 6, rows
-    /// not a multiple of 16, cols odd and not a multiple of 256), only rows [r0, r1) written; the
+    /// Every level (and the AVX-512 level's VNNI and AVX-512BW forms) bit-identical to the reference
+    /// (odd shapes: T up to 4 (the row-streaming kernels) and not a multiple of 6 or 12, rows not a
+    /// multiple of 16 or 32, cols odd and not a multiple of 256), only rows [r0, r1) written; the
     /// reference within 1e-5 * sum|w x| of the double product of the dequantized operands.
     func testMatmulQ8I16() {
         var rng = TestRNG(seed: 42)
-        let levels = forEachKernelLevel { level in
+        let levels = forEachIntegerKernelForm { level in
             for cols in Q8I16Tests.cols {
                 for rows in Q8I16Tests.rows {
                     for T in Q8I16Tests.tokens where rows * cols * T < 400_000 || T == 7 {
@@ -90,15 +91,17 @@ final class Q8I16Tests: XCTestCase {
     /// Extremes: +-32767 activations times -127 weights over full 256-column blocks (the largest
     /// int32 block sums) stay exact.
     func testMatmulQ8I16Extremes() {
-        forEachKernelLevel { level in
+        forEachIntegerKernelForm { level in
             for cols in [1, 255, 256, 257, 768] {
-                let rows = 19, T = 7, ld = edge_i16_stride(cols), nb = blocks(cols)
-                let w = [Int8](repeating: -127, count: rows * cols)
-                var x = [Int16](repeating: -32767, count: T * ld)
-                if ld > cols { for t in 0 ..< T { x[t * ld + cols] = 0 } }
-                var y = [Float](repeating: 0, count: T * rows)
-                edge_matmul_q8_i16(w, [Float](repeating: 1, count: rows), x, [Float](repeating: 1, count: T * nb), &y, T, rows, cols, 0, rows)
-                XCTAssertEqual(y, [Float](repeating: Float(127 * 32767 * cols), count: T * rows), "[\(level)] cols=\(cols)")
+                for T in [1, 7, 13] {
+                    let rows = 37, ld = edge_i16_stride(cols), nb = blocks(cols)
+                    let w = [Int8](repeating: -127, count: rows * cols)
+                    var x = [Int16](repeating: -32767, count: T * ld)
+                    if ld > cols { for t in 0 ..< T { x[t * ld + cols] = 0 } }
+                    var y = [Float](repeating: 0, count: T * rows)
+                    edge_matmul_q8_i16(w, [Float](repeating: 1, count: rows), x, [Float](repeating: 1, count: T * nb), &y, T, rows, cols, 0, rows)
+                    XCTAssertEqual(y, [Float](repeating: Float(127 * 32767 * cols), count: T * rows), "[\(level)] T=\(T) cols=\(cols)")
+                }
             }
         }
     }

@@ -32,6 +32,10 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.batch["f32"], "avx512-packed-12x32")
             XCTAssertEqual(info.decode["f32"], "avx512-fused-1x1")
             XCTAssertEqual(info.decode["q3_f32"], "avx512-dot-4x4")
+            let form = edge_kernels_uses_vnni() ? "vnni" : "bw"
+            XCTAssertEqual(info.batch["q8_i16"], "avx512-\(form)-packed-i16-12x32")
+            XCTAssertEqual(info.decode["q8_i16"], "avx512-\(form)-rows-i16-4x1")
+            XCTAssertEqual(info.decode["q4_i16"], "avx512-\(form)-rows-q4i16-4x1")
         }
         #endif
         // Round-trips through JSON, as a `--json` report carries it.

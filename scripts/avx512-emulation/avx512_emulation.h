@@ -40,7 +40,9 @@ EMU_MASKZ_LOAD(mm512_maskz_loadu_ps, __m512, float, 16, __mmask16)
 EMU_MASKZ_LOAD(mm512_maskz_loadu_epi8, __m512i, int8_t, 64, __mmask64)
 EMU_MASKZ_LOAD(mm256_maskz_loadu_epi8, __m256i, int8_t, 32, __mmask32)
 EMU_MASKZ_LOAD(mm256_maskz_loadu_epi16, __m256i, int16_t, 16, __mmask16)
+EMU_MASKZ_LOAD(mm512_maskz_loadu_epi16, __m512i, int16_t, 32, __mmask32)
 EMU_MASKZ_LOAD(mm_maskz_loadu_epi8, __m128i, int8_t, 16, __mmask16)
+EMU_MASKZ_LOAD(mm_maskz_loadu_epi16, __m128i, int16_t, 8, __mmask8)
 EMU_MASKZ_LOAD(mm_maskz_loadu_epi32, __m128i, int32_t, 4, __mmask8)
 EMU_MASKZ_LOAD(mm_maskz_loadu_ps, __m128, float, 4, __mmask8)
 EMU_MASK_STORE(mm512_mask_storeu_ps, __m512, float, 16, __mmask16)
@@ -103,7 +105,9 @@ EMU_REDUCE(mm512_reduce_add_epi32, __m512i, int32_t, EMU_ADD)
 #define _mm512_maskz_loadu_epi8 emu_mm512_maskz_loadu_epi8
 #define _mm256_maskz_loadu_epi8 emu_mm256_maskz_loadu_epi8
 #define _mm256_maskz_loadu_epi16 emu_mm256_maskz_loadu_epi16
+#define _mm512_maskz_loadu_epi16 emu_mm512_maskz_loadu_epi16
 #define _mm_maskz_loadu_epi8 emu_mm_maskz_loadu_epi8
+#define _mm_maskz_loadu_epi16 emu_mm_maskz_loadu_epi16
 #define _mm_maskz_loadu_epi32 emu_mm_maskz_loadu_epi32
 #define _mm_maskz_loadu_ps emu_mm_maskz_loadu_ps
 #define _mm512_mask_storeu_ps emu_mm512_mask_storeu_ps

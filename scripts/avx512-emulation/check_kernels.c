@@ -186,8 +186,8 @@ static void sweep_gemm(const char *level) {
 // ---- int8 products and activation quantizers (exact: bit-identical to the reference) --------
 
 static void sweep_int8(const char *level) {
-    static const size_t cols_list[] = {1, 3, 17, 31, 32, 33, 63, 64, 65, 257, 300};
-    static const size_t tokens[] = {1, 3, 5, 13};
+    static const size_t cols_list[] = {1, 3, 15, 17, 31, 32, 33, 63, 64, 65, 257, 300, 1001};
+    static const size_t tokens[] = {1, 3, 4, 5, 12, 13};
     static const size_t rows_list[] = {1, 3, 13, 33};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
         size_t cols = cols_list[c], nb = (cols + 31) / 32, nb16 = (cols + 255) / 256, ld = edge_i16_stride(cols);
@@ -234,6 +234,50 @@ static void sweep_int8(const char *level) {
                 check(memcmp(Y, R, T * rows * 4) == 0, "matmul_q8_i16", level, T, rows, cols, "differs from the reference");
                 free_slack(X); free_slack(ws); free_slack(Wq); free_slack(Xq); free_slack(Xr); free_slack(xs);
                 free_slack(xsr); free_slack(Xi); free_slack(Xir); free_slack(Y); free_slack(R);
+            }
+        }
+    }
+}
+
+// ---- q4 x int16 (exact: bit-identical to the reference) ------------------------------------
+
+static void sweep_q4_i16(const char *level) {
+    static const size_t cols_list[] = {1, 15, 33, 64, 127, 128, 129, 200, 257, 1001};
+    static const size_t tokens[] = {1, 2, 3, 4, 5, 9};
+    static const size_t rows_list[] = {1, 3, 13};
+    static const size_t group_list[] = {32, 64, 128, 256};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+        size_t cols = cols_list[c], nb = (cols + 255) / 256, ld = edge_i16_stride(cols), row_bytes = (cols + 1) / 2;
+        for (size_t gi = 0; gi < sizeof group_list / sizeof *group_list; gi++) {
+            size_t gs = group_list[gi], groups = (cols + gs - 1) / gs;
+            for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
+                for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {
+                    size_t T = tokens[ti], rows = rows_list[ri];
+                    float *X = alloc_slack(T * cols, 4), *xs = alloc_slack(T * nb, 4);
+                    int16_t *Xi = alloc_slack(T * ld, 2);
+                    uint8_t *W = alloc_slack(rows * row_bytes, 1), *zero = alloc_slack(rows * groups, 1);
+                    uint16_t *sc = alloc_slack(rows * groups, 2);
+                    float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                    for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-1, 1) * (float)(1 + (i % cols) / 256 % 3 * 9);
+                    for (size_t i = 0; i < rows * row_bytes; i++) W[i] = (uint8_t)next_u64();
+                    for (size_t i = 0; i < rows * groups; i++) {
+                        zero[i] = (uint8_t)(next_u64() % 16);
+                        sc[i] = edge_f32_to_f16(uniform(0.001f, 0.1f));
+                    }
+                    edge_quantize_rows_i16_ref(X, Xi, xs, T, cols);
+                    for (int asym = 0; asym < 2; asym++) {
+                        const uint8_t *z = asym ? zero : NULL;
+                        size_t r0 = rows / 3, r1 = rows - rows / 4;
+                        for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+                        edge_matmul_q4_i16(W, sc, z, gs, Xi, xs, Y, T, rows, cols, r0, r1);
+                        edge_matmul_q4_i16_ref(W, sc, z, gs, Xi, xs, R, T, rows, cols, r0, r1);
+                        check(memcmp(Y, R, T * rows * 4) == 0, gs == 32 ? "matmul_q4_i16 g32" : gs == 64 ? "matmul_q4_i16 g64"
+                              : gs == 128 ? "matmul_q4_i16 g128" : "matmul_q4_i16 g256", level, T, rows, cols,
+                              asym ? "differs from the reference (asymmetric)" : "differs from the reference");
+                    }
+                    free_slack(X); free_slack(xs); free_slack(Xi); free_slack(W); free_slack(zero); free_slack(sc);
+                    free_slack(Y); free_slack(R);
+                }
             }
         }
     }
@@ -295,20 +339,32 @@ static void expect_name(edge_kernel_level level, edge_gemm_op op, size_t T, cons
     check(got && strcmp(got, want) == 0, "kernel name", edge_kernels_level_name(level), T, 0, 0, detail);
 }
 
-/// The kernels each level should report: f32-family dot-product and packed ones, then the int8 ones.
+/// The kernels each level should report: f32-family dot-product and packed ones, then the integer ones
+/// (the *_vnni names where the level runs VNNI; NULL: the same as without).
 typedef struct {
     edge_kernel_level level;
-    const char *dot, *packed, *q8_q8, *q8_q8_vnni, *q8_q8b32, *q8_i16;
+    const char *dot, *packed, *q8_q8, *q8_q8_vnni, *q8_q8b32;
+    const char *q8_i16, *q8_i16_vnni;            // many tokens
+    const char *q8_i16_rows, *q8_i16_rows_vnni;  // up to 4 tokens
+    const char *q4_i16, *q4_i16_vnni;
     const char *fused;  // one token (not q3), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
 
 static const expected_names k_expected[] = {
-    {EDGE_KERNELS_AVX2, "avx2-dot-4x3", "avx2-packed-6x16", "avx2-dot-q8q8-4x2", NULL, "avx2-dot-q8q8b32-4x2",
-     "avx2-packed-i16-6x16", "avx2-fused-1x1"},
-    {EDGE_KERNELS_AVX512, "avx512-dot-4x4", "avx512-packed-12x32", "avx512-bw-q8q8-4x4", "avx512-vnni-q8q8-4x4",
-     "avx2-dot-q8q8b32-4x2", "avx2-packed-i16-6x16", "avx512-fused-1x1"},
-    {EDGE_KERNELS_NEON, "neon-dot-4x4", "neon-dot-4x4", "neon-dot-q8q8-4x4", NULL, "ref", "ref"},
+    {.level = EDGE_KERNELS_AVX2, .dot = "avx2-dot-4x3", .packed = "avx2-packed-6x16", .q8_q8 = "avx2-dot-q8q8-4x2",
+     .q8_q8b32 = "avx2-dot-q8q8b32-4x2", .q8_i16 = "avx2-packed-i16-6x16", .q8_i16_rows = "avx2-rows-i16-4x1",
+     .q4_i16 = "avx2-rows-q4i16-4x1", .fused = "avx2-fused-1x1"},
+    {.level = EDGE_KERNELS_AVX512, .dot = "avx512-dot-4x4", .packed = "avx512-packed-12x32", .q8_q8 = "avx512-bw-q8q8-4x4",
+     .q8_q8_vnni = "avx512-vnni-q8q8-4x4", .q8_q8b32 = "avx2-dot-q8q8b32-4x2",
+     .q8_i16 = "avx512-bw-packed-i16-12x32", .q8_i16_vnni = "avx512-vnni-packed-i16-12x32",
+     .q8_i16_rows = "avx512-bw-rows-i16-4x1", .q8_i16_rows_vnni = "avx512-vnni-rows-i16-4x1",
+     .q4_i16 = "avx512-bw-rows-q4i16-4x1", .q4_i16_vnni = "avx512-vnni-rows-q4i16-4x1", .fused = "avx512-fused-1x1"},
+    {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
+     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref"},
 };
+
+/// `vnni` where the active level runs VNNI and has a VNNI name, else `plain`.
+static const char *pick(const char *plain, const char *vnni) { return edge_kernels_uses_vnni() && vnni ? vnni : plain; }
 
 static void check_names(edge_kernel_level level) {
     const expected_names *e = NULL;
@@ -326,15 +382,21 @@ static void check_names(edge_kernel_level level) {
     }
     // The active level's names are the forced one's.
     expect_name(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_F32, 64, e->packed);
-    expect_name(level, EDGE_GEMM_OP_Q8_Q8, 1, edge_kernels_uses_vnni() && e->q8_q8_vnni ? e->q8_q8_vnni : e->q8_q8);
+    expect_name(level, EDGE_GEMM_OP_Q8_Q8, 1, pick(e->q8_q8, e->q8_q8_vnni));
     expect_name(level, EDGE_GEMM_OP_Q8_Q8B32, 1, e->q8_q8b32);
-    expect_name(level, EDGE_GEMM_OP_Q8_I16, 64, e->q8_i16);
+    expect_name(level, EDGE_GEMM_OP_Q8_I16, 64, pick(e->q8_i16, e->q8_i16_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q8_I16, 5, pick(e->q8_i16, e->q8_i16_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q8_I16, 4, pick(e->q8_i16_rows, e->q8_i16_rows_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q8_I16, 1, pick(e->q8_i16_rows, e->q8_i16_rows_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q4_I16, 1, pick(e->q4_i16, e->q4_i16_vnni));
     edge_kernels_set_gemm_mode(EDGE_GEMM_DOT);
     expect_name(level, EDGE_GEMM_OP_F32, 1000, e->dot);
     edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
-    printf("%s: f32 GEMM %s from 12 tokens, %s below; q8 x q8 %s\n", edge_kernels_level_name(level),
-           edge_kernels_gemm_name(level, EDGE_GEMM_OP_F32, 12), edge_kernels_gemm_name(level, EDGE_GEMM_OP_F32, 1),
-           edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q8_Q8, 1));
+    printf("%s: f32 GEMM %s from 12 tokens, %s below; q8 x q8 %s; q8 x i16 %s, %s up to 4 tokens; q4 x i16 %s\n",
+           edge_kernels_level_name(level), edge_kernels_gemm_name(level, EDGE_GEMM_OP_F32, 12),
+           edge_kernels_gemm_name(level, EDGE_GEMM_OP_F32, 1), edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q8_Q8, 1),
+           edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q8_I16, 64), edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q8_I16, 1),
+           edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q4_I16, 1));
 }
 
 int main(int argc, char **argv) {
@@ -359,7 +421,15 @@ int main(int argc, char **argv) {
         }
         edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
         sweep_int8(name);
+        sweep_q4_i16(name);
         sweep_elementwise(name);
+        if (edge_kernels_uses_vnni() && edge_kernels_set_vnni(false)) {
+            // The same level with its AVX-512BW integer kernels.
+            check_names(level);
+            sweep_int8(name);
+            sweep_q4_i16(name);
+            edge_kernels_force(level);
+        }
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

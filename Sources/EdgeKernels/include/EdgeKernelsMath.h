@@ -31,7 +31,7 @@ typedef enum edge_kernel_level {
     EDGE_KERNELS_REF = 1,
     /// x86-64 AVX2 + FMA + F16C.
     EDGE_KERNELS_AVX2 = 2,
-    /// x86-64 AVX-512 F/BW/VL (+ VNNI for int8 x int8 where the CPU has it).
+    /// x86-64 AVX-512 F/BW/VL (+ VNNI for the integer products where the CPU has it).
     EDGE_KERNELS_AVX512 = 3,
     /// AArch64 Advanced SIMD.
     EDGE_KERNELS_NEON = 4,
@@ -46,8 +46,13 @@ bool edge_kernels_available(edge_kernel_level level);
 edge_kernel_level edge_kernels_level(void);
 /// "auto", "ref", "avx2", "avx512" or "neon" ("?" for anything else); a static string.
 const char *edge_kernels_level_name(edge_kernel_level level);
-/// Whether the active level computes int8 x int8 products with VNNI dot-product instructions.
+/// Whether the active level computes int8 x int8 and int8 x int16 products with VNNI dot-product instructions.
 bool edge_kernels_uses_vnni(void);
+/// Switches the active AVX-512 level between its VNNI integer kernels and its AVX-512BW ones (the two
+/// give bit-identical results), so tests run both forms on a VNNI CPU. Returns false, changing nothing,
+/// when the active level is not AVX-512, or `vnni` asks for VNNI that the CPU lacks. edge_kernels_force
+/// restores the CPU's choice. edge_kernels_gemm_name names the form in force for the active level.
+bool edge_kernels_set_vnni(bool vnni);
 
 /// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32, q3 x f32 weights)
 /// run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
@@ -83,6 +88,7 @@ typedef enum edge_gemm_op {
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
 /// (tokens x rows per micro-kernel tile), e.g. "avx2-packed-6x16", "avx2-dot-4x3", "avx512-vnni-q8q8-4x4",
+/// "avx512-vnni-packed-i16-12x32", "avx512-bw-rows-i16-4x1",
 /// "avx2-fused-1x1" (one token straight from the stored weights, bit-identical to the dot kernel; q4 with
 /// groups that are a multiple of 8, else the dot kernel);
 /// "ref" for the scalar reference. EDGE_KERNELS_AUTO names the active level's. NULL when this
@@ -181,7 +187,9 @@ void edge_quantize_rows_i16_ref(const float *X, int16_t *Xq, float *xscale, size
 /// integer sum is exact (|sum| <= 32767 * 127 * 256 < 2^31); the float accumulation runs in a fixed
 /// order (acc = fmaf((float)sum_b, xscale_b, acc) over b = 0, 1, ..., then acc * wscale[r]), so every
 /// level gives bit-identical results. The AVX2 kernel packs the weights as int16 pairs and runs
-/// vpmaddwd in a 6-token x 16-row tile (docs/performance.md).
+/// vpmaddwd in a 6-token x 16-row tile, the AVX-512 one in a 12-token x 32-row tile with vpdpwssd
+/// (VNNI) or vpmaddwd + vpaddd (AVX-512BW); up to 4 tokens both stream each weight row once
+/// (docs/performance.md).
 void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
@@ -219,7 +227,8 @@ static inline bool edge_q4_i16_supported(size_t group_size) {
 /// to 4 tokens (decoding), 64 at a time (32 bytes: four shift-and-mask steps give the four nibbles
 /// of each 16-bit lane as int16), with vpmaddwd against activations it reorders per 64 columns into
 /// the same four planes, and folds the zero points in once per group as z times the activations'
-/// lane sums.
+/// lane sums; the AVX-512 one (VNNI or AVX-512BW) does the same 128 columns (64 bytes) at a time,
+/// folding each half of a vector into the lanes of its 64 columns.
 void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                         size_t r0, size_t r1);

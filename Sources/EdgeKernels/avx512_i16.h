@@ -1,0 +1,267 @@
+// Private to avx512.c, which includes it twice: the int8 x int16 and q4 x int16 kernels, once with
+// VNNI (I16_DP = vpdpwssd: int16 pairs multiplied and summed into int32 lanes in one instruction) and
+// once with AVX-512BW only (I16_DP = vpmaddwd + vpaddd). The integer sums are the same either way, so
+// both forms are bit-identical to the reference. Before each inclusion avx512.c defines I16_FN(name)
+// (the form's function name), I16_ATTR / I16_INLINE (its target attributes) and I16_DP(acc, a, b).
+
+// ---- Packed micro-kernel (many tokens) -------------------------------------------------------
+
+/// One 256-column block for mt (a constant, <= 12) tokens and nr (<= 32) rows of a packed panel p
+/// ([kp][32][2] int16 pairs): y[t*ldy + r] = fmaf((float)sum_{q < kp} x[t][2q..2q+1] . p[q][r][0..1],
+/// xs[t*ldxs], first ? 0 : y), times ws[r] when last (the order of edge_matmul_q8_i16_ref). The
+/// accumulators are named variables (c<token><half>), so every compiler keeps them in registers.
+I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
+                                 const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+    __m512i c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, c100 = z, c101 = z, c110 = z, c111 = z;
+    for (size_t q = 0; q < kp; q++) {
+        __m512i b0 = _mm512_load_si512((const void *)(p + q * 64)), b1 = _mm512_load_si512((const void *)(p + q * 64 + 32)), a;
+#define I16_ROW(i) \
+    if (i < mt) { \
+        a = _mm512_set1_epi32(load_pair(x + (size_t)i * ldx + 2 * q)); \
+        c##i##0 = I16_DP(c##i##0, a, b0); \
+        c##i##1 = I16_DP(c##i##1, a, b1); \
+    }
+        I16_ROW(0) I16_ROW(1) I16_ROW(2) I16_ROW(3) I16_ROW(4) I16_ROW(5)
+        I16_ROW(6) I16_ROW(7) I16_ROW(8) I16_ROW(9) I16_ROW(10) I16_ROW(11)
+#undef I16_ROW
+    }
+    const bool full = nr == I16_PNR;
+    __mmask16 m0 = mask16(nr < 16 ? (size_t)nr : 16), m1 = mask16(nr > 16 ? (size_t)(nr - 16) : 0);
+    __m512 ws0 = _mm512_setzero_ps(), ws1 = ws0;
+    if (last) {
+        ws0 = full ? _mm512_loadu_ps(ws) : _mm512_maskz_loadu_ps(m0, ws);
+        ws1 = full ? _mm512_loadu_ps(ws + 16) : _mm512_maskz_loadu_ps(m1, ws + 16);
+    }
+#define I16_STORE(i) \
+    if (i < mt) { \
+        float *yr = y + (size_t)i * ldy; \
+        __m512 vs = _mm512_set1_ps(xs[(size_t)i * ldxs]), y0 = _mm512_setzero_ps(), y1 = y0; \
+        if (!first) { \
+            y0 = full ? _mm512_loadu_ps(yr) : _mm512_maskz_loadu_ps(m0, yr); \
+            y1 = full ? _mm512_loadu_ps(yr + 16) : _mm512_maskz_loadu_ps(m1, yr + 16); \
+        } \
+        y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##0), vs, y0); \
+        y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##1), vs, y1); \
+        if (last) { \
+            y0 = _mm512_mul_ps(y0, ws0); \
+            y1 = _mm512_mul_ps(y1, ws1); \
+        } \
+        if (full) { \
+            _mm512_storeu_ps(yr, y0); \
+            _mm512_storeu_ps(yr + 16, y1); \
+        } else { \
+            _mm512_mask_storeu_ps(yr, m0, y0); \
+            _mm512_mask_storeu_ps(yr + 16, m1, y1); \
+        } \
+    }
+    I16_STORE(0) I16_STORE(1) I16_STORE(2) I16_STORE(3) I16_STORE(4) I16_STORE(5)
+    I16_STORE(6) I16_STORE(7) I16_STORE(8) I16_STORE(9) I16_STORE(10) I16_STORE(11)
+#undef I16_STORE
+}
+
+/// I16_FN(tile_i16) with the token count a constant (the accumulators then stay in registers).
+static I16_ATTR void I16_FN(micro_i16)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
+                                      const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last) {
+    switch (mt) {
+#define I16_CASE(m) \
+    case m: I16_FN(tile_i16)(m, nr, x, ldx, p, kp, xs, ldxs, ws, y, ldy, first, last); break;
+        I16_CASE(1) I16_CASE(2) I16_CASE(3) I16_CASE(4) I16_CASE(5) I16_CASE(6)
+        I16_CASE(7) I16_CASE(8) I16_CASE(9) I16_CASE(10) I16_CASE(11) I16_CASE(12)
+#undef I16_CASE
+    }
+}
+
+// ---- Row streaming (decoding) ----------------------------------------------------------------
+
+/// The few-token form of matmul_q8_i16: each weight row streamed once, in order, 64 bytes at a time
+/// widened to int16 (vpmovsxbw, two zmm), against each token's activations, two int32 accumulators per
+/// token; the block's last columns with masked loads. T <= I16_ROW_MT.
+I16_INLINE void I16_FN(q8_i16_rows)(const size_t T, const int8_t *Wq, const float *wscale, const int16_t *Xq,
+                                    const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t r = r0; r < r1; r++) {
+        const int8_t *w = Wq + r * cols;
+        edge_prefetch_ahead((const uint8_t *)w, cols, (const uint8_t *)(Wq + r1 * cols));
+        float acc[I16_ROW_MT] = {0};
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK, k = k0;
+            __m512i s0[I16_ROW_MT], s1[I16_ROW_MT];
+            for (size_t t = 0; t < T; t++) s0[t] = s1[t] = _mm512_setzero_si512();
+            for (; k + 64 <= k1; k += 64) {
+                __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + k)));
+                __m512i w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + k + 32)));
+                for (size_t t = 0; t < T; t++) {
+                    const int16_t *x = Xq + t * ld + k;
+                    s0[t] = I16_DP(s0[t], w0, _mm512_loadu_si512((const void *)x));
+                    s1[t] = I16_DP(s1[t], w1, _mm512_loadu_si512((const void *)(x + 32)));
+                }
+            }
+            for (; k < k1; k += 32) {  // masked lanes are zero in both operands
+                __mmask32 m = mask32(k1 - k);
+                __m512i w0 = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, w + k));
+                for (size_t t = 0; t < T; t++) s0[t] = I16_DP(s0[t], w0, _mm512_maskz_loadu_epi16(m, Xq + t * ld + k));
+            }
+            for (size_t t = 0; t < T; t++) {
+                int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(s0[t], s1[t]));
+                acc[t] = fmaf((float)sum, xscale[t * nb + b], acc[t]);
+            }
+        }
+        for (size_t t = 0; t < T; t++) Y[t * rows + r] = acc[t] * wscale[r];
+    }
+}
+
+static I16_ATTR void I16_FN(matmul_q8_i16_rows)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
+                                               float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    switch (T) {
+    case 1: I16_FN(q8_i16_rows)(1, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 2: I16_FN(q8_i16_rows)(2, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    case 3: I16_FN(q8_i16_rows)(3, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    default: I16_FN(q8_i16_rows)(4, Wq, wscale, Xq, xscale, Y, rows, cols, r0, r1); break;
+    }
+}
+
+/// edge_matmul_q8_i16: up to I16_ROW_MT tokens the row-streaming form (or AVX2's, see
+/// k_i16_rows_avx512), more the packed 12x32 tiles: per 256-column block and block of I16_PRB rows,
+/// the rows packed once into panels of 32, then every 12 tokens against every panel.
+static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
+                                          float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    if (T <= I16_ROW_MT) {
+        if (k_i16_rows_avx512) I16_FN(matmul_q8_i16_rows)(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+        else g_avx2_matmul_q8_i16(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    int16_t *pack = (int16_t *)aligned_alloc(64, sizeof(int16_t) * I16_PRB * EDGE_I16_BLOCK);
+    if (!pack) abort();
+    for (size_t b = 0; b < nb; b++) {
+        size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
+        for (size_t rb = r0; rb < r1; rb += I16_PRB) {
+            size_t nrb = r1 - rb < I16_PRB ? r1 - rb : I16_PRB;
+            for (size_t j = 0; j < nrb; j += I16_PNR)
+                pack_panel_i16_32(Wq, cols, rb + j, nrb - j < I16_PNR ? nrb - j : I16_PNR, k0, kc, pack + j * kp * 2);
+            for (size_t t = 0; t < T; t += I16_PMT) {
+                int mt = T - t < I16_PMT ? (int)(T - t) : I16_PMT;
+                for (size_t j = 0; j < nrb; j += I16_PNR) {
+                    int nr = nrb - j < I16_PNR ? (int)(nrb - j) : I16_PNR;
+                    I16_FN(micro_i16)(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
+                                      wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb);
+                }
+            }
+        }
+    }
+    free(pack);
+}
+
+/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens (q4_prepare's activations): each row's nibbles
+/// streamed once, 128 columns (64 bytes) at a time, the last ones masked. Each 16-bit lane m of
+/// the bytes holds the nibbles of columns 4m..4m+3 of its 64 (lanes 0-15 the first 64, 16-31 the
+/// second); shifts and masks give four int16 planes, and four dot products against the activation
+/// planes put columns 8l..8l+7 of the first 64 in int32 lane l and of the second 64 in lane 8 + l.
+/// Groups of 128 or 256: the lanes summed over the group's vectors, the halves added (exact), the
+/// zero point taken off once (z times the activations' lane sums) and the 8 lanes folded as
+/// fmaf((float)s_l, d, a_l). Groups of 32 or 64: each vector is two units of 64 columns, zero points
+/// per lane, the low half folded then the high one, with the scales of the groups each lane belongs
+/// to. The final sum is the reference's order.
+I16_INLINE void I16_FN(q4_i16_rows)(const size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
+                                    size_t gs, const int16_t *xp, size_t cp, const int32_t *xl, size_t upt,
+                                    const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
+    const __m512i m4 = _mm512_set1_epi16(0x000F);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *q = Wq + r * row_bytes;
+        edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
+        __m256 acc[I16_ROW_MT];
+        for (size_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+        __m512i s[I16_ROW_MT][4];
+#define Q4_STEP(k)                                                                                                   \
+    do {                                                                                                             \
+        size_t off = (k) / 2;                                                                                        \
+        __m512i v = off + 64 <= row_bytes ? _mm512_loadu_si512((const void *)(q + off))                              \
+                                          : _mm512_maskz_loadu_epi8(mask64(row_bytes - off), q + off);               \
+        __m512i p0 = _mm512_and_si512(v, m4), p1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);                  \
+        __m512i p2 = _mm512_and_si512(_mm512_srli_epi16(v, 8), m4), p3 = _mm512_srli_epi16(v, 12);                 \
+        for (size_t t = 0; t < T; t++) {                                                                             \
+            const int16_t *x = xp + t * cp + (k);                                                                    \
+            s[t][0] = I16_DP(s[t][0], p0, _mm512_loadu_si512((const void *)x));                                      \
+            s[t][1] = I16_DP(s[t][1], p1, _mm512_loadu_si512((const void *)(x + 32)));                               \
+            s[t][2] = I16_DP(s[t][2], p2, _mm512_loadu_si512((const void *)(x + 64)));                               \
+            s[t][3] = I16_DP(s[t][3], p3, _mm512_loadu_si512((const void *)(x + 96)));                               \
+        }                                                                                                            \
+    } while (0)
+        if (gs >= 128) {
+            for (size_t g = 0; g < groups; g++) {
+                size_t c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols, gi = r * groups + g;
+                for (size_t t = 0; t < T; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = _mm512_setzero_si512();
+                for (size_t k = c0; k < c1; k += 128) Q4_STEP(k);
+                __m256i zv = _mm256_set1_epi32(zero ? (int)zero[gi] : 8);
+                float sc = _cvtsh_ss(scale_f16[gi]);  // exact, as edge_f16_to_f32
+                for (size_t t = 0; t < T; t++) {
+                    __m512i v = _mm512_add_epi32(_mm512_add_epi32(s[t][0], s[t][1]), _mm512_add_epi32(s[t][2], s[t][3]));
+                    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+                    h = _mm256_sub_epi32(h, _mm256_mullo_epi32(zv, _mm256_loadu_si256((const __m256i *)(xl + t * upt + g * 8))));
+                    __m256 d = _mm256_set1_ps(sc * xscale[t * nb + c0 / EDGE_I16_BLOCK]);
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), d, acc[t]);
+                }
+            }
+        } else {
+            // Per lane (columns k + 8l ..< + 8): its group's zero point and scale (scale 0 past the last
+            // group), from the 128 / gs groups' entries, spread by `spread` (lane l: group l / (gs / 8)).
+            const size_t per = 128 / gs;
+            const __m512i spread = gs == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+            const __m512i eight = _mm512_set1_epi32(8);
+            for (size_t k = 0; k < cols; k += 128) {
+                for (size_t t = 0; t < T; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = _mm512_setzero_si512();
+                Q4_STEP(k);
+                size_t g = k / gs, gi = r * groups + g, n = groups - g < per ? groups - g : per;
+                __mmask8 gm = (__mmask8)((1u << n) - 1);
+                __m512 sv = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_maskz_loadu_epi16(gm, scale_f16 + gi))));
+                __m512i zv = zero ? _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zero + gi))))
+                                  : eight;
+                bool hi = k + 64 < cols;
+                for (size_t t = 0; t < T; t++) {
+                    __m512i v = _mm512_add_epi32(_mm512_add_epi32(s[t][0], s[t][1]), _mm512_add_epi32(s[t][2], s[t][3]));
+                    v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zv, _mm512_loadu_si512((const void *)(xl + t * upt + k / 64 * 8))));
+                    __m512 f = _mm512_cvtepi32_ps(v), d = _mm512_mul_ps(sv, _mm512_set1_ps(xscale[t * nb + k / EDGE_I16_BLOCK]));
+                    acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(f), _mm512_castps512_ps256(d), acc[t]);
+                    if (hi) acc[t] = _mm256_fmadd_ps(upper_ps(f), upper_ps(d), acc[t]);
+                }
+            }
+        }
+#undef Q4_STEP
+        for (size_t t = 0; t < T; t++) Y[t * rows + r] = hsum8(acc[t]);
+    }
+}
+
+static I16_ATTR void I16_FN(matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                          size_t cols, size_t r0, size_t r1) {
+    if (!edge_q4_i16_supported(gs)) return;
+    if (!k_q4_rows_avx512) {
+        g_avx2_matmul_q4_i16(Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t += I16_ROW_MT) {  // more tokens: the weights are read once per 4
+        size_t n = T - t < I16_ROW_MT ? T - t : I16_ROW_MT;
+        q4_activations a;
+        q4_prepare(&a, Xq + t * ld, n, cols, gs);
+#define Q4_ROWS(m) \
+    I16_FN(q4_i16_rows)(m, Wq, scale_f16, zero, gs, a.xp, a.cp, a.xl, a.upt, xscale + t * nb, Y + t * rows, rows, cols, r0, r1)
+        switch (n) {
+        case 1: Q4_ROWS(1); break;
+        case 2: Q4_ROWS(2); break;
+        case 3: Q4_ROWS(3); break;
+        default: Q4_ROWS(4); break;
+        }
+#undef Q4_ROWS
+        q4_release(&a);
+    }
+}

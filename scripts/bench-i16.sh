@@ -6,7 +6,8 @@
 # Packed (many tokens): edge_matmul_q8_i16 at T = 512. Decoding (T = 1 and 4): edge_matmul_q8_i16 and
 # edge_matmul_q4_i16 (groups of 64), once with the weights in cache ("hot") and once cycling through
 # enough copies (> 256 MB) that they stream from memory ("cold"), as decoding does.
-# Usage: scripts/bench-i16.sh   (needs an AVX-512 CPU and clang, or CC). Prints Markdown tables.
+# Usage: scripts/bench-i16.sh   (needs an AVX-512 CPU and clang, or CC; OPS="q8 q4" and PACKED=1 by
+# default: the decoding products and whether to run the packed shapes). Prints a Markdown table.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 k=$root/Sources/EdgeKernels
@@ -30,11 +31,11 @@ run() {
 copies() { python3 -c "import math; print(max(1, math.ceil(256e6 / ($2 * $3 * ('$1' == 'q4' and 0.5 or 1)))))" "$@"; }
 echo "| product | T x rows x cols | weights | AVX2 GOPS | AVX-512 VNNI GOPS | AVX-512BW GOPS | VNNI / AVX2 | kernels |"
 echo "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"
-for shape in "512 576 576" "512 1536 576" "512 576 1536" "512 49152 576"; do
+[ "${PACKED:-1}" = 1 ] && for shape in "512 576 576" "512 1536 576" "512 576 1536" "512 49152 576"; do
   set -- $shape
   run q8 "$1" "$2" "$3" 1 hot
 done
-for op in q8 q4; do
+for op in ${OPS:-q8 q4}; do
   for shape in "1 576 576" "1 1536 576" "1 576 1536" "1 49152 576" "4 1536 576"; do
     set -- $shape
     run "$op" "$1" "$2" "$3" 1 hot

@@ -433,7 +433,7 @@ enum { I16_PMT = 12, I16_PNR = 32, I16_PRB = 128, I16_ROW_MT = 4 };  // I16_PRB:
 
 /// Whether the AVX-512 row-streaming forms replace AVX2's for up to I16_ROW_MT tokens (q8, q4):
 /// kept where they measured faster on Zen 4 (docs/performance.md).
-static const bool k_i16_rows_avx512 = true, k_q4_rows_avx512 = true;
+static const bool k_i16_rows_avx512 = true, k_q4_rows_avx512 = false;  // q4: parity (0.88-1.21x), not faster
 
 /// AVX2's kernels, for the products whose AVX-512 form is not used (set by edge_fill_table_avx512).
 static void (*g_avx2_matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,

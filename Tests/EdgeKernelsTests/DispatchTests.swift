@@ -105,7 +105,7 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 64), "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 5), "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 4), "avx512-\(form)-rows-i16-4x1")
-            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 1), "avx512-\(form)-rows-q4i16-4x1")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 1), "avx2-rows-q4i16-4x1", "AVX-512 keeps AVX2's q4 decoding kernel")
         } else if edge_kernels_available(EDGE_KERNELS_AVX2) {
             // No AVX-512 here: testAVX512UnderEmulation checks the AVX-512 level's names and kernels.
             XCTAssertEqual(edge_kernels_level(), EDGE_KERNELS_AVX2)
@@ -145,7 +145,7 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_Q8, 1), "avx512-bw-q8q8-4x4")
             XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_I16, 64), "avx512-bw-packed-i16-12x32")
             XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_I16, 1), "avx512-bw-rows-i16-4x1")
-            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q4_I16, 1), "avx512-bw-rows-q4i16-4x1")
+            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q4_I16, 1), "avx2-rows-q4i16-4x1")
         }
         XCTAssertTrue(edge_kernels_set_vnni(true))
         XCTAssertTrue(edge_kernels_uses_vnni())

@@ -358,7 +358,7 @@ static const expected_names k_expected[] = {
      .q8_q8_vnni = "avx512-vnni-q8q8-4x4", .q8_q8b32 = "avx2-dot-q8q8b32-4x2",
      .q8_i16 = "avx512-bw-packed-i16-12x32", .q8_i16_vnni = "avx512-vnni-packed-i16-12x32",
      .q8_i16_rows = "avx512-bw-rows-i16-4x1", .q8_i16_rows_vnni = "avx512-vnni-rows-i16-4x1",
-     .q4_i16 = "avx512-bw-rows-q4i16-4x1", .q4_i16_vnni = "avx512-vnni-rows-q4i16-4x1", .fused = "avx512-fused-1x1"},
+     .q4_i16 = "avx2-rows-q4i16-4x1", .fused = "avx512-fused-1x1"},
     {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
      .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref"},
 };

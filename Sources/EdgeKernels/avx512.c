@@ -419,28 +419,17 @@ static AVX512 void matmul_q8_q8_bw(const int8_t *Wq, const float *wscale, const 
     }
 }
 
-// ---- int8 weights x int16 activations, q4 weights x int16 activations --------------------------
-// The products of edge_matmul_q8_i16 / edge_matmul_q4_i16 in two forms, from avx512_i16.h included
+// ---- int8 weights x int16 activations -------------------------------------------------------
+// The products of edge_matmul_q8_i16 in two forms, from avx512_i16.h included
 // twice: VNNI (vpdpwssd) and AVX-512BW (vpmaddwd + vpaddd), chosen with the int8 x int8 one. Many
 // tokens (q8): the weights packed per block of 256 columns into panels of 32 rows of int16 pairs
 // ([k/2][32][2], 64-byte aligned), so a 12-token x 32-row tile keeps 24 int32 accumulators (two zmm
 // of 16 rows per token) and does 24 dot products per 2 panel loads + 12 activation-pair broadcasts;
 // each block's exact int32 sums are folded into Y as fmaf((float)sum, block scale, y), the weight
 // row scale after the last block: edge_matmul_q8_i16_ref's order. Up to 4 tokens (decoding): each
-// weight row streamed once (q8: 64 bytes per step; q4: 128 nibbles per 64 bytes).
+// weight row streamed once, 64 bytes per step. q4 x int16 keeps AVX2's kernel.
 
 enum { I16_PMT = 12, I16_PNR = 32, I16_PRB = 128, I16_ROW_MT = 4 };  // I16_PRB: rows per packed block
-
-/// Whether the AVX-512 row-streaming forms replace AVX2's for up to I16_ROW_MT tokens (q8, q4):
-/// kept where they measured faster on Zen 4 (docs/performance.md).
-static const bool k_i16_rows_avx512 = true, k_q4_rows_avx512 = false;  // q4: parity (0.88-1.21x), not faster
-
-/// AVX2's kernels, for the products whose AVX-512 form is not used (set by edge_fill_table_avx512).
-static void (*g_avx2_matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
-                                    float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
-static void (*g_avx2_matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
-                                    const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
-                                    size_t cols, size_t r0, size_t r1);
 
 /// The first n (0...32) lanes.
 static inline __mmask32 mask32(size_t n) { return n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1); }
@@ -450,17 +439,6 @@ static inline int32_t load_pair(const int16_t *p) {
     int32_t v;
     memcpy(&v, p, sizeof v);
     return v;
-}
-
-/// Lanes 8...15.
-AVX512_INLINE __m256 upper_ps(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
-
-/// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): edge_matmul_q4_i16_ref's final sum.
-AVX512_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /// Packs rows [r, r + nr) (nr <= 32), columns [k0, k0 + kc) of Wq into one panel: kp = ceil(kc/2)
@@ -502,43 +480,6 @@ static AVX512 void pack_panel_i16_32(const int8_t *Wq, size_t cols, size_t r, si
             panel[q * 64 + 2 * i + 1] = w && 2 * q + 1 < kc ? w[2 * q + 1] : 0;
         }
     }
-}
-
-/// Up to I16_ROW_MT tokens' int16 activations as q4_i16_rows reads them: `xp` [T][cp] per 128 columns
-/// k as four planes of 32 (plane a, half h, lane m: column k + 64h + 4m + a), zeros past cols (cp =
-/// cols rounded up to 128); `xl` [T][upt] per unit of max(group, 64) columns the sums of the
-/// activations of each lane l (columns with (k % 64) / 8 == l), 8 per unit, one zero unit after the last.
-typedef struct {
-    int16_t *xp;
-    int32_t *xl;
-    size_t cp, upt;
-    int16_t xp_stack[I16_ROW_MT * 2048];
-    int32_t xl_stack[I16_ROW_MT * 8 * 34];
-} q4_activations;
-
-static void q4_prepare(q4_activations *a, const int16_t *Xq, size_t T, size_t cols, size_t gs) {
-    size_t ld = edge_i16_stride(cols), unit = gs < 64 ? 64 : gs, units = (cols + unit - 1) / unit;
-    a->cp = (cols + 127) & ~(size_t)127;
-    a->upt = (units + 1) * 8;
-    a->xp = T * a->cp <= sizeof a->xp_stack / sizeof *a->xp_stack ? a->xp_stack : (int16_t *)malloc(sizeof(int16_t) * T * a->cp);
-    a->xl = T * a->upt <= sizeof a->xl_stack / sizeof *a->xl_stack ? a->xl_stack : (int32_t *)malloc(sizeof(int32_t) * T * a->upt);
-    if (!a->xp || !a->xl) abort();
-    memset(a->xl, 0, sizeof(int32_t) * T * a->upt);
-    for (size_t t = 0; t < T; t++) {
-        const int16_t *x = Xq + t * ld;
-        int16_t *p = a->xp + t * a->cp;
-        for (size_t i = 0; i < a->cp; i++) {
-            size_t k = (i & ~(size_t)127) + 64 * ((i >> 4) & 1) + 4 * (i & 15) + ((i >> 5) & 3);
-            p[i] = k < cols ? x[k] : 0;
-        }
-        int32_t *l = a->xl + t * a->upt;
-        for (size_t k = 0; k < cols; k++) l[k / unit * 8 + (k % 64) / 8] += x[k];
-    }
-}
-
-static void q4_release(q4_activations *a) {
-    if (a->xp != a->xp_stack) free(a->xp);
-    if (a->xl != a->xl_stack) free(a->xl);
 }
 
 /// acc + the dot products of the int16 pairs of a and b in each int32 lane.
@@ -716,15 +657,11 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = vnni ? matmul_q8_q8_vnni : matmul_q8_q8_bw;
     t->q8_q8_name = vnni ? "avx512-vnni-q8q8-4x4" : "avx512-bw-q8q8-4x4";
-    if (!g_avx2_matmul_q8_i16) g_avx2_matmul_q8_i16 = t->matmul_q8_i16;
-    if (!g_avx2_matmul_q4_i16) g_avx2_matmul_q4_i16 = t->matmul_q4_i16;
     t->matmul_q8_i16 = vnni ? matmul_q8_i16_vnni : matmul_q8_i16_bw;
     t->q8_i16_name = vnni ? "avx512-vnni-packed-i16-12x32" : "avx512-bw-packed-i16-12x32";
-    if (k_i16_rows_avx512) t->q8_i16_rows_name = vnni ? "avx512-vnni-rows-i16-4x1" : "avx512-bw-rows-i16-4x1";
-    if (k_q4_rows_avx512) {
-        t->matmul_q4_i16 = vnni ? matmul_q4_i16_vnni : matmul_q4_i16_bw;
-        t->q4_i16_name = vnni ? "avx512-vnni-rows-q4i16-4x1" : "avx512-bw-rows-q4i16-4x1";
-    }
+    t->q8_i16_rows_name = vnni ? "avx512-vnni-rows-i16-4x1" : "avx512-bw-rows-i16-4x1";
+    // q4 x int16 stays AVX2's row kernel: a 128-column AVX-512 form measured no faster on Zen 4
+    // (docs/performance.md), its rows being memory-bound.
     t->i16_rows_max_t = I16_ROW_MT;
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;

@@ -1,4 +1,4 @@
-// Private to avx512.c, which includes it twice: the int8 x int16 and q4 x int16 kernels, once with
+// Private to avx512.c, which includes it twice: the int8 x int16 kernels, once with
 // VNNI (I16_DP = vpdpwssd: int16 pairs multiplied and summed into int32 lanes in one instruction) and
 // once with AVX-512BW only (I16_DP = vpmaddwd + vpaddd). The integer sums are the same either way, so
 // both forms are bit-identical to the reference. Before each inclusion avx512.c defines I16_FN(name)
@@ -122,8 +122,7 @@ static I16_ATTR void I16_FN(matmul_q8_i16_rows)(const int8_t *Wq, const float *w
     }
 }
 
-/// edge_matmul_q8_i16: up to I16_ROW_MT tokens the row-streaming form (or AVX2's, see
-/// k_i16_rows_avx512), more the packed 12x32 tiles: per 256-column block and block of I16_PRB rows,
+/// edge_matmul_q8_i16: up to I16_ROW_MT tokens the row-streaming form, more the packed 12x32 tiles: per 256-column block and block of I16_PRB rows,
 /// the rows packed once into panels of 32, then every 12 tokens against every panel.
 static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
                                           float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
@@ -133,8 +132,7 @@ static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale
         return;
     }
     if (T <= I16_ROW_MT) {
-        if (k_i16_rows_avx512) I16_FN(matmul_q8_i16_rows)(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
-        else g_avx2_matmul_q8_i16(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+        I16_FN(matmul_q8_i16_rows)(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
         return;
     }
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
@@ -157,111 +155,4 @@ static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale
         }
     }
     free(pack);
-}
-
-/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens (q4_prepare's activations): each row's nibbles
-/// streamed once, 128 columns (64 bytes) at a time, the last ones masked. Each 16-bit lane m of
-/// the bytes holds the nibbles of columns 4m..4m+3 of its 64 (lanes 0-15 the first 64, 16-31 the
-/// second); shifts and masks give four int16 planes, and four dot products against the activation
-/// planes put columns 8l..8l+7 of the first 64 in int32 lane l and of the second 64 in lane 8 + l.
-/// Groups of 128 or 256: the lanes summed over the group's vectors, the halves added (exact), the
-/// zero point taken off once (z times the activations' lane sums) and the 8 lanes folded as
-/// fmaf((float)s_l, d, a_l). Groups of 32 or 64: each vector is two units of 64 columns, zero points
-/// per lane, the low half folded then the high one, with the scales of the groups each lane belongs
-/// to. The final sum is the reference's order.
-I16_INLINE void I16_FN(q4_i16_rows)(const size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
-                                    size_t gs, const int16_t *xp, size_t cp, const int32_t *xl, size_t upt,
-                                    const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
-    size_t nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
-    const __m512i m4 = _mm512_set1_epi16(0x000F);
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *q = Wq + r * row_bytes;
-        edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
-        __m256 acc[I16_ROW_MT];
-        for (size_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-        __m512i s[I16_ROW_MT][4];
-#define Q4_STEP(k)                                                                                                   \
-    do {                                                                                                             \
-        size_t off = (k) / 2;                                                                                        \
-        __m512i v = off + 64 <= row_bytes ? _mm512_loadu_si512((const void *)(q + off))                              \
-                                          : _mm512_maskz_loadu_epi8(mask64(row_bytes - off), q + off);               \
-        __m512i p0 = _mm512_and_si512(v, m4), p1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);                  \
-        __m512i p2 = _mm512_and_si512(_mm512_srli_epi16(v, 8), m4), p3 = _mm512_srli_epi16(v, 12);                 \
-        for (size_t t = 0; t < T; t++) {                                                                             \
-            const int16_t *x = xp + t * cp + (k);                                                                    \
-            s[t][0] = I16_DP(s[t][0], p0, _mm512_loadu_si512((const void *)x));                                      \
-            s[t][1] = I16_DP(s[t][1], p1, _mm512_loadu_si512((const void *)(x + 32)));                               \
-            s[t][2] = I16_DP(s[t][2], p2, _mm512_loadu_si512((const void *)(x + 64)));                               \
-            s[t][3] = I16_DP(s[t][3], p3, _mm512_loadu_si512((const void *)(x + 96)));                               \
-        }                                                                                                            \
-    } while (0)
-        if (gs >= 128) {
-            for (size_t g = 0; g < groups; g++) {
-                size_t c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols, gi = r * groups + g;
-                for (size_t t = 0; t < T; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = _mm512_setzero_si512();
-                for (size_t k = c0; k < c1; k += 128) Q4_STEP(k);
-                __m256i zv = _mm256_set1_epi32(zero ? (int)zero[gi] : 8);
-                float sc = _cvtsh_ss(scale_f16[gi]);  // exact, as edge_f16_to_f32
-                for (size_t t = 0; t < T; t++) {
-                    __m512i v = _mm512_add_epi32(_mm512_add_epi32(s[t][0], s[t][1]), _mm512_add_epi32(s[t][2], s[t][3]));
-                    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-                    h = _mm256_sub_epi32(h, _mm256_mullo_epi32(zv, _mm256_loadu_si256((const __m256i *)(xl + t * upt + g * 8))));
-                    __m256 d = _mm256_set1_ps(sc * xscale[t * nb + c0 / EDGE_I16_BLOCK]);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), d, acc[t]);
-                }
-            }
-        } else {
-            // Per lane (columns k + 8l ..< + 8): its group's zero point and scale (scale 0 past the last
-            // group), from the 128 / gs groups' entries, spread by `spread` (lane l: group l / (gs / 8)).
-            const size_t per = 128 / gs;
-            const __m512i spread = gs == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
-                                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-            const __m512i eight = _mm512_set1_epi32(8);
-            for (size_t k = 0; k < cols; k += 128) {
-                for (size_t t = 0; t < T; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = _mm512_setzero_si512();
-                Q4_STEP(k);
-                size_t g = k / gs, gi = r * groups + g, n = groups - g < per ? groups - g : per;
-                __mmask8 gm = (__mmask8)((1u << n) - 1);
-                __m512 sv = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_maskz_loadu_epi16(gm, scale_f16 + gi))));
-                __m512i zv = zero ? _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zero + gi))))
-                                  : eight;
-                bool hi = k + 64 < cols;
-                for (size_t t = 0; t < T; t++) {
-                    __m512i v = _mm512_add_epi32(_mm512_add_epi32(s[t][0], s[t][1]), _mm512_add_epi32(s[t][2], s[t][3]));
-                    v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zv, _mm512_loadu_si512((const void *)(xl + t * upt + k / 64 * 8))));
-                    __m512 f = _mm512_cvtepi32_ps(v), d = _mm512_mul_ps(sv, _mm512_set1_ps(xscale[t * nb + k / EDGE_I16_BLOCK]));
-                    acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(f), _mm512_castps512_ps256(d), acc[t]);
-                    if (hi) acc[t] = _mm256_fmadd_ps(upper_ps(f), upper_ps(d), acc[t]);
-                }
-            }
-        }
-#undef Q4_STEP
-        for (size_t t = 0; t < T; t++) Y[t * rows + r] = hsum8(acc[t]);
-    }
-}
-
-static I16_ATTR void I16_FN(matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
-                                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
-                                          size_t cols, size_t r0, size_t r1) {
-    if (!edge_q4_i16_supported(gs)) return;
-    if (!k_q4_rows_avx512) {
-        g_avx2_matmul_q4_i16(Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
-        return;
-    }
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
-    for (size_t t = 0; t < T; t += I16_ROW_MT) {  // more tokens: the weights are read once per 4
-        size_t n = T - t < I16_ROW_MT ? T - t : I16_ROW_MT;
-        q4_activations a;
-        q4_prepare(&a, Xq + t * ld, n, cols, gs);
-#define Q4_ROWS(m) \
-    I16_FN(q4_i16_rows)(m, Wq, scale_f16, zero, gs, a.xp, a.cp, a.xl, a.upt, xscale + t * nb, Y + t * rows, rows, cols, r0, r1)
-        switch (n) {
-        case 1: Q4_ROWS(1); break;
-        case 2: Q4_ROWS(2); break;
-        case 3: Q4_ROWS(3); break;
-        default: Q4_ROWS(4); break;
-        }
-#undef Q4_ROWS
-        q4_release(&a);
-    }
 }

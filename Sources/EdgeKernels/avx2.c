@@ -605,20 +605,9 @@ static AVX2 void round_to_grid(float *x, size_t n, float scale, float zero, floa
     _mm256_storeu_pd(se + 4, se1);
     _mm256_storeu_pd(sq, sq0);
     _mm256_storeu_pd(sq + 4, sq1);
-    for (; i < n; i++) {  // the last values: the reference's steps, into their lanes
-        float v = x[i], c = nearbyintf(v / scale) + zero;
-        c = c < qmax ? c : qmax;
-        c = c > qmin ? c : qmin;
-        float y = scale * (c - zero);
-        stored[i] = (uint8_t)((int)c + offset);
-        x[i] = y;
-        double e = (double)(v - y), d = (double)v;
-        double p = e * e, q = d * d;
-        se[i % 8] += p;
-        sq[i % 8] += q;
-    }
-    sums[0] += ((se[0] + se[4]) + (se[2] + se[6])) + ((se[1] + se[5]) + (se[3] + se[7]));
-    sums[1] += ((sq[0] + sq[4]) + (sq[2] + sq[6])) + ((sq[1] + sq[5]) + (sq[3] + sq[7]));
+    for (; i < n; i++) edge_round_one(x, stored, i, scale, zero, qmin, qmax, offset, se, sq);  // the last values
+    sums[0] += edge_reduce8(se);
+    sums[1] += edge_reduce8(sq);
 }
 
 AVX2_INLINE int32_t load_i32(const int16_t *p) {
@@ -673,14 +662,16 @@ static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, co
 #undef IK_ROW
 #undef IK_STORE
 
-/// Packs rows [r, r + nr) (nr <= 16), columns [k0, k0 + kc) of Wq into one panel: kp = ceil(kc/2)
-/// pairs of 16 rows x (w[k], w[k+1]) int16, zeros past nr rows and past kc.
-static AVX2 void pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, int16_t *panel) {
-    size_t kp = (kc + 1) / 2;
-    if (nr == 16 && kc % 16 == 0) {
+/// Packs rows [r, r + nr) (nr <= width: 16 for AVX2's micro-kernel, 32 for AVX-512's), columns
+/// [k0, k0 + kc) of Wq into one panel: kp = ceil(kc/2) pairs of `width` rows x (w[k], w[k+1]) int16,
+/// zeros past nr rows and past kc.
+AVX2 void edge_pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, size_t width,
+                              int16_t *panel) {
+    size_t kp = (kc + 1) / 2, stride = 2 * width;
+    if (nr == width && kc % 16 == 0) {
         // 16 columns (8 pairs) of 4 rows at a time: widen to int16, then a 4x4 transpose of int32 pairs.
         for (size_t k = 0; k < kc; k += 16) {
-            for (size_t g = 0; g < 4; g++) {
+            for (size_t g = 0; g < width / 4; g++) {
                 const int8_t *w = Wq + (r + 4 * g) * cols + k0 + k;
                 __m256i a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
                 __m256i a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + cols)));
@@ -692,28 +683,24 @@ static AVX2 void pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t 
                 __m256i p0 = _mm256_unpacklo_epi64(t0, t2), p1 = _mm256_unpackhi_epi64(t0, t2);
                 __m256i p2 = _mm256_unpacklo_epi64(t1, t3), p3 = _mm256_unpackhi_epi64(t1, t3);
                 // p0 = pair 0 (low) / pair 4 (high) of rows 4g..4g+3, p1 = pairs 1/5, p2 = 2/6, p3 = 3/7.
-                int16_t *o = panel + (k / 2) * 32 + 8 * g;
-                _mm_store_si128((__m128i *)(o + 0 * 32), _mm256_castsi256_si128(p0));
-                _mm_store_si128((__m128i *)(o + 1 * 32), _mm256_castsi256_si128(p1));
-                _mm_store_si128((__m128i *)(o + 2 * 32), _mm256_castsi256_si128(p2));
-                _mm_store_si128((__m128i *)(o + 3 * 32), _mm256_castsi256_si128(p3));
-                _mm_store_si128((__m128i *)(o + 4 * 32), _mm256_extracti128_si256(p0, 1));
-                _mm_store_si128((__m128i *)(o + 5 * 32), _mm256_extracti128_si256(p1, 1));
-                _mm_store_si128((__m128i *)(o + 6 * 32), _mm256_extracti128_si256(p2, 1));
-                _mm_store_si128((__m128i *)(o + 7 * 32), _mm256_extracti128_si256(p3, 1));
+                int16_t *o = panel + (k / 2) * stride + 8 * g;
+                _mm_store_si128((__m128i *)(o + 0 * stride), _mm256_castsi256_si128(p0));
+                _mm_store_si128((__m128i *)(o + 1 * stride), _mm256_castsi256_si128(p1));
+                _mm_store_si128((__m128i *)(o + 2 * stride), _mm256_castsi256_si128(p2));
+                _mm_store_si128((__m128i *)(o + 3 * stride), _mm256_castsi256_si128(p3));
+                _mm_store_si128((__m128i *)(o + 4 * stride), _mm256_extracti128_si256(p0, 1));
+                _mm_store_si128((__m128i *)(o + 5 * stride), _mm256_extracti128_si256(p1, 1));
+                _mm_store_si128((__m128i *)(o + 6 * stride), _mm256_extracti128_si256(p2, 1));
+                _mm_store_si128((__m128i *)(o + 7 * stride), _mm256_extracti128_si256(p3, 1));
             }
         }
         return;
     }
-    for (size_t i = 0; i < 16; i++) {
-        if (i < nr) {
-            const int8_t *w = Wq + (r + i) * cols + k0;
-            for (size_t q = 0; q < kp; q++) {
-                panel[q * 32 + 2 * i] = w[2 * q];
-                panel[q * 32 + 2 * i + 1] = 2 * q + 1 < kc ? w[2 * q + 1] : 0;
-            }
-        } else {
-            for (size_t q = 0; q < kp; q++) panel[q * 32 + 2 * i] = panel[q * 32 + 2 * i + 1] = 0;
+    for (size_t i = 0; i < width; i++) {
+        const int8_t *w = i < nr ? Wq + (r + i) * cols + k0 : NULL;
+        for (size_t q = 0; q < kp; q++) {
+            panel[q * stride + 2 * i] = w ? w[2 * q] : 0;
+            panel[q * stride + 2 * i + 1] = w && 2 * q + 1 < kc ? w[2 * q + 1] : 0;
         }
     }
 }
@@ -905,7 +892,7 @@ static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int1
         for (size_t rb = r0; rb < r1; rb += PRB) {
             size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
             for (size_t j = 0; j < nrb; j += PNR)
-                pack_panel_i16(Wq, cols, rb + j, nrb - j < PNR ? nrb - j : PNR, k0, kc, pack + j * kp * 2);
+                edge_pack_panel_i16(Wq, cols, rb + j, nrb - j < PNR ? nrb - j : PNR, k0, kc, PNR, pack + j * kp * 2);
             for (size_t t = 0; t < T; t += PMT) {
                 int mt = T - t < PMT ? (int)(T - t) : PMT;
                 for (size_t j = 0; j < nrb; j += PNR) {

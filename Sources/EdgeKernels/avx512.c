@@ -441,47 +441,6 @@ static inline int32_t load_pair(const int16_t *p) {
     return v;
 }
 
-/// Packs rows [r, r + nr) (nr <= 32), columns [k0, k0 + kc) of Wq into one panel: kp = ceil(kc/2)
-/// pairs of 32 rows x (w[k], w[k+1]) int16, zeros past nr rows and past kc.
-static AVX512 void pack_panel_i16_32(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, int16_t *panel) {
-    size_t kp = (kc + 1) / 2;
-    if (nr == I16_PNR && kc % 16 == 0) {
-        // 16 columns (8 pairs) of 4 rows at a time: widen to int16, then a 4x4 transpose of int32 pairs.
-        for (size_t k = 0; k < kc; k += 16) {
-            for (size_t g = 0; g < I16_PNR / 4; g++) {
-                const int8_t *w = Wq + (r + 4 * g) * cols + k0 + k;
-                __m256i a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
-                __m256i a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + cols)));
-                __m256i a2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 2 * cols)));
-                __m256i a3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 3 * cols)));
-                // each ai: pairs 0..3 (low 128 bits) and 4..7 (high) of row i.
-                __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
-                __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
-                __m256i p0 = _mm256_unpacklo_epi64(t0, t2), p1 = _mm256_unpackhi_epi64(t0, t2);
-                __m256i p2 = _mm256_unpacklo_epi64(t1, t3), p3 = _mm256_unpackhi_epi64(t1, t3);
-                // p0 = pair 0 (low) / pair 4 (high) of rows 4g..4g+3, p1 = pairs 1/5, p2 = 2/6, p3 = 3/7.
-                int16_t *o = panel + (k / 2) * 64 + 8 * g;
-                _mm_store_si128((__m128i *)(o + 0 * 64), _mm256_castsi256_si128(p0));
-                _mm_store_si128((__m128i *)(o + 1 * 64), _mm256_castsi256_si128(p1));
-                _mm_store_si128((__m128i *)(o + 2 * 64), _mm256_castsi256_si128(p2));
-                _mm_store_si128((__m128i *)(o + 3 * 64), _mm256_castsi256_si128(p3));
-                _mm_store_si128((__m128i *)(o + 4 * 64), _mm256_extracti128_si256(p0, 1));
-                _mm_store_si128((__m128i *)(o + 5 * 64), _mm256_extracti128_si256(p1, 1));
-                _mm_store_si128((__m128i *)(o + 6 * 64), _mm256_extracti128_si256(p2, 1));
-                _mm_store_si128((__m128i *)(o + 7 * 64), _mm256_extracti128_si256(p3, 1));
-            }
-        }
-        return;
-    }
-    for (size_t i = 0; i < I16_PNR; i++) {
-        const int8_t *w = i < nr ? Wq + (r + i) * cols + k0 : NULL;
-        for (size_t q = 0; q < kp; q++) {
-            panel[q * 64 + 2 * i] = w ? w[2 * q] : 0;
-            panel[q * 64 + 2 * i + 1] = w && 2 * q + 1 < kc ? w[2 * q + 1] : 0;
-        }
-    }
-}
-
 /// acc + the dot products of the int16 pairs of a and b in each int32 lane.
 #define I16_DP(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
 #define I16_FN(name) name##_vnni

@@ -143,7 +143,7 @@ static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale
         for (size_t rb = r0; rb < r1; rb += I16_PRB) {
             size_t nrb = r1 - rb < I16_PRB ? r1 - rb : I16_PRB;
             for (size_t j = 0; j < nrb; j += I16_PNR)
-                pack_panel_i16_32(Wq, cols, rb + j, nrb - j < I16_PNR ? nrb - j : I16_PNR, k0, kc, pack + j * kp * 2);
+                edge_pack_panel_i16(Wq, cols, rb + j, nrb - j < I16_PNR ? nrb - j : I16_PNR, k0, kc, I16_PNR, pack + j * kp * 2);
             for (size_t t = 0; t < T; t += I16_PMT) {
                 int mt = T - t < I16_PMT ? (int)(T - t) : I16_PMT;
                 for (size_t j = 0; j < nrb; j += I16_PNR) {

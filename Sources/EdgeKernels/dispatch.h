@@ -3,6 +3,7 @@
 #define EDGE_KERNELS_DISPATCH_H
 
 #include "EdgeKernels.h"
+#include <math.h>
 #include "gemm_driver.h"
 
 /// How a sparse payload stores its values (scale/zero are used by EDGE_SPARSE_Q8 only).
@@ -91,6 +92,10 @@ void edge_fill_table_avx2(edge_kernel_table *t);
 void edge_fill_table_sparse_avx2(edge_kernel_table *t);
 /// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
+/// avx2.c's int16 panel packer, shared with avx512.c: rows [r, r + nr) (nr <= width, 16 or 32), columns
+/// [k0, k0 + kc) of int8 Wq as ceil(kc/2) pairs of `width` rows x (w[k], w[k+1]) int16, zero-padded.
+void edge_pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, size_t width,
+                         int16_t *panel);
 #endif
 
 #if defined(__aarch64__)
@@ -119,6 +124,28 @@ static inline void edge_prefetch_ahead(const void *row, size_t bytes, const void
     if (stop > (const char *)end) stop = (const char *)end;
     for (; p < stop; p += 64) __builtin_prefetch(p, 0, 3);
 }
+
+/// Value i of edge_round_to_grid, the reference's steps (every level runs them for the values its
+/// vectors leave): rounded in place, its stored byte, its squared error and square added to lane i % 8.
+static inline void edge_round_one(float *x, uint8_t *stored, size_t i, float scale, float zero, float qmin, float qmax,
+                                  int offset, double *se, double *sq) {
+    float v = x[i], c = zero;
+    if (scale > 0) {
+        c = nearbyintf(v / scale) + zero;
+        c = c < qmax ? c : qmax;
+        c = c > qmin ? c : qmin;
+    }
+    float y = scale * (c - zero);
+    stored[i] = (uint8_t)((int)c + offset);
+    x[i] = y;
+    double e = (double)(v - y), d = (double)v;
+    double p = e * e, q = d * d;  // separate statements: no contraction into an FMA
+    se[i % 8] += p;
+    sq[i % 8] += q;
+}
+
+/// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): edge_round_to_grid's lane reduction.
+static inline double edge_reduce8(const double *l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
 
 /// Q4 element j of a row: low nibble of byte j/2 for even j, high nibble for odd j.
 static inline unsigned edge_q4_nibble(const uint8_t *row, size_t j) {

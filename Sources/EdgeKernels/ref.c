@@ -198,29 +198,12 @@ void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t
     }
 }
 
-/// Reduces eight double lanes in the order edge_round_to_grid documents.
-static double reduce8(const double *l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
-
 void edge_round_to_grid_ref(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
                             uint8_t *stored, double *sums) {
     double se[8] = {0}, sq[8] = {0};
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i], c = zero;
-        if (scale > 0) {
-            c = nearbyintf(v / scale) + zero;
-            c = c < qmax ? c : qmax;
-            c = c > qmin ? c : qmin;
-        }
-        float y = scale * (c - zero);
-        stored[i] = (uint8_t)((int)c + offset);
-        x[i] = y;
-        double e = (double)(v - y), d = (double)v;
-        double p = e * e, q = d * d;  // separate statements: no contraction into an FMA
-        se[i % 8] += p;
-        sq[i % 8] += q;
-    }
-    sums[0] += reduce8(se);
-    sums[1] += reduce8(sq);
+    for (size_t i = 0; i < n; i++) edge_round_one(x, stored, i, scale, zero, qmin, qmax, offset, se, sq);
+    sums[0] += edge_reduce8(se);
+    sums[1] += edge_reduce8(sq);
 }
 
 void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,

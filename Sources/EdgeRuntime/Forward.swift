@@ -101,23 +101,25 @@ extension EdgeModel {
 
 /// Work buffers of one forward call over T tokens (freed with it).
 final class ForwardBuffers {
-    let x, xn, y, q, att, up, gate: UnsafeMutablePointer<Float>
+    let x, xn, y, q, att, v, up, gate: UnsafeMutablePointer<Float>
 
     /// Sized for the largest of `blocks` (structured pruning makes layers differ).
     init(config: ModelConfig, blocks: [ModelConfig.LayerSizes], tokens T: Int) {
         let h = config.hiddenSize, hd = config.headDim
         let maxQ = blocks.map { $0.numHeads * hd }.max() ?? 0
+        let maxKV = blocks.map { $0.numKVHeads * hd }.max() ?? 0
         let maxF = blocks.map(\.intermediateSize).max() ?? 0
         x = .allocate(capacity: T * h)        // residual stream (T, h)
         xn = .allocate(capacity: T * h)       // normed (T, h)
         y = .allocate(capacity: T * h)        // block output (T, h)
         q = .allocate(capacity: T * maxQ)     // queries (T, nh*hd)
-        att = .allocate(capacity: T * maxQ)   // attention output (T, nh*hd)
+        att = .allocate(capacity: T * maxQ)   // keys, then the attention output (T, nh*hd)
+        v = .allocate(capacity: T * maxKV)    // values (T, nkv*hd)
         up = .allocate(capacity: T * maxF)    // (T, f)
         gate = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * maxF)
     }
 
-    deinit { for p in [x, xn, y, q, att, up, gate] { p.deallocate() } }
+    deinit { for p in [x, xn, y, q, att, v, up, gate] { p.deallocate() } }
 }
 
 /// The steps of the forward pass (embedding, one block, a norm), shared by `EdgeModel.forward` and
@@ -174,18 +176,17 @@ struct ForwardStep {
         // Attention: n1, projections, RoPE, K and V into the cache (head-major), causal softmax.
         norm(x, xn, rows: T, b.attnNorm, b.attnNormBias)
         observe?(b.q.name, xn, T, b.q.cols)
-        b.q.matmul(xn, tokens: T, into: q, threads: threads, activations: activations)
+        // Q, K and V in one parallel region; K into `att` and V into `buffers.v` (T, kvd each; `att`
+        // is free until the attention writes it), then scattered to positions p0 ..< p0 + T of each KV head.
+        Linear.matmul([(b.q, q), (b.k, att), (b.v, buffers.v)], xn, tokens: T, threads: threads, activations: activations)
         addBias(q, rows: T, width: qd, b.qBias)
         let theta = Float(config.ropeTheta)
         if !gpt2 { for t in 0 ..< T { edge_rope(q + t * qd, hd, nh, p0 + t, theta) } }
-        // K, then V, computed into `att` (T, kvd; free until the attention writes it) and scattered
-        // to positions p0 ..< p0 + T of each KV head.
-        for (w, bias, cache, rope) in [(b.k, b.kBias, keys, !gpt2), (b.v, b.vBias, values, false)] {
-            w.matmul(xn, tokens: T, into: att, threads: threads, activations: activations)
-            addBias(att, rows: T, width: kvd, bias)
+        for (m, bias, cache, rope) in [(att, b.kBias, keys, !gpt2), (buffers.v, b.vBias, values, false)] {
+            addBias(m, rows: T, width: kvd, bias)
             for t in 0 ..< T {
-                if rope { edge_rope(att + t * kvd, hd, nkv, p0 + t, theta) }
-                for g in 0 ..< nkv { (cache + (g * capacity + p0 + t) * hd).update(from: att + t * kvd + g * hd, count: hd) }
+                if rope { edge_rope(m + t * kvd, hd, nkv, p0 + t, theta) }
+                for g in 0 ..< nkv { (cache + (g * capacity + p0 + t) * hd).update(from: m + t * kvd + g * hd, count: hd) }
             }
         }
         attention(q: q, keys: keys, values: values, capacity: capacity, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
@@ -197,10 +198,13 @@ struct ForwardStep {
         // MLP: n2, up (and gate), activation, down.
         norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
         observe?(b.up.name, xn, T, b.up.cols)
-        b.up.matmul(xn, tokens: T, into: up, threads: threads, activations: activations)
+        if let g = b.gate {  // up and gate in one parallel region
+            Linear.matmul([(b.up, up), (g, gate)], xn, tokens: T, threads: threads, activations: activations)
+        } else {
+            b.up.matmul(xn, tokens: T, into: up, threads: threads, activations: activations)
+        }
         addBias(up, rows: T, width: f, b.upBias)
-        if let g = b.gate {
-            g.matmul(xn, tokens: T, into: gate, threads: threads, activations: activations)
+        if b.gate != nil {
             edge_silu_mul(gate, up, up, T * f)
         } else {
             edge_gelu_tanh(up, T * f)

@@ -194,8 +194,11 @@ public struct Linear: @unchecked Sendable {
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
     /// See docs/performance.md for the speed and perplexity of each.
+    ///   - only: compute only these output rows, on the calling thread (`threads` is then ignored);
+    ///     the other rows of Y are left as they are. `Linear.matmul(_:_:tokens:threads:activations:)`
+    ///     uses it to run several products in one parallel region.
     public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int,
-                       activations mode: ActivationPrecision = .default) {
+                       activations mode: ActivationPrecision = .default, only: Range<Int>? = nil) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
             let base = bytes.baseAddress!, cols = self.cols, rows = self.rows
@@ -205,7 +208,7 @@ public struct Linear: @unchecked Sendable {
                 let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
                 let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
-                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                     edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -216,7 +219,7 @@ public struct Linear: @unchecked Sendable {
                 let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
-                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                     edge_spmm_bitmask_q8_i16(mask, rowPtr, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -226,20 +229,20 @@ public struct Linear: @unchecked Sendable {
                 let idx = base.assumingMemoryBound(to: UInt8.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
-                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                     edge_spmm_nm24_q8_i16(idx, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
             }
             guard case let .q8(l) = layout, l.symmetric,
                   mode == .q8 || (mode == .i16 && tokens >= Linear.i16MinTokens && Linear.i16Accelerated) else {
-                splitRows(tokens: tokens, threads: threads) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
+                splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in run(bytes, x, y, tokens, r0, r1) }
                 return
             }
             let wq = base.assumingMemoryBound(to: Int8.self)
             let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
             if mode == .i16 {
-                runI16(x, tokens: tokens, threads: threads) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                     edge_matmul_q8_i16(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -252,7 +255,7 @@ public struct Linear: @unchecked Sendable {
                 xs.deallocate()
             }
             for t in 0 ..< tokens { edge_quantize_row_q8_b32(x + t * cols, xq + t * cols, xs + t * blocks, cols) }
-            splitRows(tokens: tokens, threads: threads) { r0, r1 in
+            splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in
                 edge_matmul_q8_q8b32(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
             }
         }
@@ -260,7 +263,7 @@ public struct Linear: @unchecked Sendable {
 
     /// Quantizes X [tokens, cols] to int16 once (`edge_quantize_rows_i16`: values and per-block
     /// scales) and runs `body(xq, xscale, r0, r1)` over row chunks (`splitRows`).
-    private func runI16(_ x: UnsafePointer<Float>, tokens: Int, threads: Int,
+    private func runI16(_ x: UnsafePointer<Float>, tokens: Int, threads: Int, only: Range<Int>?,
                         _ body: (UnsafePointer<Int16>, UnsafePointer<Float>, Int, Int) -> Void) {
         let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
         let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
@@ -270,7 +273,7 @@ public struct Linear: @unchecked Sendable {
             xs.deallocate()
         }
         edge_quantize_rows_i16(x, xq, xs, tokens, cols)
-        splitRows(tokens: tokens, threads: threads) { r0, r1 in body(xq, xs, r0, r1) }
+        splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in body(xq, xs, r0, r1) }
     }
 
     /// Most tokens for which `.i16` runs q4 weights (groups of 32, 64, 128 or 256) against int16
@@ -290,7 +293,11 @@ public struct Linear: @unchecked Sendable {
 
     /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling
     /// thread for small products, else up to `threads` chunks run concurrently.
-    private func splitRows(tokens: Int, threads: Int, _ body: (Int, Int) -> Void) {
+    private func splitRows(tokens: Int, threads: Int, only: Range<Int>?, _ body: (Int, Int) -> Void) {
+        if let only {
+            if !only.isEmpty { body(only.lowerBound, only.upperBound) }
+            return
+        }
         let rows = self.rows
         let work = rows.multipliedReportingOverflow(by: cols).partialValue &* tokens
         let chunks = work < Linear.parallelThreshold ? 1 : max(1, min(threads, rows))
@@ -303,6 +310,28 @@ public struct Linear: @unchecked Sendable {
         parallelFor(chunks) { c in
             let r0 = min(rows, c * per), r1 = min(rows, r0 + per)
             if r0 < r1 { body(r0, r1) }
+        }
+    }
+
+    /// Several products of the same input X [tokens, cols] (a block's q, k and v; gate and up), each
+    /// into its own Y, in one parallel region: chunk c of `threads` computes its share of every
+    /// product's rows (multiples of 8), so a decoding step waits on the threads once per group
+    /// instead of once per product. The same outputs, bit for bit, as separate `matmul` calls (every
+    /// kernel computes each row on its own).
+    public static func matmul(_ products: [(Linear, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
+                              threads: Int, activations: ActivationPrecision = .default) {
+        let work = products.reduce(0) { $0 &+ $1.0.rows &* $1.0.cols } &* tokens
+        let chunks = work < parallelThreshold ? 1 : max(1, threads)
+        if chunks == 1 || products.count == 1 {
+            for (l, y) in products { l.matmul(x, tokens: tokens, into: y, threads: threads, activations: activations) }
+            return
+        }
+        parallelFor(chunks) { c in
+            for (l, y) in products {
+                let per = ((l.rows + chunks - 1) / chunks + 7) & ~7
+                let r0 = min(l.rows, c * per), r1 = min(l.rows, r0 + per)
+                if r0 < r1 { l.matmul(x, tokens: tokens, into: y, threads: 1, activations: activations, only: r0 ..< r1) }
+            }
         }
     }
 

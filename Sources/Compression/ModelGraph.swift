@@ -1,5 +1,6 @@
 import Checkpoint
 import EdgeFormat
+import EdgeKernels
 import Foundation
 
 /// The model as the pipeline sees it: config, tokenizer and named tensors, read lazily from the
@@ -58,7 +59,7 @@ public final class ModelWriter {
 
     /// Adds a tensor as its passes left it: its encoding, or f32 values when none set one.
     public func add(_ t: WorkTensor) throws {
-        let nnz = t.values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+        let nnz = t.values.withUnsafeBufferPointer { b in b.baseAddress.map { edge_count_nonzero($0, b.count) } ?? 0 }
         parameters += t.values.count
         try writer.add(t.encoded ?? .f32(name: t.name, shape: t.shape, values: t.values), nnz: nnz)
     }

@@ -467,7 +467,7 @@ struct GroupLayout {
                             switch rounding {
                             case .minmax:
                                 var lo: Float = 0, hi: Float = 0
-                                for e in x { lo = min(lo, e); hi = max(hi, e) }
+                                edge_minmax(x.baseAddress!, n, &lo, &hi)
                                 out[r * groups + gi] = .fit(lo: lo, hi: hi, bits: bits, symmetric: symmetric, f16Scale: f16)
                             case .mse:
                                 if magnitudeWeighted {

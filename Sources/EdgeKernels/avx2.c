@@ -570,6 +570,31 @@ static AVX2 void quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, s
     }
 }
 
+/// edge_minmax: eight running minima and maxima, then their own minimum and maximum.
+static AVX2 void minmax(const float *x, size_t n, float *lo, float *hi) {
+    __m256 l = _mm256_set1_ps(*lo), h = _mm256_set1_ps(*hi);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        l = _mm256_min_ps(v, l);  // v < l ? v : l
+        h = _mm256_max_ps(v, h);  // v > h ? v : h
+    }
+    float a[8], b[8];
+    _mm256_storeu_ps(a, l);
+    _mm256_storeu_ps(b, h);
+    float lv = a[0], hv = b[0];
+    for (int j = 1; j < 8; j++) {
+        lv = a[j] < lv ? a[j] : lv;
+        hv = b[j] > hv ? b[j] : hv;
+    }
+    for (; i < n; i++) {
+        lv = x[i] < lv ? x[i] : lv;
+        hv = x[i] > hv ? x[i] : hv;
+    }
+    *lo = lv;
+    *hi = hv;
+}
+
 /// edge_round_to_grid (bit-identical to the reference): eight values per step, the error sums in
 /// two vectors of four double lanes (lanes 0-3 and 4-7 of i % 8).
 static AVX2 void round_to_grid(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
@@ -1107,6 +1132,7 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->matmul_q8_q8b32 = matmul_q8_q8b32;
     t->quantize_rows_i16 = quantize_rows_i16;
     t->round_to_grid = round_to_grid;
+    t->minmax = minmax;
     t->matmul_q8_i16 = matmul_q8_i16;
     t->matmul_q4_i16 = matmul_q4_i16;
     t->transpose_f32 = transpose_f32;

@@ -93,3 +93,9 @@ size_t edge_count_nonfinite(const float *x, size_t n, size_t *first) {
     }
     return count;
 }
+
+size_t edge_count_nonzero(const float *x, size_t n) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += x[i] != 0.0f;  // a compare-and-add the compiler vectorizes
+    return count;
+}

@@ -237,6 +237,8 @@ void edge_quantize_rows_i16(const float *X, int16_t *Xq, float *xscale, size_t T
     table()->quantize_rows_i16(X, Xq, xscale, T, cols);
 }
 
+void edge_minmax(const float *x, size_t n, float *lo, float *hi) { table()->minmax(x, n, lo, hi); }
+
 void edge_round_to_grid(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
                         uint8_t *stored, double *sums) {
     table()->round_to_grid(x, n, scale, zero, qmin, qmax, offset, stored, sums);

@@ -36,6 +36,7 @@ typedef struct edge_kernel_table {
     void (*matmul_q8_q8b32)(const int8_t *Wq, const float *wscale, const int8_t *Xq, const float *xscale, float *Y,
                             size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*quantize_rows_i16)(const float *X, int16_t *Xq, float *xscale, size_t T, size_t cols);
+    void (*minmax)(const float *x, size_t n, float *lo, float *hi);
     void (*round_to_grid)(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
                           uint8_t *stored, double *sums);
     void (*matmul_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,

@@ -198,6 +198,16 @@ void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t
     }
 }
 
+void edge_minmax_ref(const float *x, size_t n, float *lo, float *hi) {
+    float l = *lo, h = *hi;
+    for (size_t i = 0; i < n; i++) {
+        l = x[i] < l ? x[i] : l;
+        h = x[i] > h ? x[i] : h;
+    }
+    *lo = l;
+    *hi = h;
+}
+
 void edge_round_to_grid_ref(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
                             uint8_t *stored, double *sums) {
     double se[8] = {0}, sq[8] = {0};
@@ -377,6 +387,7 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->matmul_q8_q8b32 = edge_matmul_q8_q8b32_ref;
     t->quantize_rows_i16 = edge_quantize_rows_i16_ref;
     t->round_to_grid = edge_round_to_grid_ref;
+    t->minmax = edge_minmax_ref;
     t->matmul_q8_i16 = edge_matmul_q8_i16_ref;
     t->matmul_q4_i16 = edge_matmul_q4_i16_ref;
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;

@@ -51,3 +51,34 @@ final class RoundToGridTests: XCTestCase {
         }
     }
 }
+
+/// `edge_minmax` (the min/max grid fit) and `edge_count_nonzero` (the writer's nnz): every level equal
+/// to the value-by-value formula on odd lengths, starting bounds kept when no value passes them.
+final class MinMaxCountTests: XCTestCase {
+    func testMinMaxAndNonzeroCount() {
+        var rng = TestRNG(seed: 92)
+        for n in [0, 1, 7, 8, 9, 63, 576, 1537] {
+            var x = (0 ..< n).map { i in rng.float(-1, 1) * Float(1 + i % 7) }
+            for i in stride(from: 0, to: n, by: 3) { x[i] = i % 2 == 0 ? 0 : -0.0 }
+            var wantLo: Float = 0, wantHi: Float = 0
+            for v in x {
+                wantLo = v < wantLo ? v : wantLo
+                wantHi = v > wantHi ? v : wantHi
+            }
+            let levels = forEachKernelLevel { level in
+                var lo: Float = 0, hi: Float = 0
+                x.withUnsafeBufferPointer { edge_minmax($0.baseAddress ?? UnsafePointer(bitPattern: 8)!, n, &lo, &hi) }
+                XCTAssertEqual(lo, wantLo, "\(level) n \(n)")
+                XCTAssertEqual(hi, wantHi, "\(level) n \(n)")
+                var big: Float = -1000, small: Float = 1000  // bounds no value passes stay
+                x.withUnsafeBufferPointer { edge_minmax($0.baseAddress ?? UnsafePointer(bitPattern: 8)!, n, &big, &small) }
+                XCTAssertEqual(big, -1000, "\(level) n \(n)")
+                XCTAssertEqual(small, 1000, "\(level) n \(n)")
+            }
+            XCTAssertTrue(levels.contains("ref"))
+            let nz = x.withUnsafeBufferPointer { edge_count_nonzero($0.baseAddress ?? UnsafePointer(bitPattern: 8)!, n) }
+            XCTAssertEqual(nz, x.filter { $0 != 0 }.count, "n \(n)")
+            XCTAssertEqual(edge_count_nonzero([.nan, 0, -0.0, 1], 4), 2)
+        }
+    }
+}

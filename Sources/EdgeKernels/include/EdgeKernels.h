@@ -30,6 +30,8 @@ void edge_f32_to_bf16_row(const float *src, void *dst, size_t n);
 
 /// Counts the values of `x` that are NaN or +-Inf; writes the index of the first to `first` (or n).
 size_t edge_count_nonfinite(const float *x, size_t n, size_t *first);
+/// Counts the values of `x` that are not zero (+0 and -0 are zero; NaN is not).
+size_t edge_count_nonzero(const float *x, size_t n);
 
 // ---- SHA-256 (FIPS 180-4), for provenance ---------------------------------------------------
 typedef struct {

@@ -202,6 +202,12 @@ void edge_matmul_q8_i16_ref(const int8_t *Wq, const float *wscale, const int16_t
 /// x[i] = scale * (c - zero). Adds to sums[0] the squared errors (double)(x - y)^2 and to sums[1]
 /// the squares (double)x^2, each accumulated in eight double lanes (lane i % 8) and reduced as
 /// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). Every level gives bit-identical results.
+/// *lo = min(*lo, x[i]) and *hi = max(*hi, x[i]) over x[0..n) (as `v < lo ? v : lo` and `v > hi ? v : hi`
+/// value by value: the compressor's min/max grid fit). x must hold no NaN (the compressor refuses them
+/// first); the results are the same at every level (min and max are exact; a +-0 tie may keep either zero).
+void edge_minmax(const float *x, size_t n, float *lo, float *hi);
+void edge_minmax_ref(const float *x, size_t n, float *lo, float *hi);
+
 void edge_round_to_grid(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,
                         uint8_t *stored, double *sums);
 void edge_round_to_grid_ref(float *x, size_t n, float scale, float zero, float qmin, float qmax, int offset,

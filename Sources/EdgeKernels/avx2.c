@@ -252,24 +252,6 @@ AVX2_INLINE __m256 fused_w8(const edge_wkind kind, const edge_wsource *s, size_t
     }
 }
 
-/// The scalar formula (the driver's dequant_row) for one weight.
-AVX2_INLINE float fused_w1(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j) {
-    switch (kind) {
-    case EDGE_W_F32: return ((const float *)s->W)[r * cols + j];
-    case EDGE_W_F16: return edge_f16_to_f32(((const uint16_t *)s->W)[r * cols + j]);
-    case EDGE_W_Q8: {
-        uint8_t q = ((const uint8_t *)s->W)[r * cols + j];
-        return s->zero ? s->scale[r] * (float)((int)q - (int)s->zero[r]) : s->scale[r] * (float)(int8_t)q;
-    }
-    case EDGE_W_Q4: {
-        size_t gi = r * s->groups + j / s->group_size;
-        int z = s->zero ? (int)s->zero[gi] : 8;
-        return edge_f16_to_f32(s->scale_f16[gi]) * (float)((int)edge_q4_nibble((const uint8_t *)s->W + r * s->row_bytes, j) - z);
-    }
-    default: return 0;
-    }
-}
-
 /// Rows [r, r + nr) (nr <= 4), columns [k0, k0 + kc): y[r + i] (+)= the block's dot product.
 AVX2_INLINE void fused_rows(const edge_wkind kind, const int nr, const edge_wsource *s, const float *x, float *y,
                             size_t cols, size_t r, size_t k0, size_t kc, bool accumulate) {
@@ -306,7 +288,7 @@ AVX2_INLINE void fused_rows(const edge_wkind kind, const int nr, const edge_wsou
         __m256 xv = _mm256_maskload_ps(x + k0 + k, m);
         for (int i = 0; i < nr; i++) {
             float w[8] = {0};
-            for (size_t l = 0; l < n; l++) w[l] = fused_w1(kind, s, cols, r + i, k0 + k + l);
+            for (size_t l = 0; l < n; l++) w[l] = edge_weight_at(kind, s, cols, r + i, k0 + k + l);
             acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w), xv, acc[i]);
         }
     }

@@ -220,24 +220,6 @@ static AVX512 void micro_12x32(int mt, int nr, const float *x, size_t ldx, const
 
 // ---- One token, straight from the stored weights (decoding) ------------------------------
 
-/// The scalar formula (the driver's dequant_row) for one weight.
-AVX512_INLINE float fused_w1(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j) {
-    switch (kind) {
-    case EDGE_W_F32: return ((const float *)s->W)[r * cols + j];
-    case EDGE_W_F16: return edge_f16_to_f32(((const uint16_t *)s->W)[r * cols + j]);
-    case EDGE_W_Q8: {
-        uint8_t q = ((const uint8_t *)s->W)[r * cols + j];
-        return s->zero ? s->scale[r] * (float)((int)q - (int)s->zero[r]) : s->scale[r] * (float)(int8_t)q;
-    }
-    case EDGE_W_Q4: {
-        size_t gi = r * s->groups + j / s->group_size;
-        int z = s->zero ? (int)s->zero[gi] : 8;
-        return edge_f16_to_f32(s->scale_f16[gi]) * (float)((int)edge_q4_nibble((const uint8_t *)s->W + r * s->row_bytes, j) - z);
-    }
-    default: return 0;
-    }
-}
-
 /// 16 weights of row r, columns [j, j + 16) inside the row (and, for q4, inside one group), as the
 /// unpackers give them; `vs` / `vz` hold the row's (q8) or the group's (q4) scale and zero.
 AVX512_INLINE __m512 fused_w16(const edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j,
@@ -294,7 +276,7 @@ AVX512_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, cons
             if (k < kc) {  // the block's last columns: the scalar formula, zero lanes past them (as the masked loads)
                 __mmask16 m = mask16(kc - k);
                 float w[16] = {0};
-                for (size_t l = 0; l < kc - k; l++) w[l] = fused_w1(kind, s, cols, r, k0 + k + l);
+                for (size_t l = 0; l < kc - k; l++) w[l] = edge_weight_at(kind, s, cols, r, k0 + k + l);
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w), _mm512_maskz_loadu_ps(m, x + k0 + k), acc);
             }
             float sum = _mm_cvtss_f32(hsum4(acc, z, z, z));

@@ -154,6 +154,25 @@ static inline unsigned edge_q4_nibble(const uint8_t *row, size_t j) {
     return (j & 1) ? (unsigned)(b >> 4) : (unsigned)(b & 0x0F);
 }
 
+/// Weight (r, j) of a float-activation GEMM source by the scalar formula (the driver's dequant_row;
+/// the fused one-token kernels use it for the columns their vectors leave). f32, f16, q8, q4 only.
+static inline float edge_weight_at(edge_wkind kind, const edge_wsource *s, size_t cols, size_t r, size_t j) {
+    switch (kind) {
+    case EDGE_W_F32: return ((const float *)s->W)[r * cols + j];
+    case EDGE_W_F16: return edge_f16_to_f32(((const uint16_t *)s->W)[r * cols + j]);
+    case EDGE_W_Q8: {
+        uint8_t q = ((const uint8_t *)s->W)[r * cols + j];
+        return s->zero ? s->scale[r] * (float)((int)q - (int)s->zero[r]) : s->scale[r] * (float)(int8_t)q;
+    }
+    case EDGE_W_Q4: {
+        size_t gi = r * s->groups + j / s->group_size;
+        int z = s->zero ? (int)s->zero[gi] : 8;
+        return edge_f16_to_f32(s->scale_f16[gi]) * (float)((int)edge_q4_nibble((const uint8_t *)s->W + r * s->row_bytes, j) - z);
+    }
+    default: return 0;
+    }
+}
+
 /// Q3 element j of a row: bits 3j...3j+2 of the row's little-endian bit stream (may straddle two bytes).
 static inline unsigned edge_q3_code(const uint8_t *row, size_t j) {
     size_t bit = 3 * j;

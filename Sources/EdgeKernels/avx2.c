@@ -880,37 +880,43 @@ static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, con
                            T - t < I16_ROW_MT ? T - t : I16_ROW_MT, rows, cols, r0, r1);
 }
 
-static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
-                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+void edge_matmul_q8_i16_driver(edge_q8_i16_rows_fn rows_fn, edge_i16_micro_fn micro, int pmt, int pnr, const int8_t *Wq,
+                               const float *wscale, const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                               size_t rows, size_t cols, size_t r0, size_t r1) {
     if (T == 0 || r0 >= r1) return;
     if (cols == 0) {
         for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
         return;
     }
     if (T <= I16_ROW_MT) {
-        matmul_q8_i16_rows(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+        rows_fn(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
         return;
     }
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
-    int16_t *pack = (int16_t *)aligned_alloc(32, sizeof(int16_t) * PRB * EDGE_I16_BLOCK);
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, nr_max = (size_t)pnr;
+    int16_t *pack = (int16_t *)aligned_alloc(64, sizeof(int16_t) * PRB * EDGE_I16_BLOCK);
     if (!pack) abort();
     for (size_t b = 0; b < nb; b++) {
         size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
         for (size_t rb = r0; rb < r1; rb += PRB) {
             size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
-            for (size_t j = 0; j < nrb; j += PNR)
-                edge_pack_panel_i16(Wq, cols, rb + j, nrb - j < PNR ? nrb - j : PNR, k0, kc, PNR, pack + j * kp * 2);
-            for (size_t t = 0; t < T; t += PMT) {
-                int mt = T - t < PMT ? (int)(T - t) : PMT;
-                for (size_t j = 0; j < nrb; j += PNR) {
-                    int nr = nrb - j < PNR ? (int)(nrb - j) : PNR;
-                    micro_i16_6x16(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
-                                   wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb);
+            for (size_t j = 0; j < nrb; j += nr_max)
+                edge_pack_panel_i16(Wq, cols, rb + j, nrb - j < nr_max ? nrb - j : nr_max, k0, kc, nr_max, pack + j * kp * 2);
+            for (size_t t = 0; t < T; t += (size_t)pmt) {
+                int mt = T - t < (size_t)pmt ? (int)(T - t) : pmt;
+                for (size_t j = 0; j < nrb; j += nr_max) {
+                    int nr = nrb - j < nr_max ? (int)(nrb - j) : pnr;
+                    micro(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
+                          wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb);
                 }
             }
         }
     }
     free(pack);
+}
+
+static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_matmul_q8_i16_driver(matmul_q8_i16_rows, micro_i16_6x16, PMT, PNR, Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 // ---- Element-wise ---------------------------------------------------------------------------

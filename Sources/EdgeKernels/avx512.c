@@ -411,7 +411,7 @@ static AVX512 void matmul_q8_q8_bw(const int8_t *Wq, const float *wscale, const 
 // row scale after the last block: edge_matmul_q8_i16_ref's order. Up to 4 tokens (decoding): each
 // weight row streamed once, 64 bytes per step. q4 x int16 keeps AVX2's kernel.
 
-enum { I16_PMT = 12, I16_PNR = 32, I16_PRB = 128, I16_ROW_MT = 4 };  // I16_PRB: rows per packed block
+enum { I16_PMT = 12, I16_PNR = 32, I16_ROW_MT = 4 };
 
 /// The first n (0...32) lanes.
 static inline __mmask32 mask32(size_t n) { return n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1); }

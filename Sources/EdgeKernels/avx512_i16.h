@@ -122,37 +122,11 @@ static I16_ATTR void I16_FN(matmul_q8_i16_rows)(const int8_t *Wq, const float *w
     }
 }
 
-/// edge_matmul_q8_i16: up to I16_ROW_MT tokens the row-streaming form, more the packed 12x32 tiles: per 256-column block and block of I16_PRB rows,
-/// the rows packed once into panels of 32, then every 12 tokens against every panel.
+/// edge_matmul_q8_i16: up to I16_ROW_MT tokens the row-streaming form, more the packed 12x32 tiles
+/// through the driver AVX2 shares (edge_matmul_q8_i16_driver: per 256-column block and block of 128
+/// rows, the rows packed once into panels of 32, then every 12 tokens against every panel).
 static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
                                           float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
-    if (T <= I16_ROW_MT) {
-        I16_FN(matmul_q8_i16_rows)(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
-        return;
-    }
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
-    int16_t *pack = (int16_t *)aligned_alloc(64, sizeof(int16_t) * I16_PRB * EDGE_I16_BLOCK);
-    if (!pack) abort();
-    for (size_t b = 0; b < nb; b++) {
-        size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
-        for (size_t rb = r0; rb < r1; rb += I16_PRB) {
-            size_t nrb = r1 - rb < I16_PRB ? r1 - rb : I16_PRB;
-            for (size_t j = 0; j < nrb; j += I16_PNR)
-                edge_pack_panel_i16(Wq, cols, rb + j, nrb - j < I16_PNR ? nrb - j : I16_PNR, k0, kc, I16_PNR, pack + j * kp * 2);
-            for (size_t t = 0; t < T; t += I16_PMT) {
-                int mt = T - t < I16_PMT ? (int)(T - t) : I16_PMT;
-                for (size_t j = 0; j < nrb; j += I16_PNR) {
-                    int nr = nrb - j < I16_PNR ? (int)(nrb - j) : I16_PNR;
-                    I16_FN(micro_i16)(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
-                                      wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb);
-                }
-            }
-        }
-    }
-    free(pack);
+    edge_matmul_q8_i16_driver(I16_FN(matmul_q8_i16_rows), I16_FN(micro_i16), I16_PMT, I16_PNR, Wq, wscale, Xq, xscale, Y,
+                              T, rows, cols, r0, r1);
 }

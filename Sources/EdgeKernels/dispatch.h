@@ -93,6 +93,18 @@ void edge_fill_table_avx2(edge_kernel_table *t);
 void edge_fill_table_sparse_avx2(edge_kernel_table *t);
 /// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
+/// A row-streaming int8 x int16 kernel (few tokens) and a packed micro-kernel (mt tokens x nr rows of a
+/// panel of int16 pairs; first / last: the first / last 256-column block), as avx2.c and avx512.c give them.
+typedef void (*edge_q8_i16_rows_fn)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
+                                    float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+typedef void (*edge_i16_micro_fn)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
+                                  const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last);
+/// avx2.c's edge_matmul_q8_i16 driver, shared with avx512.c: up to 4 tokens `rows_fn`; more, per
+/// 256-column block and block of 128 rows, the rows packed into panels of `pnr` (edge_pack_panel_i16),
+/// then every `pmt` tokens against every panel with `micro`.
+void edge_matmul_q8_i16_driver(edge_q8_i16_rows_fn rows_fn, edge_i16_micro_fn micro, int pmt, int pnr, const int8_t *Wq,
+                               const float *wscale, const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                               size_t rows, size_t cols, size_t r0, size_t r1);
 /// avx2.c's int16 panel packer, shared with avx512.c: rows [r, r + nr) (nr <= width, 16 or 32), columns
 /// [k0, k0 + kc) of int8 Wq as ceil(kc/2) pairs of `width` rows x (w[k], w[k+1]) int16, zero-padded.
 void edge_pack_panel_i16(const int8_t *Wq, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, size_t width,

@@ -2,7 +2,8 @@
 """Reference token ids for the Swift tokenizer tests (Tests/EdgeRuntimeTests/TokenizerTests.swift).
 
 Usage (from the package root):
-    python3 scripts/tokenizer_reference.py [--fixtures Fixtures] [--gguf SmolLM2.gguf]
+    python3 scripts/tokenizer_reference.py [--fixtures Fixtures] [--gguf SmolLM2.gguf] [--minilm tokenizer.json]
+    python3 scripts/tokenizer_reference.py --minilm tokenizer.json --full-wordpiece-reference OUT.json
 
 Not run in CI: the outputs are committed. Requirements: Python 3.11 and the PyPI packages
 `tokenizers` (the reference implementation) and, only with --gguf, `gguf` (llama.cpp's gguf-py).
@@ -18,13 +19,24 @@ What it writes, under <fixtures>/tokenizer-reference/:
         with a string pattern and "MergedWithPrevious", ByteLevel(add_prefix_space=true) and extra
         added tokens using lstrip / rstrip / single_word / normalized;
       - tiny-split: the remaining Split behaviours (MergedWithNext, Contiguous, Removed, invert);
-      - micro-unk: a 20-symbol vocabulary lacking most bytes, with unk_token and fuse_unk.
+      - micro-unk: a 20-symbol vocabulary lacking most bytes, with unk_token and fuse_unk;
+      - wordpiece: sentence-transformers/all-MiniLM-L6-v2's BERT tokenizer (BertNormalizer,
+        BertPreTokenizer, WordPiece, TemplateProcessing [CLS] $A [SEP], WordPiece decoder) with its
+        vocabulary trimmed to a few thousand entries (only with --minilm PATH, PATH being that
+        model's tokenizer.json; otherwise the committed file is used as is).
   * <name>.json for every tokenizer above plus the fixture tokenizers tiny-gpt2 and tiny-llama:
       "tokenizer_json": path of the tokenizer.json relative to <fixtures>,
       "cases": [{"text", "ids", "decoded"}]   ids = encode(text, add_special_tokens=False),
                                                decoded = decode(ids, skip_special_tokens=False),
       "decode_cases": [{"ids", "decoded"}]     decoding of id sequences that split UTF-8 characters,
       "files": [{"path", "ids", "decoded_equals_text"}]  whole texts under <fixtures>/text/.
+    For wordpiece, every case also has "ids_with_special" = encode(text, add_special_tokens=True)
+    and "tokens"; decode_cases also have "decoded_skip" = decode(ids, skip_special_tokens=True).
+    Truncation and padding of the document are turned off first (the Swift runtime ignores them).
+
+--full-wordpiece-reference OUT.json writes the same reference for the full --minilm tokenizer.json
+(30522 tokens; its "tokenizer_json" is the absolute path) and nothing else: it is not committed,
+scripts/real-model.sh-style checks read it.
 """
 from __future__ import annotations
 
@@ -84,6 +96,61 @@ TRICKY = [
 
 # Id sequences whose decoding cuts UTF-8 characters apart (lossy decoding must match HF's).
 DECODE_TEXTS = ["é", "日本", "🚀", "a🚀b", "naïve"]
+
+
+# WordPiece (BERT) cases: BertNormalizer (cleaning, CJK, accents, lowercase), BertPreTokenizer
+# (whitespace and punctuation), WordPiece (greedy longest match, [UNK] words), special tokens in text.
+WORDPIECE_CASES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Hello, world! How are you doing today?",
+    "Sentence embeddings map text to dense vectors for semantic search and clustering.",
+    "punctuation!!!??? ... --- ((())) [x] {y} \"q\" `code` a--b",
+    "$5.00 @user #tag 100% a&b a+b=c <html> </html> ~tilde^caret|pipe\\back_slash",
+    "don't I'll we've they're she'd it's I'm",
+    "DON'T I'LL WE'VE It'S 'quoted' rock 'n' roll",
+    "café naïve résumé Zürich façade",
+    "Ångström",
+    "CRÈME BRÛLÉE and Crème Brûlée",
+    "cafe\u0301 (decomposed) vs caf\u00e9 (precomposed)",
+    "İstanbul ΣΊΣΥΦΟΣ Straße ß ẞ",
+    "Ελληνικά: καλημέρα κόσμε",
+    "Русский текст: Привет, мир!",
+    "中文字符",
+    "日本語のテキスト",
+    "한국어 텍스트",
+    "mixed中文and English混合text",
+    "emoji 🚀🔥 👍🏽 👨\u200d👩\u200d👧 🇺🇸 ❤️ 🥰",
+    "control \x00 chars \x01\x1f del \x7f and \ufffd replacement",
+    "tabs\tand\nnewlines\r\nand\rreturns",
+    "nbsp\u00a0here, ideographic\u3000space, nel\u0085x, zwsp\u200bx, vt\x0bff\x0c, en\u2002space",
+    "zero\u200dwidth\u200cjoiners",
+    "supercalifragilisticexpialidocious",
+    "x" * 150,
+    "a" * 100 + " " + "b" * 101,
+    "unknown \u2603snowman\u2603 and \U0001F9A0microbe word",
+    "digits 0 12 345 6789 3.14159 1,000,000 -42 2nd 1e-5",
+    "https://www.example.com/path?query=1&x=y#frag and user@example.org",
+    "[CLS] and [MASK] written in text",
+    "[CLS][SEP][PAD][UNK][MASK]",
+    "[cls] lowercase is not special, [MASK]ed",
+    "",
+    "   ",
+    " \t\n ",
+    "   leading and   inner   spaces   ",
+    "Unicode punctuation: «quotes» “curly” ‘single’ — dash – en … ellipsis ¿qué? ¡sí!",
+    "math ∑ ∫ ≤ ≥ ± × ÷ and symbols © ® ™ ° § ¶",
+    "Ⅻ ½ ² fullwidth ＡＢＣ１２３",
+    "He said: \"I do not know.\" She didn't, did she?",
+]
+
+# Id sequences to decode (ids of these texts with add_special_tokens=True, reversed, single ids).
+WORDPIECE_DECODE_TEXTS = [
+    "Hello, world! How are you?",
+    "don't I'm it's we've they're",
+    "I do not know , really .",
+    "supercalifragilisticexpialidocious unbelievable",
+    "[MASK] café 中文",
+]
 
 
 def encode(tok: Tokenizer, text: str) -> list[int]:
@@ -219,6 +286,69 @@ def micro_unk() -> dict:
     }
 
 
+def wordpiece_trimmed(full: dict) -> dict:
+    """The MiniLM document with its vocabulary cut down: the special tokens, every single character
+    and its ## form, the tokens the full vocabulary gives for the cases and the reference texts, and
+    the 1500 first ordinary words; original order kept, ids renumbered densely, [unused*] dropped."""
+    vocab: dict[str, int] = full["model"]["vocab"]
+    full_tok = Tokenizer.from_str(json.dumps(full))
+    full_tok.no_truncation()
+    full_tok.no_padding()
+    keep = {t for t in vocab if len(t) == 1 or (t.startswith("##") and len(t) == 3)}
+    keep |= {a["content"] for a in full["added_tokens"]}
+    texts = WORDPIECE_CASES + WORDPIECE_DECODE_TEXTS
+    for text in texts:
+        keep |= set(full_tok.encode(text, add_special_tokens=False).tokens)
+    by_id = sorted(vocab, key=vocab.get)
+    words = [t for t in by_id if t.isalpha() and t.isascii() and len(t) > 1 and not t.startswith("[")]
+    keep |= set(words[:1500])
+    kept = [t for t in by_id if t in keep and not t.startswith("[unused")]
+    new_id = {t: i for i, t in enumerate(kept)}
+    d = json.loads(json.dumps(full))
+    d["model"]["vocab"] = new_id
+    for a in d["added_tokens"]:
+        a["id"] = new_id[a["content"]]
+    for entry in d["post_processor"]["special_tokens"].values():
+        entry["ids"] = [new_id[t] for t in entry["tokens"]]
+    if d.get("padding"):
+        d["padding"]["pad_id"] = new_id[d["padding"]["pad_token"]]
+    return d
+
+
+def wordpiece_reference(tok: Tokenizer, rel_json: str, fixtures: Path | None) -> dict:
+    tok.no_truncation()
+    tok.no_padding()
+    cases = []
+    for text in WORDPIECE_CASES:
+        enc = tok.encode(text, add_special_tokens=False)
+        cases.append({"text": text, "ids": enc.ids, "tokens": enc.tokens,
+                      "ids_with_special": tok.encode(text, add_special_tokens=True).ids,
+                      "decoded": decode(tok, enc.ids)})
+    decode_cases = []
+    for text in WORDPIECE_DECODE_TEXTS:
+        ids = tok.encode(text, add_special_tokens=True).ids
+        for seq in (ids, ids[1:-1], ids[::-1], ids[2:], [ids[1]], [ids[-2]]):
+            decode_cases.append({"ids": seq, "decoded": decode(tok, seq),
+                                 "decoded_skip": tok.decode(seq, skip_special_tokens=True)})
+    files = []
+    if fixtures is not None:
+        for name in ("us-constitution.txt",):
+            text = (fixtures / "text" / name).read_text(encoding="utf-8")
+            ids = encode(tok, text)
+            files.append({"path": f"text/{name}", "ids": ids, "decoded_equals_text": decode(tok, ids) == text})
+    return {
+        "description": "Ids from the HF `tokenizers` library (version "
+                       f"{tokenizers.__version__}), truncation and padding off: "
+                       "encode(text, add_special_tokens=False) (ids, tokens) and add_special_tokens=True "
+                       "(ids_with_special); decode(ids, skip_special_tokens=False) (decoded) and True "
+                       "(decoded_skip). Written by scripts/tokenizer_reference.py.",
+        "tokenizer_json": rel_json,
+        "cases": cases,
+        "decode_cases": decode_cases,
+        "files": files,
+    }
+
+
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte -> printable character table."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
@@ -294,9 +424,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fixtures", type=Path, default=Path("Fixtures"))
     ap.add_argument("--gguf", type=Path, help="a SmolLM2 GGUF to (re)build smollm2-tokenizer.json from")
+    ap.add_argument("--minilm", type=Path,
+                    help="all-MiniLM-L6-v2's tokenizer.json, to (re)build wordpiece-tokenizer.json from")
+    ap.add_argument("--full-wordpiece-reference", type=Path, metavar="OUT",
+                    help="only write the reference ids of the full --minilm tokenizer to OUT")
     args = ap.parse_args()
     fx: Path = args.fixtures
     out = fx / "tokenizer-reference"
+
+    if args.full_wordpiece_reference:
+        if not args.minilm:
+            sys.exit("--full-wordpiece-reference needs --minilm PATH")
+        path = args.minilm.resolve()
+        doc = wordpiece_reference(Tokenizer.from_file(str(path)), str(path), fx if fx.exists() else None)
+        dump_reference(doc, args.full_wordpiece_reference)
+        print(f"wrote {args.full_wordpiece_reference}")
+        return
+
     out.mkdir(parents=True, exist_ok=True)
 
     base = json.loads((fx / "tiny-llama" / "tokenizer.json").read_text(encoding="utf-8"))
@@ -304,6 +448,8 @@ def main() -> None:
             "micro-unk": micro_unk()}
     if args.gguf:
         made["smollm2"] = smollm2_from_gguf(args.gguf)
+    if args.minilm:
+        made["wordpiece"] = wordpiece_trimmed(json.loads(args.minilm.read_text(encoding="utf-8")))
     for name, doc in made.items():
         write_json(out / f"{name}-tokenizer.json", doc, compact=(name == "smollm2"))
 
@@ -317,6 +463,11 @@ def main() -> None:
         tok = Tokenizer.from_file(str(path))
         dump_reference(reference(tok, rel, fx), out / f"{name}.json")
         print(f"wrote {out / (name + '.json')}")
+    rel = "tokenizer-reference/wordpiece-tokenizer.json"
+    if not (fx / rel).exists():
+        sys.exit(f"{fx / rel} is missing (pass --minilm to build it)")
+    dump_reference(wordpiece_reference(Tokenizer.from_file(str(fx / rel)), rel, fx), out / "wordpiece.json")
+    print(f"wrote {out / 'wordpiece.json'}")
 
 
 if __name__ == "__main__":

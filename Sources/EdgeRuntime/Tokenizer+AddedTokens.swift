@@ -23,10 +23,15 @@ struct _AddedTokenMatcher {
 
     /// - Parameter nfc: match the NFC form of the contents (tokens matched on normalized text).
     init(_ tokens: [_AddedToken], nfc: Bool) {
+        self.init(tokens, normalize: nfc ? _nfc : { $0 })
+    }
+
+    /// - Parameter normalize: what the document's normalizer makes of a token's content (tokens
+    ///   matched on normalized text are looked for in that form).
+    init(_ tokens: [_AddedToken], normalize: ([Unicode.Scalar]) -> [Unicode.Scalar]) {
         var table: [UInt32: [Entry]] = [:]
         for t in tokens {
-            let scalars = Array(t.content.unicodeScalars)
-            let content = nfc ? _nfc(scalars) : scalars
+            let content = normalize(Array(t.content.unicodeScalars))
             guard let first = content.first else { continue }
             table[first.value, default: []].append(
                 Entry(id: t.id, content: content, singleWord: t.singleWord, lstrip: t.lstrip, rstrip: t.rstrip))

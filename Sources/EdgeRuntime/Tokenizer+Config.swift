@@ -82,18 +82,33 @@ struct _AddedToken {
     var special: Bool
 }
 
+/// The model of a tokenizer.json document.
+enum _TokenizerModel {
+    case bpe(_BPEModel)
+    case wordPiece(_WordPieceModel)
+}
+
 /// Everything `Tokenizer` needs, read and checked from a tokenizer.json document.
 struct _TokenizerConfig {
-    var model: _BPEModel
+    var model: _TokenizerModel
     /// id -> UTF-8 bytes of the token string, from the model vocabulary with added tokens overriding.
-    var tokens: [Int32: [UInt8]]
-    var addedTokens: [_AddedToken]
-    var normalizeNFC: Bool
-    var splitSteps: [_SplitStep]
-    var addPrefixSpace: Bool
-    var useRegex: Bool
+    var tokens: [Int32: [UInt8]] = [:]
+    var addedTokens: [_AddedToken] = []
+    // Byte-level BPE documents.
+    var normalizeNFC = false
+    var splitSteps: [_SplitStep] = []
+    var addPrefixSpace = false
+    var useRegex = false
+    // WordPiece documents.
+    /// The BertNormalizer, or nil for "normalizer": null.
+    var bertNormalizer: _BertNormalizer?
+    /// The WordPiece decoder, or nil for "decoder": null (tokens joined with spaces).
+    var wordPieceDecoder: _WordPieceDecoder?
     /// First special token of a TemplateProcessing post-processor's "single" template, if any.
     var templateBOS: Int32?
+    /// The ids the post-processor puts before and after a single sequence.
+    var specialPrefix: [Int32] = []
+    var specialSuffix: [Int32] = []
 
     init(json: [UInt8]) throws {
         let parsed: RawJSON
@@ -107,7 +122,40 @@ struct _TokenizerConfig {
             throw TokenizerError.invalidJSON(reason: "the top level is not an object")
         }
         let root = _JSONObject(members: members, path: "")
+        let modelObject = try root.object("model")
+        if let modelObject, try modelObject.string("type") == "WordPiece" {
+            model = try Self.wordPiece(root, modelObject, tokens: &tokens, bert: &bertNormalizer,
+                                       decoder: &wordPieceDecoder)
+        } else {
+            model = .bpe(try Self.bytePairs(root, modelObject, tokens: &tokens, normalizeNFC: &normalizeNFC,
+                                            splitSteps: &splitSteps, addPrefixSpace: &addPrefixSpace,
+                                            useRegex: &useRegex))
+        }
 
+        if let list = try root.array("added_tokens") {
+            for i in list.indices {
+                let t = try root.element(list, "added_tokens", i)
+                let content = try t.requiredString("content")
+                let token = _AddedToken(
+                    id: try t.id(t.value("id"), field: t.field("id")), content: content,
+                    singleWord: try t.bool("single_word", default: false),
+                    lstrip: try t.bool("lstrip", default: false), rstrip: try t.bool("rstrip", default: false),
+                    normalized: try t.bool("normalized", default: true), special: try t.bool("special", default: false))
+                if content.isEmpty { continue }  // Hugging Face ignores empty added tokens
+                addedTokens.append(token)
+                tokens[token.id] = Array(content.utf8)
+            }
+        }
+        let post = try root.object("post_processor")
+        templateBOS = try Self.templateBOS(post)
+        (specialPrefix, specialSuffix) = try Self.specialTokens(post)
+    }
+
+    /// The parts of a byte-level BPE document: normalizer, pre-tokenizer, decoder and model.
+    private static func bytePairs(
+        _ root: _JSONObject, _ modelObject: _JSONObject?, tokens: inout [Int32: [UInt8]], normalizeNFC: inout Bool,
+        splitSteps: inout [_SplitStep], addPrefixSpace: inout Bool, useRegex: inout Bool
+    ) throws -> _BPEModel {
         // Components other than the model first: they are cheap to check and most likely to be refused.
         normalizeNFC = try Self.normalizer(root.object("normalizer"))
         let pre = try root.object("pre_tokenizer")
@@ -145,29 +193,132 @@ struct _TokenizerConfig {
             }
         }
 
-        guard let model = try root.object("model") else {
+        guard let model = modelObject else {
             throw TokenizerError.missingField(field: "model")
         }
         let (bpe, vocabTokens) = try Self.bpe(model)
-        self.model = bpe
         tokens = vocabTokens
+        return bpe
+    }
 
-        addedTokens = []
-        if let list = try root.array("added_tokens") {
-            for i in list.indices {
-                let t = try root.element(list, "added_tokens", i)
-                let content = try t.requiredString("content")
-                let token = _AddedToken(
-                    id: try t.id(t.value("id"), field: t.field("id")), content: content,
-                    singleWord: try t.bool("single_word", default: false),
-                    lstrip: try t.bool("lstrip", default: false), rstrip: try t.bool("rstrip", default: false),
-                    normalized: try t.bool("normalized", default: true), special: try t.bool("special", default: false))
-                if content.isEmpty { continue }  // Hugging Face ignores empty added tokens
-                addedTokens.append(token)
-                tokens[token.id] = Array(content.utf8)
+    /// The parts of a WordPiece (BERT) document: BertNormalizer (or none), BertPreTokenizer,
+    /// WordPiece decoder (or none) and the WordPiece model.
+    private static func wordPiece(
+        _ root: _JSONObject, _ m: _JSONObject, tokens: inout [Int32: [UInt8]], bert: inout _BertNormalizer?,
+        decoder: inout _WordPieceDecoder?
+    ) throws -> _TokenizerModel {
+        if let n = try root.object("normalizer") {
+            let type = try n.requiredString("type")
+            guard type == "BertNormalizer" else {
+                throw TokenizerError.unsupported(field: n.field("type"), value: type)
             }
+            let lowercase = try n.bool("lowercase", default: true)
+            bert = _BertNormalizer(
+                cleanText: try n.bool("clean_text", default: true),
+                handleChineseChars: try n.bool("handle_chinese_chars", default: true),
+                stripAccents: try n.bool("strip_accents", default: lowercase),  // null follows lowercase
+                lowercase: lowercase)
         }
-        templateBOS = try Self.templateBOS(root.object("post_processor"))
+        guard let pre = try root.object("pre_tokenizer") else {
+            throw TokenizerError.missingField(field: "pre_tokenizer")
+        }
+        let preType = try pre.requiredString("type")
+        guard preType == "BertPreTokenizer" else {
+            throw TokenizerError.unsupported(field: pre.field("type"), value: preType)
+        }
+        if let d = try root.object("decoder") {
+            let type = try d.requiredString("type")
+            guard type == "WordPiece" else {
+                throw TokenizerError.unsupported(field: d.field("type"), value: type)
+            }
+            decoder = _WordPieceDecoder(prefix: try d.string("prefix") ?? "##",
+                                        cleanup: try d.bool("cleanup", default: true))
+        }
+
+        guard let vocabObject = try m.object("vocab") else {
+            throw TokenizerError.missingField(field: m.field("vocab"))
+        }
+        var vocab: [[UInt8]: Int32] = [:]
+        vocab.reserveCapacity(vocabObject.members.count)
+        tokens.reserveCapacity(vocabObject.members.count)
+        for (token, value) in vocabObject.members {
+            let id = try m.id(value, field: "\(vocabObject.path)[\(String(decoding: token, as: UTF8.self).debugDescription)]")
+            vocab[token] = id
+            tokens[id] = token
+        }
+        let unk = try m.string("unk_token") ?? "[UNK]"
+        guard let unkID = vocab[Array(unk.utf8)] else {
+            throw TokenizerError.invalidValue(field: m.field("unk_token"),
+                                              reason: "\(unk.debugDescription) is not in the vocabulary")
+        }
+        var maxChars = 100
+        if let v = m.value("max_input_chars_per_word") {
+            guard case let .int(n) = v, n >= 0 else {
+                throw TokenizerError.wrongType(field: m.field("max_input_chars_per_word"),
+                                               expected: "a non-negative integer")
+            }
+            maxChars = Int(clamping: n)
+        }
+        let prefix = try m.string("continuing_subword_prefix") ?? "##"
+        return .wordPiece(_WordPieceModel(vocab: vocab, prefix: Array(prefix.utf8), unkID: unkID,
+                                          maxInputCharsPerWord: maxChars))
+    }
+
+    /// The ids a post-processor adds around a single sequence when asked to add special tokens:
+    /// TemplateProcessing's "single" template (special tokens before and after `$A`), `cls` and
+    /// `sep` of BertProcessing / RobertaProcessing, nothing for ByteLevel; a Sequence applies its
+    /// processors in turn, each wrapping what the previous ones gave.
+    private static func specialTokens(_ p: _JSONObject?) throws -> (prefix: [Int32], suffix: [Int32]) {
+        guard let p else { return ([], []) }
+        let type = try p.requiredString("type")
+        switch type {
+        case "Sequence":
+            var prefix: [Int32] = [], suffix: [Int32] = []
+            let list = try p.array("processors") ?? []
+            for i in list.indices {
+                let (a, b) = try specialTokens(p.element(list, "processors", i))
+                prefix = a + prefix
+                suffix += b
+            }
+            return (prefix, suffix)
+        case "TemplateProcessing":
+            guard let single = try p.array("single") else { return ([], []) }
+            let map = try p.object("special_tokens")
+            var prefix: [Int32] = [], suffix: [Int32] = []
+            var seenSequence = false
+            for i in single.indices {
+                let item = try p.element(single, "single", i)
+                if try item.object("Sequence") != nil {
+                    seenSequence = true
+                    continue
+                }
+                guard let special = try item.object("SpecialToken") else {
+                    throw TokenizerError.wrongType(field: item.path, expected: "a SpecialToken or a Sequence")
+                }
+                let name = try special.requiredString("id")
+                guard let entry = try map?.object(name) else {
+                    throw TokenizerError.invalidValue(field: special.field("id"),
+                                                      reason: "\(name.debugDescription) is not in special_tokens")
+                }
+                let ids = try entry.array("ids") ?? []
+                let values = try ids.indices.map { try entry.id(ids[$0], field: "\(entry.field("ids"))[\($0)]") }
+                if seenSequence { suffix += values } else { prefix += values }
+            }
+            return (prefix, suffix)
+        case "RobertaProcessing", "BertProcessing":
+            var out: [[Int32]] = []
+            for key in ["cls", "sep"] {
+                guard let pair = try p.array(key), pair.count == 2 else {
+                    throw TokenizerError.wrongType(field: p.field(key), expected: "a [token, id] pair")
+                }
+                out.append([try p.id(pair[1], field: p.field(key) + "[1]")])
+            }
+            return (out[0], out[1])
+        case "ByteLevel":
+            return ([], [])
+        default:
+            throw TokenizerError.unsupported(field: p.field("type"), value: type)
+        }
     }
 
     /// null, NFC, or a Sequence of NFC; returns whether NFC applies.

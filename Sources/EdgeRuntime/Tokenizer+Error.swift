@@ -8,7 +8,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case missingField(field: String)
     /// A field holds the wrong kind of JSON value.
     case wrongType(field: String, expected: String)
-    /// A component or option this runtime does not implement (only byte-level BPE is).
+    /// A component or option this runtime does not implement (only byte-level BPE and BERT-style
+    /// WordPiece are).
     case unsupported(field: String, value: String)
     /// A field's value is inconsistent: a merge naming a token that is not in the vocabulary, an id
     /// out of range, a regex that does not compile.

@@ -131,7 +131,8 @@ extension Checkpoint {
     /// value `edge-run` would refuse (a merge naming no token, a BOS id that is not a token, ids
     /// beyond the model's `vocab_size`) is refused here, naming `file`, so no conversion writes a
     /// model the runtime cannot open. A tokenizer of a kind the runtime does not implement (not
-    /// byte-level BPE) is left out with a warning, as for GGUF vocabularies.
+    /// byte-level BPE or WordPiece) is left out with a warning, as for GGUF vocabularies; for an
+    /// encoder, whose sentence embeddings need it, it is refused.
     /// - Returns: the document (nil when absent or left out) and the warning, if any.
     /// - Throws: `CheckpointError.badHeader` naming `file` and the field.
     public static func runtimeTokenizer(_ json: Data?, config: ModelConfig, file: String) throws -> (json: Data?, warning: String?) {
@@ -139,8 +140,8 @@ extension Checkpoint {
         let tokenizer: Tokenizer
         do {
             tokenizer = try Tokenizer(json: [UInt8](json))
-        } catch let TokenizerError.unsupported(field, value) {
-            return (nil, "\(field) \(Excerpt.quoted(value)) is not supported by the runtime (only byte-level BPE is); the output has no tokenizer")
+        } catch let TokenizerError.unsupported(field, value) where !config.isEncoder {
+            return (nil, "\(field) \(Excerpt.quoted(value)) is not supported by the runtime (only byte-level BPE and WordPiece are); the output has no tokenizer")
         } catch let e as TokenizerError {
             throw CheckpointError.badHeader(file: file, why: String(describing: e).replacingOccurrences(of: "tokenizer.json: ", with: ""))
         }

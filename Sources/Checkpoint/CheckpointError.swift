@@ -46,7 +46,7 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case let .nonFinite(file, tensor, index, value):
             return "\(file): tensor '\(q(tensor))': value \(value) at index \(index) is not finite"
         case let .unknownArchitecture(file, name):
-            return "\(file): unsupported architecture '\(q(name))' (supported: GPT2LMHeadModel, LlamaForCausalLM and Llama-family models)"
+            return "\(file): unsupported architecture '\(q(name))' (supported: GPT2LMHeadModel, LlamaForCausalLM and Llama-family models, BertModel)"
         case let .badConfig(file, field, why): return "\(file): config field '\(q(field))' \(why)"
         }
     }

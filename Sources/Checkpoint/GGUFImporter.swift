@@ -83,6 +83,8 @@ public enum GGUFImporter {
                                numHeads: heads, numKVHeads: heads, headDim: heads > 0 ? hidden / heads : 0,
                                intermediateSize: ffn, maxPositions: ctx, normEps: eps, ropeTheta: 0,
                                tiedEmbeddings: tied, activation: "gelu_new", bosTokenID: bos, eosTokenID: eos)
+        case .bert:
+            preconditionFailure("GGUF import: bert is refused before the config is read")
         case .llama:
             let kvHeads = try meta.optionalInt("\(p).attention.head_count_kv") ?? heads
             let eps = try meta.double("\(p).attention.layer_norm_rms_epsilon")

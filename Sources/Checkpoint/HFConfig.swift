@@ -51,6 +51,7 @@ public enum HFConfig {
         switch try architecture(fields) {
         case .gpt2: return try gpt2(fields)
         case .llama: return try llama(fields)
+        case .bert: return try bert(fields)
         }
     }
 
@@ -114,6 +115,22 @@ public enum HFConfig {
             o["hidden_act"] = .string(config.activation)
             o["attention_bias"] = .bool(false)
             o["mlp_bias"] = .bool(false)
+        case .bert:
+            o["architectures"] = .array([.string("BertModel")])
+            o["model_type"] = .string("bert")
+            o["hidden_size"] = int(config.hiddenSize)
+            o["num_hidden_layers"] = int(config.numLayers)
+            o["num_attention_heads"] = int(config.numHeads)
+            o["intermediate_size"] = int(config.intermediateSize)
+            o["max_position_embeddings"] = int(config.maxPositions)
+            o["type_vocab_size"] = int(config.typeVocabSize ?? 2)
+            o["layer_norm_eps"] = .number(config.normEps)
+            o["hidden_act"] = .string("gelu")
+            o["position_embedding_type"] = .string("absolute")
+            o["pad_token_id"] = int(0)
+            o.removeValue(forKey: "tie_word_embeddings")
+            o.removeValue(forKey: "bos_token_id")
+            o.removeValue(forKey: "eos_token_id")
         }
         return try JSONValue.object(o).prettyJSON() + Data("\n".utf8)
     }
@@ -196,8 +213,9 @@ public enum HFConfig {
     private static func architecture(_ f: Fields) throws -> ModelConfig.Architecture {
         let known: [String: ModelConfig.Architecture] = [
             "GPT2LMHeadModel": .gpt2, "LlamaForCausalLM": .llama, "MistralForCausalLM": .llama,
+            "BertModel": .bert, "BertForMaskedLM": .bert, "BertForPreTraining": .bert,
         ]
-        let knownTypes: [String: ModelConfig.Architecture] = ["gpt2": .gpt2, "llama": .llama, "mistral": .llama]
+        let knownTypes: [String: ModelConfig.Architecture] = ["gpt2": .gpt2, "llama": .llama, "mistral": .llama, "bert": .bert]
         if let v = f.value("architectures") {
             guard case let .array(a) = v, let first = a.first else {
                 throw f.bad("architectures", "must be a non-empty list of strings, found \(v.hfKindName)")
@@ -240,6 +258,29 @@ public enum HFConfig {
             normEps: try f.double("layer_norm_epsilon", default: 1e-5), ropeTheta: 0,
             tiedEmbeddings: try f.bool("tie_word_embeddings", default: true), activation: activation,
             bosTokenID: try f.tokenID("bos_token_id"), eosTokenID: try f.tokenID("eos_token_id"))
+    }
+
+    /// `BertModel`: the pooling is not in config.json; `HFImporter` adds it from the sentence-transformers
+    /// files beside it (mean pooling, no normalization until then).
+    private static func bert(_ f: Fields) throws -> ModelConfig {
+        let hidden = try f.int("hidden_size"), heads = try f.int("num_attention_heads")
+        let headDim = try f.quotient(hidden, "hidden_size", heads, "num_attention_heads")
+        switch try f.string("hidden_act", default: "gelu") {
+        case "gelu": break
+        case let other: throw f.bad("hidden_act", "is \(Excerpt.quoted(other)); only gelu (the erf form) is supported for bert")
+        }
+        let positions = try f.string("position_embedding_type", default: "absolute")
+        guard positions == "absolute" else {
+            throw f.bad("position_embedding_type", "is \(Excerpt.quoted(positions)); only absolute positions are supported")
+        }
+        if try f.bool("is_decoder", default: false) { throw f.bad("is_decoder", "is true; a BERT decoder is unsupported") }
+        return ModelConfig(
+            architecture: .bert, vocabSize: try f.int("vocab_size"), hiddenSize: hidden,
+            numLayers: try f.int("num_hidden_layers"), numHeads: heads, numKVHeads: heads, headDim: headDim,
+            intermediateSize: try f.int("intermediate_size"), maxPositions: try f.int("max_position_embeddings"),
+            normEps: try f.double("layer_norm_eps", default: 1e-12), ropeTheta: 0, tiedEmbeddings: false,
+            activation: "gelu", bosTokenID: nil, eosTokenID: nil,
+            typeVocabSize: try f.int("type_vocab_size", default: 2), pooling: .init(mode: .mean, normalize: false))
     }
 
     private static func llama(_ f: Fields) throws -> ModelConfig {

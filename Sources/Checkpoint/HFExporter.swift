@@ -53,6 +53,13 @@ public enum HFExporter {
         if let tokenizer = ckpt.tokenizerJSON {
             try write(tokenizer, to: out.appendingPathComponent("tokenizer.json").path, protecting: inputs)
         }
+        if let pooling = ckpt.config.pooling {  // an encoder: sentence-transformers' module files
+            for (path, data) in try SentenceTransformers.files(for: pooling, hidden: ckpt.config.hiddenSize) {
+                let url = out.appendingPathComponent(path)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try write(data, to: url.path, protecting: inputs)
+            }
+        }
         try staging.commit()
     }
 

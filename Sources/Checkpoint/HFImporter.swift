@@ -87,7 +87,13 @@ public enum HFImporter {
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw CheckpointError.unsupportedInput(path: userPath, why: "no config.json beside the weights in \(folder.path)")
         }
-        let config = try HFConfig.load(path: configPath)
+        var config = try HFConfig.load(path: configPath)
+        if config.isEncoder {
+            config.pooling = try SentenceTransformers.pooling(folder: folder, config: config, userPath: userPath)
+            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("tokenizer.json").path) else {
+                throw CheckpointError.unsupportedInput(path: userPath, why: "the encoder has no tokenizer.json beside its weights; sentence embeddings need it")
+            }
+        }
         try config.validate(source: configPath)
 
         var sources: [(file: SafetensorsFile, entry: SafetensorsFile.Entry)] = []
@@ -136,6 +142,10 @@ private struct NameMapper {
         for spec in schema {
             guard let form = HFTensorNames.form(of: spec.id, in: config.architecture) else { continue }
             if sources[form.name] == nil { sources[form.name] = (spec.id, form) }
+        }
+        // BERT checkpoints saved from a task model (`BertForMaskedLM`, ...) carry a `bert.` prefix.
+        if config.architecture == .bert {
+            for (name, source) in sources { sources["bert." + name] = source }
         }
         // GPT-2 checkpoints saved from `GPT2Model` lack the `transformer.` prefix.
         if config.architecture == .gpt2 {

@@ -27,6 +27,29 @@ enum HFTensorNames {
         switch architecture {
         case .gpt2: return gpt2(id)
         case .llama: return llama(id)
+        case .bert: return bert(id)
+        }
+    }
+
+    /// `BertModel` (sentence-transformers' encoders): `embeddings.…`, `encoder.layer.N.…`, [out, in]
+    /// weights as stored. Also read with a `bert.` prefix (`BertForMaskedLM` and friends).
+    private static func bert(_ id: TensorID) -> HFTensor? {
+        let w = id.isBias ? "bias" : "weight"
+        func block(_ s: String) -> HFTensor { .plain("encoder.layer.\(id.layer!).\(s).\(w)") }
+        switch id.role {
+        case .tokenEmbd: return .plain("embeddings.word_embeddings.\(w)")
+        case .posEmbd: return .plain("embeddings.position_embeddings.\(w)")
+        case .tokenTypes: return .plain("embeddings.token_type_embeddings.\(w)")
+        case .tokenEmbdNorm: return .plain("embeddings.LayerNorm.\(w)")
+        case .attnQ: return block("attention.self.query")
+        case .attnK: return block("attention.self.key")
+        case .attnV: return block("attention.self.value")
+        case .attnOutput: return block("attention.output.dense")
+        case .attnOutNorm: return block("attention.output.LayerNorm")
+        case .ffnUp: return block("intermediate.dense")
+        case .ffnDown: return block("output.dense")
+        case .layerOutNorm: return block("output.LayerNorm")
+        case .attnNorm, .attnQKV, .ffnNorm, .ffnGate, .outputNorm, .output, .cls, .clsOut: return nil
         }
     }
 
@@ -86,6 +109,12 @@ enum HFTensorNames {
             return tail == "attn.bias" || tail == "attn.masked_bias"
         case .llama:
             return name.hasSuffix("rotary_emb.inv_freq")
+        case .bert:
+            // The position-id buffer, and the heads sentence embeddings do not use: the pooler
+            // (`pooler.dense`, a tanh layer over [CLS] trained for next-sentence prediction) and a
+            // masked-LM head (`cls.predictions.…`).
+            let n = name.hasPrefix("bert.") ? String(name.dropFirst("bert.".count)) : name
+            return n == "embeddings.position_ids" || n.hasPrefix("pooler.") || name.hasPrefix("cls.")
         }
     }
 }

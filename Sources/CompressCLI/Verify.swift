@@ -10,7 +10,7 @@ import RunSupport
 /// sizes, and the recipe's budget.
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare a float checkpoint with the .edge file made from it: perplexity, KL, top-1 agreement, size, budget.",
+        abstract: "Compare a float checkpoint with the .edge file made from it: perplexity, KL, top-1 agreement, size, budget (encoders: embedding cosine and retrieval agreement).",
         discussion: """
         Both models run through the same runtime forward pass over the same chunks of the text \
         (llama.cpp's perplexity convention: chunks of --ctx tokens, the second half of each scored). \
@@ -18,6 +18,10 @@ struct Verify: ParsableCommand {
         positions whose most likely next token agrees, file bytes, bits per weight and size ratio.
         The budget is the "budget" of the recipe recorded in OUT, or of --recipe when given; when a limit \
         is exceeded the report is still printed, and one "budget exceeded: ..." line goes to stderr.
+        For an encoder (BERT) each non-empty line of --text is a sentence; reported: mean and minimum \
+        cosine similarity between the float and compressed embeddings of each sentence, retrieval \
+        agreement (the fraction of sentences whose nearest other sentence is unchanged), sizes; the \
+        budget's "min_cosine" applies.
         Exit codes: 0 ok (within budget, or no budget), 1 error, 3 budget exceeded.
         """
     )
@@ -57,6 +61,10 @@ struct Verify: ParsableCommand {
         // A --recipe replaces the recorded budget entirely (a recipe without a budget means none).
         let budget = try recipe.map { try Recipe.load(path: $0).budget }
         let verifier = try Verifier(input: input, output: output, threads: threads ?? EdgeModel.defaultThreads, activations: activations)
+        if verifier.isEncoder {
+            try runEncoder(verifier, text: text, budget: budget ?? verifier.embeddedBudget)
+            return
+        }
         let bar = ProgressBar(label: "verify")
         let report = try verifier.run(text: text, ctx: ctx, maxChunks: chunks,
                                       budget: budget ?? verifier.embeddedBudget) { done, total in
@@ -74,6 +82,42 @@ struct Verify: ParsableCommand {
             FileHandle.standardError.write(Data(("budget exceeded: " + report.budget.violations.joined(separator: "; ") + "\n").utf8))
             throw ExitCode(3)
         }
+    }
+
+    /// An encoder: the lines of the text are the sentences; cosine, retrieval agreement, sizes, budget.
+    func runEncoder(_ verifier: Verifier, text: String, budget: Budget?) throws {
+        let sentences = text.split(separator: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+            .filter { !$0.allSatisfy(\.isWhitespace) }
+        let bar = ProgressBar(label: "verify")
+        let report = try verifier.runEncoder(sentences: sentences, budget: budget) { done, total in bar.update(done: done, total: total) }
+        bar.finish()
+        if json {
+            print(report.json.prettyText())
+        } else {
+            print(Self.table(report, input: input, output: output))
+        }
+        if !report.budget.ok {
+            FileHandle.standardError.write(Data(("budget exceeded: " + report.budget.violations.joined(separator: "; ") + "\n").utf8))
+            throw ExitCode(3)
+        }
+    }
+
+    /// The encoder's text report.
+    static func table(_ r: EncoderVerifyReport, input: String, output: String) -> String {
+        var lines = [
+            "\(input) -> \(output): encoder, \(r.sentences) sentences, \(r.tokens) tokens, activations \(r.activations.rawValue), "
+                + String(format: "%.1fs", r.seconds),
+            String(format: "cosine (float vs compressed): mean %.5f, min %.5f", r.meanCosine, r.minCosine),
+            String(format: "retrieval agreement:          %.2f%% (nearest other sentence unchanged)", r.retrievalAgreement * 100),
+            String(format: "bytes: %ld -> %ld (%.2fx smaller); bits/weight %.3f -> %.3f", r.before.bytes, r.after.bytes, r.sizeRatio,
+                   r.before.bitsPerWeight, r.after.bitsPerWeight),
+        ]
+        var limits: [String] = []
+        if let m = r.budget.budget?.minCosine { limits.append(String(format: "min cosine %.4f", m)) }
+        if let m = r.budget.budget?.maxBytes { limits.append("max \(m) bytes") }
+        lines.append(limits.isEmpty ? "budget: none"
+            : "budget (\(limits.joined(separator: ", "))): " + (r.budget.ok ? "ok" : "EXCEEDED: " + r.budget.violations.joined(separator: "; ")))
+        return lines.joined(separator: "\n")
     }
 
     /// The text report: a small before/after table, then KL, top-1 agreement and the budget.

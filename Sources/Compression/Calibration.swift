@@ -182,6 +182,9 @@ public enum Calibration {
     public static func collect(graph: ModelGraph, text: CalibrationText, wanted: [String: CalibrationNeeds], maxTokens: Int, ctx: Int,
                                progress: ((Int, Int) -> Void)? = nil) throws -> CalibrationStats {
         let model = try EdgeModel.floatModel(graph: graph)
+        if graph.config.isEncoder {
+            return try collectEncoder(model: model, text: text, wanted: wanted, maxTokens: maxTokens, progress: progress)
+        }
         let ids = try model.tokenize(text.text)
         let window = min(ctx, graph.config.maxPositions)
         guard ids.count >= min(window, 16) else {
@@ -200,6 +203,47 @@ public enum Calibration {
             _ = try model.forward(chunk, cache: try model.makeCache(capacity: chunk.count), outputs: outputs)
             stats.endForward(tokens: chunk.count)
             progress?(w + 1, windows)
+        }
+        return stats
+    }
+}
+
+extension Calibration {
+    /// An encoder's calibration sentences: each non-empty line of the text, tokenized by `tokens`, until
+    /// `maxTokens`, in batches of up to 512 tokens (a longer sentence is a batch of its own).
+    /// - Throws: `Failure` when the text has fewer than 16 tokens; what `tokens` throws.
+    static func sentenceBatches(text: CalibrationText, maxTokens: Int, tokens: (String) throws -> [Int32]) throws -> [[[Int32]]] {
+        var sentences: [[Int32]] = [], total = 0
+        for line in text.text.split(separator: "\n") where !line.allSatisfy(\.isWhitespace) {
+            guard total < maxTokens else { break }
+            let t = try tokens(String(line))
+            sentences.append(t)
+            total += t.count
+        }
+        guard total >= 16 else {
+            throw Failure(file: text.source, why: "calibration text has \(total) tokens in \(sentences.count) sentences (lines); at least 16 are needed")
+        }
+        var batches: [[[Int32]]] = [[]], n = 0
+        for s in sentences {
+            if n + s.count > 512, !batches[batches.count - 1].isEmpty { batches.append([]); n = 0 }
+            batches[batches.count - 1].append(s)
+            n += s.count
+        }
+        return batches
+    }
+
+    /// An encoder's calibration: each non-empty line of the text is a sentence (truncated as
+    /// `EdgeModel.sentenceTokens` does), run in batches of up to 512 tokens until `maxTokens`.
+    static func collectEncoder(model: EdgeModel, text: CalibrationText, wanted: [String: CalibrationNeeds], maxTokens: Int,
+                               progress: ((Int, Int) -> Void)?) throws -> CalibrationStats {
+        let batches = try sentenceBatches(text: text, maxTokens: maxTokens) { try model.sentenceTokens($0) }
+        let stats = CalibrationStats(wanted: wanted)
+        model.activationObserver = { weight, x, rows, cols in stats.observe(weight: weight, x: x, rows: rows, cols: cols) }
+        defer { model.activationObserver = nil }
+        for (i, b) in batches.enumerated() {
+            _ = try model.hiddenStates(b)
+            stats.endForward(tokens: b.reduce(0) { $0 + $1.count })
+            progress?(i + 1, batches.count)
         }
         return stats
     }

@@ -16,6 +16,13 @@ public struct Budget: Equatable, Sendable {
     public var maxPPLIncrease: Double?
     /// Largest allowed output size in bytes.
     public var maxBytes: Int?
+    /// Smallest allowed mean cosine similarity between float and compressed sentence embeddings (encoders).
+    public var minCosine: Double?
+    public init(maxPPLIncrease: Double? = nil, maxBytes: Int? = nil, minCosine: Double? = nil) {
+        self.maxPPLIncrease = maxPPLIncrease
+        self.maxBytes = maxBytes
+        self.minCosine = minCosine
+    }
 }
 
 /// Calibration settings of a recipe (`"calibration": {"tokens": 8192, "ctx": 512}`).
@@ -95,7 +102,8 @@ public struct Recipe {
         var budget: Budget?
         if var b = try root.object("budget") {
             budget = Budget(maxPPLIncrease: try b.optionalDouble("max_ppl_increase", range: 0 ... 1000),
-                            maxBytes: try b.optionalInt("max_bytes", range: 1 ... Int.max))
+                            maxBytes: try b.optionalInt("max_bytes", range: 1 ... Int.max),
+                            minCosine: try b.optionalDouble("min_cosine", range: -1 ... 1))
             try b.finish()
         }
         var passes: [any Pass] = []

@@ -17,9 +17,27 @@ public struct ReportRow: Equatable, Sendable {
     public var budgetOK: Bool
     public var violations: [String]
     public var sha256: String
+    /// An encoder's measurements (`compress verify` of an encoder); the perplexity fields are then 0.
+    public var encoder: EncoderMetrics?
+
+    /// What `compress verify` measures for an encoder.
+    public struct EncoderMetrics: Equatable, Sendable {
+        public var meanCosine: Double
+        public var minCosine: Double
+        public var retrievalAgreement: Double
+    }
 
     public var json: JSONValue {
-        .object([
+        if let e = encoder {
+            return .object([
+                "recipe": .string(recipe), "artifact": .string(artifact), "kind": "encoder", "bytes": .number(Double(bytes)),
+                "bits_per_weight": .number(bitsPerWeight), "ratio": .number(ratio), "mean_cosine": .number(e.meanCosine),
+                "min_cosine": .number(e.minCosine), "retrieval_agreement": .number(e.retrievalAgreement),
+                "compress_seconds": .number(compressSeconds), "budget_ok": .bool(budgetOK),
+                "violations": .array(violations.map { .string($0) }), "sha256": .string(sha256),
+            ])
+        }
+        return .object([
             "recipe": .string(recipe), "artifact": .string(artifact), "bytes": .number(Double(bytes)),
             "bits_per_weight": .number(bitsPerWeight), "ratio": .number(ratio), "ppl_before": .number(pplBefore),
             "ppl_after": .number(pplAfter), "kl": .number(kl), "top1_agreement": .number(top1Agreement),
@@ -61,6 +79,16 @@ public enum Report {
             let compressPath = folder + "/" + recipe + ".compress.json"
             if FileManager.default.fileExists(atPath: compressPath) { seconds = try readJSON(compressPath)["seconds"]?.doubleValue ?? 0 }
             let beforeBytes = try num("before", "bytes"), afterBytes = try num("after", "bytes")
+            if v["kind"]?.stringValue == "encoder" {
+                return ReportRow(
+                    recipe: recipe, artifact: recipe + ".edge", bytes: Int(afterBytes), bitsPerWeight: try num("after", "bits_per_weight"),
+                    ratio: beforeBytes > 0 ? afterBytes / beforeBytes : 0, pplBefore: 0, pplAfter: 0, kl: 0, top1Agreement: 0,
+                    compressSeconds: seconds, budgetOK: v["budget"]?["ok"]?.boolValue ?? true,
+                    violations: v["budget"]?["violations"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                    sha256: SHA256.hex(file.bytes),
+                    encoder: .init(meanCosine: try num("mean_cosine"), minCosine: try num("min_cosine"),
+                                   retrievalAgreement: try num("retrieval_agreement")))
+            }
             return ReportRow(
                 recipe: recipe, artifact: recipe + ".edge", bytes: Int(afterBytes), bitsPerWeight: try num("after", "bits_per_weight"),
                 ratio: beforeBytes > 0 ? afterBytes / beforeBytes : 0, pplBefore: try num("before", "ppl"), pplAfter: try num("after", "ppl"),
@@ -84,6 +112,7 @@ public enum Report {
 
     /// report.md: a GitHub-flavoured Markdown table, one row per recipe.
     public static func markdown(rows: [ReportRow], model: String, text: String) -> String {
+        if rows.contains(where: { $0.encoder != nil }) { return encoderMarkdown(rows: rows, model: model, text: text) }
         var s = "# Device artifacts: \(model)\n\nPerplexity on `\(text)`; before = the input model run in float32, after = the `.edge` artifact, same runtime; x input = artifact bytes / input file bytes.\n\n"
         s += "| recipe | bytes | bits/weight | x input | ppl before | ppl after | Δppl | KL | top-1 | compress s | budget | sha256 |\n"
         s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n"
@@ -95,12 +124,29 @@ public enum Report {
         return s
     }
 
+    /// report.md for encoders: cosine similarity to the float embeddings and retrieval agreement.
+    static func encoderMarkdown(rows: [ReportRow], model: String, text: String) -> String {
+        var s = "# Device artifacts: \(model)\n\nSentence embeddings of the lines of `\(text)`: cosine = between the input model run in float32 and the `.edge` artifact, same runtime; retrieval = sentences whose nearest other sentence is unchanged; x input = artifact bytes / input file bytes.\n\n"
+        s += "| recipe | bytes | bits/weight | x input | mean cosine | min cosine | retrieval | compress s | budget | sha256 |\n"
+        s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n"
+        for r in rows {
+            let budget = r.budgetOK ? "ok" : "**FAIL**: " + r.violations.joined(separator: "; ")
+            let e = r.encoder ?? .init(meanCosine: 0, minCosine: 0, retrievalAgreement: 0)
+            s += "| \(r.recipe) | \(r.bytes) | \(f(r.bitsPerWeight, 2)) | \(f(r.ratio, 3)) | \(f(e.meanCosine, 4)) | \(f(e.minCosine, 4)) | "
+            s += "\(f(e.retrievalAgreement * 100, 1))% | \(f(r.compressSeconds, 1)) | \(budget) | `\(r.sha256.prefix(12))` |\n"
+        }
+        return s
+    }
+
     /// pareto.svg: perplexity (y) against artifact size in MB (x), each recipe a labelled point,
-    /// the float model as a reference line.
+    /// the float model as a reference line. For encoders y is 1 - mean cosine to the float embeddings.
     public static func svg(rows: [ReportRow], model: String) -> String {
         let w = 720.0, h = 440.0, left = 80.0, right = 30.0, top = 50.0, bottom = 60.0
-        let sizes = rows.map { Double($0.bytes) / 1e6 }, ppls = rows.map(\.pplAfter)
-        let before = rows.first?.pplBefore ?? 0
+        let encoder = rows.contains { $0.encoder != nil }
+        let sizes = rows.map { Double($0.bytes) / 1e6 }
+        let ppls = rows.map { r in r.encoder.map { max(1 - $0.meanCosine, 1e-9) } ?? r.pplAfter }
+        let before = encoder ? 0 : rows.first?.pplBefore ?? 0
+        let what = encoder ? "1 - mean cosine to float" : "perplexity"
         let (x0, x1) = niceRange(min: 0, max: (sizes.max() ?? 1) * 1.1)
         let lo = min(ppls.min() ?? 1, before > 0 ? before : .infinity), hi = max(ppls.max() ?? 1, before)
         // Perplexities spanning more than a decade read better on a log axis.
@@ -115,7 +161,7 @@ public enum Report {
         var s = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" viewBox="0 0 \(Int(w)) \(Int(h))" font-family="Helvetica, Arial, sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(w / 2)" y="24" text-anchor="middle" font-size="15" font-weight="bold">\(escape(model)): perplexity vs size</text>
+        <text x="\(w / 2)" y="24" text-anchor="middle" font-size="15" font-weight="bold">\(escape(model)): \(what) vs size</text>
 
         """
         for t in ticks(x0, x1) {
@@ -131,7 +177,7 @@ public enum Report {
         s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>"
         s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
         s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 18)\" text-anchor=\"middle\">artifact size (MB, 10^6 bytes)</text>\n"
-        s += "<text x=\"18\" y=\"\((top + h - bottom) / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \((top + h - bottom) / 2))\">perplexity\(logScale ? ", log scale" : "") (lower is better)</text>\n"
+        s += "<text x=\"18\" y=\"\((top + h - bottom) / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \((top + h - bottom) / 2))\">\(what)\(logScale ? ", log scale" : "") (lower is better)</text>\n"
         if before > 0 {
             s += "<line x1=\"\(left)\" y1=\"\(py(before))\" x2=\"\(w - right)\" y2=\"\(py(before))\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>"
             s += "<text x=\"\(left + 6)\" y=\"\(py(before) - 5)\" fill=\"#555\">float model: ppl \(f(before, 3))</text>\n"

@@ -80,15 +80,43 @@ struct SequentialCalibration {
             throw Calibration.Failure(file: graph.source.path, why: "the model carries no tokenizer; calibration needs one to read the text")
         }
         let tokenizer = try Tokenizer(json: [UInt8](json))
-        let ids = EdgeModel.tokenize(text.text, tokenizer: tokenizer)
         let recipe = pipeline.recipe.calibration
-        let window = min(recipe.ctx, config.maxPositions)
-        guard ids.count >= min(window, 16) else {
-            throw Calibration.Failure(file: text.source, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
+        // Decoders: windows of `ctx` tokens of the text. Encoders: batches of sentences (the text's
+        // non-empty lines), each batch one residual stream; `lengths[w]` are batch w's sentence lengths.
+        var windows: [[Int32]] = [], batches: [[[Int32]]] = []
+        if config.isEncoder {
+            batches = try Calibration.sentenceBatches(text: text, maxTokens: recipe.tokens) { line in
+                let prefix = tokenizer.specialTokenPrefix, suffix = tokenizer.specialTokenSuffix
+                let room = max(0, min(config.pooling?.maxTokens ?? config.maxPositions, config.maxPositions) - prefix.count - suffix.count)
+                return prefix + tokenizer.encode(line).prefix(room) + suffix
+            }
+        } else {
+            let ids = EdgeModel.tokenize(text.text, tokenizer: tokenizer)
+            let window = min(recipe.ctx, config.maxPositions)
+            guard ids.count >= min(window, 16) else {
+                throw Calibration.Failure(file: text.source, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
+            }
+            let total = min(ids.count, recipe.tokens)
+            windows = stride(from: 0, to: total, by: window).map { Array(ids[$0 ..< min(total, $0 + window)]) }
         }
-        let total = min(ids.count, recipe.tokens)
-        let windows = stride(from: 0, to: total, by: window).map { Array(ids[$0 ..< min(total, $0 + window)]) }
+        let lengths = batches.map { $0.map(\.count) }
         let forward = try LayerwiseForward(config: config, source: graph.source.path)
+        /// Block l over residual stream w (a decoder window, or an encoder batch).
+        func runBlock(_ l: Int, _ tensors: [String: WeightSource], _ x: inout [Float], _ w: Int, observe: ActivationObserver? = nil) throws {
+            if config.isEncoder {
+                try forward.block(l, tensors: tensors, x: &x, lengths: lengths[w], observe: observe)
+            } else {
+                try forward.block(l, tensors: tensors, x: &x, observe: observe)
+            }
+        }
+        /// The embedded residual streams, from these embedding tensors.
+        func embedAll(_ tensors: [String: WeightSource]) throws -> [[Float]] {
+            if config.isEncoder { return try batches.map { try forward.embedSentences($0, tensors: tensors) } }
+            guard let token = tensors[TensorID.tokenEmbd.name] else {
+                throw Calibration.Failure(file: graph.source.path, why: "the model has no \(TensorID.tokenEmbd.name) to embed the calibration text")
+            }
+            return try windows.map { try forward.embed($0, tokenEmbedding: token, positionEmbedding: tensors[TensorID.posEmbd.name]) }
+        }
 
         var groups: [Group: [Int]] = [:]
         for (n, t) in graph.tensors.enumerated() { groups[Self.group(of: t.name), default: []].append(n) }
@@ -147,22 +175,15 @@ struct SequentialCalibration {
             for n in head { _ = try finish(n) }
             return
         }
-        guard let token = embedded[TensorID.tokenEmbd.name] else {
-            throw Calibration.Failure(file: graph.source.path, why: "the model has no \(TensorID.tokenEmbd.name) to embed the calibration text")
-        }
-        var residual = try windows.map { try forward.embed($0, tokenEmbedding: token, positionEmbedding: embedded[TensorID.posEmbd.name]) }
+        var residual = try embedAll(embedded)
         embedded = [:]
         // With `floatCross`, the float model's hidden states run beside (from the float embeddings).
         let paired = wanted.values.contains { $0.contains(.floatCross) }
         var floatResidual: [[Float]] = []
         if paired {
-            let n = embeddings.first { graph.tensors[$0].name == TensorID.tokenEmbd.name }!
-            let t = graph.tensors[n]
-            let position = try embeddings.first { graph.tensors[$0].name == TensorID.posEmbd.name }.map { i -> WeightSource in
-                .floats(try graph.tensors[i].floats(), shape: graph.tensors[i].shape)
-            }
-            let float = WeightSource.floats(try t.floats(), shape: t.shape)
-            floatResidual = try windows.map { try forward.embed($0, tokenEmbedding: float, positionEmbedding: position) }
+            var floats: [String: WeightSource] = [:]
+            for n in embeddings { floats[graph.tensors[n].name] = .floats(try graph.tensors[n].floats(), shape: graph.tensors[n].shape) }
+            floatResidual = try embedAll(floats)
         }
 
         // 2. Blocks.
@@ -184,13 +205,13 @@ struct SequentialCalibration {
                         for w in residual.indices {
                             var y = residual[w]
                             var inputs: [String: [Float]] = [:]
-                            try forward.block(l, tensors: floats, x: &y) { weight, x, rows, cols in
+                            try runBlock(l, floats, &y, w) { weight, x, rows, cols in
                                 stats.observe(weight: weight, x: x, rows: rows, cols: cols)
                                 if paired, stats.wants(.floatCross, for: weight) { inputs[weight] = Array(UnsafeBufferPointer(start: x, count: rows * cols)) }
                             }
                             if paired {
                                 // The float model's inputs of the same tokens (and its next hidden states).
-                                try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) { weight, xf, rows, cols in
+                                try runBlock(l, inputFloats, &floatResidual[w], w) { weight, xf, rows, cols in
                                     guard let x = inputs[weight] else { return }
                                     x.withUnsafeBufferPointer { stats.observeCross(weight: weight, x: $0.baseAddress!, float: xf, rows: rows, cols: cols) }
                                 }
@@ -208,14 +229,14 @@ struct SequentialCalibration {
                     }
                 }
             } else if paired, let last = lastCalibrated, Group.block(l) < last {
-                for w in floatResidual.indices { try forward.block(l, tensors: inputFloats, x: &floatResidual[w]) }
+                for w in floatResidual.indices { try runBlock(l, inputFloats, &floatResidual[w], w) }
             }
             floats = [:]
             inputFloats = [:]
             var compressed: [String: WeightSource] = [:]
             for n in block { compressed[graph.tensors[n].name] = source(try finish(n, done: staged[n])) }
             if let last = lastCalibrated, Group.block(l) < last {
-                for w in residual.indices { try forward.block(l, tensors: compressed, x: &residual[w]) }
+                for w in residual.indices { try runBlock(l, compressed, &residual[w], w) }
             }
         }
 

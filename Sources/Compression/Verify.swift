@@ -98,6 +98,16 @@ public struct BudgetCheck: Equatable, Sendable {
         violations = v
     }
 
+    /// Checks `budget` against an encoder's mean cosine similarity and an output size (a
+    /// `max_ppl_increase` does not apply to an encoder and is ignored).
+    public init(budget: Budget?, meanCosine: Double, bytes: Int) {
+        self.init(budget: budget.map { Budget(maxBytes: $0.maxBytes) }, pplIncrease: 0, bytes: bytes)
+        self.budget = budget
+        if let min = budget?.minCosine, !(meanCosine >= min) {
+            violations.insert(String(format: "mean cosine %.4f < min %.4f", meanCosine, min), at: 0)
+        }
+    }
+
     /// A fraction as a percentage with one decimal ("7.1%"), or two significant digits when that
     /// would round a non-zero value to 0.0 ("0.0059%").
     static func percent(_ x: Double) -> String {
@@ -146,6 +156,7 @@ public struct VerifyReport: Equatable, Sendable {
         var b: [String: JSONValue] = ["ok": .bool(budget.ok), "violations": .array(budget.violations.map { .string($0) })]
         if let m = budget.budget?.maxPPLIncrease { b["max_ppl_increase"] = .number(m) }
         if let m = budget.budget?.maxBytes { b["max_bytes"] = .number(Double(m)) }
+        if let m = budget.budget?.minCosine { b["min_cosine"] = .number(m) }
         return [
             "before": side(before), "after": side(after), "kl": .number(kl), "top1_agreement": .number(top1Agreement),
             "size": ["before": .number(Double(before.bytes)), "after": .number(Double(after.bytes)), "ratio": .number(sizeRatio)],

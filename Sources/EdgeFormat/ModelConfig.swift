@@ -7,6 +7,34 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case gpt2
         /// Llama: RoPE, RMSNorm, SwiGLU MLP, grouped-query attention.
         case llama
+        /// BERT (an encoder): learned absolute and token-type embeddings, embedding LayerNorm,
+        /// post-norm blocks with biases, GELU (erf) MLP, bidirectional attention; no output head.
+        case bert
+    }
+
+    /// How an encoder turns its last hidden states into one sentence embedding (sentence-transformers'
+    /// `1_Pooling/config.json` and `Normalize` module). JSON: `{"mode": "mean", "normalize": true, "max_tokens": 256}`.
+    public struct Pooling: Codable, Equatable, Sendable {
+        public enum Mode: String, Codable, Sendable, CaseIterable {
+            /// The mean of every token's hidden state ([CLS] and [SEP] included), as sentence-transformers' `pooling_mode_mean_tokens`.
+            case mean
+            /// The first token's ([CLS]) hidden state, `pooling_mode_cls_token`.
+            case cls
+            /// The element-wise maximum over the tokens, `pooling_mode_max_tokens`.
+            case max
+        }
+        public var mode: Mode
+        /// Whether the pooled vector is scaled to unit L2 norm (a `Normalize` module follows the pooling).
+        public var normalize: Bool
+        /// Tokens per sentence at most, special tokens included (sentence-transformers' `max_seq_length`);
+        /// longer sentences are truncated. Nil: the model's `max_positions`.
+        public var maxTokens: Int?
+        public init(mode: Mode, normalize: Bool, maxTokens: Int? = nil) {
+            self.mode = mode
+            self.normalize = normalize
+            self.maxTokens = maxTokens
+        }
+        enum CodingKeys: String, CodingKey { case mode, normalize, maxTokens = "max_tokens" }
     }
 
     /// Per-layer sizes after structured pruning; nil means the model-wide sizes.
@@ -43,11 +71,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var eosTokenID: Int?
     /// Per-layer sizes when layers differ (structured pruning); nil when all layers use the sizes above.
     public var layers: [LayerSizes]?
+    /// Rows of the token-type (segment) embedding (bert); nil for decoders.
+    public var typeVocabSize: Int?
+    /// How sentence embeddings are pooled (bert); nil for decoders.
+    public var pooling: Pooling?
 
     public init(architecture: Architecture, vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int,
                 numKVHeads: Int, headDim: Int, intermediateSize: Int, maxPositions: Int, normEps: Double,
                 ropeTheta: Double, tiedEmbeddings: Bool, activation: String, bosTokenID: Int?, eosTokenID: Int?,
-                layers: [LayerSizes]? = nil) {
+                layers: [LayerSizes]? = nil, typeVocabSize: Int? = nil, pooling: Pooling? = nil) {
         self.architecture = architecture
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -64,7 +96,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.bosTokenID = bosTokenID
         self.eosTokenID = eosTokenID
         self.layers = layers
+        self.typeVocabSize = typeVocabSize
+        self.pooling = pooling
     }
+
+    /// Whether the model is an encoder (bert): it embeds sentences and has no output head or KV cache.
+    public var isEncoder: Bool { architecture == .bert }
 
     enum CodingKeys: String, CodingKey {
         case architecture, vocabSize = "vocab_size", hiddenSize = "hidden_size", numLayers = "num_layers"
@@ -72,6 +109,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case intermediateSize = "intermediate_size", maxPositions = "max_positions", normEps = "norm_eps"
         case ropeTheta = "rope_theta", tiedEmbeddings = "tied_embeddings", activation
         case bosTokenID = "bos_token_id", eosTokenID = "eos_token_id", layers
+        case typeVocabSize = "type_vocab_size", pooling
     }
 
     /// Sizes of layer `i`.
@@ -98,7 +136,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw bad("num_kv_heads", "(\(numKVHeads)) does not divide num_heads (\(numHeads))")
         }
         switch architecture {
-        case .gpt2:
+        case .gpt2, .bert:
             guard numHeads * headDim == hiddenSize else {
                 throw bad("head_dim", "(\(headDim)) x num_heads (\(numHeads)) != hidden_size (\(hiddenSize))")
             }
@@ -132,7 +170,27 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 throw bad(field, "is \(id); expected a token id in 0..<\(vocabSize) (vocab_size)")
             }
         }
-        let expectedActivation = architecture == .gpt2 ? "gelu_new" : "silu"
+        if isEncoder {
+            guard let types = typeVocabSize, types > 0, types <= limit else {
+                throw bad("type_vocab_size", "is \(typeVocabSize.map(String.init) ?? "missing"); an encoder needs 1...\(limit)")
+            }
+            guard let pooling else { throw bad("pooling", "is missing; an encoder needs its pooling (mode, normalize)") }
+            if let m = pooling.maxTokens, !(3...maxPositions).contains(m) {
+                throw bad("pooling.max_tokens", "is \(m); expected 3...\(maxPositions) (max_positions)")
+            }
+            guard numKVHeads == numHeads else { throw bad("num_kv_heads", "(\(numKVHeads)) differs from num_heads (\(numHeads)); an encoder has no grouped K/V heads") }
+            guard !tiedEmbeddings else { throw bad("tied_embeddings", "is true; an encoder has no output head to tie") }
+        } else {
+            for (field, present) in [("type_vocab_size", typeVocabSize != nil), ("pooling", pooling != nil)] where present {
+                throw bad(field, "is set; only encoders (bert) have it")
+            }
+        }
+        let expectedActivation: String
+        switch architecture {
+        case .gpt2: expectedActivation = "gelu_new"
+        case .llama: expectedActivation = "silu"
+        case .bert: expectedActivation = "gelu"
+        }
         guard activation == expectedActivation else {
             throw bad("activation", "is \(Excerpt.quoted(activation)); \(architecture.rawValue) uses \(expectedActivation)")
         }

@@ -234,13 +234,19 @@ extension ModelConfig {
         switch architecture {
         case .gpt2: return [.attnNorm, .attnQ, .attnK, .attnV, .attnOutput, .ffnNorm, .ffnUp, .ffnDown]
         case .llama: return [.attnNorm, .attnQ, .attnK, .attnV, .attnOutput, .ffnNorm, .ffnGate, .ffnUp, .ffnDown]
+        case .bert: return [.attnQ, .attnK, .attnV, .attnOutput, .attnOutNorm, .ffnUp, .ffnDown, .layerOutNorm]
         }
     }
 
-    /// Whether linear layers and norms carry biases (GPT-2's LayerNorm and Conv1D layers).
+    /// Whether blocks normalize after each residual add (BERT: x = norm(x + f(x))) rather than
+    /// before each sublayer (x = x + f(norm(x))). `BlockWeights.attnNorm` / `ffnNorm` then hold
+    /// `attn_output_norm` / `layer_output_norm`.
+    public var isPostNorm: Bool { architecture == .bert }
+
+    /// Whether linear layers and norms carry biases (GPT-2's and BERT's LayerNorm and linear layers).
     public var hasBiases: Bool {
         switch architecture {
-        case .gpt2: return true
+        case .gpt2, .bert: return true
         case .llama: return false
         }
     }
@@ -262,13 +268,16 @@ extension ModelConfig {
         case .ffnGate, .ffnUp: return [f, h]
         case .ffnDown: return [h, f]
         case .cls: return [h, h]
-        case .tokenTypes, .clsOut: return nil
+        case .tokenTypes: return typeVocabSize.map { [$0, h] }
+        case .clsOut: return nil
         }
     }
 
     /// Every tensor this model has, once, in canonical order, with its id, shape and kind:
     /// token_embd (position_embd), then per block the architecture's `blockRoles` (each weight
     /// followed by its bias when `hasBiases`), output_norm (+ bias), output (unless tied).
+    /// An encoder (bert): token_embd, position_embd, token_types, token_embd_norm (+ bias), the
+    /// blocks; no output norm or head.
     public func schema() -> ModelSchema {
         var specs: [TensorSpec] = []
         func add(_ layer: Int?, _ role: TensorRole, bias: Bool) {
@@ -282,10 +291,15 @@ extension ModelConfig {
         switch architecture {
         case .gpt2: add(nil, .posEmbd, bias: false)
         case .llama: break
+        case .bert:
+            add(nil, .posEmbd, bias: false)
+            add(nil, .tokenTypes, bias: false)
+            add(nil, .tokenEmbdNorm, bias: true)
         }
         for l in 0 ..< numLayers {
             for role in blockRoles { add(l, role, bias: hasBiases) }
         }
+        if isEncoder { return ModelSchema(specs) }
         add(nil, .outputNorm, bias: hasBiases)
         if !tiedEmbeddings { add(nil, .output, bias: false) }
         return ModelSchema(specs)

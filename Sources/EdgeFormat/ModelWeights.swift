@@ -3,8 +3,10 @@
 /// matrices to `Linear` and vectors to `[Float]`, training binds both to its parameters. The wiring
 /// (which role feeds which field, which are optional) is written here once.
 ///
-/// Biases and norm biases are present when the config `hasBiases` (GPT-2); `gate` when the block
-/// has `ffnGate` (Llama's SwiGLU).
+/// Biases and norm biases are present when the config `hasBiases` (GPT-2, BERT); `gate` when the block
+/// has `ffnGate` (Llama's SwiGLU). In a post-norm block (`ModelConfig.isPostNorm`, BERT) `attnNorm`
+/// is the norm after the attention's residual add (`attn_output_norm`) and `ffnNorm` the one after
+/// the MLP's (`layer_output_norm`).
 public struct BlockWeights<Matrix, Vector> {
     /// Pre-attention norm scale (h) and bias (h).
     public var attnNorm: Vector, attnNormBias: Vector?
@@ -35,8 +37,12 @@ public struct BlockWeights<Matrix, Vector> {
         func bias(_ role: TensorRole) throws -> Vector? {
             schema.contains(id(role, bias: true)) ? try vector(id(role, bias: true)) : nil
         }
-        attnNorm = try vector(id(.attnNorm))
-        attnNormBias = try bias(.attnNorm)
+        let (n1, n2): (TensorRole, TensorRole) = config.isPostNorm ? (.attnOutNorm, .layerOutNorm) : (.attnNorm, .ffnNorm)
+        // Norms are bound where the canonical order has them: before their sublayer (pre-norm) or
+        // after its output projection (post-norm).
+        let post = config.isPostNorm
+        var first: (Vector, Vector?)?, second: (Vector, Vector?)?
+        if !post { first = (try vector(id(n1)), try bias(n1)) }
         q = try matrix(id(.attnQ))
         qBias = try bias(.attnQ)
         k = try matrix(id(.attnK))
@@ -45,13 +51,16 @@ public struct BlockWeights<Matrix, Vector> {
         vBias = try bias(.attnV)
         o = try matrix(id(.attnOutput))
         oBias = try bias(.attnOutput)
-        ffnNorm = try vector(id(.ffnNorm))
-        ffnNormBias = try bias(.ffnNorm)
+        if post { first = (try vector(id(n1)), try bias(n1)) }
+        if !post { second = (try vector(id(n2)), try bias(n2)) }
         gate = try optMatrix(.ffnGate)
         up = try matrix(id(.ffnUp))
         upBias = try bias(.ffnUp)
         down = try matrix(id(.ffnDown))
         downBias = try bias(.ffnDown)
+        if post { second = (try vector(id(n2)), try bias(n2)) }
+        (attnNorm, attnNormBias) = first!
+        (ffnNorm, ffnNormBias) = second!
         sizes = config.sizes(layer: l)
     }
 
@@ -67,23 +76,33 @@ public struct ModelWeights<Matrix, Vector> {
     public var posEmbd: Matrix?
     /// The blocks, in layer order.
     public var blocks: [BlockWeights<Matrix, Vector>]
-    /// Final norm scale (h) and bias (h, GPT-2).
-    public var outputNorm: Vector, outputNormBias: Vector?
-    /// The output head (vocab, h): `output.weight`, or the token embedding itself when tied.
-    public var output: Matrix
+    /// Token-type embedding (type_vocab, h), BERT.
+    public var tokenTypes: Matrix?
+    /// Norm of the summed embeddings (h) and its bias, BERT.
+    public var embedNorm: Vector?, embedNormBias: Vector?
+    /// Final norm scale (h) and bias (h, GPT-2); nil for an encoder.
+    public var outputNorm: Vector?, outputNormBias: Vector?
+    /// The output head (vocab, h): `output.weight`, or the token embedding itself when tied; nil for an encoder.
+    public var output: Matrix?
 
     /// Binds every tensor of `config.schema()`, in canonical order: token_embd, position_embd,
-    /// each block (`BlockWeights`), output_norm (+ bias), output (not loaded when tied).
+    /// (token_types, token_embd_norm + bias for an encoder), each block (`BlockWeights`), output_norm
+    /// (+ bias), output (not loaded when tied; neither exists in an encoder).
     /// - Throws: what `matrix` or `vector` throws.
     public init(config: ModelConfig, matrix: (TensorID) throws -> Matrix, vector: (TensorID) throws -> Vector) throws {
         let schema = config.schema()
         tokenEmbd = try matrix(.tokenEmbd)
         posEmbd = schema.contains(.posEmbd) ? try matrix(.posEmbd) : nil
+        let types = TensorID(.tokenTypes), norm = TensorID(.tokenEmbdNorm)
+        tokenTypes = schema.contains(types) ? try matrix(types) : nil
+        embedNorm = schema.contains(norm) ? try vector(norm) : nil
+        embedNormBias = schema.contains(norm.bias) ? try vector(norm.bias) : nil
         var blocks: [BlockWeights<Matrix, Vector>] = []
         for l in 0 ..< config.numLayers {
             blocks.append(try BlockWeights(layer: l, config: config, schema: schema, matrix: matrix, vector: vector))
         }
         self.blocks = blocks
+        guard !config.isEncoder else { return }
         outputNorm = try vector(TensorID(.outputNorm))
         let normBias = TensorID(.outputNorm, bias: true)
         outputNormBias = schema.contains(normBias) ? try vector(normBias) : nil

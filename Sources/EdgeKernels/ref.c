@@ -335,6 +335,10 @@ void edge_rope_ref(float *q, size_t head_dim, size_t n_heads, size_t pos, float 
     }
 }
 
+void edge_gelu_erf(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
 void edge_gelu_tanh_ref(float *x, size_t n) {
     const float k = 0.7978845608028654f;  // sqrt(2/pi)
     for (size_t i = 0; i < n; i++) {

@@ -21,7 +21,11 @@ struct InfoCommand: Subcommand {
         var arch = "\(c.architecture.rawValue): \(c.numLayers) layers, hidden \(c.hiddenSize), heads \(c.numHeads)"
         if c.numKVHeads != c.numHeads { arch += " (kv \(c.numKVHeads))" }
         arch += " x \(c.headDim), ffn \(c.intermediateSize), vocab \(c.vocabSize), max positions \(c.maxPositions)"
-        arch += c.tiedEmbeddings ? ", tied embeddings" : ", untied output"
+        if let p = c.pooling {
+            arch += ", encoder: \(p.mode.rawValue) pooling\(p.normalize ? ", L2-normalized" : ""), max \(m.maxSentenceTokens) tokens per sentence"
+        } else {
+            arch += c.tiedEmbeddings ? ", tied embeddings" : ", untied output"
+        }
         if c.layers != nil { arch += ", per-layer sizes" }
         print("model: \(arch)")
 
@@ -39,7 +43,11 @@ struct InfoCommand: Subcommand {
             print("  " + key + String(repeating: " ", count: max(0, 16 - key.count)) + cFormat(" %4ld tensors %12ld values %.3f bits/weight", e.tensors, e.values, Double(e.bytes * 8) / Double(max(1, e.values))))
         }
         if let tok = m.tokenizer {
-            print("tokenizer: \(tok.vocabularySize) tokens, BOS \(m.addsBOS ? "\(m.bosTokenID.map(String.init) ?? "?") added" : "not added")")
+            if c.isEncoder {
+                print("tokenizer: \(tok.vocabularySize) tokens, sentences framed as \(tok.specialTokenPrefix) ... \(tok.specialTokenSuffix)")
+            } else {
+                print("tokenizer: \(tok.vocabularySize) tokens, BOS \(m.addsBOS ? "\(m.bosTokenID.map(String.init) ?? "?") added" : "not added")")
+            }
         } else {
             print("tokenizer: none (perplexity and generate need blob 'tokenizer.json')")
         }

@@ -7,7 +7,7 @@ let edgeRun = Tool(
     name: "edge-run",
     abstract: "Run and check .edge files with the bundled minimal runtime.",
     version: EdgeRuntimeInfo.version,
-    subcommands: [InfoCommand.self, PerplexityCommand.self, GenerateCommand.self, BenchCommand.self]
+    subcommands: [InfoCommand.self, PerplexityCommand.self, GenerateCommand.self, EmbedCommand.self, BenchCommand.self]
 )
 
 edgeRun.main(Array(CommandLine.arguments.dropFirst()))

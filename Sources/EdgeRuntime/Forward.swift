@@ -37,13 +37,21 @@ public final class KVCache {
 
 extension EdgeModel {
     /// A cache for up to `capacity` positions.
-    /// - Throws: `RuntimeError.badContext` unless 1 <= capacity <= config.maxPositions.
+    /// - Throws: `RuntimeError.badContext` unless 1 <= capacity <= config.maxPositions;
+    ///   `.wrongModelKind` for an encoder.
     public func makeCache(capacity: Int) throws -> KVCache {
+        try requireDecoder()
         guard capacity >= 1, capacity <= config.maxPositions else {
             throw RuntimeError.badContext(requested: capacity, limit: config.maxPositions,
                                           why: "it must be between 1 and the model's max_positions")
         }
         return KVCache(config: config, capacity: capacity)
+    }
+
+    /// Throws `.wrongModelKind` unless the model is a decoder (has logits).
+    func requireDecoder() throws {
+        guard config.isEncoder else { return }
+        throw RuntimeError.wrongModelKind(source: source, why: "the model is an encoder (\(config.architecture.rawValue)): it has no logits, so no perplexity or generation; use 'edge-run embed'")
     }
 
     /// Logits of every position of `tokens`, run as one window from position 0: [tokens.count, vocab].
@@ -61,8 +69,11 @@ extension EdgeModel {
     /// x += Wo · attn(RoPE(Wq·n1(x)), RoPE(Wk·n1(x)), Wv·n1(x)) (causal, grouped-query; RoPE for Llama, biases for GPT-2),
     /// x += Wdown · act(n2(x)) with act = GELU-tanh(Wup·) (GPT-2) or silu(Wgate·) * Wup· (Llama);
     /// logits = Wout · n(x), Wout = output.weight or token_embd.weight when tied.
-    /// - Throws: `RuntimeError.tokenOutOfRange`, `.contextFull` (nothing is computed then).
+    /// - Throws: `RuntimeError.tokenOutOfRange`, `.contextFull` (nothing is computed then);
+    ///   `.wrongModelKind` for an encoder.
     public func forward(_ tokens: [Int32], cache: KVCache, outputs: Range<Int>? = nil) throws -> [Float] {
+        try requireDecoder()
+        guard let output, let outputNorm else { preconditionFailure("forward: a decoder without an output head") }
         let T = tokens.count
         let outs = outputs ?? 0 ..< T
         precondition(outs.lowerBound >= 0 && outs.upperBound <= T, "forward: outputs \(outs) outside 0..<\(T)")

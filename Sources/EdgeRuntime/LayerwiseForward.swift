@@ -48,12 +48,50 @@ public struct LayerwiseForward {
         return x
     }
 
+    /// An encoder's embeddings of `sentences` (one after another, each from position 0): [N, hidden],
+    /// N the total token count, from `token_embd`, `position_embd`, `token_types` and `token_embd_norm`
+    /// (+ bias) in `tensors`.
+    /// - Throws: `RuntimeError` for a missing or mis-shaped tensor, a token outside the vocabulary,
+    ///   an empty sentence or one longer than `max_positions`.
+    public func embedSentences(_ sentences: [[Int32]], tensors: [String: WeightSource]) throws -> [Float] {
+        precondition(config.isEncoder, "LayerwiseForward.embedSentences: \(config.architecture) is not an encoder")
+        let encoder = EncoderStep(config: config, threads: threads, activations: activations)
+        try encoder.check(sentences)
+        let h = config.hiddenSize, n = sentences.reduce(0) { $0 + $1.count }
+        func linear(_ id: TensorID) throws -> Linear { try bind(id, tensors[id.name], shape: shape(of: id)) }
+        let token = try linear(.tokenEmbd), position = try linear(.posEmbd), types = try linear(TensorID(.tokenTypes))
+        let norm = TensorID(.tokenEmbdNorm)
+        let w = try vector(norm, tensors, shape: [h]), b = try vector(norm.bias, tensors, shape: [h])
+        var x = [Float](repeating: 0, count: n * h)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * h))
+        defer { scratch.deallocate() }
+        x.withUnsafeMutableBufferPointer {
+            encoder.embed(sentences, token: token, position: position, types: types, norm: w, normBias: b, into: $0.baseAddress!, scratch: scratch)
+        }
+        return x
+    }
+
+    /// Runs block `layer` of an encoder over the residual stream x [N, hidden] of sentences of
+    /// `lengths` (one after another), in place.
+    /// - Throws: `RuntimeError` naming a missing, mis-shaped or unusable tensor of the block.
+    public func block(_ layer: Int, tensors: [String: WeightSource], x: inout [Float], lengths: [Int], observe: ActivationObserver? = nil) throws {
+        precondition(config.isEncoder, "LayerwiseForward.block(lengths:): \(config.architecture) is not an encoder")
+        let b = try bindBlock(layer, tensors: tensors)
+        let n = lengths.reduce(0, +)
+        precondition(x.count == n * config.hiddenSize, "LayerwiseForward.block: x holds \(x.count) values, not \(n) tokens")
+        guard n > 0 else { return }
+        let buffers = EncoderBuffers(config: config, blocks: [b.sizes], tokens: n)
+        let encoder = EncoderStep(config: config, threads: threads, activations: activations)
+        x.withUnsafeMutableBufferPointer { encoder.block(b, x: $0.baseAddress!, lengths: lengths, buffers: buffers, observe: observe) }
+    }
+
     /// Runs block `layer` over one window's residual stream x [T, hidden] in place.
     /// - Parameters:
     ///   - tensors: the block's tensors by canonical name (others are ignored).
     ///   - observe: sees each linear weight's input, as `EdgeModel.activationObserver`.
     /// - Throws: `RuntimeError` naming a missing, mis-shaped or unusable tensor of the block.
     public func block(_ layer: Int, tensors: [String: WeightSource], x: inout [Float], observe: ActivationObserver? = nil) throws {
+        precondition(!config.isEncoder, "LayerwiseForward.block: an encoder's block needs the sentence lengths")
         let b = try bindBlock(layer, tensors: tensors)
         let h = config.hiddenSize, T = x.count / h
         precondition(x.count == T * h, "LayerwiseForward.block: x holds \(x.count) values, not a multiple of \(h)")

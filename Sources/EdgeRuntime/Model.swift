@@ -14,6 +14,9 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case badConfig(source: String, why: String)
     /// A token id is outside the vocabulary.
     case tokenOutOfRange(token: Int32, vocabSize: Int)
+    /// The model is of the wrong kind for the operation: an encoder asked for logits, or a decoder
+    /// asked for sentence embeddings (`why` says which and what to use instead).
+    case wrongModelKind(source: String, why: String)
     /// The tokens do not fit: the cache holds `capacity` positions and `needed` were asked for.
     case contextFull(needed: Int, capacity: Int)
     /// A context length outside 1...max_positions (or too small for the task) was asked for.
@@ -31,6 +34,7 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
         case let .badTensor(s, t, why): return "\(at(s))tensor '\(t)' \(why)"
         case let .unsupportedEncoding(s, t, e): return "\(at(s))tensor '\(t)' uses encoding '\(e)', which this runtime cannot compute with"
         case let .badConfig(s, why): return "\(at(s))bad model config: \(why)"
+        case let .wrongModelKind(s, why): return "\(at(s))\(why)"
         case let .tokenOutOfRange(tok, n): return "token id \(tok) is outside the vocabulary 0..<\(n)"
         case let .contextFull(n, c): return "context full: \(n) positions needed, the cache holds \(c)"
         case let .badContext(r, l, why): return "context length \(r) is not usable (limit \(l)): \(why)"
@@ -83,9 +87,12 @@ public final class EdgeModel: @unchecked Sendable {
     let tokenEmbedding: Linear       // (vocab, h)
     let positionEmbedding: Linear?   // (maxPositions, h) gpt2
     let blocks: [Block]
-    let outputNorm: [Float]          // (h)
+    let tokenTypeEmbedding: Linear?  // (type_vocab, h) bert
+    let embedNorm: [Float]?          // (h) bert
+    let embedNormBias: [Float]?      // (h) bert
+    let outputNorm: [Float]?         // (h); nil for an encoder
     let outputNormBias: [Float]?     // (h) gpt2
-    let output: Linear               // (vocab, h): output.weight, or token_embd.weight when tied
+    let output: Linear?              // (vocab, h): output.weight, or token_embd.weight when tied; nil for an encoder
 
     /// Opens the model in an `.edge` file. Weights are served from the file's mapping; the
     /// tokenizer is read from the blob "tokenizer.json" when present.
@@ -138,6 +145,9 @@ public final class EdgeModel: @unchecked Sendable {
         tokenEmbedding = weights.tokenEmbd
         positionEmbedding = weights.posEmbd
         blocks = weights.blocks
+        tokenTypeEmbedding = weights.tokenTypes
+        embedNorm = weights.embedNorm
+        embedNormBias = weights.embedNormBias
         outputNorm = weights.outputNorm
         outputNormBias = weights.outputNormBias
         output = weights.output

@@ -141,6 +141,7 @@ public final class TrainModel<R: TrainScalar> {
     ///     caller can hand over each tensor's values and release its own copy.
     public init(config: ModelConfig, trainable: Set<String>, threads: Int = 1,
                 load: (String) throws -> (values: [R], mask: BitMask?)) throws {
+        guard !config.isEncoder else { throw TrainingError.unsupportedArchitecture(config.architecture.rawValue) }
         var params: [Param<R>] = []
         var byName: [String: Param<R>] = [:]
         for spec in config.schema() {
@@ -163,9 +164,9 @@ public final class TrainModel<R: TrainScalar> {
         self.threads = max(1, threads)
         tokenEmbedding = weights.tokenEmbd
         positionEmbedding = weights.posEmbd
-        outputNorm = weights.outputNorm
+        outputNorm = weights.outputNorm!  // a decoder (checked above) has both
         outputNormBias = weights.outputNormBias
-        output = weights.output
+        output = weights.output!
         try refresh()
     }
 
@@ -739,6 +740,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case textTooShort(tokens: Int, needed: Int)
     case badCheckpoint(path: String, why: String)
     case nonFinite(step: Int, what: String)
+    /// The architecture cannot be trained (encoders: the distill pass and `compress train` are decoder-only).
+    case unsupportedArchitecture(String)
 
     public var description: String {
         switch self {
@@ -746,6 +749,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .badShape(n, e, c): return "tensor '\(n)' has \(c) values; its shape \(e) needs \(e.reduce(1, *))"
         case let .textTooShort(t, n): return "the training text has \(t) tokens; at least \(n) are needed (one training and one held-out window)"
         case let .badCheckpoint(p, why): return "\(p): \(why)"
+        case let .unsupportedArchitecture(a): return "training a \(a) model is not supported (encoders cannot be distilled or trained yet; GPT-2 and Llama can)"
         case let .nonFinite(step, what): return "training diverged at step \(step): \(what) is not finite (lower 'lr')"
         }
     }

@@ -26,20 +26,22 @@ final class ModelSchemaTests: XCTestCase {
         }
     }
 
-    /// A sweep of configs: both architectures, tied and untied, 1 and 3 layers, uniform and per-layer sizes.
+    /// A sweep of configs: every architecture, tied and untied (decoders), 1 and 3 layers, uniform and per-layer sizes.
     private var sweep: [ModelConfig] {
         var out: [ModelConfig] = []
         for arch in ModelConfig.Architecture.allCases {
-            for tied in [true, false] {
+            for tied in arch == .bert ? [false] : [true, false] {
                 for layers in [1, 3] {
-                    let gpt2 = arch == .gpt2
+                    let gpt2 = arch == .gpt2, bert = arch == .bert, fullKV = gpt2 || bert
                     var c = ModelConfig(architecture: arch, vocabSize: 40, hiddenSize: 16, numLayers: layers, numHeads: 4,
-                                        numKVHeads: gpt2 ? 4 : 2, headDim: 4, intermediateSize: 24, maxPositions: 32,
-                                        normEps: 1e-5, ropeTheta: gpt2 ? 0 : 10000, tiedEmbeddings: tied,
-                                        activation: gpt2 ? "gelu_new" : "silu", bosTokenID: 1, eosTokenID: 2)
+                                        numKVHeads: fullKV ? 4 : 2, headDim: 4, intermediateSize: 24, maxPositions: 32,
+                                        normEps: 1e-5, ropeTheta: arch == .llama ? 10000 : 0, tiedEmbeddings: tied,
+                                        activation: gpt2 ? "gelu_new" : bert ? "gelu" : "silu", bosTokenID: bert ? nil : 1,
+                                        eosTokenID: bert ? nil : 2, typeVocabSize: bert ? 2 : nil,
+                                        pooling: bert ? .init(mode: .cls, normalize: false) : nil)
                     out.append(c)
                     c.layers = (0 ..< layers).map { l in
-                        ModelConfig.LayerSizes(numHeads: gpt2 ? 4 - l % 2 : 4 - 2 * (l % 2), numKVHeads: gpt2 ? 4 - l % 2 : 2 - l % 2,
+                        ModelConfig.LayerSizes(numHeads: fullKV ? 4 - l % 2 : 4 - 2 * (l % 2), numKVHeads: fullKV ? 4 - l % 2 : 2 - l % 2,
                                                intermediateSize: 24 - 5 * l)
                     }
                     out.append(c)
@@ -77,6 +79,8 @@ final class ModelSchemaTests: XCTestCase {
                         (b + "ffn_norm.weight", [h]),
                         (b + "ffn_gate.weight", [f, h]), (b + "ffn_up.weight", [f, h]),
                         (b + "ffn_down.weight", [h, f])]
+            case .bert:
+                preconditionFailure("the legacy names predate encoders")
             }
         }
         out.append(("output_norm.weight", [h]))
@@ -85,9 +89,35 @@ final class ModelSchemaTests: XCTestCase {
         return out
     }
 
+    /// An encoder's schema: embeddings (+ token types, + their norm), post-norm blocks with biases, no head.
+    func testBertSchema() throws {
+        let c = ModelConfig(architecture: .bert, vocabSize: 100, hiddenSize: 8, numLayers: 2, numHeads: 2, numKVHeads: 2, headDim: 4,
+                            intermediateSize: 16, maxPositions: 32, normEps: 1e-12, ropeTheta: 0, tiedEmbeddings: false,
+                            activation: "gelu", bosTokenID: nil, eosTokenID: nil, typeVocabSize: 2,
+                            pooling: .init(mode: .mean, normalize: true, maxTokens: 16))
+        try c.validate(source: "t")
+        let names = c.schema().map(\.name)
+        XCTAssertEqual(Array(names.prefix(5)), ["token_embd.weight", "position_embd.weight", "token_types.weight",
+                                                "token_embd_norm.weight", "token_embd_norm.bias"])
+        XCTAssertEqual(Array(names[5 ..< 21]), ["attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down",
+                                                "layer_output_norm"].flatMap { ["blk.0.\($0).weight", "blk.0.\($0).bias"] })
+        XCTAssertEqual(names.count, 5 + 2 * 16)
+        XCTAssertEqual(c.schema()[name: "token_types.weight"]?.shape, [2, 8])
+        XCTAssertEqual(c.schema()[name: "blk.1.ffn_down.weight"]?.shape, [8, 16])
+        // Pooling round-trips through JSON; decoders refuse encoder fields and encoders need them.
+        let decoded = try JSONValue(encoding: c).decode(ModelConfig.self)
+        XCTAssertEqual(decoded, c)
+        var noPooling = c
+        noPooling.pooling = nil
+        XCTAssertThrowsError(try noPooling.validate(source: "t")) { XCTAssertTrue("\($0)".contains("pooling"), "\($0)") }
+        var badTokens = c
+        badTokens.pooling?.maxTokens = 64
+        XCTAssertThrowsError(try badTokens.validate(source: "t")) { XCTAssertTrue("\($0)".contains("max_tokens"), "\($0)") }
+    }
+
     /// The kind rule as it was before the schema (name heuristics), for canonical names.
     private func legacyKind(_ name: String) -> TensorKind {
-        if name == "token_embd.weight" || name == "position_embd.weight" { return .embedding }
+        if name == "token_embd.weight" || name == "position_embd.weight" || name == "token_types.weight" { return .embedding }
         if name == "output.weight" { return .output }
         if name.hasSuffix(".bias") { return .bias }
         if name.contains("norm") { return .norm }
@@ -106,7 +136,7 @@ final class ModelSchemaTests: XCTestCase {
     }
 
     func testSchemaMatchesLegacyExpectedTensors() throws {
-        let configs = try fixtures().map(\.config) + sweep
+        let configs = try fixtures().map(\.config) + sweep.filter { !$0.isEncoder }
         XCTAssertEqual(configs.count, 20)
         for c in configs {
             let legacy = legacyExpectedTensors(c), schema = c.schema()
@@ -205,17 +235,23 @@ final class ModelSchemaTests: XCTestCase {
             let label = "\(c.architecture) tied \(c.tiedEmbeddings)"
             XCTAssertEqual(asked, c.schema().map(\.id), "every tensor bound once, in canonical order: \(label)")
             XCTAssertEqual(w.tokenEmbd, .tokenEmbd)
-            XCTAssertEqual(w.output, c.tiedEmbeddings ? .tokenEmbd : .output, label)
-            XCTAssertEqual(w.posEmbd, c.architecture == .gpt2 ? .posEmbd : nil)
-            XCTAssertEqual(w.outputNorm, TensorID(.outputNorm))
+            let bert = c.isEncoder
+            XCTAssertEqual(w.output, bert ? nil : c.tiedEmbeddings ? .tokenEmbd : .output, label)
+            XCTAssertEqual(w.posEmbd, c.architecture == .llama ? nil : .posEmbd)
+            XCTAssertEqual(w.outputNorm, bert ? nil : TensorID(.outputNorm))
+            XCTAssertEqual(w.tokenTypes, bert ? TensorID(.tokenTypes) : nil)
+            XCTAssertEqual(w.embedNorm, bert ? TensorID(.tokenEmbdNorm) : nil)
+            XCTAssertEqual(w.embedNormBias, bert ? TensorID(.tokenEmbdNorm, bias: true) : nil)
             XCTAssertEqual(w.blocks.count, c.numLayers)
+            // Post-norm blocks bind their two norms (after attention, after the MLP) to attnNorm / ffnNorm.
+            let n1: TensorRole = bert ? .attnOutNorm : .attnNorm, n2: TensorRole = bert ? .layerOutNorm : .ffnNorm
             for (l, b) in w.blocks.enumerated() {
                 func id(_ r: TensorRole, bias: Bool = false) -> TensorID { TensorID(layer: l, r, bias: bias) }
                 XCTAssertEqual([b.attnNorm, b.q, b.k, b.v, b.o, b.ffnNorm, b.up, b.down],
-                               [id(.attnNorm), id(.attnQ), id(.attnK), id(.attnV), id(.attnOutput), id(.ffnNorm), id(.ffnUp), id(.ffnDown)])
+                               [id(n1), id(.attnQ), id(.attnK), id(.attnV), id(.attnOutput), id(n2), id(.ffnUp), id(.ffnDown)])
                 XCTAssertEqual(b.gate, c.architecture == .llama ? id(.ffnGate) : nil)
                 let biases = [b.attnNormBias, b.qBias, b.kBias, b.vBias, b.oBias, b.ffnNormBias, b.upBias, b.downBias]
-                let roles: [TensorRole] = [.attnNorm, .attnQ, .attnK, .attnV, .attnOutput, .ffnNorm, .ffnUp, .ffnDown]
+                let roles: [TensorRole] = [n1, .attnQ, .attnK, .attnV, .attnOutput, n2, .ffnUp, .ffnDown]
                 XCTAssertEqual(biases, roles.map { c.hasBiases ? id($0, bias: true) : nil })
                 XCTAssertEqual(b.sizes, c.sizes(layer: l))
                 XCTAssertEqual(b.matrices.count, c.architecture == .llama ? 7 : 6)

@@ -67,8 +67,8 @@ final class HFConfigTests: XCTestCase {
     }
 
     func testUnknownArchitecture() {
-        HFTest.assertError(["config.json", "unsupported architecture 'BertForMaskedLM'"]) {
-            try self.parse(#"{"architectures": ["BertForMaskedLM"], "model_type": "bert"}"#)
+        HFTest.assertError(["config.json", "unsupported architecture 'RobertaModel'"]) {
+            try self.parse(#"{"architectures": ["RobertaModel"], "model_type": "roberta"}"#)
         }
         HFTest.assertError(["unsupported architecture 'falcon'"]) { try self.parse(#"{"model_type": "falcon"}"#) }
     }

@@ -6,9 +6,12 @@ import XCTest
 /// The role-keyed Hugging Face name table that the importer and the exporter share.
 final class HFTensorNamesTests: XCTestCase {
     private func config(_ arch: ModelConfig.Architecture, tied: Bool) -> ModelConfig {
-        ModelConfig(architecture: arch, vocabSize: 32, hiddenSize: 16, numLayers: 2, numHeads: 4, numKVHeads: arch == .gpt2 ? 4 : 2,
-                    headDim: 4, intermediateSize: 24, maxPositions: 16, normEps: 1e-5, ropeTheta: arch == .gpt2 ? 0 : 10000,
-                    tiedEmbeddings: tied, activation: arch == .gpt2 ? "gelu_new" : "silu", bosTokenID: nil, eosTokenID: nil)
+        let bert = arch == .bert
+        return ModelConfig(architecture: arch, vocabSize: 32, hiddenSize: 16, numLayers: 2, numHeads: 4, numKVHeads: arch == .llama ? 2 : 4,
+                           headDim: 4, intermediateSize: 24, maxPositions: 16, normEps: 1e-5, ropeTheta: arch == .llama ? 10000 : 0,
+                           tiedEmbeddings: tied && !bert, activation: arch == .gpt2 ? "gelu_new" : bert ? "gelu" : "silu",
+                           bosTokenID: nil, eosTokenID: nil, typeVocabSize: bert ? 2 : nil,
+                           pooling: bert ? .init(mode: .mean, normalize: true) : nil)
     }
 
     /// Every tensor of every schema has a Hugging Face form; distinct tensors have distinct names,
@@ -48,6 +51,10 @@ final class HFTensorNamesTests: XCTestCase {
         XCTAssertNil(HFTensorNames.form(of: TensorID(layer: 0, .ffnGate), in: .gpt2), "GPT-2 has no gate")
         XCTAssertNil(HFTensorNames.form(of: .posEmbd, in: .llama), "Llama has no learned positions")
         XCTAssertNil(HFTensorNames.form(of: TensorID(layer: 0, .attnQKV), in: .gpt2), "the fused QKV is a GGUF-side role")
+        XCTAssertEqual(HFTensorNames.form(of: TensorID(layer: 2, .attnOutNorm, bias: true), in: .bert), .plain("encoder.layer.2.attention.output.LayerNorm.bias"))
+        XCTAssertEqual(HFTensorNames.form(of: TensorID(layer: 0, .ffnUp), in: .bert), .plain("encoder.layer.0.intermediate.dense.weight"))
+        XCTAssertEqual(HFTensorNames.form(of: TensorID(layer: 0, .ffnDown), in: .bert), .plain("encoder.layer.0.output.dense.weight"))
+        XCTAssertEqual(HFTensorNames.form(of: TensorID(.tokenTypes), in: .bert), .plain("embeddings.token_type_embeddings.weight"))
     }
 
     func testIgnoredBuffers() {
@@ -60,5 +67,10 @@ final class HFTensorNamesTests: XCTestCase {
         XCTAssertFalse(HFTensorNames.isIgnored("lm_head.weight", config: llama), "untied head is a weight")
         XCTAssertTrue(HFTensorNames.isIgnored("model.layers.0.self_attn.rotary_emb.inv_freq", config: llama))
         XCTAssertFalse(HFTensorNames.isIgnored("model.layers.0.self_attn.q_norm.weight", config: llama))
+        let bert = config(.bert, tied: false)
+        for name in ["embeddings.position_ids", "pooler.dense.weight", "bert.pooler.dense.bias", "cls.predictions.bias"] {
+            XCTAssertTrue(HFTensorNames.isIgnored(name, config: bert), name)
+        }
+        XCTAssertFalse(HFTensorNames.isIgnored("encoder.layer.0.output.dense.weight", config: bert))
     }
 }

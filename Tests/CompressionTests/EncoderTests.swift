@@ -94,6 +94,7 @@ final class EncoderTests: TempDirTestCase {
             ("prune-bitmask", #"[{"pass": "wanda_prune", "sparsity": 0.3, "kinds": ["linear"]}, {"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear"]}, {"pass": "pack", "format": "bitmask", "kinds": ["linear"]}]"#, 0.9),
             ("sparsegpt-2of4", #"[{"pass": "sparsegpt_prune", "pattern": "2:4", "kinds": ["linear"]}, {"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear"]}, {"pass": "pack", "format": "nm", "kinds": ["linear"]}]"#, 0.7),
             ("gptq", #"[{"pass": "quantize", "bits": 4, "group_size": 32, "method": "gptq", "kinds": ["linear"]}]"#, 0.95),
+            ("structured", #"[{"pass": "structured_prune", "mlp": 0.25, "heads": 0.25, "ranking": "activation", "kinds": ["linear"], "include": ["blk.*"]}, {"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear"]}]"#, 0.7),
         ]
         let data = tmp.appendingPathComponent("calibration.txt").path
         try (ref.sentences + ref.sentences.map { $0.uppercased() }).joined(separator: "\n").write(toFile: data, atomically: true, encoding: .utf8)
@@ -107,6 +108,9 @@ final class EncoderTests: TempDirTestCase {
             let cosines = zip(float, got).map { EmbeddingComparison.cosine($0, $1) }
             XCTAssertGreaterThanOrEqual(cosines.min()!, minCosine, "\(name): \(cosines)")
             if name == "f32" { XCTAssertEqual(got, float, "f32 .edge is the float model") }
+            if name == "structured" {  // one head of 4 and 32 neurons of 128 gone in every layer
+                XCTAssertEqual(model.config.layers, Array(repeating: .init(numHeads: 3, numKVHeads: 3, intermediateSize: 96), count: 2))
+            }
         }
     }
 

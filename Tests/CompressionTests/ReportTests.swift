@@ -50,6 +50,28 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(Report.logTicks(lo: 8, hi: 350), [10, 20, 50, 100, 200])
     }
 
+    /// Encoder rows (from `compress verify` of an encoder) read from a folder as device-artifacts.sh
+    /// leaves it, and their own table and plot.
+    func testEncoderRowsFromVerifyJSON() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-encoder-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("edge bytes".utf8).write(to: dir.appendingPathComponent("int8.edge"))
+        let verify = #"{"kind": "encoder", "before": {"bytes": 4000, "bits_per_weight": 32}, "after": {"bytes": 1000, "bits_per_weight": 8.2},"#
+            + #" "mean_cosine": 0.9993, "min_cosine": 0.998, "retrieval_agreement": 0.9675, "budget": {"ok": false, "violations": ["mean cosine 0.9993 < min 0.9995"]}}"#
+        try Data(verify.utf8).write(to: dir.appendingPathComponent("int8.verify.json"))
+        let rows = try Report.rows(folder: dir.path)
+        XCTAssertEqual(rows.count, 1)
+        XCTAssertEqual(rows[0].encoder, .init(meanCosine: 0.9993, minCosine: 0.998, retrievalAgreement: 0.9675))
+        XCTAssertEqual(rows[0].ratio, 0.25)
+        XCTAssertFalse(rows[0].budgetOK)
+        let md = Report.markdown(rows: rows, model: "MiniLM", text: "s.txt")
+        XCTAssertTrue(md.contains("| mean cosine | min cosine | retrieval |"), md)
+        XCTAssertTrue(md.contains("| int8 | 1000 | 8.20 | 0.250 | 0.9993 | 0.9980 | 96.8% |"), md)
+        XCTAssertEqual(Report.json(rows: rows, model: "m", text: "t")["rows"]?.arrayValue?.first?["kind"], .string("encoder"))
+        XCTAssertTrue(Report.svg(rows: rows, model: "m").contains("1 - mean cosine to float"))
+    }
+
     func testNiceTicks() {
         XCTAssertEqual(Report.niceStep(0.23), 0.5)
         XCTAssertEqual(Report.niceStep(17), 20)

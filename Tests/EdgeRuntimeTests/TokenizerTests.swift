@@ -18,6 +18,14 @@ private func loadTokenizer(_ relative: String) throws -> Tokenizer {
     return try Tokenizer(json: [UInt8](Data(contentsOf: fixturesFolder.appendingPathComponent(relative))))
 }
 
+/// Asserts that reading `json` fails with a `TokenizerError` whose one line is exactly `message`.
+func assertTokenizerRefuses(_ json: @autoclosure () throws -> [UInt8], _ message: String, line: UInt = #line) {
+    XCTAssertThrowsError(try Tokenizer(json: try json()), line: line) { error in
+        XCTAssertTrue(error is TokenizerError, line: line)
+        XCTAssertEqual("\(error)", message, line: line)
+    }
+}
+
 private func int32s(_ any: Any?) -> [Int32] {
     ((any as? [Any]) ?? []).compactMap { ($0 as? Int).map(Int32.init) }
 }
@@ -250,10 +258,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     private func assertRefused(_ message: String, line: UInt = #line, _ edit: (inout [String: Any]) -> Void) throws {
-        XCTAssertThrowsError(try Tokenizer(json: try document(edit)), line: line) { error in
-            XCTAssertTrue(error is TokenizerError, line: line)
-            XCTAssertEqual("\(error)", message, line: line)
-        }
+        assertTokenizerRefuses(try document(edit), message, line: line)
     }
 
     func testMinimalDocumentWorks() throws {

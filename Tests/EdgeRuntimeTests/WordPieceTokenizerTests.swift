@@ -141,10 +141,7 @@ final class WordPieceTokenizerTests: XCTestCase {
     }
 
     private func assertRefused(_ message: String, line: UInt = #line, _ edit: (inout [String: Any]) -> Void) throws {
-        XCTAssertThrowsError(try Tokenizer(json: try document(edit)), line: line) { error in
-            XCTAssertTrue(error is TokenizerError, line: line)
-            XCTAssertEqual("\(error)", message, line: line)
-        }
+        assertTokenizerRefuses(try document(edit), message, line: line)
     }
 
     func testMinimalDocument() throws {

@@ -14,7 +14,9 @@ import Training
 /// tokens (the text's tokens framed by `[CLS]` … `[SEP]`, `length` capped by the pooling's
 /// max_tokens), and the loss is the squared error of the last hidden states divided by the
 /// teacher's (`hiddenStateLoss`), plus `cosine` times 1 - cosine of the pooled embeddings;
-/// `temperature` and `alpha` do not apply; the held-out figure is that loss.
+/// `temperature` and `alpha` do not apply; the held-out figure is that loss. With `intermediate`
+/// > 0 the outputs of the earlier blocks are matched too (each block's error weighted by it; the
+/// teacher is then the float encoder in training form, which gives every block's output).
 ///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
 /// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "cosine": 0, "seed": 0, "held_out": 0.1,
@@ -54,6 +56,8 @@ public struct Distill: Pass {
         o.alpha = try f.double("alpha", default: o.alpha, range: 0 ... 100)
         let cosine = try f.double("cosine", default: 0, range: 0 ... 100)
         o.cosine = cosine == 0 ? nil : cosine
+        let intermediate = try f.double("intermediate", default: 0, range: 0 ... 100)
+        o.intermediate = intermediate == 0 ? nil : intermediate
         o.seed = UInt64(try f.int("seed", default: 0, range: 0 ... Int(Int32.max)))
         o.heldOut = try f.double("held_out", default: o.heldOut, range: 0 ... 0.9)
         o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
@@ -80,8 +84,8 @@ public struct Distill: Pass {
         }
         let start = Date()
         let config = latent.config, encoder = config.isEncoder
-        if options.cosine != nil, !encoder {
-            throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)].cosine",
+        for (field, set) in [("cosine", options.cosine != nil), ("intermediate", options.intermediate != nil)] where set && !encoder {
+            throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)].\(field)",
                               why: "applies to encoders (sentence embeddings); this model is a \(config.architecture.rawValue) decoder")
         }
         // The teacher's matrices in f16: half its memory; its logits move by about 1e-3 of their size.
@@ -123,8 +127,25 @@ public struct Distill: Pass {
         var trainer: Trainer?
         do {
             let t = teacher!
-            trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
-                try encoder ? t.hiddenStates([window]) : t.logits(window)
+            if encoder, options.intermediate != nil {
+                // Every block's output: the float encoder in training form (frozen).
+                let tm = try TrainModel<Float>(config: input.config, trainable: [], threads: t.threads) { name in
+                    guard let spec = input.tensors.first(where: { $0.name == name }) else {
+                        throw PassError(pass: Self.id, tensor: name, why: "is missing from the input model")
+                    }
+                    return (try spec.floats(), nil)
+                }
+                trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
+                    let (x, cache) = tm.forward([window])
+                    var out: [Float] = []
+                    out.reserveCapacity(x.count * tm.config.numLayers)
+                    for l in 0 ..< tm.config.numLayers { out += tm.encoderBlockOutput(l, cache: cache).array }
+                    return out
+                }
+            } else {
+                trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
+                    try encoder ? t.hiddenStates([window]) : t.logits(window)
+                }
             }
         } catch let e as TrainingError {
             throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
@@ -193,6 +214,7 @@ public struct Distill: Pass {
             o["resumed_from_step"] = .number(Double(r.resumedFrom))
             if isEncoder {
                 o["cosine"] = .number(options.cosine ?? 0)
+                o["intermediate"] = .number(options.intermediate ?? 0)
                 o["held_out_loss_before"] = .number(r.heldOutBefore)
                 o["held_out_loss_after"] = .number(r.heldOutAfter)
                 if let last = r.log.last, last.step > 0 {

@@ -68,12 +68,21 @@ extension TrainModel {
         return (x, cache)
     }
 
+    /// The output of block `l` [B*S, hidden] in the encoder forward that made `cache`, for a loss on
+    /// intermediate layers (the last block's is the forward's output itself).
+    public func encoderBlockOutput(_ l: Int, cache c: Cache) -> Buf<R> {
+        precondition(config.isEncoder && l >= 0 && l < c.layers.count, "encoderBlockOutput: block \(l) of \(c.layers.count)")
+        return l + 1 < c.layers.count ? c.layers[l + 1].x : c.nf
+    }
+
     /// Adds the gradients of a loss to every trainable tensor's `grad`, given dLoss/d(last hidden
-    /// states) [B*S, hidden] for the `encoderForward` that made `cache`.
-    func encoderBackward(_ dOut: Buf<R>, cache c: Cache) {
+    /// states) [B*S, hidden] for the `encoderForward` that made `cache`, and dLoss/d(output of
+    /// block l) for the blocks before the last that the loss reads (`blockOutputGradients`).
+    func encoderBackward(_ dOut: Buf<R>, cache c: Cache, blockOutputGradients extra: [Int: Buf<R>] = [:]) {
         let B = c.batch, S = c.length, N = B * S, h = config.hiddenSize, hd = config.headDim
         var dx = dOut  // d(block output); read only
-        for (l, lc) in zip(layers, c.layers).reversed() {
+        for (i, (l, lc)) in zip(layers, c.layers).enumerated().reversed() {
+            if i + 1 < layers.count, let g = extra[i] { add(dx, g, count: N * h) }  // dx is this pass's own buffer here
             let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
             let qd = nh * hd, kvd = nkv * hd
             // out = LN2(y2)

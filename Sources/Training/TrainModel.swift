@@ -379,9 +379,10 @@ public final class TrainModel<R: TrainScalar> {
 
     /// Adds the gradients of a loss to every trainable tensor's `grad`, given dLoss/dlogits
     /// [B*S, vocab] for the forward pass that made `cache` (for an encoder: dLoss/d(last hidden
-    /// states) [B*S, hidden]).
-    public func backward(_ dLogits: Buf<R>, cache c: Cache) {
-        if config.isEncoder { return encoderBackward(dLogits, cache: c) }
+    /// states) [B*S, hidden], and for a loss on intermediate layers, dLoss/d(output of block l) by l).
+    public func backward(_ dLogits: Buf<R>, cache c: Cache, blockOutputGradients: [Int: Buf<R>] = [:]) {
+        if config.isEncoder { return encoderBackward(dLogits, cache: c, blockOutputGradients: blockOutputGradients) }
+        precondition(blockOutputGradients.isEmpty, "backward: block output gradients are for encoders")
         let B = c.batch, S = c.length, N = B * S, h = config.hiddenSize, hd = config.headDim
         let llama = config.architecture == .llama
         var dx = scratch(N * h, zeroed: true)

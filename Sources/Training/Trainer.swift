@@ -35,12 +35,15 @@ public struct TrainOptions: Equatable, Sendable, Codable {
     /// squared error of the hidden states (`hiddenStateLoss`); nil = 0 (and absent from the JSON, so
     /// decoders' checkpoint fingerprints are as before).
     public var cosine: Double?
+    /// Encoders: weight of each earlier block's output error (`hiddenStateLoss` without cosine) when
+    /// the teacher gives the outputs of several blocks; nil = 0 (absent from the JSON).
+    public var intermediate: Double?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case steps, batch, length, lr, warmup, weightDecay = "weight_decay", clip, temperature, alpha, seed
-        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments, cosine
+        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments, cosine, intermediate
     }
 }
 
@@ -101,8 +104,9 @@ public final class Trainer {
     public let model: TrainModel<Float>
     public let options: TrainOptions
     public let optimizer: AdamW<Float>
-    /// Logits [length, vocab] of the teacher for one window (encoders: last hidden states
-    /// [length, hidden]); nil trains on cross-entropy alone.
+    /// Logits [length, vocab] of the teacher for one window (encoders: the outputs of its last k
+    /// blocks [k, length, hidden], the last block's last: k = 1 is the last hidden states alone);
+    /// nil trains on cross-entropy alone.
     let teacher: (([Int32]) throws -> [Float])?
     /// The teacher's outputs for the held-out windows (encoders), made at the first evaluation.
     var heldOutTeacher: [[Float]]?
@@ -203,13 +207,42 @@ public final class Trainer {
         if heldOutTeacher == nil { heldOutTeacher = try heldOut.map { try teacher($0) } }
         var total = 0.0
         for (w, t) in zip(heldOut, heldOutTeacher!) {
-            let (hidden, _) = model.forward([w])
-            total += t.withUnsafeBufferPointer {
-                hiddenStateLoss(hidden: hidden, teacher: $0.baseAddress!, batch: 1, length: w.count, width: model.config.hiddenSize,
-                                cosine: options.cosine ?? 0, firstToken: model.config.pooling?.mode == .cls).loss
-            }
+            let (hidden, cache) = model.forward([w])
+            total += encoderLoss(hidden: hidden, cache: cache, teacher: t, scale: 1).loss.loss
         }
         return total / Double(max(1, heldOut.count))
+    }
+
+    /// The encoder's loss for one window (a forward of one sequence): `hiddenStateLoss` of the last
+    /// hidden states (with `cosine`) and, when `teacher` holds the outputs of the last k blocks
+    /// ([k, length, hidden], the last block's last), `intermediate` times that of each of the k - 1
+    /// blocks before the last (without cosine). Replaces `hidden` by dLoss/dhidden and returns the
+    /// gradients of those blocks' outputs by block, all times `scale`.
+    func encoderLoss(hidden: Buf<Float>, cache: TrainModel<Float>.Cache, teacher: [Float], scale: Float) -> (loss: LossValue, blocks: [Int: Buf<Float>]) {
+        let h = model.config.hiddenSize, n = hidden.count, L = model.config.numLayers
+        let k = teacher.count / n
+        precondition(k >= 1 && k <= L && k * n == teacher.count, "teacher gave \(teacher.count) values for \(n)-value hidden states")
+        var blocks: [Int: Buf<Float>] = [:]
+        var total = LossValue(loss: 0, kl: 0, ce: 0)
+        teacher.withUnsafeBufferPointer { t in
+            let w = Float(options.intermediate ?? 0)
+            for j in 0 ..< k - 1 where w > 0 {
+                let l = L - k + j
+                let g = Buf(model.encoderBlockOutput(l, cache: cache).array)
+                let v = hiddenStateLoss(hidden: g, teacher: t.baseAddress! + j * n, batch: 1, length: n / h, width: h, cosine: 0)
+                total.loss += Double(w) * v.loss
+                let f = w * scale
+                for i in 0 ..< n { g.p[i] *= f }
+                blocks[l] = g
+            }
+            let v = hiddenStateLoss(hidden: hidden, teacher: t.baseAddress! + (k - 1) * n, batch: 1, length: n / h, width: h,
+                                    cosine: options.cosine ?? 0, firstToken: model.config.pooling?.mode == .cls)
+            total.loss += v.loss
+            total.kl = v.kl
+            total.ce = v.ce
+            if scale != 1 { for i in 0 ..< n { hidden.p[i] *= scale } }
+        }
+        return (total, blocks)
     }
 
     /// Perplexity of the current student (with its fake quantization) on the held-out windows:
@@ -290,7 +323,7 @@ public final class Trainer {
     /// targets), so the summed gradient is the batch's.
     func accumulateGradients(windows picked: [Int], step: Int, teacherSeconds: inout Double, trainSeconds: inout Double) throws -> LossValue {
         let encoder = model.config.isEncoder
-        let V = model.config.vocabSize, width = encoder ? model.config.hiddenSize : V
+        let V = model.config.vocabSize
         var loss = LossValue(loss: 0, kl: 0, ce: 0)
         let share = 1 / Double(picked.count)
         for w in picked {
@@ -305,7 +338,7 @@ public final class Trainer {
                     if !again { teacherCache[w] = nil }
                 } else {
                     let logits = try teacher(train[w])
-                    if again, (teacherCache.count + 1) * length * width * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
+                    if again, (teacherCache.count + 1) * logits.count * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
                     teacherLogits = logits
                 }
                 teacherSeconds += Date().timeIntervalSince(t0)
@@ -313,10 +346,18 @@ public final class Trainer {
             let t0 = Date()
             let window = [train[w]]
             let (logits, cache) = model.forward(window)
-            let part = encoder ? teacherLogits!.withUnsafeBufferPointer {
-                hiddenStateLoss(hidden: logits, teacher: $0.baseAddress!, batch: 1, length: length, width: width,
-                                cosine: options.cosine ?? 0, firstToken: model.config.pooling?.mode == .cls)
-            } : teacherLogits.map { tl in
+            if encoder {
+                let (part, blocks) = encoderLoss(hidden: logits, cache: cache, teacher: teacherLogits!, scale: Float(share))
+                teacherLogits = nil
+                guard part.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
+                model.backward(logits, cache: cache, blockOutputGradients: blocks)
+                loss.loss += share * part.loss
+                loss.kl += share * part.kl
+                loss.ce += share * part.ce
+                trainSeconds += Date().timeIntervalSince(t0)
+                continue
+            }
+            let part = teacherLogits.map { tl in
                 tl.withUnsafeBufferPointer {
                     distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Self.targets(window), vocab: V,
                                      temperature: options.temperature, alpha: options.alpha, threads: model.threads)

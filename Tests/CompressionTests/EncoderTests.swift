@@ -117,7 +117,7 @@ final class EncoderTests: TempDirTestCase {
         let float = try floatModel().embed(tokens: ref.ids)
         let prune = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
         let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear", "embedding"]}"#
-        let distill = #"{"pass": "distill", "steps": 30, "batch": 4, "length": 32, "lr": 3e-3, "cosine": 1, "eval_every": 0}"#
+        let distill = #"{"pass": "distill", "steps": 30, "batch": 4, "length": 32, "lr": 3e-3, "cosine": 1, "intermediate": 1, "eval_every": 0}"#
         let pack = #"{"pass": "pack", "format": "auto"}"#
         var cosines: [String: Double] = [:]
         var record: JSONValue = .object([:])

@@ -116,6 +116,29 @@ final class EncoderTrainingTests: XCTestCase {
                                                   .init(numHeads: 1, numKVHeads: 1, intermediateSize: 5)]), seed: 41)
     }
 
+    /// A loss that also reads block 0's output (`blockOutputGradients`), in Double.
+    func testIntermediateBlockGradients() throws {
+        let config = Self.config()
+        let m = try GradientTests.randomModel(config, seed: 42)
+        let batch: [[Int32]] = [[1, 5, 2, 12, 7], [4, 4, 0, 9, 2]]
+        let N = 10, h = config.hiddenSize
+        let t0 = randomWeights(N * h, seed: 43).map { Float($0) }, t1 = randomWeights(N * h, seed: 44).map { Float($0) }
+        func loss(backward: Bool) -> Double {
+            try! m.refresh()
+            let (hidden, cache) = m.forward(batch)
+            let mid = Buf<Double>(m.encoderBlockOutput(0, cache: cache).array)
+            let a = t0.withUnsafeBufferPointer { hiddenStateLoss(hidden: mid, teacher: $0.baseAddress!, batch: 2, length: 5, width: h, cosine: 0) }
+            let b = t1.withUnsafeBufferPointer { hiddenStateLoss(hidden: hidden, teacher: $0.baseAddress!, batch: 2, length: 5, width: h, cosine: 0.5) }
+            if backward { m.backward(hidden, cache: cache, blockOutputGradients: [0: mid]) }
+            return a.loss + b.loss
+        }
+        m.zeroGrad()
+        _ = loss(backward: true)
+        for p in m.params {
+            check("bert+block0 \(p.name)", p.value.p, count: p.value.count, grad: p.grad!.array, samples: 6, tolerance: 1e-5) { loss(backward: false) }
+        }
+    }
+
     /// The training forward is the runtime's `hiddenStates` on the tiny-bert fixture (several
     /// sentences of one length in one batch).
     func testEncoderForwardMatchesRuntime() throws {

@@ -10,8 +10,16 @@ import Training
 /// passes); tensors a quantize pass encodes train through straight-through fake quantization and
 /// are quantized again, from the trained values, by that same pass when the file is written.
 ///
+/// Encoders (BERT): the teacher is the float encoder (f32), each window is one sentence of `length`
+/// tokens (the text's tokens framed by `[CLS]` … `[SEP]`, `length` capped by the pooling's
+/// max_tokens), and the loss is the squared error of the last hidden states divided by the
+/// teacher's (`hiddenStateLoss`), plus `cosine` times 1 - cosine of the pooled embeddings;
+/// `temperature` and `alpha` do not apply; the held-out figure is that loss. With `intermediate`
+/// > 0 the outputs of the earlier blocks are matched too (each block's error weighted by it; the
+/// teacher is then the float encoder in training form, which gives every block's output).
+///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
-/// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "seed": 0, "held_out": 0.1,
+/// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "cosine": 0, "seed": 0, "held_out": 0.1,
 /// "eval_every": 10, "checkpoint_every": 10, "moments": "bf16" | "f32", <selector>}`; the selector (which tensors train)
 /// defaults to the blocks' linear weights, norms and biases: embeddings and the output head stay frozen.
 public struct Distill: Pass {
@@ -26,6 +34,7 @@ public struct Distill: Pass {
     /// instead of `trained`: the stream reads them trained.
     private(set) var trainedInStore: Set<String> = []
     private var report: TrainReport?
+    private var isEncoder = false
     private var seconds = 0.0
     private var written = 0
 
@@ -45,6 +54,10 @@ public struct Distill: Pass {
         o.clip = try f.double("clip", default: o.clip, range: 0 ... 1e6)
         o.temperature = try f.double("temperature", default: o.temperature, range: 0.05 ... 100)
         o.alpha = try f.double("alpha", default: o.alpha, range: 0 ... 100)
+        let cosine = try f.double("cosine", default: 0, range: 0 ... 100)
+        o.cosine = cosine == 0 ? nil : cosine
+        let intermediate = try f.double("intermediate", default: 0, range: 0 ... 100)
+        o.intermediate = intermediate == 0 ? nil : intermediate
         o.seed = UInt64(try f.int("seed", default: 0, range: 0 ... Int(Int32.max)))
         o.heldOut = try f.double("held_out", default: o.heldOut, range: 0 ... 0.9)
         o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
@@ -70,10 +83,23 @@ public struct Distill: Pass {
                               why: "'\(Self.id)' needs calibration text and the input model")
         }
         let start = Date()
+        let config = latent.config, encoder = config.isEncoder
+        for (field, set) in [("cosine", options.cosine != nil), ("intermediate", options.intermediate != nil)] where set && !encoder {
+            throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)].\(field)",
+                              why: "applies to encoders (sentence embeddings); this model is a \(config.architecture.rawValue) decoder")
+        }
         // The teacher's matrices in f16: half its memory; its logits move by about 1e-3 of their size.
-        var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: true)
-        let config = latent.config
-        let tokens = try teacher!.tokenize(calibration.text)
+        // An encoder's teacher stays f32 (small models; its hidden states are the target itself).
+        var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder)
+        var frame: (prefix: [Int32], suffix: [Int32]) = ([], [])
+        let tokens: [Int32]
+        if encoder {
+            guard let tokenizer = teacher!.tokenizer else { throw RuntimeError.noTokenizer(source: teacher!.source) }
+            tokens = tokenizer.encode(calibration.text)
+            frame = (tokenizer.specialTokenPrefix, tokenizer.specialTokenSuffix)
+        } else {
+            tokens = try teacher!.tokenize(calibration.text)
+        }
         var index: [String: Int] = [:]
         for (n, t) in latent.tensors.enumerated() { index[t.name] = n }
         let trainable = Set(latent.tensors.map(\.name).filter { selector.selects($0, numLayers: config.numLayers) })
@@ -101,7 +127,26 @@ public struct Distill: Pass {
         var trainer: Trainer?
         do {
             let t = teacher!
-            trainer = try Trainer(model: model, tokens: tokens, options: options) { window in try t.logits(window) }
+            if encoder, options.intermediate != nil {
+                // Every block's output: the float encoder in training form (frozen).
+                let tm = try TrainModel<Float>(config: input.config, trainable: [], threads: t.threads) { name in
+                    guard let spec = input.tensors.first(where: { $0.name == name }) else {
+                        throw PassError(pass: Self.id, tensor: name, why: "is missing from the input model")
+                    }
+                    return (try spec.floats(), nil)
+                }
+                trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
+                    let (x, cache) = tm.forward([window])
+                    var out: [Float] = []
+                    out.reserveCapacity(x.count * tm.config.numLayers)
+                    for l in 0 ..< tm.config.numLayers { out += tm.encoderBlockOutput(l, cache: cache).array }
+                    return out
+                }
+            } else {
+                trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
+                    try encoder ? t.hiddenStates([window]) : t.logits(window)
+                }
+            }
         } catch let e as TrainingError {
             throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
         }
@@ -109,7 +154,7 @@ public struct Distill: Pass {
         let r = try trainer!.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
             var item = "distill step \(p.step)/\(p.steps)"
             if let l = p.loss { item += String(format: " loss %.3f", l.loss) }
-            if let ppl = p.heldOutPPL { item += String(format: " held-out ppl %.2f", ppl) }
+            if let ppl = p.heldOutPPL { item += String(format: encoder ? " held-out loss %.4f" : " held-out ppl %.2f", ppl) }
             context.progress?(p.step, steps, item)
         }
         // The optimizer state and the teacher go before the trained values are copied out, so the
@@ -126,6 +171,7 @@ public struct Distill: Pass {
             }
         }
         report = r
+        isEncoder = encoder
         seconds = Date().timeIntervalSince(start)
     }
 
@@ -165,12 +211,23 @@ public struct Distill: Pass {
             o["length"] = .number(Double(r.length))
             o["train_windows"] = .number(Double(r.trainWindows))
             o["held_out_windows"] = .number(Double(r.heldOutWindows))
-            o["held_out_ppl_before"] = .number(r.heldOutBefore)
-            o["held_out_ppl_after"] = .number(r.heldOutAfter)
             o["resumed_from_step"] = .number(Double(r.resumedFrom))
-            if let last = r.log.last, last.step > 0 {
-                o["final_loss"] = .number(last.loss)
-                o["final_kl"] = .number(last.kl)
+            if isEncoder {
+                o["cosine"] = .number(options.cosine ?? 0)
+                o["intermediate"] = .number(options.intermediate ?? 0)
+                o["held_out_loss_before"] = .number(r.heldOutBefore)
+                o["held_out_loss_after"] = .number(r.heldOutAfter)
+                if let last = r.log.last, last.step > 0 {
+                    o["final_loss"] = .number(last.loss)
+                    o["final_mse"] = .number(last.kl)
+                }
+            } else {
+                o["held_out_ppl_before"] = .number(r.heldOutBefore)
+                o["held_out_ppl_after"] = .number(r.heldOutAfter)
+                if let last = r.log.last, last.step > 0 {
+                    o["final_loss"] = .number(last.loss)
+                    o["final_kl"] = .number(last.kl)
+                }
             }
         }
         return .object(o)

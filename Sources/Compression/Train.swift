@@ -27,6 +27,8 @@ public enum TrainModelFile {
         let start = Date()
         let checkpoint = try Checkpoint.open(input)
         let graph = ModelGraph(checkpoint)
+        // An encoder has no next token to train on (it trains by distillation: the distill pass).
+        guard !graph.config.isEncoder else { throw TrainingError.unsupportedArchitecture(graph.config.architecture.rawValue) }
         let text = try TextFile.load(path: textFile, purpose: "training text")
         let runtime = try EdgeModel.floatModel(graph: graph)
         let tokens = try runtime.tokenize(text)

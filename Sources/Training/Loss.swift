@@ -81,3 +81,57 @@ func softmax<S: TrainScalar>(_ z: UnsafePointer<S>, count: Int, temperature T: D
     }
     return (Double(m), sum)
 }
+
+/// Distillation loss of an encoder over last hidden states [B*S, h] (B sentences of S tokens):
+/// sum ||student - teacher||^2 / sum ||teacher||^2 over all tokens (the mean squared error per
+/// token, divided by the teacher's mean squared norm, so that a learning rate does not depend on the
+/// model's scale), plus `cosine` times the mean over the sentences of 1 - cos(student, teacher)
+/// of their pooled embeddings (the mean of the tokens, or the first token with `firstToken`, as
+/// `pooling` cls). Replaces `hidden` by dLoss/dhidden.
+/// - Returns: `loss` the total, `kl` the normalized squared error, `ce` the mean 1 - cosine.
+public func hiddenStateLoss<R: TrainScalar>(hidden: Buf<R>, teacher: UnsafePointer<Float>, batch B: Int, length S: Int, width h: Int,
+                                            cosine weight: Double, firstToken: Bool = false) -> LossValue {
+    let N = B * S
+    precondition(hidden.count == N * h, "loss: hidden states hold \(hidden.count) values, expected \(N) x \(h)")
+    var tn = 0.0, se = 0.0
+    for i in 0 ..< N * h {
+        let t = Double(teacher[i])
+        tn += t * t
+        se += (Double(hidden.p[i]) - t) * (Double(hidden.p[i]) - t)
+    }
+    tn = max(tn, Double.leastNormalMagnitude)
+    // Cosine term: gradients of the pooled vectors first (they read the student's values).
+    var cosLoss = 0.0
+    var dPooled: [[Double]] = []
+    if weight > 0 {
+        let rows = firstToken ? 1 : S
+        for b in 0 ..< B {
+            var ps = [Double](repeating: 0, count: h), pt = [Double](repeating: 0, count: h)
+            for t in 0 ..< rows {
+                let r = (b * S + t) * h
+                for j in 0 ..< h { ps[j] += Double(hidden.p[r + j]); pt[j] += Double(teacher[r + j]) }
+            }
+            for j in 0 ..< h { ps[j] /= Double(rows); pt[j] /= Double(rows) }
+            var dot = 0.0, ss = 0.0, tt = 0.0
+            for j in 0 ..< h { dot += ps[j] * pt[j]; ss += ps[j] * ps[j]; tt += pt[j] * pt[j] }
+            let ns = max(ss.squareRoot(), 1e-12), nt = max(tt.squareRoot(), 1e-12), c = dot / (ns * nt)
+            cosLoss += (1 - c) / Double(B)
+            // d(1 - c)/dps = -(pt / (|ps||pt|) - c ps / |ps|^2), weighted and spread over the pooled rows
+            let f = weight / Double(B) / Double(rows)
+            dPooled.append((0 ..< h).map { j in -f * (pt[j] / (ns * nt) - c * ps[j] / (ns * ns)) })
+        }
+    }
+    let g = 2 / tn
+    for i in 0 ..< N * h { hidden.p[i] = R(g * (Double(hidden.p[i]) - Double(teacher[i]))) }
+    if weight > 0 {
+        let rows = firstToken ? 1 : S
+        for b in 0 ..< B {
+            for t in 0 ..< rows {
+                let r = (b * S + t) * h
+                for j in 0 ..< h { hidden.p[r + j] += R(dPooled[b][j]) }
+            }
+        }
+    }
+    let mse = se / tn
+    return LossValue(loss: mse + weight * cosLoss, kl: mse, ce: cosLoss)
+}

@@ -18,6 +18,8 @@ public protocol TrainScalar: BinaryFloatingPoint, Sendable {
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
+    /// The error function (GELU erf, BERT's MLP activation).
+    static func erf(_ x: Self) -> Self
     static func cos(_ x: Self) -> Self
     static func sin(_ x: Self) -> Self
     static func pow(_ x: Self, _ y: Self) -> Self
@@ -96,6 +98,7 @@ extension Float: TrainScalar {
     public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
     public static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
+    public static func erf(_ x: Float) -> Float { Foundation.erff(x) }
     public static func cos(_ x: Float) -> Float { Foundation.cos(x) }
     public static func sin(_ x: Float) -> Float { Foundation.sin(x) }
     public static func pow(_ x: Float, _ y: Float) -> Float { Foundation.pow(x, y) }
@@ -129,6 +132,7 @@ extension Double: TrainScalar {
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     public static func log(_ x: Double) -> Double { Foundation.log(x) }
     public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
+    public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
     public static func cos(_ x: Double) -> Double { Foundation.cos(x) }
     public static func sin(_ x: Double) -> Double { Foundation.sin(x) }
     public static func pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }

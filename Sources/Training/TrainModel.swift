@@ -84,14 +84,17 @@ public struct FakeQuantized<R: TrainScalar> {
     }
 }
 
-/// A GPT-2 or Llama model in a form that trains: float parameters by canonical name, a forward
+/// A GPT-2, Llama or BERT model in a form that trains: float parameters by canonical name, a forward
 /// pass that keeps what the backward pass needs, and reverse-mode gradients for every op
 /// (embeddings, LayerNorm/RMSNorm, causal grouped-query attention with RoPE, GELU and SwiGLU MLPs,
-/// tied or untied output head). The arithmetic is the runtime's (`EdgeModel.forward`), written
-/// over `R` so that gradient checks can run in Double; matrix products go through `R.gemm`.
+/// tied or untied output head; for BERT (`TrainModel+Encoder.swift`): token type 0 and the
+/// embedding LayerNorm, post-norm blocks, bidirectional attention, GELU erf, and the last hidden
+/// states as the output). The arithmetic is the runtime's (`EdgeModel.forward`,
+/// `EdgeModel.hiddenStates`), written over `R` so that gradient checks can run in Double; matrix
+/// products go through `R.gemm`.
 ///
 /// Sequences of a batch have one length S and start at position 0; linear layers run over all
-/// N = B x S rows at once, attention per sequence.
+/// N = B x S rows at once, attention per sequence (for an encoder each sequence is one sentence).
 public final class TrainModel<R: TrainScalar> {
     public let config: ModelConfig
     /// Every tensor of `config.schema()`, in that order.
@@ -114,8 +117,11 @@ public final class TrainModel<R: TrainScalar> {
     let pool = BufPool()
     let tokenEmbedding: Param<R>
     let positionEmbedding: Param<R>?
-    let outputNorm: Param<R>, outputNormBias: Param<R>?
-    let output: Param<R>
+    /// The decoder's final norm and head (nil for an encoder).
+    let outputNorm: Param<R>?, outputNormBias: Param<R>?
+    let output: Param<R>?
+    /// The encoder's token-type embedding (row 0 is used) and embedding LayerNorm (nil for a decoder).
+    let tokenTypes: Param<R>?, embedNorm: Param<R>?, embedNormBias: Param<R>?
 
     /// - Parameters:
     ///   - tensors: values of every tensor the config requires (row-major).
@@ -141,7 +147,6 @@ public final class TrainModel<R: TrainScalar> {
     ///     caller can hand over each tensor's values and release its own copy.
     public init(config: ModelConfig, trainable: Set<String>, threads: Int = 1,
                 load: (String) throws -> (values: [R], mask: BitMask?)) throws {
-        guard !config.isEncoder else { throw TrainingError.unsupportedArchitecture(config.architecture.rawValue) }
         var params: [Param<R>] = []
         var byName: [String: Param<R>] = [:]
         for spec in config.schema() {
@@ -164,18 +169,23 @@ public final class TrainModel<R: TrainScalar> {
         self.threads = max(1, threads)
         tokenEmbedding = weights.tokenEmbd
         positionEmbedding = weights.posEmbd
-        outputNorm = weights.outputNorm!  // a decoder (checked above) has both
+        outputNorm = weights.outputNorm  // a decoder has both, an encoder neither (ModelWeights checks)
         outputNormBias = weights.outputNormBias
-        output = weights.output!
+        output = weights.output
+        tokenTypes = weights.tokenTypes
+        embedNorm = weights.embedNorm
+        embedNormBias = weights.embedNormBias
         try refresh()
     }
 
     /// Recomputes what the forward pass uses from the latent values: fake quantization, kept in
     /// its encoding when that decodes exactly to the fake-quantized values and is at most half
     /// their size (`keepsEncodedWeights`), else as values. Call after every change of the latent values.
+    /// - Parameter skippingFrozen: leaves frozen tensors as they are (their latent values have not
+    ///   changed since the last refresh: the optimizer only moves trainable ones).
     /// - Throws: what a quantizer throws.
-    public func refresh() throws {
-        for p in params {
+    public func refresh(skippingFrozen: Bool = false) throws {
+        for p in params where !(skippingFrozen && !p.trainable) {
             guard let q = quantizers[p.name] else {
                 p.effective = .latent
                 continue
@@ -258,12 +268,17 @@ public final class TrainModel<R: TrainScalar> {
 
     // MARK: Forward
 
-    /// What one layer's backward pass needs.
+    /// What one layer's backward pass needs. Pre-norm (decoders): n1 = norm1(x) feeds Q/K/V,
+    /// x1 = x + attention, n2 = norm2(x1) feeds the MLP. Post-norm (encoders): x (= n1) feeds Q/K/V,
+    /// x1 = x + attention is norm1's input, n2 = norm1(x1) feeds the MLP, y2 = n2 + MLP is norm2's
+    /// input; rstd/mean 1 and 2 are the statistics of norm1 and norm2 either way.
     final class LayerCache {
         var x: Buf<R>, n1: Buf<R>, rstd1: Buf<R>, mean1: Buf<R>?
         var q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, att: Buf<R>
         var x1: Buf<R>, n2: Buf<R>, rstd2: Buf<R>, mean2: Buf<R>?
         var g: Buf<R>?, u: Buf<R>, a: Buf<R>
+        /// Post-norm: the input of norm2 (the block's output before its LayerNorm).
+        var y2: Buf<R>?
         init(x: Buf<R>, n1: Buf<R>, rstd1: Buf<R>, mean1: Buf<R>?, q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, att: Buf<R>,
              x1: Buf<R>, n2: Buf<R>, rstd2: Buf<R>, mean2: Buf<R>?, g: Buf<R>?, u: Buf<R>, a: Buf<R>) {
             self.x = x; self.n1 = n1; self.rstd1 = rstd1; self.mean1 = mean1
@@ -273,7 +288,10 @@ public final class TrainModel<R: TrainScalar> {
         }
     }
 
-    /// What `backward` needs from a forward pass.
+    /// What `backward` needs from a forward pass. Decoders: xL is the last block's output, nf its
+    /// final norm (the head's input), rstdF/meanF that norm's statistics. Encoders: xL is the sum
+    /// of the embeddings (the embedding LayerNorm's input), rstdF/meanF that norm's statistics,
+    /// nf the last hidden states.
     public final class Cache {
         let tokens: [Int32]
         let batch: Int, length: Int
@@ -286,8 +304,10 @@ public final class TrainModel<R: TrainScalar> {
     }
 
     /// Logits [B*S, vocab] of a batch of B sequences of S tokens (row b*S + t is sequence b,
-    /// position t), and what `backward` needs.
+    /// position t), and what `backward` needs. For an encoder, the last hidden states [B*S, hidden]
+    /// instead of logits (each sequence one sentence).
     public func forward(_ batch: [[Int32]]) -> (logits: Buf<R>, cache: Cache) {
+        if config.isEncoder { return encoderForward(batch) }
         let B = batch.count, S = batch.first?.count ?? 0
         precondition(B > 0 && S > 0 && batch.allSatisfy { $0.count == S }, "forward: sequences must share one nonzero length")
         precondition(S <= config.maxPositions, "forward: \(S) positions; the model has \(config.maxPositions)")
@@ -347,9 +367,9 @@ public final class TrainModel<R: TrainScalar> {
             x = x2
         }
         let nf = scratch(N * h), rstdF = scratch(N), meanF = llama ? nil : scratch(N)
-        norm(x, nf, rows: N, outputNorm, outputNormBias, rstd: rstdF, mean: meanF)
+        norm(x, nf, rows: N, outputNorm!, outputNormBias, rstd: rstdF, mean: meanF)
         let logits = scratch(N * config.vocabSize)
-        linear(nf, N, output, nil, logits)
+        linear(nf, N, output!, nil, logits)
         let cache = Cache(tokens: tokens, batch: B, length: S, xL: x, nf: nf, rstdF: rstdF, meanF: meanF)
         cache.layers = caches
         return (logits, cache)
@@ -358,14 +378,17 @@ public final class TrainModel<R: TrainScalar> {
     // MARK: Backward
 
     /// Adds the gradients of a loss to every trainable tensor's `grad`, given dLoss/dlogits
-    /// [B*S, vocab] for the forward pass that made `cache`.
-    public func backward(_ dLogits: Buf<R>, cache c: Cache) {
+    /// [B*S, vocab] for the forward pass that made `cache` (for an encoder: dLoss/d(last hidden
+    /// states) [B*S, hidden], and for a loss on intermediate layers, dLoss/d(output of block l) by l).
+    public func backward(_ dLogits: Buf<R>, cache c: Cache, blockOutputGradients: [Int: Buf<R>] = [:]) {
+        if config.isEncoder { return encoderBackward(dLogits, cache: c, blockOutputGradients: blockOutputGradients) }
+        precondition(blockOutputGradients.isEmpty, "backward: block output gradients are for encoders")
         let B = c.batch, S = c.length, N = B * S, h = config.hiddenSize, hd = config.headDim
         let llama = config.architecture == .llama
         var dx = scratch(N * h, zeroed: true)
         let dnf = scratch(N * h)
-        linearBackward(dLogits, input: c.nf, rows: N, output, nil, dx: dnf, accumulate: false)
-        normBackward(dnf, x: c.xL, rows: N, outputNorm, outputNormBias, rstd: c.rstdF, mean: c.meanF, dx: dx)
+        linearBackward(dLogits, input: c.nf, rows: N, output!, nil, dx: dnf, accumulate: false)
+        normBackward(dnf, x: c.xL, rows: N, outputNorm!, outputNormBias, rstd: c.rstdF, mean: c.meanF, dx: dx)
         let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
         for (l, lc) in zip(layers, c.layers).reversed() {
             let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
@@ -571,9 +594,10 @@ public final class TrainModel<R: TrainScalar> {
     }
 
     /// Causal grouped-query attention per sequence: query head i reads KV head i / (heads / kvHeads);
-    /// probs [B, heads, S, S] keeps the softmax (zeros above the diagonal).
+    /// probs [B, heads, S, S] keeps the softmax (zeros above the diagonal). Not `causal`
+    /// (encoders): every position of a sequence attends to every position of it.
     func attention(q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, out: Buf<R>, batch B: Int, length S: Int,
-                   heads nh: Int, kvHeads nkv: Int) {
+                   heads nh: Int, kvHeads nkv: Int, causal: Bool = true) {
         let hd = config.headDim, qd = nh * hd, kvd = nkv * hd, group = nh / nkv
         let scale = 1 / R(hd).squareRoot()
         let items = B * nkv
@@ -594,13 +618,13 @@ public final class TrainModel<R: TrainScalar> {
                     let pr = probs.p + (b * nh + head) * S * S
                     R.gemm(qh.p, kg.p, pr, m: S, n: S, k: hd, accumulate: false, threads: 1)
                     for i in 0 ..< S {
-                        let row = pr + i * S
+                        let row = pr + i * S, end = causal ? i + 1 : S
                         var m = row[0]
-                        for j in 1 ..< i + 1 where row[j] > m { m = row[j] }
+                        for j in 1 ..< end where row[j] > m { m = row[j] }
                         var sum: R = 0
-                        for j in 0 ... i { row[j] = R.exp(row[j] - m); sum += row[j] }
-                        for j in 0 ... i { row[j] /= sum }
-                        for j in (i + 1) ..< S { row[j] = 0 }
+                        for j in 0 ..< end { row[j] = R.exp(row[j] - m); sum += row[j] }
+                        for j in 0 ..< end { row[j] /= sum }
+                        for j in end ..< S { row[j] = 0 }
                     }
                     R.gemm(pr, vt.p, oh.p, m: S, n: hd, k: S, accumulate: false, threads: 1)
                     for s in 0 ..< S { (out.p + (b * S + s) * qd + head * hd).update(from: oh.p + s * hd, count: hd) }
@@ -612,7 +636,7 @@ public final class TrainModel<R: TrainScalar> {
 
     /// Gradients of `attention` for dOut: dq, dk, dv (overwritten).
     func attentionBackward(dOut: Buf<R>, q: Buf<R>, k: Buf<R>, v: Buf<R>, probs: Buf<R>, dq: Buf<R>, dk: Buf<R>, dv: Buf<R>,
-                           batch B: Int, length S: Int, heads nh: Int, kvHeads nkv: Int) {
+                           batch B: Int, length S: Int, heads nh: Int, kvHeads nkv: Int, causal: Bool = true) {
         let hd = config.headDim, qd = nh * hd, kvd = nkv * hd, group = nh / nkv
         let scale = 1 / R(hd).squareRoot()
         let items = B * nkv
@@ -647,11 +671,11 @@ public final class TrainModel<R: TrainScalar> {
                     R.gemm(pt.p, doT.p, dvg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
                     // dS = P ⊙ (dP - rowsum(dP ⊙ P)), in place in dp
                     for i in 0 ..< S {
-                        let prow = pr + i * S, drow = dp.p + i * S
+                        let prow = pr + i * S, drow = dp.p + i * S, end = causal ? i + 1 : S
                         var dot: R = 0
-                        for j in 0 ... i { dot += drow[j] * prow[j] }
-                        for j in 0 ... i { drow[j] = prow[j] * (drow[j] - dot) }
-                        for j in (i + 1) ..< S { drow[j] = 0 }
+                        for j in 0 ..< end { dot += drow[j] * prow[j] }
+                        for j in 0 ..< end { drow[j] = prow[j] * (drow[j] - dot) }
+                        for j in end ..< S { drow[j] = 0 }
                     }
                     // dQ = dS · K · scale; dK += dS^T · (Q · scale)
                     R.gemm(dp.p, kt.p, dqh.p, m: S, n: hd, k: S, accumulate: false, threads: 1)
@@ -682,6 +706,13 @@ public final class TrainModel<R: TrainScalar> {
         let k = Self.geluK
         let t = R.tanh(k * (x + R(0.044715) * x * x * x))
         return R(0.5) * (1 + t) + R(0.5) * x * (1 - t * t) * k * (1 + 3 * R(0.044715) * x * x)
+    }
+
+    /// GELU with the error function (BERT), as `edge_gelu_erf`: x/2 · (1 + erf(x/sqrt 2)).
+    @inline(__always) func geluErf(_ x: R) -> R { R(0.5) * x * (1 + R.erf(x * R(0.70710678118654752))) }
+    /// d/dx geluErf: (1 + erf(x/sqrt 2))/2 + x · exp(-x^2/2) / sqrt(2 pi).
+    @inline(__always) func geluErfDerivative(_ x: R) -> R {
+        R(0.5) * (1 + R.erf(x * R(0.70710678118654752))) + x * R.exp(-R(0.5) * x * x) * R(0.3989422804014327)
     }
 }
 
@@ -740,7 +771,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case textTooShort(tokens: Int, needed: Int)
     case badCheckpoint(path: String, why: String)
     case nonFinite(step: Int, what: String)
-    /// The architecture cannot be trained (encoders: the distill pass and `compress train` are decoder-only).
+    /// The architecture cannot be trained this way (an encoder has no next token: it trains only
+    /// by distillation, against a teacher's hidden states).
     case unsupportedArchitecture(String)
 
     public var description: String {
@@ -749,7 +781,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .badShape(n, e, c): return "tensor '\(n)' has \(c) values; its shape \(e) needs \(e.reduce(1, *))"
         case let .textTooShort(t, n): return "the training text has \(t) tokens; at least \(n) are needed (one training and one held-out window)"
         case let .badCheckpoint(p, why): return "\(p): \(why)"
-        case let .unsupportedArchitecture(a): return "training a \(a) model is not supported (encoders cannot be distilled or trained yet; GPT-2 and Llama can)"
+        case let .unsupportedArchitecture(a): return "training a \(a) model without a teacher is not supported (an encoder has no next token to predict; distill it instead)"
         case let .nonFinite(step, what): return "training diverged at step \(step): \(what) is not finite (lower 'lr')"
         }
     }

@@ -31,12 +31,19 @@ public struct TrainOptions: Equatable, Sendable, Codable {
     public var checkpointEvery = 10
     /// How AdamW stores its moments (bf16: 4 bytes per trained weight instead of 8).
     public var moments = MomentPrecision.bf16
+    /// Encoders: weight of 1 - cosine of the pooled sentence embeddings next to the normalized
+    /// squared error of the hidden states (`hiddenStateLoss`); nil = 0 (and absent from the JSON, so
+    /// decoders' checkpoint fingerprints are as before).
+    public var cosine: Double?
+    /// Encoders: weight of each earlier block's output error (`hiddenStateLoss` without cosine) when
+    /// the teacher gives the outputs of several blocks; nil = 0 (absent from the JSON).
+    public var intermediate: Double?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case steps, batch, length, lr, warmup, weightDecay = "weight_decay", clip, temperature, alpha, seed
-        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments
+        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments, cosine, intermediate
     }
 }
 
@@ -45,7 +52,7 @@ public struct TrainProgress: Sendable {
     public var step: Int
     public var steps: Int
     public var loss: LossValue?
-    /// Latest held-out perplexity.
+    /// Latest held-out perplexity (encoders: held-out distillation loss).
     public var heldOutPPL: Double?
 }
 
@@ -57,7 +64,8 @@ public struct TrainLogEntry: Codable, Equatable, Sendable {
     public var ce: Double
     public var gradNorm: Double
     public var lr: Double
-    /// Held-out perplexity after this step, when evaluated.
+    /// Held-out perplexity after this step, when evaluated (encoders: the held-out loss, and `kl`
+    /// holds the normalized squared error, `ce` the mean 1 - cosine).
     public var heldOutPPL: Double?
 
     enum CodingKeys: String, CodingKey {
@@ -73,6 +81,7 @@ public struct TrainReport: Sendable {
     public var trainWindows: Int
     public var heldOutWindows: Int
     public var length: Int
+    /// Held-out perplexity before and after (encoders: held-out `hiddenStateLoss`).
     public var heldOutBefore: Double
     public var heldOutAfter: Double
     public var log: [TrainLogEntry]
@@ -88,13 +97,19 @@ public struct TrainReport: Sendable {
 
 /// Trains a `TrainModel<Float>` on a token stream: fixed-length windows, a held-out tail, a seeded
 /// window order, AdamW, optional teacher (distillation), checkpoints that make an interrupted run
-/// resume exactly where it stopped.
+/// resume exactly where it stopped. An encoder trains only against a teacher: each window is one
+/// sentence (the text's tokens framed by the tokenizer's special tokens) and the loss compares last
+/// hidden states (`hiddenStateLoss`).
 public final class Trainer {
     public let model: TrainModel<Float>
     public let options: TrainOptions
     public let optimizer: AdamW<Float>
-    /// Logits [length, vocab] of the teacher for one window; nil trains on cross-entropy alone.
+    /// Logits [length, vocab] of the teacher for one window (encoders: the outputs of its last k
+    /// blocks [k, length, hidden], the last block's last: k = 1 is the last hidden states alone);
+    /// nil trains on cross-entropy alone.
     let teacher: (([Int32]) throws -> [Float])?
+    /// The teacher's outputs for the held-out windows (encoders), made at the first evaluation.
+    var heldOutTeacher: [[Float]]?
     let train: [[Int32]]
     let heldOut: [[Int32]]
     public let length: Int
@@ -106,17 +121,25 @@ public final class Trainer {
     /// Memory the teacher cache may use.
     public var teacherCacheBytes = 2 << 30
 
-    /// - Throws: `TrainingError.textTooShort` when the tokens do not make one training and one held-out window.
+    /// - Parameters:
+    ///   - frame: tokens put before and after each window's text tokens (an encoder's `[CLS]` and
+    ///     `[SEP]`, `Tokenizer.specialTokenPrefix/Suffix`); windows keep `length` tokens in all.
+    /// - Throws: `TrainingError.textTooShort` when the tokens do not make one training and one held-out window;
+    ///   `.unsupportedArchitecture` for an encoder without a teacher.
     public init(model: TrainModel<Float>, tokens: [Int32], options: TrainOptions,
-                teacher: (([Int32]) throws -> [Float])?) throws {
-        let minimum = 8
-        var length = min(options.length, model.config.maxPositions)
-        if tokens.count < 2 * length { length = tokens.count / 2 }
-        guard length >= minimum else { throw TrainingError.textTooShort(tokens: tokens.count, needed: 2 * minimum) }
-        let windows = tokens.count / length
+                frame: (prefix: [Int32], suffix: [Int32]) = ([], []), teacher: (([Int32]) throws -> [Float])?) throws {
+        let config = model.config
+        if config.isEncoder, teacher == nil { throw TrainingError.unsupportedArchitecture(config.architecture.rawValue) }
+        let minimum = 8, framing = frame.prefix.count + frame.suffix.count
+        let positions = config.isEncoder ? min(config.pooling?.maxTokens ?? config.maxPositions, config.maxPositions) : config.maxPositions
+        var length = min(options.length, positions)
+        if tokens.count < 2 * (length - framing) { length = tokens.count / 2 + framing }
+        guard length - framing >= minimum else { throw TrainingError.textTooShort(tokens: tokens.count, needed: 2 * minimum) }
+        let text = length - framing
+        let windows = tokens.count / text
         let held = min(windows - 1, max(1, Int((Double(windows) * options.heldOut).rounded())))
         var all: [[Int32]] = []
-        for w in 0 ..< windows { all.append(Array(tokens[(w * length) ..< ((w + 1) * length)])) }
+        for w in 0 ..< windows { all.append(frame.prefix + tokens[(w * text) ..< ((w + 1) * text)] + frame.suffix) }
         train = Array(all[..<(windows - held)])
         heldOut = Array(all[(windows - held)...])
         self.length = length
@@ -171,6 +194,57 @@ public final class Trainer {
         batch.flatMap { w in (0 ..< w.count).map { t in t + 1 < w.count ? w[t + 1] : -1 } }
     }
 
+    /// What the held-out windows measure: perplexity for a decoder (`heldOutPerplexity`), the
+    /// distillation loss for an encoder (`heldOutLoss`).
+    public func heldOutMetric() throws -> Double {
+        model.config.isEncoder ? try heldOutLoss() : heldOutPerplexity()
+    }
+
+    /// Mean `hiddenStateLoss` of the current student (with its fake quantization) against the
+    /// teacher on the held-out windows (encoders).
+    public func heldOutLoss() throws -> Double {
+        guard let teacher else { return .nan }
+        if heldOutTeacher == nil { heldOutTeacher = try heldOut.map { try teacher($0) } }
+        var total = 0.0
+        for (w, t) in zip(heldOut, heldOutTeacher!) {
+            let (hidden, cache) = model.forward([w])
+            total += encoderLoss(hidden: hidden, cache: cache, teacher: t, scale: 1).loss.loss
+        }
+        return total / Double(max(1, heldOut.count))
+    }
+
+    /// The encoder's loss for one window (a forward of one sequence): `hiddenStateLoss` of the last
+    /// hidden states (with `cosine`) and, when `teacher` holds the outputs of the last k blocks
+    /// ([k, length, hidden], the last block's last), `intermediate` times that of each of the k - 1
+    /// blocks before the last (without cosine). Replaces `hidden` by dLoss/dhidden and returns the
+    /// gradients of those blocks' outputs by block, all times `scale`.
+    func encoderLoss(hidden: Buf<Float>, cache: TrainModel<Float>.Cache, teacher: [Float], scale: Float) -> (loss: LossValue, blocks: [Int: Buf<Float>]) {
+        let h = model.config.hiddenSize, n = hidden.count, L = model.config.numLayers
+        let k = teacher.count / n
+        precondition(k >= 1 && k <= L && k * n == teacher.count, "teacher gave \(teacher.count) values for \(n)-value hidden states")
+        var blocks: [Int: Buf<Float>] = [:]
+        var total = LossValue(loss: 0, kl: 0, ce: 0)
+        teacher.withUnsafeBufferPointer { t in
+            let w = Float(options.intermediate ?? 0)
+            for j in 0 ..< k - 1 where w > 0 {
+                let l = L - k + j
+                let g = Buf(model.encoderBlockOutput(l, cache: cache).array)
+                let v = hiddenStateLoss(hidden: g, teacher: t.baseAddress! + j * n, batch: 1, length: n / h, width: h, cosine: 0)
+                total.loss += Double(w) * v.loss
+                let f = w * scale
+                for i in 0 ..< n { g.p[i] *= f }
+                blocks[l] = g
+            }
+            let v = hiddenStateLoss(hidden: hidden, teacher: t.baseAddress! + (k - 1) * n, batch: 1, length: n / h, width: h,
+                                    cosine: options.cosine ?? 0, firstToken: model.config.pooling?.mode == .cls)
+            total.loss += v.loss
+            total.kl = v.kl
+            total.ce = v.ce
+            if scale != 1 { for i in 0 ..< n { hidden.p[i] *= scale } }
+        }
+        return (total, blocks)
+    }
+
     /// Perplexity of the current student (with its fake quantization) on the held-out windows:
     /// every position but the last of each window predicts the next token.
     public func heldOutPerplexity() -> Double {
@@ -205,7 +279,7 @@ public final class Trainer {
             resumedFrom = optimizer.step
             try model.refresh()
         }
-        if before == nil { before = heldOutPerplexity() }
+        if before == nil { before = try heldOutMetric() }
         var latestPPL = log.last(where: { $0.heldOutPPL != nil })?.heldOutPPL ?? before
         progress?(TrainProgress(step: optimizer.step, steps: options.steps, loss: nil, heldOutPPL: latestPPL))
         var trainSeconds = 0.0, teacherSeconds = 0.0, tokens = 0
@@ -219,13 +293,13 @@ public final class Trainer {
             let lr = optimizer.learningRate(at: step)
             let norm = optimizer.update(threads: model.threads)
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the gradient norm") }
-            try model.refresh()
+            try model.refresh(skippingFrozen: true)
             trainSeconds += Date().timeIntervalSince(t0)
             tokens += batch.count * length
             var entry = TrainLogEntry(step: step + 1, loss: loss.loss, kl: loss.kl, ce: loss.ce, gradNorm: norm, lr: lr)
             let last = optimizer.step == options.steps
             if last || (options.evalEvery > 0 && optimizer.step % options.evalEvery == 0) {
-                entry.heldOutPPL = heldOutPerplexity()
+                entry.heldOutPPL = try heldOutMetric()
                 latestPPL = entry.heldOutPPL
             }
             log.append(entry)
@@ -248,6 +322,7 @@ public final class Trainer {
     /// window's loss is scaled by its share of the batch (every window has the same tokens and
     /// targets), so the summed gradient is the batch's.
     func accumulateGradients(windows picked: [Int], step: Int, teacherSeconds: inout Double, trainSeconds: inout Double) throws -> LossValue {
+        let encoder = model.config.isEncoder
         let V = model.config.vocabSize
         var loss = LossValue(loss: 0, kl: 0, ce: 0)
         let share = 1 / Double(picked.count)
@@ -263,7 +338,7 @@ public final class Trainer {
                     if !again { teacherCache[w] = nil }
                 } else {
                     let logits = try teacher(train[w])
-                    if again, (teacherCache.count + 1) * length * V * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
+                    if again, (teacherCache.count + 1) * logits.count * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
                     teacherLogits = logits
                 }
                 teacherSeconds += Date().timeIntervalSince(t0)
@@ -271,6 +346,17 @@ public final class Trainer {
             let t0 = Date()
             let window = [train[w]]
             let (logits, cache) = model.forward(window)
+            if encoder {
+                let (part, blocks) = encoderLoss(hidden: logits, cache: cache, teacher: teacherLogits!, scale: Float(share))
+                teacherLogits = nil
+                guard part.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
+                model.backward(logits, cache: cache, blockOutputGradients: blocks)
+                loss.loss += share * part.loss
+                loss.kl += share * part.kl
+                loss.ce += share * part.ce
+                trainSeconds += Date().timeIntervalSince(t0)
+                continue
+            }
             let part = teacherLogits.map { tl in
                 tl.withUnsafeBufferPointer {
                     distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Self.targets(window), vocab: V,

@@ -114,6 +114,38 @@ final class EncoderTests: TempDirTestCase {
         }
     }
 
+    /// Distillation after magnitude pruning and int8 brings the embeddings back toward the float
+    /// model's (sentences it did not train on); pruned weights stay zero; the record has the held-out loss.
+    func testDistillRecoversTheEmbeddingsPruningCost() throws {
+        let ref = try reference()
+        let float = try floatModel().embed(tokens: ref.ids)
+        let prune = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
+        let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear", "embedding"]}"#
+        let distill = #"{"pass": "distill", "steps": 30, "batch": 4, "length": 32, "lr": 3e-3, "cosine": 1, "intermediate": 1, "eval_every": 0}"#
+        let pack = #"{"pass": "pack", "format": "auto"}"#
+        var cosines: [String: Double] = [:]
+        var record: JSONValue = .object([:])
+        for (name, passes) in [("plain", [prune, int8, pack]), ("distilled", [prune, int8, distill, pack])] {
+            let recipe = try Recipe.parse(Data(#"{"name": "\#(name)", "passes": [\#(passes.joined(separator: ","))]}"#.utf8), file: name)
+            let out = tmp.appendingPathComponent("\(name).edge").path
+            let s = try Pipeline(recipe: recipe, recipeFile: name).run(input: Self.folder, output: out,
+                                                                      calibrationText: fixturePath("text/us-constitution.txt"))
+            if let r = s.records.first(where: { $0["pass"]?.stringValue == "distill" }) { record = r }
+            let got = try EdgeModel(path: out).embed(ref.sentences)
+            cosines[name] = zip(float, got).map { EmbeddingComparison.cosine($0, $1) }.reduce(0, +) / Double(float.count)
+            let file = try EdgeFile(path: out)
+            for e in file.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
+                let v = try file.floats(of: e)
+                XCTAssertGreaterThanOrEqual(v.filter { $0 == 0 }.count * 2, v.count, "\(name) \(e.name) keeps its sparsity")
+            }
+        }
+        let plain = try XCTUnwrap(cosines["plain"]), distilled = try XCTUnwrap(cosines["distilled"])
+        XCTAssertGreaterThan(1 - plain, 2 * (1 - distilled), "mean cosine plain \(plain), distilled \(distilled)")
+        let before = try XCTUnwrap(record["held_out_loss_before"]?.doubleValue), after = try XCTUnwrap(record["held_out_loss_after"]?.doubleValue)
+        XCTAssertLessThan(after, before)
+        XCTAssertNil(record["held_out_ppl_before"])
+    }
+
     func testVerifyReportsCosineRetrievalAndTheBudget() throws {
         let ref = try reference()
         let recipeText = #"{"name": "q4", "budget": {"min_cosine": 0.9999999}, "passes": [{"pass": "quantize", "bits": 4, "group_size": 32, "kinds": ["linear"]}]}"#

@@ -113,23 +113,7 @@ extension TrainModel {
         // x = LN_e(e)
         let de = scratch(N * h, zeroed: true)
         normBackward(dx, x: c.xL, rows: N, embedNorm!, embedNormBias, rstd: c.rstdF, mean: c.meanF, dx: de)
-        if let g = tokenEmbedding.grad {
-            tokenEmbedding.materializeGrad()
-            let tokens = c.tokens
-            parallelRanges(h, threads: threads, cost: N) { cols in
-                for (i, tok) in tokens.enumerated() {
-                    let row = g.p + Int(tok) * h
-                    for j in cols { row[j] += de.p[i * h + j] }
-                }
-            }
-        }
-        if let pe = positionEmbedding, let g = pe.grad {
-            pe.materializeGrad()
-            for i in 0 ..< N {
-                let row = g.p + (i % S) * h
-                for j in 0 ..< h { row[j] += de.p[i * h + j] }
-            }
-        }
+        embeddingBackward(de, tokens: c.tokens, length: S)
         if let tt = tokenTypes, let g = tt.grad {
             tt.materializeGrad()
             for i in 0 ..< N { for j in 0 ..< h { g.p[j] += de.p[i * h + j] } }

@@ -432,14 +432,23 @@ public final class TrainModel<R: TrainScalar> {
             normBackward(dn1, x: lc.x, rows: N, l.attnNorm, l.attnNormBias, rstd: lc.rstd1, mean: lc.mean1, dx: dx1)
             dx = dx1
         }
-        // Embedding rows: each thread takes a range of columns and walks the tokens in order.
+        embeddingBackward(dx, tokens: c.tokens, length: S)
+        // Tensors this pass did not reach (none in a whole model) still read as zero.
+        for p in params { p.materializeGrad() }
+    }
+
+    /// a[i] += b[i] for i < count, over the threads.
+    /// Adds the gradient `d` [N, h] of the summed embeddings (token row + position within its sequence
+    /// of `length`) to the token and position embedding gradients. Each thread takes a range of
+    /// columns and walks the tokens in order.
+    func embeddingBackward(_ d: Buf<R>, tokens: [Int32], length S: Int) {
+        let h = config.hiddenSize, N = tokens.count
         if let g = tokenEmbedding.grad {
             tokenEmbedding.materializeGrad()
-            let tokens = c.tokens
             parallelRanges(h, threads: threads, cost: N) { cols in
                 for (i, tok) in tokens.enumerated() {
                     let row = g.p + Int(tok) * h
-                    for j in cols { row[j] += dx.p[i * h + j] }
+                    for j in cols { row[j] += d.p[i * h + j] }
                 }
             }
         }
@@ -447,14 +456,11 @@ public final class TrainModel<R: TrainScalar> {
             pe.materializeGrad()
             for i in 0 ..< N {
                 let row = g.p + (i % S) * h
-                for j in 0 ..< h { row[j] += dx.p[i * h + j] }
+                for j in 0 ..< h { row[j] += d.p[i * h + j] }
             }
         }
-        // Tensors this pass did not reach (none in a whole model) still read as zero.
-        for p in params { p.materializeGrad() }
     }
 
-    /// a[i] += b[i] for i < count, over the threads.
     func add(_ a: Buf<R>, _ b: Buf<R>, count: Int) {
         parallelRanges(count, threads: threads) { r in for i in r { a.p[i] += b.p[i] } }
     }

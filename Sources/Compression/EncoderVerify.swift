@@ -45,17 +45,7 @@ public struct EncoderVerifyReport: Equatable, Sendable {
 /// Cosine similarities of sentence embeddings.
 public enum EmbeddingComparison {
     /// cos(a, b) in double; 0 when either vector is zero.
-    public static func cosine(_ a: [Float], _ b: [Float]) -> Double {
-        precondition(a.count == b.count, "cosine: vectors of \(a.count) and \(b.count) values")
-        var dot = 0.0, na = 0.0, nb = 0.0
-        for i in a.indices {
-            dot += Double(a[i]) * Double(b[i])
-            na += Double(a[i]) * Double(a[i])
-            nb += Double(b[i]) * Double(b[i])
-        }
-        let d = (na * nb).squareRoot()
-        return d > 0 ? dot / d : 0
-    }
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Double { cosineSimilarity(a, b) }
 
     /// For each vector, the index of its most similar other vector by cosine (the first on ties);
     /// -1 when there is no other.

@@ -70,7 +70,7 @@ struct EmbedCommand: Subcommand {
         let dim = m.config.hiddenSize
         if let query {
             let q = try m.embed([query])[0]
-            let ranked = vectors.enumerated().map { (i, v) in (i, Self.cosine(q, v)) }.sorted { $0.1 > $1.1 }.prefix(top)
+            let ranked = vectors.enumerated().map { (i, v) in (i, cosineSimilarity(q, v)) }.sorted { $0.1 > $1.1 }.prefix(top)
             if json {
                 print(JSONValue.object([
                     "query": .string(query),
@@ -109,16 +109,6 @@ struct EmbedCommand: Subcommand {
             writeStandardError(cFormat("embedded %ld sentences (%ld tokens, dim %ld) in %.2f s, %.1f sentences/s", lines.count, tokenCount, dim,
                                        seconds, Double(lines.count) / max(seconds, 1e-9)) + (out.map { " -> \($0)" } ?? "") + "\n")
         }
-    }
-
-    static func cosine(_ a: [Float], _ b: [Float]) -> Float {
-        var dot = 0.0, na = 0.0, nb = 0.0
-        for i in a.indices {
-            dot += Double(a[i]) * Double(b[i])
-            na += Double(a[i]) * Double(a[i])
-            nb += Double(b[i]) * Double(b[i])
-        }
-        return Float(dot / max((na * nb).squareRoot(), 1e-30))
     }
 
     /// A NumPy v1.0 `.npy` file: little-endian float32, C order, shape (rows, dim).

@@ -108,6 +108,20 @@ extension EdgeModel {
     }
 }
 
+/// cos(a, b) of two embeddings, in double; 0 when either vector is zero.
+/// - Precondition: equal lengths.
+public func cosineSimilarity(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "cosine: vectors of \(a.count) and \(b.count) values")
+    var dot = 0.0, na = 0.0, nb = 0.0
+    for i in a.indices {
+        dot += Double(a[i]) * Double(b[i])
+        na += Double(a[i]) * Double(a[i])
+        nb += Double(b[i]) * Double(b[i])
+    }
+    let d = (na * nb).squareRoot()
+    return d > 0 ? dot / d : 0
+}
+
 /// Work buffers of one encoder forward over N tokens (freed with it).
 final class EncoderBuffers {
     let y, q, k, v, att, up: UnsafeMutablePointer<Float>

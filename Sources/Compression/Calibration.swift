@@ -209,19 +209,20 @@ public enum Calibration {
 }
 
 extension Calibration {
-    /// An encoder's calibration sentences: each non-empty line of the text, tokenized by `tokens`, until
-    /// `maxTokens`, in batches of up to 512 tokens (a longer sentence is a batch of its own).
+    /// An encoder's calibration sentences: the text's sentences (`CalibrationText.sentences`),
+    /// tokenized by `tokens`, until `maxTokens`, in batches of up to 512 tokens (a longer sentence is
+    /// a batch of its own).
     /// - Throws: `Failure` when the text has fewer than 16 tokens; what `tokens` throws.
     static func sentenceBatches(text: CalibrationText, maxTokens: Int, tokens: (String) throws -> [Int32]) throws -> [[[Int32]]] {
         var sentences: [[Int32]] = [], total = 0
-        for line in text.text.split(separator: "\n") where !line.allSatisfy(\.isWhitespace) {
+        for sentence in text.sentences {
             guard total < maxTokens else { break }
-            let t = try tokens(String(line))
+            let t = try tokens(sentence)
             sentences.append(t)
             total += t.count
         }
         guard total >= 16 else {
-            throw Failure(file: text.source, why: "calibration text has \(total) tokens in \(sentences.count) sentences (lines); at least 16 are needed")
+            throw Failure(file: text.source, why: "calibration text has \(total) tokens in \(sentences.count) sentences; at least 16 are needed")
         }
         var batches: [[[Int32]]] = [[]], n = 0
         for s in sentences {
@@ -232,7 +233,7 @@ extension Calibration {
         return batches
     }
 
-    /// An encoder's calibration: each non-empty line of the text is a sentence (truncated as
+    /// An encoder's calibration: the text's sentences (each truncated as
     /// `EdgeModel.sentenceTokens` does), run in batches of up to 512 tokens until `maxTokens`.
     static func collectEncoder(model: EdgeModel, text: CalibrationText, wanted: [String: CalibrationNeeds], maxTokens: Int,
                                progress: ((Int, Int) -> Void)?) throws -> CalibrationStats {

@@ -36,6 +36,31 @@ public struct CalibrationText: Sendable {
         return CalibrationText(source: bundledSource, text: String(decoding: bytes, as: UTF8.self))
     }()
 
+    /// The text cut into sentences, for encoders (whose calibration and distillation read
+    /// sentences): each non-empty line, cut after '.', '!' or '?' (and any closing quotes or
+    /// brackets) where whitespace follows; runs of whitespace become one space. A file with one
+    /// sentence per line gives its lines; a paragraph per line gives the paragraph's sentences.
+    public var sentences: [String] { Self.sentences(of: text) }
+
+    /// `sentences` of any text.
+    public static func sentences(of text: String) -> [String] {
+        var out: [String] = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let words = line.split(whereSeparator: \.isWhitespace)
+            var current: [Substring] = []
+            for w in words {
+                current.append(w)
+                let core = w.reversed().drop { "\"'’”)]}".contains($0) }
+                if let end = core.first, ".!?".contains(end) {
+                    out.append(current.joined(separator: " "))
+                    current = []
+                }
+            }
+            if !current.isEmpty { out.append(current.joined(separator: " ")) }
+        }
+        return out
+    }
+
     init(source: String, text: String) {
         self.source = source
         self.text = text

@@ -10,9 +10,10 @@ import Training
 /// passes); tensors a quantize pass encodes train through straight-through fake quantization and
 /// are quantized again, from the trained values, by that same pass when the file is written.
 ///
-/// Encoders (BERT): the teacher is the float encoder (f32), each window is one sentence of `length`
-/// tokens (the text's tokens framed by `[CLS]` … `[SEP]`, `length` capped by the pooling's
-/// max_tokens), and the loss is the squared error of the last hidden states divided by the
+/// Encoders (BERT): the teacher is the float encoder (f32), each training sequence is one sentence
+/// of the text (`CalibrationText.sentences`, framed by `[CLS]` … `[SEP]` and cut to `length` tokens,
+/// `length` capped by the pooling's max_tokens; sentences of fewer than 3 tokens are skipped), the
+/// last `held_out` of them held out, and the loss is the squared error of the last hidden states divided by the
 /// teacher's (`hiddenStateLoss`), plus `cosine` times 1 - cosine of the pooled embeddings;
 /// `temperature` and `alpha` do not apply; the held-out figure is that loss. With `intermediate`
 /// > 0 the outputs of the earlier blocks are matched too (each block's error weighted by it; the
@@ -58,6 +59,8 @@ public struct Distill: Pass {
         o.cosine = cosine == 0 ? nil : cosine
         let intermediate = try f.double("intermediate", default: 0, range: 0 ... 100)
         o.intermediate = intermediate == 0 ? nil : intermediate
+        let similarity = try f.double("similarity", default: 0, range: 0 ... 1000)
+        o.similarity = similarity == 0 ? nil : similarity
         o.seed = UInt64(try f.int("seed", default: 0, range: 0 ... Int(Int32.max)))
         o.heldOut = try f.double("held_out", default: o.heldOut, range: 0 ... 0.9)
         o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
@@ -84,19 +87,18 @@ public struct Distill: Pass {
         }
         let start = Date()
         let config = latent.config, encoder = config.isEncoder
-        for (field, set) in [("cosine", options.cosine != nil), ("intermediate", options.intermediate != nil)] where set && !encoder {
+        for (field, set) in [("cosine", options.cosine != nil), ("intermediate", options.intermediate != nil),
+                           ("similarity", options.similarity != nil)] where set && !encoder {
             throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)].\(field)",
                               why: "applies to encoders (sentence embeddings); this model is a \(config.architecture.rawValue) decoder")
         }
         // The teacher's matrices in f16: half its memory; its logits move by about 1e-3 of their size.
         // An encoder's teacher stays f32 (small models; its hidden states are the target itself).
         var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder)
-        var frame: (prefix: [Int32], suffix: [Int32]) = ([], [])
-        let tokens: [Int32]
+        // A decoder trains on windows of the text's tokens; an encoder on the text's sentences.
+        var tokens: [Int32] = [], sentences: [[Int32]] = []
         if encoder {
-            guard let tokenizer = teacher!.tokenizer else { throw RuntimeError.noTokenizer(source: teacher!.source) }
-            tokens = tokenizer.encode(calibration.text)
-            frame = (tokenizer.specialTokenPrefix, tokenizer.specialTokenSuffix)
+            sentences = try Self.sentences(calibration, model: teacher!, maxTokens: options.length)
         } else {
             tokens = try teacher!.tokenize(calibration.text)
         }
@@ -135,17 +137,17 @@ public struct Distill: Pass {
                     }
                     return (try spec.floats(), nil)
                 }
-                trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
+                trainer = try Trainer(model: model, sequences: sentences, options: options) { window in
                     let (x, cache) = tm.forward([window])
                     var out: [Float] = []
                     out.reserveCapacity(x.count * tm.config.numLayers)
                     for l in 0 ..< tm.config.numLayers { out += tm.encoderBlockOutput(l, cache: cache).array }
                     return out
                 }
+            } else if encoder {
+                trainer = try Trainer(model: model, sequences: sentences, options: options) { try t.hiddenStates([$0]) }
             } else {
-                trainer = try Trainer(model: model, tokens: tokens, options: options, frame: frame) { window in
-                    try encoder ? t.hiddenStates([window]) : t.logits(window)
-                }
+                trainer = try Trainer(model: model, tokens: tokens, options: options) { try t.logits($0) }
             }
         } catch let e as TrainingError {
             throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
@@ -173,6 +175,20 @@ public struct Distill: Pass {
         report = r
         isEncoder = encoder
         seconds = Date().timeIntervalSince(start)
+    }
+
+    /// An encoder's training sentences: `CalibrationText.sentences` with at least 3 tokens of text,
+    /// each framed by the tokenizer's special tokens and cut to `maxTokens` tokens in all (and to the
+    /// model's `pooling.max_tokens`).
+    static func sentences(_ text: CalibrationText, model: EdgeModel, maxTokens: Int) throws -> [[Int32]] {
+        guard let tokenizer = model.tokenizer else { throw RuntimeError.noTokenizer(source: model.source) }
+        let prefix = tokenizer.specialTokenPrefix, suffix = tokenizer.specialTokenSuffix
+        let c = model.config
+        let limit = max(1, min(maxTokens, c.pooling?.maxTokens ?? c.maxPositions, c.maxPositions) - prefix.count - suffix.count)
+        return text.sentences.compactMap { s in
+            let t = tokenizer.encode(s)
+            return t.count >= 3 ? prefix + t.prefix(limit) + suffix : nil
+        }
     }
 
     /// Replaces a tensor's values with the trained ones (it runs in the rewrite phase: after the
@@ -215,6 +231,7 @@ public struct Distill: Pass {
             if isEncoder {
                 o["cosine"] = .number(options.cosine ?? 0)
                 o["intermediate"] = .number(options.intermediate ?? 0)
+                o["similarity"] = .number(options.similarity ?? 0)
                 o["held_out_loss_before"] = .number(r.heldOutBefore)
                 o["held_out_loss_after"] = .number(r.heldOutAfter)
                 if let last = r.log.last, last.step > 0 {

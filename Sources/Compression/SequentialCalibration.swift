@@ -81,8 +81,8 @@ struct SequentialCalibration {
         }
         let tokenizer = try Tokenizer(json: [UInt8](json))
         let recipe = pipeline.recipe.calibration
-        // Decoders: windows of `ctx` tokens of the text. Encoders: batches of sentences (the text's
-        // non-empty lines), each batch one residual stream; `lengths[w]` are batch w's sentence lengths.
+        // Decoders: windows of `ctx` tokens of the text. Encoders: batches of sentences
+        // (`CalibrationText.sentences`), each batch one residual stream; `lengths[w]` are batch w's sentence lengths.
         var windows: [[Int32]] = [], batches: [[[Int32]]] = []
         if config.isEncoder {
             batches = try Calibration.sentenceBatches(text: text, maxTokens: recipe.tokens) { line in

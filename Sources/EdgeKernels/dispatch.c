@@ -35,6 +35,7 @@ static bool cpu_has_avx512_vnni(void) {
     const char *e = getenv("EDGE_EMULATE_VNNI");
     return cpu_has_avx512() && e && strcmp(e, "1") == 0;
 }
+static bool cpu_has_avx512_vbmi2(void) { return cpu_has_avx512(); }
 #else
 static bool cpu_has_avx512(void) {
     uint64_t xcr0 = read_xcr0();
@@ -44,6 +45,7 @@ static bool cpu_has_avx512(void) {
 }
 
 static bool cpu_has_avx512_vnni(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+static bool cpu_has_avx512_vbmi2(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vbmi2"); }
 #endif
 #endif
 
@@ -81,10 +83,12 @@ static void build_tables(void) {
         if (cpu_has_avx512()) {
             g_tables[EDGE_KERNELS_AVX512] = g_tables[EDGE_KERNELS_AVX2];
             edge_fill_table_avx512(&g_tables[EDGE_KERNELS_AVX512], cpu_has_avx512_vnni());
+            edge_fill_table_sparse_avx512(&g_tables[EDGE_KERNELS_AVX512], cpu_has_avx512_vbmi2());
             g_available[EDGE_KERNELS_AVX512] = true;
             if (g_tables[EDGE_KERNELS_AVX512].vnni) {
                 g_avx512_bw = g_tables[EDGE_KERNELS_AVX2];
                 edge_fill_table_avx512(&g_avx512_bw, false);
+                edge_fill_table_sparse_avx512(&g_avx512_bw, cpu_has_avx512_vbmi2());
                 g_avx512_bw_filled = true;
             }
         }
@@ -291,6 +295,8 @@ void edge_spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float
                            const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->spmm_nm24_q8_i16(idx, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
+
+const char *edge_kernels_bitmask_q8_i16_name(void) { return table()->bitmask_q8_i16_name; }
 
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,

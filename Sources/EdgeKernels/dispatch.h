@@ -66,6 +66,8 @@ typedef struct edge_kernel_table {
     void (*spmm_bitmask_q8_i16)(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                                 const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                 size_t r0, size_t r1);
+    /// Name of the kernel behind spmm_bitmask_q8_i16 (edge_kernels_bitmask_q8_i16_name).
+    const char *bitmask_q8_i16_name;
     void (*spmm_csr)(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
                      const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
                      size_t rows, size_t cols, size_t r0, size_t r1);
@@ -93,6 +95,8 @@ void edge_fill_table_avx2(edge_kernel_table *t);
 void edge_fill_table_sparse_avx2(edge_kernel_table *t);
 /// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
+/// Overwrites the sparse entries AVX512_VBMI2 speeds up (sparse_avx512.c); nothing when `vbmi2` is false.
+void edge_fill_table_sparse_avx512(edge_kernel_table *t, bool vbmi2);
 /// A row-streaming int8 x int16 kernel (few tokens) and a packed micro-kernel (mt tokens x nr rows of a
 /// panel of int16 pairs; first / last: the first / last 256-column block), as avx2.c and avx512.c give them.
 typedef void (*edge_q8_i16_rows_fn)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,

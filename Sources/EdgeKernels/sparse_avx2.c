@@ -436,6 +436,7 @@ static __attribute__((target("avx2,fma,f16c"))) void spmm_nm24_q8_i16(const uint
 void edge_fill_table_sparse_avx2(edge_kernel_table *t) {
     build_shuf_table();
     t->spmm_bitmask_q8_i16 = spmm_bitmask_q8_i16;
+    t->bitmask_q8_i16_name = "avx2-bitmask-i16";
     build_nm24_shuf_table();
     t->spmm_nm24_q8_i16 = spmm_nm24_q8_i16;
     build_expand_table();

@@ -170,6 +170,7 @@ void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const f
 
 void edge_fill_table_sparse_ref(edge_kernel_table *t) {
     t->spmm_bitmask_q8_i16 = edge_spmm_bitmask_q8_i16_ref;
+    t->bitmask_q8_i16_name = "ref";
     t->spmm_nm24_q8_i16 = edge_spmm_nm24_q8_i16_ref;
     t->spmm_bitmask = edge_spmm_bitmask_any_ref;
     t->spmm_csr = edge_spmm_csr_any_ref;

@@ -57,7 +57,8 @@ public struct KernelInfo: Equatable, Sendable, Codable {
     public let vnni: Bool
     /// The GEMM mode in force.
     public let gemmMode: GEMMMode
-    /// Kernel name per product (`Product.rawValue`) for one token (decoding), e.g. "avx2-dot-4x3".
+    /// Kernel name per product (`Product.rawValue`) for one token (decoding), e.g. "avx2-dot-4x3", and
+    /// of the sparse decoding product `bitmask_q8_i16` (pruned int8 files), e.g. "avx512-vbmi2-bitmask-i16".
     public let decode: [String: String]
     /// Kernel name per product for `batchTokens` tokens (prefill, perplexity windows, training).
     public let batch: [String: String]
@@ -69,7 +70,8 @@ public struct KernelInfo: Equatable, Sendable, Codable {
         precondition(batchTokens > 0, "batchTokens must be positive")
         return KernelInfo(level: String(cString: edge_kernels_level_name(edge_kernels_level())),
                           vnni: edge_kernels_uses_vnni(), gemmMode: gemmMode,
-                          decode: names(tokens: 1), batch: names(tokens: batchTokens), batchTokens: batchTokens)
+                          decode: names(tokens: 1).merging(["bitmask_q8_i16": String(cString: edge_kernels_bitmask_q8_i16_name())]) { a, _ in a },
+                          batch: names(tokens: batchTokens), batchTokens: batchTokens)
     }
 
     /// The active level's kernel for `product` with `tokens` tokens, e.g. "avx2-packed-6x16".

@@ -135,3 +135,37 @@ public func hiddenStateLoss<R: TrainScalar>(hidden: Buf<R>, teacher: UnsafePoint
     let mse = se / tn
     return LossValue(loss: mse + weight * cosLoss, kl: mse, ce: cosLoss)
 }
+
+/// Similarity-structure loss of an encoder over a batch of B sentences: the mean over the pairs
+/// i != j of (cos(s_i, s_j) - cos(t_i, t_j))^2, where s and t are the student's and the teacher's
+/// pooled embeddings [B, h] (row-major). It asks the student to keep the teacher's geometry among
+/// sentences (what retrieval and clustering read), not only each embedding's direction.
+/// - Returns: the loss and dLoss/d(student pooled embeddings) [B, h]; zero for B < 2.
+public func similarityStructureLoss(student s: [Double], teacher t: [Double], batch B: Int, width h: Int) -> (loss: Double, gradient: [Double]) {
+    precondition(s.count == B * h && t.count == B * h, "similarity loss: \(s.count) and \(t.count) values for \(B) x \(h)")
+    var grad = [Double](repeating: 0, count: B * h)
+    guard B >= 2 else { return (0, grad) }
+    func unit(_ v: [Double], _ i: Int) -> (u: [Double], norm: Double) {
+        let row = v[(i * h) ..< ((i + 1) * h)]
+        let n = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+        return (row.map { $0 / n }, n)
+    }
+    let su = (0 ..< B).map { unit(s, $0) }, tu = (0 ..< B).map { unit(t, $0).u }
+    func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+    let pairs = Double(B * (B - 1))
+    var loss = 0.0
+    for i in 0 ..< B {
+        // dL/d(unit s_i) = sum_{j != i} 2 * 2 (S_ij - T_ij) unit s_j / pairs (S_ij appears as ij and ji)
+        var gu = [Double](repeating: 0, count: h)
+        for j in 0 ..< B where j != i {
+            let d = dot(su[i].u, su[j].u) - dot(tu[i], tu[j])
+            loss += d * d / pairs
+            let f = 4 * d / pairs
+            for k in 0 ..< h { gu[k] += f * su[j].u[k] }
+        }
+        // through the normalization: (gu - (gu . u) u) / |s_i|
+        let p = dot(gu, su[i].u)
+        for k in 0 ..< h { grad[i * h + k] = (gu[k] - p * su[i].u[k]) / su[i].norm }
+    }
+    return (loss, grad)
+}

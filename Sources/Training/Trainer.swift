@@ -38,12 +38,15 @@ public struct TrainOptions: Equatable, Sendable, Codable {
     /// Encoders: weight of each earlier block's output error (`hiddenStateLoss` without cosine) when
     /// the teacher gives the outputs of several blocks; nil = 0 (absent from the JSON).
     public var intermediate: Double?
+    /// Encoders: weight of `similarityStructureLoss` over each batch's pooled embeddings (the
+    /// teacher's cosine similarities among the batch's sentences); nil = 0 (absent from the JSON).
+    public var similarity: Double?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case steps, batch, length, lr, warmup, weightDecay = "weight_decay", clip, temperature, alpha, seed
-        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments, cosine, intermediate
+        case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments, cosine, intermediate, similarity
     }
 }
 
@@ -112,6 +115,7 @@ public final class Trainer {
     var heldOutTeacher: [[Float]]?
     let train: [[Int32]]
     let heldOut: [[Int32]]
+    /// Tokens per window (the longest sequence's, when trained on sequences of different lengths).
     public let length: Int
     var log: [TrainLogEntry] = []
     var permutations: [Int: [Int]] = [:]
@@ -121,13 +125,15 @@ public final class Trainer {
     /// Memory the teacher cache may use.
     public var teacherCacheBytes = 2 << 30
 
+    /// Trains on a token stream cut into windows of `options.length` tokens (fewer when the text is
+    /// short), the last `options.heldOut` of them held out.
     /// - Parameters:
     ///   - frame: tokens put before and after each window's text tokens (an encoder's `[CLS]` and
     ///     `[SEP]`, `Tokenizer.specialTokenPrefix/Suffix`); windows keep `length` tokens in all.
     /// - Throws: `TrainingError.textTooShort` when the tokens do not make one training and one held-out window;
     ///   `.unsupportedArchitecture` for an encoder without a teacher.
-    public init(model: TrainModel<Float>, tokens: [Int32], options: TrainOptions,
-                frame: (prefix: [Int32], suffix: [Int32]) = ([], []), teacher: (([Int32]) throws -> [Float])?) throws {
+    public convenience init(model: TrainModel<Float>, tokens: [Int32], options: TrainOptions,
+                            frame: (prefix: [Int32], suffix: [Int32]) = ([], []), teacher: (([Int32]) throws -> [Float])?) throws {
         let config = model.config
         if config.isEncoder, teacher == nil { throw TrainingError.unsupportedArchitecture(config.architecture.rawValue) }
         let minimum = 8, framing = frame.prefix.count + frame.suffix.count
@@ -137,12 +143,27 @@ public final class Trainer {
         guard length - framing >= minimum else { throw TrainingError.textTooShort(tokens: tokens.count, needed: 2 * minimum) }
         let text = length - framing
         let windows = tokens.count / text
-        let held = min(windows - 1, max(1, Int((Double(windows) * options.heldOut).rounded())))
         var all: [[Int32]] = []
         for w in 0 ..< windows { all.append(frame.prefix + tokens[(w * text) ..< ((w + 1) * text)] + frame.suffix) }
-        train = Array(all[..<(windows - held)])
-        heldOut = Array(all[(windows - held)...])
-        self.length = length
+        try self.init(model: model, sequences: all, options: options, teacher: teacher)
+    }
+
+    /// Trains an encoder on whole sequences of different lengths (its sentences, each framed by the
+    /// tokenizer's special tokens and within the model's positions), the last `options.heldOut` of
+    /// them held out (at least one). `options.length` is not read: the sequences are what they are.
+    /// - Throws: `TrainingError.textTooShort` for fewer than two sequences; `.unsupportedArchitecture`
+    ///   for an encoder without a teacher.
+    public init(model: TrainModel<Float>, sequences all: [[Int32]], options: TrainOptions,
+                teacher: (([Int32]) throws -> [Float])?) throws {
+        let config = model.config
+        if config.isEncoder, teacher == nil { throw TrainingError.unsupportedArchitecture(config.architecture.rawValue) }
+        let tokens = all.reduce(0) { $0 + $1.count }
+        guard all.count >= 2, all.allSatisfy({ !$0.isEmpty }) else { throw TrainingError.textTooShort(tokens: tokens, needed: 16) }
+        precondition(all.allSatisfy { $0.count <= config.maxPositions }, "Trainer: a sequence is longer than the model's \(config.maxPositions) positions")
+        let held = min(all.count - 1, max(1, Int((Double(all.count) * options.heldOut).rounded())))
+        train = Array(all[..<(all.count - held)])
+        heldOut = Array(all[(all.count - held)...])
+        length = all.map(\.count).max()!
         self.model = model
         self.options = options
         self.teacher = teacher
@@ -295,7 +316,7 @@ public final class Trainer {
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the gradient norm") }
             try model.refresh(skippingFrozen: true)
             trainSeconds += Date().timeIntervalSince(t0)
-            tokens += batch.count * length
+            tokens += batch.reduce(0) { $0 + $1.count }
             var entry = TrainLogEntry(step: step + 1, loss: loss.loss, kl: loss.kl, ce: loss.ce, gradNorm: norm, lr: lr)
             let last = optimizer.step == options.steps
             if last || (options.evalEvery > 0 && optimizer.step % options.evalEvery == 0) {
@@ -322,41 +343,17 @@ public final class Trainer {
     /// window's loss is scaled by its share of the batch (every window has the same tokens and
     /// targets), so the summed gradient is the batch's.
     func accumulateGradients(windows picked: [Int], step: Int, teacherSeconds: inout Double, trainSeconds: inout Double) throws -> LossValue {
-        let encoder = model.config.isEncoder
+        if model.config.isEncoder {
+            return try accumulateEncoderGradients(windows: picked, step: step, teacherSeconds: &teacherSeconds, trainSeconds: &trainSeconds)
+        }
         let V = model.config.vocabSize
         var loss = LossValue(loss: 0, kl: 0, ce: 0)
         let share = 1 / Double(picked.count)
         for w in picked {
-            var teacherLogits: [Float]?
-            if let teacher {
-                let t0 = Date()
-                // Cached only when the window comes back in a later step of this run, and
-                // dropped at its last use: a run that sees each window once caches nothing.
-                let again = usedAgain(window: w, after: step)
-                if let cached = teacherCache[w] {
-                    teacherLogits = cached.map { Float($0) }
-                    if !again { teacherCache[w] = nil }
-                } else {
-                    let logits = try teacher(train[w])
-                    if again, (teacherCache.count + 1) * logits.count * 2 <= teacherCacheBytes { teacherCache[w] = logits.map { Float16($0) } }
-                    teacherLogits = logits
-                }
-                teacherSeconds += Date().timeIntervalSince(t0)
-            }
+            var teacherLogits = try teacherOutput(window: w, step: step, seconds: &teacherSeconds)
             let t0 = Date()
             let window = [train[w]]
             let (logits, cache) = model.forward(window)
-            if encoder {
-                let (part, blocks) = encoderLoss(hidden: logits, cache: cache, teacher: teacherLogits!, scale: Float(share))
-                teacherLogits = nil
-                guard part.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
-                model.backward(logits, cache: cache, blockOutputGradients: blocks)
-                loss.loss += share * part.loss
-                loss.kl += share * part.kl
-                loss.ce += share * part.ce
-                trainSeconds += Date().timeIntervalSince(t0)
-                continue
-            }
             let part = teacherLogits.map { tl in
                 tl.withUnsafeBufferPointer {
                     distillationLoss(logits: logits, teacher: $0.baseAddress, targets: Self.targets(window), vocab: V,
@@ -377,6 +374,82 @@ public final class Trainer {
             trainSeconds += Date().timeIntervalSince(t0)
         }
         return loss
+    }
+
+    /// The teacher's outputs for training window `w`. Cached only when the window comes back in a
+    /// later step of this run, and dropped at its last use: a run that sees each window once caches
+    /// nothing. Nil without a teacher.
+    func teacherOutput(window w: Int, step: Int, seconds: inout Double) throws -> [Float]? {
+        guard let teacher else { return nil }
+        let t0 = Date()
+        defer { seconds += Date().timeIntervalSince(t0) }
+        let again = usedAgain(window: w, after: step)
+        if let cached = teacherCache[w] {
+            if !again { teacherCache[w] = nil }
+            return cached.map { Float($0) }
+        }
+        let out = try teacher(train[w])
+        if again, (teacherCache.count + 1) * out.count * 2 <= teacherCacheBytes { teacherCache[w] = out.map { Float16($0) } }
+        return out
+    }
+
+    /// An encoder's batch: each sentence's `encoderLoss` scaled by its share of the batch and, with
+    /// `similarity`, that weight times `similarityStructureLoss` over the batch's pooled embeddings
+    /// (the batch's forwards all stay alive until the batch's backward passes then).
+    func accumulateEncoderGradients(windows picked: [Int], step: Int, teacherSeconds: inout Double, trainSeconds: inout Double) throws -> LossValue {
+        var loss = LossValue(loss: 0, kl: 0, ce: 0)
+        let share = 1 / Double(picked.count), weight = options.similarity ?? 0
+        let h = model.config.hiddenSize, firstToken = model.config.pooling?.mode == .cls
+        var pending: [(hidden: Buf<Float>, cache: TrainModel<Float>.Cache, teacher: [Float])] = []
+        func finish(_ hidden: Buf<Float>, _ cache: TrainModel<Float>.Cache, _ teacher: [Float], extra: [Double]?) throws {
+            let (part, blocks) = encoderLoss(hidden: hidden, cache: cache, teacher: teacher, scale: Float(share))
+            guard part.loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss") }
+            if let extra {
+                // d(similarity)/d(pooled) spread over the pooled rows (mean pooling: every token)
+                let rows = firstToken ? 1 : hidden.count / h, g = extra.map { Float($0 / Double(rows)) }
+                for t in 0 ..< rows { for j in 0 ..< h { hidden.p[t * h + j] += g[j] } }
+            }
+            model.backward(hidden, cache: cache, blockOutputGradients: blocks)
+            loss.loss += share * part.loss
+            loss.kl += share * part.kl
+            loss.ce += share * part.ce
+        }
+        for w in picked {
+            let teacher = try teacherOutput(window: w, step: step, seconds: &teacherSeconds)!
+            let t0 = Date()
+            let (hidden, cache) = model.forward([train[w]])
+            if weight > 0, picked.count > 1 {
+                pending.append((hidden, cache, teacher))
+            } else {
+                try finish(hidden, cache, teacher, extra: nil)
+            }
+            trainSeconds += Date().timeIntervalSince(t0)
+        }
+        guard !pending.isEmpty else { return loss }
+        let t0 = Date()
+        var ps: [Double] = [], pt: [Double] = []
+        for p in pending {
+            let n = p.hidden.count
+            ps += pooled(p.hidden.p, rows: n / h, width: h, firstToken: firstToken)
+            pt += p.teacher.withUnsafeBufferPointer { pooled($0.baseAddress! + $0.count - n, rows: n / h, width: h, firstToken: firstToken) }
+        }
+        let (structure, gradient) = similarityStructureLoss(student: ps, teacher: pt, batch: pending.count, width: h)
+        guard structure.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the similarity loss") }
+        loss.loss += weight * structure
+        for (b, p) in pending.enumerated() {
+            try finish(p.hidden, p.cache, p.teacher, extra: gradient[(b * h) ..< ((b + 1) * h)].map { $0 * weight })
+        }
+        pending = []
+        trainSeconds += Date().timeIntervalSince(t0)
+        return loss
+    }
+
+    /// Mean of `rows` rows of `width` values (or the first row alone), in Double.
+    func pooled(_ x: UnsafePointer<Float>, rows: Int, width h: Int, firstToken: Bool) -> [Double] {
+        let n = firstToken ? 1 : rows
+        var out = [Double](repeating: 0, count: h)
+        for t in 0 ..< n { for j in 0 ..< h { out[j] += Double(x[t * h + j]) } }
+        return out.map { $0 / Double(n) }
     }
 
     static func describe(_ o: TrainOptions) -> String {

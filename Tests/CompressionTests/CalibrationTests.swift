@@ -67,6 +67,15 @@ final class CalibrationTests: XCTestCase {
 
     /// Without --data a calibration recipe runs on the bundled set, and the output says so; with
     /// --data the file is used and named instead (and the statistics, so the weights, differ).
+    /// Encoders read sentences: lines cut after '.', '!' or '?' (and closing quotes) before whitespace.
+    func testSentences() {
+        let text = "One two.  Three \"four!\" Five?\n\n  a line without an end\nWait... (yes.) 3.5 is a number. e.g.x\n"
+        XCTAssertEqual(CalibrationText.sentences(of: text),
+                       ["One two.", "Three \"four!\"", "Five?", "a line without an end", "Wait...", "(yes.)", "3.5 is a number.", "e.g.x"])
+        XCTAssertEqual(CalibrationText.sentences(of: "\n \n"), [])
+        XCTAssertGreaterThan(CalibrationText.bundled.sentences.count, 2000)
+    }
+
     func testBundledSetIsUsedWithoutDataAndNamedInProvenance() throws {
         let bundled = CalibrationText.bundled
         XCTAssertGreaterThanOrEqual(bundled.text.utf8.count, 200_000, "at least 200 KB of calibration text")

@@ -56,4 +56,25 @@ final class BitmaskI16Tests: XCTestCase {
         }
         XCTAssertTrue(levels.contains("ref"))
     }
+
+    /// The AVX-512 level runs the vpexpandb kernel where the CPU has AVX512_VBMI2 (and its vpdpwssd
+    /// form with VNNI), AVX2's kernel otherwise.
+    func testKernelNames() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+        defer { edge_kernels_force(EDGE_KERNELS_AUTO) }
+        XCTAssertTrue(edge_kernels_force(EDGE_KERNELS_REF))
+        XCTAssertEqual(String(cString: edge_kernels_bitmask_q8_i16_name()), "ref")
+        if edge_kernels_force(EDGE_KERNELS_AVX2) {
+            XCTAssertEqual(String(cString: edge_kernels_bitmask_q8_i16_name()), "avx2-bitmask-i16")
+        }
+        if edge_kernels_force(EDGE_KERNELS_AVX512) {
+            let name = String(cString: edge_kernels_bitmask_q8_i16_name())
+            if flags.contains("avx512_vbmi2") {
+                XCTAssertEqual(name, edge_kernels_uses_vnni() ? "avx512-vbmi2-vnni-bitmask-i16" : "avx512-vbmi2-bitmask-i16")
+            } else {
+                XCTAssertEqual(name, "avx2-bitmask-i16")
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@ final class KernelInfoTests: XCTestCase {
         XCTAssertEqual(info.level, String(cString: edge_kernels_level_name(edge_kernels_level())))
         XCTAssertEqual(info.vnni, edge_kernels_uses_vnni())
         XCTAssertEqual(info.gemmMode, .auto)
-        XCTAssertEqual(Set(info.decode.keys), Set(KernelInfo.Product.allCases.map(\.rawValue)))
+        XCTAssertEqual(Set(info.decode.keys), Set(KernelInfo.Product.allCases.map(\.rawValue) + ["bitmask_q8_i16"]))
         XCTAssertEqual(info.batchTokens, 64)
         #if arch(x86_64)
         if edge_kernels_level() == EDGE_KERNELS_AVX2 {
@@ -28,6 +28,7 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.batch["q3_f32"], "avx2-packed-6x16")
             XCTAssertEqual(info.decode["q3_f32"], "avx2-dot-4x3")
             XCTAssertEqual(info.batch["q8_i16"], "avx2-packed-i16-6x16")
+            XCTAssertEqual(info.decode["bitmask_q8_i16"], "avx2-bitmask-i16")
         } else if edge_kernels_level() == EDGE_KERNELS_AVX512 {
             XCTAssertEqual(info.batch["f32"], "avx512-packed-12x32")
             XCTAssertEqual(info.decode["f32"], "avx512-fused-1x1")
@@ -36,6 +37,7 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.batch["q8_i16"], "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(info.decode["q8_i16"], "avx512-\(form)-rows-i16-4x1")
             XCTAssertEqual(info.decode["q4_i16"], "avx2-rows-q4i16-4x1")
+            XCTAssertTrue(["avx2-bitmask-i16", "avx512-vbmi2-bitmask-i16", "avx512-vbmi2-vnni-bitmask-i16"].contains(info.decode["bitmask_q8_i16"]))
         }
         #endif
         // Round-trips through JSON, as a `--json` report carries it.

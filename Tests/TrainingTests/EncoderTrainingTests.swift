@@ -82,6 +82,32 @@ final class EncoderTrainingTests: XCTestCase {
         XCTAssertLessThan(same.array.map(abs).max()!, 1e-7)
     }
 
+    /// The similarity-structure loss against a direct numpy-style computation and finite differences;
+    /// zero with no gradient when the student's geometry is the teacher's (even at other norms).
+    func testSimilarityStructureLossGradients() {
+        let B = 4, h = 6
+        let s = Buf<Double>(randomWeights(B * h, seed: 41))
+        let t = randomWeights(B * h, seed: 42)
+        func cos(_ v: [Double], _ i: Int, _ j: Int) -> Double {
+            let a = v[(i * h) ..< ((i + 1) * h)], b = v[(j * h) ..< ((j + 1) * h)]
+            let d = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+            return d / (a.reduce(0) { $0 + $1 * $1 }.squareRoot() * b.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        }
+        var direct = 0.0
+        for i in 0 ..< B { for j in 0 ..< B where j != i { direct += pow(cos(s.array, i, j) - cos(t, i, j), 2) / Double(B * (B - 1)) } }
+        let (loss, grad) = similarityStructureLoss(student: s.array, teacher: t, batch: B, width: h)
+        XCTAssertGreaterThan(loss, 1e-3)
+        XCTAssertEqual(loss, direct, accuracy: 1e-12)
+        check("similarity", s.p, count: s.count, grad: grad, samples: 24) {
+            similarityStructureLoss(student: s.array, teacher: t, batch: B, width: h).loss
+        }
+        let scaled = t.enumerated().map { $1 * Double(1 + $0 / h) }
+        let same = similarityStructureLoss(student: scaled, teacher: t, batch: B, width: h)
+        XCTAssertEqual(same.loss, 0, accuracy: 1e-15)
+        XCTAssertLessThan(same.gradient.map(abs).max()!, 1e-12)
+        XCTAssertEqual(similarityStructureLoss(student: Array(t[..<h]), teacher: Array(t[..<h]), batch: 1, width: h).loss, 0)
+    }
+
     func wholeModelCheck(_ config: ModelConfig, seed: UInt64) throws {
         let m = try GradientTests.randomModel(config, seed: seed)
         let batch: [[Int32]] = [[1, 5, 2, 12, 7, 3], [4, 4, 0, 9, 11, 2]]
@@ -188,6 +214,41 @@ final class EncoderTrainingTests: XCTestCase {
         }
         XCTAssertThrowsError(try Trainer(model: student, tokens: tok.encode(text), options: o, teacher: nil)) { e in
             XCTAssertEqual(e as? TrainingError, .unsupportedArchitecture("bert"))
+        }
+    }
+
+    /// Training on whole sentences of different lengths with the similarity-structure loss: the
+    /// batch's loss includes it, the held-out loss falls, and too few sentences are refused.
+    func testEncoderDistillationOnSentencesWithSimilarity() throws {
+        let f = try Fixture("tiny-bert")
+        let tok = try XCTUnwrap(f.runtime.tokenizer)
+        let text = try String(contentsOf: URL(fileURLWithPath: fixturePath("text/us-constitution.txt")), encoding: .utf8)
+        let sentences = text.split(whereSeparator: { ".;".contains($0) }).map { tok.encodeWithSpecialTokens(String($0)) }
+            .filter { $0.count >= 6 && $0.count <= 40 }
+        XCTAssertGreaterThan(Set(sentences.map(\.count)).count, 10)
+        var o = TrainOptions()
+        o.steps = 16
+        o.batch = 4
+        o.lr = 3e-3
+        o.evalEvery = 0
+        o.cosine = 0.5
+        let runtime = f.runtime
+        var losses: [Double] = []
+        for similarity in [nil, 5.0] {
+            o.similarity = similarity
+            let student = try f.student()
+            let trainer = try Trainer(model: student, sequences: Array(sentences.prefix(120)), options: o) { try runtime.hiddenStates([$0]) }
+            XCTAssertEqual(trainer.length, sentences.prefix(120).map(\.count).max())
+            var a = 0.0, b = 0.0
+            let first = try trainer.accumulateGradients(windows: [0, 1, 2, 3], step: 0, teacherSeconds: &a, trainSeconds: &b)
+            losses.append(first.loss - first.ce * 0.5 - first.kl)  // what the similarity term adds
+            let r = try trainer.run()
+            XCTAssertLessThan(r.heldOutAfter, r.heldOutBefore * 0.8, "similarity \(String(describing: similarity)): \(r.heldOutBefore) -> \(r.heldOutAfter)")
+        }
+        XCTAssertEqual(losses[0], 0, accuracy: 1e-9)
+        XCTAssertGreaterThan(losses[1], 1e-6)
+        XCTAssertThrowsError(try Trainer(model: try f.student(), sequences: [sentences[0]], options: o) { try runtime.hiddenStates([$0]) }) { e in
+            guard case .textTooShort = e as? TrainingError else { return XCTFail("\(e)") }
         }
     }
 }

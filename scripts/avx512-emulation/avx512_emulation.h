@@ -101,6 +101,18 @@ EMU_REDUCE(mm512_reduce_add_ps, __m512, float, EMU_ADD)
 EMU_REDUCE(mm512_reduce_max_ps, __m512, float, EMU_MAX)
 EMU_REDUCE(mm512_reduce_add_epi32, __m512i, int32_t, EMU_ADD)
 
+/// vpexpandb (AVX512_VBMI2, absent from SIMDe 0.7): lane i takes the next unused byte of a, in
+/// order, when bit i of k is set, else 0.
+static inline __m512i emu_mm512_maskz_expand_epi8(__mmask64 k, __m512i a) {
+    uint8_t in[64], out[64];
+    memcpy(in, &a, 64);
+    for (int i = 0, j = 0; i < 64; i++) out[i] = ((uint64_t)k >> i) & 1 ? in[j++] : 0;
+    __m512i r;
+    memcpy(&r, out, 64);
+    return r;
+}
+
+#define _mm512_maskz_expand_epi8 emu_mm512_maskz_expand_epi8
 #define _mm512_maskz_loadu_ps emu_mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_epi8 emu_mm512_maskz_loadu_epi8
 #define _mm256_maskz_loadu_epi8 emu_mm256_maskz_loadu_epi8

@@ -5,6 +5,7 @@
 // AVX-512 level runs, emulated, on a CPU without AVX-512; built for arm64 and run under qemu-aarch64
 // the same file checks the NEON level.
 #include "EdgeKernels.h"
+#include "EdgeKernelsSparse.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,46 @@ static void sweep_int8(const char *level) {
     }
 }
 
+// ---- bitmask q8 x int16 (exact: bit-identical to the reference) ---------------------------
+
+static void sweep_bitmask_i16(const char *level) {
+    static const size_t cols_list[] = {1, 7, 63, 64, 65, 255, 256, 257, 576, 1001};
+    static const size_t tokens[] = {1, 2, 4, 5};
+    static const size_t rows_list[] = {1, 3, 13};
+    static const unsigned density[] = {0, 30, 50, 100};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++)
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
+            for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++)
+                for (size_t di = 0; di < sizeof density / sizeof *density; di++) {
+                    size_t cols = cols_list[c], rows = rows_list[ri], T = tokens[ti], mb = (cols + 7) / 8;
+                    size_t ld = edge_i16_stride(cols), nb = (cols + 255) / 256, nv = 0;
+                    uint8_t *mask = alloc_slack(rows * mb, 1);
+                    uint32_t *row_ptr = alloc_slack(rows + 1, 4);
+                    int8_t *values = alloc_slack(rows * cols + 1, 1);
+                    float *X = alloc_slack(T * cols, 4), *ws = alloc_slack(rows, 4), *xs = alloc_slack(T * nb, 4);
+                    float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                    int16_t *Xi = alloc_slack(T * ld, 2);
+                    memset(mask, 0, rows * mb);
+                    row_ptr[0] = 0;
+                    for (size_t r = 0; r < rows; r++) {
+                        for (size_t k = 0; k < cols; k++)
+                            if (next_u64() % 100 < density[di]) {
+                                mask[r * mb + k / 8] |= (uint8_t)(1u << (k % 8));
+                                values[nv++] = (int8_t)(next_u64() % 255 - 127);
+                            }
+                        row_ptr[r + 1] = (uint32_t)nv;
+                        ws[r] = uniform(0.001f, 0.05f);
+                    }
+                    for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-4, 4);
+                    edge_quantize_rows_i16_ref(X, Xi, xs, T, cols);
+                    edge_spmm_bitmask_q8_i16(mask, row_ptr, values, ws, Xi, xs, Y, T, rows, cols, 0, rows);
+                    edge_spmm_bitmask_q8_i16_ref(mask, row_ptr, values, ws, Xi, xs, R, T, rows, cols, 0, rows);
+                    check(memcmp(Y, R, T * rows * 4) == 0, "spmm_bitmask_q8_i16", level, T, rows, cols, "differs from the reference");
+                    free_slack(mask); free_slack(row_ptr); free_slack(values); free_slack(X); free_slack(ws);
+                    free_slack(xs); free_slack(Y); free_slack(R); free_slack(Xi);
+                }
+}
+
 // ---- q4 x int16 (exact: bit-identical to the reference) ------------------------------------
 
 static void sweep_q4_i16(const char *level) {
@@ -422,12 +463,14 @@ int main(int argc, char **argv) {
         edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
         sweep_int8(name);
         sweep_q4_i16(name);
+        sweep_bitmask_i16(name);
         sweep_elementwise(name);
         if (edge_kernels_uses_vnni() && edge_kernels_set_vnni(false)) {
             // The same level with its AVX-512BW integer kernels.
             check_names(level);
             sweep_int8(name);
             sweep_q4_i16(name);
+            sweep_bitmask_i16(name);
             edge_kernels_force(level);
         }
     }

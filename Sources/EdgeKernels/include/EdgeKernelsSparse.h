@@ -45,13 +45,17 @@ void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, 
 /// the exact int32 sum s_b over the stored elements of the block, acc = fmaf((float)s_b, xscale[t*nb + b],
 /// acc) over b = 0, 1, ..., then Y = acc * scale[r]. Every level gives bit-identical results. The AVX2
 /// kernel streams each row once for up to 4 tokens (decoding), expanding 16 stored values per step
-/// with one byte shuffle chosen by the two mask bytes.
+/// with one byte shuffle chosen by the two mask bytes; on AVX512_VBMI2 CPUs the AVX-512 level
+/// expands 64 per step with vpexpandb (edge_kernels_bitmask_q8_i16_name says which runs).
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1);
 void edge_spmm_bitmask_q8_i16_ref(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                                   const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                   size_t r0, size_t r1);
+/// Name of the active level's edge_spmm_bitmask_q8_i16 kernel: "ref", "avx2-bitmask-i16" or
+/// "avx512-vbmi2-bitmask-i16".
+const char *edge_kernels_bitmask_q8_i16_name(void);
 /// bitmask with f16 values x f32 activations.
 void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1);

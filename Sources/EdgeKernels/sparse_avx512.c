@@ -1,0 +1,135 @@
+// AVX-512 sparse kernels (x86-64): the bitmask q8 x int16 decoding product on AVX512_VBMI2, where
+// `vpexpandb` places the next popcount(mask) stored values of 64 columns at their columns in one
+// instruction (the AVX2 kernel needs a table lookup, a shuffle and bookkeeping per 16 columns), and
+// the expanded bytes are used as int16 words by two shifts (even columns) and one (odd columns)
+// against activations split even/odd per 64 columns: one cross-lane operation per 64 weights.
+// The function carries its own target attribute, so the file builds with the default flags and runs
+// only where dispatch.c found the features.
+//
+// Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
+// SIMDe plus scripts/avx512-emulation/avx512_emulation.h, so the logic is tested on any AVX2 CPU.
+#if defined(__x86_64__)
+#include "dispatch.h"
+#include <math.h>
+#include <string.h>
+#if defined(EDGE_AVX512_EMULATED)
+#include "avx512_emulation.h"
+#define VBMI2
+#define VBMI2_INLINE static inline
+#define VNNI
+#define VNNI_INLINE static inline
+#else
+#include <immintrin.h>
+#define VBMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,fma,f16c,popcnt,bmi2")))
+#define VBMI2_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,fma,f16c,popcnt,bmi2")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx512vnni,avx2,fma,f16c,popcnt,bmi2")))
+#define VNNI_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx512vnni,avx2,fma,f16c,popcnt,bmi2")))
+#endif
+
+enum { BM512_MT = 4, BM512_XMAX = 16384 };
+
+/// Bits [0, n) set (n <= 64).
+static inline uint64_t low_bits(size_t n) { return n >= 64 ? ~0ULL : (1ULL << n) - 1; }
+
+/// The products read the expanded weights as 32 int16 words per 64 columns without widening them:
+/// the low byte of word i is column 2i (sign-extended by shifting left then right by 8), the high
+/// byte column 2i+1 (shifted right by 8). So the activations are laid out to match, per 64-column
+/// chunk c: xe[c*64 + i] = x[64c + 2i], xe[c*64 + 32 + i] = x[64c + 2i + 1], zero past the last column.
+static void bm512_split_even_odd(const int16_t *x, size_t cols, int16_t *xe) {
+    size_t chunks = (cols + 63) / 64;
+    for (size_t c = 0; c < chunks; c++)
+        for (size_t i = 0; i < 32; i++) {
+            size_t k = 64 * c + 2 * i;
+            xe[c * 64 + i] = k < cols ? x[k] : 0;
+            xe[c * 64 + 32 + i] = k + 1 < cols ? x[k + 1] : 0;
+        }
+}
+
+/// Rows r0..r1 for T (a constant, <= BM512_MT) tokens; DP(acc, a, b) adds the int16 pair products of
+/// a and b to the int32 lanes of acc (vpdpwssd on VNNI, vpmaddwd + vpaddd otherwise).
+#define BM512_ROWS(NAME, INLINE_ATTR, DP)                                                                                   \
+    INLINE_ATTR void NAME(const size_t T, const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values,               \
+                          const float *scale, const int16_t *xe, size_t lde, const float *xscale, size_t nb, float *Y,       \
+                          size_t rows, size_t cols, size_t r0, size_t r1) {                                                 \
+        size_t mb = (cols + 7) / 8;                                                                                         \
+        const int8_t *vend = values + row_ptr[rows];                                                                        \
+        for (size_t r = r0; r < r1; r++) {                                                                                  \
+            const uint8_t *m = mask + r * mb;                                                                               \
+            const int8_t *v = values + row_ptr[r];                                                                          \
+            edge_prefetch_ahead(v, row_ptr[r + 1] - row_ptr[r], vend);                                                      \
+            __builtin_prefetch(m + 8 * mb, 0, 3);                                                                           \
+            float acc[BM512_MT] = {0};                                                                                      \
+            for (size_t b = 0; b < nb; b++) {                                                                               \
+                size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;               \
+                __m512i s0[BM512_MT], s1[BM512_MT];                                                                         \
+                for (size_t t = 0; t < T; t++) s0[t] = s1[t] = _mm512_setzero_si512();                                      \
+                for (size_t k = k0; k < k1; k += 64) { /* k is a multiple of 64: its mask bits start a byte */              \
+                    uint64_t bits = 0;                                                                                      \
+                    if (k + 64 <= k1) memcpy(&bits, m + k / 8, 8);                                                          \
+                    else { /* the block's last columns (fewer than 64): only their mask bytes are read */                  \
+                        memcpy(&bits, m + k / 8, (k1 - k + 7) / 8);                                                         \
+                        bits &= low_bits(k1 - k);                                                                           \
+                    }                                                                                                       \
+                    size_t c = (size_t)__builtin_popcountll(bits);                                                          \
+                    __m512i packed = vend - v >= 64 ? _mm512_loadu_si512((const void *)v)                                   \
+                                                    : _mm512_maskz_loadu_epi8((__mmask64)low_bits(c), v);                   \
+                    v += c;                                                                                                 \
+                    __m512i w = _mm512_maskz_expand_epi8((__mmask64)bits, packed);                                          \
+                    __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(w, 8), 8), odd = _mm512_srai_epi16(w, 8);            \
+                    for (size_t t = 0; t < T; t++) {                                                                        \
+                        const int16_t *x = xe + t * lde + k;                                                                \
+                        s0[t] = DP(s0[t], even, _mm512_loadu_si512((const void *)x));                                       \
+                        s1[t] = DP(s1[t], odd, _mm512_loadu_si512((const void *)(x + 32)));                                 \
+                    }                                                                                                       \
+                }                                                                                                           \
+                for (size_t t = 0; t < T; t++)                                                                              \
+                    acc[t] = fmaf((float)_mm512_reduce_add_epi32(_mm512_add_epi32(s0[t], s1[t])), xscale[t * nb + b], acc[t]); \
+            }                                                                                                               \
+            for (size_t t = 0; t < T; t++) Y[t * rows + r] = acc[t] * scale[r];                                             \
+        }                                                                                                                   \
+    }
+
+#define BM512_DP_BW(acc, a, b) _mm512_add_epi32(acc, _mm512_madd_epi16(a, b))
+#define BM512_DP_VNNI(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
+BM512_ROWS(bm512_rows_bw, VBMI2_INLINE, BM512_DP_BW)
+BM512_ROWS(bm512_rows_vnni, VNNI_INLINE, BM512_DP_VNNI)
+
+/// The kernel the table held before this file's (AVX2's), for matrices wider than BM512_XMAX allows.
+static void (*g_wide)(const uint8_t *, const uint32_t *, const int8_t *, const float *, const int16_t *, const float *,
+                      float *, size_t, size_t, size_t, size_t, size_t);
+
+/// The entry point for one rows function: the activations split even/odd 4 tokens at a time.
+#define BM512_ENTRY(NAME, ATTR, ROWS)                                                                                       \
+    static ATTR void NAME(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,          \
+                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0,   \
+                          size_t r1) {                                                                                      \
+        size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, lde = (cols + 63) / 64 * 64;  \
+        if (lde * BM512_MT > BM512_XMAX) { /* more than 4096 columns: the level's previous kernel (AVX2's) */              \
+            g_wide(mask, row_ptr, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);                                     \
+            return;                                                                                                         \
+        }                                                                                                                   \
+        int16_t xe[BM512_XMAX] __attribute__((aligned(64)));                                                                \
+        for (size_t t = 0; t < T; t += BM512_MT) { /* more tokens: the rows are read once per 4 */                         \
+            size_t n = T - t < BM512_MT ? T - t : BM512_MT;                                                                 \
+            for (size_t j = 0; j < n; j++) bm512_split_even_odd(Xq + (t + j) * ld, cols, xe + j * lde);                     \
+            const float *xs = xscale + t * nb;                                                                              \
+            float *y = Y + t * rows;                                                                                        \
+            switch (n) {                                                                                                    \
+            case 1: ROWS(1, mask, row_ptr, values, scale, xe, lde, xs, nb, y, rows, cols, r0, r1); break;                   \
+            case 2: ROWS(2, mask, row_ptr, values, scale, xe, lde, xs, nb, y, rows, cols, r0, r1); break;                   \
+            case 3: ROWS(3, mask, row_ptr, values, scale, xe, lde, xs, nb, y, rows, cols, r0, r1); break;                   \
+            default: ROWS(4, mask, row_ptr, values, scale, xe, lde, xs, nb, y, rows, cols, r0, r1); break;                  \
+            }                                                                                                               \
+        }                                                                                                                   \
+    }
+
+BM512_ENTRY(spmm_bitmask_q8_i16_vbmi2, VBMI2, bm512_rows_bw)
+BM512_ENTRY(spmm_bitmask_q8_i16_vbmi2_vnni, VNNI, bm512_rows_vnni)
+
+void edge_fill_table_sparse_avx512(edge_kernel_table *t, bool vbmi2) {
+    if (!vbmi2) return;
+    g_wide = t->spmm_bitmask_q8_i16;
+    t->spmm_bitmask_q8_i16 = t->vnni ? spmm_bitmask_q8_i16_vbmi2_vnni : spmm_bitmask_q8_i16_vbmi2;
+    t->bitmask_q8_i16_name = t->vnni ? "avx512-vbmi2-vnni-bitmask-i16" : "avx512-vbmi2-bitmask-i16";
+}
+#endif

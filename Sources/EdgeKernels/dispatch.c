@@ -291,9 +291,36 @@ void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, cons
                               size_t r0, size_t r1) {
     table()->spmm_bitmask(EDGE_SPARSE_Q8, mask, row_ptr, values, scale, zero, X, Y, T, rows, cols, r0, r1);
 }
+/// Many tokens (prompt processing): a sparse q8 payload's rows expanded to dense int8, up to
+/// SPARSE_TILE_ROWS at a time (a thread's whole share of a model's matrix, so the dense GEMM keeps its
+/// own blocking), through the level's dense q8 x int16 product (the packed GEMM): the same exact
+/// integer sums, so bit-identical to the row kernels and the references. The scalar reference level,
+/// and fewer than SPARSE_DENSE_MIN_T tokens, keep the row-streaming kernels.
+enum { SPARSE_DENSE_MIN_T = 5, SPARSE_TILE_ROWS = 2048 };
+
+static bool sparse_dense_tiles(const edge_kernel_table *t, const uint8_t *mask, const uint32_t *row_ptr, const uint8_t *idx,
+                               const int8_t *values, const float *scale, const int16_t *Xq, const float *xscale, float *Y,
+                               size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T < SPARSE_DENSE_MIN_T || t->level == EDGE_KERNELS_REF || r0 >= r1 || cols == 0) return false;
+    size_t n = r1 - r0 < SPARSE_TILE_ROWS ? r1 - r0 : SPARSE_TILE_ROWS;
+    int8_t *w = malloc(n * cols);
+    if (!w) return false;
+    for (size_t r = r0; r < r1; r += n) {
+        size_t m = r1 - r < n ? r1 - r : n;
+        if (mask) t->bitmask_expand_q8(mask, row_ptr, values, cols, r, r + m, w);
+        else edge_nm24_expand_q8(idx, values, cols, r, r + m, w);
+        // Rows 0..m of the tile are rows r..r+m: Y and the scales start at row r, Y keeps its stride.
+        t->matmul_q8_i16(w, scale + r, Xq, xscale, Y + r, T, rows, cols, 0, m);
+    }
+    free(w);
+    return true;
+}
+
 void edge_spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
                            const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    table()->spmm_nm24_q8_i16(idx, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
+    const edge_kernel_table *t = table();
+    if (sparse_dense_tiles(t, NULL, NULL, idx, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1)) return;
+    t->spmm_nm24_q8_i16(idx, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 const char *edge_kernels_bitmask_q8_i16_name(void) { return table()->bitmask_q8_i16_name; }
@@ -301,7 +328,9 @@ const char *edge_kernels_bitmask_q8_i16_name(void) { return table()->bitmask_q8_
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1) {
-    table()->spmm_bitmask_q8_i16(mask, row_ptr, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
+    const edge_kernel_table *t = table();
+    if (sparse_dense_tiles(t, mask, row_ptr, NULL, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1)) return;
+    t->spmm_bitmask_q8_i16(mask, row_ptr, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {

@@ -68,6 +68,9 @@ typedef struct edge_kernel_table {
                                 size_t r0, size_t r1);
     /// Name of the kernel behind spmm_bitmask_q8_i16 (edge_kernels_bitmask_q8_i16_name).
     const char *bitmask_q8_i16_name;
+    /// edge_bitmask_expand_q8 (the dense int8 rows of a bitmask payload), for the many-token products.
+    void (*bitmask_expand_q8)(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t cols, size_t r0,
+                              size_t r1, int8_t *out);
     void (*spmm_csr)(edge_sparse_kind kind, const uint32_t *row_ptr, const void *col_idx, size_t index_width,
                      const void *values, const float *scale, const uint8_t *zero, const float *X, float *Y, size_t T,
                      size_t rows, size_t cols, size_t r0, size_t r1);
@@ -88,6 +91,11 @@ void edge_spmm_csr_any_ref(edge_sparse_kind kind, const uint32_t *row_ptr, const
                            size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_spmm_nm_any_ref(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale, const uint8_t *zero,
                          size_t n, size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// The dense int8 rows r0..r1 [r1 - r0, cols] that a bitmask / packed 2:4 payload of q8 values
+/// stands for (zeros where nothing is stored), for the many-token products (dispatch.c).
+void edge_bitmask_expand_q8(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t cols, size_t r0,
+                            size_t r1, int8_t *out);
+void edge_nm24_expand_q8(const uint8_t *idx, const int8_t *values, size_t cols, size_t r0, size_t r1, int8_t *out);
 #if defined(__x86_64__)
 /// Overwrites the entries AVX2 + FMA + F16C speeds up.
 void edge_fill_table_avx2(edge_kernel_table *t);

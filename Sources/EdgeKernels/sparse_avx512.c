@@ -126,10 +126,34 @@ static void (*g_wide)(const uint8_t *, const uint32_t *, const int8_t *, const f
 BM512_ENTRY(spmm_bitmask_q8_i16_vbmi2, VBMI2, bm512_rows_bw)
 BM512_ENTRY(spmm_bitmask_q8_i16_vbmi2_vnni, VNNI, bm512_rows_vnni)
 
+/// edge_bitmask_expand_q8 with vpexpandb: 64 columns per step.
+static VBMI2 void bitmask_expand_q8_vbmi2(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t cols,
+                                          size_t r0, size_t r1, int8_t *out) {
+    size_t mb = (cols + 7) / 8;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *m = mask + r * mb;
+        const int8_t *v = values + row_ptr[r];
+        int8_t *o = out + (r - r0) * cols;
+        for (size_t k = 0; k < cols; k += 64) {
+            size_t n = cols - k < 64 ? cols - k : 64;
+            uint64_t bits = 0;
+            memcpy(&bits, m + k / 8, (n + 7) / 8);
+            bits &= low_bits(n);
+            size_t c = (size_t)__builtin_popcountll(bits);
+            __m512i packed = _mm512_maskz_loadu_epi8((__mmask64)low_bits(c), v);  // never past the row's values
+            __m512i w = _mm512_maskz_expand_epi8((__mmask64)bits, packed);
+            if (n == 64) _mm512_storeu_si512((void *)(o + k), w);
+            else _mm512_mask_storeu_epi8(o + k, (__mmask64)low_bits(n), w);
+            v += c;
+        }
+    }
+}
+
 void edge_fill_table_sparse_avx512(edge_kernel_table *t, bool vbmi2) {
     if (!vbmi2) return;
     g_wide = t->spmm_bitmask_q8_i16;
     t->spmm_bitmask_q8_i16 = t->vnni ? spmm_bitmask_q8_i16_vbmi2_vnni : spmm_bitmask_q8_i16_vbmi2;
     t->bitmask_q8_i16_name = t->vnni ? "avx512-vbmi2-vnni-bitmask-i16" : "avx512-vbmi2-bitmask-i16";
+    t->bitmask_expand_q8 = bitmask_expand_q8_vbmi2;
 }
 #endif

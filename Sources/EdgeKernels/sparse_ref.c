@@ -142,6 +142,40 @@ void edge_spmm_bitmask_q8_i16_ref(const uint8_t *mask, const uint32_t *row_ptr, 
     }
 }
 
+void edge_bitmask_expand_q8(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t cols, size_t r0,
+                            size_t r1, int8_t *out) {
+    size_t mb = (cols + 7) / 8;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *m = mask + r * mb;
+        const int8_t *v = values + row_ptr[r];
+        int8_t *o = out + (r - r0) * cols;
+        size_t k = 0;
+        for (; k + 8 <= cols; k += 8) {  // whole mask bytes: runs of 8 stored or 8 zeros copied at once
+            uint8_t byte = m[k >> 3];
+            if (byte == 0xFF) {
+                memcpy(o + k, v, 8);
+                v += 8;
+            } else if (byte == 0) {
+                memset(o + k, 0, 8);
+            } else {
+                for (size_t j = 0; j < 8; j++) o[k + j] = (byte >> j) & 1 ? *v++ : 0;
+            }
+        }
+        for (; k < cols; k++) o[k] = (m[k >> 3] >> (k & 7)) & 1 ? *v++ : 0;
+    }
+}
+
+void edge_nm24_expand_q8(const uint8_t *idx, const int8_t *values, size_t cols, size_t r0, size_t r1, int8_t *out) {
+    size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8;
+    for (size_t r = r0; r < r1; r++) {
+        int8_t *w = out + (r - r0) * cols;
+        memset(w, 0, cols);
+        const uint8_t *id = idx + r * ib;
+        const int8_t *v = values + r * slots;
+        for (size_t s = 0; s < slots; s++) w[(s / 2) * 4 + ((id[s / 4] >> (2 * (s % 4))) & 3)] = v[s];
+    }
+}
+
 void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
                                const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8;
@@ -171,6 +205,7 @@ void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const f
 void edge_fill_table_sparse_ref(edge_kernel_table *t) {
     t->spmm_bitmask_q8_i16 = edge_spmm_bitmask_q8_i16_ref;
     t->bitmask_q8_i16_name = "ref";
+    t->bitmask_expand_q8 = edge_bitmask_expand_q8;
     t->spmm_nm24_q8_i16 = edge_spmm_nm24_q8_i16_ref;
     t->spmm_bitmask = edge_spmm_bitmask_any_ref;
     t->spmm_csr = edge_spmm_csr_any_ref;

@@ -186,10 +186,12 @@ public struct Linear: @unchecked Sendable {
     ///   packed panels for more), at every token count (`Linear.i16MinTokens` is 1).
     /// q4 weights (symmetric or not) with groups of 32, 64, 128 or 256 run
     /// `edge_matmul_q4_i16` against int16 activations under `.i16` for up to `Linear.q4I16MaxTokens`
-    /// tokens (decoding); more tokens, and the other modes, keep f32 activations. So do bitmask
-    /// payloads of symmetric q8 values (`edge_spmm_bitmask_q8_i16`, exactly the dense q8 x int16
-    /// product of the same weights), and packed 2:4 payloads of symmetric q8 values
-    /// (`edge_spmm_nm24_q8_i16`, likewise exact).
+    /// tokens (decoding); more tokens, and the other modes, keep f32 activations. Bitmask payloads
+    /// of symmetric q8 values (`edge_spmm_bitmask_q8_i16`) and packed 2:4 payloads of symmetric q8
+    /// values (`edge_spmm_nm24_q8_i16`) run against int16 activations under `.i16` at every token
+    /// count, as dense symmetric q8 does: exactly the dense q8 x int16 product of the same weights
+    /// (rows streamed once up to 4 tokens; tiles of rows expanded to dense int8 for the packed
+    /// GEMM above that).
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
@@ -213,8 +215,11 @@ public struct Linear: @unchecked Sendable {
                 }
                 return
             }
-            if decoding, case let .sparse(l) = layout, l.encoding == .bitmask, l.valueEncoding == .q8, l.symmetric {
-                // Decoding with a bitmask of symmetric q8 values: int16 activations, rows streamed once.
+            // Sparse symmetric q8 (bitmask, packed 2:4) under .i16, at every token count: exactly the
+            // dense q8 x int16 product of the same weights (rows streamed once for few tokens; for
+            // more, tiles expanded to dense int8 through the packed GEMM).
+            let sparseI16 = mode == .i16 && Linear.i16Accelerated
+            if sparseI16, case let .sparse(l) = layout, l.encoding == .bitmask, l.valueEncoding == .q8, l.symmetric {
                 let mask = base.assumingMemoryBound(to: UInt8.self)
                 let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
@@ -224,8 +229,7 @@ public struct Linear: @unchecked Sendable {
                 }
                 return
             }
-            if decoding, case let .nm(l) = layout, l.n == 2, l.m == 4, l.valueEncoding == .q8, l.symmetric {
-                // Decoding with 2:4 symmetric q8: int16 activations, rows streamed once (exactly the dense q8 x int16 product).
+            if sparseI16, case let .nm(l) = layout, l.n == 2, l.m == 4, l.valueEncoding == .q8, l.symmetric {
                 let idx = base.assumingMemoryBound(to: UInt8.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)

@@ -63,16 +63,17 @@ final class NMLinearTests: XCTestCase {
         }
     }
 
-    /// Decoding (up to `Linear.q4I16MaxTokens` tokens) under the default `.i16`: 2:4 symmetric q8
-    /// multiplies int16 activations (`edge_spmm_nm24_q8_i16`) and gives exactly the dense symmetric q8
-    /// product of the same weights, on any thread count; other n:m keep the f32 kernels.
+    /// Under the default `.i16` 2:4 symmetric q8 multiplies int16 activations (`edge_spmm_nm24_q8_i16`:
+    /// rows streamed up to 4 tokens, tiles expanded to dense int8 above) and gives exactly the dense
+    /// symmetric q8 product of the same weights, at every token and thread count; other n:m keep the
+    /// f32 kernels.
     func testNM24Q8DecodingEqualsDenseQ8I16() throws {
         for (rows, cols) in [(5, 17), (40, 302), (33, 1101), (7, 576)] {
             let w = Self.prune(values(rows: rows, cols: cols, seed: UInt64(rows * cols)), rows: rows, cols: cols, n: 2, m: 4)
             let dense = QuantizedWeightsTests.encode("w", [rows, cols], w, .q8(symmetric: true))
             let packed = try Linear(name: "w", source: .encoded(XCTUnwrap(dense.packedNM(n: 2, m: 4))))
             let base = try Linear(name: "w", source: .encoded(dense))
-            for T in 1 ... Linear.q4I16MaxTokens {
+            for T in Array(1 ... Linear.q4I16MaxTokens) + [5, 13, 40] {
                 let x = values(rows: T, cols: cols, seed: 99)
                 for threads in [1, 3] {
                     XCTAssertEqual(packed.matmul(x, tokens: T, threads: threads).map(\.bitPattern),

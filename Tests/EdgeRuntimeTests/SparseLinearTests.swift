@@ -62,9 +62,10 @@ final class SparseLinearTests: XCTestCase {
         }
     }
 
-    /// Decoding (up to `Linear.q4I16MaxTokens` tokens) under the default `.i16`: a bitmask of symmetric
-    /// q8 values multiplies int16 activations (`edge_spmm_bitmask_q8_i16`) and gives exactly the dense
-    /// symmetric q8 product of the same weights, any thread count.
+    /// Under the default `.i16` a bitmask of symmetric q8 values multiplies int16 activations
+    /// (`edge_spmm_bitmask_q8_i16`: rows streamed up to 4 tokens, tiles expanded to dense int8 for the
+    /// packed GEMM above) and gives exactly the dense symmetric q8 product of the same weights, at
+    /// every token count and thread count.
     func testBitmaskQ8DecodingEqualsDenseQ8I16() throws {
         for (rows, cols) in [(5, 17), (40, 300), (33, 1100)] {
             for sparsity in [0.0, 0.5, 0.9] {
@@ -72,7 +73,7 @@ final class SparseLinearTests: XCTestCase {
                 let dense = q8(w, rows: rows, cols: cols, symmetric: true)
                 let sparse = try Linear(name: "w", source: .encoded(XCTUnwrap(dense.packedSparse(as: .bitmask))))
                 let base = try Linear(name: "w", source: .encoded(dense))
-                for T in 1 ... Linear.q4I16MaxTokens {
+                for T in Array(1 ... Linear.q4I16MaxTokens) + [5, 13, 40] {
                     let x = values(rows: T, cols: cols, sparsity: 0, seed: 99)
                     for threads in [1, 3] {
                         XCTAssertEqual(sparse.matmul(x, tokens: T, threads: threads).map(\.bitPattern),

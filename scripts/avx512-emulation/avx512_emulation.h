@@ -47,6 +47,7 @@ EMU_MASKZ_LOAD(mm_maskz_loadu_epi32, __m128i, int32_t, 4, __mmask8)
 EMU_MASKZ_LOAD(mm_maskz_loadu_ps, __m128, float, 4, __mmask8)
 EMU_MASK_STORE(mm512_mask_storeu_ps, __m512, float, 16, __mmask16)
 EMU_MASK_STORE(mm_mask_storeu_ps, __m128, float, 4, __mmask8)
+EMU_MASK_STORE(mm512_mask_storeu_epi8, __m512i, int8_t, 64, __mmask64)
 
 /// Lane-wise conversion of `in_lanes` of `in_t` (the low ones of `a`) to `out_t`, by `expr` of `x`.
 #define EMU_CONVERT(name, vec_out, out_t, vec_in, in_t, lanes, expr) \
@@ -124,6 +125,7 @@ static inline __m512i emu_mm512_maskz_expand_epi8(__mmask64 k, __m512i a) {
 #define _mm_maskz_loadu_ps emu_mm_maskz_loadu_ps
 #define _mm512_mask_storeu_ps emu_mm512_mask_storeu_ps
 #define _mm_mask_storeu_ps emu_mm_mask_storeu_ps
+#define _mm512_mask_storeu_epi8 emu_mm512_mask_storeu_epi8
 #define _mm512_cvtepi32_ps emu_mm512_cvtepi32_ps
 #define _mm512_cvtps_epi32 emu_mm512_cvtps_epi32
 #define _mm512_cvtepi8_epi32 emu_mm512_cvtepi8_epi32

@@ -280,6 +280,51 @@ static void sweep_bitmask_i16(const char *level) {
                 }
 }
 
+// ---- packed 2:4 q8 x int16 (exact: bit-identical to the reference) -------------------------
+
+static void sweep_nm24_i16(const char *level) {
+    static const size_t cols_list[] = {1, 2, 3, 5, 63, 64, 66, 255, 256, 258, 576, 1001};
+    static const size_t tokens[] = {1, 2, 4, 5};
+    static const size_t rows_list[] = {1, 3, 13};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++)
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
+            for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {
+                size_t cols = cols_list[c], rows = rows_list[ri], T = tokens[ti];
+                size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8;
+                size_t ld = edge_i16_stride(cols), nb = (cols + 255) / 256;
+                uint8_t *idx = alloc_slack(rows * ib, 1);
+                int8_t *values = alloc_slack(rows * slots + 1, 1);
+                float *X = alloc_slack(T * cols, 4), *ws = alloc_slack(rows, 4), *xs = alloc_slack(T * nb, 4);
+                float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                int16_t *Xi = alloc_slack(T * ld, 2);
+                memset(idx, 0, rows * ib);
+                for (size_t r = 0; r < rows; r++) {
+                    for (size_t g = 0; g * 4 < cols; g++) {  // two increasing indices per group (one or two in a short last group)
+                        size_t width = cols - g * 4 < 4 ? cols - g * 4 : 4, n = width < 2 ? width : 2;
+                        size_t a = next_u64() % width, b = a;
+                        if (n == 2) {
+                            do b = next_u64() % width; while (b == a);
+                            if (a > b) { size_t t = a; a = b; b = t; }
+                        }
+                        size_t pick[2] = {a, b};
+                        for (size_t j = 0; j < n; j++) {
+                            size_t sl = g * 2 + j;
+                            idx[r * ib + sl / 4] |= (uint8_t)(pick[j] << (2 * (sl % 4)));
+                            values[r * slots + sl] = (int8_t)(next_u64() % 255 - 127);
+                        }
+                    }
+                    ws[r] = uniform(0.001f, 0.05f);
+                }
+                for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-4, 4);
+                edge_quantize_rows_i16_ref(X, Xi, xs, T, cols);
+                edge_spmm_nm24_q8_i16(idx, values, ws, Xi, xs, Y, T, rows, cols, 0, rows);
+                edge_spmm_nm24_q8_i16_ref(idx, values, ws, Xi, xs, R, T, rows, cols, 0, rows);
+                check(memcmp(Y, R, T * rows * 4) == 0, "spmm_nm24_q8_i16", level, T, rows, cols, "differs from the reference");
+                free_slack(idx); free_slack(values); free_slack(X); free_slack(ws); free_slack(xs);
+                free_slack(Y); free_slack(R); free_slack(Xi);
+            }
+}
+
 // ---- q4 x int16 (exact: bit-identical to the reference) ------------------------------------
 
 static void sweep_q4_i16(const char *level) {
@@ -464,6 +509,7 @@ int main(int argc, char **argv) {
         sweep_int8(name);
         sweep_q4_i16(name);
         sweep_bitmask_i16(name);
+        sweep_nm24_i16(name);
         sweep_elementwise(name);
         if (edge_kernels_uses_vnni() && edge_kernels_set_vnni(false)) {
             // The same level with its AVX-512BW integer kernels.
@@ -471,6 +517,7 @@ int main(int argc, char **argv) {
             sweep_int8(name);
             sweep_q4_i16(name);
             sweep_bitmask_i16(name);
+            sweep_nm24_i16(name);
             edge_kernels_force(level);
         }
     }

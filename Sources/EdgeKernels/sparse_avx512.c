@@ -26,7 +26,7 @@
 #define VNNI_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx512vnni,avx2,fma,f16c,popcnt,bmi2")))
 #endif
 
-enum { BM512_MT = 4, BM512_XMAX = 16384 };
+enum { BM512_MT = 4, BM512_XMAX = 16384, BM512_NB = BM512_XMAX / BM512_MT / EDGE_I16_BLOCK };
 
 /// Bits [0, n) set (n <= 64).
 static inline uint64_t low_bits(size_t n) { return n >= 64 ? ~0ULL : (1ULL << n) - 1; }
@@ -72,6 +72,22 @@ VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t s
     return bits;
 }
 
+/// acc = fmaf((float)s_b, xscale[b], acc) for b = 0..nb in order, s_b the sum of the 8 int32 lanes of
+/// part[b] (exact): four blocks' sums at a time by a tree of horizontal adds, not one reduction each.
+VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t nb) {
+    float acc = 0;
+    for (size_t b = 0; b < nb; b += 4) {
+        __m256i p[4];
+        for (size_t j = 0; j < 4; j++) p[j] = b + j < nb ? part[b + j] : _mm256_setzero_si256();
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));  // lane j: block b + j
+        int32_t sums[4];
+        _mm_storeu_si128((__m128i *)sums, s4);
+        for (size_t j = 0; j < 4 && b + j < nb; j++) acc = fmaf((float)sums[j], xscale[b + j], acc);
+    }
+    return acc;
+}
+
 /// Rows r0..r1 of a bitmask (nm = 0: `meta` the mask, `row_ptr` the row starts) or packed 2:4
 /// (nm = 1: `meta` the index bytes) payload for T tokens; T and nm are constants. DP(acc, a, b) adds
 /// the int16 pair products of a and b to the int32 lanes of acc (vpdpwssd on VNNI, vpmaddwd +
@@ -87,7 +103,7 @@ VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t s
             const int8_t *v = values + (nm ? r * slots : row_ptr[r]);                                                       \
             edge_prefetch_ahead(v, nm ? slots : row_ptr[r + 1] - row_ptr[r], vend);                                         \
             __builtin_prefetch(m + 8 * stride, 0, 3);                                                                       \
-            float acc[BM512_MT] = {0};                                                                                      \
+            __m256i part[BM512_MT][BM512_NB]; /* each block's lanes folded to 8, summed at the row's end */               \
             for (size_t b = 0; b < nb; b++) {                                                                               \
                 size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;               \
                 __m512i s0[BM512_MT], s1[BM512_MT];                                                                         \
@@ -115,10 +131,12 @@ VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t s
                         s1[t] = DP(s1[t], odd, _mm512_loadu_si512((const void *)(x + 32)));                                 \
                     }                                                                                                       \
                 }                                                                                                           \
-                for (size_t t = 0; t < T; t++)                                                                              \
-                    acc[t] = fmaf((float)_mm512_reduce_add_epi32(_mm512_add_epi32(s0[t], s1[t])), xscale[t * nb + b], acc[t]); \
+                for (size_t t = 0; t < T; t++) {                                                                            \
+                    __m512i sum = _mm512_add_epi32(s0[t], s1[t]);                                                           \
+                    part[t][b] = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));           \
+                }                                                                                                           \
             }                                                                                                               \
-            for (size_t t = 0; t < T; t++) Y[t * rows + r] = acc[t] * scale[r];                                             \
+            for (size_t t = 0; t < T; t++) Y[t * rows + r] = bm512_fold(part[t], xscale + t * nb, nb) * scale[r];          \
         }                                                                                                                   \
     }
 

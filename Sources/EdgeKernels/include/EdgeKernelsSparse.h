@@ -46,7 +46,9 @@ void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, 
 /// acc) over b = 0, 1, ..., then Y = acc * scale[r]. Every level gives bit-identical results. The AVX2
 /// kernel streams each row once for up to 4 tokens (decoding), expanding 16 stored values per step
 /// with one byte shuffle chosen by the two mask bytes; on AVX512_VBMI2 CPUs the AVX-512 level
-/// expands 64 per step with vpexpandb (edge_kernels_bitmask_q8_i16_name says which runs).
+/// expands 64 per step with vpexpandb (edge_kernels_bitmask_q8_i16_name says which runs). From 5
+/// tokens up (every level but the reference) the rows are expanded to dense int8, a thread's share
+/// at a time, for the level's packed q8 x int16 GEMM (prompt processing).
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1);
@@ -97,7 +99,9 @@ void edge_spmm_nm_q8_f32_ref(const uint8_t *idx, const int8_t *values, const flo
 /// dense int8 rows the payload stands for (exact int32 sums per 256-column block, folded with fmaf,
 /// times the row scale), so bit-identical to it at every level. The AVX2 kernel streams each row once
 /// for up to 4 tokens, placing 8 stored values in 16 columns with one byte shuffle chosen by the
-/// two index bytes.
+/// two index bytes; on AVX512_VBMI2 CPUs the AVX-512 level turns 8 index bytes into the mask of 64
+/// columns and places their 32 values with vpexpandb. From 5 tokens up (every level but the
+/// reference) the rows are expanded to dense int8 for the level's packed q8 x int16 GEMM.
 void edge_spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
                            const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,

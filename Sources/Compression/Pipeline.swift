@@ -102,6 +102,13 @@ public struct Pipeline {
         return plan
     }
 
+    /// Recipe indices of the passes `plan` gives no tensor: almost always a selector that does not
+    /// match the model (e.g. `include` naming an embedding under the default `kinds: ["linear"]`).
+    func unselected(_ plan: [[Int]]) -> [Int] {
+        let used = Set(plan.joined())
+        return recipe.passes.indices.filter { !used.contains($0) }
+    }
+
     /// Passes prepared over a graph, ready to stream its tensors.
     struct Prepared {
         /// In recipe order.
@@ -399,9 +406,12 @@ public struct Pipeline {
             guard case let .object(o)? = p.timings() else { continue }
             timings.append(.object(o.merging(["pass": .string(type(of: p).id), "index": .number(Double(i))]) { a, _ in a }))
         }
+        var warnings = checkpoint.sourceMetadata["tokenizer_warning"].map { ["\(input): \($0)"] } ?? []
+        warnings += unselected(plan).map { i in
+            "\(recipeFile): passes[\(i)] ('\(type(of: recipe.passes[i]).id)') selects no tensor of this model, so it did nothing (check its kinds / include / exclude)"
+        }
         return CompressSummary(output: output, bytes: bytes, parameters: writer.parameters,
-                               seconds: Date().timeIntervalSince(start), records: records, timings: timings,
-                               warnings: checkpoint.sourceMetadata["tokenizer_warning"].map { ["\(input): \($0)"] } ?? [])
+                               seconds: Date().timeIntervalSince(start), records: records, timings: timings, warnings: warnings)
     }
 }
 

@@ -226,4 +226,19 @@ final class PipelineTests: XCTestCase {
         let ids = Pipeline(recipe: r, recipeFile: "r").schedule.map { type(of: r.passes[$0]).id }
         XCTAssertEqual(ids, ["sparsegpt_prune", "distill", "quantize", "pack"])
     }
+
+    /// A pass whose selector matches no tensor of the model is named in a warning (the run still
+    /// succeeds); a recipe whose passes all select something gives none.
+    func testPassSelectingNothingIsWarnedAbout() throws {
+        let dir = try makeTemporaryFolder(prefix: "unselected")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o.edge").path
+        let bad = try Recipe.parse(Data(#"{"passes": [{"pass": "magnitude_prune", "sparsity": 0.5, "include": ["token_embd.weight"]}, {"pass": "quantize", "bits": 8}]}"#.utf8), file: "bad.json")
+        let s = try Pipeline(recipe: bad, recipeFile: "bad.json").run(input: fixture("tiny-llama"), output: out)
+        XCTAssertEqual(s.warnings.filter { $0.contains("selects no tensor") },
+                       ["bad.json: passes[0] ('magnitude_prune') selects no tensor of this model, so it did nothing (check its kinds / include / exclude)"])
+        let good = try Recipe.parse(Data(#"{"passes": [{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["embedding"], "include": ["token_embd.weight"]}, {"pass": "quantize", "bits": 8}]}"#.utf8), file: "good.json")
+        let g = try Pipeline(recipe: good, recipeFile: "good.json").run(input: fixture("tiny-llama"), output: out)
+        XCTAssertFalse(g.warnings.contains { $0.contains("selects no tensor") }, "\(g.warnings)")
+    }
 }

@@ -531,7 +531,7 @@ public final class TrainModel<R: TrainScalar> {
         parallelRanges(rows, threads: threads, cost: h) { rowRange in
             for t in rowRange {
                 let xr = x.p + t * h, o = out.p + t * h
-                if let mean, let b {
+                if let mean, b != nil {
                     var s: R = 0
                     for j in 0 ..< h { s += xr[j] }
                     let mu = s / R(h)

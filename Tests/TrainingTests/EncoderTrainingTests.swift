@@ -187,6 +187,17 @@ final class EncoderTrainingTests: XCTestCase {
         XCTAssertLessThan((d / n).squareRoot(), 1e-4)
     }
 
+    /// A short, fast distillation run on tiny-bert: 16 steps of 4 sequences, lr 3e-3, cosine 0.5.
+    static func distillOptions() -> TrainOptions {
+        var o = TrainOptions()
+        o.steps = 16
+        o.batch = 4
+        o.lr = 3e-3
+        o.evalEvery = 0
+        o.cosine = 0.5
+        return o
+    }
+
     /// Distillation of a magnitude-pruned tiny-bert lowers the held-out loss, keeps pruned weights
     /// at zero, and an encoder without a teacher is refused.
     func testEncoderDistillationLowersTheLossAndKeepsMasks() throws {
@@ -194,13 +205,8 @@ final class EncoderTrainingTests: XCTestCase {
         let student = try f.student()
         let tok = try XCTUnwrap(f.runtime.tokenizer)
         let text = try String(contentsOf: URL(fileURLWithPath: fixturePath("text/us-constitution.txt")), encoding: .utf8)
-        var o = TrainOptions()
-        o.steps = 16
-        o.batch = 4
+        var o = Self.distillOptions()
         o.length = 24
-        o.lr = 3e-3
-        o.evalEvery = 0
-        o.cosine = 0.5
         let runtime = f.runtime
         let trainer = try Trainer(model: student, tokens: tok.encode(text), options: o,
                                   frame: (tok.specialTokenPrefix, tok.specialTokenSuffix)) { try runtime.hiddenStates([$0]) }
@@ -226,12 +232,7 @@ final class EncoderTrainingTests: XCTestCase {
         let sentences = text.split(whereSeparator: { ".;".contains($0) }).map { tok.encodeWithSpecialTokens(String($0)) }
             .filter { $0.count >= 6 && $0.count <= 40 }
         XCTAssertGreaterThan(Set(sentences.map(\.count)).count, 10)
-        var o = TrainOptions()
-        o.steps = 16
-        o.batch = 4
-        o.lr = 3e-3
-        o.evalEvery = 0
-        o.cosine = 0.5
+        var o = Self.distillOptions()
         let runtime = f.runtime
         var losses: [Double] = []
         for similarity in [nil, 5.0] {

@@ -1,10 +1,11 @@
 // AVX-512 sparse kernels (x86-64): the bitmask and packed 2:4 q8 x int16 decoding products on
-// AVX512_VBMI2, where `vpexpandb` places the next popcount(mask) stored values of 64 columns at their
-// columns in one instruction (2:4: the mask made from the index bytes by two byte shuffles) (the AVX2 kernel needs a table lookup, a shuffle and bookkeeping per 16 columns), and
-// the expanded bytes are used as int16 words by two shifts (even columns) and one (odd columns)
-// against activations split even/odd per 64 columns: one cross-lane operation per 64 weights.
-// The function carries its own target attribute, so the file builds with the default flags and runs
-// only where dispatch.c found the features.
+// AVX512_VBMI2. Per 64 columns, `vpexpandb` places the next popcount(mask) stored values at their
+// columns in one instruction (2:4: the mask made from 8 index bytes by two byte shuffles; the AVX2
+// kernels need a table lookup, a shuffle and a widening per 16 columns), and the expanded bytes are
+// used as int16 words by two shifts (even columns) and one (odd columns) against activations split
+// even/odd per 64 columns: one cross-lane operation per 64 weights. Also the bitmask row expansion
+// of the many-token path (dispatch.c). Every function carries its own target attribute, so the file
+// builds with the default flags and runs only where dispatch.c found the features.
 //
 // Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
 // SIMDe plus scripts/avx512-emulation/avx512_emulation.h, so the logic is tested on any AVX2 CPU.

@@ -286,6 +286,28 @@ static void build_shuf_table(void) {
     }
 }
 
+/// edge_bitmask_expand_q8 by byte shuffles: each mask byte's control places the next popcount(byte)
+/// stored values in its 8 columns (16-byte loads while they stay inside the payload; the rest byte by
+/// byte as the reference does).
+static __attribute__((target("avx2,fma,f16c,popcnt"))) void bitmask_expand_q8(const uint8_t *mask, const uint32_t *row_ptr,
+                                                                             const int8_t *values, size_t cols, size_t r0,
+                                                                             size_t r1, int8_t *out) {
+    size_t mb = (cols + 7) / 8;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *m = mask + r * mb;
+        const int8_t *v = values + row_ptr[r], *vend = values + row_ptr[r1];
+        int8_t *o = out + (r - r0) * cols;
+        size_t k = 0;
+        for (; k + 8 <= cols && v + 16 <= vend; k += 8) {
+            unsigned byte = m[k >> 3];
+            __m128i w = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)v), _mm_cvtsi64_si128((long long)g_shuf_z[byte]));
+            _mm_storel_epi64((__m128i *)(o + k), w);
+            v += __builtin_popcount(byte);
+        }
+        for (; k < cols; k++) o[k] = (m[k >> 3] >> (k & 7)) & 1 ? *v++ : 0;
+    }
+}
+
 enum { BM_I16_MT = 4 };
 
 static inline __attribute__((always_inline, target("avx2,fma,f16c,popcnt"))) void bm_q8_i16_rows(const size_t T, const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values,
@@ -437,6 +459,7 @@ void edge_fill_table_sparse_avx2(edge_kernel_table *t) {
     build_shuf_table();
     t->spmm_bitmask_q8_i16 = spmm_bitmask_q8_i16;
     t->bitmask_q8_i16_name = "avx2-bitmask-i16";
+    t->bitmask_expand_q8 = bitmask_expand_q8;
     build_nm24_shuf_table();
     t->spmm_nm24_q8_i16 = spmm_nm24_q8_i16;
     build_expand_table();

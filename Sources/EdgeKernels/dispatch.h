@@ -91,6 +91,10 @@ void edge_spmm_csr_any_ref(edge_sparse_kind kind, const uint32_t *row_ptr, const
                            size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_spmm_nm_any_ref(edge_sparse_kind kind, const uint8_t *idx, const void *values, const float *scale, const uint8_t *zero,
                          size_t n, size_t m, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// Stored values per row of a packed 2:4 payload of `cols` columns: two per whole group of 4 and
+/// min(cols % 4, 2) for a short last group.
+static inline size_t edge_nm24_slots(size_t cols) { return (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2); }
+
 /// The dense int8 rows r0..r1 [r1 - r0, cols] that a bitmask / packed 2:4 payload of q8 values
 /// stands for (zeros where nothing is stored), for the many-token products (dispatch.c).
 void edge_bitmask_expand_q8(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t cols, size_t r0,

@@ -293,9 +293,10 @@ static __attribute__((target("avx2,fma,f16c,popcnt"))) void bitmask_expand_q8(co
                                                                              const int8_t *values, size_t cols, size_t r0,
                                                                              size_t r1, int8_t *out) {
     size_t mb = (cols + 7) / 8;
+    const int8_t *vend = values + row_ptr[r1];  // 16-byte loads stay below the last row's values
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *m = mask + r * mb;
-        const int8_t *v = values + row_ptr[r], *vend = values + row_ptr[r1];
+        const int8_t *v = values + row_ptr[r];
         int8_t *o = out + (r - r0) * cols;
         size_t k = 0;
         for (; k + 8 <= cols && v + 16 <= vend; k += 8) {
@@ -397,7 +398,7 @@ static void build_nm24_shuf_table(void) {
 
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void nm24_i16_rows(const size_t T, const uint8_t *idx, const int8_t *values, const float *scale,
                                 const int16_t *Xq, const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
-    size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8, full = cols & ~(size_t)15;
+    size_t slots = edge_nm24_slots(cols), ib = (slots * 2 + 7) / 8, full = cols & ~(size_t)15;
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
     const int8_t *vend = values + rows * slots;
     for (size_t r = r0; r < r1; r++) {

@@ -46,9 +46,6 @@ static void bm512_split_even_odd(const int16_t *x, size_t cols, int16_t *xe) {
         }
 }
 
-/// Stored values of a packed 2:4 row of `cols` columns (two per whole group of 4, min(cols % 4, 2) for the last).
-static inline size_t nm24_slots(size_t cols) { return (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2); }
-
 /// Mask bits of two slots' 2-bit indices (a nibble: a in bits 0-1, b in bits 2-3): (1 << a) | (1 << b).
 static const uint8_t g_nm24_nibble[16] = {1, 3, 5, 9, 3, 2, 6, 10, 5, 6, 4, 12, 9, 10, 12, 8};
 
@@ -97,7 +94,7 @@ VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t n
     INLINE_ATTR void NAME(const size_t T, const int nm, const uint8_t *meta, const uint32_t *row_ptr, const int8_t *values, \
                           const float *scale, const int16_t *xe, size_t lde, const float *xscale, size_t nb, float *Y,       \
                           size_t rows, size_t cols, size_t r0, size_t r1) {                                                 \
-        size_t slots = nm24_slots(cols), stride = nm ? (slots * 2 + 7) / 8 : (cols + 7) / 8;                                \
+        size_t slots = edge_nm24_slots(cols), stride = nm ? (slots * 2 + 7) / 8 : (cols + 7) / 8;                                \
         const int8_t *vend = values + (nm ? rows * slots : row_ptr[rows]);                                                  \
         for (size_t r = r0; r < r1; r++) {                                                                                  \
             const uint8_t *m = meta + r * stride;                                                                           \

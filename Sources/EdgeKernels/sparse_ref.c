@@ -166,7 +166,7 @@ void edge_bitmask_expand_q8(const uint8_t *mask, const uint32_t *row_ptr, const 
 }
 
 void edge_nm24_expand_q8(const uint8_t *idx, const int8_t *values, size_t cols, size_t r0, size_t r1, int8_t *out) {
-    size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8;
+    size_t slots = edge_nm24_slots(cols), ib = (slots * 2 + 7) / 8;
     for (size_t r = r0; r < r1; r++) {
         int8_t *w = out + (r - r0) * cols;
         memset(w, 0, cols);
@@ -178,16 +178,11 @@ void edge_nm24_expand_q8(const uint8_t *idx, const int8_t *values, size_t cols, 
 
 void edge_spmm_nm24_q8_i16_ref(const uint8_t *idx, const int8_t *values, const float *scale, const int16_t *Xq,
                                const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
-    size_t slots = (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2), ib = (slots * 2 + 7) / 8;
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
     int8_t *w = (int8_t *)malloc(cols ? cols : 1);
     if (!w) abort();
     for (size_t r = r0; r < r1; r++) {
-        // The dense int8 row the payload stands for.
-        memset(w, 0, cols);
-        const uint8_t *id = idx + r * ib;
-        const int8_t *v = values + r * slots;
-        for (size_t s = 0; s < slots; s++) w[(s / 2) * 4 + ((id[s / 4] >> (2 * (s % 4))) & 3)] = v[s];
+        edge_nm24_expand_q8(idx, values, cols, r, r + 1, w);  // the dense int8 row the payload stands for
         for (size_t t = 0; t < T; t++) {
             const int16_t *x = Xq + t * ld;
             float acc = 0.0f;

@@ -880,6 +880,148 @@ static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, con
                            T - t < I16_ROW_MT ? T - t : I16_ROW_MT, rows, cols, r0, r1);
 }
 
+// ---- q4 x int8 blocks of 32 (decoding) --------------------------------------------------------
+
+/// Eight binary16 values from src[i ..< i + 8] (total values in the array; those past it read as 0).
+AVX2_INLINE __m128i load8_u16(const uint16_t *src, size_t i, size_t total) {
+    if (i + 8 <= total) return _mm_loadu_si128((const __m128i *)(src + i));
+    uint16_t tmp[8] = {0};
+    for (size_t k = 0; i + k < total && k < 8; k++) tmp[k] = src[i + k];
+    return _mm_loadu_si128((const __m128i *)tmp);
+}
+
+/// Eight bytes from src[i ..< i + 8] as the low half of a vector (past total: 0).
+AVX2_INLINE __m128i load8_u8(const uint8_t *src, size_t i, size_t total) {
+    if (i + 8 <= total) return _mm_loadl_epi64((const __m128i *)(src + i));
+    uint8_t tmp[8] = {0};
+    for (size_t k = 0; i + k < total && k < 8; k++) tmp[k] = src[i + k];
+    return _mm_loadl_epi64((const __m128i *)tmp);
+}
+
+/// edge_matmul_q4_q8b32 for T <= 4 tokens (a constant at each use) with the activations of
+/// edge_q4q8_prepare: per row and 128-column block, the 64 weight bytes in two halves of 32 (lanes
+/// 0-7 and 8-15); the nibbles masked into an even (low) and an odd (high) plane of unsigned bytes,
+/// plus 16 - z per lane when asymmetric; vpmaddubsw against the activation planes (no saturation:
+/// 31 * 127 * 2 per int16), the two planes' int16 sums added and widened by vpmaddwd with ones, so
+/// int32 lane l holds the exact sum over its eight columns; the prepared init takes the zero points'
+/// share off. Per-lane scales come from the group scales by one permute per half.
+AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, const uint16_t *scale_f16,
+                            const uint8_t *zero, size_t gs, const int8_t *planes, const int32_t *init, const float *xs,
+                            float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t nblk = (cols + 127) / 128, G = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, total = rows * G;
+    int base[2];
+    __m256i idx[2];
+    for (int h = 0; h < 2; h++) {
+        int32_t v[8];
+        base[h] = edge_q4q8_lane_group(gs, 8 * h);
+        for (int l = 0; l < 8; l++) v[l] = edge_q4q8_lane_group(gs, 8 * h + l) - base[h];
+        idx[h] = _mm256_loadu_si256((const __m256i *)v);
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F), c16 = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
+    const __m256i rep = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
+                                         0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *q = Wq + r * row_bytes;
+        edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
+        __m256 acc[I16_ROW_MT][2];
+        for (size_t t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        for (size_t j = 0; j < nblk; j++) {
+            size_t c0 = 128 * j, nbytes = row_bytes - c0 / 2;
+            const uint8_t *wp = q + c0 / 2;
+            uint8_t tail[64];
+            if (nbytes < 64) {  // the row's last block: its bytes, then zeros
+                memset(tail, 0, sizeof tail);
+                memcpy(tail, wp, nbytes);
+                wp = tail;
+            }
+            bool partial = c0 + 128 > cols;
+            for (int h = 0; h < 2; h++) {
+                // Lanes without columns (the last block): s is 0 (zero planes and init) and d is made
+                // exactly 0, so fmaf(0, 0, a) leaves a (never -0) as it is, whatever scale they were given.
+                size_t lanes = partial ? (cols - c0 + 7) / 8 : 16, live = lanes > 8 * (size_t)h ? lanes - 8 * (size_t)h : 0;
+                __m256 keep = _mm256_castsi256_ps(mask8(live < 8 ? live : 8));
+                __m256i v = _mm256_loadu_si256((const __m256i *)(wp + 32 * h));
+                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                size_t gi = r * G + c0 / gs + (size_t)base[h];
+                __m256 ws = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(load8_u16(scale_f16, gi, total)), idx[h]);
+                if (asym) {
+                    __m256i z = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(load8_u8(zero, gi, total)), idx[h]);
+                    __m256i zb = _mm256_sub_epi8(c16, _mm256_shuffle_epi8(z, rep));
+                    lo = _mm256_add_epi8(lo, zb);
+                    hi = _mm256_add_epi8(hi, zb);
+                }
+                for (size_t t = 0; t < T; t++) {
+                    size_t o = t * nblk + j;
+                    const int8_t *p = planes + o * 128 + 32 * h;
+                    __m256i m = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)p)),
+                                                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(p + 64))));
+                    __m256i sum = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(init + o * 16 + 8 * h)),
+                                                   _mm256_madd_epi16(m, ones));
+                    __m256 d = _mm256_mul_ps(ws, _mm256_loadu_ps(xs + o * 16 + 8 * h));
+                    if (partial) d = _mm256_and_ps(d, keep);
+                    acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[t][h]);
+                }
+            }
+        }
+        for (size_t t = 0; t < T; t++) {  // the reference's order: (l, l+8), then (l, l+4), (l, l+2), (0, 1)
+            __m256 b = _mm256_add_ps(acc[t][0], acc[t][1]);
+            __m128 c = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+            __m128 e = _mm_add_ps(c, _mm_movehl_ps(c, c));
+            Y[t * rows + r] = _mm_cvtss_f32(_mm_add_ss(e, _mm_shuffle_ps(e, e, 1)));
+        }
+    }
+}
+
+/// Runs `rows_fn` over chunks of up to 4 tokens, each with its activations prepared once
+/// (edge_q4q8_prepare; on the stack when small).
+void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
+                      size_t gs, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                      size_t r0, size_t r1) {
+    if (!edge_q4_q8_supported(gs) || T == 0 || r0 >= r1) return;
+    size_t nblk = (cols + 127) / 128, nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
+    size_t mt = T < 4 ? T : 4;
+    int8_t pstack[4 * 32 * 128];
+    int32_t istack[4 * 32 * 16];
+    float xstack[4 * 32 * 16];
+    bool small = mt * nblk <= 4 * 32;
+    int8_t *planes = small ? pstack : (int8_t *)malloc(mt * nblk * 128);
+    int32_t *init = small ? istack : (int32_t *)malloc(sizeof(int32_t) * mt * nblk * 16);
+    float *lxs = small ? xstack : (float *)malloc(sizeof(float) * mt * nblk * 16);
+    if (!planes || !init || !lxs) abort();
+    for (size_t t = 0; t < T; t += 4) {
+        size_t n = T - t < 4 ? T - t : 4;
+        edge_q4q8_prepare(Xq + t * cols, xscale + t * nb, n, cols, zero != NULL, planes, init, lxs);
+        rows_fn(n, Wq, scale_f16, zero, gs, planes, init, lxs, Y + t * rows, rows, cols, r0, r1);
+    }
+    if (!small) {
+        free(planes);
+        free(init);
+        free(lxs);
+    }
+}
+
+/// q4_q8_rows with the token count and symmetry constants (the accumulators then stay in registers).
+static AVX2 void q4_q8_rows_any(size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                const int8_t *planes, const int32_t *init, const float *xs, float *Y, size_t rows,
+                                size_t cols, size_t r0, size_t r1) {
+#define Q4Q8(t) \
+    if (zero) q4_q8_rows(t, true, Wq, scale_f16, zero, gs, planes, init, xs, Y, rows, cols, r0, r1); \
+    else q4_q8_rows(t, false, Wq, scale_f16, zero, gs, planes, init, xs, Y, rows, cols, r0, r1)
+    switch (T) {
+    case 1: Q4Q8(1); break;
+    case 2: Q4Q8(2); break;
+    case 3: Q4Q8(3); break;
+    default: Q4Q8(4); break;
+    }
+#undef Q4Q8
+}
+
+static AVX2 void matmul_q4_q8b32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                 const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                 size_t r0, size_t r1) {
+    edge_q4q8_chunks(q4_q8_rows_any, Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
 void edge_matmul_q8_i16_driver(edge_q8_i16_rows_fn rows_fn, edge_i16_micro_fn micro, int pmt, int pnr, const int8_t *Wq,
                                const float *wscale, const int16_t *Xq, const float *xscale, float *Y, size_t T,
                                size_t rows, size_t cols, size_t r0, size_t r1) {
@@ -1065,6 +1207,37 @@ static AVX2 void axpy_f32(float *y, float a, const float *x, size_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/// edge_vecmat_f32: 32 outputs at a time in four accumulators (each lane its own fma chain over j,
+/// the reference's order), then 8, then one by one with fmaf.
+static AVX2 void vecmat_f32(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d) {
+    size_t c = 0;
+    for (; c + 32 <= d; c += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (size_t j = 0; j < n; j++) {
+            const float *v = V + j * ldv + c;
+            __m256 xj = _mm256_set1_ps(x[j]);
+            a0 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v), a0);
+            a1 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v + 8), a1);
+            a2 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v + 16), a2);
+            a3 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v + 24), a3);
+        }
+        _mm256_storeu_ps(y + c, a0);
+        _mm256_storeu_ps(y + c + 8, a1);
+        _mm256_storeu_ps(y + c + 16, a2);
+        _mm256_storeu_ps(y + c + 24, a3);
+    }
+    for (; c + 8 <= d; c += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (size_t j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(x[j]), _mm256_loadu_ps(V + j * ldv + c), a);
+        _mm256_storeu_ps(y + c, a);
+    }
+    for (; c < d; c++) {
+        float a = 0.0f;
+        for (size_t j = 0; j < n; j++) a = fmaf(x[j], V[j * ldv + c], a);
+        y[c] = a;
+    }
+}
+
 // ---- Transpose ------------------------------------------------------------------------------
 
 /// 8 x 8 block: dst[c * lds + r] = src[r * ldr + c] for r, c < 8 (unpack/shuffle/permute).
@@ -1113,6 +1286,8 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->q8_i16_name = "avx2-packed-i16-6x16";
     t->q8_i16_rows_name = "avx2-rows-i16-4x1";
     t->q4_i16_name = "avx2-rows-q4i16-4x1";
+    t->q4_q8b32_name = "avx2-rows-q4q8b32-4x1";
+    t->matmul_q4_q8b32 = matmul_q4_q8b32;
     t->i16_rows_max_t = I16_ROW_MT;
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;
@@ -1131,6 +1306,7 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->silu_mul = silu_mul;
     t->add = add_f32;
     t->axpy = axpy_f32;
+    t->vecmat_f32 = vecmat_f32;
     t->scale = scale_f32;
     t->dot_f32 = dot_f32;
 }

@@ -5,8 +5,8 @@
 // The float-activation GEMMs run through the shared driver (gemm_driver.c); this file gives it the
 // weight unpacker and two zmm micro-kernels: the dot-product tile (MT tokens x NR rows of 16-lane
 // partial dot products, masked column tails) for few tokens, and the packed 12x32 outer-product tile
-// for many. int8 x int8, int8 x int16 and q4 x int16 keep their own loops (the latter two in
-// avx512_i16.h, with VNNI or AVX-512BW); the block-q8 product is AVX2's.
+// for many. int8 x int8, int8 x int16 and q4 x int8 keep their own loops (int8 x int16 in avx512_i16.h,
+// q4 x int8 in avx512_q4q8.h, each with VNNI or AVX-512BW); q4 x int16 and the block-q8 product are AVX2's.
 //
 // Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
 // SIMDe's portable implementation instead, so the file's logic is tested on CPUs without AVX-512.
@@ -443,6 +443,32 @@ static inline int32_t load_pair(const int16_t *p) {
 #undef I16_ATTR
 #undef I16_INLINE
 
+// ---- q4 weights x int8 activations (decoding) ------------------------------------------------
+// edge_matmul_q4_q8b32's rows from avx512_q4q8.h included twice: VNNI (vpdpbusd) and AVX-512BW
+// (vpmaddubsw + vpaddw + vpmaddwd), chosen with the other integer kernels.
+
+/// acc + the byte dot products of (lo, xe) and (hi, xo) in each int32 lane.
+#define Q4_DP2(acc, lo, xe, hi, xo) _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, lo, xe), hi, xo)
+#define Q4_FN(name) name##_vnni
+#define Q4_ATTR VNNI
+#define Q4_INLINE VNNI_INLINE
+#include "avx512_q4q8.h"
+#undef Q4_DP2
+#undef Q4_FN
+#undef Q4_ATTR
+#undef Q4_INLINE
+#define Q4_DP2(acc, lo, xe, hi, xo) \
+    _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_add_epi16(_mm512_maddubs_epi16(lo, xe), _mm512_maddubs_epi16(hi, xo)), \
+                                            _mm512_set1_epi16(1)))
+#define Q4_FN(name) name##_bw
+#define Q4_ATTR AVX512
+#define Q4_INLINE AVX512_INLINE
+#include "avx512_q4q8.h"
+#undef Q4_DP2
+#undef Q4_FN
+#undef Q4_ATTR
+#undef Q4_INLINE
+
 static AVX512 void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
     __m512 vmax = _mm512_setzero_ps();
     for (size_t i = 0; i < n; i += 16)
@@ -604,6 +630,8 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     // q4 x int16 stays AVX2's row kernel: a 128-column AVX-512 form measured no faster on Zen 4
     // (docs/performance.md), its rows being memory-bound.
     t->i16_rows_max_t = I16_ROW_MT;
+    t->matmul_q4_q8b32 = vnni ? matmul_q4_q8b32_vnni : matmul_q4_q8b32_bw;
+    t->q4_q8b32_name = vnni ? "avx512-vnni-rows-q4q8b32-4x1" : "avx512-bw-rows-q4q8b32-4x1";
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;
     t->softmax = softmax;

@@ -183,6 +183,7 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_Q8_Q8B32: return t->q8_q8b32_name;
     case EDGE_GEMM_OP_Q8_I16: return t->q8_i16_rows_name && T <= t->i16_rows_max_t ? t->q8_i16_rows_name : t->q8_i16_name;
     case EDGE_GEMM_OP_Q4_I16: return t->q4_i16_name ? t->q4_i16_name : "ref";
+    case EDGE_GEMM_OP_Q4_Q8B32: return t->q4_q8b32_name ? t->q4_q8b32_name : "ref";
     }
     return NULL;
 }
@@ -256,6 +257,11 @@ void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq
                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->matmul_q8_i16(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
+void edge_matmul_q4_q8b32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                          size_t r0, size_t r1) {
+    table()->matmul_q4_q8b32(Wq, scale_f16, zero, group_size, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
 void edge_matmul_q4_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     const edge_kernel_table *t = table();
@@ -281,6 +287,9 @@ void edge_gelu_tanh(float *x, size_t n) { table()->gelu_tanh(x, n); }
 void edge_silu_mul(const float *gate, const float *up, float *out, size_t n) { table()->silu_mul(gate, up, out, n); }
 void edge_add(float *a, const float *b, size_t n) { table()->add(a, b, n); }
 void edge_axpy(float *y, float a, const float *x, size_t n) { table()->axpy(y, a, x, n); }
+void edge_vecmat_f32(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d) {
+    table()->vecmat_f32(x, V, ldv, y, n, d);
+}
 void edge_scale(float *x, float s, size_t n) { table()->scale(x, s, n); }
 float edge_dot_f32(const float *a, const float *b, size_t n) { return table()->dot_f32(a, b, n); }
 

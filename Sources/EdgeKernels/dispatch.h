@@ -44,6 +44,11 @@ typedef struct edge_kernel_table {
                           size_t r0, size_t r1);
     void (*matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_q4_q8b32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                            const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                            size_t r0, size_t r1);
+    /// Name of the kernel behind matmul_q4_q8b32 ("ref" where the level has none).
+    const char *q4_q8b32_name;
     void (*matmul_q4_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q3_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
@@ -55,6 +60,7 @@ typedef struct edge_kernel_table {
     void (*silu_mul)(const float *gate, const float *up, float *out, size_t n);
     void (*add)(float *a, const float *b, size_t n);
     void (*axpy)(float *y, float a, const float *x, size_t n);
+    void (*vecmat_f32)(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d);
     void (*scale)(float *x, float s, size_t n);
     float (*dot_f32)(const float *a, const float *b, size_t n);
     /// Sparse products (EdgeKernelsSparse.h), one entry per layout, the value encoding as an argument.
@@ -229,5 +235,27 @@ static inline unsigned edge_nm_index(const uint8_t *row, size_t s, unsigned bits
     if (shift + bits > 8) v |= (unsigned)row[(bit >> 3) + 1] << (8 - shift);
     return v & ((1u << bits) - 1);
 }
+
+/// Activations of the SIMD edge_matmul_q4_q8b32 kernels, per token t < T and 128-column block j < nblk
+/// (nblk = ceil(cols / 128)): planes[(t*nblk + j)*128 + i] = Xq[t, 128j + 2i] and [... + 64 + i] =
+/// Xq[t, 128j + 2i + 1] for i < 64 (0 past cols); init[(t*nblk + j)*16 + l] = -zc * (sum of Xq[t, k] over
+/// lane l's columns 128j + 8l ..< + 8 below cols), zc = 16 when asymmetric, else 8; xs[... + l] =
+/// xscale[t*nb + (128j + 8l) / 32] for lanes starting below cols, else 0.
+void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t cols, bool asymmetric, int8_t *planes,
+                       int32_t *init, float *xs);
+/// Every lane index l < 16 of a 128-column block -> the block's group it belongs to, relative to the
+/// block's first group (8l / group_size, 0 for groups of 128 or more).
+static inline int edge_q4q8_lane_group(size_t group_size, int l) {
+    return group_size <= 128 ? (int)((size_t)(8 * l) / group_size) : 0;
+}
+
+/// A level's edge_matmul_q4_q8b32 rows for T <= 4 tokens against prepared activations (edge_q4q8_prepare).
+typedef void (*edge_q4q8_rows_fn)(size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                  const int8_t *planes, const int32_t *init, const float *xs, float *Y, size_t rows,
+                                  size_t cols, size_t r0, size_t r1);
+/// edge_matmul_q4_q8b32 through `rows_fn`, chunks of up to 4 tokens, activations prepared once per chunk (avx2.c).
+void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
+                      size_t gs, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                      size_t r0, size_t r1);
 
 #endif

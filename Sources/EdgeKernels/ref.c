@@ -243,6 +243,57 @@ void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
     }
 }
 
+void edge_matmul_q4_q8b32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                              const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1) {
+    if (!edge_q4_q8_supported(group_size)) return;
+    size_t nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
+    size_t groups = (cols + group_size - 1) / group_size, row_bytes = (cols + 1) / 2;
+    for (size_t t = 0; t < T; t++) {
+        const int8_t *x = Xq + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float a[16] = {0};
+            for (size_t c0 = 0; c0 < cols; c0 += 128) {
+                for (size_t l = 0; l < 16 && c0 + 8 * l < cols; l++) {
+                    size_t k0 = c0 + 8 * l, k1 = k0 + 8 < cols ? k0 + 8 : cols, gi = r * groups + k0 / group_size;
+                    int z = zero ? (int)zero[gi] : 8;
+                    int32_t s = 0;
+                    for (size_t k = k0; k < k1; k++) s += ((int32_t)edge_q4_nibble(q, k) - z) * (int32_t)x[k];
+                    float d = edge_f16_to_f32(scale_f16[gi]) * xscale[t * nb + k0 / EDGE_Q8_BLOCK];
+                    a[l] = fmaf((float)s, d, a[l]);
+                }
+            }
+            Y[t * rows + r] = (((a[0] + a[8]) + (a[4] + a[12])) + ((a[2] + a[10]) + (a[6] + a[14]))) +
+                              (((a[1] + a[9]) + (a[5] + a[13])) + ((a[3] + a[11]) + (a[7] + a[15])));
+        }
+    }
+}
+
+void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t cols, bool asymmetric, int8_t *planes,
+                       int32_t *init, float *xs) {
+    size_t nblk = (cols + 127) / 128, nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
+    int32_t zc = asymmetric ? 16 : 8;
+    for (size_t t = 0; t < T; t++) {
+        const int8_t *x = Xq + t * cols;
+        for (size_t j = 0; j < nblk; j++) {
+            size_t c0 = 128 * j, o = t * nblk + j;
+            int8_t *p = planes + o * 128;
+            for (size_t i = 0; i < 64; i++) {
+                p[i] = c0 + 2 * i < cols ? x[c0 + 2 * i] : 0;
+                p[64 + i] = c0 + 2 * i + 1 < cols ? x[c0 + 2 * i + 1] : 0;
+            }
+            for (size_t l = 0; l < 16; l++) {
+                size_t k0 = c0 + 8 * l, k1 = k0 + 8 < cols ? k0 + 8 : cols;
+                int32_t sum = 0;
+                for (size_t k = k0; k < k1; k++) sum += x[k];
+                init[o * 16 + l] = -zc * sum;
+                xs[o * 16 + l] = k0 < cols ? xscale[t * nb + k0 / EDGE_Q8_BLOCK] : 0.0f;
+            }
+        }
+    }
+}
+
 // Wq is (rows, ceil(cols/2)) nibbles, scale_f16/zero are (rows, groups), X is (T, cols), Y is (T, rows)
 void edge_matmul_q4_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
@@ -358,6 +409,12 @@ void edge_add_ref(float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
 
+void edge_vecmat_f32_ref(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d) {
+    for (size_t c = 0; c < d; c++) y[c] = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        for (size_t c = 0; c < d; c++) y[c] = fmaf(x[j], V[j * ldv + c], y[c]);
+}
+
 void edge_axpy_ref(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -394,6 +451,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->minmax = edge_minmax_ref;
     t->matmul_q8_i16 = edge_matmul_q8_i16_ref;
     t->matmul_q4_i16 = edge_matmul_q4_i16_ref;
+    t->matmul_q4_q8b32 = edge_matmul_q4_q8b32_ref;
+    t->q4_q8b32_name = "ref";
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->matmul_q3_f32 = edge_matmul_q3_f32_ref;
     t->rmsnorm = edge_rmsnorm_ref;
@@ -403,6 +462,7 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->silu_mul = edge_silu_mul_ref;
     t->add = edge_add_ref;
     t->axpy = edge_axpy_ref;
+    t->vecmat_f32 = edge_vecmat_f32_ref;
     t->scale = edge_scale_ref;
     t->dot_f32 = edge_dot_f32_ref;
 }

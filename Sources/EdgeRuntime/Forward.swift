@@ -237,7 +237,8 @@ struct ForwardStep {
     /// up to `attentionTile` queries (positions up to p, keys 0...p visible) and per query head of KV
     /// head g's group, S = (Q_tile / sqrt(hd)) K_g[0...p]^T (tile, n) by `edge_matmul_f32` with K_g as
     /// the weight matrix, a causal softmax per row, and O = S V_g[0...p] by `edge_matmul_f32_wt` with
-    /// V_g as the transposed weight matrix (the same float operations as against V_g^T).
+    /// V_g as the transposed weight matrix (the same float operations as against V_g^T); a tile of one
+    /// query (decoding) takes O = S V_g by `edge_vecmat_f32` instead, reading V_g's rows in place.
     /// Work items (KV head, tile) go round-robin to `threads` chunks, most expensive first.
     func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
                    capacity: Int, out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int,
@@ -272,8 +273,12 @@ struct ForwardStep {
                         edge_softmax(row, visible)
                         (row + visible).update(repeating: 0, count: n - visible)
                     }
-                    edge_matmul_f32_wt(vg, s, o, rows, hd, n, 0, hd)
-                    for i in 0 ..< rows { (out + (t0 + i) * qd + head * hd).update(from: o + i * hd, count: hd) }
+                    if rows == 1 {  // decoding: the probabilities times V_g read row by row, no transposed blocks
+                        edge_vecmat_f32(s, vg, hd, out + t0 * qd + head * hd, n, hd)
+                    } else {
+                        edge_matmul_f32_wt(vg, s, o, rows, hd, n, 0, hd)
+                        for i in 0 ..< rows { (out + (t0 + i) * qd + head * hd).update(from: o + i * hd, count: hd) }
+                    }
                 }
                 item += chunks
             }

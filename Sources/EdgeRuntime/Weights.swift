@@ -113,7 +113,9 @@ public enum WeightSource: @unchecked Sendable {
 public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// f32 activations at every size: the weights' quantization is the only error.
     case f32
-    /// int8 activations in blocks of 32, one scale each: faster, measurably less accurate.
+    /// int8 activations in blocks of 32, one scale each: for q8 weights at every token count, for q4
+    /// weights when decoding (`edge_matmul_q4_q8b32`, the fastest 4-bit decoding); measurably less
+    /// accurate (docs/performance.md).
     case q8
     /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
     /// f32 otherwise): for q8 weights at every token count, for q4 weights when decoding (up to
@@ -184,9 +186,11 @@ public struct Linear: @unchecked Sendable {
     ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
     ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd: weight rows streamed once for up to 4 tokens,
     ///   packed panels for more), at every token count (`Linear.i16MinTokens` is 1).
-    /// q4 weights (symmetric or not) with groups of 32, 64, 128 or 256 run
-    /// `edge_matmul_q4_i16` against int16 activations under `.i16` for up to `Linear.q4I16MaxTokens`
-    /// tokens (decoding); more tokens, and the other modes, keep f32 activations. Bitmask payloads
+    /// q4 weights (symmetric or not), for up to `Linear.q4I16MaxTokens` tokens (decoding): under `.i16`,
+    /// with groups of 32, 64, 128 or 256, `edge_matmul_q4_i16` against int16 activations (AVX2 /
+    /// AVX-512); under `.q8`, with groups of 8, 16, 32, 64, 128 or a multiple of 128,
+    /// `edge_matmul_q4_q8b32` against int8 activations in blocks of 32 (vpdpbusd / vpmaddubsw; every
+    /// level). More tokens, other groups and `.f32` keep f32 activations. Bitmask payloads
     /// of symmetric q8 values (`edge_spmm_bitmask_q8_i16`) and packed 2:4 payloads of symmetric q8
     /// values (`edge_spmm_nm24_q8_i16`) run against int16 activations under `.i16` at every token
     /// count, as dense symmetric q8 does: exactly the dense q8 x int16 product of the same weights
@@ -194,7 +198,8 @@ public struct Linear: @unchecked Sendable {
     /// GEMM above that).
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
-    ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate.
+    ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate (for q4
+    ///   weights when decoding: `edge_matmul_q4_q8b32`, faster than `.i16`, see above).
     /// See docs/performance.md for the speed and perplexity of each.
     ///   - only: compute only these output rows, on the calling thread (`threads` is then ignored);
     ///     the other rows of Y are left as they are. `Linear.matmul(_:_:tokens:threads:activations:)`
@@ -204,16 +209,23 @@ public struct Linear: @unchecked Sendable {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
             let base = bytes.baseAddress!, cols = self.cols, rows = self.rows
-            let decoding = mode == .i16 && tokens <= Linear.q4I16MaxTokens && Linear.i16Accelerated
-            if decoding, case let .q4(l) = layout, edge_q4_i16_supported(l.groupSize) {
-                // Decoding with q4 weights: int16 activations, the nibbles streamed once (edge_matmul_q4_i16).
+            if tokens <= Linear.q4I16MaxTokens, case let .q4(l) = layout {
+                // Decoding with q4 weights: integer activations, the nibbles streamed once per 4 tokens.
                 let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
                 let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
-                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
-                    edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                if mode == .q8, edge_q4_q8_supported(group) {  // int8 blocks of 32 (vpdpbusd), every level
+                    runQ8B32(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                        edge_matmul_q4_q8b32(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                    }
+                    return
                 }
-                return
+                if mode == .i16, Linear.i16Accelerated, edge_q4_i16_supported(group) {  // int16 per 256 (vpmaddwd)
+                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                        edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                    }
+                    return
+                }
             }
             // Sparse symmetric q8 (bitmask, packed 2:4) under .i16, at every token count: exactly the
             // dense q8 x int16 product of the same weights (rows streamed once for few tokens; for
@@ -280,8 +292,23 @@ public struct Linear: @unchecked Sendable {
         splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in body(xq, xs, r0, r1) }
     }
 
-    /// Most tokens for which `.i16` runs q4 weights (groups of 32, 64, 128 or 256) against int16
-    /// activations (`edge_matmul_q4_i16`, decoding); more tokens keep the f32 GEMM, faster there.
+    /// Quantizes X [tokens, cols] to int8 in blocks of 32 once (`edge_quantize_row_q8_b32`) and runs
+    /// `body(xq, xscale, r0, r1)` over row chunks (`splitRows`).
+    private func runQ8B32(_ x: UnsafePointer<Float>, tokens: Int, threads: Int, only: Range<Int>?,
+                          _ body: (UnsafePointer<Int8>, UnsafePointer<Float>, Int, Int) -> Void) {
+        let blocks = (cols + Int(EDGE_Q8_BLOCK) - 1) / Int(EDGE_Q8_BLOCK)
+        let xq = UnsafeMutablePointer<Int8>.allocate(capacity: tokens * cols)
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+        defer {
+            xq.deallocate()
+            xs.deallocate()
+        }
+        for t in 0 ..< tokens { edge_quantize_row_q8_b32(x + t * cols, xq + t * cols, xs + t * blocks, cols) }
+        splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in body(xq, xs, r0, r1) }
+    }
+
+    /// Most tokens for which q4 weights run against integer activations (`.i16`: `edge_matmul_q4_i16`,
+    /// `.q8`: `edge_matmul_q4_q8b32`; decoding); more tokens keep the f32 GEMM, faster there.
     public static let q4I16MaxTokens = 4
 
     /// Fewest tokens for which `.i16` quantizes the activations (fewer would take the f32 path): 1

@@ -55,6 +55,59 @@ final class Q8ActivationTests: XCTestCase {
         XCTAssertGreaterThan(worst, 0, "activations are quantized")
     }
 
+    /// q4 weights when decoding (up to `Linear.q4I16MaxTokens` tokens): `.q8` is exactly the int8
+    /// block quantizer + `edge_matmul_q4_q8b32` (any thread count, symmetric or not, at every level),
+    /// `.i16` exactly `edge_matmul_q4_i16` where the level has it; more tokens stay on f32 activations.
+    func testQ4DecodingRoutes() throws {
+        let rows = 300, cols = 576, group = 64, groups = cols / group, nb = cols / 32
+        var s: UInt64 = 0x9876_5431
+        func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
+        let u = (0 ..< rows * cols).map { _ in UInt8(next() % 16) }
+        let scales = (0 ..< rows * groups).map { _ in Float(next() % 1000 + 1) / 50_000 }
+        let zeros = (0 ..< rows * groups).map { _ in UInt8(next() % 16) }
+        let x = (0 ..< 5 * cols).map { i in (Float(next() % 2001) / 1000 - 1) * Float(1 + (i % cols) / 32 % 4) }
+        for symmetric in [true, false] {
+            let tensor = EncodedTensor.q4(name: "w", rows: rows, cols: cols, groupSize: group, u: u, scales: scales, zeros: symmetric ? nil : zeros)
+            let linear = try Linear(name: "w", source: .encoded(tensor))
+            let layout = Q4Layout(rows: rows, cols: cols, groupSize: group, symmetric: symmetric)
+            let bytes = tensor.payload
+            func q4q8(_ T: Int) -> [Float] {
+                var xq = [Int8](repeating: 0, count: T * cols), xs = [Float](repeating: 0, count: T * nb)
+                var out = [Float](repeating: 0, count: T * rows)
+                for t in 0 ..< T {
+                    xq.withUnsafeMutableBufferPointer { qp in
+                        xs.withUnsafeMutableBufferPointer { sp in
+                            x.withUnsafeBufferPointer { edge_quantize_row_q8_b32_ref($0.baseAddress! + t * cols, qp.baseAddress! + t * cols, sp.baseAddress! + t * nb, cols) }
+                        }
+                    }
+                }
+                bytes.withUnsafeBytes { b in
+                    let base = b.baseAddress!
+                    edge_matmul_q4_q8b32_ref(base.assumingMemoryBound(to: UInt8.self), (base + layout.scaleOffset).assumingMemoryBound(to: UInt16.self),
+                                             symmetric ? nil : (base + layout.zeroOffset).assumingMemoryBound(to: UInt8.self), group,
+                                             xq, xs, &out, T, rows, cols, 0, rows)
+                }
+                return out
+            }
+            for T in 1 ... Linear.q4I16MaxTokens {
+                let want = q4q8(T), xt = Array(x[0 ..< T * cols])
+                for level in [EDGE_KERNELS_REF, EDGE_KERNELS_AVX2, EDGE_KERNELS_AVX512] where edge_kernels_force(level) {
+                    for threads in [1, 2, 3] {
+                        XCTAssertEqual(linear.matmul(xt, tokens: T, threads: threads, activations: .q8), want,
+                                       "T \(T) level \(level) threads \(threads) symmetric \(symmetric)")
+                    }
+                }
+                _ = edge_kernels_force(EDGE_KERNELS_AUTO)
+                if Linear.i16Accelerated {
+                    XCTAssertNotEqual(linear.matmul(xt, tokens: T, threads: 2, activations: .i16), want, "i16 is its own kernel")
+                }
+            }
+            // More tokens: f32 activations whatever the mode.
+            let many = Array(x[0 ..< 5 * cols])
+            XCTAssertEqual(linear.matmul(many, tokens: 5, threads: 2, activations: .q8), linear.matmul(many, tokens: 5, threads: 2, activations: .f32))
+        }
+    }
+
     /// `.i16`: from `Linear.i16MinTokens` tokens up (on AVX2 / AVX-512), `Linear.matmul` is the
     /// int16-activation kernel (bit-identical to the reference quantizer + kernel, any thread
     /// count); below, or without the SIMD kernel, the f32 path; `.f32` keeps it at every size.

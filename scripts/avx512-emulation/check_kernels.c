@@ -369,6 +369,70 @@ static void sweep_q4_i16(const char *level) {
     }
 }
 
+// ---- q4 x int8 blocks of 32 (exact: bit-identical to the reference) -------------------------
+
+static void sweep_q4_q8b32(const char *level) {
+    static const size_t cols_list[] = {1, 8, 15, 33, 64, 127, 128, 129, 200, 257, 576, 1001};
+    static const size_t tokens[] = {1, 2, 3, 4, 5, 9};
+    static const size_t rows_list[] = {1, 3, 13};
+    static const size_t group_list[] = {8, 16, 32, 64, 128, 256, 384};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+        size_t cols = cols_list[c], nb = (cols + 31) / 32, row_bytes = (cols + 1) / 2;
+        for (size_t gi = 0; gi < sizeof group_list / sizeof *group_list; gi++) {
+            size_t gs = group_list[gi], groups = (cols + gs - 1) / gs;
+            for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
+                for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {
+                    size_t T = tokens[ti], rows = rows_list[ri];
+                    float *X = alloc_slack(T * cols, 4), *xs = alloc_slack(T * nb, 4);
+                    int8_t *Xq = alloc_slack(T * cols, 1);
+                    uint8_t *W = alloc_slack(rows * row_bytes, 1), *zero = alloc_slack(rows * groups, 1);
+                    uint16_t *sc = alloc_slack(rows * groups, 2);
+                    float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                    for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-1, 1) * (float)(1 + (i % cols) / 32 % 3 * 9);
+                    for (size_t i = 0; i < rows * row_bytes; i++) W[i] = (uint8_t)next_u64();
+                    for (size_t i = 0; i < rows * groups; i++) {
+                        zero[i] = (uint8_t)(next_u64() % 16);
+                        sc[i] = edge_f32_to_f16(uniform(0.001f, 0.1f));
+                    }
+                    if (ri == 0 && ti == 0)  // extremes: every nibble 15 against +-127 activations, zero points 0
+                        for (size_t i = 0; i < T * cols; i++) X[i] = 1.0f;
+                    for (size_t t = 0; t < T; t++) edge_quantize_row_q8_b32_ref(X + t * cols, Xq + t * cols, xs + t * nb, cols);
+                    if (ri == 0 && ti == 0) {
+                        memset(W, 0xFF, rows * row_bytes);
+                        memset(zero, 0, rows * groups);
+                    }
+                    for (int asym = 0; asym < 2; asym++) {
+                        const uint8_t *z = asym ? zero : NULL;
+                        size_t r0 = rows / 3, r1 = rows - rows / 4;
+                        for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+                        edge_matmul_q4_q8b32(W, sc, z, gs, Xq, xs, Y, T, rows, cols, r0, r1);
+                        edge_matmul_q4_q8b32_ref(W, sc, z, gs, Xq, xs, R, T, rows, cols, r0, r1);
+                        char what[48];
+                        snprintf(what, sizeof what, "matmul_q4_q8b32 g%zu", gs);
+                        check(memcmp(Y, R, T * rows * 4) == 0, what, level, T, rows, cols,
+                              asym ? "differs from the reference (asymmetric)" : "differs from the reference");
+                    }
+                    free_slack(X); free_slack(xs); free_slack(Xq); free_slack(W); free_slack(zero); free_slack(sc);
+                    free_slack(Y); free_slack(R);
+                }
+            }
+        }
+    }
+    // vecmat: bit-identical by construction (one fma chain per output).
+    static const size_t dims[] = {1, 7, 8, 31, 32, 33, 64, 100};
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+        for (size_t n = 1; n < 300; n += 37) {
+            size_t d = dims[di], ldv = d + 3;
+            float *x = alloc_slack(n, 4), *V = alloc_slack(n * ldv, 4), *y = alloc_slack(d, 4), *r = alloc_slack(d, 4);
+            for (size_t i = 0; i < n; i++) x[i] = uniform(0, 1);
+            for (size_t i = 0; i < n * ldv; i++) V[i] = uniform(-2, 2);
+            edge_vecmat_f32(x, V, ldv, y, n, d);
+            edge_vecmat_f32_ref(x, V, ldv, r, n, d);
+            check(memcmp(y, r, d * 4) == 0, "vecmat_f32", level, 1, n, d, "differs from the reference");
+            free_slack(x); free_slack(V); free_slack(y); free_slack(r);
+        }
+}
+
 // ---- Element-wise ---------------------------------------------------------------------------
 
 /// |a - b| <= tol * max(|b|, 1) for every element.
@@ -433,20 +497,22 @@ typedef struct {
     const char *q8_i16, *q8_i16_vnni;            // many tokens
     const char *q8_i16_rows, *q8_i16_rows_vnni;  // up to 4 tokens
     const char *q4_i16, *q4_i16_vnni;
+    const char *q4_q8b32, *q4_q8b32_vnni;
     const char *fused;  // one token (not q3), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
 
 static const expected_names k_expected[] = {
     {.level = EDGE_KERNELS_AVX2, .dot = "avx2-dot-4x3", .packed = "avx2-packed-6x16", .q8_q8 = "avx2-dot-q8q8-4x2",
      .q8_q8b32 = "avx2-dot-q8q8b32-4x2", .q8_i16 = "avx2-packed-i16-6x16", .q8_i16_rows = "avx2-rows-i16-4x1",
-     .q4_i16 = "avx2-rows-q4i16-4x1", .fused = "avx2-fused-1x1"},
+     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx2-rows-q4q8b32-4x1", .fused = "avx2-fused-1x1"},
     {.level = EDGE_KERNELS_AVX512, .dot = "avx512-dot-4x4", .packed = "avx512-packed-12x32", .q8_q8 = "avx512-bw-q8q8-4x4",
      .q8_q8_vnni = "avx512-vnni-q8q8-4x4", .q8_q8b32 = "avx2-dot-q8q8b32-4x2",
      .q8_i16 = "avx512-bw-packed-i16-12x32", .q8_i16_vnni = "avx512-vnni-packed-i16-12x32",
      .q8_i16_rows = "avx512-bw-rows-i16-4x1", .q8_i16_rows_vnni = "avx512-vnni-rows-i16-4x1",
-     .q4_i16 = "avx2-rows-q4i16-4x1", .fused = "avx512-fused-1x1"},
+     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx512-bw-rows-q4q8b32-4x1",
+     .q4_q8b32_vnni = "avx512-vnni-rows-q4q8b32-4x1", .fused = "avx512-fused-1x1"},
     {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
-     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref"},
+     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref"},
 };
 
 /// `vnni` where the active level runs VNNI and has a VNNI name, else `plain`.
@@ -475,6 +541,7 @@ static void check_names(edge_kernel_level level) {
     expect_name(level, EDGE_GEMM_OP_Q8_I16, 4, pick(e->q8_i16_rows, e->q8_i16_rows_vnni));
     expect_name(level, EDGE_GEMM_OP_Q8_I16, 1, pick(e->q8_i16_rows, e->q8_i16_rows_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4_I16, 1, pick(e->q4_i16, e->q4_i16_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q4_Q8B32, 1, pick(e->q4_q8b32, e->q4_q8b32_vnni));
     edge_kernels_set_gemm_mode(EDGE_GEMM_DOT);
     expect_name(level, EDGE_GEMM_OP_F32, 1000, e->dot);
     edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
@@ -508,6 +575,7 @@ int main(int argc, char **argv) {
         edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
         sweep_int8(name);
         sweep_q4_i16(name);
+        sweep_q4_q8b32(name);
         sweep_bitmask_i16(name);
         sweep_nm24_i16(name);
         sweep_elementwise(name);
@@ -516,6 +584,7 @@ int main(int argc, char **argv) {
             check_names(level);
             sweep_int8(name);
             sweep_q4_i16(name);
+        sweep_q4_q8b32(name);
             sweep_bitmask_i16(name);
             sweep_nm24_i16(name);
             edge_kernels_force(level);

@@ -84,6 +84,7 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q8_I16 = 6,   ///< edge_matmul_q8_i16
     EDGE_GEMM_OP_Q3_F32 = 7,   ///< edge_matmul_q3_f32
     EDGE_GEMM_OP_Q4_I16 = 8,   ///< edge_matmul_q4_i16
+    EDGE_GEMM_OP_Q4_Q8B32 = 9, ///< edge_matmul_q4_q8b32
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
@@ -241,6 +242,34 @@ void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
                             const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                             size_t r0, size_t r1);
 
+/// Whether edge_matmul_q4_q8b32 takes q4 groups of `group_size`: a multiple of 8 that divides 128
+/// (8, 16, 32, 64, 128) or a multiple of 128, so no 8-column lane of a 128-column block straddles two groups.
+static inline bool edge_q4_q8_supported(size_t group_size) {
+    return group_size >= 8 && group_size % 8 == 0 && (128 % group_size == 0 || group_size % 128 == 0);
+}
+
+/// int4 groups (the q4 payload, as edge_matmul_q4_f32; group_size with edge_q4_q8_supported) x int8
+/// activations in blocks of 32 from edge_quantize_row_q8_b32 (Xq [T, cols], xscale [T, nb], nb = ceil(cols / 32)).
+/// For token t and row r, with G = ceil(cols / group_size), u the nibbles and z_g the zero point of group g
+/// (8 when zero == NULL): sixteen float lanes a_0..a_15 start at 0; for each block of 128 columns
+/// (c0 = 0, 128, ...) and each lane l whose first column k0 = c0 + 8 l is below cols, in that order,
+/// with g = k0 / group_size: the exact int32 s = sum over k in [k0, min(k0 + 8, cols)) of (u_k - z_g) * Xq[t, k],
+/// d = f16(scale_f16[r*G + g]) * xscale[t*nb + k0 / 32] and a_l = fmaf((float)s, d, a_l). Then
+/// Y[t, r] = (((a_0 + a_8) + (a_4 + a_12)) + ((a_2 + a_10) + (a_6 + a_14)))
+///         + (((a_1 + a_9) + (a_5 + a_13)) + ((a_3 + a_11) + (a_7 + a_15))).
+/// Every level gives bit-identical results. The SIMD kernels stream each row's nibbles once per 4 tokens,
+/// 128 columns (64 bytes) at a time: the low nibbles are the even columns and the high ones the odd
+/// columns, so against activations split per block into an even and an odd plane, each int32 lane of
+/// an unsigned-by-signed byte dot product (vpdpbusd on AVX-512 VNNI, vpmaddubsw + vpmaddwd elsewhere)
+/// sums exactly lane l's eight columns. Zero points enter as bytes u + 16 - z (1...31, still unsigned),
+/// the 16 * (sum of the lane's activations) taken off once per token (8 * ... when symmetric).
+void edge_matmul_q4_q8b32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                          size_t r0, size_t r1);
+void edge_matmul_q4_q8b32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                              const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1);
+
 /// int4 groups x f32 activations, the q4 payload of docs/edge-format.md (Q4Layout in Encoding.swift):
 /// row r starts at byte r * ceil(cols/2) of Wq; element j of a row is in byte j/2, the low nibble for
 /// even j. Groups of group_size (> 0) elements along cols, the last one possibly short; groups per
@@ -301,6 +330,13 @@ void edge_add_ref(float *a, const float *b, size_t n);
 /// y[i] += a * x[i] (attention: weighted sum of value rows).
 void edge_axpy(float *y, float a, const float *x, size_t n);
 void edge_axpy_ref(float *y, float a, const float *x, size_t n);
+
+/// y[c] = sum_j x[j] * V[j * ldv + c] for c < d (a row vector times an [n, d] matrix with row stride ldv):
+/// each y[c] starts at 0 and takes y[c] = fmaf(x[j], V[j * ldv + c], y[c]) for j = 0, 1, ..., n - 1, in
+/// that order, so every level gives bit-identical results (each output its own chain, vectorized over c).
+/// The attention's decoding step (one query): probabilities times the cached values, read in place.
+void edge_vecmat_f32(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d);
+void edge_vecmat_f32_ref(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d);
 
 /// x[i] *= s.
 void edge_scale(float *x, float s, size_t n);

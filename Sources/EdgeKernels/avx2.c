@@ -631,23 +631,26 @@ AVX2_INLINE int32_t load_i32(const int16_t *p) {
 #define IK_STORE(i) \
     if (i < mt) { \
         float *yr = y + (size_t)i * ldy; \
-        __m256 vs = _mm256_set1_ps(xs[(size_t)i * ldxs]); \
+        __m256 vs = _mm256_set1_ps(xs[(size_t)i * ldxs]), vs0 = grouped ? _mm256_mul_ps(ws0, vs) : vs; \
+        __m256 vs1 = grouped ? _mm256_mul_ps(ws1, vs) : vs; \
         __m256 y0 = _mm256_setzero_ps(), y1 = y0; \
         if (!first) { \
             if (full) { y0 = _mm256_loadu_ps(yr); y1 = _mm256_loadu_ps(yr + 8); } \
             else { y0 = _mm256_maskload_ps(yr, m0); y1 = _mm256_maskload_ps(yr + 8, m1); } \
         } \
-        y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##0), vs, y0); \
-        y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##1), vs, y1); \
-        if (last) { y0 = _mm256_mul_ps(y0, ws0); y1 = _mm256_mul_ps(y1, ws1); } \
+        y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##0), vs0, y0); \
+        y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##1), vs1, y1); \
+        if (last && !grouped) { y0 = _mm256_mul_ps(y0, ws0); y1 = _mm256_mul_ps(y1, ws1); } \
         if (full) { _mm256_storeu_ps(yr, y0); _mm256_storeu_ps(yr + 8, y1); } \
         else { _mm256_maskstore_ps(yr, m0, y0); _mm256_maskstore_ps(yr + 8, m1, y1); } \
     }
 
 /// One 256-column block for t < mt (<= 6) tokens and r < nr (<= 16) rows: y[t*ldy + r] =
-/// fmaf((float)sum_{q < kp} x[t][2q..2q+1] . p[q][r][0..1], xs[t*ldxs], first ? 0 : y), times ws[r] when last.
+/// fmaf((float)sum_{q < kp} x[t][2q..2q+1] . p[q][r][0..1], xs[t*ldxs], first ? 0 : y), times ws[r] when last;
+/// grouped: fmaf(sum, ws[r] * xs[t*ldxs], first ? 0 : y) and no product after (edge_gemm_q4_i16).
 static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
-                                const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last) {
+                                const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
+                                bool grouped) {
     const int16_t *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x;
     const int16_t *x3 = mt > 3 ? x + 3 * ldx : x, *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x;
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -660,7 +663,7 @@ static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, co
     const bool full = nr == PNR;
     __m256i m0 = mask8(nr < 8 ? (size_t)nr : 8), m1 = mask8(nr > 8 ? (size_t)(nr - 8) : 0);
     __m256 ws0 = _mm256_setzero_ps(), ws1 = ws0;
-    if (last) {
+    if (last || grouped) {
         if (full) { ws0 = _mm256_loadu_ps(ws); ws1 = _mm256_loadu_ps(ws + 8); }
         else { ws0 = _mm256_maskload_ps(ws, m0); ws1 = _mm256_maskload_ps(ws + 8, m1); }
     }
@@ -1048,12 +1051,82 @@ void edge_matmul_q8_i16_driver(edge_q8_i16_rows_fn rows_fn, edge_i16_micro_fn mi
                 for (size_t j = 0; j < nrb; j += nr_max) {
                     int nr = nrb - j < nr_max ? (int)(nrb - j) : pnr;
                     micro(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
-                          wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb);
+                          wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb, false);
                 }
             }
         }
     }
     free(pack);
+}
+
+/// dst[i] = nibble (k0 + i) of row q minus z, for i < n (k0 even): 32 at a time from 16 bytes
+/// (low and high nibbles interleaved back into column order), the rest one by one.
+static AVX2 void expand_q4_i8(const uint8_t *q, size_t k0, size_t n, int z, int8_t *dst) {
+    const __m128i m4 = _mm_set1_epi8(0x0F), vz = _mm_set1_epi8((char)z);
+    const uint8_t *b = q + k0 / 2;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(b + i / 2));
+        __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), vz));
+        _mm_storeu_si128((__m128i *)(dst + i + 16), _mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), vz));
+    }
+    for (; i < n; i++) dst[i] = (int8_t)((int)edge_q4_nibble(q, k0 + i) - z);
+}
+
+void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const uint8_t *Wq, const uint16_t *scale_f16,
+                             const uint8_t *zero, size_t gs, const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                             size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1 || !edge_q4_i16_supported(gs)) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, nr_max = (size_t)pnr;
+    size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, per_block = EDGE_I16_BLOCK / gs;
+    int16_t *pack = (int16_t *)aligned_alloc(64, sizeof(int16_t) * PRB * EDGE_I16_BLOCK);
+    int8_t *w8 = (int8_t *)malloc((size_t)PRB * EDGE_I16_BLOCK);
+    float *gsc = (float *)malloc(sizeof(float) * per_block * PRB);
+    if (!pack || !w8 || !gsc) abort();
+    for (size_t b = 0; b < nb; b++) {
+        size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
+        size_t g0 = k0 / gs, ng = (kc + gs - 1) / gs;
+        for (size_t rb = r0; rb < r1; rb += PRB) {
+            size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
+            for (size_t i = 0; i < nrb; i++) {  // the block's weights as int8 u - z, and the rows' group scales
+                const uint8_t *q = Wq + (rb + i) * row_bytes;
+                for (size_t g = 0; g < ng; g++) {
+                    size_t gi = (rb + i) * groups + g0 + g, c1 = (g + 1) * gs < kc ? (g + 1) * gs : kc;
+                    int z = zero ? (int)zero[gi] : 8;
+                    gsc[g * PRB + i] = edge_f16_to_f32(scale_f16[gi]);
+                    expand_q4_i8(q, k0 + g * gs, c1 - g * gs, z, w8 + i * kc + g * gs);
+                }
+            }
+            for (size_t j = 0; j < nrb; j += nr_max)
+                edge_pack_panel_i16(w8, kc, j, nrb - j < nr_max ? nrb - j : nr_max, 0, kc, nr_max, pack + j * kp * 2);
+            for (size_t t = 0; t < T; t += (size_t)pmt) {
+                int mt = T - t < (size_t)pmt ? (int)(T - t) : pmt;
+                for (size_t j = 0; j < nrb; j += nr_max) {
+                    int nr = nrb - j < nr_max ? (int)(nrb - j) : pnr;
+                    for (size_t g = 0; g < ng; g++) {
+                        size_t c = g * gs, len = kc - c < gs ? kc - c : gs;
+                        micro(mt, nr, Xq + t * ld + k0 + c, ld, pack + j * kp * 2 + (c / 2) * nr_max * 2, (len + 1) / 2,
+                              xscale + t * nb + b, nb, gsc + g * PRB + j, Y + t * rows + rb + j, rows, b == 0 && g == 0,
+                              false, true);
+                    }
+                }
+            }
+        }
+    }
+    free(gsc);
+    free(w8);
+    free(pack);
+}
+
+static AVX2 void gemm_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                             const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                             size_t r0, size_t r1) {
+    edge_gemm_q4_i16_driver(micro_i16_6x16, PMT, PNR, Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
@@ -1287,6 +1360,8 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->q8_i16_rows_name = "avx2-rows-i16-4x1";
     t->q4_i16_name = "avx2-rows-q4i16-4x1";
     t->q4_q8b32_name = "avx2-rows-q4q8b32-4x1";
+    t->gemm_q4_i16 = gemm_q4_i16;
+    t->gemm_q4_i16_name = "avx2-packed-q4i16-6x16";
     t->matmul_q4_q8b32 = matmul_q4_q8b32;
     t->i16_rows_max_t = I16_ROW_MT;
     t->quantize_row_q8 = quantize_row_q8;

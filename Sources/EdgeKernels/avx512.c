@@ -630,6 +630,8 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     // q4 x int16 stays AVX2's row kernel: a 128-column AVX-512 form measured no faster on Zen 4
     // (docs/performance.md), its rows being memory-bound.
     t->i16_rows_max_t = I16_ROW_MT;
+    t->gemm_q4_i16 = vnni ? gemm_q4_i16_vnni : gemm_q4_i16_bw;
+    t->gemm_q4_i16_name = vnni ? "avx512-vnni-packed-q4i16-12x32" : "avx512-bw-packed-q4i16-12x32";
     t->matmul_q4_q8b32 = vnni ? matmul_q4_q8b32_vnni : matmul_q4_q8b32_bw;
     t->q4_q8b32_name = vnni ? "avx512-vnni-rows-q4q8b32-4x1" : "avx512-bw-rows-q4q8b32-4x1";
     t->rmsnorm = rmsnorm;

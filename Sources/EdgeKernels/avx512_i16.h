@@ -11,7 +11,8 @@
 /// xs[t*ldxs], first ? 0 : y), times ws[r] when last (the order of edge_matmul_q8_i16_ref). The
 /// accumulators are named variables (c<token><half>), so every compiler keeps them in registers.
 I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
-                                 const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last) {
+                                 const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
+                                 bool grouped) {
     const __m512i z = _mm512_setzero_si512();
     __m512i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
     __m512i c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, c100 = z, c101 = z, c110 = z, c111 = z;
@@ -30,7 +31,7 @@ I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t 
     const bool full = nr == I16_PNR;
     __mmask16 m0 = mask16(nr < 16 ? (size_t)nr : 16), m1 = mask16(nr > 16 ? (size_t)(nr - 16) : 0);
     __m512 ws0 = _mm512_setzero_ps(), ws1 = ws0;
-    if (last) {
+    if (last || grouped) {
         ws0 = full ? _mm512_loadu_ps(ws) : _mm512_maskz_loadu_ps(m0, ws);
         ws1 = full ? _mm512_loadu_ps(ws + 16) : _mm512_maskz_loadu_ps(m1, ws + 16);
     }
@@ -38,13 +39,14 @@ I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t 
     if (i < mt) { \
         float *yr = y + (size_t)i * ldy; \
         __m512 vs = _mm512_set1_ps(xs[(size_t)i * ldxs]), y0 = _mm512_setzero_ps(), y1 = y0; \
+        __m512 vs0 = grouped ? _mm512_mul_ps(ws0, vs) : vs, vs1 = grouped ? _mm512_mul_ps(ws1, vs) : vs; \
         if (!first) { \
             y0 = full ? _mm512_loadu_ps(yr) : _mm512_maskz_loadu_ps(m0, yr); \
             y1 = full ? _mm512_loadu_ps(yr + 16) : _mm512_maskz_loadu_ps(m1, yr + 16); \
         } \
-        y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##0), vs, y0); \
-        y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##1), vs, y1); \
-        if (last) { \
+        y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##0), vs0, y0); \
+        y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##1), vs1, y1); \
+        if (last && !grouped) { \
             y0 = _mm512_mul_ps(y0, ws0); \
             y1 = _mm512_mul_ps(y1, ws1); \
         } \
@@ -63,10 +65,11 @@ I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t 
 
 /// I16_FN(tile_i16) with the token count a constant (the accumulators then stay in registers).
 static I16_ATTR void I16_FN(micro_i16)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
-                                      const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last) {
+                                      const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
+                                      bool grouped) {
     switch (mt) {
 #define I16_CASE(m) \
-    case m: I16_FN(tile_i16)(m, nr, x, ldx, p, kp, xs, ldxs, ws, y, ldy, first, last); break;
+    case m: I16_FN(tile_i16)(m, nr, x, ldx, p, kp, xs, ldxs, ws, y, ldy, first, last, grouped); break;
         I16_CASE(1) I16_CASE(2) I16_CASE(3) I16_CASE(4) I16_CASE(5) I16_CASE(6)
         I16_CASE(7) I16_CASE(8) I16_CASE(9) I16_CASE(10) I16_CASE(11) I16_CASE(12)
 #undef I16_CASE
@@ -129,4 +132,11 @@ static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale
                                           float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     edge_matmul_q8_i16_driver(I16_FN(matmul_q8_i16_rows), I16_FN(micro_i16), I16_PMT, I16_PNR, Wq, wscale, Xq, xscale, Y,
                               T, rows, cols, r0, r1);
+}
+
+/// edge_gemm_q4_i16 through the shared driver with this form's 12x32 tile.
+static I16_ATTR void I16_FN(gemm_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                        const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                        size_t cols, size_t r0, size_t r1) {
+    edge_gemm_q4_i16_driver(I16_FN(micro_i16), I16_PMT, I16_PNR, Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
 }

@@ -184,6 +184,7 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_Q8_I16: return t->q8_i16_rows_name && T <= t->i16_rows_max_t ? t->q8_i16_rows_name : t->q8_i16_name;
     case EDGE_GEMM_OP_Q4_I16: return t->q4_i16_name ? t->q4_i16_name : "ref";
     case EDGE_GEMM_OP_Q4_Q8B32: return t->q4_q8b32_name ? t->q4_q8b32_name : "ref";
+    case EDGE_GEMM_OP_Q4_I16_GEMM: return t->gemm_q4_i16_name ? t->gemm_q4_i16_name : "ref";
     }
     return NULL;
 }
@@ -256,6 +257,11 @@ void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint
 void edge_matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                         size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->matmul_q8_i16(Wq, wscale, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+void edge_gemm_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                      const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                      size_t r0, size_t r1) {
+    table()->gemm_q4_i16(Wq, scale_f16, zero, group_size, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 void edge_matmul_q4_q8b32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,

@@ -44,6 +44,11 @@ typedef struct edge_kernel_table {
                           size_t r0, size_t r1);
     void (*matmul_q8_i16)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*gemm_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                        const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                        size_t r0, size_t r1);
+    /// Name of the kernel behind gemm_q4_i16 ("ref" where the level has none).
+    const char *gemm_q4_i16_name;
     void (*matmul_q4_q8b32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                             size_t r0, size_t r1);
@@ -119,8 +124,11 @@ void edge_fill_table_sparse_avx512(edge_kernel_table *t, bool vbmi2);
 /// panel of int16 pairs; first / last: the first / last 256-column block), as avx2.c and avx512.c give them.
 typedef void (*edge_q8_i16_rows_fn)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
                                     float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// One block of int16 pairs for mt tokens x nr rows of a packed panel: y = fmaf((float)sum, xs[t*ldxs], first ? 0 : y),
+/// times ws[r] when last; `grouped` (q4 group scales): y = fmaf((float)sum, ws[r] * xs[t*ldxs], first ? 0 : y), no product after.
 typedef void (*edge_i16_micro_fn)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
-                                  const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last);
+                                  const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
+                                  bool grouped);
 /// avx2.c's edge_matmul_q8_i16 driver, shared with avx512.c: up to 4 tokens `rows_fn`; more, per
 /// 256-column block and block of 128 rows, the rows packed into panels of `pnr` (edge_pack_panel_i16),
 /// then every `pmt` tokens against every panel with `micro`.
@@ -257,5 +265,13 @@ typedef void (*edge_q4q8_rows_fn)(size_t T, const uint8_t *Wq, const uint16_t *s
 void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
                       size_t gs, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                       size_t r0, size_t r1);
+
+/// avx2.c's edge_gemm_q4_i16 driver, shared with avx512.c: per 256-column block and block of 128 rows,
+/// the nibbles expanded to int8 (u - z) and packed into panels of `pnr` (edge_pack_panel_i16), the
+/// group scales gathered per row, then every `pmt` tokens against every panel, one `micro` call per group
+/// (grouped: the group's scale times the token's block scale).
+void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const uint8_t *Wq, const uint16_t *scale_f16,
+                             const uint8_t *zero, size_t gs, const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                             size_t rows, size_t cols, size_t r0, size_t r1);
 
 #endif

@@ -243,6 +243,29 @@ void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
     }
 }
 
+void edge_gemm_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                          size_t r0, size_t r1) {
+    if (!edge_q4_i16_supported(group_size)) return;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    size_t groups = (cols + group_size - 1) / group_size, row_bytes = (cols + 1) / 2;
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float acc = 0.0f;
+            for (size_t g = 0; g < groups; g++) {
+                size_t c0 = g * group_size, c1 = c0 + group_size < cols ? c0 + group_size : cols, gi = r * groups + g;
+                int z = zero ? (int)zero[gi] : 8;
+                int32_t s = 0;
+                for (size_t k = c0; k < c1; k++) s += ((int32_t)edge_q4_nibble(q, k) - z) * (int32_t)x[k];
+                acc = fmaf((float)s, edge_f16_to_f32(scale_f16[gi]) * xscale[t * nb + c0 / EDGE_I16_BLOCK], acc);
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
 void edge_matmul_q4_q8b32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                               const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1) {
@@ -452,6 +475,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->matmul_q8_i16 = edge_matmul_q8_i16_ref;
     t->matmul_q4_i16 = edge_matmul_q4_i16_ref;
     t->matmul_q4_q8b32 = edge_matmul_q4_q8b32_ref;
+    t->gemm_q4_i16 = edge_gemm_q4_i16_ref;
+    t->gemm_q4_i16_name = "ref";
     t->q4_q8b32_name = "ref";
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->matmul_q3_f32 = edge_matmul_q3_f32_ref;

@@ -227,6 +227,16 @@ public struct Linear: @unchecked Sendable {
                     return
                 }
             }
+            if mode == .i16, Linear.i16Accelerated, case let .q4(l) = layout, edge_q4_i16_supported(l.groupSize) {
+                // Many tokens with q4 weights: int16 activations through the packed integer GEMM (edge_gemm_q4_i16).
+                let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
+                let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
+                let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
+                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                    edge_gemm_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
             // Sparse symmetric q8 (bitmask, packed 2:4) under .i16, at every token count: exactly the
             // dense q8 x int16 product of the same weights (rows streamed once for few tokens; for
             // more, tiles expanded to dense int8 through the packed GEMM).

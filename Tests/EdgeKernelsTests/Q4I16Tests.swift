@@ -1,13 +1,14 @@
 import EdgeKernels
 import XCTest
 
-/// q4 weights x int16 activations (`edge_matmul_q4_i16`, the decoding kernel of q4): every level
+/// q4 weights x int16 activations (`edge_matmul_q4_i16`, the decoding kernel of q4, and `edge_gemm_q4_i16`,
+/// the many-token one): every level
 /// bit-identical to the reference on odd shapes, the reference within float rounding of the double
 /// product of the dequantized operands, and unsupported group sizes refused (nothing written).
 final class Q4I16Tests: XCTestCase {
     static let cols = [1, 15, 31, 32, 33, 63, 64, 200, 256, 257, 576, 1001]
     static let rows = [1, 3, 8, 37]
-    static let tokens = [1, 2, 3, 4, 5, 9]
+    static let tokens = [1, 2, 3, 4, 5, 9, 14]
 
     func testMatmulQ4I16() {
         var rng = TestRNG(seed: 44)
@@ -44,6 +45,10 @@ final class Q4I16Tests: XCTestCase {
                                               r0: r0, r1: r1, expected: expected, tolerance: 0,
                                               run: { edge_matmul_q4_i16(w.pointer, s.pointer, z?.pointer, group, xb.pointer, sx.pointer, $0, T, rows, cols, r0, r1) },
                                               ref: { edge_matmul_q4_i16_ref(w.pointer, s.pointer, z?.pointer, group, xb.pointer, sx.pointer, $0, T, rows, cols, r0, r1) })
+                                    checkGEMM("gemm_q4_i16 g\(group)\(asym ? " asym" : "")", level: level, T: T, rows: rows, cols: cols,
+                                              r0: r0, r1: r1, expected: expected, tolerance: 0,
+                                              run: { edge_gemm_q4_i16(w.pointer, s.pointer, z?.pointer, group, xb.pointer, sx.pointer, $0, T, rows, cols, r0, r1) },
+                                              ref: { edge_gemm_q4_i16_ref(w.pointer, s.pointer, z?.pointer, group, xb.pointer, sx.pointer, $0, T, rows, cols, r0, r1) })
                                 }
                             }
                         }

@@ -24,6 +24,7 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.decode["q8_i16"], "avx2-rows-i16-4x1")
             XCTAssertEqual(info.decode["q4_i16"], "avx2-rows-q4i16-4x1")
             XCTAssertEqual(info.decode["q4_q8b32"], "avx2-rows-q4q8b32-4x1")
+            XCTAssertEqual(info.batch["q4_i16_gemm"], "avx2-packed-q4i16-6x16")
             XCTAssertEqual(info.batch["f32"], "avx2-packed-6x16")
             XCTAssertEqual(info.batch["q4_f32"], "avx2-packed-6x16")
             XCTAssertEqual(info.batch["q3_f32"], "avx2-packed-6x16")
@@ -39,6 +40,7 @@ final class KernelInfoTests: XCTestCase {
             XCTAssertEqual(info.decode["q8_i16"], "avx512-\(form)-rows-i16-4x1")
             XCTAssertEqual(info.decode["q4_i16"], "avx2-rows-q4i16-4x1")
             XCTAssertEqual(info.decode["q4_q8b32"], "avx512-\(form)-rows-q4q8b32-4x1")
+            XCTAssertEqual(info.batch["q4_i16_gemm"], "avx512-\(form)-packed-q4i16-12x32")
             XCTAssertTrue(["avx2-bitmask-i16", "avx512-vbmi2-bitmask-i16", "avx512-vbmi2-vnni-bitmask-i16"].contains(info.decode["bitmask_q8_i16"]))
         }
         #endif

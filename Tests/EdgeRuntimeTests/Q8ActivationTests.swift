@@ -102,9 +102,24 @@ final class Q8ActivationTests: XCTestCase {
                     XCTAssertNotEqual(linear.matmul(xt, tokens: T, threads: 2, activations: .i16), want, "i16 is its own kernel")
                 }
             }
-            // More tokens: f32 activations whatever the mode.
+            // More tokens: `.q8` keeps f32 activations; `.i16` is the int16 quantizer + edge_gemm_q4_i16.
             let many = Array(x[0 ..< 5 * cols])
             XCTAssertEqual(linear.matmul(many, tokens: 5, threads: 2, activations: .q8), linear.matmul(many, tokens: 5, threads: 2, activations: .f32))
+            if Linear.i16Accelerated {
+                let ld = edge_i16_stride(cols), nb16 = (cols + 255) / 256
+                var xq = [Int16](repeating: 0, count: 5 * ld), xs = [Float](repeating: 0, count: 5 * nb16)
+                edge_quantize_rows_i16_ref(many, &xq, &xs, 5, cols)
+                var want = [Float](repeating: 0, count: 5 * rows)
+                bytes.withUnsafeBytes { b in
+                    let base = b.baseAddress!
+                    edge_gemm_q4_i16_ref(base.assumingMemoryBound(to: UInt8.self), (base + layout.scaleOffset).assumingMemoryBound(to: UInt16.self),
+                                         symmetric ? nil : (base + layout.zeroOffset).assumingMemoryBound(to: UInt8.self), group,
+                                         xq, xs, &want, 5, rows, cols, 0, rows)
+                }
+                for threads in [1, 2, 3] {
+                    XCTAssertEqual(linear.matmul(many, tokens: 5, threads: threads, activations: .i16), want, "gemm, threads \(threads)")
+                }
+            }
         }
     }
 

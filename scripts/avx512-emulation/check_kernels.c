@@ -329,8 +329,8 @@ static void sweep_nm24_i16(const char *level) {
 
 static void sweep_q4_i16(const char *level) {
     static const size_t cols_list[] = {1, 15, 33, 64, 127, 128, 129, 200, 257, 1001};
-    static const size_t tokens[] = {1, 2, 3, 4, 5, 9};
-    static const size_t rows_list[] = {1, 3, 13};
+    static const size_t tokens[] = {1, 2, 3, 4, 5, 9, 14};
+    static const size_t rows_list[] = {1, 3, 13, 45};
     static const size_t group_list[] = {32, 64, 128, 256};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
         size_t cols = cols_list[c], nb = (cols + 255) / 256, ld = edge_i16_stride(cols), row_bytes = (cols + 1) / 2;
@@ -359,6 +359,12 @@ static void sweep_q4_i16(const char *level) {
                         edge_matmul_q4_i16_ref(W, sc, z, gs, Xi, xs, R, T, rows, cols, r0, r1);
                         check(memcmp(Y, R, T * rows * 4) == 0, gs == 32 ? "matmul_q4_i16 g32" : gs == 64 ? "matmul_q4_i16 g64"
                               : gs == 128 ? "matmul_q4_i16 g128" : "matmul_q4_i16 g256", level, T, rows, cols,
+                              asym ? "differs from the reference (asymmetric)" : "differs from the reference");
+                        for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+                        edge_gemm_q4_i16(W, sc, z, gs, Xi, xs, Y, T, rows, cols, r0, r1);
+                        edge_gemm_q4_i16_ref(W, sc, z, gs, Xi, xs, R, T, rows, cols, r0, r1);
+                        check(memcmp(Y, R, T * rows * 4) == 0, gs == 32 ? "gemm_q4_i16 g32" : gs == 64 ? "gemm_q4_i16 g64"
+                              : gs == 128 ? "gemm_q4_i16 g128" : "gemm_q4_i16 g256", level, T, rows, cols,
                               asym ? "differs from the reference (asymmetric)" : "differs from the reference");
                     }
                     free_slack(X); free_slack(xs); free_slack(Xi); free_slack(W); free_slack(zero); free_slack(sc);

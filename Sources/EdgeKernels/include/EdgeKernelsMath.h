@@ -85,6 +85,7 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q3_F32 = 7,   ///< edge_matmul_q3_f32
     EDGE_GEMM_OP_Q4_I16 = 8,   ///< edge_matmul_q4_i16
     EDGE_GEMM_OP_Q4_Q8B32 = 9, ///< edge_matmul_q4_q8b32
+    EDGE_GEMM_OP_Q4_I16_GEMM = 10, ///< edge_gemm_q4_i16
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
@@ -241,6 +242,22 @@ void edge_matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint
 void edge_matmul_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                             size_t r0, size_t r1);
+
+/// int4 groups (the q4 payload; group_size with edge_q4_i16_supported) x int16 activations from
+/// edge_quantize_rows_i16, for many tokens (prompt processing): for token t and row r, acc starts at
+/// 0 and for each group g in order (columns c0 = g * group_size ..< min(cols, c0 + group_size), inside
+/// activation block b = c0 / 256), with the exact int32 s = sum over the group of (u_k - z_g) * Xq[t, k]
+/// (z_g = 8 when zero == NULL), acc = fmaf((float)s, f16(scale_f16[r*G + g]) * xscale[t*nb + b], acc);
+/// Y[t, r] = acc. Every level gives bit-identical results (not those of edge_matmul_q4_i16, whose
+/// lanes sum in another order). The SIMD levels expand each block of rows to int8 u - z once per call,
+/// pack it as edge_matmul_q8_i16 packs int8 weights, and run its packed int16 tile (vpmaddwd, or
+/// vpdpwssd with AVX-512 VNNI) once per group, the group scale folded in with the token's.
+void edge_gemm_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                      const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                      size_t r0, size_t r1);
+void edge_gemm_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                          size_t r0, size_t r1);
 
 /// Whether edge_matmul_q4_q8b32 takes q4 groups of `group_size`: a multiple of 8 that divides 128
 /// (8, 16, 32, 64, 128) or a multiple of 128, so no 8-column lane of a 128-column block straddles two groups.

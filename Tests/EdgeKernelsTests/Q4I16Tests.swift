@@ -59,6 +59,28 @@ final class Q4I16Tests: XCTestCase {
         XCTAssertTrue(levels.contains("ref"))
     }
 
+    /// Extreme operands: nibbles 15 with zero point 0 against int16 activations at the ends of their
+    /// range and with every low byte 255, through the decoding kernel and the packed GEMM.
+    func testExtremeValuesDoNotSaturate() {
+        let rows = 3, cols = 1001, group = 64, groups = (cols + group - 1) / group, ld = edge_i16_stride(cols), nb = (cols + 255) / 256
+        let nib = [UInt8](repeating: 0xFF, count: rows * ((cols + 1) / 2))
+        let sc = [UInt16](repeating: edge_f32_to_f16(0.5), count: rows * groups)
+        let zero = [UInt8](repeating: 0, count: rows * groups)
+        for fill: Int16 in [-1, 255, -32767 + 254, 32767] {
+            let xq = [Int16](repeating: fill, count: ld), xs = [Float](repeating: 1, count: nb)
+            _ = forEachIntegerKernelForm { level in
+                var y = [Float](repeating: 0, count: rows), yRef = y, g = y, gRef = y
+                edge_matmul_q4_i16(nib, sc, zero, group, xq, xs, &y, 1, rows, cols, 0, rows)
+                edge_matmul_q4_i16_ref(nib, sc, zero, group, xq, xs, &yRef, 1, rows, cols, 0, rows)
+                edge_gemm_q4_i16(nib, sc, zero, group, xq, xs, &g, 1, rows, cols, 0, rows)
+                edge_gemm_q4_i16_ref(nib, sc, zero, group, xq, xs, &gRef, 1, rows, cols, 0, rows)
+                XCTAssertEqual(y, yRef, "\(level) \(fill)")
+                XCTAssertEqual(g, gRef, "\(level) \(fill)")
+                XCTAssertEqual(Double(yRef[0]), 0.5 * 15 * Double(fill) * Double(cols), accuracy: 1e-5 * abs(Double(fill)) * Double(cols) * 7.5, "\(level) \(fill)")
+            }
+        }
+    }
+
     /// Groups that are not a multiple of 32 dividing 256 are refused: nothing is written.
     func testUnsupportedGroupsWriteNothing() {
         for group in [0, 8, 12, 16, 48, 96, 512] {

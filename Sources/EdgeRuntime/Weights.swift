@@ -273,15 +273,7 @@ public struct Linear: @unchecked Sendable {
                 }
                 return
             }
-            let blocks = (cols + Int(EDGE_Q8_BLOCK) - 1) / Int(EDGE_Q8_BLOCK)
-            let xq = UnsafeMutablePointer<Int8>.allocate(capacity: tokens * cols)
-            let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
-            defer {
-                xq.deallocate()
-                xs.deallocate()
-            }
-            for t in 0 ..< tokens { edge_quantize_row_q8_b32(x + t * cols, xq + t * cols, xs + t * blocks, cols) }
-            splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in
+            runQ8B32(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                 edge_matmul_q8_q8b32(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
             }
         }

@@ -108,6 +108,20 @@ func f16Bits(_ x: Float) -> UInt16 { Float16(x).bitPattern }
 /// The value of binary16 bits.
 func f16Value(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }
 
+/// The f32 weights of a q4 payload's parts: nibbles (two per byte, low first, rows of ceil(cols/2)
+/// bytes), binary16 group scales and zero points ([rows, groups]; nil: 8), for the double product.
+func dequantizedQ4(_ nib: [UInt8], scales: [UInt16], zeros: [UInt8]?, rows: Int, cols: Int, group: Int) -> [Float] {
+    let groups = (cols + group - 1) / group, rowBytes = (cols + 1) / 2
+    var w = [Float](repeating: 0, count: rows * cols)
+    for r in 0 ..< rows {
+        for k in 0 ..< cols {
+            let b = nib[r * rowBytes + k / 2], u = Int(k % 2 == 0 ? b & 15 : b >> 4), gi = r * groups + k / group
+            w[r * cols + k] = edge_f16_to_f32(scales[gi]) * Float(u - Int(zeros?[gi] ?? 8))
+        }
+    }
+    return w
+}
+
 /// Exact Y[t, r] = sum_k W[r, k] X[t, k] in double, and the error scale sum_k |W[r, k] X[t, k]|.
 func denseProduct(_ w: [Float], _ x: [Float], T: Int, rows: Int, cols: Int) -> (value: [Double], scale: [Double]) {
     var value = [Double](repeating: 0, count: T * rows), scale = value

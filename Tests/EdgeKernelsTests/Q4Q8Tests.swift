@@ -32,14 +32,7 @@ final class Q4Q8Tests: XCTestCase {
                             }
                             for asym in [false, true] {
                                 let zero: [UInt8]? = asym ? zeros : nil
-                                var wf = [Float](repeating: 0, count: rows * cols)
-                                for r in 0 ..< rows {
-                                    for k in 0 ..< cols {
-                                        let b = nib[r * rowBytes + k / 2], u = Int(k % 2 == 0 ? b & 15 : b >> 4)
-                                        let gi = r * groups + k / group
-                                        wf[r * cols + k] = edge_f16_to_f32(sc[gi]) * Float(u - Int(zero?[gi] ?? 8))
-                                    }
-                                }
+                                let wf = dequantizedQ4(nib, scales: sc, zeros: zero, rows: rows, cols: cols, group: group)
                                 let xf = (0 ..< T * cols).map { i in Float(xq[i]) * xs[(i / cols) * nb + (i % cols) / 32] }
                                 let expected = denseProduct(wf, xf, T: T, rows: rows, cols: cols)
                                 let w = Misaligned(nib), s = Misaligned(sc), xb = Misaligned(xq), sx = Misaligned(xs)

@@ -941,8 +941,11 @@ AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, 
             for (int h = 0; h < 2; h++) {
                 // Lanes without columns (the last block): s is 0 (zero planes and init) and d is made
                 // exactly 0, so fmaf(0, 0, a) leaves a (never -0) as it is, whatever scale they were given.
-                size_t lanes = partial ? (cols - c0 + 7) / 8 : 16, live = lanes > 8 * (size_t)h ? lanes - 8 * (size_t)h : 0;
-                __m256 keep = _mm256_castsi256_ps(mask8(live < 8 ? live : 8));
+                __m256 keep = _mm256_setzero_ps();
+                if (partial) {
+                    size_t lanes = (cols - c0 + 7) / 8, live = lanes > 8 * (size_t)h ? lanes - 8 * (size_t)h : 0;
+                    keep = _mm256_castsi256_ps(mask8(live < 8 ? live : 8));
+                }
                 __m256i v = _mm256_loadu_si256((const __m256i *)(wp + 32 * h));
                 __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 size_t gi = r * G + c0 / gs + (size_t)base[h];

@@ -118,9 +118,9 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// accurate (docs/performance.md).
     case q8
     /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
-    /// f32 otherwise): for q8 weights at every token count, for q4 weights when decoding (up to
-    /// `Linear.q4I16MaxTokens` tokens): faster than f32 on AVX2, within float noise of its accuracy
-    /// (the default).
+    /// f32 otherwise): for q8 and q4 weights at every token count (q4: the row kernel up to
+    /// `Linear.q4I16MaxTokens` tokens, the packed integer GEMM above): faster than f32, within float
+    /// noise of its accuracy (the default).
     case i16
 
     /// The precision used when none is asked for.
@@ -190,7 +190,8 @@ public struct Linear: @unchecked Sendable {
     /// with groups of 32, 64, 128 or 256, `edge_matmul_q4_i16` against int16 activations (AVX2 /
     /// AVX-512); under `.q8`, with groups of 8, 16, 32, 64, 128 or a multiple of 128,
     /// `edge_matmul_q4_q8b32` against int8 activations in blocks of 32 (vpdpbusd / vpmaddubsw; every
-    /// level). More tokens, other groups and `.f32` keep f32 activations. Bitmask payloads
+    /// level). More tokens under `.i16` (those groups, AVX2 / AVX-512): `edge_gemm_q4_i16`, the packed
+    /// int16 GEMM; under `.q8` and `.f32`, and for other groups, f32 activations. Bitmask payloads
     /// of symmetric q8 values (`edge_spmm_bitmask_q8_i16`) and packed 2:4 payloads of symmetric q8
     /// values (`edge_spmm_nm24_q8_i16`) run against int16 activations under `.i16` at every token
     /// count, as dense symmetric q8 does: exactly the dense q8 x int16 product of the same weights
@@ -310,7 +311,8 @@ public struct Linear: @unchecked Sendable {
     }
 
     /// Most tokens for which q4 weights run against integer activations (`.i16`: `edge_matmul_q4_i16`,
-    /// `.q8`: `edge_matmul_q4_q8b32`; decoding); more tokens keep the f32 GEMM, faster there.
+    /// `.q8`: `edge_matmul_q4_q8b32`; decoding); above it `.i16` runs the packed `edge_gemm_q4_i16`
+    /// and `.q8` the f32 GEMM (faster there than its row kernel).
     public static let q4I16MaxTokens = 4
 
     /// Fewest tokens for which `.i16` quantizes the activations (fewer would take the f32 path): 1

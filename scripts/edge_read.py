@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reader for the .edge container (format v1 and v2), written from docs/edge-format.md alone.
+"""Independent reader for the .edge container (format v1, v2 and v3), written from docs/edge-format.md alone.
 
 It needs only the Python standard library and numpy, shares no code with the Swift reader, and
 exists to show that the spec is enough to read a file: a Swift test writes a file, runs this
@@ -26,11 +26,11 @@ import numpy as np
 MAGIC = b"EDGE\r\n\x1a\n"
 PREAMBLE = 64
 ALIGN = 64
-VERSION = 2                 # the newest version this reader understands
-ENCODING_VERSION = {"q3": 2}  # the version that introduced an encoding; the others are in v1
+VERSION = 3                 # the newest version this reader understands
+ENCODING_VERSION = {"q3": 2, "q4k": 3}  # the version that introduced an encoding; the others are in v1
 MAX_HEADER = 64 << 20
 MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
-ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "nm"}
+ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "q4k", "nm"}
 RESERVED = {"csr", "bitmask"}  # defined by the spec; this reader does not decode them yet
 MAX_NM_M = 256
 TOP_KEYS = {"format", "version", "config", "tensors", "blobs", "provenance"}
@@ -72,11 +72,13 @@ def payload_length(t):
     count = int(np.prod(shape, dtype=object))
     if count > MAX_ELEMENTS:
         raise EdgeError(f"tensor {name!r}: shape {shape} has too many elements")
-    known = {"symmetric", "group_size"} if enc != "nm" else {"symmetric", "value_encoding", "n", "m"}
+    known = {"nm": {"symmetric", "value_encoding", "n", "m"}, "q4k": {"group_size", "sub_bits"}}.get(enc, {"symmetric", "group_size"})
     if set(params) - known:
         raise EdgeError(f"tensor {name!r}: unknown params {sorted(set(params) - known)}")
     if enc == "nm":
         return nm_layout(t)["size"]
+    if enc == "q4k":
+        return q4k_layout(t)["size"]
     if enc == "f32":
         if params:
             raise EdgeError(f"tensor {name!r}: f32 takes no params")
@@ -137,6 +139,63 @@ def dequantize_q3(t, p):
         raise EdgeError(f"tensor {name!r}: q3 padding bits set after a row's last code")
     u = (bits[:, : 3 * cols].reshape(rows, cols, 3).astype(np.int64) << np.arange(3)).sum(axis=2)  # lowest bit first
     return grouped_values(p, name, "q3", 3, u, rows * row_bytes, g, sym)
+
+
+def q4_codes(p, name, enc, rows, cols):
+    """The 4-bit codes (rows, cols) of a q4 / q4k payload: element c of a row in byte c // 2 of the
+    row's ceil(cols / 2) bytes, low nibble when c is even; refuses a set high nibble ending a row of odd cols."""
+    row_bytes = (cols + 1) // 2
+    packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
+    if cols % 2 and (packed[:, -1] >> 4).any():
+        raise EdgeError(f"tensor {name!r}: {enc} padding bits set after a row's last code")
+    u = np.empty((rows, 2 * row_bytes), dtype=np.uint8)
+    u[:, 0::2] = packed & 0x0F   # element 2k: low nibble of byte k
+    u[:, 1::2] = packed >> 4     # element 2k+1: high nibble
+    return u[:, :cols]
+
+
+def q4k_layout(t):
+    """Sizes and offsets of a q4k payload (docs: "q4k"), after checking shape and params."""
+    name, shape, params = t["name"], t["shape"], t.get("params") or {}
+    if len(shape) != 2:
+        raise EdgeError(f"tensor {name!r}: q4k needs shape [rows, cols]")
+    g, b = params.get("group_size"), params.get("sub_bits")
+    if not _is_int(g) or g < 2 or g > MAX_GROUP or g % 2:
+        raise EdgeError(f"tensor {name!r}: bad group_size {g}")
+    if not _is_int(b) or b not in (6, 8):
+        raise EdgeError(f"tensor {name!r}: bad sub_bits {b!r}; expected 6 or 8")
+    rows, cols = shape
+    groups = (cols + g - 1) // g
+    row_bytes = (cols + 1) // 2
+    sub_row = (2 * b * groups + 7) // 8
+    sub_off = align64(rows * row_bytes)
+    super_off = align64(sub_off + rows * sub_row)
+    return {"g": g, "b": b, "groups": groups, "sub_row": sub_row, "sub_off": sub_off, "super_off": super_off,
+            "size": super_off + 4 * rows}
+
+
+def dequantize_q4k(t, p):
+    """float32 values of a q4k tensor, checking the code and sub-parameter padding bits and every
+    super-scale and super-min (docs: "q4k", "Validation"): d = D*sc, m = M*mn, w = d*u - m in binary32."""
+    L, (rows, cols), name = q4k_layout(t), t["shape"], t["name"]
+    g, b, groups = L["g"], L["b"], L["groups"]
+    u = q4_codes(p, name, "q4k", rows, cols).astype(np.float32)
+    sub = np.frombuffer(p, dtype=np.uint8, count=rows * L["sub_row"], offset=L["sub_off"]).reshape(rows, L["sub_row"])
+    bits = np.unpackbits(sub, axis=1, bitorder="little")               # bit i of a row = bit i % 8 of byte i // 8
+    if bits[:, 2 * b * groups:].any():
+        raise EdgeError(f"tensor {name!r}: q4k sub-parameter padding bits set after a row's last group")
+    codes = (bits[:, : 2 * b * groups].reshape(rows, groups, 2, b).astype(np.int64) << np.arange(b)).sum(axis=3)  # lowest bit first
+    h = np.frombuffer(p, dtype="<u2", count=2 * rows, offset=L["super_off"]).reshape(rows, 2)   # (D, M) per row
+    for j, what in ((0, "super-scale D"), (1, "super-min M")):
+        if ((h[:, j] & 0x7C00) == 0x7C00).any():
+            raise EdgeError(f"tensor {name!r}: q4k {what} is not finite")
+        if (h[:, j] & 0x8000).any():
+            raise EdgeError(f"tensor {name!r}: q4k {what} is negative (sign bit set)")
+    f = h.view("<f2").astype(np.float32)
+    d = f[:, 0:1] * codes[:, :, 0].astype(np.float32)                  # exact: 11-bit significand times an integer < 256
+    m = f[:, 1:2] * codes[:, :, 1].astype(np.float32)
+    gi = np.arange(cols) // g
+    return (d[:, gi] * u - m[:, gi]).astype(np.float32)               # d*u exact: one rounding, the subtraction
 
 
 def nm_layout(t):
@@ -211,6 +270,8 @@ def dequantize(t, p):
         return dequantize_nm(t, p)
     if enc == "q3":
         return dequantize_q3(t, p)
+    if enc == "q4k":
+        return dequantize_q4k(t, p)
     if enc == "f32":
         return np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(shape)
     if enc == "f16":
@@ -226,15 +287,8 @@ def dequantize(t, p):
         z = np.frombuffer(p, dtype=np.uint8, count=rows, offset=align64(scale_off + 4 * rows)).astype(np.float32)[:, None]
         return s * (q - z)
     g = params["group_size"]
-    row_bytes = (cols + 1) // 2
-    packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
-    if cols % 2 and (packed[:, -1] >> 4).any():
-        raise EdgeError(f"tensor {t['name']!r}: q4 padding bits set after a row's last code")
-    u = np.empty((rows, 2 * row_bytes), dtype=np.uint8)
-    u[:, 0::2] = packed & 0x0F   # element 2k: low nibble of byte k
-    u[:, 1::2] = packed >> 4     # element 2k+1: high nibble
-    u = u[:, :cols].astype(np.float32)
-    return grouped_values(p, t["name"], "q4", 4, u, rows * row_bytes, g, sym)
+    u = q4_codes(p, t["name"], "q4", rows, cols).astype(np.float32)
+    return grouped_values(p, t["name"], "q4", 4, u, rows * ((cols + 1) // 2), g, sym)
 
 
 class EdgeReader:

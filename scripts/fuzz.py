@@ -1186,6 +1186,21 @@ def q_layout(t):
     return rows * rb, so, 2, rows * groups, (None if p.get("symmetric") else a64(so + 2 * rows * groups))
 
 
+def q4k_layout(t):
+    """(code bytes, sub offset, sub bytes per row, super offset, size) of a q4k tensor payload."""
+    rows, cols = t["shape"]
+    p = t.get("params") or {}
+    g, b = p["group_size"], p["sub_bits"]
+    rb = (cols + 1) // 2
+    sub_row = (2 * b * -(-cols // g) + 7) // 8
+    sub_off = a64(rows * rb)
+    super_off = a64(sub_off + rows * sub_row)
+    return rows * rb, sub_off, sub_row, super_off, super_off + 4 * rows
+
+
+ENCODING_VERSION = {"q3": 2, "q4k": 3}  # the format version that introduced an encoding; others: 1
+
+
 def payload_size(t):
     """Payload bytes of tensor entry t per docs/edge-format.md ("Encodings"); None when undefined."""
     shape, e, p = t["shape"], t["encoding"], t.get("params") or {}
@@ -1207,6 +1222,8 @@ def payload_size(t):
         rb = (cols + 1) // 2 if e == "q4" else (3 * cols + 7) // 8
         so = a64(rows * rb)
         return so + 2 * rows * groups if sym else a64(so + 2 * rows * groups) + rows * groups
+    if e == "q4k":
+        return q4k_layout(t)[4]
     return sparse_layout(t)["size"]
 
 
@@ -1258,7 +1275,7 @@ def put_bits(buf, base, bitpos, value, nbits):
 def random_encoding(rng, shape):
     """A tensor entry fragment (encoding, params, nnz) for a [rows, cols] weight."""
     rows, cols = shape
-    e = rng.choice(["q8", "q4", "q3", "csr", "bitmask", "nm", "f16", "f32"])
+    e = rng.choice(["q8", "q4", "q3", "q4k", "csr", "bitmask", "nm", "f16", "f32"])
     sym = rng.random() < 0.5
     if e in ("f32", "f16"):
         return e, None, None
@@ -1268,6 +1285,9 @@ def random_encoding(rng, shape):
         return e, {"symmetric": sym, "group_size": rng.choice([2, 4, 32, 64, 66, cols, cols + 2, 2 * cols, 1 << 24])}, None
     if e == "q3":
         return e, {"symmetric": sym, "group_size": rng.choice([8, 16, 64, 72, cols, 1 << 24])}, None
+    if e == "q4k":
+        g = rng.choice([2, 6, 32, 64, 66, cols + cols % 2, 1 << 24])
+        return e, {"group_size": g, "sub_bits": rng.choice([6, 8])}, None
     ve = rng.choice(["f32", "f16", "q8"])
     p = {"value_encoding": ve}
     if ve == "q8":
@@ -1334,6 +1354,33 @@ def build_payload(rng, t, desc):
                 i = rng.randrange(count)
                 buf[so + w * i: so + w * (i + 1)] = rng.choice(FLOAT32_SPECIALS[:4] if w == 4 else FLOAT16_SPECIALS[:4])
                 desc.append(f"scale {i} := NaN/Inf")
+        return bytes(buf)
+    if e == "q4k":
+        codes, sub_off, sub_row, super_off, _ = q4k_layout(t)
+        buf[0:codes] = bytes(rng.getrandbits(8) for _ in range(codes))
+        rb = (cols + 1) // 2
+        if cols % 2:
+            for r in range(rows):
+                buf[r * rb + rb - 1] &= 0x0F
+        used = 2 * p["sub_bits"] * -(-cols // p["group_size"])
+        for r in range(rows):
+            put_bits(buf, sub_off + r * sub_row, 0, rng.getrandbits(used), used)
+        for i in range(2 * rows):
+            struct.pack_into("<e", buf, super_off + 2 * i, rng.choice([0.01, 0.002, 1e-4, 0.0, 6e-8]))
+        if corrupt:
+            k = rng.randrange(4)
+            if k == 0:
+                poke_specials(rng, buf, super_off, 4 * rows, 2, desc, "super-scales")
+            elif k == 1:
+                i = rng.randrange(2 * rows)
+                buf[super_off + 2 * i + 1] |= 0x80
+                desc.append(f"super value {i}: sign bit set")
+            elif k == 2 and used % 8:
+                buf[sub_off + rng.randrange(rows) * sub_row + sub_row - 1] |= 0x80
+                desc.append("sub-parameter padding bits set at a row end")
+            elif cols % 2:
+                buf[rng.randrange(rows) * rb + rb - 1] |= 0x80
+                desc.append("code padding nibble set at a row end")
         return bytes(buf)
     L = sparse_layout(t)
     vb, ve = L["vb"], p["value_encoding"]
@@ -1459,10 +1506,8 @@ def reencode_tensor(rng, e, desc):
         t["nnz"] += rng.choice([1, -1])
         desc.append(f"entry nnz := {t['nnz']} (payload built for one less/more)")
     version = e.version
-    if enc_name == "q3" and rng.random() < 0.9:
-        version = 2
-    elif all(x["encoding"] != "q3" for x in h["tensors"]) and rng.random() < 0.9:
-        version = 1
+    if rng.random() < 0.9:  # mostly the oldest version that can express the file; else the seed's
+        version = max([1] + [ENCODING_VERSION.get(x["encoding"], 1) for x in h["tensors"]])
     h["version"] = version
     area = edge_repack(e, {("tensor", t["name"]): payload})
     return edge_assemble(version, h, area)
@@ -1475,7 +1520,7 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
     if r < 0.1:
         k = rng.randrange(7)
         if k == 0:
-            v = rng.choice([0, 1, 2, 3, 2**31, 2**32 - 1])
+            v = rng.choice([0, 1, 2, 3, 4, 2**31, 2**32 - 1])
             buf[8:12] = pack_u32(v)
             desc.append(f"preamble version {e.version} := {v}")
         elif k == 1:
@@ -1529,6 +1574,15 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
             enc_name = it["encoding"]
             if enc_name in ("f32", "f16"):
                 poke_specials(rng, buf, start, n, 4 if enc_name == "f32" else 2, desc, f"tensor {it['name']}")
+            elif enc_name == "q4k":
+                codes, sub_off, sub_row, super_off, size = q4k_layout(it)
+                k = rng.random()
+                if k < 0.5:
+                    poke_specials(rng, buf, start + super_off, size - super_off, 2, desc, f"tensor {it['name']} super-scales")
+                elif k < 0.7:
+                    flip_bytes(rng, buf, start + sub_off, start + super_off, desc, f"tensor {it['name']} sub-parameters")
+                else:
+                    flip_bytes(rng, buf, start, start + codes, desc, f"tensor {it['name']} codes")
             elif enc_name in ("q8", "q4", "q3"):
                 codes, so, w, count, zo = q_layout(it)
                 k = rng.random()
@@ -1594,7 +1648,7 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                 desc.append(f"tensor {t['name']} payload resized {len(raw)} -> {n}")
         area = edge_repack(e, payloads)
         if rng.random() < 0.1:
-            version = 2 if version == 1 else 1
+            version = rng.choice([v for v in (1, 2, 3) if v != version])
             desc.append(f"version := {version}")
             h["version"] = version
         return edge_assemble(version, h, area)
@@ -1661,9 +1715,9 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
             elif f == "params":
                 p = t.get("params")
                 if isinstance(p, dict) and p and rng.random() < 0.7:
-                    pk = rng.choice(list(p) + ["group_size", "n", "m", "index_width", "value_encoding", "symmetric"])
+                    pk = rng.choice(list(p) + ["group_size", "n", "m", "index_width", "value_encoding", "symmetric", "sub_bits"])
                     cur = p.get(pk)
-                    if pk in ("group_size", "n", "m", "index_width"):
+                    if pk in ("group_size", "n", "m", "index_width", "sub_bits"):
                         v = rng.choice([0, 1, 2, 3, 7, 8, 16, 24, 32, 63, 64, 128, 256, 257, 4096, 2**24, 2**24 + 2,
                                         2**31, 2**32, -2, -64, 2**53])
                     elif pk == "value_encoding":
@@ -1679,7 +1733,7 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                     desc.append(f"tensor {t['name']}.params := {short(v)}")
             elif f == "encoding":
                 cur = t.get("encoding")
-                v = rng.choice(["f32", "f16", "q8", "q4", "q3", "csr", "bitmask", "nm", "q2", "", "F32", None, 8])
+                v = rng.choice(["f32", "f16", "q8", "q4", "q3", "q4k", "csr", "bitmask", "nm", "q2", "", "F32", None, 8])
                 t["encoding"] = v
                 desc.append(f"tensor {t['name']}.encoding {cur} := {short(v)}")
             elif f == "name":
@@ -2170,8 +2224,8 @@ class Case:
         return Case(d["target"], d["argv"], d.get("out"), d.get("followups"), d.get("desc"))
 
 
-FAST_RECIPES = ["int8", "int8", "int8", "int8", "f16", "int4-g64", "f32"]
-CALIBRATED = ["int3", "int4", "int4-mixed", "gptq-int4-g64", "int8-prune50", "int8-2of4", "int8-structured25",
+FAST_RECIPES = ["int8", "int8", "int8", "int8", "f16", "int4-g64", "int4-mixed", "f32"]
+CALIBRATED = ["int3", "int4", "gptq-int4-g64", "int8-prune50", "int8-2of4", "int8-structured25",
               "wanda50-int8", "sparsegpt50-int8", "distill-prune50-int8"]
 
 

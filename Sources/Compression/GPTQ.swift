@@ -78,6 +78,10 @@ enum GPTQ {
         var magnitudeWeighted = false
         /// Per-input weights of the grid search's error (`rounding: mse`); nil = 1.
         var columnWeights: [Float]? = nil
+        /// q4k: bits of the group scale and min codes, and every row's super-scales (fixed before
+        /// the sweep, from the original weights); the groups' codes are chosen when the sweep reaches them.
+        var subBits: Int? = nil
+        var supers: [Q4KSuper]? = nil
     }
 
     enum Failure: Error { case notPositiveDefinite }
@@ -140,7 +144,9 @@ enum GPTQ {
         codes.reserveCapacity(rows * cols); deq.reserveCapacity(rows * cols)
         for r0 in stride(from: 0, to: rows, by: rowChunk) {
             let r1 = min(rows, r0 + rowChunk)
-            let part = quantizeRows(weights: Array(weights[(r0 * cols) ..< (r1 * cols)]), rows: r1 - r0, cols: cols, factor: f, options: o)
+            var po = o
+            po.supers = o.supers.map { Array($0[r0 ..< r1]) }
+            let part = quantizeRows(weights: Array(weights[(r0 * cols) ..< (r1 * cols)]), rows: r1 - r0, cols: cols, factor: f, options: po)
             codes += part.codes; grids += part.grids; deq += part.dequantized
         }
         return (codes, grids, deq)
@@ -149,7 +155,7 @@ enum GPTQ {
     static func quantizeRows(weights: [Float], rows: Int, cols: Int, factor f: Factor, options o: Options)
         -> (codes: [Float], grids: [QuantGrid], dequantized: [Float]) {
         precondition(weights.count == rows * cols && f.cols == cols)
-        let layout = GroupLayout(rows: rows, cols: cols, bits: o.bits, groupSize: o.groupSize, symmetric: o.symmetric)
+        let layout = GroupLayout(rows: rows, cols: cols, bits: o.bits, groupSize: o.groupSize, symmetric: o.symmetric, subBits: o.subBits)
         var w = weights
         let mask = weights.map { $0 != 0 }
         for i in 0 ..< cols where f.dead[i] { for r in 0 ..< rows { w[r * cols + i] = 0 } }
@@ -159,7 +165,8 @@ enum GPTQ {
         // sweep need them up front, from the weights before any error is spread.
         let lazy = o.groupSize != nil && !o.actOrder && !o.staticGroups
         var grids = lazy ? [QuantGrid](repeating: QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 0), count: rows * groups)
-            : layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights)
+            : layout.fitGrids(w, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted, columnWeights: o.columnWeights,
+                              supers: o.supers)
         // Lazily, a group must not reach past the block being swept (its later columns would miss
         // the block's pending update): blocks are whole groups.
         let blockSize = lazy ? max(1, o.blockSize / group) * group : o.blockSize
@@ -175,14 +182,15 @@ enum GPTQ {
                 for r in 0 ..< rows {
                     for k in 0 ..< n where mask[r * cols + col + k] { sub[r * n + k] = wp[r * cols + col + k] }
                 }
-                let fitted = GroupLayout(rows: rows, cols: n, bits: o.bits, groupSize: n, symmetric: o.symmetric)
+                let fitted = GroupLayout(rows: rows, cols: n, bits: o.bits, groupSize: n, symmetric: o.symmetric, subBits: o.subBits)
                     .fitGrids(sub, rounding: o.rounding, magnitudeWeighted: o.magnitudeWeighted,
-                              columnWeights: o.columnWeights.map { Array($0[col ..< col + n]) })
+                              columnWeights: o.columnWeights.map { Array($0[col ..< col + n]) }, supers: o.supers)
                 for r in 0 ..< rows { grids[r * groups + gi] = fitted[r] }
             }
             for r in 0 ..< rows {
                 let grid = grids[r * groups + col / group]
-                let c: Float = mask[r * cols + col] ? grid.code(wp[r * cols + i]) : grid.zero
+                // A pruned weight takes the code nearest 0 (the zero point, except on a q4k grid).
+                let c: Float = grid.code(mask[r * cols + col] ? wp[r * cols + i] : 0)
                 codes[r * cols + col] = c
                 q[r] = grid.value(c)
             }

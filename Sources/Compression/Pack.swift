@@ -7,8 +7,8 @@ import Foundation
 ///
 /// - `auto` computes each candidate's exact payload size (dense, csr, bitmask, and nm for every
 ///   common N:M pattern the tensor conforms to: 1:8, 1:4, 2:8, 1:2, 2:4, 4:8) and keeps the smallest
-///   (on a tie: dense, then nm, then bitmask, then csr); 1-D tensors and q4 / q3 tensors stay dense.
-/// - `csr` / `bitmask` pack every selected matrix that way (1-D tensors stay dense); a q4 or q3 tensor is an
+///   (on a tie: dense, then nm, then bitmask, then csr); 1-D tensors and q4 / q3 / q4k tensors stay dense.
+/// - `csr` / `bitmask` pack every selected matrix that way (1-D tensors stay dense); a q4, q3 or q4k tensor is an
 ///   error, as is csr for a matrix whose column gaps no index width holds (over 256 with more than 65536 columns).
 /// - `nm` packs every selected matrix as nm with `pattern` when given, else the smallest common
 ///   pattern it conforms to; a matrix that does not conform (or is q4 / q3) is an error naming it.
@@ -60,7 +60,7 @@ public struct Pack: Pass {
         denseBytes += dense.payload.count
         var packed = dense
         if t.shape.count == 2 && format != .dense {
-            if dense.encoding == .q4 || dense.encoding == .q3 {
+            if dense.encoding == .q4 || dense.encoding == .q3 || dense.encoding == .q4k {
                 if format != .auto {
                     throw PassError(pass: Self.id, tensor: t.name,
                                     why: "is \(dense.encoding.rawValue), which stays dense: \(format.rawValue) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")

@@ -2,16 +2,18 @@ import EdgeFormat
 import EdgeKernels
 import Foundation
 
-/// Per-channel quantization with round-to-nearest: int8 per output channel (row), or int4 / 3-bit
+/// Per-channel quantization, round-to-nearest or GPTQ: int8 per output channel (row), or int4 / 3-bit
 /// in groups of `group_size` inputs (encodings q4 / q3); symmetric or asymmetric with an integer zero point, so a
-/// pruned (zero) weight stays exactly zero. Embeddings are quantized per row.
+/// pruned (zero) weight stays exactly zero. Embeddings are quantized per row. With `sub_bits`, int4 is the
+/// q4k encoding instead: per group a scale and a real-valued min as codes under per-row super-scales
+/// (`Q4KFit`), so the grid can sit anywhere, not only where an integer zero point puts it.
 ///
 /// Each grid (per row or per group) is either spanned by the values' min/max (`rounding: minmax`)
 /// or searched for the smallest weighted squared error (`rounding: mse`, see `QuantGrid.search`),
 /// each weight's error counted with a weight from `weighting` (see `Weighting`).
 ///
 /// Recipe: `{"pass": "quantize", "bits": 8 | 4 | 3, "symmetric": true, "group_size": 64 (bits 4 and 3 only),
-/// "method": "rtn", "rounding": "minmax" | "mse", "weighting": "uniform", <selector>}`; the
+/// "method": "rtn", "rounding": "minmax" | "mse", "weighting": "uniform", "sub_bits": 6 | 8 (q4k), <selector>}`; the
 /// selector defaults to linear weights, embeddings and the output head.
 public struct Quantize: Pass {
     public static let id = "quantize"
@@ -36,6 +38,9 @@ public struct Quantize: Pass {
     /// weighting use the statistics of the head's input (the final norm's output). Off: it is
     /// rounded to nearest with uniform or magnitude weights, like an untied embedding.
     public let tiedAsHead: Bool
+    /// bits 4, asymmetric: the q4k encoding (k-quant style) with group scale and min codes of this
+    /// many bits (6 or 8) under per-row binary16 super-scales; nil: q4 with integer zero points.
+    public let subBits: Int?
 
     private var tensors = 0
     private var weights = 0
@@ -61,6 +66,7 @@ public struct Quantize: Pass {
         shrink = 0
         actOrder = false
         tiedAsHead = false
+        subBits = nil
     }
 
     public init(fields f: inout RecipeFields) throws {
@@ -90,6 +96,13 @@ public struct Quantize: Pass {
         if weighting != .uniform, rounding != .mse {
             throw f.error("weighting", "applies to rounding 'mse' only (it weights the error the search minimizes)")
         }
+        subBits = try f.optionalInt("sub_bits", range: 1 ... 64)
+        if let b = subBits {
+            guard b == 6 || b == 8 else { throw f.error("sub_bits", "is \(b); expected 6 or 8") }
+            guard bits == 4 else { throw f.error("sub_bits", "applies to bits 4 only (the q4k encoding)") }
+            guard !symmetric else { throw f.error("sub_bits", "needs \"symmetric\": false (a q4k group has a min, not a symmetric grid)") }
+            if actOrder { throw f.error("act_order", "does not apply with sub_bits (q4k groups are fitted as the sweep reaches them)") }
+        }
         tiedAsHead = try f.bool("tied_as_head", default: false)
         if tiedAsHead, method != .gptq, !weighting.usesActivations {
             throw f.error("tied_as_head", "needs \"method\": \"gptq\" or an activation weighting; without statistics it changes nothing")
@@ -103,12 +116,14 @@ public struct Quantize: Pass {
         return needs
     }
 
-    /// Every tensor it selects gets a q8, q4 or q3 encoding, so it must be a matrix (checked in `Pipeline.plan`).
+    /// Every tensor it selects gets a q8, q4, q3 or q4k encoding, so it must be a matrix (checked in `Pipeline.plan`).
     public var encodesMatrices: Bool { true }
 
-    /// GPTQ is too slow to run at every training step.
+    /// GPTQ, and q4k's grid search, are too slow to run at every training step.
     public var refusesTrainingThrough: String? {
-        method == .gptq ? "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" : nil
+        if method == .gptq { return "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" }
+        if subBits != nil { return "(sub_bits, q4k): training fake-quantizes every step, which the q4k grid search is too slow for; quantize after training" }
+        return nil
     }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
@@ -127,7 +142,10 @@ public struct Quantize: Pass {
         // not multiplied, so it is rounded to nearest, unless it is tied and `tied_as_head` asks
         // for it to be fitted as the output head (the statistics exist only when it is tied).
         let gptqHessian = method == .gptq && usesStatistics ? context.calibration?.hessian(for: t.name) : nil
-        if let h = gptqHessian, h.count == cols * cols {
+        if let subBits {
+            enc = try quantizeQ4K(&t, rows: rows, cols: cols, subBits: subBits, errWeights: errWeights,
+                                  hessian: gptqHessian.flatMap { $0.count == cols * cols ? $0 : nil })
+        } else if let h = gptqHessian, h.count == cols * cols {
             let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, shrink: shrink,
                                     actOrder: actOrder, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
             let site = CalibrationStats.site(of: t.name)
@@ -166,6 +184,56 @@ public struct Quantize: Pass {
         weights += t.values.count
         t.encoded = enc
         t.encodedBy = context.index
+    }
+
+    /// q4k: super-scales per row from the original weights, then each group's grid under them, by
+    /// GPTQ (`hessian` given) or on its own; `t.values` become the dequantized weights.
+    private mutating func quantizeQ4K(_ t: inout WorkTensor, rows: Int, cols: Int, subBits: Int, errWeights: [Float]?,
+                                      hessian: [Double]?) throws -> EncodedTensor {
+        let layout = GroupLayout(rows: rows, cols: cols, bits: 4, groupSize: groupSize!, symmetric: false, subBits: subBits)
+        let magnitude = weighting.usesMagnitude && rounding == .mse
+        let supers = layout.q4kSupers(layout.fitGrids(t.values, rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights))
+        if let bad = supers.firstIndex(where: { !$0.d.isFinite || !$0.m.isFinite }) {
+            throw PassError(pass: Self.id, tensor: t.name, why: "row \(bad): the group scales or mins do not fit in f16")
+        }
+        var codes: [UInt8], grids: [QuantGrid], deq: [Float]
+        if let h = hessian {
+            let opts = GPTQ.Options(bits: 4, groupSize: groupSize, symmetric: false, damp: damp, shrink: shrink, actOrder: false,
+                                    rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights,
+                                    subBits: subBits, supers: supers)
+            let site = CalibrationStats.site(of: t.name)
+            if factors[site] == nil {
+                do {
+                    factors = [site: try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: false)]
+                } catch {
+                    throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
+                }
+            }
+            let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: factors[site]!, options: opts)
+            codes = r.codes.map { UInt8($0) }
+            grids = r.grids
+            deq = r.dequantized
+        } else {
+            if method == .gptq { rtnFallbacks.append(t.name) }
+            grids = layout.fitGrids(t.values, rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights, supers: supers)
+            codes = [UInt8](repeating: 0, count: rows * cols)
+            deq = t.values
+            let groups = layout.groups, g = layout.group
+            for r in 0 ..< rows {
+                for j in 0 ..< cols {
+                    let grid = grids[r * groups + j / g], c = grid.code(t.values[r * cols + j])
+                    codes[r * cols + j] = UInt8(c)
+                    deq[r * cols + j] = grid.value(c)
+                }
+            }
+        }
+        for i in t.values.indices {
+            let e = Double(t.values[i] - deq[i])
+            sumSquaredError += e * e
+            sumSquares += Double(t.values[i]) * Double(t.values[i])
+        }
+        t.values = deq
+        return layout.encodeQ4K(name: t.name, codes: codes, grids: grids, supers: supers)
     }
 
     /// Per-input error weights from activation norms: the mean square (norm^2 / its mean), with a
@@ -272,12 +340,13 @@ public struct Quantize: Pass {
     public func record() -> JSONValue {
         var o: [String: JSONValue] = [
             "pass": .string(Self.id), "bits": .number(Double(bits)), "symmetric": .bool(symmetric),
-            "method": .string(method.rawValue), "rounding": .string(rounding.rawValue), "selector": selector.record, "tensors": .number(Double(tensors)),
+            "method": .string(method.rawValue), "rounding": .string(subBits != nil ? Rounding.mse.rawValue : rounding.rawValue), "selector": selector.record, "tensors": .number(Double(tensors)),
             "weights": .number(Double(weights)),
             "relative_rmse": .number(sumSquares > 0 ? (sumSquaredError / sumSquares).squareRoot() : 0),
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
-        if rounding == .mse { o["weighting"] = .string(weighting.rawValue) }
+        if let subBits { o["sub_bits"] = .number(Double(subBits)); o["encoding"] = .string("q4k") }
+        if rounding == .mse || subBits != nil { o["weighting"] = .string(weighting.rawValue) }
         if weighting.usesActivations { o["activation_weighted_tensors"] = .number(Double(weightedTensors)) }
         if method == .gptq {
             o["damp"] = .number(damp)
@@ -322,13 +391,16 @@ public enum Weighting: String, CaseIterable, Codable, Sendable {
     var usesMagnitude: Bool { self == .magnitude || self == .activationMagnitude }
 }
 
-/// One quantization grid: w ~ scale * (code - zero) with integer codes in qmin...qmax. The grid
-/// always contains 0 exactly (integer zero point), so pruned weights stay zero.
+/// One quantization grid: w ~ scale * (code - zero) - offset with integer codes in qmin...qmax.
+/// The q8, q4 and q3 grids have offset 0 and an integer zero point, so they contain 0 exactly and
+/// pruned weights stay zero; q4k grids (`Q4KFit`) have zero 0 and a real offset, the group's min.
 struct QuantGrid {
     var scale: Float
     var zero: Float
     var qmin: Float
     var qmax: Float
+    /// q4k: the min m of w = scale * code - m (0 for every other encoding).
+    var offset: Float = 0
 
     /// The grid for values in [lo, hi]. Symmetric grids are centred on 0 (int8: -127...127,
     /// int4: -8...7 with scale max|w|/7, 3-bit: -4...3 with scale max|w|/3); asymmetric ones span
@@ -430,16 +502,20 @@ struct QuantGrid {
 
     @inline(__always) func code(_ x: Float) -> Float {
         guard scale > 0 else { return zero }
-        return max(qmin, min(qmax, (x / scale).rounded(.toNearestOrEven) + zero))
+        return max(qmin, min(qmax, ((x + offset) / scale).rounded(.toNearestOrEven) + zero))
     }
 
-    @inline(__always) func value(_ code: Float) -> Float { scale * (code - zero) }
+    /// scale * (code - zero) - offset: for offset 0 exactly scale * (code - zero); for q4k (zero 0)
+    /// the payload's d * u - m, the product exact (docs/edge-format.md, "q4k").
+    @inline(__always) func value(_ code: Float) -> Float { scale * (code - zero) - offset }
 }
 
 /// The grids of a [rows, cols] tensor: one per row (int8) or per (row, group of inputs) (int4, 3-bit),
 /// and the payload built from integer codes.
 struct GroupLayout {
     let rows: Int, cols: Int, bits: Int, groupSize: Int?, symmetric: Bool
+    /// q4k (bits 4, asymmetric): bits of each group's scale and min code; nil for q8, q4, q3.
+    var subBits: Int? = nil
 
     var group: Int { groupSize ?? cols }
     var groups: Int { (cols + group - 1) / max(1, group) }
@@ -449,10 +525,15 @@ struct GroupLayout {
     ///   - rounding: min/max grids, or the squared-error search (`QuantGrid.search`).
     ///   - magnitudeWeighted: the search weighs each value's error by the value squared.
     ///   - columnWeights: per input (cols values), weights of the error the search minimizes; nil = 1.
+    ///   - supers: q4k only: the rows' super-scales; the grids are then `Q4KFit.constrained` to them.
+    ///     Without them a q4k layout gives each group's unconstrained `Q4KFit.fit` (for `q4kSupers`).
+    ///     q4k grids are always searched (the `rounding` is not used), weighted as `mse` would be.
     func fitGrids(_ values: [Float], rounding: Rounding = .minmax, magnitudeWeighted: Bool = false,
-                  columnWeights: [Float]? = nil) -> [QuantGrid] {
+                  columnWeights: [Float]? = nil, supers: [Q4KSuper]? = nil) -> [QuantGrid] {
         precondition(values.count == rows * cols && (columnWeights == nil || columnWeights!.count == cols))
+        precondition(supers == nil || (subBits != nil && supers!.count == rows))
         let groups = self.groups, group = self.group, cols = self.cols, bits = self.bits, symmetric = self.symmetric
+        let subBits = self.subBits
         var grids = [QuantGrid](repeating: QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 0), count: rows * groups)
         let f16 = bits != 8  // q4 and q3 store f16 scales
         values.withUnsafeBufferPointer { v in
@@ -464,6 +545,29 @@ struct GroupLayout {
                         for gi in 0 ..< groups {
                             let j0 = gi * group, n = min(cols, j0 + group) - j0
                             let x = UnsafeBufferPointer(rebasing: v[(r * cols + j0) ..< (r * cols + j0 + n)])
+                            if let subBits {
+                                // Weights as `mse` would use them (x^2 + floor when magnitude-weighted).
+                                var weighted = magnitudeWeighted || columnWeights != nil
+                                if magnitudeWeighted {
+                                    var ss: Float = 0
+                                    for e in x { ss += e * e }
+                                    let floor = 1e-6 * ss / Float(n)
+                                    for i in 0 ..< n { local[i] = (x[i] * x[i] + floor) * (columnWeights?[j0 + i] ?? 1) }
+                                } else if let columnWeights {
+                                    for i in 0 ..< n { local[i] = columnWeights[j0 + i] }
+                                } else {
+                                    weighted = false
+                                }
+                                out[r * groups + gi] = local.withUnsafeBufferPointer { lb in
+                                    let h = weighted ? UnsafeBufferPointer(rebasing: lb[0 ..< n]) : nil
+                                    let f = Q4KFit.fit(x, h)
+                                    guard let s = supers?[r] else {
+                                        return QuantGrid(scale: f.d, zero: 0, qmin: 0, qmax: Q4KFit.maxCode, offset: f.m)
+                                    }
+                                    return Q4KFit.constrained(x, h, fit: f, super: s, subBits: subBits)
+                                }
+                                continue
+                            }
                             switch rounding {
                             case .minmax:
                                 var lo: Float = 0, hi: Float = 0
@@ -494,7 +598,7 @@ struct GroupLayout {
                 // The search costs ~100 evaluations per group: spread rows over the cores.
                 // Min/max fits are cheap, but a large matrix still takes the cores (each row's grid is its own).
                 let cores = ProcessInfo.processInfo.activeProcessorCount
-                let chunks = rounding == .mse ? max(1, min(cores * 2, rows / 16))
+                let chunks = rounding == .mse || subBits != nil ? max(1, min(cores * 2, rows / 16))
                     : rows * cols >= 1 << 20 ? max(1, min(cores, rows / 16)) : 1
                 if chunks == 1 { fitRows(0, rows); return }
                 DispatchQueue.concurrentPerform(iterations: chunks) { c in fitRows(rows * c / chunks, rows * (c + 1) / chunks) }
@@ -509,6 +613,28 @@ struct GroupLayout {
     var storedCodeOffset: Int {
         guard symmetric else { return 0 }
         return bits == 4 ? 8 : bits == 3 ? Q3Layout.symmetricZero : 0
+    }
+
+    /// q4k: each row's super-scales from its groups' unconstrained grids (`fitGrids` without supers).
+    func q4kSupers(_ grids: [QuantGrid]) -> [Q4KSuper] {
+        precondition(subBits != nil && grids.count == rows * groups)
+        return (0 ..< rows).map { r in
+            Q4KFit.supers(grids[r * groups ..< (r + 1) * groups].map { (d: $0.scale, m: $0.offset) }, subBits: subBits!)
+        }
+    }
+
+    /// The q4k payload for codes 0...15 (row-major) on `grids` fitted under `supers`.
+    func encodeQ4K(name: String, codes: [UInt8], grids: [QuantGrid], supers: [Q4KSuper]) -> EncodedTensor {
+        precondition(subBits != nil && grids.count == rows * groups && supers.count == rows)
+        var sc = [UInt8](repeating: 0, count: grids.count), mn = sc
+        for r in 0 ..< rows {
+            for k in 0 ..< groups {
+                sc[r * groups + k] = Q4KFit.code(grids[r * groups + k].scale, unit: supers[r].d)
+                mn[r * groups + k] = Q4KFit.code(grids[r * groups + k].offset, unit: supers[r].m)
+            }
+        }
+        return .q4k(name: name, rows: rows, cols: cols, groupSize: group, subBits: subBits!, u: codes, sc: sc, mn: mn,
+                    superScale: supers.map(\.d), superMin: supers.map(\.m))
     }
 
     /// The q8, q4 or q3 payload for integer `codes` (row-major) on `grids`.

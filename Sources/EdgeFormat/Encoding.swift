@@ -14,6 +14,9 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     /// 3-bit codes packed 8 per 3 bytes, in groups of `group_size` inputs, f16 scale per group (+ u8 zero
     /// if asymmetric). See `Q3Layout`.
     case q3
+    /// 4-bit codes as q4's, in groups of `group_size` inputs, each group's scale and min as `sub_bits`-bit
+    /// codes under per-row binary16 super-scales: w = (D*sc)*u - M*mn. See `Q4KLayout`.
+    case q4k
     /// Sparse, compressed sparse rows: u32 row pointers, column indices (u8 gaps or u16 absolute),
     /// the stored values in `value_encoding` (+ q8 scales/zeros). See `SparseLayout`.
     case csr
@@ -28,23 +31,29 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     public var isImplemented: Bool { true }
 
     /// The format version that introduced it: a file holding a tensor in this encoding says at least
-    /// this version (q3: 2; every other encoding: 1). See `EdgePreamble.version(for:)`.
-    public var formatVersion: UInt32 { self == .q3 ? 2 : 1 }
+    /// this version (q3: 2; q4k: 3; every other encoding: 1). See `EdgePreamble.version(for:)`.
+    public var formatVersion: UInt32 {
+        switch self {
+        case .q3: return 2
+        case .q4k: return 3
+        default: return 1
+        }
+    }
 
     /// Whether this is a sparse encoding whose size depends on the tensor entry's `nnz` (csr, bitmask).
     public var isSparse: Bool { self == .csr || self == .bitmask }
 
     /// Whether a payload of this encoding has a structure a reader checks before use (csr, bitmask: row
     /// pointers, columns, mask bits; nm: in-group indices; q4, q3: finite scales, zero points, row
-    /// padding bits), beyond its size.
-    public var hasStructure: Bool { isSparse || self == .nm || self == .q4 || self == .q3 }
+    /// padding bits; q4k: finite non-negative super-scales, padding bits), beyond its size.
+    public var hasStructure: Bool { isSparse || self == .nm || self == .q4 || self == .q3 || self == .q4k }
 }
 
 /// Encoding parameters stored in the tensor table beside the encoding name.
 public struct EncodingParams: Codable, Equatable, Sendable {
     /// q8/q4/q3: symmetric (no zero points) or asymmetric.
     public var symmetric: Bool?
-    /// q4/q3: inputs per group.
+    /// q4/q3/q4k: inputs per group.
     public var groupSize: Int?
     /// csr/bitmask: how the stored values are encoded (f32, f16 or q8).
     public var valueEncoding: Encoding?
@@ -54,19 +63,22 @@ public struct EncodingParams: Codable, Equatable, Sendable {
     public var n: Int?
     /// nm: group length (consecutive inputs of a row).
     public var m: Int?
+    /// q4k: bits per group scale code and per group min code (6 or 8).
+    public var subBits: Int?
 
     public init(symmetric: Bool? = nil, groupSize: Int? = nil, valueEncoding: Encoding? = nil, indexWidth: Int? = nil,
-                n: Int? = nil, m: Int? = nil) {
+                n: Int? = nil, m: Int? = nil, subBits: Int? = nil) {
         self.symmetric = symmetric
         self.groupSize = groupSize
         self.valueEncoding = valueEncoding
         self.indexWidth = indexWidth
         self.n = n
         self.m = m
+        self.subBits = subBits
     }
 
     enum CodingKeys: String, CodingKey {
-        case symmetric, groupSize = "group_size", valueEncoding = "value_encoding", indexWidth = "index_width", n, m
+        case symmetric, groupSize = "group_size", valueEncoding = "value_encoding", indexWidth = "index_width", n, m, subBits = "sub_bits"
     }
 }
 
@@ -143,13 +155,7 @@ public struct EncodedTensor: Sendable {
         let layout = Q4Layout(rows: rows, cols: cols, groupSize: groupSize, symmetric: zeros == nil)
         precondition(u.count == rows * cols && scales.count == rows * layout.groups && (zeros == nil || zeros!.count == rows * layout.groups))
         var bytes = [UInt8](repeating: 0, count: layout.totalBytes)
-        for r in 0 ..< rows {
-            let src = r * cols, dst = r * layout.rowBytes
-            for j in 0 ..< cols {
-                let v = u[src + j] & 0x0F
-                if j & 1 == 0 { bytes[dst + j / 2] |= v } else { bytes[dst + j / 2] |= v << 4 }
-            }
-        }
+        packQ4Codes(u, rows: rows, cols: cols, into: &bytes)
         bytes.withUnsafeMutableBytes { dst in
             scales.withUnsafeBufferPointer { edge_f32_to_f16_row($0.baseAddress, dst.baseAddress! + layout.scaleOffset, scales.count) }
         }
@@ -168,6 +174,27 @@ public struct Q8Layout: Equatable, Sendable {
     public var totalBytes: Int { symmetric ? scaleOffset + rows * 4 : zeroOffset + rows }
 }
 
+/// Packs `rows * cols` 4-bit codes (row-major) into the first `rows * ceil(cols/2)` bytes of `bytes`
+/// (zeroed by the caller) as q4 and q4k store them: element j of a row in byte j/2 of the row, low
+/// nibble when j is even; a row of odd cols ends with a 0 high nibble.
+func packQ4Codes(_ u: [UInt8], rows: Int, cols: Int, into bytes: inout [UInt8]) {
+    let rowBytes = (cols + 1) / 2
+    for r in 0 ..< rows {
+        let src = r * cols, dst = r * rowBytes
+        for j in 0 ..< cols {
+            let v = u[src + j] & 0x0F
+            if j & 1 == 0 { bytes[dst + j / 2] |= v } else { bytes[dst + j / 2] |= v << 4 }
+        }
+    }
+}
+
+/// Code `c` of a q4 / q4k row whose bytes start at byte `row` of `p`: the low nibble of byte c/2 when
+/// c is even, the high one when odd.
+@inline(__always) func q4Nibble(_ p: UnsafeRawBufferPointer, row: Int, _ c: Int) -> UInt8 {
+    let byte = p[row + (c >> 1)]
+    return c & 1 == 0 ? byte & 0x0F : byte >> 4
+}
+
 /// Byte offsets inside a q4 payload.
 public struct Q4Layout: Equatable, Sendable {
     public let rows: Int, cols: Int, groupSize: Int, symmetric: Bool
@@ -183,14 +210,30 @@ public struct Q4Layout: Equatable, Sendable {
     public static let maxCode = 15
 }
 
-/// The first rule a q4 or q3 payload (of the size its layout gives) breaks, as one line naming the
-/// row, group and numbers; nil when it is valid: the padding bits after each row's last code 0 (q4:
-/// the high nibble ending a row of odd cols; q3: bits 3 * cols onward), every scale finite (a
+/// The first row of `rows` rows of `rowBytes` bytes each, from byte `offset` of `p`, whose bits
+/// `usedBits` ... `8 * rowBytes - 1` (a row's bits read little-endian, bit i = bit i%8 of byte i/8)
+/// are not all 0, with that row's last byte; nil when none is. `rowBytes` is ceil(usedBits / 8).
+func rowPaddingProblem(_ p: UnsafeRawBufferPointer, offset: Int, rows: Int, rowBytes: Int, usedBits: Int) -> (row: Int, last: UInt8)? {
+    guard usedBits & 7 != 0 else { return nil }
+    let mask = UInt8(0xFF) << (usedBits & 7)
+    for r in 0 ..< rows where p[offset + r * rowBytes + rowBytes - 1] & mask != 0 {
+        return (r, p[offset + r * rowBytes + rowBytes - 1])
+    }
+    return nil
+}
+
+/// The first rule a q4, q3 or q4k payload (of the size its layout gives) breaks, as one line naming the
+/// row, group and numbers; nil when it is valid: the padding bits after each row's last code 0 (q4
+/// and q4k: the high nibble ending a row of odd cols; q3: bits 3 * cols onward), every scale finite (a
 /// binary16 Inf or NaN is refused) and every zero point (asymmetric) at most the largest code
-/// (15; 7).
+/// (15; 7); q4k: `Q4KLayout.payloadProblem` (sub-parameter padding bits 0, every D and M finite
+/// with the sign bit clear).
 public func groupedPayloadProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> String? {
     let rows, rowBytes, groups, scaleOffset, totalBytes, usedBits, maxZero: Int, zeroOffset: Int?
     switch PayloadLayout(encoding: encoding, shape: shape, params: params) {
+    case let .q4k(l)?:
+        guard p.count == l.totalBytes else { return "has \(p.count) bytes; \(encoding) \(shape) needs \(l.totalBytes)" }
+        return l.payloadProblem(p)
     case let .q4(l)?:
         (rows, rowBytes, groups, scaleOffset, totalBytes) = (l.rows, l.rowBytes, l.groups, l.scaleOffset, l.totalBytes)
         (usedBits, maxZero, zeroOffset) = (4 * l.cols, Q4Layout.maxCode, l.symmetric ? nil : l.zeroOffset)
@@ -201,12 +244,8 @@ public func groupedPayloadProblem(_ p: UnsafeRawBufferPointer, encoding: Encodin
         return "shape \(shape) with params \(params) is not valid for \(encoding)"
     }
     guard p.count == totalBytes else { return "has \(p.count) bytes; \(encoding) \(shape) needs \(totalBytes)" }
-    if usedBits & 7 != 0 {
-        let mask = UInt8(0xFF) << (usedBits & 7)
-        for r in 0 ..< rows where p[r * rowBytes + rowBytes - 1] & mask != 0 {
-            let last = p[r * rowBytes + rowBytes - 1]
-            return "\(encoding) row \(r): padding bits \(usedBits)...\(8 * rowBytes - 1) of the row are not 0 (last byte 0x\(String(last, radix: 16)))"
-        }
+    if let (r, last) = rowPaddingProblem(p, offset: 0, rows: rows, rowBytes: rowBytes, usedBits: usedBits) {
+        return "\(encoding) row \(r): padding bits \(usedBits)...\(8 * rowBytes - 1) of the row are not 0 (last byte 0x\(String(last, radix: 16)))"
     }
     for k in 0 ..< rows * groups {
         let h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 2 * k, as: UInt16.self))
@@ -241,12 +280,12 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
     return layout.decode(p)
 }
 
-/// The first structural rule the payload of a csr, bitmask, nm, q4 or q3 tensor breaks (`sparsePayloadProblem`,
+/// The first structural rule the payload of a csr, bitmask, nm, q4, q3 or q4k tensor breaks (`sparsePayloadProblem`,
 /// `nmPayloadProblem`, `groupedPayloadProblem`), as one line; nil when it is valid or the encoding
 /// has no structure to check.
 public func payloadStructureProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int?) -> String? {
     if encoding.isSparse { return sparsePayloadProblem(p, encoding: encoding, shape: shape, params: params, nnz: nnz) }
     if encoding == .nm { return nmPayloadProblem(p, shape: shape, params: params) }
-    if encoding == .q4 || encoding == .q3 { return groupedPayloadProblem(p, encoding: encoding, shape: shape, params: params) }
+    if encoding == .q4 || encoding == .q3 || encoding == .q4k { return groupedPayloadProblem(p, encoding: encoding, shape: shape, params: params) }
     return nil
 }

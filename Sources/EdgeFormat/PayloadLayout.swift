@@ -19,6 +19,8 @@ public enum PayloadLayout: Equatable, Sendable {
     case q4(Q4Layout)
     /// 3-bit codes in groups along the input dimension (`Q3Layout`).
     case q3(Q3Layout)
+    /// 4-bit codes with sub-coded group scales and mins under per-row super-scales (`Q4KLayout`).
+    case q4k(Q4KLayout)
     /// csr or bitmask (`SparseLayout`).
     case sparse(SparseLayout)
     /// packed N:M (`NMLayout`).
@@ -26,7 +28,8 @@ public enum PayloadLayout: Equatable, Sendable {
 
     /// Resolves the layout of a tensor, or nil if the shape, params and nnz are not valid for the
     /// encoding: q8, q4 and q3 need a 2-D shape and `symmetric`; q4 an even `group_size` in 2...2^40,
-    /// q3 a multiple of 8 in 8...2^40;
+    /// q3 a multiple of 8 in 8...2^40; q4k a 2-D shape, an even `group_size` in 2...2^24 and `sub_bits`
+    /// 6 or 8 (no `symmetric`: a present one is refused by `TensorEntry.payloadLength`, ignored here);
     /// csr/bitmask and nm as `SparseLayout.init?` and `NMLayout.init?` say (sparse ones need `nnz`
     /// in 0...count). Shapes beyond 2^40 per dimension or 2^48 elements give nil, so the layout
     /// arithmetic cannot overflow on hostile input.
@@ -45,6 +48,10 @@ public enum PayloadLayout: Equatable, Sendable {
         case .q3:
             guard shape.count == 2, let sym = params.symmetric, let g = params.groupSize, g > 0, g <= 1 << 40, g % 8 == 0 else { return nil }
             self = .q3(Q3Layout(rows: shape[0], cols: shape[1], groupSize: g, symmetric: sym))
+        case .q4k:
+            guard shape.count == 2, let g = params.groupSize, g >= 2, g <= TensorEntry.maxGroupSize, g % 2 == 0,
+                  let b = params.subBits, Q4KLayout.allowedSubBits.contains(b) else { return nil }
+            self = .q4k(Q4KLayout(rows: shape[0], cols: shape[1], groupSize: g, subBits: b))
         case .csr, .bitmask:
             guard shape.count == 2, let nnz, nnz >= 0, nnz <= count,
                   let l = SparseLayout(encoding: encoding, rows: shape[0], cols: shape[1], params: params, nnz: nnz) else { return nil }
@@ -63,6 +70,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case .q8: return .q8
         case .q4: return .q4
         case .q3: return .q3
+        case .q4k: return .q4k
         case let .sparse(l): return l.encoding
         case .nm: return .nm
         }
@@ -81,6 +89,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .q8(l): return (l.rows, l.cols)
         case let .q4(l): return (l.rows, l.cols)
         case let .q3(l): return (l.rows, l.cols)
+        case let .q4k(l): return (l.rows, l.cols)
         case let .sparse(l): return (l.rows, l.cols)
         case let .nm(l): return (l.rows, l.cols)
         }
@@ -94,13 +103,14 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .q8(l): return l.totalBytes
         case let .q4(l): return l.totalBytes
         case let .q3(l): return l.totalBytes
+        case let .q4k(l): return l.totalBytes
         case let .sparse(l): return l.totalBytes
         case let .nm(l): return l.totalBytes
         }
     }
 
     /// Writes row `r` as float32 to `out` (`cols` values), decoding only that row. The payload
-    /// must be valid for the layout (its size checked and, for csr/bitmask/nm/q3, its structure:
+    /// must be valid for the layout (its size checked and, for csr/bitmask/nm/q4/q3/q4k, its structure:
     /// `payloadStructureProblem` returned nil).
     /// - Precondition: `0 <= r < rows`.
     public func decodeRow(_ r: Int, _ p: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
@@ -113,6 +123,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .q8(l): l.decodeRow(r, p, into: out)
         case let .q4(l): l.decodeRow(r, p, into: out)
         case let .q3(l): l.decodeRow(r, p, into: out)
+        case let .q4k(l): l.decodeRow(r, p, into: out)
         case let .sparse(l): l.decodeRow(r, p, into: out)
         case let .nm(l): l.decodeRow(r, p, into: out)
         }
@@ -196,8 +207,7 @@ extension Q4Layout {
             let s = edge_f16_to_f32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: scaleOffset + 2 * k, as: UInt16.self)))
             let z: Float = symmetric ? 8 : Float(p[zeroOffset + k])
             for j in gi * groupSize ..< min(cols, gi * groupSize + groupSize) {
-                let byte = p[q + j / 2]
-                out[j] = s * (Float(j & 1 == 0 ? byte & 0x0F : byte >> 4) - z)
+                out[j] = s * (Float(q4Nibble(p, row: q, j)) - z)
             }
         }
     }
@@ -213,7 +223,7 @@ extension PayloadLayout {
     /// ("value 12 is nan", "row 3 scale is inf"); nil when every stored value and scale is finite.
     /// Reads the float regions only (f32/f16 values, q8 and sparse per-row scales, sparse and N:M
     /// stored values), at memory speed: a runtime that computed with such a weight would print nan.
-    /// q4 and q3 scales are checked by `groupedPayloadProblem`.
+    /// q4 and q3 scales and q4k super-scales are checked by `groupedPayloadProblem`.
     public func nonFiniteProblem(_ p: UnsafeRawBufferPointer) -> String? {
         func f32(_ offset: Int, _ count: Int, _ what: String) -> String? {
             let words = UnsafeRawBufferPointer(rebasing: p[offset ..< offset + 4 * count])
@@ -232,7 +242,7 @@ extension PayloadLayout {
         case let .f32(rows, cols): return f32(0, rows * cols, "value")
         case let .f16(rows, cols): return f16(0, rows * cols, "value")
         case let .q8(l): return f32(l.scaleOffset, l.rows, "row scale")
-        case .q4, .q3: return nil
+        case .q4, .q3, .q4k: return nil
         case let .sparse(l):
             let values: String?
             switch l.valueEncoding {

@@ -180,6 +180,22 @@ static AVX2 size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int ze
     return i;
 }
 
+/// dst[i] = d * (float)(nibble i) - m (low nibble of bytes[i/2] first) for whole vectors of 8 (4 bytes);
+/// returns how many it converted. One fused multiply-subtract: d * u is exact, so the scalar formula's bits.
+static AVX2 size_t unpack_q4k(const uint8_t *bytes, size_t n, float d, float m, float *dst) {
+    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int32_t b4;
+        memcpy(&b4, bytes + i / 2, 4);
+        __m128i b = _mm_cvtsi32_si128(b4);
+        __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+        _mm256_storeu_ps(dst + i, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(u)), vm));
+    }
+    return i;
+}
+
 // ---- Packed outer-product micro-kernel (many tokens) ----------------------------------------
 // The driver packs weights into panels of 16 rows stored k-major ([k][16], zero-padded), so the 6x16
 // micro-kernel reads two aligned vectors of 16 outputs' weights per k and broadcasts 6 tokens'
@@ -335,6 +351,7 @@ static AVX2 bool matvec_fused(const edge_wsource *s, const float *x, float *y, s
 static const edge_gemm_isa k_gemm_avx2 = {
     .dot_name = "avx2-dot-4x3", .packed_name = "avx2-packed-6x16",
     .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
+    .unpack_q4k = unpack_q4k,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_6x16, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx2-fused-1x1",
@@ -640,6 +657,11 @@ AVX2_INLINE int32_t load_i32(const int16_t *p) {
         } \
         y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##0), vs0, y0); \
         y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##1), vs1, y1); \
+        if (mins) { \
+            __m256 sx = _mm256_set1_ps(mins->sx[(size_t)i * mins->ldsx]); \
+            y0 = _mm256_fnmadd_ps(ms0, sx, y0); \
+            y1 = _mm256_fnmadd_ps(ms1, sx, y1); \
+        } \
         if (last && !grouped) { y0 = _mm256_mul_ps(y0, ws0); y1 = _mm256_mul_ps(y1, ws1); } \
         if (full) { _mm256_storeu_ps(yr, y0); _mm256_storeu_ps(yr + 8, y1); } \
         else { _mm256_maskstore_ps(yr, m0, y0); _mm256_maskstore_ps(yr + 8, m1, y1); } \
@@ -647,10 +669,11 @@ AVX2_INLINE int32_t load_i32(const int16_t *p) {
 
 /// One 256-column block for t < mt (<= 6) tokens and r < nr (<= 16) rows: y[t*ldy + r] =
 /// fmaf((float)sum_{q < kp} x[t][2q..2q+1] . p[q][r][0..1], xs[t*ldxs], first ? 0 : y), times ws[r] when last;
-/// grouped: fmaf(sum, ws[r] * xs[t*ldxs], first ? 0 : y) and no product after (edge_gemm_q4_i16).
+/// grouped: fmaf(sum, ws[r] * xs[t*ldxs], first ? 0 : y) and no product after (edge_gemm_q4_i16), then with
+/// mins (edge_gemm_q4k_i16) y = fmaf(-m[r], sx[t*ldsx], y) (fnmadd: the same single rounding).
 static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
                                 const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
-                                bool grouped) {
+                                bool grouped, const edge_i16_mins *mins) {
     const int16_t *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x;
     const int16_t *x3 = mt > 3 ? x + 3 * ldx : x, *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x;
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -666,6 +689,11 @@ static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, co
     if (last || grouped) {
         if (full) { ws0 = _mm256_loadu_ps(ws); ws1 = _mm256_loadu_ps(ws + 8); }
         else { ws0 = _mm256_maskload_ps(ws, m0); ws1 = _mm256_maskload_ps(ws + 8, m1); }
+    }
+    __m256 ms0 = _mm256_setzero_ps(), ms1 = ms0;
+    if (mins) {
+        if (full) { ms0 = _mm256_loadu_ps(mins->m); ms1 = _mm256_loadu_ps(mins->m + 8); }
+        else { ms0 = _mm256_maskload_ps(mins->m, m0); ms1 = _mm256_maskload_ps(mins->m + 8, m1); }
     }
     IK_STORE(0) IK_STORE(1) IK_STORE(2) IK_STORE(3) IK_STORE(4) IK_STORE(5)
 }
@@ -768,25 +796,67 @@ static AVX2 void matmul_q8_i16_rows(const int8_t *Wq, const float *wscale, const
     }
 }
 
-/// edge_matmul_q4_i16 for up to I16_ROW_MT tokens: each row's nibbles streamed once, 64 at a time
-/// (32 bytes). Each 16-bit lane m of those bytes holds the nibbles of columns 4m..4m+3; three shifts
-/// and masks give them as four int16 planes (plane a: column 4m + a in lane m) without widening or
-/// shuffling, against activations reordered the same way per 64 columns (`xp`). Four vpmaddwd then
-/// put columns 8l..8l+7 of each 64 in int32 lane l, the reference's s_l, as sums of u * x; the zero
-/// points come in once per unit of max(group, 64) columns as z times the activations' lane sums
-/// over the unit (`xl`), so the lanes are the exact sums of (u - z) * x. Per unit the lanes are
-/// folded as fmaf((float)s_l, d_l, a_l) with d_l the scale of the group lane l belongs to (two per
-/// unit for groups of 32); the final sum is the reference's order.
-AVX2_INLINE void q4_i16_rows(const size_t T, const bool two, const uint8_t *Wq, const uint16_t *scale_f16,
-                             const uint8_t *zero, size_t gs, const int16_t *Xq, const int16_t *xp, const int32_t *xl,
+/// q4k: d_g = D * sc and m_g = M * mn of a row's G groups into gd / gm, eight groups per step (16-bit
+/// lane k of a step holds group k's 2b bits: b = 8 the bytes (sc, mn) as they are, b = 6 the 12 bits
+/// at byte 1.5k, shifted down 4 for odd k); entries up to the next multiple of 8 are written (those past
+/// G from whatever bytes follow: finite, never used by d and times 0 by m). `avail`: the sub-code bytes
+/// readable from s (to the end of the tensor's), copied through a zeroed buffer at the end.
+AVX2_INLINE void q4k_row_dm(const uint8_t *s, size_t avail, size_t b, float D, float M, size_t G, float *gd, float *gm) {
+    const __m256 vD = _mm256_set1_ps(D), vM = _mm256_set1_ps(M);
+    const __m128i shuf6 = _mm_setr_epi8(0, 1, 1, 2, 3, 4, 4, 5, 6, 7, 7, 8, 9, 10, 10, 11);
+    const __m128i lo = _mm_set1_epi16(b == 8 ? 0xFF : 63);
+    size_t step = b == 8 ? 16 : 12;
+    for (size_t g = 0, o = 0; g < G; g += 8, o += step) {
+        __m128i v;
+        if (o + 16 <= avail) v = _mm_loadu_si128((const __m128i *)(s + o));
+        else {
+            uint8_t tmp[16] = {0};
+            memcpy(tmp, s + o, avail > o ? avail - o : 0);
+            v = _mm_loadu_si128((const __m128i *)tmp);
+        }
+        __m128i sc, mn;
+        if (b == 8) {
+            sc = _mm_and_si128(v, lo);
+            mn = _mm_srli_epi16(v, 8);
+        } else {
+            __m128i w = _mm_shuffle_epi8(v, shuf6);
+            w = _mm_blend_epi16(w, _mm_srli_epi16(w, 4), 0xAA);
+            sc = _mm_and_si128(w, lo);
+            mn = _mm_and_si128(_mm_srli_epi16(w, 6), lo);
+        }
+        _mm256_storeu_ps(gd + g, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(sc)), vD));
+        _mm256_storeu_ps(gm + g, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(mn)), vM));
+    }
+}
+
+/// edge_matmul_q4_i16 and edge_matmul_q4k_i16 (k4) for up to I16_ROW_MT tokens: each row's nibbles
+/// streamed once, 64 at a time (32 bytes). Each 16-bit lane m of those bytes holds the nibbles of
+/// columns 4m..4m+3; three shifts and masks give them as four int16 planes (plane a: column 4m + a in
+/// lane m) without widening or shuffling, against activations reordered the same way per 64 columns
+/// (`xp`). Four vpmaddwd then put columns 8l..8l+7 of each 64 in int32 lane l, the reference's s_l
+/// (q4k: su_l), as sums of u * x; the row's last columns (fewer than 64) are added one by one. q4
+/// subtracts the zero points once per unit of max(group, 64) columns as z times the activations' lane
+/// sums over the unit (`xl`, every column below cols), so the lanes are the exact sums of (u - z) * x.
+/// Per unit the lanes are folded as fmaf((float)s_l, d_l, a_l) with d_l the scale of the group lane l
+/// belongs to (two per unit for groups of 32; q4k: d_g, read once per row into `gd`) times the token's.
+/// q4k then takes off, per token, the dot product of the row's m_g (`gm`) with the call's
+/// (float)sx_g * xs (`sxs`, Gp = G rounded up to 8 per token, zeros past G) in eight lanes. The final
+/// sum is the reference's order.
+AVX2_INLINE void q4_i16_rows(const size_t T, const bool two, const bool k4, const edge_q4x *w, float *gd, float *gm,
+                             const float *sxs, size_t Gp, const int16_t *Xq, const int16_t *xp, const int32_t *xl,
                              const float *xscale, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, full = cols & ~(size_t)63;
+    const uint8_t *Wq = w->Wq, *zero = w->zero;
+    const uint16_t *scale_f16 = w->scale_f16;
+    size_t gs = w->gs, ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, full = cols & ~(size_t)63;
     size_t unit = two ? 64 : gs, units = (cols + unit - 1) / unit;  // two: groups of 32, two per unit
-    size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2;
+    size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, srb = (2 * w->sub_bits * groups + 7) / 8;
     const __m256i m4 = _mm256_set1_epi16(0x000F);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *q = Wq + r * row_bytes;
         edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
+        if (k4)
+            q4k_row_dm(w->sub + r * srb, (rows - r) * srb, w->sub_bits, _cvtsh_ss(w->super_f16[2 * r]), _cvtsh_ss(w->super_f16[2 * r + 1]),
+                       groups, gd, gm);
         __m256 acc[I16_ROW_MT];
         for (size_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
         for (size_t u = 0; u < units; u++) {
@@ -806,25 +876,27 @@ AVX2_INLINE void q4_i16_rows(const size_t T, const bool two, const uint8_t *Wq, 
                     sl[t] = _mm256_add_epi32(sl[t], _mm256_add_epi32(e, o));
                 }
             }
-            // Zero points and scales of the unit's lanes: one group, or two groups of 32 (lanes 0-3, 4-7).
-            size_t g0 = two ? 2 * u : u, gi = r * groups + g0;
-            bool second = two && g0 + 1 < groups;
-            int z0 = zero ? (int)zero[gi] : 8, z1 = second ? (zero ? (int)zero[gi + 1] : 8) : 0;
-            __m256i zv = two ? _mm256_set_m128i(_mm_set1_epi32(z1), _mm_set1_epi32(z0)) : _mm256_set1_epi32(z0);
-            float sc0 = _cvtsh_ss(scale_f16[gi]), sc1 = second ? _cvtsh_ss(scale_f16[gi + 1]) : 0.0f;  // exact, as edge_f16_to_f32
-            for (size_t t = 0; t < T; t++)
-                sl[t] = _mm256_sub_epi32(sl[t], _mm256_mullo_epi32(zv, _mm256_loadu_si256((const __m256i *)(xl + (t * units + u) * 8))));
-            if (s1 < c1) {  // the row's last columns (fewer than 64): added to their lanes one by one
+            if (s1 < c1) {  // the row's last columns (fewer than 64): u * x added to their lanes one by one
                 for (size_t t = 0; t < T; t++) {
                     int32_t lanes[8];
                     _mm256_storeu_si256((__m256i *)lanes, sl[t]);
                     const int16_t *x = Xq + t * ld;
-                    for (size_t j = s1; j < c1; j++) {
-                        int z = j < c0 + gs ? z0 : z1;
-                        lanes[(j % 64) / 8] += ((int32_t)edge_q4_nibble(q, j) - z) * (int32_t)x[j];
-                    }
+                    for (size_t j = s1; j < c1; j++) lanes[(j % 64) / 8] += (int32_t)edge_q4_nibble(q, j) * (int32_t)x[j];
                     sl[t] = _mm256_loadu_si256((const __m256i *)lanes);
                 }
+            }
+            // Scales of the unit's lanes: one group, or two groups of 32 (lanes 0-3, 4-7).
+            size_t g0 = two ? 2 * u : u, gi = r * groups + g0;
+            bool second = two && g0 + 1 < groups;
+            float sc0, sc1;
+            if (k4) {
+                sc0 = gd[g0], sc1 = second ? gd[g0 + 1] : 0.0f;
+            } else {
+                int z0 = zero ? (int)zero[gi] : 8, z1 = second ? (zero ? (int)zero[gi + 1] : 8) : 0;
+                __m256i zv = two ? _mm256_set_m128i(_mm_set1_epi32(z1), _mm_set1_epi32(z0)) : _mm256_set1_epi32(z0);
+                sc0 = _cvtsh_ss(scale_f16[gi]), sc1 = second ? _cvtsh_ss(scale_f16[gi + 1]) : 0.0f;  // exact, as edge_f16_to_f32
+                for (size_t t = 0; t < T; t++)
+                    sl[t] = _mm256_sub_epi32(sl[t], _mm256_mullo_epi32(zv, _mm256_loadu_si256((const __m256i *)(xl + (t * units + u) * 8))));
             }
             for (size_t t = 0; t < T; t++) {
                 float xs = xscale[t * nb + c0 / EDGE_I16_BLOCK];
@@ -832,55 +904,98 @@ AVX2_INLINE void q4_i16_rows(const size_t T, const bool two, const uint8_t *Wq, 
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sl[t]), d, acc[t]);
             }
         }
+        if (k4) {  // the min terms: e_(g % 8) = fmaf(m_g, sxs_g, e_(g % 8)), then c_l = a_l - e_l
+            for (size_t t = 0; t < T; t++) {
+                __m256 e = _mm256_setzero_ps();
+                for (size_t g = 0; g < groups; g += 8)
+                    e = _mm256_fmadd_ps(_mm256_loadu_ps(gm + g), _mm256_loadu_ps(sxs + t * Gp + g), e);
+                acc[t] = _mm256_sub_ps(acc[t], e);
+            }
+        }
         for (size_t t = 0; t < T; t++) Y[t * rows + r] = hsum(acc[t]);
     }
 }
 
-/// Builds the reordered activations and their lane sums (see q4_i16_rows) and runs q4_i16_rows with
-/// the token count a constant (the accumulators then stay in registers).
-static AVX2 void matmul_q4_i16_rows(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
-                                    const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
-                                    size_t cols, size_t r0, size_t r1) {
-    size_t ld = edge_i16_stride(cols), full = cols & ~(size_t)63;
-    size_t unit = gs < 64 ? 64 : gs, units = (cols + unit - 1) / unit;
+/// Builds the reordered activations (see q4_i16_rows) for up to I16_ROW_MT tokens, and q4's lane sums
+/// or q4k's (float)sx_g * xs, and runs q4_i16_rows with the token count and the q4 / q4k form constants
+/// (the accumulators then stay in registers); q4k's per-row d_g / m_g arrays on the stack when small.
+static AVX2 void q4x_i16_rows(const edge_q4x *w, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                              size_t cols, size_t r0, size_t r1) {
+    size_t gs = w->gs, ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, full = cols & ~(size_t)63;
+    size_t unit = gs < 64 ? 64 : gs, units = (cols + unit - 1) / unit, groups = (cols + gs - 1) / gs;
+    size_t Gp = (groups + 7) & ~(size_t)7;
+    bool two = gs == 32, k4 = w->sub != NULL;
     int16_t stack[I16_ROW_MT * 2048];
     int32_t lstack[I16_ROW_MT * 8 * 40];
+    float dstack[2 * 256], sstack[I16_ROW_MT * 256];
     int16_t *xp = T * full <= sizeof stack / sizeof *stack ? stack : (int16_t *)malloc(sizeof(int16_t) * (T * full + 1));
-    int32_t *xl = T * units * 8 <= sizeof lstack / sizeof *lstack ? lstack : (int32_t *)malloc(sizeof(int32_t) * T * units * 8);
-    if (!xp || !xl) abort();
+    int32_t *xl = k4 ? NULL
+                : T * units * 8 <= sizeof lstack / sizeof *lstack ? lstack : (int32_t *)malloc(sizeof(int32_t) * T * units * 8);
+    float *gd = !k4 ? NULL : 2 * Gp <= sizeof dstack / sizeof *dstack ? dstack : (float *)malloc(sizeof(float) * 2 * Gp);
+    float *sxs = !k4 ? NULL : T * Gp <= sizeof sstack / sizeof *sstack ? sstack : (float *)malloc(sizeof(float) * T * Gp);
+    if (!xp || (!k4 && !xl) || (k4 && (!gd || !sxs))) abort();
+    float *gm = k4 ? gd + Gp : NULL;
     for (size_t t = 0; t < T; t++) {
         const int16_t *x = Xq + t * ld;
         for (size_t k = 0; k < full; k += 64)
             for (size_t a = 0; a < 4; a++)
                 for (size_t m = 0; m < 16; m++) xp[t * full + k + 16 * a + m] = x[k + 4 * m + a];
-        for (size_t u = 0; u < units; u++) {
-            int32_t *l = xl + (t * units + u) * 8;
-            for (size_t i = 0; i < 8; i++) l[i] = 0;
-            size_t c1 = (u + 1) * unit < full ? (u + 1) * unit : full;
-            for (size_t k = u * unit; k < c1; k++) l[(k % 64) / 8] += x[k];
+        if (k4) {
+            for (size_t g = 0; g < Gp; g++) {
+                int32_t sx = 0;
+                size_t c1 = (g + 1) * gs < cols ? (g + 1) * gs : cols;
+                for (size_t k = g * gs; k < c1; k++) sx += x[k];
+                sxs[t * Gp + g] = g < groups ? (float)sx * xscale[t * nb + g * gs / EDGE_I16_BLOCK] : 0.0f;
+            }
+        } else {
+            for (size_t u = 0; u < units; u++) {
+                int32_t *l = xl + (t * units + u) * 8;
+                for (size_t i = 0; i < 8; i++) l[i] = 0;
+                size_t c1 = (u + 1) * unit < cols ? (u + 1) * unit : cols;
+                for (size_t k = u * unit; k < c1; k++) l[(k % 64) / 8] += x[k];
+            }
         }
     }
-    bool two = gs == 32;
-#define Q4_ROWS(t, two) q4_i16_rows(t, two, Wq, scale_f16, zero, gs, Xq, xp, xl, xscale, Y, rows, cols, r0, r1)
+#define Q4_ROWS(t, two, k4) q4_i16_rows(t, two, k4, w, gd, gm, sxs, Gp, Xq, xp, xl, xscale, Y, rows, cols, r0, r1)
+#define Q4_FORMS(t) \
+    if (k4) { if (two) Q4_ROWS(t, true, true); else Q4_ROWS(t, false, true); } \
+    else { if (two) Q4_ROWS(t, true, false); else Q4_ROWS(t, false, false); }
     switch (T) {
-    case 1: if (two) Q4_ROWS(1, true); else Q4_ROWS(1, false); break;
-    case 2: if (two) Q4_ROWS(2, true); else Q4_ROWS(2, false); break;
-    case 3: if (two) Q4_ROWS(3, true); else Q4_ROWS(3, false); break;
-    default: if (two) Q4_ROWS(4, true); else Q4_ROWS(4, false); break;
+    case 1: Q4_FORMS(1); break;
+    case 2: Q4_FORMS(2); break;
+    case 3: Q4_FORMS(3); break;
+    default: Q4_FORMS(4); break;
     }
+#undef Q4_FORMS
 #undef Q4_ROWS
     if (xp != stack) free(xp);
-    if (xl != lstack) free(xl);
+    if (xl && xl != lstack) free(xl);
+    if (gd && gd != dstack) free(gd);
+    if (sxs && sxs != sstack) free(sxs);
+}
+
+/// Tokens in chunks of I16_ROW_MT, the weights read once per chunk.
+static AVX2 void q4x_i16_chunks(const edge_q4x *w, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t t = 0; t < T; t += I16_ROW_MT)
+        q4x_i16_rows(w, Xq + t * ld, xscale + t * nb, Y + t * rows, T - t < I16_ROW_MT ? T - t : I16_ROW_MT, rows, cols, r0, r1);
 }
 
 static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                size_t r0, size_t r1) {
     if (!edge_q4_i16_supported(gs)) return;
-    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
-    for (size_t t = 0; t < T; t += I16_ROW_MT)  // more tokens: the weights are read once per 4
-        matmul_q4_i16_rows(Wq, scale_f16, zero, gs, Xq + t * ld, xscale + t * nb, Y + t * rows,
-                           T - t < I16_ROW_MT ? T - t : I16_ROW_MT, rows, cols, r0, r1);
+    edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
+    q4x_i16_chunks(&w, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
+static AVX2 void matmul_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs, size_t sub_bits,
+                                const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                size_t r0, size_t r1) {
+    if (!edge_q4k_i16_supported(gs, sub_bits)) return;
+    edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
+    q4x_i16_chunks(&w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 // ---- q4 x int8 blocks of 32 (decoding) --------------------------------------------------------
@@ -1054,7 +1169,7 @@ void edge_matmul_q8_i16_driver(edge_q8_i16_rows_fn rows_fn, edge_i16_micro_fn mi
                 for (size_t j = 0; j < nrb; j += nr_max) {
                     int nr = nrb - j < nr_max ? (int)(nrb - j) : pnr;
                     micro(mt, nr, Xq + t * ld + k0, ld, pack + j * kp * 2, kp, xscale + t * nb + b, nb,
-                          wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb, false);
+                          wscale + rb + j, Y + t * rows + rb + j, rows, b == 0, b + 1 == nb, false, NULL);
                 }
             }
         }
@@ -1077,9 +1192,10 @@ static AVX2 void expand_q4_i8(const uint8_t *q, size_t k0, size_t n, int z, int8
     for (; i < n; i++) dst[i] = (int8_t)((int)edge_q4_nibble(q, k0 + i) - z);
 }
 
-void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const uint8_t *Wq, const uint16_t *scale_f16,
-                             const uint8_t *zero, size_t gs, const int16_t *Xq, const float *xscale, float *Y, size_t T,
-                             size_t rows, size_t cols, size_t r0, size_t r1) {
+void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const edge_q4x *w, const int16_t *Xq,
+                             const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t gs = w->gs;
+    bool k4 = w->sub != NULL;
     if (T == 0 || r0 >= r1 || !edge_q4_i16_supported(gs)) return;
     if (cols == 0) {
         for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
@@ -1089,19 +1205,35 @@ void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const ui
     size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, per_block = EDGE_I16_BLOCK / gs;
     int16_t *pack = (int16_t *)aligned_alloc(64, sizeof(int16_t) * PRB * EDGE_I16_BLOCK);
     int8_t *w8 = (int8_t *)malloc((size_t)PRB * EDGE_I16_BLOCK);
-    float *gsc = (float *)malloc(sizeof(float) * per_block * PRB);
-    if (!pack || !w8 || !gsc) abort();
+    float *gsc = (float *)malloc(sizeof(float) * per_block * PRB * (k4 ? 2 : 1)), *gmn = gsc + per_block * PRB;
+    // q4k: each token's activation sum over each group (exact: |sum| <= 32767 * 256 < 2^24) times its block scale.
+    float *sx = k4 ? (float *)malloc(sizeof(float) * T * groups) : NULL;
+    if (!pack || !w8 || !gsc || (k4 && !sx)) abort();
+    for (size_t t = 0; k4 && t < T; t++)
+        for (size_t g = 0; g < groups; g++) {
+            size_t c1 = (g + 1) * gs < cols ? (g + 1) * gs : cols;
+            int32_t s = 0;
+            for (size_t k = g * gs; k < c1; k++) s += Xq[t * ld + k];
+            sx[t * groups + g] = (float)s * xscale[t * nb + g * gs / EDGE_I16_BLOCK];
+        }
     for (size_t b = 0; b < nb; b++) {
         size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
         size_t g0 = k0 / gs, ng = (kc + gs - 1) / gs;
         for (size_t rb = r0; rb < r1; rb += PRB) {
             size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
-            for (size_t i = 0; i < nrb; i++) {  // the block's weights as int8 u - z, and the rows' group scales
-                const uint8_t *q = Wq + (rb + i) * row_bytes;
+            for (size_t i = 0; i < nrb; i++) {  // the block's weights as int8 u - z (q4k: u), and the rows' group scales
+                const uint8_t *q = w->Wq + (rb + i) * row_bytes;
+                float dk[EDGE_I16_BLOCK / 32], mk[EDGE_I16_BLOCK / 32];
+                if (k4) edge_q4k_row_dm(w, rb + i, groups, g0, ng, dk, mk);
                 for (size_t g = 0; g < ng; g++) {
                     size_t gi = (rb + i) * groups + g0 + g, c1 = (g + 1) * gs < kc ? (g + 1) * gs : kc;
-                    int z = zero ? (int)zero[gi] : 8;
-                    gsc[g * PRB + i] = edge_f16_to_f32(scale_f16[gi]);
+                    int z = k4 ? 0 : w->zero ? (int)w->zero[gi] : 8;
+                    if (k4) {
+                        gsc[g * PRB + i] = dk[g];
+                        gmn[g * PRB + i] = mk[g];
+                    } else {
+                        gsc[g * PRB + i] = edge_f16_to_f32(w->scale_f16[gi]);
+                    }
                     expand_q4_i8(q, k0 + g * gs, c1 - g * gs, z, w8 + i * kc + g * gs);
                 }
             }
@@ -1113,14 +1245,16 @@ void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const ui
                     int nr = nrb - j < nr_max ? (int)(nrb - j) : pnr;
                     for (size_t g = 0; g < ng; g++) {
                         size_t c = g * gs, len = kc - c < gs ? kc - c : gs;
+                        edge_i16_mins mins = {k4 ? gmn + g * PRB + j : NULL, k4 ? sx + t * groups + g0 + g : NULL, groups};
                         micro(mt, nr, Xq + t * ld + k0 + c, ld, pack + j * kp * 2 + (c / 2) * nr_max * 2, (len + 1) / 2,
                               xscale + t * nb + b, nb, gsc + g * PRB + j, Y + t * rows + rb + j, rows, b == 0 && g == 0,
-                              false, true);
+                              false, true, k4 ? &mins : NULL);
                     }
                 }
             }
         }
     }
+    free(sx);
     free(gsc);
     free(w8);
     free(pack);
@@ -1129,7 +1263,16 @@ void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const ui
 static AVX2 void gemm_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                              const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                              size_t r0, size_t r1) {
-    edge_gemm_q4_i16_driver(micro_i16_6x16, PMT, PNR, Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+    edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
+    edge_gemm_q4_i16_driver(micro_i16_6x16, PMT, PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
+static AVX2 void gemm_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs, size_t sub_bits,
+                              const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                              size_t r0, size_t r1) {
+    if (!edge_q4k_i16_supported(gs, sub_bits)) return;
+    edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
+    edge_gemm_q4_i16_driver(micro_i16_6x16, PMT, PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 static AVX2 void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
@@ -1365,6 +1508,10 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->q4_q8b32_name = "avx2-rows-q4q8b32-4x1";
     t->gemm_q4_i16 = gemm_q4_i16;
     t->gemm_q4_i16_name = "avx2-packed-q4i16-6x16";
+    t->matmul_q4k_i16 = matmul_q4k_i16;
+    t->q4k_i16_name = "avx2-rows-q4ki16-4x1";
+    t->gemm_q4k_i16 = gemm_q4k_i16;
+    t->gemm_q4k_i16_name = "avx2-packed-q4ki16-6x16";
     t->matmul_q4_q8b32 = matmul_q4_q8b32;
     t->i16_rows_max_t = I16_ROW_MT;
     t->quantize_row_q8 = quantize_row_q8;

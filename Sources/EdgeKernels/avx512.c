@@ -172,6 +172,20 @@ static AVX512 size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int 
     return i;
 }
 
+/// dst[i] = d * (float)(nibble i) - m (low nibble of bytes[i/2] first) for whole vectors of 16 (8 bytes);
+/// returns how many it converted. One fused multiply-subtract: d * u is exact, so the scalar formula's bits.
+static AVX512 size_t unpack_q4k(const uint8_t *bytes, size_t n, float d, float m, float *dst) {
+    const __m128i lo4 = _mm_set1_epi8(0x0F);
+    __m512 vd = _mm512_set1_ps(d), vm = _mm512_set1_ps(m);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(bytes + i / 2));
+        __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, lo4), _mm_and_si128(_mm_srli_epi16(b, 4), lo4));
+        _mm512_storeu_ps(dst + i, _mm512_fmsub_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(u)), vm));
+    }
+    return i;
+}
+
 // ---- Packed outer-product micro-kernel (many tokens) ----------------------------------------
 // The driver packs weights into panels of 32 rows stored k-major ([k][32], zero-padded, 64-byte
 // aligned), so the 12x32 micro-kernel reads two aligned zmm of 32 outputs' weights per k and
@@ -302,6 +316,7 @@ static AVX512 bool matvec_fused(const edge_wsource *s, const float *x, float *y,
 static const edge_gemm_isa k_gemm_avx512 = {
     .dot_name = "avx512-dot-4x4", .packed_name = "avx512-packed-12x32",
     .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
+    .unpack_q4k = unpack_q4k,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx512-fused-1x1",
@@ -627,11 +642,13 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->matmul_q8_i16 = vnni ? matmul_q8_i16_vnni : matmul_q8_i16_bw;
     t->q8_i16_name = vnni ? "avx512-vnni-packed-i16-12x32" : "avx512-bw-packed-i16-12x32";
     t->q8_i16_rows_name = vnni ? "avx512-vnni-rows-i16-4x1" : "avx512-bw-rows-i16-4x1";
-    // q4 x int16 stays AVX2's row kernel: a 128-column AVX-512 form measured no faster on Zen 4
+    // q4 and q4k x int16 stay AVX2's row kernel: a 128-column AVX-512 form measured no faster on Zen 4
     // (docs/performance.md), its rows being memory-bound.
     t->i16_rows_max_t = I16_ROW_MT;
     t->gemm_q4_i16 = vnni ? gemm_q4_i16_vnni : gemm_q4_i16_bw;
     t->gemm_q4_i16_name = vnni ? "avx512-vnni-packed-q4i16-12x32" : "avx512-bw-packed-q4i16-12x32";
+    t->gemm_q4k_i16 = vnni ? gemm_q4k_i16_vnni : gemm_q4k_i16_bw;
+    t->gemm_q4k_i16_name = vnni ? "avx512-vnni-packed-q4ki16-12x32" : "avx512-bw-packed-q4ki16-12x32";
     t->matmul_q4_q8b32 = vnni ? matmul_q4_q8b32_vnni : matmul_q4_q8b32_bw;
     t->q4_q8b32_name = vnni ? "avx512-vnni-rows-q4q8b32-4x1" : "avx512-bw-rows-q4q8b32-4x1";
     t->rmsnorm = rmsnorm;

@@ -12,7 +12,7 @@
 /// accumulators are named variables (c<token><half>), so every compiler keeps them in registers.
 I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
                                  const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
-                                 bool grouped) {
+                                 bool grouped, const edge_i16_mins *mins) {
     const __m512i z = _mm512_setzero_si512();
     __m512i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
     __m512i c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, c100 = z, c101 = z, c110 = z, c111 = z;
@@ -35,6 +35,11 @@ I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t 
         ws0 = full ? _mm512_loadu_ps(ws) : _mm512_maskz_loadu_ps(m0, ws);
         ws1 = full ? _mm512_loadu_ps(ws + 16) : _mm512_maskz_loadu_ps(m1, ws + 16);
     }
+    __m512 ms0 = _mm512_setzero_ps(), ms1 = ms0;
+    if (mins) {
+        ms0 = full ? _mm512_loadu_ps(mins->m) : _mm512_maskz_loadu_ps(m0, mins->m);
+        ms1 = full ? _mm512_loadu_ps(mins->m + 16) : _mm512_maskz_loadu_ps(m1, mins->m + 16);
+    }
 #define I16_STORE(i) \
     if (i < mt) { \
         float *yr = y + (size_t)i * ldy; \
@@ -46,6 +51,11 @@ I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t 
         } \
         y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##0), vs0, y0); \
         y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c##i##1), vs1, y1); \
+        if (mins) { /* q4k: y = fmaf(-m, sx * xs, y) */ \
+            __m512 sx = _mm512_set1_ps(mins->sx[(size_t)i * mins->ldsx]); \
+            y0 = _mm512_fnmadd_ps(ms0, sx, y0); \
+            y1 = _mm512_fnmadd_ps(ms1, sx, y1); \
+        } \
         if (last && !grouped) { \
             y0 = _mm512_mul_ps(y0, ws0); \
             y1 = _mm512_mul_ps(y1, ws1); \
@@ -66,10 +76,10 @@ I16_INLINE void I16_FN(tile_i16)(const int mt, int nr, const int16_t *x, size_t 
 /// I16_FN(tile_i16) with the token count a constant (the accumulators then stay in registers).
 static I16_ATTR void I16_FN(micro_i16)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
                                       const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
-                                      bool grouped) {
+                                      bool grouped, const edge_i16_mins *mins) {
     switch (mt) {
 #define I16_CASE(m) \
-    case m: I16_FN(tile_i16)(m, nr, x, ldx, p, kp, xs, ldxs, ws, y, ldy, first, last, grouped); break;
+    case m: I16_FN(tile_i16)(m, nr, x, ldx, p, kp, xs, ldxs, ws, y, ldy, first, last, grouped, mins); break;
         I16_CASE(1) I16_CASE(2) I16_CASE(3) I16_CASE(4) I16_CASE(5) I16_CASE(6)
         I16_CASE(7) I16_CASE(8) I16_CASE(9) I16_CASE(10) I16_CASE(11) I16_CASE(12)
 #undef I16_CASE
@@ -138,5 +148,15 @@ static I16_ATTR void I16_FN(matmul_q8_i16)(const int8_t *Wq, const float *wscale
 static I16_ATTR void I16_FN(gemm_q4_i16)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                         const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                                         size_t cols, size_t r0, size_t r1) {
-    edge_gemm_q4_i16_driver(I16_FN(micro_i16), I16_PMT, I16_PNR, Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+    edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
+    edge_gemm_q4_i16_driver(I16_FN(micro_i16), I16_PMT, I16_PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
+/// edge_gemm_q4k_i16 through the same driver and tile (codes u, the min term in the tile's store).
+static I16_ATTR void I16_FN(gemm_q4k_i16)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs,
+                                         size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                                         size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (!edge_q4k_i16_supported(gs, sub_bits)) return;
+    edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
+    edge_gemm_q4_i16_driver(I16_FN(micro_i16), I16_PMT, I16_PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }

@@ -11,7 +11,8 @@ typedef enum edge_sparse_kind { EDGE_SPARSE_F32 = 0, EDGE_SPARSE_F16 = 1, EDGE_S
 
 /// One function pointer per dispatched kernel; signatures as in EdgeKernelsMath.h.
 /// (edge_matvec_f32 goes through matmul_f32 with T = 1.)
-/// The float-activation products (matmul_f32, matmul_f16, matmul_q8_f32, matmul_q4_f32, matmul_q3_f32) go through
+/// The float-activation products (matmul_f32, matmul_f16, matmul_q8_f32, matmul_q4_f32, matmul_q3_f32,
+/// matmul_q4k_f32) go through
 /// the shared GEMM driver with `gemm`'s micro-kernels where it is set, else through the pointers.
 typedef struct edge_kernel_table {
     edge_kernel_level level;
@@ -21,7 +22,7 @@ typedef struct edge_kernel_table {
     const char *q8_q8_name, *q8_q8b32_name, *q8_i16_name;
     /// Names of the few-token (decoding) kernels of matmul_q8_i16 and matmul_q4_i16, used up to
     /// i16_rows_max_t tokens (NULL: the level has none; q4_i16 then reports "ref").
-    const char *q8_i16_rows_name, *q4_i16_name;
+    const char *q8_i16_rows_name, *q4_i16_name, *q4k_i16_name;
     size_t i16_rows_max_t;
     void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_f32_wt)(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
@@ -58,6 +59,17 @@ typedef struct edge_kernel_table {
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q3_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_q4k_f32)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                           size_t r1);
+    /// edge_matmul_q4k_i16 (named by q4k_i16_name) and edge_gemm_q4k_i16 (gemm_q4k_i16_name; "ref" where the level has none).
+    void (*matmul_q4k_i16)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                           size_t cols, size_t r0, size_t r1);
+    void (*gemm_q4k_i16)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                         size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                         size_t cols, size_t r0, size_t r1);
+    const char *gemm_q4k_i16_name;
     void (*rmsnorm)(const float *x, const float *w, float *out, size_t n, float eps);
     void (*layernorm)(const float *x, const float *w, const float *b, float *out, size_t n, float eps);
     void (*softmax)(float *x, size_t n);
@@ -124,11 +136,19 @@ void edge_fill_table_sparse_avx512(edge_kernel_table *t, bool vbmi2);
 /// panel of int16 pairs; first / last: the first / last 256-column block), as avx2.c and avx512.c give them.
 typedef void (*edge_q8_i16_rows_fn)(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale,
                                     float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// The q4k min term of a packed micro-kernel call (edge_gemm_q4k_i16): after the grouped product,
+/// y = fmaf(-m[r], sx[t*ldsx], y), with m the panel rows' group mins m_g and sx the tokens'
+/// (float)(activation sum over the group) * xs.
+typedef struct edge_i16_mins {
+    const float *m, *sx;
+    size_t ldsx;
+} edge_i16_mins;
 /// One block of int16 pairs for mt tokens x nr rows of a packed panel: y = fmaf((float)sum, xs[t*ldxs], first ? 0 : y),
-/// times ws[r] when last; `grouped` (q4 group scales): y = fmaf((float)sum, ws[r] * xs[t*ldxs], first ? 0 : y), no product after.
+/// times ws[r] when last; `grouped` (q4 group scales): y = fmaf((float)sum, ws[r] * xs[t*ldxs], first ? 0 : y), no product
+/// after, then the min term when `mins` is not NULL (grouped only).
 typedef void (*edge_i16_micro_fn)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
                                   const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
-                                  bool grouped);
+                                  bool grouped, const edge_i16_mins *mins);
 /// avx2.c's edge_matmul_q8_i16 driver, shared with avx512.c: up to 4 tokens `rows_fn`; more, per
 /// 256-column block and block of 128 rows, the rows packed into panels of `pnr` (edge_pack_panel_i16),
 /// then every `pmt` tokens against every panel with `micro`.
@@ -223,6 +243,30 @@ static inline unsigned edge_q3_code(const uint8_t *row, size_t j) {
     return v & 7u;
 }
 
+/// q4k: the parameters edge_matmul_q4k_f32 takes (any other writes nothing).
+static inline bool edge_q4k_params_ok(size_t group_size, size_t sub_bits) {
+    return group_size > 0 && (sub_bits == 6 || sub_bits == 8);
+}
+
+/// q4k: `bits` (1...8) bits of a little-endian bit stream from bit `pos` (bit i = bit i%8 of byte i/8),
+/// lowest first; reads the next byte only when the field straddles it.
+static inline unsigned edge_bits_at(const uint8_t *stream, size_t pos, unsigned bits) {
+    unsigned shift = (unsigned)(pos & 7), v = (unsigned)stream[pos >> 3] >> shift;
+    if (shift + bits > 8) v |= (unsigned)stream[(pos >> 3) + 1] << (8 - shift);
+    return v & ((1u << bits) - 1u);
+}
+
+/// q4k group k of a row: d = D * sc, m = M * mn (exact in binary32: an 11-bit significand times an
+/// integer below 256). `sub_row` is the row's sub-code stream, D and M the row's super values as f32.
+static inline void edge_q4k_group(const uint8_t *sub_row, size_t k, unsigned bits, float D, float M, float *d, float *m) {
+    size_t pos = 2 * (size_t)bits * k;
+    *d = D * (float)edge_bits_at(sub_row, pos, bits);
+    *m = M * (float)edge_bits_at(sub_row, pos + bits, bits);
+}
+
+/// q4k weight: d * u - m, one rounding (d * u is exact), so an fma gives the same bits.
+static inline float edge_q4k_value(float d, unsigned u, float m) { return d * (float)u - m; }
+
 /// nm: bits per in-group index, ceil(log2 m) for m >= 2.
 static inline unsigned edge_nm_bits(size_t m) {
     unsigned b = 0;
@@ -266,12 +310,49 @@ void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const uint8_t *Wq, const uint16
                       size_t gs, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                       size_t r0, size_t r1);
 
-/// avx2.c's edge_gemm_q4_i16 driver, shared with avx512.c: per 256-column block and block of 128 rows,
-/// the nibbles expanded to int8 (u - z) and packed into panels of `pnr` (edge_pack_panel_i16), the
-/// group scales gathered per row, then every `pmt` tokens against every panel, one `micro` call per group
-/// (grouped: the group's scale times the token's block scale).
-void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const uint8_t *Wq, const uint16_t *scale_f16,
-                             const uint8_t *zero, size_t gs, const int16_t *Xq, const float *xscale, float *Y, size_t T,
-                             size_t rows, size_t cols, size_t r0, size_t r1);
+/// A 4-bit weight source of the int16-activation kernels: q4 (sub == NULL: scale_f16 and zero, NULL for
+/// zero point 8) or q4k (sub, super_f16 and sub_bits); the nibbles Wq and group size gs either way.
+typedef struct edge_q4x {
+    const uint8_t *Wq;
+    const uint16_t *scale_f16;
+    const uint8_t *zero;
+    const uint8_t *sub;
+    const uint16_t *super_f16;
+    size_t gs, sub_bits;
+} edge_q4x;
+
+static inline edge_q4x edge_q4x_q4(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs) {
+    edge_q4x w = {Wq, scale_f16, zero, NULL, NULL, gs, 0};
+    return w;
+}
+static inline edge_q4x edge_q4x_q4k(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs,
+                                    size_t sub_bits) {
+    edge_q4x w = {Wq, NULL, NULL, sub, super_f16, gs, sub_bits};
+    return w;
+}
+
+/// q4k: d_g and m_g (edge_q4k_group) of groups g0 ..< g0 + n of row r into d[0..n), m[0..n); b = 8 reads
+/// the bytes (sc, mn) straight.
+static inline void edge_q4k_row_dm(const edge_q4x *w, size_t r, size_t groups, size_t g0, size_t n, float *d, float *m) {
+    size_t b = w->sub_bits, sub_row_bytes = (2 * b * groups + 7) / 8;
+    const uint8_t *s = w->sub + r * sub_row_bytes;
+    float D = edge_f16_to_f32(w->super_f16[2 * r]), M = edge_f16_to_f32(w->super_f16[2 * r + 1]);
+    if (b == 8) {
+        for (size_t i = 0; i < n; i++) {
+            d[i] = D * (float)s[2 * (g0 + i)];
+            m[i] = M * (float)s[2 * (g0 + i) + 1];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) edge_q4k_group(s, g0 + i, (unsigned)b, D, M, d + i, m + i);
+    }
+}
+
+/// avx2.c's edge_gemm_q4_i16 / edge_gemm_q4k_i16 driver, shared with avx512.c: per 256-column block and
+/// block of 128 rows, the nibbles expanded to int8 (u - z for q4, u for q4k) and packed into panels of
+/// `pnr` (edge_pack_panel_i16), the group scales (q4k: d_g, and m_g) gathered per row, then every `pmt`
+/// tokens against every panel, one `micro` call per group (grouped: the group's scale times the token's
+/// block scale; q4k: then the min term from the tokens' group activation sums).
+void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const edge_q4x *w, const int16_t *Xq,
+                             const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
 #endif

@@ -68,6 +68,22 @@ static void dequant_row(const edge_gemm_isa *isa, const edge_wsource *s, size_t 
         }
         break;
     }
+    case EDGE_W_Q4K: {
+        const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes, *sub = s->sub + r * s->sub_row_bytes;
+        float D = edge_f16_to_f32(s->super_f16[2 * r]), M = edge_f16_to_f32(s->super_f16[2 * r + 1]);
+        unsigned bits = (unsigned)s->sub_bits;
+        size_t end = k0 + kc;
+        for (size_t j = k0; j < end;) {  // one group (or its part inside the block) at a time
+            size_t g = j / s->group_size, ge = (g + 1) * s->group_size;
+            if (ge > end) ge = end;
+            float d, m;
+            edge_q4k_group(sub, g, bits, D, M, &d, &m);
+            if (j & 1) { dst[j - k0] = edge_q4k_value(d, edge_q4_nibble(row, j), m); j++; }
+            if (j < ge) j += isa->unpack_q4k(row + j / 2, ge - j, d, m, dst + (j - k0));  // j even: whole bytes
+            for (; j < ge; j++) dst[j - k0] = edge_q4k_value(d, edge_q4_nibble(row, j), m);
+        }
+        break;
+    }
     }
 }
 

@@ -1,11 +1,11 @@
 // Private to EdgeKernels: the one blocked GEMM driver every SIMD level shares (gemm_driver.c).
 //
-// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8, q4 and q3 weights. The driver owns the blocking,
+// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8, q4, q3 and q4k weights. The driver owns the blocking,
 // the packing and the choice between the two kernels; a SIMD level contributes only what touches
 // registers, in an `edge_gemm_isa`:
-// - `unpack_f16`, `unpack_q8`, `unpack_q4`, `unpack_q3`: the weight unpackers, a run of one row's weights
-//   to f32 (the driver walks rows, column blocks and q4/q3 groups, and converts what an unpacker leaves with
-//   the same scalar formula);
+// - `unpack_f16`, `unpack_q8`, `unpack_q4`, `unpack_q3`, `unpack_q4k`: the weight unpackers, a run of one
+//   row's weights to f32 (the driver walks rows, column blocks and q4/q3/q4k groups, reads the groups'
+//   scales, and converts what an unpacker leaves with the same scalar formula);
 // - `dot_tile`: the dot-product micro-kernel (few tokens): mt <= dot_mt tokens x nr <= dot_nr rows,
 //   both operands contiguous along k, horizontal sums once per tile;
 // - `packed_tile` (optional): the outer-product micro-kernel (many tokens): mt <= packed_mt tokens x
@@ -19,7 +19,7 @@
 
 /// How a GEMM's weights are stored. EDGE_W_F32T: f32 stored transposed, W^T [cols, rows] (training's
 /// input gradients dx = dy . W and weight gradients read their operands this way, without a copy).
-typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4, EDGE_W_Q3, EDGE_W_F32T } edge_wkind;
+typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4, EDGE_W_Q3, EDGE_W_F32T, EDGE_W_Q4K } edge_wkind;
 
 /// Where a GEMM's weights come from and how to turn them into f32. W is [rows, cols] in `kind`
 /// ([cols, rows] for EDGE_W_F32T).
@@ -30,7 +30,10 @@ typedef struct edge_wsource {
     const float *scale;        // q8: [rows]
     const uint16_t *scale_f16; // q4/q3: [rows, groups] binary16
     const uint8_t *zero;       // q8: [rows] / q4/q3: [rows, groups]; NULL = symmetric
-    size_t group_size, groups, row_bytes;  // q4/q3 only
+    size_t group_size, groups, row_bytes;  // q4/q3/q4k only
+    const uint8_t *sub;        // q4k: [rows, sub_row_bytes] little-endian bit streams of (sc, mn) per group
+    const uint16_t *super_f16; // q4k: [rows, 2] binary16 (D, M)
+    size_t sub_bits, sub_row_bytes;  // q4k only: b (6 or 8), ceil(2 * b * groups / 8)
 } edge_wsource;
 
 /// A SIMD level's micro-kernels and weight unpacker (see the top of this file).
@@ -48,6 +51,9 @@ typedef struct edge_gemm_isa {
     /// q3: dst[i] = scale * (float)(code i - zero), code i in bits 3i...3i+2 of the little-endian bit
     /// stream at bytes (bytes starts a unit of 8 codes; at most ceil(3n/8) bytes may be read).
     size_t (*unpack_q3)(const uint8_t *bytes, size_t n, float scale, int zero, float *dst);
+    /// q4k: dst[i] = d * (float)(nibble i) - m, nibbles as q4's (one group's run: d = D * sc, m = M * mn).
+    /// d * u is exact in binary32, so a fused multiply-subtract gives the scalar formula's bits.
+    size_t (*unpack_q4k)(const uint8_t *bytes, size_t n, float d, float m, float *dst);
     /// y[t*ldy + r] (+)= dot(w[r*ldw ..], x[t*ldx ..]) over kc columns, t < mt <= dot_mt, r < nr <= dot_nr.
     void (*dot_tile)(int mt, int nr, const float *w, size_t ldw, const float *x, size_t ldx, float *y, size_t ldy,
                      size_t kc, bool accumulate);
@@ -106,6 +112,14 @@ static inline edge_wsource edge_wsource_q3(const uint8_t *Wq, const uint16_t *sc
                                            size_t group_size, size_t cols) {
     return (edge_wsource){.kind = EDGE_W_Q3, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
                           .groups = (cols + group_size - 1) / group_size, .row_bytes = (3 * cols + 7) / 8};
+}
+/// group_size > 0, sub_bits 6 or 8. super_f16: [rows, 2] binary16 (D, M).
+static inline edge_wsource edge_wsource_q4k(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16,
+                                            size_t group_size, size_t sub_bits, size_t cols) {
+    size_t groups = (cols + group_size - 1) / group_size;
+    return (edge_wsource){.kind = EDGE_W_Q4K, .W = Wq, .sub = sub, .super_f16 = super_f16, .group_size = group_size,
+                          .groups = groups, .row_bytes = (cols + 1) / 2, .sub_bits = sub_bits,
+                          .sub_row_bytes = (2 * sub_bits * groups + 7) / 8};
 }
 
 #endif

@@ -118,10 +118,30 @@ static size_t unpack_q3(const uint8_t *bytes, size_t n, float scale, int zero, f
     return i;
 }
 
+/// dst[i] = d * (float)(nibble i) - m (low nibble of bytes[i/2] first) for whole vectors of 16 (8 bytes);
+/// returns how many it converted. d * u is exact, so the product then the subtraction (one rounding) gives
+/// the scalar formula's bits, as an fma would.
+static size_t unpack_q4k(const uint8_t *bytes, size_t n, float d, float m, float *dst) {
+    const float32x4_t vm = vdupq_n_f32(m);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x8_t b = vld1_u8(bytes + i / 2);
+        uint8x8x2_t u = vzip_u8(vand_u8(b, vdup_n_u8(0x0F)), vshr_n_u8(b, 4));  // element order
+        uint16x8_t q0 = vmovl_u8(u.val[0]), q1 = vmovl_u8(u.val[1]);
+        float *o = dst + i;
+        vst1q_f32(o, vsubq_f32(vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(q0))), d), vm));
+        vst1q_f32(o + 4, vsubq_f32(vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_high_u16(q0))), d), vm));
+        vst1q_f32(o + 8, vsubq_f32(vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(q1))), d), vm));
+        vst1q_f32(o + 12, vsubq_f32(vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_high_u16(q1))), d), vm));
+    }
+    return i;
+}
+
 /// The NEON micro-kernel and unpacker of the shared GEMM driver (gemm_driver.c): dot-product only.
 static const edge_gemm_isa k_gemm_neon = {
     .dot_name = "neon-dot-4x4", .packed_name = NULL,
     .unpack_f16 = unpack_f16, .unpack_q8 = unpack_q8, .unpack_q4 = unpack_q4, .unpack_q3 = unpack_q3,
+    .unpack_q4k = unpack_q4k,
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = NULL,
 };

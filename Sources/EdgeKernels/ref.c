@@ -266,6 +266,72 @@ void edge_gemm_q4_i16_ref(const uint8_t *Wq, const uint16_t *scale_f16, const ui
     }
 }
 
+void edge_matmul_q4k_i16_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                             size_t cols, size_t r0, size_t r1) {
+    if (!edge_q4k_i16_supported(group_size, sub_bits)) return;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    size_t groups = (cols + group_size - 1) / group_size, row_bytes = (cols + 1) / 2;
+    size_t sub_row_bytes = (2 * sub_bits * groups + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float D = edge_f16_to_f32(super_f16[2 * r]), M = edge_f16_to_f32(super_f16[2 * r + 1]);
+            float a[8] = {0}, e[8] = {0};
+            for (size_t g = 0; g < groups; g++) {
+                size_t c0 = g * group_size, c1 = c0 + group_size < cols ? c0 + group_size : cols;
+                float d, m, xs = xscale[t * nb + c0 / EDGE_I16_BLOCK];
+                edge_q4k_group(sub + r * sub_row_bytes, g, (unsigned)sub_bits, D, M, &d, &m);
+                float dx = d * xs;
+                int32_t su[8] = {0}, sx = 0;
+                for (size_t k = c0; k < c1; k++) {
+                    su[(k % 64) / 8] += (int32_t)edge_q4_nibble(q, k) * (int32_t)x[k];
+                    sx += (int32_t)x[k];
+                }
+                // A group of 32 has the four lanes of its half of the 64 columns; larger groups all eight.
+                int l0 = group_size == 32 ? (int)((c0 % 64) / 8) : 0, l1 = group_size == 32 ? l0 + 4 : 8;
+                for (int l = l0; l < l1; l++) a[l] = fmaf((float)su[l], dx, a[l]);
+                float sxs = (float)sx * xs;
+                e[g % 8] = fmaf(m, sxs, e[g % 8]);
+            }
+            float c[8];
+            for (int l = 0; l < 8; l++) c[l] = a[l] - e[l];
+            Y[t * rows + r] = ((c[0] + c[4]) + (c[2] + c[6])) + ((c[1] + c[5]) + (c[3] + c[7]));
+        }
+    }
+}
+
+void edge_gemm_q4k_i16_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                           size_t cols, size_t r0, size_t r1) {
+    if (!edge_q4k_i16_supported(group_size, sub_bits)) return;
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    size_t groups = (cols + group_size - 1) / group_size, row_bytes = (cols + 1) / 2;
+    size_t sub_row_bytes = (2 * sub_bits * groups + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float D = edge_f16_to_f32(super_f16[2 * r]), M = edge_f16_to_f32(super_f16[2 * r + 1]);
+            float acc = 0.0f;
+            for (size_t g = 0; g < groups; g++) {
+                size_t c0 = g * group_size, c1 = c0 + group_size < cols ? c0 + group_size : cols;
+                float d, m, xs = xscale[t * nb + c0 / EDGE_I16_BLOCK];
+                edge_q4k_group(sub + r * sub_row_bytes, g, (unsigned)sub_bits, D, M, &d, &m);
+                int32_t su = 0, sx = 0;
+                for (size_t k = c0; k < c1; k++) {
+                    su += (int32_t)edge_q4_nibble(q, k) * (int32_t)x[k];
+                    sx += (int32_t)x[k];
+                }
+                acc = fmaf((float)su, d * xs, acc);
+                acc = fmaf(-m, (float)sx * xs, acc);
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
 void edge_matmul_q4_q8b32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                               const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                               size_t r0, size_t r1) {
@@ -355,6 +421,31 @@ void edge_matmul_q3_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
                 float s = edge_f16_to_f32(scale_f16[g]);
                 int z = zero ? (int)zero[g] : 4;
                 acc += (s * (float)((int)edge_q3_code(q, k) - z)) * x[k];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
+// Wq is (rows, ceil(cols/2)) nibbles, sub is (rows, ceil(2*b*groups/8)) bit streams of (sc, mn) per group,
+// super_f16 is (rows, 2) binary16 (D, M), X is (T, cols), Y is (T, rows)
+void edge_matmul_q4k_f32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                             size_t r1) {
+    if (!edge_q4k_params_ok(group_size, sub_bits)) return;
+    size_t groups = (cols + group_size - 1) / group_size;
+    size_t row_bytes = (cols + 1) / 2, sub_row_bytes = (2 * sub_bits * groups + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float D = edge_f16_to_f32(super_f16[2 * r]), M = edge_f16_to_f32(super_f16[2 * r + 1]);
+            float acc = 0.0f;
+            for (size_t g = 0; g < groups; g++) {
+                float d, m;
+                edge_q4k_group(sub + r * sub_row_bytes, g, (unsigned)sub_bits, D, M, &d, &m);
+                size_t end = (g + 1) * group_size < cols ? (g + 1) * group_size : cols;
+                for (size_t k = g * group_size; k < end; k++) acc += edge_q4k_value(d, edge_q4_nibble(q, k), m) * x[k];
             }
             Y[t * rows + r] = acc;
         }
@@ -480,6 +571,10 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->q4_q8b32_name = "ref";
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->matmul_q3_f32 = edge_matmul_q3_f32_ref;
+    t->matmul_q4k_f32 = edge_matmul_q4k_f32_ref;
+    t->matmul_q4k_i16 = edge_matmul_q4k_i16_ref;
+    t->gemm_q4k_i16 = edge_gemm_q4k_i16_ref;
+    t->gemm_q4k_i16_name = "ref";
     t->rmsnorm = edge_rmsnorm_ref;
     t->layernorm = edge_layernorm_ref;
     t->softmax = edge_softmax_ref;

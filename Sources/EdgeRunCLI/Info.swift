@@ -60,6 +60,7 @@ struct InfoCommand: Subcommand {
         var parts: [String] = []
         if let s = p.symmetric { parts.append(s ? "sym" : "asym") }
         if let g = p.groupSize { parts.append("g\(g)") }
+        if let b = p.subBits { parts.append("b\(b)") }
         return parts.isEmpty ? "" : " " + parts.joined(separator: " ")
     }
 }

@@ -37,7 +37,7 @@ public enum WeightSource: @unchecked Sendable {
         }
     }
 
-    /// Encoding parameters (q8/q4/q3).
+    /// Encoding parameters (q8/q4/q3/q4k).
     public var params: EncodingParams {
         switch self {
         case .floats: return EncodingParams()
@@ -118,7 +118,7 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// accurate (docs/performance.md).
     case q8
     /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
-    /// f32 otherwise): for q8 and q4 weights at every token count (q4: the row kernel up to
+    /// f32 otherwise): for q8, q4 and q4k weights at every token count (q4, q4k: the row kernel up to
     /// `Linear.q4I16MaxTokens` tokens, the packed integer GEMM above): faster than f32, within float
     /// noise of its accuracy (the default).
     case i16
@@ -128,7 +128,9 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
 }
 
 /// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
-/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, q3 sym/asym, and
+/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, q3 sym/asym, q4k
+/// (int16 activations under `.i16` as q4, `edge_matmul_q4k_i16` / `edge_gemm_q4k_i16`; else f32 activations,
+/// `edge_matmul_q4k_f32`), and
 /// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
 /// densified: its kernels read the packed indices and values directly). The bytes are read through
 /// the tensor's `PayloadLayout`, resolved once at init.
@@ -179,7 +181,7 @@ public struct Linear: @unchecked Sendable {
     ///   - x: X, [tokens, cols] row-major.
     ///   - y: Y, [tokens, rows] row-major (fully overwritten).
     ///   - threads: how many row chunks to compute concurrently (at least 1).
-    ///   - activations: what symmetric dense q8 weights, and q4 weights when decoding, multiply (other encodings ignore it).
+    ///   - activations: what symmetric dense q8 weights, q4 and q4k weights multiply (other encodings ignore it).
     ///
     /// Symmetric dense q8 weights multiply, by `activations`:
     /// - `.i16` (the default): on AVX2 / AVX-512 (`Linear.i16Accelerated`), int16 activations: X is
@@ -196,7 +198,12 @@ public struct Linear: @unchecked Sendable {
     /// values (`edge_spmm_nm24_q8_i16`) run against int16 activations under `.i16` at every token
     /// count, as dense symmetric q8 does: exactly the dense q8 x int16 product of the same weights
     /// (rows streamed once up to 4 tokens; tiles of rows expanded to dense int8 for the packed
-    /// GEMM above that).
+    /// GEMM above that). q4k weights under `.i16` (AVX2 / AVX-512, groups of 32, 64, 128 or 256) run as
+    /// q4 does: `edge_matmul_q4k_i16` up to `Linear.q4I16MaxTokens` tokens, `edge_gemm_q4k_i16` above,
+    /// against the same int16 activations; under `.f32` and `.q8` (q4k has no int8-activation kernel),
+    /// and for other groups, f32 activations (`edge_matmul_q4k_f32`, the shared float GEMM) at every
+    /// token count. q3 weights multiply f32 activations (`edge_matmul_q3_f32`) at every token count,
+    /// whatever `activations` says.
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate (for q4
@@ -235,6 +242,24 @@ public struct Linear: @unchecked Sendable {
                 let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
                 runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                     edge_gemm_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
+            if mode == .i16, Linear.i16Accelerated, case let .q4k(l) = layout, edge_q4k_i16_supported(l.groupSize, l.subBits) {
+                // q4k weights under .i16: int16 activations, as q4 (the same token threshold and quantization):
+                // the row kernel when decoding, the packed integer GEMM for more tokens.
+                let wq = base.assumingMemoryBound(to: UInt8.self)
+                let sub = (base + l.subOffset).assumingMemoryBound(to: UInt8.self)
+                let sup = (base + l.superOffset).assumingMemoryBound(to: UInt16.self)
+                let group = l.groupSize, bits = l.subBits
+                if tokens <= Linear.q4I16MaxTokens {
+                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                        edge_matmul_q4k_i16(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
+                    }
+                } else {
+                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                        edge_gemm_q4k_i16(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
+                    }
                 }
                 return
             }
@@ -412,6 +437,10 @@ public struct Linear: @unchecked Sendable {
             let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
             edge_matmul_q3_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self),
                                zero, l.groupSize, x, y, T, rows, cols, r0, r1)
+        case let .q4k(l):
+            edge_matmul_q4k_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.subOffset).assumingMemoryBound(to: UInt8.self),
+                                (base + l.superOffset).assumingMemoryBound(to: UInt16.self), l.groupSize, l.subBits,
+                                x, y, T, rows, cols, r0, r1)
         case let .sparse(l):
             let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
             let values = base + l.valueOffset

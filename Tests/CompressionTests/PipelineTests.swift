@@ -214,6 +214,10 @@ final class PipelineTests: XCTestCase {
         XCTAssertThrowsError(try recipe(#"{"pass": "quantize", "bits": 4, "group_size": 32, "method": "gptq"}, {"pass": "toy_rewrite"}"#)) {
             XCTAssertTrue("\($0)".contains("passes[1].pass") && "\($0)".contains("'toy_rewrite' cannot follow passes[0] (GPTQ)"), "\($0)")
         }
+        // nor one that fake-quantizes through q4k's grid search
+        XCTAssertThrowsError(try recipe(#"{"pass": "quantize", "bits": 4, "group_size": 32, "symmetric": false, "sub_bits": 8}, {"pass": "toy_rewrite"}"#)) {
+            XCTAssertTrue("\($0)".contains("'toy_rewrite' cannot follow passes[0] (sub_bits, q4k)"), "\($0)")
+        }
         // the order check uses the declared stage: a prune-stage toy after quantize is refused
         XCTAssertThrowsError(try recipe(#"{"pass": "quantize", "bits": 8}, {"pass": "toy_scale"}"#)) {
             XCTAssertTrue("\($0)".contains("passes[1].pass") && "\($0)".contains("cannot come after"), "\($0)")

@@ -64,7 +64,7 @@ final class EdgeRoundTripTests: XCTestCase {
         try S.write([S.f32("w", [2, 2], seed: 1)], to: path, deflate: false, blob: false)
         let b = try S.bytes(path)
         XCTAssertEqual(Array(b[0 ..< 8]), [0x45, 0x44, 0x47, 0x45, 0x0D, 0x0A, 0x1A, 0x0A])
-        XCTAssertEqual(Array(b[8 ..< 16]), [1, 0, 0, 0, 0, 0, 0, 0])  // version 1 (no q3 tensor), flags 0
+        XCTAssertEqual(Array(b[8 ..< 16]), [1, 0, 0, 0, 0, 0, 0, 0])  // version 1 (no q3 or q4k tensor), flags 0
         // One 16-byte tensor at 64, padded to 128, then the header to the end of the file.
         XCTAssertEqual(S.readU64(b, 16), 128)
         XCTAssertEqual(S.readU64(b, 24), UInt64(b.count - 128))
@@ -77,17 +77,24 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertTrue(header.hasSuffix(#""version":1}"#), header)
     }
 
-    /// Preamble and header say version 2 exactly when a tensor is q3 (the oldest version that can
-    /// express the file); without q3 the file is version 1, byte for byte as before (EdgeGoldenTests).
-    func testVersionIs2ExactlyWhenATensorIsQ3() throws {
+    /// Preamble and header say the oldest version that can express the file: 3 exactly when a tensor
+    /// is q4k, else 2 exactly when a tensor is q3; without either the file is version 1, byte for byte
+    /// as before (EdgeGoldenTests).
+    func testVersionIs3WithQ4KElse2WithQ3Else1() throws {
         let dir = try S.scratchFolder(self)
         let all = S.everyEncoding()
-        let withoutQ3 = all.filter { $0.tensor.encoding != .q3 }
+        let newer: Set<Encoding> = [.q3, .q4k]
+        let v1 = all.filter { !newer.contains($0.tensor.encoding) }
         let onlyQ3 = all.filter { $0.tensor.encoding == .q3 }
-        XCTAssertFalse(onlyQ3.isEmpty)
-        for (samples, version) in [(all, UInt32(2)), (onlyQ3, 2), (Array(onlyQ3.prefix(1)), 2), (withoutQ3, 1), ([], 1)] {
+        let onlyQ4K = all.filter { $0.tensor.encoding == .q4k }
+        XCTAssertFalse(onlyQ3.isEmpty || onlyQ4K.isEmpty)
+        let cases: [([S.Sample], UInt32)] = [
+            (all, 3), (onlyQ4K, 3), (Array(onlyQ4K.prefix(1)), 3), (v1 + onlyQ4K.prefix(1), 3), (onlyQ3 + onlyQ4K, 3),
+            (all.filter { $0.tensor.encoding != .q4k }, 2), (onlyQ3, 2), (Array(onlyQ3.prefix(1)), 2), (v1, 1), ([], 1),
+        ]
+        for (samples, version) in cases {
             for deflate in [false, true] {
-                let path = dir + "/m-\(version)-\(samples.count)-\(deflate).edge"
+                let path = dir + "/m-\(version)-\(samples.count)-\(samples.first?.tensor.name ?? "")-\(deflate).edge"
                 try S.write(samples, to: path, deflate: deflate)
                 let b = try S.bytes(path)
                 XCTAssertEqual(Array(b[8 ..< 16]), [UInt8(version), 0, 0, 0, 0, 0, 0, 0], path)
@@ -98,9 +105,12 @@ final class EdgeRoundTripTests: XCTestCase {
                 for s in samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
             }
         }
-        XCTAssertEqual(EdgePreamble.version(for: Encoding.allCases.filter { $0 != .q3 }), 1)
+        XCTAssertEqual(EdgePreamble.version(for: Encoding.allCases.filter { !newer.contains($0) }), 1)
         XCTAssertEqual(EdgePreamble.version(for: [.f32, .q3]), 2)
-        XCTAssertEqual(EdgePreamble.currentVersion, 2)
+        XCTAssertEqual(EdgePreamble.version(for: [.q4k, .f32]), 3)
+        XCTAssertEqual(EdgePreamble.version(for: [.q3, .q4k]), 3)
+        XCTAssertEqual(EdgePreamble.version(for: Encoding.allCases), 3)
+        XCTAssertEqual(EdgePreamble.currentVersion, 3)
     }
 
     func testDroppingTheWriterUnfinishedLeavesNoFile() throws {
@@ -257,17 +267,24 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertNotEqual(nmStatus, 0)
         XCTAssertTrue(nmErr.contains("j.nm24.q8.sym") && nmErr.contains("increasing"), nmErr)
         // ... and q3 tensors with a zero point above 7 or a padding bit set, q4 tensors with a zero point
-        // above 15, an infinite scale or a padding bit set (their CRC32 fixed), naming them.
+        // above 15, an infinite scale or a padding bit set, q4k tensors with a negative or infinite
+        // super-scale or super-min or a padding bit set (their CRC32 fixed), naming them.
         let q3 = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "o.q3.asym"))
         guard case let .q3(l3)? = PayloadLayout(encoding: q3.encoding, shape: q3.shape, params: q3.params) else { return XCTFail() }
         let q3sym = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "n.q3.sym"))
         let q4 = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "g.q4.asym"))
         guard case let .q4(l4)? = PayloadLayout(encoding: q4.encoding, shape: q4.shape, params: q4.params) else { return XCTFail() }
+        let q4k = try XCTUnwrap(EdgeFile(path: dir + "/m-false.edge").entry(named: "q.q4k.b6"))
+        guard case let .q4k(lk)? = PayloadLayout(encoding: q4k.encoding, shape: q4k.shape, params: q4k.params) else { return XCTFail() }
         for (bad, entry, at, byte, words) in [("bad-q3-zero", q3, l3.zeroOffset + 3, UInt8(8), "zero point"),
                                               ("bad-q3-pad", q3sym, 7, UInt8(0x80), "padding bits"),
                                               ("bad-q4-zero", q4, l4.zeroOffset + 3, UInt8(16), "zero point"),
                                               ("bad-q4-scale", q4, l4.scaleOffset + 1, UInt8(0x7C), "scale is not finite"),
-                                              ("bad-q4-pad", q4, l4.rowBytes - 1, UInt8(0xF0), "padding bits")] {
+                                              ("bad-q4-pad", q4, l4.rowBytes - 1, UInt8(0xF0), "padding bits"),
+                                              ("bad-q4k-neg", q4k, lk.superOffset + 4 + 1, UInt8(0x80), "super-scale D is negative"),
+                                              ("bad-q4k-minf", q4k, lk.superOffset + 2 + 1, UInt8(0x7C), "super-min M is not finite"),
+                                              ("bad-q4k-sub", q4k, lk.subOffset + lk.subRowBytes - 1, UInt8(0xF0), "sub-parameter padding bits"),
+                                              ("bad-q4k-pad", q4k, lk.rowBytes - 1, UInt8(0x10), "q4k padding bits")] {
             var d = try S.bytes(dir + "/m-false.edge")
             d[entry.offset + at] = byte
             try S.put(d, dir + "/\(bad).edge")
@@ -278,9 +295,10 @@ final class EdgeRoundTripTests: XCTestCase {
             XCTAssertNotEqual(q3Status, 0)
             XCTAssertTrue(q3Err.contains(entry.name) && q3Err.contains(words), q3Err)
         }
-        // ... and checks the version: q3 in a version-1 file and version 3 are refused.
+        // ... and checks the version: q3 in a version-1 file, q4k in a version-2 file and version 4 are refused.
         for (bad, version, words) in [("q3-in-v1", UInt32(1), "tensor 'n.q3.sym': q3 needs format version 2, the file says 1"),
-                                      ("v3", 3, "version 3; this reader understands up to v2")] {
+                                      ("q4k-in-v2", 2, "tensor 'q.q4k.b6': q4k needs format version 3, the file says 2"),
+                                      ("v4", 4, "version 4; this reader understands up to v3")] {
             var d = try S.bytes(dir + "/m-false.edge")
             S.putLE(version, into: &d, at: 8)
             try S.put(d, dir + "/\(bad).edge")

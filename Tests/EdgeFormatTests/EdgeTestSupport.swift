@@ -92,6 +92,30 @@ enum EdgeTestSupport {
         return Sample(tensor: .q3(name: name, rows: rows, cols: cols, groupSize: groupSize, u: u, scales: scales, zeros: zeros), values: v)
     }
 
+    /// A q4k tensor with random codes u, sub codes sc and mn (below 2^subBits) and per-row D and M
+    /// exact in binary16 (k/1024, 0 included); its values by the spec's formula: d = D*sc, m = M*mn,
+    /// w = d*u - m in binary32.
+    static func q4k(_ name: String, rows: Int, cols: Int, groupSize: Int, subBits: Int, seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        let groups = (cols + groupSize - 1) / groupSize
+        let u = (0 ..< rows * cols).map { _ in r.byte(0 ... 15) }
+        let top = UInt8((1 << subBits) - 1)
+        let sc = (0 ..< rows * groups).map { _ in r.byte(0 ... top) }
+        let mn = (0 ..< rows * groups).map { _ in r.byte(0 ... top) }
+        let superScale = (0 ..< rows).map { _ in Float(r.next() % 200) / 1024 }
+        let superMin = (0 ..< rows).map { _ in Float(r.next() % 200) / 1024 }
+        var v = [Float](repeating: 0, count: rows * cols)
+        for i in 0 ..< rows {
+            for j in 0 ..< cols {
+                let k = i * groups + j / groupSize
+                let d = superScale[i] * Float(sc[k]), m = superMin[i] * Float(mn[k])
+                v[i * cols + j] = d * Float(u[i * cols + j]) - m
+            }
+        }
+        return Sample(tensor: .q4k(name: name, rows: rows, cols: cols, groupSize: groupSize, subBits: subBits, u: u, sc: sc, mn: mn,
+                                   superScale: superScale, superMin: superMin), values: v)
+    }
+
     /// `s` (a dense f32, f16 or q8 matrix) with all but the first `n` elements of every group of `m`
     /// columns zeroed (the tail group: min(n, tail) kept), packed as nm; its values, zeroed likewise.
     static func nm(_ s: Sample, name: String, n: Int, m: Int) -> Sample {
@@ -214,6 +238,9 @@ enum EdgeTestSupport {
             q3("n.q3.sym", rows: 3, cols: 21, groupSize: 8, symmetric: true, seed: 13),    // 63 bits a row: 1 padding bit
             q3("o.q3.asym", rows: 5, cols: 70, groupSize: 32, symmetric: false, seed: 14), // a short last group
             q3("p.q3.onegroup", rows: 2, cols: 5, groupSize: 64, symmetric: false, seed: 15),
+            q4k("q.q4k.b6", rows: 3, cols: 21, groupSize: 8, subBits: 6, seed: 16),   // odd cols; 36 sub bits a row: 4 padding bits
+            q4k("r.q4k.b8", rows: 5, cols: 70, groupSize: 32, subBits: 8, seed: 17),  // a short last group
+            q4k("s.q4k.onegroup", rows: 2, cols: 5, groupSize: 64, subBits: 6, seed: 18),
         ]
     }
 

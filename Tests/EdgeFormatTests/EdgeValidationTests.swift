@@ -60,19 +60,19 @@ final class EdgeValidationTests: XCTestCase {
 
     func testNewerVersionIsRefusedWithBothNumbers() throws {
         var b = original
-        XCTAssertEqual(S.readU64(b, 8) & 0xFFFF_FFFF, 2, "the file holds q3 tensors: version 2")
-        S.putLE(UInt32(3), into: &b, at: 8)
+        XCTAssertEqual(S.readU64(b, 8) & 0xFFFF_FFFF, 3, "the file holds q4k tensors: version 3")
+        S.putLE(UInt32(4), into: &b, at: 8)
         try S.put(b, path)
         let e = S.openError(path)
-        XCTAssertEqual(e, .newerVersion(file: path, version: 3, supported: 2))
-        XCTAssertTrue(e!.description.contains("written by a newer version of the format (v3); this reader understands up to v2"), e!.description)
+        XCTAssertEqual(e, .newerVersion(file: path, version: 4, supported: 3))
+        XCTAssertTrue(e!.description.contains("written by a newer version of the format (v4); this reader understands up to v3"), e!.description)
         S.putLE(UInt32(0), into: &b, at: 8)
         try S.put(b, path)
         guard case .badPreamble(_, "version", 8, _)? = S.openError(path) else { return XCTFail() }
     }
 
     func testHeaderVersionMustMatchThePreamble() throws {
-        for version in [1, 3] {
+        for version in [1, 2, 4] {
             try S.put(original, path)
             try S.editHeader(path) { tree in
                 guard case var .object(o) = tree else { return }
@@ -80,7 +80,7 @@ final class EdgeValidationTests: XCTestCase {
                 tree = .object(o)
             }
             guard case let .badHeader(_, "version", why)? = S.openError(path) else { return XCTFail("\(version)") }
-            XCTAssertTrue(why.contains("is \(version); the preamble says 2"), why)
+            XCTAssertTrue(why.contains("is \(version); the preamble says 3"), why)
         }
     }
 
@@ -105,17 +105,35 @@ final class EdgeValidationTests: XCTestCase {
         XCTAssertEqual(S.openError(path, verify: false), e)
     }
 
-    func testVersion2WithoutQ3IsRead() throws {
-        // Writers write v1 when no tensor is q3, but a reader accepts such a file saying v2 too.
+    func testQ4KInAVersion2FileIsRefusedNamingTheTensor() throws {
+        try setVersion(2, of: path)
+        let e = S.openError(path)
+        XCTAssertEqual(e, .encodingNeedsNewerVersion(file: path, tensor: "q.q4k.b6", encoding: "q4k", needs: 3, version: 2))
+        XCTAssertEqual(e?.description, "\(path): tensor 'q.q4k.b6': q4k needs format version 3, the file says 2")
+        XCTAssertEqual(S.openError(path, verify: false), e)
+    }
+
+    func testVersion2And3WithoutQ3OrQ4KAreRead() throws {
+        // Writers write v1 when no tensor is q3 or q4k (v2 when one is q3 and none q4k), but a reader
+        // accepts such a file saying a newer version too.
         let plain = dir + "/plain.edge"
-        let samples = S.everyEncoding().filter { $0.tensor.encoding != .q3 }
+        let samples = S.everyEncoding().filter { $0.tensor.encoding != .q3 && $0.tensor.encoding != .q4k }
         try S.write(samples, to: plain, deflate: false)
         XCTAssertEqual(try EdgeFile(path: plain).preamble.version, 1)
-        try setVersion(2, of: plain)
-        let f = try EdgeFile(path: plain)
-        XCTAssertEqual(f.preamble.version, 2)
-        XCTAssertEqual(f.header.version, 2)
-        for s in samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
+        for version in [UInt32(2), 3] {
+            try setVersion(version, of: plain)
+            let f = try EdgeFile(path: plain)
+            XCTAssertEqual(f.preamble.version, version)
+            XCTAssertEqual(f.header.version, Int(version))
+            for s in samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
+        }
+        let withQ3 = dir + "/q3.edge"
+        let q3Samples = S.everyEncoding().filter { $0.tensor.encoding != .q4k }
+        try S.write(q3Samples, to: withQ3, deflate: false)
+        XCTAssertEqual(try EdgeFile(path: withQ3).preamble.version, 2)
+        try setVersion(3, of: withQ3)
+        let f = try EdgeFile(path: withQ3)
+        for s in q3Samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
     }
 
     func testUnknownFlagsAndReservedBytes() throws {
@@ -308,6 +326,12 @@ final class EdgeValidationTests: XCTestCase {
             ("n.q3.sym", { $0["params"] = ["symmetric": true] }, "params.group_size"),
             ("n.q3.sym", { $0["params"] = ["group_size": 8] }, "params.symmetric"),
             ("n.q3.sym", { $0["shape"] = [63] }, "shape"),
+            ("q.q4k.b6", { $0["params"] = ["group_size": 8, "sub_bits": 5] }, "params.sub_bits"),
+            ("q.q4k.b6", { $0["params"] = ["group_size": 8] }, "params.sub_bits"),
+            ("q.q4k.b6", { $0["params"] = ["group_size": 7, "sub_bits": 6] }, "params.group_size"),
+            ("q.q4k.b6", { $0["params"] = ["group_size": 8, "sub_bits": 6, "symmetric": true] }, "params.symmetric"),
+            ("q.q4k.b6", { $0["shape"] = [63] }, "shape"),
+            ("f.q4.sym", { $0["params"] = ["symmetric": true, "group_size": 4, "sub_bits": 6] }, "params.sub_bits"),
             ("a.f32", { $0["nnz"] = 16 }, "nnz"),
             ("a.f32", { $0["nnz"] = -1 }, "nnz"),
         ]

@@ -81,6 +81,7 @@ final class DecodeKernelTests: XCTestCase {
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_F32, 1)), "avx2-fused-1x1")
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_F32, 2)), "avx2-dot-4x3")
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q3_F32, 1)), "avx2-dot-4x3")
+        XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q4K_F32, 1)), "avx2-dot-4x3")
         guard edge_kernels_available(EDGE_KERNELS_AVX512) else { return }  // scripts/test-avx512-emulated.sh checks it elsewhere
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX512, EDGE_GEMM_OP_F32, 1)), "avx512-fused-1x1")
         XCTAssertEqual(String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AVX512, EDGE_GEMM_OP_F32, 2)), "avx512-dot-4x4")

@@ -72,7 +72,8 @@ final class DispatchTests: XCTestCase {
     /// where the level has a packed kernel), and for the automatic choice on this machine: an
     /// AVX-512 CPU runs the AVX-512 packed kernel, an AVX2-only one the AVX2 packed kernel.
     func testGEMMKernelNames() {
-        let floatOps = [EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32, EDGE_GEMM_OP_Q3_F32]
+        let floatOps = [EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32, EDGE_GEMM_OP_Q3_F32,
+                        EDGE_GEMM_OP_Q4K_F32]
         XCTAssertEqual(edge_kernels_gemm_mode(), EDGE_GEMM_AUTO)
         for level in allKernelLevels {
             guard edge_kernels_available(level) else {
@@ -81,9 +82,9 @@ final class DispatchTests: XCTestCase {
             }
             let want = floatGEMMKernels(level)
             for op in floatOps {
-                // One token: the fused kernel of AVX2 and AVX-512 (not for q3), bit-identical to the level's dot kernel.
+                // One token: the fused kernel of AVX2 and AVX-512 (not for q3 or q4k), bit-identical to the level's dot kernel.
                 let fused = level == EDGE_KERNELS_AVX2 ? "avx2-fused-1x1" : level == EDGE_KERNELS_AVX512 ? "avx512-fused-1x1" : nil
-                let one = op != EDGE_GEMM_OP_Q3_F32 ? fused ?? want.dot : want.dot
+                let one = op != EDGE_GEMM_OP_Q3_F32 && op != EDGE_GEMM_OP_Q4K_F32 ? fused ?? want.dot : want.dot
                 XCTAssertEqual(gemmName(level, op, 1), one, "\(levelName(level)) op \(op.rawValue)")
                 XCTAssertEqual(gemmName(level, op, 11), want.dot, "\(levelName(level)) op \(op.rawValue)")
                 XCTAssertEqual(gemmName(level, op, 12), want.packed, "\(levelName(level)) op \(op.rawValue)")

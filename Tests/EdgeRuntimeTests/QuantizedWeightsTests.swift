@@ -1,18 +1,21 @@
 import EdgeFormat
+import EdgeKernels
 import EdgeRuntime
 import Foundation
 import TestSupport
 import XCTest
 
-/// Encoded weights (q8/q4/q3, symmetric and asymmetric, f16) computed straight from their bytes give
+/// Encoded weights (q8/q4/q3, symmetric and asymmetric, q4k, f16) computed straight from their bytes give
 /// the logits of the same weights dequantized to float32 and run as f32.
 final class QuantizedWeightsTests: XCTestCase {
     static let tolerance = 1e-4
 
     enum Scheme: CustomStringConvertible {
         case f16, q8(symmetric: Bool), q4(symmetric: Bool, group: Int), q3(symmetric: Bool, group: Int)
+        case q4k(group: Int, subBits: Int)
         var description: String {
             switch self {
+            case let .q4k(g, b): return "q4k g\(g) b\(b)"
             case .f16: return "f16"
             case let .q8(s): return "q8 \(s ? "sym" : "asym")"
             case let .q4(s, g): return "q4 \(s ? "sym" : "asym") g\(g)"
@@ -20,14 +23,61 @@ final class QuantizedWeightsTests: XCTestCase {
             }
         }
 
-        /// Largest relative logit difference allowed against the dequantized weights run as f32.
-        var tolerance: Double { QuantizedWeightsTests.tolerance }
+        /// Largest relative logit difference allowed against the dequantized weights run as f32. q4k with
+        /// groups the int16 kernels take runs int16 activations (the default `.i16`, `edge_matmul_q4k_i16` /
+        /// `edge_gemm_q4k_i16`), whose rounding through the model measures ~1.3e-4 here (q4 and q8 weights
+        /// under `.i16` measure 7e-5 to 9e-5): 3e-4 for those.
+        var tolerance: Double {
+            if case let .q4k(g, b) = self, Linear.i16Accelerated, edge_q4k_i16_supported(g, b) { return 3e-4 }
+            return QuantizedWeightsTests.tolerance
+        }
+    }
+
+    /// The parts of a q4k tensor, and the weights they stand for: w = (D*sc)*u - M*mn (binary32).
+    struct Q4KParts {
+        var u: [UInt8], sc: [UInt8], mn: [UInt8], superScale: [Float], superMin: [Float], decoded: [Float]
+    }
+
+    /// A plain q4k quantizer: per group the grid lo + s*u (lo = min(group, 0), s = range / 15) with
+    /// s and -lo rounded to b-bit multiples of the row's binary16 D and M, then codes to nearest.
+    static func q4kParts(_ w: [Float], rows: Int, cols: Int, group g: Int, subBits b: Int) -> Q4KParts {
+        let groups = (cols + g - 1) / g, top = Float((1 << b) - 1)
+        var p = Q4KParts(u: [UInt8](repeating: 0, count: rows * cols), sc: [], mn: [], superScale: [], superMin: [],
+                         decoded: [Float](repeating: 0, count: rows * cols))
+        for r in 0 ..< rows {
+            var steps = [Float](), offsets = [Float]()
+            for k in 0 ..< groups {
+                let part = w[r * cols + k * g ..< r * cols + min(cols, k * g + g)]
+                let lo = min(part.min()!, 0), hi = max(part.max()!, lo)
+                steps.append((hi - lo) / 15)
+                offsets.append(-lo)
+            }
+            let D = Float(Float16(steps.max()! / top)), M = Float(Float16(offsets.max()! / top))
+            p.superScale.append(D)
+            p.superMin.append(M)
+            for k in 0 ..< groups {
+                let sc = D > 0 ? min(top, (steps[k] / D).rounded(.up)) : 0, mn = M > 0 ? min(top, (offsets[k] / M).rounded()) : 0
+                p.sc.append(UInt8(sc))
+                p.mn.append(UInt8(mn))
+                let d = D * sc, m = M * mn
+                for i in r * cols + k * g ..< r * cols + min(cols, k * g + g) {
+                    let u = d > 0 ? min(15, max(0, ((w[i] + m) / d).rounded())) : 0
+                    p.u[i] = UInt8(u)
+                    p.decoded[i] = d * u - m
+                }
+            }
+        }
+        return p
     }
 
     /// A plain round-to-nearest quantizer producing the `.edge` payloads.
     static func encode(_ name: String, _ shape: [Int], _ w: [Float], _ scheme: Scheme) -> EncodedTensor {
         let rows = shape[0], cols = shape[1]
         switch scheme {
+        case let .q4k(g, b):
+            let p = q4kParts(w, rows: rows, cols: cols, group: g, subBits: b)
+            return .q4k(name: name, rows: rows, cols: cols, groupSize: g, subBits: b, u: p.u, sc: p.sc, mn: p.mn,
+                        superScale: p.superScale, superMin: p.superMin)
         case .f16:
             return .f16(name: name, shape: shape, values: w)
         case let .q8(symmetric):
@@ -133,6 +183,65 @@ final class QuantizedWeightsTests: XCTestCase {
         try check("tiny-gpt2", .q3(symmetric: false, group: 40))
     }
 
+    func testQ4KMatchesDequantized() throws {
+        try check("tiny-llama", .q4k(group: 32, subBits: 6))
+        try check("tiny-gpt2", .q4k(group: 24, subBits: 8))  // 64 = 24 + 24 + 16: a short last group
+        try check("tiny-llama", .q4k(group: 16, subBits: 8))
+        try check("tiny-gpt2", .q4k(group: 10, subBits: 6))
+    }
+
+    /// A q4k Linear's product under f32 activations (edge_matmul_q4k_f32: `.f32`, `.q8`, and `.i16` for groups
+    /// the int16 kernels do not take or where they are not accelerated) is the product of its dequantized
+    /// weights: bit for bit the f32 Linear of those weights (the kernels unpack exactly the decoded values and
+    /// sum them as the f32 product does), and within float noise of the double product; under `.i16` with
+    /// groups of 32...256 (edge_matmul_q4k_i16 / edge_gemm_q4k_i16, int16 activations) within the activations'
+    /// int16 rounding of it; for one token (decoding) and several (prompt), one thread and several.
+    func testQ4KLinearMatchesDequantizedProduct() throws {
+        var seed: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next() -> Float {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+            return Float(seed >> 40) / Float(1 << 24) * 2 - 1
+        }
+        for (rows, cols, g, b) in [(37, 77, 32, 6), (133, 301, 10, 8), (20, 64, 24, 8)] {
+            let w = (0 ..< rows * cols).map { _ in next() * 0.2 + 0.03 }
+            let p = Self.q4kParts(w, rows: rows, cols: cols, group: g, subBits: b)
+            let e = Self.encode("w", [rows, cols], w, .q4k(group: g, subBits: b))
+            let decoded = e.payload.withUnsafeBytes { decodePayload($0, encoding: e.encoding, shape: e.shape, params: e.params) }
+            XCTAssertEqual(decoded, p.decoded, "q4k decodePayload vs the formula, g\(g) b\(b)")
+            XCTAssertNotEqual(decoded, w)
+            let q4k = try Linear(name: "w", source: .encoded(e))
+            let dense = try Linear(name: "w", source: .floats(p.decoded, shape: [rows, cols]))
+            for tokens in [1, 2, 5, 12, 33] {
+                let x = (0 ..< tokens * cols).map { _ in next() }
+                let want = dense.matmul(x, tokens: tokens, threads: 1, activations: .f32)
+                let int16 = Linear.i16Accelerated && edge_q4k_i16_supported(g, b)
+                for threads in [1, 4] {
+                    for mode in ActivationPrecision.allCases where !(mode == .i16 && int16) {
+                        let y = q4k.matmul(x, tokens: tokens, threads: threads, activations: mode)
+                        XCTAssertEqual(y, want, "q4k g\(g) b\(b) \(rows)x\(cols) T=\(tokens) threads \(threads) \(mode)")
+                    }
+                }
+                let y = q4k.matmul(x, tokens: tokens, threads: 2, activations: .f32)
+                let y16 = q4k.matmul(x, tokens: tokens, threads: 2, activations: .i16)
+                for t in 0 ..< tokens {
+                    for r in 0 ..< rows {
+                        var exact = 0.0, scale = 0.0
+                        for c in 0 ..< cols {
+                            let v = Double(p.decoded[r * cols + c]) * Double(x[t * cols + c])
+                            exact += v
+                            scale += abs(v)
+                        }
+                        XCTAssertLessThanOrEqual(abs(Double(y[t * rows + r]) - exact), 1e-5 * scale + 1e-30,
+                                                 "q4k g\(g) b\(b) T=\(tokens) t=\(t) r=\(r)")
+                        // int16 activations: each off by at most half a step of its block's max / 32767.
+                        XCTAssertLessThanOrEqual(abs(Double(y16[t * rows + r]) - exact), (int16 ? 1e-4 : 1e-5) * scale + 1e-30,
+                                                 "q4k .i16 g\(g) b\(b) T=\(tokens) t=\(t) r=\(r)")
+                    }
+                }
+            }
+        }
+    }
+
     func testF16MatchesDequantized() throws {
         try check("tiny-llama", .f16)
     }
@@ -142,7 +251,8 @@ final class QuantizedWeightsTests: XCTestCase {
         let rows = 5, cols = 37
         let w = (0 ..< rows * cols).map { Float(sin(Double($0) * 0.7)) }
         for scheme in [Scheme.f16, .q8(symmetric: true), .q8(symmetric: false), .q4(symmetric: true, group: 8), .q4(symmetric: false, group: 10),
-                       .q3(symmetric: true, group: 8), .q3(symmetric: false, group: 16)] {
+                       .q3(symmetric: true, group: 8), .q3(symmetric: false, group: 16), .q4k(group: 8, subBits: 6),
+                       .q4k(group: 10, subBits: 8)] {
             let e = Self.encode("w", [rows, cols], w, scheme)
             let all = e.payload.withUnsafeBytes { decodePayload($0, encoding: e.encoding, shape: e.shape, params: e.params) }
             let linear = try Linear(name: "w", source: .encoded(e))

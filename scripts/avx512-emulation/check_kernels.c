@@ -44,9 +44,10 @@ static void free_slack(void *p) { free((unsigned char *)p - 64); }
 // ---- GEMM sweeps ----------------------------------------------------------------------------
 
 /// The weight encodings of the float-activation products, with their decoded f32 values.
-typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A, WQ3S, WQ3A } wtype;
+typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A, WQ3S, WQ3A, WQ4K6, WQ4K8 } wtype;
 static const char *wtype_name[] = {"matmul_f32", "matmul_f16", "matmul_q8_f32 sym", "matmul_q8_f32 asym",
-                                   "matmul_q4_f32 sym", "matmul_q4_f32 asym", "matmul_q3_f32 sym", "matmul_q3_f32 asym"};
+                                   "matmul_q4_f32 sym", "matmul_q4_f32 asym", "matmul_q3_f32 sym", "matmul_q3_f32 asym",
+                                   "matmul_q4k_f32 b=6", "matmul_q4k_f32 b=8"};
 
 typedef struct {
     wtype type;
@@ -58,13 +59,38 @@ typedef struct {
     float *scale;      // q8 [rows]
     uint16_t *scale4;  // q4/q3 [rows, groups]
     uint8_t *zero;     // q8 [rows] / q4/q3 [rows, groups]
+    size_t sub_bits;   // q4k: b
+    uint8_t *sub;      // q4k [rows, ceil(2 * b * groups / 8)] bit streams of (sc, mn)
+    uint16_t *super;   // q4k [rows, 2] binary16 (D, M)
 } weights;
 
+/// Writes `bits` bits of v at bit `pos` of a little-endian bit stream (the bits there are 0).
+static void put_bits(uint8_t *stream, size_t pos, unsigned bits, unsigned v) {
+    for (unsigned b = 0; b < bits; b++)
+        if ((v >> b) & 1) stream[(pos + b) / 8] |= (uint8_t)(1u << ((pos + b) % 8));
+}
+
 static weights make_weights(wtype type, size_t rows, size_t cols) {
-    bool q3 = type == WQ3S || type == WQ3A;
-    // q3 groups are multiples of 8; 8 and 24 also start groups inside a 16-column block
-    weights w = {.type = type, .rows = rows, .cols = cols, .group = q3 ? (cols % 3 == 0 ? 8 : cols % 2 ? 24 : 32) : cols % 3 == 0 ? 7 : 32};
+    bool q3 = type == WQ3S || type == WQ3A, q4k = type == WQ4K6 || type == WQ4K8;
+    // q3 groups are multiples of 8; 8 and 24 also start groups inside a 16-column block. q4k groups are
+    // even (the format's): 6 and 10 start groups inside vectors, so the unpackers get short runs.
+    weights w = {.type = type, .rows = rows, .cols = cols,
+                 .group = q3 ? (cols % 3 == 0 ? 8 : cols % 2 ? 24 : 32) : q4k ? (cols % 3 == 0 ? 6 : cols % 2 ? 10 : 32)
+                              : cols % 3 == 0 ? 7 : 32};
     size_t groups = (cols + w.group - 1) / w.group, row_bytes = q3 ? (3 * cols + 7) / 8 : (cols + 1) / 2;
+    w.sub_bits = type == WQ4K6 ? 6 : 8;
+    size_t sub_row_bytes = (2 * w.sub_bits * groups + 7) / 8;
+    w.sub = alloc_slack(rows * sub_row_bytes, 1);
+    w.super = alloc_slack(2 * rows, 2);
+    for (size_t r = 0; r < rows; r++) {
+        w.super[2 * r] = edge_f32_to_f16(uniform(0.0005f, 0.01f));
+        w.super[2 * r + 1] = r % 5 == 4 ? 0 : edge_f32_to_f16(uniform(0.0f, 0.05f));  // some rows M = +0
+        for (size_t g = 0; g < groups; g++) {
+            unsigned hi = 1u << w.sub_bits;
+            put_bits(w.sub + r * sub_row_bytes, 2 * w.sub_bits * g, (unsigned)w.sub_bits, (unsigned)(next_u64() % hi));
+            put_bits(w.sub + r * sub_row_bytes, 2 * w.sub_bits * g + w.sub_bits, (unsigned)w.sub_bits, (unsigned)(next_u64() % hi));
+        }
+    }
     w.W = alloc_slack(rows * cols, 4);
     w.Wh = alloc_slack(rows * cols, 2);
     w.Wq = alloc_slack(rows * cols, 1);
@@ -79,6 +105,8 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
     for (size_t i = 0; i < rows * (groups > 1 ? groups : 1); i++)
         w.zero[i] = (uint8_t)(type == WQ4A ? next_u64() % 16 : type == WQ3A ? next_u64() % 8 : next_u64() % 256);
     for (size_t i = 0; i < rows * row_bytes; i++) w.W4[i] = (uint8_t)next_u64();
+    if (q4k && cols % 2)  // the format's padding nibble ending an odd row is 0
+        for (size_t r = 0; r < rows; r++) w.W4[r * row_bytes + row_bytes - 1] &= 0x0F;
     for (size_t r = 0; r < rows; r++) {
         for (size_t k = 0; k < cols; k++) {
             size_t i = r * cols + k;
@@ -98,6 +126,20 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
             case WQ4A: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)nib - (int)w.zero[gi]); break;
             case WQ3S: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)code3 - 4); break;
             case WQ3A: w.W[i] = edge_f16_to_f32(w.scale4[gi]) * (float)((int)code3 - (int)w.zero[gi]); break;
+            case WQ4K6:
+            case WQ4K8: {  // the spec's formula, written out here: d = D * sc, m = M * mn, w = d * u - m
+                const uint8_t *sr = w.sub + r * sub_row_bytes;
+                size_t g = k / w.group, b = w.sub_bits;
+                unsigned sc = 0, mn = 0;
+                for (size_t i2 = 0; i2 < b; i2++) {
+                    size_t ps = 2 * b * g + i2, pm = 2 * b * g + b + i2;
+                    sc |= (unsigned)((sr[ps / 8] >> (ps % 8)) & 1) << i2;
+                    mn |= (unsigned)((sr[pm / 8] >> (pm % 8)) & 1) << i2;
+                }
+                float d = edge_f16_to_f32(w.super[2 * r]) * (float)sc, m = edge_f16_to_f32(w.super[2 * r + 1]) * (float)mn;
+                w.W[i] = (float)((double)d * (double)nib - (double)m);  // exact product, one rounding
+                break;
+            }
             }
         }
     }
@@ -106,7 +148,7 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
 
 static void free_weights(weights *w) {
     free_slack(w->W); free_slack(w->Wh); free_slack(w->Wq); free_slack(w->W4);
-    free_slack(w->scale); free_slack(w->scale4); free_slack(w->zero);
+    free_slack(w->scale); free_slack(w->scale4); free_slack(w->zero); free_slack(w->sub); free_slack(w->super);
 }
 
 static void run_gemm(const weights *w, int ref, const float *X, float *Y, size_t T, size_t r0, size_t r1) {
@@ -130,6 +172,11 @@ static void run_gemm(const weights *w, int ref, const float *X, float *Y, size_t
         break;
     case WQ3A:
         (ref ? edge_matmul_q3_f32_ref : edge_matmul_q3_f32)(w->W4, w->scale4, w->zero, w->group, X, Y, T, rows, cols, r0, r1);
+        break;
+    case WQ4K6:
+    case WQ4K8:
+        (ref ? edge_matmul_q4k_f32_ref : edge_matmul_q4k_f32)(w->W4, w->sub, w->super, w->group, w->sub_bits, X, Y, T, rows,
+                                                              cols, r0, r1);
         break;
     }
 }
@@ -165,18 +212,48 @@ static void check_gemm(const char *level, const weights *w, size_t T, size_t r0,
     free_slack(X); free_slack(Y); free_slack(R);
 }
 
+/// The weights a level unpacks, bit for bit: X = the identity (T = cols one-hot tokens), so every
+/// Y[t, r] = w[r][t] exactly whatever the summation order (the other terms are exact zeros), for the
+/// level and the reference alike; compared with the decoded values (make_weights' own formula).
+static void check_unpacked(const char *level, const weights *w, size_t r0, size_t r1) {
+    size_t rows = w->rows, cols = w->cols, T = cols;
+    float *X = alloc_slack(T * cols, 4), *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+    for (size_t t = 0; t < T; t++) X[t * cols + t] = 1;
+    for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+    run_gemm(w, 0, X, Y, T, r0, r1);
+    run_gemm(w, 1, X, R, T, r0, r1);
+    char detail[200] = "";
+    int ok = 1;
+    for (size_t t = 0; t < T && ok; t++)
+        for (size_t r = r0; r < r1 && ok; r++) {
+            float want = w->W[r * cols + t], got = Y[t * rows + r], ref = R[t * rows + r];
+            if (got != want || ref != want) {
+                ok = 0;
+                snprintf(detail, sizeof detail, "w[%zu][%zu]: level %a ref %a decoded %a (g=%zu)", r, t, got, ref, want, w->group);
+            }
+        }
+    char what[80];
+    snprintf(what, sizeof what, "%s unpacked weights", wtype_name[w->type]);
+    check(ok, what, level, T, rows, cols, detail);
+    free_slack(X); free_slack(Y); free_slack(R);
+}
+
 static void sweep_gemm(const char *level) {
     static const size_t cols_list[] = {1, 3, 16, 17, 31, 65, 257, 300, 1100};
     static const size_t rows_list[] = {1, 3, 17, 32, 33, 130};
     static const size_t tokens[] = {1, 2, 5, 11, 12, 13, 25, 40};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
         for (size_t r = 0; r < sizeof rows_list / sizeof *rows_list; r++) {
-            for (int type = WF32; type <= WQ3A; type++) {
+            for (int type = WF32; type <= WQ4K8; type++) {
                 size_t rows = rows_list[r], cols = cols_list[c];
                 weights w = make_weights((wtype)type, rows, cols);
                 for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
                     check_gemm(level, &w, tokens[t], 0, rows);
                     if (rows >= 3) check_gemm(level, &w, tokens[t], 1, rows - 1);
+                }
+                if ((type == WQ4K6 || type == WQ4K8) && cols <= 300) {
+                    check_unpacked(level, &w, 0, rows);
+                    if (rows >= 3) check_unpacked(level, &w, 1, rows - 1);
                 }
                 free_weights(&w);
             }
@@ -375,6 +452,80 @@ static void sweep_q4_i16(const char *level) {
     }
 }
 
+// ---- q4k x int16 (exact: bit-identical to the reference) -----------------------------------
+
+/// edge_matmul_q4k_i16 (decoding) and edge_gemm_q4k_i16 against their references on odd shapes: cols
+/// not a multiple of 64 (a short last group, a last partial 64-column unit), b = 6 and 8, T = 1...4
+/// and 5...40, sub-ranges of rows; sub-codes over their whole range (0 and 2^b - 1 included), M = +0
+/// on some rows, activation blocks of different magnitudes.
+static void sweep_q4k_i16(const char *level) {
+    static const size_t cols_list[] = {1, 15, 33, 64, 100, 127, 129, 200, 257, 576, 1001};
+    static const size_t tokens[] = {1, 2, 3, 4, 5, 7, 12, 13, 40};
+    static const size_t rows_list[] = {1, 3, 13, 45};
+    static const size_t group_list[] = {32, 64, 128, 256};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+        size_t cols = cols_list[c], nb = (cols + 255) / 256, ld = edge_i16_stride(cols), row_bytes = (cols + 1) / 2;
+        for (size_t gi = 0; gi < sizeof group_list / sizeof *group_list; gi++) {
+            size_t gs = group_list[gi], groups = (cols + gs - 1) / gs;
+            for (size_t b = 6; b <= 8; b += 2) {
+                size_t sub_row_bytes = (2 * b * groups + 7) / 8;
+                for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
+                    size_t rows = rows_list[ri];
+                    uint8_t *W = alloc_slack(rows * row_bytes, 1), *sub = alloc_slack(rows * sub_row_bytes, 1);
+                    uint16_t *sup = alloc_slack(2 * rows, 2);
+                    for (size_t i = 0; i < rows * row_bytes; i++) W[i] = (uint8_t)next_u64();
+                    if (cols % 2)
+                        for (size_t r = 0; r < rows; r++) W[r * row_bytes + row_bytes - 1] &= 0x0F;
+                    memset(sub, 0, rows * sub_row_bytes);
+                    for (size_t r = 0; r < rows; r++) {
+                        sup[2 * r] = edge_f32_to_f16(uniform(0.0001f, 0.01f));
+                        sup[2 * r + 1] = r % 4 == 3 ? 0 : edge_f32_to_f16(uniform(0.0f, 0.02f));
+                        for (size_t g = 0; g < groups; g++) {
+                            unsigned hi = 1u << b, sc = (unsigned)(next_u64() % hi), mn = (unsigned)(next_u64() % hi);
+                            if (g % 7 == 1) sc = hi - 1, mn = hi - 1;
+                            if (g % 7 == 2) mn = 0;
+                            put_bits(sub + r * sub_row_bytes, 2 * b * g, (unsigned)b, sc);
+                            put_bits(sub + r * sub_row_bytes, 2 * b * g + b, (unsigned)b, mn);
+                        }
+                    }
+                    for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {
+                        size_t T = tokens[ti];
+                        float *X = alloc_slack(T * cols, 4), *xs = alloc_slack(T * nb, 4);
+                        int16_t *Xi = alloc_slack(T * ld, 2);
+                        float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                        for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-1, 1) * (float)(1 + (i % cols) / 256 % 3 * 9);
+                        edge_quantize_rows_i16_ref(X, Xi, xs, T, cols);
+                        size_t r0 = T % 2 ? 0 : rows / 3, r1 = T % 2 ? rows : rows - rows / 4;
+                        char what[64];
+                        snprintf(what, sizeof what, "matmul_q4k_i16 g%zu b=%zu", gs, b);
+                        for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+                        edge_matmul_q4k_i16(W, sub, sup, gs, b, Xi, xs, Y, T, rows, cols, r0, r1);
+                        edge_matmul_q4k_i16_ref(W, sub, sup, gs, b, Xi, xs, R, T, rows, cols, r0, r1);
+                        check(memcmp(Y, R, T * rows * 4) == 0, what, level, T, rows, cols, "differs from the reference");
+                        snprintf(what, sizeof what, "gemm_q4k_i16 g%zu b=%zu", gs, b);
+                        for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+                        edge_gemm_q4k_i16(W, sub, sup, gs, b, Xi, xs, Y, T, rows, cols, r0, r1);
+                        edge_gemm_q4k_i16_ref(W, sub, sup, gs, b, Xi, xs, R, T, rows, cols, r0, r1);
+                        check(memcmp(Y, R, T * rows * 4) == 0, what, level, T, rows, cols, "differs from the reference");
+                        free_slack(X); free_slack(xs); free_slack(Xi); free_slack(Y); free_slack(R);
+                    }
+                    free_slack(W); free_slack(sub); free_slack(sup);
+                }
+            }
+        }
+    }
+    // Unsupported parameters write nothing.
+    {
+        uint8_t W[8] = {0}, sub[8] = {0};
+        uint16_t sup[2] = {0};
+        int16_t Xi[16] = {0};
+        float xs[1] = {1}, Y[1] = {7.0f};
+        edge_matmul_q4k_i16(W, sub, sup, 16, 6, Xi, xs, Y, 1, 1, 16, 0, 1);
+        edge_gemm_q4k_i16(W, sub, sup, 32, 7, Xi, xs, Y, 1, 1, 16, 0, 1);
+        check(Y[0] == 7.0f, "q4k_i16 unsupported", level, 1, 1, 16, "wrote an output");
+    }
+}
+
 // ---- q4 x int8 blocks of 32 (exact: bit-identical to the reference) -------------------------
 
 static void sweep_q4_q8b32(const char *level) {
@@ -504,21 +655,26 @@ typedef struct {
     const char *q8_i16_rows, *q8_i16_rows_vnni;  // up to 4 tokens
     const char *q4_i16, *q4_i16_vnni;
     const char *q4_q8b32, *q4_q8b32_vnni;
-    const char *fused;  // one token (not q3), where the level has a fused kernel; NULL: the dot kernel
+    const char *q4k_i16, *q4k_gemm, *q4k_gemm_vnni;
+    const char *fused;  // one token (not q3 or q4k), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
 
 static const expected_names k_expected[] = {
     {.level = EDGE_KERNELS_AVX2, .dot = "avx2-dot-4x3", .packed = "avx2-packed-6x16", .q8_q8 = "avx2-dot-q8q8-4x2",
      .q8_q8b32 = "avx2-dot-q8q8b32-4x2", .q8_i16 = "avx2-packed-i16-6x16", .q8_i16_rows = "avx2-rows-i16-4x1",
-     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx2-rows-q4q8b32-4x1", .fused = "avx2-fused-1x1"},
+     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx2-rows-q4q8b32-4x1", .fused = "avx2-fused-1x1",
+     .q4k_i16 = "avx2-rows-q4ki16-4x1", .q4k_gemm = "avx2-packed-q4ki16-6x16"},
     {.level = EDGE_KERNELS_AVX512, .dot = "avx512-dot-4x4", .packed = "avx512-packed-12x32", .q8_q8 = "avx512-bw-q8q8-4x4",
      .q8_q8_vnni = "avx512-vnni-q8q8-4x4", .q8_q8b32 = "avx2-dot-q8q8b32-4x2",
      .q8_i16 = "avx512-bw-packed-i16-12x32", .q8_i16_vnni = "avx512-vnni-packed-i16-12x32",
      .q8_i16_rows = "avx512-bw-rows-i16-4x1", .q8_i16_rows_vnni = "avx512-vnni-rows-i16-4x1",
      .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx512-bw-rows-q4q8b32-4x1",
-     .q4_q8b32_vnni = "avx512-vnni-rows-q4q8b32-4x1", .fused = "avx512-fused-1x1"},
+     .q4_q8b32_vnni = "avx512-vnni-rows-q4q8b32-4x1", .fused = "avx512-fused-1x1",
+     .q4k_i16 = "avx2-rows-q4ki16-4x1", .q4k_gemm = "avx512-bw-packed-q4ki16-12x32",
+     .q4k_gemm_vnni = "avx512-vnni-packed-q4ki16-12x32"},
     {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
-     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref"},
+     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref",
+     .q4k_i16 = "ref", .q4k_gemm = "ref"},
 };
 
 /// `vnni` where the active level runs VNNI and has a VNNI name, else `plain`.
@@ -530,10 +686,11 @@ static void check_names(edge_kernel_level level) {
         if (k_expected[i].level == level) e = &k_expected[i];
     if (!e) { check(0, "kernel name", edge_kernels_level_name(level), 0, 0, 0, "no expected names"); return; }
     static const edge_gemm_op float_ops[] = {EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32,
-                                             EDGE_GEMM_OP_Q3_F32};
+                                             EDGE_GEMM_OP_Q3_F32, EDGE_GEMM_OP_Q4K_F32};
     for (size_t oi = 0; oi < sizeof float_ops / sizeof *float_ops; oi++) {
         edge_gemm_op op = float_ops[oi];
-        expect_name(level, (edge_gemm_op)op, 1, e->fused && op != EDGE_GEMM_OP_Q3_F32 ? e->fused : e->dot);
+        bool fused = e->fused && op != EDGE_GEMM_OP_Q3_F32 && op != EDGE_GEMM_OP_Q4K_F32;
+        expect_name(level, (edge_gemm_op)op, 1, fused ? e->fused : e->dot);
         expect_name(level, (edge_gemm_op)op, 11, e->dot);
         expect_name(level, (edge_gemm_op)op, 12, e->packed);
         expect_name(level, (edge_gemm_op)op, 1000, e->packed);
@@ -548,6 +705,8 @@ static void check_names(edge_kernel_level level) {
     expect_name(level, EDGE_GEMM_OP_Q8_I16, 1, pick(e->q8_i16_rows, e->q8_i16_rows_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4_I16, 1, pick(e->q4_i16, e->q4_i16_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4_Q8B32, 1, pick(e->q4_q8b32, e->q4_q8b32_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q4K_I16, 1, e->q4k_i16);
+    expect_name(level, EDGE_GEMM_OP_Q4K_I16_GEMM, 64, pick(e->q4k_gemm, e->q4k_gemm_vnni));
     edge_kernels_set_gemm_mode(EDGE_GEMM_DOT);
     expect_name(level, EDGE_GEMM_OP_F32, 1000, e->dot);
     edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
@@ -581,6 +740,7 @@ int main(int argc, char **argv) {
         edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
         sweep_int8(name);
         sweep_q4_i16(name);
+        sweep_q4k_i16(name);
         sweep_q4_q8b32(name);
         sweep_bitmask_i16(name);
         sweep_nm24_i16(name);
@@ -590,7 +750,8 @@ int main(int argc, char **argv) {
             check_names(level);
             sweep_int8(name);
             sweep_q4_i16(name);
-        sweep_q4_q8b32(name);
+            sweep_q4k_i16(name);
+            sweep_q4_q8b32(name);
             sweep_bitmask_i16(name);
             sweep_nm24_i16(name);
             edge_kernels_force(level);

@@ -54,7 +54,7 @@ bool edge_kernels_uses_vnni(void);
 /// restores the CPU's choice. edge_kernels_gemm_name names the form in force for the active level.
 bool edge_kernels_set_vnni(bool vnni);
 
-/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32, q3 x f32 weights)
+/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32, q3 x f32, q4k x f32 weights)
 /// run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
 /// reported by edge_kernels_gemm_mode / edge_kernels_gemm_name. The initial mode is EDGE_GEMM_AUTO;
 /// only edge_kernels_set_gemm_mode changes it (the tools' --gemm option), never the environment.
@@ -86,13 +86,16 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q4_I16 = 8,   ///< edge_matmul_q4_i16
     EDGE_GEMM_OP_Q4_Q8B32 = 9, ///< edge_matmul_q4_q8b32
     EDGE_GEMM_OP_Q4_I16_GEMM = 10, ///< edge_gemm_q4_i16
+    EDGE_GEMM_OP_Q4K_F32 = 11, ///< edge_matmul_q4k_f32
+    EDGE_GEMM_OP_Q4K_I16 = 12, ///< edge_matmul_q4k_i16
+    EDGE_GEMM_OP_Q4K_I16_GEMM = 13, ///< edge_gemm_q4k_i16
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
 /// (tokens x rows per micro-kernel tile), e.g. "avx2-packed-6x16", "avx2-dot-4x3", "avx512-vnni-q8q8-4x4",
 /// "avx512-vnni-packed-i16-12x32", "avx512-bw-rows-i16-4x1",
 /// "avx2-fused-1x1" (one token straight from the stored weights, bit-identical to the dot kernel; q4 with
-/// groups that are a multiple of 8, else the dot kernel);
+/// groups that are a multiple of 8, else the dot kernel; never q3 or q4k, which run the dot kernel);
 /// "ref" for the scalar reference. EDGE_KERNELS_AUTO names the active level's. NULL when this
 /// CPU/OS/build cannot run `level` or `op` is unknown. A static string.
 const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, size_t T);
@@ -307,6 +310,78 @@ void edge_matmul_q3_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint
                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_q3_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// 4-bit codes with per-group scale and min codes under per-row binary16 super-scales x f32 activations,
+/// the q4k payload of docs/edge-format.md (Q4KLayout in Q4KLayout.swift). Wq = the payload's base: codes u
+/// (0...15) exactly as q4's (row r at byte r * ceil(cols/2), element j in byte j/2, low nibble for even j).
+/// Groups of group_size (> 0; the format's are even) elements along cols, the last one possibly short;
+/// G = ceil(cols / group_size). sub = base + sub_offset: row r's ceil(2*b*G/8) bytes at r * ceil(2*b*G/8)
+/// are a little-endian bit stream (bit i = bit i%8 of byte i/8) holding, for group k, the scale code
+/// sc[r][k] in bits 2bk...2bk+b-1 and the min code mn[r][k] in bits 2bk+b...2bk+2b-1, b = sub_bits (6 or 8).
+/// super_f16 = base + super_offset: D[r] = binary16 super_f16[2r], M[r] = super_f16[2r+1].
+/// w[r][j] = d * u[r][j] - m with d = D[r] * sc[r][k], m = M[r] * mn[r][k], k = j / group_size (d, m and
+/// d * u exact in binary32: one rounding, the subtraction; every level's unpacked weights are these bits).
+/// Y[t, r] = sum_j w[r][j] * X[t, j] for r in [r0, r1). A group_size of 0 or sub_bits other than 6 or 8
+/// writes nothing.
+void edge_matmul_q4k_f32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                         size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                         size_t r1);
+void edge_matmul_q4k_f32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                             size_t r1);
+
+/// Whether edge_matmul_q4k_i16 / edge_gemm_q4k_i16 take q4k weights of `group_size` and `sub_bits`:
+/// groups edge_q4_i16_supported takes (32, 64, 128, 256) and b = 6 or 8.
+static inline bool edge_q4k_i16_supported(size_t group_size, size_t sub_bits) {
+    return edge_q4_i16_supported(group_size) && (sub_bits == 6 || sub_bits == 8);
+}
+
+/// q4k weights (the payload of edge_matmul_q4k_f32: codes u, sub-codes, super values; group_size and
+/// sub_bits with edge_q4k_i16_supported) x int16 activations from edge_quantize_rows_i16 (Xq
+/// [T, edge_i16_stride(cols)], xscale [T, nb], nb = ceil(cols/256)), for few tokens (decoding):
+/// per group, sum_c (d_g u_c - m_g) x_c = d_g * xs * sum u_c Xq_c - m_g * xs * sum Xq_c, the first term
+/// in edge_matmul_q4_i16's lanes, the second one dot product per row. For token t and row r, with
+/// G = ceil(cols / group_size) and d_g = D[r] * sc[r][g], m_g = M[r] * mn[r][g] (exact, as in
+/// edge_matmul_q4k_f32): eight float lanes a_0..a_7 and eight e_0..e_7 start at 0; for each group
+/// g = 0, 1, ..., G - 1 (columns c0 = g * group_size ..< min(cols, c0 + group_size), inside activation
+/// block b = c0 / 256, xs = xscale[t*nb + b]):
+///   - for each lane l the exact int32 su_l = sum over the group's columns k with (k % 64) / 8 == l of
+///     u_k * Xq[t, k], and for the lanes the group covers (a group of 32 the four lanes of its half of
+///     the 64 columns, (c0 % 64) / 8 ..< + 4; larger groups all eight) a_l = fmaf((float)su_l, d_g * xs, a_l)
+///     (d_g * xs one binary32 product), as edge_matmul_q4_i16 with no zero point;
+///   - with the exact int32 sx = sum over the group's columns of Xq[t, k],
+///     e_{g % 8} = fmaf(m_g, (float)sx * xs, e_{g % 8}) ((float)sx * xs one binary32 product).
+/// With c_l = a_l - e_l: Y[t, r] = ((c_0 + c_4) + (c_2 + c_6)) + ((c_1 + c_5) + (c_3 + c_7)), r in [r0, r1).
+/// Every level gives bit-identical results. The AVX2 kernel (which the AVX-512 level keeps) is
+/// edge_matmul_q4_i16's row kernel (nibbles streamed once for up to 4 tokens) with the row's d_g and
+/// m_g unpacked once per row into a small array (eight groups per step), and (float)sx * xs computed
+/// once per call per token and group. Unsupported parameters write nothing.
+void edge_matmul_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                         size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                         size_t cols, size_t r0, size_t r1);
+void edge_matmul_q4k_i16_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                             size_t cols, size_t r0, size_t r1);
+
+/// q4k weights (group_size and sub_bits with edge_q4k_i16_supported) x int16 activations from
+/// edge_quantize_rows_i16, for many tokens (prompt processing): the order of edge_gemm_q4_i16 with the
+/// zero-point term made a float term. For token t and row r, acc starts at 0 and for each group g in
+/// order (columns c0 = g * group_size ..< min(cols, c0 + group_size), inside activation block
+/// b = c0 / 256), with xs = xscale[t*nb + b], d_g, m_g as in edge_matmul_q4k_i16 and the exact int32
+/// su = sum over the group of u_k * Xq[t, k] and sx = sum over the group of Xq[t, k]:
+/// acc = fmaf((float)su, d_g * xs, acc), then acc = fmaf(-m_g, (float)sx * xs, acc) (d_g * xs and
+/// (float)sx * xs each one binary32 product). Y[t, r] = acc.
+/// Every level gives bit-identical results (not those of edge_matmul_q4k_i16, whose lanes sum in
+/// another order). The SIMD levels run edge_gemm_q4_i16's packed int16 tile on the codes u expanded to
+/// int8 (no zero point), once per group with d_g times the token's scale, and fold the m term into the
+/// tile's store from (float)sx * xs, computed once per call per token and group. Unsupported parameters
+/// write nothing.
+void edge_gemm_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                       size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                       size_t cols, size_t r0, size_t r1);
+void edge_gemm_q4k_i16_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                           size_t cols, size_t r0, size_t r1);
 
 // ---- Norms, softmax, positions, activations (one row / vector per call) ---------------------
 /// RMSNorm (Llama): out[i] = w[i] * (x[i] / sqrt(mean(x^2) + eps)). out may alias x.

@@ -148,15 +148,7 @@ public struct Quantize: Pass {
         } else if let h = gptqHessian, h.count == cols * cols {
             let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, shrink: shrink,
                                     actOrder: actOrder, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
-            let site = CalibrationStats.site(of: t.name)
-            if factors[site] == nil {
-                do {
-                    factors = [site: try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: actOrder)]
-                } catch {
-                    throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
-                }
-            }
-            let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: factors[site]!, options: opts)
+            let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: try factor(for: t.name, hessian: h, cols: cols), options: opts)
             if bits != 8, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
                 throw PassError(pass: Self.id, tensor: t.name, why: "group \(bad): scale does not fit in f16")
             }
@@ -186,6 +178,20 @@ public struct Quantize: Pass {
         t.encodedBy = context.index
     }
 
+    /// The GPTQ factor of `name`'s calibration site, computed once per site (Q/K/V and gate/up share
+    /// their input) and kept until the next site. (`actOrder` is false whenever `subBits` is set.)
+    private mutating func factor(for name: String, hessian h: [Double], cols: Int) throws -> GPTQ.Factor {
+        let site = CalibrationStats.site(of: name)
+        if let f = factors[site] { return f }
+        do {
+            let f = try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: actOrder)
+            factors = [site: f]
+            return f
+        } catch {
+            throw PassError(pass: Self.id, tensor: name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
+        }
+    }
+
     /// q4k: super-scales per row from the original weights, then each group's grid under them, by
     /// GPTQ (`hessian` given) or on its own; `t.values` become the dequantized weights.
     private mutating func quantizeQ4K(_ t: inout WorkTensor, rows: Int, cols: Int, subBits: Int, errWeights: [Float]?,
@@ -201,15 +207,7 @@ public struct Quantize: Pass {
             let opts = GPTQ.Options(bits: 4, groupSize: groupSize, symmetric: false, damp: damp, shrink: shrink, actOrder: false,
                                     rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights,
                                     subBits: subBits, supers: supers)
-            let site = CalibrationStats.site(of: t.name)
-            if factors[site] == nil {
-                do {
-                    factors = [site: try GPTQ.factor(hessian: h, cols: cols, damp: damp, shrink: shrink, actOrder: false)]
-                } catch {
-                    throw PassError(pass: Self.id, tensor: t.name, why: "GPTQ: the damped Hessian is not positive definite; raise 'damp'")
-                }
-            }
-            let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: factors[site]!, options: opts)
+            let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: try factor(for: t.name, hessian: h, cols: cols), options: opts)
             codes = r.codes.map { UInt8($0) }
             grids = r.grids
             deq = r.dequantized

@@ -1016,17 +1016,24 @@ AVX2_INLINE __m128i load8_u8(const uint8_t *src, size_t i, size_t total) {
     return _mm_loadl_epi64((const __m128i *)tmp);
 }
 
-/// edge_matmul_q4_q8b32 for T <= 4 tokens (a constant at each use) with the activations of
-/// edge_q4q8_prepare: per row and 128-column block, the 64 weight bytes in two halves of 32 (lanes
-/// 0-7 and 8-15); the nibbles masked into an even (low) and an odd (high) plane of unsigned bytes,
-/// plus 16 - z per lane when asymmetric; vpmaddubsw against the activation planes (no saturation:
-/// 31 * 127 * 2 per int16), the two planes' int16 sums added and widened by vpmaddwd with ones, so
-/// int32 lane l holds the exact sum over its eight columns; the prepared init takes the zero points'
-/// share off. Per-lane scales come from the group scales by one permute per half.
-AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, const uint16_t *scale_f16,
-                            const uint8_t *zero, size_t gs, const int8_t *planes, const int32_t *init, const float *xs,
+/// edge_matmul_q4_q8b32 and edge_matmul_q4k_q8b32 (k4) for T <= 4 tokens (a constant at each use)
+/// with the activations of edge_q4q8_prepare: per row and 128-column block, the 64 weight bytes in two
+/// halves of 32 (lanes 0-7 and 8-15); the nibbles masked into an even (low) and an odd (high) plane of
+/// unsigned bytes, plus 16 - z per lane when asymmetric (q4k: the codes as they are); vpmaddubsw
+/// against the activation planes (no saturation: 31 * 127 * 2 per int16), the two planes' int16 sums
+/// added and widened by vpmaddwd with ones, so int32 lane l holds the exact sum over its eight columns;
+/// q4: the prepared init takes the zero points' share off. Per-lane scales come from the group scales
+/// (q4k: d_g, and m_g, unpacked once per row into a->gd / a->gm) by one permute per half; q4k then takes
+/// the min term off each lane with one fnmadd against the prepared (float)sx * xs.
+AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const bool k4, const edge_q4x *w, const edge_q4q8_act *a,
                             float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
-    size_t nblk = (cols + 127) / 128, G = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, total = rows * G;
+    const uint8_t *Wq = w->Wq, *zero = w->zero;
+    const uint16_t *scale_f16 = w->scale_f16;
+    const int8_t *planes = a->planes;
+    const int32_t *init = a->init;
+    const float *xs = a->xs, *sxs = a->sxs;
+    size_t gs = w->gs, nblk = (cols + 127) / 128, G = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, total = rows * G;
+    size_t srb = (2 * w->sub_bits * G + 7) / 8;
     int base[2];
     __m256i idx[2];
     for (int h = 0; h < 2; h++) {
@@ -1035,12 +1042,36 @@ AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, 
         for (int l = 0; l < 8; l++) v[l] = edge_q4q8_lane_group(gs, 8 * h + l) - base[h];
         idx[h] = _mm256_loadu_si256((const __m256i *)v);
     }
+    // q4k, groups of 32 or more (at most 4 per block, 2b bits each: within 64 bits of the row's
+    // sub-code stream from the block's first group, shifted down 0 or 4): the block's d_g, m_g straight
+    // from those bits, int32 lane k < 4 the low 4b bits shifted down k*b, lane 4 + k the high ones,
+    // masked to (sc_0, mn_0, ..., sc_3, mn_3) and times (D, M, D, M, ...), then permuted to each half's
+    // lanes. Smaller groups: the row's d_g, m_g unpacked once per row into a->gd / a->gm.
+    const bool direct = k4 && gs >= 32;
+    const size_t sb = w->sub_bits;
+    __m256i idx_d[2], idx_m[2];
+    for (int h = 0; h < 2; h++) {
+        int32_t vd[8], vm[8];
+        for (int l = 0; l < 8; l++) vd[l] = 2 * edge_q4q8_lane_group(gs, 8 * h + l), vm[l] = vd[l] + 1;
+        idx_d[h] = _mm256_loadu_si256((const __m256i *)vd);
+        idx_m[h] = _mm256_loadu_si256((const __m256i *)vm);
+    }
+    const __m256i shifts = _mm256_setr_epi32(0, (int)sb, (int)(2 * sb), (int)(3 * sb), 0, (int)sb, (int)(2 * sb), (int)(3 * sb));
+    const __m256i bmask = _mm256_set1_epi32(sb == 8 ? 0xFF : 0x3F);
     const __m256i m4 = _mm256_set1_epi8(0x0F), c16 = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
     const __m256i rep = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
                                          0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *q = Wq + r * row_bytes;
         edge_prefetch_ahead(q, row_bytes, Wq + r1 * row_bytes);
+        const uint8_t *srow = k4 ? w->sub + r * srb : NULL;
+        size_t savail = (rows - r) * srb;  // sub-code bytes readable from srow
+        __m256 dm = _mm256_setzero_ps();
+        if (k4) {
+            float D = _cvtsh_ss(w->super_f16[2 * r]), M = _cvtsh_ss(w->super_f16[2 * r + 1]);  // exact
+            dm = _mm256_setr_ps(D, M, D, M, D, M, D, M);
+            if (!direct) q4k_row_dm(srow, savail, sb, D, M, G, a->gd, a->gm);
+        }
         __m256 acc[I16_ROW_MT][2];
         for (size_t t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
         for (size_t j = 0; j < nblk; j++) {
@@ -1053,9 +1084,21 @@ AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, 
                 wp = tail;
             }
             bool partial = c0 + 128 > cols;
+            __m256 bdm = _mm256_setzero_ps();  // direct: (d, m) of the block's groups
+            if (direct) {
+                size_t bit = 2 * sb * (c0 / gs), off = bit / 8;  // off < savail: the block's first group is in the row
+                uint64_t bits = 0;
+                if (savail - off >= 8) memcpy(&bits, srow + off, 8);
+                else memcpy(&bits, srow + off, savail - off);  // the tensor's last bytes
+                bits >>= bit & 7;
+                __m256i f = _mm256_set_m128i(_mm_set1_epi32((int)(uint32_t)(bits >> (4 * sb))), _mm_set1_epi32((int)(uint32_t)bits));
+                f = _mm256_and_si256(_mm256_srlv_epi32(f, shifts), bmask);
+                bdm = _mm256_mul_ps(_mm256_cvtepi32_ps(f), dm);
+            }
             for (int h = 0; h < 2; h++) {
                 // Lanes without columns (the last block): s is 0 (zero planes and init) and d is made
-                // exactly 0, so fmaf(0, 0, a) leaves a (never -0) as it is, whatever scale they were given.
+                // exactly 0, so fmaf(0, 0, a) leaves a (never -0) as it is, whatever scale they were given;
+                // q4k's min term there is fnmadd(m, 0, a) with m finite (the scratch is), which leaves a too.
                 __m256 keep = _mm256_setzero_ps();
                 if (partial) {
                     size_t lanes = (cols - c0 + 7) / 8, live = lanes > 8 * (size_t)h ? lanes - 8 * (size_t)h : 0;
@@ -1063,8 +1106,17 @@ AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, 
                 }
                 __m256i v = _mm256_loadu_si256((const __m256i *)(wp + 32 * h));
                 __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                size_t gi = r * G + c0 / gs + (size_t)base[h];
-                __m256 ws = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(load8_u16(scale_f16, gi, total)), idx[h]);
+                size_t gr = c0 / gs + (size_t)base[h], gi = r * G + gr;
+                __m256 ws, wm = _mm256_setzero_ps();
+                if (direct) {
+                    ws = _mm256_permutevar8x32_ps(bdm, idx_d[h]);
+                    wm = _mm256_permutevar8x32_ps(bdm, idx_m[h]);
+                } else if (k4) {
+                    ws = _mm256_permutevar8x32_ps(_mm256_loadu_ps(a->gd + gr), idx[h]);
+                    wm = _mm256_permutevar8x32_ps(_mm256_loadu_ps(a->gm + gr), idx[h]);
+                } else {
+                    ws = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(load8_u16(scale_f16, gi, total)), idx[h]);
+                }
                 if (asym) {
                     __m256i z = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(load8_u8(zero, gi, total)), idx[h]);
                     __m256i zb = _mm256_sub_epi8(c16, _mm256_shuffle_epi8(z, rep));
@@ -1076,11 +1128,12 @@ AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, 
                     const int8_t *p = planes + o * 128 + 32 * h;
                     __m256i m = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)p)),
                                                  _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(p + 64))));
-                    __m256i sum = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(init + o * 16 + 8 * h)),
-                                                   _mm256_madd_epi16(m, ones));
+                    __m256i sum = _mm256_madd_epi16(m, ones);
+                    if (!k4) sum = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(init + o * 16 + 8 * h)), sum);
                     __m256 d = _mm256_mul_ps(ws, _mm256_loadu_ps(xs + o * 16 + 8 * h));
                     if (partial) d = _mm256_and_ps(d, keep);
                     acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[t][h]);
+                    if (k4) acc[t][h] = _mm256_fnmadd_ps(wm, _mm256_loadu_ps(sxs + o * 16 + 8 * h), acc[t][h]);
                 }
             }
         }
@@ -1093,41 +1146,51 @@ AVX2_INLINE void q4_q8_rows(const size_t T, const bool asym, const uint8_t *Wq, 
     }
 }
 
+AVX2 void edge_q4k_row_dm_avx2(const uint8_t *s, size_t avail, size_t b, float D, float M, size_t G, float *gd, float *gm) {
+    q4k_row_dm(s, avail, b, D, M, G, gd, gm);
+}
+
 /// Runs `rows_fn` over chunks of up to 4 tokens, each with its activations prepared once
-/// (edge_q4q8_prepare; on the stack when small).
-void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
-                      size_t gs, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
-                      size_t r0, size_t r1) {
-    if (!edge_q4_q8_supported(gs) || T == 0 || r0 >= r1) return;
+/// (edge_q4q8_prepare; on the stack when small); q4k's d_g / m_g scratch zeroed once.
+void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const edge_q4x *w, const int8_t *Xq, const float *xscale, float *Y,
+                      size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    bool k4 = w->sub != NULL;
+    if (!(k4 ? edge_q4k_q8_supported(w->gs, w->sub_bits) : edge_q4_q8_supported(w->gs)) || T == 0 || r0 >= r1) return;
     size_t nblk = (cols + 127) / 128, nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
-    size_t mt = T < 4 ? T : 4;
+    size_t mt = T < 4 ? T : 4, dl = k4 ? edge_q4q8_dm_len((cols + w->gs - 1) / w->gs) : 0;
     int8_t pstack[4 * 32 * 128];
     int32_t istack[4 * 32 * 16];
-    float xstack[4 * 32 * 16];
+    float xstack[4 * 32 * 16], sstack[4 * 32 * 16], dstack[2 * 264];
     bool small = mt * nblk <= 4 * 32;
     int8_t *planes = small ? pstack : (int8_t *)malloc(mt * nblk * 128);
-    int32_t *init = small ? istack : (int32_t *)malloc(sizeof(int32_t) * mt * nblk * 16);
+    int32_t *init = k4 ? NULL : small ? istack : (int32_t *)malloc(sizeof(int32_t) * mt * nblk * 16);
     float *lxs = small ? xstack : (float *)malloc(sizeof(float) * mt * nblk * 16);
-    if (!planes || !init || !lxs) abort();
+    float *sxs = !k4 ? NULL : small ? sstack : (float *)malloc(sizeof(float) * mt * nblk * 16);
+    float *gd = !k4 ? NULL : 2 * dl <= sizeof dstack / sizeof *dstack ? dstack : (float *)malloc(sizeof(float) * 2 * dl);
+    if (!planes || (!k4 && !init) || !lxs || (k4 && (!sxs || !gd))) abort();
+    if (k4) memset(gd, 0, sizeof(float) * 2 * dl);
+    edge_q4q8_act act = {planes, init, lxs, sxs, gd, gd ? gd + dl : NULL};
     for (size_t t = 0; t < T; t += 4) {
         size_t n = T - t < 4 ? T - t : 4;
-        edge_q4q8_prepare(Xq + t * cols, xscale + t * nb, n, cols, zero != NULL, planes, init, lxs);
-        rows_fn(n, Wq, scale_f16, zero, gs, planes, init, lxs, Y + t * rows, rows, cols, r0, r1);
+        edge_q4q8_prepare(Xq + t * cols, xscale + t * nb, n, cols, w->zero ? 16 : 8, planes, init, lxs, sxs);
+        rows_fn(n, w, &act, Y + t * rows, rows, cols, r0, r1);
     }
     if (!small) {
         free(planes);
         free(init);
         free(lxs);
+        free(sxs);
     }
+    if (gd && gd != dstack) free(gd);
 }
 
-/// q4_q8_rows with the token count and symmetry constants (the accumulators then stay in registers).
-static AVX2 void q4_q8_rows_any(size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
-                                const int8_t *planes, const int32_t *init, const float *xs, float *Y, size_t rows,
-                                size_t cols, size_t r0, size_t r1) {
+/// q4_q8_rows with the token count and form constants (the accumulators then stay in registers).
+static AVX2 void q4_q8_rows_any(size_t T, const edge_q4x *w, const edge_q4q8_act *a, float *Y, size_t rows, size_t cols,
+                                size_t r0, size_t r1) {
 #define Q4Q8(t) \
-    if (zero) q4_q8_rows(t, true, Wq, scale_f16, zero, gs, planes, init, xs, Y, rows, cols, r0, r1); \
-    else q4_q8_rows(t, false, Wq, scale_f16, zero, gs, planes, init, xs, Y, rows, cols, r0, r1)
+    if (w->sub) q4_q8_rows(t, false, true, w, a, Y, rows, cols, r0, r1); \
+    else if (w->zero) q4_q8_rows(t, true, false, w, a, Y, rows, cols, r0, r1); \
+    else q4_q8_rows(t, false, false, w, a, Y, rows, cols, r0, r1)
     switch (T) {
     case 1: Q4Q8(1); break;
     case 2: Q4Q8(2); break;
@@ -1140,7 +1203,15 @@ static AVX2 void q4_q8_rows_any(size_t T, const uint8_t *Wq, const uint16_t *sca
 static AVX2 void matmul_q4_q8b32(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                  const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                  size_t r0, size_t r1) {
-    edge_q4q8_chunks(q4_q8_rows_any, Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+    edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
+    edge_q4q8_chunks(q4_q8_rows_any, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
+static AVX2 void matmul_q4k_q8b32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs,
+                                  size_t sub_bits, const int8_t *Xq, const float *xscale, float *Y, size_t T,
+                                  size_t rows, size_t cols, size_t r0, size_t r1) {
+    edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
+    edge_q4q8_chunks(q4_q8_rows_any, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 void edge_matmul_q8_i16_driver(edge_q8_i16_rows_fn rows_fn, edge_i16_micro_fn micro, int pmt, int pnr, const int8_t *Wq,
@@ -1513,6 +1584,8 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->gemm_q4k_i16 = gemm_q4k_i16;
     t->gemm_q4k_i16_name = "avx2-packed-q4ki16-6x16";
     t->matmul_q4_q8b32 = matmul_q4_q8b32;
+    t->matmul_q4k_q8b32 = matmul_q4k_q8b32;
+    t->q4k_q8b32_name = "avx2-rows-q4kq8b32-4x1";
     t->i16_rows_max_t = I16_ROW_MT;
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;

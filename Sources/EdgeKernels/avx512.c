@@ -6,7 +6,7 @@
 // weight unpacker and two zmm micro-kernels: the dot-product tile (MT tokens x NR rows of 16-lane
 // partial dot products, masked column tails) for few tokens, and the packed 12x32 outer-product tile
 // for many. int8 x int8, int8 x int16 and q4 x int8 keep their own loops (int8 x int16 in avx512_i16.h,
-// q4 x int8 in avx512_q4q8.h, each with VNNI or AVX-512BW); q4 x int16 and the block-q8 product are AVX2's.
+// q4 and q4k x int8 in avx512_q4q8.h, each with VNNI or AVX-512BW); q4 x int16 and the block-q8 product are AVX2's.
 //
 // Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
 // SIMDe's portable implementation instead, so the file's logic is tested on CPUs without AVX-512.
@@ -651,6 +651,8 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->gemm_q4k_i16_name = vnni ? "avx512-vnni-packed-q4ki16-12x32" : "avx512-bw-packed-q4ki16-12x32";
     t->matmul_q4_q8b32 = vnni ? matmul_q4_q8b32_vnni : matmul_q4_q8b32_bw;
     t->q4_q8b32_name = vnni ? "avx512-vnni-rows-q4q8b32-4x1" : "avx512-bw-rows-q4q8b32-4x1";
+    t->matmul_q4k_q8b32 = vnni ? matmul_q4k_q8b32_vnni : matmul_q4k_q8b32_bw;
+    t->q4k_q8b32_name = vnni ? "avx512-vnni-rows-q4kq8b32-4x1" : "avx512-bw-rows-q4kq8b32-4x1";
     t->rmsnorm = rmsnorm;
     t->layernorm = layernorm;
     t->softmax = softmax;

@@ -189,6 +189,7 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_Q4_I16_GEMM: return t->gemm_q4_i16_name ? t->gemm_q4_i16_name : "ref";
     case EDGE_GEMM_OP_Q4K_I16: return t->q4k_i16_name ? t->q4k_i16_name : "ref";
     case EDGE_GEMM_OP_Q4K_I16_GEMM: return t->gemm_q4k_i16_name ? t->gemm_q4k_i16_name : "ref";
+    case EDGE_GEMM_OP_Q4K_Q8B32: return t->q4k_q8b32_name ? t->q4k_q8b32_name : "ref";
     }
     return NULL;
 }
@@ -302,6 +303,11 @@ void edge_gemm_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *su
                        size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                        size_t cols, size_t r0, size_t r1) {
     table()->gemm_q4k_i16(Wq, sub, super_f16, group_size, sub_bits, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_q4k_q8b32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                           size_t cols, size_t r0, size_t r1) {
+    table()->matmul_q4k_q8b32(Wq, sub, super_f16, group_size, sub_bits, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 void edge_rmsnorm(const float *x, const float *w, float *out, size_t n, float eps) { table()->rmsnorm(x, w, out, n, eps); }
 void edge_layernorm(const float *x, const float *w, const float *b, float *out, size_t n, float eps) {

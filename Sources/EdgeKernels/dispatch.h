@@ -55,6 +55,11 @@ typedef struct edge_kernel_table {
                             size_t r0, size_t r1);
     /// Name of the kernel behind matmul_q4_q8b32 ("ref" where the level has none).
     const char *q4_q8b32_name;
+    void (*matmul_q4k_q8b32)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                             size_t cols, size_t r0, size_t r1);
+    /// Name of the kernel behind matmul_q4k_q8b32 ("ref" where the level has none).
+    const char *q4k_q8b32_name;
     void (*matmul_q4_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q3_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
@@ -288,27 +293,11 @@ static inline unsigned edge_nm_index(const uint8_t *row, size_t s, unsigned bits
     return v & ((1u << bits) - 1);
 }
 
-/// Activations of the SIMD edge_matmul_q4_q8b32 kernels, per token t < T and 128-column block j < nblk
-/// (nblk = ceil(cols / 128)): planes[(t*nblk + j)*128 + i] = Xq[t, 128j + 2i] and [... + 64 + i] =
-/// Xq[t, 128j + 2i + 1] for i < 64 (0 past cols); init[(t*nblk + j)*16 + l] = -zc * (sum of Xq[t, k] over
-/// lane l's columns 128j + 8l ..< + 8 below cols), zc = 16 when asymmetric, else 8; xs[... + l] =
-/// xscale[t*nb + (128j + 8l) / 32] for lanes starting below cols, else 0.
-void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t cols, bool asymmetric, int8_t *planes,
-                       int32_t *init, float *xs);
 /// Every lane index l < 16 of a 128-column block -> the block's group it belongs to, relative to the
 /// block's first group (8l / group_size, 0 for groups of 128 or more).
 static inline int edge_q4q8_lane_group(size_t group_size, int l) {
     return group_size <= 128 ? (int)((size_t)(8 * l) / group_size) : 0;
 }
-
-/// A level's edge_matmul_q4_q8b32 rows for T <= 4 tokens against prepared activations (edge_q4q8_prepare).
-typedef void (*edge_q4q8_rows_fn)(size_t T, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
-                                  const int8_t *planes, const int32_t *init, const float *xs, float *Y, size_t rows,
-                                  size_t cols, size_t r0, size_t r1);
-/// edge_matmul_q4_q8b32 through `rows_fn`, chunks of up to 4 tokens, activations prepared once per chunk (avx2.c).
-void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero,
-                      size_t gs, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
-                      size_t r0, size_t r1);
 
 /// A 4-bit weight source of the int16-activation kernels: q4 (sub == NULL: scale_f16 and zero, NULL for
 /// zero point 8) or q4k (sub, super_f16 and sub_bits); the nibbles Wq and group size gs either way.
@@ -330,6 +319,43 @@ static inline edge_q4x edge_q4x_q4k(const uint8_t *Wq, const uint8_t *sub, const
     edge_q4x w = {Wq, NULL, NULL, sub, super_f16, gs, sub_bits};
     return w;
 }
+
+/// Activations of the SIMD edge_matmul_q4_q8b32 / edge_matmul_q4k_q8b32 kernels, per token t < T and
+/// 128-column block j < nblk (nblk = ceil(cols / 128)), with sum_l = the sum of Xq[t, k] over lane l's
+/// columns 128j + 8l ..< + 8 below cols: planes[(t*nblk + j)*128 + i] = Xq[t, 128j + 2i] and
+/// [... + 64 + i] = Xq[t, 128j + 2i + 1] for i < 64 (0 past cols); when init is not NULL,
+/// init[(t*nblk + j)*16 + l] = -zc * sum_l (q4: zc = 16 when asymmetric, else 8); xs[... + l] =
+/// xscale[t*nb + (128j + 8l) / 32] for lanes starting below cols, else 0; when sxs is not NULL (q4k),
+/// sxs[... + l] = (float)sum_l * xs[... + l] (one binary32 product; 0 for lanes past cols).
+void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t cols, int32_t zc, int8_t *planes,
+                       int32_t *init, float *xs, float *sxs);
+
+/// The prepared activations of edge_q4q8_prepare (sxs NULL for q4, init NULL for q4k) and, for q4k,
+/// per-row scratch for d_g (gd) and m_g (gm): edge_q4q8_dm_len(G) floats each, finite throughout
+/// (zeros past the groups edge_q4k_row_dm_avx2 writes).
+typedef struct edge_q4q8_act {
+    const int8_t *planes;
+    const int32_t *init;
+    const float *xs, *sxs;
+    float *gd, *gm;
+} edge_q4q8_act;
+
+/// Length of the q4k d_g / m_g scratch for G groups: G rounded up to 8, plus 8 (a full 8-lane load
+/// from any group below G stays inside).
+static inline size_t edge_q4q8_dm_len(size_t G) { return ((G + 7) & ~(size_t)7) + 8; }
+
+/// A level's edge_matmul_q4_q8b32 / edge_matmul_q4k_q8b32 rows (w->sub != NULL: q4k) for T <= 4 tokens
+/// against prepared activations.
+typedef void (*edge_q4q8_rows_fn)(size_t T, const edge_q4x *w, const edge_q4q8_act *a, float *Y, size_t rows,
+                                  size_t cols, size_t r0, size_t r1);
+/// edge_matmul_q4_q8b32 / edge_matmul_q4k_q8b32 through `rows_fn`, chunks of up to 4 tokens, activations
+/// prepared once per chunk (avx2.c); unsupported parameters write nothing.
+void edge_q4q8_chunks(edge_q4q8_rows_fn rows_fn, const edge_q4x *w, const int8_t *Xq, const float *xscale, float *Y,
+                      size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// q4k: d_g = D * sc and m_g = M * mn of a row's G groups (sub-code stream s, `avail` bytes readable
+/// from it, b = 6 or 8) into gd / gm, up to G rounded up to 8 entries (those past G finite) (avx2.c, AVX2).
+void edge_q4k_row_dm_avx2(const uint8_t *s, size_t avail, size_t b, float D, float M, size_t G, float *gd, float *gm);
 
 /// q4k: d_g and m_g (edge_q4k_group) of groups g0 ..< g0 + n of row r into d[0..n), m[0..n); b = 8 reads
 /// the bytes (sc, mn) straight.

@@ -359,10 +359,42 @@ void edge_matmul_q4_q8b32_ref(const uint8_t *Wq, const uint16_t *scale_f16, cons
     }
 }
 
-void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t cols, bool asymmetric, int8_t *planes,
-                       int32_t *init, float *xs) {
+void edge_matmul_q4k_q8b32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                               size_t sub_bits, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                               size_t cols, size_t r0, size_t r1) {
+    if (!edge_q4k_q8_supported(group_size, sub_bits)) return;
+    size_t nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
+    size_t groups = (cols + group_size - 1) / group_size, row_bytes = (cols + 1) / 2;
+    size_t sub_row_bytes = (2 * sub_bits * groups + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const int8_t *x = Xq + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float D = edge_f16_to_f32(super_f16[2 * r]), M = edge_f16_to_f32(super_f16[2 * r + 1]);
+            float a[16] = {0};
+            for (size_t c0 = 0; c0 < cols; c0 += 128) {
+                for (size_t l = 0; l < 16 && c0 + 8 * l < cols; l++) {
+                    size_t k0 = c0 + 8 * l, k1 = k0 + 8 < cols ? k0 + 8 : cols;
+                    float d, m, xs = xscale[t * nb + k0 / EDGE_Q8_BLOCK];
+                    edge_q4k_group(sub + r * sub_row_bytes, k0 / group_size, (unsigned)sub_bits, D, M, &d, &m);
+                    int32_t su = 0, sx = 0;
+                    for (size_t k = k0; k < k1; k++) {
+                        su += (int32_t)edge_q4_nibble(q, k) * (int32_t)x[k];
+                        sx += (int32_t)x[k];
+                    }
+                    a[l] = fmaf((float)su, d * xs, a[l]);
+                    a[l] = fmaf(-m, (float)sx * xs, a[l]);
+                }
+            }
+            Y[t * rows + r] = (((a[0] + a[8]) + (a[4] + a[12])) + ((a[2] + a[10]) + (a[6] + a[14]))) +
+                              (((a[1] + a[9]) + (a[5] + a[13])) + ((a[3] + a[11]) + (a[7] + a[15])));
+        }
+    }
+}
+
+void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t cols, int32_t zc, int8_t *planes,
+                       int32_t *init, float *xs, float *sxs) {
     size_t nblk = (cols + 127) / 128, nb = (cols + EDGE_Q8_BLOCK - 1) / EDGE_Q8_BLOCK;
-    int32_t zc = asymmetric ? 16 : 8;
     for (size_t t = 0; t < T; t++) {
         const int8_t *x = Xq + t * cols;
         for (size_t j = 0; j < nblk; j++) {
@@ -376,8 +408,10 @@ void edge_q4q8_prepare(const int8_t *Xq, const float *xscale, size_t T, size_t c
                 size_t k0 = c0 + 8 * l, k1 = k0 + 8 < cols ? k0 + 8 : cols;
                 int32_t sum = 0;
                 for (size_t k = k0; k < k1; k++) sum += x[k];
-                init[o * 16 + l] = -zc * sum;
-                xs[o * 16 + l] = k0 < cols ? xscale[t * nb + k0 / EDGE_Q8_BLOCK] : 0.0f;
+                float s = k0 < cols ? xscale[t * nb + k0 / EDGE_Q8_BLOCK] : 0.0f;
+                if (init) init[o * 16 + l] = -zc * sum;
+                xs[o * 16 + l] = s;
+                if (sxs) sxs[o * 16 + l] = k0 < cols ? (float)sum * s : 0.0f;
             }
         }
     }
@@ -569,6 +603,8 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->gemm_q4_i16 = edge_gemm_q4_i16_ref;
     t->gemm_q4_i16_name = "ref";
     t->q4_q8b32_name = "ref";
+    t->matmul_q4k_q8b32 = edge_matmul_q4k_q8b32_ref;
+    t->q4k_q8b32_name = "ref";
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->matmul_q3_f32 = edge_matmul_q3_f32_ref;
     t->matmul_q4k_f32 = edge_matmul_q4k_f32_ref;

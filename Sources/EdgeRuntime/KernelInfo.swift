@@ -34,7 +34,7 @@ public struct KernelInfo: Equatable, Sendable, Codable {
 
     /// The matrix products a report names (`edge_gemm_op`), by their kernel's suffix.
     public enum Product: String, CaseIterable, Sendable, Codable {
-        case f32, f16, q8_f32, q4_f32, q3_f32, q4k_f32, q8_q8, q8_q8b32, q8_i16, q4_i16, q4_q8b32, q4_i16_gemm, q4k_i16, q4k_i16_gemm
+        case f32, f16, q8_f32, q4_f32, q3_f32, q4k_f32, q8_q8, q8_q8b32, q8_i16, q4_i16, q4_q8b32, q4_i16_gemm, q4k_i16, q4k_i16_gemm, q4k_q8b32
 
         var op: edge_gemm_op {
             switch self {
@@ -52,6 +52,7 @@ public struct KernelInfo: Equatable, Sendable, Codable {
             case .q4_i16_gemm: EDGE_GEMM_OP_Q4_I16_GEMM
             case .q4k_i16: EDGE_GEMM_OP_Q4K_I16
             case .q4k_i16_gemm: EDGE_GEMM_OP_Q4K_I16_GEMM
+            case .q4k_q8b32: EDGE_GEMM_OP_Q4K_Q8B32
             }
         }
     }

@@ -114,7 +114,8 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// f32 activations at every size: the weights' quantization is the only error.
     case f32
     /// int8 activations in blocks of 32, one scale each: for q8 weights at every token count, for q4
-    /// weights when decoding (`edge_matmul_q4_q8b32`, the fastest 4-bit decoding); measurably less
+    /// and q4k weights when decoding (`edge_matmul_q4_q8b32` / `edge_matmul_q4k_q8b32`, the fastest
+    /// 4-bit decoding); measurably less
     /// accurate (docs/performance.md).
     case q8
     /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
@@ -129,8 +130,8 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
 
 /// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
 /// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, q3 sym/asym, q4k
-/// (int16 activations under `.i16` as q4, `edge_matmul_q4k_i16` / `edge_gemm_q4k_i16`; else f32 activations,
-/// `edge_matmul_q4k_f32`), and
+/// (int16 activations under `.i16` as q4, `edge_matmul_q4k_i16` / `edge_gemm_q4k_i16`; int8 blocks of 32 when
+/// decoding under `.q8`, `edge_matmul_q4k_q8b32`; else f32 activations, `edge_matmul_q4k_f32`), and
 /// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
 /// densified: its kernels read the packed indices and values directly). The bytes are read through
 /// the tensor's `PayloadLayout`, resolved once at init.
@@ -200,14 +201,16 @@ public struct Linear: @unchecked Sendable {
     /// (rows streamed once up to 4 tokens; tiles of rows expanded to dense int8 for the packed
     /// GEMM above that). q4k weights under `.i16` (AVX2 / AVX-512, groups of 32, 64, 128 or 256) run as
     /// q4 does: `edge_matmul_q4k_i16` up to `Linear.q4I16MaxTokens` tokens, `edge_gemm_q4k_i16` above,
-    /// against the same int16 activations; under `.f32` and `.q8` (q4k has no int8-activation kernel),
-    /// and for other groups, f32 activations (`edge_matmul_q4k_f32`, the shared float GEMM) at every
-    /// token count. q3 weights multiply f32 activations (`edge_matmul_q3_f32`) at every token count,
+    /// against the same int16 activations; under `.q8`, up to `Linear.q4I16MaxTokens` tokens (decoding)
+    /// with the groups `edge_matmul_q4_q8b32` takes, `edge_matmul_q4k_q8b32` against int8 activations in
+    /// blocks of 32 (as q4; every level); otherwise (`.f32`, `.q8` for more tokens, other groups) f32
+    /// activations (`edge_matmul_q4k_f32`, the shared float GEMM). q3 weights multiply f32 activations (`edge_matmul_q3_f32`) at every token count,
     /// whatever `activations` says.
     /// - `.f32`: f32 activations (`edge_matmul_q8_f32`) at every size.
     /// - `.q8`: int8 activations in blocks of 32
     ///   (`edge_quantize_row_q8_b32`, `edge_matmul_q8_q8b32`) at every size: less accurate (for q4
-    ///   weights when decoding: `edge_matmul_q4_q8b32`, faster than `.i16`, see above).
+    ///   and q4k weights when decoding: `edge_matmul_q4_q8b32` / `edge_matmul_q4k_q8b32`, faster than
+    ///   `.i16`, see above).
     /// See docs/performance.md for the speed and perplexity of each.
     ///   - only: compute only these output rows, on the calling thread (`threads` is then ignored);
     ///     the other rows of Y are left as they are. `Linear.matmul(_:_:tokens:threads:activations:)`
@@ -242,6 +245,17 @@ public struct Linear: @unchecked Sendable {
                 let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
                 runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                     edge_gemm_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
+                }
+                return
+            }
+            if tokens <= Linear.q4I16MaxTokens, mode == .q8, case let .q4k(l) = layout, edge_q4k_q8_supported(l.groupSize, l.subBits) {
+                // Decoding with q4k weights under .q8: int8 blocks of 32 (vpdpbusd), every level, as q4.
+                let wq = base.assumingMemoryBound(to: UInt8.self)
+                let sub = (base + l.subOffset).assumingMemoryBound(to: UInt8.self)
+                let sup = (base + l.superOffset).assumingMemoryBound(to: UInt16.self)
+                let group = l.groupSize, bits = l.subBits
+                runQ8B32(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                    edge_matmul_q4k_q8b32(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
             }
@@ -336,7 +350,7 @@ public struct Linear: @unchecked Sendable {
     }
 
     /// Most tokens for which q4 weights run against integer activations (`.i16`: `edge_matmul_q4_i16`,
-    /// `.q8`: `edge_matmul_q4_q8b32`; decoding); above it `.i16` runs the packed `edge_gemm_q4_i16`
+    /// `.q8`: `edge_matmul_q4_q8b32`, q4k's `edge_matmul_q4k_q8b32`; decoding); above it `.i16` runs the packed `edge_gemm_q4_i16`
     /// and `.q8` the f32 GEMM (faster there than its row kernel).
     public static let q4I16MaxTokens = 4
 

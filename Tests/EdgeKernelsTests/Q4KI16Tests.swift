@@ -14,7 +14,7 @@ final class Q4KI16Tests: XCTestCase {
     /// The double product of the decoded weights and the dequantized activations, its scale the sum of
     /// the two terms' magnitudes (|d u x| + |m x|: the kernels sum them apart, so their rounding is
     /// relative to that, not to |w x|, which cancels where d u is near m).
-    private func expected(_ w: Q4KKernelTests.Q4K, _ xf: [Float], T: Int) -> (value: [Double], scale: [Double]) {
+    static func expected(_ w: Q4KKernelTests.Q4K, _ xf: [Float], T: Int) -> (value: [Double], scale: [Double]) {
         let rows = w.rows, cols = w.cols
         var mag = [Double](repeating: 0, count: rows * cols)  // |d u| + |m| per weight
         for r in 0 ..< rows {
@@ -41,7 +41,7 @@ final class Q4KI16Tests: XCTestCase {
         return (value, scale)
     }
 
-    private func subCodes(_ w: Q4KKernelTests.Q4K, _ r: Int, _ k: Int) -> (Int, Int) {
+    static func subCodes(_ w: Q4KKernelTests.Q4K, _ r: Int, _ k: Int) -> (Int, Int) {
         func bits(_ pos: Int) -> Int {
             var v = 0
             for b in 0 ..< w.bits where w.sub[r * w.subRowBytes + (pos + b) / 8] >> ((pos + b) % 8) & 1 == 1 { v |= 1 << b }
@@ -64,7 +64,7 @@ final class Q4KI16Tests: XCTestCase {
                                 var xq = [Int16](repeating: 0, count: T * ld), xs = [Float](repeating: 0, count: T * nb)
                                 edge_quantize_rows_i16_ref(x, &xq, &xs, T, cols)
                                 let xf = (0 ..< T * cols).map { i in Float(xq[(i / cols) * ld + i % cols]) * xs[(i / cols) * nb + (i % cols) / 256] }
-                                let want = expected(w, xf, T: T)
+                                let want = Q4KI16Tests.expected(w, xf, T: T)
                                 let wq = Misaligned(w.codes), sub = Misaligned(w.sub), sup = Misaligned(w.superBits)
                                 let xb = Misaligned(xq), sx = Misaligned(xs)
                                 for (r0, r1) in [(0, rows), (rows / 3, rows - rows / 4)] where r0 < r1 {

@@ -5,7 +5,9 @@ import XCTest
 
 /// q4k Linears under `.i16` (the default activations): int16 activations through `edge_matmul_q4k_i16` up to
 /// `Linear.q4I16MaxTokens` tokens and `edge_gemm_q4k_i16` above (the same quantizer and thresholds as q4),
-/// within a tight relative tolerance of the f32 path; `.q8` stays on the f32 path.
+/// within a tight relative tolerance of the f32 path; under `.q8`, decoding (up to `Linear.q4I16MaxTokens`
+/// tokens) runs the int8 block quantizer + `edge_matmul_q4k_q8b32` (bit for bit its reference at every
+/// level and thread count, within the int8 activations' tolerance of f32), more tokens the f32 path.
 final class Q4KI16RoutingTests: XCTestCase {
     private struct Case {
         let linear: Linear, tensor: EncodedTensor, layout: Q4KLayout, x: [Float]
@@ -47,6 +49,27 @@ final class Q4KI16RoutingTests: XCTestCase {
         return y
     }
 
+    /// The int8 block quantizer + `edge_matmul_q4k_q8b32_ref` (`.q8` decoding).
+    private func directQ8(_ c: Case, tokens T: Int) -> [Float] {
+        let cols = c.layout.cols, rows = c.layout.rows, nb = (cols + 31) / 32
+        var xq = [Int8](repeating: 0, count: T * cols), xs = [Float](repeating: 0, count: T * nb)
+        for t in 0 ..< T {
+            xq.withUnsafeMutableBufferPointer { q in
+                xs.withUnsafeMutableBufferPointer { s in
+                    c.x.withUnsafeBufferPointer { edge_quantize_row_q8_b32_ref($0.baseAddress! + t * cols, q.baseAddress! + t * cols, s.baseAddress! + t * nb, cols) }
+                }
+            }
+        }
+        var y = [Float](repeating: 0, count: T * rows)
+        c.tensor.payload.withUnsafeBytes { b in
+            let base = b.baseAddress!
+            let wq = base.assumingMemoryBound(to: UInt8.self), sub = (base + c.layout.subOffset).assumingMemoryBound(to: UInt8.self)
+            let sup = (base + c.layout.superOffset).assumingMemoryBound(to: UInt16.self)
+            edge_matmul_q4k_q8b32_ref(wq, sub, sup, c.layout.groupSize, c.layout.subBits, xq, xs, &y, T, rows, cols, 0, rows)
+        }
+        return y
+    }
+
     func testI16MatchesF32AndRoutesToTheInt16Kernels() throws {
         for (rows, cols, group, bits) in [(300, 576, 32, 6), (257, 200, 32, 8), (130, 1001, 64, 6), (96, 600, 256, 8)] {
             let c = try makeCase(rows: rows, cols: cols, group: group, bits: bits, seed: UInt64(0x5EED_0000 + rows))
@@ -72,7 +95,33 @@ final class Q4KI16RoutingTests: XCTestCase {
                 }
                 XCTAssertLessThan((num / den).squareRoot(), 1e-4, tag)
                 XCTAssertLessThan(worst, 3e-4, tag)
-                XCTAssertEqual(c.linear.matmul(xt, tokens: T, threads: 2, activations: .q8), f32, "\(tag): .q8 keeps f32 activations")
+                let q8 = c.linear.matmul(xt, tokens: T, threads: 2, activations: .q8)
+                if T <= Linear.q4I16MaxTokens {
+                    // int8 activations per block of 32: about 2^-8 of each block's largest value.
+                    var qnum = 0.0, qworst = 0.0
+                    for t in 0 ..< T {
+                        for r in 0 ..< rows {
+                            let i = t * rows + r, e = Double(q8[i]) - Double(f32[i])
+                            qnum += e * e
+                            var mass = 0.0
+                            for k in 0 ..< cols { mass += abs(Double(weights[r * cols + k]) * Double(xt[t * cols + k])) }
+                            qworst = max(qworst, abs(e) / mass)
+                        }
+                    }
+                    XCTAssertLessThan((qnum / den).squareRoot(), 2e-2, "\(tag): .q8")
+                    XCTAssertLessThan(qworst, 2e-2, "\(tag): .q8")
+                    XCTAssertNotEqual(q8, f32, "\(tag): .q8 decodes with int8 activations")
+                    let want = directQ8(c, tokens: T)
+                    for level in [EDGE_KERNELS_REF, EDGE_KERNELS_AVX2, EDGE_KERNELS_AVX512] where edge_kernels_force(level) {
+                        for threads in [1, 3] {
+                            XCTAssertEqual(c.linear.matmul(xt, tokens: T, threads: threads, activations: .q8), want,
+                                           "\(tag) level \(level) threads \(threads): .q8 is edge_matmul_q4k_q8b32")
+                        }
+                    }
+                    _ = edge_kernels_force(EDGE_KERNELS_AUTO)
+                } else {
+                    XCTAssertEqual(q8, f32, "\(tag): .q8 keeps f32 activations for many tokens")
+                }
                 if Linear.i16Accelerated {
                     XCTAssertNotEqual(i16, f32, "\(tag): int16 activations")
                     let want = direct(c, tokens: T)
@@ -86,13 +135,15 @@ final class Q4KI16RoutingTests: XCTestCase {
         }
     }
 
-    /// Group sizes the int16 kernels do not take keep the f32 path under `.i16`.
+    /// Group sizes the int16 and int8 kernels do not take keep the f32 path under `.i16` and `.q8`.
     func testUnsupportedGroupKeepsF32() throws {
         let c = try makeCase(rows: 40, cols: 100, group: 10, bits: 6, seed: 99)
         for T in [1, 5] {
             let xt = Array(c.x[0 ..< T * 100])
             XCTAssertEqual(c.linear.matmul(xt, tokens: T, threads: 2, activations: .i16),
                            c.linear.matmul(xt, tokens: T, threads: 2, activations: .f32))
+            XCTAssertEqual(c.linear.matmul(xt, tokens: T, threads: 2, activations: .q8),
+                           c.linear.matmul(xt, tokens: T, threads: 2, activations: .f32), "no int8 kernel for groups of 10")
         }
     }
 }

@@ -215,14 +215,17 @@ final class QuantizedWeightsTests: XCTestCase {
                 let x = (0 ..< tokens * cols).map { _ in next() }
                 let want = dense.matmul(x, tokens: tokens, threads: 1, activations: .f32)
                 let int16 = Linear.i16Accelerated && edge_q4k_i16_supported(g, b)
+                // .q8 decoding runs edge_matmul_q4k_q8b32 (int8 activations): checked against the exact product below.
+                let int8 = tokens <= Linear.q4I16MaxTokens && edge_q4k_q8_supported(g, b)
                 for threads in [1, 4] {
-                    for mode in ActivationPrecision.allCases where !(mode == .i16 && int16) {
+                    for mode in ActivationPrecision.allCases where !(mode == .i16 && int16) && !(mode == .q8 && int8) {
                         let y = q4k.matmul(x, tokens: tokens, threads: threads, activations: mode)
                         XCTAssertEqual(y, want, "q4k g\(g) b\(b) \(rows)x\(cols) T=\(tokens) threads \(threads) \(mode)")
                     }
                 }
                 let y = q4k.matmul(x, tokens: tokens, threads: 2, activations: .f32)
                 let y16 = q4k.matmul(x, tokens: tokens, threads: 2, activations: .i16)
+                let y8 = q4k.matmul(x, tokens: tokens, threads: 2, activations: .q8)
                 for t in 0 ..< tokens {
                     for r in 0 ..< rows {
                         var exact = 0.0, scale = 0.0
@@ -236,6 +239,9 @@ final class QuantizedWeightsTests: XCTestCase {
                         // int16 activations: each off by at most half a step of its block's max / 32767.
                         XCTAssertLessThanOrEqual(abs(Double(y16[t * rows + r]) - exact), (int16 ? 1e-4 : 1e-5) * scale + 1e-30,
                                                  "q4k .i16 g\(g) b\(b) T=\(tokens) t=\(t) r=\(r)")
+                        // int8 activations per block of 32: each off by at most half a step of its block's max / 127.
+                        XCTAssertLessThanOrEqual(abs(Double(y8[t * rows + r]) - exact), (int8 ? 1e-2 : 1e-5) * scale + 1e-30,
+                                                 "q4k .q8 g\(g) b\(b) T=\(tokens) t=\(t) r=\(r)")
                     }
                 }
             }

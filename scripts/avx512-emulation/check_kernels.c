@@ -526,6 +526,80 @@ static void sweep_q4k_i16(const char *level) {
     }
 }
 
+// ---- q4k x int8 blocks of 32 (exact: bit-identical to the reference) ------------------------
+
+/// edge_matmul_q4k_q8b32 against its reference on odd shapes: cols not a multiple of 128 (a short last
+/// group, a partial last block, lanes without columns), every supported group from 8 to 384, b = 6 and
+/// 8, T = 1...4 and 5, 9 (chunks of 4), sub-ranges of rows; sub-codes over their whole range, M = +0 on
+/// some rows, activation blocks of different magnitudes, and the extremes (every nibble 15, every
+/// activation +-127).
+static void sweep_q4k_q8b32(const char *level) {
+    static const size_t cols_list[] = {1, 8, 15, 33, 64, 100, 127, 128, 129, 200, 257, 576, 1001};
+    static const size_t tokens[] = {1, 2, 3, 4, 5, 9};
+    static const size_t rows_list[] = {1, 3, 13};
+    static const size_t group_list[] = {8, 16, 32, 64, 128, 256, 384};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+        size_t cols = cols_list[c], nb = (cols + 31) / 32, row_bytes = (cols + 1) / 2;
+        for (size_t gi = 0; gi < sizeof group_list / sizeof *group_list; gi++) {
+            size_t gs = group_list[gi], groups = (cols + gs - 1) / gs;
+            for (size_t b = 6; b <= 8; b += 2) {
+                size_t sub_row_bytes = (2 * b * groups + 7) / 8;
+                for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++) {
+                    size_t rows = rows_list[ri];
+                    uint8_t *W = alloc_slack(rows * row_bytes, 1), *sub = alloc_slack(rows * sub_row_bytes, 1);
+                    uint16_t *sup = alloc_slack(2 * rows, 2);
+                    for (size_t i = 0; i < rows * row_bytes; i++) W[i] = (uint8_t)next_u64();
+                    if (ri == 0) memset(W, 0xFF, rows * row_bytes);
+                    if (cols % 2)
+                        for (size_t r = 0; r < rows; r++) W[r * row_bytes + row_bytes - 1] &= 0x0F;
+                    memset(sub, 0, rows * sub_row_bytes);
+                    for (size_t r = 0; r < rows; r++) {
+                        sup[2 * r] = edge_f32_to_f16(uniform(0.0001f, 0.01f));
+                        sup[2 * r + 1] = r % 4 == 3 ? 0 : edge_f32_to_f16(uniform(0.0f, 0.02f));
+                        for (size_t g = 0; g < groups; g++) {
+                            unsigned hi = 1u << b, sc = (unsigned)(next_u64() % hi), mn = (unsigned)(next_u64() % hi);
+                            if (g % 7 == 1) sc = hi - 1, mn = hi - 1;
+                            if (g % 7 == 2) mn = 0;
+                            put_bits(sub + r * sub_row_bytes, 2 * b * g, (unsigned)b, sc);
+                            put_bits(sub + r * sub_row_bytes, 2 * b * g + b, (unsigned)b, mn);
+                        }
+                    }
+                    for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {
+                        size_t T = tokens[ti];
+                        float *X = alloc_slack(T * cols, 4), *xs = alloc_slack(T * nb, 4);
+                        int8_t *Xq = alloc_slack(T * cols, 1);
+                        float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                        for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-1, 1) * (float)(1 + (i % cols) / 32 % 3 * 9);
+                        if (ri == 0 && ti == 0)  // extremes: every activation +-127 against every nibble 15
+                            for (size_t i = 0; i < T * cols; i++) X[i] = i % 3 ? 1.0f : -1.0f;
+                        for (size_t t = 0; t < T; t++) edge_quantize_row_q8_b32_ref(X + t * cols, Xq + t * cols, xs + t * nb, cols);
+                        size_t r0 = T % 2 ? 0 : rows / 3, r1 = T % 2 ? rows : rows - rows / 4;
+                        char what[64];
+                        snprintf(what, sizeof what, "matmul_q4k_q8b32 g%zu b=%zu", gs, b);
+                        for (size_t i = 0; i < T * rows; i++) Y[i] = R[i] = 12345.5f;
+                        edge_matmul_q4k_q8b32(W, sub, sup, gs, b, Xq, xs, Y, T, rows, cols, r0, r1);
+                        edge_matmul_q4k_q8b32_ref(W, sub, sup, gs, b, Xq, xs, R, T, rows, cols, r0, r1);
+                        check(memcmp(Y, R, T * rows * 4) == 0, what, level, T, rows, cols, "differs from the reference");
+                        free_slack(X); free_slack(xs); free_slack(Xq); free_slack(Y); free_slack(R);
+                    }
+                    free_slack(W); free_slack(sub); free_slack(sup);
+                }
+            }
+        }
+    }
+    // Unsupported parameters write nothing.
+    {
+        uint8_t W[8] = {0}, sub[8] = {0};
+        uint16_t sup[2] = {0};
+        int8_t Xq[16] = {0};
+        float xs[1] = {1}, Y[1] = {7.0f};
+        edge_matmul_q4k_q8b32(W, sub, sup, 12, 6, Xq, xs, Y, 1, 1, 16, 0, 1);
+        edge_matmul_q4k_q8b32(W, sub, sup, 32, 7, Xq, xs, Y, 1, 1, 16, 0, 1);
+        edge_matmul_q4k_q8b32_ref(W, sub, sup, 32, 4, Xq, xs, Y, 1, 1, 16, 0, 1);
+        check(Y[0] == 7.0f, "q4k_q8b32 unsupported", level, 1, 1, 16, "wrote an output");
+    }
+}
+
 // ---- q4 x int8 blocks of 32 (exact: bit-identical to the reference) -------------------------
 
 static void sweep_q4_q8b32(const char *level) {
@@ -655,6 +729,7 @@ typedef struct {
     const char *q8_i16_rows, *q8_i16_rows_vnni;  // up to 4 tokens
     const char *q4_i16, *q4_i16_vnni;
     const char *q4_q8b32, *q4_q8b32_vnni;
+    const char *q4k_q8b32, *q4k_q8b32_vnni;
     const char *q4k_i16, *q4k_gemm, *q4k_gemm_vnni;
     const char *fused;  // one token (not q3 or q4k), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
@@ -662,18 +737,20 @@ typedef struct {
 static const expected_names k_expected[] = {
     {.level = EDGE_KERNELS_AVX2, .dot = "avx2-dot-4x3", .packed = "avx2-packed-6x16", .q8_q8 = "avx2-dot-q8q8-4x2",
      .q8_q8b32 = "avx2-dot-q8q8b32-4x2", .q8_i16 = "avx2-packed-i16-6x16", .q8_i16_rows = "avx2-rows-i16-4x1",
-     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx2-rows-q4q8b32-4x1", .fused = "avx2-fused-1x1",
+     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx2-rows-q4q8b32-4x1",
+     .q4k_q8b32 = "avx2-rows-q4kq8b32-4x1", .fused = "avx2-fused-1x1",
      .q4k_i16 = "avx2-rows-q4ki16-4x1", .q4k_gemm = "avx2-packed-q4ki16-6x16"},
     {.level = EDGE_KERNELS_AVX512, .dot = "avx512-dot-4x4", .packed = "avx512-packed-12x32", .q8_q8 = "avx512-bw-q8q8-4x4",
      .q8_q8_vnni = "avx512-vnni-q8q8-4x4", .q8_q8b32 = "avx2-dot-q8q8b32-4x2",
      .q8_i16 = "avx512-bw-packed-i16-12x32", .q8_i16_vnni = "avx512-vnni-packed-i16-12x32",
      .q8_i16_rows = "avx512-bw-rows-i16-4x1", .q8_i16_rows_vnni = "avx512-vnni-rows-i16-4x1",
      .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx512-bw-rows-q4q8b32-4x1",
-     .q4_q8b32_vnni = "avx512-vnni-rows-q4q8b32-4x1", .fused = "avx512-fused-1x1",
+     .q4_q8b32_vnni = "avx512-vnni-rows-q4q8b32-4x1", .q4k_q8b32 = "avx512-bw-rows-q4kq8b32-4x1",
+     .q4k_q8b32_vnni = "avx512-vnni-rows-q4kq8b32-4x1", .fused = "avx512-fused-1x1",
      .q4k_i16 = "avx2-rows-q4ki16-4x1", .q4k_gemm = "avx512-bw-packed-q4ki16-12x32",
      .q4k_gemm_vnni = "avx512-vnni-packed-q4ki16-12x32"},
     {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
-     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref",
+     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref", .q4k_q8b32 = "ref",
      .q4k_i16 = "ref", .q4k_gemm = "ref"},
 };
 
@@ -705,6 +782,7 @@ static void check_names(edge_kernel_level level) {
     expect_name(level, EDGE_GEMM_OP_Q8_I16, 1, pick(e->q8_i16_rows, e->q8_i16_rows_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4_I16, 1, pick(e->q4_i16, e->q4_i16_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4_Q8B32, 1, pick(e->q4_q8b32, e->q4_q8b32_vnni));
+    expect_name(level, EDGE_GEMM_OP_Q4K_Q8B32, 1, pick(e->q4k_q8b32, e->q4k_q8b32_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4K_I16, 1, e->q4k_i16);
     expect_name(level, EDGE_GEMM_OP_Q4K_I16_GEMM, 64, pick(e->q4k_gemm, e->q4k_gemm_vnni));
     edge_kernels_set_gemm_mode(EDGE_GEMM_DOT);
@@ -742,6 +820,7 @@ int main(int argc, char **argv) {
         sweep_q4_i16(name);
         sweep_q4k_i16(name);
         sweep_q4_q8b32(name);
+        sweep_q4k_q8b32(name);
         sweep_bitmask_i16(name);
         sweep_nm24_i16(name);
         sweep_elementwise(name);
@@ -752,6 +831,7 @@ int main(int argc, char **argv) {
             sweep_q4_i16(name);
             sweep_q4k_i16(name);
             sweep_q4_q8b32(name);
+            sweep_q4k_q8b32(name);
             sweep_bitmask_i16(name);
             sweep_nm24_i16(name);
             edge_kernels_force(level);

@@ -89,6 +89,7 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q4K_F32 = 11, ///< edge_matmul_q4k_f32
     EDGE_GEMM_OP_Q4K_I16 = 12, ///< edge_matmul_q4k_i16
     EDGE_GEMM_OP_Q4K_I16_GEMM = 13, ///< edge_gemm_q4k_i16
+    EDGE_GEMM_OP_Q4K_Q8B32 = 14, ///< edge_matmul_q4k_q8b32
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
@@ -382,6 +383,40 @@ void edge_gemm_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *su
 void edge_gemm_q4k_i16_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
                            size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                            size_t cols, size_t r0, size_t r1);
+
+/// Whether edge_matmul_q4k_q8b32 takes q4k weights of `group_size` and `sub_bits`: the groups
+/// edge_q4_q8_supported takes (8, 16, 32, 64, 128 or a multiple of 128) and b = 6 or 8.
+static inline bool edge_q4k_q8_supported(size_t group_size, size_t sub_bits) {
+    return edge_q4_q8_supported(group_size) && (sub_bits == 6 || sub_bits == 8);
+}
+
+/// q4k weights (the payload of edge_matmul_q4k_f32; group_size and sub_bits with edge_q4k_q8_supported)
+/// x int8 activations in blocks of 32 from edge_quantize_row_q8_b32 (Xq [T, cols], xscale [T, nb],
+/// nb = ceil(cols / 32)), for few tokens (decoding): edge_matmul_q4_q8b32's lanes with the codes u as
+/// they are (no zero point) and the group's min as a float term, as llama.cpp's Q4_1 x Q8_1:
+/// sum_k (d_g u_k - m_g) x_k = d_g * xs * sum u_k Xq_k - m_g * xs * sum Xq_k. For token t and row r,
+/// with G = ceil(cols / group_size), d_g = D[r] * sc[r][g] and m_g = M[r] * mn[r][g] (exact, as in
+/// edge_matmul_q4k_f32): sixteen float lanes a_0..a_15 start at 0; for each block of 128 columns
+/// (c0 = 0, 128, ...) and each lane l whose first column k0 = c0 + 8 l is below cols, in that order,
+/// with g = k0 / group_size, xs = xscale[t*nb + k0 / 32] and the exact int32
+/// su = sum over k in [k0, min(k0 + 8, cols)) of u_k * Xq[t, k] and sx = sum over the same k of Xq[t, k]:
+///   a_l = fmaf((float)su, d_g * xs, a_l), then a_l = fmaf(-m_g, (float)sx * xs, a_l)
+/// (d_g * xs and (float)sx * xs each one binary32 product). Then, as edge_matmul_q4_q8b32,
+/// Y[t, r] = (((a_0 + a_8) + (a_4 + a_12)) + ((a_2 + a_10) + (a_6 + a_14)))
+///         + (((a_1 + a_9) + (a_5 + a_13)) + ((a_3 + a_11) + (a_7 + a_15))), r in [r0, r1).
+/// Every level gives bit-identical results. The SIMD kernels are edge_matmul_q4_q8b32's (one kernel
+/// with a q4k form): the nibbles, 0...15, are the unsigned bytes of the dot products as they are; for
+/// groups of 32 or more each 128-column block's d_g and m_g (at most four groups) come straight from one
+/// 64-bit read of the row's sub-code stream (variable shifts, times (D, M)), smaller groups' once per
+/// row (eight groups per step), and are permuted to the lanes as q4's group scales are; (float)sx * xs
+/// is computed per lane once per call per 4 tokens with the activation planes, the min term one fnmadd
+/// per lane vector. Unsupported parameters write nothing.
+void edge_matmul_q4k_q8b32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                           size_t cols, size_t r0, size_t r1);
+void edge_matmul_q4k_q8b32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                               size_t sub_bits, const int8_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                               size_t cols, size_t r0, size_t r1);
 
 // ---- Norms, softmax, positions, activations (one row / vector per call) ---------------------
 /// RMSNorm (Llama): out[i] = w[i] * (x[i] / sqrt(mean(x^2) + eps)). out may alias x.

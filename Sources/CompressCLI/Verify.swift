@@ -38,7 +38,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Threads for the matrix products (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: "What the activations of symmetric q8, q4 and q4k weights are quantized to: i16 (default), q8 (faster, less accurate; q4k weights then multiply f32) or f32; it changes results and is reported with them.")
+    @Option(name: .long, help: "What the activations of symmetric q8, q4 and q4k weights are quantized to: i16 (default), q8 (faster, less accurate) or f32; it changes results and is reported with them.")
     var activations: ActivationPrecision = .default
 
     @Flag(name: .long, help: "Print the report as JSON on stdout.")

@@ -5,7 +5,7 @@ import RunSupport
 struct RunOptions {
     static let options: [OptionSpec] = [
         .option("--threads", "threads", help: "Threads for matrix products and attention (default: the active processor count)."),
-        .choice("--activations", "activations", help: "What the activations of symmetric q8, q4 and q4k weights are quantized to: i16 (default), q8 (faster, less accurate; q4k weights then multiply f32) or f32; it changes results and is reported with them.",
+        .choice("--activations", "activations", help: "What the activations of symmetric q8, q4 and q4k weights are quantized to: i16 (default), q8 (faster, less accurate) or f32; it changes results and is reported with them.",
                 default: ActivationPrecision.default),
         .choice("--kernels", "kernels", help: KernelChoice.kernelsHelp, default: KernelInfo.Level.auto),
         .choice("--gemm", "gemm", help: KernelChoice.gemmHelp, default: KernelInfo.GEMMMode.auto),

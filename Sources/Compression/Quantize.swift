@@ -543,52 +543,36 @@ struct GroupLayout {
                         for gi in 0 ..< groups {
                             let j0 = gi * group, n = min(cols, j0 + group) - j0
                             let x = UnsafeBufferPointer(rebasing: v[(r * cols + j0) ..< (r * cols + j0 + n)])
-                            if let subBits {
-                                // Weights as `mse` would use them (x^2 + floor when magnitude-weighted).
-                                var weighted = magnitudeWeighted || columnWeights != nil
+                            // The search's weights into `local` (x^2 plus a floor, so that a group's small
+                            // values still count a little, times the column weights; or the column weights).
+                            func searchWeights() -> Bool {
                                 if magnitudeWeighted {
                                     var ss: Float = 0
                                     for e in x { ss += e * e }
                                     let floor = 1e-6 * ss / Float(n)
                                     for i in 0 ..< n { local[i] = (x[i] * x[i] + floor) * (columnWeights?[j0 + i] ?? 1) }
-                                } else if let columnWeights {
-                                    for i in 0 ..< n { local[i] = columnWeights[j0 + i] }
-                                } else {
-                                    weighted = false
+                                    return true
                                 }
-                                out[r * groups + gi] = local.withUnsafeBufferPointer { lb in
-                                    let h = weighted ? UnsafeBufferPointer(rebasing: lb[0 ..< n]) : nil
-                                    let f = Q4KFit.fit(x, h)
-                                    guard let s = supers?[r] else {
-                                        return QuantGrid(scale: f.d, zero: 0, qmin: 0, qmax: Q4KFit.maxCode, offset: f.m)
-                                    }
-                                    return Q4KFit.constrained(x, h, fit: f, super: s, subBits: subBits)
-                                }
-                                continue
+                                guard let columnWeights else { return false }
+                                for i in 0 ..< n { local[i] = columnWeights[j0 + i] }
+                                return true
                             }
-                            switch rounding {
-                            case .minmax:
+                            if rounding == .minmax, subBits == nil {
                                 var lo: Float = 0, hi: Float = 0
                                 edge_minmax(x.baseAddress!, n, &lo, &hi)
                                 out[r * groups + gi] = .fit(lo: lo, hi: hi, bits: bits, symmetric: symmetric, f16Scale: f16)
-                            case .mse:
-                                if magnitudeWeighted {
-                                    // x^2, plus a floor so that a group's small values still count a little
-                                    var ss: Float = 0
-                                    for e in x { ss += e * e }
-                                    let floor = 1e-6 * ss / Float(n)
-                                    for i in 0 ..< n { local[i] = (x[i] * x[i] + floor) * (columnWeights?[j0 + i] ?? 1) }
-                                    out[r * groups + gi] = local.withUnsafeBufferPointer { w in
-                                        QuantGrid.search(x, weights: UnsafeBufferPointer(rebasing: w[0 ..< n]), bits: bits, symmetric: symmetric, f16Scale: f16)
-                                    }
-                                } else if let columnWeights {
-                                    out[r * groups + gi] = columnWeights.withUnsafeBufferPointer { w in
-                                        QuantGrid.search(x, weights: UnsafeBufferPointer(rebasing: w[j0 ..< j0 + n]),
-                                                         bits: bits, symmetric: symmetric, f16Scale: f16)
-                                    }
-                                } else {
-                                    out[r * groups + gi] = QuantGrid.search(x, weights: nil, bits: bits, symmetric: symmetric, f16Scale: f16)
+                                continue
+                            }
+                            let weighted = searchWeights()
+                            out[r * groups + gi] = local.withUnsafeBufferPointer { lb in
+                                let h = weighted ? UnsafeBufferPointer(rebasing: lb[0 ..< n]) : nil
+                                guard let subBits else { return QuantGrid.search(x, weights: h, bits: bits, symmetric: symmetric, f16Scale: f16) }
+                                // q4k (searched whatever `rounding` says): the free fit, or constrained to the row's super-scales.
+                                let f = Q4KFit.fit(x, h)
+                                guard let s = supers?[r] else {
+                                    return QuantGrid(scale: f.d, zero: 0, qmin: 0, qmax: Q4KFit.maxCode, offset: f.m)
                                 }
+                                return Q4KFit.constrained(x, h, fit: f, super: s, subBits: subBits)
                             }
                         }
                     }

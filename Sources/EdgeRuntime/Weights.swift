@@ -248,34 +248,27 @@ public struct Linear: @unchecked Sendable {
                 }
                 return
             }
-            if tokens <= Linear.q4I16MaxTokens, mode == .q8, case let .q4k(l) = layout, edge_q4k_q8_supported(l.groupSize, l.subBits) {
-                // Decoding with q4k weights under .q8: int8 blocks of 32 (vpdpbusd), every level, as q4.
+            if case let .q4k(l) = layout {
                 let wq = base.assumingMemoryBound(to: UInt8.self)
                 let sub = (base + l.subOffset).assumingMemoryBound(to: UInt8.self)
                 let sup = (base + l.superOffset).assumingMemoryBound(to: UInt16.self)
                 let group = l.groupSize, bits = l.subBits
-                runQ8B32(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
-                    edge_matmul_q4k_q8b32(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
-                }
-                return
-            }
-            if mode == .i16, Linear.i16Accelerated, case let .q4k(l) = layout, edge_q4k_i16_supported(l.groupSize, l.subBits) {
-                // q4k weights under .i16: int16 activations, as q4 (the same token threshold and quantization):
-                // the row kernel when decoding, the packed integer GEMM for more tokens.
-                let wq = base.assumingMemoryBound(to: UInt8.self)
-                let sub = (base + l.subOffset).assumingMemoryBound(to: UInt8.self)
-                let sup = (base + l.superOffset).assumingMemoryBound(to: UInt16.self)
-                let group = l.groupSize, bits = l.subBits
-                if tokens <= Linear.q4I16MaxTokens {
-                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
-                        edge_matmul_q4k_i16(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
+                if tokens <= Linear.q4I16MaxTokens, mode == .q8, edge_q4k_q8_supported(group, bits) {
+                    // Decoding under .q8: int8 blocks of 32 (vpdpbusd), every level, as q4.
+                    runQ8B32(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                        edge_matmul_q4k_q8b32(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
                     }
-                } else {
-                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
-                        edge_gemm_q4k_i16(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
-                    }
+                    return
                 }
-                return
+                if mode == .i16, Linear.i16Accelerated, edge_q4k_i16_supported(group, bits) {
+                    // int16 activations, as q4 (the same token threshold and quantization): the row kernel
+                    // when decoding, the packed integer GEMM for more tokens.
+                    let kernel = tokens <= Linear.q4I16MaxTokens ? edge_matmul_q4k_i16 : edge_gemm_q4k_i16
+                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                        kernel(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
+                    }
+                    return
+                }
             }
             // Sparse symmetric q8 (bitmask, packed 2:4) under .i16, at every token count: exactly the
             // dense q8 x int16 product of the same weights (rows streamed once for few tokens; for

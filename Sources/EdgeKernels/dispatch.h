@@ -378,7 +378,9 @@ static inline void edge_q4k_row_dm(const edge_q4x *w, size_t r, size_t groups, s
 /// `pnr` (edge_pack_panel_i16), the group scales (q4k: d_g, and m_g) gathered per row, then every `pmt`
 /// tokens against every panel, one `micro` call per group (grouped: the group's scale times the token's
 /// block scale; q4k: then the min term from the tokens' group activation sums).
+#if defined(__x86_64__)
 void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const edge_q4x *w, const int16_t *Xq,
                              const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+#endif
 
 #endif

@@ -1870,6 +1870,8 @@ def mutate_tokenizer_doc(rng, doc, desc):
     merges = model.get("merges") if isinstance(model.get("merges"), list) else []
     n = len(vocab)
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        if not isinstance(t, dict):  # an earlier round duplicated a key of the root (a Pairs): no more edits
+            break
         k = rng.random()
         if k < 0.22 and vocab:
             tok = rng.choice(list(vocab))
@@ -2893,6 +2895,15 @@ def replay(args):
             cwd = os.path.join(tmp, "c")
             shutil.copytree(d, cwd, symlinks=True, ignore=shutil.ignore_patterns("out", "cmd.txt", "stderr.txt", "case.json", "backtrace.txt"))
             os.makedirs(os.path.join(cwd, "out"), exist_ok=True)
+            # A case whose input file is missing would be refused for that alone and test nothing.
+            missing = [a for a in case.argv if "{" not in a and not a.startswith("-") and not a.startswith("out")
+                       and "." in os.path.basename(a) and not os.path.exists(os.path.join(cwd, a))]
+            if missing:
+                shutil.rmtree(cwd)
+                bad += 1
+                counts["harness-error"] += 1
+                print(f"{meta['class']:>22} -> {'missing input':<22} {d}  {', '.join(missing)} is not in the case folder")
+                continue
             res = execute(case, cwd, bindir, args.timeout)
             shutil.rmtree(cwd)
             counts[res["class"]] += 1
@@ -2902,7 +2913,7 @@ def replay(args):
             print(f"{meta['class']:>22} -> {res['class']:<22} {d}  {line[0][:100] if line else ''}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"replayed {len(cases)} cases: " + ", ".join(f"{c} {counts[c]}" for c in CLASSES if counts[c]))
+    print(f"replayed {len(cases)} cases: " + ", ".join(f"{c} {counts[c]}" for c in CLASSES + ["harness-error"] if counts[c]))
     return 1 if bad else 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reader for the .edge container (format v1, v2 and v3), written from docs/edge-format.md alone.
+"""Independent reader for the .edge container (format v1 to v4), written from docs/edge-format.md alone.
 
 It needs only the Python standard library and numpy, shares no code with the Swift reader, and
 exists to show that the spec is enough to read a file: a Swift test writes a file, runs this
@@ -26,11 +26,11 @@ import numpy as np
 MAGIC = b"EDGE\r\n\x1a\n"
 PREAMBLE = 64
 ALIGN = 64
-VERSION = 3                 # the newest version this reader understands
-ENCODING_VERSION = {"q3": 2, "q4k": 3}  # the version that introduced an encoding; the others are in v1
+VERSION = 4                 # the newest version this reader understands
+ENCODING_VERSION = {"q3": 2, "q4k": 3, "q3s": 4}  # the version that introduced an encoding; the others are in v1
 MAX_HEADER = 64 << 20
 MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
-ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "q4k", "nm"}
+ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "q4k", "q3s", "nm"}
 RESERVED = {"csr", "bitmask"}  # defined by the spec; this reader does not decode them yet
 MAX_NM_M = 256
 TOP_KEYS = {"format", "version", "config", "tensors", "blobs", "provenance"}
@@ -72,13 +72,16 @@ def payload_length(t):
     count = int(np.prod(shape, dtype=object))
     if count > MAX_ELEMENTS:
         raise EdgeError(f"tensor {name!r}: shape {shape} has too many elements")
-    known = {"nm": {"symmetric", "value_encoding", "n", "m"}, "q4k": {"group_size", "sub_bits"}}.get(enc, {"symmetric", "group_size"})
+    known = {"nm": {"symmetric", "value_encoding", "n", "m"}, "q4k": {"group_size", "sub_bits"},
+             "q3s": {"group_size", "sub_bits"}}.get(enc, {"symmetric", "group_size"})
     if set(params) - known:
         raise EdgeError(f"tensor {name!r}: unknown params {sorted(set(params) - known)}")
     if enc == "nm":
         return nm_layout(t)["size"]
     if enc == "q4k":
         return q4k_layout(t)["size"]
+    if enc == "q3s":
+        return q3s_layout(t)["size"]
     if enc == "f32":
         if params:
             raise EdgeError(f"tensor {name!r}: f32 takes no params")
@@ -128,17 +131,65 @@ def grouped_values(p, name, enc, bits, u, codes_len, g, sym):
     return (s[:, gi] * (u.astype(np.int64) - z[:, gi]).astype(np.float32)).astype(np.float32)
 
 
-def dequantize_q3(t, p):
-    """float32 values of a q3 tensor, checking scales, zero points and row padding bits (docs: "q3", "Validation")."""
-    (rows, cols), name = t["shape"], t["name"]
-    sym, g = t["params"]["symmetric"], t["params"]["group_size"]
+def q3_codes(p, name, enc, rows, cols):
+    """The 3-bit codes (rows, cols) of a q3 / q3s payload: each row's ceil(3 * cols / 8) bytes a
+    little-endian bit stream, code c in bits 3c...3c+2; refuses padding bits set after a row's last code."""
     row_bytes = (3 * cols + 7) // 8
     packed = np.frombuffer(p, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
     bits = np.unpackbits(packed, axis=1, bitorder="little")            # bit i of a row = bit i % 8 of byte i // 8
     if bits[:, 3 * cols:].any():
-        raise EdgeError(f"tensor {name!r}: q3 padding bits set after a row's last code")
-    u = (bits[:, : 3 * cols].reshape(rows, cols, 3).astype(np.int64) << np.arange(3)).sum(axis=2)  # lowest bit first
-    return grouped_values(p, name, "q3", 3, u, rows * row_bytes, g, sym)
+        raise EdgeError(f"tensor {name!r}: {enc} padding bits set after a row's last code")
+    return (bits[:, : 3 * cols].reshape(rows, cols, 3).astype(np.int64) << np.arange(3)).sum(axis=2)  # lowest bit first
+
+
+def dequantize_q3(t, p):
+    """float32 values of a q3 tensor, checking scales, zero points and row padding bits (docs: "q3", "Validation")."""
+    (rows, cols), name = t["shape"], t["name"]
+    sym, g = t["params"]["symmetric"], t["params"]["group_size"]
+    u = q3_codes(p, name, "q3", rows, cols)
+    return grouped_values(p, name, "q3", 3, u, rows * ((3 * cols + 7) // 8), g, sym)
+
+
+def q3s_layout(t):
+    """Sizes and offsets of a q3s payload (docs: "q3s"), after checking shape and params."""
+    name, shape, params = t["name"], t["shape"], t.get("params") or {}
+    if len(shape) != 2:
+        raise EdgeError(f"tensor {name!r}: q3s needs shape [rows, cols]")
+    g, b = params.get("group_size"), params.get("sub_bits")
+    if not _is_int(g) or g < 8 or g > MAX_GROUP or g % 8:
+        raise EdgeError(f"tensor {name!r}: bad group_size {g}")
+    if not _is_int(b) or b not in (6, 8):
+        raise EdgeError(f"tensor {name!r}: bad sub_bits {b!r}; expected 6 or 8")
+    rows, cols = shape
+    groups = (cols + g - 1) // g
+    sub_row = ((b + 3) * groups + 7) // 8
+    sub_off = align64(rows * ((3 * cols + 7) // 8))
+    super_off = align64(sub_off + rows * sub_row)
+    return {"g": g, "b": b, "groups": groups, "sub_row": sub_row, "sub_off": sub_off, "super_off": super_off,
+            "size": super_off + 2 * rows}
+
+
+def dequantize_q3s(t, p):
+    """float32 values of a q3s tensor, checking the code and sub-parameter padding bits and every
+    super-scale (docs: "q3s", "Validation"): s = D*sc, w = s*(u - z), exact in binary32."""
+    L, (rows, cols), name = q3s_layout(t), t["shape"], t["name"]
+    g, b, groups = L["g"], L["b"], L["groups"]
+    u = q3_codes(p, name, "q3s", rows, cols)
+    sub = np.frombuffer(p, dtype=np.uint8, count=rows * L["sub_row"], offset=L["sub_off"]).reshape(rows, L["sub_row"])
+    bits = np.unpackbits(sub, axis=1, bitorder="little")
+    if bits[:, (b + 3) * groups:].any():
+        raise EdgeError(f"tensor {name!r}: q3s sub-parameter padding bits set after a row's last group")
+    fields = bits[:, : (b + 3) * groups].reshape(rows, groups, b + 3).astype(np.int64) << np.arange(b + 3)
+    sc = fields[:, :, :b].sum(axis=2)                                  # lowest bit first: the scale code,
+    z = fields[:, :, b:].sum(axis=2) >> b                              # then the 3-bit zero point
+    h = np.frombuffer(p, dtype="<u2", count=rows, offset=L["super_off"])
+    if ((h & 0x7C00) == 0x7C00).any():
+        raise EdgeError(f"tensor {name!r}: q3s super-scale D is not finite")
+    if (h & 0x8000).any():
+        raise EdgeError(f"tensor {name!r}: q3s super-scale D is negative (sign bit set)")
+    s = h.view("<f2").astype(np.float32)[:, None] * sc.astype(np.float32)   # exact: 11-bit significand times an integer < 256
+    gi = np.arange(cols) // g
+    return (s[:, gi] * (u - z[:, gi]).astype(np.float32)).astype(np.float32)  # exact
 
 
 def q4_codes(p, name, enc, rows, cols):
@@ -272,6 +323,8 @@ def dequantize(t, p):
         return dequantize_q3(t, p)
     if enc == "q4k":
         return dequantize_q4k(t, p)
+    if enc == "q3s":
+        return dequantize_q3s(t, p)
     if enc == "f32":
         return np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(shape)
     if enc == "f16":

@@ -1198,7 +1198,19 @@ def q4k_layout(t):
     return rows * rb, sub_off, sub_row, super_off, super_off + 4 * rows
 
 
-ENCODING_VERSION = {"q3": 2, "q4k": 3}  # the format version that introduced an encoding; others: 1
+def q3s_layout(t):
+    """(code bytes, sub offset, sub bytes per row, super offset, size) of a q3s tensor payload."""
+    rows, cols = t["shape"]
+    p = t.get("params") or {}
+    g, b = p["group_size"], p["sub_bits"]
+    rb = (3 * cols + 7) // 8
+    sub_row = ((b + 3) * -(-cols // g) + 7) // 8
+    sub_off = a64(rows * rb)
+    super_off = a64(sub_off + rows * sub_row)
+    return rows * rb, sub_off, sub_row, super_off, super_off + 2 * rows
+
+
+ENCODING_VERSION = {"q3": 2, "q4k": 3, "q3s": 4}  # the format version that introduced an encoding; others: 1
 
 
 def payload_size(t):
@@ -1224,6 +1236,8 @@ def payload_size(t):
         return so + 2 * rows * groups if sym else a64(so + 2 * rows * groups) + rows * groups
     if e == "q4k":
         return q4k_layout(t)[4]
+    if e == "q3s":
+        return q3s_layout(t)[4]
     return sparse_layout(t)["size"]
 
 
@@ -1275,7 +1289,7 @@ def put_bits(buf, base, bitpos, value, nbits):
 def random_encoding(rng, shape):
     """A tensor entry fragment (encoding, params, nnz) for a [rows, cols] weight."""
     rows, cols = shape
-    e = rng.choice(["q8", "q4", "q3", "q4k", "csr", "bitmask", "nm", "f16", "f32"])
+    e = rng.choice(["q8", "q4", "q3", "q4k", "q3s", "csr", "bitmask", "nm", "f16", "f32"])
     sym = rng.random() < 0.5
     if e in ("f32", "f16"):
         return e, None, None
@@ -1287,6 +1301,9 @@ def random_encoding(rng, shape):
         return e, {"symmetric": sym, "group_size": rng.choice([8, 16, 64, 72, cols, 1 << 24])}, None
     if e == "q4k":
         g = rng.choice([2, 6, 32, 64, 66, cols + cols % 2, 1 << 24])
+        return e, {"group_size": g, "sub_bits": rng.choice([6, 8])}, None
+    if e == "q3s":
+        g = rng.choice([8, 16, 64, 72, -(-cols // 8) * 8, 1 << 24])
         return e, {"group_size": g, "sub_bits": rng.choice([6, 8])}, None
     ve = rng.choice(["f32", "f16", "q8"])
     p = {"value_encoding": ve}
@@ -1381,6 +1398,63 @@ def build_payload(rng, t, desc):
             elif cols % 2:
                 buf[rng.randrange(rows) * rb + rb - 1] |= 0x80
                 desc.append("code padding nibble set at a row end")
+        return bytes(buf)
+    if e == "q3s":
+        k = rng.randrange(6) if corrupt else -1
+        if k == 5:
+            # Params the spec refuses, the payload built and sized for them, so that only the params rule
+            # (not the size rule) can refuse the file.
+            kp = rng.randrange(3)
+            if kp == 0:
+                v = rng.choice([2, 4, 6, 12, 20, 60, 66, 100, (1 << 24) + 4, (1 << 24) + 8])
+                pk = "group_size"
+            elif kp == 1:
+                v = rng.choice([0, 3, 4, 5, 7, 9, 16])
+                pk = "sub_bits"
+            else:
+                v = rng.random() < 0.5
+                pk = "symmetric"
+            desc.append(f"params.{pk} {short(p.get(pk))} := {v} (payload sized for it)")
+            p[pk] = v
+            buf = bytearray(payload_size(t))
+        elif k == 3 and (3 * cols) % 8 == 0 and cols > 1:
+            # Rows that end on a byte boundary have no code padding bits: one column less (the payload
+            # sized for that shape) gives them some, checked when the file is opened, before a model
+            # compares shapes.
+            cols -= 1
+            t["shape"] = [rows, cols]
+            desc.append(f"shape := {t['shape']} (payload sized for it, so code rows end in padding bits)")
+            buf = bytearray(payload_size(t))
+        codes, sub_off, sub_row, super_off, _ = q3s_layout(t)
+        buf[0:codes] = bytes(rng.getrandbits(8) for _ in range(codes))
+        rb = (3 * cols + 7) // 8
+        tail = 3 * cols - 8 * (rb - 1)      # bits of each row's last code byte that hold codes
+        if tail < 8:
+            for r in range(rows):
+                buf[r * rb + rb - 1] &= (1 << tail) - 1
+        used = (p["sub_bits"] + 3) * -(-cols // p["group_size"])
+        for r in range(rows):
+            put_bits(buf, sub_off + r * sub_row, 0, rng.getrandbits(used), used)
+        for i in range(rows):
+            struct.pack_into("<e", buf, super_off + 2 * i, rng.choice([0.01, 0.002, 1e-4, 0.0, 6e-8]))
+        if k == 2 and used % 8:
+            bit = rng.randrange(used % 8, 8)
+            buf[sub_off + rng.randrange(rows) * sub_row + sub_row - 1] |= 1 << bit
+            desc.append(f"sub-parameter padding bit {bit} of a row's last byte set")
+        elif k in (2, 3) and tail < 8:
+            bit = rng.randrange(tail, 8)
+            buf[rng.randrange(rows) * rb + rb - 1] |= 1 << bit
+            desc.append(f"code padding bit {bit} of a row's last byte set")
+        elif k == 0:
+            poke_specials(rng, buf, super_off, 2 * rows, 2, desc, "super-scales")
+        elif k == 1:
+            i = rng.randrange(rows)
+            buf[super_off + 2 * i + 1] |= 0x80
+            desc.append(f"super-scale D {i}: sign bit set")
+        elif k in (2, 3, 4):
+            i = rng.randrange(rows)
+            buf[super_off + 2 * i: super_off + 2 * i + 2] = rng.choice(FLOAT16_SPECIALS[:4])
+            desc.append(f"super-scale D {i} := NaN/Inf")
         return bytes(buf)
     L = sparse_layout(t)
     vb, ve = L["vb"], p["value_encoding"]
@@ -1520,7 +1594,7 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
     if r < 0.1:
         k = rng.randrange(7)
         if k == 0:
-            v = rng.choice([0, 1, 2, 3, 4, 2**31, 2**32 - 1])
+            v = rng.choice([0, 1, 2, 3, 4, 5, 2**31, 2**32 - 1])
             buf[8:12] = pack_u32(v)
             desc.append(f"preamble version {e.version} := {v}")
         elif k == 1:
@@ -1576,6 +1650,15 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                 poke_specials(rng, buf, start, n, 4 if enc_name == "f32" else 2, desc, f"tensor {it['name']}")
             elif enc_name == "q4k":
                 codes, sub_off, sub_row, super_off, size = q4k_layout(it)
+                k = rng.random()
+                if k < 0.5:
+                    poke_specials(rng, buf, start + super_off, size - super_off, 2, desc, f"tensor {it['name']} super-scales")
+                elif k < 0.7:
+                    flip_bytes(rng, buf, start + sub_off, start + super_off, desc, f"tensor {it['name']} sub-parameters")
+                else:
+                    flip_bytes(rng, buf, start, start + codes, desc, f"tensor {it['name']} codes")
+            elif enc_name == "q3s":
+                codes, sub_off, sub_row, super_off, size = q3s_layout(it)
                 k = rng.random()
                 if k < 0.5:
                     poke_specials(rng, buf, start + super_off, size - super_off, 2, desc, f"tensor {it['name']} super-scales")
@@ -1648,7 +1731,7 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                 desc.append(f"tensor {t['name']} payload resized {len(raw)} -> {n}")
         area = edge_repack(e, payloads)
         if rng.random() < 0.1:
-            version = rng.choice([v for v in (1, 2, 3) if v != version])
+            version = rng.choice([v for v in (1, 2, 3, 4) if v != version])
             desc.append(f"version := {version}")
             h["version"] = version
         return edge_assemble(version, h, area)
@@ -1691,8 +1774,8 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                 v = interesting(rng, cur) if key != "unknown_key" else any_value(rng)
                 cfg[key] = v
                 desc.append(f"config.{key} {short(cur)} := {short(v)}")
-        elif k < 0.7 and isinstance(h.get("tensors"), list) and h["tensors"]:
-            t = rng.choice(h["tensors"])
+        elif k < 0.7 and isinstance(h.get("tensors"), list) and any(isinstance(x, dict) for x in h["tensors"]):
+            t = rng.choice([x for x in h["tensors"] if isinstance(x, dict)])  # an earlier edit may have made an entry a non-object
             f = rng.choice(["offset", "length", "shape", "shape", "encoding", "params", "params", "crc32",
                             "compression", "raw_length", "nnz", "name", "<delete>", "<duplicate>", "<unknown>"])
             if f == "<delete>":
@@ -1733,7 +1816,7 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                     desc.append(f"tensor {t['name']}.params := {short(v)}")
             elif f == "encoding":
                 cur = t.get("encoding")
-                v = rng.choice(["f32", "f16", "q8", "q4", "q3", "q4k", "csr", "bitmask", "nm", "q2", "", "F32", None, 8])
+                v = rng.choice(["f32", "f16", "q8", "q4", "q3", "q4k", "q3s", "csr", "bitmask", "nm", "q2", "", "F32", None, 8])
                 t["encoding"] = v
                 desc.append(f"tensor {t['name']}.encoding {cur} := {short(v)}")
             elif f == "name":
@@ -1756,8 +1839,9 @@ def mutate_edge_bytes(rng, b, desc, tokenizer_mutator):
                 t[f] = v
                 desc.append(f"tensor {t['name']}.{f} {short(cur)} := {short(v)}")
         elif k < 0.8 and isinstance(h.get("blobs"), list):
-            if h["blobs"] and rng.random() < 0.85:
-                x = rng.choice(h["blobs"])
+            blobs = [x for x in h["blobs"] if isinstance(x, dict)]
+            if blobs and rng.random() < 0.85:
+                x = rng.choice(blobs)
                 f = rng.choice(["offset", "length", "crc32", "compression", "raw_length", "name", "<delete>"])
                 if f == "<delete>":
                     h["blobs"].remove(x)

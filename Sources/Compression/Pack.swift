@@ -60,7 +60,7 @@ public struct Pack: Pass {
         denseBytes += dense.payload.count
         var packed = dense
         if t.shape.count == 2 && format != .dense {
-            if dense.encoding == .q4 || dense.encoding == .q3 || dense.encoding == .q4k {
+            if dense.encoding == .q4 || dense.encoding == .q3 || dense.encoding == .q4k || dense.encoding == .q3s {
                 if format != .auto {
                     throw PassError(pass: Self.id, tensor: t.name,
                                     why: "is \(dense.encoding.rawValue), which stays dense: \(format.rawValue) holds f32, f16 or q8 values (use format 'auto' or 'dense', or exclude it)")

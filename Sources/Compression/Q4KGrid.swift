@@ -105,3 +105,27 @@ enum Q4KFit {
         unit > 0 ? UInt8((value / unit).rounded(.toNearestOrEven)) : 0
     }
 }
+
+/// Fitting q3s grids (docs/edge-format.md, "q3s"): q3's grids s·(u − z), u and z in 0...7, with the
+/// scale s a `subBits`-bit code times the row's binary16 super-scale D. The unconstrained grid of a
+/// group is q3's search (`QuantGrid.search`, an unrounded scale); the row's D is the largest scale over
+/// 2^b − 1 (`Q4KFit.supers`, its min part unused); each group then takes the scale code nearest its
+/// scale or a neighbour and any zero point 0...7, whichever pair gives the smallest error.
+enum Q3SFit {
+    static func constrained(_ x: UnsafeBufferPointer<Float>, _ h: UnsafeBufferPointer<Float>?, grid: QuantGrid, unit: Float,
+                            subBits: Int) -> QuantGrid {
+        let top = (1 << subBits) - 1
+        guard unit > 0 else { return QuantGrid(scale: 0, zero: 0, qmin: 0, qmax: 7) }
+        let s0 = max(0, min(top, Int((grid.scale / unit).rounded(.toNearestOrEven))))
+        var best = QuantGrid(scale: unit * Float(s0), zero: grid.zero, qmin: 0, qmax: 7)
+        var bestErr = best.squaredError(x, weights: h)
+        for sc in max(1, s0 - 1) ... max(1, min(top, s0 + 1)) {
+            for z in 0 ... 7 {
+                let g = QuantGrid(scale: unit * Float(sc), zero: Float(z), qmin: 0, qmax: 7)
+                let e = g.squaredError(x, weights: h)
+                if e < bestErr { bestErr = e; best = g }
+            }
+        }
+        return best
+    }
+}

@@ -99,9 +99,9 @@ public struct Quantize: Pass {
         subBits = try f.optionalInt("sub_bits", range: 1 ... 64)
         if let b = subBits {
             guard b == 6 || b == 8 else { throw f.error("sub_bits", "is \(b); expected 6 or 8") }
-            guard bits == 4 else { throw f.error("sub_bits", "applies to bits 4 only (the q4k encoding)") }
-            guard !symmetric else { throw f.error("sub_bits", "needs \"symmetric\": false (a q4k group has a min, not a symmetric grid)") }
-            if actOrder { throw f.error("act_order", "does not apply with sub_bits (q4k groups are fitted as the sweep reaches them)") }
+            guard bits == 4 || bits == 3 else { throw f.error("sub_bits", "applies to bits 4 (the q4k encoding) and 3 (q3s) only") }
+            guard !symmetric else { throw f.error("sub_bits", "needs \"symmetric\": false (q4k groups have a min, q3s groups a zero point)") }
+            if actOrder { throw f.error("act_order", "does not apply with sub_bits (q4k / q3s groups are fitted as the sweep reaches them)") }
         }
         tiedAsHead = try f.bool("tied_as_head", default: false)
         if tiedAsHead, method != .gptq, !weighting.usesActivations {
@@ -122,7 +122,7 @@ public struct Quantize: Pass {
     /// GPTQ, and q4k's grid search, are too slow to run at every training step.
     public var refusesTrainingThrough: String? {
         if method == .gptq { return "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" }
-        if subBits != nil { return "(sub_bits, q4k): training fake-quantizes every step, which the q4k grid search is too slow for; quantize after training" }
+        if subBits != nil { return "(sub_bits, q4k / q3s): training fake-quantizes every step, which their grid search is too slow for; quantize after training" }
         return nil
     }
 
@@ -196,7 +196,7 @@ public struct Quantize: Pass {
     /// GPTQ (`hessian` given) or on its own; `t.values` become the dequantized weights.
     private mutating func quantizeQ4K(_ t: inout WorkTensor, rows: Int, cols: Int, subBits: Int, errWeights: [Float]?,
                                       hessian: [Double]?) throws -> EncodedTensor {
-        let layout = GroupLayout(rows: rows, cols: cols, bits: 4, groupSize: groupSize!, symmetric: false, subBits: subBits)
+        let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize!, symmetric: false, subBits: subBits)
         let magnitude = weighting.usesMagnitude && rounding == .mse
         let supers = layout.q4kSupers(layout.fitGrids(t.values, rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights))
         if let bad = supers.firstIndex(where: { !$0.d.isFinite || !$0.m.isFinite }) {
@@ -204,7 +204,7 @@ public struct Quantize: Pass {
         }
         var codes: [UInt8], grids: [QuantGrid], deq: [Float]
         if let h = hessian {
-            let opts = GPTQ.Options(bits: 4, groupSize: groupSize, symmetric: false, damp: damp, shrink: shrink, actOrder: false,
+            let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: false, damp: damp, shrink: shrink, actOrder: false,
                                     rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights,
                                     subBits: subBits, supers: supers)
             let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: try factor(for: t.name, hessian: h, cols: cols), options: opts)
@@ -343,7 +343,7 @@ public struct Quantize: Pass {
             "relative_rmse": .number(sumSquares > 0 ? (sumSquaredError / sumSquares).squareRoot() : 0),
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
-        if let subBits { o["sub_bits"] = .number(Double(subBits)); o["encoding"] = .string("q4k") }
+        if let subBits { o["sub_bits"] = .number(Double(subBits)); o["encoding"] = .string(bits == 3 ? "q3s" : "q4k") }
         if rounding == .mse || subBits != nil { o["weighting"] = .string(weighting.rawValue) }
         if weighting.usesActivations { o["activation_weighted_tensors"] = .number(Double(weightedTensors)) }
         if method == .gptq {
@@ -512,7 +512,8 @@ struct QuantGrid {
 /// and the payload built from integer codes.
 struct GroupLayout {
     let rows: Int, cols: Int, bits: Int, groupSize: Int?, symmetric: Bool
-    /// q4k (bits 4, asymmetric): bits of each group's scale and min code; nil for q8, q4, q3.
+    /// q4k (bits 4) and q3s (bits 3), asymmetric: bits of each group's scale code (q4k: and min code);
+    /// nil for q8, q4, q3.
     var subBits: Int? = nil
 
     var group: Int { groupSize ?? cols }
@@ -567,6 +568,11 @@ struct GroupLayout {
                             out[r * groups + gi] = local.withUnsafeBufferPointer { lb in
                                 let h = weighted ? UnsafeBufferPointer(rebasing: lb[0 ..< n]) : nil
                                 guard let subBits else { return QuantGrid.search(x, weights: h, bits: bits, symmetric: symmetric, f16Scale: f16) }
+                                if bits == 3 {  // q3s: q3's grid, its scale then a code under the row's super-scale
+                                    let g = QuantGrid.search(x, weights: h, bits: 3, symmetric: false, f16Scale: false)
+                                    guard let s = supers?[r] else { return g }
+                                    return Q3SFit.constrained(x, h, grid: g, unit: s.d, subBits: subBits)
+                                }
                                 // q4k (searched whatever `rounding` says): the free fit, or constrained to the row's super-scales.
                                 let f = Q4KFit.fit(x, h)
                                 guard let s = supers?[r] else {
@@ -605,9 +611,16 @@ struct GroupLayout {
         }
     }
 
-    /// The q4k payload for codes 0...15 (row-major) on `grids` fitted under `supers`.
+    /// The q4k payload for codes 0...15 (row-major) on `grids` fitted under `supers`; for bits 3 the
+    /// q3s payload for codes 0...7 (the grids' zero points stored as 3-bit codes, their mins unused).
     func encodeQ4K(name: String, codes: [UInt8], grids: [QuantGrid], supers: [Q4KSuper]) -> EncodedTensor {
         precondition(subBits != nil && grids.count == rows * groups && supers.count == rows)
+        if bits == 3 {
+            var sc = [UInt8](repeating: 0, count: grids.count)
+            for r in 0 ..< rows { for k in 0 ..< groups { sc[r * groups + k] = Q4KFit.code(grids[r * groups + k].scale, unit: supers[r].d) } }
+            return .q3s(name: name, rows: rows, cols: cols, groupSize: group, subBits: subBits!, u: codes, sc: sc,
+                        z: grids.map { UInt8($0.zero) }, superScale: supers.map(\.d))
+        }
         var sc = [UInt8](repeating: 0, count: grids.count), mn = sc
         for r in 0 ..< rows {
             for k in 0 ..< groups {

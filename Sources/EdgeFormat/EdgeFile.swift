@@ -1,12 +1,13 @@
 
 /// An opened, fully validated `.edge` file (docs/edge-format.md). The file is memory-mapped;
 /// uncompressed payloads are served straight from the mapping, deflated ones are inflated on
-/// first use. Opening checks the preamble (versions 1 to 3), the header checksum, every header
-/// field, every tensor's shape, encoding (q3 only from version 2, q4k only in version 3) and length, the placement of every
+/// first use. Opening checks the preamble (versions 1 to 4), the header checksum, every header
+/// field, every tensor's shape, encoding (q3 only from version 2, q4k only from version 3, q3s only in
+/// version 4) and length, the placement of every
 /// item, (unless `verifyChecksums` is false) the CRC32 of every item, and the structure of every
 /// uncompressed csr/bitmask payload (deflated ones are checked when inflated), and likewise every nm
-/// payload's indices, every q4/q3 payload's scales, zero points and row padding bits and every q4k
-/// payload's super-scales and padding bits; nothing is trusted before that.
+/// payload's indices, every q4/q3 payload's scales, zero points and row padding bits and every q4k /
+/// q3s payload's super-scales and padding bits; nothing is trusted before that.
 ///
 /// Thread-safe: any thread may read payloads concurrently.
 public final class EdgeFile: @unchecked Sendable {
@@ -155,7 +156,7 @@ public final class EdgeFile: @unchecked Sendable {
     }
 
     /// Checks the structure of a csr/bitmask payload (row pointers, columns, mask bits), an nm
-    /// payload (in-group indices), a q4/q3 payload (scales, zero points, row padding bits) or a q4k payload
+    /// payload (in-group indices), a q4/q3 payload (scales, zero points, row padding bits) or a q4k / q3s payload
     /// (super-scales and super-mins finite and >= 0, code and sub-parameter padding bits); others pass.
     /// - Throws: `.badTensor` naming the tensor, field "payload", and the first broken rule.
     private func checkPayloadStructure(_ t: TensorEntry, _ bytes: UnsafeRawBufferPointer) throws {

@@ -25,7 +25,7 @@ public enum EdgeFormatError: Error, Equatable, CustomStringConvertible {
     /// The preamble's version is newer than this reader (`supported`, the newest it reads).
     case newerVersion(file: String, version: UInt32, supported: UInt32)
     /// A tensor's encoding came with a later format version (`needs`) than the file says (`version`):
-    /// q3 in a version-1 file, q4k in a version-1 or version-2 file.
+    /// q3 in a version-1 file, q4k in a version-1 or version-2 file, q3s in a file before version 4.
     case encodingNeedsNewerVersion(file: String, tensor: String, encoding: String, needs: UInt32, version: UInt32)
     /// A preamble field (at `offset`) has a value this reader does not accept.
     case badPreamble(file: String, field: String, offset: Int, why: String)

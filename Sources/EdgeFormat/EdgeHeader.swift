@@ -4,8 +4,8 @@
 /// ```
 /// offset size field
 ///      0    8 magic          "EDGE" 0D 0A 1A 0A
-///      8    4 version        u32 LE, 1; 2 when a tensor is q3; 3 when a tensor is q4k
-///     12    4 flags          u32 LE, 0 (v1, v2 and v3 define no flags)
+///      8    4 version        u32 LE, 1; 2 when a tensor is q3; 3 when a tensor is q4k; 4 when one is q3s
+///     12    4 flags          u32 LE, 0 (v1 to v4 define no flags)
 ///     16    8 header_offset  u64 LE, absolute offset of the header JSON, a multiple of 64
 ///     24    8 header_length  u64 LE, its length; header_offset + header_length == file size
 ///     32    4 header_crc32   u32 LE, CRC32 of the header bytes
@@ -19,11 +19,12 @@ public struct EdgePreamble: Equatable, Sendable {
     /// Every item (tensor, blob) and the header start at a multiple of this absolute file offset.
     public static let alignment = 64
     /// The newest format version this code reads and writes (v2 = v1 + the q3 encoding; v3 = v2 + the
-    /// q4k encoding).
-    public static let currentVersion: UInt32 = 3
+    /// q4k encoding; v4 = v3 + the q3s encoding).
+    public static let currentVersion: UInt32 = 4
 
     /// The oldest format version that can express a file holding tensors in `encodings`, the one
-    /// writers write: 1, or the newest `Encoding.formatVersion` among them (2 when one is q3, 3 when one is q4k).
+    /// writers write: 1, or the newest `Encoding.formatVersion` among them (2 when one is q3, 3 when one is
+    /// q4k, 4 when one is q3s).
     public static func version(for encodings: some Sequence<Encoding>) -> UInt32 {
         encodings.reduce(1) { max($0, $1.formatVersion) }
     }
@@ -366,7 +367,7 @@ extension TensorEntry {
     public static let maxDimension = 1 << 40
     /// Largest element count (2^48); keeps every size computation far from overflow.
     public static let maxElements = 1 << 48
-    /// Largest q4 / q3 / q4k group size (2^24).
+    /// Largest q4 / q3 / q4k / q3s group size (2^24).
     public static let maxGroupSize = 1 << 24
 
     /// Checks a tensor's shape, encoding and parameters against the v1 rules
@@ -395,7 +396,7 @@ extension TensorEntry {
             guard params.n == nil else { throw bad("params.n", "must be absent for \(encoding.rawValue)") }
             guard params.m == nil else { throw bad("params.m", "must be absent for \(encoding.rawValue)") }
         }
-        if encoding != .q4k {
+        if encoding != .q4k && encoding != .q3s {
             guard params.subBits == nil else { throw bad("params.sub_bits", "must be absent for \(encoding.rawValue)") }
         }
         switch encoding {
@@ -428,6 +429,15 @@ extension TensorEntry {
             }
             guard let b = params.subBits else { throw bad("params.sub_bits", "is missing; q4k needs it (6 or 8)") }
             guard Q4KLayout.allowedSubBits.contains(b) else { throw bad("params.sub_bits", "is \(b); expected 6 or 8") }
+        case .q3s:
+            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; q3s needs [rows, cols]") }
+            guard params.symmetric == nil else { throw bad("params.symmetric", "must be absent for q3s") }
+            guard let g = params.groupSize else { throw bad("params.group_size", "is missing; q3s needs it") }
+            guard g >= 8, g <= maxGroupSize, g % 8 == 0 else {
+                throw bad("params.group_size", "is \(g); expected a multiple of 8 in 8...\(maxGroupSize)")
+            }
+            guard let b = params.subBits else { throw bad("params.sub_bits", "is missing; q3s needs it (6 or 8)") }
+            guard Q3SLayout.allowedSubBits.contains(b) else { throw bad("params.sub_bits", "is \(b); expected 6 or 8") }
         case .csr, .bitmask:
             let e = encoding.rawValue
             guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; \(e) needs [rows, cols]") }

@@ -4,8 +4,8 @@
 /// appears at `path` until `finish()` succeeds: the bytes go to a temporary file that is removed
 /// if the writer is dropped unfinished. The same calls with the same inputs give identical bytes
 /// (no timestamps; deflate at the fixed `Deflate.level`). The file says the oldest format version
-/// that can express it (`EdgePreamble.version(for:)`): 3 when a tensor is q4k, else 2 when a tensor
-/// is q3, else 1.
+/// that can express it (`EdgePreamble.version(for:)`): 4 when a tensor is q3s, else 3 when a tensor is
+/// q4k, else 2 when a tensor is q3, else 1.
 ///
 /// ```swift
 /// let w = try EdgeWriter(path: "out.edge", protecting: [input], config: cfg, provenance: prov, deflate: false)
@@ -104,7 +104,7 @@ public final class EdgeWriter {
     }
 
     /// Writes the header, patches the preamble and moves the file into place. Preamble and header
-    /// say version 3 when a tensor is q4k, else 2 when a tensor is q3, else 1.
+    /// say version 4 when a tensor is q3s, else 3 when a tensor is q4k, else 2 when a tensor is q3, else 1.
     /// - Throws: `EdgeFormatError.badProvenance` (a non-finite number in it), `.io`, `.writerMisuse`.
     public func finish() throws {
         try checkOpen()

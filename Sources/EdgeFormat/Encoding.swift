@@ -17,6 +17,10 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     /// 4-bit codes as q4's, in groups of `group_size` inputs, each group's scale and min as `sub_bits`-bit
     /// codes under per-row binary16 super-scales: w = (D*sc)*u - M*mn. See `Q4KLayout`.
     case q4k
+    /// 3-bit codes as q3's, in groups of `group_size` inputs (a multiple of 8), each group's scale a
+    /// `sub_bits`-bit code under a per-row binary16 super-scale and its zero point a 3-bit code:
+    /// w = (D*sc)*(u - z). See `Q3SLayout`.
+    case q3s
     /// Sparse, compressed sparse rows: u32 row pointers, column indices (u8 gaps or u16 absolute),
     /// the stored values in `value_encoding` (+ q8 scales/zeros). See `SparseLayout`.
     case csr
@@ -31,11 +35,12 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
     public var isImplemented: Bool { true }
 
     /// The format version that introduced it: a file holding a tensor in this encoding says at least
-    /// this version (q3: 2; q4k: 3; every other encoding: 1). See `EdgePreamble.version(for:)`.
+    /// this version (q3: 2; q4k: 3; q3s: 4; every other encoding: 1). See `EdgePreamble.version(for:)`.
     public var formatVersion: UInt32 {
         switch self {
         case .q3: return 2
         case .q4k: return 3
+        case .q3s: return 4
         default: return 1
         }
     }
@@ -45,15 +50,15 @@ public enum Encoding: String, Codable, Sendable, CaseIterable {
 
     /// Whether a payload of this encoding has a structure a reader checks before use (csr, bitmask: row
     /// pointers, columns, mask bits; nm: in-group indices; q4, q3: finite scales, zero points, row
-    /// padding bits; q4k: finite non-negative super-scales, padding bits), beyond its size.
-    public var hasStructure: Bool { isSparse || self == .nm || self == .q4 || self == .q3 || self == .q4k }
+    /// padding bits; q4k, q3s: finite non-negative super-scales, padding bits), beyond its size.
+    public var hasStructure: Bool { isSparse || self == .nm || self == .q4 || self == .q3 || self == .q4k || self == .q3s }
 }
 
 /// Encoding parameters stored in the tensor table beside the encoding name.
 public struct EncodingParams: Codable, Equatable, Sendable {
     /// q8/q4/q3: symmetric (no zero points) or asymmetric.
     public var symmetric: Bool?
-    /// q4/q3/q4k: inputs per group.
+    /// q4/q3/q4k/q3s: inputs per group.
     public var groupSize: Int?
     /// csr/bitmask: how the stored values are encoded (f32, f16 or q8).
     public var valueEncoding: Encoding?
@@ -63,7 +68,7 @@ public struct EncodingParams: Codable, Equatable, Sendable {
     public var n: Int?
     /// nm: group length (consecutive inputs of a row).
     public var m: Int?
-    /// q4k: bits per group scale code and per group min code (6 or 8).
+    /// q4k: bits per group scale code and per group min code (6 or 8); q3s: bits per group scale code.
     public var subBits: Int?
 
     public init(symmetric: Bool? = nil, groupSize: Int? = nil, valueEncoding: Encoding? = nil, indexWidth: Int? = nil,
@@ -222,16 +227,19 @@ func rowPaddingProblem(_ p: UnsafeRawBufferPointer, offset: Int, rows: Int, rowB
     return nil
 }
 
-/// The first rule a q4, q3 or q4k payload (of the size its layout gives) breaks, as one line naming the
+/// The first rule a q4, q3, q4k or q3s payload (of the size its layout gives) breaks, as one line naming the
 /// row, group and numbers; nil when it is valid: the padding bits after each row's last code 0 (q4
 /// and q4k: the high nibble ending a row of odd cols; q3: bits 3 * cols onward), every scale finite (a
 /// binary16 Inf or NaN is refused) and every zero point (asymmetric) at most the largest code
 /// (15; 7); q4k: `Q4KLayout.payloadProblem` (sub-parameter padding bits 0, every D and M finite
-/// with the sign bit clear).
+/// with the sign bit clear); q3s: `Q3SLayout.payloadProblem` (likewise, D only).
 public func groupedPayloadProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams) -> String? {
     let rows, rowBytes, groups, scaleOffset, totalBytes, usedBits, maxZero: Int, zeroOffset: Int?
     switch PayloadLayout(encoding: encoding, shape: shape, params: params) {
     case let .q4k(l)?:
+        guard p.count == l.totalBytes else { return "has \(p.count) bytes; \(encoding) \(shape) needs \(l.totalBytes)" }
+        return l.payloadProblem(p)
+    case let .q3s(l)?:
         guard p.count == l.totalBytes else { return "has \(p.count) bytes; \(encoding) \(shape) needs \(l.totalBytes)" }
         return l.payloadProblem(p)
     case let .q4(l)?:
@@ -280,12 +288,12 @@ public func decodePayload(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape
     return layout.decode(p)
 }
 
-/// The first structural rule the payload of a csr, bitmask, nm, q4, q3 or q4k tensor breaks (`sparsePayloadProblem`,
+/// The first structural rule the payload of a csr, bitmask, nm, q4, q3, q4k or q3s tensor breaks (`sparsePayloadProblem`,
 /// `nmPayloadProblem`, `groupedPayloadProblem`), as one line; nil when it is valid or the encoding
 /// has no structure to check.
 public func payloadStructureProblem(_ p: UnsafeRawBufferPointer, encoding: Encoding, shape: [Int], params: EncodingParams, nnz: Int?) -> String? {
     if encoding.isSparse { return sparsePayloadProblem(p, encoding: encoding, shape: shape, params: params, nnz: nnz) }
     if encoding == .nm { return nmPayloadProblem(p, shape: shape, params: params) }
-    if encoding == .q4 || encoding == .q3 || encoding == .q4k { return groupedPayloadProblem(p, encoding: encoding, shape: shape, params: params) }
+    if encoding == .q4 || encoding == .q3 || encoding == .q4k || encoding == .q3s { return groupedPayloadProblem(p, encoding: encoding, shape: shape, params: params) }
     return nil
 }

@@ -21,6 +21,8 @@ public enum PayloadLayout: Equatable, Sendable {
     case q3(Q3Layout)
     /// 4-bit codes with sub-coded group scales and mins under per-row super-scales (`Q4KLayout`).
     case q4k(Q4KLayout)
+    /// 3-bit codes as q3's with sub-coded group scales and 3-bit zero points under per-row super-scales (`Q3SLayout`).
+    case q3s(Q3SLayout)
     /// csr or bitmask (`SparseLayout`).
     case sparse(SparseLayout)
     /// packed N:M (`NMLayout`).
@@ -30,6 +32,7 @@ public enum PayloadLayout: Equatable, Sendable {
     /// encoding: q8, q4 and q3 need a 2-D shape and `symmetric`; q4 an even `group_size` in 2...2^40,
     /// q3 a multiple of 8 in 8...2^40; q4k a 2-D shape, an even `group_size` in 2...2^24 and `sub_bits`
     /// 6 or 8 (no `symmetric`: a present one is refused by `TensorEntry.payloadLength`, ignored here);
+    /// q3s as q4k but a `group_size` that is a multiple of 8 in 8...2^24;
     /// csr/bitmask and nm as `SparseLayout.init?` and `NMLayout.init?` say (sparse ones need `nnz`
     /// in 0...count). Shapes beyond 2^40 per dimension or 2^48 elements give nil, so the layout
     /// arithmetic cannot overflow on hostile input.
@@ -52,6 +55,10 @@ public enum PayloadLayout: Equatable, Sendable {
             guard shape.count == 2, let g = params.groupSize, g >= 2, g <= TensorEntry.maxGroupSize, g % 2 == 0,
                   let b = params.subBits, Q4KLayout.allowedSubBits.contains(b) else { return nil }
             self = .q4k(Q4KLayout(rows: shape[0], cols: shape[1], groupSize: g, subBits: b))
+        case .q3s:
+            guard shape.count == 2, let g = params.groupSize, g >= 8, g <= TensorEntry.maxGroupSize, g % 8 == 0,
+                  let b = params.subBits, Q3SLayout.allowedSubBits.contains(b) else { return nil }
+            self = .q3s(Q3SLayout(rows: shape[0], cols: shape[1], groupSize: g, subBits: b))
         case .csr, .bitmask:
             guard shape.count == 2, let nnz, nnz >= 0, nnz <= count,
                   let l = SparseLayout(encoding: encoding, rows: shape[0], cols: shape[1], params: params, nnz: nnz) else { return nil }
@@ -71,6 +78,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case .q4: return .q4
         case .q3: return .q3
         case .q4k: return .q4k
+        case .q3s: return .q3s
         case let .sparse(l): return l.encoding
         case .nm: return .nm
         }
@@ -90,6 +98,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .q4(l): return (l.rows, l.cols)
         case let .q3(l): return (l.rows, l.cols)
         case let .q4k(l): return (l.rows, l.cols)
+        case let .q3s(l): return (l.rows, l.cols)
         case let .sparse(l): return (l.rows, l.cols)
         case let .nm(l): return (l.rows, l.cols)
         }
@@ -104,13 +113,14 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .q4(l): return l.totalBytes
         case let .q3(l): return l.totalBytes
         case let .q4k(l): return l.totalBytes
+        case let .q3s(l): return l.totalBytes
         case let .sparse(l): return l.totalBytes
         case let .nm(l): return l.totalBytes
         }
     }
 
     /// Writes row `r` as float32 to `out` (`cols` values), decoding only that row. The payload
-    /// must be valid for the layout (its size checked and, for csr/bitmask/nm/q4/q3/q4k, its structure:
+    /// must be valid for the layout (its size checked and, for csr/bitmask/nm/q4/q3/q4k/q3s, its structure:
     /// `payloadStructureProblem` returned nil).
     /// - Precondition: `0 <= r < rows`.
     public func decodeRow(_ r: Int, _ p: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
@@ -124,6 +134,7 @@ public enum PayloadLayout: Equatable, Sendable {
         case let .q4(l): l.decodeRow(r, p, into: out)
         case let .q3(l): l.decodeRow(r, p, into: out)
         case let .q4k(l): l.decodeRow(r, p, into: out)
+        case let .q3s(l): l.decodeRow(r, p, into: out)
         case let .sparse(l): l.decodeRow(r, p, into: out)
         case let .nm(l): l.decodeRow(r, p, into: out)
         }
@@ -223,7 +234,7 @@ extension PayloadLayout {
     /// ("value 12 is nan", "row 3 scale is inf"); nil when every stored value and scale is finite.
     /// Reads the float regions only (f32/f16 values, q8 and sparse per-row scales, sparse and N:M
     /// stored values), at memory speed: a runtime that computed with such a weight would print nan.
-    /// q4 and q3 scales and q4k super-scales are checked by `groupedPayloadProblem`.
+    /// q4 and q3 scales and q4k/q3s super-scales are checked by `groupedPayloadProblem`.
     public func nonFiniteProblem(_ p: UnsafeRawBufferPointer) -> String? {
         func f32(_ offset: Int, _ count: Int, _ what: String) -> String? {
             let words = UnsafeRawBufferPointer(rebasing: p[offset ..< offset + 4 * count])
@@ -242,7 +253,7 @@ extension PayloadLayout {
         case let .f32(rows, cols): return f32(0, rows * cols, "value")
         case let .f16(rows, cols): return f16(0, rows * cols, "value")
         case let .q8(l): return f32(l.scaleOffset, l.rows, "row scale")
-        case .q4, .q3, .q4k: return nil
+        case .q4, .q3, .q4k, .q3s: return nil
         case let .sparse(l):
             let values: String?
             switch l.valueEncoding {

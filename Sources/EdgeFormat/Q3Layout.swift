@@ -59,19 +59,27 @@ extension EncodedTensor {
         precondition(u.count == rows * cols && scales.count == rows * layout.groups && (zeros == nil || zeros!.count == rows * layout.groups))
         precondition(u.allSatisfy { $0 <= 7 } && (zeros ?? []).allSatisfy { $0 <= 7 }, "q3 codes and zero points are 0...7")
         var bytes = [UInt8](repeating: 0, count: layout.totalBytes)
-        for r in 0 ..< rows {
-            let src = r * cols, dst = r * layout.rowBytes
-            for j in 0 ..< cols {
-                let bit = 3 * j, v = UInt16(u[src + j]) << (bit & 7)
-                bytes[dst + (bit >> 3)] |= UInt8(v & 0xFF)
-                if v > 0xFF { bytes[dst + (bit >> 3) + 1] |= UInt8(v >> 8) }
-            }
-        }
+        packQ3Codes(u, rows: rows, cols: cols, into: &bytes)
         bytes.withUnsafeMutableBytes { dst in
             scales.withUnsafeBufferPointer { edge_f32_to_f16_row($0.baseAddress, dst.baseAddress! + layout.scaleOffset, scales.count) }
         }
         if let zeros { bytes.replaceSubrange(layout.zeroOffset ..< layout.zeroOffset + zeros.count, with: zeros) }
         return EncodedTensor(name: name, shape: [rows, cols], encoding: .q3,
                              params: .init(symmetric: zeros == nil, groupSize: groupSize), payload: bytes)
+    }
+}
+
+/// Packs `rows * cols` 3-bit codes (row-major) into the first `rows * ceil(3*cols/8)` bytes of `bytes`
+/// (zeroed by the caller) as q3 and q3s store them: each row a little-endian bit stream, code j in bits
+/// 3j...3j+2, the bits after the row's last code 0.
+func packQ3Codes(_ u: [UInt8], rows: Int, cols: Int, into bytes: inout [UInt8]) {
+    let rowBytes = (3 * cols + 7) / 8
+    for r in 0 ..< rows {
+        let src = r * cols, dst = r * rowBytes
+        for j in 0 ..< cols {
+            let bit = 3 * j, v = UInt16(u[src + j]) << (bit & 7)
+            bytes[dst + (bit >> 3)] |= UInt8(v & 0xFF)
+            if v > 0xFF { bytes[dst + (bit >> 3) + 1] |= UInt8(v >> 8) }
+        }
     }
 }

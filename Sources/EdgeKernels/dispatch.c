@@ -176,10 +176,11 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_Q8_F32:
     case EDGE_GEMM_OP_Q4_F32:
     case EDGE_GEMM_OP_Q3_F32:
+    case EDGE_GEMM_OP_Q3S_F32:
     case EDGE_GEMM_OP_Q4K_F32:
         if (!t->gemm) return "ref";
-        if (T == 1 && t->gemm->matvec && op != EDGE_GEMM_OP_Q3_F32 && op != EDGE_GEMM_OP_Q4K_F32)
-            return t->gemm->matvec_name;  // q3 and q4k have no fused kernel: the dot path
+        if (T == 1 && t->gemm->matvec && op != EDGE_GEMM_OP_Q3_F32 && op != EDGE_GEMM_OP_Q3S_F32 && op != EDGE_GEMM_OP_Q4K_F32)
+            return t->gemm->matvec_name;  // q3, q3s and q4k have no fused kernel: the dot path
         return edge_gemm_uses_packed(t->gemm, edge_kernels_gemm_mode(), T) ? t->gemm->packed_name : t->gemm->dot_name;
     case EDGE_GEMM_OP_Q8_Q8: return t->q8_q8_name;
     case EDGE_GEMM_OP_Q8_Q8B32: return t->q8_q8b32_name;
@@ -285,6 +286,14 @@ void edge_matmul_q3_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint
     if (!t->gemm) t->matmul_q3_f32(Wq, scale_f16, zero, group_size, X, Y, T, rows, cols, r0, r1);
     else if (group_size > 0 && group_size % 8 == 0)
         driver_gemm(t, edge_wsource_q3(Wq, scale_f16, zero, group_size, cols), X, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_q3s_f32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                         size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                         size_t r1) {
+    const edge_kernel_table *t = table();
+    if (!t->gemm) t->matmul_q3s_f32(Wq, sub, super_f16, group_size, sub_bits, X, Y, T, rows, cols, r0, r1);
+    else if (edge_q3s_params_ok(group_size, sub_bits))
+        driver_gemm(t, edge_wsource_q3s(Wq, sub, super_f16, group_size, sub_bits, cols), X, Y, T, rows, cols, r0, r1);
 }
 void edge_matmul_q4k_f32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
                          size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,

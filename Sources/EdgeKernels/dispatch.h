@@ -12,7 +12,7 @@ typedef enum edge_sparse_kind { EDGE_SPARSE_F32 = 0, EDGE_SPARSE_F16 = 1, EDGE_S
 /// One function pointer per dispatched kernel; signatures as in EdgeKernelsMath.h.
 /// (edge_matvec_f32 goes through matmul_f32 with T = 1.)
 /// The float-activation products (matmul_f32, matmul_f16, matmul_q8_f32, matmul_q4_f32, matmul_q3_f32,
-/// matmul_q4k_f32) go through
+/// matmul_q3s_f32, matmul_q4k_f32) go through
 /// the shared GEMM driver with `gemm`'s micro-kernels where it is set, else through the pointers.
 typedef struct edge_kernel_table {
     edge_kernel_level level;
@@ -64,6 +64,9 @@ typedef struct edge_kernel_table {
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q3_f32)(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                           const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+    void (*matmul_q3s_f32)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                           size_t r1);
     void (*matmul_q4k_f32)(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
                            size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
                            size_t r1);
@@ -253,7 +256,7 @@ static inline bool edge_q4k_params_ok(size_t group_size, size_t sub_bits) {
     return group_size > 0 && (sub_bits == 6 || sub_bits == 8);
 }
 
-/// q4k: `bits` (1...8) bits of a little-endian bit stream from bit `pos` (bit i = bit i%8 of byte i/8),
+/// q4k, q3s: `bits` (1...8) bits of a little-endian bit stream from bit `pos` (bit i = bit i%8 of byte i/8),
 /// lowest first; reads the next byte only when the field straddles it.
 static inline unsigned edge_bits_at(const uint8_t *stream, size_t pos, unsigned bits) {
     unsigned shift = (unsigned)(pos & 7), v = (unsigned)stream[pos >> 3] >> shift;
@@ -271,6 +274,20 @@ static inline void edge_q4k_group(const uint8_t *sub_row, size_t k, unsigned bit
 
 /// q4k weight: d * u - m, one rounding (d * u is exact), so an fma gives the same bits.
 static inline float edge_q4k_value(float d, unsigned u, float m) { return d * (float)u - m; }
+
+/// q3s: the parameters edge_matmul_q3s_f32 takes (any other writes nothing).
+static inline bool edge_q3s_params_ok(size_t group_size, size_t sub_bits) {
+    return group_size > 0 && group_size % 8 == 0 && (sub_bits == 6 || sub_bits == 8);
+}
+
+/// q3s group k of a row: its scale D * sc (exact in binary32: an 11-bit significand times an integer
+/// below 256) and zero point z, the (b + 3)-bit field k of the row's sub-code stream `sub_row`
+/// (sc in its low `bits` bits, z in the 3 above). D is the row's super value as f32.
+static inline void edge_q3s_group(const uint8_t *sub_row, size_t k, unsigned bits, float D, float *scale, int *zero) {
+    size_t pos = (size_t)(bits + 3) * k;
+    *scale = D * (float)edge_bits_at(sub_row, pos, bits);
+    *zero = (int)edge_bits_at(sub_row, pos + bits, 3);
+}
 
 /// nm: bits per in-group index, ceil(log2 m) for m >= 2.
 static inline unsigned edge_nm_bits(size_t m) {

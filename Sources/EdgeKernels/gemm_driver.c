@@ -53,15 +53,19 @@ static void dequant_row(const edge_gemm_isa *isa, const edge_wsource *s, size_t 
         }
         break;
     }
-    case EDGE_W_Q3: {
+    case EDGE_W_Q3: {  // q3, or q3s (sub set): only where a group's scale and zero point come from differs
         const uint8_t *row = (const uint8_t *)s->W + r * s->row_bytes;
+        const uint8_t *sub = s->sub ? s->sub + r * s->sub_row_bytes : NULL;
+        float D = sub ? edge_f16_to_f32(s->super_f16[r]) : 0.0f;
         size_t end = k0 + kc;
         for (size_t j = k0; j < end;) {  // one group (or its part inside the block) at a time
             size_t g = j / s->group_size, ge = (g + 1) * s->group_size;
             if (ge > end) ge = end;
             size_t gi = r * s->groups + g;
-            float sc = edge_f16_to_f32(s->scale_f16[gi]);
-            int z = s->zero ? (int)s->zero[gi] : 4;
+            float sc;
+            int z;
+            if (sub) edge_q3s_group(sub, g, (unsigned)s->sub_bits, D, &sc, &z);
+            else sc = edge_f16_to_f32(s->scale_f16[gi]), z = s->zero ? (int)s->zero[gi] : 4;
             for (; (j & 7) && j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q3_code(row, j) - z);
             if (j < ge) j += isa->unpack_q3(row + j / 8 * 3, ge - j, sc, z, dst + (j - k0));  // j % 8 == 0: whole bytes
             for (; j < ge; j++) dst[j - k0] = sc * (float)((int)edge_q3_code(row, j) - z);

@@ -1,11 +1,12 @@
 // Private to EdgeKernels: the one blocked GEMM driver every SIMD level shares (gemm_driver.c).
 //
-// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8, q4, q3 and q4k weights. The driver owns the blocking,
+// Y[t, r] = dot(W[r, :], X[t, :]) for f32, f16, q8, q4, q3 (and q3s) and q4k weights. The driver owns the blocking,
 // the packing and the choice between the two kernels; a SIMD level contributes only what touches
 // registers, in an `edge_gemm_isa`:
 // - `unpack_f16`, `unpack_q8`, `unpack_q4`, `unpack_q3`, `unpack_q4k`: the weight unpackers, a run of one
 //   row's weights to f32 (the driver walks rows, column blocks and q4/q3/q4k groups, reads the groups'
-//   scales, and converts what an unpacker leaves with the same scalar formula);
+//   scales, and converts what an unpacker leaves with the same scalar formula; q3s is q3 with each
+//   group's scale and zero point read from sub-codes, through the same unpack_q3);
 // - `dot_tile`: the dot-product micro-kernel (few tokens): mt <= dot_mt tokens x nr <= dot_nr rows,
 //   both operands contiguous along k, horizontal sums once per tile;
 // - `packed_tile` (optional): the outer-product micro-kernel (many tokens): mt <= packed_mt tokens x
@@ -19,6 +20,7 @@
 
 /// How a GEMM's weights are stored. EDGE_W_F32T: f32 stored transposed, W^T [cols, rows] (training's
 /// input gradients dx = dy . W and weight gradients read their operands this way, without a copy).
+/// EDGE_W_Q3 with `sub` set is q3s (edge_wsource_q3s): the q3 codes, sub-coded group scales and zeros.
 typedef enum edge_wkind { EDGE_W_F32, EDGE_W_F16, EDGE_W_Q8, EDGE_W_Q4, EDGE_W_Q3, EDGE_W_F32T, EDGE_W_Q4K } edge_wkind;
 
 /// Where a GEMM's weights come from and how to turn them into f32. W is [rows, cols] in `kind`
@@ -31,9 +33,10 @@ typedef struct edge_wsource {
     const uint16_t *scale_f16; // q4/q3: [rows, groups] binary16
     const uint8_t *zero;       // q8: [rows] / q4/q3: [rows, groups]; NULL = symmetric
     size_t group_size, groups, row_bytes;  // q4/q3/q4k only
-    const uint8_t *sub;        // q4k: [rows, sub_row_bytes] little-endian bit streams of (sc, mn) per group
-    const uint16_t *super_f16; // q4k: [rows, 2] binary16 (D, M)
-    size_t sub_bits, sub_row_bytes;  // q4k only: b (6 or 8), ceil(2 * b * groups / 8)
+    const uint8_t *sub;        // q4k: [rows, sub_row_bytes] little-endian bit streams of (sc, mn) per group;
+                               // q3s: of (sc, z) per group; NULL for plain q3
+    const uint16_t *super_f16; // q4k: [rows, 2] binary16 (D, M); q3s: [rows] binary16 D
+    size_t sub_bits, sub_row_bytes;  // q4k / q3s only: b (6 or 8), ceil(2 * b * groups / 8) / ceil((b + 3) * groups / 8)
 } edge_wsource;
 
 /// A SIMD level's micro-kernels and weight unpacker (see the top of this file).
@@ -112,6 +115,17 @@ static inline edge_wsource edge_wsource_q3(const uint8_t *Wq, const uint16_t *sc
                                            size_t group_size, size_t cols) {
     return (edge_wsource){.kind = EDGE_W_Q3, .W = Wq, .scale_f16 = scale_f16, .zero = zero, .group_size = group_size,
                           .groups = (cols + group_size - 1) / group_size, .row_bytes = (3 * cols + 7) / 8};
+}
+/// group_size > 0, a multiple of 8; sub_bits 6 or 8. super_f16: [rows] binary16 D. q3's codes and unpacker,
+/// each group's scale D * sc and zero point z read from the sub-codes (edge_q3s_group).
+static inline edge_wsource edge_wsource_q3s(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16,
+                                            size_t group_size, size_t sub_bits, size_t cols) {
+    edge_wsource s = edge_wsource_q3(Wq, NULL, NULL, group_size, cols);
+    s.sub = sub;
+    s.super_f16 = super_f16;
+    s.sub_bits = sub_bits;
+    s.sub_row_bytes = ((sub_bits + 3) * s.groups + 7) / 8;
+    return s;
 }
 /// group_size > 0, sub_bits 6 or 8. super_f16: [rows, 2] binary16 (D, M).
 static inline edge_wsource edge_wsource_q4k(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16,

@@ -461,6 +461,32 @@ void edge_matmul_q3_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const 
     }
 }
 
+// Wq is (rows, ceil(3*cols/8)) 3-bit codes as q3's, sub is (rows, ceil((b+3)*groups/8)) bit streams of (sc, z)
+// per group, super_f16 is (rows) binary16 D, X is (T, cols), Y is (T, rows)
+void edge_matmul_q3s_f32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                             size_t r1) {
+    if (!edge_q3s_params_ok(group_size, sub_bits)) return;
+    size_t groups = (cols + group_size - 1) / group_size;
+    size_t row_bytes = (3 * cols + 7) / 8, sub_row_bytes = ((sub_bits + 3) * groups + 7) / 8;
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float D = edge_f16_to_f32(super_f16[r]);
+            float acc = 0.0f;
+            for (size_t g = 0; g < groups; g++) {
+                float s;
+                int z;
+                edge_q3s_group(sub + r * sub_row_bytes, g, (unsigned)sub_bits, D, &s, &z);
+                size_t end = (g + 1) * group_size < cols ? (g + 1) * group_size : cols;
+                for (size_t k = g * group_size; k < end; k++) acc += (s * (float)((int)edge_q3_code(q, k) - z)) * x[k];
+            }
+            Y[t * rows + r] = acc;
+        }
+    }
+}
+
 // Wq is (rows, ceil(cols/2)) nibbles, sub is (rows, ceil(2*b*groups/8)) bit streams of (sc, mn) per group,
 // super_f16 is (rows, 2) binary16 (D, M), X is (T, cols), Y is (T, rows)
 void edge_matmul_q4k_f32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
@@ -607,6 +633,7 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->q4k_q8b32_name = "ref";
     t->matmul_q4_f32 = edge_matmul_q4_f32_ref;
     t->matmul_q3_f32 = edge_matmul_q3_f32_ref;
+    t->matmul_q3s_f32 = edge_matmul_q3s_f32_ref;
     t->matmul_q4k_f32 = edge_matmul_q4k_f32_ref;
     t->matmul_q4k_i16 = edge_matmul_q4k_i16_ref;
     t->gemm_q4k_i16 = edge_gemm_q4k_i16_ref;

@@ -34,7 +34,7 @@ public struct KernelInfo: Equatable, Sendable, Codable {
 
     /// The matrix products a report names (`edge_gemm_op`), by their kernel's suffix.
     public enum Product: String, CaseIterable, Sendable, Codable {
-        case f32, f16, q8_f32, q4_f32, q3_f32, q4k_f32, q8_q8, q8_q8b32, q8_i16, q4_i16, q4_q8b32, q4_i16_gemm, q4k_i16, q4k_i16_gemm, q4k_q8b32
+        case f32, f16, q8_f32, q4_f32, q3_f32, q4k_f32, q3s_f32, q8_q8, q8_q8b32, q8_i16, q4_i16, q4_q8b32, q4_i16_gemm, q4k_i16, q4k_i16_gemm, q4k_q8b32
 
         var op: edge_gemm_op {
             switch self {
@@ -44,6 +44,7 @@ public struct KernelInfo: Equatable, Sendable, Codable {
             case .q4_f32: EDGE_GEMM_OP_Q4_F32
             case .q3_f32: EDGE_GEMM_OP_Q3_F32
             case .q4k_f32: EDGE_GEMM_OP_Q4K_F32
+            case .q3s_f32: EDGE_GEMM_OP_Q3S_F32
             case .q8_q8: EDGE_GEMM_OP_Q8_Q8
             case .q8_q8b32: EDGE_GEMM_OP_Q8_Q8B32
             case .q8_i16: EDGE_GEMM_OP_Q8_I16

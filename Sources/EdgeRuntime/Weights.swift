@@ -448,6 +448,10 @@ public struct Linear: @unchecked Sendable {
             edge_matmul_q4k_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.subOffset).assumingMemoryBound(to: UInt8.self),
                                 (base + l.superOffset).assumingMemoryBound(to: UInt16.self), l.groupSize, l.subBits,
                                 x, y, T, rows, cols, r0, r1)
+        case let .q3s(l):
+            edge_matmul_q3s_f32(base.assumingMemoryBound(to: UInt8.self), (base + l.subOffset).assumingMemoryBound(to: UInt8.self),
+                                (base + l.superOffset).assumingMemoryBound(to: UInt16.self), l.groupSize, l.subBits,
+                                x, y, T, rows, cols, r0, r1)
         case let .sparse(l):
             let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
             let values = base + l.valueOffset

@@ -132,14 +132,15 @@ final class CalibrationTests: XCTestCase {
 
     /// The bundled quantization recipes run end to end on a tied model: every block's linear weight in
     /// the recipe's encoding, the tied embedding fitted as the head with GPTQ (no weight rounded to
-    /// nearest), files ordered by size as their bits, and the q3 file is format version 2, the q4k ones 3.
+    /// nearest), files ordered by size as their bits, and the q3s file (its head q4k) is format version 4,
+    /// the q4k ones 3.
     func testQuantizationRecipesRunEndToEnd() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qr-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = packageRoot().appendingPathComponent("Fixtures/tiny-llama").path
         let expected: [(String, linear: String, embedding: String)] =
-            [("int3", "q3", "q3"), ("int4", "q4k", "q4k"), ("int4-mixed", "q4k", "q8")]
+            [("int3", "q3s", "q4k"), ("int4", "q4k", "q4k"), ("int4-mixed", "q4k", "q8")]
         var sizes: [Int] = []
         for (name, linear, embedding) in expected {
             let file = packageRoot().appendingPathComponent("Recipes/\(name).json").path
@@ -152,7 +153,7 @@ final class CalibrationTests: XCTestCase {
                 XCTAssertEqual(t.encoding.rawValue, linear, "\(name): \(t.name)")
             }
             XCTAssertEqual(edge.tensors.first { $0.name == "token_embd.weight" }?.encoding.rawValue, embedding, name)
-            XCTAssertEqual(edge.preamble.version, linear == "q3" ? 2 : linear == "q4k" ? 3 : 1, "\(name): q3 needs format version 2, q4k 3")
+            XCTAssertEqual(edge.preamble.version, linear == "q3s" ? 4 : linear == "q4k" ? 3 : 1, "\(name): q3s needs format version 4, q4k 3")
             for rec in summary.records {
                 if rec["method"]?.stringValue == "gptq" {
                     XCTAssertEqual(rec["round_to_nearest"]?.arrayValue?.compactMap(\.stringValue), [], "\(name): every weight had statistics")

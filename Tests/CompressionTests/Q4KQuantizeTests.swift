@@ -49,7 +49,10 @@ final class Q4KQuantizeTests: XCTestCase {
         XCTAssertEqual(fieldError(#"{"pass": "quantize", "bits": 4, "group_size": 32, "symmetric": false, "sub_bits": 7}"#), "passes[0].sub_bits")
         XCTAssertEqual(fieldError(#"{"pass": "quantize", "bits": 4, "group_size": 32, "sub_bits": 8}"#), "passes[0].sub_bits",
                        "symmetric defaults to true, which q4k cannot be")
-        XCTAssertEqual(fieldError(#"{"pass": "quantize", "bits": 3, "group_size": 32, "symmetric": false, "sub_bits": 8}"#), "passes[0].sub_bits")
+        XCTAssertEqual(try parse(#"{"pass": "quantize", "bits": 3, "group_size": 32, "symmetric": false, "sub_bits": 8}"#).subBits, 8,
+                       "bits 3: the q3s encoding")
+        XCTAssertEqual(fieldError(#"{"pass": "quantize", "bits": 3, "group_size": 64, "sub_bits": 6}"#), "passes[0].sub_bits",
+                       "q3s cannot be symmetric either")
         XCTAssertEqual(fieldError(#"{"pass": "quantize", "bits": 8, "symmetric": false, "sub_bits": 8}"#), "passes[0].sub_bits")
     }
 
@@ -86,6 +89,35 @@ final class Q4KQuantizeTests: XCTestCase {
                 XCTAssertEqual(back, t.values, "\(rows)x\(cols) g\(g) b\(b): the pass reports what the file decodes to")
                 let e = relativeRMSE(v, t.values)
                 XCTAssertLessThan(e, q4Error / (b == 8 ? 8 : 3), "\(rows)x\(cols) g\(g) b\(b): q4k \(e) against q4 \(q4Error)")
+            }
+        }
+    }
+
+    /// bits 3 with `sub_bits` (q3s): the payload decodes to exactly what the pass reports, every
+    /// group's scale is a code times its row's super-scale, the zero points keep 0 on the grid (a zero
+    /// weight stays exactly 0), and the 6-bit scale codes cost little against q3's binary16 scales.
+    func testQ3SPayloadDecodesToReportedValuesAndStaysCloseToQ3() throws {
+        for (rows, cols, g) in [(3, 96, 32), (2, 70, 16), (4, 128, 64)] {
+            var r = SplitMix(UInt64(rows * 100 + cols))
+            var v = (0 ..< rows * cols).map { _ in Float(r.nextDouble() * 2 - 1) * Float(0.01 + 0.05 * r.nextDouble()) }
+            for i in stride(from: 0, to: v.count, by: 7) { v[i] = 0 }
+            var q3 = Quantize(bits: 3, symmetric: false, groupSize: g, rounding: .mse)
+            var base = WorkTensor(name: "blk.0.ffn_up.weight", shape: [rows, cols], values: v)
+            try q3.apply(&base, context: ctx)
+            let q3Error = relativeRMSE(v, base.values)
+            for b in [6, 8] {
+                var q = try parse(#"{"pass": "quantize", "bits": 3, "group_size": \#(g), "symmetric": false, "sub_bits": \#(b)}"#)
+                var t = WorkTensor(name: "blk.0.ffn_up.weight", shape: [rows, cols], values: v)
+                try q.apply(&t, context: ctx)
+                let enc = try XCTUnwrap(t.encoded)
+                XCTAssertEqual(enc.encoding, .q3s)
+                XCTAssertEqual(enc.params, EncodingParams(groupSize: g, subBits: b))
+                let back = enc.payload.withUnsafeBytes { decodePayload($0, encoding: .q3s, shape: enc.shape, params: enc.params) }
+                XCTAssertEqual(back, t.values, "\(rows)x\(cols) g\(g) b\(b): the pass reports what the file decodes to")
+                for i in stride(from: 0, to: v.count, by: 7) { XCTAssertEqual(t.values[i], 0, "a zero weight stays 0 (index \(i))") }
+                let e = relativeRMSE(v, t.values)
+                XCTAssertLessThan(e, q3Error * 1.1, "\(rows)x\(cols) g\(g) b\(b): q3s \(e) against q3 \(q3Error)")
+                XCTAssertEqual(q.record()["encoding"], .string("q3s"))
             }
         }
     }

@@ -77,20 +77,23 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertTrue(header.hasSuffix(#""version":1}"#), header)
     }
 
-    /// Preamble and header say the oldest version that can express the file: 3 exactly when a tensor
-    /// is q4k, else 2 exactly when a tensor is q3; without either the file is version 1, byte for byte
-    /// as before (EdgeGoldenTests).
-    func testVersionIs3WithQ4KElse2WithQ3Else1() throws {
+    /// Preamble and header say the oldest version that can express the file: 4 exactly when a tensor
+    /// is q3s, else 3 exactly when a tensor is q4k, else 2 exactly when a tensor is q3; without any of
+    /// them the file is version 1, byte for byte as before (EdgeGoldenTests).
+    func testVersionIs4WithQ3SElse3WithQ4KElse2WithQ3Else1() throws {
         let dir = try S.scratchFolder(self)
         let all = S.everyEncoding()
-        let newer: Set<Encoding> = [.q3, .q4k]
+        let newer: Set<Encoding> = [.q3, .q4k, .q3s]
         let v1 = all.filter { !newer.contains($0.tensor.encoding) }
         let onlyQ3 = all.filter { $0.tensor.encoding == .q3 }
         let onlyQ4K = all.filter { $0.tensor.encoding == .q4k }
-        XCTAssertFalse(onlyQ3.isEmpty || onlyQ4K.isEmpty)
+        let onlyQ3S = all.filter { $0.tensor.encoding == .q3s }
+        XCTAssertFalse(onlyQ3.isEmpty || onlyQ4K.isEmpty || onlyQ3S.isEmpty)
+        let noQ3S = all.filter { $0.tensor.encoding != .q3s }
         let cases: [([S.Sample], UInt32)] = [
-            (all, 3), (onlyQ4K, 3), (Array(onlyQ4K.prefix(1)), 3), (v1 + onlyQ4K.prefix(1), 3), (onlyQ3 + onlyQ4K, 3),
-            (all.filter { $0.tensor.encoding != .q4k }, 2), (onlyQ3, 2), (Array(onlyQ3.prefix(1)), 2), (v1, 1), ([], 1),
+            (all, 4), (onlyQ3S, 4), (v1 + onlyQ3S.prefix(1), 4), (onlyQ3 + onlyQ3S, 4),
+            (noQ3S, 3), (onlyQ4K, 3), (Array(onlyQ4K.prefix(1)), 3), (v1 + onlyQ4K.prefix(1), 3), (onlyQ3 + onlyQ4K, 3),
+            (noQ3S.filter { $0.tensor.encoding != .q4k }, 2), (onlyQ3, 2), (Array(onlyQ3.prefix(1)), 2), (v1, 1), ([], 1),
         ]
         for (samples, version) in cases {
             for deflate in [false, true] {
@@ -109,8 +112,9 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertEqual(EdgePreamble.version(for: [.f32, .q3]), 2)
         XCTAssertEqual(EdgePreamble.version(for: [.q4k, .f32]), 3)
         XCTAssertEqual(EdgePreamble.version(for: [.q3, .q4k]), 3)
-        XCTAssertEqual(EdgePreamble.version(for: Encoding.allCases), 3)
-        XCTAssertEqual(EdgePreamble.currentVersion, 3)
+        XCTAssertEqual(EdgePreamble.version(for: [.q3s, .q4k, .f32]), 4)
+        XCTAssertEqual(EdgePreamble.version(for: Encoding.allCases), 4)
+        XCTAssertEqual(EdgePreamble.currentVersion, 4)
     }
 
     func testDroppingTheWriterUnfinishedLeavesNoFile() throws {
@@ -295,10 +299,12 @@ final class EdgeRoundTripTests: XCTestCase {
             XCTAssertNotEqual(q3Status, 0)
             XCTAssertTrue(q3Err.contains(entry.name) && q3Err.contains(words), q3Err)
         }
-        // ... and checks the version: q3 in a version-1 file, q4k in a version-2 file and version 4 are refused.
+        // ... and checks the version: q3 in a version-1 file, q4k in a version-2 file, q3s in a version-3
+        // file and version 5 are refused.
         for (bad, version, words) in [("q3-in-v1", UInt32(1), "tensor 'n.q3.sym': q3 needs format version 2, the file says 1"),
                                       ("q4k-in-v2", 2, "tensor 'q.q4k.b6': q4k needs format version 3, the file says 2"),
-                                      ("v4", 4, "version 4; this reader understands up to v3")] {
+                                      ("q3s-in-v3", 3, "tensor 't.q3s.b6': q3s needs format version 4, the file says 3"),
+                                      ("v5", 5, "version 5; this reader understands up to v4")] {
             var d = try S.bytes(dir + "/m-false.edge")
             S.putLE(version, into: &d, at: 8)
             try S.put(d, dir + "/\(bad).edge")

@@ -92,6 +92,27 @@ enum EdgeTestSupport {
         return Sample(tensor: .q3(name: name, rows: rows, cols: cols, groupSize: groupSize, u: u, scales: scales, zeros: zeros), values: v)
     }
 
+    /// A q3s tensor with random codes u and zero points z (0...7), scale codes sc (below 2^subBits) and
+    /// per-row D exact in binary16 (k/1024, 0 included); its values by the spec's formula, s = D*sc,
+    /// w = s*(u - z) (exact).
+    static func q3s(_ name: String, rows: Int, cols: Int, groupSize: Int, subBits: Int, seed: UInt64) -> Sample {
+        var r = Rand(seed)
+        let groups = (cols + groupSize - 1) / groupSize
+        let u = (0 ..< rows * cols).map { _ in r.byte(0 ... 7) }
+        let sc = (0 ..< rows * groups).map { _ in r.byte(0 ... UInt8((1 << subBits) - 1)) }
+        let z = (0 ..< rows * groups).map { _ in r.byte(0 ... 7) }
+        let superScale = (0 ..< rows).map { _ in Float(r.next() % 200) / 1024 }
+        var v = [Float](repeating: 0, count: rows * cols)
+        for i in 0 ..< rows {
+            for j in 0 ..< cols {
+                let k = i * groups + j / groupSize
+                v[i * cols + j] = superScale[i] * Float(sc[k]) * Float(Int(u[i * cols + j]) - Int(z[k]))
+            }
+        }
+        return Sample(tensor: .q3s(name: name, rows: rows, cols: cols, groupSize: groupSize, subBits: subBits, u: u, sc: sc, z: z,
+                                   superScale: superScale), values: v)
+    }
+
     /// A q4k tensor with random codes u, sub codes sc and mn (below 2^subBits) and per-row D and M
     /// exact in binary16 (k/1024, 0 included); its values by the spec's formula: d = D*sc, m = M*mn,
     /// w = d*u - m in binary32.
@@ -241,6 +262,8 @@ enum EdgeTestSupport {
             q4k("q.q4k.b6", rows: 3, cols: 21, groupSize: 8, subBits: 6, seed: 16),   // odd cols; 36 sub bits a row: 4 padding bits
             q4k("r.q4k.b8", rows: 5, cols: 70, groupSize: 32, subBits: 8, seed: 17),  // a short last group
             q4k("s.q4k.onegroup", rows: 2, cols: 5, groupSize: 64, subBits: 6, seed: 18),
+            q3s("t.q3s.b6", rows: 3, cols: 21, groupSize: 8, subBits: 6, seed: 19),   // 63 code bits, 27 sub bits a row
+            q3s("u.q3s.b8", rows: 5, cols: 70, groupSize: 32, subBits: 8, seed: 20),  // a short last group
         ]
     }
 

@@ -60,19 +60,19 @@ final class EdgeValidationTests: XCTestCase {
 
     func testNewerVersionIsRefusedWithBothNumbers() throws {
         var b = original
-        XCTAssertEqual(S.readU64(b, 8) & 0xFFFF_FFFF, 3, "the file holds q4k tensors: version 3")
-        S.putLE(UInt32(4), into: &b, at: 8)
+        XCTAssertEqual(S.readU64(b, 8) & 0xFFFF_FFFF, 4, "the file holds q3s tensors: version 4")
+        S.putLE(UInt32(5), into: &b, at: 8)
         try S.put(b, path)
         let e = S.openError(path)
-        XCTAssertEqual(e, .newerVersion(file: path, version: 4, supported: 3))
-        XCTAssertTrue(e!.description.contains("written by a newer version of the format (v4); this reader understands up to v3"), e!.description)
+        XCTAssertEqual(e, .newerVersion(file: path, version: 5, supported: 4))
+        XCTAssertTrue(e!.description.contains("written by a newer version of the format (v5); this reader understands up to v4"), e!.description)
         S.putLE(UInt32(0), into: &b, at: 8)
         try S.put(b, path)
         guard case .badPreamble(_, "version", 8, _)? = S.openError(path) else { return XCTFail() }
     }
 
     func testHeaderVersionMustMatchThePreamble() throws {
-        for version in [1, 2, 4] {
+        for version in [1, 3, 5] {
             try S.put(original, path)
             try S.editHeader(path) { tree in
                 guard case var .object(o) = tree else { return }
@@ -80,7 +80,7 @@ final class EdgeValidationTests: XCTestCase {
                 tree = .object(o)
             }
             guard case let .badHeader(_, "version", why)? = S.openError(path) else { return XCTFail("\(version)") }
-            XCTAssertTrue(why.contains("is \(version); the preamble says 3"), why)
+            XCTAssertTrue(why.contains("is \(version); the preamble says 4"), why)
         }
     }
 
@@ -113,14 +113,14 @@ final class EdgeValidationTests: XCTestCase {
         XCTAssertEqual(S.openError(path, verify: false), e)
     }
 
-    func testVersion2And3WithoutQ3OrQ4KAreRead() throws {
-        // Writers write v1 when no tensor is q3 or q4k (v2 when one is q3 and none q4k), but a reader
-        // accepts such a file saying a newer version too.
+    func testVersion2To4WithoutQ3Q4KOrQ3SAreRead() throws {
+        // Writers write v1 when no tensor is q3, q4k or q3s (v2 when one is q3 and none q4k or q3s), but
+        // a reader accepts such a file saying a newer version too.
         let plain = dir + "/plain.edge"
-        let samples = S.everyEncoding().filter { $0.tensor.encoding != .q3 && $0.tensor.encoding != .q4k }
+        let samples = S.everyEncoding().filter { ![.q3, .q4k, .q3s].contains($0.tensor.encoding) }
         try S.write(samples, to: plain, deflate: false)
         XCTAssertEqual(try EdgeFile(path: plain).preamble.version, 1)
-        for version in [UInt32(2), 3] {
+        for version in [UInt32(2), 3, 4] {
             try setVersion(version, of: plain)
             let f = try EdgeFile(path: plain)
             XCTAssertEqual(f.preamble.version, version)
@@ -128,10 +128,10 @@ final class EdgeValidationTests: XCTestCase {
             for s in samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
         }
         let withQ3 = dir + "/q3.edge"
-        let q3Samples = S.everyEncoding().filter { $0.tensor.encoding != .q4k }
+        let q3Samples = S.everyEncoding().filter { $0.tensor.encoding != .q4k && $0.tensor.encoding != .q3s }
         try S.write(q3Samples, to: withQ3, deflate: false)
         XCTAssertEqual(try EdgeFile(path: withQ3).preamble.version, 2)
-        try setVersion(3, of: withQ3)
+        try setVersion(4, of: withQ3)
         let f = try EdgeFile(path: withQ3)
         for s in q3Samples { XCTAssertEqual(try f.floats(of: XCTUnwrap(f.entry(named: s.tensor.name))), s.values, s.tensor.name) }
     }

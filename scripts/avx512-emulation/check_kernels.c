@@ -43,11 +43,12 @@ static void free_slack(void *p) { free((unsigned char *)p - 64); }
 
 // ---- GEMM sweeps ----------------------------------------------------------------------------
 
-/// The weight encodings of the float-activation products, with their decoded f32 values.
-typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A, WQ3S, WQ3A, WQ4K6, WQ4K8 } wtype;
+/// The weight encodings of the float-activation products, with their decoded f32 values (WQ3SC6/8:
+/// q3s, the q3 codes with sub-coded group scales and zero points, b = 6 / 8).
+typedef enum { WF32, WF16, WQ8S, WQ8A, WQ4S, WQ4A, WQ3S, WQ3A, WQ4K6, WQ4K8, WQ3SC6, WQ3SC8 } wtype;
 static const char *wtype_name[] = {"matmul_f32", "matmul_f16", "matmul_q8_f32 sym", "matmul_q8_f32 asym",
                                    "matmul_q4_f32 sym", "matmul_q4_f32 asym", "matmul_q3_f32 sym", "matmul_q3_f32 asym",
-                                   "matmul_q4k_f32 b=6", "matmul_q4k_f32 b=8"};
+                                   "matmul_q4k_f32 b=6", "matmul_q4k_f32 b=8", "matmul_q3s_f32 b=6", "matmul_q3s_f32 b=8"};
 
 typedef struct {
     wtype type;
@@ -55,13 +56,13 @@ typedef struct {
     float *W;          // f32 weights / decoded values [rows, cols]
     uint16_t *Wh;      // f16 [rows, cols]
     int8_t *Wq;        // q8 [rows, cols]
-    uint8_t *W4;       // q4 [rows, (cols + 1) / 2] / q3 [rows, (3 * cols + 7) / 8]
+    uint8_t *W4;       // q4 [rows, (cols + 1) / 2] / q3, q3s [rows, (3 * cols + 7) / 8]
     float *scale;      // q8 [rows]
     uint16_t *scale4;  // q4/q3 [rows, groups]
     uint8_t *zero;     // q8 [rows] / q4/q3 [rows, groups]
-    size_t sub_bits;   // q4k: b
-    uint8_t *sub;      // q4k [rows, ceil(2 * b * groups / 8)] bit streams of (sc, mn)
-    uint16_t *super;   // q4k [rows, 2] binary16 (D, M)
+    size_t sub_bits;   // q4k, q3s: b
+    uint8_t *sub;      // q4k [rows, ceil(2 * b * groups / 8)] bit streams of (sc, mn) / q3s [rows, ceil((b + 3) * groups / 8)] of (sc, z)
+    uint16_t *super;   // q4k [rows, 2] binary16 (D, M) / q3s [rows] binary16 D
 } weights;
 
 /// Writes `bits` bits of v at bit `pos` of a little-endian bit stream (the bits there are 0).
@@ -70,25 +71,46 @@ static void put_bits(uint8_t *stream, size_t pos, unsigned bits, unsigned v) {
         if ((v >> b) & 1) stream[(pos + b) / 8] |= (uint8_t)(1u << ((pos + b) % 8));
 }
 
-static weights make_weights(wtype type, size_t rows, size_t cols) {
-    bool q3 = type == WQ3S || type == WQ3A, q4k = type == WQ4K6 || type == WQ4K8;
+/// Reads `bits` bits at bit `pos` of a little-endian bit stream, one bit at a time (the spec's layout,
+/// written out here rather than through the kernels' reader).
+static unsigned get_bits(const uint8_t *stream, size_t pos, unsigned bits) {
+    unsigned v = 0;
+    for (unsigned b = 0; b < bits; b++) v |= (unsigned)((stream[(pos + b) / 8] >> ((pos + b) % 8)) & 1) << b;
+    return v;
+}
+
+/// Random weights of `type`, rows x cols; `group` (q4, q3, q3s, q4k): the group size, 0 for the default by cols.
+static weights make_weights(wtype type, size_t rows, size_t cols, size_t group) {
+    bool q3s = type == WQ3SC6 || type == WQ3SC8, q3 = type == WQ3S || type == WQ3A || q3s, q4k = type == WQ4K6 || type == WQ4K8;
     // q3 groups are multiples of 8; 8 and 24 also start groups inside a 16-column block. q4k groups are
     // even (the format's): 6 and 10 start groups inside vectors, so the unpackers get short runs.
     weights w = {.type = type, .rows = rows, .cols = cols,
-                 .group = q3 ? (cols % 3 == 0 ? 8 : cols % 2 ? 24 : 32) : q4k ? (cols % 3 == 0 ? 6 : cols % 2 ? 10 : 32)
-                              : cols % 3 == 0 ? 7 : 32};
+                 .group = group ? group
+                          : q3 ? (cols % 3 == 0 ? 8 : cols % 2 ? 24 : 32) : q4k ? (cols % 3 == 0 ? 6 : cols % 2 ? 10 : 32)
+                               : cols % 3 == 0 ? 7 : 32};
     size_t groups = (cols + w.group - 1) / w.group, row_bytes = q3 ? (3 * cols + 7) / 8 : (cols + 1) / 2;
-    w.sub_bits = type == WQ4K6 ? 6 : 8;
-    size_t sub_row_bytes = (2 * w.sub_bits * groups + 7) / 8;
+    w.sub_bits = type == WQ4K6 || type == WQ3SC6 ? 6 : 8;
+    size_t field = q3s ? w.sub_bits + 3 : 2 * w.sub_bits, sub_row_bytes = (field * groups + 7) / 8;
     w.sub = alloc_slack(rows * sub_row_bytes, 1);
     w.super = alloc_slack(2 * rows, 2);
+    // q3s D: extremes on every fifth row (+0, subnormals, the least normal, 65504), else [0.0005, 0.01).
+    static const uint16_t d_extremes[] = {0x0000, 0x0001, 0x03FF, 0x0400, 0x7BFF};
     for (size_t r = 0; r < rows; r++) {
-        w.super[2 * r] = edge_f32_to_f16(uniform(0.0005f, 0.01f));
-        w.super[2 * r + 1] = r % 5 == 4 ? 0 : edge_f32_to_f16(uniform(0.0f, 0.05f));  // some rows M = +0
+        if (q3s) {
+            w.super[r] = r % 5 == 4 ? d_extremes[next_u64() % 5] : edge_f32_to_f16(uniform(0.0005f, 0.01f));
+        } else {
+            w.super[2 * r] = edge_f32_to_f16(uniform(0.0005f, 0.01f));
+            w.super[2 * r + 1] = r % 5 == 4 ? 0 : edge_f32_to_f16(uniform(0.0f, 0.05f));  // some rows M = +0
+        }
         for (size_t g = 0; g < groups; g++) {
-            unsigned hi = 1u << w.sub_bits;
-            put_bits(w.sub + r * sub_row_bytes, 2 * w.sub_bits * g, (unsigned)w.sub_bits, (unsigned)(next_u64() % hi));
-            put_bits(w.sub + r * sub_row_bytes, 2 * w.sub_bits * g + w.sub_bits, (unsigned)w.sub_bits, (unsigned)(next_u64() % hi));
+            unsigned hi = 1u << w.sub_bits, a = (unsigned)(next_u64() % hi), b = (unsigned)(next_u64() % hi);
+            if (q3s) {  // (sc, z), their ends included
+                b %= 8;
+                if (g % 5 == 1) a = hi - 1, b = 7;
+                if (g % 5 == 2) b = 0;
+            }
+            put_bits(w.sub + r * sub_row_bytes, field * g, (unsigned)w.sub_bits, a);
+            put_bits(w.sub + r * sub_row_bytes, field * g + w.sub_bits, q3s ? 3 : (unsigned)w.sub_bits, b);
         }
     }
     w.W = alloc_slack(rows * cols, 4);
@@ -140,6 +162,14 @@ static weights make_weights(wtype type, size_t rows, size_t cols) {
                 w.W[i] = (float)((double)d * (double)nib - (double)m);  // exact product, one rounding
                 break;
             }
+            case WQ3SC6:
+            case WQ3SC8: {  // the spec's formula: s = D * sc, w = s * (u - z), exact in double and in binary32
+                size_t pos = (w.sub_bits + 3) * (k / w.group);
+                unsigned sc = get_bits(w.sub + r * sub_row_bytes, pos, (unsigned)w.sub_bits);
+                unsigned z = get_bits(w.sub + r * sub_row_bytes, pos + w.sub_bits, 3);
+                w.W[i] = (float)((double)edge_f16_to_f32(w.super[r]) * (double)sc * (double)((int)code3 - (int)z));
+                break;
+            }
             }
         }
     }
@@ -176,6 +206,11 @@ static void run_gemm(const weights *w, int ref, const float *X, float *Y, size_t
     case WQ4K6:
     case WQ4K8:
         (ref ? edge_matmul_q4k_f32_ref : edge_matmul_q4k_f32)(w->W4, w->sub, w->super, w->group, w->sub_bits, X, Y, T, rows,
+                                                              cols, r0, r1);
+        break;
+    case WQ3SC6:
+    case WQ3SC8:
+        (ref ? edge_matmul_q3s_f32_ref : edge_matmul_q3s_f32)(w->W4, w->sub, w->super, w->group, w->sub_bits, X, Y, T, rows,
                                                               cols, r0, r1);
         break;
     }
@@ -244,20 +279,64 @@ static void sweep_gemm(const char *level) {
     static const size_t tokens[] = {1, 2, 5, 11, 12, 13, 25, 40};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
         for (size_t r = 0; r < sizeof rows_list / sizeof *rows_list; r++) {
-            for (int type = WF32; type <= WQ4K8; type++) {
+            for (int type = WF32; type <= WQ3SC8; type++) {
                 size_t rows = rows_list[r], cols = cols_list[c];
-                weights w = make_weights((wtype)type, rows, cols);
+                weights w = make_weights((wtype)type, rows, cols, 0);
                 for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
                     check_gemm(level, &w, tokens[t], 0, rows);
                     if (rows >= 3) check_gemm(level, &w, tokens[t], 1, rows - 1);
                 }
-                if ((type == WQ4K6 || type == WQ4K8) && cols <= 300) {
+                if ((type == WQ4K6 || type == WQ4K8 || type == WQ3SC6 || type == WQ3SC8) && cols <= 300) {
                     check_unpacked(level, &w, 0, rows);
                     if (rows >= 3) check_unpacked(level, &w, 1, rows - 1);
                 }
                 free_weights(&w);
             }
         }
+    }
+}
+
+/// q3s (edge_matmul_q3s_f32) over every group size the kernels see differently: 8, 16, 24 (groups
+/// starting inside a 16-column vector), 32 and 64, most not dividing cols (a short last group), b = 6
+/// and 8, odd shapes, T from 1 to 25 (the packed kernel from 12 in auto mode), r0 > 0; the level against
+/// the reference, the unpacked weights bit-identical to the formula; refused parameters write nothing.
+static void sweep_q3s(const char *level) {
+    static const size_t cols_list[] = {1, 7, 8, 9, 23, 24, 25, 40, 63, 64, 65, 100, 129, 200, 255, 257, 300};
+    static const size_t rows_list[] = {1, 2, 5, 13, 33};
+    static const size_t group_list[] = {8, 16, 24, 32, 64};
+    static const size_t tokens[] = {1, 2, 5, 12, 13, 25};
+    for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++)
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
+            for (size_t gi = 0; gi < sizeof group_list / sizeof *group_list; gi++)
+                for (int type = WQ3SC6; type <= WQ3SC8; type++) {
+                    size_t rows = rows_list[ri], cols = cols_list[c];
+                    weights w = make_weights((wtype)type, rows, cols, group_list[gi]);
+                    for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
+                        check_gemm(level, &w, tokens[t], 0, rows);
+                        if (rows >= 2) check_gemm(level, &w, tokens[t], rows / 2, rows);
+                        if (rows >= 3) check_gemm(level, &w, tokens[t], 1, rows - 1);
+                    }
+                    if (ri % 2 == 0 || cols <= 65) {
+                        check_unpacked(level, &w, 0, rows);
+                        if (rows >= 3) check_unpacked(level, &w, 1, rows - 1);
+                    }
+                    free_weights(&w);
+                }
+    // Refused parameters (group 0 or not a multiple of 8, b not 6 or 8): neither the level nor the reference writes.
+    static const size_t bad[][2] = {{0, 6}, {0, 8}, {4, 6}, {12, 8}, {7, 6}, {20, 8}, {8, 0}, {8, 4}, {16, 5}, {16, 7}, {32, 9}, {32, 16}};
+    uint8_t W[16], sub[16];
+    uint16_t sup[2] = {0x3C00, 0x3C00};
+    float X[32], Y[4];
+    memset(W, 0x77, sizeof W);
+    memset(sub, 0x5A, sizeof sub);
+    for (size_t i = 0; i < 32; i++) X[i] = 1;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "matmul_q3s_f32 refuses g=%zu b=%zu", bad[i][0], bad[i][1]);
+        for (size_t k = 0; k < 4; k++) Y[k] = 7.0f;
+        edge_matmul_q3s_f32(W, sub, sup, bad[i][0], bad[i][1], X, Y, 2, 2, 16, 0, 2);
+        edge_matmul_q3s_f32_ref(W, sub, sup, bad[i][0], bad[i][1], X, Y, 2, 2, 16, 0, 2);
+        check(Y[0] == 7.0f && Y[1] == 7.0f && Y[2] == 7.0f && Y[3] == 7.0f, what, level, 2, 2, 16, "wrote an output");
     }
 }
 
@@ -731,7 +810,7 @@ typedef struct {
     const char *q4_q8b32, *q4_q8b32_vnni;
     const char *q4k_q8b32, *q4k_q8b32_vnni;
     const char *q4k_i16, *q4k_gemm, *q4k_gemm_vnni;
-    const char *fused;  // one token (not q3 or q4k), where the level has a fused kernel; NULL: the dot kernel
+    const char *fused;  // one token (not q3, q3s or q4k), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
 
 static const expected_names k_expected[] = {
@@ -763,10 +842,10 @@ static void check_names(edge_kernel_level level) {
         if (k_expected[i].level == level) e = &k_expected[i];
     if (!e) { check(0, "kernel name", edge_kernels_level_name(level), 0, 0, 0, "no expected names"); return; }
     static const edge_gemm_op float_ops[] = {EDGE_GEMM_OP_F32, EDGE_GEMM_OP_F16, EDGE_GEMM_OP_Q8_F32, EDGE_GEMM_OP_Q4_F32,
-                                             EDGE_GEMM_OP_Q3_F32, EDGE_GEMM_OP_Q4K_F32};
+                                             EDGE_GEMM_OP_Q3_F32, EDGE_GEMM_OP_Q3S_F32, EDGE_GEMM_OP_Q4K_F32};
     for (size_t oi = 0; oi < sizeof float_ops / sizeof *float_ops; oi++) {
         edge_gemm_op op = float_ops[oi];
-        bool fused = e->fused && op != EDGE_GEMM_OP_Q3_F32 && op != EDGE_GEMM_OP_Q4K_F32;
+        bool fused = e->fused && op != EDGE_GEMM_OP_Q3_F32 && op != EDGE_GEMM_OP_Q3S_F32 && op != EDGE_GEMM_OP_Q4K_F32;
         expect_name(level, (edge_gemm_op)op, 1, fused ? e->fused : e->dot);
         expect_name(level, (edge_gemm_op)op, 11, e->dot);
         expect_name(level, (edge_gemm_op)op, 12, e->packed);
@@ -814,6 +893,7 @@ int main(int argc, char **argv) {
         for (int mode = EDGE_GEMM_AUTO; mode <= EDGE_GEMM_DOT; mode++) {
             edge_kernels_set_gemm_mode((edge_gemm_mode)mode);
             sweep_gemm(name);
+            sweep_q3s(name);
         }
         edge_kernels_set_gemm_mode(EDGE_GEMM_AUTO);
         sweep_int8(name);

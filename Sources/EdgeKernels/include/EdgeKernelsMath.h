@@ -54,8 +54,8 @@ bool edge_kernels_uses_vnni(void);
 /// restores the CPU's choice. edge_kernels_gemm_name names the form in force for the active level.
 bool edge_kernels_set_vnni(bool vnni);
 
-/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32, q3 x f32, q4k x f32 weights)
-/// run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
+/// Which micro-kernel the SIMD levels' float-activation GEMMs (f32, f16, q8 x f32, q4 x f32, q3 x f32, q3s x f32,
+/// q4k x f32 weights) run. The two sum in different orders, so outputs differ in the last bits: a benchmarking switch,
 /// reported by edge_kernels_gemm_mode / edge_kernels_gemm_name. The initial mode is EDGE_GEMM_AUTO;
 /// only edge_kernels_set_gemm_mode changes it (the tools' --gemm option), never the environment.
 typedef enum edge_gemm_mode {
@@ -90,13 +90,14 @@ typedef enum edge_gemm_op {
     EDGE_GEMM_OP_Q4K_I16 = 12, ///< edge_matmul_q4k_i16
     EDGE_GEMM_OP_Q4K_I16_GEMM = 13, ///< edge_gemm_q4k_i16
     EDGE_GEMM_OP_Q4K_Q8B32 = 14, ///< edge_matmul_q4k_q8b32
+    EDGE_GEMM_OP_Q3S_F32 = 15, ///< edge_matmul_q3s_f32
 } edge_gemm_op;
 
 /// The kernel `level` runs for `op` with T tokens in the current GEMM mode, as "<level>-<kind>-<MxN>"
 /// (tokens x rows per micro-kernel tile), e.g. "avx2-packed-6x16", "avx2-dot-4x3", "avx512-vnni-q8q8-4x4",
 /// "avx512-vnni-packed-i16-12x32", "avx512-bw-rows-i16-4x1",
 /// "avx2-fused-1x1" (one token straight from the stored weights, bit-identical to the dot kernel; q4 with
-/// groups that are a multiple of 8, else the dot kernel; never q3 or q4k, which run the dot kernel);
+/// groups that are a multiple of 8, else the dot kernel; never q3, q3s or q4k, which run the dot kernel);
 /// "ref" for the scalar reference. EDGE_KERNELS_AUTO names the active level's. NULL when this
 /// CPU/OS/build cannot run `level` or `op` is unknown. A static string.
 const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, size_t T);
@@ -311,6 +312,26 @@ void edge_matmul_q3_f32(const uint8_t *Wq, const uint16_t *scale_f16, const uint
                         const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_q3_f32_ref(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
                             const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+
+/// 3-bit codes with per-group scale codes and zero points under a per-row binary16 super-scale x f32
+/// activations, the q3s payload of docs/edge-format.md (Q3SLayout in Q3SLayout.swift). Wq = the payload's
+/// base: codes u (0...7) exactly as q3's (row r at byte r * ceil(3*cols/8), a little-endian bit stream,
+/// element j in bits 3j...3j+2). Groups of group_size (a multiple of 8, > 0) elements along cols, the last
+/// one possibly short; G = ceil(cols / group_size).
+/// sub = base + sub_offset: row r's ceil((b+3)*G/8) bytes at r * ceil((b+3)*G/8) are a little-endian bit
+/// stream (bit i = bit i%8 of byte i/8) holding, for group k, the scale code sc[r][k] in bits
+/// (b+3)k...(b+3)k+b-1 and the zero point z[r][k] (0...7) in bits (b+3)k+b...(b+3)k+b+2, b = sub_bits
+/// (6 or 8). super_f16 = base + super_offset: D[r] = binary16 super_f16[r].
+/// w[r][j] = s * (u[r][j] - z[r][k]) with s = D[r] * sc[r][k] (exact in binary32), k = j / group_size:
+/// q3's weight with that scale and zero point (every level's unpacked weights are these bits).
+/// Y[t, r] = sum_j w[r][j] * X[t, j] for r in [r0, r1). A group_size that is 0 or not a multiple of 8, or
+/// sub_bits other than 6 or 8, writes nothing.
+void edge_matmul_q3s_f32(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                         size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                         size_t r1);
+void edge_matmul_q3s_f32_ref(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                             size_t sub_bits, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                             size_t r1);
 
 /// 4-bit codes with per-group scale and min codes under per-row binary16 super-scales x f32 activations,
 /// the q4k payload of docs/edge-format.md (Q4KLayout in Q4KLayout.swift). Wq = the payload's base: codes u

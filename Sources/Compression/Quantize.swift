@@ -122,7 +122,10 @@ public struct Quantize: Pass {
     /// GPTQ, and q4k's grid search, are too slow to run at every training step.
     public var refusesTrainingThrough: String? {
         if method == .gptq { return "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" }
-        if subBits != nil { return "(sub_bits, q4k / q3s): training fake-quantizes every step, which their grid search is too slow for; quantize after training" }
+        if subBits != nil {
+            let e = bits == 3 ? "q3s" : "q4k"
+            return "(sub_bits, \(e)): training fake-quantizes every step, which the \(e) grid search is too slow for; quantize after training"
+        }
         return nil
     }
 

@@ -123,11 +123,13 @@ public struct Quantize: Pass {
     public var refusesTrainingThrough: String? {
         if method == .gptq { return "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" }
         if subBits != nil {
-            let e = bits == 3 ? "q3s" : "q4k"
-            return "(sub_bits, \(e)): training fake-quantizes every step, which the \(e) grid search is too slow for; quantize after training"
+            return "(sub_bits, \(kQuantName)): training fake-quantizes every step, which the \(kQuantName) grid search is too slow for; quantize after training"
         }
         return nil
     }
+
+    /// The encoding `sub_bits` selects: q3s for bits 3, q4k for bits 4.
+    private var kQuantName: String { bits == 3 ? "q3s" : "q4k" }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
         guard t.shape.count == 2 else {
@@ -346,7 +348,7 @@ public struct Quantize: Pass {
             "relative_rmse": .number(sumSquares > 0 ? (sumSquaredError / sumSquares).squareRoot() : 0),
         ]
         if let groupSize { o["group_size"] = .number(Double(groupSize)) }
-        if let subBits { o["sub_bits"] = .number(Double(subBits)); o["encoding"] = .string(bits == 3 ? "q3s" : "q4k") }
+        if let subBits { o["sub_bits"] = .number(Double(subBits)); o["encoding"] = .string(kQuantName) }
         if rounding == .mse || subBits != nil { o["weighting"] = .string(weighting.rawValue) }
         if weighting.usesActivations { o["activation_weighted_tensors"] = .number(Double(weightedTensors)) }
         if method == .gptq {
@@ -618,18 +620,16 @@ struct GroupLayout {
     /// q3s payload for codes 0...7 (the grids' zero points stored as 3-bit codes, their mins unused).
     func encodeQ4K(name: String, codes: [UInt8], grids: [QuantGrid], supers: [Q4KSuper]) -> EncodedTensor {
         precondition(subBits != nil && grids.count == rows * groups && supers.count == rows)
-        if bits == 3 {
-            var sc = [UInt8](repeating: 0, count: grids.count)
-            for r in 0 ..< rows { for k in 0 ..< groups { sc[r * groups + k] = Q4KFit.code(grids[r * groups + k].scale, unit: supers[r].d) } }
-            return .q3s(name: name, rows: rows, cols: cols, groupSize: group, subBits: subBits!, u: codes, sc: sc,
-                        z: grids.map { UInt8($0.zero) }, superScale: supers.map(\.d))
-        }
         var sc = [UInt8](repeating: 0, count: grids.count), mn = sc
         for r in 0 ..< rows {
             for k in 0 ..< groups {
                 sc[r * groups + k] = Q4KFit.code(grids[r * groups + k].scale, unit: supers[r].d)
                 mn[r * groups + k] = Q4KFit.code(grids[r * groups + k].offset, unit: supers[r].m)
             }
+        }
+        if bits == 3 {
+            return .q3s(name: name, rows: rows, cols: cols, groupSize: group, subBits: subBits!, u: codes, sc: sc,
+                        z: grids.map { UInt8($0.zero) }, superScale: supers.map(\.d))
         }
         return .q4k(name: name, rows: rows, cols: cols, groupSize: group, subBits: subBits!, u: codes, sc: sc, mn: mn,
                     superScale: supers.map(\.d), superMin: supers.map(\.m))

@@ -420,24 +420,19 @@ extension TensorEntry {
             guard g >= 8, g <= maxGroupSize, g % 8 == 0 else {
                 throw bad("params.group_size", "is \(g); expected a multiple of 8 in 8...\(maxGroupSize)")
             }
-        case .q4k:
-            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; q4k needs [rows, cols]") }
-            guard params.symmetric == nil else { throw bad("params.symmetric", "must be absent for q4k") }
-            guard let g = params.groupSize else { throw bad("params.group_size", "is missing; q4k needs it") }
-            guard g >= 2, g <= maxGroupSize, g % 2 == 0 else {
-                throw bad("params.group_size", "is \(g); expected an even number in 2...\(maxGroupSize)")
+        case .q4k, .q3s:
+            // q4k's groups are even (each starts on a byte's low nibble), q3s's a multiple of 8 (a byte boundary).
+            let e = encoding.rawValue, step = encoding == .q3s ? 8 : 2
+            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; \(e) needs [rows, cols]") }
+            guard params.symmetric == nil else { throw bad("params.symmetric", "must be absent for \(e)") }
+            guard let g = params.groupSize else { throw bad("params.group_size", "is missing; \(e) needs it") }
+            guard g >= step, g <= maxGroupSize, g % step == 0 else {
+                throw bad("params.group_size", "is \(g); expected " + (step == 8 ? "a multiple of 8" : "an even number") + " in \(step)...\(maxGroupSize)")
             }
-            guard let b = params.subBits else { throw bad("params.sub_bits", "is missing; q4k needs it (6 or 8)") }
-            guard Q4KLayout.allowedSubBits.contains(b) else { throw bad("params.sub_bits", "is \(b); expected 6 or 8") }
-        case .q3s:
-            guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; q3s needs [rows, cols]") }
-            guard params.symmetric == nil else { throw bad("params.symmetric", "must be absent for q3s") }
-            guard let g = params.groupSize else { throw bad("params.group_size", "is missing; q3s needs it") }
-            guard g >= 8, g <= maxGroupSize, g % 8 == 0 else {
-                throw bad("params.group_size", "is \(g); expected a multiple of 8 in 8...\(maxGroupSize)")
+            guard let b = params.subBits else { throw bad("params.sub_bits", "is missing; \(e) needs it (6 or 8)") }
+            guard (step == 8 ? Q3SLayout.allowedSubBits : Q4KLayout.allowedSubBits).contains(b) else {
+                throw bad("params.sub_bits", "is \(b); expected 6 or 8")
             }
-            guard let b = params.subBits else { throw bad("params.sub_bits", "is missing; q3s needs it (6 or 8)") }
-            guard Q3SLayout.allowedSubBits.contains(b) else { throw bad("params.sub_bits", "is \(b); expected 6 or 8") }
         case .csr, .bitmask:
             let e = encoding.rawValue
             guard shape.count == 2 else { throw bad("shape", "has \(shape.count) dimensions; \(e) needs [rows, cols]") }

@@ -215,6 +215,24 @@ public struct Q4Layout: Equatable, Sendable {
     public static let maxCode = 15
 }
 
+/// The `bits`-bit (1...8) field at bit `bit` of the little-endian bit stream starting at byte `start` of
+/// `p` (bit i of the stream = bit i%8 of byte i/8), lowest bit first, as q4k and q3s store their
+/// sub-codes; the next byte is read only when the field straddles it.
+@inline(__always) func bitField(_ p: UnsafeRawBufferPointer, _ start: Int, _ bit: Int, _ bits: Int) -> Int {
+    let byte = start + (bit >> 3), shift = bit & 7
+    var v = Int(p[byte]) >> shift
+    if shift + bits > 8 { v |= Int(p[byte + 1]) << (8 - shift) }
+    return v & ((1 << bits) - 1)
+}
+
+/// ORs `value` (below 2^8) into the bit stream starting at byte `start` of `bytes` at bit `bit`, the
+/// writing side of `bitField`.
+func putBitField(_ value: UInt8, into bytes: inout [UInt8], _ start: Int, _ bit: Int) {
+    let w = UInt16(value) << (bit & 7)
+    bytes[start + (bit >> 3)] |= UInt8(w & 0xFF)
+    if w > 0xFF { bytes[start + (bit >> 3) + 1] |= UInt8(w >> 8) }
+}
+
 /// The first row of `rows` rows of `rowBytes` bytes each, from byte `offset` of `p`, whose bits
 /// `usedBits` ... `8 * rowBytes - 1` (a row's bits read little-endian, bit i = bit i%8 of byte i/8)
 /// are not all 0, with that row's last byte; nil when none is. `rowBytes` is ceil(usedBits / 8).

@@ -40,20 +40,10 @@ public struct Q3SLayout: Equatable, Sendable {
     /// Payload size in bytes.
     public var totalBytes: Int { superOffset + 2 * rows }
 
-    /// The `bits`-bit field at bit `bit` of the little-endian bit stream starting at byte `start` of `p`.
-    @inline(__always) private func field(_ p: UnsafeRawBufferPointer, _ start: Int, _ bit: Int, _ bits: Int) -> Int {
-        var v = 0
-        for i in 0 ..< bits {
-            let b = bit + i
-            v |= Int(p[start + (b >> 3)] >> UInt8(b & 7) & 1) << i
-        }
-        return v
-    }
-
     /// Scale code and zero point of group `k` of row `r`.
     public func subCodes(_ p: UnsafeRawBufferPointer, row r: Int, group k: Int) -> (sc: Int, z: Int) {
         let start = subOffset + r * subRowBytes, bit = fieldBits * k
-        return (field(p, start, bit, subBits), field(p, start, bit + subBits, 3))
+        return (bitField(p, start, bit, subBits), bitField(p, start, bit + subBits, 3))
     }
 
     /// Super-scale D of row `r` (binary16 bit pattern).
@@ -115,11 +105,8 @@ extension EncodedTensor {
         for r in 0 ..< rows {
             let start = layout.subOffset + r * layout.subRowBytes
             for k in 0 ..< layout.groups {
-                let v = Int(sc[r * layout.groups + k]) | Int(z[r * layout.groups + k]) << subBits
-                for i in 0 ..< layout.fieldBits where v >> i & 1 == 1 {
-                    let b = layout.fieldBits * k + i
-                    bytes[start + (b >> 3)] |= 1 << UInt8(b & 7)
-                }
+                putBitField(sc[r * layout.groups + k], into: &bytes, start, layout.fieldBits * k)
+                putBitField(z[r * layout.groups + k], into: &bytes, start, layout.fieldBits * k + subBits)
             }
         }
         for r in 0 ..< rows {

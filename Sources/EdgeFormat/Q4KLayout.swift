@@ -38,18 +38,10 @@ public struct Q4KLayout: Equatable, Sendable {
     /// Payload size in bytes.
     public var totalBytes: Int { superOffset + 4 * rows }
 
-    /// The `subBits`-bit field at bit `bit` of the bit stream starting at byte `start` of `p`.
-    @inline(__always) private func field(_ p: UnsafeRawBufferPointer, _ start: Int, _ bit: Int) -> Int {
-        let byte = start + (bit >> 3), shift = bit & 7
-        var v = Int(p[byte]) >> shift
-        if shift + subBits > 8 { v |= Int(p[byte + 1]) << (8 - shift) }
-        return v & ((1 << subBits) - 1)
-    }
-
     /// Scale code and min code of group `k` of row `r` (each 0 ..< 2^subBits).
     public func subCodes(_ p: UnsafeRawBufferPointer, row r: Int, group k: Int) -> (sc: Int, mn: Int) {
         let start = subOffset + r * subRowBytes, bit = 2 * subBits * k
-        return (field(p, start, bit), field(p, start, bit + subBits))
+        return (bitField(p, start, bit, subBits), bitField(p, start, bit + subBits, subBits))
     }
 
     /// Super-scale D and super-min M of row `r` (binary16 bit patterns).
@@ -119,11 +111,8 @@ extension EncodedTensor {
         for r in 0 ..< rows {
             let start = layout.subOffset + r * layout.subRowBytes
             for k in 0 ..< layout.groups {
-                for (i, v) in [sc[r * layout.groups + k], mn[r * layout.groups + k]].enumerated() {
-                    let bit = 2 * subBits * k + i * subBits, w = UInt16(v) << (bit & 7)
-                    bytes[start + (bit >> 3)] |= UInt8(w & 0xFF)
-                    if w > 0xFF { bytes[start + (bit >> 3) + 1] |= UInt8(w >> 8) }
-                }
+                putBitField(sc[r * layout.groups + k], into: &bytes, start, 2 * subBits * k)
+                putBitField(mn[r * layout.groups + k], into: &bytes, start, 2 * subBits * k + subBits)
             }
         }
         for r in 0 ..< rows {

@@ -19,15 +19,22 @@ import Training
 /// > 0 the outputs of the earlier blocks are matched too (each block's error weighted by it; the
 /// teacher is then the float encoder in training form, which gives every block's output).
 ///
+/// Decoders, with `blockwise_epochs` > 0: first a block-wise stage (`BlockReconstruction`): each
+/// block of the student, first to last, trained alone to reproduce the float model's block output
+/// from the student's own inputs; then the end-to-end training (none with `steps: 0`).
+///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
 /// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "cosine": 0, "seed": 0, "held_out": 0.1,
-/// "eval_every": 10, "checkpoint_every": 10, "moments": "bf16" | "f32", <selector>}`; the selector (which tensors train)
+/// "eval_every": 10, "checkpoint_every": 10, "moments": "bf16" | "f32", "blockwise_epochs": 0,
+/// "blockwise_tokens": 16384, "blockwise_lr": 1e-4, "blockwise_target": "float" | "float_block", <selector>}`; the selector (which tensors train)
 /// defaults to the blocks' linear weights, norms and biases: embeddings and the output head stay frozen.
 public struct Distill: Pass {
     public static let id = "distill"
     public static let stage = PassStage.distill
 
     public let options: TrainOptions
+    /// The block-wise stage before the end-to-end training (decoders; `epochs` 0: none).
+    public let blockwise: ReconstructOptions
     public let selector: TensorSelector
     /// Trained values by tensor name, after `train`.
     private(set) var trained: [String: [Float]] = [:]
@@ -35,18 +42,21 @@ public struct Distill: Pass {
     /// instead of `trained`: the stream reads them trained.
     private(set) var trainedInStore: Set<String> = []
     private var report: TrainReport?
+    private var blockReport: ReconstructReport?
     private var isEncoder = false
     private var seconds = 0.0
     private var written = 0
 
-    public init(options: TrainOptions = TrainOptions(), selector: TensorSelector = TensorSelector(kinds: [.linear, .norm, .bias])) {
+    public init(options: TrainOptions = TrainOptions(), blockwise: ReconstructOptions = ReconstructOptions(),
+                selector: TensorSelector = TensorSelector(kinds: [.linear, .norm, .bias])) {
         self.options = options
+        self.blockwise = blockwise
         self.selector = selector
     }
 
     public init(fields f: inout RecipeFields) throws {
         var o = TrainOptions()
-        o.steps = try f.int("steps", default: o.steps, range: 1 ... 1_000_000)
+        o.steps = try f.int("steps", default: o.steps, range: 0 ... 1_000_000)
         o.batch = try f.int("batch", default: o.batch, range: 1 ... 4096)
         o.length = try f.int("length", default: o.length, range: 8 ... 1 << 16)
         o.lr = try f.double("lr", default: o.lr, range: 0 ... 1, openUpper: true)
@@ -66,7 +76,17 @@ public struct Distill: Pass {
         o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
         o.checkpointEvery = try f.int("checkpoint_every", default: o.checkpointEvery, range: 0 ... 1_000_000)
         o.moments = MomentPrecision(rawValue: try f.string("moments", default: o.moments.rawValue, allowed: MomentPrecision.allCases.map(\.rawValue)))!
+        var b = ReconstructOptions()
+        b.epochs = try f.int("blockwise_epochs", default: b.epochs, range: 0 ... 1000)
+        b.tokens = try f.int("blockwise_tokens", default: b.tokens, range: 1 ... 1 << 24)
+        b.lr = try f.double("blockwise_lr", default: b.lr, range: 0 ... 1, openUpper: true)
+        b.target = ReconstructOptions.Target(rawValue: try f.string("blockwise_target", default: b.target.rawValue,
+                                                                    allowed: ReconstructOptions.Target.allCases.map(\.rawValue)))!
+        b.batch = o.batch
+        b.length = o.length
+        if o.steps == 0 && b.epochs == 0 { throw f.error("steps", "is 0 and there is no block-wise stage ('blockwise_epochs'): nothing would train") }
         options = o
+        blockwise = b
         selector = try f.selector(defaultKinds: [.linear, .norm, .bias])
     }
 
@@ -91,6 +111,16 @@ public struct Distill: Pass {
                            ("similarity", options.similarity != nil)] where set && !encoder {
             throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)].\(field)",
                               why: "applies to encoders (sentence embeddings); this model is a \(config.architecture.rawValue) decoder")
+        }
+        if blockwise.epochs > 0 {
+            let field = "passes[\(context.index)].blockwise_epochs"
+            if encoder {
+                throw RecipeError(file: context.recipeFile, field: field, why: "applies to decoders; this model is an encoder (use 'intermediate')")
+            }
+            if input.config.schema().map(\.shape) != config.schema().map(\.shape) {
+                throw RecipeError(file: context.recipeFile, field: field,
+                                  why: "needs the float model's block shapes; a structured pruning pass changed them")
+            }
         }
         // The teacher's matrices in f16: half its memory; its logits move by about 1e-3 of their size.
         // An encoder's teacher stays f32 (small models; its hidden states are the target itself).
@@ -126,8 +156,25 @@ public struct Distill: Pass {
             return FakeQuantized(values: v, encoded: e)
         } }
         try model.refresh()
+        if blockwise.epochs > 0 {
+            // The block-wise stage: the float model in training form (frozen) gives every block's target.
+            var floatModel: TrainModel<Float>? = try TrainModel<Float>(config: input.config, trainable: [], threads: teacher!.threads) { name in
+                guard let spec = input.tensors.first(where: { $0.name == name }) else {
+                    throw PassError(pass: Self.id, tensor: name, why: "is missing from the input model")
+                }
+                return (try spec.floats(), nil)
+            }
+            let stage: BlockReconstruction
+            do {
+                stage = try BlockReconstruction(student: model, teacher: floatModel!, tokens: tokens, options: blockwise)
+            } catch let e as TrainingError {
+                throw RecipeError(file: calibration.source, field: "--data", why: "is too short for block-wise reconstruction: \(e)")
+            }
+            blockReport = try stage.run { done, total, item in context.progress?(done, total, "blockwise: " + item) }
+            floatModel = nil
+        }
         var trainer: Trainer?
-        do {
+        if options.steps > 0 { do {
             let t = teacher!
             if encoder, options.intermediate != nil {
                 // Every block's output: the float encoder in training form (frozen).
@@ -151,9 +198,9 @@ public struct Distill: Pass {
             }
         } catch let e as TrainingError {
             throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
-        }
+        } }
         let steps = options.steps
-        let r = try trainer!.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
+        let r = try trainer?.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
             var item = "distill step \(p.step)/\(p.steps)"
             if let l = p.loss { item += String(format: " loss %.3f", l.loss) }
             if let ppl = p.heldOutPPL { item += String(format: encoder ? " held-out loss %.4f" : " held-out ppl %.2f", ppl) }
@@ -211,6 +258,7 @@ public struct Distill: Pass {
     public func timings() -> JSONValue? {
         var o: [String: JSONValue] = ["seconds": .number(seconds)]
         if let r = report { o["train_tokens_per_second"] = .number(r.tokensPerSecond) }
+        if let b = blockReport { o["blockwise_tokens_per_second"] = .number(b.tokensPerSecond) }
         return .object(o)
     }
 
@@ -223,6 +271,17 @@ public struct Distill: Pass {
             "moments": .string(options.moments.rawValue),
             "tensors": .number(Double(trained.count + trainedInStore.count)),
         ]
+        if blockwise.epochs > 0 {
+            o["blockwise_epochs"] = .number(Double(blockwise.epochs))
+            o["blockwise_tokens"] = .number(Double(blockwise.tokens))
+            o["blockwise_lr"] = .number(blockwise.lr)
+            o["blockwise_target"] = .string(blockwise.target.rawValue)
+            if let b = blockReport {
+                o["blockwise_windows"] = .number(Double(b.windows))
+                o["blockwise_error_before"] = .array(b.before.map { .number($0) })
+                o["blockwise_error_after"] = .array(b.after.map { .number($0) })
+            }
+        }
         if let r = report {
             o["length"] = .number(Double(r.length))
             o["train_windows"] = .number(Double(r.trainWindows))

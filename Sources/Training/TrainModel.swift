@@ -185,7 +185,12 @@ public final class TrainModel<R: TrainScalar> {
     ///   changed since the last refresh: the optimizer only moves trainable ones).
     /// - Throws: what a quantizer throws.
     public func refresh(skippingFrozen: Bool = false) throws {
-        for p in params where !(skippingFrozen && !p.trainable) {
+        try refresh(params.filter { !(skippingFrozen && !$0.trainable) })
+    }
+
+    /// `refresh()` for these parameters only (those whose latent values changed).
+    public func refresh(_ subset: [Param<R>]) throws {
+        for p in subset {
             guard let q = quantizers[p.name] else {
                 p.effective = .latent
                 continue
@@ -328,43 +333,9 @@ public final class TrainModel<R: TrainScalar> {
         let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
         var caches: [LayerCache] = []
         for l in layers {
-            let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
-            let qd = nh * hd, kvd = nkv * hd
-            let n1 = scratch(N * h), rstd1 = scratch(N), mean1 = llama ? nil : scratch(N)
-            norm(x, n1, rows: N, l.attnNorm, l.attnNormBias, rstd: rstd1, mean: mean1)
-            let q = scratch(N * qd), k = scratch(N * kvd), v = scratch(N * kvd)
-            linear(n1, N, l.q, l.qBias, q)
-            linear(n1, N, l.k, l.kBias, k)
-            linear(n1, N, l.v, l.vBias, v)
-            if let rope {
-                rope.apply(q, rows: N, length: S, heads: nh, inverse: false, threads: threads)
-                rope.apply(k, rows: N, length: S, heads: nkv, inverse: false, threads: threads)
-            }
-            let probs = scratch(B * nh * S * S), att = scratch(N * qd)
-            attention(q: q, k: k, v: v, probs: probs, out: att, batch: B, length: S, heads: nh, kvHeads: nkv)
-            let x1 = scratch(N * h)
-            linear(att, N, l.o, l.oBias, x1)
-            add(x1, x, count: N * h)
-            let n2 = scratch(N * h), rstd2 = scratch(N), mean2 = llama ? nil : scratch(N)
-            norm(x1, n2, rows: N, l.ffnNorm, l.ffnNormBias, rstd: rstd2, mean: mean2)
-            let u = scratch(N * f), a = scratch(N * f)
-            var g: Buf<R>?
-            if let gate = l.gate {
-                let gb = scratch(N * f)
-                linear(n2, N, gate, nil, gb)
-                linear(n2, N, l.up, nil, u)
-                parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { a.p[i] = silu(gb.p[i]) * u.p[i] } }
-                g = gb
-            } else {
-                linear(n2, N, l.up, l.upBias, u)
-                parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { a.p[i] = gelu(u.p[i]) } }
-            }
-            let x2 = scratch(N * h)
-            linear(a, N, l.down, l.downBias, x2)
-            add(x2, x1, count: N * h)
-            caches.append(LayerCache(x: x, n1: n1, rstd1: rstd1, mean1: mean1, q: q, k: k, v: v, probs: probs, att: att,
-                                     x1: x1, n2: n2, rstd2: rstd2, mean2: mean2, g: g, u: u, a: a))
-            x = x2
+            let (out, lc) = decoderBlockForward(l, x, batch: B, length: S, rope: rope)
+            caches.append(lc)
+            x = out
         }
         let nf = scratch(N * h), rstdF = scratch(N), meanF = llama ? nil : scratch(N)
         norm(x, nf, rows: N, outputNorm!, outputNormBias, rstd: rstdF, mean: meanF)
@@ -385,56 +356,106 @@ public final class TrainModel<R: TrainScalar> {
         precondition(blockOutputGradients.isEmpty, "backward: block output gradients are for encoders")
         let B = c.batch, S = c.length, N = B * S, h = config.hiddenSize, hd = config.headDim
         let llama = config.architecture == .llama
-        var dx = scratch(N * h, zeroed: true)
+        let dx = scratch(N * h, zeroed: true)
         let dnf = scratch(N * h)
         linearBackward(dLogits, input: c.nf, rows: N, output!, nil, dx: dnf, accumulate: false)
         normBackward(dnf, x: c.xL, rows: N, outputNorm!, outputNormBias, rstd: c.rstdF, mean: c.meanF, dx: dx)
         let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
         for (l, lc) in zip(layers, c.layers).reversed() {
-            let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
-            let qd = nh * hd, kvd = nkv * hd
-            // x2 = x1 + down(a)
-            let da = scratch(N * f)
-            linearBackward(dx, input: lc.a, rows: N, l.down, l.downBias, dx: da, accumulate: false)
-            let dn2 = scratch(N * h)
-            if let gate = l.gate, let g = lc.g {
-                let dg = scratch(N * f), du = scratch(N * f), u = lc.u
-                parallelRanges(N * f, threads: threads, cost: 8) { r in
-                    for i in r {
-                        let s = sigmoid(g.p[i])
-                        du.p[i] = da.p[i] * g.p[i] * s
-                        dg.p[i] = da.p[i] * u.p[i] * s * (1 + g.p[i] * (1 - s))
-                    }
-                }
-                linearBackward(du, input: lc.n2, rows: N, l.up, nil, dx: dn2, accumulate: false)
-                linearBackward(dg, input: lc.n2, rows: N, gate, nil, dx: dn2, accumulate: true)
-            } else {
-                let du = scratch(N * f), u = lc.u
-                parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { du.p[i] = da.p[i] * geluDerivative(u.p[i]) } }
-                linearBackward(du, input: lc.n2, rows: N, l.up, l.upBias, dx: dn2, accumulate: false)
-            }
-            // x1 = x + o(att): dx1 = dx + dnorm2
-            let dx1 = dx
-            normBackward(dn2, x: lc.x1, rows: N, l.ffnNorm, l.ffnNormBias, rstd: lc.rstd2, mean: lc.mean2, dx: dx1)
-            let datt = scratch(N * qd)
-            linearBackward(dx1, input: lc.att, rows: N, l.o, l.oBias, dx: datt, accumulate: false)
-            let dq = scratch(N * qd), dk = scratch(N * kvd), dv = scratch(N * kvd)
-            attentionBackward(dOut: datt, q: lc.q, k: lc.k, v: lc.v, probs: lc.probs, dq: dq, dk: dk, dv: dv,
-                              batch: B, length: S, heads: nh, kvHeads: nkv)
-            if let rope {
-                rope.apply(dq, rows: N, length: S, heads: nh, inverse: true, threads: threads)
-                rope.apply(dk, rows: N, length: S, heads: nkv, inverse: true, threads: threads)
-            }
-            let dn1 = scratch(N * h)
-            linearBackward(dq, input: lc.n1, rows: N, l.q, l.qBias, dx: dn1, accumulate: false)
-            linearBackward(dk, input: lc.n1, rows: N, l.k, l.kBias, dx: dn1, accumulate: true)
-            linearBackward(dv, input: lc.n1, rows: N, l.v, l.vBias, dx: dn1, accumulate: true)
-            normBackward(dn1, x: lc.x, rows: N, l.attnNorm, l.attnNormBias, rstd: lc.rstd1, mean: lc.mean1, dx: dx1)
-            dx = dx1
+            decoderBlockBackward(l, lc, dx, batch: B, length: S, rope: rope)
         }
         embeddingBackward(dx, tokens: c.tokens, length: S)
         // Tensors this pass did not reach (none in a whole model) still read as zero.
         for p in params { p.materializeGrad() }
+    }
+
+
+    /// One decoder block (pre-norm) over x [B*S, hidden]: its output and what its backward pass needs.
+    func decoderBlockForward(_ l: Layer, _ x: Buf<R>, batch B: Int, length S: Int, rope: RopeTable<R>?) -> (Buf<R>, LayerCache) {
+        let N = B * S, h = config.hiddenSize, hd = config.headDim
+        let llama = config.architecture == .llama
+        let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
+        let qd = nh * hd, kvd = nkv * hd
+        let n1 = scratch(N * h), rstd1 = scratch(N), mean1 = llama ? nil : scratch(N)
+        norm(x, n1, rows: N, l.attnNorm, l.attnNormBias, rstd: rstd1, mean: mean1)
+        let q = scratch(N * qd), k = scratch(N * kvd), v = scratch(N * kvd)
+        linear(n1, N, l.q, l.qBias, q)
+        linear(n1, N, l.k, l.kBias, k)
+        linear(n1, N, l.v, l.vBias, v)
+        if let rope {
+            rope.apply(q, rows: N, length: S, heads: nh, inverse: false, threads: threads)
+            rope.apply(k, rows: N, length: S, heads: nkv, inverse: false, threads: threads)
+        }
+        let probs = scratch(B * nh * S * S), att = scratch(N * qd)
+        attention(q: q, k: k, v: v, probs: probs, out: att, batch: B, length: S, heads: nh, kvHeads: nkv)
+        let x1 = scratch(N * h)
+        linear(att, N, l.o, l.oBias, x1)
+        add(x1, x, count: N * h)
+        let n2 = scratch(N * h), rstd2 = scratch(N), mean2 = llama ? nil : scratch(N)
+        norm(x1, n2, rows: N, l.ffnNorm, l.ffnNormBias, rstd: rstd2, mean: mean2)
+        let u = scratch(N * f), a = scratch(N * f)
+        var g: Buf<R>?
+        if let gate = l.gate {
+            let gb = scratch(N * f)
+            linear(n2, N, gate, nil, gb)
+            linear(n2, N, l.up, nil, u)
+            parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { a.p[i] = silu(gb.p[i]) * u.p[i] } }
+            g = gb
+        } else {
+            linear(n2, N, l.up, l.upBias, u)
+            parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { a.p[i] = gelu(u.p[i]) } }
+        }
+        let x2 = scratch(N * h)
+        linear(a, N, l.down, l.downBias, x2)
+        add(x2, x1, count: N * h)
+        let lc = LayerCache(x: x, n1: n1, rstd1: rstd1, mean1: mean1, q: q, k: k, v: v, probs: probs, att: att,
+                                 x1: x1, n2: n2, rstd2: rstd2, mean2: mean2, g: g, u: u, a: a)
+        return (x2, lc)
+    }
+
+    /// The backward pass of one decoder block: dx holds dLoss/d(block output) [B*S, hidden] and is
+    /// overwritten with dLoss/d(block input); the block's trainable tensors get their gradients.
+    func decoderBlockBackward(_ l: Layer, _ lc: LayerCache, _ dx: Buf<R>, batch B: Int, length S: Int, rope: RopeTable<R>?) {
+        let N = B * S, h = config.hiddenSize, hd = config.headDim
+        let nh = l.sizes.numHeads, nkv = l.sizes.numKVHeads, f = l.sizes.intermediateSize
+        let qd = nh * hd, kvd = nkv * hd
+        // x2 = x1 + down(a)
+        let da = scratch(N * f)
+        linearBackward(dx, input: lc.a, rows: N, l.down, l.downBias, dx: da, accumulate: false)
+        let dn2 = scratch(N * h)
+        if let gate = l.gate, let g = lc.g {
+            let dg = scratch(N * f), du = scratch(N * f), u = lc.u
+            parallelRanges(N * f, threads: threads, cost: 8) { r in
+                for i in r {
+                    let s = sigmoid(g.p[i])
+                    du.p[i] = da.p[i] * g.p[i] * s
+                    dg.p[i] = da.p[i] * u.p[i] * s * (1 + g.p[i] * (1 - s))
+                }
+            }
+            linearBackward(du, input: lc.n2, rows: N, l.up, nil, dx: dn2, accumulate: false)
+            linearBackward(dg, input: lc.n2, rows: N, gate, nil, dx: dn2, accumulate: true)
+        } else {
+            let du = scratch(N * f), u = lc.u
+            parallelRanges(N * f, threads: threads, cost: 8) { r in for i in r { du.p[i] = da.p[i] * geluDerivative(u.p[i]) } }
+            linearBackward(du, input: lc.n2, rows: N, l.up, l.upBias, dx: dn2, accumulate: false)
+        }
+        // x1 = x + o(att): dx1 = dx + dnorm2
+        let dx1 = dx
+        normBackward(dn2, x: lc.x1, rows: N, l.ffnNorm, l.ffnNormBias, rstd: lc.rstd2, mean: lc.mean2, dx: dx1)
+        let datt = scratch(N * qd)
+        linearBackward(dx1, input: lc.att, rows: N, l.o, l.oBias, dx: datt, accumulate: false)
+        let dq = scratch(N * qd), dk = scratch(N * kvd), dv = scratch(N * kvd)
+        attentionBackward(dOut: datt, q: lc.q, k: lc.k, v: lc.v, probs: lc.probs, dq: dq, dk: dk, dv: dv,
+                          batch: B, length: S, heads: nh, kvHeads: nkv)
+        if let rope {
+            rope.apply(dq, rows: N, length: S, heads: nh, inverse: true, threads: threads)
+            rope.apply(dk, rows: N, length: S, heads: nkv, inverse: true, threads: threads)
+        }
+        let dn1 = scratch(N * h)
+        linearBackward(dq, input: lc.n1, rows: N, l.q, l.qBias, dx: dn1, accumulate: false)
+        linearBackward(dk, input: lc.n1, rows: N, l.k, l.kBias, dx: dn1, accumulate: true)
+        linearBackward(dv, input: lc.n1, rows: N, l.v, l.vBias, dx: dn1, accumulate: true)
+        normBackward(dn1, x: lc.x, rows: N, l.attnNorm, l.attnNormBias, rstd: lc.rstd1, mean: lc.mean1, dx: dx1)
     }
 
     /// a[i] += b[i] for i < count, over the threads.

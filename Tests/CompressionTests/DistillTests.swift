@@ -65,6 +65,40 @@ final class DistillTests: TempDirTestCase {
         }
     }
 
+    /// The block-wise stage alone (`steps: 0`): every block's recorded error falls, the model gets
+    /// closer to the float one on unseen text, pruned weights stay zero and int8 stays int8.
+    func testBlockwiseStageAloneRecovers() throws {
+        let text = try TextFile.load(path: fixture("text/us-declaration.txt"), purpose: "evaluation text")
+        for model in ["tiny-llama", "tiny-gpt2"] {
+            let blockwise = #"{"pass": "distill", "steps": 0, "blockwise_epochs": 4, "blockwise_tokens": 2048, "blockwise_lr": 1e-3, "batch": 4, "length": 64}"#
+            _ = try run([Self.prune, Self.int8, Self.pack].joined(separator: ","), model: model, out: "plain.edge")
+            let s = try run([Self.prune, Self.int8, blockwise, Self.pack].joined(separator: ","), model: model, out: "blockwise.edge")
+            let plain = try Verifier(input: fixture(model), output: tmp.appendingPathComponent("plain.edge").path, threads: 2)
+                .run(text: text, ctx: 64, budget: nil)
+            let rebuilt = try Verifier(input: fixture(model), output: tmp.appendingPathComponent("blockwise.edge").path, threads: 2)
+                .run(text: text, ctx: 64, budget: nil)
+            XCTAssertLessThan(rebuilt.kl, plain.kl, "\(model): KL \(plain.kl) -> \(rebuilt.kl)")
+            let record = try XCTUnwrap(s.records.first { $0["pass"]?.stringValue == "distill" })
+            let before = try XCTUnwrap(record["blockwise_error_before"]?.arrayValue).compactMap(\.doubleValue)
+            let after = try XCTUnwrap(record["blockwise_error_after"]?.arrayValue).compactMap(\.doubleValue)
+            XCTAssertEqual(before.count, after.count)
+            XCTAssertGreaterThan(before.count, 0)
+            for (l, (b, a)) in zip(before, after).enumerated() { XCTAssertLessThan(a, b, "\(model) block \(l)") }
+            XCTAssertNil(record["held_out_ppl_after"], "steps 0: no end-to-end training")
+            let a = try EdgeFile(path: tmp.appendingPathComponent("blockwise.edge").path)
+            let b = try EdgeFile(path: tmp.appendingPathComponent("plain.edge").path)
+            for e in b.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
+                let pv = try b.floats(of: e), dv = try a.floats(of: a.tensors.first { $0.name == e.name }!)
+                for i in pv.indices where pv[i] == 0 { XCTAssertEqual(dv[i], 0, "\(model) \(e.name)[\(i)] was pruned and moved") }
+                XCTAssertNotEqual(e.encoding, .f32, "\(model) \(e.name) is no longer int8")
+            }
+        }
+        XCTAssertThrowsError(try recipe(#"{"pass": "distill", "steps": 0}"#)) { XCTAssertTrue("\($0)".contains("passes[0].steps"), "\($0)") }
+        XCTAssertThrowsError(try recipe(#"{"pass": "distill", "blockwise_target": "teacher"}"#)) {
+            XCTAssertTrue("\($0)".contains("passes[0].blockwise_target"), "\($0)")
+        }
+    }
+
     /// Pruned weights stay zero: the pruned positions of the plain and the distilled file agree.
     func testMasksAreKept() throws {
         _ = try run([Self.prune, Self.distill].joined(separator: ","), model: "tiny-llama", out: "a.edge")

@@ -1,0 +1,58 @@
+/// One decoder block at a time, for block-wise reconstruction (`BlockReconstruction`): the block's
+/// forward pass from a given input and its backward pass from a given output gradient, with the
+/// same arithmetic as the whole-model `forward` / `backward`.
+extension TrainModel {
+    /// What `blockBackward` needs from a `blockForward`.
+    public final class BlockPass {
+        let cache: LayerCache
+        let batch: Int, length: Int
+        init(cache: LayerCache, batch: Int, length: Int) {
+            self.cache = cache
+            self.batch = batch
+            self.length = length
+        }
+    }
+
+    /// The tensors of block `index` (`blk.<index>.*`), in schema order.
+    public func blockParams(_ index: Int) -> [Param<R>] {
+        let prefix = "blk.\(index)."
+        return params.filter { $0.name.hasPrefix(prefix) }
+    }
+
+    /// Block `index` of a decoder over x [batch * length, hidden] (row b*length + t: sequence b,
+    /// position t): its output [batch * length, hidden] and what `blockBackward` needs.
+    public func blockForward(_ index: Int, _ x: Buf<R>, batch B: Int, length S: Int) -> (out: Buf<R>, pass: BlockPass) {
+        precondition(!config.isEncoder, "blockForward: decoders only")
+        precondition(x.count == B * S * config.hiddenSize, "blockForward: x has \(x.count) values")
+        let (out, cache) = decoderBlockForward(layers[index], x, batch: B, length: S, rope: rope(S))
+        return (out, BlockPass(cache: cache, batch: B, length: S))
+    }
+
+    /// Adds dLoss/d(block weights) to the gradients of block `index`'s trainable tensors, given
+    /// `dOut` = dLoss/d(block output) of the `blockForward` that made `pass` (overwritten with
+    /// dLoss/d(block input)).
+    public func blockBackward(_ index: Int, _ dOut: Buf<R>, pass: BlockPass) {
+        decoderBlockBackward(layers[index], pass.cache, dOut, batch: pass.batch, length: pass.length, rope: rope(pass.length))
+        for p in blockParams(index) { p.materializeGrad() }
+    }
+
+    /// The token embedding rows (as the forward pass uses them: fake-quantized when a quantizer is
+    /// set) of `tokens`, [tokens.count, hidden], plus the learned positions (GPT-2) of sequences of `length`.
+    public func embed(_ tokens: [Int32], length S: Int) -> Buf<R> {
+        let h = config.hiddenSize, x = Buf<R>(tokens.count * h)
+        for (i, t) in tokens.enumerated() { effectiveRow(tokenEmbedding, Int(t), into: x.p + i * h) }
+        if let pe = positionEmbedding {
+            let epe = effective(pe)
+            withExtendedLifetime(epe) {
+                for i in 0 ..< tokens.count {
+                    for j in 0 ..< h { x.p[i * h + j] += epe.p[(i % S) * h + j] }
+                }
+            }
+        }
+        return x
+    }
+
+    private func rope(_ S: Int) -> RopeTable<R>? {
+        config.architecture == .llama ? RopeTable<R>(positions: S, headDim: config.headDim, theta: config.ropeTheta) : nil
+    }
+}

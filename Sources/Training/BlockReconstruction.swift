@@ -151,13 +151,8 @@ public final class BlockReconstruction {
         let n = y.count / h
         var sum = 0.0
         for r in 0 ..< n {
-            var num = 0.0, den = 0.0
-            for j in r * h ..< (r + 1) * h {
-                let e = Double(y.p[j] - t.p[j])
-                num += e * e
-                den += Double(t.p[j]) * Double(t.p[j])
-            }
-            sum += num / max(den, 1e-30)
+            let (num, den) = tokenError(y, t, row: r, hidden: h)
+            sum += num / den
         }
         return (sum, Double(n))
     }
@@ -167,17 +162,22 @@ public final class BlockReconstruction {
         let n = y.count / h
         var sum = 0.0
         for r in 0 ..< n {
-            var num = 0.0, den = 0.0
-            for j in r * h ..< (r + 1) * h {
-                let e = Double(y.p[j] - t.p[j])
-                num += e * e
-                den += Double(t.p[j]) * Double(t.p[j])
-            }
-            let d = max(den, 1e-30)
-            sum += num / d
-            let k = Float(2 / (d * Double(n)))
+            let (num, den) = tokenError(y, t, row: r, hidden: h)
+            sum += num / den
+            let k = Float(2 / (den * Double(n)))
             for j in r * h ..< (r + 1) * h { y.p[j] = k * (y.p[j] - t.p[j]) }
         }
         return (sum, Double(n))
+    }
+
+    /// ||y_r - t_r||^2 and ||t_r||^2 (at least 1e-30) of token r.
+    private static func tokenError(_ y: Buf<Float>, _ t: Buf<Float>, row r: Int, hidden h: Int) -> (Double, Double) {
+        var num = 0.0, den = 0.0
+        for j in r * h ..< (r + 1) * h {
+            let e = Double(y.p[j] - t.p[j])
+            num += e * e
+            den += Double(t.p[j]) * Double(t.p[j])
+        }
+        return (num, max(den, 1e-30))
     }
 }

@@ -158,12 +158,7 @@ public struct Distill: Pass {
         try model.refresh()
         if blockwise.epochs > 0 {
             // The block-wise stage: the float model in training form (frozen) gives every block's target.
-            var floatModel: TrainModel<Float>? = try TrainModel<Float>(config: input.config, trainable: [], threads: teacher!.threads) { name in
-                guard let spec = input.tensors.first(where: { $0.name == name }) else {
-                    throw PassError(pass: Self.id, tensor: name, why: "is missing from the input model")
-                }
-                return (try spec.floats(), nil)
-            }
+            var floatModel: TrainModel<Float>? = try Self.floatTrainModel(input, threads: teacher!.threads)
             let stage: BlockReconstruction
             do {
                 stage = try BlockReconstruction(student: model, teacher: floatModel!, tokens: tokens, options: blockwise)
@@ -174,31 +169,28 @@ public struct Distill: Pass {
             floatModel = nil
         }
         var trainer: Trainer?
-        if options.steps > 0 { do {
-            let t = teacher!
-            if encoder, options.intermediate != nil {
-                // Every block's output: the float encoder in training form (frozen).
-                let tm = try TrainModel<Float>(config: input.config, trainable: [], threads: t.threads) { name in
-                    guard let spec = input.tensors.first(where: { $0.name == name }) else {
-                        throw PassError(pass: Self.id, tensor: name, why: "is missing from the input model")
+        if options.steps > 0 {
+            do {
+                let t = teacher!
+                if encoder, options.intermediate != nil {
+                    // Every block's output: the float encoder in training form (frozen).
+                    let tm = try Self.floatTrainModel(input, threads: t.threads)
+                    trainer = try Trainer(model: model, sequences: sentences, options: options) { window in
+                        let (x, cache) = tm.forward([window])
+                        var out: [Float] = []
+                        out.reserveCapacity(x.count * tm.config.numLayers)
+                        for l in 0 ..< tm.config.numLayers { out += tm.encoderBlockOutput(l, cache: cache).array }
+                        return out
                     }
-                    return (try spec.floats(), nil)
+                } else if encoder {
+                    trainer = try Trainer(model: model, sequences: sentences, options: options) { try t.hiddenStates([$0]) }
+                } else {
+                    trainer = try Trainer(model: model, tokens: tokens, options: options) { try t.logits($0) }
                 }
-                trainer = try Trainer(model: model, sequences: sentences, options: options) { window in
-                    let (x, cache) = tm.forward([window])
-                    var out: [Float] = []
-                    out.reserveCapacity(x.count * tm.config.numLayers)
-                    for l in 0 ..< tm.config.numLayers { out += tm.encoderBlockOutput(l, cache: cache).array }
-                    return out
-                }
-            } else if encoder {
-                trainer = try Trainer(model: model, sequences: sentences, options: options) { try t.hiddenStates([$0]) }
-            } else {
-                trainer = try Trainer(model: model, tokens: tokens, options: options) { try t.logits($0) }
+            } catch let e as TrainingError {
+                throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
             }
-        } catch let e as TrainingError {
-            throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
-        } }
+        }
         let steps = options.steps
         let r = try trainer?.run(checkpointDir: context.checkpointDir, fingerprint: context.fingerprint) { p in
             var item = "distill step \(p.step)/\(p.steps)"
@@ -222,6 +214,17 @@ public struct Distill: Pass {
         report = r
         isEncoder = encoder
         seconds = Date().timeIntervalSince(start)
+    }
+
+    /// The input model in training form, f32 and frozen: every block's output for the encoder's
+    /// `intermediate` loss and the block-wise stage's targets.
+    static func floatTrainModel(_ input: ModelGraph, threads: Int) throws -> TrainModel<Float> {
+        try TrainModel<Float>(config: input.config, trainable: [], threads: threads) { name in
+            guard let spec = input.tensors.first(where: { $0.name == name }) else {
+                throw PassError(pass: Self.id, tensor: name, why: "is missing from the input model")
+            }
+            return (try spec.floats(), nil)
+        }
     }
 
     /// An encoder's training sentences: `CalibrationText.sentences` with at least 3 tokens of text,

@@ -37,15 +37,17 @@ extension TrainModel {
     }
 
     /// The token embedding rows (as the forward pass uses them: fake-quantized when a quantizer is
-    /// set) of `tokens`, [tokens.count, hidden], plus the learned positions (GPT-2) of sequences of `length`.
+    /// set) of `tokens`, [tokens.count, hidden], plus the learned positions (GPT-2) of sequences of
+    /// `length`: the first step of `forward`.
     public func embed(_ tokens: [Int32], length S: Int) -> Buf<R> {
-        let h = config.hiddenSize, x = Buf<R>(tokens.count * h)
+        let h = config.hiddenSize, x = scratch(tokens.count * h)
         for (i, t) in tokens.enumerated() { effectiveRow(tokenEmbedding, Int(t), into: x.p + i * h) }
         if let pe = positionEmbedding {
             let epe = effective(pe)
             withExtendedLifetime(epe) {
                 for i in 0 ..< tokens.count {
-                    for j in 0 ..< h { x.p[i * h + j] += epe.p[(i % S) * h + j] }
+                    let row = epe.p + (i % S) * h
+                    for j in 0 ..< h { x.p[i * h + j] += row[j] }
                 }
             }
         }

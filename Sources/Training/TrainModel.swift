@@ -319,17 +319,7 @@ public final class TrainModel<R: TrainScalar> {
         let N = B * S, h = config.hiddenSize, hd = config.headDim
         let tokens = batch.flatMap { $0 }
         let llama = config.architecture == .llama
-        var x = scratch(N * h)
-        for (i, tok) in tokens.enumerated() { effectiveRow(tokenEmbedding, Int(tok), into: x.p + i * h) }
-        if let pe = positionEmbedding {
-            let epe = effective(pe)
-            withExtendedLifetime(epe) {
-                for i in 0 ..< N {
-                    let row = epe.p + (i % S) * h
-                    for j in 0 ..< h { x.p[i * h + j] += row[j] }
-                }
-            }
-        }
+        var x = embed(tokens, length: S)
         let rope = llama ? RopeTable<R>(positions: S, headDim: hd, theta: config.ropeTheta) : nil
         var caches: [LayerCache] = []
         for l in layers {

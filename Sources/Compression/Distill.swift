@@ -19,9 +19,10 @@ import Training
 /// > 0 the outputs of the earlier blocks are matched too (each block's error weighted by it; the
 /// teacher is then the float encoder in training form, which gives every block's output).
 ///
-/// Decoders, with `blockwise_epochs` > 0: first a block-wise stage (`BlockReconstruction`): each
-/// block of the student, first to last, trained alone to reproduce the float model's block output
-/// from the student's own inputs; then the end-to-end training (none with `steps: 0`).
+/// With `blockwise_epochs` > 0: first a block-wise stage (`BlockReconstruction`): each block of the
+/// student, first to last, trained alone to reproduce the float model's block output from the
+/// student's own inputs (a decoder's on windows of the text, an encoder's on the same sentences as
+/// its end-to-end training); then the end-to-end training (none with `steps: 0`).
 ///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
 /// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "cosine": 0, "seed": 0, "held_out": 0.1,
@@ -114,9 +115,6 @@ public struct Distill: Pass {
         }
         if blockwise.epochs > 0 {
             let field = "passes[\(context.index)].blockwise_epochs"
-            if encoder {
-                throw RecipeError(file: context.recipeFile, field: field, why: "applies to decoders; this model is an encoder (use 'intermediate')")
-            }
             if input.config.schema().map(\.shape) != config.schema().map(\.shape) {
                 throw RecipeError(file: context.recipeFile, field: field,
                                   why: "needs the float model's block shapes; a structured pruning pass changed them")
@@ -132,6 +130,10 @@ public struct Distill: Pass {
         } else {
             tokens = try teacher!.tokenize(calibration.text)
         }
+        let threads = teacher!.threads
+        // The block-wise stage reads the float model in f32 instead: the teacher is made again for
+        // the end-to-end steps after it, so the two are never held together.
+        if blockwise.epochs > 0 { teacher = nil }
         var index: [String: Int] = [:]
         for (n, t) in latent.tensors.enumerated() { index[t.name] = n }
         let trainable = Set(latent.tensors.map(\.name).filter { selector.selects($0, numLayers: config.numLayers) })
@@ -139,7 +141,7 @@ public struct Distill: Pass {
         // instead of being copied; others are read from the model.
         let store = context.latent
         var taken: [String] = []
-        let model = try TrainModel<Float>(config: config, trainable: trainable, threads: teacher!.threads) { name in
+        let model = try TrainModel<Float>(config: config, trainable: trainable, threads: threads) { name in
             guard let n = index[name] else { throw PassError(pass: Self.id, tensor: name, why: "is missing from the model") }
             let v: [Float]
             if let held = store?.take(name) {
@@ -157,16 +159,11 @@ public struct Distill: Pass {
         } }
         try model.refresh()
         if blockwise.epochs > 0 {
-            // The block-wise stage: the float model in training form (frozen) gives every block's target.
-            var floatModel: TrainModel<Float>? = try Self.floatTrainModel(input, threads: teacher!.threads)
-            let stage: BlockReconstruction
-            do {
-                stage = try BlockReconstruction(student: model, teacher: floatModel!, tokens: tokens, options: blockwise)
-            } catch let e as TrainingError {
-                throw RecipeError(file: calibration.source, field: "--data", why: "is too short for block-wise reconstruction: \(e)")
-            }
-            blockReport = try stage.run { done, total, item in context.progress?(done, total, "blockwise: " + item) }
-            floatModel = nil
+            // The block-wise stage: the float model in training form (frozen) gives every block's
+            // target; it goes with the stage, at the end of this block.
+            try runBlockwise(student: model, input: input, tokens: tokens, sentences: sentences, source: calibration.source,
+                             threads: threads, context: context)
+            if options.steps > 0 { teacher = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder) }
         }
         var trainer: Trainer?
         if options.steps > 0 {
@@ -214,6 +211,22 @@ public struct Distill: Pass {
         report = r
         isEncoder = encoder
         seconds = Date().timeIntervalSince(start)
+    }
+
+    /// The block-wise stage on `student` (a decoder on windows of `tokens`, an encoder on `sentences`),
+    /// its report kept for the record.
+    private mutating func runBlockwise(student: TrainModel<Float>, input: ModelGraph, tokens: [Int32], sentences: [[Int32]],
+                                       source: String, threads: Int, context: PassContext) throws {
+        let floatModel = try Self.floatTrainModel(input, threads: threads)
+        let stage: BlockReconstruction
+        do {
+            stage = student.config.isEncoder
+                ? try BlockReconstruction(student: student, teacher: floatModel, sentences: sentences, options: blockwise)
+                : try BlockReconstruction(student: student, teacher: floatModel, tokens: tokens, options: blockwise)
+        } catch let e as TrainingError {
+            throw RecipeError(file: source, field: "--data", why: "is too short for block-wise reconstruction: \(e)")
+        }
+        blockReport = try stage.run { done, total, item in context.progress?(done, total, "blockwise: " + item) }
     }
 
     /// The input model in training form, f32 and frozen: every block's output for the encoder's

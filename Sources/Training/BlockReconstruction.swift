@@ -13,13 +13,14 @@ public struct ReconstructOptions: Equatable, Sendable, Codable {
         case floatBlock = "float_block"
     }
 
-    /// Passes over the calibration windows per block (0: no block-wise stage).
+    /// Passes over the calibration text per block (0: no block-wise stage).
     public var epochs = 0
-    /// Calibration tokens used (whole windows of `length`, spread evenly over the text).
+    /// Calibration tokens used (whole windows of `length`, or whole sentences for an encoder, spread
+    /// evenly over the text).
     public var tokens = 16384
-    /// Tokens per window.
+    /// Tokens per window (decoders; an encoder's sentences are as long as they are).
     public var length = 256
-    /// Windows per update.
+    /// Windows (decoders) or sentences (encoders) per update.
     public var batch = 4
     /// Peak learning rate (AdamW, no warmup, cosine decay to a tenth over each block's updates).
     public var lr = 1e-4
@@ -39,28 +40,42 @@ public struct ReconstructReport: Sendable {
     public var tokensPerSecond = 0.0
 }
 
-/// Block-wise reconstruction of a compressed decoder: block by block from the first, the student's
+/// Block-wise reconstruction of a compressed model: block by block from the first, the student's
 /// block l (its trainable tensors: pruned weights stay zero, fake-quantized ones train straight
 /// through) is trained with AdamW to minimize the squared error between its output and the float
-/// teacher's (`ReconstructOptions.Target`), each token's error relative to the size of its target, on the student's own inputs: the calibration windows as
-/// the already reconstructed blocks 0 ..< l leave them. Each block is a small problem (one block's
+/// teacher's (`ReconstructOptions.Target`), each token's error relative to the size of its target, on the student's own inputs: the calibration text as
+/// the already reconstructed blocks 0 ..< l leave it. Each block is a small problem (one block's
 /// forward and backward, no output head, no softmax over the vocabulary), so it sees more tokens per
 /// second of CPU than end-to-end distillation; it is the block-wise stage of the distill pass.
+///
+/// A decoder reads windows of `length` tokens of the text, `batch` windows per update; an encoder
+/// reads whole sentences (each framed by its special tokens, attention over the sentence alone),
+/// `batch` sentences per update, the sentences of one length in one call.
 public final class BlockReconstruction {
     let student: TrainModel<Float>
     let teacher: TrainModel<Float>
-    let windows: [[Int32]]
+    /// What one block call runs on: `count` sequences of `length` tokens, flattened.
+    struct Chunk {
+        let tokens: [Int32]
+        let count: Int, length: Int
+    }
+    let chunks: [Chunk]
+    /// The chunks of each update.
+    let updates: [[Int]]
+    /// Calibration sequences used (windows or sentences).
+    let sequences: Int
     public let options: ReconstructOptions
 
+    /// A decoder's stage.
     /// - Parameters:
     ///   - student: the compressed model (its block tensors trainable as the pass chose).
     ///   - teacher: the float model, same config.
     ///   - tokens: the calibration text's tokens; whole windows of `options.length`, up to
     ///     `options.tokens` tokens, spread evenly over the text.
     /// - Throws: `TrainingError.textTooShort` when not even one window fits; `.unsupportedArchitecture`
-    ///   for an encoder.
+    ///   for an encoder (it trains on sentences: `init(student:teacher:sentences:options:)`).
     public init(student: TrainModel<Float>, teacher: TrainModel<Float>, tokens: [Int32], options: ReconstructOptions) throws {
-        guard !student.config.isEncoder else { throw TrainingError.unsupportedArchitecture("\(student.config.architecture.rawValue) (block-wise reconstruction is for decoders)") }
+        guard !student.config.isEncoder else { throw TrainingError.unsupportedArchitecture("\(student.config.architecture.rawValue) (an encoder's block-wise reconstruction reads sentences)") }
         let S = min(options.length, student.config.maxPositions)
         let available = tokens.count / S
         let count = min(available, max(options.tokens, S) / S)
@@ -68,70 +83,119 @@ public final class BlockReconstruction {
         self.student = student
         self.teacher = teacher
         // Spread over the whole text (its kinds of writing), not only its beginning.
-        windows = (0 ..< count).map { i in
+        let windows = (0 ..< count).map { i in
             let w = i * available / count
             return Array(tokens[(w * S) ..< ((w + 1) * S)])
         }
+        let B = max(1, options.batch)
+        chunks = stride(from: 0, to: windows.count, by: B).map { i in
+            Chunk(tokens: windows[i ..< min(i + B, windows.count)].flatMap { $0 }, count: min(B, windows.count - i), length: S)
+        }
+        updates = chunks.indices.map { [$0] }
+        sequences = windows.count
         var o = options
         o.length = S
+        self.options = o
+    }
+
+    /// An encoder's stage.
+    /// - Parameters:
+    ///   - sentences: the calibration sentences, each framed by the tokenizer's special tokens and
+    ///     within the model's positions; up to `options.tokens` tokens of them are used, spread
+    ///     evenly over the list. `options.length` is not read.
+    /// - Throws: `TrainingError.textTooShort` without a sentence; `.unsupportedArchitecture` for a decoder.
+    public init(student: TrainModel<Float>, teacher: TrainModel<Float>, sentences all: [[Int32]], options: ReconstructOptions) throws {
+        guard student.config.isEncoder else { throw TrainingError.unsupportedArchitecture("\(student.config.architecture.rawValue) (a decoder's block-wise reconstruction reads windows of tokens)") }
+        let usable = all.filter { !$0.isEmpty && $0.count <= student.config.maxPositions }
+        let total = usable.reduce(0) { $0 + $1.count }
+        guard !usable.isEmpty else { throw TrainingError.textTooShort(tokens: total, needed: 1) }
+        var picked = usable
+        if total > options.tokens {
+            // As many sentences as the budget holds at the mean length, spread over the text.
+            let count = max(1, min(usable.count, Int(Double(options.tokens) * Double(usable.count) / Double(total))))
+            picked = (0 ..< count).map { usable[$0 * usable.count / count] }
+        }
+        self.student = student
+        self.teacher = teacher
+        // Updates of `batch` sentences of about one length (sorted by length, so the sentences of
+        // one length in an update run as one call); their order is shuffled every epoch.
+        let sorted = picked.sorted { $0.count < $1.count }
+        let B = max(1, options.batch)
+        var chunks: [Chunk] = [], updates: [[Int]] = []
+        for i in stride(from: 0, to: sorted.count, by: B) {
+            var update: [Int] = []
+            for group in Dictionary(grouping: sorted[i ..< min(i + B, sorted.count)], by: \.count).sorted(by: { $0.key < $1.key }) {
+                update.append(chunks.count)
+                chunks.append(Chunk(tokens: group.value.flatMap { $0 }, count: group.value.count, length: group.key))
+            }
+            updates.append(update)
+        }
+        self.chunks = chunks
+        self.updates = updates
+        sequences = picked.count
+        var o = options
+        o.length = sorted.last!.count
         self.options = o
     }
 
     /// Runs every block in order; `progress(block, blocks, item)` after each.
     /// - Throws: `TrainingError.nonFinite` when a block's loss stops being finite; what a quantizer throws.
     public func run(progress: ((Int, Int, String) -> Void)? = nil) throws -> ReconstructReport {
-        let S = options.length, B = max(1, options.batch), h = student.config.hiddenSize
-        let batches: [[Int32]] = stride(from: 0, to: windows.count, by: B).map { windows[$0 ..< min($0 + B, windows.count)].flatMap { $0 } }
-        let sizes = batches.map { $0.count / S }
-        var xs = batches.map { student.embed($0, length: S) }
-        var xt = options.target == .float ? batches.map { teacher.embed($0, length: S) } : []
+        let h = student.config.hiddenSize
+        var xs = chunks.map { student.embed($0.tokens, length: $0.length) }
+        var xt = options.target == .float ? chunks.map { teacher.embed($0.tokens, length: $0.length) } : []
         var report = ReconstructReport()
-        report.windows = windows.count
-        report.length = S
+        report.windows = sequences
+        report.length = options.length
         let L = student.config.numLayers
         var trainedTokens = 0, trainingSeconds = 0.0
         for l in 0 ..< L {
-            // The float targets of this block, one per batch.
-            let targets = batches.indices.map { b in teacher.blockForward(l, options.target == .float ? xt[b] : xs[b], batch: sizes[b], length: S).out }
+            // The float targets of this block, one per chunk.
+            let targets = chunks.indices.map { c in
+                teacher.blockForward(l, options.target == .float ? xt[c] : xs[c], batch: chunks[c].count, length: chunks[c].length).out
+            }
             let params = student.blockParams(l).filter(\.trainable)
             // The error before training.
             var num0 = 0.0, den0 = 0.0
-            for b in batches.indices {
-                let (n, d) = Self.error(student.blockForward(l, xs[b], batch: sizes[b], length: S).out, targets[b], hidden: h)
+            for c in chunks.indices {
+                let (n, d) = Self.error(student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length).out, targets[c], hidden: h)
                 num0 += n
                 den0 += d
             }
             if !params.isEmpty && options.epochs > 0 {
                 var config = AdamW<Float>.Config(lr: options.lr)
-                config.totalSteps = options.epochs * batches.count
+                config.totalSteps = options.epochs * updates.count
                 config.clip = 0
                 let opt = AdamW(params: params, config: config)
-                var order = Array(batches.indices)
+                var order = Array(updates.indices)
                 var rng = SplitMix64(seed: UInt64(l) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
                 let start = Date()
                 for epoch in 0 ..< options.epochs {
                     if epoch > 0 { order.shuffle(using: &rng) }
-                    for b in order {
+                    for u in order {
                         student.zeroGrad()
-                        let (y, pass) = student.blockForward(l, xs[b], batch: sizes[b], length: S)
-                        let (num, den) = Self.errorGradient(y, targets[b], hidden: h)
-                        guard num.isFinite, den.isFinite else { throw TrainingError.nonFinite(step: opt.step, what: "block \(l)'s reconstruction error") }
-                        student.blockBackward(l, y, pass: pass)
+                        let tokens = updates[u].reduce(0) { $0 + chunks[$1].tokens.count }
+                        for c in updates[u] {
+                            let (y, pass) = student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length)
+                            let (num, den) = Self.errorGradient(y, targets[c], hidden: h, tokens: tokens)
+                            guard num.isFinite, den.isFinite else { throw TrainingError.nonFinite(step: opt.step, what: "block \(l)'s reconstruction error") }
+                            student.blockBackward(l, y, pass: pass)
+                        }
                         opt.update(threads: student.threads)
                         try student.refresh(params)
-                        trainedTokens += sizes[b] * S
+                        trainedTokens += tokens
                     }
                 }
                 trainingSeconds += Date().timeIntervalSince(start)
             }
             // The trained block's outputs: the next block's inputs, and its error after training.
             var num = 0.0, den = 0.0
-            for b in batches.indices {
-                let y = student.blockForward(l, xs[b], batch: sizes[b], length: S).out
-                let (n, d) = Self.error(y, targets[b], hidden: h)
+            for c in chunks.indices {
+                let y = student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length).out
+                let (n, d) = Self.error(y, targets[c], hidden: h)
                 num += n
                 den += d
-                xs[b] = y
+                xs[c] = y
             }
             if options.target == .float { xt = targets }
             let after = den > 0 ? num / den : 0
@@ -157,14 +221,15 @@ public final class BlockReconstruction {
         return (sum, Double(n))
     }
 
-    /// `error(y, t)`, and y overwritten with the gradient of the mean of e_t over the tokens.
-    static func errorGradient(_ y: Buf<Float>, _ t: Buf<Float>, hidden h: Int) -> (Double, Double) {
-        let n = y.count / h
+    /// `error(y, t)`, and y overwritten with the gradient of the mean of e_t over `tokens` tokens
+    /// (the update's; y's own by default).
+    static func errorGradient(_ y: Buf<Float>, _ t: Buf<Float>, hidden h: Int, tokens: Int? = nil) -> (Double, Double) {
+        let n = y.count / h, total = Double(tokens ?? n)
         var sum = 0.0
         for r in 0 ..< n {
             let (num, den) = tokenError(y, t, row: r, hidden: h)
             sum += num / den
-            let k = Float(2 / (den * Double(n)))
+            let k = Float(2 / (den * total))
             for j in r * h ..< (r + 1) * h { y.p[j] = k * (y.p[j] - t.p[j]) }
         }
         return (sum, Double(n))

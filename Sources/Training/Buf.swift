@@ -38,26 +38,39 @@ public final class Buf<R: TrainScalar> {
     public func copy(from other: Buf<R>) { p.update(from: other.p, count: count) }
 }
 
-/// Memory of released pooled `Buf`s by size, for the next buffer of that size: a training step
-/// allocates the same activations and gradients as the one before, so after the first step it
-/// takes them all from here instead of mapping (and the kernel zeroing) fresh pages.
+/// Memory of released pooled `Buf`s by size class, for the next buffer of that class: a training
+/// step allocates the same activations and gradients as the one before, so after the first step it
+/// takes them all from here instead of mapping (and the kernel zeroing) fresh pages. Sizes are
+/// rounded up to a class (four per doubling), so sequences of different lengths (an encoder's
+/// sentences) reuse each other's memory instead of each length keeping its own; the rounded-up
+/// tail of a large block is never written, so its pages are never mapped.
 /// Thread-safe. What it holds is freed with it.
 final class BufPool: @unchecked Sendable {
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private let lock = NSLock()
 
-    /// Memory of `bytes` bytes, 64-byte aligned: a released block of that size, else a new one.
-    func take(bytes: Int) -> UnsafeMutableRawPointer {
-        lock.lock()
-        let reused = free[bytes]?.popLast()
-        lock.unlock()
-        return reused ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    /// The size class of a request of `bytes` bytes: a multiple of 64 up to 4 KiB, then the next
+    /// multiple of a quarter of the largest power of two not above it (at most 25% more).
+    static func sizeClass(_ bytes: Int) -> Int {
+        if bytes <= 4096 { return (bytes + 63) & ~63 }
+        let step = (1 << (Int.bitWidth - 1 - bytes.leadingZeroBitCount)) / 4
+        return (bytes + step - 1) / step * step
     }
 
-    /// Keeps `p` (from `take(bytes:)`) for the next request of `bytes` bytes.
-    func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
+    /// Memory of at least `bytes` bytes, 64-byte aligned: a released block of its size class, else a new one.
+    func take(bytes: Int) -> UnsafeMutableRawPointer {
+        let size = Self.sizeClass(bytes)
         lock.lock()
-        free[bytes, default: []].append(p)
+        let reused = free[size]?.popLast()
+        lock.unlock()
+        return reused ?? UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+    }
+
+    /// Keeps `p` (from `take(bytes:)` with the same `bytes`) for the next request of its size class.
+    func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        let size = Self.sizeClass(bytes)
+        lock.lock()
+        free[size, default: []].append(p)
         lock.unlock()
     }
 

@@ -1,4 +1,4 @@
-/// One decoder block at a time, for block-wise reconstruction (`BlockReconstruction`): the block's
+/// One block at a time (decoder or encoder), for block-wise reconstruction (`BlockReconstruction`): the block's
 /// forward pass from a given input and its backward pass from a given output gradient, with the
 /// same arithmetic as the whole-model `forward` / `backward`.
 extension TrainModel {
@@ -19,27 +19,34 @@ extension TrainModel {
         return params.filter { $0.name.hasPrefix(prefix) }
     }
 
-    /// Block `index` of a decoder over x [batch * length, hidden] (row b*length + t: sequence b,
-    /// position t): its output [batch * length, hidden] and what `blockBackward` needs.
+    /// Block `index` over x [batch * length, hidden] (row b*length + t: sequence b, position t):
+    /// its output [batch * length, hidden] and what `blockBackward` needs. An encoder's sequences
+    /// attend over all their tokens (no padding: each is one whole sentence).
     public func blockForward(_ index: Int, _ x: Buf<R>, batch B: Int, length S: Int) -> (out: Buf<R>, pass: BlockPass) {
-        precondition(!config.isEncoder, "blockForward: decoders only")
         precondition(x.count == B * S * config.hiddenSize, "blockForward: x has \(x.count) values")
-        let (out, cache) = decoderBlockForward(layers[index], x, batch: B, length: S, rope: rope(S))
+        let (out, cache) = config.isEncoder
+            ? encoderBlockForward(layers[index], x, batch: B, length: S)
+            : decoderBlockForward(layers[index], x, batch: B, length: S, rope: rope(S))
         return (out, BlockPass(cache: cache, batch: B, length: S))
     }
 
     /// Adds dLoss/d(block weights) to the gradients of block `index`'s trainable tensors, given
-    /// `dOut` = dLoss/d(block output) of the `blockForward` that made `pass` (overwritten with
-    /// dLoss/d(block input)).
+    /// `dOut` = dLoss/d(block output) of the `blockForward` that made `pass` (a decoder overwrites
+    /// it with dLoss/d(block input); an encoder leaves it as it was).
     public func blockBackward(_ index: Int, _ dOut: Buf<R>, pass: BlockPass) {
-        decoderBlockBackward(layers[index], pass.cache, dOut, batch: pass.batch, length: pass.length, rope: rope(pass.length))
+        if config.isEncoder {
+            _ = encoderBlockBackward(layers[index], pass.cache, dOut, batch: pass.batch, length: pass.length)
+        } else {
+            decoderBlockBackward(layers[index], pass.cache, dOut, batch: pass.batch, length: pass.length, rope: rope(pass.length))
+        }
         for p in blockParams(index) { p.materializeGrad() }
     }
 
     /// The token embedding rows (as the forward pass uses them: fake-quantized when a quantizer is
     /// set) of `tokens`, [tokens.count, hidden], plus the learned positions (GPT-2) of sequences of
-    /// `length`: the first step of `forward`.
+    /// `length`: the first step of `forward` (an encoder's: with positions and token type 0, normalized).
     public func embed(_ tokens: [Int32], length S: Int) -> Buf<R> {
+        if config.isEncoder { return encoderEmbed(tokens, length: S).x }
         let h = config.hiddenSize, x = scratch(tokens.count * h)
         for (i, t) in tokens.enumerated() { effectiveRow(tokenEmbedding, Int(t), into: x.p + i * h) }
         if let pe = positionEmbedding {

@@ -146,6 +146,41 @@ final class EncoderTests: TempDirTestCase {
         XCTAssertNil(record["held_out_ppl_before"])
     }
 
+    /// The block-wise stage alone (`steps: 0`) on an encoder: every block's error against the float
+    /// encoder falls, the embeddings of sentences it did not train on come back toward the float
+    /// model's, and pruned weights stay zero.
+    func testBlockwiseStageRecoversTheEmbeddings() throws {
+        let ref = try reference()
+        let float = try floatModel().embed(tokens: ref.ids)
+        let prune = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
+        let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear", "embedding"]}"#
+        let blockwise = #"{"pass": "distill", "steps": 0, "blockwise_epochs": 4, "blockwise_tokens": 2048, "blockwise_lr": 3e-3, "batch": 8, "length": 64}"#
+        let pack = #"{"pass": "pack", "format": "auto"}"#
+        var cosines: [String: Double] = [:]
+        var record: JSONValue = .object([:])
+        for (name, passes) in [("plain", [prune, int8, pack]), ("blockwise", [prune, int8, blockwise, pack])] {
+            let recipe = try Recipe.parse(Data(#"{"name": "\#(name)", "passes": [\#(passes.joined(separator: ","))]}"#.utf8), file: name)
+            let out = tmp.appendingPathComponent("\(name).edge").path
+            let s = try Pipeline(recipe: recipe, recipeFile: name).run(input: Self.folder, output: out,
+                                                                      calibrationText: fixturePath("text/us-constitution.txt"))
+            if let r = s.records.first(where: { $0["pass"]?.stringValue == "distill" }) { record = r }
+            let got = try EdgeModel(path: out).embed(ref.sentences)
+            cosines[name] = zip(float, got).map { EmbeddingComparison.cosine($0, $1) }.reduce(0, +) / Double(float.count)
+            let file = try EdgeFile(path: out)
+            for e in file.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
+                let v = try file.floats(of: e)
+                XCTAssertGreaterThanOrEqual(v.filter { $0 == 0 }.count * 2, v.count, "\(name) \(e.name) keeps its sparsity")
+            }
+        }
+        let before = try XCTUnwrap(record["blockwise_error_before"]?.arrayValue).compactMap(\.doubleValue)
+        let after = try XCTUnwrap(record["blockwise_error_after"]?.arrayValue).compactMap(\.doubleValue)
+        XCTAssertEqual(before.count, 2)
+        for l in 0 ..< 2 { XCTAssertLessThan(after[l], before[l], "block \(l)") }
+        XCTAssertGreaterThan(try XCTUnwrap(record["blockwise_windows"]?.doubleValue), 10)
+        let plain = try XCTUnwrap(cosines["plain"]), recovered = try XCTUnwrap(cosines["blockwise"])
+        XCTAssertGreaterThan(1 - plain, 2 * (1 - recovered), "mean cosine plain \(plain), block-wise \(recovered)")
+    }
+
     func testVerifyReportsCosineRetrievalAndTheBudget() throws {
         let ref = try reference()
         let recipeText = #"{"name": "q4", "budget": {"min_cosine": 0.9999999}, "passes": [{"pass": "quantize", "bits": 4, "group_size": 32, "kinds": ["linear"]}]}"#

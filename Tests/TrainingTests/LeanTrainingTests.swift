@@ -145,6 +145,26 @@ final class LeanTrainingTests: XCTestCase {
         XCTAssertEqual(once[3], 3.140625)
     }
 
+    /// Pool size classes: never below the request, at most a quarter above it (past 4 KiB), and
+    /// buffers of nearby sizes (sentences of different lengths) share one block.
+    func testBufPoolSizeClasses() {
+        for bytes in [1, 63, 64, 65, 4096, 4097, 5000, 8191, 8192, 1 << 20, (1 << 20) + 1, 3_000_001] {
+            let c = BufPool.sizeClass(bytes)
+            XCTAssertGreaterThanOrEqual(c, bytes)
+            XCTAssertEqual(c % 64, 0, "\(bytes)")
+            if bytes > 4096 { XCTAssertLessThanOrEqual(Double(c), 1.25 * Double(bytes), "\(bytes)") }
+        }
+        let pool = BufPool()
+        var a: Buf<Float>? = Buf(100_000, pool: pool, zeroed: false)
+        let first = a!.p
+        a = nil
+        let b = Buf<Float>(101_000, pool: pool, zeroed: true)  // the same class: the same memory, zeroed
+        XCTAssertEqual(b.p, first)
+        XCTAssertTrue(b.array.allSatisfy { $0 == 0 })
+        let c = Buf<Float>(100_000, pool: pool, zeroed: false)  // b is alive: fresh memory
+        XCTAssertNotEqual(c.p, first)
+    }
+
     func testBitMask() {
         let bools = (0 ..< 200).map { $0 % 3 == 0 || $0 == 199 }
         let m = BitMask(bools)

@@ -114,18 +114,20 @@ final class EncoderTests: TempDirTestCase {
         }
     }
 
-    /// Distillation after magnitude pruning and int8 brings the embeddings back toward the float
-    /// model's (sentences it did not train on); pruned weights stay zero; the record has the held-out loss.
-    func testDistillRecoversTheEmbeddingsPruningCost() throws {
+    static let prune50 = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
+    static let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear", "embedding"]}"#
+    static let pack = #"{"pass": "pack", "format": "auto"}"#
+
+    /// Magnitude pruning and int8, then packing, with and without the `distill` pass between them
+    /// (calibration text: the US Constitution): the mean cosine of each against the float model on
+    /// the reference sentences (which it did not train on), and the distill pass's record. Checks
+    /// that every pruned block matrix keeps its zeros.
+    func pruneWithAndWithout(distill: String) throws -> (plain: Double, distilled: Double, record: JSONValue) {
         let ref = try reference()
         let float = try floatModel().embed(tokens: ref.ids)
-        let prune = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
-        let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear", "embedding"]}"#
-        let distill = #"{"pass": "distill", "steps": 30, "batch": 4, "length": 32, "lr": 3e-3, "cosine": 1, "intermediate": 1, "eval_every": 0}"#
-        let pack = #"{"pass": "pack", "format": "auto"}"#
         var cosines: [String: Double] = [:]
         var record: JSONValue = .object([:])
-        for (name, passes) in [("plain", [prune, int8, pack]), ("distilled", [prune, int8, distill, pack])] {
+        for (name, passes) in [("plain", [Self.prune50, Self.int8, Self.pack]), ("distilled", [Self.prune50, Self.int8, distill, Self.pack])] {
             let recipe = try Recipe.parse(Data(#"{"name": "\#(name)", "passes": [\#(passes.joined(separator: ","))]}"#.utf8), file: name)
             let out = tmp.appendingPathComponent("\(name).edge").path
             let s = try Pipeline(recipe: recipe, recipeFile: name).run(input: Self.folder, output: out,
@@ -139,7 +141,14 @@ final class EncoderTests: TempDirTestCase {
                 XCTAssertGreaterThanOrEqual(v.filter { $0 == 0 }.count * 2, v.count, "\(name) \(e.name) keeps its sparsity")
             }
         }
-        let plain = try XCTUnwrap(cosines["plain"]), distilled = try XCTUnwrap(cosines["distilled"])
+        return (try XCTUnwrap(cosines["plain"]), try XCTUnwrap(cosines["distilled"]), record)
+    }
+
+    /// Distillation after magnitude pruning and int8 brings the embeddings back toward the float
+    /// model's (sentences it did not train on); pruned weights stay zero; the record has the held-out loss.
+    func testDistillRecoversTheEmbeddingsPruningCost() throws {
+        let distill = #"{"pass": "distill", "steps": 30, "batch": 4, "length": 32, "lr": 3e-3, "cosine": 1, "intermediate": 1, "eval_every": 0}"#
+        let (plain, distilled, record) = try pruneWithAndWithout(distill: distill)
         XCTAssertGreaterThan(1 - plain, 2 * (1 - distilled), "mean cosine plain \(plain), distilled \(distilled)")
         let before = try XCTUnwrap(record["held_out_loss_before"]?.doubleValue), after = try XCTUnwrap(record["held_out_loss_after"]?.doubleValue)
         XCTAssertLessThan(after, before)
@@ -150,34 +159,13 @@ final class EncoderTests: TempDirTestCase {
     /// encoder falls, the embeddings of sentences it did not train on come back toward the float
     /// model's, and pruned weights stay zero.
     func testBlockwiseStageRecoversTheEmbeddings() throws {
-        let ref = try reference()
-        let float = try floatModel().embed(tokens: ref.ids)
-        let prune = #"{"pass": "magnitude_prune", "sparsity": 0.5, "kinds": ["linear"], "include": ["blk.*"]}"#
-        let int8 = #"{"pass": "quantize", "bits": 8, "symmetric": true, "kinds": ["linear", "embedding"]}"#
         let blockwise = #"{"pass": "distill", "steps": 0, "blockwise_epochs": 4, "blockwise_tokens": 2048, "blockwise_lr": 3e-3, "batch": 8, "length": 64}"#
-        let pack = #"{"pass": "pack", "format": "auto"}"#
-        var cosines: [String: Double] = [:]
-        var record: JSONValue = .object([:])
-        for (name, passes) in [("plain", [prune, int8, pack]), ("blockwise", [prune, int8, blockwise, pack])] {
-            let recipe = try Recipe.parse(Data(#"{"name": "\#(name)", "passes": [\#(passes.joined(separator: ","))]}"#.utf8), file: name)
-            let out = tmp.appendingPathComponent("\(name).edge").path
-            let s = try Pipeline(recipe: recipe, recipeFile: name).run(input: Self.folder, output: out,
-                                                                      calibrationText: fixturePath("text/us-constitution.txt"))
-            if let r = s.records.first(where: { $0["pass"]?.stringValue == "distill" }) { record = r }
-            let got = try EdgeModel(path: out).embed(ref.sentences)
-            cosines[name] = zip(float, got).map { EmbeddingComparison.cosine($0, $1) }.reduce(0, +) / Double(float.count)
-            let file = try EdgeFile(path: out)
-            for e in file.tensors where e.name.hasPrefix("blk.") && e.shape.count == 2 {
-                let v = try file.floats(of: e)
-                XCTAssertGreaterThanOrEqual(v.filter { $0 == 0 }.count * 2, v.count, "\(name) \(e.name) keeps its sparsity")
-            }
-        }
+        let (plain, recovered, record) = try pruneWithAndWithout(distill: blockwise)
         let before = try XCTUnwrap(record["blockwise_error_before"]?.arrayValue).compactMap(\.doubleValue)
         let after = try XCTUnwrap(record["blockwise_error_after"]?.arrayValue).compactMap(\.doubleValue)
         XCTAssertEqual(before.count, 2)
         for l in 0 ..< 2 { XCTAssertLessThan(after[l], before[l], "block \(l)") }
         XCTAssertGreaterThan(try XCTUnwrap(record["blockwise_windows"]?.doubleValue), 10)
-        let plain = try XCTUnwrap(cosines["plain"]), recovered = try XCTUnwrap(cosines["blockwise"])
         XCTAssertGreaterThan(1 - plain, 2 * (1 - recovered), "mean cosine plain \(plain), block-wise \(recovered)")
     }
 

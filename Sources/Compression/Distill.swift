@@ -160,7 +160,7 @@ public struct Distill: Pass {
         try model.refresh()
         if blockwise.epochs > 0 {
             // The block-wise stage: the float model in training form (frozen) gives every block's
-            // target; it goes with the stage, at the end of this block.
+            // target; it lives only inside `runBlockwise`.
             try runBlockwise(student: model, input: input, tokens: tokens, sentences: sentences, source: calibration.source,
                              threads: threads, context: context)
             if options.steps > 0 { teacher = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder) }

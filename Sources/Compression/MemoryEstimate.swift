@@ -17,8 +17,9 @@ import Foundation
 ///   encoded, the masks, and one window's activations and logits (the pruned model the pipeline
 ///   holds moves into the student, it is not copied);
 /// - **blockwise** (the distill pass's block-wise stage): the float model in f32 (the teacher is
-///   made only after it), the student in f32 with its gradients, one block's moments, and three sets of hidden states (the
-///   student's, the float model's, one block's targets) for every calibration token it uses.
+///   made only after it), the student in f32 with its gradients, one block's moments, and four
+///   sets of hidden states (the student's, the float model's, one block's targets, and the previous
+///   block's outputs that the buffer pool keeps for reuse) for every calibration token it uses.
 /// Measured against `/usr/bin/time -v` on SmolLM2-135M in docs/performance.md; it is meant to be
 /// within about 25% and rather above than below.
 public struct MemoryEstimate: Sendable, Equatable {
@@ -149,13 +150,14 @@ extension Pipeline {
             if d.blockwise.epochs > 0 {
                 // The block-wise stage: the float model in f32 (not the teacher: it is made after), the whole student in
                 // f32 with the trained weights' gradients, one block's f32 moments, the student's and the
-                // float model's hidden states and one block's targets for every calibration token, and
-                // one block's activations for a batch of windows.
+                // float model's hidden states and one block's targets for every calibration token (and
+                // the previous block's, back in the buffer pool), and one block's activations for a
+                // batch of windows.
                 let all = graph.tensors.reduce(0) { $0 + $1.count }
                 let block = trainable / max(1, config.numLayers)
                 let tokens = min(d.blockwise.tokens, 1 << 24)
                 let blockwise = 4 * all + 4 * all + 4 * trainable + 8 * block + quantized + trainable / 8
-                    + 3 * 4 * tokens * config.hiddenSize + 4 * d.options.batch * len * perToken / max(1, config.numLayers)
+                    + 4 * 4 * tokens * config.hiddenSize + 4 * d.options.batch * len * perToken / max(1, config.numLayers)
                 phases["blockwise"] = MemoryEstimate.base + blockwise
                 if MemoryEstimate.base + blockwise > best.bytes {
                     best = MemoryEstimate(bytes: MemoryEstimate.base + blockwise, phase: "blockwise",

@@ -53,7 +53,8 @@ final class SparsePackCLITests: TempDirTestCase {
         let bitmask = try compress(try withPackFormat(recipePath, "bitmask", "bitmask-recipe.json"), "bitmask.edge")
         let fn = try EdgeFile(path: nm), fb = try EdgeFile(path: bitmask)
         let packed = fn.tensors.filter { $0.encoding == .nm }
-        XCTAssertEqual(packed.count, fn.config.numLayers * 7, "every linear weight of the blocks is 2:4, packed nm by auto")
+        XCTAssertEqual(packed.count, (fn.config.numLayers - 1) * 7, "every linear weight of the blocks but the first is 2:4, packed nm by auto")
+        XCTAssertFalse(packed.contains { $0.name.hasPrefix("blk.0.") }, "block 0 stays dense")
         for t in packed {
             XCTAssertEqual(t.params, EncodingParams(symmetric: true, valueEncoding: .q8, n: 2, m: 4), t.name)
             let other = try XCTUnwrap(fb.entry(named: t.name))
@@ -64,13 +65,13 @@ final class SparsePackCLITests: TempDirTestCase {
         XCTAssertLessThan(fn.fileSize, fb.fileSize)
         let record = try XCTUnwrap(fn.provenance.passes.last)
         XCTAssertEqual(record["chosen"]?["nm"], .number(Double(packed.count)))
-        XCTAssertEqual(record["per_tensor"]?["blk.0.attn_q.weight"], "nm 2:4")
+        XCTAssertEqual(record["per_tensor"]?["blk.1.attn_q.weight"], "nm 2:4")
 
         // inspect reports the pattern the values satisfy and the nm layout.
         let r = try runTool("compress", ["inspect", "--json", nm])
         XCTAssertEqual(r.code, 0, r.stderr)
         let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        let q = try XCTUnwrap((j["tensors"] as? [[String: Any]])?.first { $0["name"] as? String == "blk.0.attn_q.weight" })
+        let q = try XCTUnwrap((j["tensors"] as? [[String: Any]])?.first { $0["name"] as? String == "blk.1.attn_q.weight" })
         XCTAssertEqual(q["encoding"] as? String, "nm")
         XCTAssertEqual(q["nm"] as? String, "2:4")
         XCTAssertEqual(q["pattern"] as? String, "2:4")

@@ -251,9 +251,15 @@ final class StructuredPruneTests: XCTestCase {
                     XCTAssertTrue(layers.allSatisfy { $0.numHeads < edge.config.numHeads }, "\(layers)")
                 }
                 if recipe == "int8-2of4" {
+                    // Every block's linear weights are 2:4 but the first block's, which stays dense.
                     for t in edge.tensors where t.name.hasPrefix("blk.") && TensorName.kind(of: t.name) == .linear {
                         let v = try t.floats()
-                        XCTAssertEqual(NMPattern.detect(values: v, rows: t.shape[0], cols: t.shape[1]).map { [$0.n, $0.m] }, [2, 4], t.name)
+                        let pattern = NMPattern.detect(values: v, rows: t.shape[0], cols: t.shape[1]).map { [$0.n, $0.m] }
+                        if t.name.hasPrefix("blk.0.") {
+                            XCTAssertLessThan(v.filter { $0 == 0 }.count * 10, v.count, "\(t.name) is dense")
+                        } else {
+                            XCTAssertEqual(pattern, [2, 4], t.name)
+                        }
                     }
                 }
             }

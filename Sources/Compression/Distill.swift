@@ -120,20 +120,16 @@ public struct Distill: Pass {
                                   why: "needs the float model's block shapes; a structured pruning pass changed them")
             }
         }
-        // The teacher's matrices in f16: half its memory; its logits move by about 1e-3 of their size.
-        // An encoder's teacher stays f32 (small models; its hidden states are the target itself).
-        var teacher: EdgeModel? = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder)
         // A decoder trains on windows of the text's tokens; an encoder on the text's sentences.
+        guard let json = input.tokenizerJSON else { throw RuntimeError.noTokenizer(source: input.source.path) }
+        let tokenizer = try Tokenizer(json: [UInt8](json))
         var tokens: [Int32] = [], sentences: [[Int32]] = []
         if encoder {
-            sentences = try Self.sentences(calibration, model: teacher!, maxTokens: options.length)
+            sentences = Self.sentences(calibration, tokenizer: tokenizer, config: input.config, maxTokens: options.length)
         } else {
-            tokens = try teacher!.tokenize(calibration.text)
+            tokens = EdgeModel.tokenize(calibration.text, tokenizer: tokenizer)
         }
-        let threads = teacher!.threads
-        // The block-wise stage reads the float model in f32 instead: the teacher is made again for
-        // the end-to-end steps after it, so the two are never held together.
-        if blockwise.epochs > 0 { teacher = nil }
+        let threads = EdgeModel.defaultThreads
         var index: [String: Int] = [:]
         for (n, t) in latent.tensors.enumerated() { index[t.name] = n }
         let trainable = Set(latent.tensors.map(\.name).filter { selector.selects($0, numLayers: config.numLayers) })
@@ -163,15 +159,13 @@ public struct Distill: Pass {
             // target; it lives only inside `runBlockwise`.
             try runBlockwise(student: model, input: input, tokens: tokens, sentences: sentences, source: calibration.source,
                              threads: threads, context: context)
-            if options.steps > 0 { teacher = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder) }
         }
         var trainer: Trainer?
         if options.steps > 0 {
             do {
-                let t = teacher!
                 if encoder, options.intermediate != nil {
                     // Every block's output: the float encoder in training form (frozen).
-                    let tm = try Self.floatTrainModel(input, threads: t.threads)
+                    let tm = try Self.floatTrainModel(input, threads: threads)
                     trainer = try Trainer(model: model, sequences: sentences, options: options) { window in
                         let (x, cache) = tm.forward([window])
                         var out: [Float] = []
@@ -179,10 +173,14 @@ public struct Distill: Pass {
                         for l in 0 ..< tm.config.numLayers { out += tm.encoderBlockOutput(l, cache: cache).array }
                         return out
                     }
-                } else if encoder {
-                    trainer = try Trainer(model: model, sequences: sentences, options: options) { try t.hiddenStates([$0]) }
                 } else {
-                    trainer = try Trainer(model: model, tokens: tokens, options: options) { try t.logits($0) }
+                    // The teacher, made after the block-wise stage so that it is never held beside that
+                    // stage's float model. Its matrices in f16: half its memory; its logits move by about
+                    // 1e-3 of their size. An encoder's stays f32 (small models; its hidden states are the target).
+                    let t = try EdgeModel.floatModel(graph: input, halfPrecisionMatrices: !encoder, threads: threads)
+                    trainer = encoder
+                        ? try Trainer(model: model, sequences: sentences, options: options) { try t.hiddenStates([$0]) }
+                        : try Trainer(model: model, tokens: tokens, options: options) { try t.logits($0) }
                 }
             } catch let e as TrainingError {
                 throw RecipeError(file: calibration.source, field: "--data", why: "is too short for distillation: \(e)")
@@ -195,10 +193,9 @@ public struct Distill: Pass {
             if let ppl = p.heldOutPPL { item += String(format: encoder ? " held-out loss %.4f" : " held-out ppl %.2f", ppl) }
             context.progress?(p.step, steps, item)
         }
-        // The optimizer state and the teacher go before the trained values are copied out, so the
-        // copy does not add to the training peak.
+        // The optimizer state and the teacher (held by the trainer) go before the trained values are
+        // copied out, so the copy does not add to the training peak.
         trainer = nil
-        teacher = nil
         let given = Set(taken)
         for p in model.params {
             if given.contains(p.name) {
@@ -243,10 +240,8 @@ public struct Distill: Pass {
     /// An encoder's training sentences: `CalibrationText.sentences` with at least 3 tokens of text,
     /// each framed by the tokenizer's special tokens and cut to `maxTokens` tokens in all (and to the
     /// model's `pooling.max_tokens`).
-    static func sentences(_ text: CalibrationText, model: EdgeModel, maxTokens: Int) throws -> [[Int32]] {
-        guard let tokenizer = model.tokenizer else { throw RuntimeError.noTokenizer(source: model.source) }
+    static func sentences(_ text: CalibrationText, tokenizer: Tokenizer, config c: ModelConfig, maxTokens: Int) -> [[Int32]] {
         let prefix = tokenizer.specialTokenPrefix, suffix = tokenizer.specialTokenSuffix
-        let c = model.config
         let limit = max(1, min(maxTokens, c.pooling?.maxTokens ?? c.maxPositions, c.maxPositions) - prefix.count - suffix.count)
         return text.sentences.compactMap { s in
             let t = tokenizer.encode(s)

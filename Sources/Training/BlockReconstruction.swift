@@ -34,6 +34,7 @@ public struct ReconstructOptions: Equatable, Sendable, Codable {
 public struct ReconstructReport: Sendable {
     public var before: [Double] = []
     public var after: [Double] = []
+    /// Calibration sequences used: a decoder's windows, an encoder's sentences.
     public var windows = 0
     public var length = 0
     /// Training tokens per second (forward + backward + update of one block, summed over the blocks).
@@ -142,6 +143,10 @@ public final class BlockReconstruction {
     /// - Throws: `TrainingError.nonFinite` when a block's loss stops being finite; what a quantizer throws.
     public func run(progress: ((Int, Int, String) -> Void)? = nil) throws -> ReconstructReport {
         let h = student.config.hiddenSize
+        // Block l of `model` over chunk c's hidden states x.
+        func block(_ model: TrainModel<Float>, _ l: Int, _ x: Buf<Float>, _ c: Int) -> (out: Buf<Float>, pass: TrainModel<Float>.BlockPass) {
+            model.blockForward(l, x, batch: chunks[c].count, length: chunks[c].length)
+        }
         var xs = chunks.map { student.embed($0.tokens, length: $0.length) }
         var xt = options.target == .float ? chunks.map { teacher.embed($0.tokens, length: $0.length) } : []
         var report = ReconstructReport()
@@ -152,13 +157,13 @@ public final class BlockReconstruction {
         for l in 0 ..< L {
             // The float targets of this block, one per chunk.
             let targets = chunks.indices.map { c in
-                teacher.blockForward(l, options.target == .float ? xt[c] : xs[c], batch: chunks[c].count, length: chunks[c].length).out
+                block(teacher, l, options.target == .float ? xt[c] : xs[c], c).out
             }
             let params = student.blockParams(l).filter(\.trainable)
             // The error before training.
             var num0 = 0.0, den0 = 0.0
             for c in chunks.indices {
-                let (n, d) = Self.error(student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length).out, targets[c], hidden: h)
+                let (n, d) = Self.error(block(student, l, xs[c], c).out, targets[c], hidden: h)
                 num0 += n
                 den0 += d
             }
@@ -176,7 +181,7 @@ public final class BlockReconstruction {
                         student.zeroGrad()
                         let tokens = updates[u].reduce(0) { $0 + chunks[$1].tokens.count }
                         for c in updates[u] {
-                            let (y, pass) = student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length)
+                            let (y, pass) = block(student, l, xs[c], c)
                             let (num, den) = Self.errorGradient(y, targets[c], hidden: h, tokens: tokens)
                             guard num.isFinite, den.isFinite else { throw TrainingError.nonFinite(step: opt.step, what: "block \(l)'s reconstruction error") }
                             student.blockBackward(l, y, pass: pass)
@@ -191,7 +196,7 @@ public final class BlockReconstruction {
             // The trained block's outputs: the next block's inputs, and its error after training.
             var num = 0.0, den = 0.0
             for c in chunks.indices {
-                let y = student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length).out
+                let y = block(student, l, xs[c], c).out
                 let (n, d) = Self.error(y, targets[c], hidden: h)
                 num += n
                 den += d

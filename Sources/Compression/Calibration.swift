@@ -94,7 +94,7 @@ public final class CalibrationStats {
         var g = [Float](repeating: 0, count: cols * cols)
         // g[i][j] = dot(xft row i, xt row j): the kernel's Y[t][r] = dot(W[r], X[t]) with W = xt, X = xft.
         Self.gram(xt, xft, into: &g, cols: cols, rows: rows)
-        var acc = crosses[site] ?? [Double](repeating: 0, count: cols * cols)
+        var acc = crosses.removeValue(forKey: site) ?? [Double](repeating: 0, count: cols * cols)
         for i in 0 ..< acc.count { acc[i] += Double(g[i]) }
         crosses[site] = acc
     }
@@ -105,6 +105,37 @@ public final class CalibrationStats {
     /// out[t][r] = sum_k a[r][k] b[t][k] for a, b [cols, rows] (rows-long dot products).
     static func gram(_ a: [Float], _ b: [Float], into out: inout [Float], cols: Int, rows: Int) {
         out = product(a, b, tokens: cols, rows: cols, cols: rows)
+    }
+
+    /// out[t][r] = sum_k a[r][k] a[t][k] for a [cols, rows]: the symmetric `gram(a, a)` at about half
+    /// its cost. The row blocks [r0, r1) take the products with t >= r0 only (`edge_matmul_f32` on the
+    /// rows of `a` from r0), the blocks sized so that each holds about the same share of the
+    /// triangle; the rest are mirrored. Each product is the kernel's dot product of the same two rows,
+    /// and a product's two orders are equal, so the result is `gram(a, a)`'s where the kernel sums
+    /// every output in one order (its packed path, from 12 rows of `a` on).
+    static func symmetricGram(_ a: [Float], into out: inout [Float], cols: Int, rows: Int) {
+        let blocks = cols >= 256 ? 4 * max(1, EdgeModel.defaultThreads) : 1
+        guard blocks > 1 else {
+            gram(a, a, into: &out, cols: cols, rows: rows)
+            return
+        }
+        out = [Float](repeating: 0, count: cols * cols)
+        // Block i starts where the triangle to its left holds i / blocks of the whole.
+        let starts = (0 ... blocks).map { i in i == blocks ? cols : min(cols, Int(Double(cols) * (1 - (1 - Double(i) / Double(blocks)).squareRoot()))) }
+        a.withUnsafeBufferPointer { ap in
+            out.withUnsafeMutableBufferPointer { op in
+                DispatchQueue.concurrentPerform(iterations: blocks) { b in
+                    let r0 = starts[b], r1 = starts[b + 1]
+                    guard r1 > r0 else { return }
+                    // Rows t >= r0 of the output, columns [r0, r1).
+                    edge_matmul_f32(ap.baseAddress, ap.baseAddress! + r0 * rows, op.baseAddress! + r0 * cols, cols - r0, cols, rows, r0, r1)
+                }
+                // out[t][r] for t < r: its mirror out[r][t] (r >= t's block start).
+                for t in 0 ..< cols {
+                    for r in t + 1 ..< cols { op[t * cols + r] = op[r * cols + t] }
+                }
+            }
+        }
     }
 
     /// Y [tokens, rows] with Y[t][r] = dot(W[r], X[t]) for W [rows, cols] and X [tokens, cols]
@@ -133,7 +164,7 @@ public final class CalibrationStats {
         if seen[site] == UnsafeRawPointer(x) { return }
         seen[site] = UnsafeRawPointer(x)
         if needs.contains(.columnNorms) {
-            var acc = sumSquares[site] ?? [Double](repeating: 0, count: cols)
+            var acc = sumSquares.removeValue(forKey: site) ?? [Double](repeating: 0, count: cols)
             for t in 0 ..< rows {
                 let row = x + t * cols
                 for j in 0 ..< cols { acc[j] += Double(row[j]) * Double(row[j]) }
@@ -143,11 +174,12 @@ public final class CalibrationStats {
         if !needs.isDisjoint(with: [.hessians, .floatCross]) {
             // X^T X for this chunk with the f32 GEMM (rows <= ctx, so f32 sums are short), accumulated in double.
             var xt = [Float](repeating: 0, count: cols * rows)
-            for t in 0 ..< rows { for j in 0 ..< cols { xt[j * rows + t] = x[t * cols + j] } }
-            var g = [Float](repeating: 0, count: cols * cols)
-            Self.gram(xt, xt, into: &g, cols: cols, rows: rows)
-            var acc = hessians[site] ?? [Double](repeating: 0, count: cols * cols)
-            for i in 0 ..< acc.count { acc[i] += Double(g[i]) }
+            xt.withUnsafeMutableBufferPointer { edge_transpose_f32(x, $0.baseAddress, rows, cols, 0, rows) }
+            var g: [Float] = []
+            Self.symmetricGram(xt, into: &g, cols: cols, rows: rows)
+            // Moved out of the dictionary, so that adding to it does not copy it first.
+            var acc = hessians.removeValue(forKey: site) ?? [Double](repeating: 0, count: cols * cols)
+            acc.withUnsafeMutableBufferPointer { a in g.withUnsafeBufferPointer { g in for i in 0 ..< a.count { a[i] += Double(g[i]) } } }
             hessians[site] = acc
         }
     }

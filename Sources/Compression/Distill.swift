@@ -291,6 +291,7 @@ public struct Distill: Pass {
                 o["blockwise_windows"] = .number(Double(b.windows))
                 o["blockwise_error_before"] = .array(b.before.map { .number($0) })
                 o["blockwise_error_after"] = .array(b.after.map { .number($0) })
+                o["blockwise_restored"] = .array(b.restored.map { .number(Double($0)) })
             }
         }
         if let r = report {

@@ -287,16 +287,22 @@ enum GPTQ {
             }
         }
         // A^-1 = L^-T L^-1: inv[i][j] = sum_k li[k][i] li[k][j], accumulated over rows k (lower half, then mirrored).
+        // Each row i sums over k in order; the rows are split over two threads (about equal work:
+        // row i costs (i + 1)(n - i)), which leaves every sum as it was.
         var inv = [Double](repeating: 0, count: n * n)
         inv.withUnsafeMutableBufferPointer { ip in
             li.withUnsafeBufferPointer { lip in
-                for k in 0 ..< n {
-                    let rk = lip.baseAddress! + k * n
-                    for i in 0 ... k {
-                        let c = rk[i]
-                        if c == 0 { continue }
-                        let row = ip.baseAddress! + i * n
-                        for j in 0 ... i { row[j] += c * rk[j] }
+                let I = ip.baseAddress!, Li = lip.baseAddress!
+                DispatchQueue.concurrentPerform(iterations: n >= 256 ? 2 : 1) { h in
+                    let rows = n >= 256 ? (h == 0 ? 0 ..< n / 2 : n / 2 ..< n) : 0 ..< n
+                    for k in rows.lowerBound ..< n {
+                        let rk = Li + k * n
+                        for i in rows.lowerBound ... min(k, rows.upperBound - 1) {
+                            let c = rk[i]
+                            if c == 0 { continue }
+                            let row = I + i * n
+                            for j in 0 ... i { row[j] += c * rk[j] }
+                        }
                     }
                 }
                 for i in 0 ..< n { for j in 0 ..< i { ip[j * n + i] = ip[i * n + j] } }
@@ -314,24 +320,68 @@ enum GPTQ {
         var ok = true
         l.withUnsafeMutableBufferPointer { lp in
             a.withUnsafeBufferPointer { ap in
-                let L = lp.baseAddress!
+                let L = lp.baseAddress!, A = ap.baseAddress!
                 for j in 0 ..< n {
                     let rj = L + j * n
-                    var s = ap[j * n + j]
+                    var s = A[j * n + j]
                     for k in 0 ..< j { s -= rj[k] * rj[k] }
                     guard s > 0, s.isFinite else { ok = false; return }
                     let d = s.squareRoot()
                     rj[j] = d
-                    for i in (j + 1) ..< n {
-                        let ri = L + i * n
-                        var t = ap[i * n + j]
-                        for k in 0 ..< j { t -= ri[k] * rj[k] }
-                        ri[j] = t / d
+                    // Rows j+1 ..< n of column j, each a dot product summed in k order: split over two
+                    // threads when the column is large, 8 rows at a time (independent sums).
+                    let rows = n - j - 1
+                    if rows * j >= 1 << 16 {
+                        let mid = j + 1 + rows / 2
+                        DispatchQueue.concurrentPerform(iterations: 2) { h in
+                            Self.choleskyColumn(L, A, n: n, j: j, d: d, rows: h == 0 ? j + 1 ..< mid : mid ..< n)
+                        }
+                    } else {
+                        Self.choleskyColumn(L, A, n: n, j: j, d: d, rows: j + 1 ..< n)
                     }
                 }
             }
         }
         guard ok else { throw Failure.notPositiveDefinite }
         return l
+    }
+
+    /// L[i][j] = (A[i][j] - sum_{k<j} L[i][k] L[j][k]) / d for the rows i in `rows`; each sum runs in k
+    /// order as one subtraction of a product at a time, 8 rows side by side.
+    private static func choleskyColumn(_ L: UnsafeMutablePointer<Double>, _ A: UnsafePointer<Double>, n: Int, j: Int, d: Double, rows: Range<Int>) {
+        let rj = L + j * n
+        var i = rows.lowerBound
+        while i + 8 <= rows.upperBound {
+            let r0 = L + i * n, r1 = r0 + n, r2 = r1 + n, r3 = r2 + n, r4 = r3 + n, r5 = r4 + n, r6 = r5 + n, r7 = r6 + n
+            var t0 = A[i * n + j], t1 = A[(i + 1) * n + j], t2 = A[(i + 2) * n + j], t3 = A[(i + 3) * n + j]
+            var t4 = A[(i + 4) * n + j], t5 = A[(i + 5) * n + j], t6 = A[(i + 6) * n + j], t7 = A[(i + 7) * n + j]
+            for k in 0 ..< j {
+                let b = rj[k]
+                t0 -= r0[k] * b
+                t1 -= r1[k] * b
+                t2 -= r2[k] * b
+                t3 -= r3[k] * b
+                t4 -= r4[k] * b
+                t5 -= r5[k] * b
+                t6 -= r6[k] * b
+                t7 -= r7[k] * b
+            }
+            r0[j] = t0 / d
+            r1[j] = t1 / d
+            r2[j] = t2 / d
+            r3[j] = t3 / d
+            r4[j] = t4 / d
+            r5[j] = t5 / d
+            r6[j] = t6 / d
+            r7[j] = t7 / d
+            i += 8
+        }
+        while i < rows.upperBound {
+            let ri = L + i * n
+            var t = A[i * n + j]
+            for k in 0 ..< j { t -= ri[k] * rj[k] }
+            ri[j] = t / d
+            i += 1
+        }
     }
 }

@@ -33,7 +33,10 @@ public struct ReconstructOptions: Equatable, Sendable, Codable {
 /// ||y - target||^2 / ||target||^2 of the student block's output, before and after its training.
 public struct ReconstructReport: Sendable {
     public var before: [Double] = []
+    /// After training, or after the block was restored (`restored`).
     public var after: [Double] = []
+    /// Blocks whose training raised their error: they keep their values from before it.
+    public var restored: [Int] = []
     /// Calibration sequences used: a decoder's windows, an encoder's sentences.
     public var windows = 0
     public var length = 0
@@ -160,13 +163,21 @@ public final class BlockReconstruction {
                 block(teacher, l, options.target == .float ? xt[c] : xs[c], c).out
             }
             let params = student.blockParams(l).filter(\.trainable)
-            // The error before training.
-            var num0 = 0.0, den0 = 0.0
-            for c in chunks.indices {
-                let (n, d) = Self.error(block(student, l, xs[c], c).out, targets[c], hidden: h)
-                num0 += n
-                den0 += d
+            // The block's outputs on every chunk, and its relative error over them.
+            func outputs() -> (ys: [Buf<Float>], error: Double) {
+                var num = 0.0, den = 0.0
+                let ys = chunks.indices.map { c in
+                    let y = block(student, l, xs[c], c).out
+                    let (n, d) = Self.error(y, targets[c], hidden: h)
+                    num += n
+                    den += d
+                    return y
+                }
+                return (ys, den > 0 ? num / den : 0)
             }
+            let before = outputs().error
+            // The block as it was, restored when training made its error worse.
+            let saved = options.epochs > 0 ? params.map(\.value.array) : []
             if !params.isEmpty && options.epochs > 0 {
                 var config = AdamW<Float>.Config(lr: options.lr)
                 config.totalSteps = options.epochs * updates.count
@@ -193,18 +204,18 @@ public final class BlockReconstruction {
                 }
                 trainingSeconds += Date().timeIntervalSince(start)
             }
-            // The trained block's outputs: the next block's inputs, and its error after training.
-            var num = 0.0, den = 0.0
-            for c in chunks.indices {
-                let y = block(student, l, xs[c], c).out
-                let (n, d) = Self.error(y, targets[c], hidden: h)
-                num += n
-                den += d
-                xs[c] = y
+            // The trained block's outputs (the next block's inputs) and error; when training made the
+            // error worse (a block the compression barely touched, such as a dense int8 one), the block
+            // goes back to its values from before.
+            var (ys, after) = outputs()
+            if !saved.isEmpty, after > before {
+                for (p, v) in zip(params, saved) { v.withUnsafeBufferPointer { p.value.p.update(from: $0.baseAddress!, count: v.count) } }
+                try student.refresh(params)
+                (ys, after) = outputs()
+                report.restored.append(l)
             }
+            xs = ys
             if options.target == .float { xt = targets }
-            let after = den > 0 ? num / den : 0
-            let before = den0 > 0 ? num0 / den0 : 0
             report.before.append(before)
             report.after.append(after)
             progress?(l + 1, L, String(format: "block %d relative error %.5f -> %.5f", l, before, after))

@@ -5,26 +5,60 @@ import XCTest
 
 final class GPTQTests: XCTestCase {
     func testCholeskyOfInverse() throws {
-        let n = 5
-        var g = SplitMix(3)
-        let b = (0 ..< n * n).map { _ in g.nextDouble() - 0.5 }
-        var a = [Double](repeating: 0, count: n * n)
-        for i in 0 ..< n { for j in 0 ..< n { for k in 0 ..< n { a[i * n + j] += b[i * n + k] * b[j * n + k] } }; a[i * n + i] += 0.5 }
-        let u = try GPTQ.upperCholeskyOfInverse(a, n: n)
-        // U^T U A = I
-        for i in 0 ..< n {
-            for j in 0 ..< n {
-                var s = 0.0
-                for k in 0 ..< n {
-                    var utu = 0.0
-                    for m in 0 ..< n { utu += u[m * n + i] * u[m * n + k] }
-                    s += utu * a[k * n + j]
+        // 300: the inverse's rows are split over two threads.
+        for n in [5, 300] {
+            var g = SplitMix(3)
+            let b = (0 ..< n * n).map { _ in g.nextDouble() - 0.5 }
+            var a = [Double](repeating: 0, count: n * n)
+            for i in 0 ..< n { for j in 0 ..< n { for k in 0 ..< n { a[i * n + j] += b[i * n + k] * b[j * n + k] } }; a[i * n + i] += 0.5 }
+            let u = try GPTQ.upperCholeskyOfInverse(a, n: n)
+            // U^T U A = I
+            var utu = [Double](repeating: 0, count: n * n)
+            for i in 0 ..< n { for k in 0 ..< n { var s = 0.0; for m in 0 ..< n { s += u[m * n + i] * u[m * n + k] }; utu[i * n + k] = s } }
+            for i in 0 ..< n {
+                for j in 0 ..< n {
+                    var s = 0.0
+                    for k in 0 ..< n { s += utu[i * n + k] * a[k * n + j] }
+                    XCTAssertEqual(s, i == j ? 1 : 0, accuracy: 1e-8, "n \(n) [\(i)][\(j)]")
                 }
-                XCTAssertEqual(s, i == j ? 1 : 0, accuracy: 1e-9)
+                for j in 0 ..< i { XCTAssertEqual(u[i * n + j], 0) }
             }
-            for j in 0 ..< i { XCTAssertEqual(u[i * n + j], 0) }
         }
         XCTAssertThrowsError(try GPTQ.cholesky([1, 2, 2, 1], n: 2))
+    }
+
+    /// The Cholesky factor (8 rows at a time, large columns split over two threads) is bit for bit
+    /// the plain one-row-at-a-time factorization's, on sizes with a remainder of rows and one large
+    /// enough for the threaded columns; and it fails on a matrix that is not positive definite.
+    func testCholeskyIsThePlainFactorization() throws {
+        func plain(_ a: [Double], n: Int) -> [Double] {
+            var l = [Double](repeating: 0, count: n * n)
+            for j in 0 ..< n {
+                var s = a[j * n + j]
+                for k in 0 ..< j { s -= l[j * n + k] * l[j * n + k] }
+                let d = s.squareRoot()
+                l[j * n + j] = d
+                for i in (j + 1) ..< n {
+                    var t = a[i * n + j]
+                    for k in 0 ..< j { t -= l[i * n + k] * l[j * n + k] }
+                    l[i * n + j] = t / d
+                }
+            }
+            return l
+        }
+        var g = SplitMix(5)
+        for n in [37, 600] {
+            let m = 24
+            let b = (0 ..< n * m).map { _ in g.nextDouble() - 0.5 }
+            var a = [Double](repeating: 0, count: n * n)
+            for i in 0 ..< n { for j in 0 ... i { var s = 0.0; for k in 0 ..< m { s += b[i * m + k] * b[j * m + k] }; a[i * n + j] = s; a[j * n + i] = s }; a[i * n + i] += 0.1 }
+            let l = try GPTQ.cholesky(a, n: n)
+            let p = plain(a, n: n)
+            XCTAssertEqual(l.indices.filter { l[$0].bitPattern != p[$0].bitPattern }.count, 0, "n \(n)")
+            var bad = a
+            bad[(n - 1) * n + n - 1] = -1
+            XCTAssertThrowsError(try GPTQ.cholesky(bad, n: n))
+        }
     }
 
     func testLowerOutputErrorThanRoundToNearest() throws {

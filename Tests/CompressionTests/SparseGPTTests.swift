@@ -194,8 +194,9 @@ final class SparseGPTTests: XCTestCase {
     }
 
     /// `Recipes/sparsegpt50-int8.json` and a 2:4 variant on the tiny Llama with calibration text:
-    /// the blocks' linear weights lose exactly half of every row (2 of every 4), the int8 file
-    /// keeps the zeros, and the record says what was reached.
+    /// the pruned matrices (block 1's: the recipe keeps block 0 dense) lose exactly half of every
+    /// row (2 of every 4 in the variant, which prunes both blocks), the int8 file keeps the zeros,
+    /// and the record says what was reached.
     func testRecipesRunEndToEnd() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sgpt-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -210,12 +211,13 @@ final class SparseGPTTests: XCTestCase {
         let rec = summary.records[0]
         XCTAssertEqual(rec["pass"]?.stringValue, "sparsegpt_prune")
         XCTAssertEqual(rec["achieved_sparsity"]?.doubleValue ?? 0, 0.5, accuracy: 1e-12)
-        XCTAssertEqual(rec["tensors"]?.doubleValue, 14, "7 linear weights in each of 2 layers")
+        XCTAssertEqual(rec["tensors"]?.doubleValue, 7, "the 7 linear weights of layer 1; layer 0 stays dense")
         XCTAssertEqual(rec["per_tensor_sparsity"]?["blk.1.ffn_down.weight"]?.doubleValue, 0.5)
+        XCTAssertNil(rec["per_tensor_sparsity"]?["blk.0.attn_q.weight"])
         XCTAssertEqual(summary.timings.first?["pass"]?.stringValue, "sparsegpt_prune", "its time is reported")
         // int8 keeps every zero, and rounds a few kept weights that the compensation made tiny to zero too.
         let edge = try Checkpoint.open(out)
-        for name in ["blk.0.attn_q.weight", "blk.1.ffn_down.weight"] {
+        for name in ["blk.1.attn_q.weight", "blk.1.ffn_down.weight"] {
             let t = try XCTUnwrap(edge.tensor(named: name))
             let w = try t.floats(), cols = t.shape[1]
             var extra = 0
@@ -226,6 +228,8 @@ final class SparseGPTTests: XCTestCase {
             }
             XCTAssertLessThan(extra * 200, w.count, "\(name): under 0.5% of the weights rounded to zero")
         }
+        let dense = try XCTUnwrap(edge.tensor(named: "blk.0.attn_q.weight")).floats()
+        XCTAssertLessThan(dense.filter { $0 == 0 }.count * 10, dense.count, "block 0 is not pruned")
         let embedding = try XCTUnwrap(edge.tensor(named: "token_embd.weight")).floats()
         XCTAssertLessThan(embedding.filter { $0 == 0 }.count * 10, embedding.count, "the embedding is not pruned")
 

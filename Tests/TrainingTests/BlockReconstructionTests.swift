@@ -109,6 +109,46 @@ final class BlockReconstructionTests: XCTestCase {
         }
     }
 
+    /// A block whose training raises its error (here: a student a hair from the teacher, trained at a
+    /// learning rate far too high) goes back to its values from before; the report names it and its
+    /// error after is its error before, exactly.
+    func testABlockThatTrainingMadeWorseIsRestored() throws {
+        var c = GradientTests.config(.llama)
+        c.vocabSize = 40
+        c.maxPositions = 32
+        var rng = SplitMix64(seed: 42)
+        func uniform() -> Float { Float(Double(rng.next() >> 11) / Double(1 << 53) * 2 - 1) }
+        var teacherValues: [String: [Float]] = [:], studentValues: [String: [Float]] = [:]
+        for (name, shape) in c.expectedTensors() {
+            let norm = name.contains("norm") && name.hasSuffix(".weight")
+            let t = (0 ..< shape.reduce(1, *)).map { _ in norm ? 1 + 0.1 * uniform() : 0.4 * uniform() }
+            teacherValues[name] = t
+            studentValues[name] = name.hasPrefix("blk.") && shape.count == 2 ? t.map { $0 + 1e-3 * uniform() } : t
+        }
+        let trainable = Set(c.expectedTensors().map(\.0).filter { $0.hasPrefix("blk.") })
+        let teacher = try TrainModel<Float>(config: c, tensors: teacherValues, trainable: [])
+        let s = try TrainModel<Float>(config: c, tensors: studentValues, trainable: trainable)
+        var o = ReconstructOptions()
+        o.epochs = 2
+        o.tokens = 256
+        o.length = 16
+        o.lr = 0.5
+        let tokens = (0 ..< 256).map { _ in Int32(rng.next() % 40) }
+        let report = try BlockReconstruction(student: s, teacher: teacher, tokens: tokens, options: o).run()
+        XCTAssertEqual(report.restored, Array(0 ..< c.numLayers))
+        XCTAssertEqual(report.after, report.before)
+        XCTAssertGreaterThan(report.before[0], 0)
+        for p in s.params { XCTAssertEqual(p.value.array, studentValues[p.name]!, p.name) }
+        // A student farther away, at a sensible rate: the same blocks train and none is restored.
+        o.lr = 3e-3
+        let far = Dictionary(uniqueKeysWithValues: studentValues.map { name, v in
+            (name, name.hasPrefix("blk.") && !name.contains("norm") ? v.map { $0 + 0.1 * uniform() } : v)
+        })
+        let s2 = try TrainModel<Float>(config: c, tensors: far, trainable: trainable)
+        let report2 = try BlockReconstruction(student: s2, teacher: teacher, tokens: tokens, options: o).run()
+        XCTAssertEqual(report2.restored, [])
+    }
+
     /// An encoder's updates: sentences of one length share a call; each update's gradient is the
     /// mean over all its tokens, the same as running its sentences one at a time.
     func testEncoderUpdatesGroupSentencesByLength() throws {

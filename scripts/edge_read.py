@@ -30,8 +30,8 @@ VERSION = 4                 # the newest version this reader understands
 ENCODING_VERSION = {"q3": 2, "q4k": 3, "q3s": 4}  # the version that introduced an encoding; the others are in v1
 MAX_HEADER = 64 << 20
 MAX_RANK, MAX_DIM, MAX_ELEMENTS, MAX_GROUP = 8, 1 << 40, 1 << 48, 1 << 24
-ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "q4k", "q3s", "nm"}
-RESERVED = {"csr", "bitmask"}  # defined by the spec; this reader does not decode them yet
+ENCODINGS = {"f32", "f16", "q8", "q4", "q3", "q4k", "q3s", "nm", "csr", "bitmask"}
+RESERVED = set()  # encodings the spec defines and this reader does not decode
 MAX_NM_M = 256
 TOP_KEYS = {"format", "version", "config", "tensors", "blobs", "provenance"}
 TENSOR_KEYS = {"name", "shape", "encoding", "params", "offset", "length", "crc32", "compression", "raw_length", "nnz"}
@@ -73,11 +73,14 @@ def payload_length(t):
     if count > MAX_ELEMENTS:
         raise EdgeError(f"tensor {name!r}: shape {shape} has too many elements")
     known = {"nm": {"symmetric", "value_encoding", "n", "m"}, "q4k": {"group_size", "sub_bits"},
-             "q3s": {"group_size", "sub_bits"}}.get(enc, {"symmetric", "group_size"})
+             "q3s": {"group_size", "sub_bits"}, "csr": {"symmetric", "value_encoding", "index_width"},
+             "bitmask": {"symmetric", "value_encoding"}}.get(enc, {"symmetric", "group_size"})
     if set(params) - known:
         raise EdgeError(f"tensor {name!r}: unknown params {sorted(set(params) - known)}")
     if enc == "nm":
         return nm_layout(t)["size"]
+    if enc in ("csr", "bitmask"):
+        return sparse_layout(t)["size"]
     if enc == "q4k":
         return q4k_layout(t)["size"]
     if enc == "q3s":
@@ -314,11 +317,108 @@ def dequantize_nm(t, p):
     return out
 
 
+def sparse_layout(t):
+    """Offsets of a csr or bitmask payload (docs: "csr and bitmask"), after checking shape, params and nnz."""
+    name, shape, enc, params = t["name"], t["shape"], t["encoding"], t.get("params") or {}
+    ve, nnz = params.get("value_encoding"), t.get("nnz")
+    if len(shape) != 2:
+        raise EdgeError(f"tensor {name!r}: {enc} needs shape [rows, cols]")
+    rows, cols = shape
+    if ve not in ("f32", "f16", "q8"):
+        raise EdgeError(f"tensor {name!r}: {enc} value_encoding {ve!r}; expected f32, f16 or q8")
+    if (ve == "q8") != isinstance(params.get("symmetric"), bool) or (ve != "q8" and "symmetric" in params):
+        raise EdgeError(f"tensor {name!r}: {enc} params.symmetric is required for q8 values and absent otherwise")
+    if not _is_int(nnz) or not 0 <= nnz <= min(rows * cols, 2 ** 32 - 1):
+        raise EdgeError(f"tensor {name!r}: {enc} needs nnz within 0 ... {rows * cols}, got {nnz!r}")
+    vb = {"f32": 4, "f16": 2, "q8": 1}[ve]
+    width = None
+    if enc == "bitmask":
+        if "index_width" in params:
+            raise EdgeError(f"tensor {name!r}: bitmask takes no index_width")
+        mask_row = (cols + 7) // 8
+        ptr_off = align64(rows * mask_row)
+        value_off = align64(ptr_off + 4 * (rows + 1))
+        idx_off = None
+    else:
+        width = params.get("index_width")
+        if width not in (8, 16):
+            raise EdgeError(f"tensor {name!r}: csr index_width {width!r}; expected 8 or 16")
+        mask_row = None
+        ptr_off = 0
+        idx_off = align64(4 * (rows + 1))
+        value_off = align64(idx_off + nnz * width // 8)
+    end = value_off + nnz * vb
+    scale_off = zero_off = None
+    if ve == "q8":
+        scale_off = align64(end)
+        end = scale_off + 4 * rows
+        if not params["symmetric"]:
+            zero_off = align64(end)
+            end = zero_off + rows
+    return {"ve": ve, "nnz": nnz, "width": width, "mask_row": mask_row, "ptr_off": ptr_off, "idx_off": idx_off,
+            "value_off": value_off, "scale_off": scale_off, "zero_off": zero_off, "size": end}
+
+
+def dequantize_sparse(t, p):
+    """float32 values of a csr or bitmask tensor, checking row_ptr, masks and columns (docs: "csr and bitmask")."""
+    L, (rows, cols), name, enc = sparse_layout(t), t["shape"], t["name"], t["encoding"]
+    if len(p) != L["size"]:
+        raise EdgeError(f"tensor {name!r}: {enc} payload is {len(p)} bytes, expected {L['size']}")
+    nnz = L["nnz"]
+    ptr = np.frombuffer(p, dtype="<u4", count=rows + 1, offset=L["ptr_off"]).astype(np.int64)
+    if ptr[0] != 0 or ptr[-1] != nnz or (np.diff(ptr) < 0).any() or (np.diff(ptr) > cols).any():
+        raise EdgeError(f"tensor {name!r}: {enc} row_ptr is not 0 ... nnz, non-decreasing, at most cols a row")
+    counts = np.diff(ptr)
+    row_of = np.repeat(np.arange(rows), counts)                                        # stored element -> row
+    if enc == "bitmask":
+        masks = np.frombuffer(p, dtype=np.uint8, count=rows * L["mask_row"]).reshape(rows, L["mask_row"])
+        bits = np.unpackbits(masks, axis=1, bitorder="little")
+        if bits[:, cols:].any():
+            raise EdgeError(f"tensor {name!r}: bitmask bits set after a row's last column")
+        if (bits.sum(axis=1) != counts).any():
+            raise EdgeError(f"tensor {name!r}: bitmask mask and row_ptr disagree on a row's count")
+        col = np.nonzero(bits[:, :cols])[1]                                            # row order, increasing columns
+    else:
+        if L["width"] == 16:
+            col = np.frombuffer(p, dtype="<u2", count=nnz, offset=L["idx_off"]).astype(np.int64)
+            if nnz and (col >= cols).any():
+                raise EdgeError(f"tensor {name!r}: csr column beyond the row")
+            first = np.zeros(nnz, dtype=bool)
+            first[ptr[:-1][counts > 0]] = True
+            if nnz > 1 and not (np.diff(col)[~first[1:]] > 0).all():
+                raise EdgeError(f"tensor {name!r}: csr columns not increasing within a row")
+        else:
+            gaps = np.frombuffer(p, dtype=np.uint8, count=nnz, offset=L["idx_off"]).astype(np.int64) + 1
+            start = np.zeros(nnz, dtype=np.int64)                                       # cumulative sum restarted per row
+            csum = np.cumsum(gaps)
+            row_base = np.concatenate([[0], csum])[ptr[:-1]]
+            col = csum - row_base[row_of] - 1 if nnz else start
+            if nnz and (col >= cols).any():
+                raise EdgeError(f"tensor {name!r}: csr column beyond the row")
+    ve, off = L["ve"], L["value_off"]
+    if ve == "f32":
+        v = np.frombuffer(p, dtype="<f4", count=nnz, offset=off).astype(np.float32)
+    elif ve == "f16":
+        v = np.frombuffer(p, dtype="<f2", count=nnz, offset=off).astype(np.float32)
+    else:
+        sym = t["params"]["symmetric"]
+        q = np.frombuffer(p, dtype=np.int8 if sym else np.uint8, count=nnz, offset=off).astype(np.float32)
+        s = np.frombuffer(p, dtype="<f4", count=rows, offset=L["scale_off"]).astype(np.float32)
+        if not sym:
+            q = q - np.frombuffer(p, dtype=np.uint8, count=rows, offset=L["zero_off"]).astype(np.float32)[row_of]
+        v = (s[row_of] * q).astype(np.float32)
+    out = np.zeros((rows, cols), dtype=np.float32)
+    out[row_of, col] = v
+    return out
+
+
 def dequantize(t, p):
     """float32 values of tensor entry t from its (decompressed) payload bytes p."""
     shape, enc, params = t["shape"], t["encoding"], t.get("params") or {}
     if enc == "nm":
         return dequantize_nm(t, p)
+    if enc in ("csr", "bitmask"):
+        return dequantize_sparse(t, p)
     if enc == "q3":
         return dequantize_q3(t, p)
     if enc == "q4k":

@@ -227,6 +227,47 @@ final class EdgeRoundTripTests: XCTestCase {
         XCTAssertTrue(ok.allSatisfy { $0 })
     }
 
+    /// The Python reader decodes csr (8- and 16-bit column indices) and bitmask payloads, with f32,
+    /// f16 and q8 (symmetric and not) values, to the values the writer packed: sparse matrices with
+    /// empty rows and gaps over 256 columns, and dense q8 ones.
+    func testIndependentPythonReaderDecodesSparse() throws {
+        guard pythonWithNumpy else { throw XCTSkip("python3 with numpy is not available") }
+        let dir = try S.scratchFolder(self)
+        func sparse(_ s: S.Sample, keep: (Int) -> Bool) -> S.Sample {
+            let v = s.values.enumerated().map { keep($0.offset) ? $0.element : 0 }
+            let t: EncodedTensor = s.tensor.encoding == .f16 ? .f16(name: s.tensor.name, shape: s.tensor.shape, values: v)
+                : .f32(name: s.tensor.name, shape: s.tensor.shape, values: v)
+            return S.Sample(tensor: t, values: v)
+        }
+        var samples: [S.Sample] = []
+        for target in [Encoding.csr, .bitmask] {
+            let bases = [
+                sparse(S.f32("a.f32.\(target)", [5, 40], seed: 31)) { $0 % 3 == 0 && $0 / 40 != 2 },  // row 2 empty
+                sparse(S.f32("b.wide.\(target)", [3, 700], seed: 32)) { [5, 400, 699].contains($0 % 700) },  // gaps over 256
+                sparse(S.f16("c.f16.\(target)", [4, 24], seed: 33)) { ($0 * 7) % 5 < 2 },
+                S.q8("d.q8.sym.\(target)", rows: 3, cols: 19, symmetric: true, seed: 34),
+                S.q8("e.q8.asym.\(target)", rows: 4, cols: 9, symmetric: false, seed: 35),
+            ]
+            for b in bases {
+                let p = try XCTUnwrap(b.tensor.packedSparse(as: target), b.tensor.name)
+                samples.append(S.Sample(tensor: p, values: b.values))
+            }
+        }
+        XCTAssertEqual(Set(samples.filter { $0.tensor.encoding == .csr }.compactMap(\.tensor.params.indexWidth)), [8, 16])
+        let path = dir + "/sparse.edge"
+        try S.write(samples, to: path, deflate: false)
+        let (status, out, err) = try run(["python3", scriptPath("edge_read.py"), "--json", path])
+        XCTAssertEqual(status, 0, err)
+        let doc = try JSONValue.parse(Array(out.utf8))
+        for s in samples {
+            let t = try XCTUnwrap(doc["tensors"]?[s.tensor.name], s.tensor.name)
+            XCTAssertEqual(t["encoding"]?.stringValue, s.tensor.encoding.rawValue)
+            let values = try XCTUnwrap(t["values"]?.arrayValue).map { Float($0.doubleValue ?? .nan) }
+            XCTAssertEqual(values, try EdgeFile(path: path).floats(of: XCTUnwrap(EdgeFile(path: path).entry(named: s.tensor.name))), s.tensor.name)
+            XCTAssertEqual(values, s.values, s.tensor.name)
+        }
+    }
+
     /// The independent Python reader (scripts/edge_read.py, written from docs/edge-format.md with
     /// numpy only) reads a file from this writer to the same values: the spec is enough.
     func testIndependentPythonReaderAgrees() throws {

@@ -252,32 +252,62 @@ def dequantize_q4k(t, p):
     return (d[:, gi] * u - m[:, gi]).astype(np.float32)               # d*u exact: one rounding, the subtraction
 
 
+def value_encoding(t, enc):
+    """(V, bytes per value) of a sparse or nm tensor's stored values, after checking its params
+    (docs: "csr and bitmask", "nm")."""
+    name, params = t["name"], t.get("params") or {}
+    ve = params.get("value_encoding")
+    if ve not in ("f32", "f16", "q8"):
+        raise EdgeError(f"tensor {name!r}: {enc} value_encoding {ve!r}; expected f32, f16 or q8")
+    if (ve == "q8") != isinstance(params.get("symmetric"), bool) or (ve != "q8" and "symmetric" in params):
+        raise EdgeError(f"tensor {name!r}: {enc} params.symmetric is required for q8 values and absent otherwise")
+    return ve, {"f32": 4, "f16": 2, "q8": 1}[ve]
+
+
+def q8_tail(t, ve, end, rows):
+    """(scale_offset, zero_offset, size) after stored values ending at `end`: q8's per-row scales and,
+    when not symmetric, zero points; (None, None, end) for f32 and f16 values."""
+    if ve != "q8":
+        return None, None, end
+    scale_off = align64(end)
+    end = scale_off + 4 * rows
+    if t["params"]["symmetric"]:
+        return scale_off, None, end
+    zero_off = align64(end)
+    return scale_off, zero_off, zero_off + rows
+
+
+def stored_values(t, p, L, count, row_of):
+    """float32 values of the `count` stored values at L["value_off"]; row_of[k] = the row of value k
+    (for q8's per-row scale and zero point)."""
+    ve, off, rows = L["ve"], L["value_off"], t["shape"][0]
+    if ve == "f32":
+        return np.frombuffer(p, dtype="<f4", count=count, offset=off).astype(np.float32)
+    if ve == "f16":
+        return np.frombuffer(p, dtype="<f2", count=count, offset=off).astype(np.float32)
+    sym = t["params"]["symmetric"]
+    q = np.frombuffer(p, dtype=np.int8 if sym else np.uint8, count=count, offset=off).astype(np.float32)
+    s = np.frombuffer(p, dtype="<f4", count=rows, offset=L["scale_off"]).astype(np.float32)
+    if not sym:
+        q = q - np.frombuffer(p, dtype=np.uint8, count=rows, offset=L["zero_off"]).astype(np.float32)[row_of]
+    return (s[row_of] * q).astype(np.float32)
+
+
 def nm_layout(t):
     """Sizes and offsets of an nm payload (docs: "nm"), after checking shape and params."""
     name, shape, params = t["name"], t["shape"], t.get("params") or {}
-    n, m, ve = params.get("n"), params.get("m"), params.get("value_encoding")
+    n, m = params.get("n"), params.get("m")
     if len(shape) != 2:
         raise EdgeError(f"tensor {name!r}: nm needs shape [rows, cols]")
     if not _is_int(m) or not 2 <= m <= MAX_NM_M or not _is_int(n) or not 1 <= n < m:
         raise EdgeError(f"tensor {name!r}: nm needs 1 <= n < m <= {MAX_NM_M}, got n {n!r}, m {m!r}")
-    if ve not in ("f32", "f16", "q8"):
-        raise EdgeError(f"tensor {name!r}: nm value_encoding {ve!r}; expected f32, f16 or q8")
-    if (ve == "q8") != isinstance(params.get("symmetric"), bool) or (ve != "q8" and "symmetric" in params):
-        raise EdgeError(f"tensor {name!r}: nm params.symmetric is required for q8 values and absent otherwise")
+    ve, vb = value_encoding(t, "nm")
     rows, cols = shape
     bits = (m - 1).bit_length()                       # ceil(log2 m)
     slots = (cols // m) * n + min(n, cols % m)        # per row; the tail group keeps min(n, tail)
     idx_row = (slots * bits + 7) // 8
-    vb = {"f32": 4, "f16": 2, "q8": 1}[ve]
     value_off = align64(rows * idx_row)
-    end = value_off + rows * slots * vb
-    scale_off = zero_off = None
-    if ve == "q8":
-        scale_off = align64(end)
-        end = scale_off + 4 * rows
-        if not params["symmetric"]:
-            zero_off = align64(end)
-            end = zero_off + rows
+    scale_off, zero_off, end = q8_tail(t, ve, value_off + rows * slots * vb, rows)
     return {"n": n, "m": m, "ve": ve, "bits": bits, "slots": slots, "idx_row": idx_row, "value_off": value_off,
             "scale_off": scale_off, "zero_off": zero_off, "size": end}
 
@@ -300,18 +330,7 @@ def dequantize_nm(t, p):
     first = np.arange(slots) % n == 0
     if slots and not (np.diff(index, axis=1)[:, ~first[1:]] > 0).all():
         raise EdgeError(f"tensor {name!r}: nm indices not increasing within a group")
-    ve, off = L["ve"], L["value_off"]
-    if ve == "f32":
-        v = np.frombuffer(p, dtype="<f4", count=rows * slots, offset=off).astype(np.float32)
-    elif ve == "f16":
-        v = np.frombuffer(p, dtype="<f2", count=rows * slots, offset=off).astype(np.float32)
-    else:
-        sym = t["params"]["symmetric"]
-        q = np.frombuffer(p, dtype=np.int8 if sym else np.uint8, count=rows * slots, offset=off).astype(np.float32).reshape(rows, slots)
-        s = np.frombuffer(p, dtype="<f4", count=rows, offset=L["scale_off"]).astype(np.float32)[:, None]
-        if not sym:
-            q = q - np.frombuffer(p, dtype=np.uint8, count=rows, offset=L["zero_off"]).astype(np.float32)[:, None]
-        v = (s * q).astype(np.float32)
+    v = stored_values(t, p, L, rows * slots, np.repeat(np.arange(rows), slots))
     out = np.zeros((rows, cols), dtype=np.float32)
     out[np.arange(rows)[:, None], group * m + index] = v.reshape(rows, slots)
     return out
@@ -320,17 +339,13 @@ def dequantize_nm(t, p):
 def sparse_layout(t):
     """Offsets of a csr or bitmask payload (docs: "csr and bitmask"), after checking shape, params and nnz."""
     name, shape, enc, params = t["name"], t["shape"], t["encoding"], t.get("params") or {}
-    ve, nnz = params.get("value_encoding"), t.get("nnz")
+    nnz = t.get("nnz")
     if len(shape) != 2:
         raise EdgeError(f"tensor {name!r}: {enc} needs shape [rows, cols]")
     rows, cols = shape
-    if ve not in ("f32", "f16", "q8"):
-        raise EdgeError(f"tensor {name!r}: {enc} value_encoding {ve!r}; expected f32, f16 or q8")
-    if (ve == "q8") != isinstance(params.get("symmetric"), bool) or (ve != "q8" and "symmetric" in params):
-        raise EdgeError(f"tensor {name!r}: {enc} params.symmetric is required for q8 values and absent otherwise")
+    ve, vb = value_encoding(t, enc)
     if not _is_int(nnz) or not 0 <= nnz <= min(rows * cols, 2 ** 32 - 1):
         raise EdgeError(f"tensor {name!r}: {enc} needs nnz within 0 ... {rows * cols}, got {nnz!r}")
-    vb = {"f32": 4, "f16": 2, "q8": 1}[ve]
     width = None
     if enc == "bitmask":
         if "index_width" in params:
@@ -347,14 +362,7 @@ def sparse_layout(t):
         ptr_off = 0
         idx_off = align64(4 * (rows + 1))
         value_off = align64(idx_off + nnz * width // 8)
-    end = value_off + nnz * vb
-    scale_off = zero_off = None
-    if ve == "q8":
-        scale_off = align64(end)
-        end = scale_off + 4 * rows
-        if not params["symmetric"]:
-            zero_off = align64(end)
-            end = zero_off + rows
+    scale_off, zero_off, end = q8_tail(t, ve, value_off + nnz * vb, rows)
     return {"ve": ve, "nnz": nnz, "width": width, "mask_row": mask_row, "ptr_off": ptr_off, "idx_off": idx_off,
             "value_off": value_off, "scale_off": scale_off, "zero_off": zero_off, "size": end}
 
@@ -388,27 +396,13 @@ def dequantize_sparse(t, p):
             if nnz > 1 and not (np.diff(col)[~first[1:]] > 0).all():
                 raise EdgeError(f"tensor {name!r}: csr columns not increasing within a row")
         else:
-            gaps = np.frombuffer(p, dtype=np.uint8, count=nnz, offset=L["idx_off"]).astype(np.int64) + 1
-            start = np.zeros(nnz, dtype=np.int64)                                       # cumulative sum restarted per row
-            csum = np.cumsum(gaps)
-            row_base = np.concatenate([[0], csum])[ptr[:-1]]
-            col = csum - row_base[row_of] - 1 if nnz else start
+            # c_k = c_(k-1) + gap_k + 1 within a row, c_(-1) = -1: a running sum restarted at each row.
+            csum = np.cumsum(np.frombuffer(p, dtype=np.uint8, count=nnz, offset=L["idx_off"]).astype(np.int64) + 1)
+            col = csum - np.concatenate([[0], csum])[ptr[:-1]][row_of] - 1
             if nnz and (col >= cols).any():
                 raise EdgeError(f"tensor {name!r}: csr column beyond the row")
-    ve, off = L["ve"], L["value_off"]
-    if ve == "f32":
-        v = np.frombuffer(p, dtype="<f4", count=nnz, offset=off).astype(np.float32)
-    elif ve == "f16":
-        v = np.frombuffer(p, dtype="<f2", count=nnz, offset=off).astype(np.float32)
-    else:
-        sym = t["params"]["symmetric"]
-        q = np.frombuffer(p, dtype=np.int8 if sym else np.uint8, count=nnz, offset=off).astype(np.float32)
-        s = np.frombuffer(p, dtype="<f4", count=rows, offset=L["scale_off"]).astype(np.float32)
-        if not sym:
-            q = q - np.frombuffer(p, dtype=np.uint8, count=rows, offset=L["zero_off"]).astype(np.float32)[row_of]
-        v = (s[row_of] * q).astype(np.float32)
     out = np.zeros((rows, cols), dtype=np.float32)
-    out[row_of, col] = v
+    out[row_of, col] = stored_values(t, p, L, nnz, row_of)
     return out
 
 

@@ -293,8 +293,9 @@ enum GPTQ {
         inv.withUnsafeMutableBufferPointer { ip in
             li.withUnsafeBufferPointer { lip in
                 let I = ip.baseAddress!, Li = lip.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: n >= 256 ? 2 : 1) { h in
-                    let rows = n >= 256 ? (h == 0 ? 0 ..< n / 2 : n / 2 ..< n) : 0 ..< n
+                let halves = n >= 256 ? [0 ..< n / 2, n / 2 ..< n] : [0 ..< n]
+                DispatchQueue.concurrentPerform(iterations: halves.count) { h in
+                    let rows = halves[h]
                     for k in rows.lowerBound ..< n {
                         let rk = Li + k * n
                         for i in rows.lowerBound ... min(k, rows.upperBound - 1) {

@@ -39,6 +39,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Folder for checkpoints: a run started again with the same folder resumes.") var checkpointDir: String?
     @Option(name: .long, help: "How AdamW stores its moments: f32, or bf16 (half their memory, stochastic rounding). f32 by default, as the fixtures were trained.")
     var moments = "f32"
+    @Option(name: .long, help: "How the linear layers multiply: f32, or bf16 (operands rounded to bfloat16, sums in f32; twice the multiply-adds per instruction where the CPU has AVX512_BF16, the same results on every CPU).")
+    var matmul = "f32"
     @Flag(name: .long, help: "Print a JSON summary on stdout.") var json = false
     @OptionGroup var kernel: KernelOptions
 
@@ -52,9 +54,13 @@ struct TrainCommand: ParsableCommand {
         guard let momentPrecision = MomentPrecision(rawValue: moments) else {
             throw UsageError("--moments must be f32 or bf16, not \(Excerpt.quoted(moments))")
         }
+        guard let matmulPrecision = MatmulPrecision(rawValue: matmul) else {
+            throw UsageError("--matmul must be f32 or bf16, not \(Excerpt.quoted(matmul))")
+        }
         try kernel.apply()
         var o = TrainOptions()
         o.moments = momentPrecision
+        o.matmul = matmulPrecision == .f32 ? nil : matmulPrecision
         o.steps = steps
         o.batch = batch
         o.length = length
@@ -83,6 +89,7 @@ struct TrainCommand: ParsableCommand {
                 "final_loss": .number(r.log.last?.loss ?? 0), "tokens": .number(Double(r.tokensThisRun)),
                 "train_seconds": .number(r.trainSeconds), "tokens_per_second": .number(r.tokensPerSecond),
                 "seconds": .number(s.seconds), "kernels": KernelInfo.current(batchTokens: r.length).jsonValue,
+                "matmul": .string(matmul == "bf16" ? "bf16 (\(KernelInfo.bf16Kernel))" : "f32"),
                 "held_out_log": .array(r.log.compactMap { e in
                     e.heldOutPPL.map { .object(["step": .number(Double(e.step)), "loss": .number(e.loss), "held_out_ppl": .number($0)]) }
                 }),

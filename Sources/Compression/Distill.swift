@@ -26,7 +26,7 @@ import Training
 ///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
 /// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "cosine": 0, "seed": 0, "held_out": 0.1,
-/// "eval_every": 10, "checkpoint_every": 10, "moments": "bf16" | "f32", "blockwise_epochs": 0,
+/// "eval_every": 10, "checkpoint_every": 10, "moments": "bf16" | "f32", "matmul": "f32" | "bf16", "blockwise_epochs": 0,
 /// "blockwise_tokens": 16384, "blockwise_lr": 1e-4, "blockwise_target": "float" | "float_block", <selector>}`; the selector (which tensors train)
 /// defaults to the blocks' linear weights, norms and biases: embeddings and the output head stay frozen.
 public struct Distill: Pass {
@@ -77,6 +77,8 @@ public struct Distill: Pass {
         o.evalEvery = try f.int("eval_every", default: o.evalEvery, range: 0 ... 1_000_000)
         o.checkpointEvery = try f.int("checkpoint_every", default: o.checkpointEvery, range: 0 ... 1_000_000)
         o.moments = MomentPrecision(rawValue: try f.string("moments", default: o.moments.rawValue, allowed: MomentPrecision.allCases.map(\.rawValue)))!
+        let matmul = MatmulPrecision(rawValue: try f.string("matmul", default: "f32", allowed: MatmulPrecision.allCases.map(\.rawValue)))!
+        o.matmul = matmul == .f32 ? nil : matmul
         var b = ReconstructOptions()
         b.epochs = try f.int("blockwise_epochs", default: b.epochs, range: 0 ... 1000)
         b.tokens = try f.int("blockwise_tokens", default: b.tokens, range: 1 ... 1 << 24)
@@ -149,6 +151,7 @@ public struct Distill: Pass {
             let masked = trainable.contains(name) && context.masked.contains(name)
             return (v, masked ? BitMask(count: v.count) { v[$0] != 0 } : nil)
         }
+        model.bf16Matmul = options.matmul == .bf16
         model.quantizers = context.encoders.mapValues { encode in { values in
             let (v, e) = try encode(values)
             return FakeQuantized(values: v, encoded: e)
@@ -270,6 +273,7 @@ public struct Distill: Pass {
         var o: [String: JSONValue] = ["seconds": .number(seconds)]
         if let r = report { o["train_tokens_per_second"] = .number(r.tokensPerSecond) }
         if let b = blockReport { o["blockwise_tokens_per_second"] = .number(b.tokensPerSecond) }
+        if options.matmul == .bf16 { o["matmul_kernel"] = .string(KernelInfo.bf16Kernel) }
         return .object(o)
     }
 
@@ -282,6 +286,7 @@ public struct Distill: Pass {
             "moments": .string(options.moments.rawValue),
             "tensors": .number(Double(trained.count + trainedInStore.count)),
         ]
+        if let m = options.matmul { o["matmul"] = .string(m.rawValue) }  // absent for f32, as before the field existed
         if blockwise.epochs > 0 {
             o["blockwise_epochs"] = .number(Double(blockwise.epochs))
             o["blockwise_tokens"] = .number(Double(blockwise.tokens))

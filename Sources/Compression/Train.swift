@@ -36,6 +36,7 @@ public enum TrainModelFile {
         for t in graph.tensors { values[t.name] = try t.floats() }
         let model = try TrainModel<Float>(config: graph.config, tensors: values, trainable: Set(values.keys), threads: runtime.threads)
         values = [:]
+        model.bf16Matmul = options.matmul == .bf16
         let trainer: Trainer
         do {
             trainer = try Trainer(model: model, tokens: tokens, options: options, teacher: nil)

@@ -20,12 +20,23 @@
 #define AVX512_INLINE static inline
 #define VNNI
 #define VNNI_INLINE static inline
+#define BF16
+/// vdpbf16ps by its definition (SIMDe's orders its two products differently): per lane, the odd
+/// bfloat16 pair element's product first, then the even one's, each an fma.
+static inline __m512 bf16_dp(__m512 acc, __m512i a, __m512i b) {
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
+    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(a, hi)), _mm512_castsi512_ps(_mm512_and_si512(b, hi)), acc);
+    return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(a, 16)), _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), acc);
+}
+#define BF16_DP(acc, a, b) bf16_dp(acc, a, b)
 #else
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define VNNI_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
+#define BF16_DP(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
 #endif
 
 enum { MT = 4, NR = 4 };  // tokens x rows: 16 accumulators + 4 weights + 1 activation of 32 zmm
@@ -321,6 +332,143 @@ static const edge_gemm_isa k_gemm_avx512 = {
     .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx512-fused-1x1",
 };
+
+// ---- bfloat16 products (edge_matmul_bf16, where the CPU has AVX512_BF16) ----------------------
+// Per EDGE_BF16_BLOCK columns: every token's activations rounded to bfloat16 and stored as column pairs
+// (one 32-bit word per pair, column 2q in the low half), weights packed into panels of 32 rows
+// [pair][32 rows] of such words, and a 12x32 tile of vdpbf16ps: per pair two zmm of weights and one
+// broadcast word per token, each instruction 32 multiply-adds (16 lanes x 2).
+
+/// edge_bf16_round of 16 floats, the bfloat16 bits in each 32-bit lane's low half.
+AVX512_INLINE __m512i bf16_round16(__m512 v) {
+    const __m512i x = _mm512_castps_si512(v);
+    const __m512i expo = _mm512_and_si512(x, _mm512_set1_epi32(0x7F800000));
+    __mmask16 tiny = _mm512_cmpeq_epi32_mask(expo, _mm512_setzero_si512());
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(  // both non-negative as int32
+        _mm512_and_si512(x, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(x, _mm512_set1_epi32(0x00400000)));
+    r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(x, _mm512_set1_epi32((int)0x80000000u)));
+    return _mm512_srli_epi32(r, 16);
+}
+
+/// dst[q] = pair words of src[0..n) (n <= 32 columns; columns past n are 0), ceil(n / 2) words written.
+AVX512_INLINE void bf16_pairs32(const float *src, size_t n, uint32_t *dst) {
+    __m512 a = _mm512_maskz_loadu_ps(mask16(n), src), b = _mm512_maskz_loadu_ps(mask16(n > 16 ? n - 16 : 0), src + 16);
+    __m256i lo = _mm512_cvtepi32_epi16(bf16_round16(a)), hi = _mm512_cvtepi32_epi16(bf16_round16(b));
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    _mm512_mask_storeu_epi32(dst, mask16((n + 1) / 2), w);
+}
+
+/// One block's pair words of a whole row of n columns (n <= EDGE_BF16_BLOCK).
+AVX512_INLINE void bf16_pairs_row(const float *src, size_t n, uint32_t *dst) {
+    for (size_t j = 0; j < n; j += 32) bf16_pairs32(src + j, n - j < 32 ? n - j : 32, dst + j / 2);
+}
+
+enum { BMT = 12, BNR = 32, BRB = 128 };
+
+#define BF_ROW(i) \
+    a = _mm512_set1_epi32((int)x##i[q]); \
+    c##i##0 = BF16_DP(c##i##0, a, b0); \
+    c##i##1 = BF16_DP(c##i##1, a, b1);
+
+/// y[t*ldy + r] (+)= the pair sums of x[t*ldx + q] . p[q*32 + r] over q < qn, t < mt (<= 12), r < nr (<= 32):
+/// the sum starts at 0 and is added to y when `accumulate`.
+static BF16 void micro_bf16(int mt, int nr, const uint32_t *x, size_t ldx, const uint32_t *p, size_t qn, float *y,
+                            size_t ldy, bool accumulate) {
+    // Rows past mt read row 0 again (valid memory); their sums are not stored.
+    const uint32_t *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x, *x3 = mt > 3 ? x + 3 * ldx : x;
+    const uint32_t *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x, *x6 = mt > 6 ? x + 6 * ldx : x;
+    const uint32_t *x7 = mt > 7 ? x + 7 * ldx : x, *x8 = mt > 8 ? x + 8 * ldx : x, *x9 = mt > 9 ? x + 9 * ldx : x;
+    const uint32_t *x10 = mt > 10 ? x + 10 * ldx : x, *x11 = mt > 11 ? x + 11 * ldx : x;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+    for (size_t q = 0; q < qn; q++) {
+        __m512i b0 = _mm512_load_si512((const void *)(p + q * BNR)), b1 = _mm512_load_si512((const void *)(p + q * BNR + 16)), a;
+        BF_ROW(0) BF_ROW(1) BF_ROW(2) BF_ROW(3) BF_ROW(4) BF_ROW(5)
+        BF_ROW(6) BF_ROW(7) BF_ROW(8) BF_ROW(9) BF_ROW(10) BF_ROW(11)
+    }
+    __mmask16 m0 = mask16(nr < 16 ? (size_t)nr : 16), m1 = mask16(nr > 16 ? (size_t)(nr - 16) : 0);
+#define PK_STORE(i) \
+    if (i < mt) { \
+        float *yr = y + (size_t)i * ldy; \
+        if (accumulate) { \
+            c##i##0 = _mm512_add_ps(c##i##0, _mm512_maskz_loadu_ps(m0, yr)); \
+            c##i##1 = _mm512_add_ps(c##i##1, _mm512_maskz_loadu_ps(m1, yr + 16)); \
+        } \
+        _mm512_mask_storeu_ps(yr, m0, c##i##0); \
+        _mm512_mask_storeu_ps(yr + 16, m1, c##i##1); \
+    }
+    PK_STORE(0) PK_STORE(1) PK_STORE(2) PK_STORE(3) PK_STORE(4) PK_STORE(5)
+    PK_STORE(6) PK_STORE(7) PK_STORE(8) PK_STORE(9) PK_STORE(10) PK_STORE(11)
+#undef PK_STORE
+}
+#undef BF_ROW
+
+/// Rows [r, r + nr) (nr <= 32), columns [k0, k0 + kc) of an f32 or f32t source as a panel [qn][32] of pair
+/// words (zero past nr rows and past kc columns); `tmp` holds EDGE_BF16_BLOCK / 2 words.
+AVX512_INLINE void bf16_pack_panel(const edge_wsource *s, size_t cols, size_t r, size_t nr, size_t k0, size_t kc,
+                                   uint32_t *tmp, uint32_t *panel) {
+    size_t qn = (kc + 1) / 2;
+    if (s->kind == EDGE_W_F32T) {
+        const float *w = (const float *)s->W;
+        __mmask16 m0 = mask16(nr < 16 ? nr : 16), m1 = mask16(nr > 16 ? nr - 16 : 0);
+        for (size_t q = 0; q < qn; q++) {
+            const float *e = w + (k0 + 2 * q) * s->ld + r;
+            __m512i lo0 = bf16_round16(_mm512_maskz_loadu_ps(m0, e)), lo1 = bf16_round16(_mm512_maskz_loadu_ps(m1, e + 16));
+            __m512i hi0 = _mm512_setzero_si512(), hi1 = hi0;
+            if (2 * q + 1 < kc) {
+                hi0 = bf16_round16(_mm512_maskz_loadu_ps(m0, e + s->ld));
+                hi1 = bf16_round16(_mm512_maskz_loadu_ps(m1, e + s->ld + 16));
+            }
+            _mm512_store_si512((void *)(panel + q * BNR), _mm512_or_si512(lo0, _mm512_slli_epi32(hi0, 16)));
+            _mm512_store_si512((void *)(panel + q * BNR + 16), _mm512_or_si512(lo1, _mm512_slli_epi32(hi1, 16)));
+        }
+        return;
+    }
+    for (size_t i = 0; i < BNR; i++) {
+        if (i < nr) bf16_pairs_row((const float *)s->W + (r + i) * cols + k0, kc, tmp);
+        for (size_t q = 0; q < qn; q++) panel[q * BNR + i] = i < nr ? tmp[q] : 0;
+    }
+}
+
+/// edge_matmul_bf16 / _wt with vdpbf16ps: per column block the tokens' pair words (a per-thread buffer),
+/// then per block of 128 rows four panels of 32, then every 12 tokens against every panel.
+static BF16 void matmul_bf16_native(const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                                    size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    const size_t QB = EDGE_BF16_BLOCK / 2;
+    uint32_t *pack = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * BRB * QB), tmp[EDGE_BF16_BLOCK / 2];
+    uint32_t *xp = (uint32_t *)edge_thread_buffer(T * QB);  // pair words of one column block, [T][qn]
+    if (!pack || !xp) abort();
+    for (size_t k0 = 0; k0 < cols; k0 += EDGE_BF16_BLOCK) {
+        size_t kc = cols - k0 < EDGE_BF16_BLOCK ? cols - k0 : EDGE_BF16_BLOCK, qn = (kc + 1) / 2;
+        for (size_t t = 0; t < T; t++) bf16_pairs_row(X + t * cols + k0, kc, xp + t * qn);
+        for (size_t rb = r0; rb < r1; rb += BRB) {
+            size_t nrb = r1 - rb < BRB ? r1 - rb : BRB;
+            for (size_t j = 0; j < nrb; j += BNR)
+                bf16_pack_panel(s, cols, rb + j, nrb - j < BNR ? nrb - j : BNR, k0, kc, tmp, pack + j * qn);
+            for (size_t t = 0; t < T; t += BMT) {
+                int mt = (int)(T - t < BMT ? T - t : BMT);
+                for (size_t j = 0; j < nrb; j += BNR) {
+                    int nr = (int)(nrb - j < BNR ? nrb - j : BNR);
+                    micro_bf16(mt, nr, xp + t * qn, qn, pack + j * qn, qn, Y + t * rows + rb + j, rows, k0 > 0);
+                }
+            }
+        }
+    }
+    free(pack);
+}
+
+void edge_fill_table_bf16_avx512(edge_kernel_table *t) {
+    t->matmul_bf16_native = matmul_bf16_native;
+}
 
 // ---- int8 x int8 ----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 // Number conversions: binary16 / bfloat16 <-> binary32. Scalar, portable, exact.
-#include "EdgeKernels.h"
+#include "dispatch.h"
 #include <string.h>
 #include <math.h>
 
@@ -53,6 +53,8 @@ uint16_t edge_f32_to_bf16(float f) {
     x += 0x7FFFu + lsb;
     return (uint16_t)(x >> 16);
 }
+
+float edge_bf16_round(float v) { return edge_bf16_round_inline(v); }
 
 static inline uint16_t load_u16le(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline void store_u16le(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }

@@ -36,6 +36,7 @@ static bool cpu_has_avx512_vnni(void) {
     return cpu_has_avx512() && e && strcmp(e, "1") == 0;
 }
 static bool cpu_has_avx512_vbmi2(void) { return cpu_has_avx512(); }
+static bool cpu_has_avx512_bf16(void) { return cpu_has_avx512(); }
 #else
 static bool cpu_has_avx512(void) {
     uint64_t xcr0 = read_xcr0();
@@ -46,6 +47,7 @@ static bool cpu_has_avx512(void) {
 
 static bool cpu_has_avx512_vnni(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 static bool cpu_has_avx512_vbmi2(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512vbmi2"); }
+static bool cpu_has_avx512_bf16(void) { return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16"); }
 #endif
 #endif
 
@@ -57,6 +59,8 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static edge_kernel_table g_avx512_bw;
 static bool g_avx512_bw_filled;
 static _Atomic(const edge_kernel_table *) g_active;
+/// Whether edge_matmul_bf16 may use vdpbf16ps where the level has it (edge_kernels_set_bf16_native).
+static atomic_bool g_bf16_native = true;
 /// The GEMM mode (edge_gemm_mode): EDGE_GEMM_AUTO until edge_kernels_set_gemm_mode changes it.
 static _Atomic int g_gemm_mode = EDGE_GEMM_AUTO;
 
@@ -84,11 +88,13 @@ static void build_tables(void) {
             g_tables[EDGE_KERNELS_AVX512] = g_tables[EDGE_KERNELS_AVX2];
             edge_fill_table_avx512(&g_tables[EDGE_KERNELS_AVX512], cpu_has_avx512_vnni());
             edge_fill_table_sparse_avx512(&g_tables[EDGE_KERNELS_AVX512], cpu_has_avx512_vbmi2());
+            if (cpu_has_avx512_bf16()) edge_fill_table_bf16_avx512(&g_tables[EDGE_KERNELS_AVX512]);
             g_available[EDGE_KERNELS_AVX512] = true;
             if (g_tables[EDGE_KERNELS_AVX512].vnni) {
                 g_avx512_bw = g_tables[EDGE_KERNELS_AVX2];
                 edge_fill_table_avx512(&g_avx512_bw, false);
                 edge_fill_table_sparse_avx512(&g_avx512_bw, cpu_has_avx512_vbmi2());
+                if (cpu_has_avx512_bf16()) edge_fill_table_bf16_avx512(&g_avx512_bw);
                 g_avx512_bw_filled = true;
             }
         }
@@ -216,6 +222,33 @@ void edge_matmul_f32_wt(const float *Wt, const float *X, float *Y, size_t T, siz
     const edge_kernel_table *t = table();
     if (t->gemm) driver_gemm(t, edge_wsource_f32t(Wt, rows), X, Y, T, rows, cols, r0, r1);
     else t->matmul_f32_wt(Wt, X, Y, T, rows, cols, r0, r1);
+}
+/// edge_matmul_bf16 / _wt on an f32 or f32t source: vdpbf16ps, else the level's f32 packed tile on rounded
+/// operands, else the reference.
+static void matmul_bf16(edge_wsource s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    const edge_kernel_table *t = table();
+    if (t->matmul_bf16_native && atomic_load_explicit(&g_bf16_native, memory_order_relaxed))
+        t->matmul_bf16_native(&s, X, Y, T, rows, cols, r0, r1);
+    else if (t->gemm && t->gemm->packed_tile) edge_gemm_bf16(t->gemm, &s, X, Y, T, rows, cols, r0, r1);
+    else if (s.kind == EDGE_W_F32T) edge_matmul_bf16_wt_ref((const float *)s.W, X, Y, T, rows, cols, r0, r1);
+    else edge_matmul_bf16_ref((const float *)s.W, X, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_bf16(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    matmul_bf16(edge_wsource_f32(W), X, Y, T, rows, cols, r0, r1);
+}
+void edge_matmul_bf16_wt(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    matmul_bf16(edge_wsource_f32t(Wt, rows), X, Y, T, rows, cols, r0, r1);
+}
+bool edge_kernels_set_bf16_native(bool on) {
+    if (on && !table()->matmul_bf16_native) return false;
+    atomic_store_explicit(&g_bf16_native, on, memory_order_relaxed);
+    return true;
+}
+const char *edge_kernels_bf16_name(void) {
+    const edge_kernel_table *t = table();
+    if (t->matmul_bf16_native && atomic_load_explicit(&g_bf16_native, memory_order_relaxed)) return "avx512-bf16-packed-12x32";
+    if (t->gemm && t->gemm->packed_tile) return t->gemm->packed_name;
+    return "ref";
 }
 void edge_transpose_f32(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1) {
     table()->transpose_f32(src, dst, rows, cols, r0, r1);

@@ -4,6 +4,7 @@
 
 #include "EdgeKernels.h"
 #include <math.h>
+#include <string.h>
 #include "gemm_driver.h"
 
 /// How a sparse payload stores its values (scale/zero are used by EDGE_SPARSE_Q8 only).
@@ -27,6 +28,10 @@ typedef struct edge_kernel_table {
     void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_f32_wt)(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*transpose_f32)(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);
+    /// edge_matmul_bf16 / _wt with vdpbf16ps (f32 and f32t sources; NULL where the CPU lacks AVX512_BF16:
+    /// the level's f32 packed tile on rounded operands, edge_gemm_bf16, or the reference where it has none).
+    void (*matmul_bf16_native)(const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                               size_t r0, size_t r1);
     void (*matmul_f16)(const uint16_t *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_q8_f32)(const int8_t *Wq, const float *scale, const uint8_t *zero, const float *X, float *Y,
                           size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
@@ -138,6 +143,8 @@ void edge_fill_table_avx2(edge_kernel_table *t);
 void edge_fill_table_sparse_avx2(edge_kernel_table *t);
 /// Overwrites the entries AVX-512 F/BW/VL speeds up; `vnni` picks the vpdpbusd int8 x int8 kernel.
 void edge_fill_table_avx512(edge_kernel_table *t, bool vnni);
+/// Sets the vdpbf16ps product (matmul_bf16_native); only where the CPU has AVX512_BF16.
+void edge_fill_table_bf16_avx512(edge_kernel_table *t);
 /// Overwrites the sparse entries AVX512_VBMI2 speeds up (sparse_avx512.c); nothing when `vbmi2` is false.
 void edge_fill_table_sparse_avx512(edge_kernel_table *t, bool vbmi2);
 /// A row-streaming int8 x int16 kernel (few tokens) and a packed micro-kernel (mt tokens x nr rows of a
@@ -218,6 +225,17 @@ static inline void edge_round_one(float *x, uint8_t *stored, size_t i, float sca
 /// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): edge_round_to_grid's lane reduction.
 static inline double edge_reduce8(const double *l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
 
+/// edge_bf16_round (EdgeKernelsMath.h), inline for the kernels' loops.
+static inline float edge_bf16_round_inline(float v) {
+    uint32_t x;
+    memcpy(&x, &v, 4);
+    if ((x & 0x7F800000u) == 0) x &= 0x80000000u;                          // zero or subnormal: a signed zero
+    else if ((x & 0x7FFFFFFFu) > 0x7F800000u) x = (x | 0x00400000u) & 0xFFFF0000u;  // NaN: quiet
+    else x = (x + 0x7FFFu + ((x >> 16) & 1u)) & 0xFFFF0000u;
+    float r;
+    memcpy(&r, &x, 4);
+    return r;
+}
 /// Q4 element j of a row: low nibble of byte j/2 for even j, high nibble for odd j.
 static inline unsigned edge_q4_nibble(const uint8_t *row, size_t j) {
     uint8_t b = row[j >> 1];

@@ -187,6 +187,78 @@ static void gemm_packed(const edge_gemm_isa *isa, const edge_wsource *s, const f
     free(pack);
 }
 
+/// A buffer of at least n floats, 64-byte aligned, kept per thread and grown as needed (the products
+/// of a training step reuse it instead of mapping fresh pages per call). NULL when memory runs out.
+float *edge_thread_buffer(size_t n) {
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (n > cap) {
+        free(buf);
+        size_t want = (n + 15) & ~(size_t)15;
+        buf = (float *)aligned_alloc(64, want * sizeof(float));
+        cap = buf ? want : 0;
+    }
+    return buf;
+}
+
+/// Rows [r, r + nr) (nr <= pnr), columns [k0, k0 + kc) of an f32 or f32t source as a k-major panel of
+/// bfloat16-rounded values with each column pair swapped (panel row 2q holds column 2q + 1, row 2q + 1
+/// column 2q; a column past kc is 0), kcp = kc rounded up to even rows.
+static void pack_panel_bf16(const edge_wsource *s, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, size_t pnr,
+                            float *panel) {
+    size_t kcp = (kc + 1) & ~(size_t)1;
+    for (size_t k = 0; k < kcp; k++) {
+        float *dst = panel + (k ^ 1) * pnr;  // column k lands on row k ^ 1
+        if (k >= kc) {
+            memset(dst, 0, pnr * sizeof(float));
+            continue;
+        }
+        if (s->kind == EDGE_W_F32T) {
+            const float *src = (const float *)s->W + (k0 + k) * s->ld + r;
+            for (size_t i = 0; i < nr; i++) dst[i] = edge_bf16_round_inline(src[i]);
+        } else {
+            const float *src = (const float *)s->W + r * cols + k0 + k;
+            for (size_t i = 0; i < nr; i++) dst[i] = edge_bf16_round_inline(src[i * cols]);
+        }
+        for (size_t i = nr; i < pnr; i++) dst[i] = 0;
+    }
+}
+
+void edge_gemm_bf16(const edge_gemm_isa *isa, const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows,
+                    size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
+    const size_t MT = (size_t)isa->packed_mt, NR = (size_t)isa->packed_nr, KB = EDGE_BF16_BLOCK;
+    float *pack = (float *)aligned_alloc(64, sizeof(float) * PRB * KB);
+    float *xb = edge_thread_buffer(T * KB);  // the tokens' rounded, pair-swapped activations of one column block
+    if (!pack || !xb) abort();
+    for (size_t k0 = 0; k0 < cols; k0 += KB) {
+        size_t kc = cols - k0 < KB ? cols - k0 : KB, kcp = (kc + 1) & ~(size_t)1;
+        for (size_t t = 0; t < T; t++) {
+            const float *x = X + t * cols + k0;
+            float *d = xb + t * kcp;
+            for (size_t k = 0; k < kc; k++) d[k ^ 1] = edge_bf16_round_inline(x[k]);
+            if (kc < kcp) d[kc ^ 1] = 0;
+        }
+        for (size_t rb = r0; rb < r1; rb += PRB) {
+            size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
+            for (size_t j = 0; j < nrb; j += NR)
+                pack_panel_bf16(s, cols, rb + j, nrb - j < NR ? nrb - j : NR, k0, kc, NR, pack + j * kcp);
+            for (size_t t = 0; t < T; t += MT) {
+                int mt = (int)(T - t < MT ? T - t : MT);
+                for (size_t j = 0; j < nrb; j += NR) {
+                    int nr = (int)(nrb - j < NR ? nrb - j : NR);
+                    isa->packed_tile(mt, nr, xb + t * kcp, kcp, pack + j * kcp, kcp, Y + t * rows + rb + j, rows, k0 > 0);
+                }
+            }
+        }
+    }
+    free(pack);
+}
+
 void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource *s, const float *X, float *Y,
                size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     if (T == 0 || r0 >= r1) return;

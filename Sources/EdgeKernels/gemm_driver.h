@@ -94,6 +94,17 @@ static inline bool edge_gemm_uses_packed(const edge_gemm_isa *isa, edge_gemm_mod
 void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource *s, const float *X, float *Y,
                size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
+/// edge_matmul_bf16 (EdgeKernelsMath.h) on the level's f32 packed tile (isa->packed_tile, not NULL): per
+/// EDGE_BF16_BLOCK columns the tokens' activations and the weights (f32 or f32t sources) are rounded to
+/// bfloat16 and each column pair swapped, so the tile's one fma per column in order runs column 2q + 1
+/// before 2q, as vdpbf16ps does. Threading is the caller's, as edge_gemm's.
+void edge_gemm_bf16(const edge_gemm_isa *isa, const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows,
+                    size_t cols, size_t r0, size_t r1);
+/// A 64-byte-aligned buffer of at least n floats owned by the calling thread, grown as needed and reused
+/// by later calls on that thread (so a caller must not hold it across another call that uses it). NULL
+/// when memory runs out.
+float *edge_thread_buffer(size_t n);
+
 /// The weight sources of the public float-activation products (arguments as in EdgeKernelsMath.h).
 static inline edge_wsource edge_wsource_f32(const float *W) { return (edge_wsource){.kind = EDGE_W_F32, .W = W}; }
 /// Wt is W^T [cols, rows]: W[r, k] = Wt[k * rows + r].

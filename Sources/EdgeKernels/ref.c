@@ -43,6 +43,45 @@ void edge_matmul_f32_wt_ref(const float *Wt, const float *X, float *Y, size_t T,
     }
 }
 
+/// Weight (r, k) of a bf16 product's W: W [rows, cols], or W^T [cols, rows] when `wt`.
+static inline float bf16_weight(const float *W, bool wt, size_t rows, size_t cols, size_t r, size_t k) {
+    return wt ? W[k * rows + r] : W[r * cols + k];
+}
+
+static void matmul_bf16_any_ref(const float *W, bool wt, const float *X, float *Y, size_t T, size_t rows, size_t cols,
+                                size_t r0, size_t r1) {
+    for (size_t t = 0; t < T; t++) {
+        const float *x = X + t * cols;
+        for (size_t r = r0; r < r1; r++) {
+            float y = 0.0f;
+            for (size_t k0 = 0; k0 < cols; k0 += EDGE_BF16_BLOCK) {
+                size_t k1 = cols - k0 < EDGE_BF16_BLOCK ? cols : k0 + EDGE_BF16_BLOCK;
+                float s = 0.0f;
+                for (size_t k = k0; k < k1; k += 2) {
+                    float xo = 0.0f, wo = 0.0f;
+                    if (k + 1 < k1) {
+                        xo = edge_bf16_round_inline(x[k + 1]);
+                        wo = edge_bf16_round_inline(bf16_weight(W, wt, rows, cols, r, k + 1));
+                    }
+                    s = fmaf(xo, wo, s);
+                    s = fmaf(edge_bf16_round_inline(x[k]), edge_bf16_round_inline(bf16_weight(W, wt, rows, cols, r, k)), s);
+                }
+                y = k0 == 0 ? s : s + y;
+            }
+            Y[t * rows + r] = y;
+        }
+    }
+}
+
+void edge_matmul_bf16_ref(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    matmul_bf16_any_ref(W, false, X, Y, T, rows, cols, r0, r1);
+}
+
+void edge_matmul_bf16_wt_ref(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                             size_t r1) {
+    matmul_bf16_any_ref(Wt, true, X, Y, T, rows, cols, r0, r1);
+}
+
 // src is (rows, cols), dst is (cols, rows); 32 x 32 tiles so both sides stay in cache
 void edge_transpose_f32_ref(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1) {
     enum { TILE = 32 };

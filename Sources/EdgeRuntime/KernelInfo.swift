@@ -88,6 +88,10 @@ public struct KernelInfo: Equatable, Sendable, Codable {
         return String(cString: edge_kernels_gemm_name(EDGE_KERNELS_AUTO, product.op, tokens)!)
     }
 
+    /// The kernel behind training's bfloat16 products (`edge_matmul_bf16`) at the active level, e.g.
+    /// "avx512-bf16-packed-12x32" (vdpbf16ps) or "avx2-packed-6x16" (the f32 kernel on rounded operands).
+    public static var bf16Kernel: String { String(cString: edge_kernels_bf16_name()) }
+
     /// The GEMM mode in force (process-wide).
     public static var gemmMode: GEMMMode { edge_kernels_gemm_mode() == EDGE_GEMM_DOT ? .dot : .auto }
 

@@ -163,8 +163,13 @@ public final class BlockReconstruction {
                 block(teacher, l, options.target == .float ? xt[c] : xs[c], c).out
             }
             let params = student.blockParams(l).filter(\.trainable)
-            // The block's outputs on every chunk, and its relative error over them.
+            // The block's outputs on every chunk, and its relative error over them; with float products
+            // (a bf16 student trains with bfloat16 products, but the next block's inputs and the errors
+            // reported are the float model's).
             func outputs() -> (ys: [Buf<Float>], error: Double) {
+                let bf16 = student.bf16Matmul
+                student.bf16Matmul = false
+                defer { student.bf16Matmul = bf16 }
                 var num = 0.0, den = 0.0
                 let ys = chunks.indices.map { c in
                     let y = block(student, l, xs[c], c).out

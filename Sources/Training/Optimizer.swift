@@ -7,6 +7,12 @@ public enum MomentPrecision: String, Codable, Sendable, CaseIterable {
     case f32, bf16
 }
 
+/// How training's linear layers multiply: f32, or bf16 (operands rounded to bfloat16, products summed
+/// in float: `edge_matmul_bf16`, twice the multiply-adds per instruction where the CPU has AVX512_BF16).
+public enum MatmulPrecision: String, Codable, Sendable, CaseIterable {
+    case f32, bf16
+}
+
 /// AdamW with linear warmup, cosine decay to `minLRFraction` of the peak, and clipping of the
 /// global gradient norm. Weight decay applies to matrices only (not to norms or biases).
 /// Masked weights (pruned) get no update and stay exactly zero.

@@ -5,14 +5,15 @@ import Foundation
 /// The number type training runs in: Float for real work (matrix products through the runtime's
 /// C kernels), Double for gradient checks against finite differences (plain loops).
 public protocol TrainScalar: BinaryFloatingPoint, Sendable {
-    /// C[m, n] = A[m, k] · B[n, k]^T (row-major), or C += that when `accumulate`;
-    /// split over `threads` along n.
+    /// C[m, n] = A[m, k] · B[k, n]^T (row-major), or C += that when `accumulate`;
+    /// split over `threads` along n. `bf16`: both operands rounded to bfloat16, the products summed in
+    /// float (`edge_matmul_bf16`; Float only, Double ignores it).
     static func gemm(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ c: UnsafeMutablePointer<Self>,
-                     m: Int, n: Int, k: Int, accumulate: Bool, threads: Int)
+                     m: Int, n: Int, k: Int, accumulate: Bool, threads: Int, bf16: Bool)
     /// C[m, n] = A[m, k] · B[k, n] (row-major, B not transposed), or C += that when `accumulate`;
     /// split over `threads` along n. The same float operations as `gemm` with B's transpose.
     static func gemmNN(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ c: UnsafeMutablePointer<Self>,
-                       m: Int, n: Int, k: Int, accumulate: Bool, threads: Int)
+                       m: Int, n: Int, k: Int, accumulate: Bool, threads: Int, bf16: Bool)
     /// dst[c, r] = src[r, c] for a [rows, cols] matrix, split over `threads` along the rows.
     static func transpose(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>, rows: Int, cols: Int, threads: Int)
     static func exp(_ x: Self) -> Self
@@ -61,33 +62,39 @@ let parallelItems = 1 << 14
 
 extension Float: TrainScalar {
     public static func gemm(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                            m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+                            m: Int, n: Int, k: Int, accumulate: Bool, threads: Int, bf16: Bool = false) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if !accumulate { c.update(repeating: 0, count: m * n) }
             return
         }
         if accumulate {
-            return addByRowBlocks(a, c, m: m, n: n, k: k) { gemm($0, b, $1, m: $2, n: n, k: k, accumulate: false, threads: threads) }
+            return addByRowBlocks(a, c, m: m, n: n, k: k) {
+                gemm($0, b, $1, m: $2, n: n, k: k, accumulate: false, threads: threads, bf16: bf16)
+            }
         }
         let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
         parallel(chunks) { i in
-            edge_matmul_f32(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks)
+            if bf16 { edge_matmul_bf16(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks) }
+            else { edge_matmul_f32(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks) }
         }
     }
     public static func gemmNN(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                              m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+                              m: Int, n: Int, k: Int, accumulate: Bool, threads: Int, bf16: Bool = false) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if !accumulate { c.update(repeating: 0, count: m * n) }
             return
         }
         if accumulate {
-            return addByRowBlocks(a, c, m: m, n: n, k: k) { gemmNN($0, b, $1, m: $2, n: n, k: k, accumulate: false, threads: threads) }
+            return addByRowBlocks(a, c, m: m, n: n, k: k) {
+                gemmNN($0, b, $1, m: $2, n: n, k: k, accumulate: false, threads: threads, bf16: bf16)
+            }
         }
         let chunks = m * n * k < parallelWork ? 1 : max(1, min(threads, n / 8))
         parallel(chunks) { i in
-            edge_matmul_f32_wt(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks)
+            if bf16 { edge_matmul_bf16_wt(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks) }
+            else { edge_matmul_f32_wt(b, a, c, m, n, k, n * i / chunks, n * (i + 1) / chunks) }
         }
     }
     public static func transpose(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
@@ -106,7 +113,7 @@ extension Float: TrainScalar {
 
 extension Double: TrainScalar {
     public static func gemm(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>,
-                            m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+                            m: Int, n: Int, k: Int, accumulate: Bool, threads: Int, bf16: Bool = false) {
         for i in 0 ..< m {
             for j in 0 ..< n {
                 var s = 0.0
@@ -116,7 +123,7 @@ extension Double: TrainScalar {
         }
     }
     public static func gemmNN(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>,
-                              m: Int, n: Int, k: Int, accumulate: Bool, threads: Int) {
+                              m: Int, n: Int, k: Int, accumulate: Bool, threads: Int, bf16: Bool = false) {
         for i in 0 ..< m {
             for j in 0 ..< n {
                 var s = 0.0

@@ -102,6 +102,11 @@ public final class TrainModel<R: TrainScalar> {
     public let byName: [String: Param<R>]
     /// Threads for matrix products and attention.
     public var threads: Int
+    /// Whether the linear layers' products (forward, input and weight gradients) round their operands
+    /// to bfloat16 and sum in float (`edge_matmul_bf16`: vdpbf16ps where the CPU has AVX512_BF16, the
+    /// same bits on every other CPU). Attention's products, norms, the loss and the optimizer stay in
+    /// float; the weights stay float (only each product's copy is rounded).
+    public var bf16Matmul = false
     /// Fake quantization by tensor name: latent values -> the values the forward pass uses
     /// (straight-through: gradients pass to the latent values unchanged).
     public var quantizers: [String: ([R]) throws -> FakeQuantized<R>] = [:]
@@ -481,7 +486,7 @@ public final class TrainModel<R: TrainScalar> {
     /// out[N, w.rows] = x[N, w.cols] · effective(w)^T (+ bias).
     func linear(_ x: Buf<R>, _ n: Int, _ w: Param<R>, _ bias: Param<R>?, _ out: Buf<R>) {
         let ew = effective(w)
-        withExtendedLifetime(ew) { R.gemm(x.p, ew.p, out.p, m: n, n: w.rows, k: w.cols, accumulate: false, threads: threads) }
+        withExtendedLifetime(ew) { R.gemm(x.p, ew.p, out.p, m: n, n: w.rows, k: w.cols, accumulate: false, threads: threads, bf16: bf16Matmul) }
         if let bias {
             let eb = effective(bias), b = eb.p, cols = w.rows
             defer { withExtendedLifetime(eb) {} }
@@ -501,10 +506,10 @@ public final class TrainModel<R: TrainScalar> {
         withExtendedLifetime(ew) {
             if accumulate {
                 let sum = scratch(n * inp)
-                R.gemmNN(dy.p, ew.p, sum.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+                R.gemmNN(dy.p, ew.p, sum.p, m: n, n: inp, k: out, accumulate: false, threads: threads, bf16: bf16Matmul)
                 add(dx, sum, count: n * inp)
             } else {
-                R.gemmNN(dy.p, ew.p, dx.p, m: n, n: inp, k: out, accumulate: false, threads: threads)
+                R.gemmNN(dy.p, ew.p, dx.p, m: n, n: inp, k: out, accumulate: false, threads: threads, bf16: bf16Matmul)
             }
         }
         if let (g, fresh) = w.gradForWrite() {
@@ -522,7 +527,8 @@ public final class TrainModel<R: TrainScalar> {
                         for o in rr { for t in 0 ..< n { dyT.p[o * n + t] = dy.p[t * out + o0 + o] } }
                     }
                 }
-                R.gemmNN(dyT.p, x.p, g.p + o0 * inp, m: rows, n: inp, k: n, accumulate: !fresh, threads: threads)
+                R.gemmNN(dyT.p, x.p, g.p + o0 * inp, m: rows, n: inp, k: n, accumulate: !fresh, threads: threads,
+                         bf16: bf16Matmul)
             }
         }
         if let bias, let g = bias.grad {
@@ -633,7 +639,7 @@ public final class TrainModel<R: TrainScalar> {
                 for head in g * group ..< (g + 1) * group {
                     for s in 0 ..< S { for d in 0 ..< hd { qh.p[s * hd + d] = q.p[(b * S + s) * qd + head * hd + d] * scale } }
                     let pr = probs.p + (b * nh + head) * S * S
-                    R.gemm(qh.p, kg.p, pr, m: S, n: S, k: hd, accumulate: false, threads: 1)
+                    R.gemm(qh.p, kg.p, pr, m: S, n: S, k: hd, accumulate: false, threads: 1, bf16: false)
                     for i in 0 ..< S {
                         let row = pr + i * S, end = causal ? i + 1 : S
                         var m = row[0]
@@ -643,7 +649,7 @@ public final class TrainModel<R: TrainScalar> {
                         for j in 0 ..< end { row[j] /= sum }
                         for j in end ..< S { row[j] = 0 }
                     }
-                    R.gemm(pr, vt.p, oh.p, m: S, n: hd, k: S, accumulate: false, threads: 1)
+                    R.gemm(pr, vt.p, oh.p, m: S, n: hd, k: S, accumulate: false, threads: 1, bf16: false)
                     for s in 0 ..< S { (out.p + (b * S + s) * qd + head * hd).update(from: oh.p + s * hd, count: hd) }
                 }
                 item += chunks
@@ -683,9 +689,9 @@ public final class TrainModel<R: TrainScalar> {
                     }
                     let pr = probs.p + (b * nh + head) * S * S
                     // dP = dO · V^T; dV += P^T · dO
-                    R.gemm(doh.p, vg.p, dp.p, m: S, n: S, k: hd, accumulate: false, threads: 1)
+                    R.gemm(doh.p, vg.p, dp.p, m: S, n: S, k: hd, accumulate: false, threads: 1, bf16: false)
                     R.transpose(pr, pt.p, rows: S, cols: S, threads: 1)
-                    R.gemm(pt.p, doT.p, dvg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
+                    R.gemm(pt.p, doT.p, dvg.p, m: S, n: hd, k: S, accumulate: true, threads: 1, bf16: false)
                     // dS = P ⊙ (dP - rowsum(dP ⊙ P)), in place in dp
                     for i in 0 ..< S {
                         let prow = pr + i * S, drow = dp.p + i * S, end = causal ? i + 1 : S
@@ -695,12 +701,12 @@ public final class TrainModel<R: TrainScalar> {
                         for j in end ..< S { drow[j] = 0 }
                     }
                     // dQ = dS · K · scale; dK += dS^T · (Q · scale)
-                    R.gemm(dp.p, kt.p, dqh.p, m: S, n: hd, k: S, accumulate: false, threads: 1)
+                    R.gemm(dp.p, kt.p, dqh.p, m: S, n: hd, k: S, accumulate: false, threads: 1, bf16: false)
                     for s in 0 ..< S {
                         for d in 0 ..< hd { dq.p[(b * S + s) * qd + head * hd + d] = dqh.p[s * hd + d] * scale }
                     }
                     R.transpose(dp.p, pt.p, rows: S, cols: S, threads: 1)
-                    R.gemm(pt.p, qt.p, dkg.p, m: S, n: hd, k: S, accumulate: true, threads: 1)
+                    R.gemm(pt.p, qt.p, dkg.p, m: S, n: hd, k: S, accumulate: true, threads: 1, bf16: false)
                 }
                 for s in 0 ..< S {
                     (dk.p + (b * S + s) * kvd + g * hd).update(from: dkg.p + s * hd, count: hd)

@@ -31,6 +31,9 @@ public struct TrainOptions: Equatable, Sendable, Codable {
     public var checkpointEvery = 10
     /// How AdamW stores its moments (bf16: 4 bytes per trained weight instead of 8).
     public var moments = MomentPrecision.bf16
+    /// How the linear layers multiply (`TrainModel.bf16Matmul`); nil = f32 (and absent from the JSON, so
+    /// the checkpoint fingerprints of f32 runs are as before).
+    public var matmul: MatmulPrecision?
     /// Encoders: weight of 1 - cosine of the pooled sentence embeddings next to the normalized
     /// squared error of the hidden states (`hiddenStateLoss`); nil = 0 (and absent from the JSON, so
     /// decoders' checkpoint fingerprints are as before).
@@ -47,6 +50,7 @@ public struct TrainOptions: Equatable, Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case steps, batch, length, lr, warmup, weightDecay = "weight_decay", clip, temperature, alpha, seed
         case heldOut = "held_out", evalEvery = "eval_every", checkpointEvery = "checkpoint_every", moments, cosine, intermediate, similarity
+        case matmul
     }
 }
 
@@ -216,9 +220,13 @@ public final class Trainer {
     }
 
     /// What the held-out windows measure: perplexity for a decoder (`heldOutPerplexity`), the
-    /// distillation loss for an encoder (`heldOutLoss`).
+    /// distillation loss for an encoder (`heldOutLoss`). Always with float products (a bf16 run's
+    /// figures compare with an f32 run's).
     public func heldOutMetric() throws -> Double {
-        model.config.isEncoder ? try heldOutLoss() : heldOutPerplexity()
+        let bf16 = model.bf16Matmul
+        model.bf16Matmul = false
+        defer { model.bf16Matmul = bf16 }
+        return model.config.isEncoder ? try heldOutLoss() : heldOutPerplexity()
     }
 
     /// Mean `hiddenStateLoss` of the current student (with its fake quantization) against the

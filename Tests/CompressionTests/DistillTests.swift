@@ -99,6 +99,29 @@ final class DistillTests: TempDirTestCase {
         }
     }
 
+    /// `"matmul": "bf16"`: both stages train with bfloat16 products, the record says so, the result
+    /// still recovers (lower KL than pruning alone) and differs from the f32 run's; a bad value is refused.
+    func testBF16MatmulDistillation() throws {
+        let text = try TextFile.load(path: fixture("text/us-declaration.txt"), purpose: "evaluation text")
+        let plainRun = #"{"pass": "distill", "steps": 4, "blockwise_epochs": 1, "blockwise_tokens": 1024, "blockwise_lr": 1e-3, "batch": 4, "length": 64, "lr": 1e-3, "eval_every": 0}"#
+        let bf16Run = plainRun.replacingOccurrences(of: #""eval_every": 0"#, with: #""eval_every": 0, "matmul": "bf16""#)
+        _ = try run([Self.prune, Self.int8, Self.pack].joined(separator: ","), model: "tiny-llama", out: "pruned.edge")
+        let f = try run([Self.prune, Self.int8, plainRun, Self.pack].joined(separator: ","), model: "tiny-llama", out: "f32.edge")
+        let b = try run([Self.prune, Self.int8, bf16Run, Self.pack].joined(separator: ","), model: "tiny-llama", out: "bf16.edge")
+        XCTAssertNil(try XCTUnwrap(f.records.first { $0["pass"]?.stringValue == "distill" })["matmul"])
+        XCTAssertEqual(try XCTUnwrap(b.records.first { $0["pass"]?.stringValue == "distill" })["matmul"]?.stringValue, "bf16")
+        var kl: [String: Double] = [:]
+        for name in ["pruned", "f32", "bf16"] {
+            kl[name] = try Verifier(input: fixture("tiny-llama"), output: tmp.appendingPathComponent("\(name).edge").path, threads: 2)
+                .run(text: text, ctx: 64, budget: nil).kl
+        }
+        XCTAssertLessThan(kl["bf16"]!, kl["pruned"]!, "\(kl)")
+        XCTAssertNotEqual(kl["bf16"]!, kl["f32"]!, "the bf16 products changed nothing")
+        XCTAssertThrowsError(try recipe(#"{"pass": "distill", "matmul": "f16"}"#)) {
+            XCTAssertTrue("\($0)".contains("passes[0].matmul"), "\($0)")
+        }
+    }
+
     /// Pruned weights stay zero: the pruned positions of the plain and the distilled file agree.
     func testMasksAreKept() throws {
         _ = try run([Self.prune, Self.distill].joined(separator: ","), model: "tiny-llama", out: "a.edge")

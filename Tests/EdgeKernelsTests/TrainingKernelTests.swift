@@ -62,4 +62,72 @@ final class TrainingKernelTests: XCTestCase {
             }
         }
     }
+
+    /// edge_bf16_round against its definition, written here on the bits: round to nearest, ties to
+    /// even, subnormals to a signed zero, NaN kept, overflow to infinity.
+    func testBF16Round() {
+        func expected(_ v: Float) -> Float {
+            if v.isNaN { return .nan }
+            if v.isSubnormal || v == 0 { return v.sign == .minus ? -0.0 : 0.0 }
+            let bits = v.bitPattern, low = bits & 0xFFFF, up = bits & 0xFFFF_0000
+            let roundUp = low > 0x8000 || (low == 0x8000 && (bits >> 16) & 1 == 1)
+            return Float(bitPattern: roundUp ? up &+ 0x10000 : up)
+        }
+        var rng = TestRNG(seed: 73)
+        var values: [Float] = [1, -1, 1 + 1.0 / 256, 1 + 3.0 / 256, 1 + 1.0 / 512, 1 + 3.0 / 512, 1e-40, -3e-39,
+                               .leastNormalMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .infinity, 0, -0.0]
+        values += (0 ..< 2000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+        for v in values {
+            let got = edge_bf16_round(v), want = expected(v)
+            if want.isNaN { XCTAssertTrue(got.isNaN, "bf16(\(v))"); continue }
+            XCTAssertEqual(got.bitPattern, want.bitPattern, "bf16(\(v)) = \(got), want \(want)")
+        }
+        // bfloat16 values near 1 are 1/128 apart: ties go to the even neighbour, others to the nearest.
+        XCTAssertEqual(edge_bf16_round(1 + 1.0 / 256), 1)
+        XCTAssertEqual(edge_bf16_round(1 + 3.0 / 256), 1 + 2.0 / 128)
+        XCTAssertEqual(edge_bf16_round(1 + 3.0 / 512), 1 + 1.0 / 128)
+        XCTAssertEqual(edge_bf16_round(1 + 1.0 / 512), 1)
+    }
+
+    /// The bfloat16 products: the reference against the double product of the rounded operands; every
+    /// level (and, where the CPU has AVX512_BF16, the AVX-512 level with and without vdpbf16ps)
+    /// bit-identical to the reference, for W and for W^T, over odd shapes, several column blocks
+    /// and partial row ranges.
+    func testMatmulBF16() {
+        var rng = TestRNG(seed: 74)
+        var forms: [String] = []
+        forEachKernelLevel { level in
+            var runs = [level]
+            if String(cString: edge_kernels_bf16_name()).contains("-bf16-") { runs.append(level + " without vdpbf16ps") }
+            for form in runs {
+                if form != level { XCTAssertTrue(edge_kernels_set_bf16_native(false)) }
+                defer { _ = edge_kernels_set_bf16_native(true) }
+                forms.append(form + ": " + String(cString: edge_kernels_bf16_name()))
+                for cols in [1, 2, 3, 17, 256, 257, 600] {
+                    for rows in [1, 13, 33, 40] {
+                        for T in [1, 5, 13, 20] {
+                            let wv = rng.floats(rows * cols, -2, 2), xv = rng.floats(T * cols, -3, 3)
+                            var wt = [Float](repeating: 0, count: rows * cols)
+                            for r in 0 ..< rows { for k in 0 ..< cols { wt[k * rows + r] = wv[r * cols + k] } }
+                            let w = Misaligned(wv), wT = Misaligned(wt), x = Misaligned(xv)
+                            let expected = denseProduct(wv.map { edge_bf16_round($0) }, xv.map { edge_bf16_round($0) },
+                                                        T: T, rows: rows, cols: cols)
+                            for (r0, r1) in Sweep.rowRanges(rows) {
+                                checkGEMM("matmul_bf16", level: form, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                                          expected: expected, tolerance: 0,
+                                          run: { edge_matmul_bf16(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                                          ref: { edge_matmul_bf16_ref(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+                                checkGEMM("matmul_bf16_wt", level: form, T: T, rows: rows, cols: cols, r0: r0, r1: r1,
+                                          expected: expected, tolerance: 0,
+                                          run: { edge_matmul_bf16_wt(wT.pointer, x.pointer, $0, T, rows, cols, r0, r1) },
+                                          ref: { edge_matmul_bf16(w.pointer, x.pointer, $0, T, rows, cols, r0, r1) })
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        print("bf16 products checked: " + forms.joined(separator: "; "))
+        XCTAssertTrue(forms.contains { $0.hasPrefix("ref") })
+    }
 }

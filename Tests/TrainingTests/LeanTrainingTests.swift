@@ -106,6 +106,44 @@ final class LeanTrainingTests: XCTestCase {
         XCTAssertLessThan(apart.squareRoot(), 0.05 * moved.squareRoot(), "bf16 moments drift from f32: \(apart.squareRoot()) vs moved \(moved.squareRoot())")
     }
 
+    /// bfloat16 products in the linear layers (`--matmul bf16`): training follows the f32 run closely
+    /// but not exactly (the products are rounded), and the held-out figure is measured with float
+    /// products whatever the training uses.
+    func testBF16MatmulTracksF32() throws {
+        let f = try Fixture("tiny-llama")
+        var opts = TrainOptions()
+        opts.steps = 12
+        opts.batch = 2
+        opts.length = 32
+        opts.lr = 1e-3
+        opts.evalEvery = 0
+        var finals: [Bool: [[Float]]] = [:]
+        for bf16 in [false, true] {
+            let m = try f.student()
+            m.bf16Matmul = bf16
+            let t = try Trainer(model: m, tokens: try f.tokens(), options: opts) { try f.runtime.logits($0) }
+            let metric = try t.heldOutMetric()
+            XCTAssertEqual(m.bf16Matmul, bf16, "heldOutMetric restores the setting")
+            m.bf16Matmul = false
+            XCTAssertEqual(try t.heldOutMetric(), metric, "the held-out figure uses float products")
+            m.bf16Matmul = bf16
+            _ = try t.run()
+            finals[bf16] = m.params.filter(\.trainable).map(\.value.array)
+        }
+        let start = try f.student().params.filter(\.trainable).map(\.value.array)
+        var moved = 0.0, apart = 0.0
+        for (i, s) in start.enumerated() {
+            for j in s.indices {
+                let a = Double(finals[false]![i][j]), b = Double(finals[true]![i][j])
+                moved += (a - Double(s[j])) * (a - Double(s[j]))
+                apart += (a - b) * (a - b)
+            }
+        }
+        XCTAssertGreaterThan(moved, 0)
+        XCTAssertGreaterThan(apart, 0, "bf16 products changed nothing: the bf16 path did not run")
+        XCTAssertLessThan(apart.squareRoot(), 0.05 * moved.squareRoot(), "bf16 products drift from f32: \(apart.squareRoot()) vs moved \(moved.squareRoot())")
+    }
+
     /// Stochastic rounding keeps the second moment growing where round-to-nearest bf16 would stall:
     /// a constant gradient of 1 for 3000 steps gives v = 1 - 0.999^3000 = 0.95; nearest rounding
     /// stops near 0.4 (the increments fall below half a bf16 step).

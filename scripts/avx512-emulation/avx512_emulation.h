@@ -48,6 +48,7 @@ EMU_MASKZ_LOAD(mm_maskz_loadu_ps, __m128, float, 4, __mmask8)
 EMU_MASK_STORE(mm512_mask_storeu_ps, __m512, float, 16, __mmask16)
 EMU_MASK_STORE(mm_mask_storeu_ps, __m128, float, 4, __mmask8)
 EMU_MASK_STORE(mm512_mask_storeu_epi8, __m512i, int8_t, 64, __mmask64)
+EMU_MASK_STORE(mm512_mask_storeu_epi32, __m512i, int32_t, 16, __mmask16)
 
 /// Lane-wise conversion of `in_lanes` of `in_t` (the low ones of `a`) to `out_t`, by `expr` of `x`.
 #define EMU_CONVERT(name, vec_out, out_t, vec_in, in_t, lanes, expr) \
@@ -77,6 +78,7 @@ EMU_CONVERT(mm512_cvtps_epi32, __m512i, int32_t, __m512, float, 16, emu_cvt_roun
 EMU_CONVERT(mm512_cvtepi8_epi32, __m512i, int32_t, __m128i, int8_t, 16, (int32_t)x)
 EMU_CONVERT(mm512_cvtepu8_epi32, __m512i, int32_t, __m128i, uint8_t, 16, (int32_t)x)
 EMU_CONVERT(mm512_cvtph_ps, __m512, float, __m256i, uint16_t, 16, emu_half(x))
+EMU_CONVERT(mm512_cvtepi32_epi16, __m256i, int16_t, __m512i, int32_t, 16, (int16_t)x)  // vpmovdw: truncation
 
 /// Saturates 16 int32 lanes to int8 and stores the lanes k selects.
 static inline void emu_mm512_mask_cvtsepi32_storeu_epi8(void *p, __mmask16 k, __m512i a) {
@@ -126,6 +128,8 @@ static inline __m512i emu_mm512_maskz_expand_epi8(__mmask64 k, __m512i a) {
 #define _mm512_mask_storeu_ps emu_mm512_mask_storeu_ps
 #define _mm_mask_storeu_ps emu_mm_mask_storeu_ps
 #define _mm512_mask_storeu_epi8 emu_mm512_mask_storeu_epi8
+#define _mm512_mask_storeu_epi32 emu_mm512_mask_storeu_epi32
+#define _mm512_cvtepi32_epi16 emu_mm512_cvtepi32_epi16
 #define _mm512_cvtepi32_ps emu_mm512_cvtepi32_ps
 #define _mm512_cvtps_epi32 emu_mm512_cvtps_epi32
 #define _mm512_cvtepi8_epi32 emu_mm512_cvtepi8_epi32

@@ -874,6 +874,46 @@ static void check_names(edge_kernel_level level) {
            edge_kernels_gemm_name(level, EDGE_GEMM_OP_Q4_I16, 1));
 }
 
+// ---- bfloat16 products ----------------------------------------------------------------------
+
+/// edge_matmul_bf16 and edge_matmul_bf16_wt against their references, bit for bit, over odd shapes (odd
+/// column counts leave half a pair; more than EDGE_BF16_BLOCK columns, several blocks), with values that
+/// round in every direction, subnormals (flushed), and a NaN and infinities in one case each.
+static void sweep_bf16(const char *level) {
+    static const size_t Ts[] = {1, 5, 12, 13, 30}, Rs[] = {1, 17, 32, 33, 130}, Cs[] = {1, 2, 3, 31, 256, 257, 600};
+    for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
+        for (size_t b = 0; b < sizeof Rs / sizeof *Rs; b++)
+            for (size_t c = 0; c < sizeof Cs / sizeof *Cs; c++) {
+                size_t T = Ts[a], rows = Rs[b], cols = Cs[c];
+                float *W = alloc_slack(rows * cols, 4), *Wt = alloc_slack(rows * cols, 4), *X = alloc_slack(T * cols, 4);
+                float *Y = alloc_slack(T * rows, 4), *R = alloc_slack(T * rows, 4);
+                for (size_t i = 0; i < rows * cols; i++) W[i] = uniform(-2, 2);
+                for (size_t i = 0; i < T * cols; i++) X[i] = uniform(-3, 3);
+                if (rows * cols > 5) W[3] = 1e-40f, W[4] = -3e-39f;  // subnormals
+                if (T * cols > 2) X[1] = 1.0f + 3.0f / 256;  // a tie between two bfloat16 values (1/128 apart here)
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t k = 0; k < cols; k++) Wt[k * rows + r] = W[r * cols + k];
+                size_t r0 = rows > 2 ? 1 : 0, r1 = rows;
+                edge_matmul_bf16_ref(W, X, R, T, rows, cols, r0, r1);
+                edge_matmul_bf16(W, X, Y, T, rows, cols, r0, r1);
+                int ok = 1;
+                for (size_t t = 0; t < T; t++)
+                    for (size_t r = r0; r < r1; r++) ok &= memcmp(&Y[t * rows + r], &R[t * rows + r], 4) == 0;
+                check(ok, "matmul_bf16", level, T, rows, cols, edge_kernels_bf16_name());
+                edge_matmul_bf16_wt_ref(Wt, X, R, T, rows, cols, r0, r1);
+                int same = 1;  // the transposed source is the same matrix: the same bits
+                for (size_t t = 0; t < T; t++)
+                    for (size_t r = r0; r < r1; r++) same &= memcmp(&Y[t * rows + r], &R[t * rows + r], 4) == 0;
+                check(same, "matmul_bf16_wt_ref vs matmul_bf16_ref", level, T, rows, cols, "");
+                edge_matmul_bf16_wt(Wt, X, Y, T, rows, cols, r0, r1);
+                ok = 1;
+                for (size_t t = 0; t < T; t++)
+                    for (size_t r = r0; r < r1; r++) ok &= memcmp(&Y[t * rows + r], &R[t * rows + r], 4) == 0;
+                check(ok, "matmul_bf16_wt", level, T, rows, cols, edge_kernels_bf16_name());
+                free_slack(W), free_slack(Wt), free_slack(X), free_slack(Y), free_slack(R);
+            }
+}
+
 int main(int argc, char **argv) {
     // The levels to check, by name (each must be available): the arguments, default avx2 and avx512.
     const char *defaults[] = {"avx2", "avx512"};
@@ -904,6 +944,11 @@ int main(int argc, char **argv) {
         sweep_bitmask_i16(name);
         sweep_nm24_i16(name);
         sweep_elementwise(name);
+        sweep_bf16(name);
+        if (strstr(edge_kernels_bf16_name(), "-bf16-") && edge_kernels_set_bf16_native(false)) {  // the f32 tile on rounded operands, where vdpbf16ps ran above
+            sweep_bf16(name);
+            edge_kernels_set_bf16_native(true);
+        }
         if (edge_kernels_uses_vnni() && edge_kernels_set_vnni(false)) {
             // The same level with its AVX-512BW integer kernels.
             check_names(level);

@@ -117,6 +117,34 @@ void edge_matmul_f32_ref(const float *W, const float *X, float *Y, size_t T, siz
 void edge_matmul_f32_wt(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_matmul_f32_wt_ref(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 
+/// bfloat16 products (training's linear layers, `compress train --matmul bf16`): as edge_matmul_f32 with
+/// both operands rounded to bfloat16 and the exact products summed in f32, in blocks of
+/// EDGE_BF16_BLOCK columns. Per output, with b(v) = edge_bf16_round(v) and a missing column 2q+1 (past
+/// an odd `cols`) taken as 0: each block's sum s starts at 0 and takes its column pairs in order,
+/// s = fmaf(b(x[2q+1]), b(w[2q+1]), s) then s = fmaf(b(x[2q]), b(w[2q]), s) (the order of AVX512_BF16's
+/// vdpbf16ps); Y = s for the first block, s + Y after. Where the CPU has AVX512_BF16 the AVX-512 level
+/// multiplies with vdpbf16ps (twice the f32 multiply-adds per instruction); every other level runs its
+/// f32 kernels on the rounded operands. The bits are the same everywhere, except that vdpbf16ps
+/// flushes a sum that falls below 2^-126 in magnitude to zero.
+void edge_matmul_bf16(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_bf16_ref(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+/// edge_matmul_bf16 with W given transposed (Wt is W^T [cols, rows]), as edge_matmul_f32_wt.
+void edge_matmul_bf16_wt(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
+void edge_matmul_bf16_wt_ref(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                             size_t r1);
+/// Columns per block of edge_matmul_bf16's sums.
+#define EDGE_BF16_BLOCK 256
+/// v rounded to the nearest bfloat16 (ties to even), as a float: binary32 subnormals become a zero of
+/// their sign (vdpbf16ps treats such inputs as zero), NaN stays NaN, values past the largest
+/// bfloat16 become infinities.
+float edge_bf16_round(float v);
+/// The kernel behind edge_matmul_bf16 at the active level: "avx512-bf16-packed-12x32" (vdpbf16ps),
+/// "<level>-packed-MxN" (the level's f32 kernel on rounded operands) or "ref". A static string.
+const char *edge_kernels_bf16_name(void);
+/// Lets (true) or stops (false) the AVX-512 level using vdpbf16ps, so tests compare it with the f32
+/// kernels on a CPU that has it. Returns false, changing nothing, for true where the CPU lacks it.
+bool edge_kernels_set_bf16_native(bool on);
+
 /// dst[c, r] = src[r, c] for rows r in [r0, r1) of a [rows, cols] matrix (dst is [cols, rows]), in tiles.
 void edge_transpose_f32(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);
 void edge_transpose_f32_ref(const float *src, float *dst, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -204,6 +204,17 @@ static AVX512 size_t unpack_q4k(const uint8_t *bytes, size_t n, float d, float m
 
 enum { PMT = 12, PNR = 32 };
 
+/// The start of a 12x32 packed tile: x0 ... x11, the token rows of x (`type` elements, rows ldx apart;
+/// rows past mt read row 0 again, valid memory, their sums not stored), and the 24 accumulators c<token><half>.
+#define PK_TILE_START(type) \
+    const type *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x, *x3 = mt > 3 ? x + 3 * ldx : x; \
+    const type *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x, *x6 = mt > 6 ? x + 6 * ldx : x; \
+    const type *x7 = mt > 7 ? x + 7 * ldx : x, *x8 = mt > 8 ? x + 8 * ldx : x, *x9 = mt > 9 ? x + 9 * ldx : x; \
+    const type *x10 = mt > 10 ? x + 10 * ldx : x, *x11 = mt > 11 ? x + 11 * ldx : x; \
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00; \
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00; \
+    __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+
 #define PK_ROW(i) \
     a = _mm512_set1_ps(x##i[k]); \
     c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0); \
@@ -223,14 +234,7 @@ enum { PMT = 12, PNR = 32 };
 /// y[t*ldy + r] (+)= sum_k x[t*ldx + k] * p[k*32 + r] for t < mt (<= 12), r < nr (<= 32).
 static AVX512 void micro_12x32(int mt, int nr, const float *x, size_t ldx, const float *p, size_t kc, float *y,
                                size_t ldy, bool accumulate) {
-    // Rows past mt read row 0 again (valid memory); their sums are not stored.
-    const float *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x, *x3 = mt > 3 ? x + 3 * ldx : x;
-    const float *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x, *x6 = mt > 6 ? x + 6 * ldx : x;
-    const float *x7 = mt > 7 ? x + 7 * ldx : x, *x8 = mt > 8 ? x + 8 * ldx : x, *x9 = mt > 9 ? x + 9 * ldx : x;
-    const float *x10 = mt > 10 ? x + 10 * ldx : x, *x11 = mt > 11 ? x + 11 * ldx : x;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+    PK_TILE_START(float)
     for (size_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(p + k * PNR), b1 = _mm512_load_ps(p + k * PNR + 16), a;
         PK_ROW(0) PK_ROW(1) PK_ROW(2) PK_ROW(3) PK_ROW(4) PK_ROW(5)
@@ -241,7 +245,6 @@ static AVX512 void micro_12x32(int mt, int nr, const float *x, size_t ldx, const
     PK_STORE(6) PK_STORE(7) PK_STORE(8) PK_STORE(9) PK_STORE(10) PK_STORE(11)
 }
 #undef PK_ROW
-#undef PK_STORE
 
 // ---- One token, straight from the stored weights (decoding) ------------------------------
 
@@ -377,35 +380,19 @@ enum { BMT = 12, BNR = 32, BRB = 128 };
 /// the sum starts at 0 and is added to y when `accumulate`.
 static BF16 void micro_bf16(int mt, int nr, const uint32_t *x, size_t ldx, const uint32_t *p, size_t qn, float *y,
                             size_t ldy, bool accumulate) {
-    // Rows past mt read row 0 again (valid memory); their sums are not stored.
-    const uint32_t *x0 = x, *x1 = mt > 1 ? x + ldx : x, *x2 = mt > 2 ? x + 2 * ldx : x, *x3 = mt > 3 ? x + 3 * ldx : x;
-    const uint32_t *x4 = mt > 4 ? x + 4 * ldx : x, *x5 = mt > 5 ? x + 5 * ldx : x, *x6 = mt > 6 ? x + 6 * ldx : x;
-    const uint32_t *x7 = mt > 7 ? x + 7 * ldx : x, *x8 = mt > 8 ? x + 8 * ldx : x, *x9 = mt > 9 ? x + 9 * ldx : x;
-    const uint32_t *x10 = mt > 10 ? x + 10 * ldx : x, *x11 = mt > 11 ? x + 11 * ldx : x;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+    PK_TILE_START(uint32_t)
     for (size_t q = 0; q < qn; q++) {
         __m512i b0 = _mm512_load_si512((const void *)(p + q * BNR)), b1 = _mm512_load_si512((const void *)(p + q * BNR + 16)), a;
         BF_ROW(0) BF_ROW(1) BF_ROW(2) BF_ROW(3) BF_ROW(4) BF_ROW(5)
         BF_ROW(6) BF_ROW(7) BF_ROW(8) BF_ROW(9) BF_ROW(10) BF_ROW(11)
     }
     __mmask16 m0 = mask16(nr < 16 ? (size_t)nr : 16), m1 = mask16(nr > 16 ? (size_t)(nr - 16) : 0);
-#define PK_STORE(i) \
-    if (i < mt) { \
-        float *yr = y + (size_t)i * ldy; \
-        if (accumulate) { \
-            c##i##0 = _mm512_add_ps(c##i##0, _mm512_maskz_loadu_ps(m0, yr)); \
-            c##i##1 = _mm512_add_ps(c##i##1, _mm512_maskz_loadu_ps(m1, yr + 16)); \
-        } \
-        _mm512_mask_storeu_ps(yr, m0, c##i##0); \
-        _mm512_mask_storeu_ps(yr + 16, m1, c##i##1); \
-    }
     PK_STORE(0) PK_STORE(1) PK_STORE(2) PK_STORE(3) PK_STORE(4) PK_STORE(5)
     PK_STORE(6) PK_STORE(7) PK_STORE(8) PK_STORE(9) PK_STORE(10) PK_STORE(11)
-#undef PK_STORE
 }
 #undef BF_ROW
+#undef PK_STORE
+#undef PK_TILE_START
 
 /// Rows [r, r + nr) (nr <= 32), columns [k0, k0 + kc) of an f32 or f32t source as a panel [qn][32] of pair
 /// words (zero past nr rows and past kc columns); `tmp` holds EDGE_BF16_BLOCK / 2 words.

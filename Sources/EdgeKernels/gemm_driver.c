@@ -8,6 +8,7 @@
 // blocking, not on the row blocking or the tile a row falls in.
 #include "gemm_driver.h"
 #include "dispatch.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,18 +188,35 @@ static void gemm_packed(const edge_gemm_isa *isa, const edge_wsource *s, const f
     free(pack);
 }
 
-/// A buffer of at least n floats, 64-byte aligned, kept per thread and grown as needed (the products
-/// of a training step reuse it instead of mapping fresh pages per call). NULL when memory runs out.
+/// The calling thread's buffer of edge_thread_buffer: its memory and capacity in floats, freed when the
+/// thread exits (pthread key destructor).
+typedef struct thread_buffer {
+    float *p;
+    size_t cap;
+} thread_buffer;
+static pthread_key_t g_buffer_key;
+static pthread_once_t g_buffer_once = PTHREAD_ONCE_INIT;
+static void free_thread_buffer(void *v) {
+    thread_buffer *b = (thread_buffer *)v;
+    free(b->p);
+    free(b);
+}
+static void make_buffer_key(void) { pthread_key_create(&g_buffer_key, free_thread_buffer); }
+
 float *edge_thread_buffer(size_t n) {
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    if (n > cap) {
-        free(buf);
-        size_t want = (n + 15) & ~(size_t)15;
-        buf = (float *)aligned_alloc(64, want * sizeof(float));
-        cap = buf ? want : 0;
+    pthread_once(&g_buffer_once, make_buffer_key);
+    thread_buffer *b = (thread_buffer *)pthread_getspecific(g_buffer_key);
+    if (!b) {
+        if (!(b = (thread_buffer *)calloc(1, sizeof *b))) return NULL;
+        pthread_setspecific(g_buffer_key, b);
     }
-    return buf;
+    if (n > b->cap) {
+        free(b->p);
+        size_t want = (n + 15) & ~(size_t)15;
+        b->p = (float *)aligned_alloc(64, want * sizeof(float));
+        b->cap = b->p ? want : 0;
+    }
+    return b->p;
 }
 
 /// Rows [r, r + nr) (nr <= pnr), columns [k0, k0 + kc) of an f32 or f32t source as a k-major panel of

@@ -100,9 +100,9 @@ void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource
 /// before 2q, as vdpbf16ps does. Threading is the caller's, as edge_gemm's.
 void edge_gemm_bf16(const edge_gemm_isa *isa, const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows,
                     size_t cols, size_t r0, size_t r1);
-/// A 64-byte-aligned buffer of at least n floats owned by the calling thread, grown as needed and reused
-/// by later calls on that thread (so a caller must not hold it across another call that uses it). NULL
-/// when memory runs out.
+/// A 64-byte-aligned buffer of at least n floats owned by the calling thread, grown as needed, reused
+/// by later calls on that thread (so a caller must not hold it across another call that uses it) and
+/// freed when the thread exits. NULL when memory runs out.
 float *edge_thread_buffer(size_t n);
 
 /// The weight sources of the public float-activation products (arguments as in EdgeKernelsMath.h).

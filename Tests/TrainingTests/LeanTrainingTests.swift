@@ -74,16 +74,36 @@ final class LeanTrainingTests: XCTestCase {
         guard case .values = p.effective else { return XCTFail("kept an encoding that decodes to other values") }
     }
 
+    /// 12 steps of 2 x 32 tokens at lr 1e-3, no evaluation between: the runs the "tracks f32" tests compare.
+    static var shortRun: TrainOptions {
+        var o = TrainOptions()
+        o.steps = 12
+        o.batch = 2
+        o.length = 32
+        o.lr = 1e-3
+        o.evalEvery = 0
+        return o
+    }
+
+    /// How far the reference run's weights moved from `start` and how far the other run's ended from
+    /// them (sums of squares over every trained tensor).
+    static func drift(_ reference: [[Float]], _ other: [[Float]], from start: [[Float]]) -> (moved: Double, apart: Double) {
+        var moved = 0.0, apart = 0.0
+        for (i, s) in start.enumerated() {
+            for j in s.indices {
+                let a = Double(reference[i][j]), b = Double(other[i][j])
+                moved += (a - Double(s[j])) * (a - Double(s[j]))
+                apart += (a - b) * (a - b)
+            }
+        }
+        return (moved, apart)
+    }
+
     /// bf16 moments follow f32 moments: on the fixture, 30 AdamW steps from the same gradients stay
     /// within a small fraction of the distance the weights moved.
     func testBF16MomentsTrackF32() throws {
         let f = try Fixture("tiny-llama")
-        var opts = TrainOptions()
-        opts.steps = 12
-        opts.batch = 2
-        opts.length = 32
-        opts.lr = 1e-3
-        opts.evalEvery = 0
+        var opts = Self.shortRun
         var finals: [MomentPrecision: [[Float]]] = [:]
         for precision in MomentPrecision.allCases {
             opts.moments = precision
@@ -93,15 +113,7 @@ final class LeanTrainingTests: XCTestCase {
             _ = try t.run()
             finals[precision] = m.params.filter(\.trainable).map(\.value.array)
         }
-        let start = try f.student().params.filter(\.trainable).map(\.value.array)
-        var moved = 0.0, apart = 0.0
-        for (i, s) in start.enumerated() {
-            for j in s.indices {
-                let a = Double(finals[.f32]![i][j]), b = Double(finals[.bf16]![i][j])
-                moved += (a - Double(s[j])) * (a - Double(s[j]))
-                apart += (a - b) * (a - b)
-            }
-        }
+        let (moved, apart) = Self.drift(finals[.f32]!, finals[.bf16]!, from: try f.student().params.filter(\.trainable).map(\.value.array))
         XCTAssertGreaterThan(moved, 0)
         XCTAssertLessThan(apart.squareRoot(), 0.05 * moved.squareRoot(), "bf16 moments drift from f32: \(apart.squareRoot()) vs moved \(moved.squareRoot())")
     }
@@ -111,12 +123,7 @@ final class LeanTrainingTests: XCTestCase {
     /// products whatever the training uses.
     func testBF16MatmulTracksF32() throws {
         let f = try Fixture("tiny-llama")
-        var opts = TrainOptions()
-        opts.steps = 12
-        opts.batch = 2
-        opts.length = 32
-        opts.lr = 1e-3
-        opts.evalEvery = 0
+        let opts = Self.shortRun
         var finals: [Bool: [[Float]]] = [:]
         for bf16 in [false, true] {
             let m = try f.student()
@@ -130,15 +137,7 @@ final class LeanTrainingTests: XCTestCase {
             _ = try t.run()
             finals[bf16] = m.params.filter(\.trainable).map(\.value.array)
         }
-        let start = try f.student().params.filter(\.trainable).map(\.value.array)
-        var moved = 0.0, apart = 0.0
-        for (i, s) in start.enumerated() {
-            for j in s.indices {
-                let a = Double(finals[false]![i][j]), b = Double(finals[true]![i][j])
-                moved += (a - Double(s[j])) * (a - Double(s[j]))
-                apart += (a - b) * (a - b)
-            }
-        }
+        let (moved, apart) = Self.drift(finals[false]!, finals[true]!, from: try f.student().params.filter(\.trainable).map(\.value.array))
         XCTAssertGreaterThan(moved, 0)
         XCTAssertGreaterThan(apart, 0, "bf16 products changed nothing: the bf16 path did not run")
         XCTAssertLessThan(apart.squareRoot(), 0.05 * moved.squareRoot(), "bf16 products drift from f32: \(apart.squareRoot()) vs moved \(moved.squareRoot())")

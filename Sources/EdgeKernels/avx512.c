@@ -425,11 +425,6 @@ AVX512_INLINE void bf16_pack_panel(const edge_wsource *s, size_t cols, size_t r,
 /// then per block of 128 rows four panels of 32, then every 12 tokens against every panel.
 static BF16 void matmul_bf16_native(const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows, size_t cols,
                                     size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
     const size_t QB = EDGE_BF16_BLOCK / 2;
     uint32_t *pack = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * BRB * QB), tmp[EDGE_BF16_BLOCK / 2];
     uint32_t *xp = (uint32_t *)edge_thread_buffer(T * QB);  // pair words of one column block, [T][qn]

@@ -224,8 +224,13 @@ void edge_matmul_f32_wt(const float *Wt, const float *X, float *Y, size_t T, siz
     else t->matmul_f32_wt(Wt, X, Y, T, rows, cols, r0, r1);
 }
 /// edge_matmul_bf16 / _wt on an f32 or f32t source: vdpbf16ps, else the level's f32 packed tile on rounded
-/// operands, else the reference.
+/// operands, else the reference (the two drivers take T, cols and the row range non-empty).
 static void matmul_bf16(edge_wsource s, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T == 0 || r0 >= r1) return;
+    if (cols == 0) {  // every form's empty sum
+        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
+        return;
+    }
     const edge_kernel_table *t = table();
     if (t->matmul_bf16_native && atomic_load_explicit(&g_bf16_native, memory_order_relaxed))
         t->matmul_bf16_native(&s, X, Y, T, rows, cols, r0, r1);

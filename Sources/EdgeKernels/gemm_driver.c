@@ -244,11 +244,6 @@ static void pack_panel_bf16(const edge_wsource *s, size_t cols, size_t r, size_t
 
 void edge_gemm_bf16(const edge_gemm_isa *isa, const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows,
                     size_t cols, size_t r0, size_t r1) {
-    if (T == 0 || r0 >= r1) return;
-    if (cols == 0) {
-        for (size_t t = 0; t < T; t++) memset(Y + t * rows + r0, 0, (r1 - r0) * sizeof(float));
-        return;
-    }
     const size_t MT = (size_t)isa->packed_mt, NR = (size_t)isa->packed_nr, KB = EDGE_BF16_BLOCK;
     float *pack = (float *)aligned_alloc(64, sizeof(float) * PRB * KB);
     float *xb = edge_thread_buffer(T * KB);  // the tokens' rounded, pair-swapped activations of one column block

@@ -97,7 +97,8 @@ void edge_gemm(const edge_gemm_isa *isa, edge_gemm_mode mode, const edge_wsource
 /// edge_matmul_bf16 (EdgeKernelsMath.h) on the level's f32 packed tile (isa->packed_tile, not NULL): per
 /// EDGE_BF16_BLOCK columns the tokens' activations and the weights (f32 or f32t sources) are rounded to
 /// bfloat16 and each column pair swapped, so the tile's one fma per column in order runs column 2q + 1
-/// before 2q, as vdpbf16ps does. Threading is the caller's, as edge_gemm's.
+/// before 2q, as vdpbf16ps does. T, cols and [r0, r1) are not empty (dispatch.c answers those). Threading
+/// is the caller's, as edge_gemm's.
 void edge_gemm_bf16(const edge_gemm_isa *isa, const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows,
                     size_t cols, size_t r0, size_t r1);
 /// A 64-byte-aligned buffer of at least n floats owned by the calling thread, grown as needed, reused

@@ -22,7 +22,10 @@ import Training
 /// With `blockwise_epochs` > 0: first a block-wise stage (`BlockReconstruction`): each block of the
 /// student, first to last, trained alone to reproduce the float model's block output from the
 /// student's own inputs (a decoder's on windows of the text, an encoder's on the same sentences as
-/// its end-to-end training); then the end-to-end training (none with `steps: 0`).
+/// its end-to-end training); then the end-to-end training (none with `steps: 0`). Tensors whose
+/// encoding is too slow to re-fit every step (GPTQ, q4k / q3s grids: `PassContext.fitters`) are
+/// fitted once, on the Hessians of their block's own inputs, just before their block trains
+/// (`BlockGridFitter`), and then round on the grids so fitted; this needs the block-wise stage.
 ///
 /// Recipe: `{"pass": "distill", "steps": 40, "batch": 4, "length": 256, "lr": 1e-4, "warmup": 0.1,
 /// "weight_decay": 0, "clip": 1, "temperature": 2, "alpha": 0.5, "cosine": 0, "seed": 0, "held_out": 0.1,
@@ -96,6 +99,8 @@ public struct Distill: Pass {
     /// The calibration text to train on, the float input as the teacher, and the encode passes
     /// after it to train through.
     public var needs: PassNeeds { [.calibrationText, .inputModel, .encoders] }
+    /// The block-wise stage fits encodings too slow to re-fit every step once per block (`BlockGridFitter`).
+    public var fitsEncodersPerBlock: Bool { blockwise.epochs > 0 }
     /// It trains the whole model in `prepare`.
     public var readsWeightsInPrepare: Bool { true }
 
@@ -152,16 +157,32 @@ public struct Distill: Pass {
             return (v, masked ? BitMask(count: v.count) { v[$0] != 0 } : nil)
         }
         model.bf16Matmul = options.matmul == .bf16
+        // Tensors whose encodings are fitted once per block (GPTQ, sub-coded grids): the block-wise
+        // stage fits them before their block trains; until then they run in float.
+        let fitted = trainable.filter { context.fitters[$0] != nil }
+        if let outside = fitted.sorted().first(where: { TensorID(name: $0)?.layer == nil }) {
+            throw RecipeError(file: context.recipeFile, field: "passes[\(context.index)]",
+                              why: "trains '\(outside)', whose encoding is fitted once per block by the block-wise stage (GPTQ or sub-coded grids), but it is in no block; leave it out of the distill pass's selector")
+        }
+        let fitter = fitted.isEmpty ? nil : BlockGridFitter(fitters: context.fitters, names: fitted)
         model.quantizers = context.encoders.mapValues { encode in { values in
             let (v, e) = try encode(values)
             return FakeQuantized(values: v, encoded: e)
         } }
+        for name in fitted {
+            guard let encode = context.encoders[name], let fitter else { continue }
+            model.quantizers[name] = { values in
+                guard fitter.isFitted(name) else { return FakeQuantized(values: values) }
+                let (v, e) = try encode(values)
+                return FakeQuantized(values: v, encoded: e)
+            }
+        }
         try model.refresh()
         if blockwise.epochs > 0 {
             // The block-wise stage: the float model in training form (frozen) gives every block's
             // target; it lives only inside `runBlockwise`.
             try runBlockwise(student: model, input: input, tokens: tokens, sentences: sentences, source: calibration.source,
-                             threads: threads, context: context)
+                             threads: threads, context: context, fitter: fitter)
         }
         var trainer: Trainer?
         if options.steps > 0 {
@@ -216,7 +237,7 @@ public struct Distill: Pass {
     /// The block-wise stage on `student` (a decoder on windows of `tokens`, an encoder on `sentences`),
     /// its report kept for the record.
     private mutating func runBlockwise(student: TrainModel<Float>, input: ModelGraph, tokens: [Int32], sentences: [[Int32]],
-                                       source: String, threads: Int, context: PassContext) throws {
+                                       source: String, threads: Int, context: PassContext, fitter: BlockGridFitter?) throws {
         let floatModel = try Self.floatTrainModel(input, threads: threads)
         let stage: BlockReconstruction
         do {
@@ -226,6 +247,7 @@ public struct Distill: Pass {
         } catch let e as TrainingError {
             throw RecipeError(file: source, field: "--data", why: "is too short for block-wise reconstruction: \(e)")
         }
+        stage.fitter = fitter
         blockReport = try stage.run { done, total, item in context.progress?(done, total, "blockwise: " + item) }
     }
 
@@ -324,5 +346,47 @@ public struct Distill: Pass {
             }
         }
         return .object(o)
+    }
+}
+
+/// The block-wise stage's `BlockFitter` for the tensors whose encodings are fitted once
+/// (`PassContext.fitters`: GPTQ, sub-coded grids): before block l trains, the Hessians
+/// (2/n) X^T X of its matrices' inputs over the stage's calibration chunks (the block's own inputs,
+/// as the blocks before it left them, fitted and trained), then each matrix's fitter on them. From
+/// then on the tensor's quantizer rounds on the fitted grids; before, it runs in float.
+final class BlockGridFitter: BlockFitter {
+    let fitters: [String: (_ values: [Float], _ hessian: [Double]) throws -> [Float]]
+    /// The trainable tensors with a fitter.
+    let names: Set<String>
+    private var done: Set<String> = []
+    private var stats: CalibrationStats?
+
+    init(fitters: [String: (_ values: [Float], _ hessian: [Double]) throws -> [Float]], names: Set<String>) {
+        self.fitters = fitters
+        self.names = names
+    }
+
+    func isFitted(_ name: String) -> Bool { done.contains(name) }
+
+    func wants(_ weight: String) -> Bool { names.contains(weight) && !done.contains(weight) }
+
+    func observe(weight: String, inputs x: UnsafePointer<Float>, rows: Int, cols: Int) {
+        if stats == nil { stats = CalibrationStats(wanted: Dictionary(uniqueKeysWithValues: names.map { ($0, CalibrationNeeds.hessians) })) }
+        stats!.observe(weight: weight, x: x, rows: rows, cols: cols)
+    }
+
+    func endChunk(tokens: Int) { stats?.endForward(tokens: tokens) }
+
+    func fit(block: Int, values: (String) -> [Float]) throws -> [String: [Float]] {
+        defer { stats = nil }
+        var out: [String: [Float]] = [:]
+        for name in names.filter({ TensorID(name: $0)?.layer == block && !done.contains($0) }).sorted() {
+            guard let h = stats?.hessian(for: name), let fit = fitters[name] else {
+                throw PassError(pass: Distill.id, tensor: name, why: "block-wise stage: no inputs were observed for it, so its encoding cannot be fitted")
+            }
+            out[name] = try fit(values(name), h)
+            done.insert(name)
+        }
+        return out
     }
 }

@@ -99,6 +99,12 @@ public struct PassContext {
     /// passes' records are untouched)
     /// (`PassNeeds.encoders`).
     public var encoders: [String: ([Float]) throws -> (values: [Float], encoded: EncodedTensor?)] = [:]
+    /// By tensor name, for the tensors a later encode-phase pass cannot re-fit at every training
+    /// step (`Pass.refusesTrainingThrough`, e.g. GPTQ): fits that pass's encoding once (`Pass.fit`)
+    /// on the given values and the Hessian (2/n) X^T X of the tensor's inputs, and returns the values
+    /// it would store; from then on `encoders` (and the pass itself) round the tensor's values on
+    /// the grids so fitted (`PassNeeds.encoders`).
+    public var fitters: [String: (_ values: [Float], _ hessian: [Double]) throws -> [Float]] = [:]
     /// The model as the passes before this one left it, held in memory by the pipeline (after
     /// layer-by-layer calibration), offered to the first pass prepared over it: a pass that reads
     /// the whole model in `prepare` may take tensors' values out of it instead of copying them
@@ -110,6 +116,10 @@ public struct PassContext {
     public var checkpointDir: String? = nil
     /// Identifies the run (input, recipe, calibration text) for checkpoints.
     public var fingerprint: String = ""
+    /// What passes fitted once for training in this run (`Pass.fit`), for their later `apply` calls
+    /// (the training's copies and the pass itself) to reuse; one object per pipeline run, shared by
+    /// every context of the run.
+    public var fitted = FittedEncodings()
     /// Progress of long passes: (done, total, what).
     public var progress: ((Int, Int, String) -> Void)? = nil
 
@@ -164,6 +174,10 @@ public protocol Pass {
     /// Why a pass that trains through the encoders (`PassNeeds.encoders`) cannot follow this one,
     /// e.g. because running it every step is too slow; nil (the default) when it can.
     var refusesTrainingThrough: String? { get }
+    /// Whether it trains through such passes anyway by having their encodings fitted once per
+    /// block, before the block trains (`PassContext.fitters`; the distill pass's block-wise stage).
+    /// Default: false.
+    var fitsEncodersPerBlock: Bool { get }
     /// Whole-model work before any tensor is transformed (default: none). Reads tensors lazily.
     mutating func prepare(graph: ModelGraph, context: PassContext) throws
     /// Changes the model config after `prepare` and before any tensor is written (default: none),
@@ -172,6 +186,11 @@ public protocol Pass {
     mutating func transform(config: inout ModelConfig) throws
     /// Transforms one selected tensor.
     mutating func apply(_ tensor: inout WorkTensor, context: PassContext) throws
+    /// `apply` with the Hessian (2/n) X^T X of the tensor's inputs given instead of read from the
+    /// calibration statistics, for a pass that refuses training through it (`refusesTrainingThrough`):
+    /// it fixes the tensor's encoding so that later `apply` calls round on it (see
+    /// `PassContext.fitters`). Default: `apply`.
+    mutating func fit(_ tensor: inout WorkTensor, hessian: [Double], context: PassContext) throws
     /// What the pass did, recorded in the output's provenance: the same for the same input and recipe.
     func record() -> JSONValue
     /// How long its work took and how fast (default: nothing): reported by `compress`, never
@@ -196,6 +215,10 @@ extension Pass {
     public var readsWeightsInPrepare: Bool { false }
     public var encodesMatrices: Bool { false }
     public var refusesTrainingThrough: String? { nil }
+    public var fitsEncodersPerBlock: Bool { false }
+    public mutating func fit(_ tensor: inout WorkTensor, hessian: [Double], context: PassContext) throws {
+        try apply(&tensor, context: context)
+    }
     public func timings() -> JSONValue? { nil }
     /// Whether the pass needs the calibration text (for statistics or itself).
     public var needsCalibrationText: Bool {
@@ -243,5 +266,26 @@ public final class LatentModel: @unchecked Sendable {
             throw PassError(pass: "pipeline", tensor: name, why: "was taken from the in-memory model by a pass and not given back")
         }
         return v
+    }
+}
+
+/// Per pipeline run: what passes fitted once for training (`Pass.fit`, e.g. GPTQ's grids), by pass
+/// (recipe index) and tensor name. Thread-safe.
+public final class FittedEncodings: @unchecked Sendable {
+    private var entries: [String: Any] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    public func value(pass: Int, tensor: String) -> Any? {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries["\(pass)/\(tensor)"]
+    }
+
+    public func set(_ value: Any, pass: Int, tensor: String) {
+        lock.lock()
+        entries["\(pass)/\(tensor)"] = value
+        lock.unlock()
     }
 }

@@ -138,6 +138,8 @@ public struct Pipeline {
         var progress: ((Int, Int, String) -> Void)?
         /// The values of `graph` when they are held in memory (`PassContext.latent`).
         var latent: LatentModel?
+        /// The run's `PassContext.fitted`, shared by every context of the run.
+        var fitted = FittedEncodings()
     }
 
     /// The context of pass `i` seeing `config`, with what the run offers every pass.
@@ -145,6 +147,7 @@ public struct Pipeline {
         var c = PassContext(config: config, index: i, recipeFile: recipeFile, calibration: extras.calibration)
         c.checkpointDir = extras.checkpointDir
         c.fingerprint = extras.fingerprint
+        c.fitted = extras.fitted
         c.progress = extras.progress
         return c
     }
@@ -195,6 +198,20 @@ public struct Pipeline {
                         var copies = snapshot
                         for j in steps { try copies[j].apply(&w, context: encoderContexts[j]!) }
                         return (w.values, w.encoded)
+                    }
+                    if steps.contains(where: { passes[$0].refusesTrainingThrough != nil }) {
+                        context.fitters[name] = { values, hessian in
+                            var w = WorkTensor(name: name, shape: shape, values: values)
+                            var copies = snapshot
+                            for j in steps {
+                                if copies[j].refusesTrainingThrough != nil {
+                                    try copies[j].fit(&w, hessian: hessian, context: encoderContexts[j]!)
+                                } else {
+                                    try copies[j].apply(&w, context: encoderContexts[j]!)
+                                }
+                            }
+                            return w.values
+                        }
                     }
                 }
             }

@@ -52,6 +52,8 @@ public struct Quantize: Pass {
     private var rtnFallbacks: [String] = []
     /// GPTQ factors by calibration site: Q/K/V (gate/up) share their input and so their factor.
     private var factors: [CalibrationStats.Site: GPTQ.Factor] = [:]
+    /// Tensors `apply` rounded on grids `fit` fixed (`context.fitted`).
+    private var fittedTensors = 0
 
     public init(bits: Int, symmetric: Bool, groupSize: Int? = nil, rounding: Rounding = .minmax,
                 selector: TensorSelector = TensorSelector(kinds: [.linear, .embedding, .output])) {
@@ -121,9 +123,10 @@ public struct Quantize: Pass {
 
     /// GPTQ, and q4k's grid search, are too slow to run at every training step.
     public var refusesTrainingThrough: String? {
-        if method == .gptq { return "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\"" }
+        let blockwise = "or give the distill pass a block-wise stage (blockwise_epochs), which fits it once per block before the block trains"
+        if method == .gptq { return "(GPTQ): training fake-quantizes every step, which GPTQ is too slow for; use \"method\": \"rtn\", \(blockwise)" }
         if subBits != nil {
-            return "(sub_bits, \(kQuantName)): training fake-quantizes every step, which the \(kQuantName) grid search is too slow for; quantize after training"
+            return "(sub_bits, \(kQuantName)): training fake-quantizes every step, which the \(kQuantName) grid search is too slow for; quantize after training, \(blockwise)"
         }
         return nil
     }
@@ -135,30 +138,86 @@ public struct Quantize: Pass {
         guard t.shape.count == 2 else {
             throw PassError(pass: Self.id, tensor: t.name, why: "is \(t.shape.count)-D; per-channel quantization needs a matrix (exclude it from the selector)")
         }
-        let rows = t.shape[0], cols = t.shape[1]
-        var errWeights: [Float]? = nil
-        let usesStatistics = TensorName.kind(of: t.name) != .embedding || tiedAsHead
-        if weighting.usesActivations, usesStatistics,
-           let norms = context.calibration?.columnNorms(for: t.name), norms.count == cols {
-            errWeights = Self.errorWeights(norms: norms)
+        if let grid = context.fitted.value(pass: context.index, tensor: t.name) as? FittedGrid {
+            try round(&t, on: grid, context: context)
+            return
         }
-        let enc: EncodedTensor
         // GPTQ needs the statistics of the inputs a matrix multiplies; an embedding is looked up,
         // not multiplied, so it is rounded to nearest, unless it is tied and `tied_as_head` asks
         // for it to be fitted as the output head (the statistics exist only when it is tied).
-        let gptqHessian = method == .gptq && usesStatistics ? context.calibration?.hessian(for: t.name) : nil
+        let usesStatistics = TensorName.kind(of: t.name) != .embedding || tiedAsHead
+        let norms = weighting.usesActivations && usesStatistics ? context.calibration?.columnNorms(for: t.name) : nil
+        let hessian = method == .gptq && usesStatistics ? context.calibration?.hessian(for: t.name) : nil
+        _ = try encode(&t, hessian: hessian, norms: norms, context: context)
+    }
+
+    /// Quantizes `t` as `apply` does, with the Hessian (2/n) X^T X of its inputs given (GPTQ uses it;
+    /// activation weighting uses its diagonal), and keeps the grids it fitted in `context.fitted`:
+    /// from then on `apply` (this pass's and its copies', in the same run) rounds `t`'s values on
+    /// them (`PassContext.fitters`).
+    public mutating func fit(_ t: inout WorkTensor, hessian: [Double], context: PassContext) throws {
+        guard t.shape.count == 2 else {
+            throw PassError(pass: Self.id, tensor: t.name, why: "is \(t.shape.count)-D; per-channel quantization needs a matrix (exclude it from the selector)")
+        }
+        let cols = t.shape[1]
+        guard hessian.count == cols * cols else {
+            throw PassError(pass: Self.id, tensor: t.name, why: "fit: the Hessian has \(hessian.count) entries; expected \(cols * cols)")
+        }
+        let norms = weighting.usesActivations ? (0 ..< cols).map { Float(max(0, hessian[$0 * cols + $0]).squareRoot()) } : nil
+        var grid = try encode(&t, hessian: method == .gptq ? hessian : nil, norms: norms, context: context)
+        grid.weighted = norms != nil
+        context.fitted.set(grid, pass: context.index, tensor: t.name)
+    }
+
+    /// Rounds `t`'s values on the grids `fit` fixed for it.
+    private mutating func round(_ t: inout WorkTensor, on f: FittedGrid, context: PassContext) throws {
+        let layout = f.layout, rows = layout.rows, cols = layout.cols, groups = layout.groups, g = layout.group
+        guard t.shape == [rows, cols] else {
+            throw PassError(pass: Self.id, tensor: t.name, why: "has shape \(t.shape); its grids were fitted for [\(rows), \(cols)]")
+        }
+        var codes = [Float](repeating: 0, count: rows * cols), deq = t.values
+        for r in 0 ..< rows {
+            for j in 0 ..< cols {
+                let grid = f.grids[r * groups + j / g], c = grid.code(t.values[r * cols + j])
+                codes[r * cols + j] = c
+                deq[r * cols + j] = grid.value(c)
+            }
+        }
+        for i in t.values.indices {
+            let e = Double(t.values[i] - deq[i])
+            sumSquaredError += e * e
+            sumSquares += Double(t.values[i]) * Double(t.values[i])
+        }
+        let enc = f.supers.map { layout.encodeQ4K(name: t.name, codes: codes.map { UInt8($0) }, grids: f.grids, supers: $0) }
+            ?? layout.encode(name: t.name, codes: codes, grids: f.grids)
+        if f.weighted { weightedTensors += 1 }
+        fittedTensors += 1
+        tensors += 1
+        weights += t.values.count
+        t.values = deq
+        t.encoded = enc
+        t.encodedBy = context.index
+    }
+
+    /// The quantization of `apply` on the given statistics (nil: none), returning the grids it used.
+    private mutating func encode(_ t: inout WorkTensor, hessian: [Double]?, norms: [Float]?, context: PassContext) throws -> FittedGrid {
+        let rows = t.shape[0], cols = t.shape[1]
+        var errWeights: [Float]? = nil
+        if let norms, norms.count == cols { errWeights = Self.errorWeights(norms: norms) }
+        let enc: EncodedTensor, grid: FittedGrid
         if let subBits {
-            enc = try quantizeQ4K(&t, rows: rows, cols: cols, subBits: subBits, errWeights: errWeights,
-                                  hessian: gptqHessian.flatMap { $0.count == cols * cols ? $0 : nil })
-        } else if let h = gptqHessian, h.count == cols * cols {
+            (enc, grid) = try quantizeQ4K(&t, rows: rows, cols: cols, subBits: subBits, errWeights: errWeights,
+                                          hessian: hessian.flatMap { $0.count == cols * cols ? $0 : nil })
+        } else if let h = hessian, h.count == cols * cols {
             let opts = GPTQ.Options(bits: bits, groupSize: groupSize, symmetric: symmetric, damp: damp, shrink: shrink,
                                     actOrder: actOrder, rounding: rounding, magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
             let r = GPTQ.quantize(weights: t.values, rows: rows, cols: cols, factor: try factor(for: t.name, hessian: h, cols: cols), options: opts)
             if bits != 8, let bad = r.grids.firstIndex(where: { !$0.scale.isFinite }) {
                 throw PassError(pass: Self.id, tensor: t.name, why: "group \(bad): scale does not fit in f16")
             }
-            enc = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize, symmetric: symmetric)
-                .encode(name: t.name, codes: r.codes, grids: r.grids)
+            let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize, symmetric: symmetric)
+            enc = layout.encode(name: t.name, codes: r.codes, grids: r.grids)
+            grid = FittedGrid(layout: layout, grids: r.grids, supers: nil)
             for i in t.values.indices {
                 let e = Double(t.values[i] - r.dequantized[i])
                 sumSquaredError += e * e
@@ -173,6 +232,7 @@ public struct Quantize: Pass {
             let r = try Self.roundInPlace(name: t.name, values: &t.values, layout: layout, rounding: rounding,
                                           magnitudeWeighted: weighting.usesMagnitude, columnWeights: errWeights)
             enc = r.encoded
+            grid = FittedGrid(layout: layout, grids: r.grids, supers: nil)
             sumSquaredError += r.squaredError
             sumSquares += r.squares
         }
@@ -181,6 +241,7 @@ public struct Quantize: Pass {
         weights += t.values.count
         t.encoded = enc
         t.encodedBy = context.index
+        return grid
     }
 
     /// The GPTQ factor of `name`'s calibration site, computed once per site (Q/K/V and gate/up share
@@ -200,7 +261,7 @@ public struct Quantize: Pass {
     /// q4k: super-scales per row from the original weights, then each group's grid under them, by
     /// GPTQ (`hessian` given) or on its own; `t.values` become the dequantized weights.
     private mutating func quantizeQ4K(_ t: inout WorkTensor, rows: Int, cols: Int, subBits: Int, errWeights: [Float]?,
-                                      hessian: [Double]?) throws -> EncodedTensor {
+                                      hessian: [Double]?) throws -> (EncodedTensor, FittedGrid) {
         let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize!, symmetric: false, subBits: subBits)
         let magnitude = weighting.usesMagnitude && rounding == .mse
         let supers = layout.q4kSupers(layout.fitGrids(t.values, rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights))
@@ -236,7 +297,8 @@ public struct Quantize: Pass {
             sumSquares += Double(t.values[i]) * Double(t.values[i])
         }
         t.values = deq
-        return layout.encodeQ4K(name: t.name, codes: codes, grids: grids, supers: supers)
+        return (layout.encodeQ4K(name: t.name, codes: codes, grids: grids, supers: supers),
+                FittedGrid(layout: layout, grids: grids, supers: supers))
     }
 
     /// Per-input error weights from activation norms: the mean square (norm^2 / its mean), with a
@@ -291,7 +353,7 @@ public struct Quantize: Pass {
 
     static func roundInPlace(name: String, values: inout [Float], layout: GroupLayout, rounding: Rounding,
                              magnitudeWeighted: Bool, columnWeights: [Float]?) throws
-        -> (encoded: EncodedTensor, squaredError: Double, squares: Double) {
+        -> (encoded: EncodedTensor, squaredError: Double, squares: Double, grids: [QuantGrid]) {
         let grids = layout.fitGrids(values, rounding: rounding, magnitudeWeighted: magnitudeWeighted, columnWeights: columnWeights)
         if layout.bits != 8, let bad = grids.firstIndex(where: { !$0.scale.isFinite }) {
             throw PassError(pass: id, tensor: name, why: "row \(bad / layout.groups) group \(bad % layout.groups): scale does not fit in f16")
@@ -337,7 +399,7 @@ public struct Quantize: Pass {
             sse += p.sse
             ss += p.ss
         }
-        return (layout.encode(name: name, stored: stored, grids: grids), sse, ss)
+        return (layout.encode(name: name, stored: stored, grids: grids), sse, ss, grids)
     }
 
     public func record() -> JSONValue {
@@ -358,6 +420,9 @@ public struct Quantize: Pass {
             o["round_to_nearest"] = .array(rtnFallbacks.map { .string($0) })
         }
         if tiedAsHead { o["tied_as_head"] = .bool(true) }
+        // Tensors whose grids the distill pass's block-wise stage fitted (on its own inputs) and kept
+        // while it trained them: their stored codes are the trained values rounded on those grids.
+        if fittedTensors > 0 { o["fitted_before_training"] = .number(Double(fittedTensors)) }
         return .object(o)
     }
 }
@@ -650,4 +715,14 @@ struct GroupLayout {
         default: return .q4(name: name, rows: rows, cols: cols, groupSize: group, u: stored, scales: grids.map(\.scale), zeros: zeros)
         }
     }
+}
+
+/// The grids `Quantize.fit` fixed for one tensor (kept in `PassContext.fitted`).
+struct FittedGrid {
+    let layout: GroupLayout
+    let grids: [QuantGrid]
+    /// q4k / q3s: the rows' super-scales; nil for q8, q4, q3.
+    let supers: [Q4KSuper]?
+    /// Whether the fit weighted its errors by activations.
+    var weighted = false
 }

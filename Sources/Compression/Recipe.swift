@@ -147,7 +147,7 @@ public struct Recipe {
             if stage == .distill, let h = highest, h.stage == .distill {
                 throw RecipeError(file: file, field: "passes[\(i)].pass", why: "distills a second time (passes[\(h.index)] already distills)")
             }
-            if p.needs.contains(.encoders),
+            if p.needs.contains(.encoders), !p.fitsEncodersPerBlock,
                let g = passes[..<i].firstIndex(where: { $0.refusesTrainingThrough != nil }), let why = passes[g].refusesTrainingThrough {
                 throw RecipeError(file: file, field: "passes[\(i)].pass", why: "'\(type(of: p).id)' cannot follow passes[\(g)] \(why)")
             }

@@ -44,6 +44,23 @@ public struct ReconstructReport: Sendable {
     public var tokensPerSecond = 0.0
 }
 
+/// Fits a block's encodings once, before the block trains, on the block's own inputs: for
+/// encodings too slow to fit at every step (GPTQ's error compensation, searched sub-coded grids),
+/// whose grids then stay fixed while the block trains (the weights round on them at every step).
+/// The stage shows it the inputs of the block's matrices (`wants`) over every calibration chunk,
+/// with the block's weights as they are, then asks for the fitted values.
+public protocol BlockFitter: AnyObject {
+    /// Whether the matrix `weight` is fitted (its inputs are then observed).
+    func wants(_ weight: String) -> Bool
+    /// Rows [rows, cols] of the inputs `weight` multiplies in one chunk.
+    func observe(weight: String, inputs x: UnsafePointer<Float>, rows: Int, cols: Int)
+    /// Ends a chunk of `tokens` tokens (the buffers it showed may be reused).
+    func endChunk(tokens: Int)
+    /// Fits the wanted matrices of block `block` (their current values: `values(name)`) and returns
+    /// by name the values they take (dequantized from their fitted encoding).
+    func fit(block: Int, values: (String) -> [Float]) throws -> [String: [Float]]
+}
+
 /// Block-wise reconstruction of a compressed model: block by block from the first, the student's
 /// block l (its trainable tensors: pruned weights stay zero, fake-quantized ones train straight
 /// through) is trained with AdamW to minimize the squared error between its output and the float
@@ -69,6 +86,8 @@ public final class BlockReconstruction {
     /// Calibration sequences used (windows or sentences).
     let sequences: Int
     public let options: ReconstructOptions
+    /// Fits encodings block by block before each block trains (see `BlockFitter`); nil: none.
+    public var fitter: BlockFitter?
 
     /// A decoder's stage.
     /// - Parameters:
@@ -163,6 +182,9 @@ public final class BlockReconstruction {
                 block(teacher, l, options.target == .float ? xt[c] : xs[c], c).out
             }
             let params = student.blockParams(l).filter(\.trainable)
+            if let fitter, params.contains(where: { fitter.wants($0.name) }) {
+                try fit(block: l, params: params, inputs: xs, fitter: fitter)
+            }
             // The block's outputs on every chunk, and its relative error over them; with float products
             // (a bf16 student trains with bfloat16 products, but the next block's inputs and the errors
             // reported are the float model's).
@@ -227,6 +249,30 @@ public final class BlockReconstruction {
         }
         report.tokensPerSecond = trainingSeconds > 0 ? Double(trainedTokens) / trainingSeconds : 0
         return report
+    }
+
+    /// The fitter's pass over block `l`: the block runs over every chunk (float products) and shows
+    /// its matrices' inputs, then the fitted values replace the latent ones and the block refreshes.
+    private func fit(block l: Int, params: [Param<Float>], inputs xs: [Buf<Float>], fitter: BlockFitter) throws {
+        let bf16 = student.bf16Matmul
+        student.bf16Matmul = false
+        defer { student.bf16Matmul = bf16 }
+        for c in chunks.indices {
+            let pass = student.blockForward(l, xs[c], batch: chunks[c].count, length: chunks[c].length).pass
+            student.blockMatrixInputs(l, pass) { name, x, rows, cols in
+                if fitter.wants(name) { fitter.observe(weight: name, inputs: x, rows: rows, cols: cols) }
+            }
+            fitter.endChunk(tokens: chunks[c].tokens.count)
+        }
+        let fitted = try fitter.fit(block: l) { name in student.byName[name]?.value.array ?? [] }
+        for p in params {
+            guard let v = fitted[p.name] else { continue }
+            precondition(v.count == p.value.count, "fitter changed the size of \(p.name)")
+            v.withUnsafeBufferPointer { p.value.p.update(from: $0.baseAddress!, count: v.count) }
+            // Pruned weights stay zero (a fit that compensates errors may have moved them).
+            if let mask = p.mask { for i in 0 ..< v.count where !mask[i] { p.value.p[i] = 0 } }
+        }
+        try student.refresh(params)
     }
 
     /// Per token t of [tokens, hidden]: e_t = ||y_t - target_t||^2 / ||target_t||^2; returns (sum of e_t, tokens).

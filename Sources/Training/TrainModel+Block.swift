@@ -30,6 +30,19 @@ extension TrainModel {
         return (out, BlockPass(cache: cache, batch: B, length: S))
     }
 
+    /// The inputs each matrix of block `index` multiplied in the `blockForward` that made `pass`:
+    /// `body(weight name, rows [batch * length, cols], rows, cols)` once per matrix (Q, K and V see
+    /// one buffer, as do gate and up), in the order the forward reads them.
+    public func blockMatrixInputs(_ index: Int, _ pass: BlockPass, _ body: (String, UnsafePointer<R>, Int, Int) -> Void) {
+        let l = layers[index], c = pass.cache, rows = pass.batch * pass.length
+        var pairs: [(Param<R>?, Buf<R>)] = [(l.q, c.n1), (l.k, c.n1), (l.v, c.n1), (l.o, c.att)]
+        pairs += [(l.gate, c.n2), (l.up, c.n2), (l.down, c.a)]
+        for (w, x) in pairs {
+            guard let w, w.shape.count == 2, x.count >= rows * w.shape[1] else { continue }
+            body(w.name, UnsafePointer(x.p), rows, w.shape[1])
+        }
+    }
+
     /// Adds dLoss/d(block weights) to the gradients of block `index`'s trainable tensors, given
     /// `dOut` = dLoss/d(block output) of the `blockForward` that made `pass` (a decoder overwrites
     /// it with dLoss/d(block input); an encoder leaves it as it was).

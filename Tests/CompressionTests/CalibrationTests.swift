@@ -161,7 +161,7 @@ final class CalibrationTests: XCTestCase {
     /// The bundled quantization recipes run end to end on a tied model: every block's linear weight in
     /// the recipe's encoding, the tied embedding fitted as the head with GPTQ (no weight rounded to
     /// nearest), files ordered by size as their bits, and the q3s file (its head q4k) is format version 4,
-    /// the q4k ones 3.
+    /// the q4k ones 3. `int3`'s block matrices are fitted by GPTQ in the distill pass's block-wise stage.
     func testQuantizationRecipesRunEndToEnd() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qr-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -187,7 +187,14 @@ final class CalibrationTests: XCTestCase {
                     XCTAssertEqual(rec["round_to_nearest"]?.arrayValue?.compactMap(\.stringValue), [], "\(name): every weight had statistics")
                 }
             }
-            if embedding != "q8" { XCTAssertEqual(summary.records.last?["tied_as_head"], .bool(true), name) }
+            let quantizeRecords = summary.records.filter { $0["pass"]?.stringValue == "quantize" }
+            if embedding != "q8" { XCTAssertEqual(quantizeRecords.last?["tied_as_head"], .bool(true), name) }
+            if name == "int3" {
+                // Its linear weights are fitted by GPTQ in the block-wise stage, then trained on those grids.
+                let fitted = quantizeRecords.dropLast().compactMap { $0["fitted_before_training"]?.doubleValue }.reduce(0, +)
+                let matrices = edge.tensors.filter { $0.name.hasPrefix("blk.") && $0.shape.count == 2 }.count
+                XCTAssertEqual(Int(fitted), matrices, "int3: every block matrix fitted before training")
+            }
             sizes.append(edge.fileSize)
         }
         XCTAssertLessThan(sizes[0], sizes[1], "int3 is smaller than int4")

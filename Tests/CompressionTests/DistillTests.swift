@@ -99,6 +99,55 @@ final class DistillTests: TempDirTestCase {
         }
     }
 
+    /// GPTQ on q3s grids, then the block-wise stage: each block's encodings are fitted once, on the
+    /// block's own inputs, before it trains, and stay fixed while it trains (its weights round on
+    /// them). Every block's error falls, the file is q3s throughout and closer to the float model
+    /// on unseen text than GPTQ alone; the quantize pass records the tensors so fitted. Training a
+    /// tensor outside the blocks that such a pass encodes is refused, naming it.
+    func testBlockwiseStageTrainsThroughGPTQ() throws {
+        let text = try TextFile.load(path: fixture("text/us-declaration.txt"), purpose: "evaluation text")
+        let gptq = #"{"pass": "quantize", "bits": 3, "group_size": 32, "symmetric": false, "sub_bits": 6, "method": "gptq", "kinds": ["linear"], "include": ["blk.*"]}"#
+        let blockwise = #"{"pass": "distill", "steps": 0, "blockwise_epochs": 4, "blockwise_tokens": 2048, "blockwise_lr": 1e-3, "batch": 4, "length": 64, "include": ["blk.*"]}"#
+        let model = "tiny-llama"
+        _ = try run([gptq, Self.pack].joined(separator: ","), model: model, out: "gptq.edge")
+        let s = try run([gptq, blockwise, Self.pack].joined(separator: ","), model: model, out: "trained.edge")
+        let plain = try Verifier(input: fixture(model), output: tmp.appendingPathComponent("gptq.edge").path, threads: 2)
+            .run(text: text, ctx: 64, budget: nil)
+        let trained = try Verifier(input: fixture(model), output: tmp.appendingPathComponent("trained.edge").path, threads: 2)
+            .run(text: text, ctx: 64, budget: nil)
+        XCTAssertLessThan(trained.kl, plain.kl, "KL \(plain.kl) -> \(trained.kl)")
+        let record = try XCTUnwrap(s.records.first { $0["pass"]?.stringValue == "distill" })
+        let before = try XCTUnwrap(record["blockwise_error_before"]?.arrayValue).compactMap(\.doubleValue)
+        let after = try XCTUnwrap(record["blockwise_error_after"]?.arrayValue).compactMap(\.doubleValue)
+        XCTAssertGreaterThan(before.count, 0)
+        for (l, (b, a)) in zip(before, after).enumerated() { XCTAssertLessThan(a, b, "block \(l)") }
+        let file = try EdgeFile(path: tmp.appendingPathComponent("trained.edge").path)
+        let matrices = file.tensors.filter { $0.name.hasPrefix("blk.") && $0.shape.count == 2 }
+        XCTAssertGreaterThan(matrices.count, 0)
+        for e in matrices { XCTAssertEqual(e.encoding, .q3s, e.name) }
+        let quantize = try XCTUnwrap(s.records.first { $0["pass"]?.stringValue == "quantize" })
+        XCTAssertEqual(quantize["fitted_before_training"]?.doubleValue, Double(matrices.count))
+        XCTAssertEqual(quantize["round_to_nearest"], .array([]), "every matrix was fitted by GPTQ")
+        // The fitted grids belong to one run: the same pipeline run again writes the same bytes.
+        let (r, path) = try recipe([gptq, blockwise, Self.pack].joined(separator: ","))
+        let pipeline = Pipeline(recipe: r, recipeFile: path)
+        for out in ["again1.edge", "again2.edge"] {
+            _ = try pipeline.run(input: fixture(model), output: tmp.appendingPathComponent(out).path,
+                                 calibrationText: fixture("text/us-constitution.txt"))
+        }
+        XCTAssertEqual(try Data(contentsOf: tmp.appendingPathComponent("again1.edge")),
+                       try Data(contentsOf: tmp.appendingPathComponent("again2.edge")))
+        XCTAssertEqual(try Data(contentsOf: tmp.appendingPathComponent("again1.edge")),
+                       try Data(contentsOf: tmp.appendingPathComponent("trained.edge")))
+        // Training the embedding that a GPTQ pass encodes: it is in no block, so nothing fits it.
+        let gptqAll = #"{"pass": "quantize", "bits": 8, "method": "gptq", "kinds": ["linear", "embedding"]}"#
+        let trainsEmbedding = #"{"pass": "distill", "steps": 0, "blockwise_epochs": 1, "blockwise_tokens": 512, "batch": 4, "length": 64, "kinds": ["linear", "embedding"]}"#
+        XCTAssertThrowsError(try run([gptqAll, trainsEmbedding].joined(separator: ","), model: model, out: "refused.edge")) {
+            XCTAssertTrue("\($0)".contains("token_embd.weight") && "\($0)".contains("in no block"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("refused.edge").path))
+    }
+
     /// `"matmul": "bf16"`: both stages train with bfloat16 products, the record says so, the result
     /// still recovers (lower KL than pruning alone) and differs from the f32 run's; a bad value is refused.
     func testBF16MatmulDistillation() throws {

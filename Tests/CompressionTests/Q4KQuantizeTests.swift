@@ -183,4 +183,66 @@ final class Q4KQuantizeTests: XCTestCase {
         }
         XCTAssertLessThan(outputError(g.dequantized), outputError(rtn), "GPTQ lowers the output error against RTN on the same super-scales")
     }
+
+    /// `fit` (the block-wise stage fitting GPTQ once per block): on the given Hessian it writes what
+    /// GPTQ writes from calibration statistics, and from then on `apply` in the same run (the same
+    /// `context.fitted`; the pass's and its copies') rounds on the fitted grids: values near the
+    /// fitted ones come back exactly, where another run re-fits its grids and moves them; the
+    /// payload still decodes to what is reported.
+    func testFitFixesTheGridsThatApplyThenRoundsOn() throws {
+        let rows = 6, cols = 64, n = 200
+        var r = SplitMix(17)
+        let w = (0 ..< rows * cols).map { _ in Float(r.nextDouble() * 2 - 1) * 0.05 }
+        var x = [Float](repeating: 0, count: n * cols)
+        for t in 0 ..< n {
+            let common = Float(r.nextDouble() * 2 - 1)
+            for j in 0 ..< cols { x[t * cols + j] = common + Float(r.nextDouble() * 2 - 1) * 0.5 }
+        }
+        var h = [Double](repeating: 0, count: cols * cols)
+        for t in 0 ..< n { for i in 0 ..< cols { for j in 0 ..< cols { h[i * cols + j] += 2 * Double(x[t * cols + i]) * Double(x[t * cols + j]) / Double(n) } } }
+        let recipe = #"{"pass": "quantize", "bits": 3, "group_size": 32, "symmetric": false, "sub_bits": 6, "method": "gptq", "damp": 0.01, "weighting": "activation_magnitude", "rounding": "mse"}"#
+        let name = "blk.0.ffn_up.weight"
+        var pass = try parse(recipe)
+        var copy = pass  // as the pipeline's fitters and encoders run copies
+        var fitted = WorkTensor(name: name, shape: [rows, cols], values: w)
+        try copy.fit(&fitted, hessian: h, context: ctx)
+        let enc = try XCTUnwrap(fitted.encoded)
+        XCTAssertEqual(enc.encoding, .q3s)
+        // GPTQ moved the values against RTN on the same grids (error compensation).
+        var onGrid = WorkTensor(name: name, shape: [rows, cols], values: w)
+        try pass.apply(&onGrid, context: ctx)
+        XCTAssertNotEqual(onGrid.values, fitted.values, "GPTQ's codes differ from rounding the original weights to nearest")
+        // Nudged by a fifth of the smallest step between the fitted values of a row: the same values back.
+        var nudged = fitted.values
+        for i in nudged.indices { nudged[i] += (i % 2 == 0 ? 1 : -1) * 1e-4 }
+        var back = WorkTensor(name: name, shape: [rows, cols], values: nudged)
+        try pass.apply(&back, context: ctx)
+        XCTAssertEqual(back.values, fitted.values, "apply rounds on the fitted grids")
+        XCTAssertEqual(back.encoded?.payload, enc.payload)
+        let decoded = try XCTUnwrap(back.encoded).payload.withUnsafeBytes { decodePayload($0, encoding: .q3s, shape: enc.shape, params: enc.params) }
+        XCTAssertEqual(decoded, back.values)
+        // Another run (its own context) never fitted: it searches new grids for the nudged values, and they move.
+        var fresh = try parse(recipe)
+        var refit = WorkTensor(name: name, shape: [rows, cols], values: nudged)
+        try fresh.apply(&refit, context: toyPassContext())
+        XCTAssertNotEqual(refit.encoded?.payload, enc.payload, "without a fit the grids are searched again")
+        // A large move changes codes but not the grids: every value stays on its group's fitted levels.
+        var moved = fitted.values
+        for i in stride(from: 0, to: moved.count, by: 5) { moved[i] += 0.03 }
+        var m = WorkTensor(name: name, shape: [rows, cols], values: moved)
+        try pass.apply(&m, context: ctx)
+        XCTAssertNotEqual(m.values, fitted.values)
+        for row in 0 ..< rows {
+            for g0 in stride(from: 0, to: cols, by: 32) {
+                let levels = Set((g0 ..< g0 + 32).map { fitted.values[row * cols + $0] })
+                // The fitted group's levels are a subset of its grid; a moved value lands on the grid too,
+                // so on one of the 8 levels spanned by the group's scale and zero point.
+                let all = levels.union((g0 ..< g0 + 32).map { m.values[row * cols + $0] })
+                XCTAssertLessThanOrEqual(all.count, 8, "row \(row) group \(g0 / 32): more than 8 levels")
+            }
+        }
+        // The record counts the tensors `apply` rounded on fitted grids (here: three calls on one).
+        XCTAssertEqual(pass.record()["fitted_before_training"], .number(3))
+        XCTAssertNil(fresh.record()["fitted_before_training"])
+    }
 }

@@ -135,9 +135,7 @@ public struct Quantize: Pass {
     private var kQuantName: String { bits == 3 ? "q3s" : "q4k" }
 
     public mutating func apply(_ t: inout WorkTensor, context: PassContext) throws {
-        guard t.shape.count == 2 else {
-            throw PassError(pass: Self.id, tensor: t.name, why: "is \(t.shape.count)-D; per-channel quantization needs a matrix (exclude it from the selector)")
-        }
+        try Self.requireMatrix(t)
         if let grid = context.fitted.value(pass: context.index, tensor: t.name) as? FittedGrid {
             try round(&t, on: grid, context: context)
             return
@@ -151,14 +149,18 @@ public struct Quantize: Pass {
         _ = try encode(&t, hessian: hessian, norms: norms, context: context)
     }
 
+    private static func requireMatrix(_ t: WorkTensor) throws {
+        guard t.shape.count == 2 else {
+            throw PassError(pass: id, tensor: t.name, why: "is \(t.shape.count)-D; per-channel quantization needs a matrix (exclude it from the selector)")
+        }
+    }
+
     /// Quantizes `t` as `apply` does, with the Hessian (2/n) X^T X of its inputs given (GPTQ uses it;
     /// activation weighting uses its diagonal), and keeps the grids it fitted in `context.fitted`:
     /// from then on `apply` (this pass's and its copies', in the same run) rounds `t`'s values on
     /// them (`PassContext.fitters`).
     public mutating func fit(_ t: inout WorkTensor, hessian: [Double], context: PassContext) throws {
-        guard t.shape.count == 2 else {
-            throw PassError(pass: Self.id, tensor: t.name, why: "is \(t.shape.count)-D; per-channel quantization needs a matrix (exclude it from the selector)")
-        }
+        try Self.requireMatrix(t)
         let cols = t.shape[1]
         guard hessian.count == cols * cols else {
             throw PassError(pass: Self.id, tensor: t.name, why: "fit: the Hessian has \(hessian.count) entries; expected \(cols * cols)")

@@ -169,12 +169,10 @@ public struct Distill: Pass {
             let (v, e) = try encode(values)
             return FakeQuantized(values: v, encoded: e)
         } }
-        for name in fitted {
-            guard let encode = context.encoders[name], let fitter else { continue }
-            model.quantizers[name] = { values in
-                guard fitter.isFitted(name) else { return FakeQuantized(values: values) }
-                let (v, e) = try encode(values)
-                return FakeQuantized(values: v, encoded: e)
+        if let fitter {
+            for name in fitted {
+                guard let quantize = model.quantizers[name] else { continue }
+                model.quantizers[name] = { values in try fitter.isFitted(name) ? quantize(values) : FakeQuantized(values: values) }
             }
         }
         try model.refresh()

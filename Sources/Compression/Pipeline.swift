@@ -193,25 +193,26 @@ public struct Pipeline {
                     let steps = plan[n].filter { later.contains($0) }
                     guard !steps.isEmpty else { continue }
                     let name = t.name, shape = view.tensors[n].shape, snapshot = passes
-                    context.encoders[name] = { values in
+                    // Copies of the steps over `values`; given a Hessian, the steps that refuse training
+                    // through them fit their encoding on it instead (`fitters`).
+                    let run = { (values: [Float], hessian: [Double]?) throws -> WorkTensor in
                         var w = WorkTensor(name: name, shape: shape, values: values)
                         var copies = snapshot
-                        for j in steps { try copies[j].apply(&w, context: encoderContexts[j]!) }
+                        for j in steps {
+                            if let hessian, copies[j].refusesTrainingThrough != nil {
+                                try copies[j].fit(&w, hessian: hessian, context: encoderContexts[j]!)
+                            } else {
+                                try copies[j].apply(&w, context: encoderContexts[j]!)
+                            }
+                        }
+                        return w
+                    }
+                    context.encoders[name] = { values in
+                        let w = try run(values, nil)
                         return (w.values, w.encoded)
                     }
                     if steps.contains(where: { passes[$0].refusesTrainingThrough != nil }) {
-                        context.fitters[name] = { values, hessian in
-                            var w = WorkTensor(name: name, shape: shape, values: values)
-                            var copies = snapshot
-                            for j in steps {
-                                if copies[j].refusesTrainingThrough != nil {
-                                    try copies[j].fit(&w, hessian: hessian, context: encoderContexts[j]!)
-                                } else {
-                                    try copies[j].apply(&w, context: encoderContexts[j]!)
-                                }
-                            }
-                            return w.values
-                        }
+                        context.fitters[name] = { values, hessian in try run(values, hessian).values }
                     }
                 }
             }

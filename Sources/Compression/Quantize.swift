@@ -173,23 +173,12 @@ public struct Quantize: Pass {
 
     /// Rounds `t`'s values on the grids `fit` fixed for it.
     private mutating func round(_ t: inout WorkTensor, on f: FittedGrid, context: PassContext) throws {
-        let layout = f.layout, rows = layout.rows, cols = layout.cols, groups = layout.groups, g = layout.group
+        let layout = f.layout, rows = layout.rows, cols = layout.cols
         guard t.shape == [rows, cols] else {
             throw PassError(pass: Self.id, tensor: t.name, why: "has shape \(t.shape); its grids were fitted for [\(rows), \(cols)]")
         }
-        var codes = [Float](repeating: 0, count: rows * cols), deq = t.values
-        for r in 0 ..< rows {
-            for j in 0 ..< cols {
-                let grid = f.grids[r * groups + j / g], c = grid.code(t.values[r * cols + j])
-                codes[r * cols + j] = c
-                deq[r * cols + j] = grid.value(c)
-            }
-        }
-        for i in t.values.indices {
-            let e = Double(t.values[i] - deq[i])
-            sumSquaredError += e * e
-            sumSquares += Double(t.values[i]) * Double(t.values[i])
-        }
+        let (codes, deq) = layout.round(t.values, on: f.grids)
+        countError(t.values, deq)
         let enc = f.supers.map { layout.encodeQ4K(name: t.name, codes: codes.map { UInt8($0) }, grids: f.grids, supers: $0) }
             ?? layout.encode(name: t.name, codes: codes, grids: f.grids)
         if f.weighted { weightedTensors += 1 }
@@ -220,11 +209,7 @@ public struct Quantize: Pass {
             let layout = GroupLayout(rows: rows, cols: cols, bits: bits, groupSize: groupSize, symmetric: symmetric)
             enc = layout.encode(name: t.name, codes: r.codes, grids: r.grids)
             grid = FittedGrid(layout: layout, grids: r.grids, supers: nil)
-            for i in t.values.indices {
-                let e = Double(t.values[i] - r.dequantized[i])
-                sumSquaredError += e * e
-                sumSquares += Double(t.values[i]) * Double(t.values[i])
-            }
+            countError(t.values, r.dequantized)
             t.values = r.dequantized
         } else {
             if method == .gptq { rtnFallbacks.append(t.name) }
@@ -282,25 +267,23 @@ public struct Quantize: Pass {
         } else {
             if method == .gptq { rtnFallbacks.append(t.name) }
             grids = layout.fitGrids(t.values, rounding: .mse, magnitudeWeighted: magnitude, columnWeights: errWeights, supers: supers)
-            codes = [UInt8](repeating: 0, count: rows * cols)
-            deq = t.values
-            let groups = layout.groups, g = layout.group
-            for r in 0 ..< rows {
-                for j in 0 ..< cols {
-                    let grid = grids[r * groups + j / g], c = grid.code(t.values[r * cols + j])
-                    codes[r * cols + j] = UInt8(c)
-                    deq[r * cols + j] = grid.value(c)
-                }
-            }
+            let rounded = layout.round(t.values, on: grids)
+            codes = rounded.codes.map { UInt8($0) }
+            deq = rounded.values
         }
-        for i in t.values.indices {
-            let e = Double(t.values[i] - deq[i])
-            sumSquaredError += e * e
-            sumSquares += Double(t.values[i]) * Double(t.values[i])
-        }
+        countError(t.values, deq)
         t.values = deq
         return (layout.encodeQ4K(name: t.name, codes: codes, grids: grids, supers: supers),
                 FittedGrid(layout: layout, grids: grids, supers: supers))
+    }
+
+    /// Adds the squared error of `quantized` against `original`, and the squares of `original`, to the record's sums.
+    private mutating func countError(_ original: [Float], _ quantized: [Float]) {
+        for i in original.indices {
+            let e = Double(original[i] - quantized[i])
+            sumSquaredError += e * e
+            sumSquares += Double(original[i]) * Double(original[i])
+        }
     }
 
     /// Per-input error weights from activation norms: the mean square (norm^2 / its mean), with a
@@ -673,6 +656,21 @@ struct GroupLayout {
     var storedCodeOffset: Int {
         guard symmetric else { return 0 }
         return bits == 4 ? 8 : bits == 3 ? Q3Layout.symmetricZero : 0
+    }
+
+    /// `values` ([rows, cols]) rounded to nearest on `grids` (`QuantGrid.code` / `.value`): the codes
+    /// and the values they decode to.
+    func round(_ values: [Float], on grids: [QuantGrid]) -> (codes: [Float], values: [Float]) {
+        precondition(values.count == rows * cols && grids.count == rows * groups)
+        var codes = [Float](repeating: 0, count: values.count), deq = values
+        for r in 0 ..< rows {
+            for j in 0 ..< cols {
+                let grid = grids[r * groups + j / group], c = grid.code(values[r * cols + j])
+                codes[r * cols + j] = c
+                deq[r * cols + j] = grid.value(c)
+            }
+        }
+        return (codes, deq)
     }
 
     /// q4k: each row's super-scales from its groups' unconstrained grids (`fitGrids` without supers).

@@ -209,10 +209,10 @@ public enum Calibration {
     ///   - graph: the model as it entered the pipeline (float weights).
     ///   - text: the calibration text (`--data` or the bundled set).
     ///   - wanted: per weight name, what to gather.
-    ///   - maxTokens: stop after this many tokens; ctx: window length.
+    ///   - maxTokens: stop after this many tokens; ctx: window length; spread: see `windows`.
     ///   - progress: (windows done, windows in all).
     public static func collect(graph: ModelGraph, text: CalibrationText, wanted: [String: CalibrationNeeds], maxTokens: Int, ctx: Int,
-                               progress: ((Int, Int) -> Void)? = nil) throws -> CalibrationStats {
+                               spread: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> CalibrationStats {
         let model = try EdgeModel.floatModel(graph: graph)
         if graph.config.isEncoder {
             return try collectEncoder(model: model, text: text, wanted: wanted, maxTokens: maxTokens, progress: progress)
@@ -225,22 +225,37 @@ public enum Calibration {
         let stats = CalibrationStats(wanted: wanted)
         model.activationObserver = { weight, x, rows, cols in stats.observe(weight: weight, x: x, rows: rows, cols: cols) }
         defer { model.activationObserver = nil }
-        let total = min(ids.count, maxTokens)
-        let windows = (total + window - 1) / window
+        let chunks = windows(ids, window: window, maxTokens: maxTokens, spread: spread)
         let head = graph.config.tiedEmbeddings ? TensorID.tokenEmbd.name : TensorID.output.name
-        for w in 0 ..< windows {
-            let chunk = Array(ids[(w * window) ..< min(total, (w + 1) * window)])
+        for (w, chunk) in chunks.enumerated() {
             // The output head (the embedding when tied) sees the final hidden state of every position.
             let outputs = wanted[head] != nil ? 0 ..< chunk.count : chunk.count - 1 ..< chunk.count
             _ = try model.forward(chunk, cache: try model.makeCache(capacity: chunk.count), outputs: outputs)
             stats.endForward(tokens: chunk.count)
-            progress?(w + 1, windows)
+            progress?(w + 1, chunks.count)
         }
         return stats
     }
 }
 
 extension Calibration {
+    /// A decoder's calibration windows: at most `maxTokens` of the text's tokens `ids`, in windows of
+    /// `window`. The text's first tokens (the last window may be short), or with `spread` whole windows
+    /// spread evenly over the whole text, so that every kind of writing in it is seen. A text with no
+    /// more than `maxTokens` tokens, or a budget under one window, is read from the start either way.
+    static func windows(_ ids: [Int32], window: Int, maxTokens: Int, spread: Bool) -> [[Int32]] {
+        let available = ids.count / window
+        let count = maxTokens / window
+        guard spread, ids.count > maxTokens, count >= 1, available > count else {
+            let total = min(ids.count, maxTokens)
+            return stride(from: 0, to: total, by: window).map { Array(ids[$0 ..< min(total, $0 + window)]) }
+        }
+        return (0 ..< count).map { i in
+            let w = i * available / count
+            return Array(ids[(w * window) ..< ((w + 1) * window)])
+        }
+    }
+
     /// An encoder's calibration sentences: the text's sentences (`CalibrationText.sentences`),
     /// tokenized by `tokens`, until `maxTokens`, in batches of up to 512 tokens (a longer sentence is
     /// a batch of its own).

@@ -338,7 +338,8 @@ public struct Pipeline {
         var calibration: CalibrationStats?
         if let calibrationText, !calibrationPlan.oneShot.isEmpty {
             calibration = try Calibration.collect(graph: graph, text: calibrationText, wanted: calibrationPlan.oneShot,
-                                                  maxTokens: recipe.calibration.tokens, ctx: recipe.calibration.ctx) { done, total in
+                                                  maxTokens: recipe.calibration.tokens, ctx: recipe.calibration.ctx,
+                                                  spread: recipe.calibration.spread) { done, total in
                 progress?(done, total, "calibration")
             }
         }

@@ -36,6 +36,9 @@ public struct CalibrationOptions: Equatable, Sendable {
     /// the earlier stages already compressed (GPTQ's "true sequential"). Off: one set of statistics per
     /// block, from the block as the passes before the calibrated one leave it.
     public var trueSequential = false
+    /// Take the windows spread evenly over the whole text (its kinds of writing) rather than its
+    /// first `tokens` tokens.
+    public var spread = false
 }
 
 /// A compression recipe: an ordered list of passes plus output options. Parsed strictly:
@@ -97,6 +100,7 @@ public struct Recipe {
             calibration.tokens = try c.int("tokens", default: calibration.tokens, range: 16 ... 1 << 24)
             calibration.ctx = try c.int("ctx", default: calibration.ctx, range: 16 ... 1 << 16)
             calibration.trueSequential = try c.bool("true_sequential", default: false)
+            calibration.spread = try c.bool("spread", default: false)
             try c.finish()
         }
         var budget: Budget?

@@ -96,8 +96,7 @@ struct SequentialCalibration {
             guard ids.count >= min(window, 16) else {
                 throw Calibration.Failure(file: text.source, why: "calibration text has \(ids.count) tokens; at least \(min(window, 16)) are needed")
             }
-            let total = min(ids.count, recipe.tokens)
-            windows = stride(from: 0, to: total, by: window).map { Array(ids[$0 ..< min(total, $0 + window)]) }
+            windows = Calibration.windows(ids, window: window, maxTokens: recipe.tokens, spread: recipe.spread)
         }
         let lengths = batches.map { $0.map(\.count) }
         let forward = try LayerwiseForward(config: config, source: graph.source.path)

@@ -72,8 +72,8 @@ final class SequentialCalibrationTests: XCTestCase {
     override func setUpWithError() throws { tmp = try makeTemporaryFolder(prefix: "sequential") }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    func run(_ passes: String, trueSequential: Bool = false) throws -> (CompressSummary, EdgeFile) {
-        let calibration = #"{"tokens": 192, "ctx": 64, "true_sequential": \#(trueSequential)}"#
+    func run(_ passes: String, trueSequential: Bool = false, spread: Bool = false) throws -> (CompressSummary, EdgeFile) {
+        let calibration = #"{"tokens": 192, "ctx": 64, "true_sequential": \#(trueSequential), "spread": \#(spread)}"#
         let recipe = try Recipe.parse(Data(#"{"calibration": \#(calibration), "passes": [\#(passes)]}"#.utf8),
                                       file: "toy.json", passes: Self.toys)
         let out = tmp.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).edge").path
@@ -141,6 +141,41 @@ final class SequentialCalibrationTests: XCTestCase {
         for name in ["blk.1.attn_q.weight", "blk.1.ffn_down.weight", "blk.1.ffn_gate.weight"] {
             XCTAssertFalse(close(try XCTUnwrap(seen[name]), try XCTUnwrap(float.columnNorms(for: name))), "\(name): not the input model's statistics")
         }
+    }
+
+    /// `calibration.spread`: whole windows spread evenly over the text instead of its first tokens.
+    func testSpreadWindowsCoverTheWholeText() {
+        let ids = (0 ..< 1000).map { Int32($0) }
+        XCTAssertEqual(Calibration.windows(ids, window: 64, maxTokens: 192, spread: false).map { $0.first! }, [0, 64, 128])
+        let spread = Calibration.windows(ids, window: 64, maxTokens: 192, spread: true)
+        // 15 whole windows of 64 in 1000 tokens: three of them, a third of the text apart.
+        XCTAssertEqual(spread.map { $0.first! }, [0, 5 * 64, 10 * 64])
+        XCTAssertTrue(spread.allSatisfy { $0 == Array(ids[Int($0[0]) ..< Int($0[0]) + 64]) })
+        // A text no longer than the budget is read whole either way, its short last window included.
+        let whole = Calibration.windows(ids, window: 64, maxTokens: 1000, spread: true)
+        XCTAssertEqual(whole, Calibration.windows(ids, window: 64, maxTokens: 1000, spread: false))
+        XCTAssertEqual(whole.flatMap { $0 }, ids)
+        // A budget under one window: its tokens from the start, as without `spread`.
+        XCTAssertEqual(Calibration.windows(ids, window: 64, maxTokens: 40, spread: true), [Array(ids[0 ..< 40])])
+    }
+
+    /// Layer by layer, `spread` reads the same windows as the one-shot collection with `spread`: layer
+    /// 0's statistics (nothing compressed before it) are those of the spread windows, not the first ones.
+    func testSequentialCalibrationReadsTheSpreadWindows() throws {
+        let (summary, _) = try run(#"{"pass": "toy_record_norms", "include": ["blk.0.attn_q.weight"]}"#, spread: true)
+        let got = try XCTUnwrap(try norms(summary.records[0])["blk.0.attn_q.weight"])
+        let graph = ModelGraph(try Checkpoint.open(model))
+        let calib = try CalibrationText.load(path: text)
+        let wanted: [String: CalibrationNeeds] = ["blk.0.attn_q.weight": .columnNorms]
+        let spread = try XCTUnwrap(try Calibration.collect(graph: graph, text: calib, wanted: wanted, maxTokens: 192, ctx: 64, spread: true)
+            .columnNorms(for: "blk.0.attn_q.weight"))
+        let first = try XCTUnwrap(try Calibration.collect(graph: graph, text: calib, wanted: wanted, maxTokens: 192, ctx: 64)
+            .columnNorms(for: "blk.0.attn_q.weight"))
+        func close(_ a: [Float], _ b: [Float]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }
+        }
+        XCTAssertTrue(close(got, spread), "the spread windows' statistics")
+        XCTAssertFalse(close(got, first), "not the text's first 192 tokens'")
     }
 
     /// With `true_sequential`, each stage of a block (Q/K/V, attention output, gate/up, down) sees the

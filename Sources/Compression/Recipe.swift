@@ -36,8 +36,8 @@ public struct CalibrationOptions: Equatable, Sendable {
     /// the earlier stages already compressed (GPTQ's "true sequential"). Off: one set of statistics per
     /// block, from the block as the passes before the calibrated one leave it.
     public var trueSequential = false
-    /// Take the windows spread evenly over the whole text (its kinds of writing) rather than its
-    /// first `tokens` tokens.
+    /// Take a decoder's windows spread evenly over the whole text (its kinds of writing) rather than
+    /// its first `tokens` tokens (`Calibration.windows`). An encoder reads the first sentences either way.
     public var spread = false
 }
 

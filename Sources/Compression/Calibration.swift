@@ -3,6 +3,7 @@ import EdgeFormat
 import EdgeKernels
 import EdgeRuntime
 import Foundation
+import Training
 
 /// What a pass wants to know about the inputs of its weights.
 public struct CalibrationNeeds: OptionSet, Sendable {
@@ -250,10 +251,7 @@ extension Calibration {
             let total = min(ids.count, maxTokens)
             return stride(from: 0, to: total, by: window).map { Array(ids[$0 ..< min(total, $0 + window)]) }
         }
-        return (0 ..< count).map { i in
-            let w = i * available / count
-            return Array(ids[(w * window) ..< ((w + 1) * window)])
-        }
+        return spreadWindows(ids, length: window, count: count)
     }
 
     /// An encoder's calibration sentences: the text's sentences (`CalibrationText.sentences`),

@@ -106,10 +106,7 @@ public final class BlockReconstruction {
         self.student = student
         self.teacher = teacher
         // Spread over the whole text (its kinds of writing), not only its beginning.
-        let windows = (0 ..< count).map { i in
-            let w = i * available / count
-            return Array(tokens[(w * S) ..< ((w + 1) * S)])
-        }
+        let windows = spreadWindows(tokens, length: S, count: count)
         let B = max(1, options.batch)
         chunks = stride(from: 0, to: windows.count, by: B).map { i in
             Chunk(tokens: windows[i ..< min(i + B, windows.count)].flatMap { $0 }, count: min(B, windows.count - i), length: S)
@@ -311,5 +308,16 @@ public final class BlockReconstruction {
             den += Double(t.p[j]) * Double(t.p[j])
         }
         return (num, max(den, 1e-30))
+    }
+}
+
+/// `count` whole windows of `length` tokens spread evenly over `tokens` (the first at its start), so
+/// that every part of a text is read, not only its beginning. `count` is at most `tokens.count / length`.
+public func spreadWindows(_ tokens: [Int32], length: Int, count: Int) -> [[Int32]] {
+    let available = tokens.count / length
+    precondition(count <= available, "\(count) windows of \(length) in \(tokens.count) tokens")
+    return (0 ..< count).map { i in
+        let w = i * available / count
+        return Array(tokens[(w * length) ..< ((w + 1) * length)])
     }
 }

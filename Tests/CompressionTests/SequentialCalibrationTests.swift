@@ -89,6 +89,11 @@ final class SequentialCalibrationTests: XCTestCase {
         }
     }
 
+    /// Equal to 1e-4 relative (1e-4 absolute below 1).
+    func close(_ a: [Float], _ b: [Float]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }
+    }
+
     /// Layer by layer, the whole model: embeddings, each block, the final norm and the head give
     /// the logits of `EdgeModel.forward`.
     func testLayerwiseForwardMatchesTheWholeForward() throws {
@@ -127,9 +132,6 @@ final class SequentialCalibrationTests: XCTestCase {
         let calib = try CalibrationText.load(path: text)
         let float = try Calibration.collect(graph: graph, text: calib, wanted: wanted, maxTokens: 192, ctx: 64)
         let reference = try Calibration.collect(graph: scaled, text: calib, wanted: wanted, maxTokens: 192, ctx: 64)
-        func close(_ a: [Float], _ b: [Float]) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }
-        }
         XCTAssertEqual(Set(seen.keys).count, 2 * 7 + 1, "every linear weight of both layers and the (tied) head")
         for (name, got) in seen {
             // Passes before the calibrated one (the scaling) apply to the layer whose statistics are
@@ -171,9 +173,6 @@ final class SequentialCalibrationTests: XCTestCase {
             .columnNorms(for: "blk.0.attn_q.weight"))
         let first = try XCTUnwrap(try Calibration.collect(graph: graph, text: calib, wanted: wanted, maxTokens: 192, ctx: 64)
             .columnNorms(for: "blk.0.attn_q.weight"))
-        func close(_ a: [Float], _ b: [Float]) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }
-        }
         XCTAssertTrue(close(got, spread), "the spread windows' statistics")
         XCTAssertFalse(close(got, first), "not the text's first 192 tokens'")
     }
@@ -198,10 +197,7 @@ final class SequentialCalibrationTests: XCTestCase {
             let stats = try Calibration.collect(graph: g, text: calib, wanted: [name: .columnNorms], maxTokens: 192, ctx: 64)
             return try XCTUnwrap(stats.columnNorms(for: name), name)
         }
-        func close(_ a: [Float]?, _ b: [Float]) -> Bool {
-            guard let a else { return false }
-            return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }
-        }
+        func close(_ a: [Float]?, _ b: [Float]) -> Bool { a.map { self.close($0, b) } ?? false }
         let qkv = ["attn_q", "attn_k", "attn_v"], gateUp = ["ffn_gate", "ffn_up"]
         let cases: [(String, [String])] = [("attn_q", []), ("attn_v", []), ("attn_output", qkv),
                                            ("ffn_gate", qkv + ["attn_output"]), ("ffn_down", qkv + ["attn_output"] + gateUp)]

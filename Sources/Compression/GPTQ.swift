@@ -267,6 +267,16 @@ enum GPTQ {
     /// U upper-triangular with U^T U = A^-1, for symmetric positive-definite A [n, n] (as
     /// torch: cholesky -> cholesky_inverse -> cholesky(upper=True)).
     static func upperCholeskyOfInverse(_ a: [Double], n: Int) throws -> [Double] {
+        let inv = try symmetricInverse(a, n: n)
+        let lt = try cholesky(inv, n: n)
+        var u = [Double](repeating: 0, count: n * n)
+        for i in 0 ..< n { for j in 0 ... i { u[j * n + i] = lt[i * n + j] } }
+        return u
+    }
+
+    /// A^-1 [n, n] (row-major) of symmetric positive-definite A, as L^-T L^-1 with L = `cholesky(A)`
+    /// (torch's cholesky_inverse).
+    static func symmetricInverse(_ a: [Double], n: Int) throws -> [Double] {
         let l = try cholesky(a, n: n)
         // L^-1 row by row: row i = (e_i - sum_{k<i} L[i,k] row k) / L[i,i] (row-major, cache-friendly).
         var li = [Double](repeating: 0, count: n * n)
@@ -309,10 +319,7 @@ enum GPTQ {
                 for i in 0 ..< n { for j in 0 ..< i { ip[j * n + i] = ip[i * n + j] } }
             }
         }
-        let lt = try cholesky(inv, n: n)
-        var u = [Double](repeating: 0, count: n * n)
-        for i in 0 ..< n { for j in 0 ... i { u[j * n + i] = lt[i * n + j] } }
-        return u
+        return inv
     }
 
     /// Lower Cholesky factor L (L L^T = A).

@@ -57,7 +57,7 @@ public struct Recipe {
 
     /// The passes this package defines, in the order `known:` lists them in errors.
     public static let standardPasses: [any Pass.Type] = [
-        MagnitudePrune.self, WandaPrune.self, SparseGPTPrune.self, StructuredPrune.self, Quantize.self, Cast.self, Distill.self, Pack.self,
+        MagnitudePrune.self, WandaPrune.self, SparseGPTPrune.self, ADMMPrune.self, StructuredPrune.self, Quantize.self, Cast.self, Distill.self, Pack.self,
     ]
 
     /// All pass types a recipe may name, by their `"pass"` value: `standardPasses` plus `extra`

@@ -51,12 +51,7 @@ enum SparseGPT {
         let d = damp * max(meanDiag / Double(cols), 1e-12)
         var hd = h
         for i in 0 ..< cols { hd[i * cols + i] += d }
-        // (H + dI)^-1 = U^T U.
-        let u = try GPTQ.upperCholeskyOfInverse(hd, n: cols).map { Float($0) }
-        var ut = [Float](repeating: 0, count: cols * cols)
-        for i in 0 ..< cols { for j in 0 ..< cols { ut[j * cols + i] = u[i * cols + j] } }
-        var inverse = [Float](repeating: 0, count: cols * cols)
-        CalibrationStats.gram(ut, ut, into: &inverse, cols: cols, rows: cols)  // inverse[t][r] = dot(ut[r], ut[t]) = (U^T U)[r][t]
+        let inverse = try GPTQ.symmetricInverse(hd, n: cols).map { Float($0) }
         var cd = c.map { Float($0) }
         for i in 0 ..< cols { cd[i * cols + i] += Float(d) }
         return multiply(cd, rows: cols, by: inverse, cols: cols)

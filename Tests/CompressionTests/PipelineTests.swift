@@ -228,7 +228,7 @@ final class PipelineTests: XCTestCase {
     func testBundledRecipesSchedule() throws {
         let r = try Recipe.load(path: packageRoot().appendingPathComponent("Recipes/distill-prune50-int8.json").path)
         let ids = Pipeline(recipe: r, recipeFile: "r").schedule.map { type(of: r.passes[$0]).id }
-        XCTAssertEqual(ids, ["sparsegpt_prune", "distill", "quantize", "pack"])
+        XCTAssertEqual(ids, ["admm_prune", "distill", "quantize", "pack"])
     }
 
     /// A pass whose selector matches no tensor of the model is named in a warning (the run still

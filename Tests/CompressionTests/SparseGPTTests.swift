@@ -7,25 +7,12 @@ import XCTest
 final class SparseGPTTests: XCTestCase {
     /// `Fixtures/sparsegpt-reference/obs-8x64.json`, written by `scripts/sparsegpt_reference.py`.
     private struct Reference: Decodable {
-        struct Case: Decodable {
-            let sparsity: Double?
-            let scope: String?
-            let pattern: String?
-            let mask: [[Int]]
-            let expected: [[Double]]
-        }
         let rows: Int, cols: Int, tokens: Int
         let block_size: Int
         let damp: Double
         let weights: [[Double]]
         let inputs: [[Double]]
-        let cases: [Case]
-    }
-
-    private func hessian(_ x: [Float], tokens: Int, cols: Int) -> [Double] {
-        var h = GPTQ.Hessian(cols: cols)
-        x.withUnsafeBufferPointer { h.add($0, tokens: tokens) }
-        return h.matrix()
+        let cases: [PruneReferenceCase]
     }
 
     /// Mask and weights as the numpy transcription of the reference implementation computes them
@@ -34,25 +21,14 @@ final class SparseGPTTests: XCTestCase {
     func testMatchesNumpyReference() throws {
         let url = packageRoot().appendingPathComponent("Fixtures/sparsegpt-reference/obs-8x64.json")
         let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
-        let rows = ref.rows, cols = ref.cols
-        let w = ref.weights.flatMap { $0.map { Float($0) } }
-        let x = ref.inputs.flatMap { $0.map { Float($0) } }
-        XCTAssertEqual(w.count, rows * cols)
-        XCTAssertEqual(x.count, ref.tokens * cols)
-        let h = hessian(x, tokens: ref.tokens, cols: cols)
         XCTAssertEqual(ref.cases.count, 3)
-        for c in ref.cases {
+        // Weights ~0.05: float32 sweeps against float64.
+        try checkPruneReference(weights: ref.weights, inputs: ref.inputs, rows: ref.rows, cols: ref.cols, tokens: ref.tokens,
+                                cases: ref.cases, tolerance: 2e-6) { w, h, c in
             var o = SparseGPT.Options(sparsity: c.sparsity ?? 0, blockSize: ref.block_size, damp: ref.damp)
             if let p = c.pattern { o.pattern = try XCTUnwrap(NMPattern(parsing: p)) }
             if let s = c.scope { o.scope = try XCTUnwrap(SparseGPTPrune.Scope(rawValue: s)) }
-            let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: h, options: o)
-            let label = c.pattern ?? c.scope ?? "?"
-            XCTAssertEqual(r.mask.map { $0 ? 1 : 0 }, c.mask.flatMap { $0 }, "\(label): mask")
-            var worst = 0.0
-            for (got, want) in zip(r.values, c.expected.flatMap { $0 }) { worst = max(worst, abs(Double(got) - want)) }
-            print("\(label): largest weight difference from the reference \(worst)")
-            XCTAssertLessThan(worst, 2e-6, "\(label): largest weight difference (weights are ~0.05)")
-            for i in r.mask.indices where r.mask[i] { XCTAssertEqual(r.values[i], 0, "\(label): pruned weights are exact zeros") }
+            return try SparseGPT.prune(weights: w, rows: ref.rows, cols: ref.cols, hessian: h, options: o)
         }
     }
 
@@ -63,9 +39,8 @@ final class SparseGPTTests: XCTestCase {
         let x = correlatedInputs(tokens: tokens, cols: cols, seed: 17)
         var g = SplitMix(23)
         let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
-        let h = hessian(x, tokens: tokens, cols: cols)
-        var norms = [Float](repeating: 0, count: cols)
-        for j in 0 ..< cols { norms[j] = Float((0 ..< tokens).reduce(0.0) { $0 + Double(x[$1 * cols + j] * x[$1 * cols + j]) }.squareRoot()) }
+        let h = inputHessian(x, tokens: tokens, cols: cols)
+        let norms = inputNorms(x, tokens: tokens, cols: cols)
         for (block, sparsity) in [(32, 0.5), (128, 0.5), (16, 0.7)] {
             let s = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: h,
                                         options: .init(sparsity: sparsity, blockSize: block))
@@ -98,11 +73,10 @@ final class SparseGPTTests: XCTestCase {
         let x = correlatedInputs(tokens: tokens, cols: cols, seed: 8)
         var g = SplitMix(12)
         let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) }
-        var norms = [Float](repeating: 0, count: cols)
-        for j in 0 ..< cols { norms[j] = Float((0 ..< tokens).reduce(0.0) { $0 + Double(x[$1 * cols + j] * x[$1 * cols + j]) }.squareRoot()) }
+        let norms = inputNorms(x, tokens: tokens, cols: cols)
         var wanda = w
         try WandaPrune.prune(&wanda, rows: rows, cols: cols, norms: norms, sparsity: 0.5)
-        let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: hessian(x, tokens: tokens, cols: cols),
+        let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: inputHessian(x, tokens: tokens, cols: cols),
                                     options: .init(sparsity: 0.5, blockSize: cols, damp: 0, shrink: 1))
         XCTAssertEqual(r.values, wanda)
     }
@@ -117,7 +91,7 @@ final class SparseGPTTests: XCTestCase {
             let x = correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols))
             var w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) * 0.05 }
             for i in stride(from: 3, to: w.count, by: 11) { w[i] = 0 }
-            let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: hessian(x, tokens: tokens, cols: cols),
+            let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: inputHessian(x, tokens: tokens, cols: cols),
                                         options: .init(sparsity: 0, pattern: p, blockSize: block))
             XCTAssertTrue(p.isSatisfied(by: r.values, rows: rows, cols: cols), "\(pattern) \(rows)x\(cols) block \(block)")
             for i in w.indices where w[i] == 0 { XCTAssertEqual(r.values[i], 0, "\(pattern): a zero stays zero") }
@@ -141,7 +115,7 @@ final class SparseGPTTests: XCTestCase {
         var g = SplitMix(41)
         for (rows, cols, block) in [(1, 1, 128), (3, 7, 2), (5, 33, 16), (4, 64, 128)] {
             let tokens = 2 * cols + 8
-            let h = hessian(correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols) + 5), tokens: tokens, cols: cols)
+            let h = inputHessian(correlatedInputs(tokens: tokens, cols: cols, seed: UInt64(cols) + 5), tokens: tokens, cols: cols)
             for s in [0.0, 0.3, 0.5, 0.9] {
                 let w = (0 ..< rows * cols).map { _ in Float(g.nextDouble() * 2 - 1) }
                 let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: h, options: .init(sparsity: s, blockSize: block))
@@ -156,7 +130,7 @@ final class SparseGPTTests: XCTestCase {
         // Half of each row already zero (every other column), pruned to 30%: the zeros stay and
         // fill the share; to 75%: a quarter more.
         let rows = 6, cols = 40, tokens = 96
-        let h = hessian(correlatedInputs(tokens: tokens, cols: cols, seed: 3), tokens: tokens, cols: cols)
+        let h = inputHessian(correlatedInputs(tokens: tokens, cols: cols, seed: 3), tokens: tokens, cols: cols)
         let w = (0 ..< rows * cols).map { i in i % 2 == 0 ? 0 : Float(g.nextDouble() * 2 - 1) }
         for (s, zeros) in [(0.3, 20), (0.75, 30)] {
             let r = try SparseGPT.prune(weights: w, rows: rows, cols: cols, hessian: h, options: .init(sparsity: s, blockSize: 8))
@@ -166,23 +140,17 @@ final class SparseGPTTests: XCTestCase {
     }
 
     func testRecipeFieldsAreValidated() throws {
-        func check(_ pass: String, field: String, mentions: String, file: StaticString = #filePath, line: UInt = #line) {
-            XCTAssertThrowsError(try Recipe.parse(Data(#"{"passes": [\#(pass)]}"#.utf8), file: "r.json"), file: file, line: line) { e in
-                let text = "\(e)"
-                XCTAssertTrue(text.contains("'\(field)'") && text.contains(mentions), text, file: file, line: line)
-            }
-        }
-        check(#"{"pass": "sparsegpt_prune"}"#, field: "passes[0].sparsity", mentions: "is required (or give 'pattern'")
-        check(#"{"pass": "sparsegpt_prune", "sparsity": 1}"#, field: "passes[0].sparsity", mentions: "0 <= value < 1")
-        check(#"{"pass": "sparsegpt_prune", "pattern": "2:4", "sparsity": 0.5}"#, field: "passes[0].sparsity", mentions: "cannot be combined with 'pattern'")
-        check(#"{"pass": "sparsegpt_prune", "pattern": "2:4", "scope": "per_row"}"#, field: "passes[0].scope", mentions: "cannot be combined")
-        check(#"{"pass": "sparsegpt_prune", "pattern": "4:2"}"#, field: "passes[0].pattern", mentions: "expected \"N:M\"")
-        check(#"{"pass": "sparsegpt_prune", "pattern": "2:4", "block_size": 30}"#, field: "passes[0].block_size", mentions: "multiple of 4")
-        check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "block_size": 0}"#, field: "passes[0].block_size", mentions: "expected 1...")
-        check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "scope": "global"}"#, field: "passes[0].scope", mentions: "per_row, per_tensor")
-        check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "damp": 2}"#, field: "passes[0].damp", mentions: "0 <= value <= 1")
-        check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "shrink": -0.5}"#, field: "passes[0].shrink", mentions: "0 <= value <= 1")
-        check(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "act_order": true}"#, field: "passes[0].act_order", mentions: "not a known field")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune"}"#, field: "passes[0].sparsity", mentions: "is required (or give 'pattern'")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "sparsity": 1}"#, field: "passes[0].sparsity", mentions: "0 <= value < 1")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "pattern": "2:4", "sparsity": 0.5}"#, field: "passes[0].sparsity", mentions: "cannot be combined with 'pattern'")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "pattern": "2:4", "scope": "per_row"}"#, field: "passes[0].scope", mentions: "cannot be combined")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "pattern": "4:2"}"#, field: "passes[0].pattern", mentions: "expected \"N:M\"")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "pattern": "2:4", "block_size": 30}"#, field: "passes[0].block_size", mentions: "multiple of 4")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "block_size": 0}"#, field: "passes[0].block_size", mentions: "expected 1...")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "scope": "global"}"#, field: "passes[0].scope", mentions: "per_row, per_tensor")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "damp": 2}"#, field: "passes[0].damp", mentions: "0 <= value <= 1")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "shrink": -0.5}"#, field: "passes[0].shrink", mentions: "0 <= value <= 1")
+        assertRecipeRefused(#"{"pass": "sparsegpt_prune", "sparsity": 0.5, "act_order": true}"#, field: "passes[0].act_order", mentions: "not a known field")
         let r = try Recipe.parse(Data(#"{"passes": [{"pass": "sparsegpt_prune", "pattern": "2:8"}]}"#.utf8), file: "r.json")
         let p = try XCTUnwrap(r.passes[0] as? SparseGPTPrune)
         XCTAssertEqual(p.blockSize, 128)

@@ -2,6 +2,7 @@ import EdgeFormat
 import EdgeKernels
 import EdgeRuntime
 import Foundation
+import Training
 
 /// Pruning by the alternating direction method of multipliers (Boža, "Fast and Effective Weight
 /// Update for Pruned Large Language Models", 2024): like SparseGPT it minimizes the layer's output
@@ -112,7 +113,7 @@ enum ADMM {
                     m.withUnsafeMutableBufferPointer { mp in
                         pruned.withUnsafeBufferPointer { pp in
                             b.withUnsafeBufferPointer { bp in
-                                parallelChunks(n) { range in
+                                parallelRanges(n, threads: EdgeModel.defaultThreads) { range in
                                     for i in range {
                                         let v = wp[i] + up[i]
                                         let zi: Float = pp[i] ? 0 : v
@@ -135,13 +136,6 @@ enum ADMM {
             }
         }
         return (out, pruned)
-    }
-
-    /// `body` over contiguous ranges of 0 ..< n split over the threads (one range when n is small).
-    static func parallelChunks(_ n: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = n >= 1 << 16 ? max(1, EdgeModel.defaultThreads) : 1
-        if chunks == 1 { return body(0 ..< n) }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in body(n * c / chunks ..< n * (c + 1) / chunks) }
     }
 
     /// The positions to prune (true) of scores `s` [rows, cols]: the smallest |s| at `sparsity`
@@ -174,40 +168,37 @@ enum ADMM {
             return
         }
         let k = Int((Double(cols) * sparsity).rounded(.down))
-        do {
-            let chunks = max(1, min(EdgeModel.defaultThreads, rows / 32))
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                var keys = [UInt64]()
-                keys.reserveCapacity(cols)
-                for r in rows * c / chunks ..< rows * (c + 1) / chunks {
-                    let base = r * cols
-                    keys.removeAll(keepingCapacity: true)
-                    var zeros = 0
-                    if let p = o.pattern {
-                        // The pattern's mask first: each group drops all but its keep(len) largest.
-                        var g = 0
-                        while g < cols {
-                            let len = min(p.m, cols - g)
-                            var group = (0 ..< len).map { key(base + g + $0, g + $0) }
-                            let drop = len - p.keep(inGroupOf: len)
-                            let zerosHere = (0 ..< len).filter { zero[base + g + $0] }.count
-                            selectSmallest(&group, max(drop, zerosHere))
-                            for e in group.prefix(max(drop, zerosHere)) { keys.append(e) }
-                            g += len
-                        }
-                        // Of those, the share the schedule reaches now (all of them at the end).
-                        let want = sparsity >= p.sparsity ? keys.count : min(keys.count, k)
-                        selectSmallest(&keys, want)
-                        for e in keys.prefix(want) { op[base + Int(e & 0xFFFF_FFFF)] = true }
-                    } else {
-                        for j in 0 ..< cols {
-                            keys.append(key(base + j, j))
-                            if zero[base + j] { zeros += 1 }
-                        }
-                        let want = min(cols, max(k, zeros))
-                        selectSmallest(&keys, want)
-                        for e in keys.prefix(want) { op[base + Int(e & 0xFFFF_FFFF)] = true }
+        parallelRanges(rows, threads: EdgeModel.defaultThreads, cost: cols) { range in
+            var keys = [UInt64]()
+            keys.reserveCapacity(cols)
+            for r in range {
+                let base = r * cols
+                keys.removeAll(keepingCapacity: true)
+                if let p = o.pattern {
+                    // The pattern's mask first: each group drops all but its keep(len) largest.
+                    var g = 0
+                    while g < cols {
+                        let len = min(p.m, cols - g)
+                        var group = (0 ..< len).map { key(base + g + $0, g + $0) }
+                        let drop = len - p.keep(inGroupOf: len)
+                        let zerosHere = (0 ..< len).filter { zero[base + g + $0] }.count
+                        selectSmallest(&group, max(drop, zerosHere))
+                        for e in group.prefix(max(drop, zerosHere)) { keys.append(e) }
+                        g += len
                     }
+                    // Of those, the share the schedule reaches now (all of them at the end).
+                    let want = sparsity >= p.sparsity ? keys.count : min(keys.count, k)
+                    selectSmallest(&keys, want)
+                    for e in keys.prefix(want) { op[base + Int(e & 0xFFFF_FFFF)] = true }
+                } else {
+                    var zeros = 0
+                    for j in 0 ..< cols {
+                        keys.append(key(base + j, j))
+                        if zero[base + j] { zeros += 1 }
+                    }
+                    let want = min(cols, max(k, zeros))
+                    selectSmallest(&keys, want)
+                    for e in keys.prefix(want) { op[base + Int(e & 0xFFFF_FFFF)] = true }
                 }
             }
         }
@@ -268,20 +259,6 @@ public struct ADMMPrune: Pass {
     private var pruned = 0
     private var total = 0
     private var seconds = 0.0
-
-    public init(sparsity: Double, pattern: NMPattern? = nil, scope: SparseGPTPrune.Scope = .perRow, damp: Double = 0.1,
-                rho: Double = 1, iterations: Int = 20, gradual: Int = 15, selector: TensorSelector = TensorSelector(kinds: [.linear])) {
-        self.sparsity = pattern?.sparsity ?? sparsity
-        self.pattern = pattern
-        self.scope = pattern != nil ? .perRow : scope
-        self.damp = damp
-        self.rho = rho
-        self.iterations = iterations
-        self.gradual = min(gradual, iterations)
-        self.selector = selector
-        options = ADMM.Options(sparsity: self.sparsity, pattern: pattern, scope: self.scope, damp: damp, rho: rho,
-                               iterations: iterations, gradual: self.gradual)
-    }
 
     public init(fields f: inout RecipeFields) throws {
         (sparsity, pattern) = try f.pruneAmount()

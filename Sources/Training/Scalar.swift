@@ -55,7 +55,7 @@ let parallelItems = 1 << 14
 /// Splits 0..<count into `threads` contiguous ranges (one when `count * cost` is below
 /// `parallelItems`) and runs `body` on each, concurrently. Each index is in exactly one range, so a
 /// loop over a range does what the loop over 0..<count did, in the same order within each index.
-@inline(__always) func parallelRanges(_ count: Int, threads: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
+@inline(__always) public func parallelRanges(_ count: Int, threads: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
     let chunks = count * cost < parallelItems ? 1 : max(1, min(threads, count))
     parallel(chunks) { c in body((count * c / chunks) ..< (count * (c + 1) / chunks)) }
 }

@@ -3,7 +3,8 @@
 # cols] weights): the f32 packed kernel against the dot-product kernel (GEMM mode dot), and training's
 # bfloat16 product (edge_matmul_bf16: vdpbf16ps where the CPU has AVX512_BF16) against the f32 packed one.
 # Usage: scripts/bench-gemm.sh   (REPEATS default 5; needs cc). Prints a Markdown table naming the
-# kernels the dispatch ran (the best level this CPU runs).
+# kernels the dispatch ran (the best level this CPU runs; BENCH_LEVEL=avx2: the AVX2 level, as on a CPU
+# without AVX-512, where the bf16 column is the f32 tile on rounded operands).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 k=$root/Sources/EdgeKernels

@@ -23,6 +23,9 @@ int main(int argc, char **argv) {
     bool bf16 = strncmp(mode, "bf16", 4) == 0;
     if (!edge_kernels_set_gemm_mode(strcmp(mode, "dot") == 0 ? EDGE_GEMM_DOT : EDGE_GEMM_AUTO)) return 2;
     if (strcmp(mode, "bf16-f32") == 0) edge_kernels_set_bf16_native(false);
+    // BENCH_LEVEL=avx2: the AVX2 level on a CPU that has more (as --kernels avx2 does).
+    const char *level = getenv("BENCH_LEVEL");
+    if (level && strcmp(level, "avx2") == 0 && !edge_kernels_force(EDGE_KERNELS_AVX2)) return 2;
     float *W = malloc(4 * rows * cols), *X = malloc(4 * T * cols), *Y = malloc(4 * T * rows);
     if (!W || !X || !Y) return 1;
     for (size_t i = 0; i < rows * cols; i++) W[i] = (float)(i % 7) * 0.1f;

@@ -347,6 +347,29 @@ static AVX2 bool matvec_fused(const edge_wsource *s, const float *x, float *y, s
     }
 }
 
+/// edge_bf16_round of 8 floats' bits, as f32 bits (the low halves cleared).
+AVX2_INLINE __m256i bf16_round8(__m256i x) {
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(x, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), high);
+    __m256i nan = _mm256_cmpgt_epi32(  // both non-negative as int32
+        _mm256_and_si256(x, _mm256_set1_epi32(0x7FFFFFFF)), _mm256_set1_epi32(0x7F800000));
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(_mm256_or_si256(x, _mm256_set1_epi32(0x00400000)), high), nan);
+    __m256i tiny = _mm256_cmpeq_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x7F800000)), _mm256_setzero_si256());
+    return _mm256_blendv_epi8(r, _mm256_and_si256(x, _mm256_set1_epi32((int)0x80000000u)), tiny);
+}
+
+/// edge_gemm_isa.round_bf16: 8 at a time.
+static AVX2 size_t round_bf16(const float *src, size_t n, bool swap, float *dst) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(src + i));
+        if (swap) x = _mm256_shuffle_epi32(x, 0xB1);  // [1 0 3 2] in each lane
+        _mm256_storeu_si256((__m256i *)(dst + i), bf16_round8(x));
+    }
+    return i;
+}
+
 /// The AVX2 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx2 = {
     .dot_name = "avx2-dot-4x3", .packed_name = "avx2-packed-6x16",
@@ -355,6 +378,7 @@ static const edge_gemm_isa k_gemm_avx2 = {
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_6x16, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx2-fused-1x1",
+    .round_bf16 = round_bf16,
 };
 
 // ---- int8 x int8 ----------------------------------------------------------------------------

@@ -326,6 +326,34 @@ static AVX512 bool matvec_fused(const edge_wsource *s, const float *x, float *y,
     }
 }
 
+/// edge_bf16_round of 16 floats' bits, as f32 bits (the low halves left as the sum leaves them).
+AVX512_INLINE __m512i bf16_round16_bits(__m512i x) {
+    const __m512i expo = _mm512_and_si512(x, _mm512_set1_epi32(0x7F800000));
+    __mmask16 tiny = _mm512_cmpeq_epi32_mask(expo, _mm512_setzero_si512());
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(  // both non-negative as int32
+        _mm512_and_si512(x, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(x, _mm512_set1_epi32(0x00400000)));
+    return _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(x, _mm512_set1_epi32((int)0x80000000u)));
+}
+
+/// edge_gemm_isa.round_bf16: 16 at a time (the level's f32 tile on rounded operands: a CPU with
+/// AVX-512 but not AVX512_BF16, or edge_kernels_set_bf16_native(false)).
+static AVX512 size_t round_bf16(const float *src, size_t n, bool swap, float *dst) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i x = _mm512_loadu_si512((const void *)(src + i));
+        if (swap) {  // [1 0 3 2] in each 128 bits
+            __m512 f = _mm512_castsi512_ps(x);
+            x = _mm512_castps_si512(_mm512_shuffle_ps(f, f, 0xB1));
+        }
+        __m512i r = _mm512_and_si512(bf16_round16_bits(x), _mm512_set1_epi32((int)0xFFFF0000u));
+        _mm512_storeu_si512((void *)(dst + i), r);
+    }
+    return i;
+}
+
 /// The AVX-512 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx512 = {
     .dot_name = "avx512-dot-4x4", .packed_name = "avx512-packed-12x32",
@@ -334,6 +362,7 @@ static const edge_gemm_isa k_gemm_avx512 = {
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx512-fused-1x1",
+    .round_bf16 = round_bf16,
 };
 
 // ---- bfloat16 products (edge_matmul_bf16, where the CPU has AVX512_BF16) ----------------------
@@ -343,18 +372,7 @@ static const edge_gemm_isa k_gemm_avx512 = {
 // broadcast word per token, each instruction 32 multiply-adds (16 lanes x 2).
 
 /// edge_bf16_round of 16 floats, the bfloat16 bits in each 32-bit lane's low half.
-AVX512_INLINE __m512i bf16_round16(__m512 v) {
-    const __m512i x = _mm512_castps_si512(v);
-    const __m512i expo = _mm512_and_si512(x, _mm512_set1_epi32(0x7F800000));
-    __mmask16 tiny = _mm512_cmpeq_epi32_mask(expo, _mm512_setzero_si512());
-    __mmask16 nan = _mm512_cmpgt_epi32_mask(  // both non-negative as int32
-        _mm512_and_si512(x, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(x, _mm512_set1_epi32(0x00400000)));
-    r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(x, _mm512_set1_epi32((int)0x80000000u)));
-    return _mm512_srli_epi32(r, 16);
-}
+AVX512_INLINE __m512i bf16_round16(__m512 v) { return _mm512_srli_epi32(bf16_round16_bits(_mm512_castps_si512(v)), 16); }
 
 /// dst[q] = pair words of src[0..n) (n <= 32 columns; columns past n are 0), ceil(n / 2) words written.
 AVX512_INLINE void bf16_pairs32(const float *src, size_t n, uint32_t *dst) {

@@ -219,47 +219,84 @@ float *edge_thread_buffer(size_t n) {
     return b->p;
 }
 
+/// edge_bf16_round_inline without branches (the same bits for every input), so that the loops below
+/// vectorize: they round every activation and weight a bf16 product reads on a CPU without vdpbf16ps.
+static inline uint32_t bf16_round_bits(uint32_t x) {
+    uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) & 0xFFFF0000u;
+    uint32_t quiet = (x | 0x00400000u) & 0xFFFF0000u;
+    uint32_t r = (x & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded;
+    return (x & 0x7F800000u) == 0 ? (x & 0x80000000u) : r;
+}
+
+static inline float bf16_round_branchless(float v) {
+    uint32_t x;
+    memcpy(&x, &v, 4);
+    x = bf16_round_bits(x);
+    memcpy(&v, &x, 4);
+    return v;
+}
+
+/// d[k ^ 1] = bf16(x[k]) for k < kc (column pairs swapped), d[kc ^ 1] = 0 when kc is odd: the level's
+/// vectors where it has them, the scalar formula for the rest.
+static void round_swap_bf16(const edge_gemm_isa *isa, const float *restrict x, float *restrict d, size_t kc) {
+    size_t q = isa->round_bf16 ? isa->round_bf16(x, kc & ~(size_t)1, true, d) / 2 : 0;
+    for (; q < kc / 2; q++) {
+        float a = x[2 * q], b = x[2 * q + 1];
+        d[2 * q] = bf16_round_branchless(b);
+        d[2 * q + 1] = bf16_round_branchless(a);
+    }
+    if (kc & 1) {
+        d[kc] = bf16_round_branchless(x[kc - 1]);
+        d[kc - 1] = 0;
+    }
+}
+
 /// Rows [r, r + nr) (nr <= pnr), columns [k0, k0 + kc) of an f32 or f32t source as a k-major panel of
 /// bfloat16-rounded values with each column pair swapped (panel row 2q holds column 2q + 1, row 2q + 1
 /// column 2q; a column past kc is 0), kcp = kc rounded up to even rows.
-static void pack_panel_bf16(const edge_wsource *s, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, size_t pnr,
-                            float *panel) {
+static void pack_panel_bf16(const edge_gemm_isa *isa, const edge_wsource *s, size_t cols, size_t r, size_t nr, size_t k0, size_t kc, size_t pnr,
+                            float *row, float *panel) {
     size_t kcp = (kc + 1) & ~(size_t)1;
-    for (size_t k = 0; k < kcp; k++) {
-        float *dst = panel + (k ^ 1) * pnr;  // column k lands on row k ^ 1
-        if (k >= kc) {
-            memset(dst, 0, pnr * sizeof(float));
-            continue;
-        }
-        if (s->kind == EDGE_W_F32T) {
+    if (s->kind == EDGE_W_F32T) {
+        for (size_t k = 0; k < kcp; k++) {
+            float *dst = panel + (k ^ 1) * pnr;  // column k lands on row k ^ 1
+            if (k >= kc) {
+                memset(dst, 0, pnr * sizeof(float));
+                continue;
+            }
             const float *src = (const float *)s->W + (k0 + k) * s->ld + r;
-            for (size_t i = 0; i < nr; i++) dst[i] = edge_bf16_round_inline(src[i]);
-        } else {
-            const float *src = (const float *)s->W + r * cols + k0 + k;
-            for (size_t i = 0; i < nr; i++) dst[i] = edge_bf16_round_inline(src[i * cols]);
+            size_t i = isa->round_bf16 ? isa->round_bf16(src, nr, false, dst) : 0;
+            for (; i < nr; i++) dst[i] = bf16_round_branchless(src[i]);
+            for (size_t i = nr; i < pnr; i++) dst[i] = 0;
         }
-        for (size_t i = nr; i < pnr; i++) dst[i] = 0;
+        return;
+    }
+    // Row-major: each weight row read once, contiguously (rounded and pair-swapped into `row`, then
+    // spread over the panel's k-major layout).
+    for (size_t i = 0; i < pnr; i++) {
+        if (i < nr) round_swap_bf16(isa, (const float *)s->W + (r + i) * cols + k0, row, kc);
+        else memset(row, 0, kcp * sizeof(float));
+        for (size_t k = 0; k < kcp; k++) panel[k * pnr + i] = row[k];
     }
 }
 
 void edge_gemm_bf16(const edge_gemm_isa *isa, const edge_wsource *s, const float *X, float *Y, size_t T, size_t rows,
                     size_t cols, size_t r0, size_t r1) {
     const size_t MT = (size_t)isa->packed_mt, NR = (size_t)isa->packed_nr, KB = EDGE_BF16_BLOCK;
-    float *pack = (float *)aligned_alloc(64, sizeof(float) * PRB * KB);
+    float *pack = (float *)aligned_alloc(64, sizeof(float) * (PRB + 1) * KB);
+    float *row = pack + PRB * KB;                 // one weight row of a column block, rounded
     float *xb = edge_thread_buffer(T * KB);  // the tokens' rounded, pair-swapped activations of one column block
     if (!pack || !xb) abort();
     for (size_t k0 = 0; k0 < cols; k0 += KB) {
         size_t kc = cols - k0 < KB ? cols - k0 : KB, kcp = (kc + 1) & ~(size_t)1;
         for (size_t t = 0; t < T; t++) {
             const float *x = X + t * cols + k0;
-            float *d = xb + t * kcp;
-            for (size_t k = 0; k < kc; k++) d[k ^ 1] = edge_bf16_round_inline(x[k]);
-            if (kc < kcp) d[kc ^ 1] = 0;
+            round_swap_bf16(isa, x, xb + t * kcp, kc);
         }
         for (size_t rb = r0; rb < r1; rb += PRB) {
             size_t nrb = r1 - rb < PRB ? r1 - rb : PRB;
             for (size_t j = 0; j < nrb; j += NR)
-                pack_panel_bf16(s, cols, rb + j, nrb - j < NR ? nrb - j : NR, k0, kc, NR, pack + j * kcp);
+                pack_panel_bf16(isa, s, cols, rb + j, nrb - j < NR ? nrb - j : NR, k0, kc, NR, row, pack + j * kcp);
             for (size_t t = 0; t < T; t += MT) {
                 int mt = (int)(T - t < MT ? T - t : MT);
                 for (size_t j = 0; j < nrb; j += NR) {

@@ -76,6 +76,11 @@ typedef struct edge_gemm_isa {
     bool (*matvec)(const edge_wsource *s, const float *x, float *y, size_t cols, size_t r0, size_t r1);
     /// Its name as edge_kernels_gemm_name reports it, e.g. "avx2-fused-1x1".
     const char *matvec_name;
+    /// Optional (NULL: the driver's scalar formula for all of it): the bfloat16 rounding of
+    /// edge_gemm_bf16, dst[i] = edge_bf16_round(src[i]) as f32 bits (the same bits), over a leading part
+    /// of [0, n) in whole vectors, whose length it returns; with `swap`, elements 2q and 2q + 1 trade
+    /// places (a vector holds whole pairs).
+    size_t (*round_bf16)(const float *src, size_t n, bool swap, float *dst);
 } edge_gemm_isa;
 
 /// Expands CASE(mt, nr) for every micro-kernel tile shape up to 4 tokens x 4 rows, as the `case`s

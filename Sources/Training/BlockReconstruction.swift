@@ -267,7 +267,7 @@ public final class BlockReconstruction {
             precondition(v.count == p.value.count, "fitter changed the size of \(p.name)")
             v.withUnsafeBufferPointer { p.value.p.update(from: $0.baseAddress!, count: v.count) }
             // Pruned weights stay zero (a fit that compensates errors may have moved them).
-            if let mask = p.mask { for i in 0 ..< v.count where !mask[i] { p.value.p[i] = 0 } }
+            p.mask?.zero(p.value.p, in: 0 ..< v.count)
         }
         try student.refresh(params)
     }

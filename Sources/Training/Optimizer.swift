@@ -115,7 +115,7 @@ public final class AdamW<R: TrainScalar> {
             let chunks = g.count < parallelItems ? 1 : max(1, min(threads, g.count))
             parallel(chunks) { c in
                 let r = (g.count * c / chunks) ..< (g.count * (c + 1) / chunks)
-                if let mask { for i in r where !mask[i] { g.p[i] = 0 } }
+                mask?.zero(g.p, in: r)
                 var s = 0.0
                 for i in r { s += Double(g.p[i]) * Double(g.p[i]) }
                 parts[c] = s
@@ -141,7 +141,7 @@ public final class AdamW<R: TrainScalar> {
                         vv[i] = rb2 * vv[i] + (1 - rb2) * gi * gi
                         w[i] = w[i] * decay - stepSize * mm[i] / ((vv[i]).squareRoot() * rc2 + eps)
                     }
-                    if let mask { for i in r where !mask[i] { w[i] = 0 } }
+                    mask?.zero(w, in: r)
                 }
             } else {
                 let mm = m[n].bf16!, vv = v[n].bf16!
@@ -156,7 +156,7 @@ public final class AdamW<R: TrainScalar> {
                         vv[i] = roundBF16(Float(v1), noise: mix32(seed ^ (h | 1)))
                         w[i] = w[i] * decay - stepSize * m1 / (v1.squareRoot() * rc2 + eps)
                     }
-                    if let mask { for i in r where !mask[i] { w[i] = 0 } }
+                    mask?.zero(w, in: r)
                 }
             }
         }

@@ -17,6 +17,27 @@ public struct BitMask: Sendable, Equatable {
     public init(_ bools: [Bool]) { self.init(count: bools.count) { bools[$0] } }
 
     @inline(__always) public subscript(i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+
+    /// p[i] = 0 for every i in `range` whose bit is clear (`for i in range where !self[i]`), a word
+    /// at a time: the cost follows the cleared bits, not the range.
+    public func zero<R: BinaryFloatingPoint>(_ p: UnsafeMutablePointer<R>, in range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        words.withUnsafeBufferPointer { w in
+            var word = range.lowerBound >> 6
+            let last = (range.upperBound - 1) >> 6
+            while word <= last {
+                var cleared = ~w[word]
+                let base = word << 6
+                if base < range.lowerBound { cleared &= ~0 << UInt64(range.lowerBound - base) }
+                if base + 64 > range.upperBound { cleared &= ~0 >> UInt64(base + 64 - range.upperBound) }
+                while cleared != 0 {
+                    p[base + cleared.trailingZeroBitCount] = 0
+                    cleared &= cleared &- 1
+                }
+                word += 1
+            }
+        }
+    }
 }
 
 /// One named tensor of a model being trained.
@@ -204,7 +225,7 @@ public final class TrainModel<R: TrainScalar> {
             precondition(out.values.count == p.value.count, "quantizer for \(p.name) changed the size")
             if keepsEncodedWeights, let enc = out.encoded, enc.shape == p.shape, enc.payload.count * 2 <= out.values.count * MemoryLayout<R>.stride,
                let layout = PayloadLayout(encoding: enc.encoding, shape: enc.shape, params: enc.params, nnz: enc.nnz),
-               Self.decodes(layout, enc.payload, to: out.values) {
+               Self.decodes(layout, enc.payload, to: out.values, threads: threads) {
                 p.effective = .encoded(layout, enc.payload)
                 continue
             }
@@ -215,17 +236,30 @@ public final class TrainModel<R: TrainScalar> {
         }
     }
 
-    /// Whether `payload` decodes (as the runtime decodes it) to exactly `values`.
-    static func decodes(_ layout: PayloadLayout, _ payload: [UInt8], to values: [R]) -> Bool {
+    /// Whether `payload` decodes (as the runtime decodes it) to exactly `values` (rows split over `threads`).
+    static func decodes(_ layout: PayloadLayout, _ payload: [UInt8], to values: [R], threads: Int = 1) -> Bool {
         let cols = layout.cols
-        var row = [Float](repeating: 0, count: cols)
-        return payload.withUnsafeBytes { raw in
-            for r in 0 ..< layout.rows {
-                row.withUnsafeMutableBufferPointer { layout.decodeRow(r, raw, into: $0.baseAddress!) }
-                for j in 0 ..< cols where R(row[j]) != values[r * cols + j] { return false }
+        let parts = UnsafeMutableBufferPointer<Bool>.allocate(capacity: max(1, threads))
+        defer { parts.deallocate() }
+        parts.initialize(repeating: true)
+        payload.withUnsafeBytes { raw in
+            values.withUnsafeBufferPointer { v in
+                let chunks = layout.rows * cols < parallelItems ? 1 : max(1, min(threads, layout.rows))
+                parallel(chunks) { c in
+                    var row = [Float](repeating: 0, count: cols)
+                    row.withUnsafeMutableBufferPointer { out in
+                        rows: for r in (layout.rows * c / chunks) ..< (layout.rows * (c + 1) / chunks) {
+                            layout.decodeRow(r, raw, into: out.baseAddress!)
+                            for j in 0 ..< cols where R(out[j]) != v[r * cols + j] {
+                                parts[c] = false
+                                break rows
+                            }
+                        }
+                    }
+                }
             }
-            return true
         }
+        return parts.allSatisfy { $0 }
     }
 
     /// The values the forward pass uses for `p` (see `refresh()`): its latent values, its

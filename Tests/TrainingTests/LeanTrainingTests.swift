@@ -208,6 +208,14 @@ final class LeanTrainingTests: XCTestCase {
         XCTAssertEqual(m.count, 200)
         for i in bools.indices { XCTAssertEqual(m[i], bools[i], "bit \(i)") }
         XCTAssertEqual(m.words.count, 4)
+        // zero(_:in:) clears exactly the cleared bits inside the range, over word edges and within one word.
+        for range in [0 ..< 200, 1 ..< 199, 63 ..< 65, 64 ..< 128, 5 ..< 9, 130 ..< 131, 7 ..< 7] {
+            var v = (0 ..< 200).map { Float($0) + 0.5 }
+            v.withUnsafeMutableBufferPointer { m.zero($0.baseAddress!, in: range) }
+            for i in 0 ..< 200 {
+                XCTAssertEqual(v[i], range.contains(i) && !bools[i] ? 0 : Float(i) + 0.5, "element \(i), range \(range)")
+            }
+        }
     }
 
     /// A product added to C in blocks of rows (a small temporary) is the product added at once.

@@ -914,6 +914,53 @@ static void sweep_bf16(const char *level) {
             }
 }
 
+/// The rounding itself, value by value: with W the identity (one 1.0 per row, exact in bfloat16), the
+/// product returns each activation as the level rounds it (on a CPU without vdpbf16ps, its vector
+/// rounding; the other side's rounding is then checked by the transposed source). Finite activations of
+/// every class the rounding treats apart (signed zeros, subnormals, ties to even and their neighbours,
+/// the smallest normals, the largest values that stay finite) at every column position, so the vector
+/// part and the scalar tail both see each; then rows of ones with one value that is or rounds to an
+/// infinity, at several positions: that output is the infinity, the others NaN (inf x 0).
+static void sweep_bf16_rounding(const char *level) {
+    static const uint32_t finite[] = {
+        0x00000000u, 0x80000000u, 0x00000001u, 0x807FFFFFu, 0x00400000u,  // zeros, subnormals
+        0x3F808000u, 0x3F818000u, 0xBF808000u, 0x3F807FFFu, 0x3F808001u,  // ties (down, up), neighbours
+        0x7F7F7FFFu, 0xFF7E8000u, 0x00800000u, 0x0080FFFFu, 0x4B3F8000u,  // largest finite, smallest normals
+        0xC2FE8000u, 0x3E2AAAABu, 0x3F800000u, 0xC0490FDBu,
+    }, infinite[] = {0x7F800000u, 0xFF800000u, 0x7F7FFFFFu, 0xFF7F8000u};  // and max float, a tie: round to inf
+    const size_t nf = sizeof finite / sizeof *finite, ni = sizeof infinite / sizeof *infinite;
+    static const size_t Cs[] = {8, 17, 31, 40, 257};
+    for (size_t c = 0; c < sizeof Cs / sizeof *Cs; c++) {
+        size_t cols = Cs[c], rows = cols, T = nf + 4 * ni;
+        float *W = alloc_slack(rows * cols, 4), *X = alloc_slack(T * cols, 4), *Y = alloc_slack(T * rows, 4);
+        for (size_t i = 0; i < rows * cols; i++) W[i] = 0;
+        for (size_t r = 0; r < rows; r++) W[r * cols + r] = 1;
+        size_t at[4] = {0, 1, cols / 2, cols - 1};  // the infinity rows' positions
+        for (size_t t = 0; t < T; t++)
+            for (size_t k = 0; k < cols; k++) {
+                uint32_t bits = 0x3F800000u;
+                if (t < nf) bits = finite[(t + k) % nf];
+                else if (k == at[(t - nf) % 4]) bits = infinite[(t - nf) / 4];
+                memcpy(&X[t * cols + k], &bits, 4);
+            }
+        for (int side = 0; side < 2; side++) {
+            if (side == 0) edge_matmul_bf16(W, X, Y, T, rows, cols, 0, rows);
+            else edge_matmul_bf16_wt(W, X, Y, T, rows, cols, 0, rows);  // W is symmetric: W^T = W
+            int ok = 1;
+            for (size_t t = 0; t < T; t++)
+                for (size_t r = 0; r < rows; r++) {
+                    float want = edge_bf16_round(X[t * cols + r]), got = Y[t * rows + r];
+                    if (t >= nf && r != at[(t - nf) % 4]) ok &= isnan(got) != 0;
+                    else if (want == 0) ok &= got == 0;  // -0 plus the +0 products: +0
+                    else ok &= memcmp(&want, &got, 4) == 0;
+                }
+            check(ok, side == 0 ? "matmul_bf16 rounding" : "matmul_bf16_wt rounding", level, T, rows, cols,
+                  edge_kernels_bf16_name());
+        }
+        free_slack(W), free_slack(X), free_slack(Y);
+    }
+}
+
 int main(int argc, char **argv) {
     // The levels to check, by name (each must be available): the arguments, default avx2 and avx512.
     const char *defaults[] = {"avx2", "avx512"};
@@ -945,8 +992,10 @@ int main(int argc, char **argv) {
         sweep_nm24_i16(name);
         sweep_elementwise(name);
         sweep_bf16(name);
+        sweep_bf16_rounding(name);
         if (strstr(edge_kernels_bf16_name(), "-bf16-") && edge_kernels_set_bf16_native(false)) {  // the f32 tile on rounded operands, where vdpbf16ps ran above
             sweep_bf16(name);
+            sweep_bf16_rounding(name);
             edge_kernels_set_bf16_native(true);
         }
         if (edge_kernels_uses_vnni() && edge_kernels_set_vnni(false)) {

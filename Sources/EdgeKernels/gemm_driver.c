@@ -219,34 +219,17 @@ float *edge_thread_buffer(size_t n) {
     return b->p;
 }
 
-/// edge_bf16_round_inline without branches (the same bits for every input), so that the loops below
-/// vectorize: they round every activation and weight a bf16 product reads on a CPU without vdpbf16ps.
-static inline uint32_t bf16_round_bits(uint32_t x) {
-    uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) & 0xFFFF0000u;
-    uint32_t quiet = (x | 0x00400000u) & 0xFFFF0000u;
-    uint32_t r = (x & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded;
-    return (x & 0x7F800000u) == 0 ? (x & 0x80000000u) : r;
-}
-
-static inline float bf16_round_branchless(float v) {
-    uint32_t x;
-    memcpy(&x, &v, 4);
-    x = bf16_round_bits(x);
-    memcpy(&v, &x, 4);
-    return v;
-}
-
 /// d[k ^ 1] = bf16(x[k]) for k < kc (column pairs swapped), d[kc ^ 1] = 0 when kc is odd: the level's
-/// vectors where it has them, the scalar formula for the rest.
+/// vectors where it has them (every level with a packed tile does), the scalar formula for the rest.
 static void round_swap_bf16(const edge_gemm_isa *isa, const float *restrict x, float *restrict d, size_t kc) {
     size_t q = isa->round_bf16 ? isa->round_bf16(x, kc & ~(size_t)1, true, d) / 2 : 0;
     for (; q < kc / 2; q++) {
         float a = x[2 * q], b = x[2 * q + 1];
-        d[2 * q] = bf16_round_branchless(b);
-        d[2 * q + 1] = bf16_round_branchless(a);
+        d[2 * q] = edge_bf16_round_inline(b);
+        d[2 * q + 1] = edge_bf16_round_inline(a);
     }
     if (kc & 1) {
-        d[kc] = bf16_round_branchless(x[kc - 1]);
+        d[kc] = edge_bf16_round_inline(x[kc - 1]);
         d[kc - 1] = 0;
     }
 }
@@ -266,8 +249,8 @@ static void pack_panel_bf16(const edge_gemm_isa *isa, const edge_wsource *s, siz
             }
             const float *src = (const float *)s->W + (k0 + k) * s->ld + r;
             size_t i = isa->round_bf16 ? isa->round_bf16(src, nr, false, dst) : 0;
-            for (; i < nr; i++) dst[i] = bf16_round_branchless(src[i]);
-            for (size_t i = nr; i < pnr; i++) dst[i] = 0;
+            for (; i < nr; i++) dst[i] = edge_bf16_round_inline(src[i]);
+            for (; i < pnr; i++) dst[i] = 0;
         }
         return;
     }

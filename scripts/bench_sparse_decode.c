@@ -5,7 +5,7 @@
 // sweep, the three alternating.
 // Usage (from the repository root; the best kernel level this CPU runs):
 //   cc -O2 -I Sources/EdgeKernels/include -I Sources/EdgeKernels scripts/bench_sparse_decode.c
-//      Sources/EdgeKernels/*.c -o bench_sparse -lm -lpthread && ./bench_sparse [ROUNDS]
+//      Sources/EdgeKernels/*.c -o bench_sparse -lm -lpthread && ./bench_sparse [ROUNDS] [LAYERS]
 #include "EdgeKernels.h"
 #include "EdgeKernelsMath.h"
 #include "EdgeKernelsSparse.h"
@@ -27,15 +27,18 @@ static unsigned rnd(void) {
     return (unsigned)state;
 }
 
-enum { LAYERS = 30, KINDS = 7, N = LAYERS * KINDS };
+enum { MAX_LAYERS = 30, KINDS = 7, MAX_N = MAX_LAYERS * KINDS };
 
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
+    int layers = argc > 2 ? atoi(argv[2]) : MAX_LAYERS;  // fewer: the weights stay in cache
+    if (layers < 1 || layers > MAX_LAYERS) layers = MAX_LAYERS;
+    const int N = layers * KINDS;
     const size_t shape[KINDS][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};
-    int8_t *dense[N], *bval[N], *nval[N];
-    uint8_t *mask[N], *idx[N];
-    uint32_t *rowptr[N];
-    float *scale[N];
+    int8_t *dense[MAX_N], *bval[MAX_N], *nval[MAX_N];
+    uint8_t *mask[MAX_N], *idx[MAX_N];
+    uint32_t *rowptr[MAX_N];
+    float *scale[MAX_N];
     for (int id = 0; id < N; id++) {
         size_t R = shape[id % KINDS][0], C = shape[id % KINDS][1], mb = C / 8, slots = C / 2;
         dense[id] = calloc(R * C, 1);

@@ -32,6 +32,14 @@ enum { BM512_MT = 4, BM512_XMAX = 16384, BM512_NB = BM512_XMAX / BM512_MT / EDGE
 /// Bits [0, n) set (n <= 64).
 static inline uint64_t low_bits(size_t n) { return n >= 64 ? ~0ULL : (1ULL << n) - 1; }
 
+/// The mask (or index) bytes of the two rows 8 rows ahead of `m` (rows `stride` bytes apart), every
+/// line of them: rows of 1536 columns hold three lines of mask each.
+static inline void bm512_prefetch_meta(const uint8_t *m, size_t stride, const uint8_t *end) {
+    const uint8_t *q = m + 8 * stride, *stop = q + 2 * stride;
+    if (stop > end) stop = end;
+    for (q = (const uint8_t *)((uintptr_t)q & ~(uintptr_t)63); q < stop; q += 64) __builtin_prefetch(q, 0, 3);
+}
+
 /// The products read the expanded weights as 32 int16 words per 64 columns without widening them:
 /// the low byte of word i is column 2i (sign-extended by shifting left then right by 8), the high
 /// byte column 2i+1 (shifted right by 8). So the activations are laid out to match, per 64-column
@@ -70,6 +78,21 @@ VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t s
     return bits;
 }
 
+/// The mask bits of columns k..k+n (n <= 64, k a multiple of 64: its mask bits start a byte) of a
+/// bitmask row (nm = 0; only the mask bytes of those columns are read) or packed 2:4 row (nm = 1,
+/// nm24_bits), and in *count how many stored values they hold.
+VBMI2_INLINE uint64_t bm512_step_bits(const int nm, const uint8_t *m, size_t k, size_t n, size_t slots, size_t *count) {
+    if (nm) return nm24_bits(m, k, k + n, slots, count);
+    uint64_t bits = 0;
+    if (n == 64) memcpy(&bits, m + k / 8, 8);
+    else {
+        memcpy(&bits, m + k / 8, (n + 7) / 8);
+        bits &= low_bits(n);
+    }
+    *count = (size_t)__builtin_popcountll(bits);
+    return bits;
+}
+
 /// acc = fmaf((float)s_b, xscale[b], acc) for b = 0..nb in order, s_b the sum of the 8 int32 lanes of
 /// part[b] (exact): four blocks' sums at a time by a tree of horizontal adds, not one reduction each.
 VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t nb) {
@@ -82,6 +105,22 @@ VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t n
         int32_t sums[4];
         _mm_storeu_si128((__m128i *)sums, s4);
         for (size_t j = 0; j < 4 && b + j < nb; j++) acc = fmaf((float)sums[j], xscale[b + j], acc);
+    }
+    return acc;
+}
+
+/// bm512_fold for the byte form: block b's sum is its lanes' sum less 32768 hsum[b] (32-bit wrap-around).
+VNNI_INLINE float bm512_fold_h(const __m256i *part, const float *xscale, const int32_t *hsum, size_t nb) {
+    float acc = 0;
+    for (size_t b = 0; b < nb; b += 4) {
+        __m256i p[4];
+        for (size_t j = 0; j < 4; j++) p[j] = b + j < nb ? part[b + j] : _mm256_setzero_si256();
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));  // lane j: block b + j
+        uint32_t sums[4];
+        _mm_storeu_si128((__m128i *)sums, s4);
+        for (size_t j = 0; j < 4 && b + j < nb; j++)
+            acc = fmaf((float)(int32_t)(sums[j] - 32768u * (uint32_t)hsum[b + j]), xscale[b + j], acc);
     }
     return acc;
 }
@@ -108,16 +147,7 @@ VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t n
                 for (size_t t = 0; t < T; t++) s0[t] = s1[t] = _mm512_setzero_si512();                                      \
                 for (size_t k = k0; k < k1; k += 64) { /* k is a multiple of 64: its mask bits start a byte */              \
                     size_t n = k1 - k < 64 ? k1 - k : 64, c;                                                                \
-                    uint64_t bits = 0;                                                                                      \
-                    if (nm) bits = nm24_bits(m, k, k + n, slots, &c);                                                       \
-                    else {                                                                                                  \
-                        if (n == 64) memcpy(&bits, m + k / 8, 8);                                                           \
-                        else { /* the block's last columns (fewer than 64): only their mask bytes are read */              \
-                            memcpy(&bits, m + k / 8, (n + 7) / 8);                                                          \
-                            bits &= low_bits(n);                                                                            \
-                        }                                                                                                   \
-                        c = (size_t)__builtin_popcountll(bits);                                                             \
-                    }                                                                                                       \
+                    uint64_t bits = bm512_step_bits(nm, m, k, n, slots, &c);                                                \
                     __m512i packed = vend - v >= 64 ? _mm512_loadu_si512((const void *)v)                                   \
                                                     : _mm512_maskz_loadu_epi8((__mmask64)low_bits(c), v);                   \
                     v += c;                                                                                                 \
@@ -139,9 +169,55 @@ VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t n
     }
 
 #define BM512_DP_BW(acc, a, b) _mm512_add_epi32(acc, _mm512_madd_epi16(a, b))
-#define BM512_DP_VNNI(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
 BM512_ROWS(bm512_rows_bw, VBMI2_INLINE, BM512_DP_BW)
-BM512_ROWS(bm512_rows_vnni, VNNI_INLINE, BM512_DP_VNNI)
+
+/// The VNNI form works on bytes and needs no shift: each int16 activation is x = 256 h + l (h = x >> 8
+/// signed, l = x & 255 unsigned), laid out per token as a plane of l and a plane of h in column order
+/// (`xl`, `xh`, zero past the last column). Per 64 columns, after the expansion, one `vpdpbusd` takes
+/// the l-plane (unsigned) against the weights (signed), and one takes the weights plus 128 (w xor
+/// 0x80, unsigned) against the h-plane (signed). So a block's exact sum is
+///     s = 256 (A_h - 128 H) + A_l,     H = the sum of h over the block's columns (`hsum`),
+/// computed in 32-bit wrap-around arithmetic: the terms may wrap, the result fits (|s| <= 2^30).
+/// Per 64 columns: one expansion, one xor and two dot products, against three shifts and two dot
+/// products for the int16 form above.
+VNNI_INLINE void bm512_rows_vnni(const size_t T, const int nm, const uint8_t *meta, const uint32_t *row_ptr,
+                                 const int8_t *values, const float *scale, const uint8_t *xl, const int8_t *xh, size_t lde,
+                                 const float *xscale, const int32_t *hsum, size_t nb, float *Y, size_t rows, size_t cols,
+                                 size_t r0, size_t r1) {
+    size_t slots = edge_nm24_slots(cols), stride = nm ? (slots * 2 + 7) / 8 : (cols + 7) / 8;
+    const int8_t *vend = values + (nm ? rows * slots : row_ptr[rows]);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (size_t rr = r0; rr < r1; rr++) {
+        const uint8_t *m = meta + rr * stride;
+        const int8_t *v = values + (nm ? rr * slots : row_ptr[rr]);
+        edge_prefetch_ahead(v, nm ? slots : row_ptr[rr + 1] - row_ptr[rr], vend);
+        __builtin_prefetch(m + 8 * stride, 0, 3);
+        __m256i part[BM512_MT][BM512_NB]; /* each block's lanes folded to 8, summed at the row's end */
+        for (size_t b = 0; b < nb; b++) {
+            size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+            __m512i ah[BM512_MT], al[BM512_MT];
+            for (size_t t = 0; t < T; t++) ah[t] = al[t] = _mm512_setzero_si512();
+            for (size_t k = k0; k < k1; k += 64) { /* k is a multiple of 64: its mask bits start a byte */
+                size_t n = k1 - k < 64 ? k1 - k : 64, c;
+                uint64_t bits = bm512_step_bits(nm, m, k, n, slots, &c);
+                __m512i packed = vend - v >= 64 ? _mm512_loadu_si512((const void *)v)
+                                                : _mm512_maskz_loadu_epi8((__mmask64)low_bits(c), v);
+                v += c;
+                __m512i w = _mm512_maskz_expand_epi8((__mmask64)bits, packed);
+                __m512i wu = _mm512_xor_si512(w, flip);
+                for (size_t t = 0; t < T; t++) {
+                    al[t] = _mm512_dpbusd_epi32(al[t], _mm512_loadu_si512((const void *)(xl + t * lde + k)), w);
+                    ah[t] = _mm512_dpbusd_epi32(ah[t], wu, _mm512_loadu_si512((const void *)(xh + t * lde + k)));
+                }
+            }
+            for (size_t t = 0; t < T; t++) {
+                __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(ah[t], 8), al[t]);
+                part[t][b] = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
+            }
+        }
+        for (size_t t = 0; t < T; t++) Y[t * rows + rr] = bm512_fold_h(part[t], xscale + t * nb, hsum + t * nb, nb) * scale[rr];
+    }
+}
 
 /// The kernels the table held before this file's (AVX2's), for matrices wider than BM512_XMAX allows.
 static void (*g_wide)(const uint8_t *, const uint32_t *, const int8_t *, const float *, const int16_t *, const float *,
@@ -183,7 +259,168 @@ static void (*g_wide_nm24)(const uint8_t *, const int8_t *, const float *, const
     }
 
 BM512_ENTRIES(vbmi2, VBMI2, bm512_rows_bw)
-BM512_ENTRIES(vbmi2_vnni, VNNI, bm512_rows_vnni)
+
+/// Lane i of the result: the sum of the 16 int32 lanes of v[i] (exact, 32-bit wrap-around), by a
+/// transposing tree: 45 operations for 16 rows instead of a reduction of its own for each.
+VNNI_INLINE __m512i bm512_reduce16(const __m512i *v) {
+    __m512i a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++)  // per 128-bit lane: rows 2i, 2i+1, 2i, 2i+1
+        a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++)  // per 128-bit lane: rows 4i .. 4i+3
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 2; i++)  // 128-bit lanes: b[2i] lanes 0+1, 2+3, b[2i+1] lanes 0+1, 2+3
+        c[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], 0x88), _mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], 0x88), _mm512_shuffle_i32x4(c[0], c[1], 0xDD));
+}
+
+/// Columns k0..k1 of one row for one token in the byte form (see bm512_rows_vnni): the row's values
+/// from *v on (advanced past those used), its block sum's 16 lanes as 256 A_h + A_l (the 32768 hsum
+/// correction comes later).
+VNNI_INLINE __m512i bm512_row1_block(const int nm, const uint8_t *m, const int8_t **vp, const int8_t *vend, size_t slots,
+                                     const uint8_t *xl, const int8_t *xh, size_t k0, size_t k1) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const int8_t *v = *vp;
+    __m512i ah = _mm512_setzero_si512(), al = _mm512_setzero_si512();
+    for (size_t k = k0; k < k1; k += 64) {
+        size_t n = k1 - k < 64 ? k1 - k : 64, c;
+        uint64_t bits = bm512_step_bits(nm, m, k, n, slots, &c);
+        __m512i packed = vend - v >= 64 ? _mm512_loadu_si512((const void *)v) : _mm512_maskz_loadu_epi8((__mmask64)low_bits(c), v);
+        v += c;
+        __m512i w = _mm512_maskz_expand_epi8((__mmask64)bits, packed);
+        al = _mm512_dpbusd_epi32(al, _mm512_loadu_si512((const void *)(xl + k)), w);
+        ah = _mm512_dpbusd_epi32(ah, _mm512_xor_si512(w, flip), _mm512_loadu_si512((const void *)(xh + k)));
+    }
+    *vp = v;
+    return _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
+}
+
+/// bm512_row1_block for two consecutive rows at once, so each 64 columns' activations are loaded
+/// once for both (three 64-byte loads per 64 columns for one row, two per row for two: a sweep of
+/// SmolLM2's shapes in cache took 16% less time, scripts/bench_sparse_decode.c). Whole steps of 64 columns only, with 64 bytes readable past both
+/// rows' values (the caller checks); a shorter last step goes through bm512_row1_block per row.
+VNNI_INLINE void bm512_row2_block(const int nm, const uint8_t *ma, const uint8_t *mb, size_t slots, const int8_t **vpa,
+                                  const int8_t **vpb, const int8_t *vend, const uint8_t *xl, const int8_t *xh, size_t k0,
+                                  size_t k1, __m512i *outa, __m512i *outb) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const int8_t *va = *vpa, *vb = *vpb;
+    __m512i aha = _mm512_setzero_si512(), ala = _mm512_setzero_si512(), ahb = _mm512_setzero_si512(), alb = _mm512_setzero_si512();
+    size_t k = k0;
+    for (; k + 64 <= k1; k += 64) {
+        size_t ca, cb;
+        uint64_t ba = bm512_step_bits(nm, ma, k, 64, slots, &ca), bb = bm512_step_bits(nm, mb, k, 64, slots, &cb);
+        __m512i pl = _mm512_loadu_si512((const void *)(xl + k)), ph = _mm512_loadu_si512((const void *)(xh + k));
+        __m512i wa = _mm512_maskz_expand_epi8((__mmask64)ba, _mm512_loadu_si512((const void *)va));
+        __m512i wb = _mm512_maskz_expand_epi8((__mmask64)bb, _mm512_loadu_si512((const void *)vb));
+        va += ca, vb += cb;
+        ala = _mm512_dpbusd_epi32(ala, pl, wa);
+        aha = _mm512_dpbusd_epi32(aha, _mm512_xor_si512(wa, flip), ph);
+        alb = _mm512_dpbusd_epi32(alb, pl, wb);
+        ahb = _mm512_dpbusd_epi32(ahb, _mm512_xor_si512(wb, flip), ph);
+    }
+    __m512i ta = _mm512_add_epi32(_mm512_slli_epi32(aha, 8), ala), tb = _mm512_add_epi32(_mm512_slli_epi32(ahb, 8), alb);
+    if (k < k1) {  // fewer than 64 columns left: each row's own step (exact integer sums, any order)
+        ta = _mm512_add_epi32(ta, bm512_row1_block(nm, ma, &va, vend, slots, xl, xh, k, k1));
+        tb = _mm512_add_epi32(tb, bm512_row1_block(nm, mb, &vb, vend, slots, xl, xh, k, k1));
+    }
+    *vpa = va, *vpb = vb;
+    *outa = ta, *outb = tb;
+}
+
+/// bm512_rows_vnni for one token (decoding), 16 rows at a time: each row's blocks leave their
+/// 16-lane sums in `buf` (rows two at a time, bm512_row2_block), and per group every block
+/// is reduced for the 16 rows at once (bm512_reduce16), its correction, conversion and fma done on
+/// 16 rows in one vector: the same operations in the same order per row as the scalar reference,
+/// so the same bits.
+VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint32_t *row_ptr, const int8_t *values,
+                                  const float *scale, const uint8_t *xl, const int8_t *xh, const float *xscale,
+                                  const int32_t *hsum, size_t nb, float *Y, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t slots = edge_nm24_slots(cols), stride = nm ? (slots * 2 + 7) / 8 : (cols + 7) / 8;
+    const int8_t *vend = values + (nm ? rows * slots : row_ptr[rows]);
+    __m512i buf[BM512_NB * 16];
+    for (size_t g = r0; g < r1; g += 16) {
+        size_t gn = r1 - g < 16 ? r1 - g : 16, j = 0;
+        while (j < gn) {
+            size_t rr = g + j;
+            const uint8_t *m = meta + rr * stride;
+            if (j + 1 < gn && vend - (values + (nm ? (rr + 2) * slots : row_ptr[rr + 2])) >= 64) {
+                const int8_t *va = values + (nm ? rr * slots : row_ptr[rr]), *vb = values + (nm ? (rr + 1) * slots : row_ptr[rr + 1]);
+                edge_prefetch_ahead(va, nm ? 2 * slots : row_ptr[rr + 2] - row_ptr[rr], vend);
+                bm512_prefetch_meta(m, stride, meta + rows * stride);
+                for (size_t b = 0; b < nb; b++) {
+                    size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+                    bm512_row2_block(nm, m, m + stride, slots, &va, &vb, vend, xl, xh, k0, k1, &buf[b * 16 + j], &buf[b * 16 + j + 1]);
+                }
+                j += 2;
+                continue;
+            }
+            const int8_t *v = values + (nm ? rr * slots : row_ptr[rr]);
+            edge_prefetch_ahead(v, nm ? slots : row_ptr[rr + 1] - row_ptr[rr], vend);
+            __builtin_prefetch(m + 8 * stride, 0, 3);
+            for (size_t b = 0; b < nb; b++) {
+                size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+                buf[b * 16 + j] = bm512_row1_block(nm, m, &v, vend, slots, xl, xh, k0, k1);
+            }
+            j += 1;
+        }
+        for (; j < 16; j++)
+            for (size_t b = 0; b < nb; b++) buf[b * 16 + j] = _mm512_setzero_si512();
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t b = 0; b < nb; b++) {
+            __m512i s = _mm512_sub_epi32(bm512_reduce16(buf + b * 16), _mm512_set1_epi32((int32_t)(32768u * (uint32_t)hsum[b])));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(xscale[b]), acc);
+        }
+        __mmask16 out = (__mmask16)((1u << gn) - 1);
+        _mm512_mask_storeu_ps(Y + g, out, _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(out, scale + g)));
+    }
+}
+
+/// Token row x (cols int16 values) as the byte form's planes: xl = x & 255, xh = x >> 8, zero up to
+/// lde; hsum[b] = the sum of xh over block b's columns.
+static void bm512_split_bytes(const int16_t *x, size_t cols, size_t lde, uint8_t *xl, int8_t *xh, int32_t *hsum) {
+    size_t nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    for (size_t b = 0; b < nb; b++) hsum[b] = 0;
+    for (size_t k = 0; k < lde; k++) {
+        int16_t q = k < cols ? x[k] : 0;
+        xl[k] = (uint8_t)(q & 0xFF);
+        xh[k] = (int8_t)(q >> 8);
+        if (k < cols) hsum[k / EDGE_I16_BLOCK] += xh[k];
+    }
+}
+
+/// The VNNI entry points' body: the activations split into byte planes 4 tokens at a time, then
+/// bm512_rows_vnni for each group.
+#define BM512_BODY_BYTES(NM, META, ROW_PTR, WIDE)                                                                           \
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, lde = (cols + 63) / 64 * 64;      \
+    if (lde * BM512_MT > BM512_XMAX) { /* more than 4096 columns: the level's previous kernel (AVX2's) */                  \
+        WIDE;                                                                                                               \
+        return;                                                                                                             \
+    }                                                                                                                       \
+    uint8_t xl[BM512_XMAX] __attribute__((aligned(64)));                                                                    \
+    int8_t xh[BM512_XMAX] __attribute__((aligned(64)));                                                                     \
+    int32_t hsum[BM512_MT * BM512_NB];                                                                                      \
+    for (size_t t = 0; t < T; t += BM512_MT) { /* more tokens: the rows are read once per 4 */                             \
+        size_t n = T - t < BM512_MT ? T - t : BM512_MT;                                                                     \
+        for (size_t j = 0; j < n; j++) bm512_split_bytes(Xq + (t + j) * ld, cols, lde, xl + j * lde, xh + j * lde, hsum + j * nb); \
+        const float *xs = xscale + t * nb;                                                                                  \
+        float *y = Y + t * rows;                                                                                            \
+        switch (n) {                                                                                                        \
+        case 1: bm512_rows1_vnni(NM, META, ROW_PTR, values, scale, xl, xh, xs, hsum, nb, y, rows, cols, r0, r1); break;    \
+        case 2: bm512_rows_vnni(2, NM, META, ROW_PTR, values, scale, xl, xh, lde, xs, hsum, nb, y, rows, cols, r0, r1); break; \
+        case 3: bm512_rows_vnni(3, NM, META, ROW_PTR, values, scale, xl, xh, lde, xs, hsum, nb, y, rows, cols, r0, r1); break; \
+        default: bm512_rows_vnni(4, NM, META, ROW_PTR, values, scale, xl, xh, lde, xs, hsum, nb, y, rows, cols, r0, r1); break; \
+        }                                                                                                                   \
+    }
+
+static VNNI void spmm_bitmask_q8_i16_vbmi2_vnni(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values,
+                                                const float *scale, const int16_t *Xq, const float *xscale, float *Y,
+                                                size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    BM512_BODY_BYTES(0, mask, row_ptr, g_wide(mask, row_ptr, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1))
+}
+static VNNI void spmm_nm24_q8_i16_vbmi2_vnni(const uint8_t *idx, const int8_t *values, const float *scale,
+                                             const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                                             size_t cols, size_t r0, size_t r1) {
+    BM512_BODY_BYTES(1, idx, NULL, g_wide_nm24(idx, values, scale, Xq, xscale, Y, T, rows, cols, r0, r1))
+}
 
 /// edge_bitmask_expand_q8 with vpexpandb: 64 columns per step.
 static VBMI2 void bitmask_expand_q8_vbmi2(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t cols,

@@ -229,6 +229,12 @@ struct ForwardStep {
     /// Query positions per attention tile: each tile's scores are one [tile, keys] block.
     static let attentionTile = 64
 
+    /// Work (heads x keys x head size) from which one decoding step's attention is split over the
+    /// threads: 2^14, SmolLM2 from 29 positions on (9 heads of 64). Smaller than the matrices'
+    /// threshold, as a query head's scores and sum are a few microseconds of work against about
+    /// one for a parallel region on the persistent pool.
+    static let decodeAttentionThreshold = 1 << 14
+
     /// Causal grouped-query attention for T new tokens at positions start..<start+T.
     /// q, out: (T, heads*hd); keys, values: (kvHeads, capacity, hd) with positions 0..<start+T filled.
     /// Query head i reads KV head i / (heads / kvHeads); scores are scaled by 1/sqrt(hd).
@@ -239,7 +245,10 @@ struct ForwardStep {
     /// the weight matrix, a causal softmax per row, and O = S V_g[0...p] by `edge_matmul_f32_wt` with
     /// V_g as the transposed weight matrix (the same float operations as against V_g^T); a tile of one
     /// query (decoding) takes O = S V_g by `edge_vecmat_f32` instead, reading V_g's rows in place.
-    /// Work items (KV head, tile) go round-robin to `threads` chunks, most expensive first.
+    /// Work items (KV head, tile) go round-robin to `threads` chunks, most expensive first. Decoding
+    /// (one token) has one tile, so its items are the query heads instead (9 on SmolLM2 against 3 KV
+    /// heads, so two threads get 5 and 4 rather than 2 and 1), parallel from a lower amount of work
+    /// (`decodeAttentionThreshold`): each head's arithmetic is the same on any thread, so the bits are.
     func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
                    capacity: Int, out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int,
                    kvHeads nkv: Int, headDim hd: Int) {
@@ -247,10 +256,11 @@ struct ForwardStep {
         let scale = 1 / Float(hd).squareRoot()
         let tile = Self.attentionTile
         let tiles = (T + tile - 1) / tile
+        let perHead = T == 1
         // Items ordered by decreasing cost (last tiles see the most keys).
-        let items = nkv * tiles
+        let items = perHead ? nh : nkv * tiles
         let work = T * nh * L * hd
-        let chunks = work < Linear.parallelThreshold ? 1 : min(threads, items)
+        let chunks = work < (perHead ? Self.decodeAttentionThreshold : Linear.parallelThreshold) ? 1 : min(threads, items)
         parallelFor(chunks) { c in
             let qt = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)   // scaled queries (tile, hd)
             let s = UnsafeMutablePointer<Float>.allocate(capacity: tile * L)     // scores / probabilities (tile, n)
@@ -258,11 +268,11 @@ struct ForwardStep {
             defer { for p in [qt, s, o] { p.deallocate() } }
             var item = c
             while item < items {
-                let ti = tiles - 1 - item / nkv, g = item % nkv
+                let ti = perHead ? 0 : tiles - 1 - item / nkv, g = perHead ? item / group : item % nkv
                 let t0 = ti * tile, rows = min(tile, T - t0)
                 let n = p0 + t0 + rows  // keys visible to the tile's last query
                 let kg = keys + g * capacity * hd, vg = values + g * capacity * hd  // (n, hd) each, in place
-                for head in g * group ..< (g + 1) * group {
+                for head in perHead ? item ..< item + 1 : g * group ..< (g + 1) * group {
                     for i in 0 ..< rows {
                         let src = q + (t0 + i) * qd + head * hd, dst = qt + i * hd
                         for d in 0 ..< hd { dst[d] = src[d] * scale }

@@ -401,7 +401,7 @@ static void sweep_int8(const char *level) {
 static void sweep_bitmask_i16(const char *level) {
     static const size_t cols_list[] = {1, 7, 63, 64, 65, 255, 256, 257, 576, 1001};
     static const size_t tokens[] = {1, 2, 4, 5};
-    static const size_t rows_list[] = {1, 3, 13};
+    static const size_t rows_list[] = {1, 3, 13, 37};  // 37: two whole groups of 16 rows and a part
     static const unsigned density[] = {0, 30, 50, 100};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++)
         for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
@@ -441,7 +441,7 @@ static void sweep_bitmask_i16(const char *level) {
 static void sweep_nm24_i16(const char *level) {
     static const size_t cols_list[] = {1, 2, 3, 5, 63, 64, 66, 255, 256, 258, 576, 1001};
     static const size_t tokens[] = {1, 2, 4, 5};
-    static const size_t rows_list[] = {1, 3, 13};
+    static const size_t rows_list[] = {1, 3, 13, 37};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++)
         for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
             for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++) {

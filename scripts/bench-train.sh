@@ -9,16 +9,18 @@
 # Environment: EDGE_BIN (folder of compress, default .build-rel/release), BASE_BIN (folder of the
 #   baseline compress; switches to the before/after mode), STEPS (default 2), BATCH (4), LENGTH (256),
 #   REPEATS (default 3), ARGS (extra `compress train` options for this binary's runs only, e.g.
-#   ARGS="--matmul bf16"; the baseline's runs get none). Also prints load average and the runs'
-#   user/sys seconds (GNU time when present).
+#   ARGS="--matmul bf16"; the baseline's runs get none), BASE_ARGS (options for the baseline's runs
+#   only, e.g. BASE_ARGS="--kernels avx2" with ARGS="--matmul bf16 --kernels avx2" to compare both
+#   on the AVX2 kernels). Also prints load average and the runs' user/sys seconds (GNU time when present).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -eq 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 model=$1; text=$2
 bin=${EDGE_BIN:-$root/.build-rel/release}
 base=${BASE_BIN:-}
 steps=${STEPS:-2}; batch=${BATCH:-4}; length=${LENGTH:-256}; repeats=${REPEATS:-3}
 read -r -a extra <<< "${ARGS:-}"
+read -r -a base_extra <<< "${BASE_ARGS:-}"
 [ -x "$bin/compress" ] || { echo "bench-train: no $bin/compress (swift build -c release --scratch-path .build-rel)" >&2; exit 1; }
 [ -z "$base" ] || [ -x "$base/compress" ] || { echo "bench-train: no $base/compress" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -28,7 +30,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for r in $(seq "$repeats"); do
   for arm in $arms; do
     exe=$bin/compress; gemm=auto; args=("${extra[@]}")
-    case $arm in dot) gemm=dot ;; before) exe=$base/compress; args=() ;; esac
+    case $arm in dot) gemm=dot ;; before) exe=$base/compress; args=("${base_extra[@]}") ;; esac
     "${timer[@]}" "$exe" train "$model" "$tmp/out.edge" --gemm "$gemm" --data "$text" --steps "$steps" --batch "$batch" \
       --length "$length" --held-out 0.05 "${args[@]}" --json > "$tmp/$arm-$r.json" 2> "$tmp/$arm-$r.time"
     python3 -c "import json; d=json.load(open('$tmp/$arm-$r.json')); print('$arm', '$r', round(d['tokens_per_second'], 2), 'tokens/s;', 'user/sys/maxRSS(KB):', open('$tmp/$arm-$r.time').read().strip().splitlines()[-1:] )" >&2

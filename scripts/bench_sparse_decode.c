@@ -3,9 +3,12 @@
 // and as packed 2:4 (edge_matmul_q8_i16, edge_spmm_bitmask_q8_i16, edge_spmm_nm24_q8_i16), every
 // matrix its own memory so the weights stream as in decoding. Milliseconds per sweep, one line per
 // sweep, the three alternating.
-// Usage (from the repository root; the best kernel level this CPU runs):
-//   cc -O2 -I Sources/EdgeKernels/include -I Sources/EdgeKernels scripts/bench_sparse_decode.c
+// Usage (from the repository root; the best kernel level this CPU runs; clang, as SwiftPM builds the
+// kernels: gcc's code for the AVX-512 sparse kernels was up to 1.5x slower on a Zen 4):
+//   clang -O2 -I Sources/EdgeKernels/include -I Sources/EdgeKernels scripts/bench_sparse_decode.c
 //      Sources/EdgeKernels/*.c -o bench_sparse -lm -lpthread && ./bench_sparse [ROUNDS] [LAYERS]
+// LAYERS (default 30, SmolLM2's): 3 keeps the weights in a 32 MB L3, so the sweep times the
+// arithmetic; 30 streams them from memory.
 #include "EdgeKernels.h"
 #include "EdgeKernelsMath.h"
 #include "EdgeKernelsSparse.h"

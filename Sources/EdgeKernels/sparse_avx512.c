@@ -94,23 +94,9 @@ VBMI2_INLINE uint64_t bm512_step_bits(const int nm, const uint8_t *m, size_t k, 
 }
 
 /// acc = fmaf((float)s_b, xscale[b], acc) for b = 0..nb in order, s_b the sum of the 8 int32 lanes of
-/// part[b] (exact): four blocks' sums at a time by a tree of horizontal adds, not one reduction each.
-VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, size_t nb) {
-    float acc = 0;
-    for (size_t b = 0; b < nb; b += 4) {
-        __m256i p[4];
-        for (size_t j = 0; j < 4; j++) p[j] = b + j < nb ? part[b + j] : _mm256_setzero_si256();
-        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));  // lane j: block b + j
-        int32_t sums[4];
-        _mm_storeu_si128((__m128i *)sums, s4);
-        for (size_t j = 0; j < 4 && b + j < nb; j++) acc = fmaf((float)sums[j], xscale[b + j], acc);
-    }
-    return acc;
-}
-
-/// bm512_fold for the byte form: block b's sum is its lanes' sum less 32768 hsum[b] (32-bit wrap-around).
-VNNI_INLINE float bm512_fold_h(const __m256i *part, const float *xscale, const int32_t *hsum, size_t nb) {
+/// part[b] (exact), less 32768 hsum[b] where `hsum` is given (the byte form: 32-bit wrap-around, the
+/// result fits): four blocks' sums at a time by a tree of horizontal adds, not one reduction each.
+VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, const int32_t *hsum, size_t nb) {
     float acc = 0;
     for (size_t b = 0; b < nb; b += 4) {
         __m256i p[4];
@@ -119,8 +105,10 @@ VNNI_INLINE float bm512_fold_h(const __m256i *part, const float *xscale, const i
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));  // lane j: block b + j
         uint32_t sums[4];
         _mm_storeu_si128((__m128i *)sums, s4);
-        for (size_t j = 0; j < 4 && b + j < nb; j++)
-            acc = fmaf((float)(int32_t)(sums[j] - 32768u * (uint32_t)hsum[b + j]), xscale[b + j], acc);
+        for (size_t j = 0; j < 4 && b + j < nb; j++) {
+            uint32_t sb = hsum ? sums[j] - 32768u * (uint32_t)hsum[b + j] : sums[j];
+            acc = fmaf((float)(int32_t)sb, xscale[b + j], acc);
+        }
     }
     return acc;
 }
@@ -164,7 +152,7 @@ VNNI_INLINE float bm512_fold_h(const __m256i *part, const float *xscale, const i
                     part[t][b] = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));           \
                 }                                                                                                           \
             }                                                                                                               \
-            for (size_t t = 0; t < T; t++) Y[t * rows + r] = bm512_fold(part[t], xscale + t * nb, nb) * scale[r];          \
+            for (size_t t = 0; t < T; t++) Y[t * rows + r] = bm512_fold(part[t], xscale + t * nb, NULL, nb) * scale[r];          \
         }                                                                                                                   \
     }
 
@@ -215,7 +203,7 @@ VNNI_INLINE void bm512_rows_vnni(const size_t T, const int nm, const uint8_t *me
                 part[t][b] = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
             }
         }
-        for (size_t t = 0; t < T; t++) Y[t * rows + rr] = bm512_fold_h(part[t], xscale + t * nb, hsum + t * nb, nb) * scale[rr];
+        for (size_t t = 0; t < T; t++) Y[t * rows + rr] = bm512_fold(part[t], xscale + t * nb, hsum + t * nb, nb) * scale[rr];
     }
 }
 

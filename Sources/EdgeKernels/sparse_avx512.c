@@ -1,9 +1,11 @@
 // AVX-512 sparse kernels (x86-64): the bitmask and packed 2:4 q8 x int16 decoding products on
 // AVX512_VBMI2. Per 64 columns, `vpexpandb` places the next popcount(mask) stored values at their
 // columns in one instruction (2:4: the mask made from 8 index bytes by two byte shuffles; the AVX2
-// kernels need a table lookup, a shuffle and a widening per 16 columns), and the expanded bytes are
-// used as int16 words by two shifts (even columns) and one (odd columns) against activations split
-// even/odd per 64 columns: one cross-lane operation per 64 weights. Also the bitmask row expansion
+// kernels need a table lookup, a shuffle and a widening per 16 columns): one cross-lane operation per
+// 64 weights. With VNNI the expanded bytes meet the activations as bytes (`vpdpbusd` against their
+// low and high byte planes; one token: two rows per pass, 16 rows' sums reduced together); without
+// it, as int16 words by two shifts (even columns) and one (odd columns) against activations split
+// even/odd per 64 columns (`vpmaddwd`). Also the bitmask row expansion
 // of the many-token path (dispatch.c). Every function carries its own target attribute, so the file
 // builds with the default flags and runs only where dispatch.c found the features.
 //
@@ -32,10 +34,10 @@ enum { BM512_MT = 4, BM512_XMAX = 16384, BM512_NB = BM512_XMAX / BM512_MT / EDGE
 /// Bits [0, n) set (n <= 64).
 static inline uint64_t low_bits(size_t n) { return n >= 64 ? ~0ULL : (1ULL << n) - 1; }
 
-/// The mask (or index) bytes of the two rows 8 rows ahead of `m` (rows `stride` bytes apart), every
+/// The mask (or index) bytes of the `n` rows 8 rows ahead of `m` (rows `stride` bytes apart), every
 /// line of them: rows of 1536 columns hold three lines of mask each.
-static inline void bm512_prefetch_meta(const uint8_t *m, size_t stride, const uint8_t *end) {
-    const uint8_t *q = m + 8 * stride, *stop = q + 2 * stride;
+static inline void bm512_prefetch_meta(const uint8_t *m, size_t stride, size_t n, const uint8_t *end) {
+    const uint8_t *q = m + 8 * stride, *stop = q + n * stride;
     if (stop > end) stop = end;
     for (q = (const uint8_t *)((uintptr_t)q & ~(uintptr_t)63); q < stop; q += 64) __builtin_prefetch(q, 0, 3);
 }
@@ -333,7 +335,7 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
             if (j + 1 < gn && vend - (values + (nm ? (rr + 2) * slots : row_ptr[rr + 2])) >= 64) {
                 const int8_t *va = values + (nm ? rr * slots : row_ptr[rr]), *vb = values + (nm ? (rr + 1) * slots : row_ptr[rr + 1]);
                 edge_prefetch_ahead(va, nm ? 2 * slots : row_ptr[rr + 2] - row_ptr[rr], vend);
-                bm512_prefetch_meta(m, stride, meta + rows * stride);
+                bm512_prefetch_meta(m, stride, 2, meta + rows * stride);
                 for (size_t b = 0; b < nb; b++) {
                     size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
                     bm512_row2_block(nm, m, m + stride, slots, &va, &vb, vend, xl, xh, k0, k1, &buf[b * 16 + j], &buf[b * 16 + j + 1]);
@@ -343,7 +345,7 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
             }
             const int8_t *v = values + (nm ? rr * slots : row_ptr[rr]);
             edge_prefetch_ahead(v, nm ? slots : row_ptr[rr + 1] - row_ptr[rr], vend);
-            __builtin_prefetch(m + 8 * stride, 0, 3);
+            bm512_prefetch_meta(m, stride, 1, meta + rows * stride);
             for (size_t b = 0; b < nb; b++) {
                 size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
                 buf[b * 16 + j] = bm512_row1_block(nm, m, &v, vend, slots, xl, xh, k0, k1);
@@ -376,7 +378,7 @@ static void bm512_split_bytes(const int16_t *x, size_t cols, size_t lde, uint8_t
 }
 
 /// The VNNI entry points' body: the activations split into byte planes 4 tokens at a time, then
-/// bm512_rows_vnni for each group.
+/// bm512_rows1_vnni (one token) or bm512_rows_vnni (2 to 4) for each group.
 #define BM512_BODY_BYTES(NM, META, ROW_PTR, WIDE)                                                                           \
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, lde = (cols + 63) / 64 * 64;      \
     if (lde * BM512_MT > BM512_XMAX) { /* more than 4096 columns: the level's previous kernel (AVX2's) */                  \

@@ -6,13 +6,15 @@
 // weight unpacker and two zmm micro-kernels: the dot-product tile (MT tokens x NR rows of 16-lane
 // partial dot products, masked column tails) for few tokens, and the packed 12x32 outer-product tile
 // for many. int8 x int8, int8 x int16 and q4 x int8 keep their own loops (int8 x int16 in avx512_i16.h,
-// q4 and q4k x int8 in avx512_q4q8.h, each with VNNI or AVX-512BW); q4 x int16 and the block-q8 product are AVX2's.
+// q4 and q4k x int8 in avx512_q4q8.h, each with VNNI or AVX-512BW); q4 and q4k x int16 for one token
+// on byte dot products with VNNI (AVX2's rows otherwise, and for more tokens); the block-q8 product is AVX2's.
 //
 // Built with EDGE_AVX512_EMULATED (scripts/test-avx512-emulated.sh only), the intrinsics come from
 // SIMDe's portable implementation instead, so the file's logic is tested on CPUs without AVX-512.
 #if defined(__x86_64__)
 #include "dispatch.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(EDGE_AVX512_EMULATED)
 #include "avx512_emulation.h"
@@ -38,6 +40,10 @@ static inline __m512 bf16_dp(__m512 acc, __m512i a, __m512i b) {
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
 #define BF16_DP(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
 #endif
+
+#define Q4K_DM_INLINE VNNI_INLINE
+#include "q4k_dm.h"
+#undef Q4K_DM_INLINE
 
 enum { MT = 4, NR = 4 };  // tokens x rows: 16 accumulators + 4 weights + 1 activation of 32 zmm
 
@@ -632,6 +638,214 @@ static inline int32_t load_pair(const int16_t *p) {
 #undef Q4_ATTR
 #undef Q4_INLINE
 
+// ---- q4 and q4k weights x int16 activations, one token (decoding): byte dot products (VNNI) ------
+// edge_matmul_q4_i16 / edge_matmul_q4k_i16 for one token, groups of 32 or 64 and a multiple of 64
+// columns (SmolLM2's decoding products); every other call goes to AVX2's row kernel (kept in the
+// table before this level's entries replace it). Each int16 activation is split once per call into
+// x = 256 h + l (h = x >> 8 signed, l = x & 255 unsigned), stored per 128 columns as four 64-byte
+// planes, [l, h] of the even columns then [l, h] of the odd ones: byte i of a plane belongs to column
+// 2i (even) or 2i + 1 (odd), as byte i of the row's nibbles holds column 2i in its low nibble and
+// 2i + 1 in its high one. Per 128 columns one 64-byte load gives the nibbles u as two byte vectors
+// (low: even columns, high: odd), and four vpdpbusd give, in int32 lane k (columns 8k..8k+7 of the
+// 128), H_k = sum of u h (u the unsigned operand) and L_k = sum of l u (l unsigned, u signed, 0...15):
+// 256 H_k + L_k is the exact sum of u x over the lane's eight columns (at most 3.9e6 in magnitude).
+// Lanes 0-7 are then the reference's s_l of the first 64 columns and lanes 8-15 of the second; q4
+// takes off z times the lane's activation sum (int32, exact); each half is folded into the eight
+// float lanes as the reference does, fmaf((float)s_l, d_l, a_l), the first half before the second,
+// with d_l = the lane's group scale (q4: f16(scale) * xs; q4k: d_g * xs) brought to its lanes by one
+// permute. q4k's min term and the final sum are AVX2's. Bit-identical to the reference.
+
+/// The AVX2 table's q4 / q4k int16 kernels, for the calls the byte kernel does not take (set before
+/// this level's entries overwrite them; the same functions in every table).
+static void (*s_avx2_q4_i16)(const uint8_t *, const uint16_t *, const uint8_t *, size_t, const int16_t *, const float *,
+                             float *, size_t, size_t, size_t, size_t, size_t);
+static void (*s_avx2_q4k_i16)(const uint8_t *, const uint8_t *, const uint16_t *, size_t, size_t, const int16_t *,
+                              const float *, float *, size_t, size_t, size_t, size_t, size_t);
+
+/// [l, h] planes of the even and the odd columns of x[0 ..< cols] (cols a multiple of 64), 256 bytes
+/// per 128 columns (a last half block fills the first 32 bytes of each plane); with xl, the sums of x
+/// over each int32 lane's eight columns, 16 per 128 columns.
+static VNNI void q4b_planes(const int16_t *x, size_t cols, uint8_t *pl, int32_t *xl) {
+    for (size_t c = 0; c < cols; c += 32) {
+        __m512i v = _mm512_loadu_si512((const void *)(x + c));  // dword i: columns c + 2i, c + 2i + 1
+        uint8_t *d = pl + (c / 128) * 256 + (c % 128) / 2;
+        _mm_storeu_si128((__m128i *)d, _mm512_cvtepi32_epi8(v));                                  // l even
+        _mm_storeu_si128((__m128i *)(d + 64), _mm512_cvtepi32_epi8(_mm512_srli_epi32(v, 8)));    // h even
+        _mm_storeu_si128((__m128i *)(d + 128), _mm512_cvtepi32_epi8(_mm512_srli_epi32(v, 16)));  // l odd
+        _mm_storeu_si128((__m128i *)(d + 192), _mm512_cvtepi32_epi8(_mm512_srli_epi32(v, 24)));  // h odd
+        if (xl) {  // four lanes of eight columns: pairs summed, then pairs of pairs, then once more
+            __m512i s = _mm512_madd_epi16(v, _mm512_set1_epi16(1));
+            __m128i q0 = _mm512_castsi512_si128(s), q1 = _mm512_extracti32x4_epi32(s, 1);
+            __m128i q2 = _mm512_extracti32x4_epi32(s, 2), q3 = _mm512_extracti32x4_epi32(s, 3);
+            __m128i h = _mm_hadd_epi32(_mm_hadd_epi32(q0, q1), _mm_hadd_epi32(q2, q3));
+            _mm_storeu_si128((__m128i *)(xl + (c / 128) * 16 + (c % 128) / 8), h);
+        }
+    }
+}
+
+AVX512_INLINE float q4b_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// n (1...4) binary16 values from p as floats in the low lanes (the rest 0).
+AVX512_INLINE __m128 q4b_load_f16(const uint16_t *p, size_t n) {
+    uint64_t v;
+    if (n == 4) memcpy(&v, p, 8);
+    else if (n == 2) {
+        uint32_t h;
+        memcpy(&h, p, 4);
+        v = h;
+    } else v = p[0];
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+/// n (1, 2 or 4) bytes from p in the low bytes of an int32 (the rest 0).
+AVX512_INLINE int q4b_load_bytes(const uint8_t *p, size_t n) {
+    uint32_t v;
+    if (n == 4) memcpy(&v, p, 4);
+    else if (n == 2) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        v = h;
+    } else v = p[0];
+    return (int)v;
+}
+
+/// Block j (128 columns; half: the row's last 64, alone in their block) of rows r ..< r + NR into
+/// their float lanes a[i] (see above); the activation planes loaded once for the NR rows.
+VNNI_INLINE void q4b_block(const size_t NR, const bool half, const bool k4, const bool two, const edge_q4x *w,
+                           const uint8_t *q0, size_t row_bytes, size_t groups, size_t j, const uint8_t *pl,
+                           const int32_t *xl, const float *dm, size_t Gp, const float *xscale, size_t r, __m256 *a) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    // Lane k's group within the block: k / 4 for groups of 32, k / 8 for 64.
+    const __m512i gidx = two ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                             : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const size_t per = two ? 4 : 2, g0 = per * j, n = half ? per / 2 : per;  // the block's first group, its groups
+    const uint8_t *x = pl + 256 * j;
+    __m512i le = _mm512_loadu_si512((const void *)x), he = _mm512_loadu_si512((const void *)(x + 64));
+    __m512i lo_ = _mm512_loadu_si512((const void *)(x + 128)), ho = _mm512_loadu_si512((const void *)(x + 192));
+    __m128 xs = _mm_set1_ps(xscale[128 * j / EDGE_I16_BLOCK]);
+    for (size_t i = 0; i < NR; i++) {
+        const uint8_t *q = q0 + i * row_bytes + 64 * j;
+        __m512i v = half ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, q) : _mm512_loadu_si512((const void *)q);
+        __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        __m512i H = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, he), hi, ho);
+        __m512i L = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), le, lo), lo_, hi);
+        __m512i S = _mm512_add_epi32(_mm512_slli_epi32(H, 8), L);
+        __m128 d4;
+        if (k4) {
+            const float *gd = dm + 2 * i * Gp + g0;
+            d4 = _mm_mul_ps(n == 4 ? _mm_loadu_ps(gd) : n == 2 ? _mm_castpd_ps(_mm_load_sd((const double *)gd)) : _mm_load_ss(gd), xs);
+        } else {
+            size_t gi = (r + i) * groups + g0;
+            __m512i z = w->zero ? _mm512_permutexvar_epi32(gidx, _mm512_cvtepu8_epi32(_mm_cvtsi32_si128(q4b_load_bytes(w->zero + gi, n))))
+                                : _mm512_set1_epi32(8);
+            S = _mm512_sub_epi32(S, _mm512_mullo_epi32(z, _mm512_loadu_si512((const void *)(xl + 16 * j))));
+            d4 = _mm_mul_ps(q4b_load_f16(w->scale_f16 + gi, n), xs);
+        }
+        __m512 D = _mm512_permutexvar_ps(gidx, _mm512_castps128_ps512(d4));
+        __m512 Sf = _mm512_cvtepi32_ps(S);
+        a[i] = _mm256_fmadd_ps(_mm512_castps512_ps256(Sf), _mm512_castps512_ps256(D), a[i]);
+        if (!half)
+            a[i] = _mm256_fmadd_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(Sf), 1)),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(D), 1)), a[i]);
+    }
+}
+
+/// Rows r ..< r + NR (NR = 1 or 2) for one token (see above); two: groups of 32 (a 64-column half
+/// holds two), else 64. q4k: dm holds each row's d_g then m_g, Gp apiece.
+VNNI_INLINE void q4b_pass(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *pl,
+                          const int32_t *xl, float *dm, const float *sxs, size_t Gp, const float *xscale, float *Y,
+                          size_t rows, size_t cols, size_t r, size_t r1) {
+    size_t groups = cols / w->gs, row_bytes = cols / 2, full = cols / 128;
+    size_t srb = (2 * w->sub_bits * groups + 7) / 8;
+    const uint8_t *q0 = w->Wq + r * row_bytes;
+    edge_prefetch_ahead(q0, NR * row_bytes, w->Wq + r1 * row_bytes);
+    if (k4)
+        for (size_t i = 0; i < NR; i++)
+            q4k_row_dm(w->sub + (r + i) * srb, (rows - r - i) * srb, w->sub_bits, _cvtsh_ss(w->super_f16[2 * (r + i)]),
+                       _cvtsh_ss(w->super_f16[2 * (r + i) + 1]), groups, dm + 2 * i * Gp, dm + (2 * i + 1) * Gp);
+    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t j = 0; j < full; j++) q4b_block(NR, false, k4, two, w, q0, row_bytes, groups, j, pl, xl, dm, Gp, xscale, r, a);
+    if (cols % 128) q4b_block(NR, true, k4, two, w, q0, row_bytes, groups, full, pl, xl, dm, Gp, xscale, r, a);
+    for (size_t i = 0; i < NR; i++) {
+        if (k4) {  // the min terms, as AVX2's kernel: e_(g % 8) = fmaf(m_g, sxs_g, e_(g % 8)), then a_l - e_l
+            const float *gm = dm + (2 * i + 1) * Gp;
+            __m256 e = _mm256_setzero_ps();
+            for (size_t g = 0; g < groups; g += 8) e = _mm256_fmadd_ps(_mm256_loadu_ps(gm + g), _mm256_loadu_ps(sxs + g), e);
+            a[i] = _mm256_sub_ps(a[i], e);
+        }
+        Y[r + i] = q4b_hsum(a[i]);
+    }
+}
+
+/// Rows r0 ..< r1, two at a time.
+VNNI_INLINE void q4b_rows(const bool k4, const bool two, const edge_q4x *w, const uint8_t *pl, const int32_t *xl,
+                          float *dm, const float *sxs, size_t Gp, const float *xscale, float *Y, size_t rows, size_t cols,
+                          size_t r0, size_t r1) {
+    size_t r = r0;
+    for (; r + 2 <= r1; r += 2) q4b_pass(2, k4, two, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r, r1);
+    if (r < r1) q4b_pass(1, k4, two, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r, r1);
+}
+
+/// The planes, q4's lane sums or q4k's (float)sx_g * xs, then q4b_rows with the form constants.
+static VNNI void q4b_matmul(const edge_q4x *w, const int16_t *Xq, const float *xscale, float *Y, size_t rows, size_t cols,
+                            size_t r0, size_t r1) {
+    size_t gs = w->gs, groups = cols / gs, Gp = (groups + 7) & ~(size_t)7, blocks = (cols + 127) / 128;
+    bool two = gs == 32, k4 = w->sub != NULL;
+    uint8_t pstack[256 * 24];
+    int32_t lstack[16 * 24];
+    float fstack[5 * 256];
+    uint8_t *pl = blocks <= 24 ? pstack : (uint8_t *)malloc(256 * blocks);
+    int32_t *xl = k4 ? NULL : blocks <= 24 ? lstack : (int32_t *)malloc(sizeof(int32_t) * 16 * blocks);
+    float *dm = !k4 ? NULL : 5 * Gp <= sizeof fstack / sizeof *fstack ? fstack : (float *)malloc(sizeof(float) * 5 * Gp);
+    if (!pl || (!k4 && !xl) || (k4 && !dm)) abort();
+    float *sxs = k4 ? dm + 4 * Gp : NULL;  // dm: d and m of two rows, then the group sums
+    q4b_planes(Xq, cols, pl, xl);
+    if (k4)
+        for (size_t g = 0; g < Gp; g++) {
+            int32_t sx = 0;
+            if (g < groups)
+                for (size_t k = g * gs; k < (g + 1) * gs; k++) sx += Xq[k];
+            sxs[g] = g < groups ? (float)sx * xscale[g * gs / EDGE_I16_BLOCK] : 0.0f;
+        }
+    if (k4) {
+        if (two) q4b_rows(true, true, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
+        else q4b_rows(true, false, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
+    } else {
+        if (two) q4b_rows(false, true, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
+        else q4b_rows(false, false, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
+    }
+    if (pl != pstack) free(pl);
+    if (xl && xl != lstack) free(xl);
+    if (dm && dm != fstack) free(dm);
+}
+
+static VNNI void matmul_q4_i16_bytes(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
+                                     const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
+                                     size_t r0, size_t r1) {
+    if (T != 1 || cols % 64 != 0 || (gs != 32 && gs != 64)) {
+        s_avx2_q4_i16(Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
+    q4b_matmul(&w, Xq, xscale, Y, rows, cols, r0, r1);
+}
+
+static VNNI void matmul_q4k_i16_bytes(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs,
+                                      size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                                      size_t rows, size_t cols, size_t r0, size_t r1) {
+    if (T != 1 || cols % 64 != 0 || (gs != 32 && gs != 64) || !edge_q4k_i16_supported(gs, sub_bits)) {
+        s_avx2_q4k_i16(Wq, sub, super_f16, gs, sub_bits, Xq, xscale, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
+    q4b_matmul(&w, Xq, xscale, Y, rows, cols, r0, r1);
+}
+
 static AVX512 void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
     __m512 vmax = _mm512_setzero_ps();
     for (size_t i = 0; i < n; i += 16)
@@ -790,9 +1004,15 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->matmul_q8_i16 = vnni ? matmul_q8_i16_vnni : matmul_q8_i16_bw;
     t->q8_i16_name = vnni ? "avx512-vnni-packed-i16-12x32" : "avx512-bw-packed-i16-12x32";
     t->q8_i16_rows_name = vnni ? "avx512-vnni-rows-i16-4x1" : "avx512-bw-rows-i16-4x1";
-    // q4 and q4k x int16 stay AVX2's row kernel: a 128-column AVX-512 form measured no faster on Zen 4
-    // (docs/performance.md), its rows being memory-bound.
     t->i16_rows_max_t = I16_ROW_MT;
+    if (vnni) {  // one token on byte dot products; other calls on AVX2's row kernel, kept here
+        if (!s_avx2_q4_i16) s_avx2_q4_i16 = t->matmul_q4_i16, s_avx2_q4k_i16 = t->matmul_q4k_i16;
+        t->q4_i16_multi_name = t->q4_i16_name, t->q4k_i16_multi_name = t->q4k_i16_name;
+        t->matmul_q4_i16 = matmul_q4_i16_bytes;
+        t->q4_i16_name = "avx512-vnni-bytes-q4i16-1x2";
+        t->matmul_q4k_i16 = matmul_q4k_i16_bytes;
+        t->q4k_i16_name = "avx512-vnni-bytes-q4ki16-1x2";
+    }
     t->gemm_q4_i16 = vnni ? gemm_q4_i16_vnni : gemm_q4_i16_bw;
     t->gemm_q4_i16_name = vnni ? "avx512-vnni-packed-q4i16-12x32" : "avx512-bw-packed-q4i16-12x32";
     t->gemm_q4k_i16 = vnni ? gemm_q4k_i16_vnni : gemm_q4k_i16_bw;

@@ -191,10 +191,14 @@ const char *edge_kernels_gemm_name(edge_kernel_level level, edge_gemm_op op, siz
     case EDGE_GEMM_OP_Q8_Q8: return t->q8_q8_name;
     case EDGE_GEMM_OP_Q8_Q8B32: return t->q8_q8b32_name;
     case EDGE_GEMM_OP_Q8_I16: return t->q8_i16_rows_name && T <= t->i16_rows_max_t ? t->q8_i16_rows_name : t->q8_i16_name;
-    case EDGE_GEMM_OP_Q4_I16: return t->q4_i16_name ? t->q4_i16_name : "ref";
+    case EDGE_GEMM_OP_Q4_I16:
+        if (T > 1 && t->q4_i16_multi_name) return t->q4_i16_multi_name;
+        return t->q4_i16_name ? t->q4_i16_name : "ref";
     case EDGE_GEMM_OP_Q4_Q8B32: return t->q4_q8b32_name ? t->q4_q8b32_name : "ref";
     case EDGE_GEMM_OP_Q4_I16_GEMM: return t->gemm_q4_i16_name ? t->gemm_q4_i16_name : "ref";
-    case EDGE_GEMM_OP_Q4K_I16: return t->q4k_i16_name ? t->q4k_i16_name : "ref";
+    case EDGE_GEMM_OP_Q4K_I16:
+        if (T > 1 && t->q4k_i16_multi_name) return t->q4k_i16_multi_name;
+        return t->q4k_i16_name ? t->q4k_i16_name : "ref";
     case EDGE_GEMM_OP_Q4K_I16_GEMM: return t->gemm_q4k_i16_name ? t->gemm_q4k_i16_name : "ref";
     case EDGE_GEMM_OP_Q4K_Q8B32: return t->q4k_q8b32_name ? t->q4k_q8b32_name : "ref";
     }

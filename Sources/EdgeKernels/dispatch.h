@@ -24,6 +24,9 @@ typedef struct edge_kernel_table {
     /// Names of the few-token (decoding) kernels of matmul_q8_i16 and matmul_q4_i16, used up to
     /// i16_rows_max_t tokens (NULL: the level has none; q4_i16 then reports "ref").
     const char *q8_i16_rows_name, *q4_i16_name, *q4k_i16_name;
+    /// Where matmul_q4_i16 / matmul_q4k_i16 run another kernel for two tokens and more (AVX-512 VNNI:
+    /// one token on byte dot products, more on AVX2's rows), its name; else NULL.
+    const char *q4_i16_multi_name, *q4k_i16_multi_name;
     size_t i16_rows_max_t;
     void (*matmul_f32)(const float *W, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
     void (*matmul_f32_wt)(const float *Wt, const float *X, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -106,7 +106,11 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 64), "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 5), "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 4), "avx512-\(form)-rows-i16-4x1")
-            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 1), "avx2-rows-q4i16-4x1", "AVX-512 keeps AVX2's q4 decoding kernel")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 1),
+                           edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4i16-1x2" : "avx2-rows-q4i16-4x1",
+                           "one token on byte dot products with VNNI, else AVX2's q4 decoding kernel")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 2), "avx2-rows-q4i16-4x1", "two tokens on AVX2's rows")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4K_I16, 3), "avx2-rows-q4ki16-4x1", "three tokens on AVX2's rows")
         } else if edge_kernels_available(EDGE_KERNELS_AVX2) {
             // No AVX-512 here: testAVX512UnderEmulation checks the AVX-512 level's names and kernels.
             XCTAssertEqual(edge_kernels_level(), EDGE_KERNELS_AVX2)

@@ -79,6 +79,7 @@ EMU_CONVERT(mm512_cvtepi8_epi32, __m512i, int32_t, __m128i, int8_t, 16, (int32_t
 EMU_CONVERT(mm512_cvtepu8_epi32, __m512i, int32_t, __m128i, uint8_t, 16, (int32_t)x)
 EMU_CONVERT(mm512_cvtph_ps, __m512, float, __m256i, uint16_t, 16, emu_half(x))
 EMU_CONVERT(mm512_cvtepi32_epi16, __m256i, int16_t, __m512i, int32_t, 16, (int16_t)x)  // vpmovdw: truncation
+EMU_CONVERT(mm512_cvtepi32_epi8, __m128i, int8_t, __m512i, int32_t, 16, (int8_t)x)     // vpmovdb: truncation
 
 /// Saturates 16 int32 lanes to int8 and stores the lanes k selects.
 static inline void emu_mm512_mask_cvtsepi32_storeu_epi8(void *p, __mmask16 k, __m512i a) {
@@ -130,6 +131,7 @@ static inline __m512i emu_mm512_maskz_expand_epi8(__mmask64 k, __m512i a) {
 #define _mm512_mask_storeu_epi8 emu_mm512_mask_storeu_epi8
 #define _mm512_mask_storeu_epi32 emu_mm512_mask_storeu_epi32
 #define _mm512_cvtepi32_epi16 emu_mm512_cvtepi32_epi16
+#define _mm512_cvtepi32_epi8 emu_mm512_cvtepi32_epi8
 #define _mm512_cvtepi32_ps emu_mm512_cvtepi32_ps
 #define _mm512_cvtps_epi32 emu_mm512_cvtps_epi32
 #define _mm512_cvtepi8_epi32 emu_mm512_cvtepi8_epi32

@@ -484,7 +484,7 @@ static void sweep_nm24_i16(const char *level) {
 // ---- q4 x int16 (exact: bit-identical to the reference) ------------------------------------
 
 static void sweep_q4_i16(const char *level) {
-    static const size_t cols_list[] = {1, 15, 33, 64, 127, 128, 129, 200, 257, 1001};
+    static const size_t cols_list[] = {1, 15, 33, 64, 127, 128, 129, 192, 200, 257, 576, 1001, 1536};
     static const size_t tokens[] = {1, 2, 3, 4, 5, 9, 14};
     static const size_t rows_list[] = {1, 3, 13, 45};
     static const size_t group_list[] = {32, 64, 128, 256};
@@ -538,7 +538,7 @@ static void sweep_q4_i16(const char *level) {
 /// and 5...40, sub-ranges of rows; sub-codes over their whole range (0 and 2^b - 1 included), M = +0
 /// on some rows, activation blocks of different magnitudes.
 static void sweep_q4k_i16(const char *level) {
-    static const size_t cols_list[] = {1, 15, 33, 64, 100, 127, 129, 200, 257, 576, 1001};
+    static const size_t cols_list[] = {1, 15, 33, 64, 100, 127, 128, 129, 192, 200, 257, 576, 1001, 1536};
     static const size_t tokens[] = {1, 2, 3, 4, 5, 7, 12, 13, 40};
     static const size_t rows_list[] = {1, 3, 13, 45};
     static const size_t group_list[] = {32, 64, 128, 256};
@@ -809,7 +809,7 @@ typedef struct {
     const char *q4_i16, *q4_i16_vnni;
     const char *q4_q8b32, *q4_q8b32_vnni;
     const char *q4k_q8b32, *q4k_q8b32_vnni;
-    const char *q4k_i16, *q4k_gemm, *q4k_gemm_vnni;
+    const char *q4k_i16, *q4k_i16_vnni, *q4k_gemm, *q4k_gemm_vnni;
     const char *fused;  // one token (not q3, q3s or q4k), where the level has a fused kernel; NULL: the dot kernel
 } expected_names;
 
@@ -823,10 +823,10 @@ static const expected_names k_expected[] = {
      .q8_q8_vnni = "avx512-vnni-q8q8-4x4", .q8_q8b32 = "avx2-dot-q8q8b32-4x2",
      .q8_i16 = "avx512-bw-packed-i16-12x32", .q8_i16_vnni = "avx512-vnni-packed-i16-12x32",
      .q8_i16_rows = "avx512-bw-rows-i16-4x1", .q8_i16_rows_vnni = "avx512-vnni-rows-i16-4x1",
-     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_q8b32 = "avx512-bw-rows-q4q8b32-4x1",
+     .q4_i16 = "avx2-rows-q4i16-4x1", .q4_i16_vnni = "avx512-vnni-bytes-q4i16-1x2", .q4_q8b32 = "avx512-bw-rows-q4q8b32-4x1",
      .q4_q8b32_vnni = "avx512-vnni-rows-q4q8b32-4x1", .q4k_q8b32 = "avx512-bw-rows-q4kq8b32-4x1",
      .q4k_q8b32_vnni = "avx512-vnni-rows-q4kq8b32-4x1", .fused = "avx512-fused-1x1",
-     .q4k_i16 = "avx2-rows-q4ki16-4x1", .q4k_gemm = "avx512-bw-packed-q4ki16-12x32",
+     .q4k_i16 = "avx2-rows-q4ki16-4x1", .q4k_i16_vnni = "avx512-vnni-bytes-q4ki16-1x2", .q4k_gemm = "avx512-bw-packed-q4ki16-12x32",
      .q4k_gemm_vnni = "avx512-vnni-packed-q4ki16-12x32"},
     {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
      .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref", .q4k_q8b32 = "ref",
@@ -862,7 +862,7 @@ static void check_names(edge_kernel_level level) {
     expect_name(level, EDGE_GEMM_OP_Q4_I16, 1, pick(e->q4_i16, e->q4_i16_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4_Q8B32, 1, pick(e->q4_q8b32, e->q4_q8b32_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4K_Q8B32, 1, pick(e->q4k_q8b32, e->q4k_q8b32_vnni));
-    expect_name(level, EDGE_GEMM_OP_Q4K_I16, 1, e->q4k_i16);
+    expect_name(level, EDGE_GEMM_OP_Q4K_I16, 1, pick(e->q4k_i16, e->q4k_i16_vnni));
     expect_name(level, EDGE_GEMM_OP_Q4K_I16_GEMM, 64, pick(e->q4k_gemm, e->q4k_gemm_vnni));
     edge_kernels_set_gemm_mode(EDGE_GEMM_DOT);
     expect_name(level, EDGE_GEMM_OP_F32, 1000, e->dot);

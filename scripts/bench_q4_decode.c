@@ -5,7 +5,8 @@
 // codes of SUBBITS bits, default 6), the activations quantized per matrix as the runtime does. Every matrix its own memory: 30 layers
 // (53 MB at g64) stream from memory as in decoding, 4 layers (7 MB) stay in the last-level cache and
 // show the kernel's compute. Prints the median of REPS sweeps in milliseconds and the kernel's name.
-// Usage (from the repository root; the best kernel level this CPU runs):
+// BENCH_LEVEL=avx2 in the environment forces the AVX2 kernels (else the best level this CPU runs).
+// Usage (from the repository root):
 //   cc -O2 -I Sources/EdgeKernels/include -I Sources/EdgeKernels scripts/bench_q4_decode.c
 //      Sources/EdgeKernels/*.c -o bench_q4 -lm -lpthread && ./bench_q4 i16|q8|k16|k8 [LAYERS [GROUP [REPS [SUBBITS]]]]
 #include "EdgeKernels.h"
@@ -38,6 +39,11 @@ int main(int argc, char **argv) {
     if (argc < 2 || (strcmp(argv[1], "i16") != 0 && strcmp(argv[1], "q8") != 0 && strcmp(argv[1], "k16") != 0 &&
                      strcmp(argv[1], "k8") != 0)) {
         fprintf(stderr, "usage: %s i16|q8|k16|k8 [LAYERS [GROUP [REPS [SUBBITS]]]]\n", argv[0]);
+        return 2;
+    }
+    const char *lv = getenv("BENCH_LEVEL");
+    if (lv && strcmp(lv, "avx2") == 0 && !edge_kernels_force(EDGE_KERNELS_AVX2)) {
+        fprintf(stderr, "bench_q4: AVX2 not available\n");
         return 2;
     }
     int q8 = strcmp(argv[1], "q8") == 0 || strcmp(argv[1], "k8") == 0, k = argv[1][0] == 'k';

@@ -977,12 +977,117 @@ static AVX2 void q4x_i16_chunks(const edge_q4x *w, const int16_t *Xq, const floa
         q4x_i16_rows(w, Xq + t * ld, xscale + t * nb, Y + t * rows, T - t < I16_ROW_MT ? T - t : I16_ROW_MT, rows, cols, r0, r1);
 }
 
+// ---- q4 and q4k x int16, one token: byte dot products ------------------------------------------
+// edge_matmul_q4_i16 / edge_matmul_q4k_i16 for one token, groups of 32 or 64 and a multiple of 64
+// columns (two tokens and more, and other shapes: q4x_i16_chunks above). The AVX-512 VNNI kernel's
+// scheme (avx512.c) in 64-column halves: each int16 activation split once per call into x = 256 h + l,
+// stored per 128 columns as four 64-byte planes [l even, h even, l odd, h odd] (byte i of a plane:
+// column 2i or 2i + 1 of the block, as byte i of a row's nibbles holds column 2i low and 2i + 1 high);
+// per 64 columns one 32-byte load gives the nibbles u as two byte vectors, vpmaddubsw makes int16
+// pair sums of u h (u unsigned, h signed: at most 2 x 15 x 128 in magnitude) and of l u (l unsigned,
+// u signed: at most 2 x 255 x 15), the even and odd columns' pairs added (still within int16), and
+// vpmaddwd by 256 and by 1 gives in int32 lane k (columns 8k..8k+7 of the 64) the exact sum of u x,
+// the reference's s_k. q4 takes off z times the lane's activation sum, and the unit is folded into
+// the eight float lanes as q4_i16_rows does (the same scales, the same order). Bit-identical.
+
+/// The planes of x[0 ..< cols] (cols a multiple of 64; see above), and with xl the sums of x over each
+/// int32 lane's eight columns, 16 per 128 columns.
+static AVX2 void q4b_planes(const int16_t *x, size_t cols, uint8_t *pl, int32_t *xl) {
+    // Per 128-bit lane (columns c..c+7): [l0 l2 l4 l6 | h0 h2 h4 h6 | l1 l3 l5 l7 | h1 h3 h5 h7].
+    const __m256i shuf = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                          0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), one = _mm256_set1_epi16(1);
+    for (size_t c = 0; c < cols; c += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(x + c)), b = _mm256_loadu_si256((const __m256i *)(x + c + 16));
+        // As 64-bit elements: [l even, h even, l odd, h odd] of 16 columns each.
+        __m256i A = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(a, shuf), perm);
+        __m256i B = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(b, shuf), perm);
+        __m256i lo = _mm256_unpacklo_epi64(A, B), hi = _mm256_unpackhi_epi64(A, B);  // [le | lo], [he | ho]
+        uint8_t *d = pl + (c / 128) * 256 + (c % 128) / 2;
+        _mm_storeu_si128((__m128i *)d, _mm256_castsi256_si128(lo));
+        _mm_storeu_si128((__m128i *)(d + 64), _mm256_castsi256_si128(hi));
+        _mm_storeu_si128((__m128i *)(d + 128), _mm256_extracti128_si256(lo, 1));
+        _mm_storeu_si128((__m128i *)(d + 192), _mm256_extracti128_si256(hi, 1));
+        if (xl) {  // sums over eight columns: pairs, then fours (lane 0: 0-3, 4-7, 16-19, 20-23), then eights
+            __m256i s = _mm256_hadd_epi32(_mm256_madd_epi16(a, one), _mm256_madd_epi16(b, one));
+            __m256i t = _mm256_hadd_epi32(s, s);  // lane 0: [0-7, 16-23, ...], lane 1: [8-15, 24-31, ...]
+            __m128i r = _mm_unpacklo_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+            _mm_storeu_si128((__m128i *)(xl + (c / 128) * 16 + (c % 128) / 8), r);
+        }
+    }
+}
+
+/// Unit u (64 columns) of rows r ..< r + NR into their float lanes a[i] (see above); the activation
+/// planes loaded once for the NR rows. two: groups of 32; q4k: dm holds each row's d_g then m_g.
+AVX2_INLINE void q4b_unit(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *q0,
+                          size_t row_bytes, size_t groups, size_t u, const uint8_t *pl, const int32_t *xl, const float *dm,
+                          size_t Gp, const float *xscale, size_t r, __m256 *a) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), k256 = _mm256_set1_epi16(256), one = _mm256_set1_epi16(1);
+    const uint8_t *x = pl + 256 * (u / 2) + 32 * (u % 2);
+    __m256i le = _mm256_loadu_si256((const __m256i *)x), he = _mm256_loadu_si256((const __m256i *)(x + 64));
+    __m256i lo_ = _mm256_loadu_si256((const __m256i *)(x + 128)), ho = _mm256_loadu_si256((const __m256i *)(x + 192));
+    size_t g0 = two ? 2 * u : u;
+    float xs = xscale[64 * u / EDGE_I16_BLOCK];
+    for (size_t i = 0; i < NR; i++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(q0 + i * row_bytes + 32 * u));
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        __m256i H = _mm256_add_epi16(_mm256_maddubs_epi16(lo, he), _mm256_maddubs_epi16(hi, ho));
+        __m256i L = _mm256_add_epi16(_mm256_maddubs_epi16(le, lo), _mm256_maddubs_epi16(lo_, hi));
+        __m256i S = _mm256_add_epi32(_mm256_madd_epi16(H, k256), _mm256_madd_epi16(L, one));
+        float sc0, sc1;
+        if (k4) {
+            sc0 = dm[2 * i * Gp + g0], sc1 = two ? dm[2 * i * Gp + g0 + 1] : 0.0f;
+        } else {
+            size_t gi = (r + i) * groups + g0;
+            const uint8_t *zero = w->zero;
+            int z0 = zero ? (int)zero[gi] : 8, z1 = two ? (zero ? (int)zero[gi + 1] : 8) : 0;
+            __m256i zv = two ? _mm256_set_m128i(_mm_set1_epi32(z1), _mm_set1_epi32(z0)) : _mm256_set1_epi32(z0);
+            S = _mm256_sub_epi32(S, _mm256_mullo_epi32(zv, _mm256_loadu_si256((const __m256i *)(xl + 8 * u))));
+            sc0 = _cvtsh_ss(w->scale_f16[gi]), sc1 = two ? _cvtsh_ss(w->scale_f16[gi + 1]) : 0.0f;
+        }
+        __m256 d = two ? _mm256_set_m128(_mm_set1_ps(sc1 * xs), _mm_set1_ps(sc0 * xs)) : _mm256_set1_ps(sc0 * xs);
+        a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), d, a[i]);
+    }
+}
+
+/// Rows r ..< r + NR (NR = 1 or 2) for one token (see above).
+AVX2_INLINE void q4b_pass(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *pl,
+                          const int32_t *xl, float *dm, const float *sxs, size_t Gp, const float *xscale, float *Y,
+                          size_t rows, size_t cols, size_t r, size_t r1) {
+    size_t groups = cols / w->gs, row_bytes = cols / 2, units = cols / 64;
+    size_t srb = (2 * w->sub_bits * groups + 7) / 8;
+    const uint8_t *q0 = w->Wq + r * row_bytes;
+    edge_prefetch_ahead(q0, NR * row_bytes, w->Wq + r1 * row_bytes);
+    if (k4)
+        for (size_t i = 0; i < NR; i++)
+            q4k_row_dm(w->sub + (r + i) * srb, (rows - r - i) * srb, w->sub_bits, _cvtsh_ss(w->super_f16[2 * (r + i)]),
+                       _cvtsh_ss(w->super_f16[2 * (r + i) + 1]), groups, dm + 2 * i * Gp, dm + (2 * i + 1) * Gp);
+    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t u = 0; u < units; u++) q4b_unit(NR, k4, two, w, q0, row_bytes, groups, u, pl, xl, dm, Gp, xscale, r, a);
+    for (size_t i = 0; i < NR; i++) {
+        if (k4) {  // the min terms, as q4_i16_rows
+            const float *gm = dm + (2 * i + 1) * Gp;
+            __m256 e = _mm256_setzero_ps();
+            for (size_t g = 0; g < groups; g += 8) e = _mm256_fmadd_ps(_mm256_loadu_ps(gm + g), _mm256_loadu_ps(sxs + g), e);
+            a[i] = _mm256_sub_ps(a[i], e);
+        }
+        Y[r + i] = hsum(a[i]);
+    }
+}
+
+#define Q4B_ATTR AVX2
+#define Q4B_INLINE AVX2_INLINE
+#include "q4b_driver.h"
+#undef Q4B_ATTR
+#undef Q4B_INLINE
+
 static AVX2 void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                size_t r0, size_t r1) {
     if (!edge_q4_i16_supported(gs)) return;
     edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
-    q4x_i16_chunks(&w, Xq, xscale, Y, T, rows, cols, r0, r1);
+    if (q4b_takes(T, gs, cols)) q4b_matmul(&w, Xq, xscale, Y, rows, cols, r0, r1);
+    else q4x_i16_chunks(&w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 static AVX2 void matmul_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs, size_t sub_bits,
@@ -990,7 +1095,8 @@ static AVX2 void matmul_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uin
                                 size_t r0, size_t r1) {
     if (!edge_q4k_i16_supported(gs, sub_bits)) return;
     edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
-    q4x_i16_chunks(&w, Xq, xscale, Y, T, rows, cols, r0, r1);
+    if (q4b_takes(T, gs, cols)) q4b_matmul(&w, Xq, xscale, Y, rows, cols, r0, r1);
+    else q4x_i16_chunks(&w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 // ---- q4 x int8 blocks of 32 (decoding) --------------------------------------------------------
@@ -1570,12 +1676,14 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->q8_q8b32_name = "avx2-dot-q8q8b32-4x2";
     t->q8_i16_name = "avx2-packed-i16-6x16";
     t->q8_i16_rows_name = "avx2-rows-i16-4x1";
-    t->q4_i16_name = "avx2-rows-q4i16-4x1";
+    t->q4_i16_name = "avx2-bytes-q4i16-1x2";
+    t->q4_i16_multi_name = "avx2-rows-q4i16-4x1";
     t->q4_q8b32_name = "avx2-rows-q4q8b32-4x1";
     t->gemm_q4_i16 = gemm_q4_i16;
     t->gemm_q4_i16_name = "avx2-packed-q4i16-6x16";
     t->matmul_q4k_i16 = matmul_q4k_i16;
-    t->q4k_i16_name = "avx2-rows-q4ki16-4x1";
+    t->q4k_i16_name = "avx2-bytes-q4ki16-1x2";
+    t->q4k_i16_multi_name = "avx2-rows-q4ki16-4x1";
     t->gemm_q4k_i16 = gemm_q4k_i16;
     t->gemm_q4k_i16_name = "avx2-packed-q4ki16-6x16";
     t->matmul_q4_q8b32 = matmul_q4_q8b32;

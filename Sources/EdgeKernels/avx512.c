@@ -782,52 +782,16 @@ VNNI_INLINE void q4b_pass(const size_t NR, const bool k4, const bool two, const 
     }
 }
 
-/// Rows r0 ..< r1, two at a time.
-VNNI_INLINE void q4b_rows(const bool k4, const bool two, const edge_q4x *w, const uint8_t *pl, const int32_t *xl,
-                          float *dm, const float *sxs, size_t Gp, const float *xscale, float *Y, size_t rows, size_t cols,
-                          size_t r0, size_t r1) {
-    size_t r = r0;
-    for (; r + 2 <= r1; r += 2) q4b_pass(2, k4, two, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r, r1);
-    if (r < r1) q4b_pass(1, k4, two, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r, r1);
-}
-
-/// The planes, q4's lane sums or q4k's (float)sx_g * xs, then q4b_rows with the form constants.
-static VNNI void q4b_matmul(const edge_q4x *w, const int16_t *Xq, const float *xscale, float *Y, size_t rows, size_t cols,
-                            size_t r0, size_t r1) {
-    size_t gs = w->gs, groups = cols / gs, Gp = (groups + 7) & ~(size_t)7, blocks = (cols + 127) / 128;
-    bool two = gs == 32, k4 = w->sub != NULL;
-    uint8_t pstack[256 * 24];
-    int32_t lstack[16 * 24];
-    float fstack[5 * 256];
-    uint8_t *pl = blocks <= 24 ? pstack : (uint8_t *)malloc(256 * blocks);
-    int32_t *xl = k4 ? NULL : blocks <= 24 ? lstack : (int32_t *)malloc(sizeof(int32_t) * 16 * blocks);
-    float *dm = !k4 ? NULL : 5 * Gp <= sizeof fstack / sizeof *fstack ? fstack : (float *)malloc(sizeof(float) * 5 * Gp);
-    if (!pl || (!k4 && !xl) || (k4 && !dm)) abort();
-    float *sxs = k4 ? dm + 4 * Gp : NULL;  // dm: d and m of two rows, then the group sums
-    q4b_planes(Xq, cols, pl, xl);
-    if (k4)
-        for (size_t g = 0; g < Gp; g++) {
-            int32_t sx = 0;
-            if (g < groups)
-                for (size_t k = g * gs; k < (g + 1) * gs; k++) sx += Xq[k];
-            sxs[g] = g < groups ? (float)sx * xscale[g * gs / EDGE_I16_BLOCK] : 0.0f;
-        }
-    if (k4) {
-        if (two) q4b_rows(true, true, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
-        else q4b_rows(true, false, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
-    } else {
-        if (two) q4b_rows(false, true, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
-        else q4b_rows(false, false, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
-    }
-    if (pl != pstack) free(pl);
-    if (xl && xl != lstack) free(xl);
-    if (dm && dm != fstack) free(dm);
-}
+#define Q4B_ATTR VNNI
+#define Q4B_INLINE VNNI_INLINE
+#include "q4b_driver.h"
+#undef Q4B_ATTR
+#undef Q4B_INLINE
 
 static VNNI void matmul_q4_i16_bytes(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t gs,
                                      const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                      size_t r0, size_t r1) {
-    if (T != 1 || cols % 64 != 0 || (gs != 32 && gs != 64)) {
+    if (!q4b_takes(T, gs, cols)) {
         s_avx2_q4_i16(Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
         return;
     }
@@ -838,7 +802,7 @@ static VNNI void matmul_q4_i16_bytes(const uint8_t *Wq, const uint16_t *scale_f1
 static VNNI void matmul_q4k_i16_bytes(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t gs,
                                       size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T,
                                       size_t rows, size_t cols, size_t r0, size_t r1) {
-    if (T != 1 || cols % 64 != 0 || (gs != 32 && gs != 64) || !edge_q4k_i16_supported(gs, sub_bits)) {
+    if (!q4b_takes(T, gs, cols) || !edge_q4k_i16_supported(gs, sub_bits)) {
         s_avx2_q4k_i16(Wq, sub, super_f16, gs, sub_bits, Xq, xscale, Y, T, rows, cols, r0, r1);
         return;
     }
@@ -1005,9 +969,8 @@ void edge_fill_table_avx512(edge_kernel_table *t, bool vnni) {
     t->q8_i16_name = vnni ? "avx512-vnni-packed-i16-12x32" : "avx512-bw-packed-i16-12x32";
     t->q8_i16_rows_name = vnni ? "avx512-vnni-rows-i16-4x1" : "avx512-bw-rows-i16-4x1";
     t->i16_rows_max_t = I16_ROW_MT;
-    if (vnni) {  // one token on byte dot products; other calls on AVX2's row kernel, kept here
+    if (vnni) {  // one token on vpdpbusd; other calls on AVX2's kernels, kept here (their multi names stay)
         if (!s_avx2_q4_i16) s_avx2_q4_i16 = t->matmul_q4_i16, s_avx2_q4k_i16 = t->matmul_q4k_i16;
-        t->q4_i16_multi_name = t->q4_i16_name, t->q4k_i16_multi_name = t->q4k_i16_name;
         t->matmul_q4_i16 = matmul_q4_i16_bytes;
         t->q4_i16_name = "avx512-vnni-bytes-q4i16-1x2";
         t->matmul_q4k_i16 = matmul_q4k_i16_bytes;

@@ -107,8 +107,8 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 5), "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_I16, 4), "avx512-\(form)-rows-i16-4x1")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 1),
-                           edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4i16-1x2" : "avx2-rows-q4i16-4x1",
-                           "one token on byte dot products with VNNI, else AVX2's q4 decoding kernel")
+                           edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4i16-1x2" : "avx2-bytes-q4i16-1x2",
+                           "one token on byte dot products: vpdpbusd with VNNI, else AVX2's vpmaddubsw")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4_I16, 2), "avx2-rows-q4i16-4x1", "two tokens on AVX2's rows")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q4K_I16, 3), "avx2-rows-q4ki16-4x1", "three tokens on AVX2's rows")
         } else if edge_kernels_available(EDGE_KERNELS_AVX2) {
@@ -121,7 +121,8 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_Q8_Q8B32, 1), "avx2-dot-q8q8b32-4x2")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_I16, 64), "avx2-packed-i16-6x16")
             XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q8_I16, 4), "avx2-rows-i16-4x1")
-            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q4_I16, 1), "avx2-rows-q4i16-4x1")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q4_I16, 1), "avx2-bytes-q4i16-1x2")
+            XCTAssertEqual(gemmName(EDGE_KERNELS_AVX2, EDGE_GEMM_OP_Q4_I16, 4), "avx2-rows-q4i16-4x1")
         }
         #elseif arch(arm64)
         XCTAssertEqual(gemmName(EDGE_KERNELS_AUTO, EDGE_GEMM_OP_F32, 64), "neon-dot-4x4")
@@ -150,7 +151,7 @@ final class DispatchTests: XCTestCase {
             XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_Q8, 1), "avx512-bw-q8q8-4x4")
             XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_I16, 64), "avx512-bw-packed-i16-12x32")
             XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q8_I16, 1), "avx512-bw-rows-i16-4x1")
-            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q4_I16, 1), "avx2-rows-q4i16-4x1")
+            XCTAssertEqual(gemmName(level, EDGE_GEMM_OP_Q4_I16, 1), "avx2-bytes-q4i16-1x2")
         }
         XCTAssertTrue(edge_kernels_set_vnni(true))
         XCTAssertTrue(edge_kernels_uses_vnni())

@@ -52,9 +52,14 @@ final class Q4I16Tests: XCTestCase {
     }
 
     /// Extreme operands: nibbles 15 with zero point 0 against int16 activations at the ends of their
-    /// range and with every low byte 255, through the decoding kernel and the packed GEMM.
+    /// range and with every low byte 255, through the decoding kernel and the packed GEMM; 1001 columns
+    /// (the row kernel) and 1024 (the one-token byte-plane kernel, whose int16 pair sums these bound).
     func testExtremeValuesDoNotSaturate() {
-        let rows = 3, cols = 1001, group = 64, groups = (cols + group - 1) / group, ld = edge_i16_stride(cols), nb = (cols + 255) / 256
+        for cols in [1001, 1024] { extremeValues(cols: cols) }
+    }
+
+    private func extremeValues(cols: Int) {
+        let rows = 3, group = 64, groups = (cols + group - 1) / group, ld = edge_i16_stride(cols), nb = (cols + 255) / 256
         let nib = [UInt8](repeating: 0xFF, count: rows * ((cols + 1) / 2))
         let sc = [UInt16](repeating: edge_f32_to_f16(0.5), count: rows * groups)
         let zero = [UInt8](repeating: 0, count: rows * groups)

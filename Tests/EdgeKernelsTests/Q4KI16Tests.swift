@@ -88,8 +88,13 @@ final class Q4KI16Tests: XCTestCase {
 
     /// Extreme operands: codes 15 with the largest sub-codes and D, M against activations at the ends of
     /// the int16 range (and with every low byte 255), through both kernels; the integer sums must not wrap.
+    /// 1001 columns in groups of 256 (the row kernel) and 1024 in groups of 32 (the one-token byte-plane kernel).
     func testExtremeValues() {
-        let rows = 3, cols = 1001, group = 256, groups = (cols + group - 1) / group, ld = edge_i16_stride(cols), nb = (cols + 255) / 256
+        for (cols, group) in [(1001, 256), (1024, 32)] { extremeValues(cols: cols, group: group) }
+    }
+
+    private func extremeValues(cols: Int, group: Int) {
+        let rows = 3, groups = (cols + group - 1) / group, ld = edge_i16_stride(cols), nb = (cols + 255) / 256
         for bits in [6, 8] {
             let top = (1 << bits) - 1
             let u = [UInt8](repeating: 15, count: rows * cols)

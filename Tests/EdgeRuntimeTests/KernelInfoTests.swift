@@ -22,11 +22,11 @@ final class KernelInfoTests: XCTestCase {
         if edge_kernels_level() == EDGE_KERNELS_AVX2 {
             XCTAssertEqual(info.decode["f32"], "avx2-fused-1x1")
             XCTAssertEqual(info.decode["q8_i16"], "avx2-rows-i16-4x1")
-            XCTAssertEqual(info.decode["q4_i16"], "avx2-rows-q4i16-4x1")
+            XCTAssertEqual(info.decode["q4_i16"], "avx2-bytes-q4i16-1x2")
             XCTAssertEqual(info.decode["q4_q8b32"], "avx2-rows-q4q8b32-4x1")
             XCTAssertEqual(info.decode["q4k_q8b32"], "avx2-rows-q4kq8b32-4x1")
             XCTAssertEqual(info.batch["q4_i16_gemm"], "avx2-packed-q4i16-6x16")
-            XCTAssertEqual(info.decode["q4k_i16"], "avx2-rows-q4ki16-4x1")
+            XCTAssertEqual(info.decode["q4k_i16"], "avx2-bytes-q4ki16-1x2")
             XCTAssertEqual(info.batch["q4k_i16_gemm"], "avx2-packed-q4ki16-6x16")
             XCTAssertEqual(info.batch["f32"], "avx2-packed-6x16")
             XCTAssertEqual(info.batch["q4_f32"], "avx2-packed-6x16")
@@ -45,12 +45,12 @@ final class KernelInfoTests: XCTestCase {
             let form = edge_kernels_uses_vnni() ? "vnni" : "bw"
             XCTAssertEqual(info.batch["q8_i16"], "avx512-\(form)-packed-i16-12x32")
             XCTAssertEqual(info.decode["q8_i16"], "avx512-\(form)-rows-i16-4x1")
-            // One token on byte dot products where VNNI is (two tokens and more on AVX2's rows).
-            XCTAssertEqual(info.decode["q4_i16"], edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4i16-1x2" : "avx2-rows-q4i16-4x1")
+            // One token on byte dot products, with vpdpbusd where VNNI is (two tokens and more on AVX2's rows).
+            XCTAssertEqual(info.decode["q4_i16"], edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4i16-1x2" : "avx2-bytes-q4i16-1x2")
             XCTAssertEqual(info.decode["q4_q8b32"], "avx512-\(form)-rows-q4q8b32-4x1")
             XCTAssertEqual(info.decode["q4k_q8b32"], "avx512-\(form)-rows-q4kq8b32-4x1")
             XCTAssertEqual(info.batch["q4_i16_gemm"], "avx512-\(form)-packed-q4i16-12x32")
-            XCTAssertEqual(info.decode["q4k_i16"], edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4ki16-1x2" : "avx2-rows-q4ki16-4x1")
+            XCTAssertEqual(info.decode["q4k_i16"], edge_kernels_uses_vnni() ? "avx512-vnni-bytes-q4ki16-1x2" : "avx2-bytes-q4ki16-1x2")
             XCTAssertEqual(info.batch["q4k_i16_gemm"], "avx512-\(form)-packed-q4ki16-12x32")
             XCTAssertTrue(["avx2-bitmask-i16", "avx512-vbmi2-bitmask-i16", "avx512-vbmi2-vnni-bitmask-i16"].contains(info.decode["bitmask_q8_i16"]))
         }

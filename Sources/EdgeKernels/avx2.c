@@ -1050,29 +1050,11 @@ AVX2_INLINE void q4b_unit(const size_t NR, const bool k4, const bool two, const 
     }
 }
 
-/// Rows r ..< r + NR (NR = 1 or 2) for one token (see above).
-AVX2_INLINE void q4b_pass(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *pl,
-                          const int32_t *xl, float *dm, const float *sxs, size_t Gp, const float *xscale, float *Y,
-                          size_t rows, size_t cols, size_t r, size_t r1) {
-    size_t groups = cols / w->gs, row_bytes = cols / 2, units = cols / 64;
-    size_t srb = (2 * w->sub_bits * groups + 7) / 8;
-    const uint8_t *q0 = w->Wq + r * row_bytes;
-    edge_prefetch_ahead(q0, NR * row_bytes, w->Wq + r1 * row_bytes);
-    if (k4)
-        for (size_t i = 0; i < NR; i++)
-            q4k_row_dm(w->sub + (r + i) * srb, (rows - r - i) * srb, w->sub_bits, _cvtsh_ss(w->super_f16[2 * (r + i)]),
-                       _cvtsh_ss(w->super_f16[2 * (r + i) + 1]), groups, dm + 2 * i * Gp, dm + (2 * i + 1) * Gp);
-    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (size_t u = 0; u < units; u++) q4b_unit(NR, k4, two, w, q0, row_bytes, groups, u, pl, xl, dm, Gp, xscale, r, a);
-    for (size_t i = 0; i < NR; i++) {
-        if (k4) {  // the min terms, as q4_i16_rows
-            const float *gm = dm + (2 * i + 1) * Gp;
-            __m256 e = _mm256_setzero_ps();
-            for (size_t g = 0; g < groups; g += 8) e = _mm256_fmadd_ps(_mm256_loadu_ps(gm + g), _mm256_loadu_ps(sxs + g), e);
-            a[i] = _mm256_sub_ps(a[i], e);
-        }
-        Y[r + i] = hsum(a[i]);
-    }
+/// Every unit of rows r ..< r + NR into their float lanes a[i] (q4b_driver.h's q4b_pass calls it).
+AVX2_INLINE void q4b_span(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *q0,
+                          size_t row_bytes, size_t groups, size_t cols, const uint8_t *pl, const int32_t *xl, const float *dm,
+                          size_t Gp, const float *xscale, size_t r, __m256 *a) {
+    for (size_t u = 0; u < cols / 64; u++) q4b_unit(NR, k4, two, w, q0, row_bytes, groups, u, pl, xl, dm, Gp, xscale, r, a);
 }
 
 #define Q4B_ATTR AVX2

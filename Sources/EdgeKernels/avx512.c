@@ -683,13 +683,6 @@ static VNNI void q4b_planes(const int16_t *x, size_t cols, uint8_t *pl, int32_t 
     }
 }
 
-AVX512_INLINE float q4b_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /// n (1...4) binary16 values from p as floats in the low lanes (the rest 0).
 AVX512_INLINE __m128 q4b_load_f16(const uint16_t *p, size_t n) {
     uint64_t v;
@@ -755,31 +748,14 @@ VNNI_INLINE void q4b_block(const size_t NR, const bool half, const bool k4, cons
     }
 }
 
-/// Rows r ..< r + NR (NR = 1 or 2) for one token (see above); two: groups of 32 (a 64-column half
-/// holds two), else 64. q4k: dm holds each row's d_g then m_g, Gp apiece.
-VNNI_INLINE void q4b_pass(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *pl,
-                          const int32_t *xl, float *dm, const float *sxs, size_t Gp, const float *xscale, float *Y,
-                          size_t rows, size_t cols, size_t r, size_t r1) {
-    size_t groups = cols / w->gs, row_bytes = cols / 2, full = cols / 128;
-    size_t srb = (2 * w->sub_bits * groups + 7) / 8;
-    const uint8_t *q0 = w->Wq + r * row_bytes;
-    edge_prefetch_ahead(q0, NR * row_bytes, w->Wq + r1 * row_bytes);
-    if (k4)
-        for (size_t i = 0; i < NR; i++)
-            q4k_row_dm(w->sub + (r + i) * srb, (rows - r - i) * srb, w->sub_bits, _cvtsh_ss(w->super_f16[2 * (r + i)]),
-                       _cvtsh_ss(w->super_f16[2 * (r + i) + 1]), groups, dm + 2 * i * Gp, dm + (2 * i + 1) * Gp);
-    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+/// Every block of rows r ..< r + NR into their float lanes a[i], the last half block apart
+/// (q4b_driver.h's q4b_pass calls it).
+VNNI_INLINE void q4b_span(const size_t NR, const bool k4, const bool two, const edge_q4x *w, const uint8_t *q0,
+                          size_t row_bytes, size_t groups, size_t cols, const uint8_t *pl, const int32_t *xl, const float *dm,
+                          size_t Gp, const float *xscale, size_t r, __m256 *a) {
+    size_t full = cols / 128;
     for (size_t j = 0; j < full; j++) q4b_block(NR, false, k4, two, w, q0, row_bytes, groups, j, pl, xl, dm, Gp, xscale, r, a);
     if (cols % 128) q4b_block(NR, true, k4, two, w, q0, row_bytes, groups, full, pl, xl, dm, Gp, xscale, r, a);
-    for (size_t i = 0; i < NR; i++) {
-        if (k4) {  // the min terms, as AVX2's kernel: e_(g % 8) = fmaf(m_g, sxs_g, e_(g % 8)), then a_l - e_l
-            const float *gm = dm + (2 * i + 1) * Gp;
-            __m256 e = _mm256_setzero_ps();
-            for (size_t g = 0; g < groups; g += 8) e = _mm256_fmadd_ps(_mm256_loadu_ps(gm + g), _mm256_loadu_ps(sxs + g), e);
-            a[i] = _mm256_sub_ps(a[i], e);
-        }
-        Y[r + i] = q4b_hsum(a[i]);
-    }
 }
 
 #define Q4B_ATTR VNNI

@@ -640,8 +640,8 @@ static inline int32_t load_pair(const int16_t *p) {
 
 // ---- q4 and q4k weights x int16 activations, one token (decoding): byte dot products (VNNI) ------
 // edge_matmul_q4_i16 / edge_matmul_q4k_i16 for one token, groups of 32 or 64 and a multiple of 64
-// columns (SmolLM2's decoding products); every other call goes to AVX2's row kernel (kept in the
-// table before this level's entries replace it). Each int16 activation is split once per call into
+// columns (SmolLM2's decoding products); every other call goes to AVX2's kernels (kept from the table
+// before this level's entries replace it). Each int16 activation is split once per call into
 // x = 256 h + l (h = x >> 8 signed, l = x & 255 unsigned), stored per 128 columns as four 64-byte
 // planes, [l, h] of the even columns then [l, h] of the odd ones: byte i of a plane belongs to column
 // 2i (even) or 2i + 1 (odd), as byte i of the row's nibbles holds column 2i in its low nibble and
@@ -653,7 +653,9 @@ static inline int32_t load_pair(const int16_t *p) {
 // takes off z times the lane's activation sum (int32, exact); each half is folded into the eight
 // float lanes as the reference does, fmaf((float)s_l, d_l, a_l), the first half before the second,
 // with d_l = the lane's group scale (q4: f16(scale) * xs; q4k: d_g * xs) brought to its lanes by one
-// permute. q4k's min term and the final sum are AVX2's. Bit-identical to the reference.
+// permute; two rows per pass share the activation loads. The per-row work around it (q4k's d_g and m_g,
+// its min term, the final sum) and the driver are q4b_driver.h's, shared with AVX2's byte form.
+// Bit-identical to the reference.
 
 /// The AVX2 table's q4 / q4k int16 kernels, for the calls the byte kernel does not take (set before
 /// this level's entries overwrite them; the same functions in every table).

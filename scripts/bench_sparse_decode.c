@@ -3,6 +3,7 @@
 // and as packed 2:4 (edge_matmul_q8_i16, edge_spmm_bitmask_q8_i16, edge_spmm_nm24_q8_i16), every
 // matrix its own memory so the weights stream as in decoding. Milliseconds per sweep, one line per
 // sweep, the three alternating.
+// BENCH_LEVEL=avx2 in the environment forces the AVX2 kernels.
 // Usage (from the repository root; the best kernel level this CPU runs; clang, as SwiftPM builds the
 // kernels: gcc's code for the AVX-512 sparse kernels was up to 1.5x slower on a Zen 4):
 //   clang -O2 -I Sources/EdgeKernels/include -I Sources/EdgeKernels scripts/bench_sparse_decode.c
@@ -14,6 +15,7 @@
 #include "EdgeKernelsSparse.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void) {
@@ -33,6 +35,11 @@ static unsigned rnd(void) {
 enum { MAX_LAYERS = 30, KINDS = 7, MAX_N = MAX_LAYERS * KINDS };
 
 int main(int argc, char **argv) {
+    const char *lv = getenv("BENCH_LEVEL");  // avx2: the AVX2 kernels forced
+    if (lv && strcmp(lv, "avx2") == 0 && !edge_kernels_force(EDGE_KERNELS_AVX2)) {
+        fprintf(stderr, "bench_sparse: AVX2 not available\n");
+        return 2;
+    }
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
     int layers = argc > 2 ? atoi(argv[2]) : MAX_LAYERS;  // fewer: the weights stay in cache
     if (layers < 1 || layers > MAX_LAYERS) layers = MAX_LAYERS;

@@ -936,12 +936,7 @@ static AVX2 void q4x_i16_rows(const edge_q4x *w, const int16_t *Xq, const float 
             for (size_t a = 0; a < 4; a++)
                 for (size_t m = 0; m < 16; m++) xp[t * full + k + 16 * a + m] = x[k + 4 * m + a];
         if (k4) {
-            for (size_t g = 0; g < Gp; g++) {
-                int32_t sx = 0;
-                size_t c1 = (g + 1) * gs < cols ? (g + 1) * gs : cols;
-                for (size_t k = g * gs; k < c1; k++) sx += x[k];
-                sxs[t * Gp + g] = g < groups ? (float)sx * xscale[t * nb + g * gs / EDGE_I16_BLOCK] : 0.0f;
-            }
+            edge_q4k_group_sums(x, xscale + t * nb, cols, gs, Gp, sxs + t * Gp);
         } else {
             for (size_t u = 0; u < units; u++) {
                 int32_t *l = xl + (t * units + u) * 8;
@@ -1363,13 +1358,7 @@ void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const ed
     // q4k: each token's activation sum over each group (exact: |sum| <= 32767 * 256 < 2^24) times its block scale.
     float *sx = k4 ? (float *)malloc(sizeof(float) * T * groups) : NULL;
     if (!pack || !w8 || !gsc || (k4 && !sx)) abort();
-    for (size_t t = 0; k4 && t < T; t++)
-        for (size_t g = 0; g < groups; g++) {
-            size_t c1 = (g + 1) * gs < cols ? (g + 1) * gs : cols;
-            int32_t s = 0;
-            for (size_t k = g * gs; k < c1; k++) s += Xq[t * ld + k];
-            sx[t * groups + g] = (float)s * xscale[t * nb + g * gs / EDGE_I16_BLOCK];
-        }
+    for (size_t t = 0; k4 && t < T; t++) edge_q4k_group_sums(Xq + t * ld, xscale + t * nb, cols, gs, groups, sx + t * groups);
     for (size_t b = 0; b < nb; b++) {
         size_t k0 = b * EDGE_I16_BLOCK, kc = cols - k0 < EDGE_I16_BLOCK ? cols - k0 : EDGE_I16_BLOCK, kp = (kc + 1) / 2;
         size_t g0 = k0 / gs, ng = (kc + gs - 1) / gs;

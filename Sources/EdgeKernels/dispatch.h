@@ -358,6 +358,21 @@ static inline edge_q4x edge_q4x_q4k(const uint8_t *Wq, const uint8_t *sub, const
     return w;
 }
 
+/// q4k's min term operands for one token x (int16 activations, block scales xs): out[g] = (float)sx_g *
+/// xs[b] for each group g of gs columns below cols (sx_g its exact int32 activation sum, |sx_g| <= 32767
+/// * 256 < 2^24; b the group's 256-column block), and 0 for g from the group count up to n.
+static inline void edge_q4k_group_sums(const int16_t *x, const float *xs, size_t cols, size_t gs, size_t n, float *out) {
+    size_t groups = (cols + gs - 1) / gs;
+    for (size_t g = 0; g < n; g++) {
+        int32_t sx = 0;
+        if (g < groups) {
+            size_t c1 = (g + 1) * gs < cols ? (g + 1) * gs : cols;
+            for (size_t k = g * gs; k < c1; k++) sx += x[k];
+        }
+        out[g] = g < groups ? (float)sx * xs[g * gs / EDGE_I16_BLOCK] : 0.0f;
+    }
+}
+
 /// Activations of the SIMD edge_matmul_q4_q8b32 / edge_matmul_q4k_q8b32 kernels, per token t < T and
 /// 128-column block j < nblk (nblk = ceil(cols / 128)), with sum_l = the sum of Xq[t, k] over lane l's
 /// columns 128j + 8l ..< + 8 below cols: planes[(t*nblk + j)*128 + i] = Xq[t, 128j + 2i] and

@@ -61,13 +61,7 @@ static Q4B_ATTR void q4b_matmul(const edge_q4x *w, const int16_t *Xq, const floa
     if (!pl || (!k4 && !xl) || (k4 && !dm)) abort();
     float *sxs = k4 ? dm + 4 * Gp : NULL;  // dm: d and m of two rows, then the group sums
     q4b_planes(Xq, cols, pl, xl);
-    if (k4)
-        for (size_t g = 0; g < Gp; g++) {
-            int32_t sx = 0;
-            if (g < groups)
-                for (size_t k = g * gs; k < (g + 1) * gs; k++) sx += Xq[k];
-            sxs[g] = g < groups ? (float)sx * xscale[g * gs / EDGE_I16_BLOCK] : 0.0f;
-        }
+    if (k4) edge_q4k_group_sums(Xq, xscale, cols, gs, Gp, sxs);
     if (k4) {
         if (two) q4b_rows(true, true, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);
         else q4b_rows(true, false, w, pl, xl, dm, sxs, Gp, xscale, Y, rows, cols, r0, r1);

@@ -92,7 +92,9 @@ struct Verify: ParsableCommand {
         let report = try verifier.runEncoder(sentences: sentences, budget: budget) { done, total in bar.update(done: done, total: total) }
         bar.finish()
         if json {
-            print(report.json.prettyText())
+            guard case .object(var o) = report.json else { preconditionFailure("a report is an object") }
+            o["kernels"] = KernelInfo.current(batchTokens: max(1, report.tokens / max(1, report.sentences))).jsonValue
+            print(JSONValue.object(o).prettyText())
         } else {
             print(Self.table(report, input: input, output: output))
         }

@@ -79,7 +79,7 @@ public struct Quantize: Pass {
             throw f.error("group_size", "applies to bits 4 and 3 only; int8 is quantized per output channel")
         }
         if bits != 8 {
-            guard let g else { throw f.error("group_size", "is required for bits \(bits) (one of 32, 64, 128)") }
+            guard let g else { throw f.error("group_size", "is required for bits \(bits) (one of 16, 32, 64, 128, 256)") }
             guard [16, 32, 64, 128, 256].contains(g) else { throw f.error("group_size", "is \(g); expected one of: 16, 32, 64, 128, 256") }
         }
         groupSize = g

@@ -68,12 +68,14 @@ struct EmbedCommand: Subcommand {
         bar.finish()
         let seconds = monotonicSeconds() - t0
         let dim = m.config.hiddenSize
+        // The kernels of a mean-length sentence's products, named in every --json output.
+        let kernels = KernelInfo.current(batchTokens: max(1, tokens.reduce(0) { $0 + $1.count } / lines.count)).jsonValue
         if let query {
             let q = try m.embed([query])[0]
             let ranked = vectors.enumerated().map { (i, v) in (i, cosineSimilarity(q, v)) }.sorted { $0.1 > $1.1 }.prefix(top)
             if json {
                 print(JSONValue.object([
-                    "query": .string(query),
+                    "query": .string(query), "activations": .string(runtime.activations.rawValue), "kernels": kernels,
                     "results": .array(ranked.map { i, c in .object(["line": .number(Double(i + 1)), "cosine": .number(Double(c)), "text": .string(lines[i])]) }),
                 ]).prettyText())
             } else {
@@ -104,6 +106,7 @@ struct EmbedCommand: Subcommand {
                 "sentences": .number(Double(lines.count)), "tokens": .number(Double(tokenCount)), "dim": .number(Double(dim)),
                 "seconds": .number(seconds), "sentences_per_second": .number(Double(lines.count) / max(seconds, 1e-9)),
                 "out": out.map(JSONValue.string) ?? .null,
+                "activations": .string(runtime.activations.rawValue), "kernels": kernels,
             ]).prettyText())
         } else if !json {
             writeStandardError(cFormat("embedded %ld sentences (%ld tokens, dim %ld) in %.2f s, %.1f sentences/s", lines.count, tokenCount, dim,

@@ -54,6 +54,9 @@ final class EncoderCLITests: TempDirTestCase {
         let ranking = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let results = try XCTUnwrap(ranking["results"] as? [[String: Any]])
         XCTAssertEqual(results.count, 3)
+        // Settings that change results are named in the output, as perplexity and bench do.
+        XCTAssertEqual(ranking["activations"] as? String, "i16")
+        XCTAssertNotNil((ranking["kernels"] as? [String: Any])?["level"], r.stdout)
         XCTAssertEqual(results[0]["line"] as? Int, 6)
         XCTAssertEqual(try XCTUnwrap(results[0]["cosine"] as? Double), 1, accuracy: 1e-5)
         let cos = results.compactMap { $0["cosine"] as? Double }
@@ -72,6 +75,7 @@ final class EncoderCLITests: TempDirTestCase {
         XCTAssertEqual(v["kind"] as? String, "encoder")
         XCTAssertEqual(v["sentences"] as? Int, 12)
         XCTAssertGreaterThan(try XCTUnwrap(v["mean_cosine"] as? Double), 0.99)
+        XCTAssertNotNil((v["kernels"] as? [String: Any])?["level"], r.stdout)
         let strict = tmp.appendingPathComponent("strict.json").path
         try #"{"passes": [], "budget": {"min_cosine": 0.99999999}}"#.write(toFile: strict, atomically: true, encoding: .utf8)
         r = try runTool("compress", ["verify", folder, edge, "--text", sentences, "--recipe", strict])

@@ -8,8 +8,10 @@
 // kernels: gcc's code for the AVX-512 sparse kernels was up to 1.5x slower on a Zen 4):
 //   clang -O2 -I Sources/EdgeKernels/include -I Sources/EdgeKernels scripts/bench_sparse_decode.c
 //      Sources/EdgeKernels/*.c -o bench_sparse -lm -lpthread && ./bench_sparse [ROUNDS] [LAYERS]
-// LAYERS (default 30, SmolLM2's): 3 keeps the weights in a 32 MB L3, so the sweep times the
-// arithmetic; 30 streams them from memory.
+// LAYERS (default 30, SmolLM2's): 3 keeps the weights in a 32 MB L3 (on a VM's shared L3 partly
+// from memory), 30 streams them from memory. A third argument KIND (0..6: q, k, v, o, gate, up,
+// down) times that one matrix 2000 times over, in L2, so the sweep times the arithmetic
+// (`./bench_sparse 3 1 4`): microseconds per product and nanoseconds per 64 columns of a row.
 #include "EdgeKernels.h"
 #include "EdgeKernelsMath.h"
 #include "EdgeKernelsSparse.h"
@@ -87,6 +89,24 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 1536; i++) x[i] = (float)(i % 11) * 0.1f - 0.5f;
     const char *name[3] = {"dense-q8", "bitmask", "nm24"};
     printf("kernels %s\n", edge_kernels_level_name(edge_kernels_level()));
+    if (argc > 3) {  // one matrix kind (argv[3] = 0..6) repeated, in L2
+        int k = atoi(argv[3]);
+        if (k < 0 || k >= KINDS) k = 0;
+        size_t R = shape[k][0], C = shape[k][1];
+        for (int round = 0; round < rounds; round++)
+            for (int mode = 0; mode < 3; mode++) {
+                double t0 = now();
+                for (int it = 0; it < 2000; it++) {
+                    edge_quantize_rows_i16(x, xq, xs, 1, C);
+                    if (mode == 0) edge_matmul_q8_i16(dense[k], scale[k], xq, xs, y, 1, R, C, 0, R);
+                    else if (mode == 1) edge_spmm_bitmask_q8_i16(mask[k], rowptr[k], bval[k], scale[k], xq, xs, y, 1, R, C, 0, R);
+                    else edge_spmm_nm24_q8_i16(idx[k], nval[k], scale[k], xq, xs, y, 1, R, C, 0, R);
+                }
+                double dt = (now() - t0) / 2000;
+                printf("%s %.2f us  %.2f ns per 64 columns of a row\n", name[mode], dt * 1e6, dt * 1e9 / (R * C / 64.0));
+            }
+        return 0;
+    }
     for (int round = 0; round < rounds; round++) {
         for (int mode = 0; mode < 3; mode++) {
             double t0 = now();

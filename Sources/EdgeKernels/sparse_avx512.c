@@ -284,6 +284,23 @@ VNNI_INLINE __m512i bm512_row1_block(const int nm, const uint8_t *m, const int8_
     return _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
 }
 
+/// One 64-column step of two rows at column K: the rows' mask bits, their expanded values against the
+/// shared activation planes (names from the enclosing pass: ma, mb, va, vb, xl, xh, slots, flip and
+/// the four sums).
+#define BM512_STEP2(K)                                                                                             \
+    do {                                                                                                           \
+        size_t ca, cb;                                                                                             \
+        uint64_t ba = bm512_step_bits(nm, ma, (K), 64, slots, &ca), bb = bm512_step_bits(nm, mb, (K), 64, slots, &cb); \
+        __m512i pl = _mm512_loadu_si512((const void *)(xl + (K))), ph = _mm512_loadu_si512((const void *)(xh + (K))); \
+        __m512i wa = _mm512_maskz_expand_epi8((__mmask64)ba, _mm512_loadu_si512((const void *)va));                \
+        __m512i wb = _mm512_maskz_expand_epi8((__mmask64)bb, _mm512_loadu_si512((const void *)vb));                \
+        va += ca, vb += cb;                                                                                        \
+        ala = _mm512_dpbusd_epi32(ala, pl, wa);                                                                    \
+        aha = _mm512_dpbusd_epi32(aha, _mm512_xor_si512(wa, flip), ph);                                            \
+        alb = _mm512_dpbusd_epi32(alb, pl, wb);                                                                    \
+        ahb = _mm512_dpbusd_epi32(ahb, _mm512_xor_si512(wb, flip), ph);                                            \
+    } while (0)
+
 /// bm512_row1_block for two consecutive rows at once, so each 64 columns' activations are loaded
 /// once for both (three 64-byte loads per 64 columns for one row, two per row for two: a sweep of
 /// SmolLM2's shapes in cache took 16% less time, scripts/bench_sparse_decode.c). Whole steps of 64 columns only, with 64 bytes readable past both
@@ -295,18 +312,7 @@ VNNI_INLINE void bm512_row2_block(const int nm, const uint8_t *ma, const uint8_t
     const int8_t *va = *vpa, *vb = *vpb;
     __m512i aha = _mm512_setzero_si512(), ala = _mm512_setzero_si512(), ahb = _mm512_setzero_si512(), alb = _mm512_setzero_si512();
     size_t k = k0;
-    for (; k + 64 <= k1; k += 64) {
-        size_t ca, cb;
-        uint64_t ba = bm512_step_bits(nm, ma, k, 64, slots, &ca), bb = bm512_step_bits(nm, mb, k, 64, slots, &cb);
-        __m512i pl = _mm512_loadu_si512((const void *)(xl + k)), ph = _mm512_loadu_si512((const void *)(xh + k));
-        __m512i wa = _mm512_maskz_expand_epi8((__mmask64)ba, _mm512_loadu_si512((const void *)va));
-        __m512i wb = _mm512_maskz_expand_epi8((__mmask64)bb, _mm512_loadu_si512((const void *)vb));
-        va += ca, vb += cb;
-        ala = _mm512_dpbusd_epi32(ala, pl, wa);
-        aha = _mm512_dpbusd_epi32(aha, _mm512_xor_si512(wa, flip), ph);
-        alb = _mm512_dpbusd_epi32(alb, pl, wb);
-        ahb = _mm512_dpbusd_epi32(ahb, _mm512_xor_si512(wb, flip), ph);
-    }
+    for (; k + 64 <= k1; k += 64) BM512_STEP2(k);
     __m512i ta = _mm512_add_epi32(_mm512_slli_epi32(aha, 8), ala), tb = _mm512_add_epi32(_mm512_slli_epi32(ahb, 8), alb);
     if (k < k1) {  // fewer than 64 columns left: each row's own step (exact integer sums, any order)
         ta = _mm512_add_epi32(ta, bm512_row1_block(nm, ma, &va, vend, slots, xl, xh, k, k1));
@@ -314,6 +320,32 @@ VNNI_INLINE void bm512_row2_block(const int nm, const uint8_t *ma, const uint8_t
     }
     *vpa = va, *vpb = vb;
     *outa = ta, *outb = tb;
+}
+
+/// bm512_row2_block over columns 0 ..< kend (a multiple of 64) of two consecutive rows, block by
+/// block: four steps per whole 256-column block (a constant count the compiler unrolls), the last
+/// block's fewer, and each block's two sums stored straight to out[16 b] and out[16 b + 1] (the
+/// rows' slots in bm512_rows1_vnni's buffer). bm512_row2_block per block left its loop after at
+/// most four steps, checked for a short last step and copied its sums through the stack: about a
+/// fifth of the time of a sweep in L2 (scripts/bench_sparse_decode.c).
+VNNI_INLINE void bm512_row2_steps(const int nm, const uint8_t *ma, const uint8_t *mb, size_t slots, const int8_t **vpa,
+                                  const int8_t **vpb, const uint8_t *xl, const int8_t *xh, size_t kend, __m512i *out) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const int8_t *va = *vpa, *vb = *vpb;
+    size_t b = 0;
+    for (; (b + 1) * EDGE_I16_BLOCK <= kend; b++) {
+        __m512i aha = _mm512_setzero_si512(), ala = _mm512_setzero_si512(), ahb = _mm512_setzero_si512(), alb = _mm512_setzero_si512();
+        for (size_t k = b * EDGE_I16_BLOCK; k < (b + 1) * EDGE_I16_BLOCK; k += 64) BM512_STEP2(k);
+        out[b * 16] = _mm512_add_epi32(_mm512_slli_epi32(aha, 8), ala);
+        out[b * 16 + 1] = _mm512_add_epi32(_mm512_slli_epi32(ahb, 8), alb);
+    }
+    if (b * EDGE_I16_BLOCK < kend) {
+        __m512i aha = _mm512_setzero_si512(), ala = _mm512_setzero_si512(), ahb = _mm512_setzero_si512(), alb = _mm512_setzero_si512();
+        for (size_t k = b * EDGE_I16_BLOCK; k < kend; k += 64) BM512_STEP2(k);
+        out[b * 16] = _mm512_add_epi32(_mm512_slli_epi32(aha, 8), ala);
+        out[b * 16 + 1] = _mm512_add_epi32(_mm512_slli_epi32(ahb, 8), alb);
+    }
+    *vpa = va, *vpb = vb;
 }
 
 /// bm512_rows_vnni for one token (decoding), 16 rows at a time: each row's blocks leave their
@@ -336,9 +368,13 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
                 const int8_t *va = values + (nm ? rr * slots : row_ptr[rr]), *vb = values + (nm ? (rr + 1) * slots : row_ptr[rr + 1]);
                 edge_prefetch_ahead(va, nm ? 2 * slots : row_ptr[rr + 2] - row_ptr[rr], vend);
                 bm512_prefetch_meta(m, stride, 2, meta + rows * stride);
-                for (size_t b = 0; b < nb; b++) {
-                    size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
-                    bm512_row2_block(nm, m, m + stride, slots, &va, &vb, vend, xl, xh, k0, k1, &buf[b * 16 + j], &buf[b * 16 + j + 1]);
+                if (cols % 64 == 0) {  // SmolLM2's shapes: whole steps only
+                    bm512_row2_steps(nm, m, m + stride, slots, &va, &vb, xl, xh, cols, &buf[j]);
+                } else {
+                    for (size_t b = 0; b < nb; b++) {
+                        size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+                        bm512_row2_block(nm, m, m + stride, slots, &va, &vb, vend, xl, xh, k0, k1, &buf[b * 16 + j], &buf[b * 16 + j + 1]);
+                    }
                 }
                 j += 2;
                 continue;

@@ -12,7 +12,7 @@
 #   MODEL: a Hugging Face folder, .safetensors, .gguf or .edge; recipes are names of files in
 #   Recipes/ or paths to recipe .json files.
 #   Defaults: --text Fixtures/text/us-constitution.txt, --recipes int8,int8-prune50,int4-g64
-#   (those present in Recipes/), --ctx 512 (capped by the model's context), all chunks.
+#   (those present in Recipes/), --ctx 512 (at most the model's context: the tiny fixtures need 128 or less), all chunks.
 #   EDGE_BIN=folder with built release binaries skips the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

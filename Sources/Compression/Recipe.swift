@@ -7,7 +7,7 @@ public struct RecipeError: Error, CustomStringConvertible {
     /// Path of the field inside the recipe, e.g. `passes[0].sparsity`.
     public let field: String
     public let why: String
-    public var description: String { "\(file): recipe field '\(field)' \(why)" }
+    public var description: String { field.isEmpty ? "\(file): recipe \(why)" : "\(file): recipe field '\(field)' \(why)" }
 }
 
 /// Accuracy and size limits that `compress verify` enforces (exit non-zero when exceeded).
@@ -75,7 +75,11 @@ public struct Recipe {
     /// - Parameter passes: pass types beyond `standardPasses` the recipe may name.
     public static func load(path: String, passes extra: [any Pass.Type] = []) throws -> Recipe {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw RecipeError(file: path, field: "", why: "cannot be read (no such file?)")
+            var why = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "file not found"
+            // A bare name such as `int8` is a common slip for the bundled recipe's path.
+            let bundled = "Recipes/\(path).json"
+            if !path.contains("/"), FileManager.default.fileExists(atPath: bundled) { why += " (did you mean \(bundled)?)" }
+            throw RecipeError(file: path, field: "", why: why)
         }
         return try parse(data, file: path, passes: extra)
     }

@@ -37,15 +37,19 @@ public final class EdgeFile: @unchecked Sendable {
     public var blobs: [BlobEntry] { header.blobs }
     /// Size of the file in bytes.
     public var fileSize: Int { mappedFile.size }
+    /// How the file's bytes are held (`.map` or `.copy`).
+    public var residency: Residency { mappedFile.residency }
 
     /// Opens and validates `path`.
     /// - Parameter verifyChecksums: check every item's CRC32 now (the default); pass false for a
     ///   fast open of a trusted file and call `verify()` later if needed.
+    /// - Parameter residency: how the bytes are held: mapped (the default) or copied into huge pages
+    ///   (`Residency`; the runtime's choice, `EdgeModel(path:)`).
     /// - Throws: `EdgeFormatError` naming the first problem found.
-    public init(path: String, verifyChecksums: Bool = true) throws {
+    public init(path: String, verifyChecksums: Bool = true, residency: Residency = .map) throws {
         self.path = path
         do {
-            mappedFile = try MappedFile(path: path)
+            mappedFile = try MappedFile(path: path, residency: residency)
         } catch let FormatError.io(_, why) {
             throw EdgeFormatError.io(file: path, why: why)
         }

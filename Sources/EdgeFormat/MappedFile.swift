@@ -4,16 +4,53 @@ import Glibc
 import Darwin
 #endif
 
-/// A read-only memory map of a whole file. Tensors are read lazily straight from it, so a
-/// checkpoint larger than RAM can be converted. The mapping lives as long as this object.
+/// How a file's bytes are held in memory (`MappedFile`).
+public enum Residency: String, CaseIterable, Sendable {
+    /// A read-only map of the file: nothing is copied and the pages are the page cache's (4 KB
+    /// pages on Linux), read lazily, so a checkpoint larger than RAM can be converted.
+    case map
+    /// A private read-only copy in anonymous memory, in transparent huge pages (2 MB) where the
+    /// kernel offers them. Decoding streams every weight once per token, and through 4 KB pages that is a
+    /// TLB miss every 4 KB and a hardware prefetcher that stops at each page's end; SmolLM2-135M's int8
+    /// files decoded 12-22% faster from the copy, f32 and 4-bit files about as fast (docs/performance.md,
+    /// "Weights in huge pages"). The same bytes; the same resident memory once every page is read.
+    case copy
+    /// `copy` where the kernel has transparent huge pages enabled (Linux, `enabled` not `never`),
+    /// else `map`.
+    case auto
+
+    /// What `auto` resolves to on this machine.
+    public static var automatic: Residency { hugePagesAvailable ? .copy : .map }
+
+    /// Whether madvise(MADV_HUGEPAGE) can give anonymous memory huge pages here.
+    public static let hugePagesAvailable: Bool = {
+        #if os(Linux)
+        guard let f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r") else { return false }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 128)
+        guard fgets(&line, Int32(line.count), f) != nil else { return false }
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.contains("[always]") || text.contains("[madvise]")
+        #else
+        return false
+        #endif
+    }()
+}
+
+/// A whole file in memory, read-only: mapped (the default), or copied into huge pages
+/// (`Residency`). Tensors are read lazily straight from it. The bytes live as long as this object.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
+    /// `.map` or `.copy`: how the bytes are held (never `.auto`).
+    public let residency: Residency
     private let base: UnsafeRawPointer?
+    /// The whole anonymous region of a copy (its start is rounded up to 2 MB inside it).
+    private let region: (start: UnsafeMutableRawPointer, length: Int)?
 
-    /// Maps `path` read-only.
-    /// - Throws: `FormatError.io` naming the file when it cannot be opened, is not a regular file, or cannot be mapped.
-    public init(path: String) throws {
+    /// Maps `path` read-only, or copies it (`residency`).
+    /// - Throws: `FormatError.io` naming the file when it cannot be opened, is not a regular file, or cannot be mapped or read.
+    public init(path: String, residency: Residency = .map) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -28,10 +65,20 @@ public final class MappedFile: @unchecked Sendable {
             throw FormatError.io(file: path, what: "not a regular file")
         }
         size = Int(st.st_size)
+        let resolved = residency == .auto ? Residency.automatic : residency
         if size == 0 {
             base = nil
+            region = nil
+            self.residency = resolved
             return
         }
+        if resolved == .copy {
+            (base, region) = try Self.copy(fd: fd, size: size, path: path)
+            self.residency = .copy
+            return
+        }
+        region = nil
+        self.residency = .map
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {
             throw FormatError.io(file: path, what: "cannot map \(size) bytes: \(String(cString: strerror(errno)))")
@@ -39,8 +86,41 @@ public final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(p)
     }
 
+    /// Reads the file into anonymous memory aligned to 2 MB and asks for huge pages, then makes it read-only.
+    private static func copy(fd: Int32, size: Int, path: String) throws -> (UnsafeRawPointer, (UnsafeMutableRawPointer, Int)) {
+        let huge = 2 << 20
+        guard let rounded = Checked.add(size, 2 * huge - 1) else {
+            throw FormatError.io(file: path, what: "\(size) bytes cannot be copied into memory")
+        }
+        let length = rounded / huge * huge
+        guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            throw FormatError.io(file: path, what: "cannot allocate \(size) bytes to copy it into: \(String(cString: strerror(errno)))")
+        }
+        let start = raw + (huge - Int(bitPattern: raw) % huge) % huge
+        #if os(Linux)
+        _ = madvise(start, length - (start - raw), MADV_HUGEPAGE)
+        #endif
+        var done = 0
+        while done < size {
+            let n = pread(fd, start + done, min(size - done, 1 << 30), off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let why = n < 0 ? String(cString: strerror(errno)) : "the file ended after \(done) of \(size) bytes"
+                munmap(raw, length)
+                throw FormatError.io(file: path, what: "cannot read: \(why)")
+            }
+            done += n
+        }
+        _ = mprotect(raw, length, PROT_READ)
+        return (UnsafeRawPointer(start), (raw, length))
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        if let region {
+            munmap(region.start, region.length)
+        } else if let base {
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
     }
 
     /// All bytes of the file. Valid while `self` is alive.
@@ -58,8 +138,9 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     /// Tells the kernel the range will not be needed soon (lets a larger-than-RAM conversion stream).
+    /// A copy keeps its bytes (releasing anonymous pages would zero them).
     public func release(_ offset: Int, _ count: Int) {
-        guard let base, count > 0 else { return }
+        guard let base, count > 0, residency == .map else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (offset / page) * page
         let len = min(size - start, count + (offset - start))

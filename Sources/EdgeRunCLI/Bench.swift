@@ -66,6 +66,7 @@ struct BenchCommand: Subcommand {
             o["model"] = .string(model)
             o["file_bytes"] = .number(Double(bytes))
             o["kernels"] = KernelInfo.current(batchTokens: max(1, promptTokens)).jsonValue
+            o["load"] = .string((m.residency ?? .map).rawValue)
             print(JSONValue.object(o).prettyText())
             return
         }
@@ -75,6 +76,6 @@ struct BenchCommand: Subcommand {
             print(name + cFormat("%ld: %.2f tokens/s (median of %ld: ", s.tokens, s.median, s.tokensPerSecond.count) + each + ")")
         }
         print(cFormat("threads %ld, peak RSS %.1f MB, file %.1f MB", r.threads, Double(r.peakRSSBytes) / 1e6, Double(bytes) / 1e6)
-              + ", activations \(r.activations.rawValue)")
+              + ", activations \(r.activations.rawValue), load \((m.residency ?? .map).rawValue)")
     }
 }

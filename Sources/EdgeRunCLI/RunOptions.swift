@@ -1,3 +1,4 @@
+import EdgeFormat
 import EdgeRuntime
 import RunSupport
 
@@ -9,16 +10,20 @@ struct RunOptions {
                 default: ActivationPrecision.default),
         .choice("--kernels", "kernels", help: KernelChoice.kernelsHelp, default: KernelInfo.Level.auto),
         .choice("--gemm", "gemm", help: KernelChoice.gemmHelp, default: KernelInfo.GEMMMode.auto),
+        .choice("--load", "load", help: "How the file's bytes are held: map (read-only map, shared with the page cache), copy (a private copy in 2 MB huge pages: faster decoding) or auto (default: copy where the kernel offers transparent huge pages, else map).",
+                default: Residency.auto),
     ]
 
     var threads: Int?
     var activations: ActivationPrecision
     var kernel: KernelChoice
+    var load: Residency
 
     init(_ a: ParsedArguments) throws {
         threads = try a.value("--threads") { Int($0) }
         activations = try a.choice("--activations")
         kernel = KernelChoice(level: try a.choice("--kernels"), gemm: try a.choice("--gemm"))
+        load = try a.choice("--load")
     }
 
     func validate() throws {
@@ -29,7 +34,7 @@ struct RunOptions {
     /// - Throws: as `EdgeModel(path:threads:)`.
     func open(_ path: String) throws -> EdgeModel {
         try kernel.apply()
-        let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads)
+        let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads, residency: load)
         m.activations = activations
         return m
     }

@@ -70,6 +70,8 @@ public final class EdgeModel: @unchecked Sendable {
     public let addsBOS: Bool
     /// Where the weights come from (file path or a label), for messages.
     public let source: String
+    /// How the file's bytes are held when the model came from a file (`.map` or `.copy`); nil otherwise.
+    public private(set) var residency: Residency?
     /// Threads for matrix products and attention (at least 1).
     public var threads: Int {
         didSet { threads = max(1, threads) }
@@ -94,7 +96,7 @@ public final class EdgeModel: @unchecked Sendable {
     let outputNormBias: [Float]?     // (h) gpt2
     let output: Linear?              // (vocab, h): output.weight, or token_embd.weight when tied; nil for an encoder
 
-    /// Opens the model in an `.edge` file. Weights are served from the file's mapping; the
+    /// Opens the model in an `.edge` file. Weights are served from the file's bytes in memory (mapped or copied); the
     /// tokenizer is read from the blob "tokenizer.json" when present.
     /// - Throws: `EdgeFormatError` from the file, `RuntimeError` for missing or mis-shaped tensors,
     ///   `TokenizerError` for an unreadable tokenizer.
@@ -103,12 +105,15 @@ public final class EdgeModel: @unchecked Sendable {
         for entry in file.tensors { tensors[entry.name] = try .file(file, entry) }
         let tokenizer = try file.blob(named: "tokenizer.json").map { try Tokenizer(json: $0) }
         try self.init(config: file.config, tensors: tensors, tokenizer: tokenizer, source: file.path, threads: threads)
+        residency = file.residency
     }
 
     /// Opens and validates the `.edge` file at `path` (checksums included) and builds the model.
+    /// - Parameter residency: how the file's bytes are held; `auto` (the default) copies them into
+    ///   huge pages where the kernel offers them, which makes decoding faster (`Residency.copy`).
     /// - Throws: as `EdgeFile(path:)` and `init(file:)`.
-    public convenience init(path: String, threads: Int = EdgeModel.defaultThreads) throws {
-        try self.init(file: try EdgeFile(path: path), threads: threads)
+    public convenience init(path: String, threads: Int = EdgeModel.defaultThreads, residency: Residency = .auto) throws {
+        try self.init(file: try EdgeFile(path: path, residency: residency), threads: threads)
     }
 
     /// Builds a model from canonical tensor names (`ModelConfig.schema()`), bound through `ModelWeights`.

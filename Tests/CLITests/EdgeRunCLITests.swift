@@ -133,6 +133,19 @@ final class EdgeRunCLITests: TempDirTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(json["peak_rss_bytes"] as? Int), bytes)
         XCTAssertEqual(json["threads"] as? Int, 2)
         XCTAssertNotNil((json["kernels"] as? [String: Any])?["level"])
+        XCTAssertEqual(json["load"] as? String, Residency.automatic.rawValue, "--load auto resolves to map or copy")
+        for load in ["map", "copy"] {  // either way the file's bytes run; the JSON says which
+            let l = try run("edge-run", ["bench", edge, "-p", "4", "-n", "2", "-r", "1", "--json", "--load", load])
+            XCTAssertEqual(l.code, 0, l.stderr)
+            let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(l.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(j["load"] as? String, load)
+        }
+        let gen = try ["map", "copy"].map { try run("edge-run", ["generate", edge, "--prompt", "We", "-n", "6", "--load", $0]) }
+        XCTAssertEqual(gen[0].code, 0, gen[0].stderr)
+        XCTAssertEqual(gen[0].stdout, gen[1].stdout, "the same bytes, the same tokens")
+        let badLoad = try run("edge-run", ["bench", edge, "--load", "swap"])
+        XCTAssertNotEqual(badLoad.code, 0)
+        XCTAssertTrue(badLoad.stderr.contains("--load"), badLoad.stderr)
 
         let text = try run("edge-run", ["bench", edge, "-p", "0", "-n", "4", "-r", "1"])
         XCTAssertEqual(text.code, 0, text.stderr)

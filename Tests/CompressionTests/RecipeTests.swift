@@ -28,6 +28,19 @@ final class RecipeTests: XCTestCase {
         }
     }
 
+    func testAMissingRecipeFileSaysSoAndSuggestsTheBundledOne() throws {
+        XCTAssertThrowsError(try Recipe.load(path: "/nonexistent/r.json")) { error in
+            XCTAssertEqual("\(error)", "/nonexistent/r.json: recipe file not found")
+        }
+        // A bare name with a Recipes/ folder beside the working directory: the bundled file is suggested.
+        let saved = FileManager.default.currentDirectoryPath
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(saved) }
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(packageRoot().path))
+        XCTAssertThrowsError(try Recipe.load(path: "int8")) { error in
+            XCTAssertEqual("\(error)", "int8: recipe file not found (did you mean Recipes/int8.json?)")
+        }
+    }
+
     func testSparsityOutOfRange() {
         assertRecipeError(#"{"passes":[{"pass":"magnitude_prune","sparsity":1.7}]}"#, field: "passes[0].sparsity", contains: "1.7")
         assertRecipeError(#"{"passes":[{"pass":"magnitude_prune","sparsity":1}]}"#, field: "passes[0].sparsity", contains: "< 1")

@@ -15,12 +15,34 @@ public enum Residency: String, CaseIterable, Sendable {
     /// files decoded 12-22% faster from the copy, f32 and 4-bit files about as fast (docs/performance.md,
     /// "Weights in huge pages"). The same bytes; the same resident memory once every page is read.
     case copy
-    /// `copy` where the kernel has transparent huge pages enabled (Linux, `enabled` not `never`),
-    /// else `map`.
+    /// `copy` where the kernel has transparent huge pages enabled (Linux, `enabled` not `never`) and
+    /// the file takes at most half of the memory available now (a copy cannot be paged out to the
+    /// file as a map can), else `map`.
     case auto
 
-    /// What `auto` resolves to on this machine.
-    public static var automatic: Residency { hugePagesAvailable ? .copy : .map }
+    /// What `auto` resolves to on this machine for a file of `bytes`.
+    public static func automatic(bytes: Int) -> Residency {
+        guard hugePagesAvailable, let available = availableMemory() else { return .map }
+        return bytes <= available / 2 ? .copy : .map
+    }
+
+    /// MemAvailable from /proc/meminfo, in bytes; nil where there is none.
+    static func availableMemory() -> Int? {
+        #if os(Linux)
+        guard let f = fopen("/proc/meminfo", "r") else { return nil }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard text.hasPrefix("MemAvailable:") else { continue }
+            let kb = text.dropFirst("MemAvailable:".count).split(separator: " ").first.flatMap { Int($0) }
+            return kb.flatMap { Checked.mul($0, 1024) }
+        }
+        return nil
+        #else
+        return nil
+        #endif
+    }
 
     /// Whether madvise(MADV_HUGEPAGE) can give anonymous memory huge pages here.
     public static let hugePagesAvailable: Bool = {
@@ -65,7 +87,7 @@ public final class MappedFile: @unchecked Sendable {
             throw FormatError.io(file: path, what: "not a regular file")
         }
         size = Int(st.st_size)
-        let resolved = residency == .auto ? Residency.automatic : residency
+        let resolved = residency == .auto ? Residency.automatic(bytes: size) : residency
         if size == 0 {
             base = nil
             region = nil

@@ -10,7 +10,7 @@ struct RunOptions {
                 default: ActivationPrecision.default),
         .choice("--kernels", "kernels", help: KernelChoice.kernelsHelp, default: KernelInfo.Level.auto),
         .choice("--gemm", "gemm", help: KernelChoice.gemmHelp, default: KernelInfo.GEMMMode.auto),
-        .choice("--load", "load", help: "How the file's bytes are held: map (read-only map, shared with the page cache), copy (a private copy in 2 MB huge pages: faster decoding) or auto (default: copy where the kernel offers transparent huge pages, else map).",
+        .choice("--load", "load", help: "How the file's bytes are held: map (read-only map, shared with the page cache), copy (a private copy in 2 MB huge pages: faster decoding) or auto (default: copy where the kernel offers transparent huge pages and the file takes at most half of the available memory, else map).",
                 default: Residency.auto),
     ]
 

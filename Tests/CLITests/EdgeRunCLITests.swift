@@ -133,7 +133,7 @@ final class EdgeRunCLITests: TempDirTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(json["peak_rss_bytes"] as? Int), bytes)
         XCTAssertEqual(json["threads"] as? Int, 2)
         XCTAssertNotNil((json["kernels"] as? [String: Any])?["level"])
-        XCTAssertEqual(json["load"] as? String, Residency.automatic.rawValue, "--load auto resolves to map or copy")
+        XCTAssertEqual(json["load"] as? String, Residency.automatic(bytes: bytes).rawValue, "--load auto resolves to map or copy")
         for load in ["map", "copy"] {  // either way the file's bytes run; the JSON says which
             let l = try run("edge-run", ["bench", edge, "-p", "4", "-n", "2", "-r", "1", "--json", "--load", load])
             XCTAssertEqual(l.code, 0, l.stderr)

@@ -28,7 +28,9 @@ final class ResidencyTests: TempDirTestCase {
         // Releasing pages of a copy would zero them: it keeps its bytes.
         copied.release(0, 1 << 20)
         XCTAssertTrue(copied.bytes.prefix(1 << 20).elementsEqual(bytes.prefix(1 << 20)))
-        XCTAssertEqual(try MappedFile(path: path, residency: .auto).residency, Residency.automatic)
+        XCTAssertEqual(try MappedFile(path: path, residency: .auto).residency, Residency.automatic(bytes: bytes.count))
+        // A file larger than the memory there is is mapped, never copied.
+        XCTAssertEqual(Residency.automatic(bytes: Int.max / 2), .map)
     }
 
     func testEmptyAndMissingFiles() throws {

@@ -28,34 +28,18 @@ public enum Residency: String, CaseIterable, Sendable {
 
     /// MemAvailable from /proc/meminfo, in bytes; nil where there is none.
     static func availableMemory() -> Int? {
-        #if os(Linux)
-        guard let f = fopen("/proc/meminfo", "r") else { return nil }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), f) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            guard text.hasPrefix("MemAvailable:") else { continue }
-            let kb = text.dropFirst("MemAvailable:".count).split(separator: " ").first.flatMap { Int($0) }
-            return kb.flatMap { Checked.mul($0, 1024) }
-        }
-        return nil
-        #else
-        return nil
-        #endif
+        guard let text = readWholeFile("/proc/meminfo").map({ String(decoding: $0, as: UTF8.self) }),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+              let kb = line.dropFirst("MemAvailable:".count).split(separator: " ").first.flatMap({ Int($0) }) else { return nil }
+        return Checked.mul(kb, 1024)
     }
 
-    /// Whether madvise(MADV_HUGEPAGE) can give anonymous memory huge pages here.
+    /// Whether madvise(MADV_HUGEPAGE) can give anonymous memory huge pages here (Linux's setting
+    /// `always` or `madvise`; no such file elsewhere).
     public static let hugePagesAvailable: Bool = {
-        #if os(Linux)
-        guard let f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r") else { return false }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 128)
-        guard fgets(&line, Int32(line.count), f) != nil else { return false }
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let bytes = readWholeFile("/sys/kernel/mm/transparent_hugepage/enabled") else { return false }
+        let text = String(decoding: bytes, as: UTF8.self)
         return text.contains("[always]") || text.contains("[madvise]")
-        #else
-        return false
-        #endif
     }()
 }
 

@@ -80,6 +80,21 @@ VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t s
     return bits;
 }
 
+/// The bitmask bytes of `bytes` index bytes of packed 2:4 rows (each byte two groups: its low nibble's
+/// two 2-bit indices make the low 4 mask bits, its high nibble's the high 4), 64 at a time: what
+/// nm24_bits makes for one 64-column step, for whole rows at once, so that the two-row pass reads
+/// them as a bitmask row's (every whole step of a 2:4 row then holds exactly 32 values).
+VBMI2_INLINE void nm24_row_masks(const uint8_t *id, size_t bytes, uint8_t *out) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)g_nm24_nibble)), low = _mm512_set1_epi8(0x0F);
+    for (size_t i = 0; i < bytes; i += 64) {
+        __mmask64 keep = (__mmask64)low_bits(bytes - i);
+        __m512i ib = _mm512_maskz_loadu_epi8(keep, id + i);
+        __m512i lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(ib, low));
+        __m512i hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(ib, 4), low));
+        _mm512_mask_storeu_epi8(out + i, keep, _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)));
+    }
+}
+
 /// The mask bits of columns k..k+n (n <= 64, k a multiple of 64: its mask bits start a byte) of a
 /// bitmask row (nm = 0; only the mask bytes of those columns are read) or packed 2:4 row (nm = 1,
 /// nm24_bits), and in *count how many stored values they hold.
@@ -359,6 +374,9 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
     size_t slots = edge_nm24_slots(cols), stride = nm ? (slots * 2 + 7) / 8 : (cols + 7) / 8;
     const int8_t *vend = values + (nm ? rows * slots : row_ptr[rows]);
     __m512i buf[BM512_NB * 16];
+    uint8_t mk[2][2 * BM512_XMAX / BM512_MT / 8];  // two pairs of 2:4 rows' masks (at most 4096 columns each)
+    size_t ahead = (size_t)-1;  // the first row of the pair whose masks mk[cur] holds
+    int cur = 0;
     for (size_t g = r0; g < r1; g += 16) {
         size_t gn = r1 - g < 16 ? r1 - g : 16, j = 0;
         while (j < gn) {
@@ -368,7 +386,16 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
                 const int8_t *va = values + (nm ? rr * slots : row_ptr[rr]), *vb = values + (nm ? (rr + 1) * slots : row_ptr[rr + 1]);
                 edge_prefetch_ahead(va, nm ? 2 * slots : row_ptr[rr + 2] - row_ptr[rr], vend);
                 bm512_prefetch_meta(m, stride, 2, meta + rows * stride);
-                if (cols % 64 == 0) {  // SmolLM2's shapes: whole steps only
+                if (cols % 64 == 0 && nm) {
+                    // 2:4 rows of whole steps: their index bytes as bitmask bytes, converted one pair
+                    // ahead (so the steps read masks stored long before, not stores still in flight).
+                    uint8_t *now = mk[cur];
+                    if (ahead != rr) nm24_row_masks(m, 2 * stride, now);
+                    ahead = rr + 3 < rows ? rr + 2 : (size_t)-1;
+                    if (ahead != (size_t)-1) nm24_row_masks(m + 2 * stride, 2 * stride, mk[cur ^ 1]);
+                    cur ^= 1;
+                    bm512_row2_steps(0, now, now + stride, slots, &va, &vb, xl, xh, cols, &buf[j]);
+                } else if (cols % 64 == 0) {  // SmolLM2's shapes: whole steps only
                     bm512_row2_steps(nm, m, m + stride, slots, &va, &vb, xl, xh, cols, &buf[j]);
                 } else {
                     for (size_t b = 0; b < nb; b++) {

@@ -439,7 +439,7 @@ static void sweep_bitmask_i16(const char *level) {
 // ---- packed 2:4 q8 x int16 (exact: bit-identical to the reference) -------------------------
 
 static void sweep_nm24_i16(const char *level) {
-    static const size_t cols_list[] = {1, 2, 3, 5, 63, 64, 66, 255, 256, 258, 576, 1001};
+    static const size_t cols_list[] = {1, 2, 3, 5, 63, 64, 66, 255, 256, 258, 576, 1001, 1536};
     static const size_t tokens[] = {1, 2, 4, 5};
     static const size_t rows_list[] = {1, 3, 13, 37};
     for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++)

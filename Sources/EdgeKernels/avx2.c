@@ -370,6 +370,27 @@ static AVX2 size_t round_bf16(const float *src, size_t n, bool swap, float *dst)
     return i;
 }
 
+/// edge_gemm_isa.pack_rows for PNR = 16 rows: per 8 columns, two 8 x 8 register transposes.
+static AVX2 size_t pack_rows16(const float *src, size_t ld, size_t kc, float *panel) {
+    size_t k0 = 0;
+    for (; k0 + 8 <= kc; k0 += 8)
+        for (size_t h = 0; h < 2; h++) {
+            __m256 r[8], t[8], u[8];
+            for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + (8 * h + (size_t)j) * ld + k0);
+            for (int j = 0; j < 4; j++) t[2 * j] = _mm256_unpacklo_ps(r[2 * j], r[2 * j + 1]), t[2 * j + 1] = _mm256_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+            for (int g = 0; g < 2; g++) {  // u[4g + c]: column c (low half) and c + 4 (high half) of rows 4g..4g+3
+                u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44), u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+                u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44), u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+            }
+            for (int c = 0; c < 4; c++) {
+                float *p = panel + (k0 + (size_t)c) * PNR + 8 * h;
+                _mm256_storeu_ps(p, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+                _mm256_storeu_ps(p + 4 * PNR, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+            }
+        }
+    return k0;
+}
+
 /// The AVX2 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx2 = {
     .dot_name = "avx2-dot-4x3", .packed_name = "avx2-packed-6x16",
@@ -378,7 +399,7 @@ static const edge_gemm_isa k_gemm_avx2 = {
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_6x16, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx2-fused-1x1",
-    .round_bf16 = round_bf16,
+    .round_bf16 = round_bf16, .pack_rows = pack_rows16,
 };
 
 // ---- int8 x int8 ----------------------------------------------------------------------------

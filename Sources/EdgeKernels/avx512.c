@@ -360,6 +360,34 @@ static AVX512 size_t round_bf16(const float *src, size_t n, bool swap, float *ds
     return i;
 }
 
+/// edge_gemm_isa.pack_rows for PNR = 32 rows: per 16 columns, two 16 x 16 register transposes.
+static AVX512 size_t pack_rows32(const float *src, size_t ld, size_t kc, float *panel) {
+    size_t k0 = 0;
+    for (; k0 + 16 <= kc; k0 += 16)
+        for (size_t h = 0; h < 2; h++) {
+            __m512 r[16], a[16], b[16], d[16];
+            for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(src + (16 * h + (size_t)j) * ld + k0);
+            for (int j = 0; j < 8; j++) a[2 * j] = _mm512_unpacklo_ps(r[2 * j], r[2 * j + 1]), a[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+            for (int j = 0; j < 4; j++) {
+                b[4 * j] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44), b[4 * j + 1] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0xEE);
+                b[4 * j + 2] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0x44), b[4 * j + 3] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0xEE);
+            }
+            // b[4g + c]: in 128-bit lane L, column 4L + c of rows 4g..4g+3.
+            for (int c = 0; c < 4; c++) {
+                d[4 * c] = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), d[4 * c + 1] = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+                d[4 * c + 2] = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88), d[4 * c + 3] = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+            }
+            for (int c = 0; c < 4; c++) {
+                float *p = panel + (k0 + (size_t)c) * PNR + 16 * h;
+                _mm512_storeu_ps(p, _mm512_shuffle_f32x4(d[4 * c], d[4 * c + 2], 0x88));
+                _mm512_storeu_ps(p + 8 * PNR, _mm512_shuffle_f32x4(d[4 * c], d[4 * c + 2], 0xDD));
+                _mm512_storeu_ps(p + 4 * PNR, _mm512_shuffle_f32x4(d[4 * c + 1], d[4 * c + 3], 0x88));
+                _mm512_storeu_ps(p + 12 * PNR, _mm512_shuffle_f32x4(d[4 * c + 1], d[4 * c + 3], 0xDD));
+            }
+        }
+    return k0;
+}
+
 /// The AVX-512 micro-kernels and unpacker of the shared GEMM driver (gemm_driver.c).
 static const edge_gemm_isa k_gemm_avx512 = {
     .dot_name = "avx512-dot-4x4", .packed_name = "avx512-packed-12x32",
@@ -368,7 +396,7 @@ static const edge_gemm_isa k_gemm_avx512 = {
     .dot_tile = tile_f32_any, .dot_mt = MT, .dot_nr = NR,
     .packed_tile = micro_12x32, .packed_mt = PMT, .packed_nr = PNR, .packed_min_t = 12,
     .matvec = matvec_fused, .matvec_name = "avx512-fused-1x1",
-    .round_bf16 = round_bf16,
+    .round_bf16 = round_bf16, .pack_rows = pack_rows32,
 };
 
 // ---- bfloat16 products (edge_matmul_bf16, where the CPU has AVX512_BF16) ----------------------

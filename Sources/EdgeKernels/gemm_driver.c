@@ -134,9 +134,25 @@ static void gemm_dot(const edge_gemm_isa *isa, const edge_wsource *s, const floa
 enum { PKC = 256, PRB = 128 };
 
 /// Packs rows [r, r + nr) (nr <= pnr), columns [k0, k0 + kc) of the source into one k-major panel
-/// [kc][pnr], zero past nr rows. `row` is a PKC-float scratch for dequantized rows.
+/// [kc][pnr], zero past nr rows. `row` is a scratch of pnr x PKC floats for dequantized rows. A whole
+/// panel goes through the level's register transposes (`pack_rows`) where it has them: the element
+/// by element copy below stores every value to its own 128-byte-strided place and was about a tenth
+/// of f32 prompt processing.
 static void pack_panel(const edge_gemm_isa *isa, const edge_wsource *s, size_t cols, size_t r, size_t nr, size_t k0,
                        size_t kc, size_t pnr, float *row, float *panel) {
+    if (isa->pack_rows && nr == pnr && s->kind != EDGE_W_F32T) {
+        const float *src = (const float *)s->W + r * cols + k0;
+        size_t ld = cols;
+        if (s->kind != EDGE_W_F32) {
+            for (size_t i = 0; i < nr; i++) dequant_row(isa, s, cols, r + i, k0, kc, row + i * PKC);
+            src = row;
+            ld = PKC;
+        }
+        size_t done = isa->pack_rows(src, ld, kc, panel);
+        for (size_t i = 0; i < nr; i++)
+            for (size_t k = done; k < kc; k++) panel[k * pnr + i] = src[i * ld + k];
+        return;
+    }
     if (s->kind == EDGE_W_F32T) {  // W^T rows are the panel's k rows: contiguous copies, the same panel
         const float *src = (const float *)s->W + k0 * s->ld + r;
         for (size_t k = 0; k < kc; k++) {
@@ -167,7 +183,7 @@ static void gemm_packed(const edge_gemm_isa *isa, const edge_wsource *s, const f
                         size_t cols, size_t r0, size_t r1) {
     const size_t MT = (size_t)isa->packed_mt, NR = (size_t)isa->packed_nr;
     float *pack = (float *)aligned_alloc(64, sizeof(float) * PRB * PKC);  // panels start at multiples of 64 bytes
-    float *row = (float *)malloc(sizeof(float) * PKC);
+    float *row = (float *)malloc(sizeof(float) * PKC * NR);
     if (!pack || !row) abort();
     for (size_t k0 = 0; k0 < cols; k0 += PKC) {
         size_t kc = cols - k0 < PKC ? cols - k0 : PKC;

@@ -81,6 +81,10 @@ typedef struct edge_gemm_isa {
     /// of [0, n) in whole vectors, whose length it returns; with `swap`, elements 2q and 2q + 1 trade
     /// places (a vector holds whole pairs).
     size_t (*round_bf16)(const float *src, size_t n, bool swap, float *dst);
+    /// Optional (NULL: the driver's scalar copy for all of it): packs packed_nr whole rows (row i at
+    /// src + i * ld) into panel[k * packed_nr + i] for k in a leading part of [0, kc) in whole blocks
+    /// (register transposes), whose length it returns; a copy, so the same panel.
+    size_t (*pack_rows)(const float *src, size_t ld, size_t kc, float *panel);
 } edge_gemm_isa;
 
 /// Expands CASE(mt, nr) for every micro-kernel tile shape up to 4 tokens x 4 rows, as the `case`s

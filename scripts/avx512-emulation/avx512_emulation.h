@@ -123,6 +123,21 @@ static inline __m512i emu_mm512_maskz_expand_epi8(__mmask64 k, __m512i a) {
 #define _mm256_maskz_loadu_epi16 emu_mm256_maskz_loadu_epi16
 #define _mm512_maskz_loadu_epi16 emu_mm512_maskz_loadu_epi16
 #define _mm_maskz_loadu_epi8 emu_mm_maskz_loadu_epi8
+/// vshuff32x4 (absent from SIMDe 0.7 under the native name): 128-bit lanes 0 and 1 of the result
+/// from a, lanes 2 and 3 from b, each chosen by two bits of imm, low bits first.
+static inline __m512 emu_mm512_shuffle_f32x4(__m512 a, __m512 b, int imm) {
+    float in_a[16], in_b[16], out[16];
+    memcpy(in_a, &a, 64);
+    memcpy(in_b, &b, 64);
+    for (int lane = 0; lane < 4; lane++) {
+        const float *src = lane < 2 ? in_a : in_b;
+        memcpy(out + 4 * lane, src + 4 * ((imm >> (2 * lane)) & 3), 16);
+    }
+    __m512 r;
+    memcpy(&r, out, 64);
+    return r;
+}
+
 #define _mm_maskz_loadu_epi16 emu_mm_maskz_loadu_epi16
 #define _mm_maskz_loadu_epi32 emu_mm_maskz_loadu_epi32
 #define _mm_maskz_loadu_ps emu_mm_maskz_loadu_ps
@@ -141,5 +156,7 @@ static inline __m512i emu_mm512_maskz_expand_epi8(__mmask64 k, __m512i a) {
 #define _mm512_reduce_add_ps emu_mm512_reduce_add_ps
 #define _mm512_reduce_max_ps emu_mm512_reduce_max_ps
 #define _mm512_reduce_add_epi32 emu_mm512_reduce_add_epi32
+#undef _mm512_shuffle_f32x4
+#define _mm512_shuffle_f32x4 emu_mm512_shuffle_f32x4
 
 #endif

@@ -599,6 +599,29 @@ void edge_rope_ref(float *q, size_t head_dim, size_t n_heads, size_t pos, float 
     }
 }
 
+void edge_rope_angles(float *c, float *s, size_t head_dim, size_t pos, float theta) {
+    size_t half = head_dim / 2;
+    for (size_t i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float angle = (float)pos * inv_freq;
+        c[i] = cosf(angle);
+        s[i] = sinf(angle);
+    }
+}
+
+void edge_rope_apply(float *q, size_t head_dim, size_t n_heads, const float *cs, const float *sn) {
+    size_t half = head_dim / 2;
+    for (size_t i = 0; i < half; i++) {
+        float c = cs[i], s = sn[i];
+        for (size_t h = 0; h < n_heads; h++) {
+            float *v = q + h * head_dim;
+            float a = v[i], b = v[i + half];
+            v[i] = a * c - b * s;
+            v[i + half] = b * c + a * s;
+        }
+    }
+}
+
 void edge_gelu_erf(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }

@@ -113,6 +113,12 @@ extension EdgeModel {
 /// Work buffers of one forward call over T tokens (freed with it).
 final class ForwardBuffers {
     let x, xn, y, q, att, v, up, gate: UnsafeMutablePointer<Float>
+    /// RoPE's cosines and sines for the positions of the current call, [T, head_dim / 2] each, made by
+    /// the first block and read by every block (`ropeTables`): the trigonometry once per position,
+    /// not once per layer and per Q and K.
+    let ropeCos, ropeSin: UnsafeMutablePointer<Float>
+    private var ropeFor: (start: Int, tokens: Int, headDim: Int, theta: Float)?
+    private let capacity: Int
 
     /// Sized for the largest of `blocks` (structured pruning makes layers differ).
     init(config: ModelConfig, blocks: [ModelConfig.LayerSizes], tokens T: Int) {
@@ -128,9 +134,21 @@ final class ForwardBuffers {
         v = .allocate(capacity: T * maxKV)    // values (T, nkv*hd)
         up = .allocate(capacity: T * maxF)    // (T, f)
         gate = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * maxF)
+        capacity = T
+        ropeCos = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * (hd / 2))
+        ropeSin = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * (hd / 2))
     }
 
-    deinit { for p in [x, xn, y, q, att, v, up, gate] { p.deallocate() } }
+    /// Fills `ropeCos` / `ropeSin` for positions p0 ..< p0 + T unless they already hold them.
+    func ropeTables(start p0: Int, tokens T: Int, headDim hd: Int, theta: Float) {
+        precondition(T <= capacity, "ForwardBuffers: \(T) tokens in buffers for \(capacity)")
+        if let f = ropeFor, f.start == p0, f.tokens == T, f.headDim == hd, f.theta == theta { return }
+        let half = hd / 2
+        for t in 0 ..< T { edge_rope_angles(ropeCos + t * half, ropeSin + t * half, hd, p0 + t, theta) }
+        ropeFor = (p0, T, hd, theta)
+    }
+
+    deinit { for p in [x, xn, y, q, att, v, up, gate, ropeCos, ropeSin] { p.deallocate() } }
 }
 
 /// The steps of the forward pass (embedding, one block, a norm), shared by `EdgeModel.forward` and
@@ -191,12 +209,15 @@ struct ForwardStep {
         // is free until the attention writes it), then scattered to positions p0 ..< p0 + T of each KV head.
         Linear.matmul([(b.q, q), (b.k, att), (b.v, buffers.v)], xn, tokens: T, threads: threads, activations: activations)
         addBias(q, rows: T, width: qd, b.qBias)
-        let theta = Float(config.ropeTheta)
-        if !gpt2 { for t in 0 ..< T { edge_rope(q + t * qd, hd, nh, p0 + t, theta) } }
+        let half = hd / 2
+        if !gpt2 {
+            buffers.ropeTables(start: p0, tokens: T, headDim: hd, theta: Float(config.ropeTheta))
+            for t in 0 ..< T { edge_rope_apply(q + t * qd, hd, nh, buffers.ropeCos + t * half, buffers.ropeSin + t * half) }
+        }
         for (m, bias, cache, rope) in [(att, b.kBias, keys, !gpt2), (buffers.v, b.vBias, values, false)] {
             addBias(m, rows: T, width: kvd, bias)
             for t in 0 ..< T {
-                if rope { edge_rope(m + t * kvd, hd, nkv, p0 + t, theta) }
+                if rope { edge_rope_apply(m + t * kvd, hd, nkv, buffers.ropeCos + t * half, buffers.ropeSin + t * half) }
                 for g in 0 ..< nkv { (cache + (g * capacity + p0 + t) * hd).update(from: m + t * kvd + g * hd, count: hd) }
             }
         }

@@ -76,6 +76,21 @@ final class ElementwiseTests: XCTestCase {
         assertClose(v, [cos(1.0), -sin(0.01), sin(1.0), cos(0.01)], tol: 1e-6, "rope by hand")
     }
 
+    /// The two-step form the forward pass uses (angles once per position, then every layer's Q and
+    /// K rotated by them) gives edge_rope_ref's bits.
+    func testRopeTablesMatchRopeExactly() {
+        var rng = TestRNG(seed: 16)
+        for (headDim, heads, pos, theta) in [(4, 1, 1, Float(10000)), (64, 9, 0, 10000), (64, 3, 511, 10000), (96, 2, 4097, 500000), (8, 5, 100_000, 10000)] {
+            let q = rng.floats(headDim * heads, -8, 8)
+            var want = q, got = q
+            edge_rope_ref(&want, headDim, heads, pos, theta)
+            var c = [Float](repeating: .nan, count: headDim / 2), s = c
+            edge_rope_angles(&c, &s, headDim, pos, theta)
+            edge_rope_apply(&got, headDim, heads, c, s)
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "rope tables d=\(headDim) heads=\(heads) pos=\(pos)")
+        }
+    }
+
     func testGeluTanhMath() {
         var rng = TestRNG(seed: 15)
         for n in sizes {

@@ -486,6 +486,12 @@ void edge_softmax_ref(float *x, size_t n);
 /// (a, b) -> (a cos - b sin, b cos + a sin). Scalar at every level.
 void edge_rope(float *q, size_t head_dim, size_t n_heads, size_t pos, float theta);
 void edge_rope_ref(float *q, size_t head_dim, size_t n_heads, size_t pos, float theta);
+/// edge_rope in two steps, for a forward pass that rotates every layer's queries and keys at the
+/// same positions: the angles' cosines and sines of position `pos` (c[i], s[i], i < head_dim/2, the
+/// same float operations as edge_rope), then the rotation of n_heads heads by them. The two together
+/// give edge_rope's bits.
+void edge_rope_angles(float *c, float *s, size_t head_dim, size_t pos, float theta);
+void edge_rope_apply(float *q, size_t head_dim, size_t n_heads, const float *c, const float *s);
 
 /// GPT-2 "gelu_new" in place: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 void edge_gelu_tanh(float *x, size_t n);

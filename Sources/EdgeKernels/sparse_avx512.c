@@ -429,7 +429,7 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
 
 /// Token row x (cols int16 values) as the byte form's planes: xl = x & 255, xh = x >> 8, zero up to
 /// lde (a multiple of 64); hsum[b] = the sum of xh over block b's columns. 32 values at a time (the
-/// same integers as a scalar loop; it was a twentieth of a decoding sweep's time).
+/// same integers as a scalar loop, which took about 7% of a 576 x 576 product's time in L2).
 VBMI2_INLINE void bm512_split_bytes(const int16_t *x, size_t cols, size_t lde, uint8_t *xl, int8_t *xh, int32_t *hsum) {
     const __m512i low = _mm512_set1_epi16(0xFF), ones = _mm512_set1_epi16(1);
     for (size_t k0 = 0; k0 < lde; k0 += EDGE_I16_BLOCK) {

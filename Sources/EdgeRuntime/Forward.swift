@@ -117,8 +117,8 @@ final class ForwardBuffers {
     /// the first block and read by every block (`ropeTables`): the trigonometry once per position,
     /// not once per layer and per Q and K.
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
-    private var ropeFor: (start: Int, tokens: Int, headDim: Int, theta: Float)?
-    private let capacity: Int
+    private var ropeFor: (start: Int, tokens: Int)?
+    private let capacity: Int, headDim: Int, ropeTheta: Float
 
     /// Sized for the largest of `blocks` (structured pruning makes layers differ).
     init(config: ModelConfig, blocks: [ModelConfig.LayerSizes], tokens T: Int) {
@@ -135,17 +135,19 @@ final class ForwardBuffers {
         up = .allocate(capacity: T * maxF)    // (T, f)
         gate = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * maxF)
         capacity = T
+        headDim = hd
+        ropeTheta = Float(config.ropeTheta)
         ropeCos = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * (hd / 2))
         ropeSin = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * (hd / 2))
     }
 
     /// Fills `ropeCos` / `ropeSin` for positions p0 ..< p0 + T unless they already hold them.
-    func ropeTables(start p0: Int, tokens T: Int, headDim hd: Int, theta: Float) {
+    func ropeTables(start p0: Int, tokens T: Int) {
         precondition(T <= capacity, "ForwardBuffers: \(T) tokens in buffers for \(capacity)")
-        if let f = ropeFor, f.start == p0, f.tokens == T, f.headDim == hd, f.theta == theta { return }
-        let half = hd / 2
-        for t in 0 ..< T { edge_rope_angles(ropeCos + t * half, ropeSin + t * half, hd, p0 + t, theta) }
-        ropeFor = (p0, T, hd, theta)
+        if let f = ropeFor, f.start == p0, f.tokens == T { return }
+        let half = headDim / 2
+        for t in 0 ..< T { edge_rope_angles(ropeCos + t * half, ropeSin + t * half, headDim, p0 + t, ropeTheta) }
+        ropeFor = (p0, T)
     }
 
     deinit { for p in [x, xn, y, q, att, v, up, gate, ropeCos, ropeSin] { p.deallocate() } }
@@ -211,7 +213,7 @@ struct ForwardStep {
         addBias(q, rows: T, width: qd, b.qBias)
         let half = hd / 2
         if !gpt2 {
-            buffers.ropeTables(start: p0, tokens: T, headDim: hd, theta: Float(config.ropeTheta))
+            buffers.ropeTables(start: p0, tokens: T)
             for t in 0 ..< T { edge_rope_apply(q + t * qd, hd, nh, buffers.ropeCos + t * half, buffers.ropeSin + t * half) }
         }
         for (m, bias, cache, rope) in [(att, b.kBias, keys, !gpt2), (buffers.v, b.vBias, values, false)] {

@@ -198,12 +198,14 @@ static inline size_t edge_column_block(size_t cols) {
 
 /// Decoding streams weight rows in order; the hardware prefetcher alone keeps too few lines in flight
 /// for rows of a few hundred bytes. Called once per row starting at `row` (`bytes` long): prefetches
-/// the lines EDGE_PREFETCH_BYTES ahead that this row's reads move the window over (never past `end`).
+/// the lines EDGE_PREFETCH_BYTES ahead that this row's reads move the window over (never past `end`),
+/// into L2 (`prefetcht1`), not L1: on a Zen 4 that made the pruned int8 files decode 9-13% faster
+/// (`edge-run bench -p 0 -n 128`, docs/performance.md, "Prefetching into L2"), the dense files within the noise.
 #define EDGE_PREFETCH_BYTES 8192
 static inline void edge_prefetch_ahead(const void *row, size_t bytes, const void *end) {
     const char *p = (const char *)row + EDGE_PREFETCH_BYTES, *stop = p + bytes;
     if (stop > (const char *)end) stop = (const char *)end;
-    for (; p < stop; p += 64) __builtin_prefetch(p, 0, 3);
+    for (; p < stop; p += 64) __builtin_prefetch(p, 0, 1);
 }
 
 /// Value i of edge_round_to_grid, the reference's steps (every level runs them for the values its

@@ -39,7 +39,7 @@ static inline uint64_t low_bits(size_t n) { return n >= 64 ? ~0ULL : (1ULL << n)
 static inline void bm512_prefetch_meta(const uint8_t *m, size_t stride, size_t n, const uint8_t *end) {
     const uint8_t *q = m + 8 * stride, *stop = q + n * stride;
     if (stop > end) stop = end;
-    for (q = (const uint8_t *)((uintptr_t)q & ~(uintptr_t)63); q < stop; q += 64) __builtin_prefetch(q, 0, 3);
+    for (q = (const uint8_t *)((uintptr_t)q & ~(uintptr_t)63); q < stop; q += 64) __builtin_prefetch(q, 0, 1);
 }
 
 /// The products read the expanded weights as 32 int16 words per 64 columns without widening them:
@@ -144,7 +144,7 @@ VBMI2_INLINE float bm512_fold(const __m256i *part, const float *xscale, const in
             const uint8_t *m = meta + r * stride;                                                                           \
             const int8_t *v = values + (nm ? r * slots : row_ptr[r]);                                                       \
             edge_prefetch_ahead(v, nm ? slots : row_ptr[r + 1] - row_ptr[r], vend);                                         \
-            __builtin_prefetch(m + 8 * stride, 0, 3);                                                                       \
+            __builtin_prefetch(m + 8 * stride, 0, 1);                                                                       \
             __m256i part[BM512_MT][BM512_NB]; /* each block's lanes folded to 8, summed at the row's end */               \
             for (size_t b = 0; b < nb; b++) {                                                                               \
                 size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;               \
@@ -196,7 +196,7 @@ VNNI_INLINE void bm512_rows_vnni(const size_t T, const int nm, const uint8_t *me
         const uint8_t *m = meta + rr * stride;
         const int8_t *v = values + (nm ? rr * slots : row_ptr[rr]);
         edge_prefetch_ahead(v, nm ? slots : row_ptr[rr + 1] - row_ptr[rr], vend);
-        __builtin_prefetch(m + 8 * stride, 0, 3);
+        __builtin_prefetch(m + 8 * stride, 0, 1);
         __m256i part[BM512_MT][BM512_NB]; /* each block's lanes folded to 8, summed at the row's end */
         for (size_t b = 0; b < nb; b++) {
             size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;

@@ -153,3 +153,39 @@ public final class MappedFile: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(mutating: base + start), len, MADV_DONTNEED)
     }
 }
+
+/// Writable anonymous memory for weights made at load (`EdgeModel`'s dense copies of sparse
+/// matrices): aligned to 2 MB and given huge pages where the kernel offers them, as a file's
+/// `Residency.copy` is, since decoding streams these bytes once per token (docs/performance.md).
+/// Zero-filled; unmapped when the last reference goes.
+public final class AnonymousMemory: @unchecked Sendable {
+    private let raw: UnsafeMutableRawPointer?, length: Int
+    /// The memory, `bytes` long.
+    public let bytes: UnsafeMutableRawBufferPointer
+
+    /// - Precondition: `bytes >= 0`. Ends the process when the memory cannot be had, as an
+    ///   allocation does.
+    public init(bytes: Int) {
+        precondition(bytes >= 0)
+        let huge = 2 << 20
+        guard bytes > 0 else {
+            (raw, length) = (nil, 0)
+            self.bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let length = (bytes + 2 * huge - 1) / huge * huge
+        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            fatalError("AnonymousMemory: cannot allocate \(bytes) bytes: \(String(cString: strerror(errno)))")
+        }
+        let start = p + (huge - Int(bitPattern: p) % huge) % huge
+        #if os(Linux)
+        _ = madvise(start, length - (start - p), MADV_HUGEPAGE)
+        #endif
+        (raw, self.length) = (p, length)
+        self.bytes = UnsafeMutableRawBufferPointer(start: start, count: bytes)
+    }
+
+    deinit {
+        if let raw { munmap(raw, length) }
+    }
+}

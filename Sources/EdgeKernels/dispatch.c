@@ -418,6 +418,14 @@ void edge_spmm_nm24_q8_i16(const uint8_t *idx, const int8_t *values, const float
 }
 
 const char *edge_kernels_bitmask_q8_i16_name(void) { return table()->bitmask_q8_i16_name; }
+bool edge_kernels_sparse_decode_fast(void) { return strncmp(table()->bitmask_q8_i16_name, "avx512", 6) == 0; }
+void edge_bitmask_q8_to_dense(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t rows, size_t cols,
+                              int8_t *out) {
+    if (rows > 0 && cols > 0) table()->bitmask_expand_q8(mask, row_ptr, values, cols, 0, rows, out);
+}
+void edge_nm24_q8_to_dense(const uint8_t *idx, const int8_t *values, size_t rows, size_t cols, int8_t *out) {
+    if (rows > 0 && cols > 0) edge_nm24_expand_q8(idx, values, cols, 0, rows, out);
+}
 
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,

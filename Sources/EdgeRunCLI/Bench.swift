@@ -67,6 +67,7 @@ struct BenchCommand: Subcommand {
             o["file_bytes"] = .number(Double(bytes))
             o["kernels"] = KernelInfo.current(batchTokens: max(1, promptTokens)).jsonValue
             o["load"] = .string((m.residency ?? .map).rawValue)
+            o["dense_copies"] = .number(Double(m.denseCopies.count))
             print(JSONValue.object(o).prettyText())
             return
         }
@@ -76,6 +77,7 @@ struct BenchCommand: Subcommand {
             print(name + cFormat("%ld: %.2f tokens/s (median of %ld: ", s.tokens, s.median, s.tokensPerSecond.count) + each + ")")
         }
         print(cFormat("threads %ld, peak RSS %.1f MB, file %.1f MB", r.threads, Double(r.peakRSSBytes) / 1e6, Double(bytes) / 1e6)
-              + ", activations \(r.activations.rawValue), load \((m.residency ?? .map).rawValue)")
+              + ", activations \(r.activations.rawValue), load \((m.residency ?? .map).rawValue)"
+              + (m.denseCopies.isEmpty ? "" : ", \(m.denseCopies.count) sparse matrices as dense copies"))
     }
 }

@@ -12,18 +12,22 @@ struct RunOptions {
         .choice("--gemm", "gemm", help: KernelChoice.gemmHelp, default: KernelInfo.GEMMMode.auto),
         .choice("--load", "load", help: "How the file's bytes are held: map (read-only map, shared with the page cache), copy (a private copy in 2 MB huge pages: faster decoding) or auto (default: copy where the kernel offers transparent huge pages and the file takes at most half of the available memory, else map).",
                 default: Residency.auto),
+        .choice("--sparse", "sparse", help: "What to do with sparse int8 matrices (bitmask, packed 2:4): keep (multiply the stored bytes), dense (dense int8 copies made at load: the dense file's memory and speed, the same results) or auto (default: keep where the kernels decode sparse faster than dense, i.e. AVX-512 VBMI2; dense on AVX2, NEON and the scalar kernels, where sparse decoding is slower).",
+                default: SparseWeights.auto),
     ]
 
     var threads: Int?
     var activations: ActivationPrecision
     var kernel: KernelChoice
     var load: Residency
+    var sparse: SparseWeights
 
     init(_ a: ParsedArguments) throws {
         threads = try a.value("--threads") { Int($0) }
         activations = try a.choice("--activations")
         kernel = KernelChoice(level: try a.choice("--kernels"), gemm: try a.choice("--gemm"))
         load = try a.choice("--load")
+        sparse = try a.choice("--sparse")
     }
 
     func validate() throws {
@@ -34,7 +38,7 @@ struct RunOptions {
     /// - Throws: as `EdgeModel(path:threads:)`.
     func open(_ path: String) throws -> EdgeModel {
         try kernel.apply()
-        let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads, residency: load)
+        let m = try EdgeModel(path: path, threads: threads ?? EdgeModel.defaultThreads, residency: load, sparse: sparse)
         m.activations = activations
         return m
     }

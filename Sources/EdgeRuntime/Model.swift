@@ -72,6 +72,8 @@ public final class EdgeModel: @unchecked Sendable {
     public let source: String
     /// How the file's bytes are held when the model came from a file (`.map` or `.copy`); nil otherwise.
     public private(set) var residency: Residency?
+    /// The sparse matrices replaced at load by dense q8 copies (`SparseWeights`), in load order.
+    public private(set) var denseCopies: [String] = []
     /// Threads for matrix products and attention (at least 1).
     public var threads: Int {
         didSet { threads = max(1, threads) }
@@ -100,11 +102,23 @@ public final class EdgeModel: @unchecked Sendable {
     /// tokenizer is read from the blob "tokenizer.json" when present.
     /// - Throws: `EdgeFormatError` from the file, `RuntimeError` for missing or mis-shaped tensors,
     ///   `TokenizerError` for an unreadable tokenizer.
-    public convenience init(file: EdgeFile, threads: Int = EdgeModel.defaultThreads) throws {
+    /// - Parameter sparse: what to do with sparse matrices of symmetric q8 values (`SparseWeights`;
+    ///   `.keep` by default); where dense copies are made and the file is mapped, the pages of the
+    ///   payloads they replace are let go (`MappedFile.release`).
+    public convenience init(file: EdgeFile, threads: Int = EdgeModel.defaultThreads, sparse: SparseWeights = .keep) throws {
         var tensors: [String: WeightSource] = [:]
         for entry in file.tensors { tensors[entry.name] = try .file(file, entry) }
         let tokenizer = try file.blob(named: "tokenizer.json").map { try Tokenizer(json: $0) }
-        try self.init(config: file.config, tensors: tensors, tokenizer: tokenizer, source: file.path, threads: threads)
+        let start = file.mappedFile.bytes.baseAddress!
+        // Each replaced payload's pages go as soon as its copy is made, so that the peak holds the
+        // copies and one payload, not every payload too.
+        func release(_ name: String) {
+            guard case let .mapped(bytes, _, _)? = tensors[name], let p = bytes.baseAddress,
+                  p >= start, p + bytes.count <= start + file.fileSize else { return }  // deflated payloads are copies
+            file.mappedFile.release(p - start, bytes.count)
+        }
+        try self.init(config: file.config, tensors: tensors, tokenizer: tokenizer, source: file.path, threads: threads,
+                      sparse: sparse, copied: release)
         residency = file.residency
     }
 
@@ -112,8 +126,26 @@ public final class EdgeModel: @unchecked Sendable {
     /// - Parameter residency: how the file's bytes are held; `auto` (the default) copies them into
     ///   huge pages where the kernel offers them, which makes decoding faster (`Residency.copy`).
     /// - Throws: as `EdgeFile(path:)` and `init(file:)`.
-    public convenience init(path: String, threads: Int = EdgeModel.defaultThreads, residency: Residency = .auto) throws {
-        try self.init(file: try EdgeFile(path: path, residency: residency), threads: threads)
+    /// - Parameter sparse: as in `init(file:threads:sparse:)`. When it makes dense copies of some of
+    ///   the file's matrices, `.auto` residency maps the file (a private copy would keep the replaced
+    ///   payloads in memory as well).
+    public convenience init(path: String, threads: Int = EdgeModel.defaultThreads, residency: Residency = .auto,
+                            sparse: SparseWeights = .keep) throws {
+        if residency == .auto, sparse.resolved == .dense,
+           case let mapped = try EdgeFile(path: path, verifyChecksums: false, residency: .map),
+           mapped.tensors.contains(where: { Self.hasDenseQ8Copy($0.encoding, $0.params) }) {
+            try mapped.verify()
+            try self.init(file: mapped, threads: threads, sparse: sparse)
+        } else {
+            try self.init(file: try EdgeFile(path: path, residency: residency), threads: threads, sparse: sparse)
+        }
+    }
+
+    /// Whether a matrix so stored has a dense q8 copy (`Linear.denseQ8CopyBytes`): a bitmask or packed
+    /// 2:4 payload of symmetric q8 values.
+    static func hasDenseQ8Copy(_ encoding: Encoding, _ p: EncodingParams) -> Bool {
+        guard p.valueEncoding == .q8, p.symmetric == true else { return false }
+        return encoding == .bitmask || (encoding == .nm && p.n == 2 && p.m == 4)
     }
 
     /// Builds a model from canonical tensor names (`ModelConfig.schema()`), bound through `ModelWeights`.
@@ -124,8 +156,14 @@ public final class EdgeModel: @unchecked Sendable {
     ///   - source: a label for messages (a path).
     ///   - threads: threads for matrix products.
     /// - Throws: `RuntimeError` naming the first missing, mis-shaped or unusable tensor, or a bad config.
+    ///   - sparse: what to do with sparse matrices of symmetric q8 values (`SparseWeights`): with
+    ///     `.dense` (or `.auto` where sparse decoding is the slower kernel) each becomes a dense q8 copy
+    ///     (`Linear.denseQ8Copy`, the same results), named in `denseCopies`. An untied token embedding
+    ///     stays as it is (it is only read row by row).
+    ///   - copied: called with each such matrix's name once its copy is made.
     public init(config: ModelConfig, tensors: [String: WeightSource], tokenizer: Tokenizer? = nil,
-                source: String = "", threads: Int = EdgeModel.defaultThreads) throws {
+                source: String = "", threads: Int = EdgeModel.defaultThreads, sparse: SparseWeights = .keep,
+                copied: (String) -> Void = { _ in }) throws {
         do {
             try config.validate(source: source)
         } catch let FormatError.invalid(_, what) {
@@ -139,7 +177,34 @@ public final class EdgeModel: @unchecked Sendable {
             guard let t = tensors[name] else { throw RuntimeError.missingTensor(source: source, tensor: name) }
             guard t.shape == shape else { throw RuntimeError.badShape(source: source, tensor: name, expected: shape, actual: t.shape) }
         }
-        func linear(_ name: String) throws -> Linear { try Linear(name: name, source: tensors[name]!, origin: source) }
+        // Dense copies (SparseWeights) in one region of huge pages, sized by a first look at the tensors.
+        let schema = config.schema().map(\.name)
+        var arena: AnonymousMemory?
+        var slots: [String: Range<Int>] = [:]
+        if sparse.resolved == .dense {
+            var total = 0
+            for name in schema where name != "token_embd.weight" || tensors["output.weight"] == nil {
+                guard let t = tensors[name], t.shape.count == 2,
+                      let n = (try? Linear(name: name, source: t, origin: source))?.denseQ8CopyBytes else { continue }
+                slots[name] = total ..< total + n
+                total += (n + 63) / 64 * 64
+            }
+            if total > 0 { arena = AnonymousMemory(bytes: total) }
+        }
+        var made: [String: Linear] = [:]  // a tied head and embedding share one copy
+        var copies: [String] = []
+        func linear(_ name: String) throws -> Linear {
+            if let l = made[name] { return l }
+            var l = try Linear(name: name, source: tensors[name]!, origin: source)
+            if let arena, let slot = slots[name],
+               let d = l.denseQ8Copy(into: UnsafeMutableRawBufferPointer(rebasing: arena.bytes[slot]), owner: arena) {
+                l = d
+                copies.append(name)
+                copied(name)
+            }
+            made[name] = l
+            return l
+        }
         func vector(_ name: String) throws -> [Float] {
             let t = tensors[name]!
             _ = try t.checked(name: name, source: source)  // non-finite values refused there
@@ -161,6 +226,7 @@ public final class EdgeModel: @unchecked Sendable {
         addsBOS = tokenizer?.bosTokenID != nil
         self.source = source
         self.threads = max(1, threads)
+        denseCopies = copies
     }
 
     /// The BOS id put before a sequence when `addsBOS` (the tokenizer's, else the config's).

@@ -138,6 +138,23 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
 ///
 /// `matmul` splits the output rows across threads: `threads` chunks of rows run on the persistent
 /// worker pool (`WorkerPools`); products too small to gain from threads run inline.
+/// What a model does at load with its sparse matrices of symmetric q8 values (bitmask, packed 2:4).
+public enum SparseWeights: String, CaseIterable, Sendable {
+    /// `keep` where the kernels decode sparse payloads faster than dense ones
+    /// (`edge_kernels_sparse_decode_fast`: the AVX-512 VBMI2 level), else `dense`.
+    case auto
+    /// Multiply the stored bytes: the file's size in memory.
+    case keep
+    /// Dense q8 copies made at load (`Linear.denseQ8Copy`): the dense file's memory and speed, the
+    /// same results to the bit. Where the file is mapped, the sparse payloads' pages are let go.
+    case dense
+
+    /// `.keep` or `.dense` for the active kernel level.
+    public var resolved: SparseWeights {
+        self == .auto ? (edge_kernels_sparse_decode_fast() ? .keep : .dense) : self
+    }
+}
+
 public struct Linear: @unchecked Sendable {
     /// Tensor name, for messages.
     public let name: String
@@ -414,6 +431,58 @@ public struct Linear: @unchecked Sendable {
             }
         }
         return y
+    }
+
+    /// Bytes of a dense symmetric q8 copy (`denseQ8Copy`) of this matrix: for a bitmask or packed 2:4
+    /// matrix of symmetric q8 values, `Q8Layout.totalBytes`; nil for every other layout.
+    public var denseQ8CopyBytes: Int? {
+        switch layout {
+        case let .sparse(l) where l.encoding == .bitmask && l.valueEncoding == .q8 && l.symmetric: break
+        case let .nm(l) where l.n == 2 && l.m == 4 && l.valueEncoding == .q8 && l.symmetric: break
+        default: return nil
+        }
+        return Q8Layout(rows: rows, cols: cols, symmetric: true).totalBytes
+    }
+
+    /// A dense symmetric q8 copy of a bitmask or packed 2:4 matrix of symmetric q8 values, written to
+    /// `out` (`denseQ8CopyBytes` long; `owner` keeps it alive): the same int8 values with zeros where
+    /// nothing is stored, the same row scales; nil for every other layout. Its products are
+    /// bit-identical to this matrix's (both kernels sum the same integers exactly per block and scale
+    /// them alike); it takes rows x cols bytes where this takes about half plus its mask.
+    /// `SparseWeights.dense` makes these at load where sparse decoding is the slower kernel.
+    public func denseQ8Copy(into out: UnsafeMutableRawBufferPointer, owner: AnyObject) -> Linear? {
+        guard let total = denseQ8CopyBytes, out.count >= total else { return nil }
+        let rows = self.rows, cols = self.cols
+        let dense = Q8Layout(rows: rows, cols: cols, symmetric: true)
+        let o = out.baseAddress!
+        source.withBytes { bytes in
+            let base = bytes.baseAddress!
+            let q = o.assumingMemoryBound(to: Int8.self)
+            switch layout {
+            case let .sparse(l):
+                edge_bitmask_q8_to_dense(base.assumingMemoryBound(to: UInt8.self),
+                                         (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self),
+                                         (base + l.valueOffset).assumingMemoryBound(to: Int8.self), rows, cols, q)
+                (o + dense.scaleOffset).copyMemory(from: base + l.scaleOffset, byteCount: rows * 4)
+            case let .nm(l):
+                edge_nm24_q8_to_dense(base.assumingMemoryBound(to: UInt8.self),
+                                      (base + l.valueOffset).assumingMemoryBound(to: Int8.self), rows, cols, q)
+                (o + dense.scaleOffset).copyMemory(from: base + l.scaleOffset, byteCount: rows * 4)
+            default:
+                preconditionFailure("denseQ8CopyBytes admits bitmask and 2:4 layouts only")
+            }
+        }
+        (o + rows * cols).initializeMemory(as: UInt8.self, repeating: 0, count: dense.scaleOffset - rows * cols)  // padding
+        let entry = TensorEntry(name: name, shape: [rows, cols], encoding: .q8, params: .init(symmetric: true), offset: 0,
+                                length: total, crc32: 0, compression: .none)
+        return try? Linear(name: name, source: .mapped(UnsafeRawBufferPointer(rebasing: out[0 ..< total]), entry: entry, owner: owner))
+    }
+
+    /// `denseQ8Copy(into:owner:)` in memory of its own.
+    public func denseQ8Copy() -> Linear? {
+        guard let total = denseQ8CopyBytes else { return nil }
+        let buffer = AnonymousMemory(bytes: total)
+        return denseQ8Copy(into: buffer.bytes, owner: buffer)
     }
 
     /// Writes row `r` of W as float32 to `out` (cols values), decoding only that row.

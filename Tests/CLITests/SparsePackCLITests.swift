@@ -104,5 +104,26 @@ final class SparsePackCLITests: TempDirTestCase {
 
         let ppl = try perplexities([sparse, dense])
         XCTAssertEqual(ppl[0], ppl[1], accuracy: ppl[1] * 1e-6)
+
+        // --sparse dense: the pruned int8 matrices as dense copies made at load, the same perplexity to
+        // the last digit under the default int16 activations; keep: none; a bad value: one line, exit 1.
+        let q8Sparse = packed.filter { $0.encoding == .bitmask && $0.params.valueEncoding == .q8 && $0.params.symmetric == true }
+        XCTAssertFalse(q8Sparse.isEmpty)
+        let text = root.appendingPathComponent("Fixtures/text/us-constitution.txt").path
+        var byMode: [String: Double] = [:]
+        for mode in ["dense", "keep"] {
+            let b = try runTool("edge-run", ["bench", sparse, "-p", "8", "-n", "4", "-r", "1", "--json", "--sparse", mode])
+            XCTAssertEqual(b.code, 0, b.stderr)
+            let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(j["dense_copies"] as? Double, mode == "dense" ? Double(q8Sparse.count) : 0, mode)
+            let r = try runTool("edge-run", ["perplexity", sparse, "--text", text, "--ctx", "64", "--chunks", "2", "--json", "--sparse", mode])
+            XCTAssertEqual(r.code, 0, r.stderr)
+            let pj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            byMode[mode] = try XCTUnwrap(pj["ppl"] as? Double)
+        }
+        XCTAssertEqual(byMode["dense"], byMode["keep"])
+        let bad = try runTool("edge-run", ["bench", sparse, "--sparse", "sometimes"])
+        XCTAssertNotEqual(bad.code, 0)
+        XCTAssertTrue(bad.stderr.contains("--sparse") && bad.stderr.split(separator: "\n").count == 1, bad.stderr)
     }
 }

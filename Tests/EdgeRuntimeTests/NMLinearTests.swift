@@ -84,6 +84,27 @@ final class NMLinearTests: XCTestCase {
         }
     }
 
+    /// `denseQ8Copy` of packed 2:4 symmetric q8 is the dense matrix it was packed from (the same
+    /// products to the bit); other n:m have none.
+    func testDenseQ8CopyOfTwoOfFourIsTheDenseMatrix() throws {
+        for (rows, cols) in [(5, 17), (40, 302), (7, 576)] {
+            let w = Self.prune(values(rows: rows, cols: cols, seed: UInt64(rows * cols) + 3), rows: rows, cols: cols, n: 2, m: 4)
+            let dense = QuantizedWeightsTests.encode("w", [rows, cols], w, .q8(symmetric: true))
+            let packed = try Linear(name: "w", source: .encoded(XCTUnwrap(dense.packedNM(n: 2, m: 4))))
+            let copy = try XCTUnwrap(packed.denseQ8Copy())
+            XCTAssertEqual(copy.encoding, .q8)
+            XCTAssertEqual(packed.denseQ8CopyBytes, dense.payload.count)
+            for T in [1, 4, 5, 13] {
+                let x = values(rows: T, cols: cols, seed: 5)
+                XCTAssertEqual(copy.matmul(x, tokens: T, threads: 2).map(\.bitPattern),
+                               packed.matmul(x, tokens: T, threads: 2).map(\.bitPattern), "[\(rows), \(cols)] T \(T)")
+            }
+        }
+        let w = Self.prune(values(rows: 6, cols: 48, seed: 8), rows: 6, cols: 48, n: 1, m: 4)
+        let other = try Linear(name: "w", source: .encoded(XCTUnwrap(QuantizedWeightsTests.encode("w", [6, 48], w, .q8(symmetric: true)).packedNM(n: 1, m: 4))))
+        XCTAssertNil(other.denseQ8Copy())
+    }
+
     /// Every linear weight of the blocks N:M-pruned and quantized, run packed as nm (from an `.edge`
     /// file, i.e. from the mapped bytes) and run dense (the decoded values as f32): same logits.
     func testFixtureModelWithNMTensorsMatchesDense() throws {
@@ -120,6 +141,12 @@ final class NMLinearTests: XCTestCase {
             let err = relativeError(a, b)
             XCTAssertLessThan(err, 1e-4, "\(fixtureName) \(n):\(m) \(scheme): nm-packed vs dense")
             print("\(fixtureName) \(n):\(m) \(scheme): nm-packed vs dense \(err)")
+            // Dense copies made at load (SparseWeights.dense): 2:4 symmetric q8 matrices become dense q8,
+            // the logits the same to the bit; other n:m stay packed.
+            let copied = try EdgeModel(file: file, sparse: .dense)
+            XCTAssertEqual(copied.denseCopies.count, n == 2 && m == 4 && fixtureName == "tiny-llama" && "\(scheme)".contains("q8") ? packedCount : 0)
+            XCTAssertEqual(try copied.logits(tokens).map(\.bitPattern), a.map(\.bitPattern), "\(fixtureName) \(n):\(m) dense copies")
+            XCTAssertEqual(try EdgeModel(file: file, sparse: .keep).denseCopies, [])
         }
     }
 

@@ -85,6 +85,44 @@ final class SparseLinearTests: XCTestCase {
         }
     }
 
+    /// `denseQ8Copy` of a bitmask of symmetric q8 values is the dense symmetric q8 matrix it was packed
+    /// from: the same rows, the same products to the bit at every token count; other layouts have none.
+    func testDenseQ8CopyOfABitmaskIsTheDenseMatrix() throws {
+        for (rows, cols) in [(5, 17), (40, 300), (33, 1100)] {
+            for sparsity in [0.0, 0.5, 0.9] {
+                let w = values(rows: rows, cols: cols, sparsity: sparsity, seed: UInt64(rows + cols) + 11)
+                let dense = q8(w, rows: rows, cols: cols, symmetric: true)
+                let base = try Linear(name: "w", source: .encoded(dense))
+                let sparse = try Linear(name: "w", source: .encoded(XCTUnwrap(dense.packedSparse(as: .bitmask))))
+                let copy = try XCTUnwrap(sparse.denseQ8Copy())
+                let tag = "[\(rows), \(cols)] sparsity \(sparsity)"
+                XCTAssertEqual(copy.encoding, .q8, tag)
+                XCTAssertEqual(copy.params.symmetric, true, tag)
+                XCTAssertEqual(sparse.denseQ8CopyBytes, dense.payload.count, tag)
+                var a = [Float](repeating: 0, count: cols), b = a
+                for r in 0 ..< rows {
+                    copy.row(r, into: &a)
+                    base.row(r, into: &b)
+                    XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(tag) row \(r)")
+                }
+                for T in [1, 3, 5, 13] {
+                    let x = values(rows: T, cols: cols, sparsity: 0, seed: 77)
+                    XCTAssertEqual(copy.matmul(x, tokens: T, threads: 2).map(\.bitPattern),
+                                   sparse.matmul(x, tokens: T, threads: 2).map(\.bitPattern), "\(tag) T \(T)")
+                }
+            }
+        }
+        let w = values(rows: 6, cols: 40, sparsity: 0.5, seed: 4)
+        for t in [q8(w, rows: 6, cols: 40, symmetric: true), q8(w, rows: 6, cols: 40, symmetric: false),
+                  try XCTUnwrap(q8(w, rows: 6, cols: 40, symmetric: false).packedSparse(as: .bitmask)),
+                  try XCTUnwrap(q8(w, rows: 6, cols: 40, symmetric: true).packedSparse(as: .csr)),
+                  try XCTUnwrap(EncodedTensor.f32(name: "w", shape: [6, 40], values: w).packedSparse(as: .bitmask))] {
+            let l = try Linear(name: "w", source: .encoded(t))
+            XCTAssertNil(l.denseQ8CopyBytes, "\(t.encoding) \(t.params)")
+            XCTAssertNil(l.denseQ8Copy(), "\(t.encoding) \(t.params)")
+        }
+    }
+
     func testLyingSparsePayloadIsRefusedAtInit() throws {
         let w = values(rows: 4, cols: 9, sparsity: 0.5, seed: 3)
         var p = try XCTUnwrap(EncodedTensor.f32(name: "w", shape: [4, 9], values: w).packedSparse(as: .bitmask))

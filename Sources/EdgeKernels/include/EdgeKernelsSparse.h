@@ -25,6 +25,7 @@
 #define EDGE_KERNELS_SPARSE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -58,6 +59,18 @@ void edge_spmm_bitmask_q8_i16_ref(const uint8_t *mask, const uint32_t *row_ptr, 
 /// Name of the active level's edge_spmm_bitmask_q8_i16 kernel: "ref", "avx2-bitmask-i16" or
 /// "avx512-vbmi2-bitmask-i16".
 const char *edge_kernels_bitmask_q8_i16_name(void);
+/// Whether the active level decodes (one token) bitmask and packed 2:4 q8 payloads faster than the
+/// dense q8 payload of the same weights: true on the AVX-512 VBMI2 level (one vpexpandb per 64 columns);
+/// false on AVX2 (a table lookup, a shuffle and a widening per 16 columns: 0.64-0.68x the dense file on a
+/// Zen 4, docs/performance.md), NEON and the scalar reference. The runtime's `SparseWeights.auto` asks it.
+bool edge_kernels_sparse_decode_fast(void);
+/// The dense int8 matrix [rows, cols] (row-major, zeros where nothing is stored) that a bitmask payload
+/// of q8 values stands for (`mask`, `row_ptr`, `values` as in edge_spmm_bitmask_q8_i16): with the same
+/// row scales, a dense q8 matrix whose products are bit-identical to the payload's.
+void edge_bitmask_q8_to_dense(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, size_t rows, size_t cols,
+                              int8_t *out);
+/// The same for a packed 2:4 payload of q8 values (`idx`, `values` as in edge_spmm_nm24_q8_i16).
+void edge_nm24_q8_to_dense(const uint8_t *idx, const int8_t *values, size_t rows, size_t cols, int8_t *out);
 /// bitmask with f16 values x f32 activations.
 void edge_spmm_bitmask_f16(const uint8_t *mask, const uint32_t *row_ptr, const uint16_t *values, const float *X, float *Y,
                            size_t T, size_t rows, size_t cols, size_t r0, size_t r1);

@@ -12,7 +12,7 @@ struct RunOptions {
         .choice("--gemm", "gemm", help: KernelChoice.gemmHelp, default: KernelInfo.GEMMMode.auto),
         .choice("--load", "load", help: "How the file's bytes are held: map (read-only map, shared with the page cache), copy (a private copy in 2 MB huge pages: faster decoding) or auto (default: copy where the kernel offers transparent huge pages and the file takes at most half of the available memory, else map).",
                 default: Residency.auto),
-        .choice("--sparse", "sparse", help: "What to do with sparse int8 matrices (bitmask, packed 2:4): keep (multiply the stored bytes), dense (dense int8 copies made at load: the dense file's memory and speed, the same results) or auto (default: keep where the kernels decode sparse faster than dense, i.e. AVX-512 VBMI2; dense on AVX2, NEON and the scalar kernels, where sparse decoding is slower).",
+        .choice("--sparse", "sparse", help: "What to do with sparse int8 matrices (bitmask, packed 2:4): keep (multiply the stored bytes), dense (dense int8 copies made at load: the dense file's memory and speed, the same results under the default i16 activations; reported as dense_copies) or auto (default: keep where the kernels decode sparse faster than dense, i.e. AVX-512 VBMI2; dense on AVX2, NEON and the scalar kernels, where sparse decoding is slower).",
                 default: SparseWeights.auto),
     ]
 

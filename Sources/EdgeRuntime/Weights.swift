@@ -146,7 +146,10 @@ public enum SparseWeights: String, CaseIterable, Sendable {
     /// Multiply the stored bytes: the file's size in memory.
     case keep
     /// Dense q8 copies made at load (`Linear.denseQ8Copy`): the dense file's memory and speed, the
-    /// same results to the bit. Where the file is mapped, the sparse payloads' pages are let go.
+    /// same results under int16 activations (`ActivationPrecision.i16`, the default; under `.f32` the
+    /// last bits may differ, and under `.q8` the copies multiply int8 activations as a dense file's
+    /// weights do, where sparse payloads keep f32 ones). Where the file is mapped, the sparse
+    /// payloads' pages are let go.
     case dense
 
     /// `.keep` or `.dense` for the active kernel level.
@@ -446,9 +449,10 @@ public struct Linear: @unchecked Sendable {
 
     /// A dense symmetric q8 copy of a bitmask or packed 2:4 matrix of symmetric q8 values, written to
     /// `out` (`denseQ8CopyBytes` long; `owner` keeps it alive): the same int8 values with zeros where
-    /// nothing is stored, the same row scales; nil for every other layout. Its products are
-    /// bit-identical to this matrix's (both kernels sum the same integers exactly per block and scale
-    /// them alike); it takes rows x cols bytes where this takes about half plus its mask.
+    /// nothing is stored, the same row scales; nil for every other layout. Under int16 activations
+    /// (the default) its products are bit-identical to this matrix's (both kernels sum the same
+    /// integers exactly per block and scale them alike; see `SparseWeights.dense` for the other
+    /// activations); it takes rows x cols bytes where this takes about half plus its mask.
     /// `SparseWeights.dense` makes these at load where sparse decoding is the slower kernel.
     public func denseQ8Copy(into out: UnsafeMutableRawBufferPointer, owner: AnyObject) -> Linear? {
         guard let total = denseQ8CopyBytes, out.count >= total else { return nil }

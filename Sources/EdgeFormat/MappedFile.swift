@@ -163,19 +163,18 @@ public final class AnonymousMemory: @unchecked Sendable {
     /// The memory, `bytes` long.
     public let bytes: UnsafeMutableRawBufferPointer
 
-    /// - Precondition: `bytes >= 0`. Ends the process when the memory cannot be had, as an
-    ///   allocation does.
-    public init(bytes: Int) {
-        precondition(bytes >= 0)
+    /// Nil when the memory cannot be had (or `bytes` is negative or too large).
+    public init?(bytes: Int) {
         let huge = 2 << 20
+        guard bytes >= 0, let rounded = Checked.add(bytes, 2 * huge - 1) else { return nil }
         guard bytes > 0 else {
             (raw, length) = (nil, 0)
             self.bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
             return
         }
-        let length = (bytes + 2 * huge - 1) / huge * huge
+        let length = rounded / huge * huge
         guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
-            fatalError("AnonymousMemory: cannot allocate \(bytes) bytes: \(String(cString: strerror(errno)))")
+            return nil
         }
         let start = p + (huge - Int(bitPattern: p) % huge) % huge
         #if os(Linux)

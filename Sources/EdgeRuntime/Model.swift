@@ -189,7 +189,7 @@ public final class EdgeModel: @unchecked Sendable {
                 slots[name] = total ..< total + n
                 total += (n + 63) / 64 * 64
             }
-            if total > 0 { arena = AnonymousMemory(bytes: total) }
+            if total > 0 { arena = AnonymousMemory(bytes: total) }  // nil (no memory): the matrices stay sparse
         }
         var made: [String: Linear] = [:]  // a tied head and embedding share one copy
         var copies: [String] = []

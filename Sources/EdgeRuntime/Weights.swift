@@ -484,8 +484,7 @@ public struct Linear: @unchecked Sendable {
 
     /// `denseQ8Copy(into:owner:)` in memory of its own.
     public func denseQ8Copy() -> Linear? {
-        guard let total = denseQ8CopyBytes else { return nil }
-        let buffer = AnonymousMemory(bytes: total)
+        guard let total = denseQ8CopyBytes, let buffer = AnonymousMemory(bytes: total) else { return nil }
         return denseQ8Copy(into: buffer.bytes, owner: buffer)
     }
 

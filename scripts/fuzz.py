@@ -2498,6 +2498,8 @@ def edge_command(rng, target, seeds, case_dir, name):
     shutil.copyfile(os.path.join(seeds, "text.txt"), os.path.join(case_dir, "text.txt"))
     r = rng.random()
     kernels = ["--kernels", "ref"] if rng.random() < 0.15 else []
+    # Sparse int8 matrices as dense copies made at load (the default on the reference kernels) or kept.
+    kernels += rng.choice([[], [], [], ["--sparse", "dense"], ["--sparse", "keep"]])
     if r < 0.27:
         return Case(target, ["{bin}/edge-run", "perplexity", name, "--text", "text.txt", "--ctx",
                              rng.choice(["32", "32", "16", "64", "128"]), "--chunks", "2"] + kernels)

@@ -133,19 +133,12 @@ public final class EdgeModel: @unchecked Sendable {
                             sparse: SparseWeights = .keep) throws {
         if residency == .auto, sparse.resolved == .dense,
            case let mapped = try EdgeFile(path: path, verifyChecksums: false, residency: .map),
-           mapped.tensors.contains(where: { Self.hasDenseQ8Copy($0.encoding, $0.params) }) {
+           mapped.tensors.contains(where: { (try? mapped.layout(of: $0))?.hasDenseQ8Copy == true }) {
             try mapped.verify()
             try self.init(file: mapped, threads: threads, sparse: sparse)
         } else {
             try self.init(file: try EdgeFile(path: path, residency: residency), threads: threads, sparse: sparse)
         }
-    }
-
-    /// Whether a matrix so stored has a dense q8 copy (`Linear.denseQ8CopyBytes`): a bitmask or packed
-    /// 2:4 payload of symmetric q8 values.
-    static func hasDenseQ8Copy(_ encoding: Encoding, _ p: EncodingParams) -> Bool {
-        guard p.valueEncoding == .q8, p.symmetric == true else { return false }
-        return encoding == .bitmask || (encoding == .nm && p.n == 2 && p.m == 4)
     }
 
     /// Builds a model from canonical tensor names (`ModelConfig.schema()`), bound through `ModelWeights`.
@@ -180,13 +173,13 @@ public final class EdgeModel: @unchecked Sendable {
         // Dense copies (SparseWeights) in one region of huge pages, sized by a first look at the tensors.
         let schema = config.schema().map(\.name)
         var arena: AnonymousMemory?
-        var slots: [String: Range<Int>] = [:]
+        var slots: [String: (Linear, Range<Int>)] = [:]  // the matrices to copy, and where
         if sparse.resolved == .dense {
             var total = 0
             for name in schema where name != "token_embd.weight" || tensors["output.weight"] == nil {
-                guard let t = tensors[name], t.shape.count == 2,
-                      let n = (try? Linear(name: name, source: t, origin: source))?.denseQ8CopyBytes else { continue }
-                slots[name] = total ..< total + n
+                guard let t = tensors[name], t.shape.count == 2, let l = try? Linear(name: name, source: t, origin: source),
+                      let n = l.denseQ8CopyBytes else { continue }
+                slots[name] = (l, total ..< total + n)
                 total += (n + 63) / 64 * 64
             }
             if total > 0 { arena = AnonymousMemory(bytes: total) }  // nil (no memory): the matrices stay sparse
@@ -195,8 +188,8 @@ public final class EdgeModel: @unchecked Sendable {
         var copies: [String] = []
         func linear(_ name: String) throws -> Linear {
             if let l = made[name] { return l }
-            var l = try Linear(name: name, source: tensors[name]!, origin: source)
-            if let arena, let slot = slots[name],
+            var l = try slots[name]?.0 ?? Linear(name: name, source: tensors[name]!, origin: source)
+            if let arena, let slot = slots[name]?.1,
                let d = l.denseQ8Copy(into: UnsafeMutableRawBufferPointer(rebasing: arena.bytes[slot]), owner: arena) {
                 l = d
                 copies.append(name)

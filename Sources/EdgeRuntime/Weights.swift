@@ -128,16 +128,6 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     public static let `default`: ActivationPrecision = .i16
 }
 
-/// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
-/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, q3 sym/asym, q4k
-/// (int16 activations under `.i16` as q4, `edge_matmul_q4k_i16` / `edge_gemm_q4k_i16`; int8 blocks of 32 when
-/// decoding under `.q8`, `edge_matmul_q4k_q8b32`; else f32 activations, `edge_matmul_q4k_f32`), and
-/// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
-/// densified: its kernels read the packed indices and values directly). The bytes are read through
-/// the tensor's `PayloadLayout`, resolved once at init.
-///
-/// `matmul` splits the output rows across threads: `threads` chunks of rows run on the persistent
-/// worker pool (`WorkerPools`); products too small to gain from threads run inline.
 /// What a model does at load with its sparse matrices of symmetric q8 values (bitmask, packed 2:4).
 public enum SparseWeights: String, CaseIterable, Sendable {
     /// `keep` where the kernels decode sparse payloads faster than dense ones
@@ -158,6 +148,28 @@ public enum SparseWeights: String, CaseIterable, Sendable {
     }
 }
 
+extension PayloadLayout {
+    /// Whether a matrix so stored has a dense q8 copy (`Linear.denseQ8Copy`): a bitmask or packed 2:4
+    /// payload of symmetric q8 values.
+    var hasDenseQ8Copy: Bool {
+        switch self {
+        case let .sparse(l): return l.encoding == .bitmask && l.valueEncoding == .q8 && l.symmetric
+        case let .nm(l): return l.n == 2 && l.m == 4 && l.valueEncoding == .q8 && l.symmetric
+        default: return false
+        }
+    }
+}
+
+/// A weight matrix W [rows = out features, cols = in features] in any encoding, multiplied straight
+/// from its stored bytes by the EdgeKernels matrix products (f32, f16, q8 sym/asym, q4 sym/asym, q3 sym/asym, q4k
+/// (int16 activations under `.i16` as q4, `edge_matmul_q4k_i16` / `edge_gemm_q4k_i16`; int8 blocks of 32 when
+/// decoding under `.q8`, `edge_matmul_q4k_q8b32`; else f32 activations, `edge_matmul_q4k_f32`), and
+/// csr / bitmask / packed nm with f32, f16 or q8 values through the sparse kernels; nm is never
+/// densified: its kernels read the packed indices and values directly). The bytes are read through
+/// the tensor's `PayloadLayout`, resolved once at init.
+///
+/// `matmul` splits the output rows across threads: `threads` chunks of rows run on the persistent
+/// worker pool (`WorkerPools`); products too small to gain from threads run inline.
 public struct Linear: @unchecked Sendable {
     /// Tensor name, for messages.
     public let name: String
@@ -439,12 +451,7 @@ public struct Linear: @unchecked Sendable {
     /// Bytes of a dense symmetric q8 copy (`denseQ8Copy`) of this matrix: for a bitmask or packed 2:4
     /// matrix of symmetric q8 values, `Q8Layout.totalBytes`; nil for every other layout.
     public var denseQ8CopyBytes: Int? {
-        switch layout {
-        case let .sparse(l) where l.encoding == .bitmask && l.valueEncoding == .q8 && l.symmetric: break
-        case let .nm(l) where l.n == 2 && l.m == 4 && l.valueEncoding == .q8 && l.symmetric: break
-        default: return nil
-        }
-        return Q8Layout(rows: rows, cols: cols, symmetric: true).totalBytes
+        layout.hasDenseQ8Copy ? Q8Layout(rows: rows, cols: cols, symmetric: true).totalBytes : nil
     }
 
     /// A dense symmetric q8 copy of a bitmask or packed 2:4 matrix of symmetric q8 values, written to

@@ -527,14 +527,17 @@ def mutate_safetensors_bytes(rng, b, desc):
             elif k < 0.55:
                 shape = header[name]["shape"]
                 op = rng.random()
-                if op < 0.5 and shape:
-                    j = rng.randrange(len(shape))
-                    v = rng.choice([0, -1, 1, 2**31, 2**32, 2**62, 2**63, 2**53, 2**53 + 1, shape[j] + 1, shape[j] * 2,
-                                    1.5, float(shape[j]), "64", None, Raw(f"{shape[j]}.0"), Raw("1e400")])
-                    shape[j] = v
+                # An earlier mutation of the same case may have left a shape that is not a list of integers.
+                dims = shape if isinstance(shape, list) else []
+                if op < 0.5 and dims:
+                    j = rng.randrange(len(dims))
+                    d = dims[j] if isinstance(dims[j], int) and not isinstance(dims[j], bool) else 64
+                    v = rng.choice([0, -1, 1, 2**31, 2**32, 2**62, 2**63, 2**53, 2**53 + 1, d + 1, d * 2,
+                                    1.5, float(d), "64", None, Raw(f"{d}.0"), Raw("1e400")])
+                    dims[j] = v
                     desc.append(f"{name}.shape[{j}] := {short(v)}")
                 else:
-                    v = rng.choice([[], [0], [2**31, 2**31], [2**32, 2**32, 2**32], [1] * 100000, shape + [1], shape[::-1],
+                    v = rng.choice([[], [0], [2**31, 2**31], [2**32, 2**32, 2**32], [1] * 100000, dims + [1], dims[::-1],
                                     [2**62, 4], None, "shape", {"a": 1}])
                     header[name]["shape"] = v
                     desc.append(f"{name}.shape := {short(v)}")
@@ -2016,21 +2019,22 @@ def mutate_tokenizer_doc(rng, doc, desc):
                 at = []
                 t["added_tokens"] = at
             op = rng.randrange(6)
-            if op == 0 and at:
-                x = rng.choice(at)
+            entries = [x for x in at if isinstance(x, dict)]  # an earlier mutation may have left non-objects
+            if op == 0 and entries:
+                x = rng.choice(entries)
                 v = rng.choice([n, n + 1, 2**31, 2**32, -1, 2**53, 2**63, 1.5, "0", None])
                 x["id"] = v
                 desc.append(f"added_tokens id of {short(x.get('content'))} := {short(v)}")
-            elif op == 1 and at:
-                at.append(dict(rng.choice(at)))
+            elif op == 1 and entries:
+                at.append(dict(rng.choice(entries)))
                 desc.append("duplicate added token")
             elif op == 2:
                 c = rng.choice(["", "a" * 70000, "\x00", "\n", INVALID_UTF8, "<|endoftext|>", "Ġ", "<s>", "</s>", "the"])
                 at.append({"id": rng.choice([n, n + 10, 0, 5, 2**31]), "content": c, "single_word": False, "lstrip": False,
                            "rstrip": False, "normalized": rng.choice([False, True]), "special": rng.choice([True, False])})
                 desc.append(f"add added token {short(c)}")
-            elif op == 3 and at:
-                x = rng.choice(at)
+            elif op == 3 and entries and any(entries):
+                x = rng.choice([e for e in entries if e])
                 f = rng.choice(list(x))
                 x[f] = interesting(rng, x[f])
                 desc.append(f"added token field {f} := {short(x[f])}")

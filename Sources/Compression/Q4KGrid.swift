@@ -67,8 +67,13 @@ enum Q4KFit {
     /// the largest code, in binary16 (not finite when they overflow it).
     static func supers(_ fits: some Sequence<(d: Float, m: Float)>, subBits: Int) -> Q4KSuper {
         let top = Float((1 << subBits) - 1)
+        // `>`, not `max`: Swift's max(0, -0.0) is -0.0, whose binary16 the format refuses (a sign bit),
+        // and a group of equal tiny values can fit a min of -0.0.
         var dMax: Float = 0, mMax: Float = 0
-        for f in fits { dMax = max(dMax, f.d); mMax = max(mMax, f.m) }
+        for f in fits {
+            if f.d > dMax { dMax = f.d }
+            if f.m > mMax { mMax = f.m }
+        }
         return Q4KSuper(d: f16(dMax / top), m: f16(mMax / top))
     }
 

@@ -93,6 +93,28 @@ final class Q4KQuantizeTests: XCTestCase {
         }
     }
 
+    /// Constant rows (every weight equal: zero, a tiny subnormal as a bfloat16 0x0001 checkpoint
+    /// value decodes to, or an ordinary value) encode without trapping and decode to what the pass
+    /// reports: a group of equal values can fit a min of -0.0, and the row's super-min must still be
+    /// +0 (the format refuses a binary16 with its sign bit set). The fuzzer's case sharded-2897
+    /// (Fixtures/fuzz-regressions) crashed here.
+    func testConstantRowsEncode() throws {
+        for c: Float in [0, -0.0, 9.1835e-41, -9.1835e-41, 0.5, -0.5, 1e-30] {
+            for b in [6, 8] {
+                var q = try parse(#"{"pass": "quantize", "bits": 4, "group_size": 32, "symmetric": false, "sub_bits": \#(b)}"#)
+                var t = WorkTensor(name: "blk.0.attn_v.weight", shape: [2, 64], values: [Float](repeating: c, count: 128))
+                try q.apply(&t, context: ctx)
+                let enc = try XCTUnwrap(t.encoded)
+                let back = enc.payload.withUnsafeBytes { decodePayload($0, encoding: .q4k, shape: enc.shape, params: enc.params) }
+                XCTAssertEqual(back, t.values, "value \(c) b\(b)")
+                for v in t.values { XCTAssertEqual(v, c, accuracy: max(1e-6, abs(c) * 0.01), "value \(c) b\(b)") }
+            }
+        }
+        let s = Q4KFit.supers([(d: 0, m: -0.0), (d: -0.0, m: 0)], subBits: 8)
+        XCTAssertEqual(s.d.sign, .plus)
+        XCTAssertEqual(s.m.sign, .plus)
+    }
+
     /// bits 3 with `sub_bits` (q3s): the payload decodes to exactly what the pass reports, every
     /// group's scale is a code times its row's super-scale, the zero points keep 0 on the grid (a zero
     /// weight stays exactly 0), and the 6-bit scale codes cost little against q3's binary16 scales.

@@ -33,8 +33,9 @@ public struct BenchmarkSeries: Codable, Equatable, Sendable {
 }
 
 /// What `EdgeModel.benchmark` measured, as llama.cpp's `llama-bench` does: prompt processing (`pp`:
-/// one forward pass over `promptTokens` tokens from an empty cache) and generation (`tg`: `genTokens`
-/// forward passes of one token each from an empty cache), each after one untimed warm-up run.
+/// one forward pass over `promptTokens` tokens) and generation (`tg`: `genTokens` forward passes of
+/// one token each), each after one untimed warm-up run, from a cache holding `depth` positions
+/// (`llama-bench -d`: filled by an untimed forward pass before every run; 0, an empty cache, by default).
 public struct BenchmarkResult: Codable, Equatable, Sendable {
     /// Prompt processing (nil when 0 prompt tokens were asked for).
     public var pp: BenchmarkSeries?
@@ -46,8 +47,10 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
     public var activations: ActivationPrecision
     /// The process's peak resident set size so far, in bytes (getrusage), after the runs.
     public var peakRSSBytes: Int
+    /// Positions in the cache before each run.
+    public var depth: Int = 0
 
-    enum CodingKeys: String, CodingKey { case pp, tg, threads, activations, peakRSSBytes = "peak_rss_bytes" }
+    enum CodingKeys: String, CodingKey { case pp, tg, threads, activations, peakRSSBytes = "peak_rss_bytes", depth }
 }
 
 extension EdgeModel {
@@ -58,17 +61,26 @@ extension EdgeModel {
     ///   - promptTokens: tokens of the prompt-processing run (0: skip it).
     ///   - genTokens: tokens of the generation run (0: skip it).
     ///   - reps: timed repetitions of each (at least 1).
+    ///   - depth: positions filled before each run (untimed; `llama-bench -d`), so that decoding is
+    ///     measured against a long context.
     ///   - progress: called after each run (warm-ups included) with (done, total).
     /// - Throws: `RuntimeError.badContext` when a run needs more positions than the model has.
-    public func benchmark(promptTokens: Int, genTokens: Int, reps: Int,
+    public func benchmark(promptTokens: Int, genTokens: Int, reps: Int, depth: Int = 0,
                           progress: (Int, Int) -> Void = { _, _ in }) throws -> BenchmarkResult {
-        precondition(promptTokens >= 0 && genTokens >= 0 && reps >= 1, "benchmark: bad counts")
-        for n in [promptTokens, genTokens] where n > config.maxPositions {
-            throw RuntimeError.badContext(requested: n, limit: config.maxPositions, why: "a benchmark run cannot be longer than the model's max_positions")
+        precondition(promptTokens >= 0 && genTokens >= 0 && reps >= 1 && depth >= 0, "benchmark: bad counts")
+        for n in [promptTokens, genTokens] where depth + n > config.maxPositions {
+            throw RuntimeError.badContext(requested: depth + n, limit: config.maxPositions,
+                                          why: depth > 0 ? "the depth and a benchmark run together cannot be longer than the model's max_positions"
+                                                         : "a benchmark run cannot be longer than the model's max_positions")
         }
         var rng = SplitMix64(seed: 0x6265_6E63_68)
         let vocab = UInt64(config.vocabSize)
-        let ids = (0 ..< max(promptTokens, genTokens)).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
+        let ids = (0 ..< depth + max(promptTokens, genTokens)).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
+        let context = Array(ids.prefix(depth)), run = ids[depth...]
+        func fill(_ cache: KVCache) throws {
+            cache.reset()
+            if depth > 0 { _ = try forward(context, cache: cache, outputs: depth - 1 ..< depth) }
+        }
         let total = ((promptTokens > 0 ? 1 : 0) + (genTokens > 0 ? 1 : 0)) * (reps + 1)
         var done = 0
         func timed(_ body: () throws -> Void) rethrows -> Double {
@@ -80,27 +92,29 @@ extension EdgeModel {
         }
         var pp: BenchmarkSeries?, tg: BenchmarkSeries?
         if promptTokens > 0 {
-            let prompt = Array(ids.prefix(promptTokens))
-            let cache = try makeCache(capacity: promptTokens)
+            let prompt = Array(run.prefix(promptTokens))
+            let cache = try makeCache(capacity: depth + promptTokens)
             var rates: [Double] = []
             for rep in 0 ... reps {
-                cache.reset()
+                try fill(cache)
                 let s = try timed { _ = try forward(prompt, cache: cache, outputs: promptTokens - 1 ..< promptTokens) }
                 if rep > 0 { rates.append(Double(promptTokens) / s) }
             }
             pp = BenchmarkSeries(tokens: promptTokens, tokensPerSecond: rates)
         }
         if genTokens > 0 {
-            let cache = try makeCache(capacity: genTokens)
+            let cache = try makeCache(capacity: depth + genTokens)
+            let gen = Array(run.prefix(genTokens))
             var rates: [Double] = []
             for rep in 0 ... reps {
-                cache.reset()
-                let s = try timed { for t in 0 ..< genTokens { _ = try forward([ids[t]], cache: cache) } }
+                try fill(cache)
+                let s = try timed { for t in 0 ..< genTokens { _ = try forward([gen[t]], cache: cache) } }
                 if rep > 0 { rates.append(Double(genTokens) / s) }
             }
             tg = BenchmarkSeries(tokens: genTokens, tokensPerSecond: rates)
         }
-        return BenchmarkResult(pp: pp, tg: tg, threads: threads, activations: activations, peakRSSBytes: Self.peakRSSBytes())
+        return BenchmarkResult(pp: pp, tg: tg, threads: threads, activations: activations, peakRSSBytes: Self.peakRSSBytes(),
+                               depth: depth)
     }
 
     /// The process's peak resident set size in bytes (getrusage; 0 where it is unavailable).

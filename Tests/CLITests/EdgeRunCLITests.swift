@@ -156,7 +156,21 @@ final class EdgeRunCLITests: TempDirTestCase {
         XCTAssertNotEqual(long.code, 0)
         XCTAssertEqual(long.stderr.split(separator: "\n").count, 1, long.stderr)
         XCTAssertTrue(long.stderr.contains("100000") && long.stderr.contains("max_positions"), long.stderr)
-        for bad in [["-r", "0"], ["-p", "0", "-n", "0"], ["-n", "-1"]] {
+        // -d: the runs start from a cache already holding that many positions (llama-bench's -d).
+        let deep = try run("edge-run", ["bench", edge, "-p", "4", "-n", "4", "-r", "1", "-d", "40", "--json"])
+        XCTAssertEqual(deep.code, 0, deep.stderr)
+        let dj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(deep.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(dj["depth"] as? Int, 40)
+        XCTAssertEqual((dj["tg"] as? [String: Any])?["tokens"] as? Int, 4)
+        XCTAssertEqual(json["depth"] as? Int, 0, "no -d: an empty cache")
+        let deepText = try run("edge-run", ["bench", edge, "-p", "0", "-n", "4", "-r", "1", "-d", "40"])
+        XCTAssertTrue(deepText.stdout.hasPrefix("tg4 @ d40: "), deepText.stdout)
+        let positions = try FixtureModel("tiny-llama").config.maxPositions
+        let over = try run("edge-run", ["bench", edge, "-p", "0", "-n", "4", "-d", "\(positions - 3)"])
+        XCTAssertNotEqual(over.code, 0)
+        XCTAssertEqual(over.stderr.split(separator: "\n").count, 1, over.stderr)
+        XCTAssertTrue(over.stderr.contains("\(positions + 1)") && over.stderr.contains("depth"), over.stderr)
+        for bad in [["-r", "0"], ["-p", "0", "-n", "0"], ["-n", "-1"], ["-d", "-1"]] {
             let u = try run("edge-run", ["bench", edge] + bad)
             XCTAssertNotEqual(u.code, 0, "\(bad)")
             XCTAssertTrue(u.stderr.hasPrefix("Error: "), u.stderr)

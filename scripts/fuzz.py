@@ -2176,6 +2176,8 @@ def mutate_recipe_doc(rng, doc, desc):
                 p[field] = v
                 desc.append(f"passes[{i}].{field} {short(cur)} := {short(v)}")
             else:
+                if not p:
+                    continue        # an earlier mutation emptied this pass: nothing to delete
                 field = rng.choice(list(p))
                 if field == "pass" or (p.get("pass") == "distill" and field in ("steps", "length", "eval_every")):
                     continue        # (deleting distill's work sizes restores its 10-minute defaults)

@@ -544,6 +544,9 @@ def mutate_safetensors_bytes(rng, b, desc):
             elif k < 0.8:
                 d = header[name]["data_offsets"]
                 op = rng.randrange(8)
+                if op < 4 and not (isinstance(d, list) and len(d) == 2
+                                   and all(isinstance(x, int) and not isinstance(x, bool) for x in d)):
+                    d = header[name]["data_offsets"] = [0, 0]  # an earlier mutation left no pair of offsets to work from
                 if op == 0:
                     d.reverse()
                     desc.append(f"{name}.data_offsets swapped")

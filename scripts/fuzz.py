@@ -2023,6 +2023,7 @@ def mutate_tokenizer_doc(rng, doc, desc):
                 t["added_tokens"] = at
             op = rng.randrange(6)
             entries = [x for x in at if isinstance(x, dict)]  # an earlier mutation may have left non-objects
+            filled = [x for x in entries if x]                 # objects with a field to change
             if op == 0 and entries:
                 x = rng.choice(entries)
                 v = rng.choice([n, n + 1, 2**31, 2**32, -1, 2**53, 2**63, 1.5, "0", None])
@@ -2036,8 +2037,8 @@ def mutate_tokenizer_doc(rng, doc, desc):
                 at.append({"id": rng.choice([n, n + 10, 0, 5, 2**31]), "content": c, "single_word": False, "lstrip": False,
                            "rstrip": False, "normalized": rng.choice([False, True]), "special": rng.choice([True, False])})
                 desc.append(f"add added token {short(c)}")
-            elif op == 3 and entries and any(entries):
-                x = rng.choice([e for e in entries if e])
+            elif op == 3 and filled:
+                x = rng.choice(filled)
                 f = rng.choice(list(x))
                 x[f] = interesting(rng, x[f])
                 desc.append(f"added token field {f} := {short(x[f])}")

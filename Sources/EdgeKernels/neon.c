@@ -2,12 +2,15 @@
 // activation GEMMs run through the shared driver (gemm_driver.c) with this file's weight unpacker and
 // dot-product tile (MT tokens x NR rows of 4-lane partial dot products; column tails of fewer than 4
 // finished with scalar code); there is no packed NEON micro-kernel yet, so every token count takes
-// the dot-product path. Kernels without a NEON version here (softmax, layernorm, gelu, silu) keep
+// the dot-product path. The int16-activation products of q8 weights (every token count) and of q4 /
+// q4k weights (decoding) are here too, bit-identical to their references. Kernels without a NEON
+// version here (softmax, layernorm, gelu, silu, the sparse products, the q4 / q4k int16 GEMMs) keep
 // the reference ones.
 #if defined(__aarch64__)
 #include "dispatch.h"
 #include <arm_neon.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MT = 4, NR = 4 };  // tokens x rows: 16 accumulators + 4 weights + 1 activation of 32 q-registers
@@ -198,6 +201,211 @@ static void matmul_q8_q8(const int8_t *Wq, const float *wscale, const int8_t *Xq
     }
 }
 
+// ---- int8 weights x int16 activations (exact) ----------------------------------------------
+// The int16-activation product (edge_matmul_q8_i16) that AVX2 and AVX-512 run with vpmaddwd, here with
+// widening multiply-adds: 16 weights of a row widened to int16 (sxtl), then vmlal / vmlal_high of each
+// half against a token's int16 activations into int32 lanes. Every block of EDGE_I16_BLOCK columns is
+// summed exactly (|sum| <= 256 * 127 * 32767 < 2^31, so lane order does not matter) and folded as
+// fmaf((float)sum, block scale, acc), then scaled by the row's scale after the last block: the order
+// of edge_matmul_q8_i16_ref, so the result is bit-identical to it (and to the x86 levels). Weight rows
+// are read straight from the file's row-major int8 (no packing): up to 4 tokens (decoding) each row is
+// streamed once, 4 rows at a time for 1-2 tokens and 2 for 3-4 (enough independent accumulators to
+// keep the multiply-add pipes busy); more tokens take blocks of 16 rows (a few KB, L1-resident) and run
+// every group of 4 tokens over each block.
+enum { I16_ROW_MT = 4, I16_ROW_BLOCK = 16 };
+
+/// acc[t][i] = fmaf(block sums ..., xscale) over every block for rows r..r+nr and tokens 0..mt of x,
+/// then Y[t * rows + r + i] = acc * wscale[r + i]. mt <= 4 and nr <= 4 are constants at each use.
+static inline __attribute__((always_inline)) void tile_q8i16(const int mt, const int nr, const int8_t *Wq,
+                                                             const float *wscale, const int16_t *x, size_t ld,
+                                                             const float *xscale, size_t nb, float *Y, size_t rows,
+                                                             size_t cols, size_t r) {
+    const int8_t *w = Wq + r * cols;
+    float acc[I16_ROW_MT][4] = {{0}};
+    for (size_t b = 0; b < nb; b++) {
+        size_t k0 = b * EDGE_I16_BLOCK, k1 = cols - k0 < EDGE_I16_BLOCK ? cols : k0 + EDGE_I16_BLOCK;
+        int32x4_t a[I16_ROW_MT][4][2];
+        for (int t = 0; t < mt; t++)
+            for (int i = 0; i < nr; i++) a[t][i][0] = a[t][i][1] = vdupq_n_s32(0);
+        size_t k = k0;
+        for (; k + 16 <= k1; k += 16) {
+            int16x8_t wl[4], wh[4];
+            for (int i = 0; i < nr; i++) {
+                int8x16_t v = vld1q_s8(w + i * cols + k);
+                wl[i] = vmovl_s8(vget_low_s8(v));
+                wh[i] = vmovl_high_s8(v);
+            }
+            for (int t = 0; t < mt; t++) {
+                int16x8_t x0 = vld1q_s16(x + t * ld + k), x1 = vld1q_s16(x + t * ld + k + 8);
+                for (int i = 0; i < nr; i++) {
+                    a[t][i][0] = vmlal_s16(a[t][i][0], vget_low_s16(wl[i]), vget_low_s16(x0));
+                    a[t][i][0] = vmlal_high_s16(a[t][i][0], wl[i], x0);
+                    a[t][i][1] = vmlal_s16(a[t][i][1], vget_low_s16(wh[i]), vget_low_s16(x1));
+                    a[t][i][1] = vmlal_high_s16(a[t][i][1], wh[i], x1);
+                }
+            }
+        }
+        for (int t = 0; t < mt; t++)
+            for (int i = 0; i < nr; i++) {
+                int32_t s = vaddvq_s32(vaddq_s32(a[t][i][0], a[t][i][1]));
+                for (size_t j = k; j < k1; j++) s += (int32_t)w[i * cols + j] * (int32_t)x[t * ld + j];
+                acc[t][i] = fmaf((float)s, xscale[t * nb + b], acc[t][i]);
+            }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int i = 0; i < nr; i++) Y[t * rows + r + i] = acc[t][i] * wscale[r + i];
+}
+
+#define I16_CASE(a, b) \
+    case (a) * 8 + (b): tile_q8i16(a, b, Wq, wscale, x, ld, xscale, nb, Y, rows, cols, r); break;
+
+static void tile_q8i16_any(int mt, int nr, const int8_t *Wq, const float *wscale, const int16_t *x, size_t ld,
+                           const float *xscale, size_t nb, float *Y, size_t rows, size_t cols, size_t r) {
+    switch (mt * 8 + nr) {
+        EDGE_TILES_4X4(I16_CASE)
+    }
+}
+#undef I16_CASE
+
+static void matmul_q8_i16(const int8_t *Wq, const float *wscale, const int16_t *Xq, const float *xscale, float *Y,
+                          size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
+    size_t block = T <= I16_ROW_MT ? r1 - r0 : I16_ROW_BLOCK;
+    for (size_t rb = r0; rb < r1; rb += block) {
+        size_t re = r1 - rb < block ? r1 : rb + block;
+        for (size_t t0 = 0; t0 < T; t0 += I16_ROW_MT) {
+            int mt = T - t0 < I16_ROW_MT ? (int)(T - t0) : I16_ROW_MT;
+            size_t step = mt <= 2 ? 4 : 2;
+            for (size_t r = rb; r < re;) {
+                size_t left = re - r;
+                int nr = (int)(left >= step ? step : left >= 2 ? 2 : 1);
+                tile_q8i16_any(mt, nr, Wq, wscale, Xq + t0 * ld, ld, xscale + t0 * nb, nb, Y + t0 * rows, rows, cols, r);
+                r += (size_t)nr;
+            }
+        }
+    }
+}
+
+// ---- q4 and q4k weights x int16 activations, few tokens (decoding) ---------------------------
+// edge_matmul_q4_i16 / edge_matmul_q4k_i16: each row's nibbles are read once per token, 32 columns
+// (16 bytes) at a time: the low and high nibbles of 8 bytes, widened to int16, are the even and odd
+// columns of 16, against the activations loaded de-interleaved (vld2q_s16); widening multiply-adds put
+// each 8 columns' products in one int32x4 and pairwise adds fold them into the reference's lanes s_l
+// (l = (k % 64) / 8). q4's zero points come off as z times the activations' lane sums over the group
+// (`xl`, once per call per token: the identity sum (u - z) x = sum u x - z sum x is exact in int32).
+// The float steps are the reference's, in its order (scalar fmaf per lane per group, the final tree),
+// so the result is bit-identical to edge_matmul_q4_i16_ref / edge_matmul_q4k_i16_ref.
+
+/// The four lane sums of u * x over 32 columns (the lanes (k % 64) / 8 .. + 3 of their first column k):
+/// q holds the 16 bytes of those columns, x their 32 activations.
+static inline __attribute__((always_inline)) int32x4_t q4_half_sums(const uint8_t *q, const int16_t *x) {
+    const uint8x8_t m4 = vdup_n_u8(0x0F);
+    int32x4_t s[4];
+    for (int h = 0; h < 2; h++) {
+        uint8x8_t b = vld1_u8(q + 8 * h);
+        int16x8_t e = vreinterpretq_s16_u16(vmovl_u8(vand_u8(b, m4))), o = vreinterpretq_s16_u16(vmovl_u8(vshr_n_u8(b, 4)));
+        int16x8x2_t xx = vld2q_s16(x + 16 * h);  // val[0]: the even columns, val[1]: the odd ones
+        s[2 * h] = vmlal_s16(vmull_s16(vget_low_s16(e), vget_low_s16(xx.val[0])), vget_low_s16(o), vget_low_s16(xx.val[1]));
+        s[2 * h + 1] = vmlal_high_s16(vmull_high_s16(e, xx.val[0]), o, xx.val[1]);
+    }
+    return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
+}
+
+/// xl[u * 8 + l]: the sum of x over lane l of the unit of 64 columns u (columns below cols), every unit.
+static void q4_lane_sums(const int16_t *x, size_t cols, int32_t *xl) {
+    for (size_t u = 0; u < (cols + 63) / 64; u++)
+        for (size_t l = 0; l < 8; l++) {
+            int32_t s = 0;
+            for (size_t k = u * 64 + 8 * l; k < u * 64 + 8 * l + 8 && k < cols; k++) s += x[k];
+            xl[u * 8 + l] = s;
+        }
+}
+
+/// One row and one token of edge_matmul_q4_i16 (k4 = false) or edge_matmul_q4k_i16 (k4 = true); `xs`
+/// the token's block scales, `xl` its lane sums (q4_lane_sums).
+static inline __attribute__((always_inline)) float q4_i16_row(const bool k4, const uint8_t *q, const uint16_t *scale_f16,
+                                                              const uint8_t *zero, const uint8_t *sub_row, float D, float M,
+                                                              unsigned sub_bits, size_t gs, size_t groups, const int16_t *x,
+                                                              const int32_t *xl, const float *xs, size_t cols) {
+    float a[8] = {0}, e[8] = {0};
+    for (size_t g = 0; g < groups; g++) {
+        size_t c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols;
+        int32_t su[8] = {0};
+        size_t k = c0;
+        for (; k + 32 <= c1; k += 32) {
+            int32x4_t v = q4_half_sums(q + k / 2, x + k);
+            int32_t *dst = su + (k % 64) / 8;
+            vst1q_s32(dst, vaddq_s32(vld1q_s32(dst), v));
+        }
+        for (; k < c1; k++) su[(k % 64) / 8] += (int32_t)edge_q4_nibble(q, k) * (int32_t)x[k];
+        int l0 = gs == 32 ? (int)((c0 % 64) / 8) : 0, l1 = gs == 32 ? l0 + 4 : 8;
+        float xsb = xs[c0 / EDGE_I16_BLOCK];
+        if (k4) {
+            float d, m;
+            edge_q4k_group(sub_row, g, sub_bits, D, M, &d, &m);
+            float dx = d * xsb;
+            int32_t sx = 0;
+            for (size_t u = c0 / 64; u * 64 < c1; u++)
+                for (int l = l0; l < l1; l++) sx += xl[u * 8 + l];
+            for (int l = l0; l < l1; l++) a[l] = fmaf((float)su[l], dx, a[l]);
+            e[g % 8] = fmaf(m, (float)sx * xsb, e[g % 8]);
+        } else {
+            int32_t z = zero ? (int32_t)zero[g] : 8;
+            float d = edge_f16_to_f32(scale_f16[g]) * xsb;
+            for (int l = l0; l < l1; l++) {
+                int32_t xsum = 0;
+                for (size_t u = c0 / 64; u * 64 < c1; u++) xsum += xl[u * 8 + l];
+                a[l] = fmaf((float)(su[l] - z * xsum), d, a[l]);
+            }
+        }
+    }
+    float c[8];
+    for (int l = 0; l < 8; l++) c[l] = k4 ? a[l] - e[l] : a[l];
+    return ((c[0] + c[4]) + (c[2] + c[6])) + ((c[1] + c[5]) + (c[3] + c[7]));
+}
+
+static inline __attribute__((always_inline)) void q4_i16_rows(const bool k4, const uint8_t *Wq, const uint16_t *scale_f16,
+                                                              const uint8_t *zero, const uint8_t *sub,
+                                                              const uint16_t *super_f16, size_t gs, size_t sub_bits,
+                                                              const int16_t *Xq, const float *xscale, float *Y, size_t T,
+                                                              size_t rows, size_t cols, size_t r0, size_t r1) {
+    size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK, units = (cols + 63) / 64;
+    size_t groups = (cols + gs - 1) / gs, row_bytes = (cols + 1) / 2, srb = (2 * sub_bits * groups + 7) / 8;
+    int32_t stack[8 * 64], *xl = units * 8 <= 8 * 64 ? stack : malloc(units * 8 * sizeof *xl);
+    if (!xl) {  // out of memory: the reference needs none
+        if (k4) edge_matmul_q4k_i16_ref(Wq, sub, super_f16, gs, sub_bits, Xq, xscale, Y, T, rows, cols, r0, r1);
+        else edge_matmul_q4_i16_ref(Wq, scale_f16, zero, gs, Xq, xscale, Y, T, rows, cols, r0, r1);
+        return;
+    }
+    for (size_t t = 0; t < T; t++) {
+        const int16_t *x = Xq + t * ld;
+        q4_lane_sums(x, cols, xl);
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *q = Wq + r * row_bytes;
+            float D = 0, M = 0;
+            if (k4) { D = edge_f16_to_f32(super_f16[2 * r]); M = edge_f16_to_f32(super_f16[2 * r + 1]); }
+            Y[t * rows + r] = q4_i16_row(k4, q, k4 ? NULL : scale_f16 + r * groups, k4 || !zero ? NULL : zero + r * groups,
+                                         k4 ? sub + r * srb : NULL, D, M, (unsigned)sub_bits, gs, groups, x, xl,
+                                         xscale + t * nb, cols);
+        }
+    }
+    if (xl != stack) free(xl);
+}
+
+static void matmul_q4_i16(const uint8_t *Wq, const uint16_t *scale_f16, const uint8_t *zero, size_t group_size,
+                          const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0,
+                          size_t r1) {
+    if (!edge_q4_i16_supported(group_size)) return;
+    q4_i16_rows(false, Wq, scale_f16, zero, NULL, NULL, group_size, 0, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
+static void matmul_q4k_i16(const uint8_t *Wq, const uint8_t *sub, const uint16_t *super_f16, size_t group_size,
+                           size_t sub_bits, const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
+                           size_t cols, size_t r0, size_t r1) {
+    if (!edge_q4k_i16_supported(group_size, sub_bits)) return;
+    q4_i16_rows(true, Wq, NULL, NULL, sub, super_f16, group_size, sub_bits, Xq, xscale, Y, T, rows, cols, r0, r1);
+}
+
 static void quantize_row_q8(const float *x, int8_t *xq, float *xscale, size_t n) {
     float amax = 0.0f;
     size_t i = 0;
@@ -267,6 +475,14 @@ void edge_fill_table_neon(edge_kernel_table *t) {
     t->quantize_row_q8 = quantize_row_q8;
     t->matmul_q8_q8 = matmul_q8_q8;
     t->q8_q8_name = "neon-dot-q8q8-4x4";
+    t->matmul_q8_i16 = matmul_q8_i16;
+    t->q8_i16_name = "neon-blocked-i16-4x2";
+    t->q8_i16_rows_name = "neon-rows-i16-4x2";
+    t->i16_rows_max_t = I16_ROW_MT;
+    t->matmul_q4_i16 = matmul_q4_i16;
+    t->q4_i16_name = "neon-rows-q4i16-1x1";
+    t->matmul_q4k_i16 = matmul_q4k_i16;
+    t->q4k_i16_name = "neon-rows-q4ki16-1x1";
     t->rmsnorm = rmsnorm;
     t->add = add_f32;
     t->axpy = axpy_f32;

@@ -118,7 +118,8 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// 4-bit decoding); measurably less
     /// accurate (docs/performance.md).
     case q8
-    /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated`;
+    /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated` for q8
+    /// weights: AVX2, AVX-512, NEON; `Linear.i16Q4Accelerated` for q4 and q4k: AVX2, AVX-512;
     /// f32 otherwise): for q8, q4 and q4k weights at every token count (q4, q4k: the row kernel up to
     /// `Linear.q4I16MaxTokens` tokens, the packed integer GEMM above): faster than f32, within float
     /// noise of its accuracy (the default).
@@ -217,13 +218,14 @@ public struct Linear: @unchecked Sendable {
     ///   - activations: what symmetric dense q8 weights, q4 and q4k weights multiply (other encodings ignore it).
     ///
     /// Symmetric dense q8 weights multiply, by `activations`:
-    /// - `.i16` (the default): on AVX2 / AVX-512 (`Linear.i16Accelerated`), int16 activations: X is
+    /// - `.i16` (the default): on AVX2 / AVX-512 / NEON (`Linear.i16Accelerated`), int16 activations: X is
     ///   quantized once per call per (token, block of 256) (`edge_quantize_rows_i16`) and every row
-    ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd: weight rows streamed once for up to 4 tokens,
-    ///   packed panels for more), at every token count (`Linear.i16MinTokens` is 1).
+    ///   chunk runs `edge_matmul_q8_i16` (vpmaddwd on x86, widening multiply-adds on NEON: weight rows
+    ///   streamed once for up to 4 tokens; packed panels for more on x86, blocks of 16 rows on NEON),
+    ///   at every token count (`Linear.i16MinTokens` is 1).
     /// q4 weights (symmetric or not), for up to `Linear.q4I16MaxTokens` tokens (decoding): under `.i16`,
     /// with groups of 32, 64, 128 or 256, `edge_matmul_q4_i16` against int16 activations (AVX2 /
-    /// AVX-512); under `.q8`, with groups of 8, 16, 32, 64, 128 or a multiple of 128,
+    /// AVX-512: `Linear.i16Q4Accelerated`); under `.q8`, with groups of 8, 16, 32, 64, 128 or a multiple of 128,
     /// `edge_matmul_q4_q8b32` against int8 activations in blocks of 32 (vpdpbusd / vpmaddubsw; every
     /// level). More tokens under `.i16` (those groups, AVX2 / AVX-512): `edge_gemm_q4_i16`, the packed
     /// int16 GEMM; under `.q8` and `.f32`, and for other groups, f32 activations. Bitmask payloads
@@ -263,14 +265,14 @@ public struct Linear: @unchecked Sendable {
                     }
                     return
                 }
-                if mode == .i16, Linear.i16Accelerated, edge_q4_i16_supported(group) {  // int16 per 256 (vpmaddwd)
+                if mode == .i16, Linear.i16Q4RowsAccelerated, edge_q4_i16_supported(group) {  // int16 per 256 (vpmaddwd; NEON smlal)
                     runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                         edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
                     }
                     return
                 }
             }
-            if mode == .i16, Linear.i16Accelerated, case let .q4(l) = layout, edge_q4_i16_supported(l.groupSize) {
+            if mode == .i16, Linear.i16Q4Accelerated, case let .q4(l) = layout, edge_q4_i16_supported(l.groupSize) {
                 // Many tokens with q4 weights: int16 activations through the packed integer GEMM (edge_gemm_q4_i16).
                 let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
@@ -292,10 +294,12 @@ public struct Linear: @unchecked Sendable {
                     }
                     return
                 }
-                if mode == .i16, Linear.i16Accelerated, edge_q4k_i16_supported(group, bits) {
+                let rowKernel = tokens <= Linear.q4I16MaxTokens
+                if mode == .i16, rowKernel ? Linear.i16Q4RowsAccelerated : Linear.i16Q4Accelerated,
+                   edge_q4k_i16_supported(group, bits) {
                     // int16 activations, as q4 (the same token threshold and quantization): the row kernel
                     // when decoding, the packed integer GEMM for more tokens.
-                    let kernel = tokens <= Linear.q4I16MaxTokens ? edge_matmul_q4k_i16 : edge_gemm_q4k_i16
+                    let kernel = rowKernel ? edge_matmul_q4k_i16 : edge_gemm_q4k_i16
                     runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
                         kernel(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
                     }
@@ -383,11 +387,28 @@ public struct Linear: @unchecked Sendable {
     /// since the kernel streams weight rows for few tokens (decoding), so every size runs it.
     public static let i16MinTokens = 1
 
-    /// Whether the active kernel level has a SIMD `edge_matmul_q8_i16` (AVX2, and AVX-512 through
-    /// it); elsewhere (the scalar reference, NEON) `.i16` keeps the f32 path.
+    /// Whether the active kernel level has a SIMD `edge_matmul_q8_i16` (AVX2, AVX-512, NEON): there
+    /// dense and sparse symmetric q8 weights take `.i16`; on the scalar reference `.i16` keeps the f32
+    /// path. (Sparse q8 on NEON has no SIMD row kernel: `--sparse auto` makes dense copies there.)
     public static var i16Accelerated: Bool {
         let level = edge_kernels_level()
+        return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512 || level == EDGE_KERNELS_NEON
+    }
+
+    /// Whether the active kernel level has the packed int16-activation GEMMs for q4 and q4k weights
+    /// (`edge_gemm_q4_i16`, `edge_gemm_q4k_i16`: AVX2, AVX-512); elsewhere (the scalar reference,
+    /// NEON) q4 and q4k under `.i16` take the f32 path for more than `q4I16MaxTokens` tokens.
+    public static var i16Q4Accelerated: Bool {
+        let level = edge_kernels_level()
         return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512
+    }
+
+    /// Whether the active kernel level has SIMD int16-activation row kernels for q4 and q4k weights
+    /// (`edge_matmul_q4_i16`, `edge_matmul_q4k_i16`, up to `q4I16MaxTokens` tokens: AVX2, AVX-512,
+    /// NEON); on the scalar reference q4 and q4k under `.i16` keep the f32 path when decoding too.
+    public static var i16Q4RowsAccelerated: Bool {
+        let level = edge_kernels_level()
+        return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512 || level == EDGE_KERNELS_NEON
     }
 
     /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling

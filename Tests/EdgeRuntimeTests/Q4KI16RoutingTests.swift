@@ -122,7 +122,7 @@ final class Q4KI16RoutingTests: XCTestCase {
                 } else {
                     XCTAssertEqual(q8, f32, "\(tag): .q8 keeps f32 activations for many tokens")
                 }
-                if Linear.i16Accelerated {
+                if T <= Linear.q4I16MaxTokens ? Linear.i16Q4RowsAccelerated : Linear.i16Q4Accelerated {
                     XCTAssertNotEqual(i16, f32, "\(tag): int16 activations")
                     let want = direct(c, tokens: T)
                     for threads in [1, 3] {

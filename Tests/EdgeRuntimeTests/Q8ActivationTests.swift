@@ -98,14 +98,14 @@ final class Q8ActivationTests: XCTestCase {
                     }
                 }
                 _ = edge_kernels_force(EDGE_KERNELS_AUTO)
-                if Linear.i16Accelerated {
+                if Linear.i16Q4RowsAccelerated {
                     XCTAssertNotEqual(linear.matmul(xt, tokens: T, threads: 2, activations: .i16), want, "i16 is its own kernel")
                 }
             }
             // More tokens: `.q8` keeps f32 activations; `.i16` is the int16 quantizer + edge_gemm_q4_i16.
             let many = Array(x[0 ..< 5 * cols])
             XCTAssertEqual(linear.matmul(many, tokens: 5, threads: 2, activations: .q8), linear.matmul(many, tokens: 5, threads: 2, activations: .f32))
-            if Linear.i16Accelerated {
+            if Linear.i16Q4Accelerated {
                 let ld = edge_i16_stride(cols), nb16 = (cols + 255) / 256
                 var xq = [Int16](repeating: 0, count: 5 * ld), xs = [Float](repeating: 0, count: 5 * nb16)
                 edge_quantize_rows_i16_ref(many, &xq, &xs, 5, cols)

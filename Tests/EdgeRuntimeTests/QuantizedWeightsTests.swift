@@ -28,7 +28,7 @@ final class QuantizedWeightsTests: XCTestCase {
         /// `edge_gemm_q4k_i16`), whose rounding through the model measures ~1.3e-4 here (q4 and q8 weights
         /// under `.i16` measure 7e-5 to 9e-5): 3e-4 for those.
         var tolerance: Double {
-            if case let .q4k(g, b) = self, Linear.i16Accelerated, edge_q4k_i16_supported(g, b) { return 3e-4 }
+            if case let .q4k(g, b) = self, Linear.i16Q4RowsAccelerated, edge_q4k_i16_supported(g, b) { return 3e-4 }
             return QuantizedWeightsTests.tolerance
         }
     }
@@ -214,7 +214,7 @@ final class QuantizedWeightsTests: XCTestCase {
             for tokens in [1, 2, 5, 12, 33] {
                 let x = (0 ..< tokens * cols).map { _ in next() }
                 let want = dense.matmul(x, tokens: tokens, threads: 1, activations: .f32)
-                let int16 = Linear.i16Accelerated && edge_q4k_i16_supported(g, b)
+                let int16 = (tokens <= Linear.q4I16MaxTokens ? Linear.i16Q4RowsAccelerated : Linear.i16Q4Accelerated) && edge_q4k_i16_supported(g, b)
                 // .q8 decoding runs edge_matmul_q4k_q8b32 (int8 activations): checked against the exact product below.
                 let int8 = tokens <= Linear.q4I16MaxTokens && edge_q4k_q8_supported(g, b)
                 for threads in [1, 4] {

@@ -829,8 +829,8 @@ static const expected_names k_expected[] = {
      .q4k_i16 = "avx2-bytes-q4ki16-1x2", .q4k_i16_vnni = "avx512-vnni-bytes-q4ki16-1x2", .q4k_gemm = "avx512-bw-packed-q4ki16-12x32",
      .q4k_gemm_vnni = "avx512-vnni-packed-q4ki16-12x32"},
     {.level = EDGE_KERNELS_NEON, .dot = "neon-dot-4x4", .packed = "neon-dot-4x4", .q8_q8 = "neon-dot-q8q8-4x4",
-     .q8_q8b32 = "ref", .q8_i16 = "ref", .q8_i16_rows = "ref", .q4_i16 = "ref", .q4_q8b32 = "ref", .q4k_q8b32 = "ref",
-     .q4k_i16 = "ref", .q4k_gemm = "ref"},
+     .q8_q8b32 = "ref", .q8_i16 = "neon-blocked-i16-4x2", .q8_i16_rows = "neon-rows-i16-4x2", .q4_i16 = "neon-rows-q4i16-1x1", .q4_q8b32 = "ref", .q4k_q8b32 = "ref",
+     .q4k_i16 = "neon-rows-q4ki16-1x1", .q4k_gemm = "ref"},
 };
 
 /// `vnni` where the active level runs VNNI and has a VNNI name, else `plain`.

@@ -119,8 +119,8 @@ public enum ActivationPrecision: String, CaseIterable, Codable, Sendable {
     /// accurate (docs/performance.md).
     case q8
     /// int16 activations per block of 256 where the kernel is SIMD (`Linear.i16Accelerated` for q8
-    /// weights: AVX2, AVX-512, NEON; `Linear.i16Q4Accelerated` for q4 and q4k: AVX2, AVX-512;
-    /// f32 otherwise): for q8, q4 and q4k weights at every token count (q4, q4k: the row kernel up to
+    /// weights and `Linear.i16Q4RowsAccelerated` for q4 and q4k decoding: AVX2, AVX-512, NEON;
+    /// `Linear.i16Q4Accelerated` for q4 and q4k above that: AVX2, AVX-512; f32 otherwise): for q8, q4 and q4k weights at every token count (q4, q4k: the row kernel up to
     /// `Linear.q4I16MaxTokens` tokens, the packed integer GEMM above): faster than f32, within float
     /// noise of its accuracy (the default).
     case i16
@@ -225,7 +225,7 @@ public struct Linear: @unchecked Sendable {
     ///   at every token count (`Linear.i16MinTokens` is 1).
     /// q4 weights (symmetric or not), for up to `Linear.q4I16MaxTokens` tokens (decoding): under `.i16`,
     /// with groups of 32, 64, 128 or 256, `edge_matmul_q4_i16` against int16 activations (AVX2 /
-    /// AVX-512: `Linear.i16Q4Accelerated`); under `.q8`, with groups of 8, 16, 32, 64, 128 or a multiple of 128,
+    /// AVX-512 / NEON: `Linear.i16Q4RowsAccelerated`); under `.q8`, with groups of 8, 16, 32, 64, 128 or a multiple of 128,
     /// `edge_matmul_q4_q8b32` against int8 activations in blocks of 32 (vpdpbusd / vpmaddubsw; every
     /// level). More tokens under `.i16` (those groups, AVX2 / AVX-512): `edge_gemm_q4_i16`, the packed
     /// int16 GEMM; under `.q8` and `.f32`, and for other groups, f32 activations. Bitmask payloads
@@ -404,12 +404,9 @@ public struct Linear: @unchecked Sendable {
     }
 
     /// Whether the active kernel level has SIMD int16-activation row kernels for q4 and q4k weights
-    /// (`edge_matmul_q4_i16`, `edge_matmul_q4k_i16`, up to `q4I16MaxTokens` tokens: AVX2, AVX-512,
-    /// NEON); on the scalar reference q4 and q4k under `.i16` keep the f32 path when decoding too.
-    public static var i16Q4RowsAccelerated: Bool {
-        let level = edge_kernels_level()
-        return level == EDGE_KERNELS_AVX2 || level == EDGE_KERNELS_AVX512 || level == EDGE_KERNELS_NEON
-    }
+    /// (`edge_matmul_q4_i16`, `edge_matmul_q4k_i16`, up to `q4I16MaxTokens` tokens): the levels of
+    /// `i16Accelerated`; on the scalar reference q4 and q4k under `.i16` keep the f32 path when decoding too.
+    public static var i16Q4RowsAccelerated: Bool { i16Accelerated }
 
     /// Calls `body(r0, r1)` for chunks of the output rows covering 0..<rows: one chunk on the calling
     /// thread for small products, else up to `threads` chunks run concurrently.

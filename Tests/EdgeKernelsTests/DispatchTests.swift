@@ -237,7 +237,8 @@ final class DispatchTests: XCTestCase {
 
     /// The AVX-512 level on a CPU without AVX-512: scripts/test-avx512-emulated.sh builds the kernels
     /// with avx512.c on SIMDe's portable AVX-512 and checks both x86 levels against the reference over
-    /// odd sizes, and the kernel names (AVX-512: the packed 12x32 kernel from 12 tokens, the fused one-token kernel below).
+    /// odd sizes, and the kernel names (AVX-512: the packed 12x32 kernel from 12 tokens, the fused
+    /// one-token kernel below).
     func testAVX512UnderEmulation() throws {
         #if arch(x86_64)
         if edge_kernels_available(EDGE_KERNELS_AVX512) { throw XCTSkip("this CPU runs AVX-512: the other tests cover it natively") }

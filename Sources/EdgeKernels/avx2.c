@@ -315,7 +315,9 @@ AVX2_INLINE void fused_rows(const edge_wkind kind, const int nr, const edge_wsou
 
 /// One row at a time (q4: four): the weight bytes are read strictly in order, which this memory system streams
 /// at several times the rate of 4 interleaved rows (whose shorter per-row streams defeat the hardware
-/// prefetcher), with software prefetches EDGE_PREFETCH_BYTES ahead.
+/// prefetcher), with software prefetches EDGE_PREFETCH_BYTES ahead, except for f32 rows: on an AVX2-only
+/// AMD Zen 3 f32 decoding ran 15-18% faster without them (f16 rows, half the bytes, 7-12% slower;
+/// docs/performance.md, "Session 27").
 AVX2_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const float *x, float *y, size_t cols,
                             size_t r0, size_t r1) {
     size_t kstep = edge_column_block(cols);
@@ -328,7 +330,8 @@ AVX2_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const 
                 fused_rows(kind, 4, s, x, y, cols, r, k0, cols - k0 < kstep ? cols - k0 : kstep, k0 > 0);
         }
     for (; r < r1; r++) {
-        edge_prefetch_ahead((const uint8_t *)s->W + r * row_bytes, row_bytes, (const uint8_t *)s->W + r1 * row_bytes);
+        if (kind != EDGE_W_F32)
+            edge_prefetch_ahead((const uint8_t *)s->W + r * row_bytes, row_bytes, (const uint8_t *)s->W + r1 * row_bytes);
         for (size_t k0 = 0; k0 < cols; k0 += kstep)
             fused_rows(kind, 1, s, x, y, cols, r, k0, cols - k0 < kstep ? cols - k0 : kstep, k0 > 0);
     }

@@ -316,8 +316,8 @@ AVX2_INLINE void fused_rows(const edge_wkind kind, const int nr, const edge_wsou
 /// One row at a time (q4: four): the weight bytes are read strictly in order, which this memory system streams
 /// at several times the rate of 4 interleaved rows (whose shorter per-row streams defeat the hardware
 /// prefetcher), with software prefetches EDGE_PREFETCH_BYTES ahead, except for f32 rows: on an AVX2-only
-/// AMD Zen 3 f32 decoding ran 15-18% faster without them (f16 rows, half the bytes, 7-12% slower;
-/// docs/performance.md, "Session 27").
+/// AMD Zen 3 f32 decoding ran 10-20% faster without them, while f16, q8 and q4 rows ran 7-18% slower
+/// (docs/performance.md, "Session 27").
 AVX2_INLINE void fused_kind(const edge_wkind kind, const edge_wsource *s, const float *x, float *y, size_t cols,
                             size_t r0, size_t r1) {
     size_t kstep = edge_column_block(cols);

@@ -201,6 +201,8 @@ static inline size_t edge_column_block(size_t cols) {
 /// the lines EDGE_PREFETCH_BYTES ahead that this row's reads move the window over (never past `end`),
 /// into L2 (`prefetcht1`), not L1: on a Zen 4 that made the pruned int8 files decode 9-13% faster
 /// (`edge-run bench -p 0 -n 128`, docs/performance.md, "Prefetching into L2"), the dense files within the noise.
+/// The AVX2 one-token kernel skips it for f32 rows, which an AVX2-only Zen 3 decoded 10-20% faster
+/// without it (docs/performance.md, "Session 27").
 #define EDGE_PREFETCH_BYTES 8192
 static inline void edge_prefetch_ahead(const void *row, size_t bytes, const void *end) {
     const char *p = (const char *)row + EDGE_PREFETCH_BYTES, *stop = p + bytes;

@@ -149,7 +149,7 @@ static I16_ATTR void I16_FN(gemm_q4_i16)(const uint8_t *Wq, const uint16_t *scal
                                         const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows,
                                         size_t cols, size_t r0, size_t r1) {
     edge_q4x w = edge_q4x_q4(Wq, scale_f16, zero, gs);
-    edge_gemm_q4_i16_driver(I16_FN(micro_i16), I16_PMT, I16_PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
+    edge_gemm_q4_i16_driver(I16_FN(micro_i16), NULL, I16_PMT, I16_PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }
 
 /// edge_gemm_q4k_i16 through the same driver and tile (codes u, the min term in the tile's store).
@@ -158,5 +158,5 @@ static I16_ATTR void I16_FN(gemm_q4k_i16)(const uint8_t *Wq, const uint8_t *sub,
                                          size_t rows, size_t cols, size_t r0, size_t r1) {
     if (!edge_q4k_i16_supported(gs, sub_bits)) return;
     edge_q4x w = edge_q4x_q4k(Wq, sub, super_f16, gs, sub_bits);
-    edge_gemm_q4_i16_driver(I16_FN(micro_i16), I16_PMT, I16_PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
+    edge_gemm_q4_i16_driver(I16_FN(micro_i16), NULL, I16_PMT, I16_PNR, &w, Xq, xscale, Y, T, rows, cols, r0, r1);
 }

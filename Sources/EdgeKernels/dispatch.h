@@ -167,6 +167,13 @@ typedef struct edge_i16_mins {
 typedef void (*edge_i16_micro_fn)(int mt, int nr, const int16_t *x, size_t ldx, const int16_t *p, size_t kp,
                                   const float *xs, size_t ldxs, const float *ws, float *y, size_t ldy, bool first, bool last,
                                   bool grouped, const edge_i16_mins *mins);
+/// A full tile (pmt tokens x pnr rows) over `ng` whole groups of `gs` columns of one block, each group as one
+/// grouped `micro` call would fold it into y (the same operations in the same order, so the same bits): group g's
+/// pairs at p + g * (gs / 2) * 2 * pnr, its row scales at ws + g * ws_stride, mins (when mins_m is not NULL) at
+/// mins_m + g * ws_stride and the tokens' sums at mins_sx[t * ldsx + g]; `first` for group 0 only.
+typedef void (*edge_i16_groups_fn)(const int16_t *x, size_t ldx, const int16_t *p, size_t gs, size_t ng,
+                                   const float *xs, size_t ldxs, const float *ws, size_t ws_stride, float *y, size_t ldy,
+                                   bool first, const float *mins_m, const float *mins_sx, size_t ldsx);
 /// avx2.c's edge_matmul_q8_i16 driver, shared with avx512.c: up to 4 tokens `rows_fn`; more, per
 /// 256-column block and block of 128 rows, the rows packed into panels of `pnr` (edge_pack_panel_i16),
 /// then every `pmt` tokens against every panel with `micro`.
@@ -434,9 +441,10 @@ static inline void edge_q4k_row_dm(const edge_q4x *w, size_t r, size_t groups, s
 /// block of 128 rows, the nibbles expanded to int8 (u - z for q4, u for q4k) and packed into panels of
 /// `pnr` (edge_pack_panel_i16), the group scales (q4k: d_g, and m_g) gathered per row, then every `pmt`
 /// tokens against every panel, one `micro` call per group (grouped: the group's scale times the token's
-/// block scale; q4k: then the min term from the tokens' group activation sums).
+/// block scale; q4k: then the min term from the tokens' group activation sums), or, where `groups` is not
+/// NULL, one `groups` call per full tile for the block's whole groups.
 #if defined(__x86_64__)
-void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, int pmt, int pnr, const edge_q4x *w, const int16_t *Xq,
+void edge_gemm_q4_i16_driver(edge_i16_micro_fn micro, edge_i16_groups_fn groups, int pmt, int pnr, const edge_q4x *w, const int16_t *Xq,
                              const float *xscale, float *Y, size_t T, size_t rows, size_t cols, size_t r0, size_t r1);
 #endif
 

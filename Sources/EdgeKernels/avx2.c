@@ -746,13 +746,16 @@ static AVX2 void micro_i16_6x16(int mt, int nr, const int16_t *x, size_t ldx, co
     IK_STORE(0) IK_STORE(1) IK_STORE(2) IK_STORE(3) IK_STORE(4) IK_STORE(5)
 }
 
-/// edge_i16_groups_fn for the 6 x 16 tile: per group, the loop of micro_i16_6x16 and its grouped store for
-/// a full tile (no masks, no token-count branches), one call for all of a block's whole groups (with
-/// groups of 32 columns the per-call work was about a third of micro_i16_6x16's time).
+/// edge_i16_groups_fn for the 6 x 16 tile: per group, micro_i16_6x16's loop and grouped store (IK_STORE) for a
+/// full tile, whose constants below drop the masks and the token-count branches; one call for all of a
+/// block's whole groups (with groups of 32 columns the per-call work was about a third of micro_i16_6x16's time).
 static AVX2 void micro_i16_6x16_groups(const int16_t *x, size_t ldx, const int16_t *p, size_t gs, size_t ng,
                                        const float *xs, size_t ldxs, const float *ws, size_t ws_stride, float *y,
-                                       size_t ldy, bool first, const float *mins_m, const float *mins_sx, size_t ldsx) {
+                                       size_t ldy, bool first_block, const float *mins_m, const float *mins_sx, size_t ldsx) {
     const size_t kp = gs / 2;
+    const int mt = PMT;
+    const bool full = true, grouped = true, last = false;
+    const __m256i m0 = _mm256_setzero_si256(), m1 = m0;  // unused: full tiles
     for (size_t g = 0; g < ng; g++) {
         const int16_t *x0 = x + g * gs, *x1 = x0 + ldx, *x2 = x0 + 2 * ldx, *x3 = x0 + 3 * ldx, *x4 = x0 + 4 * ldx,
                       *x5 = x0 + 5 * ldx;
@@ -763,32 +766,13 @@ static AVX2 void micro_i16_6x16_groups(const int16_t *x, size_t ldx, const int16
             __m256i b0 = _mm256_load_si256((const __m256i *)(pg + q * 32)), b1 = _mm256_load_si256((const __m256i *)(pg + q * 32 + 16)), a;
             IK_ROW(0) IK_ROW(1) IK_ROW(2) IK_ROW(3) IK_ROW(4) IK_ROW(5)
         }
+        const edge_i16_mins group_mins = {mins_m ? mins_m + g * ws_stride : NULL, mins_m ? mins_sx + g : NULL, ldsx};
+        const edge_i16_mins *mins = mins_m ? &group_mins : NULL;
         const float *wg = ws + g * ws_stride;
         const __m256 ws0 = _mm256_loadu_ps(wg), ws1 = _mm256_loadu_ps(wg + 8);
-        __m256 ms0 = _mm256_setzero_ps(), ms1 = ms0;
-        if (mins_m) {
-            ms0 = _mm256_loadu_ps(mins_m + g * ws_stride);
-            ms1 = _mm256_loadu_ps(mins_m + g * ws_stride + 8);
-        }
-        const bool f = first && g == 0;
-#define IKG_STORE(i) \
-        { \
-            float *yr = y + (size_t)i * ldy; \
-            __m256 vs = _mm256_set1_ps(xs[(size_t)i * ldxs]), vs0 = _mm256_mul_ps(ws0, vs), vs1 = _mm256_mul_ps(ws1, vs); \
-            __m256 y0 = _mm256_setzero_ps(), y1 = y0; \
-            if (!f) { y0 = _mm256_loadu_ps(yr); y1 = _mm256_loadu_ps(yr + 8); } \
-            y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##0), vs0, y0); \
-            y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c##i##1), vs1, y1); \
-            if (mins_m) { \
-                __m256 sx = _mm256_set1_ps(mins_sx[(size_t)i * ldsx + g]); \
-                y0 = _mm256_fnmadd_ps(ms0, sx, y0); \
-                y1 = _mm256_fnmadd_ps(ms1, sx, y1); \
-            } \
-            _mm256_storeu_ps(yr, y0); \
-            _mm256_storeu_ps(yr + 8, y1); \
-        }
-        IKG_STORE(0) IKG_STORE(1) IKG_STORE(2) IKG_STORE(3) IKG_STORE(4) IKG_STORE(5)
-#undef IKG_STORE
+        const __m256 ms0 = mins ? _mm256_loadu_ps(mins->m) : _mm256_setzero_ps(), ms1 = mins ? _mm256_loadu_ps(mins->m + 8) : ms0;
+        const bool first = first_block && g == 0;
+        IK_STORE(0) IK_STORE(1) IK_STORE(2) IK_STORE(3) IK_STORE(4) IK_STORE(5)
     }
 }
 #undef IK_ROW

@@ -477,9 +477,11 @@ static __attribute__((target("avx2,fma,f16c"))) void spmm_nm24_q8_i16(const uint
                                      const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,
                                      size_t r0, size_t r1) {
     size_t ld = edge_i16_stride(cols), nb = (cols + EDGE_I16_BLOCK - 1) / EDGE_I16_BLOCK;
-    int16_t *xp = NULL;  // one token: the activations in the gather order (nm24_i16_rows)
+    // One token: the activations in the gather order (nm24_i16_rows), on the stack for rows of up to 4096
+    // columns (no allocation per product while decoding).
+    int16_t local[4096], *xp = NULL;
     size_t full32 = cols & ~(size_t)31;
-    if (T == 1 && full32 && (xp = (int16_t *)malloc(full32 * sizeof(int16_t))))
+    if (T == 1 && full32 && (xp = full32 <= 4096 ? local : (int16_t *)malloc(full32 * sizeof(int16_t))))
         for (size_t k = 0; k < full32; k += 32) {
             memcpy(xp + k, Xq + k, 8 * sizeof(int16_t));
             memcpy(xp + k + 8, Xq + k + 16, 8 * sizeof(int16_t));
@@ -498,7 +500,7 @@ static __attribute__((target("avx2,fma,f16c"))) void spmm_nm24_q8_i16(const uint
         default: nm24_i16_rows(4, idx, values, scale, x, xs, y, rows, cols, r0, r1, NULL); break;
         }
     }
-    free(xp);
+    if (xp != local) free(xp);
 }
 
 void edge_fill_table_sparse_avx2(edge_kernel_table *t) {

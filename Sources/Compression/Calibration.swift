@@ -226,6 +226,7 @@ public enum Calibration {
         let stats = CalibrationStats(wanted: wanted)
         model.activationObserver = { weight, x, rows, cols in stats.observe(weight: weight, x: x, rows: rows, cols: cols) }
         defer { model.activationObserver = nil }
+        model.microBatch = .max  // each window in one call: the statistics' sums as they were always made
         let chunks = windows(ids, window: window, maxTokens: maxTokens, spread: spread)
         let head = graph.config.tiedEmbeddings ? TensorID.tokenEmbd.name : TensorID.output.name
         for (w, chunk) in chunks.enumerated() {

@@ -1662,6 +1662,54 @@ static AVX2 void vecmat_f32(const float *x, const float *V, size_t ldv, float *y
     }
 }
 
+/// edge_vecmat_f16: vecmat_f32's loops with each V vector widened from binary16 as it is loaded (vcvtph2ps
+/// is exact), so the same fma chains in the same order as the reference.
+static AVX2 void vecmat_f16(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d) {
+#define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    size_t c = 0;
+    for (; c + 32 <= d; c += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (size_t j = 0; j < n; j++) {
+            const uint16_t *v = V + j * ldv + c;
+            __m256 xj = _mm256_set1_ps(x[j]);
+            a0 = _mm256_fmadd_ps(xj, LDH(v), a0);
+            a1 = _mm256_fmadd_ps(xj, LDH(v + 8), a1);
+            a2 = _mm256_fmadd_ps(xj, LDH(v + 16), a2);
+            a3 = _mm256_fmadd_ps(xj, LDH(v + 24), a3);
+        }
+        _mm256_storeu_ps(y + c, a0);
+        _mm256_storeu_ps(y + c + 8, a1);
+        _mm256_storeu_ps(y + c + 16, a2);
+        _mm256_storeu_ps(y + c + 24, a3);
+    }
+    for (; c + 8 <= d; c += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (size_t j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(x[j]), LDH(V + j * ldv + c), a);
+        _mm256_storeu_ps(y + c, a);
+    }
+#undef LDH
+    for (; c < d; c++) {
+        float a = 0.0f;
+        for (size_t j = 0; j < n; j++) a = fmaf(x[j], edge_f16_to_f32(V[j * ldv + c]), a);
+        y[c] = a;
+    }
+}
+
+/// edge_f16_widen: 8 at a time with vcvtph2ps (exact), the rest by the scalar conversion.
+static AVX2 void f16_widen(const uint16_t *src, float *dst, size_t n) {
+    size_t i = unpack_f16(src, n, dst);
+    for (; i < n; i++) dst[i] = edge_f16_to_f32(src[i]);
+}
+
+/// edge_f16_narrow: 8 at a time with vcvtps2ph, rounding to nearest even (the scalar conversion's rule), the
+/// rest by the scalar conversion.
+static AVX2 void f16_narrow(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) dst[i] = edge_f32_to_f16(src[i]);
+}
+
 // ---- Transpose ------------------------------------------------------------------------------
 
 /// 8 x 8 block: dst[c * lds + r] = src[r * ldr + c] for r, c < 8 (unpack/shuffle/permute).
@@ -1741,6 +1789,9 @@ void edge_fill_table_avx2(edge_kernel_table *t) {
     t->add = add_f32;
     t->axpy = axpy_f32;
     t->vecmat_f32 = vecmat_f32;
+    t->vecmat_f16 = vecmat_f16;
+    t->f16_widen = f16_widen;
+    t->f16_narrow = f16_narrow;
     t->scale = scale_f32;
     t->dot_f32 = dot_f32;
 }

@@ -375,6 +375,11 @@ void edge_axpy(float *y, float a, const float *x, size_t n) { table()->axpy(y, a
 void edge_vecmat_f32(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d) {
     table()->vecmat_f32(x, V, ldv, y, n, d);
 }
+void edge_vecmat_f16(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d) {
+    table()->vecmat_f16(x, V, ldv, y, n, d);
+}
+void edge_f16_widen(const uint16_t *src, float *dst, size_t n) { table()->f16_widen(src, dst, n); }
+void edge_f16_narrow(const float *src, uint16_t *dst, size_t n) { table()->f16_narrow(src, dst, n); }
 void edge_scale(float *x, float s, size_t n) { table()->scale(x, s, n); }
 float edge_dot_f32(const float *a, const float *b, size_t n) { return table()->dot_f32(a, b, n); }
 

@@ -94,6 +94,9 @@ typedef struct edge_kernel_table {
     void (*add)(float *a, const float *b, size_t n);
     void (*axpy)(float *y, float a, const float *x, size_t n);
     void (*vecmat_f32)(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d);
+    void (*vecmat_f16)(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d);
+    void (*f16_widen)(const uint16_t *src, float *dst, size_t n);
+    void (*f16_narrow)(const float *src, uint16_t *dst, size_t n);
     void (*scale)(float *x, float s, size_t n);
     float (*dot_f32)(const float *a, const float *b, size_t n);
     /// Sparse products (EdgeKernelsSparse.h), one entry per layout, the value encoding as an argument.

@@ -651,6 +651,20 @@ void edge_vecmat_f32_ref(const float *x, const float *V, size_t ldv, float *y, s
         for (size_t c = 0; c < d; c++) y[c] = fmaf(x[j], V[j * ldv + c], y[c]);
 }
 
+void edge_vecmat_f16_ref(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d) {
+    for (size_t c = 0; c < d; c++) y[c] = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        for (size_t c = 0; c < d; c++) y[c] = fmaf(x[j], edge_f16_to_f32(V[j * ldv + c]), y[c]);
+}
+
+void edge_f16_widen_ref(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = edge_f16_to_f32(src[i]);
+}
+
+void edge_f16_narrow_ref(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = edge_f32_to_f16(src[i]);
+}
+
 void edge_axpy_ref(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -708,6 +722,9 @@ void edge_fill_table_ref(edge_kernel_table *t) {
     t->add = edge_add_ref;
     t->axpy = edge_axpy_ref;
     t->vecmat_f32 = edge_vecmat_f32_ref;
+    t->vecmat_f16 = edge_vecmat_f16_ref;
+    t->f16_widen = edge_f16_widen_ref;
+    t->f16_narrow = edge_f16_narrow_ref;
     t->scale = edge_scale_ref;
     t->dot_f32 = edge_dot_f32_ref;
 }

@@ -73,6 +73,8 @@ struct BenchCommand: Subcommand {
             o["kernels"] = KernelInfo.current(batchTokens: max(1, promptTokens)).jsonValue
             o["load"] = .string((m.residency ?? .map).rawValue)
             o["dense_copies"] = .number(Double(m.denseCopies.count))
+            o["micro_batch"] = .number(Double(m.microBatch))
+            o["kv_cache"] = .string(m.kvCache.rawValue)
             print(JSONValue.object(o).prettyText())
             return
         }
@@ -83,7 +85,7 @@ struct BenchCommand: Subcommand {
                   + cFormat(": %.2f tokens/s (median of %ld: ", s.median, s.tokensPerSecond.count) + each + ")")
         }
         print(cFormat("threads %ld, peak RSS %.1f MB, file %.1f MB", r.threads, Double(r.peakRSSBytes) / 1e6, Double(bytes) / 1e6)
-              + ", activations \(r.activations.rawValue), load \((m.residency ?? .map).rawValue)"
+              + ", activations \(r.activations.rawValue), load \((m.residency ?? .map).rawValue)" + (m.kvCache == .f32 ? "" : ", KV cache \(m.kvCache.rawValue)")
               + (m.denseCopies.isEmpty ? "" : ", \(m.denseCopies.count) sparse matrices as dense copies"))
     }
 }

@@ -59,10 +59,12 @@ struct PerplexityCommand: Subcommand {
             o["kernels"] = KernelInfo.current(batchTokens: stepwise ? 1 : n).jsonValue
             o["stepwise"] = .bool(stepwise)
             o["dense_copies"] = .number(Double(m.denseCopies.count))  // --sparse: the same results under i16 only
+            o["micro_batch"] = .number(Double(m.microBatch))
+            o["kv_cache"] = .string(m.kvCache.rawValue)
             print(JSONValue.object(o).prettyText())
         } else {
             print(cFormat("perplexity %.4f over %ld scored tokens (%ld chunks of %ld, %ld tokens), %.1f tokens/s, %.2f s",
-                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)" + (stepwise ? ", stepwise" : "")
+                         r.ppl, r.scoredTokens, r.chunks, r.ctx, r.tokens, r.tokensPerSecond, r.seconds) + ", activations \(r.activations.rawValue)" + (stepwise ? ", stepwise" : "") + (m.kvCache == .f32 ? "" : ", KV cache \(m.kvCache.rawValue)")
                   + (m.denseCopies.isEmpty ? "" : ", \(m.denseCopies.count) sparse matrices as dense copies"))
         }
     }

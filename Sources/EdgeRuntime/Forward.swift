@@ -2,33 +2,69 @@ import Dispatch
 import EdgeFormat
 import EdgeKernels
 
+/// What a KV cache holds its keys and values as.
+public enum KVCachePrecision: String, CaseIterable, Codable, Sendable {
+    /// binary32: the attention reads the keys and values the projections made (the default).
+    case f32
+    /// binary16 (llama.cpp's default cache type): half the memory; each key and value rounded to
+    /// nearest, so results move in the last digits (docs/performance.md, "A float16 KV cache").
+    case f16
+
+    /// Bytes per cached number.
+    public var bytes: Int { self == .f32 ? 4 : 2 }
+}
+
+/// One layer's cached keys or values, [kv_heads, capacity, head_dim] head-major, in `precision`.
+struct KVStore {
+    let base: UnsafeMutableRawPointer
+    let precision: KVCachePrecision
+
+    var f32: UnsafeMutablePointer<Float> { base.assumingMemoryBound(to: Float.self) }
+    var f16: UnsafeMutablePointer<UInt16> { base.assumingMemoryBound(to: UInt16.self) }
+
+    /// Writes `count` numbers of `src` from element `offset` on (rounded to binary16 for an f16 store).
+    func write(_ src: UnsafePointer<Float>, at offset: Int, count: Int) {
+        switch precision {
+        case .f32: (f32 + offset).update(from: src, count: count)
+        case .f16: edge_f16_narrow(src, f16 + offset, count)
+        }
+    }
+}
+
 /// Keys and values of the positions seen so far, per layer: K and V are each
-/// [kv_heads(layer), capacity, head_dim] float32, head-major, so the attention reads each KV head's
-/// keys and values in place as contiguous [positions, head_dim] matrices. A forward pass appends its
-/// tokens' keys and values; `reset()` starts over.
+/// [kv_heads(layer), capacity, head_dim] in `precision` (float32 unless asked), head-major, so the
+/// attention reads each KV head's keys and values in place as contiguous [positions, head_dim]
+/// matrices. A forward pass appends its tokens' keys and values; `reset()` starts over.
 public final class KVCache {
     /// Positions it can hold.
     public let capacity: Int
+    /// What the keys and values are held as.
+    public let precision: KVCachePrecision
     /// Positions filled (the position the next token gets).
     public internal(set) var count = 0
-    let keys: [UnsafeMutablePointer<Float>]
-    let values: [UnsafeMutablePointer<Float>]
+    /// Bytes of keys and values it holds room for.
+    public let bytes: Int
+    let keys: [KVStore]
+    let values: [KVStore]
 
-    init(config: ModelConfig, capacity: Int) {
+    init(config: ModelConfig, capacity: Int, precision: KVCachePrecision = .f32) {
         self.capacity = capacity
-        var k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
+        self.precision = precision
+        var k: [KVStore] = [], v: [KVStore] = [], total = 0
         for l in 0 ..< config.numLayers {
-            let n = capacity * config.sizes(layer: l).numKVHeads * config.headDim
-            k.append(.allocate(capacity: n))
-            v.append(.allocate(capacity: n))
+            let n = capacity * config.sizes(layer: l).numKVHeads * config.headDim * precision.bytes
+            k.append(KVStore(base: .allocate(byteCount: n, alignment: 64), precision: precision))
+            v.append(KVStore(base: .allocate(byteCount: n, alignment: 64), precision: precision))
+            total += 2 * n
         }
         keys = k
         values = v
+        bytes = total
     }
 
     deinit {
-        for p in keys { p.deallocate() }
-        for p in values { p.deallocate() }
+        for s in keys { s.base.deallocate() }
+        for s in values { s.base.deallocate() }
     }
 
     /// Forgets every position (the next token gets position 0).
@@ -36,7 +72,7 @@ public final class KVCache {
 }
 
 extension EdgeModel {
-    /// A cache for up to `capacity` positions.
+    /// A cache for up to `capacity` positions, holding keys and values as `kvCache` says.
     /// - Throws: `RuntimeError.badContext` unless 1 <= capacity <= config.maxPositions;
     ///   `.wrongModelKind` for an encoder.
     public func makeCache(capacity: Int) throws -> KVCache {
@@ -45,7 +81,7 @@ extension EdgeModel {
             throw RuntimeError.badContext(requested: capacity, limit: config.maxPositions,
                                           why: "it must be between 1 and the model's max_positions")
         }
-        return KVCache(config: config, capacity: capacity)
+        return KVCache(config: config, capacity: capacity, precision: kvCache)
     }
 
     /// Throws `.wrongModelKind` unless the model is a decoder (has logits).
@@ -69,15 +105,60 @@ extension EdgeModel {
     /// x += Wo · attn(RoPE(Wq·n1(x)), RoPE(Wk·n1(x)), Wv·n1(x)) (causal, grouped-query; RoPE for Llama, biases for GPT-2),
     /// x += Wdown · act(n2(x)) with act = GELU-tanh(Wup·) (GPT-2) or silu(Wgate·) * Wup· (Llama);
     /// logits = Wout · n(x), Wout = output.weight or token_embd.weight when tied.
+    /// More than `microBatch` tokens run in consecutive pieces (`microBatchPieces`).
     /// - Throws: `RuntimeError.tokenOutOfRange`, `.contextFull` (nothing is computed then);
     ///   `.wrongModelKind` for an encoder.
     public func forward(_ tokens: [Int32], cache: KVCache, outputs: Range<Int>? = nil) throws -> [Float] {
+        let outs = outputs ?? 0 ..< tokens.count
+        var logits = [Float](repeating: 0, count: max(0, outs.count) * config.vocabSize)
+        try logits.withUnsafeMutableBufferPointer { lp in
+            try run(tokens, cache: cache, outputs: outs, headRows: Int.max, into: lp.baseAddress) { _, _, _ in }
+        }
+        return logits
+    }
+
+    /// As `forward`, but without holding every output row's logits: they are computed and handed to
+    /// `body` in consecutive blocks of at most `rowsPerBlock` rows (of equal size: `headBlocks`),
+    /// `body(first, rows, logits)` with `first` an index into `tokens` and `logits` [rows, vocab] (a
+    /// buffer reused for the next block).
+    /// Each row's logits are those `forward` returns, bit for bit. Perplexity runs through it, so a
+    /// window's memory holds one block of the vocabulary's logits, not all of its scored rows'.
+    /// - Throws: as `forward`, and what `body` throws.
+    public func forward(_ tokens: [Int32], cache: KVCache, outputs: Range<Int>, rowsPerBlock: Int,
+                        body: (_ first: Int, _ rows: Int, _ logits: UnsafeBufferPointer<Float>) throws -> Void) throws {
+        try run(tokens, cache: cache, outputs: outputs, headRows: max(1, rowsPerBlock), into: nil, body: body)
+    }
+
+    /// The consecutive pieces a forward call over `count` tokens runs in: `microBatch` tokens each,
+    /// the last taking a remainder under the attention tile (64) too, so that every piece but a
+    /// whole call shorter than that has at least 64 tokens and, with `microBatch` a multiple of 64,
+    /// every attention tile covers the same positions as in one call.
+    public static func microBatchPieces(_ count: Int, microBatch: Int) -> [Range<Int>] {
+        let size = max(1, microBatch)
+        guard count > size else { return [0 ..< count] }
+        var pieces: [Range<Int>] = []
+        var start = 0
+        while start < count {
+            var end = min(count, start + size)
+            if count - end < ForwardStep.attentionTile { end = count }
+            pieces.append(start ..< end)
+            start = end
+        }
+        return pieces
+    }
+
+    /// `forward`'s work: the pieces through the blocks, each piece's rows of `outs` through the final
+    /// norm into one [outs.count, h] buffer, then the head over those rows: in one call when
+    /// `headRows` covers them (written to `into`, row r at (r - outs.lowerBound) * vocab), else in
+    /// blocks of equal size (`headBlocks`) handed to `body`.
+    private func run(_ tokens: [Int32], cache: KVCache, outputs outs: Range<Int>, headRows: Int,
+                     into target: UnsafeMutablePointer<Float>?,
+                     body: (Int, Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
         try requireDecoder()
         guard let output, let outputNorm else { preconditionFailure("forward: a decoder without an output head") }
         let T = tokens.count
-        let outs = outputs ?? 0 ..< T
         precondition(outs.lowerBound >= 0 && outs.upperBound <= T, "forward: outputs \(outs) outside 0..<\(T)")
-        guard T > 0 else { return [] }
+        guard T > 0 else { return }
         let vocab = config.vocabSize
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocab }) {
             throw RuntimeError.tokenOutOfRange(token: bad, vocabSize: vocab)
@@ -88,25 +169,60 @@ extension EdgeModel {
 
         let h = config.hiddenSize
         let step = ForwardStep(config: config, threads: threads, activations: activations)
-        let buffers = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: T)
-        let x = buffers.x, xn = buffers.xn
+        let pieces = Self.microBatchPieces(T, microBatch: microBatch)
+        let buffers = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: pieces.map(\.count).max()!)
+        let x = buffers.x
+        let normed = UnsafeMutablePointer<Float>.allocate(capacity: max(1, outs.count) * h)  // n(x) of the rows of outs
+        defer { normed.deallocate() }
 
-        // Embeddings: only the rows needed are decoded.
-        step.embed(tokens, start: p0, token: tokenEmbedding, position: positionEmbedding, into: x)
-        for (l, b) in blocks.enumerated() {
-            step.block(b, x: x, tokens: T, start: p0, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
-                       buffers: buffers, observe: activationObserver)
+        for piece in pieces {
+            let start = p0 + piece.lowerBound, n = piece.count
+            // Embeddings: only the rows needed are decoded.
+            step.embed(Array(tokens[piece]), start: start, token: tokenEmbedding, position: positionEmbedding, into: x)
+            for (l, b) in blocks.enumerated() {
+                step.block(b, x: x, tokens: n, start: start, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
+                           buffers: buffers, observe: activationObserver)
+            }
+            cache.count = p0 + piece.upperBound
+            // The final norm, only for the rows asked for.
+            let rows = outs.clamped(to: piece)
+            if !rows.isEmpty {
+                step.norm(x + (rows.lowerBound - piece.lowerBound) * h, normed + (rows.lowerBound - outs.lowerBound) * h,
+                          rows: rows.count, outputNorm, outputNormBias)
+            }
         }
-        cache.count = p0 + T
+        guard !outs.isEmpty else { return }
 
-        // Final norm and output head, only for the rows asked for.
-        let n = outs.count
-        var logits = [Float](repeating: 0, count: n * vocab)
-        guard n > 0 else { return logits }
-        step.norm(x + outs.lowerBound * h, xn, rows: n, outputNorm, outputNormBias)
-        activationObserver?(output.name, xn, n, output.cols)
-        logits.withUnsafeMutableBufferPointer { output.matmul(xn, tokens: n, into: $0.baseAddress!, threads: threads, activations: activations) }
-        return logits
+        // The output head, for the rows asked for.
+        if let target, headRows >= outs.count {
+            activationObserver?(output.name, normed, outs.count, output.cols)
+            output.matmul(normed, tokens: outs.count, into: target, threads: threads, activations: activations)
+            return
+        }
+        let blocks = Self.headBlocks(outs.count, rowsPerBlock: headRows)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blocks.map(\.count).max()! * vocab)
+        defer { scratch.deallocate() }
+        for block in blocks {
+            let src = normed + block.lowerBound * h
+            activationObserver?(output.name, src, block.count, output.cols)
+            output.matmul(src, tokens: block.count, into: scratch, threads: threads, activations: activations)
+            try body(outs.lowerBound + block.lowerBound, block.count, UnsafeBufferPointer(start: scratch, count: block.count * vocab))
+        }
+    }
+
+    /// `rows` rows in the fewest blocks of at most `rowsPerBlock`, of equal size (the first ones one
+    /// larger): no short last block, so that the head's product takes the same kernel for every block as
+    /// for all rows at once (the GEMMs run small token counts through other kernels: `Linear.matmul`).
+    public static func headBlocks(_ rows: Int, rowsPerBlock: Int) -> [Range<Int>] {
+        guard rows > 0 else { return [] }
+        let count = (rows + max(1, rowsPerBlock) - 1) / max(1, rowsPerBlock)
+        var blocks: [Range<Int>] = [], start = 0
+        for i in 0 ..< count {
+            let size = rows / count + (i < rows % count ? 1 : 0)
+            blocks.append(start ..< start + size)
+            start += size
+        }
+        return blocks
     }
 }
 
@@ -197,7 +313,7 @@ struct ForwardStep {
     /// p0 ..< p0 + T; their keys and values go to positions p0 ..< p0 + T of `keys` / `values`
     /// (each [kv_heads, capacity, head_dim], positions 0 ..< p0 filled by earlier calls).
     func block(_ b: Block, x: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int,
-               keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, capacity: Int, buffers: ForwardBuffers,
+               keys: KVStore, values: KVStore, capacity: Int, buffers: ForwardBuffers,
                observe: ActivationObserver?) {
         let h = config.hiddenSize, hd = config.headDim
         let gpt2 = config.architecture == .gpt2
@@ -220,7 +336,7 @@ struct ForwardStep {
             addBias(m, rows: T, width: kvd, bias)
             for t in 0 ..< T {
                 if rope { edge_rope_apply(m + t * kvd, hd, nkv, buffers.ropeCos + t * half, buffers.ropeSin + t * half) }
-                for g in 0 ..< nkv { (cache + (g * capacity + p0 + t) * hd).update(from: m + t * kvd + g * hd, count: hd) }
+                for g in 0 ..< nkv { cache.write(m + t * kvd + g * hd, at: (g * capacity + p0 + t) * hd, count: hd) }
             }
         }
         attention(q: q, keys: keys, values: values, capacity: capacity, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
@@ -272,7 +388,10 @@ struct ForwardStep {
     /// (one token) has one tile, so its items are the query heads instead (9 on SmolLM2 against 3 KV
     /// heads, so two threads get 5 and 4 rather than 2 and 1), parallel from a lower amount of work
     /// (`decodeAttentionThreshold`): each head's arithmetic is the same on any thread, so the bits are.
-    func attention(q: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
+    /// A float16 cache: a prompt's item widens K_g[0...p] and V_g[0...p] once (`edge_f16_widen`) for the
+    /// products above; decoding reads them in place, `edge_matmul_f16` for the scores and
+    /// `edge_vecmat_f16` for the output.
+    func attention(q: UnsafeMutablePointer<Float>, keys: KVStore, values: KVStore,
                    capacity: Int, out: UnsafeMutablePointer<Float>, tokens T: Int, start p0: Int, heads nh: Int,
                    kvHeads nkv: Int, headDim hd: Int) {
         let qd = nh * hd, group = nh / nkv, L = p0 + T
@@ -280,6 +399,7 @@ struct ForwardStep {
         let tile = Self.attentionTile
         let tiles = (T + tile - 1) / tile
         let perHead = T == 1
+        let f16 = keys.precision == .f16
         // Items ordered by decreasing cost (last tiles see the most keys).
         let items = perHead ? nh : nkv * tiles
         let work = T * nh * L * hd
@@ -288,26 +408,43 @@ struct ForwardStep {
             let qt = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)   // scaled queries (tile, hd)
             let s = UnsafeMutablePointer<Float>.allocate(capacity: tile * L)     // scores / probabilities (tile, n)
             let o = UnsafeMutablePointer<Float>.allocate(capacity: tile * hd)    // head output (tile, hd)
-            defer { for p in [qt, s, o] { p.deallocate() } }
+            // A float16 cache's keys and values of one KV head widened for a prompt's tiles (n, hd) each.
+            let wide = f16 && !perHead ? UnsafeMutablePointer<Float>.allocate(capacity: 2 * L * hd) : nil
+            defer { for p in [qt, s, o] { p.deallocate() }; wide?.deallocate() }
             var item = c
             while item < items {
                 let ti = perHead ? 0 : tiles - 1 - item / nkv, g = perHead ? item / group : item % nkv
                 let t0 = ti * tile, rows = min(tile, T - t0)
                 let n = p0 + t0 + rows  // keys visible to the tile's last query
-                let kg = keys + g * capacity * hd, vg = values + g * capacity * hd  // (n, hd) each, in place
+                let at = g * capacity * hd  // KV head g's (n, hd) keys and values, in place
+                var kg = keys.f32 + at, vg = values.f32 + at
+                if let wide {  // widened once per item, for the group's query heads
+                    edge_f16_widen(keys.f16 + at, wide, n * hd)
+                    edge_f16_widen(values.f16 + at, wide + n * hd, n * hd)
+                    kg = wide
+                    vg = wide + n * hd
+                }
                 for head in perHead ? item ..< item + 1 : g * group ..< (g + 1) * group {
                     for i in 0 ..< rows {
                         let src = q + (t0 + i) * qd + head * hd, dst = qt + i * hd
                         for d in 0 ..< hd { dst[d] = src[d] * scale }
                     }
-                    edge_matmul_f32(kg, qt, s, rows, n, hd, 0, n)
+                    if f16 && perHead {
+                        edge_matmul_f16(keys.f16 + at, qt, s, rows, n, hd, 0, n)
+                    } else {
+                        edge_matmul_f32(kg, qt, s, rows, n, hd, 0, n)
+                    }
                     for i in 0 ..< rows {
                         let visible = p0 + t0 + i + 1, row = s + i * n
                         edge_softmax(row, visible)
                         (row + visible).update(repeating: 0, count: n - visible)
                     }
                     if rows == 1 {  // decoding: the probabilities times V_g read row by row, no transposed blocks
-                        edge_vecmat_f32(s, vg, hd, out + t0 * qd + head * hd, n, hd)
+                        if f16 && perHead {
+                            edge_vecmat_f16(s, values.f16 + at, hd, out + t0 * qd + head * hd, n, hd)
+                        } else {
+                            edge_vecmat_f32(s, vg, hd, out + t0 * qd + head * hd, n, hd)
+                        }
                     } else {
                         edge_matmul_f32_wt(vg, s, o, rows, hd, n, 0, hd)
                         for i in 0 ..< rows { (out + (t0 + i) * qd + head * hd).update(from: o + i * hd, count: hd) }

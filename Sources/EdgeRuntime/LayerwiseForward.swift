@@ -103,7 +103,8 @@ public struct LayerwiseForward {
         let buffers = ForwardBuffers(config: config, blocks: [b.sizes], tokens: T)
         x.withUnsafeMutableBufferPointer { xp in
             buffers.x.update(from: xp.baseAddress!, count: T * h)
-            step.block(b, x: buffers.x, tokens: T, start: 0, keys: keys, values: values, capacity: T, buffers: buffers, observe: observe)
+            step.block(b, x: buffers.x, tokens: T, start: 0, keys: KVStore(base: UnsafeMutableRawPointer(keys), precision: .f32),
+                       values: KVStore(base: UnsafeMutableRawPointer(values), precision: .f32), capacity: T, buffers: buffers, observe: observe)
             xp.baseAddress!.update(from: buffers.x, count: T * h)
         }
     }

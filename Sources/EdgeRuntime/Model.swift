@@ -83,6 +83,24 @@ public final class EdgeModel: @unchecked Sendable {
     /// `.i16` by default). It changes results, so callers that report numbers report it too.
     public var activations: ActivationPrecision = .default
 
+    /// Tokens per piece of a longer `forward` call (llama.cpp's micro-batch, `-ub`): a prompt or
+    /// perplexity window of more tokens runs in consecutive pieces of this many through work
+    /// buffers sized for one piece, so its memory does not grow with its length. A multiple of 64
+    /// (the attention tile) gives the same bits as one call (`EdgeModel.microBatchPieces`);
+    /// `Int.max` runs every call whole (calibration does, as its statistics are gathered per call).
+    public var microBatch: Int = EdgeModel.defaultMicroBatch {
+        didSet { microBatch = max(1, microBatch) }
+    }
+
+    /// What the caches `makeCache` makes hold keys and values as (`.f32` by default; `.f16` halves
+    /// their memory and changes results in the last digits, so callers that report numbers report it).
+    public var kvCache: KVCachePrecision = .f32
+
+    /// `microBatch`'s default: 512 tokens, as llama.cpp's. Smaller pieces save memory (about 8 MB
+    /// for SmolLM2 at 256) but cost prompt speed where a product decodes its weights once per call:
+    /// q4k prompts ran about 12% slower at 256 on an AVX2 Zen 3 (docs/performance.md, "Prompts in pieces").
+    public static let defaultMicroBatch = 512
+
     /// Called before every linear product of `forward` with the weight's canonical name and its
     /// input rows X [tokens, cols] (Q, K and V, and gate and up, share one input: it is reported
     /// for the first of them). The compressor gathers calibration statistics through it; nil by default.
@@ -120,6 +138,12 @@ public final class EdgeModel: @unchecked Sendable {
         try self.init(config: file.config, tensors: tensors, tokenizer: tokenizer, source: file.path, threads: threads,
                       sparse: sparse, copied: release)
         residency = file.residency
+        // Then every page that load read and nothing reads again: the replaced payloads once more
+        // (a fault on a mapped file maps the cached pages around it too, so reading the vectors
+        // after them brought some back), the vectors (copied into arrays) and the tokenizer's blob
+        // (parsed). A no-op unless the file is mapped.
+        for entry in file.tensors where entry.shape.count == 1 || denseCopies.contains(entry.name) { release(entry.name) }
+        for blob in file.blobs where blob.compression == .none { file.mappedFile.release(blob.offset, blob.length) }
     }
 
     /// Opens and validates the `.edge` file at `path` (checksums included) and builds the model.

@@ -42,6 +42,7 @@ public struct PerplexityChunk {
     /// Position of the first scored logit row: ctx / 2.
     public var first: Int
     /// Logits of positions first ..< ctx - 1, [ctx - 1 - first, vocab] row-major; row j predicts tokens[first + j + 1].
+    /// Empty when the run did not keep them (`scoreChunk`'s `keepLogits`: `perplexity` keeps them only for an `onChunk`).
     public var logits: [Float]
     /// Negative log-likelihood of each scored token (same order as the rows of `logits`).
     public var nll: [Double]
@@ -95,7 +96,8 @@ extension EdgeModel {
     ///   - stepwise: feed each chunk one token at a time through the KV cache (the decoding path of
     ///     `generate`, its one-token kernels) instead of as one window; the same quantity, computed
     ///     the way generation computes it (ctx - 1 forward passes per chunk: slow).
-    ///   - onChunk: receives every chunk's scored logits as it is done.
+    ///   - onChunk: receives every chunk's scored logits as it is done (without it they are not kept:
+    ///     a window's memory then holds `perplexityRowsPerBlock` rows of logits at a time).
     ///   - progress: called after each chunk with (chunks done, chunks in all).
     /// - Throws: `RuntimeError` (text too short, bad context, token out of range), or what `onChunk` throws.
     public func perplexity(tokens: [Int32], ctx: Int, maxChunks: Int? = nil, stepwise: Bool = false,
@@ -108,7 +110,7 @@ extension EdgeModel {
         for i in 0 ..< plan.chunks {
             var chunk = Array(tokens[i * ctx ..< (i + 1) * ctx])
             if addsBOS, let bos = bosTokenID { chunk[0] = bos }
-            let scored = try scoreChunk(chunk, index: i, cache: cache, stepwise: stepwise)
+            let scored = try scoreChunk(chunk, index: i, cache: cache, stepwise: stepwise, keepLogits: onChunk != nil)
             total += scored.nll.reduce(0, +)
             try onChunk?(scored)
             progress?(i + 1, plan.chunks)
@@ -120,6 +122,11 @@ extension EdgeModel {
                                 tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0, activations: activations)
     }
 
+    /// Rows of logits computed at a time when a chunk's logits are not kept (`scoreChunk`): 64 rows
+    /// of SmolLM2's 49152-token vocabulary are 12.6 MB, where a 512-token window's 255 scored rows
+    /// held at once are 50 MB.
+    public static let perplexityRowsPerBlock = 64
+
     /// Runs one perplexity chunk as one window from position 0 with `cache` reset (or, `stepwise`,
     /// one token at a time), computing logits only for its scored positions ctx/2 ..< ctx-1, and the
     /// NLL of each scored token (log-softmax in double, rows split across `threads`).
@@ -127,31 +134,43 @@ extension EdgeModel {
     ///   - chunk: the chunk's `ctx` tokens, BOS already in place.
     ///   - index: the chunk number, recorded in the result.
     ///   - cache: a cache holding at least `chunk.count` positions.
+    ///   - keepLogits: return the scored rows' logits (`PerplexityChunk.logits`); without it they are
+    ///     made `perplexityRowsPerBlock` rows at a time and dropped once scored (the same NLLs, bit
+    ///     for bit), and `logits` is empty.
     /// - Throws: `RuntimeError` (token out of range, context full).
-    public func scoreChunk(_ chunk: [Int32], index: Int, cache: KVCache, stepwise: Bool = false) throws -> PerplexityChunk {
+    public func scoreChunk(_ chunk: [Int32], index: Int, cache: KVCache, stepwise: Bool = false,
+                           keepLogits: Bool = true) throws -> PerplexityChunk {
         let vocab = config.vocabSize, ctx = chunk.count, first = ctx / 2, scored = ctx - first - 1
         cache.reset()
-        var logits: [Float]
-        if stepwise {
-            logits = []
-            logits.reserveCapacity(scored * vocab)
-            for p in 0 ..< ctx - 1 {
-                let row = try forward([chunk[p]], cache: cache, outputs: p >= first ? 0 ..< 1 : 0 ..< 0)
-                logits.append(contentsOf: row)
-            }
-        } else {
-            logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
-        }
         var nll = [Double](repeating: 0, count: scored)
-        logits.withUnsafeBufferPointer { lp in
+        // NLLs of rows j0 ..< j0 + rows (j: scored row index) from their logits, split across the threads.
+        func score(_ j0: Int, _ rows: Int, _ lp: UnsafeBufferPointer<Float>) {
             nll.withUnsafeMutableBufferPointer { np in
-                let parts = min(threads, scored)
+                let parts = min(threads, rows)
                 parallelFor(parts) { c in
-                    for j in c * scored / parts ..< (c + 1) * scored / parts {
-                        np[j] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[j * vocab ..< (j + 1) * vocab]),
-                                                           target: Int(chunk[first + j + 1]))
+                    for i in c * rows / parts ..< (c + 1) * rows / parts {
+                        np[j0 + i] = Self.negativeLogLikelihood(UnsafeBufferPointer(rebasing: lp[i * vocab ..< (i + 1) * vocab]),
+                                                                target: Int(chunk[first + j0 + i + 1]))
                     }
                 }
+            }
+        }
+        var logits: [Float] = []
+        if stepwise {
+            if keepLogits { logits.reserveCapacity(scored * vocab) }
+            for p in 0 ..< ctx - 1 {
+                let row = try forward([chunk[p]], cache: cache, outputs: p >= first ? 0 ..< 1 : 0 ..< 0)
+                if p >= first {
+                    row.withUnsafeBufferPointer { score(p - first, 1, $0) }
+                    if keepLogits { logits.append(contentsOf: row) }
+                }
+            }
+        } else if keepLogits {
+            logits = try forward(chunk, cache: cache, outputs: first ..< ctx - 1)
+            logits.withUnsafeBufferPointer { score(0, scored, $0) }
+        } else {
+            try forward(chunk, cache: cache, outputs: first ..< ctx - 1, rowsPerBlock: Self.perplexityRowsPerBlock) { r, rows, lp in
+                score(r - first, rows, lp)
             }
         }
         return PerplexityChunk(index: index, tokens: chunk, first: first, logits: logits, nll: nll)

@@ -519,6 +519,19 @@ void edge_axpy_ref(float *y, float a, const float *x, size_t n);
 /// The attention's decoding step (one query): probabilities times the cached values, read in place.
 void edge_vecmat_f32(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d);
 void edge_vecmat_f32_ref(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d);
+/// edge_vecmat_f32 with V in binary16: y[c] = fmaf(x[j], edge_f16_to_f32(V[j * ldv + c]), y[c]) in the
+/// same order, so the bits of edge_vecmat_f32 on the values widened to float, at every level (the
+/// attention's decoding step over a float16 KV cache).
+void edge_vecmat_f16(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d);
+void edge_vecmat_f16_ref(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d);
+/// dst[i] = edge_f16_to_f32(src[i]) for i < n, vectorized where the level converts in registers (F16C;
+/// exact, but a signaling NaN comes back quiet there).
+void edge_f16_widen(const uint16_t *src, float *dst, size_t n);
+void edge_f16_widen_ref(const uint16_t *src, float *dst, size_t n);
+/// dst[i] = edge_f32_to_f16(src[i]) for i < n (round to nearest even, Inf past 65504, NaN quieted),
+/// the same bits at every level (F16C's vcvtps2ph rounds the same way).
+void edge_f16_narrow(const float *src, uint16_t *dst, size_t n);
+void edge_f16_narrow_ref(const float *src, uint16_t *dst, size_t n);
 
 /// x[i] *= s.
 void edge_scale(float *x, float s, size_t n);

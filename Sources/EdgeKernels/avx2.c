@@ -1631,69 +1631,57 @@ static AVX2 void axpy_f32(float *y, float a, const float *x, size_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/// edge_vecmat_f32: 32 outputs at a time in four accumulators (each lane its own fma chain over j,
-/// the reference's order), then 8, then one by one with fmaf.
+/// The body of vecmat_f32 and vecmat_f16: 32 outputs at a time in four accumulators (each lane its own
+/// fma chain over j, the reference's order), then 8, then one by one with fmaf; LOADV(p) is 8 values of V
+/// from p as floats and ELEM(p) one.
+#define VECMAT_BODY(T, LOADV, ELEM)                                                                        \
+    size_t c = 0;                                                                                          \
+    for (; c + 32 <= d; c += 32) {                                                                         \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps(); \
+        for (size_t j = 0; j < n; j++) {                                                                   \
+            const T *v = V + j * ldv + c;                                                                  \
+            __m256 xj = _mm256_set1_ps(x[j]);                                                              \
+            a0 = _mm256_fmadd_ps(xj, LOADV(v), a0);                                                        \
+            a1 = _mm256_fmadd_ps(xj, LOADV(v + 8), a1);                                                    \
+            a2 = _mm256_fmadd_ps(xj, LOADV(v + 16), a2);                                                   \
+            a3 = _mm256_fmadd_ps(xj, LOADV(v + 24), a3);                                                   \
+        }                                                                                                  \
+        _mm256_storeu_ps(y + c, a0);                                                                       \
+        _mm256_storeu_ps(y + c + 8, a1);                                                                   \
+        _mm256_storeu_ps(y + c + 16, a2);                                                                  \
+        _mm256_storeu_ps(y + c + 24, a3);                                                                  \
+    }                                                                                                      \
+    for (; c + 8 <= d; c += 8) {                                                                           \
+        __m256 a = _mm256_setzero_ps();                                                                    \
+        for (size_t j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(x[j]), LOADV(V + j * ldv + c), a); \
+        _mm256_storeu_ps(y + c, a);                                                                        \
+    }                                                                                                      \
+    for (; c < d; c++) {                                                                                   \
+        float a = 0.0f;                                                                                    \
+        for (size_t j = 0; j < n; j++) a = fmaf(x[j], ELEM(V + j * ldv + c), a);                           \
+        y[c] = a;                                                                                          \
+    }
+
+#define LOAD_F32(p) _mm256_loadu_ps(p)
+#define ELEM_F32(p) (*(p))
+#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define ELEM_F16(p) edge_f16_to_f32(*(p))
+
+/// edge_vecmat_f32 (VECMAT_BODY).
 static AVX2 void vecmat_f32(const float *x, const float *V, size_t ldv, float *y, size_t n, size_t d) {
-    size_t c = 0;
-    for (; c + 32 <= d; c += 32) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (size_t j = 0; j < n; j++) {
-            const float *v = V + j * ldv + c;
-            __m256 xj = _mm256_set1_ps(x[j]);
-            a0 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v), a0);
-            a1 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v + 8), a1);
-            a2 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v + 16), a2);
-            a3 = _mm256_fmadd_ps(xj, _mm256_loadu_ps(v + 24), a3);
-        }
-        _mm256_storeu_ps(y + c, a0);
-        _mm256_storeu_ps(y + c + 8, a1);
-        _mm256_storeu_ps(y + c + 16, a2);
-        _mm256_storeu_ps(y + c + 24, a3);
-    }
-    for (; c + 8 <= d; c += 8) {
-        __m256 a = _mm256_setzero_ps();
-        for (size_t j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(x[j]), _mm256_loadu_ps(V + j * ldv + c), a);
-        _mm256_storeu_ps(y + c, a);
-    }
-    for (; c < d; c++) {
-        float a = 0.0f;
-        for (size_t j = 0; j < n; j++) a = fmaf(x[j], V[j * ldv + c], a);
-        y[c] = a;
-    }
+    VECMAT_BODY(float, LOAD_F32, ELEM_F32)
 }
 
 /// edge_vecmat_f16: vecmat_f32's loops with each V vector widened from binary16 as it is loaded (vcvtph2ps
 /// is exact), so the same fma chains in the same order as the reference.
 static AVX2 void vecmat_f16(const float *x, const uint16_t *V, size_t ldv, float *y, size_t n, size_t d) {
-#define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-    size_t c = 0;
-    for (; c + 32 <= d; c += 32) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (size_t j = 0; j < n; j++) {
-            const uint16_t *v = V + j * ldv + c;
-            __m256 xj = _mm256_set1_ps(x[j]);
-            a0 = _mm256_fmadd_ps(xj, LDH(v), a0);
-            a1 = _mm256_fmadd_ps(xj, LDH(v + 8), a1);
-            a2 = _mm256_fmadd_ps(xj, LDH(v + 16), a2);
-            a3 = _mm256_fmadd_ps(xj, LDH(v + 24), a3);
-        }
-        _mm256_storeu_ps(y + c, a0);
-        _mm256_storeu_ps(y + c + 8, a1);
-        _mm256_storeu_ps(y + c + 16, a2);
-        _mm256_storeu_ps(y + c + 24, a3);
-    }
-    for (; c + 8 <= d; c += 8) {
-        __m256 a = _mm256_setzero_ps();
-        for (size_t j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(x[j]), LDH(V + j * ldv + c), a);
-        _mm256_storeu_ps(y + c, a);
-    }
-#undef LDH
-    for (; c < d; c++) {
-        float a = 0.0f;
-        for (size_t j = 0; j < n; j++) a = fmaf(x[j], edge_f16_to_f32(V[j * ldv + c]), a);
-        y[c] = a;
-    }
+    VECMAT_BODY(uint16_t, LOAD_F16, ELEM_F16)
 }
+#undef VECMAT_BODY
+#undef LOAD_F32
+#undef ELEM_F32
+#undef LOAD_F16
+#undef ELEM_F16
 
 /// edge_f16_widen: 8 at a time with vcvtph2ps (exact), the rest by the scalar conversion.
 static AVX2 void f16_widen(const uint16_t *src, float *dst, size_t n) {

@@ -112,7 +112,7 @@ extension EdgeModel {
         let outs = outputs ?? 0 ..< tokens.count
         var logits = [Float](repeating: 0, count: max(0, outs.count) * config.vocabSize)
         try logits.withUnsafeMutableBufferPointer { lp in
-            try run(tokens, cache: cache, outputs: outs, headRows: Int.max, into: lp.baseAddress) { _, _, _ in }
+            try run(tokens, cache: cache, outputs: outs, headRows: outs.count, into: lp.baseAddress) { _, _, _ in }
         }
         return logits
     }
@@ -148,9 +148,9 @@ extension EdgeModel {
     }
 
     /// `forward`'s work: the pieces through the blocks, each piece's rows of `outs` through the final
-    /// norm into one [outs.count, h] buffer, then the head over those rows: in one call when
-    /// `headRows` covers them (written to `into`, row r at (r - outs.lowerBound) * vocab), else in
-    /// blocks of equal size (`headBlocks`) handed to `body`.
+    /// norm into one [outs.count, h] buffer, then the head over those rows: in one call written to
+    /// `into` (row r at (r - outs.lowerBound) * vocab) when it is given, else in blocks of at most
+    /// `headRows`, of equal size (`headBlocks`), handed to `body`.
     private func run(_ tokens: [Int32], cache: KVCache, outputs outs: Range<Int>, headRows: Int,
                      into target: UnsafeMutablePointer<Float>?,
                      body: (Int, Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
@@ -194,7 +194,7 @@ extension EdgeModel {
         guard !outs.isEmpty else { return }
 
         // The output head, for the rows asked for.
-        if let target, headRows >= outs.count {
+        if let target {
             activationObserver?(output.name, normed, outs.count, output.cols)
             output.matmul(normed, tokens: outs.count, into: target, threads: threads, activations: activations)
             return

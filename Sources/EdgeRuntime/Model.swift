@@ -98,7 +98,7 @@ public final class EdgeModel: @unchecked Sendable {
 
     /// `microBatch`'s default: 512 tokens, as llama.cpp's. Smaller pieces save memory (about 8 MB
     /// for SmolLM2 at 256) but cost prompt speed where a product decodes its weights once per call:
-    /// q4k prompts ran about 12% slower at 256 on an AVX2 Zen 3 (docs/performance.md, "Prompts in pieces").
+    /// q4k prompts ran about 12% slower at 256 on an AVX2 Zen 3 (docs/performance.md, "Perplexity without all the logits; prompts in pieces").
     public static let defaultMicroBatch = 512
 
     /// Called before every linear product of `forward` with the weight's canonical name and its
@@ -142,7 +142,8 @@ public final class EdgeModel: @unchecked Sendable {
         // (a fault on a mapped file maps the cached pages around it too, so reading the vectors
         // after them brought some back), the vectors (copied into arrays) and the tokenizer's blob
         // (parsed). A no-op unless the file is mapped.
-        for entry in file.tensors where entry.shape.count == 1 || denseCopies.contains(entry.name) { release(entry.name) }
+        let replaced = Set(denseCopies)
+        for entry in file.tensors where entry.shape.count == 1 || replaced.contains(entry.name) { release(entry.name) }
         for blob in file.blobs where blob.compression == .none { file.mappedFile.release(blob.offset, blob.length) }
     }
 

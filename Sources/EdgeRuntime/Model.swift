@@ -128,7 +128,7 @@ public final class EdgeModel: @unchecked Sendable {
         var tensors: [String: WeightSource] = [:]
         for entry in file.tensors { tensors[entry.name] = try .file(file, entry) }
         let tokenizer = try file.blob(named: "tokenizer.json").map { try Tokenizer(json: $0) }
-        edge_heap_trim()  // the parse's transient objects: about 9 MB less peak RSS when decoding
+        edge_heap_trim()  // the parse's freed objects: 9.7 MB less peak RSS decoding a file whose sparse matrices are copied dense
         let start = file.mappedFile.bytes.baseAddress!
         // Each replaced payload's pages go as soon as its copy is made, so that the peak holds the
         // copies and one payload, not every payload too.

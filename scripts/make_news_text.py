@@ -15,7 +15,7 @@ articles by two, as in the project's other texts (Fixtures/README.md);
 `<...>` ticker brackets removed.
 
 Usage: scripts/make_news_text.py OUT.txt [--deb r-cran-tm_*.deb | --dir EXTRACTED_ROOT]
-(without either, it runs `apt-get download r-cran-tm` into a temporary directory). Prints the
+(without either, it runs `apt-get download r-cran-tm=0.7-11-1` into a temporary directory). Prints the
 sha256 of the text so that a report can name exactly what it measured.
 """
 import argparse
@@ -29,6 +29,7 @@ import sys
 import tempfile
 
 TEXTS = "usr/lib/R/site-library/tm/texts"
+VERSION = "0.7-11-1"  # the package version the documented sha256 comes from
 
 
 def article(xml):
@@ -76,7 +77,7 @@ def main():
         if root is None:
             deb = a.deb
             if deb is None:
-                subprocess.run(["apt-get", "download", "r-cran-tm"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(["apt-get", "download", "r-cran-tm=" + VERSION], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
                 deb = glob.glob(os.path.join(tmp, "r-cran-tm_*.deb"))[0]
             root = os.path.join(tmp, "x")
             subprocess.run(["dpkg-deb", "-x", deb, root], check=True)

@@ -128,7 +128,9 @@ public final class EdgeModel: @unchecked Sendable {
         var tensors: [String: WeightSource] = [:]
         for entry in file.tensors { tensors[entry.name] = try .file(file, entry) }
         let tokenizer = try file.blob(named: "tokenizer.json").map { try Tokenizer(json: $0) }
-        edge_heap_trim()  // the parse's freed objects: 9.7 MB less peak RSS decoding a file whose sparse matrices are copied dense
+        // The parse's freed objects go back to the system: 9.7 MB less peak RSS when decoding a file
+        // whose sparse matrices are copied dense (docs/performance.md).
+        edge_heap_trim()
         let start = file.mappedFile.bytes.baseAddress!
         // Each replaced payload's pages go as soon as its copy is made, so that the peak holds the
         // copies and one payload, not every payload too.

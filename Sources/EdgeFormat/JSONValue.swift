@@ -190,7 +190,7 @@ extension JSONValue {
 /// returns. `JSONValue.parse` builds its tree from it; the tokenizer reads `tokenizer.json` with it
 /// directly, since a vocabulary has ~50k-250k keys and keeping them as bytes avoids building (and
 /// hashing, with Unicode normalization) that many `String`s.
-public indirect enum RawJSON: Sendable {
+public enum RawJSON: Sendable {
     case null
     case bool(Bool)
     /// Integers without fraction or exponent that fit in Int64 (not -0).

@@ -228,7 +228,7 @@ extension EdgeModel {
 
 /// Work buffers of one forward call over T tokens (freed with it).
 final class ForwardBuffers {
-    let x, xn, y, q, att, v, up, gate: UnsafeMutablePointer<Float>
+    let x, xn, q, v, up, gate: UnsafeMutablePointer<Float>
     /// RoPE's cosines and sines for the positions of the current call, [T, head_dim / 2] each, made by
     /// the first block and read by every block (`ropeTables`): the trigonometry once per position,
     /// not once per layer and per Q and K.
@@ -243,12 +243,11 @@ final class ForwardBuffers {
         let maxKV = blocks.map { $0.numKVHeads * hd }.max() ?? 0
         let maxF = blocks.map(\.intermediateSize).max() ?? 0
         x = .allocate(capacity: T * h)        // residual stream (T, h)
-        xn = .allocate(capacity: T * h)       // normed (T, h)
-        y = .allocate(capacity: T * h)        // block output (T, h)
+        xn = .allocate(capacity: T * h)       // normed (T, h), then the attention's and the MLP's outputs
         q = .allocate(capacity: T * maxQ)     // queries (T, nh*hd)
-        att = .allocate(capacity: T * maxQ)   // keys, then the attention output (T, nh*hd)
         v = .allocate(capacity: T * maxKV)    // values (T, nkv*hd)
-        up = .allocate(capacity: T * maxF)    // (T, f)
+        // (T, f); before the MLP, the keys and then the attention output (T, nh*hd), hence the max
+        up = .allocate(capacity: T * max(maxF, maxQ, maxKV))
         gate = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * maxF)
         capacity = T
         headDim = hd
@@ -266,7 +265,7 @@ final class ForwardBuffers {
         ropeFor = (p0, T)
     }
 
-    deinit { for p in [x, xn, y, q, att, v, up, gate, ropeCos, ropeSin] { p.deallocate() } }
+    deinit { for p in [x, xn, q, v, up, gate, ropeCos, ropeSin] { p.deallocate() } }
 }
 
 /// The steps of the forward pass (embedding, one block, a norm), shared by `EdgeModel.forward` and
@@ -317,7 +316,10 @@ struct ForwardStep {
                observe: ActivationObserver?) {
         let h = config.hiddenSize, hd = config.headDim
         let gpt2 = config.architecture == .gpt2
-        let xn = buffers.xn, y = buffers.y, q = buffers.q, att = buffers.att, up = buffers.up, gate = buffers.gate
+        // `xn` holds each half's normed input and, once its products have read it, that half's output
+        // (o and down), before the residual sum.
+        // `up` is free until the MLP: it holds the keys, then the attention's output (`att`).
+        let xn = buffers.xn, q = buffers.q, att = buffers.up, up = buffers.up, gate = buffers.gate
         let nh = b.sizes.numHeads, nkv = b.sizes.numKVHeads, f = b.sizes.intermediateSize
         let qd = nh * hd, kvd = nkv * hd
         // Attention: n1, projections, RoPE, K and V into the cache (head-major), causal softmax.
@@ -341,9 +343,9 @@ struct ForwardStep {
         }
         attention(q: q, keys: keys, values: values, capacity: capacity, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
         observe?(b.o.name, att, T, b.o.cols)
-        b.o.matmul(att, tokens: T, into: y, threads: threads, activations: activations)
-        addBias(y, rows: T, width: h, b.oBias)
-        edge_add(x, y, T * h)
+        b.o.matmul(att, tokens: T, into: xn, threads: threads, activations: activations)
+        addBias(xn, rows: T, width: h, b.oBias)
+        edge_add(x, xn, T * h)
 
         // MLP: n2, up (and gate), activation, down.
         norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
@@ -360,9 +362,9 @@ struct ForwardStep {
             edge_gelu_tanh(up, T * f)
         }
         observe?(b.down.name, up, T, b.down.cols)
-        b.down.matmul(up, tokens: T, into: y, threads: threads, activations: activations)
-        addBias(y, rows: T, width: h, b.downBias)
-        edge_add(x, y, T * h)
+        b.down.matmul(up, tokens: T, into: xn, threads: threads, activations: activations)
+        addBias(xn, rows: T, width: h, b.downBias)
+        edge_add(x, xn, T * h)
     }
 
     /// Query positions per attention tile: each tile's scores are one [tile, keys] block.

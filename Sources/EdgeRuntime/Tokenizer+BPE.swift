@@ -11,7 +11,7 @@ struct _Merge {
 /// one symbol per byte.
 final class _BPEModel: @unchecked Sendable {
     /// Token string (UTF-8 bytes of its byte-level form) -> id.
-    let vocab: [[UInt8]: Int32]
+    let vocab: _VocabIndex
     /// (left id, right id) packed by `pairKey` -> merge.
     let merges: [UInt64: _Merge]
     /// `byteIDs[b]`: id of the one-character token for byte `b`, or -1 if the vocabulary lacks it.
@@ -31,7 +31,7 @@ final class _BPEModel: @unchecked Sendable {
     private let cacheLock = MutexLock()
 
     init(vocab: [[UInt8]: Int32], merges: [UInt64: _Merge], unkID: Int32?, fuseUnk: Bool, ignoreMerges: Bool) {
-        self.vocab = vocab
+        self.vocab = _VocabIndex(vocab)
         self.merges = merges
         self.byteIDs = _ByteLevel.utf8.map { vocab[$0] ?? -1 }
         self.unkID = unkID
@@ -75,7 +75,7 @@ final class _BPEModel: @unchecked Sendable {
             var mapped: [UInt8] = []
             mapped.reserveCapacity(word.count * 2)
             for b in word { mapped.append(contentsOf: _ByteLevel.utf8[Int(b)]) }
-            if let id = vocab[mapped] { return [id] }
+            if let id = vocab.id(mapped) { return [id] }
         }
         // Initial symbols, with unknown bytes mapped to unkID (fused if asked) or dropped.
         var ids: [Int32] = []

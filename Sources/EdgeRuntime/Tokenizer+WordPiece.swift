@@ -3,25 +3,20 @@
 /// the left, pieces after the first written with `continuing_subword_prefix` ("##").
 final class _WordPieceModel: Sendable {
     /// Token string (UTF-8) -> id, every vocabulary entry.
-    let vocab: [[UInt8]: Int32]
+    let vocab: _VocabIndex
     /// Entries that start with the continuing-subword prefix, keyed by what follows the prefix.
-    private let continuations: [[UInt8]: Int32]
-    /// The longest key of `vocab` and of `continuations`, in bytes: longer candidates are skipped.
-    private let longestInitial: Int
-    private let longestContinuation: Int
+    private let continuations: _VocabIndex
     let unkID: Int32
     /// Words with more scalars than this become `unkID` whole.
     let maxInputCharsPerWord: Int
 
     init(vocab: [[UInt8]: Int32], prefix: [UInt8], unkID: Int32, maxInputCharsPerWord: Int) {
-        self.vocab = vocab
+        self.vocab = _VocabIndex(vocab)
         var continuations: [[UInt8]: Int32] = [:]
         for (token, id) in vocab where token.count >= prefix.count && token.starts(with: prefix) {
             continuations[Array(token[prefix.count...])] = id
         }
-        self.continuations = continuations
-        longestInitial = vocab.keys.map(\.count).max() ?? 0
-        longestContinuation = continuations.keys.map(\.count).max() ?? 0
+        self.continuations = _VocabIndex(continuations)
         self.unkID = unkID
         self.maxInputCharsPerWord = maxInputCharsPerWord
     }
@@ -40,13 +35,13 @@ final class _WordPieceModel: Sendable {
         while first < starts.count {
             let begin = starts[first]
             let table = first == 0 ? vocab : continuations
-            let longest = first == 0 ? longestInitial : longestContinuation
+            let longest = table.longestKey  // longer candidates are skipped
             // Try the longest candidate first, one scalar shorter each time.
             var last = starts.count  // piece = scalars first..<last
             var found: Int32?
             while last > first {
                 let end = last == starts.count ? word.count : starts[last]
-                if end - begin <= longest, let id = table[Array(word[begin..<end])] {
+                if end - begin <= longest, let id = table.id(word[begin..<end]) {
                     found = id
                     break
                 }

@@ -37,9 +37,9 @@ public final class Tokenizer: @unchecked Sendable {
     /// The decoder of a WordPiece document (nil: tokens joined with spaces).
     private let wordPieceDecoder: _WordPieceDecoder?
     /// id -> bytes the id decodes to.
-    private let tokenBytes: [Int32: [UInt8]]
+    private let tokenBytes: _TokenStrings
     /// id -> UTF-8 bytes of the token string (vocabulary entry or added token content).
-    private let tokenUTF8: [Int32: [UInt8]]
+    private let tokenUTF8: _TokenStrings
     /// Added token content (UTF-8) -> id.
     private let addedIDs: [[UInt8]: Int32]
     private let specialIDs: Set<Int32>
@@ -84,7 +84,7 @@ public final class Tokenizer: @unchecked Sendable {
         useRegex = config.useRegex
         bertNormalizer = config.bertNormalizer
         wordPieceDecoder = config.wordPieceDecoder
-        tokenUTF8 = config.tokens
+        tokenUTF8 = _TokenStrings(config.tokens)
         addedIDs = Dictionary(config.addedTokens.map { (Array($0.content.utf8), $0.id) }, uniquingKeysWith: { a, _ in a })
         specialIDs = Set(config.addedTokens.filter(\.special).map(\.id))
         rawMatcher = _AddedTokenMatcher(config.addedTokens.filter { !$0.normalized }, nfc: false)
@@ -92,12 +92,12 @@ public final class Tokenizer: @unchecked Sendable {
         switch config.model {
         case .bpe:
             kind = .bytePairs
-            tokenBytes = config.tokens.mapValues(_ByteLevel.decode)
+            tokenBytes = _TokenStrings(config.tokens, transform: _ByteLevel.decode)
             normalizedMatcher = _AddedTokenMatcher(config.addedTokens.filter(\.normalized), nfc: config.normalizeNFC)
             templateBOS = config.templateBOS
         case .wordPiece:
             kind = .wordPiece
-            tokenBytes = config.tokens
+            tokenBytes = tokenUTF8
             let bert = config.bertNormalizer
             normalizedMatcher = _AddedTokenMatcher(config.addedTokens.filter(\.normalized),
                                                    normalize: { bert?.normalize($0) ?? $0 })
@@ -192,7 +192,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// WordPiece document: the UTF-8 of the token string as written ("##ing"), since spacing
     /// depends on the neighbouring tokens (use `decode`).
     public func decodeBytes(_ id: Int32) -> [UInt8] {
-        tokenBytes[id] ?? []
+        tokenBytes[id].map(Array.init) ?? []
     }
 
     /// The id of a vocabulary entry or added token, given as it is written in tokenizer.json
@@ -201,8 +201,8 @@ public final class Tokenizer: @unchecked Sendable {
         let utf8 = Array(token.utf8)
         if let id = addedIDs[utf8] { return id }
         switch model {
-        case let .bpe(bpe): return bpe.vocab[utf8]
-        case let .wordPiece(wordPiece): return wordPiece.vocab[utf8]
+        case let .bpe(bpe): return bpe.vocab.id(utf8)
+        case let .wordPiece(wordPiece): return wordPiece.vocab.id(utf8)
         }
     }
 

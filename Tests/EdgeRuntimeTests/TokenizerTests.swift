@@ -268,6 +268,28 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.vocabularySize, 5)
     }
 
+    /// Ids need not be 0 ..< count: a gap in the vocabulary and an added token far beyond it are
+    /// found (the id tables then search instead of indexing), and ids in the gap are not tokens.
+    func testIDsWithGapsAreFound() throws {
+        let tok = try Tokenizer(json: try document {
+            $0["model"] = ["type": "BPE", "vocab": ["a": 0, "b": 7, "Ġ": 2, "ab": 9], "merges": ["a b"]] as [String: Any]
+            $0["added_tokens"] = [["id": 1_000_000, "content": "<s>", "special": true]]
+        })
+        XCTAssertEqual(tok.encode("ab<s>ba b"), [9, 1_000_000, 7, 0, 2, 7])
+        XCTAssertEqual(tok.decode([9, 1_000_000, 7, 0, 2, 7]), "ab<s>ba b")
+        XCTAssertEqual(tok.vocabularySize, 1_000_001)
+        XCTAssertEqual(tok.token(7), "b")
+        XCTAssertEqual(tok.token(1_000_000), "<s>")
+        for id: Int32 in [1, 3, 8, 10, 999_999, 1_000_001, -1] {
+            XCTAssertNil(tok.token(id), "\(id)")
+            XCTAssertEqual(tok.decodeBytes(id), [], "\(id)")
+        }
+        XCTAssertEqual(tok.tokenID("ab"), 9)
+        XCTAssertEqual(tok.tokenID("<s>"), 1_000_000)
+        XCTAssertNil(tok.tokenID("ba"))
+        XCTAssertNil(tok.tokenID(""))
+    }
+
     func testUnsupportedComponentsAreRefusedByName() throws {
         try assertRefused("tokenizer.json: pre_tokenizer.type 'Metaspace' is not supported") {
             $0["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"]

@@ -2,7 +2,9 @@
 # Compresses MODEL with each recipe, verifies every artifact against the float model, and writes
 # into OUT_DIR: the .edge files, report.json, report.md, pareto.svg, and a release build of the
 # runtime (edge-run) with its checksum. Exits non-zero if any recipe misses its budget (after the
-# report is written) or anything fails. The runtime is linked statically (Swift standard library; no
+# report is written) or anything fails. The report also gives the shipped runtime's prompt and
+# generation throughput and peak memory on each decoder artifact (edge-run bench, on this machine).
+# The runtime is linked statically (Swift standard library; no
 # Foundation or FoundationEssentials) and stripped: about 10 MB; it needs glibc, libstdc++ and zlib.
 #
 # Usage: scripts/device-artifacts.sh MODEL OUT_DIR [--text FILE] [--data FILE] [--recipes a,b,c]
@@ -73,6 +75,17 @@ if [ $runtime -eq 1 ]; then
   # Symbols off: the static binary (Swift runtime and C library only) goes from 17 MB to 10 MB.
   if command -v strip >/dev/null; then strip "$out/edge-run"; fi
   (cd "$out" && sha256sum edge-run > edge-run.sha256)
+  # The shipped runtime on each decoder artifact: prompt processing over the verify context and
+  # generation of up to 128 tokens, medians of 3, and the run's peak RSS (the report's pp / tg /
+  # peak MB columns; this machine's CPU, not the device's).
+  tg=$(( ctx < 128 ? ctx : 128 ))
+  for r in "${rs[@]}"; do
+    [[ $r == *.json ]] && r=$(basename "$r" .json)
+    grep -q '"kind" *: *"encoder"' "$out/$r.verify.json" && continue
+    echo "== bench $r" >&2
+    "$out/edge-run" bench "$out/$r.edge" -p "$ctx" -n "$tg" -r 3 --json > "$out/$r.bench.json" \
+      || die "edge-run bench of $r failed"
+  done
 fi
 
 "$bin/compress" report "$out" --model "$(basename "$model")" --text "$(basename "$text")"

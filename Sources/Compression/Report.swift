@@ -19,12 +19,32 @@ public struct ReportRow: Equatable, Sendable {
     public var sha256: String
     /// An encoder's measurements (`compress verify` of an encoder); the perplexity fields are then 0.
     public var encoder: EncoderMetrics?
+    /// The bundled runtime on the artifact (`edge-run bench --json`, `R.bench.json`), when measured.
+    public var runtime: RuntimeMetrics? = nil
 
     /// What `compress verify` measures for an encoder.
     public struct EncoderMetrics: Equatable, Sendable {
         public var meanCosine: Double
         public var minCosine: Double
         public var retrievalAgreement: Double
+    }
+
+    /// What `edge-run bench` measures: prompt processing and generation throughput, peak memory.
+    public struct RuntimeMetrics: Equatable, Sendable {
+        public var promptTokens: Int
+        public var promptTokensPerSecond: Double
+        public var generatedTokens: Int
+        public var generationTokensPerSecond: Double
+        public var peakRSSBytes: Double
+        /// The kernel level the runtime chose on the machine that measured (e.g. "avx2").
+        public var kernels: String
+
+        var json: JSONValue {
+            .object(["prompt_tokens": .number(Double(promptTokens)), "prompt_tokens_per_second": .number(promptTokensPerSecond),
+                     "generated_tokens": .number(Double(generatedTokens)),
+                     "generation_tokens_per_second": .number(generationTokensPerSecond),
+                     "peak_rss_bytes": .number(peakRSSBytes), "kernels": .string(kernels)])
+        }
     }
 
     public var json: JSONValue {
@@ -37,19 +57,22 @@ public struct ReportRow: Equatable, Sendable {
                 "violations": .array(violations.map { .string($0) }), "sha256": .string(sha256),
             ])
         }
-        return .object([
+        var members: [String: JSONValue] = [
             "recipe": .string(recipe), "artifact": .string(artifact), "bytes": .number(Double(bytes)),
             "bits_per_weight": .number(bitsPerWeight), "ratio": .number(ratio), "ppl_before": .number(pplBefore),
             "ppl_after": .number(pplAfter), "kl": .number(kl), "top1_agreement": .number(top1Agreement),
             "compress_seconds": .number(compressSeconds), "budget_ok": .bool(budgetOK),
             "violations": .array(violations.map { .string($0) }), "sha256": .string(sha256),
-        ])
+        ]
+        if let runtime { members["runtime"] = runtime.json }
+        return .object(members)
     }
 }
 
 /// Builds the device-artifacts report (JSON, Markdown, a Pareto plot as SVG) from what
 /// `scripts/device-artifacts.sh` leaves in its output folder: for each recipe R, `R.edge`,
-/// `R.verify.json` (`compress verify --json`) and `R.compress.json` (`compress --json`).
+/// `R.verify.json` (`compress verify --json`), `R.compress.json` (`compress --json`) and, for a
+/// decoder whose runtime was built, `R.bench.json` (`edge-run bench --json`).
 public enum Report {
     public struct Failure: Error, CustomStringConvertible {
         public let file: String
@@ -89,14 +112,32 @@ public enum Report {
                     encoder: .init(meanCosine: try num("mean_cosine"), minCosine: try num("min_cosine"),
                                    retrievalAgreement: try num("retrieval_agreement")))
             }
+            let benchPath = folder + "/" + recipe + ".bench.json"
+            let runtime = FileManager.default.fileExists(atPath: benchPath) ? try runtimeMetrics(benchPath) : nil
             return ReportRow(
                 recipe: recipe, artifact: recipe + ".edge", bytes: Int(afterBytes), bitsPerWeight: try num("after", "bits_per_weight"),
                 ratio: beforeBytes > 0 ? afterBytes / beforeBytes : 0, pplBefore: try num("before", "ppl"), pplAfter: try num("after", "ppl"),
                 kl: try num("kl"), top1Agreement: try num("top1_agreement"), compressSeconds: seconds,
                 budgetOK: v["budget"]?["ok"]?.boolValue ?? true,
                 violations: v["budget"]?["violations"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                sha256: SHA256.hex(file.bytes))
+                sha256: SHA256.hex(file.bytes), runtime: runtime)
         }.sorted { $0.bytes > $1.bytes }
+    }
+
+    /// `edge-run bench --json`'s medians, token counts, peak RSS and kernel level.
+    static func runtimeMetrics(_ path: String) throws -> ReportRow.RuntimeMetrics {
+        let b = try readJSON(path)
+        func num(_ keys: String...) throws -> Double {
+            var cur: JSONValue? = b
+            for k in keys { cur = cur?[k] }
+            guard let d = cur?.doubleValue, d.isFinite, d >= 0 else {
+                throw Failure(file: path, why: "missing number '\(keys.joined(separator: "."))'")
+            }
+            return d
+        }
+        return .init(promptTokens: Int(try num("pp", "tokens")), promptTokensPerSecond: try num("pp", "median"),
+                     generatedTokens: Int(try num("tg", "tokens")), generationTokensPerSecond: try num("tg", "median"),
+                     peakRSSBytes: try num("peak_rss_bytes"), kernels: b["kernels"]?["level"]?.stringValue ?? "?")
     }
 
     static func readJSON(_ path: String) throws -> JSONValue {
@@ -114,12 +155,27 @@ public enum Report {
     public static func markdown(rows: [ReportRow], model: String, text: String) -> String {
         if rows.contains(where: { $0.encoder != nil }) { return encoderMarkdown(rows: rows, model: model, text: text) }
         var s = "# Device artifacts: \(model)\n\nPerplexity on `\(text)`; before = the input model run in float32, after = the `.edge` artifact, same runtime; x input = artifact bytes / input file bytes.\n\n"
-        s += "| recipe | bytes | bits/weight | x input | ppl before | ppl after | Δppl | KL | top-1 | compress s | budget | sha256 |\n"
-        s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n"
+        let measured = rows.compactMap(\.runtime)
+        if let m = measured.first {
+            let levels = Set(measured.map(\.kernels)).sorted().joined(separator: ", ")
+            s += "pp / tg: prompt processing (\(m.promptTokens) tokens) and generation (\(m.generatedTokens) tokens) throughput of the bundled `edge-run` (`edge-run bench ARTIFACT -p \(m.promptTokens) -n \(m.generatedTokens) -r 3 --json`, medians) on the machine that made this report (kernels: \(levels)); peak MB: that run's peak resident memory (MB = 10^6 bytes).\n\n"
+        }
+        let runtimeHeader = measured.isEmpty ? "" : " pp tok/s | tg tok/s | peak MB |"
+        let runtimeRule = measured.isEmpty ? "" : " ---: | ---: | ---: |"
+        s += "| recipe | bytes | bits/weight | x input | ppl before | ppl after | Δppl | KL | top-1 |\(runtimeHeader) compress s | budget | sha256 |\n"
+        s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\(runtimeRule) ---: | --- | --- |\n"
         for r in rows {
             let budget = r.budgetOK ? "ok" : "**FAIL**: " + r.violations.joined(separator: "; ")
             s += "| \(r.recipe) | \(r.bytes) | \(f(r.bitsPerWeight, 2)) | \(f(r.ratio, 3)) | \(f(r.pplBefore, 3)) | \(f(r.pplAfter, 3)) | "
-            s += "\(f((r.pplAfter / r.pplBefore - 1) * 100, 2))% | \(f(r.kl, 4)) | \(f(r.top1Agreement * 100, 1))% | \(f(r.compressSeconds, 1)) | \(budget) | `\(r.sha256.prefix(12))` |\n"
+            s += "\(f((r.pplAfter / r.pplBefore - 1) * 100, 2))% | \(f(r.kl, 4)) | \(f(r.top1Agreement * 100, 1))% | "
+            if !measured.isEmpty {
+                if let m = r.runtime {
+                    s += "\(f(m.promptTokensPerSecond, 1)) | \(f(m.generationTokensPerSecond, 1)) | \(f(m.peakRSSBytes / 1e6, 1)) | "
+                } else {
+                    s += "- | - | - | "
+                }
+            }
+            s += "\(f(r.compressSeconds, 1)) | \(budget) | `\(r.sha256.prefix(12))` |\n"
         }
         return s
     }

@@ -72,6 +72,42 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(Report.svg(rows: rows, model: "m").contains("1 - mean cosine to float"))
     }
 
+    /// A decoder row with the runtime's `edge-run bench --json` beside it gets the pp / tg / peak
+    /// columns (rows without one get dashes); a bench file without its numbers is refused by name.
+    func testRuntimeColumnsFromBenchJSON() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let verify = #"{"before": {"bytes": 4000, "bits_per_weight": 32, "ppl": 10}, "after": {"bytes": 1000, "bits_per_weight": 8.2, "ppl": 10.1},"#
+            + #" "kl": 0.001, "top1_agreement": 0.99, "budget": {"ok": true, "violations": []}}"#
+        for r in ["int8", "int4"] {
+            try Data("edge bytes \(r)".utf8).write(to: dir.appendingPathComponent("\(r).edge"))
+            try Data(verify.utf8).write(to: dir.appendingPathComponent("\(r).verify.json"))
+        }
+        let bench = #"{"pp": {"median": 812.25, "tokens": 512, "tokens_per_second": [800, 812.25, 820]},"#
+            + #" "tg": {"median": 180.04, "tokens": 128, "tokens_per_second": [180.04]}, "peak_rss_bytes": 194539520, "kernels": {"level": "avx2"}}"#
+        try Data(bench.utf8).write(to: dir.appendingPathComponent("int8.bench.json"))
+        let rows = try Report.rows(folder: dir.path)
+        let int8 = try XCTUnwrap(rows.first { $0.recipe == "int8" })
+        XCTAssertEqual(int8.runtime, .init(promptTokens: 512, promptTokensPerSecond: 812.25, generatedTokens: 128,
+                                           generationTokensPerSecond: 180.04, peakRSSBytes: 194539520, kernels: "avx2"))
+        XCTAssertNil(rows.first { $0.recipe == "int4" }?.runtime)
+        let md = Report.markdown(rows: rows, model: "m", text: "t.txt")
+        XCTAssertTrue(md.contains("| top-1 | pp tok/s | tg tok/s | peak MB | compress s |"), md)
+        XCTAssertTrue(md.contains("| 99.0% | 812.2 | 180.0 | 194.5 | 0.0 | ok |"), md)
+        XCTAssertTrue(md.contains("| 99.0% | - | - | - | 0.0 | ok |"), md)
+        XCTAssertTrue(md.contains("-p 512 -n 128 -r 3 --json") && md.contains("kernels: avx2"), md)
+        let cells = md.split(separator: "\n").filter { $0.hasPrefix("|") }.map { $0.filter { $0 == "|" }.count }
+        XCTAssertEqual(Set(cells).count, 1)
+        let json = Report.json(rows: rows, model: "m", text: "t")["rows"]?.arrayValue ?? []
+        XCTAssertEqual(json.first { $0["recipe"] == .string("int8") }?["runtime"]?["peak_rss_bytes"], .number(194539520))
+
+        try Data(#"{"pp": {"median": 812.25, "tokens": 512}, "peak_rss_bytes": 1}"#.utf8).write(to: dir.appendingPathComponent("int4.bench.json"))
+        XCTAssertThrowsError(try Report.rows(folder: dir.path)) { error in
+            XCTAssertEqual("\(error)", dir.path + "/int4.bench.json: missing number 'tg.tokens'")
+        }
+    }
+
     func testNiceTicks() {
         XCTAssertEqual(Report.niceStep(0.23), 0.5)
         XCTAssertEqual(Report.niceStep(17), 20)

@@ -9,7 +9,8 @@ struct ReportCommand: ParsableCommand {
         abstract: "Write report.json, report.md and pareto.svg for a folder of artifacts (see scripts/device-artifacts.sh).",
         discussion: """
         The folder holds, per recipe R: R.edge, R.verify.json (compress verify --json) and optionally \
-        R.compress.json (compress --json). Exit codes: 0 all budgets met, 1 error, 3 a recipe missed its budget \
+        R.compress.json (compress --json) and R.bench.json (edge-run bench --json: the pp / tg / peak MB \
+        columns). Exit codes: 0 all budgets met, 1 error, 3 a recipe missed its budget \
         (the report is written first).
         """
     )

@@ -83,8 +83,10 @@ if [ $runtime -eq 1 ]; then
     [[ $r == *.json ]] && r=$(basename "$r" .json)
     grep -q '"kind" *: *"encoder"' "$out/$r.verify.json" && continue
     echo "== bench $r" >&2
-    "$out/edge-run" bench "$out/$r.edge" -p "$ctx" -n "$tg" -r 3 --json > "$out/$r.bench.json" \
-      || die "edge-run bench of $r failed"
+    # Into a temporary file first, so that a failed run leaves no partial R.bench.json.
+    "$out/edge-run" bench "$out/$r.edge" -p "$ctx" -n "$tg" -r 3 --json > "$out/$r.bench.json.part" \
+      || { rm -f "$out/$r.bench.json.part"; die "edge-run bench of $r failed"; }
+    mv "$out/$r.bench.json.part" "$out/$r.bench.json"
   done
 fi
 

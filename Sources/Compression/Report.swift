@@ -88,14 +88,7 @@ public enum Report {
             let recipe = String(name.dropLast(".verify.json".count))
             let verifyPath = folder + "/" + name
             let v = try readJSON(verifyPath)
-            func num(_ path: String...) throws -> Double {
-                var cur: JSONValue? = v
-                for k in path { cur = cur?[k] }
-                guard let d = cur?.doubleValue else {
-                    throw Failure(file: verifyPath, why: "missing number '\(path.joined(separator: "."))'")
-                }
-                return d
-            }
+            func num(_ path: String...) throws -> Double { try number(v, path, file: verifyPath) }
             let artifact = folder + "/" + recipe + ".edge"
             guard let file = MappedFile.openIfPresent(artifact) else { throw Failure(file: artifact, why: "missing artifact") }
             var seconds = 0.0
@@ -124,19 +117,31 @@ public enum Report {
         }.sorted { $0.bytes > $1.bytes }
     }
 
+    /// The number at `keys` in `root` (a document read from `file`).
+    static func number(_ root: JSONValue, _ keys: [String], file: String) throws -> Double {
+        var cur: JSONValue? = root
+        for k in keys { cur = cur?[k] }
+        guard let d = cur?.doubleValue else { throw Failure(file: file, why: "missing number '\(keys.joined(separator: "."))'") }
+        return d
+    }
+
     /// `edge-run bench --json`'s medians, token counts, peak RSS and kernel level.
     static func runtimeMetrics(_ path: String) throws -> ReportRow.RuntimeMetrics {
         let b = try readJSON(path)
         func num(_ keys: String...) throws -> Double {
-            var cur: JSONValue? = b
-            for k in keys { cur = cur?[k] }
-            guard let d = cur?.doubleValue, d.isFinite, d >= 0 else {
-                throw Failure(file: path, why: "missing number '\(keys.joined(separator: "."))'")
-            }
+            let d = try number(b, keys, file: path)
+            guard d >= 0 else { throw Failure(file: path, why: "'\(keys.joined(separator: "."))' is negative") }
             return d
         }
-        return .init(promptTokens: Int(try num("pp", "tokens")), promptTokensPerSecond: try num("pp", "median"),
-                     generatedTokens: Int(try num("tg", "tokens")), generationTokensPerSecond: try num("tg", "median"),
+        func count(_ keys: String...) throws -> Int {
+            let d = try number(b, keys, file: path)
+            guard d >= 0, d <= Double(Int32.max), d == d.rounded() else {
+                throw Failure(file: path, why: "'\(keys.joined(separator: "."))' is not a token count")
+            }
+            return Int(d)
+        }
+        return .init(promptTokens: try count("pp", "tokens"), promptTokensPerSecond: try num("pp", "median"),
+                     generatedTokens: try count("tg", "tokens"), generationTokensPerSecond: try num("tg", "median"),
                      peakRSSBytes: try num("peak_rss_bytes"), kernels: b["kernels"]?["level"]?.stringValue ?? "?")
     }
 

@@ -97,8 +97,6 @@ struct _VocabIndex: @unchecked Sendable {
         self.buckets = buckets
     }
 
-    var count: Int { values.count }
-
     /// FNV-1a over the bytes, folded so the low bits (the bucket) depend on all of them.
     @inline(__always)
     private static func hash(_ key: UnsafeBufferPointer<UInt8>) -> Int {

@@ -106,6 +106,12 @@ final class ReportTests: XCTestCase {
         XCTAssertThrowsError(try Report.rows(folder: dir.path)) { error in
             XCTAssertEqual("\(error)", dir.path + "/int4.bench.json: missing number 'tg.tokens'")
         }
+        // A count no run makes is refused by name rather than converted (Int(1e300) would trap).
+        try Data(bench.replacingOccurrences(of: #""tokens": 128"#, with: #""tokens": 1e300"#).utf8)
+            .write(to: dir.appendingPathComponent("int4.bench.json"))
+        XCTAssertThrowsError(try Report.rows(folder: dir.path)) { error in
+            XCTAssertEqual("\(error)", dir.path + "/int4.bench.json: 'tg.tokens' is not a token count")
+        }
     }
 
     func testNiceTicks() {

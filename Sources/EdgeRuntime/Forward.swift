@@ -170,25 +170,32 @@ extension EdgeModel {
         let h = config.hiddenSize
         let step = ForwardStep(config: config, threads: threads, activations: activations)
         let pieces = Self.microBatchPieces(T, microBatch: microBatch)
-        let buffers = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: pieces.map(\.count).max()!)
-        let x = buffers.x
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: max(1, outs.count) * h)  // n(x) of the rows of outs
         defer { normed.deallocate() }
 
-        for piece in pieces {
-            let start = p0 + piece.lowerBound, n = piece.count
-            // Embeddings: only the rows needed are decoded.
-            step.embed(Array(tokens[piece]), start: start, token: tokenEmbedding, position: positionEmbedding, into: x)
-            for (l, b) in blocks.enumerated() {
-                step.block(b, x: x, tokens: n, start: start, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
-                           buffers: buffers, observe: activationObserver)
-            }
-            cache.count = p0 + piece.upperBound
-            // The final norm, only for the rows asked for.
-            let rows = outs.clamped(to: piece)
-            if !rows.isEmpty {
-                step.norm(x + (rows.lowerBound - piece.lowerBound) * h, normed + (rows.lowerBound - outs.lowerBound) * h,
-                          rows: rows.count, outputNorm, outputNormBias)
+        // The work buffers live exactly as long as the pieces' loop: `x` is a raw pointer into them,
+        // which would not keep them alive by itself, and they are freed before the head's logits are
+        // allocated (the two are never held at once).
+        do {
+            let buffers = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: pieces.map(\.count).max()!)
+            let x = buffers.x
+            withExtendedLifetime(buffers) {
+                for piece in pieces {
+                    let start = p0 + piece.lowerBound, n = piece.count
+                    // Embeddings: only the rows needed are decoded.
+                    step.embed(Array(tokens[piece]), start: start, token: tokenEmbedding, position: positionEmbedding, into: x)
+                    for (l, b) in self.blocks.enumerated() {
+                        step.block(b, x: x, tokens: n, start: start, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
+                                   buffers: buffers, observe: activationObserver)
+                    }
+                    cache.count = p0 + piece.upperBound
+                    // The final norm, only for the rows asked for.
+                    let rows = outs.clamped(to: piece)
+                    if !rows.isEmpty {
+                        step.norm(x + (rows.lowerBound - piece.lowerBound) * h, normed + (rows.lowerBound - outs.lowerBound) * h,
+                                  rows: rows.count, outputNorm, outputNormBias)
+                    }
+                }
             }
         }
         guard !outs.isEmpty else { return }

@@ -99,7 +99,8 @@ final class Q4KQuantizeTests: XCTestCase {
     /// +0 (the format refuses a binary16 with its sign bit set). The fuzzer's case sharded-2897
     /// (Fixtures/fuzz-regressions) crashed here.
     func testConstantRowsEncode() throws {
-        for c: Float in [0, -0.0, 9.1835e-41, -9.1835e-41, 0.5, -0.5, 1e-30] {
+        // Float(bitPattern: 0x0001_0000) is the subnormal 9.1835e-41 (a literal would warn that it underflows).
+        for c: Float in [0, -0.0, Float(bitPattern: 0x0001_0000), Float(bitPattern: 0x8001_0000), 0.5, -0.5, 1e-30] {
             for b in [6, 8] {
                 var q = try parse(#"{"pass": "quantize", "bits": 4, "group_size": 32, "symmetric": false, "sub_bits": \#(b)}"#)
                 var t = WorkTensor(name: "blk.0.attn_v.weight", shape: [2, 64], values: [Float](repeating: c, count: 128))

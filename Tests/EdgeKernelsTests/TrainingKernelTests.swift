@@ -74,7 +74,8 @@ final class TrainingKernelTests: XCTestCase {
             return Float(bitPattern: roundUp ? up &+ 0x10000 : up)
         }
         var rng = TestRNG(seed: 73)
-        var values: [Float] = [1, -1, 1 + 1.0 / 256, 1 + 3.0 / 256, 1 + 1.0 / 512, 1 + 3.0 / 512, 1e-40, -3e-39,
+        var values: [Float] = [1, -1, 1 + 1.0 / 256, 1 + 3.0 / 256, 1 + 1.0 / 512, 1 + 3.0 / 512,
+                               Float(bitPattern: 0x0001_16c2), Float(bitPattern: 0x8020_aac8),  // the subnormals 1e-40, -3e-39
                                .leastNormalMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .infinity, 0, -0.0]
         values += (0 ..< 2000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
         for v in values {

@@ -94,18 +94,12 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Reads the file into anonymous memory aligned to 2 MB and asks for huge pages, then makes it read-only.
     private static func copy(fd: Int32, size: Int, path: String) throws -> (UnsafeRawPointer, (UnsafeMutableRawPointer, Int)) {
-        let huge = 2 << 20
-        guard let rounded = Checked.add(size, 2 * huge - 1) else {
+        guard Checked.add(size, 4 << 20) != nil else {
             throw FormatError.io(file: path, what: "\(size) bytes cannot be copied into memory")
         }
-        let length = rounded / huge * huge
-        guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+        guard let (raw, length, start) = hugeAlignedMemory(bytes: size) else {
             throw FormatError.io(file: path, what: "cannot allocate \(size) bytes to copy it into: \(String(cString: strerror(errno)))")
         }
-        let start = raw + (huge - Int(bitPattern: raw) % huge) % huge
-        #if os(Linux)
-        _ = madvise(start, length - (start - raw), MADV_HUGEPAGE)
-        #endif
         var done = 0
         while done < size {
             let n = pread(fd, start + done, min(size - done, 1 << 30), off_t(done))
@@ -165,21 +159,13 @@ public final class AnonymousMemory: @unchecked Sendable {
 
     /// Nil when the memory cannot be had (or `bytes` is negative or too large).
     public init?(bytes: Int) {
-        let huge = 2 << 20
-        guard bytes >= 0, let rounded = Checked.add(bytes, 2 * huge - 1) else { return nil }
+        guard bytes >= 0 else { return nil }
         guard bytes > 0 else {
             (raw, length) = (nil, 0)
             self.bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
             return
         }
-        let length = rounded / huge * huge
-        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
-            return nil
-        }
-        let start = p + (huge - Int(bitPattern: p) % huge) % huge
-        #if os(Linux)
-        _ = madvise(start, length - (start - p), MADV_HUGEPAGE)
-        #endif
+        guard let (p, length, start) = hugeAlignedMemory(bytes: bytes) else { return nil }
         (raw, self.length) = (p, length)
         self.bytes = UnsafeMutableRawBufferPointer(start: start, count: bytes)
     }
@@ -187,4 +173,25 @@ public final class AnonymousMemory: @unchecked Sendable {
     deinit {
         if let raw { munmap(raw, length) }
     }
+}
+
+/// Anonymous read-write memory for `bytes` (> 0) from a 2 MB boundary: `raw` and `length` are the
+/// whole mapping (for munmap), `start` the aligned start. Huge pages are asked for over the 2 MB
+/// stretches that the bytes fill, and refused for the last, partly filled one: a huge page there
+/// would be resident in full, up to 2 MB more than the bytes (about 1 MB on average, which the
+/// runtime's peak-memory line counts). Nil when the size overflows or the memory cannot be had.
+func hugeAlignedMemory(bytes: Int) -> (raw: UnsafeMutableRawPointer, length: Int, start: UnsafeMutableRawPointer)? {
+    let huge = 2 << 20
+    guard bytes > 0, let rounded = Checked.add(bytes, 2 * huge - 1) else { return nil }
+    let length = rounded / huge * huge
+    guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+        return nil
+    }
+    let start = raw + (huge - Int(bitPattern: raw) % huge) % huge
+    #if os(Linux)
+    let whole = bytes / huge * huge
+    if whole > 0 { _ = madvise(start, whole, MADV_HUGEPAGE) }
+    _ = madvise(start + whole, length - (start - raw) - whole, MADV_NOHUGEPAGE)
+    #endif
+    return (raw, length, start)
 }

@@ -33,6 +33,53 @@ final class ResidencyTests: TempDirTestCase {
         XCTAssertEqual(Residency.automatic(bytes: Int.max / 2), .map)
     }
 
+    /// Huge pages are asked for over the whole 2 MB stretches only: the last, partly filled one
+    /// (and the slack after it) is marked no-huge-page, so that it cannot be resident in full.
+    /// Read back from the kernel's own record of each mapping (`VmFlags` in /proc/self/smaps:
+    /// `hg` for MADV_HUGEPAGE, `nh` for MADV_NOHUGEPAGE); Linux only.
+    func testHugePagesOnlyOverWholeStretches() throws {
+        #if os(Linux)
+        let huge = 2 << 20
+        for size in [(5 << 20) + 12345, 4 << 20, 100] {
+            guard let memory = AnonymousMemory(bytes: size) else { return XCTFail("no memory for \(size) bytes") }
+            let start = Int(bitPattern: memory.bytes.baseAddress!)
+            XCTAssertEqual(start % huge, 0, "starts on a 2 MB boundary")
+            memory.bytes.storeBytes(of: 7, toByteOffset: size - 1, as: UInt8.self)  // the whole length is usable
+            let whole = size / huge * huge
+            if whole > 0 {
+                XCTAssertEqual(Self.vmFlags(at: start), "hg", "\(size) bytes: the first stretch")
+                XCTAssertEqual(Self.vmFlags(at: start + whole - 1), "hg", "\(size) bytes: the last whole stretch")
+            }
+            // The partly filled stretch, or the slack after the last whole one.
+            XCTAssertEqual(Self.vmFlags(at: start + whole), "nh", "\(size) bytes: after the whole stretches")
+            XCTAssertEqual(Self.vmFlags(at: start + size - 1), whole == size ? "hg" : "nh", "\(size) bytes: the last byte")
+        }
+        #endif
+    }
+
+    /// "hg", "nh" or "" for the mapping holding `address`, from /proc/self/smaps ("no mapping"
+    /// when none holds it).
+    private static func vmFlags(at address: Int) -> String {
+        // Read with stdio: the file reports a size of 0, and a read of that size gets nothing.
+        guard let f = fopen("/proc/self/smaps", "r") else { return "no smaps" }
+        defer { fclose(f) }
+        var lines: [String] = []
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while fgets(&buffer, Int32(buffer.count), f) != nil { lines.append(String(cString: buffer)) }
+        var inside = false
+        for raw in lines {
+            let line = raw.trimmingCharacters(in: .newlines)
+            let fields = line.split(separator: " ")
+            if let range = fields.first, range.contains("-"), !line.hasPrefix("VmFlags") {
+                let ends = range.split(separator: "-").compactMap { Int($0, radix: 16) }
+                inside = ends.count == 2 && ends[0] <= address && address < ends[1]
+            } else if inside, line.hasPrefix("VmFlags:") {
+                return fields.contains("hg") ? "hg" : fields.contains("nh") ? "nh" : ""
+            }
+        }
+        return "no mapping"
+    }
+
     func testEmptyAndMissingFiles() throws {
         let empty = try MappedFile(path: try file([]), residency: .copy)
         XCTAssertEqual(empty.size, 0)

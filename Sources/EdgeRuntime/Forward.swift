@@ -173,28 +173,27 @@ extension EdgeModel {
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: max(1, outs.count) * h)  // n(x) of the rows of outs
         defer { normed.deallocate() }
 
-        // The work buffers live exactly as long as the pieces' loop: `x` is a raw pointer into them,
-        // which would not keep them alive by itself, and they are freed before the head's logits are
-        // allocated (the two are never held at once).
-        do {
-            let buffers = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: pieces.map(\.count).max()!)
+        // The work buffers: `x` is a raw pointer into them, which would not keep them alive by itself,
+        // hence the explicit lifetimes. When the head's logits go to `body` in blocks, the blocks are
+        // computed into the buffers once the pieces are done (one allocation serves both, so the two
+        // never add up); otherwise they are let go before the head.
+        var held: ForwardBuffers? = ForwardBuffers(config: config, blocks: blocks.map(\.sizes), tokens: pieces.map(\.count).max()!)
+        withExtendedLifetime(held!) { buffers in
             let x = buffers.x
-            withExtendedLifetime(buffers) {
-                for piece in pieces {
-                    let start = p0 + piece.lowerBound, n = piece.count
-                    // Embeddings: only the rows needed are decoded.
-                    step.embed(Array(tokens[piece]), start: start, token: tokenEmbedding, position: positionEmbedding, into: x)
-                    for (l, b) in self.blocks.enumerated() {
-                        step.block(b, x: x, tokens: n, start: start, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
-                                   buffers: buffers, observe: activationObserver)
-                    }
-                    cache.count = p0 + piece.upperBound
-                    // The final norm, only for the rows asked for.
-                    let rows = outs.clamped(to: piece)
-                    if !rows.isEmpty {
-                        step.norm(x + (rows.lowerBound - piece.lowerBound) * h, normed + (rows.lowerBound - outs.lowerBound) * h,
-                                  rows: rows.count, outputNorm, outputNormBias)
-                    }
+            for piece in pieces {
+                let start = p0 + piece.lowerBound, n = piece.count
+                // Embeddings: only the rows needed are decoded.
+                step.embed(Array(tokens[piece]), start: start, token: tokenEmbedding, position: positionEmbedding, into: x)
+                for (l, b) in self.blocks.enumerated() {
+                    step.block(b, x: x, tokens: n, start: start, keys: cache.keys[l], values: cache.values[l], capacity: capacity,
+                               buffers: buffers, observe: activationObserver)
+                }
+                cache.count = p0 + piece.upperBound
+                // The final norm, only for the rows asked for.
+                let rows = outs.clamped(to: piece)
+                if !rows.isEmpty {
+                    step.norm(x + (rows.lowerBound - piece.lowerBound) * h, normed + (rows.lowerBound - outs.lowerBound) * h,
+                              rows: rows.count, outputNorm, outputNormBias)
                 }
             }
         }
@@ -202,19 +201,37 @@ extension EdgeModel {
 
         // The output head, for the rows asked for.
         if let target {
+            held = nil
             activationObserver?(output.name, normed, outs.count, output.cols)
             output.matmul(normed, tokens: outs.count, into: target, threads: threads, activations: activations)
             return
         }
-        let blocks = Self.headBlocks(outs.count, rowsPerBlock: headRows)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blocks.map(\.count).max()! * vocab)
-        defer { scratch.deallocate() }
-        for block in blocks {
-            let src = normed + block.lowerBound * h
-            activationObserver?(output.name, src, block.count, output.cols)
-            output.matmul(src, tokens: block.count, into: scratch, threads: threads, activations: activations)
-            try body(outs.lowerBound + block.lowerBound, block.count, UnsafeBufferPointer(start: scratch, count: block.count * vocab))
+        let plan = Self.headPlan(rows: outs.count, rowsPerBlock: headRows, vocab: vocab, bufferFloats: held!.floats)
+        if !plan.inBuffers { held = nil }
+        let own = plan.inBuffers ? nil : UnsafeMutablePointer<Float>.allocate(capacity: plan.blocks.map(\.count).max()! * vocab)
+        defer { own?.deallocate() }
+        try withExtendedLifetime(held) {
+            let scratch = own ?? held!.storage
+            for block in plan.blocks {
+                let src = normed + block.lowerBound * h
+                activationObserver?(output.name, src, block.count, output.cols)
+                output.matmul(src, tokens: block.count, into: scratch, threads: threads, activations: activations)
+                try body(outs.lowerBound + block.lowerBound, block.count, UnsafeBufferPointer(start: scratch, count: block.count * vocab))
+            }
         }
+    }
+
+    /// The output head's blocks of logits when they go to a body (`forward(_:cache:outputs:rowsPerBlock:body:)`),
+    /// and whether they are computed in the pieces' work buffers (`bufferFloats` long) or in memory of
+    /// their own. In the buffers where a block of `rowsPerBlock` rows (or of all `rows`, if fewer) fits,
+    /// or one at most a quarter smaller, of at least 16 rows (SmolLM2's 512-token windows: buffers of
+    /// 10.4 MB, blocks of 51 rows instead of 64); else blocks of `rowsPerBlock` in their own memory.
+    public static func headPlan(rows: Int, rowsPerBlock: Int, vocab: Int, bufferFloats: Int) -> (blocks: [Range<Int>], inBuffers: Bool) {
+        let wanted = max(1, min(rowsPerBlock, rows)), fit = bufferFloats / max(1, vocab)
+        if fit >= wanted || fit >= max(16, wanted - wanted / 4) {
+            return (headBlocks(rows, rowsPerBlock: min(wanted, fit)), true)
+        }
+        return (headBlocks(rows, rowsPerBlock: rowsPerBlock), false)
     }
 
     /// `rows` rows in the fewest blocks of at most `rowsPerBlock`, of equal size (the first ones one
@@ -240,6 +257,15 @@ final class ForwardBuffers {
     /// the first block and read by every block (`ropeTables`): the trigonometry once per position,
     /// not once per layer and per Q and K.
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
+    /// Every buffer above, in one allocation (each part starting on 64 bytes): once the pieces are
+    /// done, `EdgeModel.run` computes the output head's blocks of logits into it (`floats` long), so
+    /// that the two are one allocation, not two held one after the other.
+    let storage: UnsafeMutablePointer<Float>
+    let floats: Int
+    /// Floats in `gate` (0 for GPT-2, which has none).
+    let gateFloats: Int
+    /// `q` and `v`, adjacent: free from the attention's end to the next block's projections.
+    let afterAttention: UnsafeMutableRawBufferPointer
     private var ropeFor: (start: Int, tokens: Int)?
     private let capacity: Int, headDim: Int, ropeTheta: Float
 
@@ -249,18 +275,30 @@ final class ForwardBuffers {
         let maxQ = blocks.map { $0.numHeads * hd }.max() ?? 0
         let maxKV = blocks.map { $0.numKVHeads * hd }.max() ?? 0
         let maxF = blocks.map(\.intermediateSize).max() ?? 0
-        x = .allocate(capacity: T * h)        // residual stream (T, h)
-        xn = .allocate(capacity: T * h)       // normed (T, h), then the attention's and the MLP's outputs
-        q = .allocate(capacity: T * maxQ)     // queries (T, nh*hd)
-        v = .allocate(capacity: T * maxKV)    // values (T, nkv*hd)
-        // (T, f); before the MLP, the keys and then the attention output (T, nh*hd), hence the max
-        up = .allocate(capacity: T * max(maxF, maxQ, maxKV))
-        gate = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * maxF)
+        let rope = config.architecture == .gpt2 ? 0 : T * (hd / 2)
+        let sizes = [
+            T * h,                          // x: residual stream (T, h)
+            T * h,                          // xn: normed (T, h), then the attention's and the MLP's outputs
+            T * maxQ,                       // q: queries (T, nh*hd)
+            T * maxKV,                      // v: values (T, nkv*hd)
+            // up: (T, f); before the MLP, the keys and then the attention output (T, nh*hd), hence the max
+            T * max(maxF, maxQ, maxKV),
+            config.architecture == .gpt2 ? 0 : T * maxF,  // gate
+            rope, rope,                     // ropeCos, ropeSin
+        ].map { ($0 + 15) / 16 * 16 }
+        floats = max(16, sizes.reduce(0, +))
+        gateFloats = sizes[5]
+        storage = .allocate(capacity: floats)
+        afterAttention = UnsafeMutableRawBufferPointer(start: storage + sizes[0] + sizes[1], count: (sizes[2] + sizes[3]) * 4)
+        var parts: [UnsafeMutablePointer<Float>] = [], offset = 0
+        for n in sizes {
+            parts.append(storage + offset)
+            offset += n
+        }
+        (x, xn, q, v, up, gate, ropeCos, ropeSin) = (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6], parts[7])
         capacity = T
         headDim = hd
         ropeTheta = Float(config.ropeTheta)
-        ropeCos = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * (hd / 2))
-        ropeSin = .allocate(capacity: config.architecture == .gpt2 ? 0 : T * (hd / 2))
     }
 
     /// Fills `ropeCos` / `ropeSin` for positions p0 ..< p0 + T unless they already hold them.
@@ -272,7 +310,7 @@ final class ForwardBuffers {
         ropeFor = (p0, T)
     }
 
-    deinit { for p in [x, xn, q, v, up, gate, ropeCos, ropeSin] { p.deallocate() } }
+    deinit { storage.deallocate() }
 }
 
 /// The steps of the forward pass (embedding, one block, a norm), shared by `EdgeModel.forward` and
@@ -334,7 +372,10 @@ struct ForwardStep {
         observe?(b.q.name, xn, T, b.q.cols)
         // Q, K and V in one parallel region; K into `att` and V into `buffers.v` (T, kvd each; `att`
         // is free until the attention writes it), then scattered to positions p0 ..< p0 + T of each KV head.
-        Linear.matmul([(b.q, q), (b.k, att), (b.v, buffers.v)], xn, tokens: T, threads: threads, activations: activations)
+        // Until the MLP, `gate` is free: the products' int16 activations go there.
+        let gateFree = UnsafeMutableRawBufferPointer(start: gate, count: buffers.gateFloats * 4)
+        Linear.matmul([(b.q, q), (b.k, att), (b.v, buffers.v)], xn, tokens: T, threads: threads, activations: activations,
+                      scratch: gateFree)
         addBias(q, rows: T, width: qd, b.qBias)
         let half = hd / 2
         if !gpt2 {
@@ -350,7 +391,7 @@ struct ForwardStep {
         }
         attention(q: q, keys: keys, values: values, capacity: capacity, out: att, tokens: T, start: p0, heads: nh, kvHeads: nkv, headDim: hd)
         observe?(b.o.name, att, T, b.o.cols)
-        b.o.matmul(att, tokens: T, into: xn, threads: threads, activations: activations)
+        b.o.matmul(att, tokens: T, into: xn, threads: threads, activations: activations, scratch: gateFree)
         addBias(xn, rows: T, width: h, b.oBias)
         edge_add(x, xn, T * h)
 
@@ -358,7 +399,9 @@ struct ForwardStep {
         norm(x, xn, rows: T, b.ffnNorm, b.ffnNormBias)
         observe?(b.up.name, xn, T, b.up.cols)
         if let g = b.gate {  // up and gate in one parallel region
-            Linear.matmul([(b.up, up), (g, gate)], xn, tokens: T, threads: threads, activations: activations)
+            // q and v (adjacent in `storage`) are free after the attention: the int16 activations go there.
+            Linear.matmul([(b.up, up), (g, gate)], xn, tokens: T, threads: threads, activations: activations,
+                          scratch: buffers.afterAttention)
         } else {
             b.up.matmul(xn, tokens: T, into: up, threads: threads, activations: activations)
         }
@@ -369,7 +412,8 @@ struct ForwardStep {
             edge_gelu_tanh(up, T * f)
         }
         observe?(b.down.name, up, T, b.down.cols)
-        b.down.matmul(up, tokens: T, into: xn, threads: threads, activations: activations)
+        // The gate buffer is free again: the down projection's int16 activations go there.
+        b.down.matmul(up, tokens: T, into: xn, threads: threads, activations: activations, scratch: gateFree)
         addBias(xn, rows: T, width: h, b.downBias)
         edge_add(x, xn, T * h)
     }

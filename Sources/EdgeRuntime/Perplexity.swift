@@ -122,9 +122,10 @@ extension EdgeModel {
                                 tokensPerSecond: seconds > 0 ? Double(plan.chunks * ctx) / seconds : 0, activations: activations)
     }
 
-    /// Rows of logits computed at a time when a chunk's logits are not kept (`scoreChunk`): 64 rows
-    /// of SmolLM2's 49152-token vocabulary are 12.6 MB, where a 512-token window's 255 scored rows
-    /// held at once are 50 MB.
+    /// Rows of logits computed at a time when a chunk's logits are not kept (`scoreChunk`): at most
+    /// 64 (12.6 MB of SmolLM2's 49152-token vocabulary, where a 512-token window's 255 scored rows
+    /// held at once are 50 MB); the blocks are computed in the forward pass's work buffers, which
+    /// may make them up to a quarter smaller (`EdgeModel.headPlan`: 51 rows for that window).
     public static let perplexityRowsPerBlock = 64
 
     /// Runs one perplexity chunk as one window from position 0 with `cache` reset (or, `stepwise`,

@@ -249,8 +249,14 @@ public struct Linear: @unchecked Sendable {
     ///   - only: compute only these output rows, on the calling thread (`threads` is then ignored);
     ///     the other rows of Y are left as they are. `Linear.matmul(_:_:tokens:threads:activations:)`
     ///     uses it to run several products in one parallel region.
+    ///   - scratch: memory the call may use for its int16 activations instead of allocating them,
+    ///     where it is large enough; its contents are overwritten (calls that run concurrently each
+    ///     need their own). The forward pass lends its buffers that are free at each product (the
+    ///     int16 activations of a 512-token piece of SmolLM2 are 0.6 MB, the down projection's 1.6 MB),
+    ///     so that they add nothing to its peak memory.
     public func matmul(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, threads: Int,
-                       activations mode: ActivationPrecision = .default, only: Range<Int>? = nil) {
+                       activations mode: ActivationPrecision = .default, only: Range<Int>? = nil,
+                       scratch: UnsafeMutableRawBufferPointer? = nil) {
         guard tokens > 0, rows > 0 else { return }
         source.withBytes { bytes in
             let base = bytes.baseAddress!, cols = self.cols, rows = self.rows
@@ -266,7 +272,7 @@ public struct Linear: @unchecked Sendable {
                     return
                 }
                 if mode == .i16, Linear.i16Q4RowsAccelerated, edge_q4_i16_supported(group) {  // int16 per 256 (vpmaddwd; NEON smlal)
-                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                    runI16(x, tokens: tokens, threads: threads, only: only, scratch: scratch) { xq, xs, r0, r1 in
                         edge_matmul_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
                     }
                     return
@@ -277,7 +283,7 @@ public struct Linear: @unchecked Sendable {
                 let zero = l.symmetric ? nil : (base + l.zeroOffset).assumingMemoryBound(to: UInt8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: UInt16.self)
                 let wq = base.assumingMemoryBound(to: UInt8.self), group = l.groupSize
-                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only, scratch: scratch) { xq, xs, r0, r1 in
                     edge_gemm_q4_i16(wq, scale, zero, group, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -300,7 +306,7 @@ public struct Linear: @unchecked Sendable {
                     // int16 activations, as q4 (the same token threshold and quantization): the row kernel
                     // when decoding, the packed integer GEMM for more tokens.
                     let kernel = rowKernel ? edge_matmul_q4k_i16 : edge_gemm_q4k_i16
-                    runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                    runI16(x, tokens: tokens, threads: threads, only: only, scratch: scratch) { xq, xs, r0, r1 in
                         kernel(wq, sub, sup, group, bits, xq, xs, y, tokens, rows, cols, r0, r1)
                     }
                     return
@@ -315,7 +321,7 @@ public struct Linear: @unchecked Sendable {
                 let rowPtr = (base + l.rowPointerOffset).assumingMemoryBound(to: UInt32.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
-                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only, scratch: scratch) { xq, xs, r0, r1 in
                     edge_spmm_bitmask_q8_i16(mask, rowPtr, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -324,7 +330,7 @@ public struct Linear: @unchecked Sendable {
                 let idx = base.assumingMemoryBound(to: UInt8.self)
                 let values = (base + l.valueOffset).assumingMemoryBound(to: Int8.self)
                 let scale = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
-                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only, scratch: scratch) { xq, xs, r0, r1 in
                     edge_spmm_nm24_q8_i16(idx, values, scale, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -337,7 +343,7 @@ public struct Linear: @unchecked Sendable {
             let wq = base.assumingMemoryBound(to: Int8.self)
             let ws = (base + l.scaleOffset).assumingMemoryBound(to: Float.self)
             if mode == .i16 {
-                runI16(x, tokens: tokens, threads: threads, only: only) { xq, xs, r0, r1 in
+                runI16(x, tokens: tokens, threads: threads, only: only, scratch: scratch) { xq, xs, r0, r1 in
                     edge_matmul_q8_i16(wq, ws, xq, xs, y, tokens, rows, cols, r0, r1)
                 }
                 return
@@ -351,13 +357,27 @@ public struct Linear: @unchecked Sendable {
     /// Quantizes X [tokens, cols] to int16 once (`edge_quantize_rows_i16`: values and per-block
     /// scales) and runs `body(xq, xscale, r0, r1)` over row chunks (`splitRows`).
     private func runI16(_ x: UnsafePointer<Float>, tokens: Int, threads: Int, only: Range<Int>?,
+                        scratch: UnsafeMutableRawBufferPointer? = nil,
                         _ body: (UnsafePointer<Int16>, UnsafePointer<Float>, Int, Int) -> Void) {
         let ld = edge_i16_stride(cols), blocks = (cols + Int(EDGE_I16_BLOCK) - 1) / Int(EDGE_I16_BLOCK)
-        let xq = UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
-        let xs = UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
+        // In `scratch` where it holds both (each part on 64 bytes, as an allocation of its own would be
+        // at least on 16), else allocated.
+        let qBytes = (tokens * ld * 2 + 63) / 64 * 64
+        var lent: (UnsafeMutablePointer<Int16>, UnsafeMutablePointer<Float>)?
+        if let scratch, let p = scratch.baseAddress {
+            let skip = (64 - Int(bitPattern: p) % 64) % 64
+            if scratch.count >= skip + qBytes + tokens * blocks * 4 {
+                lent = ((p + skip).bindMemory(to: Int16.self, capacity: tokens * ld),
+                        (p + skip + qBytes).bindMemory(to: Float.self, capacity: tokens * blocks))
+            }
+        }
+        let xq = lent?.0 ?? UnsafeMutablePointer<Int16>.allocate(capacity: tokens * ld)
+        let xs = lent?.1 ?? UnsafeMutablePointer<Float>.allocate(capacity: tokens * blocks)
         defer {
-            xq.deallocate()
-            xs.deallocate()
+            if lent == nil {
+                xq.deallocate()
+                xs.deallocate()
+            }
         }
         edge_quantize_rows_i16(x, xq, xs, tokens, cols)
         splitRows(tokens: tokens, threads: threads, only: only) { r0, r1 in body(xq, xs, r0, r1) }
@@ -435,19 +455,24 @@ public struct Linear: @unchecked Sendable {
     /// product's rows (multiples of 8), so a decoding step waits on the threads once per group
     /// instead of once per product. The same outputs, bit for bit, as separate `matmul` calls (every
     /// kernel computes each row on its own).
+    /// - Parameter scratch: as in `matmul(_:tokens:into:threads:activations:only:scratch:)`, shared
+    ///   out among the chunks (each chunk's products, one after the other, use its part).
     public static func matmul(_ products: [(Linear, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
-                              threads: Int, activations: ActivationPrecision = .default) {
+                              threads: Int, activations: ActivationPrecision = .default,
+                              scratch: UnsafeMutableRawBufferPointer? = nil) {
         let work = products.reduce(0) { $0 &+ $1.0.rows &* $1.0.cols } &* tokens
         let chunks = work < parallelThreshold ? 1 : max(1, threads)
         if chunks == 1 || products.count == 1 {
-            for (l, y) in products { l.matmul(x, tokens: tokens, into: y, threads: threads, activations: activations) }
+            for (l, y) in products { l.matmul(x, tokens: tokens, into: y, threads: threads, activations: activations, scratch: scratch) }
             return
         }
+        let part = (scratch?.count ?? 0) / chunks / 64 * 64
         parallelFor(chunks) { c in
+            let mine = scratch.flatMap { s in part > 0 ? UnsafeMutableRawBufferPointer(rebasing: s[c * part ..< (c + 1) * part]) : nil }
             for (l, y) in products {
                 let per = ((l.rows + chunks - 1) / chunks + 7) & ~7
                 let r0 = min(l.rows, c * per), r1 = min(l.rows, r0 + per)
-                if r0 < r1 { l.matmul(x, tokens: tokens, into: y, threads: 1, activations: activations, only: r0 ..< r1) }
+                if r0 < r1 { l.matmul(x, tokens: tokens, into: y, threads: 1, activations: activations, only: r0 ..< r1, scratch: mine) }
             }
         }
     }

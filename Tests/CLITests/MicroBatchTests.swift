@@ -24,6 +24,18 @@ final class MicroBatchTests: TempDirTestCase {
         XCTAssertEqual(EdgeModel.headBlocks(69, rowsPerBlock: 64), [0 ..< 35, 35 ..< 69])  // no block of 5
         XCTAssertEqual(EdgeModel.headBlocks(10, rowsPerBlock: 64), [0 ..< 10])
         XCTAssertEqual(EdgeModel.headBlocks(0, rowsPerBlock: 64), [])
+        // The head's blocks in the work buffers: SmolLM2's 512-token window (buffers of 2,588,672
+        // floats: 52 rows of its 49152-token vocabulary) takes blocks of 51 rows instead of 64.
+        func plan(_ rows: Int, _ floats: Int) -> ([Int], Bool) {
+            let p = EdgeModel.headPlan(rows: rows, rowsPerBlock: 64, vocab: 49152, bufferFloats: floats)
+            return (p.blocks.map(\.count), p.inBuffers)
+        }
+        XCTAssertTrue(plan(255, 2_588_672) == ([51, 51, 51, 51, 51], true))
+        XCTAssertTrue(plan(255, 64 * 49152) == ([64, 64, 64, 63], true))    // 64 rows fit
+        XCTAssertTrue(plan(10, 10 * 49152) == ([10], true))                 // fewer rows than a block
+        XCTAssertTrue(plan(255, 47 * 49152) == ([64, 64, 64, 63], false))  // more than a quarter smaller: memory of its own
+        XCTAssertTrue(plan(255, 48 * 49152) == ([43, 43, 43, 42, 42, 42], true))  // a quarter smaller still fits
+        XCTAssertTrue(plan(40, 15 * 49152) == ([40], false))                 // under 16 rows: memory of its own
     }
 
     /// Where two bit patterns differ, how many elements do (nil when equal).

@@ -257,7 +257,7 @@ final class ForwardBuffers {
     /// the first block and read by every block (`ropeTables`): the trigonometry once per position,
     /// not once per layer and per Q and K.
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
-    /// Every buffer above, in one allocation (each part starting on 64 bytes): once the pieces are
+    /// Every buffer above, in one allocation (each part a multiple of 64 bytes from its start): once the pieces are
     /// done, `EdgeModel.run` computes the output head's blocks of logits into it (`floats` long), so
     /// that the two are one allocation, not two held one after the other.
     let storage: UnsafeMutablePointer<Float>

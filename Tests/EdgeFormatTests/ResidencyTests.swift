@@ -60,15 +60,9 @@ final class ResidencyTests: TempDirTestCase {
     /// "hg", "nh" or "" for the mapping holding `address`, from /proc/self/smaps ("no mapping"
     /// when none holds it).
     private static func vmFlags(at address: Int) -> String {
-        // Read with stdio: the file reports a size of 0, and a read of that size gets nothing.
-        guard let f = fopen("/proc/self/smaps", "r") else { return "no smaps" }
-        defer { fclose(f) }
-        var lines: [String] = []
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), f) != nil { lines.append(String(cString: buffer)) }
+        guard let bytes = readWholeFile("/proc/self/smaps") else { return "no smaps" }
         var inside = false
-        for raw in lines {
-            let line = raw.trimmingCharacters(in: .newlines)
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
             let fields = line.split(separator: " ")
             if let range = fields.first, range.contains("-"), !line.hasPrefix("VmFlags") {
                 let ends = range.split(separator: "-").compactMap { Int($0, radix: 16) }

@@ -111,6 +111,12 @@ public struct NMLayout: Equatable, Sendable {
     }
 }
 
+/// Whether an index byte of a 2:4 row holds two valid groups: in each nibble the first 2-bit index
+/// (bits 0-1) below the second (bits 2-3).
+@inline(__always) private func nm24ByteIsValid(_ b: UInt8) -> Bool {
+    (b & 3) < ((b >> 2) & 3) && ((b >> 4) & 3) < (b >> 6)
+}
+
 /// The first rule an nm payload breaks, as one line naming the array, row, group and numbers, or nil
 /// if it is valid: its size matches `expectedPayloadBytes`; within every group the indices are
 /// below the group's length and strictly increasing; the bits after a row's last index are 0.
@@ -122,9 +128,19 @@ public func nmPayloadProblem(_ p: UnsafeRawBufferPointer, shape: [Int], params: 
     }
     guard p.count == expected else { return "payload is \(p.count) bytes; shape and params imply \(expected)" }
     let usedBits = l.slotsPerRow * l.indexBits
+    // 2:4: each index byte holds two whole groups' indices (a < b in each nibble) for the row's first
+    // `whole` bytes; a row whose bytes all pass skips them below (a 135M model's 2:4 file was checked
+    // slot by slot in most of its 0.39 s load, against 0.16 s for its bitmask twin).
+    let whole = l.n == 2 && l.m == 4 ? l.fullGroups / 2 : 0
     for r in 0 ..< l.rows {
-        var slot = 0
-        for g in 0 ..< l.groups {
+        var slot = 0, first = 0
+        if whole > 0 {
+            var ok = true
+            let row = p.baseAddress!.assumingMemoryBound(to: UInt8.self) + r * l.indexRowBytes
+            for i in 0 ..< whole where !nm24ByteIsValid(row[i]) { ok = false; break }
+            if ok { first = 2 * whole; slot = 4 * whole }  // else the slot-by-slot loop names the slot
+        }
+        for g in first ..< l.groups {
             let len = l.columns(inGroup: g)
             var previous = -1
             for _ in 0 ..< l.slots(inGroup: g) {

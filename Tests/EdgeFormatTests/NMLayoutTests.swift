@@ -172,6 +172,7 @@ final class NMLayoutTests: XCTestCase {
         let cases: [(String, String, (inout [UInt8], NMLayout) -> Void)] = [
             ("a.nm.q8", "not above", { p, _ in p[0] = 0b0000_0101 }),                 // indices 1, 1
             ("a.nm.q8", "not above", { p, _ in p[0] = 0b0000_0011 | (p[0] & 0xF0) }), // indices 3, 0
+            ("a.nm.q8", "row 1, group 3", { p, _ in p[4] = 0b1010_0000 | (p[4] & 0x0F) }), // row 1's 2nd byte: 2, 2
             ("b.nm.f16", "the group has 3 columns", { p, _ in p[2] = 0b0000_1100 }),  // tail (3 columns): indices 0, 3
             ("b.nm.f16", "bits set after its last index", { p, _ in p[5] |= 0x80 }),  // row 1's last byte, past bit 20
             ("c.nm35", "the group has 5 columns", { p, _ in p[0] = (p[0] & 0b1111_1000) | 0b111 }),  // slot 0 of group 0: index 7

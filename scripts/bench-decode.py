@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Prompt-processing and generation throughput of .edge files against llama.cpp, back to back.
 
-Each round runs, for every row, `edge-run bench FILE -p P -n N -r 1 --json --threads T` and then
-(when the row names a GGUF) `llama-bench -m GGUF -p P -n N -r 1 -t T -o json`, alternating the two
-tools; rows whose `vs` names another row's label are compared with that row's edge-run figures
-(sparse against dense). Both tools warm up before each measurement. The medians over the rounds
-make the table (markdown on stdout, everything as JSON with --json-out).
+Each round runs, for every row (in reverse order every other round), `edge-run bench FILE -p P -n N
+-r 1 --json --threads T` and then (when the row names a GGUF) `llama-bench -m GGUF -p P -n N -r 1 -t T
+-o json`, alternating the two tools; rows whose `vs` names another row's label are compared with that
+row's edge-run figures (sparse against dense). Both tools warm up before each measurement. The
+medians over the rounds make the table, and beside them the median of each round's own ratio (less
+moved by a machine whose speed drifts between rounds); markdown on stdout, everything as JSON with
+--json-out.
 
     python3 scripts/bench-decode.py --edge-run .build-rel/release/edge-run \
         --llama-bench /path/llama.cpp/build/bin/llama-bench --rounds 3 \
@@ -85,7 +87,7 @@ def main():
             sys.exit(f"bench-decode: row {r['label']} names a GGUF but --llama-bench is not given")
     samples = {r["label"]: {"ours_pp": [], "ours_tg": [], "llama_pp": [], "llama_tg": [], "rss": []} for r in rows}
     for rnd in range(a.rounds):
-        for r in rows:
+        for r in (rows if rnd % 2 == 0 else rows[::-1]):  # reversed every other round: drift hits rows alike
             s = samples[r["label"]]
             print(f"round {rnd + 1}/{a.rounds}: {r['label']}", file=sys.stderr, flush=True)
             o = run_json([a.edge_run, "bench", r["edge"], "-p", str(a.p), "-n", str(a.n), "-r", "1", "--json",
@@ -120,14 +122,23 @@ def main():
           f"rounds; pp{a.p} / tg{a.n} (`edge-run bench -p {a.p} -n {a.n} -r 1`"
           + (f" `{a.edge_args}`" if a.edge_args else "") + f", `llama-bench -p {a.p} -n {a.n} -r 1 -t {a.threads}`).")
     print()
-    print("| row | MB | pp ours | pp llama.cpp | pp ratio | tg ours | tg llama.cpp | tg ratio | vs dense pp / tg | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| row | MB | pp ours | pp llama.cpp | pp ratio | tg ours | tg llama.cpp | tg ratio | vs dense pp / tg "
+          "| per-round ratios pp / tg | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in result["rows"]:
         d = by.get(r["dense"]) if r["dense"] else None
         vs = f"{ratio(r['ours_pp'], d['ours_pp'])} / {ratio(r['ours_tg'], d['ours_tg'])}" if d else ""
+        # The median of each round's own ratio (against llama.cpp, or the dense row): the two runs of a
+        # round are minutes closer than the rounds' medians, so this follows the machine's drift less.
+        s, ds = r["samples"], d["samples"] if d else None
+        base = (ds["ours_pp"], ds["ours_tg"]) if d else (s["llama_pp"], s["llama_tg"])
+        paired = [med([x / y for x, y in zip(ours, ref) if y]) if ours and len(ours) == len(ref) else None
+                  for ours, ref in ((s["ours_pp"], base[0]), (s["ours_tg"], base[1]))]
+        r["paired_pp"], r["paired_tg"] = paired
+        pr = " / ".join("" if x is None else f"{x:.2f}x" for x in paired) if any(x is not None for x in paired) else ""
         print(f"| {r['label']} | {r['edge_bytes'] / 1e6:.1f} | {fmt(r['ours_pp'])} | {fmt(r['llama_pp'])} | "
               f"{ratio(r['ours_pp'], r['llama_pp'])} | {fmt(r['ours_tg'])} | {fmt(r['llama_tg'])} | "
-              f"{ratio(r['ours_tg'], r['llama_tg'])} | {vs} | {r['peak_rss'] / 1e6:.0f} |")
+              f"{ratio(r['ours_tg'], r['llama_tg'])} | {vs} | {pr} | {r['peak_rss'] / 1e6:.0f} |")
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump(result, f, indent=1)

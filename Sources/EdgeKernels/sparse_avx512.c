@@ -3,7 +3,7 @@
 // columns in one instruction (2:4: the mask made from 8 index bytes by two byte shuffles; the AVX2
 // kernels need a table lookup, a shuffle and a widening per 16 columns): one cross-lane operation per
 // 64 weights. With VNNI the expanded bytes meet the activations as bytes (`vpdpbusd` against their
-// low and high byte planes; one token: two rows per pass, 16 rows' sums reduced together); without
+// low and high byte planes; one token: four bitmask rows (two 2:4 rows) per pass, 16 rows' sums reduced together); without
 // it, as int16 words by two shifts (even columns) and one (odd columns) against activations split
 // even/odd per 64 columns (`vpmaddwd`). Also the bitmask row expansion
 // of the many-token path (dispatch.c). Every function carries its own target attribute, so the file

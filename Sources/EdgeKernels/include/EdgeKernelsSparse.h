@@ -48,7 +48,7 @@ void edge_spmm_bitmask_q8_f32_ref(const uint8_t *mask, const uint32_t *row_ptr, 
 /// kernel streams each row once for up to 4 tokens (decoding), expanding 16 stored values per step
 /// with one byte shuffle chosen by the two mask bytes; on AVX512_VBMI2 CPUs the AVX-512 level
 /// expands 64 per step with vpexpandb (edge_kernels_bitmask_q8_i16_name says which runs). From 5
-/// tokens up (every level but the reference) the rows are expanded to dense int8, a thread's share
+/// tokens up (every level but the reference) the rows are expanded to dense int8, 128 rows
 /// at a time, for the level's packed q8 x int16 GEMM (prompt processing).
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,
                               const int16_t *Xq, const float *xscale, float *Y, size_t T, size_t rows, size_t cols,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A/B throughput of edge-run builds on the same files, for a noisy machine: every round runs every
 # (build, file) pair once (`edge-run bench FILE ... --json`), in reverse order every other round, so
-# that drift hits the arms alike; prints each run, then the median per (build, file) over the rounds.
+# that drift hits the arms alike; prints each run, then the median per (build, file) over the rounds,
+# and the median of each round's ratio against the first build (same file) and the first file (same
+# build), with their range.
 #
 # Usage: scripts/bench-ab.sh ROUNDS tg|pp "EDGE_RUN_A EDGE_RUN_B ..." FILE.edge...
 #   tg: `-p 0 -n 128 -r 3` (decoding), pp: `-p 512 -n 0 -r 2` (prompt processing).
@@ -51,4 +53,18 @@ for line in open(sys.argv[1]):
 print("\n| file | build | median tokens/s | rounds |\n| --- | --- | ---: | --- |")
 for (f, b), vs in sorted(runs.items()):
     print(f"| {f} | {b} | {statistics.median(vs):.1f} | {', '.join(f'{v:.1f}' for v in vs)} |")
+# Each run against the first build on the same file, and against the first file with the same build,
+# round by round: the runs of a round are seconds apart, so these ratios follow the machine's drift
+# far less than a ratio of medians does.
+files = list(dict.fromkeys(f for f, _ in runs))
+builds = list(dict.fromkeys(b for _, b in runs))
+def paired(a, b):
+    r = [x / y for x, y in zip(runs[a], runs[b]) if y]
+    return f"{statistics.median(r):.3f} ({min(r):.2f}-{max(r):.2f})" if r else ""
+print("\n| file | build | paired vs first build | paired vs first file |\n| --- | --- | ---: | ---: |")
+for (f, b) in sorted(runs):
+    vb = paired((f, b), (f, builds[0])) if b != builds[0] else ""
+    vf = paired((f, b), (files[0], b)) if f != files[0] else ""
+    if vb or vf:
+        print(f"| {f} | {b} | {vb} | {vf} |")
 EOF

@@ -3,7 +3,7 @@
 // columns in one instruction (2:4: the mask made from 8 index bytes by two byte shuffles; the AVX2
 // kernels need a table lookup, a shuffle and a widening per 16 columns): one cross-lane operation per
 // 64 weights. With VNNI the expanded bytes meet the activations as bytes (`vpdpbusd` against their
-// low and high byte planes; one token: four rows per pass, 16 rows' sums reduced together); without
+// low and high byte planes; one token: four bitmask rows (two 2:4 rows) per pass, 16 rows' sums reduced together); without
 // it, as int16 words by two shifts (even columns) and one (odd columns) against activations split
 // even/odd per 64 columns (`vpmaddwd`). Also the bitmask row expansion
 // of the many-token path (dispatch.c). Every function carries its own target attribute, so the file
@@ -427,9 +427,6 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
     uint8_t mk[2][2 * BM512_XMAX / BM512_MT / 8];  // two pairs of 2:4 rows' masks (at most 4096 columns each)
     size_t ahead = (size_t)-1;  // the first row of the pair whose masks mk[cur] holds
     int cur = 0;
-    uint8_t mq[2][4 * BM512_XMAX / BM512_MT / 8];  // the same for quads of 2:4 rows (bm512_row4_steps)
-    size_t aheadq = (size_t)-1;
-    int curq = 0;
     for (size_t g = r0; g < r1; g += 16) {
         size_t gn = r1 - g < 16 ? r1 - g : 16, j = 0;
         while (j < gn) {
@@ -440,23 +437,6 @@ VNNI_INLINE void bm512_rows1_vnni(const int nm, const uint8_t *meta, const uint3
                 const int8_t *vs[4] = {values + row_ptr[rr], values + row_ptr[rr + 1], values + row_ptr[rr + 2],
                                        values + row_ptr[rr + 3]};
                 edge_prefetch_ahead(vs[0], row_ptr[rr + 4] - row_ptr[rr], vend);
-                bm512_prefetch_meta(m, stride, 4, meta + rows * stride);
-                bm512_row4_steps(ms, vs, xl, xh, cols, &buf[j]);
-                j += 4;
-                continue;
-            }
-            if (nm && cols % 64 == 0 && j + 3 < gn && vend - (values + (rr + 4) * slots) >= 64) {
-                // Four 2:4 rows of whole steps: their index bytes as bitmask bytes (every step then
-                // holds 32 values), converted one quad ahead as for pairs below.
-                uint8_t *now = mq[curq];
-                if (aheadq != rr) nm24_row_masks(m, 4 * stride, now);
-                aheadq = rr + 7 < rows ? rr + 4 : (size_t)-1;
-                if (aheadq != (size_t)-1) nm24_row_masks(m + 4 * stride, 4 * stride, mq[curq ^ 1]);
-                curq ^= 1;
-                const uint8_t *ms[4] = {now, now + stride, now + 2 * stride, now + 3 * stride};
-                const int8_t *vs[4] = {values + rr * slots, values + (rr + 1) * slots, values + (rr + 2) * slots,
-                                       values + (rr + 3) * slots};
-                edge_prefetch_ahead(vs[0], 4 * slots, vend);
                 bm512_prefetch_meta(m, stride, 4, meta + rows * stride);
                 bm512_row4_steps(ms, vs, xl, xh, cols, &buf[j]);
                 j += 4;

@@ -400,23 +400,27 @@ void edge_spmm_bitmask_q8_f32(const uint8_t *mask, const uint32_t *row_ptr, cons
 /// rounds, docs/performance.md), at the cost of reading the activations once per 128 rows.
 enum { SPARSE_DENSE_MIN_T = 5, SPARSE_TILE_ROWS = 128 };
 
-/// Mask bits of two 2:4 slots' 2-bit indices (a nibble: a in bits 0-1, b in bits 2-3): (1 << a) | (1 << b).
-static const uint8_t g_nm24_nibble_bits[16] = {1, 3, 5, 9, 3, 2, 6, 10, 5, 6, 4, 12, 9, 10, 12, 8};
+/// Scratch bytes nm24_expand_tile needs for up to m rows of `cols` columns: m + 1 row starts, then
+/// the rows' mask bytes.
+static size_t nm24_scratch_bytes(size_t m, size_t cols) { return sizeof(uint32_t) * (m + 1) + m * (cols / 8); }
 
 /// Rows r0..r0+m of a packed 2:4 payload of q8 values expanded to dense int8 rows `w` [m, cols] by the
 /// level's bitmask expansion: with cols a multiple of 8 a row's index bytes are its mask bytes, one
-/// each (a byte's two groups, 8 columns, 4 values; its nibbles looked up), and its values start at
-/// r * slots. `mb` holds m * cols / 8 bytes, `rp` m + 1 entries. Other widths: the scalar expansion.
+/// each (edge_nm24_nibble_bits), and its values start at r * slots. `scratch` (malloc-aligned, at
+/// least nm24_scratch_bytes(m, cols)) holds the row starts and mask bytes. Other widths, or no
+/// scratch: the scalar expansion.
 static void nm24_expand_tile(const edge_kernel_table *t, const uint8_t *idx, const int8_t *values, size_t cols, size_t r0,
-                             size_t m, uint8_t *mb, uint32_t *rp, int8_t *w) {
-    if (cols % 8 != 0 || !mb) {
+                             size_t m, void *scratch, int8_t *w) {
+    if (cols % 8 != 0 || !scratch) {
         edge_nm24_expand_q8(idx, values, cols, r0, r0 + m, w);
         return;
     }
+    uint32_t *rp = (uint32_t *)scratch;
+    uint8_t *mb = (uint8_t *)(rp + m + 1);
     size_t bytes = m * (cols / 8), slots = edge_nm24_slots(cols);
     const uint8_t *id = idx + r0 * (cols / 8);  // ceil(slots * 2 / 8) = cols / 8 index bytes per row
     for (size_t i = 0; i < bytes; i++)
-        mb[i] = (uint8_t)(g_nm24_nibble_bits[id[i] & 15] | g_nm24_nibble_bits[id[i] >> 4] << 4);
+        mb[i] = (uint8_t)(edge_nm24_nibble_bits[id[i] & 15] | edge_nm24_nibble_bits[id[i] >> 4] << 4);
     for (size_t i = 0; i <= m; i++) rp[i] = (uint32_t)(i * slots);
     t->bitmask_expand_q8(mb, rp, values + r0 * slots, cols, 0, m, w);
 }
@@ -426,24 +430,17 @@ static bool sparse_dense_tiles(const edge_kernel_table *t, const uint8_t *mask, 
                                size_t T, size_t rows, size_t cols, size_t r0, size_t r1) {
     if (T < SPARSE_DENSE_MIN_T || t->level == EDGE_KERNELS_REF || r0 >= r1 || cols == 0) return false;
     size_t n = r1 - r0 < SPARSE_TILE_ROWS ? r1 - r0 : SPARSE_TILE_ROWS;
-    // 2:4 tiles also need their mask bytes and row starts (nm24_expand_tile), after the int8 rows.
-    size_t extra = !mask && cols % 8 == 0 ? n * (cols / 8) + sizeof(uint32_t) * (n + 1) + sizeof(uint32_t) : 0;
-    int8_t *w = malloc(n * cols + extra);
+    int8_t *w = malloc(n * cols);
     if (!w) return false;
-    uint32_t *rp = NULL;
-    uint8_t *mb = NULL;
-    if (extra) {
-        size_t at = (n * cols + sizeof(uint32_t) - 1) / sizeof(uint32_t) * sizeof(uint32_t);  // aligned row starts
-        rp = (uint32_t *)(void *)(w + at);
-        mb = (uint8_t *)(rp + n + 1);
-    }
+    void *scratch = !mask && cols % 8 == 0 ? malloc(nm24_scratch_bytes(n, cols)) : NULL;  // 2:4 tiles only
     for (size_t r = r0; r < r1; r += n) {
         size_t m = r1 - r < n ? r1 - r : n;
         if (mask) t->bitmask_expand_q8(mask, row_ptr, values, cols, r, r + m, w);
-        else nm24_expand_tile(t, idx, values, cols, r, m, mb, rp, w);
+        else nm24_expand_tile(t, idx, values, cols, r, m, scratch, w);
         // Rows 0..m of the tile are rows r..r+m: Y and the scales start at row r, Y keeps its stride.
         t->matmul_q8_i16(w, scale + r, Xq, xscale, Y + r, T, rows, cols, 0, m);
     }
+    free(scratch);
     free(w);
     return true;
 }
@@ -463,10 +460,9 @@ void edge_bitmask_q8_to_dense(const uint8_t *mask, const uint32_t *row_ptr, cons
 }
 void edge_nm24_q8_to_dense(const uint8_t *idx, const int8_t *values, size_t rows, size_t cols, int8_t *out) {
     if (rows == 0 || cols == 0) return;
-    uint8_t *mb = cols % 8 == 0 ? malloc(rows * (cols / 8) + sizeof(uint32_t) * (rows + 1)) : NULL;
-    uint32_t *rp = mb ? (uint32_t *)(void *)mb : NULL;  // the row starts first (aligned), then the mask bytes
-    nm24_expand_tile(table(), idx, values, cols, 0, rows, mb ? mb + sizeof(uint32_t) * (rows + 1) : NULL, rp, out);
-    free(mb);
+    void *scratch = cols % 8 == 0 ? malloc(nm24_scratch_bytes(rows, cols)) : NULL;
+    nm24_expand_tile(table(), idx, values, cols, 0, rows, scratch, out);
+    free(scratch);
 }
 
 void edge_spmm_bitmask_q8_i16(const uint8_t *mask, const uint32_t *row_ptr, const int8_t *values, const float *scale,

@@ -136,6 +136,9 @@ void edge_spmm_nm_any_ref(edge_sparse_kind kind, const uint8_t *idx, const void 
 /// Stored values per row of a packed 2:4 payload of `cols` columns: two per whole group of 4 and
 /// min(cols % 4, 2) for a short last group.
 static inline size_t edge_nm24_slots(size_t cols) { return (cols / 4) * 2 + (cols % 4 < 2 ? cols % 4 : 2); }
+/// The mask bits of a 2:4 index nibble (two slots' 2-bit indices a, b in bits 0-1 and 2-3): (1 << a) | (1 << b).
+/// An index byte holds two groups, so its nibbles' bits make the mask byte of its 8 columns.
+extern const uint8_t edge_nm24_nibble_bits[16];
 
 /// The dense int8 rows r0..r1 [r1 - r0, cols] that a bitmask / packed 2:4 payload of q8 values
 /// stands for (zeros where nothing is stored), for the many-token products (dispatch.c).

@@ -56,16 +56,13 @@ static void bm512_split_even_odd(const int16_t *x, size_t cols, int16_t *xe) {
         }
 }
 
-/// Mask bits of two slots' 2-bit indices (a nibble: a in bits 0-1, b in bits 2-3): (1 << a) | (1 << b).
-static const uint8_t g_nm24_nibble[16] = {1, 3, 5, 9, 3, 2, 6, 10, 5, 6, 4, 12, 9, 10, 12, 8};
-
 /// The mask bits of columns k..k1 (k a multiple of 64, k1 - k <= 64) of a packed 2:4 row with index
 /// bytes `id`, and how many values they hold: 64 whole columns from 8 index bytes with two byte
 /// shuffles (the indices of a group are strictly increasing, so the values are in column order and
 /// the bits place them); fewer (the row's end) slot by slot.
 VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t slots, size_t *count) {
     if (k1 - k == 64) {
-        const __m128i lut = _mm_loadu_si128((const __m128i *)g_nm24_nibble), low = _mm_set1_epi8(0x0F);
+        const __m128i lut = _mm_loadu_si128((const __m128i *)edge_nm24_nibble_bits), low = _mm_set1_epi8(0x0F);
         __m128i ib = _mm_loadl_epi64((const __m128i *)(id + k / 8));
         __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(ib, low));
         __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(ib, 4), low));
@@ -85,7 +82,7 @@ VBMI2_INLINE uint64_t nm24_bits(const uint8_t *id, size_t k, size_t k1, size_t s
 /// nm24_bits makes for one 64-column step, for whole rows at once, so that the two-row pass reads
 /// them as a bitmask row's (every whole step of a 2:4 row then holds exactly 32 values).
 VBMI2_INLINE void nm24_row_masks(const uint8_t *id, size_t bytes, uint8_t *out) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)g_nm24_nibble)), low = _mm512_set1_epi8(0x0F);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)edge_nm24_nibble_bits)), low = _mm512_set1_epi8(0x0F);
     for (size_t i = 0; i < bytes; i += 64) {
         __mmask64 keep = (__mmask64)low_bits(bytes - i);
         __m512i ib = _mm512_maskz_loadu_epi8(keep, id + i);

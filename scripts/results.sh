@@ -8,8 +8,9 @@
 #   runs `edge-run perplexity` of the float model (recipe f32) and of each output on every text,
 #   ctx 512, the first N chunks (--chunks, default 8).
 #   --data: calibration text for the calibration-driven recipes; absent: the bundled calibration set.
-#   --texts: default the three held-out texts Fixtures/text/eval-*.txt (eval-sqlite-atomic-commit is
-#   the tuning text, eval-moby-dick and eval-hamlet are report-only: Fixtures/README.md).
+#   --texts: default the four held-out texts Fixtures/text/eval-*.txt (eval-sqlite-atomic-commit is
+#   the tuning text, eval-moby-dick, eval-hamlet and eval-speeches are report-only: Fixtures/README.md;
+#   tables in docs/results.md before 2026-12-07 used the first three).
 #   --recipes: default every recipe in Recipes/; "f32" = only the float reference (with
 #   LLAMA_CPP_BIN: the llama.cpp rows and the reference they are checked against).
 #   LLAMA_CPP_BIN=<llama.cpp>/build/bin adds llama.cpp rows on the same texts and chunks: F32, Q8_0,
@@ -24,7 +25,7 @@ usage="usage: scripts/results.sh MODEL.gguf OUT_DIR [--data CALIB.txt] [--texts 
 [ $# -ge 2 ] || die "$usage"
 model=$1; out=$2; shift 2
 data=""; chunks=8; ctx=512; recipes=""
-texts=$root/Fixtures/text/eval-sqlite-atomic-commit.txt,$root/Fixtures/text/eval-moby-dick.txt,$root/Fixtures/text/eval-hamlet.txt
+texts=$root/Fixtures/text/eval-sqlite-atomic-commit.txt,$root/Fixtures/text/eval-moby-dick.txt,$root/Fixtures/text/eval-hamlet.txt,$root/Fixtures/text/eval-speeches.txt
 while [ $# -gt 0 ]; do
   case $1 in
     --data) data=$2; shift 2 ;;

